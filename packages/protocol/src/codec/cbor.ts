@@ -1,0 +1,115 @@
+import { Decoder, Encoder } from 'cbor-x';
+import { ProtocolError } from '../errors.js';
+import { DEFAULT_LIMITS, type CborLimits } from './limits.js';
+
+const encoder = new Encoder({ useRecords: false, tagUint8Array: false, variableMapSize: true });
+const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
+
+/** Encode a plain value (objects, arrays, numbers, strings, booleans, Uint8Array) as CBOR. */
+export function encodeCbor(value: unknown): Uint8Array {
+  const out = encoder.encode(value);
+  // cbor-x returns a Buffer on Node; hand out a plain Uint8Array view everywhere.
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+}
+
+/**
+ * Decode CBOR after checking its structure against `limits`. The structural scan runs first and
+ * iteratively, so hostile input (huge declared lengths, deep nesting, tags, indefinite lengths)
+ * is rejected with a {@link ProtocolError} before any allocation proportional to a declared size.
+ */
+export function decodeCbor(bytes: Uint8Array, limits: Partial<CborLimits> = {}): unknown {
+  const l: CborLimits = { ...DEFAULT_LIMITS, ...limits };
+  if (!(bytes instanceof Uint8Array)) {
+    throw new ProtocolError('MALFORMED', 'input is not a byte array');
+  }
+  if (bytes.length > l.maxBytes) {
+    throw new ProtocolError('TOO_LARGE', `input of ${bytes.length} bytes exceeds ${l.maxBytes}`);
+  }
+  scanCbor(bytes, l);
+  try {
+    return decoder.decode(bytes);
+  } catch (cause) {
+    throw new ProtocolError('MALFORMED', 'CBOR could not be decoded', { cause });
+  }
+}
+
+/** Walks one complete CBOR item, checking it is well formed and within limits. */
+function scanCbor(bytes: Uint8Array, l: CborLimits): void {
+  let pos = 0;
+  let items = 0;
+  // Stack of remaining child counts for open arrays/maps.
+  const remaining: number[] = [];
+  const need = (n: number) => {
+    if (pos + n > bytes.length) throw new ProtocolError('MALFORMED', 'CBOR input is truncated');
+  };
+  do {
+    need(1);
+    const initial = bytes[pos++]!;
+    const major = initial >> 5;
+    const info = initial & 0x1f;
+    if (++items > l.maxItems) {
+      throw new ProtocolError('TOO_LARGE', `more than ${l.maxItems} CBOR items`);
+    }
+    let arg: number;
+    if (info < 24) arg = info;
+    else if (info === 24) { need(1); arg = bytes[pos]!; pos += 1; }
+    else if (info === 25) { need(2); arg = (bytes[pos]! << 8) | bytes[pos + 1]!; pos += 2; }
+    else if (info === 26) {
+      need(4);
+      arg = ((bytes[pos]! << 24) >>> 0) + (bytes[pos + 1]! << 16) + (bytes[pos + 2]! << 8) + bytes[pos + 3]!;
+      pos += 4;
+    } else if (info === 27) {
+      need(8);
+      const hi = ((bytes[pos]! << 24) >>> 0) + (bytes[pos + 1]! << 16) + (bytes[pos + 2]! << 8) + bytes[pos + 3]!;
+      const lo = ((bytes[pos + 4]! << 24) >>> 0) + (bytes[pos + 5]! << 16) + (bytes[pos + 6]! << 8) + bytes[pos + 7]!;
+      arg = hi * 2 ** 32 + lo; // may lose precision for huge values; only used for bounds checks
+      pos += 8;
+    } else {
+      throw new ProtocolError('MALFORMED', 'indefinite-length or reserved CBOR item');
+    }
+    let children = 0;
+    switch (major) {
+      case 0: // unsigned int
+      case 1: // negative int
+        break;
+      case 2: // byte string
+      case 3: // text string
+        if (arg > l.maxStringBytes) {
+          throw new ProtocolError('TOO_LARGE', `string of ${arg} bytes exceeds ${l.maxStringBytes}`);
+        }
+        need(arg);
+        pos += arg;
+        break;
+      case 4: // array
+      case 5: // map
+        children = major === 4 ? arg : arg * 2;
+        if (children > l.maxItems) {
+          throw new ProtocolError('TOO_LARGE', `container of ${arg} entries exceeds limits`);
+        }
+        break;
+      case 6:
+        throw new ProtocolError('MALFORMED', 'CBOR tags are not accepted');
+      case 7:
+        // simple values and floats: 20..23 are false/true/null/undefined, 25..27 floats.
+        if (info < 20 || info === 24) throw new ProtocolError('MALFORMED', 'unassigned CBOR simple value');
+        break;
+    }
+    if (children > 0) {
+      if (remaining.length + 1 > l.maxDepth) {
+        throw new ProtocolError('TOO_DEEP', `nesting exceeds depth ${l.maxDepth}`);
+      }
+      remaining.push(children);
+      continue;
+    }
+    // A leaf (or empty container) completed: close finished containers.
+    while (remaining.length > 0) {
+      const top = remaining.length - 1;
+      remaining[top]!--;
+      if (remaining[top]! > 0) break;
+      remaining.pop();
+    }
+  } while (remaining.length > 0);
+  if (pos !== bytes.length) {
+    throw new ProtocolError('MALFORMED', `${bytes.length - pos} trailing bytes after CBOR item`);
+  }
+}

@@ -1,0 +1,10 @@
+/**
+ * The workspace's test projects. vitest 4 no longer reads this file by itself, so
+ * `vitest.config.ts` imports the list from here; adding a package means adding it here.
+ */
+export const projects = [
+  'packages/protocol',
+  'packages/relay',
+  'packages/client-sdk',
+];
+export default projects;

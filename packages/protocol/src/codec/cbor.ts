@@ -27,7 +27,9 @@ export function decodeCbor(bytes: Uint8Array, limits: Partial<CborLimits> = {}):
   }
   scanCbor(bytes, l);
   try {
-    return decoder.decode(bytes);
+    // cbor-x caches a DataView on the array it decodes; give it a fresh view so callers' arrays
+    // are left exactly as they were.
+    return decoder.decode(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch (cause) {
     throw new ProtocolError('MALFORMED', 'CBOR could not be decoded', { cause });
   }

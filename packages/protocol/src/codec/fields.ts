@@ -105,7 +105,7 @@ export class FieldReader {
     if (opts.length !== undefined && v.length !== opts.length) this.fail(key, `is not ${opts.length} bytes`);
     if (opts.maxLength !== undefined && v.length > opts.maxLength) this.fail(key, `is longer than ${opts.maxLength} bytes`);
     if (opts.minLength !== undefined && v.length < opts.minLength) this.fail(key, `is shorter than ${opts.minLength} bytes`);
-    return Uint8Array.prototype.slice.call(v);
+    return new Uint8Array(v);
   }
 
   optBytes(key: string, opts: { length?: number; maxLength?: number; minLength?: number }): Uint8Array | undefined {
@@ -152,7 +152,7 @@ export const items = {
     if (!(value instanceof Uint8Array) || value.length > maxLength) {
       throw new ProtocolError('INVALID_FIELD', `${path} is not a byte string of at most ${maxLength}`, { field: path });
     }
-    return Uint8Array.prototype.slice.call(value);
+    return new Uint8Array(value);
   },
   map: <T>(read: (r: FieldReader) => T) => (value: unknown, path: string): T => read(FieldReader.from(value, path)),
 };

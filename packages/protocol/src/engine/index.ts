@@ -1,0 +1,22 @@
+export { addressKey, checkAddress, MAX_ENGINE_DEVICE_ID, type DeviceAddress } from './address.js';
+export type {
+  IdentityStore,
+  KyberPreKeyEntry,
+  KyberPreKeyStore,
+  LocalIdentity,
+  PreKeyStore,
+  ProtocolStores,
+  SenderKeyStore,
+  SessionStore,
+  SignedPreKeyStore,
+} from './stores.js';
+export { MemoryStores } from './memory-stores.js';
+export { stageStores, applyChanges, type StagedStores, type StoreChange, type StoreChanges } from './staged-stores.js';
+export { approveIdentity, assertTrustedIdentity, isTrustedIdentity, checkIdentityKey } from './identity-trust.js';
+export type {
+  GeneratedIdentity,
+  PairwiseCiphertext,
+  PairwiseMessageType,
+  ProtocolEngine,
+  SafetyNumber,
+} from './engine.js';

@@ -1,0 +1,160 @@
+import type { FieldReader } from '../../codec/fields.js';
+import { compact, items } from '../../codec/fields.js';
+import { ProtocolError } from '../../errors.js';
+import { readAccountId, readTimestamp } from '../common.js';
+import {
+  type ContentTypeCodec,
+  type ConversationRef,
+  MAX_CONTENT_BYTES,
+  conversationRefToWire,
+  readConversationRef,
+  readMessageId,
+} from './common.js';
+
+export type SyncKind = 'sentTranscript' | 'read' | 'settings' | 'block' | 'request' | 'conversation';
+export const SYNC_KINDS: readonly SyncKind[] = ['sentTranscript', 'read', 'settings', 'block', 'request', 'conversation'];
+/** Most read markers in one `read` sync. */
+export const MAX_SYNC_READ_ENTRIES = 100;
+
+/** A message this account sent from another device; `content` is the encoded Content sent. */
+export interface SentTranscript {
+  destination: ConversationRef;
+  content: Uint8Array;
+  timestamp: number;
+}
+/** Read positions reached on another device. */
+export interface ReadSync {
+  entries: { conversation: ConversationRef; messageId: string; at: number }[];
+}
+/** Account-wide privacy settings changed on another device. */
+export interface SettingsSync {
+  readReceipts?: boolean;
+  typingIndicators?: boolean;
+}
+/** An account blocked or unblocked on another device. */
+export interface BlockSync {
+  accountId: string;
+  blocked: boolean;
+}
+/** A message request decided on another device. */
+export interface RequestSync {
+  accountId: string;
+  decision: 'accept' | 'reject' | 'block';
+}
+/** Per-conversation settings changed on another device. */
+export interface ConversationSync {
+  conversation: ConversationRef;
+  muted?: boolean;
+  notifications?: { messages: boolean; reactions: boolean; calls: boolean };
+  archived?: boolean;
+}
+
+/**
+ * `sync` v1 — multi-device sync between one account's own devices; `payload`'s shape depends on
+ * `kind`.
+ *
+ * ```text
+ * body = { v: 1, kind: SyncKind, payload: map }
+ *   sentTranscript: { destination: ConversationRef, content: bytes (<= 64 KiB), timestamp: ms }
+ *   read:           { entries: [{ conversation: ConversationRef, messageId, at: ms }] (1..100) }
+ *   settings:       { readReceipts?: bool, typingIndicators?: bool }
+ *   block:          { accountId, blocked: bool }
+ *   request:        { accountId, decision: 'accept'|'reject'|'block' }
+ *   conversation:   { conversation: ConversationRef, muted?: bool,
+ *                     notifications?: { messages: bool, reactions: bool, calls: bool }, archived?: bool }
+ * ConversationRef = { kind: 'direct', accountId } | { kind: 'group', groupId: bytes(32) }
+ * ```
+ */
+export type SyncBody =
+  | { kind: 'sentTranscript'; payload: SentTranscript }
+  | { kind: 'read'; payload: ReadSync }
+  | { kind: 'settings'; payload: SettingsSync }
+  | { kind: 'block'; payload: BlockSync }
+  | { kind: 'request'; payload: RequestSync }
+  | { kind: 'conversation'; payload: ConversationSync };
+
+function payloadToWire(b: SyncBody): Record<string, unknown> {
+  switch (b.kind) {
+    case 'sentTranscript':
+      return { destination: conversationRefToWire(b.payload.destination), content: b.payload.content, timestamp: b.payload.timestamp };
+    case 'read':
+      return {
+        entries: b.payload.entries.map((e) => ({ conversation: conversationRefToWire(e.conversation), messageId: e.messageId, at: e.at })),
+      };
+    case 'settings':
+      return compact({ readReceipts: b.payload.readReceipts, typingIndicators: b.payload.typingIndicators });
+    case 'block':
+      return { accountId: b.payload.accountId, blocked: b.payload.blocked };
+    case 'request':
+      return { accountId: b.payload.accountId, decision: b.payload.decision };
+    case 'conversation': {
+      const n = b.payload.notifications;
+      return compact({
+        conversation: conversationRefToWire(b.payload.conversation),
+        muted: b.payload.muted,
+        notifications: n === undefined ? undefined : { messages: n.messages, reactions: n.reactions, calls: n.calls },
+        archived: b.payload.archived,
+      });
+    }
+  }
+}
+
+function readPayload(kind: SyncKind, p: FieldReader): SyncBody {
+  switch (kind) {
+    case 'sentTranscript':
+      return {
+        kind,
+        payload: {
+          destination: p.nested('destination', readConversationRef),
+          content: p.bytes('content', { minLength: 1, maxLength: MAX_CONTENT_BYTES }),
+          timestamp: readTimestamp(p, 'timestamp'),
+        },
+      };
+    case 'read': {
+      const entries = p.array(
+        'entries',
+        MAX_SYNC_READ_ENTRIES,
+        items.map((e) => ({
+          conversation: e.nested('conversation', readConversationRef),
+          messageId: readMessageId(e, 'messageId'),
+          at: readTimestamp(e, 'at'),
+        })),
+      );
+      if (entries.length === 0) throw new ProtocolError('INVALID_FIELD', 'sync read entries is empty', { field: 'Content.body.payload.entries' });
+      return { kind, payload: { entries } };
+    }
+    case 'settings':
+      return { kind, payload: compact({ readReceipts: p.optBool('readReceipts'), typingIndicators: p.optBool('typingIndicators') }) };
+    case 'block':
+      return { kind, payload: { accountId: readAccountId(p, 'accountId'), blocked: p.bool('blocked') } };
+    case 'request':
+      return {
+        kind,
+        payload: { accountId: readAccountId(p, 'accountId'), decision: p.literal('decision', ['accept', 'reject', 'block'] as const) },
+      };
+    case 'conversation':
+      return {
+        kind,
+        payload: compact({
+          conversation: p.nested('conversation', readConversationRef),
+          muted: p.optBool('muted'),
+          notifications: p.optNested('notifications', (n) => ({
+            messages: n.bool('messages'),
+            reactions: n.bool('reactions'),
+            calls: n.bool('calls'),
+          })),
+          archived: p.optBool('archived'),
+        }),
+      };
+  }
+}
+
+export const syncContent: ContentTypeCodec<SyncBody> = {
+  version: 1,
+  encode: (b) => ({ kind: b.kind, payload: payloadToWire(b) }),
+  decode: (r) => {
+    const kind = r.literal('kind', SYNC_KINDS);
+    return r.nested('payload', (p) => readPayload(kind, p));
+  },
+  fallback: () => '',
+};

@@ -1,0 +1,1 @@
+export { createLibsignalEngine } from './engine.js';

@@ -1,0 +1,115 @@
+import type BetterSqlite3 from 'better-sqlite3';
+import { SottoError } from '../errors.js';
+
+/**
+ * The SQLite schema of the client store, as ordered migrations. `PRAGMA user_version` holds the
+ * number of migrations applied; {@link migrate} applies the missing ones in one transaction.
+ * Never edit a shipped migration: append a new one.
+ *
+ * Each record is stored whole as CBOR in `record`, next to the columns that queries filter or
+ * order on. Indexes serve the hot paths:
+ * - a history page is one range scan of `messages_by_thread` (conversation_id, sent_at, id);
+ * - message search is an FTS5 external-content index over `messages.text`, kept in sync by
+ *   triggers inside the writing transaction; tombstoned messages have `text` NULL, so they are
+ *   never indexed. Hits are ranked on the covering index `messages_search_keys` and only the
+ *   final page of records is read.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE conversations (
+    id TEXT PRIMARY KEY,
+    activity_at INTEGER NOT NULL,
+    is_request INTEGER NOT NULL,
+    search_text TEXT NOT NULL,
+    record BLOB NOT NULL
+  );
+  CREATE INDEX conversations_by_activity ON conversations (activity_at DESC, id);
+  CREATE INDEX conversations_by_request ON conversations (is_request, activity_at DESC, id);
+
+  CREATE TABLE messages (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    conversation_id TEXT NOT NULL,
+    sent_at INTEGER NOT NULL,
+    text TEXT,
+    record BLOB NOT NULL
+  );
+  CREATE INDEX messages_by_thread ON messages (conversation_id, sent_at, id);
+  -- Covers the sort keys of search hits, so ranking thousands of hits never reads their records.
+  CREATE INDEX messages_search_keys ON messages (seq, conversation_id, sent_at, id);
+
+  CREATE VIRTUAL TABLE messages_fts USING fts5 (
+    text, content = 'messages', content_rowid = 'seq', tokenize = 'unicode61 remove_diacritics 2'
+  );
+  CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages WHEN new.text IS NOT NULL BEGIN
+    INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);
+  END;
+  CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages WHEN old.text IS NOT NULL BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.seq, old.text);
+  END;
+  -- One update trigger with both statements in order: SQLite does not promise an order between
+  -- separate triggers, and the old row must leave the index before the new one enters.
+  CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages WHEN old.text IS NOT new.text BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, text) SELECT 'delete', old.seq, old.text WHERE old.text IS NOT NULL;
+    INSERT INTO messages_fts (rowid, text) SELECT new.seq, new.text WHERE new.text IS NOT NULL;
+  END;
+
+  CREATE TABLE outbox (
+    id TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    record BLOB NOT NULL
+  );
+  CREATE INDEX outbox_by_due ON outbox (next_attempt_at, created_at, id);
+  CREATE INDEX outbox_by_created ON outbox (created_at, id);
+  CREATE INDEX outbox_by_conversation ON outbox (conversation_id);
+
+  CREATE TABLE processed_envelopes (
+    guid TEXT PRIMARY KEY,
+    processed_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX processed_by_time ON processed_envelopes (processed_at);
+
+  CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE call_logs (
+    call_id TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    record BLOB NOT NULL
+  );
+  CREATE INDEX call_logs_by_time ON call_logs (started_at DESC, call_id DESC);
+  CREATE INDEX call_logs_by_conversation ON call_logs (conversation_id, started_at DESC, call_id DESC);
+
+  CREATE TABLE protocol_records (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (kind, key)
+  ) WITHOUT ROWID;
+  `,
+];
+
+/** The schema version this build writes. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/**
+ * Bring `db` to {@link SCHEMA_VERSION}. Returns the version found before migrating. Throws if the
+ * database was written by a newer build (its version is above ours).
+ */
+export function migrate(db: BetterSqlite3.Database): number {
+  const found = db.pragma('user_version', { simple: true }) as number;
+  if (found > SCHEMA_VERSION) {
+    throw new SottoError('STORAGE_FAILED', `database schema version ${found} is newer than supported ${SCHEMA_VERSION}`);
+  }
+  if (found === SCHEMA_VERSION) return found;
+  db.transaction(() => {
+    for (let v = found; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]!);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
+  return found;
+}

@@ -1,0 +1,209 @@
+import { SottoError } from '../errors.js';
+import type { ConversationPatch, MessagePatch, StorageBatch, StorageOp } from './batch.js';
+import {
+  canonical,
+  checkId,
+  checkTime,
+  validateCallLog,
+  validateConversation,
+  validateMessage,
+  validateOutbox,
+} from './records.js';
+import type {
+  CallLogRecord,
+  ConversationRecord,
+  DeliveryState,
+  MessageRecord,
+  OutboxEntry,
+  SettingValue,
+} from './types.js';
+
+/**
+ * The synchronous row-level view of a backend inside one transaction. {@link applyBatch} turns
+ * batch operations into calls on it, so every backend shares one implementation of the batch
+ * semantics; a backend only stores and fetches rows. Records passed in are canonical copies the
+ * backend may keep.
+ */
+export interface BatchTarget {
+  getConversation(id: string): ConversationRecord | undefined;
+  putConversation(record: ConversationRecord): void;
+  /** Deletes the conversation row and every message and outbox entry of it. */
+  deleteConversation(id: string): void;
+  getMessage(id: string): MessageRecord | undefined;
+  putMessage(record: MessageRecord): void;
+  deleteMessage(id: string): void;
+  putOutbox(entry: OutboxEntry): void;
+  deleteOutbox(id: string): void;
+  isProcessed(guid: string): boolean;
+  markProcessed(guid: string, at: number): void;
+  forgetProcessedBefore(at: number): void;
+  setSetting(key: string, value: SettingValue | null): void;
+  putCallLog(record: CallLogRecord): void;
+  putProtocol(kind: string, key: string, value: Uint8Array): void;
+  deleteProtocol(kind: string, key: string): void;
+}
+
+/**
+ * Apply every op of `batch` to `target`, in order. Throws a SottoError on the first op that
+ * fails; the caller must then discard everything written to `target` (roll back).
+ */
+export function applyBatch(batch: StorageBatch, target: BatchTarget): void {
+  for (const op of batch.ops) applyOp(op, target);
+}
+
+function applyOp(op: StorageOp, t: BatchTarget): void {
+  switch (op.op) {
+    case 'putConversation': {
+      const record = canonical(op.record);
+      validateConversation(record);
+      t.putConversation(record);
+      return;
+    }
+    case 'patchConversation': {
+      const current = t.getConversation(checkId(op.id, 'conversation'));
+      if (!current) return missing(op.ifMissing, 'conversation');
+      const next = patchConversation(current, op.patch);
+      validateConversation(next);
+      t.putConversation(next);
+      return;
+    }
+    case 'incrementUnread': {
+      if (!Number.isSafeInteger(op.by)) throw new SottoError('INVALID_ARGUMENT', 'unread increment is not an integer', { field: 'by' });
+      const current = t.getConversation(checkId(op.conversationId, 'conversation'));
+      if (!current) return missing('fail', 'conversation');
+      t.putConversation({ ...current, unreadCount: Math.max(0, current.unreadCount + op.by) });
+      return;
+    }
+    case 'deleteConversation':
+      t.deleteConversation(checkId(op.id, 'conversation'));
+      return;
+    case 'putMessage': {
+      const record = canonical(op.record);
+      validateMessage(record);
+      if (!t.getConversation(record.conversationId)) return missing('fail', 'conversation');
+      const existing = t.getMessage(record.id);
+      if (existing && existing.conversationId !== record.conversationId) {
+        throw new SottoError('CONFLICT', 'message id already used in another conversation', { field: 'message.id' });
+      }
+      // A redelivered original never brings an unsent message back.
+      if (existing?.deletedAt !== undefined) t.putMessage(patchMessage(record, { deletedAt: existing.deletedAt }));
+      else t.putMessage(record);
+      return;
+    }
+    case 'patchMessage': {
+      const current = t.getMessage(checkId(op.id, 'message'));
+      if (!current) return missing(op.ifMissing, 'message');
+      const next = patchMessage(current, op.patch);
+      validateMessage(next);
+      t.putMessage(next);
+      return;
+    }
+    case 'deleteMessage':
+      t.deleteMessage(checkId(op.id, 'message'));
+      return;
+    case 'putOutbox': {
+      const entry = canonical(op.entry);
+      validateOutbox(entry);
+      t.putOutbox(entry);
+      return;
+    }
+    case 'deleteOutbox':
+      t.deleteOutbox(checkId(op.id, 'outbox'));
+      return;
+    case 'requireUnprocessed':
+      if (t.isProcessed(checkId(op.guid, 'envelope'))) {
+        throw new SottoError('CONFLICT', 'envelope already processed', { field: 'guid' });
+      }
+      return;
+    case 'markProcessed':
+      t.markProcessed(checkId(op.guid, 'envelope'), checkTime(op.at, 'envelope', 'processedAt'));
+      return;
+    case 'forgetProcessedBefore':
+      t.forgetProcessedBefore(checkTime(op.at, 'envelope', 'processedAt'));
+      return;
+    case 'setSetting':
+      t.setSetting(checkId(op.key, 'setting'), op.value === null ? null : canonical(op.value));
+      return;
+    case 'putCallLog': {
+      const record = canonical(op.record);
+      validateCallLog(record);
+      t.putCallLog(record);
+      return;
+    }
+    case 'protocol': {
+      const { kind, key, value } = op.change;
+      checkId(kind, 'protocolRecord.kind');
+      checkId(key, 'protocolRecord.key');
+      if (value === null) t.deleteProtocol(kind, key);
+      else if (value instanceof Uint8Array) t.putProtocol(kind, key, canonical(value));
+      else throw new SottoError('INVALID_ARGUMENT', 'protocol record value is not bytes', { field: 'protocolRecord.value' });
+      return;
+    }
+    default:
+      throw new SottoError('INVALID_ARGUMENT', 'unknown batch operation', { field: 'op' });
+  }
+}
+
+function missing(ifMissing: 'fail' | 'skip', what: string): void {
+  if (ifMissing === 'skip') return;
+  throw new SottoError('NOT_FOUND', `${what} not found`, { field: what });
+}
+
+const FIXED_CONVERSATION_FIELDS = new Set(['id', 'kind', 'createdAt']);
+
+/** The conversation after `patch`: `undefined` fields untouched, `null` clears. */
+export function patchConversation(current: ConversationRecord, patch: ConversationPatch): ConversationRecord {
+  const next: Record<string, unknown> = { ...current };
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === undefined) continue;
+    if (FIXED_CONVERSATION_FIELDS.has(key)) {
+      throw new SottoError('INVALID_ARGUMENT', `conversation.${key} cannot be patched`, { field: `conversation.${key}` });
+    }
+    if (value === null) delete next[key];
+    else next[key] = canonical(value);
+  }
+  return next as unknown as ConversationRecord;
+}
+
+const RANK: Record<DeliveryState, number> = { pending: 0, failed: 0, sent: 1, delivered: 2, read: 3 };
+
+/** The message after `patch` (see {@link MessagePatch} for the merge rules). */
+export function patchMessage(current: MessageRecord, patch: MessagePatch): MessageRecord {
+  const next: Record<string, unknown> = { ...current };
+  const tombstoned = current.deletedAt !== undefined || patch.deletedAt !== undefined;
+  const scalar = ['editedAt', 'seenAt', 'expiresAt', 'serverTimestamp', 'receivedAt', 'vanish'] as const;
+  for (const key of scalar) {
+    const value = patch[key];
+    if (value === undefined) continue;
+    if (value === null) delete next[key];
+    else next[key] = value;
+  }
+  if (patch.status !== undefined) {
+    const status = { ...(current.status ?? {}) };
+    for (const [account, update] of Object.entries(patch.status)) {
+      const before = status[account];
+      const keep = before && RANK[before.state] >= 2 && RANK[update.state] < RANK[before.state];
+      if (!keep) status[account] = { state: update.state, at: update.at };
+    }
+    next.status = status;
+  }
+  if (tombstoned) {
+    next.deletedAt = current.deletedAt ?? patch.deletedAt;
+    next.body = new Uint8Array(0);
+    delete next.text;
+    next.reactions = {};
+    return next as unknown as MessageRecord;
+  }
+  if (patch.body !== undefined) next.body = canonical(patch.body);
+  if (patch.text === null) delete next.text;
+  else if (patch.text !== undefined) next.text = patch.text;
+  if (patch.reactions !== undefined) {
+    const reactions = { ...current.reactions };
+    for (const [account, reaction] of Object.entries(patch.reactions)) {
+      if (reaction === null) delete reactions[account];
+      else reactions[account] = { emoji: reaction.emoji, at: reaction.at };
+    }
+    next.reactions = reactions;
+  }
+  return next as unknown as MessageRecord;
+}

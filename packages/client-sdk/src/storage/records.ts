@@ -1,0 +1,181 @@
+import { SottoError } from '../errors.js';
+import type { CallLogRecord, ConversationRecord, DeliveryState, MessageRecord, OutboxEntry } from './types.js';
+
+/**
+ * Record validation and canonical copies, shared by every backend so they accept and return
+ * exactly the same data.
+ */
+
+/** A deep copy without `undefined` properties; byte arrays become plain Uint8Array copies. */
+export function canonical<T>(value: T): T {
+  return copy(value) as T;
+}
+
+function copy(value: unknown): unknown {
+  // `new Uint8Array(x)` (not `slice`) so a Node Buffer also becomes a plain Uint8Array.
+  if (value instanceof Uint8Array) return new Uint8Array(value);
+  if (Array.isArray(value)) return value.map(copy);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = copy(v);
+    return out;
+  }
+  return value;
+}
+
+function invalid(what: string, field: string): never {
+  throw new SottoError('INVALID_ARGUMENT', `${what}.${field} is invalid`, { field: `${what}.${field}` });
+}
+
+const isString = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
+const isTime = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
+
+/** Checks `value` is a non-empty string id. */
+export function checkId(value: unknown, what: string): string {
+  if (!isString(value)) invalid(what, 'id');
+  return value;
+}
+
+/** Checks an integer millisecond timestamp (timestamps must be integers so orderings agree). */
+export function checkTime(value: unknown, what: string, field: string): number {
+  if (!isTime(value)) invalid(what, field);
+  return value;
+}
+
+function optional(record: object, what: string, checks: Record<string, (v: unknown) => boolean>): void {
+  for (const [field, ok] of Object.entries(checks)) {
+    const v = (record as Record<string, unknown>)[field];
+    if (v !== undefined && !ok(v)) invalid(what, field);
+  }
+}
+
+const HEX = /^[0-9a-f]+$/;
+
+export function validateConversation(r: ConversationRecord): void {
+  const w = 'conversation';
+  checkId(r.id, w);
+  if (r.kind === 'direct') {
+    if (!isString(r.peerAccountId)) invalid(w, 'peerAccountId');
+    if (r.id !== `d:${r.peerAccountId}`) invalid(w, 'id');
+  } else if (r.kind === 'group') {
+    if (!r.id.startsWith('g:') || !HEX.test(r.id.slice(2))) invalid(w, 'id');
+  } else invalid(w, 'kind');
+  if (!isStrings(r.participants)) invalid(w, 'participants');
+  for (const f of ['createdAt', 'updatedAt', 'unreadCount'] as const) checkTime(r[f], w, f);
+  for (const f of ['isRequest', 'muted', 'vanishMode', 'blocked', 'restricted'] as const) {
+    if (typeof r[f] !== 'boolean') invalid(w, f);
+  }
+  const n = r.notifications as unknown as Record<string, unknown> | undefined;
+  if (!n || typeof n.messages !== 'boolean' || typeof n.reactions !== 'boolean' || typeof n.calls !== 'boolean') {
+    invalid(w, 'notifications');
+  }
+  optional(r, w, {
+    peerAccountId: isString,
+    peerUsername: (v) => typeof v === 'string',
+    title: (v) => typeof v === 'string',
+    avatar: (v) => v instanceof Uint8Array,
+    admins: isStrings,
+    lastMessageAt: isTime,
+    lastMessagePreview: (v) => typeof v === 'string',
+    lastMessageId: isString,
+    requestState: (v) => ['pending', 'accepted', 'rejected', 'blocked'].includes(v as string),
+    expireTimerMs: isTime,
+    identityChanged: (v) => typeof v === 'boolean',
+    messagePermissions: (v) => v === 'all' || v === 'admins_only',
+    groupState: (v) => v instanceof Uint8Array,
+  });
+}
+
+const STATES: readonly DeliveryState[] = ['pending', 'sent', 'delivered', 'read', 'failed'];
+
+function isStatusMap(v: unknown): boolean {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  return Object.values(v).every(
+    (s) => s !== null && typeof s === 'object' && STATES.includes((s as { state: DeliveryState }).state) && isTime((s as { at: unknown }).at),
+  );
+}
+
+function isReactionMap(v: unknown): boolean {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  return Object.values(v).every(
+    (r) => r !== null && typeof r === 'object' && isString((r as { emoji: unknown }).emoji) && isTime((r as { at: unknown }).at),
+  );
+}
+
+export function validateMessage(r: MessageRecord): void {
+  const w = 'message';
+  checkId(r.id, w);
+  if (!isString(r.conversationId)) invalid(w, 'conversationId');
+  if (!isString(r.senderAccountId)) invalid(w, 'senderAccountId');
+  if (!Number.isSafeInteger(r.senderDeviceId) || r.senderDeviceId < 0) invalid(w, 'senderDeviceId');
+  if (typeof r.outgoing !== 'boolean') invalid(w, 'outgoing');
+  if (!isString(r.type)) invalid(w, 'type');
+  if (!(r.body instanceof Uint8Array)) invalid(w, 'body');
+  checkTime(r.sentAt, w, 'sentAt');
+  checkTime(r.receivedAt, w, 'receivedAt');
+  if (!isReactionMap(r.reactions)) invalid(w, 'reactions');
+  optional(r, w, {
+    text: (v) => typeof v === 'string',
+    serverTimestamp: isTime,
+    replyToId: isString,
+    editedAt: isTime,
+    deletedAt: isTime,
+    expiresAt: isTime,
+    vanish: (v) => typeof v === 'boolean',
+    seenAt: isTime,
+    status: isStatusMap,
+  });
+}
+
+export function validateOutbox(e: OutboxEntry): void {
+  const w = 'outbox';
+  checkId(e.id, w);
+  if (!isString(e.conversationId)) invalid(w, 'conversationId');
+  if (!isStrings(e.recipients)) invalid(w, 'recipients');
+  if (!(e.payload instanceof Uint8Array)) invalid(w, 'payload');
+  if (!isString(e.kind)) invalid(w, 'kind');
+  for (const f of ['attempts', 'nextAttemptAt', 'createdAt'] as const) checkTime(e[f], w, f);
+  optional(e, w, { messageId: isString, lastError: (v) => typeof v === 'string' });
+}
+
+export function validateCallLog(c: CallLogRecord): void {
+  const w = 'callLog';
+  if (!isString(c.callId)) invalid(w, 'callId');
+  if (!isString(c.conversationId)) invalid(w, 'conversationId');
+  if (c.type !== 'voice' && c.type !== 'video') invalid(w, 'type');
+  if (!isString(c.initiator)) invalid(w, 'initiator');
+  if (!['ringing', 'ongoing', 'ended', 'missed', 'declined'].includes(c.status)) invalid(w, 'status');
+  checkTime(c.startedAt, w, 'startedAt');
+  const okParticipants =
+    Array.isArray(c.participants) &&
+    c.participants.every(
+      (p) => p !== null && typeof p === 'object' && isString(p.accountId) &&
+        (p.joinedAt === undefined || isTime(p.joinedAt)) && (p.leftAt === undefined || isTime(p.leftAt)),
+    );
+  if (!okParticipants) invalid(w, 'participants');
+  optional(c, w, { endedAt: isTime, durationSec: isTime });
+}
+
+/** Compare two strings by Unicode code point (the order SQLite's BINARY collation gives on UTF-8). */
+export function compareCodePoints(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.codePointAt(i)!;
+    const y = b.codePointAt(i)!;
+    if (x !== y) return x < y ? -1 : 1;
+    if (x > 0xffff) i++;
+  }
+  return a.length - b.length < 0 ? -1 : 1;
+}
+
+/** The time a conversation last had activity, for ordering the list. */
+export function activityAt(c: ConversationRecord): number {
+  return c.lastMessageAt ?? c.createdAt;
+}
+
+/** The lower-cased text conversation search matches against. */
+export function conversationSearchText(c: ConversationRecord): string {
+  return [c.title, c.peerUsername, c.peerAccountId].filter((s) => s !== undefined).join('\n').toLowerCase();
+}

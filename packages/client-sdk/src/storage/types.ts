@@ -1,0 +1,163 @@
+import { toHex } from '@sotto/protocol';
+
+/**
+ * Records the SDK keeps locally. All timestamps are integer milliseconds since the Unix epoch
+ * (validated on write so every backend orders them identically). Byte fields are opaque to the
+ * storage layer: they hold encoded protocol or content structures.
+ */
+
+/** Per-conversation notification switches (the seed's notification settings). */
+export interface NotificationSettings {
+  messages: boolean;
+  reactions: boolean;
+  calls: boolean;
+}
+
+/** A message-request's state, as seen by the recipient. */
+export type RequestState = 'pending' | 'accepted' | 'rejected' | 'blocked';
+
+/** A direct or group conversation (thread), with its list-view summary. */
+export interface ConversationRecord {
+  /** `d:<peerAccountId>` for direct, `g:<hex groupId>` for groups (see {@link directConversationId}). */
+  id: string;
+  kind: 'direct' | 'group';
+  /** The other account, for direct conversations. */
+  peerAccountId?: string;
+  /** The other account's username, when known (searchable). */
+  peerUsername?: string;
+  /** Group name, or a display name for a direct conversation. */
+  title?: string;
+  /** Encoded attachment pointer of the group avatar. */
+  avatar?: Uint8Array;
+  /** Account ids of every participant, this account included. */
+  participants: string[];
+  admins?: string[];
+  createdAt: number;
+  updatedAt: number;
+  lastMessageAt?: number;
+  lastMessagePreview?: string;
+  lastMessageId?: string;
+  unreadCount: number;
+  /** True while the conversation sits in the requests inbox. */
+  isRequest: boolean;
+  requestState?: RequestState;
+  muted: boolean;
+  notifications: NotificationSettings;
+  vanishMode: boolean;
+  /** Disappearing-message timer; absent when off. */
+  expireTimerMs?: number;
+  blocked: boolean;
+  restricted: boolean;
+  /** Set when the peer's identity key changed and the user has not acknowledged it. */
+  identityChanged?: boolean;
+  messagePermissions?: 'all' | 'admins_only';
+  /** Encoded signed group state (revision, members, admins). */
+  groupState?: Uint8Array;
+}
+
+/** Delivery state of an outgoing message for one recipient. */
+export type DeliveryState = 'pending' | 'sent' | 'delivered' | 'read' | 'failed';
+
+export interface DeliveryStatus {
+  state: DeliveryState;
+  at: number;
+}
+
+export interface Reaction {
+  emoji: string;
+  at: number;
+}
+
+/** One message of a thread, decrypted. */
+export interface MessageRecord {
+  /** The client-generated message id (unique across conversations). */
+  id: string;
+  conversationId: string;
+  senderAccountId: string;
+  senderDeviceId: number;
+  outgoing: boolean;
+  /** Content type id (e.g. `text`, `media`, `reply`). */
+  type: string;
+  /** The encoded Content body (CBOR), opaque to storage. Empty once tombstoned. */
+  body: Uint8Array;
+  /** Searchable text (the text or the content type's fallback). Removed once tombstoned. */
+  text?: string;
+  sentAt: number;
+  receivedAt: number;
+  serverTimestamp?: number;
+  replyToId?: string;
+  editedAt?: number;
+  /** Unsent for everyone: body cleared, text and reactions removed. */
+  deletedAt?: number;
+  expiresAt?: number;
+  vanish?: boolean;
+  seenAt?: number;
+  /** Outgoing: per-recipient delivery status, keyed by account id. */
+  status?: Record<string, DeliveryStatus>;
+  /** One reaction per person, keyed by account id. */
+  reactions: Record<string, Reaction>;
+}
+
+/** A durable pending send. */
+export interface OutboxEntry {
+  id: string;
+  conversationId: string;
+  messageId?: string;
+  recipients: string[];
+  /** Encoded content to send, opaque to storage. */
+  payload: Uint8Array;
+  /** What the entry sends (e.g. `message`, `receipt`, `reaction`). */
+  kind: string;
+  attempts: number;
+  nextAttemptAt: number;
+  createdAt: number;
+  /** Error code of the last failed attempt. */
+  lastError?: string;
+}
+
+export interface CallParticipant {
+  accountId: string;
+  joinedAt?: number;
+  leftAt?: number;
+}
+
+export type CallStatus = 'ringing' | 'ongoing' | 'ended' | 'missed' | 'declined';
+
+export interface CallLogRecord {
+  callId: string;
+  conversationId: string;
+  type: 'voice' | 'video';
+  initiator: string;
+  participants: CallParticipant[];
+  status: CallStatus;
+  startedAt: number;
+  endedAt?: number;
+  durationSec?: number;
+}
+
+/** A value kept in the key/value settings table. */
+export type SettingValue =
+  | string
+  | number
+  | boolean
+  | Uint8Array
+  | SettingValue[]
+  | { [key: string]: SettingValue };
+
+/**
+ * The id of the direct conversation with `peerAccountId`.
+ * @example
+ * directConversationId('acc_42'); // 'd:acc_42'
+ */
+export function directConversationId(peerAccountId: string): string {
+  return `d:${peerAccountId}`;
+}
+
+/**
+ * The id of the group conversation with `groupId`.
+ * @example
+ * groupConversationId(new Uint8Array([0xab, 0x01])); // 'g:ab01'
+ */
+export function groupConversationId(groupId: Uint8Array): string {
+  return `g:${toHex(groupId)}`;
+}

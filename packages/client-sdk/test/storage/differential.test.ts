@@ -1,0 +1,125 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { SottoError } from '../../src/errors.js';
+import { openSqliteStorage } from '../../src/node/index.js';
+import { MemoryStorage, StorageBatch, type Storage } from '../../src/storage/index.js';
+import { callLog, direct, message, outbox } from './fixtures.js';
+
+const PEERS = ['a', 'b', 'c'];
+const MSGS = ['m0', 'm1', 'm2', 'm3', 'm4', 'm5'];
+const WORDS = ['apple', 'Apricot', 'banana', 'Bänd', 'cherry'];
+const GUIDS = ['g0', 'g1', 'g2'];
+const conv = fc.constantFrom(...PEERS).map((p) => `d:${p}`);
+const time = fc.integer({ min: 0, max: 6 });
+const text = fc.subarray(WORDS, { minLength: 0, maxLength: 3 }).map((w) => w.join(' '));
+
+type Op = (b: StorageBatch) => StorageBatch;
+
+const putConversation = fc.record({ p: fc.constantFrom(...PEERS), at: fc.option(time, { nil: undefined }), req: fc.boolean() })
+  .map(({ p, at, req }) => (b: StorageBatch) => b.putConversation(direct(p, { lastMessageAt: at, isRequest: req, title: `T ${p}` })));
+const putMessage = fc.record({ id: fc.constantFrom(...MSGS), c: conv, at: time, t: text })
+  .map(({ id, c, at, t }) => (b: StorageBatch) => b.putMessage(message(id, c, at, { text: t })));
+
+// Weighted so that most sequences build real threads (conversations first, then messages).
+const op: fc.Arbitrary<Op> = fc.oneof(
+  { arbitrary: putConversation, weight: 4 },
+  { arbitrary: putMessage, weight: 8 },
+  fc.record({ c: conv, at: time, muted: fc.boolean() })
+    .map(({ c, at, muted }) => (b: StorageBatch) => b.patchConversation(c, { lastMessageAt: at, muted })),
+  fc.record({ c: conv, by: fc.integer({ min: -2, max: 3 }) }).map(({ c, by }) => (b: StorageBatch) => b.incrementUnread(c, by)),
+  conv.map((c) => (b: StorageBatch) => b.deleteConversation(c)),
+  fc.record({
+    id: fc.constantFrom(...MSGS),
+    who: fc.constantFrom('x', 'y'),
+    emoji: fc.option(fc.constantFrom('👍', '❤️'), { nil: null }),
+    state: fc.constantFrom('pending', 'sent', 'delivered', 'read', 'failed'),
+    t: fc.option(text, { nil: undefined }),
+    tomb: fc.boolean(),
+    skip: fc.constantFrom(true, true, true, false),
+  }).map(({ id, who, emoji, state, t, tomb, skip }) => (b: StorageBatch) =>
+    b.patchMessage(
+      id,
+      {
+        reactions: { [who]: emoji === null ? null : { emoji, at: 1 } },
+        status: { [who]: { state: state as 'sent', at: 2 } },
+        ...(t === undefined ? {} : { text: t }),
+        ...(tomb ? { deletedAt: 3 } : {}),
+      },
+      { ifMissing: skip ? 'skip' : 'fail' },
+    )),
+  fc.constantFrom(...MSGS).map((id) => (b: StorageBatch) => b.deleteMessage(id)),
+  fc.record({ id: fc.constantFrom('o0', 'o1', 'o2'), c: conv, due: time, created: time })
+    .map(({ id, c, due, created }) => (b: StorageBatch) => b.putOutbox(outbox(id, due, { conversationId: c, createdAt: created }))),
+  fc.constantFrom('o0', 'o1').map((id) => (b: StorageBatch) => b.deleteOutbox(id)),
+  fc.record({ g: fc.constantFrom(...GUIDS), at: time }).map(({ g, at }) => (b: StorageBatch) => b.markProcessed(g, at)),
+  fc.constantFrom(...GUIDS).map((g) => (b: StorageBatch) => b.requireUnprocessed(g)),
+  time.map((at) => (b: StorageBatch) => b.forgetProcessedBefore(at)),
+  fc.record({ k: fc.constantFrom('s0', 's1'), v: fc.option(fc.oneof(fc.integer(), fc.string(), fc.boolean()), { nil: null }) })
+    .map(({ k, v }) => (b: StorageBatch) => b.setSetting(k, v)),
+  fc.record({ id: fc.constantFrom('c0', 'c1', 'c2'), c: conv, at: time })
+    .map(({ id, c, at }) => (b: StorageBatch) => b.putCallLog(callLog(id, at, { conversationId: c }))),
+  fc.record({ k: fc.constantFrom('1', '2', '10'), v: fc.option(fc.uint8Array({ maxLength: 4 }), { nil: null }) })
+    .map(({ k, v }) => (b: StorageBatch) => b.protocolRecord('preKey', k, v)),
+);
+
+async function outcome(storage: Storage, ops: Op[]): Promise<string> {
+  try {
+    await storage.commit(ops.reduce((b, f) => f(b), new StorageBatch()));
+    return 'ok';
+  } catch (err) {
+    if (!SottoError.is(err)) throw err;
+    return err.code;
+  }
+}
+
+async function snapshot(s: Storage): Promise<unknown> {
+  const threads: Record<string, unknown> = {};
+  for (const p of PEERS) {
+    const pages: unknown[] = [];
+    let before: { sentAt: number; id: string } | undefined;
+    for (;;) {
+      const page = await s.listMessages(`d:${p}`, { limit: 2, ...(before ? { before } : {}) });
+      if (page.length === 0) break;
+      pages.push(page);
+      before = { sentAt: page.at(-1)!.sentAt, id: page.at(-1)!.id };
+    }
+    threads[p] = pages;
+  }
+  const search: Record<string, unknown> = {};
+  for (const w of [...WORDS, 'ap', 'band', 'APPLE banana']) search[w] = (await s.searchMessages(w)).map((m) => m.id);
+  return {
+    conversations: await s.listConversations(),
+    requests: await s.listConversations({ requests: true }),
+    found: await s.searchConversations('t a'),
+    threads,
+    search,
+    searchIn: (await s.searchMessages('a', { conversationId: 'd:a' })).map((m) => m.id),
+    outbox: await s.listOutbox(),
+    due: await s.dueOutbox(3, 2),
+    processed: await Promise.all(GUIDS.map((g) => s.isProcessed(g))),
+    settings: [await s.getSetting('s0'), await s.getSetting('s1')],
+    calls: await s.listCallLogs(),
+    preKeys: await Promise.all((await s.listProtocolKeys('preKey')).map(async (k) => [k, await s.getProtocolRecord('preKey', k)])),
+  };
+}
+
+describe('memory and SQLite storage agree', () => {
+  it('give identical reads and outcomes for random batch sequences', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.array(op, { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 12 }), async (batches) => {
+        const memory = new MemoryStorage();
+        const sqlite = await openSqliteStorage(':memory:');
+        try {
+          for (const ops of batches) {
+            expect(await outcome(sqlite, ops)).toBe(await outcome(memory, ops));
+          }
+          expect(await snapshot(sqlite)).toEqual(await snapshot(memory));
+        } finally {
+          await memory.close();
+          await sqlite.close();
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+});

@@ -1,0 +1,187 @@
+import {
+  encodeKyberPreKeyPublic,
+  encodeOneTimePreKeyPublic,
+  encodeSignedDeviceRecord,
+  encodeSignedPreKeyPublic,
+  stageStores,
+  type EngineName,
+  type ProtocolEngine,
+} from '@sotto/protocol';
+import { SottoError } from './errors.js';
+import { randomBytes } from './ids.js';
+import { toBase64Url } from './relay/base64url.js';
+import type { DeviceCredentials, RelayHttp } from './relay/relay-http.js';
+import { StorageBatch } from './storage/batch.js';
+import { localIdentityChange, readProtocolStores } from './storage/protocol-stores.js';
+import type { Storage } from './storage/storage.js';
+import type { SettingValue } from './storage/types.js';
+
+/** This device's account state, kept in the `account` setting. */
+export interface AccountState {
+  accountId: string;
+  deviceId: number;
+  registrationId: number;
+  /** 33-byte public identity key. */
+  identityKey: Uint8Array;
+  /** Relay credential secret (32 random bytes); the relay stores only its hash. */
+  secret: Uint8Array;
+  nextPreKeyId: number;
+  nextKyberPreKeyId: number;
+  signedPreKeyId: number;
+  signedPreKeyRotatedAt: number;
+}
+
+const ACCOUNT_KEY = 'account';
+/** One-time prekeys uploaded at registration and on each refill. */
+export const PREKEY_BATCH = 100;
+/** Refill when fewer than this many one-time prekeys remain at the relay. */
+export const PREKEY_REFILL_THRESHOLD = 20;
+/** Rotate the signed prekey (and last-resort Kyber key) after this long. */
+export const SIGNED_PREKEY_ROTATION_MS = 7 * 24 * 60 * 60 * 1000;
+const MAX_KEY_ID = 0xffffff;
+
+export function credentialsOf(account: AccountState): DeviceCredentials {
+  return { accountId: account.accountId, deviceId: account.deviceId, secret: account.secret };
+}
+
+export async function loadAccount(storage: Storage): Promise<AccountState | undefined> {
+  const value = await storage.getSetting(ACCOUNT_KEY);
+  if (value === undefined) return undefined;
+  const v = value as Record<string, SettingValue>;
+  return {
+    accountId: v['accountId'] as string,
+    deviceId: v['deviceId'] as number,
+    registrationId: v['registrationId'] as number,
+    identityKey: v['identityKey'] as Uint8Array,
+    secret: v['secret'] as Uint8Array,
+    nextPreKeyId: v['nextPreKeyId'] as number,
+    nextKyberPreKeyId: v['nextKyberPreKeyId'] as number,
+    signedPreKeyId: v['signedPreKeyId'] as number,
+    signedPreKeyRotatedAt: v['signedPreKeyRotatedAt'] as number,
+  };
+}
+
+export function saveAccount(batch: StorageBatch, account: AccountState): StorageBatch {
+  return batch.setSetting(ACCOUNT_KEY, { ...account });
+}
+
+const nextId = (id: number) => (id >= MAX_KEY_ID ? 1 : id + 1);
+
+/**
+ * Creates an identity and keys, registers the account and its first device at the relay, and
+ * stores everything in one commit. The relay registration happens between key generation and the
+ * commit: if the commit failed, the username would be taken with keys we lost, so the commit is
+ * retried by the caller's storage; if registration fails, nothing was stored.
+ */
+export async function registerAccount(params: {
+  storage: Storage;
+  engine: ProtocolEngine;
+  relay: RelayHttp;
+  username: string;
+  engines: EngineName[];
+  now: number;
+}): Promise<AccountState> {
+  const { storage, engine, relay, now } = params;
+  if (await loadAccount(storage)) throw new SottoError('CONFLICT', 'this storage already holds an account');
+  const username = params.username.toLowerCase();
+  const identity = await engine.generateIdentity();
+  // Key generation needs the local identity: commit it first (an orphan identity without an
+  // account is harmless and is overwritten by the next registration attempt).
+  await storage.commit(new StorageBatch().protocolChanges([localIdentityChange(identity)]));
+  const staged = stageStores(readProtocolStores(storage));
+  const signedPreKey = await engine.generateSignedPreKey(staged.stores, 1, new Date(now));
+  const lastResort = await engine.generateKyberPreKey(staged.stores, 1, { lastResort: true, now: new Date(now) });
+  const kyberPreKeys = [];
+  for (let i = 0; i < 10; i++) {
+    kyberPreKeys.push(await engine.generateKyberPreKey(staged.stores, 2 + i, { lastResort: false, now: new Date(now) }));
+  }
+  const preKeys = await engine.generatePreKeys(staged.stores, { startId: 1, count: PREKEY_BATCH });
+  const signedRecord = await engine.signDeviceRecord(identity.identityKeyPair, {
+    v: 1,
+    accountId: username,
+    deviceId: 1,
+    registrationId: identity.registrationId,
+    identityKey: identity.identityKey,
+    engines: params.engines,
+    createdAt: now,
+  });
+  const secret = randomBytes(32);
+  const registered = await relay.register({
+    username,
+    secret: toBase64Url(secret),
+    signedDeviceRecord: toBase64Url(encodeSignedDeviceRecord(signedRecord)),
+    signedPreKey: toBase64Url(encodeSignedPreKeyPublic(signedPreKey)),
+    lastResortKyberPreKey: toBase64Url(encodeKyberPreKeyPublic(lastResort)),
+    kyberPreKeys: kyberPreKeys.map((k) => toBase64Url(encodeKyberPreKeyPublic(k))),
+    oneTimePreKeys: preKeys.map((k) => toBase64Url(encodeOneTimePreKeyPublic(k))),
+  });
+  const account: AccountState = {
+    accountId: registered.accountId,
+    deviceId: registered.deviceId,
+    registrationId: identity.registrationId,
+    identityKey: identity.identityKey,
+    secret,
+    nextPreKeyId: PREKEY_BATCH + 1,
+    nextKyberPreKeyId: 12,
+    signedPreKeyId: 1,
+    signedPreKeyRotatedAt: now,
+  };
+  await storage.commit(saveAccount(new StorageBatch().storeChanges(staged.changes()), account));
+  return account;
+}
+
+/**
+ * Keeps the relay stocked with one-time prekeys and rotates the signed prekey on schedule.
+ * Private keys are committed before the public halves are uploaded, so an upload that fails
+ * leaves unused private keys behind, never a public key without its private half.
+ */
+export async function maintainPreKeys(params: {
+  storage: Storage;
+  engine: ProtocolEngine;
+  relay: RelayHttp;
+  account: AccountState;
+  now: number;
+}): Promise<AccountState> {
+  const { storage, engine, relay, now } = params;
+  let account = params.account;
+  const counts = await relay.preKeyCount();
+  if (counts.oneTimePreKeys < PREKEY_REFILL_THRESHOLD || counts.kyberPreKeys < PREKEY_REFILL_THRESHOLD / 4) {
+    const staged = stageStores(readProtocolStores(storage));
+    const preKeys = counts.oneTimePreKeys < PREKEY_REFILL_THRESHOLD
+      ? await engine.generatePreKeys(staged.stores, { startId: account.nextPreKeyId, count: PREKEY_BATCH })
+      : [];
+    const kyber = [];
+    let kyberId = account.nextKyberPreKeyId;
+    if (counts.kyberPreKeys < PREKEY_REFILL_THRESHOLD / 4) {
+      for (let i = 0; i < 10; i++) {
+        kyber.push(await engine.generateKyberPreKey(staged.stores, kyberId, { lastResort: false, now: new Date(now) }));
+        kyberId = nextId(kyberId);
+      }
+    }
+    account = {
+      ...account,
+      nextPreKeyId: preKeys.length > 0 ? (account.nextPreKeyId + PREKEY_BATCH) % MAX_KEY_ID || 1 : account.nextPreKeyId,
+      nextKyberPreKeyId: kyberId,
+    };
+    await storage.commit(saveAccount(new StorageBatch().storeChanges(staged.changes()), account));
+    await relay.uploadOneTimeKeys({
+      oneTimePreKeys: preKeys.map((k) => toBase64Url(encodeOneTimePreKeyPublic(k))),
+      kyberPreKeys: kyber.map((k) => toBase64Url(encodeKyberPreKeyPublic(k))),
+    });
+  }
+  if (now - account.signedPreKeyRotatedAt >= SIGNED_PREKEY_ROTATION_MS) {
+    const staged = stageStores(readProtocolStores(storage));
+    const signedId = nextId(account.signedPreKeyId);
+    const kyberId = account.nextKyberPreKeyId;
+    const signed = await engine.generateSignedPreKey(staged.stores, signedId, new Date(now));
+    const lastResort = await engine.generateKyberPreKey(staged.stores, kyberId, { lastResort: true, now: new Date(now) });
+    account = { ...account, signedPreKeyId: signedId, nextKyberPreKeyId: nextId(kyberId), signedPreKeyRotatedAt: now };
+    // The previous signed prekey stays in the store: prekey messages already in flight use it.
+    await storage.commit(saveAccount(new StorageBatch().storeChanges(staged.changes()), account));
+    await relay.setSignedKeys({
+      signedPreKey: toBase64Url(encodeSignedPreKeyPublic(signed)),
+      lastResortKyberPreKey: toBase64Url(encodeKyberPreKeyPublic(lastResort)),
+    });
+  }
+  return account;
+}

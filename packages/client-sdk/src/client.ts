@@ -1,0 +1,571 @@
+import {
+  contentFallback,
+  encodeContent,
+  type Content,
+  type EngineName,
+  type Mention,
+  type ProtocolEngine,
+  type SafetyNumber,
+} from '@sotto/protocol';
+import { credentialsOf, loadAccount, maintainPreKeys, registerAccount, type AccountState } from './account.js';
+import type { ClientContext, RequestPolicy } from './context.js';
+import { Emitter } from './emitter.js';
+import { SottoError } from './errors.js';
+import type { MessageView, SottoEvents } from './events.js';
+import { newMessageId } from './ids.js';
+import { DeviceDirectory } from './messaging/device-directory.js';
+import { Outbox } from './messaging/outbox.js';
+import { controlContent, enqueueContent, sendControl } from './messaging/compose.js';
+import { Receiver } from './messaging/receiver.js';
+import { closeConversation, setDisappearingTimer, setNotifications, setVanishMode, sweepExpired, TypingIndicator } from './features/conversation-settings.js';
+import { acknowledgeIdentityChange } from './features/identity.js';
+import { decideRequest, listRequests, report, setBlocked, setRestricted, type ReportReason } from './features/privacy.js';
+import { Sender } from './messaging/sender.js';
+import { Mutex } from './mutex.js';
+import { RelayConnection, type ConnectionState } from './relay/relay-connection.js';
+import { RelayHttp } from './relay/relay-http.js';
+import { globalWebSocketFactory, type WebSocketFactory } from './relay/transport.js';
+import { StorageBatch } from './storage/batch.js';
+import type { Storage } from './storage/storage.js';
+import { directConversationId, type ConversationRecord, type MessageRecord, type NotificationSettings } from './storage/types.js';
+import { newDirectConversation } from './threads/conversations.js';
+import { messageView, previewOf, replyTargetOf, searchableText } from './threads/views.js';
+
+/** Everything a client needs; platform pieces are injected. */
+export interface SottoClientOptions {
+  /** Base URL of the relay, e.g. `http://127.0.0.1:8787`. */
+  relayUrl: string;
+  /** Where keys and decrypted threads live (MemoryStorage, SQLite in Node, IndexedDB in browsers). */
+  storage: Storage;
+  /** The protocol engine (`createLibsignalEngine()` in Node). */
+  engine: ProtocolEngine;
+  /** Opens WebSockets; defaults to the global `WebSocket` (browsers). Node: `nodeWebSocketFactory`. */
+  webSocket?: WebSocketFactory;
+  fetch?: typeof fetch;
+  /** Decides which first contacts skip the requests inbox. */
+  requestPolicy?: RequestPolicy;
+  /** Injected clock (ms). */
+  now?: () => number;
+  /** Injected randomness for backoff jitter. */
+  random?: () => number;
+}
+
+/** A page of history: newest first; pass `next` as `before` for older messages. */
+export interface MessagePage {
+  messages: MessageView[];
+  /** Cursor for the next (older) page; absent at the start of the thread. */
+  next?: { sentAt: number; id: string };
+}
+
+export interface SendOptions {
+  /** Reply to this message id. */
+  replyTo?: string;
+  mentions?: Mention[];
+}
+
+/**
+ * The Sotto client: one device of one account. It owns the keys and the decrypted threads, keeps
+ * a WebSocket to the relay, and turns every feature of the product into a method or an event.
+ *
+ * @example
+ * const alice = await SottoClient.register({ relayUrl, storage, engine, webSocket }, 'alice');
+ * await alice.connect();
+ * const chat = await alice.openConversation('bob');
+ * await alice.sendText(chat, 'hi 👋');
+ * alice.events.on('message', (m) => console.log(m.text));
+ */
+export class SottoClient {
+  readonly events: Emitter<SottoEvents>;
+  private readonly ctx: ClientContext;
+  private readonly receiver: Receiver;
+  private readonly typing: TypingIndicator;
+  private sweepTimer: ReturnType<typeof setInterval> | undefined;
+  private closed = false;
+
+  private constructor(options: SottoClientOptions, account: AccountState) {
+    const now = options.now ?? Date.now;
+    const events = new Emitter<SottoEvents>();
+    const relay = new RelayHttp({ baseUrl: options.relayUrl, credentials: credentialsOf(account), ...(options.fetch ? { fetch: options.fetch } : {}) });
+    const directory = new DeviceDirectory(relay, options.engine);
+    const lock = new Mutex();
+    let receiver: Receiver | undefined;
+    const connection = new RelayConnection({
+      http: relay,
+      webSocket: options.webSocket ?? globalWebSocketFactory,
+      onEnvelope: (envelope) => receiver!.handle(envelope),
+      ...(options.random ? { random: options.random } : {}),
+    });
+    const ctxRef: { account: AccountState } = { account };
+    const sender = new Sender({
+      storage: options.storage,
+      engine: options.engine,
+      relay,
+      connection,
+      directory,
+      lock,
+      self: () => ({ accountId: ctxRef.account.accountId, deviceId: ctxRef.account.deviceId }),
+      now,
+    });
+    const outbox = new Outbox({ storage: options.storage, sender, events, now, ...(options.random ? { random: options.random } : {}) });
+    this.events = events;
+    this.ctx = Object.assign(ctxRef, {
+      storage: options.storage,
+      engine: options.engine,
+      relay,
+      connection,
+      directory,
+      sender,
+      outbox,
+      lock,
+      events,
+      requestPolicy: options.requestPolicy,
+      now,
+    });
+    receiver = new Receiver(this.ctx);
+    this.receiver = receiver;
+    this.typing = new TypingIndicator(this.ctx);
+    connection.events.on('state', (s) => {
+      events.emit('connection', s);
+      if (s === 'connected') void outbox.kick();
+    });
+    connection.events.on('drained', () => events.emit('synced'));
+  }
+
+  /**
+   * Creates a new account with this device as its first device: identity, signed device record,
+   * prekeys, relay credentials, all kept in `options.storage`.
+   */
+  static async register(options: SottoClientOptions, username: string): Promise<SottoClient> {
+    const now = options.now ?? Date.now;
+    const relay = new RelayHttp({ baseUrl: options.relayUrl, ...(options.fetch ? { fetch: options.fetch } : {}) });
+    const engines: EngineName[] = options.engine.name === 'libsignal' ? ['libsignal', 'web'] : ['web'];
+    const account = await registerAccount({ storage: options.storage, engine: options.engine, relay, username, engines, now: now() });
+    return new SottoClient(options, account);
+  }
+
+  /** Opens the account already kept in `options.storage`. */
+  static async open(options: SottoClientOptions): Promise<SottoClient> {
+    const account = await loadAccount(options.storage);
+    if (!account) throw new SottoError('NOT_REGISTERED', 'this storage holds no account: register first');
+    return new SottoClient(options, account);
+  }
+
+  /** This device's account id (the lower-cased username). */
+  get accountId(): string {
+    return this.ctx.account.accountId;
+  }
+
+  get deviceId(): number {
+    return this.ctx.account.deviceId;
+  }
+
+  get connectionState(): ConnectionState {
+    return this.ctx.connection.connectionState;
+  }
+
+  /**
+   * Connects to the relay (reconnecting with backoff until `close`), tops up prekeys, and starts
+   * delivering the outbox. Resolves once connected; the stored backlog follows (`synced` event).
+   */
+  async connect(): Promise<void> {
+    this.assertOpen();
+    await this.ctx.connection.start();
+    await this.maintainKeys().catch(() => undefined);
+    if (!this.sweepTimer) {
+      this.sweepTimer = setInterval(() => void this.expireMessages().catch(() => undefined), 5_000);
+      (this.sweepTimer as { unref?: () => void }).unref?.();
+    }
+  }
+
+  /** Replenishes one-time prekeys below the threshold and rotates the signed prekey when due. */
+  async maintainKeys(): Promise<void> {
+    this.ctx.account = await maintainPreKeys({ ...this.ctx, account: this.ctx.account, now: this.ctx.now() });
+  }
+
+  /** Disconnects and stops background work. The storage stays open (it belongs to the app). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    await this.ctx.connection.stop();
+    await this.ctx.outbox.stop();
+  }
+
+  // ── conversations ───────────────────────────────────────────────────────────
+
+  /** Conversations by last activity; `requests: true` lists the requests inbox, `false` hides it. */
+  conversations(options: { requests?: boolean; limit?: number; offset?: number } = {}): Promise<ConversationRecord[]> {
+    return this.ctx.storage.listConversations(options);
+  }
+
+  conversation(id: string): Promise<ConversationRecord | undefined> {
+    return this.ctx.storage.getConversation(id);
+  }
+
+  searchConversations(query: string): Promise<ConversationRecord[]> {
+    return this.ctx.storage.searchConversations(query);
+  }
+
+  /**
+   * Opens (or creates) the direct conversation with `username`; the account must exist at the
+   * relay. A conversation we start is never a request on our side.
+   */
+  async openConversation(username: string): Promise<string> {
+    this.assertOpen();
+    const accountId = username.toLowerCase();
+    if (accountId === this.accountId) throw new SottoError('INVALID_ARGUMENT', 'cannot open a conversation with yourself', { field: 'username' });
+    const id = directConversationId(accountId);
+    const existing = await this.ctx.storage.getConversation(id);
+    if (existing) return id;
+    await this.ctx.directory.devices(accountId, { refresh: true }); // NOT_FOUND if no such account
+    await this.ctx.storage.commit(new StorageBatch().putConversation(newDirectConversation(accountId, this.ctx.now(), { isRequest: false })));
+    return id;
+  }
+
+  // ── history ─────────────────────────────────────────────────────────────────
+
+  /** One page (default 50) of a conversation's history, newest first. */
+  async messages(conversationId: string, options: { before?: { sentAt: number; id: string }; limit?: number } = {}): Promise<MessagePage> {
+    const limit = options.limit ?? 50;
+    const records = await this.ctx.storage.listMessages(conversationId, { ...options, limit });
+    const page: MessagePage = { messages: records.map(messageView) };
+    const last = records[records.length - 1];
+    if (records.length === limit && last) page.next = { sentAt: last.sentAt, id: last.id };
+    return page;
+  }
+
+  async message(id: string): Promise<MessageView | undefined> {
+    const record = await this.ctx.storage.getMessage(id);
+    return record ? messageView(record) : undefined;
+  }
+
+  /** Full-text search in one conversation or across all. */
+  async search(query: string, options: { conversationId?: string; limit?: number } = {}): Promise<MessageView[]> {
+    return (await this.ctx.storage.searchMessages(query, options)).map(messageView);
+  }
+
+  // ── sending ─────────────────────────────────────────────────────────────────
+
+  /** Sends a text message (emoji welcome), optionally as a reply or with mentions. */
+  sendText(conversationId: string, text: string, options: SendOptions = {}): Promise<MessageView> {
+    if (text.length === 0) throw new SottoError('INVALID_ARGUMENT', 'text is empty', { field: 'text' });
+    return this.sendMessage(conversationId, 'text', async (replyTo) => ({
+      text,
+      ...(options.mentions ? { mentions: options.mentions } : {}),
+      ...(replyTo ? { replyTo } : {}),
+    }), options.replyTo);
+  }
+
+  /**
+   * Sends any message-like content (text, media, shared post/profile) built by `body`, through
+   * the durable outbox. Resolves once the message is stored locally (status `pending`); status
+   * events follow as the relay accepts (`sent`), delivers (`delivered`) and the peer reads (`read`).
+   */
+  async sendMessage<T extends 'text' | 'media' | 'sharedPost' | 'sharedProfile'>(
+    conversationId: string,
+    type: T,
+    body: (replyTo: { messageId: string; authorAccountId: string; quote?: string } | undefined) => Promise<Extract<Content, { type: T }>['body']>,
+    replyToId?: string,
+  ): Promise<MessageView> {
+    this.assertOpen();
+    const conversation = await this.requireConversation(conversationId);
+    let replyTo: { messageId: string; authorAccountId: string; quote?: string } | undefined;
+    if (replyToId !== undefined) {
+      const target = await this.ctx.storage.getMessage(replyToId);
+      if (!target || target.conversationId !== conversationId) throw new SottoError('NOT_FOUND', 'reply target not in this conversation', { field: 'replyTo' });
+      replyTo = { messageId: target.id, authorAccountId: target.senderAccountId };
+      if (target.text) replyTo.quote = target.text.slice(0, 200);
+    }
+    const now = this.ctx.now();
+    const content = {
+      v: 1,
+      type,
+      id: newMessageId(),
+      sentAt: now,
+      conversation: { kind: 'direct' },
+      ...(conversation.expireTimerMs ? { expireTimerMs: conversation.expireTimerMs } : {}),
+      ...(conversation.vanishMode ? { vanish: true } : {}),
+      body: await body(replyTo),
+    } as Content;
+    const record = this.outgoingRecord(conversation, content, now);
+    const batch = new StorageBatch()
+      .putMessage(record)
+      .patchConversation(conversationId, {
+        lastMessageAt: now,
+        lastMessageId: content.id,
+        lastMessagePreview: previewOf(content, contentFallback),
+        updatedAt: now,
+        // answering a request accepts it
+        ...(conversation.isRequest ? { isRequest: false, requestState: 'accepted' as const } : {}),
+      });
+    enqueueContent(this.ctx, batch, conversation, content, record.id);
+    await this.ctx.storage.commit(batch);
+    const view = messageView(record);
+    this.events.emit('message', view);
+    void this.ctx.outbox.kick();
+    return view;
+  }
+
+  private outgoingRecord(conversation: ConversationRecord, content: Content, now: number): MessageRecord {
+    const record: MessageRecord = {
+      id: content.id,
+      conversationId: conversation.id,
+      senderAccountId: this.accountId,
+      senderDeviceId: this.deviceId,
+      outgoing: true,
+      type: content.type,
+      body: encodeContent(content),
+      sentAt: now,
+      receivedAt: now,
+      status: Object.fromEntries(conversation.participants.map((p) => [p, { state: 'pending' as const, at: now }])),
+      reactions: {},
+    };
+    const text = searchableText(content);
+    if (text !== undefined) record.text = text;
+    const replyTo = replyTargetOf(content);
+    if (replyTo !== undefined) record.replyToId = replyTo;
+    if (content.vanish) record.vanish = true;
+    if (content.expireTimerMs) record.expiresAt = now + content.expireTimerMs;
+    return record;
+  }
+
+  // ── media (features/media.ts) ───────────────────────────────────────────────
+
+  // ── reactions, edits, unsend ────────────────────────────────────────────────
+
+  /** Reacts with `emoji` (one reaction per person: a new one replaces the old); `null` removes it. */
+  async react(messageId: string, emoji: string | null): Promise<void> {
+    const target = await this.requireMessage(messageId);
+    const conversation = await this.requireConversation(target.conversationId);
+    const previous = target.reactions[this.accountId]?.emoji;
+    if (emoji === null && previous === undefined) return;
+    const now = this.ctx.now();
+    const content = controlContent(this.ctx, 'reaction', {
+      targetId: messageId,
+      targetAuthor: target.senderAccountId,
+      emoji: emoji ?? previous!,
+      remove: emoji === null,
+    });
+    const batch = new StorageBatch().patchMessage(messageId, { reactions: { [this.accountId]: emoji === null ? null : { emoji, at: now } } });
+    await sendControl(this.ctx, conversation, content, batch);
+    this.events.emit('reaction', { messageId, conversationId: conversation.id, accountId: this.accountId, emoji });
+  }
+
+  /** Edits one of our text messages, within 15 minutes of sending it. */
+  async edit(messageId: string, text: string): Promise<void> {
+    const target = await this.requireMessage(messageId);
+    if (!target.outgoing || target.type !== 'text' || target.deletedAt !== undefined) {
+      throw new SottoError('NOT_ALLOWED', 'only your own text messages can be edited');
+    }
+    const now = this.ctx.now();
+    if (now - target.sentAt > 15 * 60 * 1000) throw new SottoError('NOT_ALLOWED', 'messages can be edited for 15 minutes');
+    const original = messageView(target).content;
+    if (!original || original.type !== 'text') throw new SottoError('NOT_ALLOWED', 'message has no text to edit');
+    const conversation = await this.requireConversation(target.conversationId);
+    const body = encodeContent({ ...original, body: { ...original.body, text } });
+    const batch = new StorageBatch().patchMessage(messageId, { body, text, editedAt: now });
+    await sendControl(this.ctx, conversation, controlContent(this.ctx, 'edit', { targetId: messageId, text }), batch);
+    this.events.emit('messageUpdated', messageView({ ...target, body, text, editedAt: now }));
+  }
+
+  /**
+   * Unsend: `everyone` tombstones the message on every device of both sides (only for our own
+   * messages); `me` deletes it from this device only.
+   */
+  async unsend(messageId: string, scope: 'everyone' | 'me' = 'everyone'): Promise<void> {
+    const target = await this.requireMessage(messageId);
+    if (scope === 'me') {
+      await this.ctx.storage.commit(new StorageBatch().deleteMessage(messageId));
+      this.events.emit('messageDeleted', { messageId, conversationId: target.conversationId, forEveryone: false });
+      return;
+    }
+    if (!target.outgoing) throw new SottoError('NOT_ALLOWED', 'only your own messages can be unsent for everyone');
+    const conversation = await this.requireConversation(target.conversationId);
+    const now = this.ctx.now();
+    const batch = new StorageBatch().patchMessage(messageId, { deletedAt: now });
+    // a message still waiting in the outbox is simply not sent
+    for (const entry of await this.ctx.storage.listOutbox()) if (entry.messageId === messageId) batch.deleteOutbox(entry.id);
+    await sendControl(this.ctx, conversation, controlContent(this.ctx, 'unsend', { targetId: messageId }), batch);
+    this.events.emit('messageDeleted', { messageId, conversationId: conversation.id, forEveryone: true });
+  }
+
+  /** Forwards a message's content to another conversation (attachments are reused, not re-uploaded). */
+  async forward(messageId: string, toConversationId: string): Promise<MessageView> {
+    const source = await this.requireMessage(messageId);
+    const content = messageView(source).content;
+    if (!content || (content.type !== 'text' && content.type !== 'media' && content.type !== 'sharedPost' && content.type !== 'sharedProfile')) {
+      throw new SottoError('NOT_ALLOWED', 'this message cannot be forwarded');
+    }
+    const body = { ...content.body } as { replyTo?: unknown };
+    delete body.replyTo;
+    return this.sendMessage(toConversationId, content.type, async () => body as never);
+  }
+
+  // ── status ──────────────────────────────────────────────────────────────────
+
+  /**
+   * Marks a conversation read up to now: clears the unread count and sends read receipts (unless
+   * read receipts are off, or the conversation is a request or restricted).
+   */
+  async markSeen(conversationId: string): Promise<void> {
+    const conversation = await this.requireConversation(conversationId);
+    const now = this.ctx.now();
+    const unseen: MessageRecord[] = [];
+    let before: { sentAt: number; id: string } | undefined;
+    for (;;) {
+      const page = await this.ctx.storage.listMessages(conversationId, { limit: 100, ...(before ? { before } : {}) });
+      for (const m of page) if (!m.outgoing && m.seenAt === undefined && m.deletedAt === undefined) unseen.push(m);
+      const last = page[page.length - 1];
+      if (page.length < 100 || !last || page.some((m) => !m.outgoing && m.seenAt !== undefined)) break;
+      before = { sentAt: last.sentAt, id: last.id };
+    }
+    const batch = new StorageBatch().resetUnread(conversationId);
+    for (const m of unseen) batch.patchMessage(m.id, { seenAt: now });
+    const receipts = (await this.readReceiptsEnabled()) && !conversation.isRequest && !conversation.restricted;
+    if (unseen.length > 0 && receipts) {
+      for (let i = 0; i < unseen.length; i += 500) {
+        const ids = unseen.slice(i, i + 500).map((m) => m.id);
+        enqueueContent(this.ctx, batch, conversation, controlContent(this.ctx, 'receipt', { kind: 'read', messageIds: ids, at: now }));
+      }
+    }
+    await this.ctx.storage.commit(batch);
+    void this.ctx.outbox.kick();
+  }
+
+  /** Turns read receipts on or off for this account (both directions, as in every major messenger). */
+  async setReadReceipts(enabled: boolean): Promise<void> {
+    await this.ctx.storage.commit(new StorageBatch().setSetting('readReceipts', enabled));
+  }
+
+  private async readReceiptsEnabled(): Promise<boolean> {
+    return (await this.ctx.storage.getSetting('readReceipts')) !== false;
+  }
+
+  // ── requests and privacy (features/privacy.ts) ──────────────────────────────
+
+  /** The requests inbox: first contacts not yet accepted (and restricted accounts). */
+  requests(): Promise<ConversationRecord[]> {
+    return listRequests(this.ctx);
+  }
+
+  /** Accepts a request: the conversation moves to the inbox; receipts and typing start flowing. */
+  acceptRequest(conversationId: string): Promise<void> {
+    return decideRequest(this.ctx, conversationId, 'accept');
+  }
+
+  /** Rejects (deletes) a request. */
+  rejectRequest(conversationId: string): Promise<void> {
+    return decideRequest(this.ctx, conversationId, 'reject');
+  }
+
+  /** Rejects a request and blocks its sender. */
+  blockRequest(conversationId: string): Promise<void> {
+    return decideRequest(this.ctx, conversationId, 'block');
+  }
+
+  /** Blocks an account: the relay drops their messages (they still see "sent"), and so do we. */
+  block(username: string): Promise<void> {
+    return setBlocked(this.ctx, username.toLowerCase(), true);
+  }
+
+  unblock(username: string): Promise<void> {
+    return setBlocked(this.ctx, username.toLowerCase(), false);
+  }
+
+  /** Restricts an account: their messages go to requests; no receipts or typing go back. */
+  restrict(username: string): Promise<void> {
+    return setRestricted(this.ctx, username.toLowerCase(), true);
+  }
+
+  unrestrict(username: string): Promise<void> {
+    return setRestricted(this.ctx, username.toLowerCase(), false);
+  }
+
+  /** Reports a conversation; only the chosen messages are revealed to the relay operator. */
+  report(conversationId: string, reason: ReportReason, messageIds: string[] = []): Promise<number> {
+    return report(this.ctx, conversationId, reason, messageIds);
+  }
+
+  // ── conversation settings (features/conversation-settings.ts) ───────────────
+
+  /** Vanish mode on/off for both sides (end-to-end control message). */
+  setVanishMode(conversationId: string, enabled: boolean): Promise<void> {
+    return setVanishMode(this.ctx, conversationId, enabled);
+  }
+
+  /** The user left the chat: seen vanish-mode messages are deleted. Returns how many. */
+  closeConversation(conversationId: string): Promise<number> {
+    return closeConversation(this.ctx, conversationId);
+  }
+
+  /** Disappearing-message timer for both sides, in ms (0 = off). */
+  setDisappearingTimer(conversationId: string, expireTimerMs: number): Promise<void> {
+    return setDisappearingTimer(this.ctx, conversationId, expireTimerMs);
+  }
+
+  /** Per-conversation notifications: messages, reactions, calls, and mute. */
+  setNotifications(conversationId: string, settings: Partial<NotificationSettings> & { muted?: boolean }): Promise<void> {
+    return setNotifications(this.ctx, conversationId, settings);
+  }
+
+  /** Typing indicator (throttled, online-only). Resolves true if something was sent. */
+  setTyping(conversationId: string, typing: boolean): Promise<boolean> {
+    return this.typing.set(conversationId, typing);
+  }
+
+  /** Turns typing indicators on or off for this account. */
+  async setTypingIndicators(enabled: boolean): Promise<void> {
+    await this.ctx.storage.commit(new StorageBatch().setSetting('typingIndicators', enabled));
+  }
+
+  /** Deletes messages whose disappearing timer ran out (also runs on a timer while connected). */
+  async expireMessages(): Promise<number> {
+    const removed = await sweepExpired(this.ctx);
+    for (const r of removed) this.events.emit('messageDeleted', { messageId: r.id, conversationId: r.conversationId, forEveryone: false });
+    return removed.length;
+  }
+
+  // ── identity ────────────────────────────────────────────────────────────────
+
+  /**
+   * After an `identityChanged` event: trusts `username`'s new keys, then sends what waited and
+   * reads what was held back.
+   */
+  async acknowledgeIdentityChange(username: string): Promise<void> {
+    const accountId = username.toLowerCase();
+    await acknowledgeIdentityChange(this.ctx, accountId);
+    await this.receiver.releaseQuarantine(accountId);
+    await this.ctx.outbox.release(accountId);
+  }
+
+  /** The safety number of this account and `accountId`'s first device, to compare out of band. */
+  async safetyNumber(accountId: string): Promise<SafetyNumber> {
+    const devices = await this.ctx.directory.devices(accountId.toLowerCase(), { refresh: true });
+    const first = devices[0];
+    if (!first) throw new SottoError('NOT_FOUND', 'that account has no devices');
+    return this.ctx.engine.safetyNumber(this.accountId, this.ctx.account.identityKey, first.accountId, first.identityKey);
+  }
+
+  // ── helpers ─────────────────────────────────────────────────────────────────
+
+  /** @internal feature modules reach the shared context through this. */
+  get context(): ClientContext {
+    return this.ctx;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new SottoError('CLOSED', 'this client was closed');
+  }
+
+  private async requireConversation(id: string): Promise<ConversationRecord> {
+    const c = await this.ctx.storage.getConversation(id);
+    if (!c) throw new SottoError('NOT_FOUND', 'no such conversation', { field: 'conversationId' });
+    return c;
+  }
+
+  private async requireMessage(id: string): Promise<MessageRecord> {
+    const m = await this.ctx.storage.getMessage(id);
+    if (!m) throw new SottoError('NOT_FOUND', 'no such message', { field: 'messageId' });
+    return m;
+  }
+}

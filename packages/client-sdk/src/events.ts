@@ -1,0 +1,66 @@
+import type { Content } from '@sotto/protocol';
+import type { ConnectionState } from './relay/relay-connection.js';
+import type { ConversationRecord, DeliveryStatus, Reaction } from './storage/types.js';
+
+/** A message as the app shows it: decrypted content plus its local state. */
+export interface MessageView {
+  id: string;
+  conversationId: string;
+  senderAccountId: string;
+  senderDeviceId: number;
+  outgoing: boolean;
+  /** The decoded content; absent for a tombstone (unsent for everyone). */
+  content?: Content;
+  /** Searchable text (message text or caption), when any. */
+  text?: string;
+  sentAt: number;
+  receivedAt: number;
+  replyToId?: string;
+  editedAt?: number;
+  /** Set when the message was unsent for everyone. */
+  deletedAt?: number;
+  expiresAt?: number;
+  vanish?: boolean;
+  seenAt?: number;
+  /** Outgoing: state per recipient account. */
+  status?: Record<string, DeliveryStatus>;
+  /** One reaction per account. */
+  reactions: Record<string, Reaction>;
+}
+
+/** Why a message could not be decrypted. */
+export type DecryptionFailureReason =
+  | 'INVALID_MESSAGE'
+  | 'NO_SESSION'
+  | 'INVALID_PREKEY'
+  | 'NO_SENDER_KEY'
+  | 'UNTRUSTED_IDENTITY'
+  | 'MALFORMED_CONTENT'
+  | 'INTERNAL';
+
+/**
+ * Every event the client emits. The seed's WebSocket events map as: `new_message` → `message`,
+ * `message_status_update` → `messageStatus`, `user_typing` → `typing`, `message_reaction` →
+ * `reaction`, `message_deleted` → `messageDeleted`, `incoming_call` → `incomingCall`.
+ */
+export interface SottoEvents {
+  message: [MessageView];
+  /** A stored message changed (edit, unsend, expiry, status or reaction). */
+  messageUpdated: [MessageView];
+  messageStatus: [{ messageId: string; conversationId: string; accountId: string; state: DeliveryStatus['state']; at: number }];
+  reaction: [{ messageId: string; conversationId: string; accountId: string; emoji: string | null }];
+  messageDeleted: [{ messageId: string; conversationId: string; forEveryone: boolean }];
+  typing: [{ conversationId: string; accountId: string; typing: boolean }];
+  conversationUpdated: [ConversationRecord];
+  /** First contact from someone not yet accepted: the conversation landed in requests. */
+  request: [{ conversationId: string; accountId: string; preview: string }];
+  /** A contact's identity key changed; sending to them waits for `acknowledgeIdentityChange`. */
+  identityChanged: [{ accountId: string; conversationId: string }];
+  /** A message could not be decrypted; a resend request went back to its sender. */
+  decryptionFailed: [{ from: string; deviceId: number; guid: string; reason: DecryptionFailureReason }];
+  /** An outgoing message failed permanently (e.g. the recipient does not exist). */
+  sendFailed: [{ messageId: string; conversationId: string; reason: string }];
+  connection: [ConnectionState];
+  /** The relay has delivered the whole stored backlog. */
+  synced: [];
+}

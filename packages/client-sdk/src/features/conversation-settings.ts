@@ -1,0 +1,142 @@
+import type { ClientContext } from '../context.js';
+import { SottoError } from '../errors.js';
+import { controlContent, sendControl, sendEphemeral } from '../messaging/compose.js';
+import { StorageBatch } from '../storage/batch.js';
+import type { ConversationRecord, NotificationSettings } from '../storage/types.js';
+
+/** A "started typing" is sent at most this often while the user keeps typing. */
+export const TYPING_THROTTLE_MS = 3_000;
+
+async function requireConversation(ctx: ClientContext, id: string): Promise<ConversationRecord> {
+  const c = await ctx.storage.getConversation(id);
+  if (!c) throw new SottoError('NOT_FOUND', 'no such conversation', { field: 'conversationId' });
+  return c;
+}
+
+async function emitUpdated(ctx: ClientContext, id: string): Promise<void> {
+  const updated = await ctx.storage.getConversation(id);
+  if (updated) ctx.events.emit('conversationUpdated', updated);
+}
+
+/**
+ * Turns vanish mode on or off for both sides: an end-to-end control message tells the peer,
+ * and both clients mark the conversation. Messages sent in vanish mode are deleted on both sides
+ * once seen and when the chat is closed.
+ */
+export async function setVanishMode(ctx: ClientContext, conversationId: string, enabled: boolean): Promise<void> {
+  const conversation = await requireConversation(ctx, conversationId);
+  const batch = new StorageBatch().patchConversation(conversationId, { vanishMode: enabled, updatedAt: ctx.now() });
+  if (!enabled) await deleteSeenVanishMessages(ctx, conversationId, batch);
+  await sendControl(ctx, conversation, controlContent(ctx, 'vanishMode', { enabled }), batch);
+  await emitUpdated(ctx, conversationId);
+}
+
+/** Sets the disappearing-message timer (ms; 0 turns it off) for both sides. */
+export async function setDisappearingTimer(ctx: ClientContext, conversationId: string, expireTimerMs: number): Promise<void> {
+  if (!Number.isSafeInteger(expireTimerMs) || expireTimerMs < 0) {
+    throw new SottoError('INVALID_ARGUMENT', 'expireTimerMs must be a non-negative integer', { field: 'expireTimerMs' });
+  }
+  const conversation = await requireConversation(ctx, conversationId);
+  const batch = new StorageBatch().patchConversation(conversationId, { expireTimerMs: expireTimerMs > 0 ? expireTimerMs : null, updatedAt: ctx.now() });
+  await sendControl(ctx, conversation, controlContent(ctx, 'disappearingTimer', { expireTimerMs }), batch);
+  await emitUpdated(ctx, conversationId);
+}
+
+/** Per-conversation notification settings; `muted` silences everything. Local only. */
+export async function setNotifications(
+  ctx: ClientContext,
+  conversationId: string,
+  settings: Partial<NotificationSettings> & { muted?: boolean },
+): Promise<void> {
+  const conversation = await requireConversation(ctx, conversationId);
+  const { muted, ...rest } = settings;
+  await ctx.storage.commit(new StorageBatch().patchConversation(conversationId, {
+    notifications: { ...conversation.notifications, ...rest },
+    ...(muted !== undefined ? { muted } : {}),
+    updatedAt: ctx.now(),
+  }));
+  await emitUpdated(ctx, conversationId);
+}
+
+/**
+ * The user left the chat: vanish-mode messages that were seen (by us, or by the peer for ours)
+ * are deleted now, as the seed's "disappear after viewing, when the chat is closed".
+ */
+export async function closeConversation(ctx: ClientContext, conversationId: string): Promise<number> {
+  const batch = new StorageBatch();
+  const n = await deleteSeenVanishMessages(ctx, conversationId, batch);
+  if (n > 0) await ctx.storage.commit(batch);
+  return n;
+}
+
+async function deleteSeenVanishMessages(ctx: ClientContext, conversationId: string, batch: StorageBatch): Promise<number> {
+  let n = 0;
+  let before: { sentAt: number; id: string } | undefined;
+  for (;;) {
+    const page = await ctx.storage.listMessages(conversationId, { limit: 200, ...(before ? { before } : {}) });
+    for (const m of page) {
+      const seen = m.outgoing ? Object.values(m.status ?? {}).some((s) => s.state === 'read') : m.seenAt !== undefined;
+      if (m.vanish && seen) {
+        batch.deleteMessage(m.id);
+        n++;
+      }
+    }
+    const last = page[page.length - 1];
+    if (page.length < 200 || !last) return n;
+    before = { sentAt: last.sentAt, id: last.id };
+  }
+}
+
+/**
+ * Deletes messages whose disappearing timer ran out. Runs on a timer in the client; returns the
+ * ids removed so the caller can emit events.
+ */
+export async function sweepExpired(ctx: ClientContext): Promise<{ id: string; conversationId: string }[]> {
+  const now = ctx.now();
+  const removed: { id: string; conversationId: string }[] = [];
+  const batch = new StorageBatch();
+  for (const conversation of await ctx.storage.listConversations()) {
+    let before: { sentAt: number; id: string } | undefined;
+    for (;;) {
+      const page = await ctx.storage.listMessages(conversation.id, { limit: 200, ...(before ? { before } : {}) });
+      for (const m of page) {
+        if (m.expiresAt !== undefined && m.expiresAt <= now) {
+          batch.deleteMessage(m.id);
+          removed.push({ id: m.id, conversationId: m.conversationId });
+        }
+      }
+      const last = page[page.length - 1];
+      if (page.length < 200 || !last) break;
+      before = { sentAt: last.sentAt, id: last.id };
+    }
+  }
+  if (removed.length > 0) await ctx.storage.commit(batch);
+  return removed;
+}
+
+/**
+ * Typing indicators: end to end, online-only (never stored at the relay), throttled to one
+ * "started" per {@link TYPING_THROTTLE_MS}; never sent to requests or restricted accounts.
+ */
+export class TypingIndicator {
+  private readonly lastStarted = new Map<string, number>();
+
+  constructor(private readonly ctx: ClientContext) {}
+
+  async set(conversationId: string, typing: boolean): Promise<boolean> {
+    const conversation = await requireConversation(this.ctx, conversationId);
+    if (conversation.isRequest || conversation.restricted || conversation.blocked) return false;
+    if ((await this.ctx.storage.getSetting('typingIndicators')) === false) return false;
+    const now = this.ctx.now();
+    if (typing) {
+      const last = this.lastStarted.get(conversationId);
+      if (last !== undefined && now - last < TYPING_THROTTLE_MS) return false;
+      this.lastStarted.set(conversationId, now);
+    } else {
+      if (!this.lastStarted.has(conversationId)) return false;
+      this.lastStarted.delete(conversationId);
+    }
+    await sendEphemeral(this.ctx, conversation, controlContent(this.ctx, 'typing', { action: typing ? 'started' : 'stopped' }));
+    return true;
+  }
+}

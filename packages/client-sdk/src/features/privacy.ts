@@ -1,0 +1,102 @@
+import { encodeCbor } from '@sotto/protocol';
+import type { ClientContext } from '../context.js';
+import { SottoError } from '../errors.js';
+import { StorageBatch } from '../storage/batch.js';
+import { toBase64Url as toB64 } from '../relay/base64url.js';
+import type { ConversationPatch } from '../storage/batch.js';
+import { directConversationId, type ConversationRecord } from '../storage/types.js';
+import { newDirectConversation } from '../threads/conversations.js';
+
+export type RequestDecision = 'accept' | 'reject' | 'block';
+export type ReportReason = 'spam' | 'harassment' | 'inappropriate' | 'other';
+
+/** Conversations in the requests inbox, newest first. */
+export function listRequests(ctx: ClientContext): Promise<ConversationRecord[]> {
+  return ctx.storage.listConversations({ requests: true });
+}
+
+/**
+ * Accept moves the conversation to the inbox (read receipts and typing start flowing); reject
+ * deletes it here and tells the relay; block also blocks the account at the relay.
+ */
+export async function decideRequest(ctx: ClientContext, conversationId: string, decision: RequestDecision): Promise<void> {
+  const conversation = await requireDirect(ctx, conversationId);
+  const peer = conversation.peerAccountId!;
+  await ctx.relay.decideRequest(peer, decision);
+  const now = ctx.now();
+  if (decision === 'accept') {
+    await patch(ctx, conversation, { isRequest: false, requestState: 'accepted', updatedAt: now });
+  } else if (decision === 'reject') {
+    await ctx.storage.commit(new StorageBatch().deleteConversation(conversationId));
+  } else {
+    await patch(ctx, conversation, { isRequest: false, requestState: 'blocked', blocked: true, updatedAt: now });
+  }
+}
+
+/**
+ * Blocks (or unblocks) an account: enforced by the relay (their messages are dropped there and
+ * they never see "delivered") and locally (anything that still arrives is discarded).
+ */
+export async function setBlocked(ctx: ClientContext, accountId: string, blocked: boolean): Promise<void> {
+  await ctx.relay.setBlocked(accountId, blocked);
+  const conversation = await ensureConversation(ctx, accountId);
+  await patch(ctx, conversation, {
+    blocked,
+    ...(blocked ? { requestState: 'blocked' as const } : conversation.requestState === 'blocked' ? { requestState: 'accepted' as const } : {}),
+    updatedAt: ctx.now(),
+  });
+}
+
+/**
+ * Restricts (or un-restricts) an account: their messages land in requests, and they get no read
+ * receipts and no typing from us. The relay keeps the state for our own devices only.
+ */
+export async function setRestricted(ctx: ClientContext, accountId: string, restricted: boolean): Promise<void> {
+  await ctx.relay.setRestricted(accountId, restricted);
+  const conversation = await ensureConversation(ctx, accountId);
+  await patch(ctx, conversation, {
+    restricted,
+    ...(restricted ? { isRequest: true } : conversation.requestState === 'accepted' ? { isRequest: false } : {}),
+    updatedAt: ctx.now(),
+  });
+}
+
+/**
+ * Reports a conversation to the relay operator. Only the messages the user picks are revealed,
+ * decrypted here and sent as evidence (id, sender, time, text).
+ */
+export async function report(ctx: ClientContext, conversationId: string, reason: ReportReason, messageIds: string[] = []): Promise<number> {
+  const conversation = await requireDirect(ctx, conversationId);
+  const evidence = [];
+  for (const id of messageIds) {
+    const m = await ctx.storage.getMessage(id);
+    if (!m || m.conversationId !== conversationId) throw new SottoError('NOT_FOUND', 'evidence message not in this conversation', { field: 'messageIds' });
+    evidence.push({ id: m.id, from: m.senderAccountId, sentAt: m.sentAt, type: m.type, text: m.text ?? '' });
+  }
+  const body = { accountId: conversation.peerAccountId!, reason, ...(evidence.length ? { evidence: toB64(encodeCbor({ v: 1, messages: evidence })) } : {}) };
+  const res = await ctx.relay.report(body);
+  return res.id;
+}
+
+async function ensureConversation(ctx: ClientContext, accountId: string): Promise<ConversationRecord> {
+  const id = directConversationId(accountId);
+  const existing = await ctx.storage.getConversation(id);
+  if (existing) return existing;
+  const created = newDirectConversation(accountId, ctx.now(), { isRequest: false });
+  await ctx.storage.commit(new StorageBatch().putConversation(created));
+  return created;
+}
+
+async function requireDirect(ctx: ClientContext, conversationId: string): Promise<ConversationRecord> {
+  const c = await ctx.storage.getConversation(conversationId);
+  if (!c) throw new SottoError('NOT_FOUND', 'no such conversation', { field: 'conversationId' });
+  if (c.kind !== 'direct' || !c.peerAccountId) throw new SottoError('NOT_ALLOWED', 'only direct conversations');
+  return c;
+}
+
+async function patch(ctx: ClientContext, conversation: ConversationRecord, changes: ConversationPatch): Promise<void> {
+  await ctx.storage.commit(new StorageBatch().patchConversation(conversation.id, changes));
+  const updated = await ctx.storage.getConversation(conversation.id);
+  if (updated) ctx.events.emit('conversationUpdated', updated);
+}
+

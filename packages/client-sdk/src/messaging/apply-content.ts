@@ -1,0 +1,160 @@
+import { contentFallback, encodeContent, type Content, type DeviceAddress } from '@sotto/protocol';
+import type { ClientContext } from '../context.js';
+import type { StorageBatch } from '../storage/batch.js';
+import { directConversationId, type ConversationRecord, type MessageRecord } from '../storage/types.js';
+import { MESSAGE_TYPES, messageView, previewOf, replyTargetOf, searchableText } from '../threads/views.js';
+import { newDirectConversation } from '../threads/conversations.js';
+
+/** Edits are accepted this long after the original was sent. */
+export const EDIT_WINDOW_MS = 15 * 60 * 1000;
+
+/** What applying one content produced: events to emit after the commit, work to do after it. */
+export interface Effects {
+  readonly emit: Array<(ctx: ClientContext) => void>;
+  readonly after: Array<() => Promise<void>>;
+}
+
+export function noEffects(): Effects {
+  return { emit: [], after: [] };
+}
+
+/**
+ * Applies one decrypted content from `from` to the local state, adding its writes to `batch`
+ * (committed by the caller together with the ratchet changes and the processed marker). Never
+ * throws for content that is merely unexpected (a reaction to an unknown message, an edit by
+ * someone else): such content is ignored, and the envelope still counts as processed.
+ */
+export async function applyContent(
+  ctx: ClientContext,
+  batch: StorageBatch,
+  from: DeviceAddress,
+  content: Content,
+  receivedAt: number,
+  serverTimestamp: number,
+): Promise<Effects> {
+  const effects = noEffects();
+  const conversationId = directConversationId(from.accountId);
+  let conversation = await ctx.storage.getConversation(conversationId);
+  if (conversation?.blocked) return effects; // blocked locally: read nothing, show nothing
+
+  if (MESSAGE_TYPES.has(content.type)) {
+    if (await ctx.storage.getMessage(content.id)) return effects; // same message again (resend)
+    if (!conversation) {
+      const accepted = ctx.requestPolicy ? await ctx.requestPolicy(from.accountId) : false;
+      conversation = newDirectConversation(from.accountId, receivedAt, { isRequest: !accepted });
+      batch.putConversation(conversation);
+      if (!accepted) {
+        const c = conversation;
+        const preview = previewOf(content, contentFallback);
+        effects.emit.push((x) => x.events.emit('request', { conversationId: c.id, accountId: from.accountId, preview }));
+      }
+    }
+    const record: MessageRecord = {
+      id: content.id,
+      conversationId,
+      senderAccountId: from.accountId,
+      senderDeviceId: from.deviceId,
+      outgoing: false,
+      type: content.type,
+      body: encodeContent(content), // the whole Content, so views decode it like any other
+      sentAt: content.sentAt,
+      receivedAt,
+      serverTimestamp,
+      reactions: {},
+    };
+    const text = searchableText(content);
+    if (text !== undefined) record.text = text;
+    const replyTo = replyTargetOf(content);
+    if (replyTo !== undefined) record.replyToId = replyTo;
+    if (content.vanish) record.vanish = true;
+    if (content.expireTimerMs !== undefined && content.expireTimerMs > 0) record.expiresAt = receivedAt + content.expireTimerMs;
+    batch.putMessage(record);
+    batch.patchConversation(conversationId, {
+      lastMessageAt: Math.max(conversation.lastMessageAt ?? 0, content.sentAt),
+      lastMessageId: content.id,
+      lastMessagePreview: previewOf(content, contentFallback),
+      updatedAt: receivedAt,
+      ...(conversation.restricted && !conversation.isRequest ? { isRequest: true } : {}),
+    });
+    batch.incrementUnread(conversationId, 1);
+    effects.emit.push((x) => x.events.emit('message', messageView(record)));
+    return effects;
+  }
+  if (!conversation) return effects; // actions need an existing conversation
+
+  switch (content.type) {
+    case 'reaction': {
+      const target = await ctx.storage.getMessage(content.body.targetId);
+      if (!target || target.conversationId !== conversationId || target.deletedAt !== undefined) return effects;
+      batch.patchMessage(target.id, { reactions: { [from.accountId]: content.body.remove ? null : { emoji: content.body.emoji, at: content.sentAt } } });
+      const emoji = content.body.remove ? null : content.body.emoji;
+      effects.emit.push((x) => x.events.emit('reaction', { messageId: target.id, conversationId, accountId: from.accountId, emoji }));
+      return effects;
+    }
+    case 'edit': {
+      const target = await ctx.storage.getMessage(content.body.targetId);
+      if (!target || target.conversationId !== conversationId || target.senderAccountId !== from.accountId) return effects;
+      if (target.deletedAt !== undefined || target.type !== 'text' || content.sentAt - target.sentAt > EDIT_WINDOW_MS) return effects;
+      const edited = editedBody(target, content.body.text, content.body.mentions);
+      if (!edited) return effects;
+      batch.patchMessage(target.id, { body: edited.body, text: content.body.text, editedAt: content.sentAt });
+      const updated: MessageRecord = { ...target, body: edited.body, text: content.body.text, editedAt: content.sentAt };
+      effects.emit.push((x) => x.events.emit('messageUpdated', messageView(updated)));
+      return effects;
+    }
+    case 'unsend': {
+      const target = await ctx.storage.getMessage(content.body.targetId);
+      if (!target || target.conversationId !== conversationId || target.senderAccountId !== from.accountId) return effects;
+      batch.patchMessage(target.id, { deletedAt: content.sentAt });
+      effects.emit.push((x) => x.events.emit('messageDeleted', { messageId: target.id, conversationId, forEveryone: true }));
+      return effects;
+    }
+    case 'receipt': {
+      if (content.body.kind === 'delivered') return effects; // the relay's receipts cover delivery
+      const state = 'read' as const;
+      for (const id of content.body.messageIds) {
+        const target = await ctx.storage.getMessage(id);
+        if (!target || !target.outgoing || target.conversationId !== conversationId) continue;
+        batch.patchMessage(id, { status: { [from.accountId]: { state, at: content.body.at } } });
+        effects.emit.push((x) => x.events.emit('messageStatus', { messageId: id, conversationId, accountId: from.accountId, state, at: content.body.at }));
+        if (target.vanish) batch.deleteMessage(id); // vanish-mode messages go once seen
+      }
+      return effects;
+    }
+    case 'typing': {
+      const typing = content.body.action === 'started';
+      effects.emit.push((x) => x.events.emit('typing', { conversationId, accountId: from.accountId, typing }));
+      return effects;
+    }
+    case 'vanishMode': {
+      batch.patchConversation(conversationId, { vanishMode: content.body.enabled, updatedAt: receivedAt });
+      const updated: ConversationRecord = { ...conversation, vanishMode: content.body.enabled, updatedAt: receivedAt };
+      effects.emit.push((x) => x.events.emit('conversationUpdated', updated));
+      return effects;
+    }
+    case 'disappearingTimer': {
+      const ms = content.body.expireTimerMs;
+      batch.patchConversation(conversationId, { expireTimerMs: ms > 0 ? ms : null, updatedAt: receivedAt });
+      const updated: ConversationRecord = { ...conversation, updatedAt: receivedAt };
+      if (ms > 0) updated.expireTimerMs = ms;
+      else delete updated.expireTimerMs;
+      effects.emit.push((x) => x.events.emit('conversationUpdated', updated));
+      return effects;
+    }
+    default:
+      return effects;
+  }
+}
+
+function editedBody(target: MessageRecord, text: string, mentions: unknown): { body: Uint8Array } | undefined {
+  try {
+    const original = messageView(target).content;
+    if (!original || original.type !== 'text') return undefined;
+    const body = { ...original.body, text } as typeof original.body;
+    if (mentions !== undefined) (body as { mentions?: unknown }).mentions = mentions;
+    else delete (body as { mentions?: unknown }).mentions;
+    return { body: encodeContent({ ...original, body }) };
+  } catch {
+    return undefined;
+  }
+}

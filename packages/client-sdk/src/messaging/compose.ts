@@ -1,0 +1,45 @@
+import { encodeContent, type Content } from '@sotto/protocol';
+import type { ClientContext } from '../context.js';
+import { newMessageId } from '../ids.js';
+import { StorageBatch } from '../storage/batch.js';
+import type { ConversationRecord } from '../storage/types.js';
+
+/** A new content of `type` for a direct conversation, stamped now with a fresh id. */
+export function controlContent<T extends Content['type']>(ctx: ClientContext, type: T, body: Extract<Content, { type: T }>['body']): Content {
+  return { v: 1, type, id: newMessageId(), sentAt: ctx.now(), conversation: { kind: 'direct' }, body } as Content;
+}
+
+/** Adds one outbox entry per recipient account of `conversation` for `content` to `batch`. */
+export function enqueueContent(ctx: ClientContext, batch: StorageBatch, conversation: ConversationRecord, content: Content, messageId?: string): void {
+  const payload = encodeContent(content);
+  const now = ctx.now();
+  for (const recipient of conversation.participants) {
+    batch.putOutbox({
+      id: `${content.id}:${recipient}`,
+      conversationId: conversation.id,
+      ...(messageId !== undefined ? { messageId } : {}),
+      recipients: [recipient],
+      payload,
+      kind: content.type,
+      attempts: 0,
+      nextAttemptAt: now,
+      createdAt: now,
+    });
+  }
+}
+
+/** Commits `batch` plus the outbox entries for a control `content`, then wakes the outbox. */
+export async function sendControl(ctx: ClientContext, conversation: ConversationRecord, content: Content, batch = new StorageBatch()): Promise<void> {
+  enqueueContent(ctx, batch, conversation, content);
+  await ctx.storage.commit(batch);
+  void ctx.outbox.kick();
+}
+
+/**
+ * Sends an online-only content (typing, call candidates) directly, never stored anywhere: not in
+ * the outbox, not at the relay. Failures are ignored: such content is worthless later.
+ */
+export async function sendEphemeral(ctx: ClientContext, conversation: ConversationRecord, content: Content): Promise<void> {
+  const payload = encodeContent(content);
+  await Promise.all(conversation.participants.map((p) => ctx.sender.sendToAccount(p, payload, { ephemeral: true }).catch(() => undefined)));
+}

@@ -1,0 +1,154 @@
+import { backoffDelay } from '../backoff.js';
+import type { Emitter } from '../emitter.js';
+import { SottoError } from '../errors.js';
+import type { SottoEvents } from '../events.js';
+import { StorageBatch } from '../storage/batch.js';
+import type { Storage } from '../storage/storage.js';
+import type { OutboxEntry } from '../storage/types.js';
+import type { Sender } from './sender.js';
+import { recordSent } from './sent-index.js';
+
+/** How long an entry waits when its recipient's identity changed, until acknowledged. */
+const HOLD_MS = 365 * 24 * 60 * 60 * 1000;
+/** An entry that fails this many times with a permanent error is marked failed. */
+const MAX_ATTEMPTS = 50;
+
+export interface OutboxDeps {
+  readonly storage: Storage;
+  readonly sender: Sender;
+  readonly events: Emitter<SottoEvents>;
+  readonly now: () => number;
+  readonly random?: () => number;
+}
+
+/**
+ * The durable outbox. A send first commits the message and its outbox entry together; the
+ * outbox then delivers entries in order, retrying with backoff while offline or while the relay
+ * fails, across restarts. An entry leaves the outbox in the same commit that marks its message
+ * "sent" for that recipient.
+ */
+export class Outbox {
+  private running: Promise<void> | undefined;
+  private again = false;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private stopped = false;
+
+  constructor(private readonly deps: OutboxDeps) {}
+
+  /** Process due entries now (and schedule the next due one). Safe to call often. */
+  kick(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = this.drain().finally(() => {
+      this.running = undefined;
+      if (this.again) {
+        this.again = false;
+        void this.kick();
+      }
+    });
+    return this.running;
+  }
+
+  /** Makes held entries for `accountId` due again (after an identity change was acknowledged). */
+  async release(accountId: string): Promise<void> {
+    const batch = new StorageBatch();
+    for (const e of await this.deps.storage.listOutbox()) {
+      if (e.recipients.includes(accountId) && e.lastError === 'IDENTITY_CHANGED') {
+        batch.putOutbox({ ...e, nextAttemptAt: this.deps.now(), attempts: 0 });
+      }
+    }
+    if (batch.size > 0) await this.deps.storage.commit(batch);
+    await this.kick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+  }
+
+  private async drain(): Promise<void> {
+    const { storage, now } = this.deps;
+    for (;;) {
+      if (this.stopped) return;
+      const [entry] = await storage.dueOutbox(now(), 1);
+      if (!entry) break;
+      // A transient failure stops the pass, so later entries never overtake an earlier one.
+      if (!(await this.deliver(entry))) break;
+    }
+    this.schedule();
+  }
+
+  private async schedule(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.stopped) return;
+    const all = await this.deps.storage.listOutbox();
+    const next = all.reduce((min, e) => Math.min(min, e.nextAttemptAt), Infinity);
+    if (!Number.isFinite(next) || next - this.deps.now() > HOLD_MS / 2) return;
+    const delay = Math.max(0, Math.min(next - this.deps.now(), 60_000));
+    this.timer = setTimeout(() => void this.kick(), delay);
+  }
+
+  /** Returns false when the pass should stop (the relay is unreachable or refusing for now). */
+  private async deliver(entry: OutboxEntry): Promise<boolean> {
+    const { storage, sender, events, now } = this.deps;
+    const recipient = entry.recipients[0]!;
+    try {
+      const res = await sender.sendToAccount(recipient, entry.payload, {});
+      const batch = new StorageBatch().deleteOutbox(entry.id);
+      if (entry.messageId !== undefined) {
+        const at = now();
+        batch.patchMessage(entry.messageId, { status: { [recipient]: { state: 'sent', at } }, serverTimestamp: res.serverTimestamp }, { ifMissing: 'skip' });
+        recordSent(batch, { messageId: entry.messageId, accountId: recipient }, res.guids, res.serverTimestamp);
+      }
+      await storage.commit(batch);
+      if (entry.messageId !== undefined) {
+        events.emit('messageStatus', { messageId: entry.messageId, conversationId: entry.conversationId, accountId: recipient, state: 'sent', at: now() });
+      }
+      return true;
+    } catch (err) {
+      return this.failed(entry, err);
+    }
+  }
+
+  private async failed(entry: OutboxEntry, err: unknown): Promise<boolean> {
+    const { storage, events, now } = this.deps;
+    const transient = SottoError.is(err, 'NETWORK') || SottoError.is(err, 'TIMEOUT') ||
+      (SottoError.is(err, 'RELAY_ERROR') && (err.status === undefined || err.status >= 500 || err.status === 429 || err.status === 409 || err.status === 410));
+    if (SottoError.is(err, 'IDENTITY_CHANGED')) {
+      const accountId = entry.recipients[0]!;
+      await storage.commit(new StorageBatch()
+        .putOutbox({ ...entry, lastError: 'IDENTITY_CHANGED', nextAttemptAt: now() + HOLD_MS })
+        .patchConversation(entry.conversationId, { identityChanged: true }, { ifMissing: 'skip' }));
+      events.emit('identityChanged', { accountId, conversationId: entry.conversationId });
+      return true;
+    }
+    const attempts = entry.attempts + 1;
+    if (transient && attempts < MAX_ATTEMPTS) {
+      const retryAfter = SottoError.is(err, 'RELAY_ERROR') ? (err.details as { retryAfterMs?: number } | undefined)?.retryAfterMs ?? 0 : 0;
+      const delay = Math.max(retryAfter, 500 + backoffDelay(attempts, { baseMs: 500, maxMs: 60_000, random: this.deps.random ?? Math.random }));
+      await storage.commit(new StorageBatch().putOutbox({
+        ...entry,
+        attempts,
+        nextAttemptAt: now() + delay,
+        lastError: SottoError.is(err) ? err.code : 'INTERNAL',
+      }));
+      return false;
+    }
+    const recipient = entry.recipients[0]!;
+    const batch = new StorageBatch().deleteOutbox(entry.id);
+    if (entry.messageId !== undefined) {
+      batch.patchMessage(entry.messageId, { status: { [recipient]: { state: 'failed', at: now() } } }, { ifMissing: 'skip' });
+    }
+    await storage.commit(batch);
+    if (entry.messageId !== undefined) {
+      const reason = SottoError.is(err) ? (err.relayCode ?? err.code) : 'INTERNAL';
+      events.emit('sendFailed', { messageId: entry.messageId, conversationId: entry.conversationId, reason });
+      events.emit('messageStatus', { messageId: entry.messageId, conversationId: entry.conversationId, accountId: recipient, state: 'failed', at: now() });
+    }
+    return true;
+  }
+}

@@ -1,0 +1,237 @@
+import {
+  decodeContent,
+  decodeDeliveryReceipt,
+  decodeEnvelope,
+  encodeContent,
+  encodeEnvelope,
+  ProtocolError,
+  stageStores,
+  type Content,
+  type DeviceAddress,
+  type Envelope,
+} from '@sotto/protocol';
+import type { ClientContext } from '../context.js';
+import type { DecryptionFailureReason } from '../events.js';
+import { newMessageId } from '../ids.js';
+import { StorageBatch } from '../storage/batch.js';
+import { toBase64Url } from '../relay/base64url.js';
+import { readProtocolStores } from '../storage/protocol-stores.js';
+import { directConversationId } from '../storage/types.js';
+import { applyContent, noEffects, type Effects } from './apply-content.js';
+import { padPlaintext, unpadPlaintext } from './padding.js';
+import { forgetGuid, sentByGuid, sentByTimestamp } from './sent-index.js';
+
+/** Envelopes whose sender's identity changed wait here (encoded) until the user acknowledges. */
+export const QUARANTINE_KIND = 'quarantine';
+
+/**
+ * The receive pipeline. For each envelope: skip it if its guid was processed; decrypt on staged
+ * protocol stores; decode and apply the content; commit ratchet changes, plaintext, conversation
+ * updates and the processed marker in ONE commit; only then return (the connection acks after
+ * that). Events are emitted after the commit, so an app never shows something that a crash
+ * could take back.
+ */
+export class Receiver {
+  constructor(private readonly ctx: ClientContext) {}
+
+  async handle(envelope: Envelope): Promise<void> {
+    const { ctx } = this;
+    if (await ctx.storage.isProcessed(envelope.guid)) return;
+    let effects: Effects;
+    switch (envelope.type) {
+      case 'receipt':
+        effects = await ctx.lock.run(() => this.deliveryReceipt(envelope));
+        break;
+      case 'prekey':
+      case 'whisper':
+        effects = await ctx.lock.run(() => this.pairwise(envelope));
+        break;
+      case 'plaintext':
+        effects = await ctx.lock.run(() => this.plaintext(envelope));
+        break;
+      default:
+        // sender-key envelopes arrive with group support; until then they are dropped visibly
+        effects = await ctx.lock.run(() => this.failure(envelope, 'NO_SENDER_KEY'));
+    }
+    for (const emit of effects.emit) emit(ctx);
+    for (const task of effects.after) await task().catch(() => undefined);
+  }
+
+  /** Re-runs quarantined envelopes from `accountId` (after its identity change was acknowledged). */
+  async releaseQuarantine(accountId: string): Promise<void> {
+    const keys = await this.ctx.storage.listProtocolKeys(QUARANTINE_KIND);
+    for (const key of keys) {
+      const bytes = await this.ctx.storage.getProtocolRecord(QUARANTINE_KIND, key);
+      if (!bytes) continue;
+      const envelope = decodeEnvelope(bytes);
+      if (envelope.from?.accountId !== accountId) continue;
+      const released = { ...envelope, guid: `${envelope.guid}#q` };
+      await this.ctx.storage.commit(new StorageBatch().protocolRecord(QUARANTINE_KIND, key, null));
+      await this.handle(released);
+    }
+  }
+
+  private async commit(batch: StorageBatch, envelope: Envelope): Promise<void> {
+    batch.markProcessed(envelope.guid, this.ctx.now());
+    await this.ctx.storage.commit(batch);
+  }
+
+  private async deliveryReceipt(envelope: Envelope): Promise<Effects> {
+    const { ctx } = this;
+    const effects = noEffects();
+    const batch = new StorageBatch().requireUnprocessed(envelope.guid);
+    let receipt;
+    try {
+      receipt = decodeDeliveryReceipt(envelope.ciphertext);
+    } catch {
+      await this.commit(batch, envelope);
+      return effects;
+    }
+    for (const guid of receipt.guids) {
+      const ref = await sentByGuid(ctx.storage, guid);
+      if (!ref || ref.accountId !== receipt.by.accountId) continue;
+      const message = await ctx.storage.getMessage(ref.messageId);
+      forgetGuid(batch, guid);
+      if (!message) continue;
+      batch.patchMessage(ref.messageId, { status: { [ref.accountId]: { state: 'delivered', at: receipt.deliveredAt } } });
+      effects.emit.push((x) =>
+        x.events.emit('messageStatus', {
+          messageId: ref.messageId,
+          conversationId: message.conversationId,
+          accountId: ref.accountId,
+          state: 'delivered',
+          at: receipt.deliveredAt,
+        }),
+      );
+    }
+    await this.commit(batch, envelope);
+    return effects;
+  }
+
+  private async pairwise(envelope: Envelope): Promise<Effects> {
+    const { ctx } = this;
+    const from = envelope.from;
+    if (!from) return this.failure(envelope, 'INTERNAL');
+    const staged = stageStores(readProtocolStores(ctx.storage));
+    let plaintext: Uint8Array;
+    try {
+      plaintext = await ctx.engine.decrypt(staged.stores, from, envelope.type as 'prekey' | 'whisper', envelope.ciphertext);
+    } catch (err) {
+      if (ProtocolError.is(err, 'DUPLICATE_MESSAGE')) {
+        await this.commit(new StorageBatch().requireUnprocessed(envelope.guid), envelope);
+        return noEffects();
+      }
+      if (ProtocolError.is(err, 'UNTRUSTED_IDENTITY')) return this.quarantine(envelope, from);
+      const reason = ProtocolError.is(err) && ['INVALID_MESSAGE', 'NO_SESSION', 'INVALID_PREKEY'].includes(err.code)
+        ? (err.code as DecryptionFailureReason)
+        : 'INTERNAL';
+      return this.failure(envelope, reason);
+    }
+    const batch = new StorageBatch().requireUnprocessed(envelope.guid).storeChanges(staged.changes());
+    let content: Content;
+    try {
+      content = decodeContent(unpadPlaintext(plaintext));
+    } catch {
+      // The ratchet advanced, so its changes are committed; the content itself is unusable.
+      const effects = await this.failure(envelope, 'MALFORMED_CONTENT', batch);
+      return effects;
+    }
+    const effects = await applyContent(ctx, batch, from, content, ctx.now(), envelope.serverTimestamp);
+    await this.commit(batch, envelope);
+    return effects;
+  }
+
+  private async quarantine(envelope: Envelope, from: DeviceAddress): Promise<Effects> {
+    const { ctx } = this;
+    const conversationId = directConversationId(from.accountId);
+    const batch = new StorageBatch()
+      .requireUnprocessed(envelope.guid)
+      .protocolRecord(QUARANTINE_KIND, envelope.guid, encodeEnvelope(envelope))
+      .patchConversation(conversationId, { identityChanged: true }, { ifMissing: 'skip' });
+    await this.commit(batch, envelope);
+    const effects = noEffects();
+    effects.emit.push((x) => x.events.emit('identityChanged', { accountId: from.accountId, conversationId }));
+    return effects;
+  }
+
+  /**
+   * A message that cannot be read: record the envelope as processed (so it is not redelivered
+   * forever), raise `decryptionFailed`, and ask the sender to resend.
+   */
+  private async failure(envelope: Envelope, reason: DecryptionFailureReason, batch = new StorageBatch().requireUnprocessed(envelope.guid)): Promise<Effects> {
+    await this.commit(batch, envelope);
+    const effects = noEffects();
+    const from = envelope.from;
+    if (!from) return effects;
+    effects.emit.push((x) => x.events.emit('decryptionFailed', { from: from.accountId, deviceId: from.deviceId, guid: envelope.guid, reason }));
+    effects.after.push(() => this.requestResend(envelope, from, reason));
+    return effects;
+  }
+
+  /** Resend requests travel as `plaintext` envelopes: they must work when the session is broken. */
+  private async requestResend(envelope: Envelope, from: DeviceAddress, reason: string): Promise<void> {
+    const { ctx } = this;
+    const content: Content = {
+      v: 1,
+      type: 'resendRequest',
+      id: newMessageId(),
+      sentAt: ctx.now(),
+      body: { envelopeTimestamp: envelope.serverTimestamp, senderDeviceId: ctx.account.deviceId, reason },
+    };
+    const devices = await ctx.directory.devices(from.accountId);
+    const device = devices.find((d) => d.deviceId === from.deviceId);
+    if (!device) return;
+    // Plaintext control envelopes may name a single device (docs/relay-api.md).
+    await ctx.relay.send(from.accountId, {
+      type: 'plaintext',
+      messages: [{
+        deviceId: device.deviceId,
+        registrationId: device.registrationId,
+        ciphertext: toBase64Url(padPlaintext(encodeContent(content))),
+      }],
+    });
+  }
+
+  /**
+   * A plaintext envelope may only carry a resend request. The sender answers by resetting the
+   * session with that device and re-queuing the named message: the next send starts a fresh
+   * session from a new prekey bundle.
+   */
+  private async plaintext(envelope: Envelope): Promise<Effects> {
+    const { ctx } = this;
+    const batch = new StorageBatch().requireUnprocessed(envelope.guid);
+    const from = envelope.from;
+    let content: Content | undefined;
+    try {
+      if (from && envelope.ciphertext.length > 0) content = decodeContent(unpadPlaintext(envelope.ciphertext));
+    } catch {
+      content = undefined;
+    }
+    if (!from || !content || content.type !== 'resendRequest') {
+      await this.commit(batch, envelope);
+      return noEffects();
+    }
+    const ref = await sentByTimestamp(ctx.storage, from.accountId, content.body.envelopeTimestamp);
+    const message = ref ? await ctx.storage.getMessage(ref.messageId) : undefined;
+    batch.protocolRecord('session', `${from.accountId}.${from.deviceId}`, null);
+    if (message && message.outgoing && message.deletedAt === undefined) {
+      batch.putOutbox({
+        id: `resend:${message.id}:${from.accountId}:${envelope.guid}`,
+        conversationId: message.conversationId,
+        messageId: message.id,
+        recipients: [from.accountId],
+        payload: message.body,
+        kind: 'resend',
+        attempts: 0,
+        nextAttemptAt: ctx.now(),
+        createdAt: ctx.now(),
+      });
+    }
+    await this.commit(batch, envelope);
+    ctx.directory.forget(from.accountId);
+    const effects = noEffects();
+    effects.after.push(() => ctx.outbox.kick());
+    return effects;
+  }
+}
+

@@ -1,0 +1,170 @@
+import {
+  ProtocolError,
+  readSendResponse,
+  stageStores,
+  type DeviceAddress,
+  type MismatchedDevices,
+  type ProtocolEngine,
+  type SendResponse,
+  type StaleDevices,
+} from '@sotto/protocol';
+import { SottoError } from '../errors.js';
+import type { Mutex } from '../mutex.js';
+import { toBase64Url } from '../relay/base64url.js';
+import type { RelayConnection } from '../relay/relay-connection.js';
+import type { RelayHttp } from '../relay/relay-http.js';
+import { fromBase64Url } from '../relay/base64url.js';
+import { decodePreKeyBundle } from '@sotto/protocol';
+import { StorageBatch } from '../storage/batch.js';
+import { PROTOCOL_KINDS, readProtocolStores } from '../storage/protocol-stores.js';
+import type { Storage } from '../storage/storage.js';
+import type { DeviceDirectory, RemoteDevice } from './device-directory.js';
+import { padPlaintext } from './padding.js';
+
+export interface SenderDeps {
+  readonly storage: Storage;
+  readonly engine: ProtocolEngine;
+  readonly relay: RelayHttp;
+  readonly connection: RelayConnection;
+  readonly directory: DeviceDirectory;
+  readonly lock: Mutex;
+  readonly self: () => DeviceAddress;
+  readonly now: () => number;
+}
+
+interface DeviceCiphertext {
+  deviceId: number;
+  registrationId: number;
+  type: 'prekey' | 'whisper';
+  ciphertext: Uint8Array;
+}
+
+const MAX_ATTEMPTS = 4;
+
+/**
+ * Encrypts one plaintext for every device of an account and hands it to the relay. Sessions are
+ * created from prekey bundles where missing; a 409 (devices missing or extra) or 410 (a device
+ * re-registered) refreshes the device list and sessions and tries again, so a changed device list
+ * never loses the message. Ratchet state is committed before the relay sees the ciphertext, all
+ * under the protocol lock.
+ */
+export class Sender {
+  constructor(private readonly deps: SenderDeps) {}
+
+  /**
+   * Sends `content` (an encoded Content) to every device of `accountId` (and, when the account is
+   * our own, to our other devices). Throws IDENTITY_CHANGED if a device's identity key changed
+   * and the change has not been acknowledged.
+   */
+  async sendToAccount(accountId: string, content: Uint8Array, options: { ephemeral?: boolean } = {}): Promise<SendResponse> {
+    const plaintext = padPlaintext(content);
+    let refresh = false;
+    for (let attempt = 0; ; attempt++) {
+      const devices = (await this.deps.directory.devices(accountId, { refresh })).filter(
+        (d) => !(d.accountId === this.deps.self().accountId && d.deviceId === this.deps.self().deviceId),
+      );
+      if (devices.length === 0) {
+        return { serverTimestamp: this.deps.now(), guids: [] };
+      }
+      const messages = await this.deps.lock.run(() => this.encryptForDevices(accountId, devices, plaintext));
+      try {
+        return await this.post(accountId, messages, options.ephemeral === true);
+      } catch (err) {
+        if (attempt + 1 >= MAX_ATTEMPTS || !SottoError.is(err, 'RELAY_ERROR')) throw err;
+        if (err.relayCode === 'MISMATCHED_DEVICES') {
+          const info = (err.details as { mismatched?: MismatchedDevices[] } | undefined)?.mismatched ?? [];
+          await this.dropSessions(accountId, info.flatMap((m) => (m.accountId === accountId ? m.extra : [])));
+        } else if (err.relayCode === 'STALE_DEVICES') {
+          const info = (err.details as { stale?: StaleDevices[] } | undefined)?.stale ?? [];
+          await this.dropSessions(accountId, info.flatMap((m) => (m.accountId === accountId ? m.stale : [])));
+        } else {
+          throw err;
+        }
+        refresh = true;
+      }
+    }
+  }
+
+  private async post(accountId: string, messages: DeviceCiphertext[], ephemeral: boolean): Promise<SendResponse> {
+    const { connection, relay } = this.deps;
+    if (connection.connectionState === 'connected') {
+      try {
+        const body = await connection.request('send', {
+          to: accountId,
+          type: messages[0]!.type,
+          ...(ephemeral ? { ephemeral: true } : {}),
+          messages: messages.map((m) => ({ deviceId: m.deviceId, registrationId: m.registrationId, type: m.type, ciphertext: m.ciphertext })),
+        });
+        return readSendResponse(body);
+      } catch (err) {
+        // fall back to HTTP only when the socket failed; relay refusals are final for this attempt
+        if (!SottoError.is(err, 'NETWORK') && !SottoError.is(err, 'TIMEOUT')) throw err;
+      }
+    }
+    return relay.send(accountId, {
+      type: messages[0]!.type,
+      ...(ephemeral ? { ephemeral: true } : {}),
+      messages: messages.map((m) => ({
+        deviceId: m.deviceId,
+        registrationId: m.registrationId,
+        type: m.type,
+        ciphertext: toBase64Url(m.ciphertext),
+      })),
+    });
+  }
+
+  private async encryptForDevices(accountId: string, devices: RemoteDevice[], plaintext: Uint8Array): Promise<DeviceCiphertext[]> {
+    const { storage, engine, relay, now } = this.deps;
+    const staged = stageStores(readProtocolStores(storage));
+    const missing: RemoteDevice[] = [];
+    for (const d of devices) {
+      const address = { accountId: d.accountId, deviceId: d.deviceId };
+      if (!(await staged.stores.session.getSession(address))) missing.push(d);
+      const trusted = await staged.stores.identity.getRemoteIdentity(address);
+      if (trusted && !sameBytes(trusted, d.identityKey)) {
+        throw new SottoError('IDENTITY_CHANGED', `the identity key of ${accountId} changed`, {
+          cause: new ProtocolError('UNTRUSTED_IDENTITY', 'identity key changed', { address: `${accountId}.${d.deviceId}` }),
+          field: accountId,
+        });
+      }
+    }
+    if (missing.length > 0) {
+      const { devices: bundles } = await relay.fetchBundles(accountId);
+      for (const d of missing) {
+        const entry = bundles.find((b) => b.deviceId === d.deviceId);
+        if (!entry) throw new SottoError('RELAY_ERROR', `no prekey bundle for device ${d.deviceId}`, { relayCode: 'NOT_FOUND' });
+        const bundle = decodePreKeyBundle(fromBase64Url(entry.bundle));
+        if (!sameBytes(bundle.identityKey, d.identityKey) || bundle.accountId !== accountId || bundle.deviceId !== d.deviceId) {
+          throw new SottoError('RELAY_ERROR', 'prekey bundle does not match the signed device record', { relayCode: 'INVALID_BUNDLE' });
+        }
+        try {
+          await engine.processPreKeyBundle(staged.stores, bundle, new Date(now()));
+        } catch (err) {
+          if (ProtocolError.is(err, 'UNTRUSTED_IDENTITY')) {
+            throw new SottoError('IDENTITY_CHANGED', `the identity key of ${accountId} changed`, { cause: err, field: accountId });
+          }
+          throw err;
+        }
+      }
+    }
+    const out: DeviceCiphertext[] = [];
+    for (const d of devices) {
+      const ct = await engine.encrypt(staged.stores, { accountId: d.accountId, deviceId: d.deviceId }, plaintext, new Date(now()));
+      out.push({ deviceId: d.deviceId, registrationId: d.registrationId, type: ct.type, ciphertext: ct.body });
+    }
+    await storage.commit(new StorageBatch().storeChanges(staged.changes()));
+    return out;
+  }
+
+  private async dropSessions(accountId: string, deviceIds: number[]): Promise<void> {
+    this.deps.directory.forget(accountId);
+    if (deviceIds.length === 0) return;
+    const batch = new StorageBatch();
+    for (const id of deviceIds) batch.protocolRecord(PROTOCOL_KINDS.session, `${accountId}.${id}`, null);
+    await this.deps.lock.run(() => this.deps.storage.commit(batch));
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}

@@ -1,0 +1,41 @@
+import { decodeCbor, encodeCbor, FieldReader } from '@sotto/protocol';
+import type { StorageBatch } from '../storage/batch.js';
+import type { Storage } from '../storage/storage.js';
+
+/**
+ * Where our sent messages went at the relay: relay guid -> (message, recipient), and
+ * (recipient, server timestamp) -> message. Delivery receipts name guids; resend requests name
+ * the server timestamp of the envelope that failed. Kept as records in the storage's generic
+ * record families, written in the same commit as the "sent" status.
+ */
+const GUID_KIND = 'sentGuid';
+const TIMESTAMP_KIND = 'sentAt';
+
+export interface SentRef {
+  messageId: string;
+  accountId: string;
+}
+
+export function recordSent(batch: StorageBatch, ref: SentRef, guids: readonly string[], serverTimestamp: number): void {
+  const value = encodeCbor({ v: 1, m: ref.messageId, a: ref.accountId, t: serverTimestamp });
+  for (const guid of guids) batch.protocolRecord(GUID_KIND, guid, value);
+  batch.protocolRecord(TIMESTAMP_KIND, `${ref.accountId}:${serverTimestamp}`, encodeCbor({ v: 1, m: ref.messageId, a: ref.accountId }));
+}
+
+function readRef(bytes: Uint8Array | undefined): SentRef | undefined {
+  if (!bytes) return undefined;
+  const r = FieldReader.from(decodeCbor(bytes), 'SentRef');
+  return { messageId: r.string('m', { maxLength: 64 }), accountId: r.string('a', { maxLength: 64 }) };
+}
+
+export async function sentByGuid(storage: Storage, guid: string): Promise<SentRef | undefined> {
+  return readRef(await storage.getProtocolRecord(GUID_KIND, guid));
+}
+
+export function forgetGuid(batch: StorageBatch, guid: string): void {
+  batch.protocolRecord(GUID_KIND, guid, null);
+}
+
+export async function sentByTimestamp(storage: Storage, accountId: string, serverTimestamp: number): Promise<SentRef | undefined> {
+  return readRef(await storage.getProtocolRecord(TIMESTAMP_KIND, `${accountId}:${serverTimestamp}`));
+}

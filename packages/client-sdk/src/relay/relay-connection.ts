@@ -1,0 +1,237 @@
+import {
+  decodeEnvelope,
+  decodeServerFrame,
+  encodeClientFrame,
+  type Envelope,
+  type RequestFrame,
+  type ServerFrame,
+} from '@sotto/protocol';
+import { backoffDelay } from '../backoff.js';
+import { Emitter } from '../emitter.js';
+import { SottoError } from '../errors.js';
+import type { RelayHttp } from './relay-http.js';
+import type { WebSocketFactory, WebSocketLike } from './transport.js';
+
+export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'closed';
+
+export interface RelayConnectionEvents {
+  state: [ConnectionState];
+  /** The stored backlog has been pushed (the relay sent `empty`). */
+  drained: [];
+  /** The relay closed this connection because another one for the same device opened. */
+  replaced: [];
+}
+
+export interface RelayConnectionOptions {
+  readonly http: RelayHttp;
+  readonly webSocket: WebSocketFactory;
+  /**
+   * Handles one pushed envelope. The connection acks it only after the returned promise
+   * resolves, and runs handlers one at a time in arrival order. A rejection leaves the envelope
+   * unacked: the relay redelivers it after the next reconnect.
+   */
+  readonly onEnvelope: (envelope: Envelope) => Promise<void>;
+  readonly requestTimeoutMs?: number;
+  readonly random?: () => number;
+}
+
+const CLOSE_REPLACED = 4001;
+const CLOSE_DEVICE_REMOVED = 4003;
+
+interface Pending {
+  resolve(frame: ServerFrame & { t: 'res' }): void;
+  reject(err: unknown): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/**
+ * One authenticated WebSocket to the relay, kept open: a ticket over HTTP, then the upgrade;
+ * reconnects with exponential backoff and jitter; delivers pushed envelopes in order to
+ * `onEnvelope` and acks each after its handler finished; carries request/response frames.
+ */
+export class RelayConnection {
+  readonly events = new Emitter<RelayConnectionEvents>();
+  private ws: WebSocketLike | undefined;
+  private state: ConnectionState = 'idle';
+  private stopped = true;
+  private attempt = 0;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private handling: Promise<void> = Promise.resolve();
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(private readonly options: RelayConnectionOptions) {}
+
+  get connectionState(): ConnectionState {
+    return this.state;
+  }
+
+  /** Starts connecting (and reconnecting) until {@link stop}. Resolves once the first connection opened. */
+  start(): Promise<void> {
+    if (!this.stopped) return this.state === 'connected' ? Promise.resolve() : this.nextOpen();
+    this.stopped = false;
+    const opened = this.nextOpen();
+    void this.connect();
+    return opened;
+  }
+
+  /** Closes the socket and stops reconnecting. Envelopes being handled finish first. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.ws?.close(1000, 'client stopped');
+    this.ws = undefined;
+    this.setState('closed');
+    this.failPending(new SottoError('CLOSED', 'connection stopped'));
+    await this.handling.catch(() => undefined);
+  }
+
+  /** Sends a request frame and resolves with the response body; relay errors become RELAY_ERROR. */
+  async request(op: RequestFrame['op'], body: RequestFrame['body']): Promise<Record<string, unknown>> {
+    const ws = this.ws;
+    if (!ws || this.state !== 'connected') throw new SottoError('NETWORK', 'not connected to the relay');
+    const id = this.nextId++;
+    const frame = encodeClientFrame({ t: 'req', id, op, body } as RequestFrame);
+    const res = await new Promise<ServerFrame & { t: 'res' }>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new SottoError('TIMEOUT', `relay did not answer '${op}' in time`));
+      }, this.options.requestTimeoutMs ?? 15_000);
+      this.pending.set(id, { resolve, reject, timer });
+      try {
+        ws.send(frame);
+      } catch (cause) {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        reject(new SottoError('NETWORK', 'send on the relay connection failed', { cause }));
+      }
+    });
+    if ('error' in res) {
+      throw new SottoError('RELAY_ERROR', `relay refused '${op}': ${res.error.code} (${res.error.message})`, {
+        relayCode: res.error.code,
+        status: res.status,
+        details: res.error,
+      });
+    }
+    return res.body;
+  }
+
+  private nextOpen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const offState = this.events.on('state', (s) => {
+        if (s === 'connected') {
+          offState();
+          resolve();
+        } else if (s === 'closed' && this.stopped) {
+          offState();
+          reject(new SottoError('CLOSED', 'connection stopped before it opened'));
+        }
+      });
+    });
+  }
+
+  private setState(s: ConnectionState): void {
+    if (this.state === s) return;
+    this.state = s;
+    this.events.emit('state', s);
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    this.setState('connecting');
+    let ws: WebSocketLike;
+    try {
+      const { ticket } = await this.options.http.wsTicket();
+      if (this.stopped) return;
+      ws = this.options.webSocket(this.options.http.webSocketUrl(ticket));
+    } catch {
+      this.scheduleReconnect();
+      return;
+    }
+    ws.binaryType = 'arraybuffer';
+    this.ws = ws;
+    ws.onopen = () => {
+      this.attempt = 0;
+      this.setState('connected');
+    };
+    ws.onmessage = (event) => this.onFrame(event.data);
+    ws.onerror = () => undefined; // onclose follows and handles reconnection
+    ws.onclose = (event) => {
+      if (this.ws !== ws) return;
+      this.ws = undefined;
+      this.failPending(new SottoError('NETWORK', 'relay connection closed'));
+      if (event.code === CLOSE_REPLACED || event.code === CLOSE_DEVICE_REMOVED) {
+        this.stopped = true;
+        this.setState('closed');
+        if (event.code === CLOSE_REPLACED) this.events.emit('replaced');
+        return;
+      }
+      this.scheduleReconnect();
+    };
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped) return;
+    this.setState('connecting');
+    const delay = backoffDelay(this.attempt++, { baseMs: 200, maxMs: 15_000, random: this.options.random ?? Math.random });
+    this.reconnectTimer = setTimeout(() => void this.connect(), delay);
+  }
+
+  private failPending(err: unknown): void {
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(err);
+      this.pending.delete(id);
+    }
+  }
+
+  private onFrame(data: unknown): void {
+    let frame: ServerFrame;
+    try {
+      const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : ArrayBuffer.isView(data)
+        ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : undefined;
+      if (!bytes) return;
+      frame = decodeServerFrame(bytes);
+    } catch {
+      return; // a malformed frame is dropped; the relay redelivers anything unacked
+    }
+    switch (frame.t) {
+      case 'res': {
+        const p = this.pending.get(frame.id);
+        if (!p) return;
+        clearTimeout(p.timer);
+        this.pending.delete(frame.id);
+        p.resolve(frame);
+        return;
+      }
+      case 'empty':
+        this.handling = this.handling.then(() => this.events.emit('drained'));
+        return;
+      case 'env': {
+        const ws = this.ws;
+        const raw = frame.envelope;
+        this.handling = this.handling.then(async () => {
+          let envelope: Envelope;
+          try {
+            envelope = decodeEnvelope(raw);
+          } catch {
+            return; // undecodable: never acked, never shown; the relay keeps it until TTL
+          }
+          try {
+            await this.options.onEnvelope(envelope);
+          } catch {
+            return; // not acked: redelivered after reconnect
+          }
+          if (ws && this.ws === ws) {
+            try {
+              ws.send(encodeClientFrame({ t: 'ack', guids: [envelope.guid] }));
+            } catch {
+              // connection dropped: the envelope comes again and the receiver dedupes by guid
+            }
+          }
+        });
+        return;
+      }
+    }
+  }
+}

@@ -1,0 +1,255 @@
+import type {
+  AccountListResponse,
+  AckRequest,
+  AttachmentUploadResponse,
+  BacklogResponse,
+  CountResponse,
+  LinkDeviceRequest,
+  LinkTokenResponse,
+  MessageRequestsResponse,
+  MultiSendRequest,
+  PreKeyBundlesResponse,
+  PreKeyCountResponse,
+  RegisterAccountRequest,
+  RegisterResponse,
+  ReportRequest,
+  ReportResponse,
+  SendRequest,
+  SendResponse,
+  SetSignedKeysRequest,
+  UploadOneTimeKeysRequest,
+  UserDevicesResponse,
+  WsTicketResponse,
+} from '@sotto/protocol';
+import { isRelayErrorBody } from '@sotto/protocol';
+import { SottoError } from '../errors.js';
+import { toBase64Url } from './base64url.js';
+
+/** The credentials of one device: the relay keeps only a hash of `secret`. */
+export interface DeviceCredentials {
+  readonly accountId: string;
+  readonly deviceId: number;
+  readonly secret: Uint8Array;
+}
+
+export interface RelayHttpOptions {
+  /** e.g. `http://127.0.0.1:8787` (no trailing slash needed). */
+  readonly baseUrl: string;
+  readonly credentials?: DeviceCredentials;
+  /** Injected for tests and exotic runtimes; defaults to the global `fetch`. */
+  readonly fetch?: typeof fetch;
+  /** Per-request timeout; default 30 s. */
+  readonly timeoutMs?: number;
+}
+
+export type RequestDecision = 'accept' | 'reject' | 'block';
+
+/** Called with bytes transferred so far and the total (when known). */
+export type ProgressListener = (done: number, total: number | undefined) => void;
+
+/**
+ * The relay's HTTP API (docs/relay-api.md) as typed methods. Runs wherever `fetch` does.
+ * Failures are `SottoError`s: `RELAY_ERROR` (with `relayCode`, `status`, `details`), `NETWORK`
+ * or `TIMEOUT`.
+ *
+ * @example
+ * const relay = new RelayHttp({ baseUrl: 'http://127.0.0.1:8787', credentials });
+ * const { devices } = await relay.fetchBundles('bob');
+ */
+export class RelayHttp {
+  readonly baseUrl: string;
+  private credentials: DeviceCredentials | undefined;
+  private readonly fetchImpl: typeof fetch;
+  private readonly timeoutMs: number;
+
+  constructor(options: RelayHttpOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.credentials = options.credentials;
+    this.fetchImpl = options.fetch ?? ((...args) => globalThis.fetch(...args));
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  setCredentials(credentials: DeviceCredentials): void {
+    this.credentials = credentials;
+  }
+
+  /** The WebSocket URL for a ticket (`ws://…/v1/ws?ticket=…`). */
+  webSocketUrl(ticket: string): string {
+    return `${this.baseUrl.replace(/^http/, 'ws')}/v1/ws?ticket=${encodeURIComponent(ticket)}`;
+  }
+
+  register(body: RegisterAccountRequest): Promise<RegisterResponse> {
+    return this.json('POST', '/v1/accounts', body, false);
+  }
+  createLinkToken(): Promise<LinkTokenResponse> {
+    return this.json('POST', '/v1/devices/link-tokens', {});
+  }
+  linkDevice(body: LinkDeviceRequest): Promise<RegisterResponse> {
+    return this.json('POST', '/v1/devices', body, false);
+  }
+  listDevices(accountId: string): Promise<UserDevicesResponse> {
+    return this.json('GET', `/v1/users/${enc(accountId)}/devices`);
+  }
+  removeDevice(accountId: string, deviceId: number): Promise<void> {
+    return this.json('DELETE', `/v1/accounts/${enc(accountId)}/devices/${deviceId}`);
+  }
+  setSignedKeys(body: SetSignedKeysRequest): Promise<void> {
+    return this.json('PUT', '/v1/keys/signed', body);
+  }
+  uploadOneTimeKeys(body: UploadOneTimeKeysRequest): Promise<PreKeyCountResponse> {
+    return this.json('POST', '/v1/keys/one-time', body);
+  }
+  preKeyCount(): Promise<PreKeyCountResponse> {
+    return this.json('GET', '/v1/keys/count');
+  }
+  fetchBundles(accountId: string): Promise<PreKeyBundlesResponse> {
+    return this.json('GET', `/v1/keys/${enc(accountId)}`);
+  }
+  send(accountId: string, body: SendRequest): Promise<SendResponse> {
+    return this.json('POST', `/v1/messages/${enc(accountId)}`, body);
+  }
+  sendMulti(body: MultiSendRequest): Promise<SendResponse> {
+    return this.json('POST', '/v1/messages/multi', body);
+  }
+  backlog(after?: string, limit = 100): Promise<BacklogResponse> {
+    return this.json('GET', `/v1/messages?limit=${limit}${after === undefined ? '' : `&after=${enc(after)}`}`);
+  }
+  ack(guids: string[]): Promise<void> {
+    const body: AckRequest = { guids };
+    return this.json('POST', '/v1/messages/ack', body);
+  }
+  wsTicket(): Promise<WsTicketResponse> {
+    return this.json('POST', '/v1/ws-ticket', {});
+  }
+  listRequests(): Promise<MessageRequestsResponse> {
+    return this.json('GET', '/v1/requests');
+  }
+  requestCount(): Promise<CountResponse> {
+    return this.json('GET', '/v1/requests/count');
+  }
+  decideRequest(accountId: string, decision: RequestDecision): Promise<void> {
+    return this.json('POST', `/v1/requests/${enc(accountId)}/${decision}`, {});
+  }
+  listBlocked(): Promise<AccountListResponse> {
+    return this.json('GET', '/v1/blocks');
+  }
+  setBlocked(accountId: string, blocked: boolean): Promise<void> {
+    return this.json(blocked ? 'PUT' : 'DELETE', `/v1/blocks/${enc(accountId)}`);
+  }
+  listRestricted(): Promise<AccountListResponse> {
+    return this.json('GET', '/v1/restricts');
+  }
+  setRestricted(accountId: string, restricted: boolean): Promise<void> {
+    return this.json(restricted ? 'PUT' : 'DELETE', `/v1/restricts/${enc(accountId)}`);
+  }
+  report(body: ReportRequest): Promise<ReportResponse> {
+    return this.json('POST', '/v1/reports', body);
+  }
+
+  /** Uploads attachment ciphertext as one streamed request body, reporting progress. */
+  async uploadAttachment(data: Uint8Array, onProgress?: ProgressListener): Promise<AttachmentUploadResponse> {
+    const total = data.length;
+    let sent = 0;
+    const chunk = 64 * 1024;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent >= total) {
+          controller.close();
+          return;
+        }
+        const piece = data.subarray(sent, Math.min(total, sent + chunk));
+        sent += piece.length;
+        controller.enqueue(piece);
+        onProgress?.(sent, total);
+      },
+    });
+    const res = await this.request('POST', '/v1/attachments', {
+      body,
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(total) },
+      duplex: 'half',
+    } as RequestInit);
+    return (await res.json()) as AttachmentUploadResponse;
+  }
+
+  /** Downloads attachment ciphertext, reporting progress; `maxBytes` stops a lying relay early. */
+  async downloadAttachment(id: string, options: { maxBytes: number; onProgress?: ProgressListener }): Promise<Uint8Array> {
+    const res = await this.request('GET', `/v1/attachments/${enc(id)}`, {});
+    const declared = Number(res.headers.get('content-length') ?? NaN);
+    const total = Number.isFinite(declared) ? declared : undefined;
+    if (total !== undefined && total > options.maxBytes) {
+      await res.body?.cancel();
+      throw new SottoError('RELAY_ERROR', 'attachment larger than its pointer says', { relayCode: 'SIZE_MISMATCH', status: res.status });
+    }
+    const reader = res.body!.getReader();
+    const parts: Uint8Array[] = [];
+    let received = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      received += value.length;
+      if (received > options.maxBytes) {
+        await reader.cancel();
+        throw new SottoError('RELAY_ERROR', 'attachment larger than its pointer says', { relayCode: 'SIZE_MISMATCH', status: res.status });
+      }
+      parts.push(value);
+      options.onProgress?.(received, total);
+    }
+    const out = new Uint8Array(received);
+    let o = 0;
+    for (const p of parts) {
+      out.set(p, o);
+      o += p.length;
+    }
+    return out;
+  }
+
+  private async json<T>(method: string, path: string, body?: unknown, authenticated = true): Promise<T> {
+    const init: RequestInit = {};
+    if (body !== undefined && method !== 'GET') {
+      init.body = JSON.stringify(body);
+      init.headers = { 'content-type': 'application/json' };
+    }
+    const res = await this.request(method, path, init, authenticated);
+    if (res.status === 204) return undefined as T;
+    const text = await res.text();
+    return (text.length === 0 ? undefined : JSON.parse(text)) as T;
+  }
+
+  private async request(method: string, path: string, init: RequestInit, authenticated = true): Promise<Response> {
+    const headers = new Headers(init.headers);
+    if (authenticated) {
+      const c = this.credentials;
+      if (!c) throw new SottoError('NOT_REGISTERED', 'this client has no relay credentials yet');
+      headers.set('authorization', `Sotto ${c.accountId}.${c.deviceId}:${toBase64Url(c.secret)}`);
+    }
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.timeoutMs);
+    let res: Response;
+    try {
+      res = await this.fetchImpl(this.baseUrl + path, { ...init, method, headers, signal: controller.signal });
+    } catch (cause) {
+      clearTimeout(timer);
+      if (controller.signal.aborted) throw new SottoError('TIMEOUT', `${method} ${path.split('?')[0]} timed out`, { cause });
+      throw new SottoError('NETWORK', `relay unreachable for ${method} ${path.split('?')[0]}`, { cause });
+    }
+    clearTimeout(timer);
+    if (res.ok) return res;
+    let details: unknown;
+    try {
+      details = await res.json();
+    } catch {
+      details = undefined;
+    }
+    const relayCode = isRelayErrorBody(details) ? details.code : 'UNKNOWN';
+    const message = isRelayErrorBody(details) ? details.message : `HTTP ${res.status}`;
+    throw new SottoError('RELAY_ERROR', `relay refused ${method} ${path.split('?')[0]}: ${relayCode} (${message})`, {
+      relayCode,
+      status: res.status,
+      details,
+    });
+  }
+}
+
+function enc(segment: string): string {
+  return encodeURIComponent(segment);
+}

@@ -1,0 +1,73 @@
+import { decodeContent, type Content } from '@sotto/protocol';
+import type { MessageView } from '../events.js';
+import type { MessageRecord } from '../storage/types.js';
+
+/** The decrypted, decoded view of a stored message. Tombstones carry no content. */
+export function messageView(record: MessageRecord): MessageView {
+  let content: Content | undefined;
+  if (record.deletedAt === undefined && record.body.length > 0) {
+    try {
+      content = decodeContent(record.body);
+    } catch {
+      content = undefined;
+    }
+  }
+  const view: MessageView = {
+    id: record.id,
+    conversationId: record.conversationId,
+    senderAccountId: record.senderAccountId,
+    senderDeviceId: record.senderDeviceId,
+    outgoing: record.outgoing,
+    sentAt: record.sentAt,
+    receivedAt: record.receivedAt,
+    reactions: record.reactions,
+  };
+  if (content !== undefined) view.content = content;
+  if (record.text !== undefined) view.text = record.text;
+  if (record.replyToId !== undefined) view.replyToId = record.replyToId;
+  if (record.editedAt !== undefined) view.editedAt = record.editedAt;
+  if (record.deletedAt !== undefined) view.deletedAt = record.deletedAt;
+  if (record.expiresAt !== undefined) view.expiresAt = record.expiresAt;
+  if (record.vanish !== undefined) view.vanish = record.vanish;
+  if (record.seenAt !== undefined) view.seenAt = record.seenAt;
+  if (record.status !== undefined) view.status = record.status;
+  return view;
+}
+
+/** The searchable text of a content: its text, caption or card text. */
+export function searchableText(content: Content): string | undefined {
+  switch (content.type) {
+    case 'text':
+      return content.body.text;
+    case 'media':
+      return content.body.caption;
+    case 'sharedPost':
+      return content.body.caption;
+    case 'sharedProfile':
+      return [content.body.displayName, content.body.accountId].filter(Boolean).join(' ');
+    default:
+      return undefined;
+  }
+}
+
+/** The reply target of a message-like content. */
+export function replyTargetOf(content: Content): string | undefined {
+  switch (content.type) {
+    case 'text':
+    case 'media':
+    case 'sharedPost':
+    case 'sharedProfile':
+      return content.body.replyTo?.messageId;
+    default:
+      return undefined;
+  }
+}
+
+/** Content types that create a message in a thread (the rest are actions or control). */
+export const MESSAGE_TYPES = new Set(['text', 'media', 'sharedPost', 'sharedProfile']);
+
+/** A short preview for the conversations list. */
+export function previewOf(content: Content, fallback: (c: Content) => string): string {
+  const text = fallback(content);
+  return text.length > 120 ? `${text.slice(0, 119)}…` : text;
+}

@@ -1,0 +1,65 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLibsignalEngine } from '@sotto/protocol/libsignal';
+import { createRelay, defaultConfig, type Relay, type RelayLimits } from '@sotto/relay';
+import { SottoClient, type SottoClientOptions } from '../../src/index.js';
+import { MemoryStorage } from '../../src/storage/memory-storage.js';
+import { nodeWebSocketFactory, openSqliteStorage } from '../../src/node/index.js';
+import type { Storage } from '../../src/storage/storage.js';
+
+/** A real relay on 127.0.0.1 with a temporary data directory. */
+export interface TestRelay {
+  relay: Relay;
+  url: string;
+  dir: string;
+  close(): Promise<void>;
+}
+
+export async function startRelay(limits: Partial<RelayLimits> = {}, dir?: string): Promise<TestRelay> {
+  const dataDir = dir ?? (await mkdtemp(join(tmpdir(), 'sotto-sdk-relay-')));
+  const base = defaultConfig({ port: 0, host: '127.0.0.1', dataDir, logLevel: 'silent' });
+  const relay = await createRelay({ ...base, limits: { ...base.limits, ...limits } });
+  return {
+    relay,
+    url: relay.url,
+    dir: dataDir,
+    async close() {
+      await relay.close();
+      if (!dir) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+const engine = createLibsignalEngine();
+
+export function clientOptions(relayUrl: string, storage: Storage, extra: Partial<SottoClientOptions> = {}): SottoClientOptions {
+  return { relayUrl, storage, engine, webSocket: nodeWebSocketFactory, ...extra };
+}
+
+/** Registers and connects a client with in-memory storage (or `storage`). */
+export async function newClient(relayUrl: string, username: string, extra: Partial<SottoClientOptions> & { storage?: Storage } = {}): Promise<SottoClient> {
+  const storage = extra.storage ?? new MemoryStorage();
+  const client = await SottoClient.register(clientOptions(relayUrl, storage, extra), username);
+  await client.connect();
+  return client;
+}
+
+/** A SQLite storage in a fresh temp dir (file path returned for reopening). */
+export async function tempSqlite(): Promise<{ path: string; dir: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'sotto-sdk-db-'));
+  return { path: join(dir, 'client.db'), dir };
+}
+
+export { openSqliteStorage };
+
+/** Polls `check` until it returns a truthy value, or fails after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

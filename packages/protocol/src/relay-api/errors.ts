@@ -1,0 +1,86 @@
+/**
+ * Stable error codes of the relay API. Every failed HTTP response carries a JSON body
+ * `{ code, message }` and every failed WebSocket response frame an `error: { code, message }`;
+ * clients branch on `code`, never on `message`.
+ */
+export type RelayErrorCode =
+  /** Request body or query is not valid JSON / CBOR, or a field is missing or malformed. 400. */
+  | 'BAD_REQUEST'
+  /** A CBOR structure (device record, prekey, frame) failed protocol validation. 400. */
+  | 'INVALID_FORMAT'
+  /** Missing, malformed or wrong credentials, or an unknown/expired/used ticket or link token. 401. */
+  | 'UNAUTHORIZED'
+  /** Authenticated, but acting on another account's resources. 403. */
+  | 'FORBIDDEN'
+  /** No such route, user, device, or attachment. 404. */
+  | 'NOT_FOUND'
+  /** The username (case-insensitive) or account id is already registered. 409. */
+  | 'USERNAME_TAKEN'
+  /** A send's device list does not match the recipient's devices; body lists `missing`/`extra`. 409. */
+  | 'MISMATCHED_DEVICES'
+  /** A send named a device whose registration id changed; body lists `stale`. 410. */
+  | 'STALE_DEVICES'
+  /** The request body exceeds its limit (with or without Content-Length). 413. */
+  | 'PAYLOAD_TOO_LARGE'
+  /** The Range header cannot be satisfied. 416. */
+  | 'RANGE_NOT_SATISFIABLE'
+  /** Rate limit exceeded; `retryAfterMs` in the body, `Retry-After` header in seconds. 429. */
+  | 'RATE_LIMITED'
+  /** The account already has the maximum number of devices. 409. */
+  | 'TOO_MANY_DEVICES'
+  /** Unexpected server failure. Never carries details. 500. */
+  | 'INTERNAL';
+
+/** HTTP status for each {@link RelayErrorCode}; WebSocket response frames use the same numbers. */
+export const RELAY_ERROR_STATUS: Readonly<Record<RelayErrorCode, number>> = Object.freeze({
+  BAD_REQUEST: 400,
+  INVALID_FORMAT: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  USERNAME_TAKEN: 409,
+  MISMATCHED_DEVICES: 409,
+  TOO_MANY_DEVICES: 409,
+  STALE_DEVICES: 410,
+  PAYLOAD_TOO_LARGE: 413,
+  RANGE_NOT_SATISFIABLE: 416,
+  RATE_LIMITED: 429,
+  INTERNAL: 500,
+});
+
+/** The JSON body of every failed relay response. Extra fields depend on the code. */
+export interface RelayErrorBody {
+  code: RelayErrorCode;
+  message: string;
+  /** MISMATCHED_DEVICES: devices the request lacked / named but that do not exist (per account). */
+  mismatched?: MismatchedDevices[];
+  /** STALE_DEVICES: devices whose registration id differed (per account). */
+  stale?: StaleDevices[];
+  /** RATE_LIMITED: how long to wait. */
+  retryAfterMs?: number;
+}
+
+export interface MismatchedDevices {
+  accountId: string;
+  missing: number[];
+  extra: number[];
+}
+
+export interface StaleDevices {
+  accountId: string;
+  stale: number[];
+}
+
+/**
+ * True when `value` looks like a relay error body.
+ * @example
+ * const body = await res.json();
+ * if (isRelayErrorBody(body) && body.code === 'MISMATCHED_DEVICES') refreshDevices(body.mismatched);
+ */
+export function isRelayErrorBody(value: unknown): value is RelayErrorBody {
+  return (
+    typeof value === 'object' && value !== null &&
+    typeof (value as { code?: unknown }).code === 'string' &&
+    (value as { code: string }).code in RELAY_ERROR_STATUS
+  );
+}

@@ -1,0 +1,180 @@
+import { decodeCbor, encodeCbor } from '../codec/cbor.js';
+import { FieldReader, compact, items } from '../codec/fields.js';
+import { MAX_ENVELOPE_BYTES } from '../codec/limits.js';
+import { ProtocolError } from '../errors.js';
+import type { RelayErrorBody, RelayErrorCode } from './errors.js';
+import { RELAY_ERROR_STATUS } from './errors.js';
+import type { SendResponse, SendableEnvelopeType } from './types.js';
+
+/**
+ * WebSocket frames between a device and the relay. Every frame is one binary WebSocket message
+ * holding one CBOR map with a string tag `t`:
+ *
+ * ```text
+ * client -> relay   { t: 'req', id: uint, op: 'send' | 'sendMulti', body: map }
+ *                   { t: 'ack', guids: [text] }
+ * relay -> client   { t: 'res', id: uint, status: uint, body?: map, error?: { code, message, ... } }
+ *                   { t: 'env', envelope: bytes }   encoded Envelope (receipts are type 'receipt')
+ *                   { t: 'empty' }                  the stored backlog has been pushed
+ * ```
+ */
+export const MAX_FRAME_BYTES = 2 * 1024 * 1024;
+/** Most guids in one ack frame or HTTP ack. */
+export const MAX_ACK_GUIDS = 1000;
+/** Most per-device messages in one send, and most devices in one multi-recipient send. */
+export const MAX_SEND_DEVICES = 1000;
+const MAX_ACCOUNT_ID = 32;
+const MAX_GUID = 64;
+
+const FRAME_LIMITS = { maxBytes: MAX_FRAME_BYTES, maxStringBytes: MAX_ENVELOPE_BYTES, maxItems: 16_384, maxDepth: 6 };
+
+export const SENDABLE_TYPES: readonly SendableEnvelopeType[] = ['prekey', 'whisper', 'senderkey', 'plaintext'];
+
+/** `op: 'send'` body: per-device ciphertexts to one account. */
+export interface WsSendBody {
+  to: string;
+  type: SendableEnvelopeType;
+  ephemeral?: boolean;
+  /** `type` per device overrides the body's: one device may need a prekey message, another not. */
+  messages: { deviceId: number; registrationId: number; type?: SendableEnvelopeType; ciphertext: Uint8Array }[];
+}
+
+/** `op: 'sendMulti'` body: one ciphertext to many accounts' devices. */
+export interface WsMultiSendBody {
+  type: SendableEnvelopeType;
+  ephemeral?: boolean;
+  ciphertext: Uint8Array;
+  recipients: { accountId: string; devices: { deviceId: number; registrationId: number }[] }[];
+}
+
+export type RequestFrame =
+  | { t: 'req'; id: number; op: 'send'; body: WsSendBody }
+  | { t: 'req'; id: number; op: 'sendMulti'; body: WsMultiSendBody };
+
+export type ClientFrame = RequestFrame | { t: 'ack'; guids: string[] };
+
+export type ResponseFrame =
+  | { t: 'res'; id: number; status: number; body: Record<string, unknown> }
+  | { t: 'res'; id: number; status: number; error: RelayErrorBody };
+
+export type ServerFrame = ResponseFrame | { t: 'env'; envelope: Uint8Array } | { t: 'empty' };
+
+function readSendBody(r: FieldReader): WsSendBody {
+  return compact({
+    to: r.string('to', { maxLength: MAX_ACCOUNT_ID, minLength: 1 }),
+    type: r.literal('type', SENDABLE_TYPES),
+    ephemeral: r.optBool('ephemeral'),
+    messages: r.array('messages', MAX_SEND_DEVICES, items.map((m) => compact({
+      deviceId: m.uint('deviceId', { min: 1, max: 2 ** 31 }),
+      registrationId: m.uint('registrationId', { max: 2 ** 31 }),
+      type: m.optLiteral('type', SENDABLE_TYPES),
+      ciphertext: m.bytes('ciphertext', { maxLength: MAX_ENVELOPE_BYTES, minLength: 1 }),
+    }))),
+  });
+}
+
+function readMultiSendBody(r: FieldReader): WsMultiSendBody {
+  return compact({
+    type: r.literal('type', SENDABLE_TYPES),
+    ephemeral: r.optBool('ephemeral'),
+    ciphertext: r.bytes('ciphertext', { maxLength: MAX_ENVELOPE_BYTES, minLength: 1 }),
+    recipients: r.array('recipients', MAX_SEND_DEVICES, items.map((a) => ({
+      accountId: a.string('accountId', { maxLength: MAX_ACCOUNT_ID, minLength: 1 }),
+      devices: a.array('devices', MAX_SEND_DEVICES, items.map((d) => ({
+        deviceId: d.uint('deviceId', { min: 1, max: 2 ** 31 }),
+        registrationId: d.uint('registrationId', { max: 2 ** 31 }),
+      }))),
+    }))),
+  });
+}
+
+/**
+ * Encode a client-to-relay frame.
+ * @example
+ * ws.send(encodeClientFrame({ t: 'ack', guids: [envelope.guid] }));
+ */
+export function encodeClientFrame(frame: ClientFrame): Uint8Array {
+  return encodeCbor(frame.t === 'req' ? { ...frame, body: compact(frame.body as unknown as Record<string, unknown>) } : frame);
+}
+
+/**
+ * Decode and validate a client-to-relay frame; hostile bytes give a {@link ProtocolError}.
+ * @example
+ * const frame = decodeClientFrame(new Uint8Array(data));
+ * if (frame.t === 'ack') await ackAll(frame.guids);
+ */
+export function decodeClientFrame(bytes: Uint8Array): ClientFrame {
+  const r = FieldReader.from(decodeCbor(bytes, FRAME_LIMITS), 'ClientFrame');
+  const t = r.literal('t', ['req', 'ack'] as const);
+  if (t === 'ack') {
+    return { t, guids: r.array('guids', MAX_ACK_GUIDS, items.string(MAX_GUID)) };
+  }
+  const id = r.uint('id', { max: 2 ** 32 });
+  const op = r.literal('op', ['send', 'sendMulti'] as const);
+  if (op === 'send') return { t, id, op, body: r.nested('body', readSendBody) };
+  return { t, id, op, body: r.nested('body', readMultiSendBody) };
+}
+
+/**
+ * Encode a relay-to-client frame.
+ * @example
+ * ws.send(encodeServerFrame({ t: 'empty' }));
+ */
+export function encodeServerFrame(frame: ServerFrame): Uint8Array {
+  if (frame.t === 'res' && 'error' in frame) return encodeCbor({ ...frame, error: compact({ ...frame.error }) });
+  return encodeCbor(frame);
+}
+
+function readErrorBody(r: FieldReader): RelayErrorBody {
+  const code = r.string('code', { maxLength: 64 });
+  if (!(code in RELAY_ERROR_STATUS)) {
+    throw new ProtocolError('INVALID_FIELD', 'ServerFrame.error.code is unknown', { field: 'ServerFrame.error.code' });
+  }
+  return compact({
+    code: code as RelayErrorCode,
+    message: r.string('message', { maxLength: 1024 }),
+    retryAfterMs: r.optUint('retryAfterMs'),
+    mismatched: r.optArray('mismatched', MAX_SEND_DEVICES, items.map((m) => ({
+      accountId: m.string('accountId', { maxLength: MAX_ACCOUNT_ID }),
+      missing: m.array('missing', MAX_SEND_DEVICES, items.uint(2 ** 31)),
+      extra: m.array('extra', MAX_SEND_DEVICES, items.uint(2 ** 31)),
+    }))),
+    stale: r.optArray('stale', MAX_SEND_DEVICES, items.map((m) => ({
+      accountId: m.string('accountId', { maxLength: MAX_ACCOUNT_ID }),
+      stale: m.array('stale', MAX_SEND_DEVICES, items.uint(2 ** 31)),
+    }))),
+  });
+}
+
+/**
+ * Decode and validate a relay-to-client frame. A response `body` stays a plain map: read it
+ * with the reader for the request's op (e.g. {@link readSendResponse}).
+ * @example
+ * const frame = decodeServerFrame(new Uint8Array(data));
+ * if (frame.t === 'env') handle(decodeEnvelope(frame.envelope));
+ */
+export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
+  const value = decodeCbor(bytes, FRAME_LIMITS);
+  const r = FieldReader.from(value, 'ServerFrame');
+  const t = r.literal('t', ['res', 'env', 'empty'] as const);
+  if (t === 'empty') return { t };
+  if (t === 'env') return { t, envelope: r.bytes('envelope', { maxLength: MAX_ENVELOPE_BYTES + 4096 }) };
+  const id = r.uint('id', { max: 2 ** 32 });
+  const status = r.uint('status', { min: 100, max: 599 });
+  if (r.has('error')) return { t, id, status, error: r.nested('error', readErrorBody) };
+  r.nested('body', () => undefined); // checks it is a map
+  return { t, id, status, body: (value as { body: Record<string, unknown> }).body };
+}
+
+/**
+ * Read the body of a successful `send` / `sendMulti` response frame.
+ * @example
+ * const { guids } = readSendResponse(frame.body);
+ */
+export function readSendResponse(body: Record<string, unknown>): SendResponse {
+  const r = FieldReader.from(body, 'SendResponse');
+  return {
+    serverTimestamp: r.uint('serverTimestamp'),
+    guids: r.array('guids', MAX_SEND_DEVICES, items.string(MAX_GUID)),
+  };
+}

@@ -1,0 +1,209 @@
+/**
+ * JSON request and response bodies of the relay's HTTP API (v1). Binary values travel as
+ * unpadded base64url strings (type {@link B64}); CBOR structures (device records, prekeys,
+ * bundles, envelopes) are the encodings defined in `@sotto/protocol` formats, base64url-wrapped.
+ * See docs/relay-api.md for every endpoint with examples.
+ */
+
+/** Unpadded base64url of raw bytes. */
+export type B64 = string;
+
+/** Account id: the lower-case username, `[a-z0-9._]{3,32}` (as in DeviceRecord.accountId). */
+export type AccountId = string;
+
+/** Keys every device uploads at registration or link time. */
+export interface DeviceKeyUpload {
+  /**
+   * Encoded SignedDeviceRecord (CBOR). Its accountId must be the username (registration) or the
+   * link token's account, its deviceId 1 (registration) or the link token's device id; its
+   * registrationId is the one stale-device checks use. The relay does not verify the signature.
+   */
+  signedDeviceRecord: B64;
+  /** Encoded SignedPreKeyPublic. */
+  signedPreKey: B64;
+  /** Encoded KyberPreKeyPublic used when one-time Kyber prekeys run out. */
+  lastResortKyberPreKey: B64;
+  /** Encoded one-time KyberPreKeyPublic values (at most 100). */
+  kyberPreKeys?: B64[];
+  /** Encoded OneTimePreKeyPublic values (at most 100). */
+  oneTimePreKeys?: B64[];
+}
+
+/** `POST /v1/accounts` — first device of a new account. */
+export interface RegisterAccountRequest extends DeviceKeyUpload {
+  /** `[a-z0-9._]{3,32}`, unique case-insensitively (input is lower-cased). */
+  username: string;
+  /** Client-generated 32-byte device secret; the relay keeps only its SHA-256. */
+  secret: B64;
+}
+
+/** `POST /v1/accounts` / `POST /v1/devices` response. */
+export interface RegisterResponse {
+  accountId: AccountId;
+  deviceId: number;
+}
+
+/** `POST /v1/devices/link-tokens` response. */
+export interface LinkTokenResponse {
+  /** Single-use token, valid for `expiresAt - now` (10 minutes). */
+  token: string;
+  /** The device id the linked device must put in its device record. */
+  deviceId: number;
+  accountId: AccountId;
+  expiresAt: number;
+}
+
+/** `POST /v1/devices` — register a further device with a link token. */
+export interface LinkDeviceRequest extends DeviceKeyUpload {
+  linkToken: string;
+  secret: B64;
+}
+
+/** One device as listed by `GET /v1/users/:username/devices`. */
+export interface DeviceListing {
+  deviceId: number;
+  registrationId: number;
+  signedDeviceRecord: B64;
+}
+
+/** `GET /v1/users/:username/devices` response. */
+export interface UserDevicesResponse {
+  accountId: AccountId;
+  username: string;
+  devices: DeviceListing[];
+}
+
+/** `PUT /v1/keys/signed` — replace the signed prekey and/or the last-resort Kyber prekey. */
+export interface SetSignedKeysRequest {
+  signedPreKey?: B64;
+  lastResortKyberPreKey?: B64;
+}
+
+/** `POST /v1/keys/one-time` — append at most 100 of each. */
+export interface UploadOneTimeKeysRequest {
+  oneTimePreKeys?: B64[];
+  kyberPreKeys?: B64[];
+}
+
+/** `GET /v1/keys/count` response. */
+export interface PreKeyCountResponse {
+  oneTimePreKeys: number;
+  kyberPreKeys: number;
+}
+
+/** One device's bundle in `GET /v1/keys/:accountId`. */
+export interface DeviceBundle {
+  deviceId: number;
+  registrationId: number;
+  /** Encoded PreKeyBundle (CBOR): device record, signed prekey, Kyber prekey, optional one-time prekey. */
+  bundle: B64;
+}
+
+/** `GET /v1/keys/:accountId` response. */
+export interface PreKeyBundlesResponse {
+  accountId: AccountId;
+  devices: DeviceBundle[];
+}
+
+/** Envelope types a client may send. `receipt` envelopes are created only by the relay. */
+export type SendableEnvelopeType = 'prekey' | 'whisper' | 'senderkey' | 'plaintext';
+
+/** One per-device ciphertext in a send. */
+export interface OutgoingDeviceMessage {
+  deviceId: number;
+  registrationId: number;
+  /** Overrides the request's `type` for this device (e.g. `prekey` for a new session). */
+  type?: SendableEnvelopeType;
+  ciphertext: B64;
+}
+
+/**
+ * `POST /v1/messages/:accountId` — one ciphertext per device of the recipient. The device list
+ * must be exact, except for `plaintext` sends (resend requests), which may name any subset.
+ */
+export interface SendRequest {
+  type: SendableEnvelopeType;
+  messages: OutgoingDeviceMessage[];
+  /** Online-only: pushed to connected devices, never stored, no receipts. */
+  ephemeral?: boolean;
+}
+
+/** `POST /v1/messages/:accountId` / multi-send response. */
+export interface SendResponse {
+  /** Server timestamp (ms) assigned to every envelope of this send. */
+  serverTimestamp: number;
+  /** One guid per stored envelope, in request order (empty for ephemeral sends). */
+  guids: string[];
+}
+
+/** `POST /v1/messages/multi` — one group ciphertext to many accounts' devices. */
+export interface MultiSendRequest {
+  type: SendableEnvelopeType;
+  ciphertext: B64;
+  recipients: { accountId: AccountId; devices: { deviceId: number; registrationId: number }[] }[];
+  ephemeral?: boolean;
+}
+
+/** `GET /v1/messages?after=<cursor>&limit=<n>` response. */
+export interface BacklogResponse {
+  /** Encoded Envelope values (CBOR), oldest first. */
+  envelopes: B64[];
+  /** Pass as `after` to get the next page; absent when the page was the last. */
+  next?: string;
+}
+
+/** `POST /v1/messages/ack`. */
+export interface AckRequest {
+  guids: string[];
+}
+
+/** `POST /v1/ws-ticket` response. */
+export interface WsTicketResponse {
+  ticket: string;
+  expiresAt: number;
+}
+
+/** One entry of `GET /v1/requests`. */
+export interface MessageRequestEntry {
+  accountId: AccountId;
+  username: string;
+  createdAt: number;
+}
+
+export interface MessageRequestsResponse {
+  requests: MessageRequestEntry[];
+}
+
+export interface CountResponse {
+  count: number;
+}
+
+/** `GET /v1/blocks` and `GET /v1/restricts`. */
+export interface AccountListResponse {
+  accounts: { accountId: AccountId; username: string; since: number }[];
+}
+
+/** `POST /v1/reports`. */
+export interface ReportRequest {
+  accountId: AccountId;
+  /** Free-text reason, at most 1000 characters. */
+  reason: string;
+  /** Evidence the reporter chooses to reveal (e.g. decrypted messages), at most 64 KiB. */
+  evidence?: B64;
+}
+
+export interface ReportResponse {
+  id: number;
+}
+
+/** `POST /v1/attachments` response. */
+export interface AttachmentUploadResponse {
+  id: string;
+  size: number;
+  expiresAt: number;
+}
+
+/** `GET /healthz` response. */
+export interface HealthResponse {
+  ok: true;
+}

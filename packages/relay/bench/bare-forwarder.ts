@@ -1,0 +1,66 @@
+/**
+ * The benchmark's reference point: a bare `ws` forwarder with no auth, no storage, no
+ * validation. A client connects to `/?id=<n>`; each binary frame it sends is
+ *
+ * ```text
+ *   u32 requestId | u32 targetId | payload
+ * ```
+ *
+ * The forwarder pushes `payload` to connection `targetId` (if connected) and answers the sender
+ * with the 4-byte `requestId`, so the load generator drives it with the same closed loop
+ * (request, response, delivery) it uses against the relay.
+ *
+ * Run standalone: `node --import tsx bench/bare-forwarder.ts` prints `{"port":N}` on stdout.
+ *
+ * @example
+ * const fwd = await startBareForwarder(0);
+ * // ... connect clients to `ws://127.0.0.1:${fwd.port}/?id=1`
+ * await fwd.close();
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
+import { WebSocketServer, type WebSocket } from 'ws';
+
+export interface BareForwarder {
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startBareForwarder(port = 0, host = '127.0.0.1'): Promise<BareForwarder> {
+  const server = createServer((_req, res) => res.writeHead(404).end());
+  const wss = new WebSocketServer({ server, maxPayload: 2 * 1024 * 1024 });
+  const peers = new Map<number, WebSocket>();
+  wss.on('connection', (ws, req) => {
+    const id = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('id'));
+    if (!Number.isSafeInteger(id)) return ws.close(1008);
+    peers.set(id, ws);
+    ws.on('close', () => {
+      if (peers.get(id) === ws) peers.delete(id);
+    });
+    ws.on('message', (data: Buffer, isBinary) => {
+      if (!isBinary || data.length < 8) return;
+      const target = peers.get(data.readUInt32BE(4));
+      target?.send(data.subarray(8));
+      ws.send(data.subarray(0, 4));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, host, resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const ws of wss.clients) ws.terminate();
+        wss.close();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const fwd = await startBareForwarder(Number(process.env['PORT'] ?? 0));
+  process.stdout.write(`${JSON.stringify({ port: fwd.port })}\n`);
+  const stop = (): void => void fwd.close().then(() => process.exit(0));
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}

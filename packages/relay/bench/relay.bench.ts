@@ -1,0 +1,340 @@
+/**
+ * Relay benchmark: `npm run bench -w @sotto/relay`.
+ *
+ * 1. Ring throughput and latency. RING devices connect over authenticated WebSockets; device i
+ *    sends PAYLOAD-byte envelopes to device i+1 through the real send path (WS `req` frames,
+ *    durable group commit), keeping WINDOW sends in flight, and acks what it receives. Measured
+ *    over DURATION_MS after a warm-up: delivered envelopes per second and send-to-receive latency.
+ * 2. The same load generator against a bare `ws` forwarder (bench/bare-forwarder.ts: no auth, no
+ *    storage) in its own process, as the reference.
+ * 3. Idle cost: RSS growth of the relay process per idle authenticated connection with
+ *    IDLE_CONNS connections open (VmRSS from /proc/<pid>/status before and after), measured on a
+ *    freshly restarted relay so registration garbage does not mask it.
+ *
+ * Both servers run as child processes; the load generator runs here. Knobs (env):
+ * BENCH_RING=200 BENCH_WINDOW=2 BENCH_DURATION_MS=5000 BENCH_WARMUP_MS=1000 BENCH_IDLE_CONNS=5000.
+ * Needs ~2 file descriptors per idle connection in this process and one in the relay: children
+ * raise their soft `ulimit -n` to the hard limit; run `ulimit -n 20000` first if this process's
+ * limit is lower. Prints a table, then one JSON line of figures.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
+import { DeviceSocket, registerDevice, type TestDevice } from './relay-client.js';
+
+const env = (name: string, def: number): number => {
+  const v = Number(process.env[name]);
+  return Number.isFinite(v) && v > 0 ? v : def;
+};
+const RING = env('BENCH_RING', 200);
+const WINDOW = env('BENCH_WINDOW', 2);
+const DURATION_MS = env('BENCH_DURATION_MS', 5000);
+const WARMUP_MS = env('BENCH_WARMUP_MS', 1000);
+const IDLE_CONNS = env('BENCH_IDLE_CONNS', 5000);
+const PAYLOAD = 200;
+const PKG_DIR = fileURLToPath(new URL('..', import.meta.url));
+
+// ---------------------------------------------------------------------------------------------
+// Child processes
+
+/** Spawns `args` under node with the soft fd limit raised; resolves on the first stdout line matching. */
+function spawnNode(args: string[], ready: (line: Record<string, unknown>) => boolean): Promise<{ child: ChildProcess; line: Record<string, unknown> }> {
+  const quoted = [process.execPath, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  const child = spawn('sh', ['-c', `ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec ${quoted}`], { cwd: PKG_DIR, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`child exited (${code}): ${stderr}`)));
+    createInterface({ input: child.stdout! }).on('line', (text) => {
+      try {
+        const line = JSON.parse(text) as Record<string, unknown>;
+        if (ready(line)) {
+          child.removeAllListeners('exit');
+          resolve({ child, line });
+        }
+      } catch {
+        // not a JSON line
+      }
+    });
+  });
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+  });
+}
+
+async function rssKiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(status);
+  if (m === null) throw new Error('no VmRSS');
+  return Number(m[1]);
+}
+
+async function startRelayChild(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+  const big = '1000000000';
+  const { child, line } = await spawnNode(
+    [
+      '--conditions=sotto-source', '--import', 'tsx', 'src/cli.ts', 'start', '--port', '0', '--data-dir', dataDir, '--log-level', 'info',
+      '--rate-ip-capacity', big, '--rate-ip-refill', big, '--rate-account-capacity', big, '--rate-account-refill', big,
+    ],
+    (l) => l['msg'] === 'relay listening',
+  );
+  return { child, url: String(line['url']) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load generator, identical for both targets
+
+/** One connected ring member as the load generator sees it. */
+interface RingConn {
+  /** Sends `payload` to ring member `to`; resolves true on a success response. */
+  send(to: number, payload: Uint8Array): Promise<boolean>;
+  close(): void;
+}
+
+interface Target {
+  name: string;
+  connect(i: number, onDeliver: (payload: Uint8Array) => void): Promise<RingConn>;
+}
+
+interface LoadResult {
+  deliveredPerSecond: number;
+  sentOk: number;
+  sendFailed: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function runRing(target: Target): Promise<LoadResult> {
+  let measuring = false;
+  let running = true;
+  let delivered = 0;
+  let sentOk = 0;
+  let sendFailed = 0;
+  const latencies: number[] = [];
+  const onDeliver = (payload: Uint8Array): void => {
+    if (!measuring || payload.byteLength < 8) return;
+    const sentAt = new DataView(payload.buffer, payload.byteOffset, 8).getFloat64(0);
+    delivered++;
+    latencies.push(performance.now() - sentAt);
+  };
+  const conns: RingConn[] = [];
+  for (let start = 0; start < RING; start += 50) {
+    const batch = Array.from({ length: Math.min(50, RING - start) }, (_, k) => target.connect(start + k, onDeliver));
+    conns.push(...(await Promise.all(batch)));
+  }
+  const worker = async (i: number): Promise<void> => {
+    const conn = conns[i]!;
+    const payload = new Uint8Array(PAYLOAD);
+    const view = new DataView(payload.buffer);
+    while (running) {
+      view.setFloat64(0, performance.now());
+      const ok = await conn.send((i + 1) % RING, payload.slice());
+      if (measuring) ok ? sentOk++ : sendFailed++;
+    }
+  };
+  const workers = conns.flatMap((_, i) => Array.from({ length: WINDOW }, () => worker(i)));
+  await sleep(WARMUP_MS);
+  measuring = true;
+  const t0 = performance.now();
+  await sleep(DURATION_MS);
+  measuring = false;
+  const elapsed = (performance.now() - t0) / 1000;
+  running = false;
+  await Promise.race([Promise.all(workers), sleep(3000)]);
+  for (const c of conns) c.close();
+  const sorted = Float64Array.from(latencies).sort();
+  return {
+    deliveredPerSecond: delivered / elapsed,
+    sentOk,
+    sendFailed,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    max: sorted.length ? sorted[sorted.length - 1]! : Number.NaN,
+  };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function inBatches<T>(count: number, size: number, make: (i: number) => Promise<T>): Promise<T[]> {
+  const out: T[] = [];
+  for (let start = 0; start < count; start += size) {
+    out.push(...(await Promise.all(Array.from({ length: Math.min(size, count - start) }, (_, k) => make(start + k)))));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Targets
+
+async function relayTarget(url: string): Promise<Target> {
+  const runId = Math.random().toString(36).slice(2, 8);
+  const devices: TestDevice[] = await inBatches(RING, 25, (i) => registerDevice(url, `ring.${runId}.${i}`));
+  return {
+    name: 'relay',
+    async connect(i, onDeliver) {
+      let pendingAcks: string[] = [];
+      let scheduled = false;
+      const sock: DeviceSocket = await DeviceSocket.connect(url, devices[i]!, (env) => {
+        // Delivery receipts to the sender are acked but are not ring traffic.
+        if (env.type !== 'receipt') onDeliver(env.ciphertext);
+        pendingAcks.push(env.guid);
+        if (!scheduled) {
+          scheduled = true;
+          setImmediate(() => {
+            scheduled = false;
+            sock.ack(pendingAcks);
+            pendingAcks = [];
+          });
+        }
+      });
+      return {
+        send: async (to, payload) => {
+          const res = await sock.send(devices[to]!, payload);
+          return res.status === 200;
+        },
+        close: () => sock.close(),
+      };
+    },
+  };
+}
+
+function bareTarget(port: number): Target {
+  return {
+    name: 'bare ws',
+    async connect(i, onDeliver) {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/?id=${i}`, { perMessageDeflate: false });
+      const pending = new Map<number, (ok: boolean) => void>();
+      let nextId = 1;
+      ws.on('message', (data: Buffer) => {
+        if (data.length === 4) {
+          const id = data.readUInt32BE(0);
+          pending.get(id)?.(true);
+          pending.delete(id);
+        } else onDeliver(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      });
+      ws.on('close', () => {
+        for (const cb of pending.values()) cb(false);
+        pending.clear();
+      });
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+      return {
+        send: (to, payload) =>
+          new Promise<boolean>((resolve) => {
+            const id = nextId++;
+            pending.set(id, resolve);
+            const frame = Buffer.allocUnsafe(8 + payload.byteLength);
+            frame.writeUInt32BE(id, 0);
+            frame.writeUInt32BE(to, 4);
+            frame.set(payload, 8);
+            ws.send(frame);
+          }),
+        close: () => ws.terminate(),
+      };
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Idle connections
+
+/**
+ * Registers IDLE_CONNS devices, then restarts the relay so the baseline is a fresh process
+ * (registration garbage would otherwise hide connection memory in already-grown heap), and
+ * compares RSS before and after connecting them all.
+ */
+async function idleConnectionCost(dataDir: string, relay: { child: ChildProcess; url: string }): Promise<{ kib: number; before: number; after: number; connected: number }> {
+  const runId = Math.random().toString(36).slice(2, 8);
+  const devices = await inBatches(IDLE_CONNS, 100, (i) => registerDevice(relay.url, `idle.${runId}.${i}`));
+  await stop(relay.child);
+  const fresh = await startRelayChild(dataDir);
+  const url = fresh.url;
+  const pid = fresh.child.pid!;
+  try {
+    return await measureIdle(url, pid, devices);
+  } finally {
+    await stop(fresh.child);
+  }
+}
+
+async function measureIdle(url: string, pid: number, devices: TestDevice[]): Promise<{ kib: number; before: number; after: number; connected: number }> {
+  // Warm the code paths (ticket, upgrade) with one connection, then take the baseline.
+  (await DeviceSocket.connect(url, devices[0]!, () => undefined)).close();
+  await sleep(1000);
+  const before = await rssKiB(pid);
+  const sockets = await inBatches(devices.length - 1, 100, (i) => DeviceSocket.connect(url, devices[i + 1]!, () => undefined));
+  await sleep(2000);
+  const after = await rssKiB(pid);
+  for (const s of sockets) s.close();
+  return { kib: (after - before) / sockets.length, before, after, connected: sockets.length };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const limit = spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).stdout.trim();
+  if (Number(limit) < IDLE_CONNS * 2 + 1000) {
+    process.stderr.write(`warning: ulimit -n is ${limit}; ${IDLE_CONNS} idle connections need about ${IDLE_CONNS * 2 + 1000}\n`);
+  }
+  const dataDir = await mkdtemp(join(tmpdir(), 'sotto-bench-'));
+  const children: ChildProcess[] = [];
+  try {
+    const relay = await startRelayChild(dataDir);
+    children.push(relay.child);
+    const relayResult = await runRing(await relayTarget(relay.url));
+
+    const bare = await spawnNode(['--import', 'tsx', 'bench/bare-forwarder.ts'], (l) => typeof l['port'] === 'number');
+    children.push(bare.child);
+    const bareResult = await runRing(bareTarget(Number(bare.line['port'])));
+    await stop(bare.child);
+
+    const idle = await idleConnectionCost(dataDir, relay);
+
+    const row = (name: string, r: LoadResult): string =>
+      `${name.padEnd(10)} ${r.deliveredPerSecond.toFixed(0).padStart(12)} ${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(9)} ${r.max.toFixed(1).padStart(9)} ${String(r.sendFailed).padStart(8)}`;
+    console.log(`ring of ${RING} connections, window ${WINDOW}, ${PAYLOAD}-byte envelopes, ${DURATION_MS} ms measured`);
+    console.log(`${'target'.padEnd(10)} ${'delivered/s'.padStart(12)} ${'p50 ms'.padStart(9)} ${'p99 ms'.padStart(9)} ${'max ms'.padStart(9)} ${'failed'.padStart(8)}`);
+    console.log(row('relay', relayResult));
+    console.log(row('bare ws', bareResult));
+    console.log(`idle: ${idle.connected} authenticated connections, relay RSS ${idle.before} -> ${idle.after} KiB, ${idle.kib.toFixed(2)} KiB/conn`);
+    const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
+    console.log(
+      JSON.stringify({
+        relay_delivered_per_s: round(relayResult.deliveredPerSecond, 0),
+        bare_ws_delivered_per_s: round(bareResult.deliveredPerSecond, 0),
+        relay_vs_bare_ratio: round(relayResult.deliveredPerSecond / bareResult.deliveredPerSecond, 3),
+        relay_p50_ms: round(relayResult.p50),
+        relay_p99_ms: round(relayResult.p99),
+        bare_ws_p50_ms: round(bareResult.p50),
+        bare_ws_p99_ms: round(bareResult.p99),
+        idle_conn_kib: round(idle.kib),
+        ring_connections: RING,
+        window: WINDOW,
+        idle_connections: idle.connected,
+      }),
+    );
+  } finally {
+    for (const c of children) await stop(c);
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+await main();

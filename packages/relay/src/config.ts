@@ -1,0 +1,285 @@
+/**
+ * Relay configuration from command-line flags and `SOTTO_*` environment variables.
+ *
+ * Every option has a flag (`--port 8080` or `--port=8080`) and an environment variable
+ * (`SOTTO_PORT=8080`); a flag wins over the variable, which wins over the default. Values are
+ * validated and a bad one fails with a {@link ConfigError} naming the option. Byte sizes accept
+ * `KiB`/`MiB`/`GiB` suffixes (`--max-attachment-bytes 50MiB`). The table {@link CONFIG_OPTIONS}
+ * drives parsing, `--help` and the table in docs/self-hosting.md.
+ *
+ * @example
+ * const config = loadConfig(['--port', '0', '--data', dir], process.env);
+ * const relay = await startRelay(config);
+ */
+import { resolve } from 'node:path';
+import { MAX_ENVELOPE_BYTES } from '@sotto/protocol';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
+
+/** Token-bucket settings for one limiter (see `RateLimiter`). */
+export interface BucketConfig {
+  capacity: number;
+  refillPerSecond: number;
+}
+
+export interface RelayLimits {
+  /** Largest envelope ciphertext accepted (at most the protocol's 256 KiB). */
+  maxEnvelopeBytes: number;
+  /** Largest attachment blob, enforced while streaming. */
+  maxAttachmentBytes: number;
+  /** Largest JSON/CBOR HTTP request body (attachments excepted). */
+  maxJsonBodyBytes: number;
+  /** `ws` maxPayload: larger frames close the socket with 1009. */
+  maxWsPayload: number;
+  /** Unacknowledged envelopes and blobs older than this are deleted by GC. */
+  retentionDays: number;
+  /** How often the running relay runs GC. */
+  gcIntervalSeconds: number;
+  /** Per-connection send buffer: resume pushing below `low`, disconnect above `high` (bytes). */
+  wsSendBufferLowBytes: number;
+  wsSendBufferHighBytes: number;
+  /** Ping interval and idle timeout of WebSocket connections. */
+  wsPingIntervalSeconds: number;
+  wsIdleTimeoutSeconds: number;
+  /** Lifetime of a single-use WebSocket ticket. */
+  ticketTtlSeconds: number;
+  rateLimits: {
+    /** Per client IP, all requests. */
+    ip: BucketConfig;
+    /** Per authenticated account, all requests and sends. */
+    account: BucketConfig;
+    /** Per authenticated account, prekey bundle fetches (prekey draining). */
+    prekeyFetch: BucketConfig;
+    /** Most buckets kept per limiter (memory bound). */
+    maxKeys: number;
+  };
+}
+
+export interface RelayConfig {
+  port: number;
+  host: string;
+  /** Absolute path of the data directory (SQLite database, blobs). */
+  dataDir: string;
+  logLevel: LogLevel;
+  /** Absolute path of a built web app to serve at `/`, if any. */
+  webRoot?: string;
+  limits: RelayLimits;
+}
+
+export type ConfigErrorCode = 'UNKNOWN_OPTION' | 'MISSING_VALUE' | 'INVALID_VALUE';
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code: ConfigErrorCode;
+  /** The flag the error is about, e.g. `--port`. */
+  readonly option: string;
+
+  constructor(code: ConfigErrorCode, option: string, message: string) {
+    super(message);
+    this.code = code;
+    this.option = option;
+  }
+
+  /**
+   * @example
+   * if (ConfigError.is(err)) { console.error(err.message); process.exit(2); }
+   */
+  static is<C extends ConfigErrorCode>(value: unknown, code?: C): value is ConfigError & { code: C } {
+    return value instanceof ConfigError && (code === undefined || value.code === code);
+  }
+}
+
+type Kind =
+  | { type: 'int'; min: number; max: number }
+  | { type: 'number'; min: number; max: number }
+  | { type: 'bytes'; min: number; max: number }
+  | { type: 'string' }
+  | { type: 'path' }
+  | { type: 'enum'; values: readonly string[] };
+
+export interface ConfigOption {
+  /** Flag name without dashes. */
+  flag: string;
+  /** Extra accepted flag names. */
+  aliases?: readonly string[];
+  env: string;
+  kind: Kind;
+  /** Default value; `undefined` means unset (optional option). */
+  default: string | number | undefined;
+  help: string;
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+const DAY_S = 86_400;
+
+function opt(flag: string, kind: Kind, def: string | number | undefined, help: string, aliases?: string[]): ConfigOption {
+  const o: ConfigOption = { flag, env: `SOTTO_${flag.replace(/-/g, '_').toUpperCase()}`, kind, default: def, help };
+  if (aliases) o.aliases = aliases;
+  return o;
+}
+const int = (min: number, max: number): Kind => ({ type: 'int', min, max });
+const num = (min: number, max: number): Kind => ({ type: 'number', min, max });
+const bytes = (min: number, max: number): Kind => ({ type: 'bytes', min, max });
+
+/** Every option, in `--help` order. */
+export const CONFIG_OPTIONS: readonly ConfigOption[] = Object.freeze([
+  opt('port', int(0, 65_535), 8787, 'TCP port (0 picks a free one)'),
+  opt('host', { type: 'string' }, '127.0.0.1', 'interface to bind; 0.0.0.0 for all'),
+  opt('data-dir', { type: 'path' }, './data', 'data directory (SQLite database, blobs)', ['data']),
+  opt('log-level', { type: 'enum', values: LOG_LEVELS }, 'info', 'debug | info | warn | error | silent'),
+  opt('web-root', { type: 'path' }, undefined, 'directory of a built web app to serve at /'),
+  opt('max-envelope-bytes', bytes(1, MAX_ENVELOPE_BYTES), MAX_ENVELOPE_BYTES, 'largest envelope ciphertext'),
+  opt('max-attachment-bytes', bytes(1, 64 * GiB), 100 * MiB, 'largest attachment blob'),
+  opt('max-json-body-bytes', bytes(1 * KiB, 1 * GiB), 4 * MiB, 'largest API request body'),
+  opt('max-ws-payload', bytes(1 * KiB, 1 * GiB), 2 * MiB, 'largest WebSocket frame (close 1009 above)'),
+  opt('retention-days', num(1 / 24, 3650), 30, 'expiry of unacknowledged envelopes and blobs'),
+  opt('gc-interval-seconds', int(1, 7 * DAY_S), 3600, 'how often retention runs while started'),
+  opt('ws-buffer-low-bytes', bytes(0, 1 * GiB), 256 * KiB, 'resume pushing below this buffered amount'),
+  opt('ws-buffer-high-bytes', bytes(1, 1 * GiB), 4 * MiB, 'disconnect a slow consumer above this'),
+  opt('ws-ping-interval-seconds', int(1, 3600), 30, 'WebSocket ping interval'),
+  opt('ws-idle-timeout-seconds', int(1, 86_400), 75, 'close a WebSocket silent this long'),
+  opt('ticket-ttl-seconds', int(1, 3600), 60, 'lifetime of a WebSocket ticket'),
+  opt('rate-ip-capacity', num(1, 1e9), 600, 'per-IP burst (requests)'),
+  opt('rate-ip-refill', num(0.001, 1e9), 100, 'per-IP sustained requests per second'),
+  opt('rate-account-capacity', num(1, 1e9), 600, 'per-account burst (requests and sends)'),
+  opt('rate-account-refill', num(0.001, 1e9), 100, 'per-account sustained requests per second'),
+  opt('rate-prekey-capacity', num(1, 1e9), 60, 'per-account burst of prekey bundle fetches'),
+  opt('rate-prekey-refill', num(0.001, 1e9), 1, 'per-account prekey bundle fetches per second'),
+  opt('rate-max-keys', int(1, 1e8), 100_000, 'most buckets kept per limiter'),
+]);
+
+const SIZE = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i;
+const UNIT: Record<string, number> = { b: 1, k: KiB, kb: KiB, kib: KiB, m: MiB, mb: MiB, mib: MiB, g: GiB, gb: GiB, gib: GiB };
+
+function parseValue(o: ConfigOption, raw: string, source: string): string | number {
+  const bad = (expected: string): never => {
+    const from = source.startsWith('--') ? '' : ` (from ${source})`;
+    throw new ConfigError('INVALID_VALUE', `--${o.flag}`, `--${o.flag}${from}: expected ${expected}, got ${JSON.stringify(raw)}`);
+  };
+  const k = o.kind;
+  switch (k.type) {
+    case 'int':
+    case 'number': {
+      const v = /^-?\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw) : Number.NaN;
+      const what = `${k.type === 'int' ? 'an integer' : 'a number'} between ${k.min} and ${k.max}`;
+      if (!Number.isFinite(v) || v < k.min || v > k.max || (k.type === 'int' && !Number.isInteger(v))) bad(what);
+      return v;
+    }
+    case 'bytes': {
+      const m = SIZE.exec(raw.trim());
+      const v = m ? Math.floor(Number(m[1]) * (UNIT[(m[2] ?? 'b').toLowerCase()] ?? Number.NaN)) : Number.NaN;
+      if (!Number.isSafeInteger(v) || v < k.min || v > k.max) bad(`a size between ${k.min} and ${k.max} bytes (e.g. 512KiB)`);
+      return v;
+    }
+    case 'enum':
+      if (!k.values.includes(raw)) bad(`one of ${k.values.join(', ')}`);
+      return raw;
+    case 'string':
+    case 'path':
+      if (raw.trim() === '') bad('a non-empty value');
+      return raw;
+  }
+}
+
+function findOption(name: string): ConfigOption | undefined {
+  return CONFIG_OPTIONS.find((o) => o.flag === name || (o.aliases?.includes(name) ?? false));
+}
+
+/**
+ * Builds the relay configuration from `argv` (the arguments after the subcommand) and `env`.
+ * Relative paths resolve against `cwd`.
+ *
+ * @example
+ * loadConfig(['--port=9000', '--log-level', 'debug'], { SOTTO_DATA_DIR: '/srv/sotto' });
+ * // { port: 9000, host: '127.0.0.1', dataDir: '/srv/sotto', logLevel: 'debug', limits: {...} }
+ */
+export function loadConfig(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  cwd: string = process.cwd(),
+): RelayConfig {
+  const values = new Map<string, string | number | undefined>();
+  for (const o of CONFIG_OPTIONS) {
+    const raw = env[o.env];
+    values.set(o.flag, raw === undefined || raw === '' ? o.default : parseValue(o, raw, o.env));
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (!arg.startsWith('--')) throw new ConfigError('UNKNOWN_OPTION', arg, `unexpected argument ${JSON.stringify(arg)}`);
+    const eq = arg.indexOf('=');
+    const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+    const o = findOption(name);
+    if (o === undefined) throw new ConfigError('UNKNOWN_OPTION', `--${name}`, `unknown option --${name} (see --help)`);
+    let raw: string | undefined;
+    if (eq !== -1) raw = arg.slice(eq + 1);
+    else {
+      raw = argv[i + 1];
+      if (raw === undefined || raw.startsWith('--')) throw new ConfigError('MISSING_VALUE', `--${o.flag}`, `--${o.flag} needs a value`);
+      i++;
+    }
+    values.set(o.flag, parseValue(o, raw, `--${name}`));
+  }
+
+  const n = (flag: string): number => values.get(flag) as number;
+  const s = (flag: string): string | undefined => values.get(flag) as string | undefined;
+  const low = n('ws-buffer-low-bytes');
+  const high = n('ws-buffer-high-bytes');
+  if (low >= high) {
+    throw new ConfigError('INVALID_VALUE', '--ws-buffer-low-bytes', `--ws-buffer-low-bytes (${low}) must be below --ws-buffer-high-bytes (${high})`);
+  }
+  const webRoot = s('web-root');
+  const config: RelayConfig = {
+    port: n('port'),
+    host: s('host') ?? '127.0.0.1',
+    dataDir: resolve(cwd, s('data-dir') ?? './data'),
+    logLevel: s('log-level') as LogLevel,
+    limits: {
+      maxEnvelopeBytes: n('max-envelope-bytes'),
+      maxAttachmentBytes: n('max-attachment-bytes'),
+      maxJsonBodyBytes: n('max-json-body-bytes'),
+      maxWsPayload: n('max-ws-payload'),
+      retentionDays: n('retention-days'),
+      gcIntervalSeconds: n('gc-interval-seconds'),
+      wsSendBufferLowBytes: low,
+      wsSendBufferHighBytes: high,
+      wsPingIntervalSeconds: n('ws-ping-interval-seconds'),
+      wsIdleTimeoutSeconds: n('ws-idle-timeout-seconds'),
+      ticketTtlSeconds: n('ticket-ttl-seconds'),
+      rateLimits: {
+        ip: { capacity: n('rate-ip-capacity'), refillPerSecond: n('rate-ip-refill') },
+        account: { capacity: n('rate-account-capacity'), refillPerSecond: n('rate-account-refill') },
+        prekeyFetch: { capacity: n('rate-prekey-capacity'), refillPerSecond: n('rate-prekey-refill') },
+        maxKeys: n('rate-max-keys'),
+      },
+    },
+  };
+  if (webRoot !== undefined) config.webRoot = resolve(cwd, webRoot);
+  return config;
+}
+
+/**
+ * The option table as `--help` text.
+ * @example
+ * console.log(formatConfigHelp());
+ */
+export function formatConfigHelp(): string {
+  const rows = CONFIG_OPTIONS.map((o) => {
+    const flag = `--${o.flag} <${o.kind.type === 'enum' ? 'level' : o.kind.type}>`;
+    const def = o.default === undefined ? '' : ` [${o.default}]`;
+    return `  ${flag.padEnd(34)} ${o.env.padEnd(32)} ${o.help}${def}`;
+  });
+  return rows.join('\n');
+}
+
+/**
+ * A complete configuration for tests and embedding: defaults, with `overrides` merged over them.
+ * @example
+ * const relay = await startRelay(defaultConfig({ dataDir: tmp, port: 0 }));
+ */
+export function defaultConfig(overrides: Partial<Omit<RelayConfig, 'limits'>> & { limits?: Partial<RelayLimits> } = {}): RelayConfig {
+  const base = loadConfig([], {});
+  return { ...base, ...overrides, limits: { ...base.limits, ...overrides.limits } };
+}

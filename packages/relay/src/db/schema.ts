@@ -1,0 +1,135 @@
+import { blob, foreignKey, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+
+/**
+ * The relay's whole SQLite schema. It holds only what ARCHITECTURE §2 lets the relay learn:
+ * usernames, device lists and public keys, opaque ciphertext queued per device, request/block
+ * state, attachment metadata and abuse reports. Credentials, tickets and link tokens are stored
+ * as SHA-256 hashes only. Timestamps are milliseconds since the epoch.
+ */
+
+const bytes = (name: string) => blob(name, { mode: 'buffer' });
+
+export const accounts = sqliteTable('accounts', {
+  id: text('id').primaryKey(),
+  /** Lower-cased; uniqueness is therefore case-insensitive. */
+  username: text('username').notNull().unique(),
+  createdAt: integer('created_at').notNull(),
+  /** Next device id handed out by a link token (device 1 is the registering device). */
+  nextDeviceId: integer('next_device_id').notNull().default(2),
+});
+
+export const devices = sqliteTable('devices', {
+  accountId: text('account_id').notNull().references(() => accounts.id, { onDelete: 'cascade' }),
+  deviceId: integer('device_id').notNull(),
+  registrationId: integer('registration_id').notNull(),
+  /** Encoded SignedDeviceRecord exactly as received (clients verify its signature). */
+  signedRecord: bytes('signed_record').notNull(),
+  createdAt: integer('created_at').notNull(),
+}, (t) => [primaryKey({ columns: [t.accountId, t.deviceId] })]);
+
+const deviceRef = (t: { accountId: any; deviceId: any }) =>
+  foreignKey({ columns: [t.accountId, t.deviceId], foreignColumns: [devices.accountId, devices.deviceId] }).onDelete('cascade');
+
+export const deviceCredentials = sqliteTable('device_credentials', {
+  accountId: text('account_id').notNull(),
+  deviceId: integer('device_id').notNull(),
+  /** SHA-256 of the client-generated 32-byte secret. */
+  secretHash: bytes('secret_hash').notNull(),
+}, (t) => [primaryKey({ columns: [t.accountId, t.deviceId] }), deviceRef(t)]);
+
+export const signedPreKeys = sqliteTable('signed_prekeys', {
+  accountId: text('account_id').notNull(),
+  deviceId: integer('device_id').notNull(),
+  keyId: integer('key_id').notNull(),
+  record: bytes('record').notNull(),
+}, (t) => [primaryKey({ columns: [t.accountId, t.deviceId] }), deviceRef(t)]);
+
+export const kyberPreKeys = sqliteTable('kyber_prekeys', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  accountId: text('account_id').notNull(),
+  deviceId: integer('device_id').notNull(),
+  keyId: integer('key_id').notNull(),
+  /** 1 for the last-resort key (one per device, never consumed). */
+  lastResort: integer('last_resort', { mode: 'boolean' }).notNull(),
+  record: bytes('record').notNull(),
+}, (t) => [
+  deviceRef(t),
+  uniqueIndex('kyber_prekeys_key').on(t.accountId, t.deviceId, t.keyId),
+  index('kyber_prekeys_device').on(t.accountId, t.deviceId, t.lastResort, t.id),
+]);
+
+export const oneTimePreKeys = sqliteTable('one_time_prekeys', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  accountId: text('account_id').notNull(),
+  deviceId: integer('device_id').notNull(),
+  keyId: integer('key_id').notNull(),
+  record: bytes('record').notNull(),
+}, (t) => [
+  deviceRef(t),
+  uniqueIndex('one_time_prekeys_key').on(t.accountId, t.deviceId, t.keyId),
+]);
+
+/** Per-device queue. `seq` orders delivery; a row is deleted only on the recipient's ack. */
+export const envelopes = sqliteTable('envelopes', {
+  seq: integer('seq').primaryKey({ autoIncrement: true }),
+  guid: text('guid').notNull().unique(),
+  accountId: text('account_id').notNull(),
+  deviceId: integer('device_id').notNull(),
+  /** Sender account/device; null for relay-originated receipts' device. */
+  senderAccountId: text('sender_account_id').notNull(),
+  senderDeviceId: integer('sender_device_id').notNull(),
+  type: text('type').notNull(),
+  ciphertext: bytes('ciphertext').notNull(),
+  serverTimestamp: integer('server_timestamp').notNull(),
+}, (t) => [
+  deviceRef(t),
+  index('envelopes_queue').on(t.accountId, t.deviceId, t.seq),
+  index('envelopes_age').on(t.serverTimestamp),
+]);
+
+/**
+ * Request / block / restrict state that `ownerId` holds about `peerId`.
+ * state: 'pending' (peer's messages arrived, owner has not answered), 'accepted', 'blocked', or
+ * null (no state, only `restricted`).
+ */
+export const relationships = sqliteTable('relationships', {
+  ownerId: text('owner_id').notNull().references(() => accounts.id, { onDelete: 'cascade' }),
+  peerId: text('peer_id').notNull(),
+  state: text('state', { enum: ['pending', 'accepted', 'blocked'] }),
+  restricted: integer('restricted', { mode: 'boolean' }).notNull().default(false),
+  /** When the state last changed (request time for 'pending'). */
+  since: integer('since').notNull(),
+  restrictedSince: integer('restricted_since'),
+}, (t) => [primaryKey({ columns: [t.ownerId, t.peerId] }), index('relationships_state').on(t.ownerId, t.state)]);
+
+export const linkTokens = sqliteTable('link_tokens', {
+  tokenHash: bytes('token_hash').primaryKey(),
+  accountId: text('account_id').notNull().references(() => accounts.id, { onDelete: 'cascade' }),
+  deviceId: integer('device_id').notNull(),
+  expiresAt: integer('expires_at').notNull(),
+});
+
+export const wsTickets = sqliteTable('ws_tickets', {
+  ticketHash: bytes('ticket_hash').primaryKey(),
+  accountId: text('account_id').notNull(),
+  deviceId: integer('device_id').notNull(),
+  expiresAt: integer('expires_at').notNull(),
+}, (t) => [deviceRef(t)]);
+
+export const blobs = sqliteTable('blobs', {
+  id: text('id').primaryKey(),
+  uploaderId: text('uploader_id').notNull(),
+  size: integer('size').notNull(),
+  createdAt: integer('created_at').notNull(),
+  expiresAt: integer('expires_at').notNull(),
+}, (t) => [index('blobs_expiry').on(t.expiresAt)]);
+
+export const reports = sqliteTable('reports', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  reporterId: text('reporter_id').notNull(),
+  reportedId: text('reported_id').notNull(),
+  reason: text('reason').notNull(),
+  evidence: bytes('evidence'),
+  createdAt: integer('created_at').notNull(),
+});
+

@@ -1,0 +1,187 @@
+import { FieldReader, items, SENDABLE_TYPES, MAX_ACK_GUIDS, MAX_SEND_DEVICES, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
+import { Hono } from 'hono';
+import { randomToken, decodeB64, encodeB64, hashSecret, isAccountId } from '../credentials.js';
+import { RelayError, toErrorBody } from '../errors.js';
+import { createLinkToken, fetchBundles, linkDevice, listUserDevices, preKeyCounts, readJson, registerAccount, removeDevice, setSignedKeys, uploadOneTimeKeys } from '../services/accounts.js';
+import { takeToken, type RelayContext } from '../services/context.js';
+import { ackEnvelopes, backlogPage, sendToAccount, sendToMany, type DeliveryNotifier } from '../services/messaging.js';
+import { applyRelationship, listBlocked, listRequests, listRestricted, type RelationshipAction } from '../services/requests.js';
+import { encodeEnvelope } from '../wire.js';
+import { attachmentRoutes, type AttachmentDeps } from './attachments.js';
+import { clientIp, limitIp, requireDevice, type RelayEnv } from './auth.js';
+import { readJsonBody } from './body.js';
+
+const MAX_CT_B64 = Math.ceil((256 * 1024 * 4) / 3);
+/** JSON body limit of everything except sends. */
+export const MAX_SMALL_BODY = 1024 * 1024;
+export const MAX_REPORT_REASON = 1000;
+export const MAX_REPORT_EVIDENCE = 64 * 1024;
+export const WS_TICKET_TTL_MS = 30_000;
+
+function readSend(r: FieldReader, to: string): WsSendBody {
+  const body: WsSendBody = {
+    to,
+    type: r.literal('type', SENDABLE_TYPES),
+    messages: r.array('messages', MAX_SEND_DEVICES, items.map((m) => {
+      const message: WsSendBody['messages'][number] = {
+        deviceId: m.uint('deviceId', { min: 1, max: 2 ** 31 }),
+        registrationId: m.uint('registrationId', { max: 2 ** 31 }),
+        ciphertext: decodeB64(m.string('ciphertext', { maxLength: MAX_CT_B64, minLength: 1 }), 'ciphertext', 256 * 1024),
+      };
+      const type = m.optLiteral('type', SENDABLE_TYPES);
+      if (type !== undefined) message.type = type;
+      return message;
+    })),
+  };
+  if (r.optBool('ephemeral') === true) body.ephemeral = true;
+  return body;
+}
+
+function readMultiSend(r: FieldReader): WsMultiSendBody {
+  const body: WsMultiSendBody = {
+    type: r.literal('type', SENDABLE_TYPES),
+    ciphertext: decodeB64(r.string('ciphertext', { maxLength: MAX_CT_B64, minLength: 1 }), 'ciphertext', 256 * 1024),
+    recipients: r.array('recipients', MAX_SEND_DEVICES, items.map((a) => ({
+      accountId: a.string('accountId', { maxLength: 32, minLength: 1 }),
+      devices: a.array('devices', MAX_SEND_DEVICES, items.map((d) => ({
+        deviceId: d.uint('deviceId', { min: 1, max: 2 ** 31 }),
+        registrationId: d.uint('registrationId', { max: 2 ** 31 }),
+      }))),
+    }))),
+  };
+  if (r.optBool('ephemeral') === true) body.ephemeral = true;
+  return body;
+}
+
+function accountParam(value: string): string {
+  if (!isAccountId(value)) throw new RelayError('NOT_FOUND', 'no such account');
+  return value;
+}
+
+/**
+ * The relay's HTTP API (v1) as a Hono app. Every error is JSON `{ code, message }` with the
+ * status of its code; unknown routes are a JSON 404; no stack trace ever leaves the process.
+ *
+ * @example
+ * const app = createHttpApp(ctx, hub, { store });
+ * serve({ fetch: app.fetch, port: 0 });
+ */
+export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachments: AttachmentDeps): Hono<RelayEnv> {
+  const app = new Hono<RelayEnv>();
+  const auth = requireDevice(ctx);
+  const sendLimit = ctx.config.limits.maxJsonBodyBytes;
+  const smallLimit = Math.min(MAX_SMALL_BODY, sendLimit);
+
+  app.onError((err, c) => {
+    const { status, body } = toErrorBody(err);
+    if (body.code === 'RATE_LIMITED' && body.retryAfterMs !== undefined) c.header('Retry-After', String(Math.ceil(body.retryAfterMs / 1000)));
+    // The rest of an oversized body is never read: tell the client not to reuse the connection.
+    if (body.code === 'PAYLOAD_TOO_LARGE') c.header('Connection', 'close');
+    return c.json(body, status as 400);
+  });
+  app.notFound((c) => c.json({ code: 'NOT_FOUND', message: 'no such route' }, 404));
+
+  app.get('/healthz', (c) => c.json({ ok: true }));
+  app.use('/v1/*', limitIp(ctx));
+
+  // Accounts and devices
+  app.post('/v1/accounts', async (c) => c.json(await registerAccount(ctx, await readJsonBody(c, smallLimit), clientIp(c)), 201));
+  app.post('/v1/devices', async (c) => c.json(await linkDevice(ctx, await readJsonBody(c, smallLimit), clientIp(c)), 201));
+  app.post('/v1/devices/link-tokens', auth, async (c) => c.json(await createLinkToken(ctx, c.get('device')), 201));
+  app.get('/v1/users/:username/devices', auth, (c) => c.json(listUserDevices(ctx, c.req.param('username').toLowerCase())));
+  app.delete('/v1/accounts/:accountId/devices/:deviceId', auth, async (c) => {
+    const me = c.get('device');
+    if (c.req.param('accountId') !== me.accountId) throw new RelayError('FORBIDDEN', 'device belongs to another account');
+    const deviceId = Number(c.req.param('deviceId'));
+    if (!Number.isSafeInteger(deviceId) || deviceId < 1) throw new RelayError('NOT_FOUND', 'no such device');
+    await removeDevice(ctx, me, deviceId);
+    hub.disconnect({ accountId: me.accountId, deviceId });
+    return c.body(null, 204);
+  });
+
+  // Keys
+  app.put('/v1/keys/signed', auth, async (c) => {
+    await setSignedKeys(ctx, c.get('device'), await readJsonBody(c, smallLimit));
+    return c.body(null, 204);
+  });
+  app.post('/v1/keys/one-time', auth, async (c) => c.json(await uploadOneTimeKeys(ctx, c.get('device'), await readJsonBody(c, smallLimit))));
+  app.get('/v1/keys/count', auth, (c) => c.json(preKeyCounts(ctx, c.get('device'))));
+  app.get('/v1/keys/:accountId', auth, async (c) => c.json(await fetchBundles(ctx, c.get('device'), accountParam(c.req.param('accountId')))));
+
+  // Messages
+  const sent = (out: Awaited<ReturnType<typeof sendToAccount>>) => {
+    hub.wake(out.stored);
+    hub.pushEphemeral(out.ephemeral);
+    return { serverTimestamp: out.serverTimestamp, guids: out.guids };
+  };
+  app.post('/v1/messages/multi', auth, async (c) => {
+    const body = readJson(await readJsonBody(c, sendLimit), 'MultiSendRequest', readMultiSend);
+    return c.json(sent(await sendToMany(ctx, c.get('device'), body)));
+  });
+  app.post('/v1/messages/ack', auth, async (c) => {
+    const guids = readJson(await readJsonBody(c, smallLimit), 'AckRequest', (r) => r.array('guids', MAX_ACK_GUIDS, items.string(64)));
+    hub.wake(await ackEnvelopes(ctx, c.get('device'), guids));
+    return c.body(null, 204);
+  });
+  app.post('/v1/messages/:accountId', auth, async (c) => {
+    const to = accountParam(c.req.param('accountId'));
+    const body = readJson(await readJsonBody(c, sendLimit), 'SendRequest', (r) => readSend(r, to));
+    return c.json(sent(await sendToAccount(ctx, c.get('device'), body)));
+  });
+  app.get('/v1/messages', auth, (c) => {
+    const after = Number(c.req.query('after') ?? '0');
+    const limit = Number(c.req.query('limit') ?? '100');
+    if (!Number.isSafeInteger(after) || after < 0 || !Number.isSafeInteger(limit) || limit < 1 || limit > 500) {
+      throw new RelayError('BAD_REQUEST', 'after must be a cursor and limit 1..500');
+    }
+    const page = backlogPage(ctx, c.get('device'), after, limit);
+    const out: { envelopes: string[]; next?: string } = { envelopes: page.rows.map((r) => encodeB64(encodeEnvelope(r))) };
+    if (page.next !== undefined) out.next = String(page.next);
+    return c.json(out);
+  });
+
+  // WebSocket tickets
+  app.post('/v1/ws-ticket', auth, async (c) => {
+    const me = c.get('device');
+    takeToken(ctx.limiters.account, `ticket:${me.accountId}`);
+    const ticket = randomToken();
+    const expiresAt = ctx.now() + WS_TICKET_TTL_MS;
+    await ctx.queue.run(() => ctx.accounts.createTicket(hashSecret(ticket), me.accountId, me.deviceId, expiresAt));
+    return c.json({ ticket, expiresAt }, 201);
+  });
+
+  // Requests, blocks, restricts
+  app.get('/v1/requests', auth, (c) => c.json(listRequests(ctx, c.get('device'))));
+  app.get('/v1/requests/count', auth, (c) => c.json({ count: ctx.relationships.countPending(c.get('device').accountId) }));
+  const act = (action: RelationshipAction, status: 204) => async (c: import('hono').Context<RelayEnv>) => {
+    await applyRelationship(ctx, c.get('device'), accountParam(c.req.param('accountId')!), action);
+    return c.body(null, status);
+  };
+  app.post('/v1/requests/:accountId/accept', auth, act('accept', 204));
+  app.post('/v1/requests/:accountId/reject', auth, act('reject', 204));
+  app.post('/v1/requests/:accountId/block', auth, act('block', 204));
+  app.get('/v1/blocks', auth, (c) => c.json(listBlocked(ctx, c.get('device'))));
+  app.put('/v1/blocks/:accountId', auth, act('block', 204));
+  app.delete('/v1/blocks/:accountId', auth, act('unblock', 204));
+  app.get('/v1/restricts', auth, (c) => c.json(listRestricted(ctx, c.get('device'))));
+  app.put('/v1/restricts/:accountId', auth, act('restrict', 204));
+  app.delete('/v1/restricts/:accountId', auth, act('unrestrict', 204));
+
+  // Reports
+  app.post('/v1/reports', auth, async (c) => {
+    const me = c.get('device');
+    const report = readJson(await readJsonBody(c, smallLimit), 'ReportRequest', (r) => ({
+      reportedId: accountParam(r.string('accountId', { maxLength: 32 })),
+      reason: r.string('reason', { maxLength: MAX_REPORT_REASON, minLength: 1 }),
+      evidence: r.has('evidence') ? decodeB64(r.string('evidence', { maxLength: Math.ceil((MAX_REPORT_EVIDENCE * 4) / 3) }), 'evidence', MAX_REPORT_EVIDENCE) : null,
+    }));
+    const id = await ctx.queue.run(() => {
+      if (ctx.accounts.byId(report.reportedId) === undefined) throw new RelayError('NOT_FOUND', 'no such account');
+      return ctx.reports.add({ reporterId: me.accountId, ...report, createdAt: ctx.now() });
+    });
+    return c.json({ id }, 201);
+  });
+
+  attachmentRoutes(app, ctx, auth, attachments);
+  return app;
+}

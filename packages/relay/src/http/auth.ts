@@ -1,0 +1,40 @@
+import type { Context, MiddlewareHandler } from 'hono';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { parseAuthorization, secretMatches, type DeviceAddress } from '../credentials.js';
+import { RelayError } from '../errors.js';
+import { takeToken, type RelayContext } from '../services/context.js';
+
+export type RelayEnv = { Variables: { device: DeviceAddress } };
+
+/** Client IP as seen on the socket. */
+export function clientIp(c: Context): string {
+  try {
+    return getConnInfo(c).remote.address ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * Authenticates `Authorization: Sotto <accountId>.<deviceId>:<secret>` against the stored hash
+ * (constant-time) and charges the per-account rate limit. Any failure is the same 401, so a
+ * probe learns nothing about which accounts or devices exist.
+ */
+export function requireDevice(ctx: RelayContext): MiddlewareHandler<RelayEnv> {
+  return async (c, next) => {
+    const { address, secret } = parseAuthorization(c.req.header('authorization'));
+    const hash = ctx.accounts.secretHash(address.accountId, address.deviceId);
+    if (hash === undefined || !secretMatches(secret, hash)) throw new RelayError('UNAUTHORIZED', 'missing or malformed credentials');
+    takeToken(ctx.limiters.account, `req:${address.accountId}`);
+    c.set('device', address);
+    await next();
+  };
+}
+
+/** Per-IP rate limit on every request. */
+export function limitIp(ctx: RelayContext): MiddlewareHandler {
+  return async (c, next) => {
+    takeToken(ctx.limiters.ip, clientIp(c));
+    await next();
+  };
+}

@@ -1,0 +1,42 @@
+import type { BlobStore } from './blob-store.js';
+import { AccountRepo } from './db/account-repo.js';
+import { BlobRepo } from './db/blob-repo.js';
+import type { OpenDatabase } from './db/database.js';
+import { EnvelopeRepo } from './db/envelope-repo.js';
+
+/** File name of the SQLite database inside the data directory. */
+export const DATABASE_FILE = 'relay.sqlite';
+/** Directory of attachment blobs inside the data directory. */
+export const BLOB_DIR = 'blobs';
+
+const DAY_MS = 86_400_000;
+
+export interface RetentionResult {
+  envelopes: number;
+  blobs: number;
+  tokens: number;
+}
+
+/**
+ * Applies retention at `now` (injected clock): deletes envelopes older than `retentionDays`
+ * that were never acknowledged, attachment blobs past their expiry (metadata first, then the
+ * file), and expired WebSocket tickets and link tokens.
+ *
+ * @example
+ * const result = await runRetention({ database, blobs, retentionDays: 30, now: Date.now() });
+ */
+export async function runRetention(args: { database: OpenDatabase; blobs: BlobStore; retentionDays: number; now: number }): Promise<RetentionResult> {
+  const { database, blobs, now } = args;
+  const cutoff = now - args.retentionDays * DAY_MS;
+  const blobRepo = new BlobRepo(database.db);
+  let expiredBlobs: string[] = [];
+  let envelopes = 0;
+  let tokens = 0;
+  database.sqlite.transaction(() => {
+    envelopes = new EnvelopeRepo(database.db).expire(cutoff);
+    tokens = new AccountRepo(database.db).purgeExpiredTokens(now);
+    expiredBlobs = blobRepo.takeExpired(now, 100_000);
+  }).immediate();
+  for (const id of expiredBlobs) await blobs.delete(id).catch(() => false);
+  return { envelopes, blobs: expiredBlobs.length, tokens };
+}

@@ -1,0 +1,197 @@
+import { FieldReader, ProtocolError, items, type LinkTokenResponse, type PreKeyBundlesResponse, type PreKeyCountResponse, type RegisterResponse, type UserDevicesResponse } from '@sotto/protocol';
+import { decodeB64, encodeB64, hashSecret, randomToken, SECRET_BYTES, type DeviceAddress } from '../credentials.js';
+import type { StoredPreKey } from '../db/key-repo.js';
+import { RelayError } from '../errors.js';
+import { encodeBundle, readDeviceRecord, readPreKey, type PreKeyKind } from '../wire.js';
+import { takeToken, type RelayContext } from './context.js';
+
+export const USERNAME_PATTERN = /^[a-z0-9._]{3,32}$/;
+/** Most one-time prekeys (of each kind) per upload. */
+export const MAX_PREKEY_BATCH = 100;
+/** Most devices per account. */
+export const MAX_DEVICES = 16;
+/** Highest device id: the Signal protocol addresses devices 1..127. */
+export const MAX_DEVICE_ID = 127;
+export const LINK_TOKEN_TTL_MS = 10 * 60_000;
+const MAX_RECORD_BYTES = 16 * 1024;
+const MAX_PREKEY_BYTES = 4 * 1024;
+
+/** Reads a JSON body; structural problems become BAD_REQUEST naming the field. */
+export function readJson<T>(value: unknown, path: string, read: (r: FieldReader) => T): T {
+  try {
+    return read(FieldReader.from(value, path));
+  } catch (err) {
+    if (ProtocolError.is(err)) throw new RelayError('BAD_REQUEST', err.message);
+    throw err;
+  }
+}
+
+interface DeviceUpload {
+  record: Uint8Array;
+  accountId: string;
+  deviceId: number;
+  registrationId: number;
+  secretHash: Uint8Array;
+  signedPreKey: StoredPreKey;
+  lastResortKyber: StoredPreKey;
+  kyber: StoredPreKey[];
+  oneTime: StoredPreKey[];
+}
+
+function readKeyList(r: FieldReader, key: string, kind: PreKeyKind): StoredPreKey[] {
+  const list = r.optArray(key, MAX_PREKEY_BATCH, items.string(Math.ceil((MAX_PREKEY_BYTES * 4) / 3))) ?? [];
+  return list.map((s, i) => readPreKey(kind, decodeB64(s, `${key}[${i}]`, MAX_PREKEY_BYTES)));
+}
+
+function readDeviceUpload(r: FieldReader): DeviceUpload {
+  const secret = decodeB64(r.string('secret', { maxLength: 64 }), 'secret', SECRET_BYTES);
+  if (secret.length !== SECRET_BYTES) throw new RelayError('BAD_REQUEST', `secret must be ${SECRET_BYTES} bytes`);
+  const record = decodeB64(r.string('signedDeviceRecord', { maxLength: 32 * 1024 }), 'signedDeviceRecord', MAX_RECORD_BYTES);
+  const facts = readDeviceRecord(record);
+  return {
+    record,
+    accountId: facts.accountId,
+    deviceId: facts.deviceId,
+    registrationId: facts.registrationId,
+    secretHash: hashSecret(secret),
+    signedPreKey: readPreKey('signed', decodeB64(r.string('signedPreKey', { maxLength: 8192 }), 'signedPreKey', MAX_PREKEY_BYTES)),
+    lastResortKyber: readPreKey('kyber', decodeB64(r.string('lastResortKyberPreKey', { maxLength: 8192 }), 'lastResortKyberPreKey', MAX_PREKEY_BYTES)),
+    kyber: readKeyList(r, 'kyberPreKeys', 'kyber'),
+    oneTime: readKeyList(r, 'oneTimePreKeys', 'one-time'),
+  };
+}
+
+function storeDevice(ctx: RelayContext, d: DeviceUpload, now: number): void {
+  ctx.accounts.addDevice({ accountId: d.accountId, deviceId: d.deviceId, registrationId: d.registrationId, signedRecord: d.record, secretHash: d.secretHash, createdAt: now });
+  ctx.keys.setSignedPreKey(d.accountId, d.deviceId, d.signedPreKey);
+  ctx.keys.setLastResortKyber(d.accountId, d.deviceId, d.lastResortKyber);
+  ctx.keys.addKyber(d.accountId, d.deviceId, d.kyber);
+  ctx.keys.addOneTime(d.accountId, d.deviceId, d.oneTime);
+}
+
+/**
+ * `POST /v1/accounts`: a new account with its first device (id 1). The account id is the
+ * username, which the client signs into the device record.
+ * @example
+ * const { accountId } = await registerAccount(ctx, body, '127.0.0.1');
+ */
+export async function registerAccount(ctx: RelayContext, body: unknown, ip: string): Promise<RegisterResponse> {
+  takeToken(ctx.limiters.ip, `register:${ip}`, 10);
+  const { username, device } = readJson(body, 'RegisterAccountRequest', (r) => ({
+    username: r.string('username', { maxLength: 32 }).toLowerCase(),
+    device: readDeviceUpload(r),
+  }));
+  if (!USERNAME_PATTERN.test(username)) throw new RelayError('BAD_REQUEST', 'username must match [a-z0-9._]{3,32}');
+  if (device.accountId !== username) throw new RelayError('INVALID_FORMAT', 'device record accountId must equal the username');
+  if (device.deviceId !== 1) throw new RelayError('INVALID_FORMAT', 'the first device must have deviceId 1');
+  return ctx.queue.run(() => {
+    const now = ctx.now();
+    if (!ctx.accounts.createAccount(device.accountId, username, now)) throw new RelayError('USERNAME_TAKEN', 'username or account id already registered');
+    storeDevice(ctx, device, now);
+    return { accountId: device.accountId, deviceId: 1 };
+  });
+}
+
+/** `POST /v1/devices/link-tokens`: reserve a device id and a single-use token for it. */
+export async function createLinkToken(ctx: RelayContext, auth: DeviceAddress): Promise<LinkTokenResponse> {
+  const token = randomToken();
+  return ctx.queue.run(() => {
+    if (ctx.accounts.devices(auth.accountId).length >= MAX_DEVICES) throw new RelayError('TOO_MANY_DEVICES', `at most ${MAX_DEVICES} devices`);
+    const deviceId = ctx.accounts.allocateDeviceId(auth.accountId);
+    // Device ids are never reused (an old id could be confused with a new device) and libsignal
+    // addresses devices 1..127, so an account can link at most 126 devices over its lifetime.
+    if (deviceId > MAX_DEVICE_ID) throw new RelayError('TOO_MANY_DEVICES', `device ids are exhausted (max ${MAX_DEVICE_ID})`);
+    const expiresAt = ctx.now() + LINK_TOKEN_TTL_MS;
+    ctx.accounts.createLinkToken(hashSecret(token), auth.accountId, deviceId, expiresAt);
+    return { token, deviceId, accountId: auth.accountId, expiresAt };
+  });
+}
+
+/** `POST /v1/devices`: register a further device with a link token. */
+export async function linkDevice(ctx: RelayContext, body: unknown, ip: string): Promise<RegisterResponse> {
+  takeToken(ctx.limiters.ip, `register:${ip}`, 10);
+  const { token, device } = readJson(body, 'LinkDeviceRequest', (r) => ({
+    token: r.string('linkToken', { maxLength: 64 }),
+    device: readDeviceUpload(r),
+  }));
+  return ctx.queue.run(() => {
+    const now = ctx.now();
+    const grant = ctx.accounts.consumeLinkToken(hashSecret(token), now);
+    if (grant === undefined) throw new RelayError('UNAUTHORIZED', 'unknown, used or expired link token');
+    if (grant.accountId !== device.accountId || grant.deviceId !== device.deviceId) {
+      throw new RelayError('INVALID_FORMAT', 'device record accountId/deviceId do not match the link token');
+    }
+    if (ctx.accounts.devices(grant.accountId).length >= MAX_DEVICES) throw new RelayError('TOO_MANY_DEVICES', `at most ${MAX_DEVICES} devices`);
+    storeDevice(ctx, device, now);
+    return { accountId: grant.accountId, deviceId: grant.deviceId };
+  });
+}
+
+/** `GET /v1/users/:username/devices`. */
+export function listUserDevices(ctx: RelayContext, username: string): UserDevicesResponse {
+  const account = ctx.accounts.byUsername(username);
+  if (account === undefined) throw new RelayError('NOT_FOUND', 'no such user');
+  return {
+    accountId: account.id,
+    username: account.username,
+    devices: ctx.accounts.devices(account.id).map((d) => ({
+      deviceId: d.deviceId, registrationId: d.registrationId, signedDeviceRecord: encodeB64(d.signedRecord),
+    })),
+  };
+}
+
+/** `DELETE /v1/devices/:deviceId`: own account only; the device's queue and keys go with it. */
+export async function removeDevice(ctx: RelayContext, auth: DeviceAddress, deviceId: number): Promise<void> {
+  await ctx.queue.run(() => {
+    if (!ctx.accounts.removeDevice(auth.accountId, deviceId)) throw new RelayError('NOT_FOUND', 'no such device');
+  });
+}
+
+/** `PUT /v1/keys/signed`. */
+export async function setSignedKeys(ctx: RelayContext, auth: DeviceAddress, body: unknown): Promise<void> {
+  const { signed, lastResort } = readJson(body, 'SetSignedKeysRequest', (r) => ({
+    signed: r.has('signedPreKey') ? readPreKey('signed', decodeB64(r.string('signedPreKey', { maxLength: 8192 }), 'signedPreKey', MAX_PREKEY_BYTES)) : undefined,
+    lastResort: r.has('lastResortKyberPreKey') ? readPreKey('kyber', decodeB64(r.string('lastResortKyberPreKey', { maxLength: 8192 }), 'lastResortKyberPreKey', MAX_PREKEY_BYTES)) : undefined,
+  }));
+  if (signed === undefined && lastResort === undefined) throw new RelayError('BAD_REQUEST', 'nothing to set');
+  await ctx.queue.run(() => {
+    if (signed) ctx.keys.setSignedPreKey(auth.accountId, auth.deviceId, signed);
+    if (lastResort) ctx.keys.setLastResortKyber(auth.accountId, auth.deviceId, lastResort);
+  });
+}
+
+/** `POST /v1/keys/one-time`: at most 100 of each kind per request. */
+export async function uploadOneTimeKeys(ctx: RelayContext, auth: DeviceAddress, body: unknown): Promise<PreKeyCountResponse> {
+  const { oneTime, kyber } = readJson(body, 'UploadOneTimeKeysRequest', (r) => ({
+    oneTime: readKeyList(r, 'oneTimePreKeys', 'one-time'),
+    kyber: readKeyList(r, 'kyberPreKeys', 'kyber'),
+  }));
+  return ctx.queue.run(() => {
+    ctx.keys.addOneTime(auth.accountId, auth.deviceId, oneTime);
+    ctx.keys.addKyber(auth.accountId, auth.deviceId, kyber);
+    return ctx.keys.counts(auth.accountId, auth.deviceId);
+  });
+}
+
+/** `GET /v1/keys/count`. */
+export function preKeyCounts(ctx: RelayContext, auth: DeviceAddress): PreKeyCountResponse {
+  return ctx.keys.counts(auth.accountId, auth.deviceId);
+}
+
+/**
+ * `GET /v1/keys/:accountId`: one bundle per device. One-time keys are deleted in the same
+ * committed transaction that reads them, so concurrent fetches never share one.
+ */
+export async function fetchBundles(ctx: RelayContext, auth: DeviceAddress, accountId: string): Promise<PreKeyBundlesResponse> {
+  takeToken(ctx.limiters.prekeyFetch, auth.accountId);
+  return ctx.queue.run(() => {
+    if (ctx.accounts.byId(accountId) === undefined) throw new RelayError('NOT_FOUND', 'no such account');
+    const devices: PreKeyBundlesResponse['devices'] = [];
+    for (const d of ctx.accounts.devices(accountId)) {
+      const keys = ctx.keys.claim(accountId, d.deviceId);
+      if (keys === undefined) continue;
+      devices.push({ deviceId: d.deviceId, registrationId: d.registrationId, bundle: encodeB64(encodeBundle(d, keys)) });
+    }
+    return { accountId, devices };
+  });
+}

@@ -1,0 +1,53 @@
+import type { RelayConfig } from '../config.js';
+import { AccountRepo } from '../db/account-repo.js';
+import { BlobRepo } from '../db/blob-repo.js';
+import { CommitQueue } from '../db/commit-queue.js';
+import type { OpenDatabase } from '../db/database.js';
+import { EnvelopeRepo } from '../db/envelope-repo.js';
+import { KeyRepo } from '../db/key-repo.js';
+import { RelationshipRepo } from '../db/relationship-repo.js';
+import { ReportRepo } from '../db/report-repo.js';
+import { RelayError } from '../errors.js';
+import { RateLimiter } from '../rate-limit.js';
+
+/** Everything a relay operation needs: repositories, the group-commit queue, clock, limits. */
+export interface RelayContext {
+  config: RelayConfig;
+  database: OpenDatabase;
+  queue: CommitQueue;
+  accounts: AccountRepo;
+  keys: KeyRepo;
+  envelopes: EnvelopeRepo;
+  relationships: RelationshipRepo;
+  reports: ReportRepo;
+  blobs: BlobRepo;
+  limiters: { ip: RateLimiter; account: RateLimiter; prekeyFetch: RateLimiter };
+  now: () => number;
+}
+
+/** Builds a {@link RelayContext} over an open database. */
+export function createContext(config: RelayConfig, database: OpenDatabase, now: () => number): RelayContext {
+  const rl = config.limits.rateLimits;
+  const limiter = (b: { capacity: number; refillPerSecond: number }) =>
+    new RateLimiter({ capacity: b.capacity, refillPerSecond: b.refillPerSecond, maxKeys: rl.maxKeys, now });
+  const { db } = database;
+  return {
+    config,
+    database,
+    queue: new CommitQueue(database.sqlite),
+    accounts: new AccountRepo(db),
+    keys: new KeyRepo(db),
+    envelopes: new EnvelopeRepo(db),
+    relationships: new RelationshipRepo(db),
+    reports: new ReportRepo(db),
+    blobs: new BlobRepo(db),
+    limiters: { ip: limiter(rl.ip), account: limiter(rl.account), prekeyFetch: limiter(rl.prekeyFetch) },
+    now,
+  };
+}
+
+/** Takes one token from `limiter` for `key`, or throws RATE_LIMITED with the wait. */
+export function takeToken(limiter: RateLimiter, key: string, cost = 1): void {
+  const verdict = limiter.take(key, Math.min(cost, limiter.capacity));
+  if (!verdict.ok) throw new RelayError('RATE_LIMITED', 'rate limit exceeded', { retryAfterMs: verdict.retryAfterMs });
+}

@@ -1,0 +1,88 @@
+/**
+ * The relay's only contact with protocol wire formats: structural decoding of what clients
+ * upload (device records, public prekeys) and encoding of what the relay hands out (bundles,
+ * envelopes, delivery receipts). Nothing here verifies signatures: the relay has no engine, and
+ * clients verify every signed record themselves (docs/relay-api.md, "Trust").
+ */
+import {
+  ProtocolError, decodeDeviceRecord, decodeKyberPreKeyPublic, decodeOneTimePreKeyPublic, decodeSignedDeviceRecord,
+  decodeSignedPreKeyPublic, encodeDeliveryReceipt, encodeEnvelope as encodeEnvelopeWire, encodePreKeyBundle,
+  type EnvelopeType, type PreKeyBundle,
+} from '@sotto/protocol';
+import type { NewEnvelope } from './db/envelope-repo.js';
+import type { ClaimedKeys } from './db/key-repo.js';
+import { RelayError } from './errors.js';
+
+/** What the relay reads out of a SignedDeviceRecord. */
+export interface DeviceRecordFacts {
+  accountId: string;
+  deviceId: number;
+  engines: string[];
+}
+
+/** Wraps protocol decode errors as INVALID_FORMAT naming the field, never the value. */
+export function asFormatError(err: unknown, what: string): never {
+  if (ProtocolError.is(err)) {
+    throw new RelayError('INVALID_FORMAT', `${what}: ${err.code}${err.field === undefined ? '' : ` at ${err.field}`}`);
+  }
+  throw err;
+}
+
+/** Decodes a SignedDeviceRecord's structure and returns the facts the relay checks. */
+export function readDeviceRecord(bytes: Uint8Array): DeviceRecordFacts & { registrationId: number; identityKey: Uint8Array } {
+  try {
+    const record = decodeDeviceRecord(decodeSignedDeviceRecord(bytes).record);
+    return { accountId: record.accountId, deviceId: record.deviceId, engines: [...record.engines], registrationId: record.registrationId, identityKey: record.identityKey };
+  } catch (err) {
+    return asFormatError(err, 'signedDeviceRecord');
+  }
+}
+
+export type PreKeyKind = 'signed' | 'kyber' | 'one-time';
+
+/** Decodes an uploaded public prekey of `kind`; returns its key id and the bytes to store. */
+export function readPreKey(kind: PreKeyKind, bytes: Uint8Array): { keyId: number; record: Uint8Array } {
+  try {
+    const keyId = kind === 'signed' ? decodeSignedPreKeyPublic(bytes).keyId
+      : kind === 'kyber' ? decodeKyberPreKeyPublic(bytes).keyId
+        : decodeOneTimePreKeyPublic(bytes).keyId;
+    return { keyId, record: bytes };
+  } catch (err) {
+    return asFormatError(err, `${kind} prekey`);
+  }
+}
+
+/** Builds the encoded PreKeyBundle of one device from its stored record and claimed keys. */
+export function encodeBundle(device: { signedRecord: Uint8Array }, keys: ClaimedKeys): Uint8Array {
+  const record = decodeDeviceRecord(decodeSignedDeviceRecord(device.signedRecord).record);
+  const bundle: PreKeyBundle = {
+    v: 1,
+    accountId: record.accountId,
+    deviceId: record.deviceId,
+    registrationId: record.registrationId,
+    identityKey: record.identityKey,
+    signedPreKey: decodeSignedPreKeyPublic(keys.signedPreKey),
+    kyberPreKey: decodeKyberPreKeyPublic(keys.kyberPreKey),
+  };
+  if (keys.oneTimePreKey !== undefined) bundle.oneTimePreKey = decodeOneTimePreKeyPublic(keys.oneTimePreKey);
+  return encodePreKeyBundle(bundle);
+}
+
+/** Encodes a queued (or ephemeral) envelope for delivery. */
+export function encodeEnvelope(row: NewEnvelope, ephemeral = false): Uint8Array {
+  return encodeEnvelopeWire({
+    v: 1,
+    guid: row.guid,
+    type: row.type as EnvelopeType,
+    from: { accountId: row.senderAccountId, deviceId: row.senderDeviceId },
+    to: { accountId: row.accountId, deviceId: row.deviceId },
+    serverTimestamp: row.serverTimestamp,
+    ciphertext: row.ciphertext,
+    ...(ephemeral ? { ephemeral: true } : {}),
+  });
+}
+
+/** The ciphertext of a relay-generated `receipt` envelope: an encoded DeliveryReceipt. */
+export function encodeReceipt(r: { guids: string[]; accountId: string; deviceId: number; deliveredAt: number }): Uint8Array {
+  return encodeDeliveryReceipt({ v: 1, guids: r.guids, deliveredAt: r.deliveredAt, by: { accountId: r.accountId, deviceId: r.deviceId } });
+}

@@ -1,0 +1,159 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { decodeClientFrame, ProtocolError, type ClientFrame } from '@sotto/protocol';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { hashSecret, type DeviceAddress } from '../credentials.js';
+import type { NewEnvelope } from '../db/envelope-repo.js';
+import { toErrorBody } from '../errors.js';
+import type { RelayContext } from '../services/context.js';
+import { ackEnvelopes, sendToAccount, sendToMany, type DeliveryNotifier } from '../services/messaging.js';
+import { CloseCode } from './close-codes.js';
+import { DeviceConnection } from './device-connection.js';
+
+const key = (a: DeviceAddress) => `${a.accountId}.${a.deviceId}`;
+
+/**
+ * The WebSocket side of the relay: authenticates upgrades by single-use ticket, keeps one
+ * {@link DeviceConnection} per device (a new one replaces the old with close code 4001),
+ * runs request frames through the same services as HTTP, and wakes connections when
+ * envelopes for their device are committed.
+ *
+ * @example
+ * const hub = new DeliveryHub(ctx);
+ * server.on('upgrade', (req, socket, head) => hub.handleUpgrade(req, socket, head));
+ */
+export class DeliveryHub implements DeliveryNotifier {
+  readonly wss: WebSocketServer;
+  private readonly connections = new Map<string, DeviceConnection>();
+  private readonly heartbeat: NodeJS.Timeout;
+
+  constructor(private readonly ctx: RelayContext) {
+    const l = ctx.config.limits;
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: l.maxWsPayload, perMessageDeflate: false, clientTracking: false });
+    const idleMs = l.wsIdleTimeoutSeconds * 1000;
+    // One timer for all connections: ping, and drop those silent for a whole interval or
+    // stalled above the low-water mark for longer than the idle timeout.
+    this.heartbeat = setInterval(() => this.tick(idleMs), l.wsPingIntervalSeconds * 1000);
+    this.heartbeat.unref();
+  }
+
+  /** Open connections (observability / tests). */
+  connection(address: DeviceAddress): DeviceConnection | undefined {
+    return this.connections.get(key(address));
+  }
+
+  get size(): number {
+    return this.connections.size;
+  }
+
+  private tick(idleMs: number): void {
+    const now = this.ctx.now();
+    for (const conn of this.connections.values()) {
+      if (!conn.alive) {
+        conn.close(CloseCode.IDLE, 'idle timeout');
+        continue;
+      }
+      if (conn.paused && now - conn.pausedSince > idleMs) {
+        conn.close(CloseCode.SLOW_CONSUMER, 'slow consumer');
+        continue;
+      }
+      conn.alive = false;
+      conn.ws.ping();
+    }
+  }
+
+  wake(devices: DeviceAddress[]): void {
+    for (const d of devices) this.connections.get(key(d))?.wake();
+  }
+
+  pushEphemeral(envelopes: NewEnvelope[]): void {
+    for (const e of envelopes) this.connections.get(key(e))?.pushEphemeral(e);
+  }
+
+  /** Close a removed device's connection. */
+  disconnect(address: DeviceAddress, code: number = CloseCode.DEVICE_REMOVED, reason = 'device removed'): void {
+    this.connections.get(key(address))?.close(code, reason);
+  }
+
+  /** Handles an HTTP upgrade on `/v1/ws?ticket=...`; anything else is refused with JSON. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = new URL(req.url ?? '/', 'http://relay');
+    if (url.pathname !== '/v1/ws') return refuse(socket, 404, 'NOT_FOUND', 'no such route');
+    const ticket = url.searchParams.get('ticket');
+    if (ticket === null || ticket.length > 64) return refuse(socket, 401, 'UNAUTHORIZED', 'missing or invalid ticket');
+    this.ctx.queue.run(() => this.ctx.accounts.consumeTicket(hashSecret(ticket), this.ctx.now())).then((grant) => {
+      if (grant === undefined) return refuse(socket, 401, 'UNAUTHORIZED', 'unknown, used or expired ticket');
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(grant, ws));
+    }, () => refuse(socket, 500, 'INTERNAL', 'internal error'));
+  }
+
+  private attach(address: DeviceAddress, ws: WebSocket): void {
+    const l = this.ctx.config.limits;
+    const conn = new DeviceConnection(address, ws, this.ctx.envelopes, {
+      lowWater: l.wsSendBufferLowBytes, highWater: l.wsSendBufferHighBytes, pageSize: 100,
+    }, this.ctx.now);
+    const k = key(address);
+    this.connections.get(k)?.close(CloseCode.REPLACED, 'replaced by a newer connection');
+    this.connections.set(k, conn);
+    ws.on('pong', () => { conn.alive = true; });
+    ws.on('message', (data, isBinary) => {
+      conn.alive = true;
+      void this.onFrame(conn, data, isBinary);
+    });
+    ws.on('close', () => {
+      conn.markClosed();
+      if (this.connections.get(k) === conn) this.connections.delete(k);
+    });
+    ws.on('error', () => ws.terminate());
+    conn.wake();
+  }
+
+  private async onFrame(conn: DeviceConnection, data: RawData, isBinary: boolean): Promise<void> {
+    let frame: ClientFrame;
+    try {
+      if (!isBinary) throw new ProtocolError('MALFORMED', 'text frames are not accepted');
+      const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+      frame = decodeClientFrame(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    } catch (err) {
+      const code = ProtocolError.is(err) ? 'BAD_REQUEST' : 'INTERNAL';
+      conn.send({ t: 'res', id: 0, status: code === 'BAD_REQUEST' ? 400 : 500, error: { code, message: ProtocolError.is(err) ? `malformed frame: ${err.code}` : 'internal error' } });
+      return;
+    }
+    if (frame.t === 'ack') {
+      try {
+        this.wake(await ackEnvelopes(this.ctx, conn.address, frame.guids));
+      } catch {
+        // An ack that fails to commit is simply not applied; the envelope is redelivered.
+      }
+      return;
+    }
+    try {
+      const out = frame.op === 'send'
+        ? await sendToAccount(this.ctx, conn.address, frame.body)
+        : await sendToMany(this.ctx, conn.address, frame.body);
+      this.wake(out.stored);
+      this.pushEphemeral(out.ephemeral);
+      conn.send({ t: 'res', id: frame.id, status: 200, body: { serverTimestamp: out.serverTimestamp, guids: out.guids } });
+    } catch (err) {
+      const { status, body } = toErrorBody(err);
+      conn.send({ t: 'res', id: frame.id, status, error: body });
+    }
+  }
+
+  /** Close every connection (code 1001) and stop the heartbeat. */
+  close(): void {
+    clearInterval(this.heartbeat);
+    for (const conn of this.connections.values()) {
+      conn.close(CloseCode.GOING_AWAY, 'relay shutting down');
+      conn.ws.terminate();
+    }
+    this.connections.clear();
+    this.wss.close();
+  }
+}
+
+function refuse(socket: Duplex, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ code, message });
+  const reason = status === 401 ? 'Unauthorized' : status === 404 ? 'Not Found' : 'Internal Server Error';
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}

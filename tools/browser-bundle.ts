@@ -4,6 +4,10 @@ import { build } from 'esbuild';
  * Bundles `entry` for the browser platform the way an app's bundler would, and returns the
  * problems that would stop it from loading in a browser: Node built-ins, native addons, or a
  * bundling error. An empty list means the entry is browser-safe.
+ *
+ * A Node built-in that is not replaced is a bundling error on the browser platform ("could not
+ * resolve 'fs'"). Built-ins a package maps away in its `browser` field (libsodium maps `crypto`
+ * to nothing for its WebCrypto fallback) are resolved as bundlers do and are not problems.
  */
 export async function browserBundleProblems(entry: string): Promise<string[]> {
   const problems: string[] = [];
@@ -19,12 +23,8 @@ export async function browserBundleProblems(entry: string): Promise<string[]> {
       logLevel: 'silent',
       plugins: [
         {
-          name: 'forbid-node',
+          name: 'forbid-native',
           setup(b) {
-            b.onResolve({ filter: /^node:|^(fs|path|os|crypto|child_process|net|tls|http|https|stream|worker_threads|zlib|module|url|util|buffer|events)$/ }, (args) => {
-              problems.push(`${args.importer} imports Node built-in '${args.path}'`);
-              return { path: args.path, external: true };
-            });
             b.onResolve({ filter: /\.node$/ }, (args) => {
               problems.push(`${args.importer} loads native addon '${args.path}'`);
               return { path: args.path, external: true };

@@ -80,6 +80,7 @@ export class SottoClient {
   private readonly receiver: Receiver;
   private readonly typing: TypingIndicator;
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
+  private keysTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
 
   private constructor(options: SottoClientOptions, account: AccountState) {
@@ -120,6 +121,7 @@ export class SottoClient {
       events,
       requestPolicy: options.requestPolicy,
       now,
+      maintainKeysSoon: () => this.maintainKeysSoon(),
     });
     receiver = new Receiver(this.ctx);
     this.receiver = receiver;
@@ -172,7 +174,12 @@ export class SottoClient {
     await this.ctx.connection.start();
     await this.maintainKeys().catch(() => undefined);
     if (!this.sweepTimer) {
-      this.sweepTimer = setInterval(() => void this.expireMessages().catch(() => undefined), 5_000);
+      let ticks = 0;
+      this.sweepTimer = setInterval(() => {
+        void this.expireMessages().catch(() => undefined);
+        // hourly: signed-prekey rotation is due weekly even for a client that never reconnects
+        if (++ticks % 720 === 0) void this.maintainKeys().catch(() => undefined);
+      }, 5_000);
       (this.sweepTimer as { unref?: () => void }).unref?.();
     }
   }
@@ -182,11 +189,21 @@ export class SottoClient {
     this.ctx.account = await maintainPreKeys({ ...this.ctx, account: this.ctx.account, now: this.ctx.now() });
   }
 
+  private maintainKeysSoon(): void {
+    if (this.keysTimer || this.closed) return;
+    this.keysTimer = setTimeout(() => {
+      this.keysTimer = undefined;
+      if (!this.closed) void this.maintainKeys().catch(() => undefined);
+    }, 2_000);
+    (this.keysTimer as { unref?: () => void }).unref?.();
+  }
+
   /** Disconnects and stops background work. The storage stays open (it belongs to the app). */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.keysTimer) clearTimeout(this.keysTimer);
     await this.ctx.connection.stop();
     await this.ctx.outbox.stop();
   }

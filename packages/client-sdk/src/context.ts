@@ -29,5 +29,7 @@ export interface ClientContext {
   readonly events: Emitter<SottoEvents>;
   readonly requestPolicy: RequestPolicy | undefined;
   readonly now: () => number;
+  /** Asks for a (debounced) prekey top-up: a prekey message just consumed one. */
+  readonly maintainKeysSoon: () => void;
   account: AccountState;
 }

@@ -138,6 +138,7 @@ export class Receiver {
     }
     const effects = await applyContent(ctx, batch, from, content, ctx.now(), envelope.serverTimestamp);
     await this.commit(batch, envelope);
+    if (envelope.type === 'prekey') ctx.maintainKeysSoon();
     return effects;
   }
 

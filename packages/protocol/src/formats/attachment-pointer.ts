@@ -7,7 +7,7 @@ export const MAX_BLOB_ID_LENGTH = 64;
 /** Attachment keys are 32..64 bytes; the attachment section fixes the exact layout. */
 export const MIN_ATTACHMENT_KEY_LENGTH = 32;
 export const MAX_ATTACHMENT_KEY_LENGTH = 64;
-/** SHA-256 digest length. */
+/** Attachment digest length (BLAKE2b-256, see attachment/digest.ts). */
 export const ATTACHMENT_DIGEST_LENGTH = 32;
 /** Largest `size` / `ciphertextSize` a pointer may carry (8 GiB: 4 GiB plaintext plus padding and overhead). */
 export const MAX_POINTER_SIZE = 2 ** 33;
@@ -44,7 +44,7 @@ export interface AttachmentFlags {
  *   blobId:         text        relay blob id, 1..64 chars
  *   key:            bytes       32..64 bytes; layout defined by the attachment section
  *                               (e.g. secretstream key, optionally followed by a MAC key)
- *   digest:         bytes(32)   SHA-256 of the whole ciphertext blob; checked before decrypting
+ *   digest:         bytes(32)   BLAKE2b-256 of the whole ciphertext blob; checked before decrypting
  *   size:           uint        plaintext bytes, <= 2^33
  *   ciphertextSize: uint        blob bytes, <= 2^33; checked before decrypting
  *   contentType:    text        MIME type, <= 128 chars

@@ -21,6 +21,10 @@ import { closeConversation, setDisappearingTimer, setNotifications, setVanishMod
 import { acknowledgeIdentityChange } from './features/identity.js';
 import { decideRequest, listRequests, report, setBlocked, setRestricted, type ReportReason } from './features/privacy.js';
 import { Sender } from './messaging/sender.js';
+import { CallSwitchboard } from './calls/call-switchboard.js';
+import type { CallOptions } from './calls/call-options.js';
+import type { CallSession } from './calls/call-session.js';
+import type { CallLogRecord } from './storage/types.js';
 import { Mutex } from './mutex.js';
 import { RelayConnection, type ConnectionState } from './relay/relay-connection.js';
 import { RelayHttp } from './relay/relay-http.js';
@@ -48,6 +52,8 @@ export interface SottoClientOptions {
   now?: () => number;
   /** Injected randomness for backoff jitter. */
   random?: () => number;
+  /** Voice and video calls: simple-peer and a WebRTC implementation are injected here. */
+  calls?: CallOptions;
 }
 
 /** A page of history: newest first; pass `next` as `before` for older messages. */
@@ -79,9 +85,12 @@ export class SottoClient {
   private readonly ctx: ClientContext;
   private readonly receiver: Receiver;
   private readonly typing: TypingIndicator;
+  private readonly calls: CallSwitchboard;
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
   private keysTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
+  /** sentAt of the last message this client sent (history orders by sentAt, then id). */
+  private lastSentAt = 0;
 
   private constructor(options: SottoClientOptions, account: AccountState) {
     const now = options.now ?? Date.now;
@@ -107,7 +116,8 @@ export class SottoClient {
       self: () => ({ accountId: ctxRef.account.accountId, deviceId: ctxRef.account.deviceId }),
       now,
     });
-    const outbox = new Outbox({ storage: options.storage, sender, events, now, ...(options.random ? { random: options.random } : {}) });
+    const sentLock = new Mutex();
+    const outbox = new Outbox({ storage: options.storage, sender, events, now, sentLock, ...(options.random ? { random: options.random } : {}) });
     this.events = events;
     this.ctx = Object.assign(ctxRef, {
       storage: options.storage,
@@ -118,6 +128,7 @@ export class SottoClient {
       sender,
       outbox,
       lock,
+      sentLock,
       events,
       requestPolicy: options.requestPolicy,
       now,
@@ -126,6 +137,7 @@ export class SottoClient {
     receiver = new Receiver(this.ctx);
     this.receiver = receiver;
     this.typing = new TypingIndicator(this.ctx);
+    this.calls = new CallSwitchboard(this.ctx, options.calls);
     connection.events.on('state', (s) => {
       events.emit('connection', s);
       if (s === 'connected') void outbox.kick();
@@ -205,6 +217,7 @@ export class SottoClient {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.keysTimer) clearTimeout(this.keysTimer);
     await this.ctx.connection.stop();
+    this.calls.close();
     await this.ctx.outbox.stop();
   }
 
@@ -293,7 +306,9 @@ export class SottoClient {
       replyTo = { messageId: target.id, authorAccountId: target.senderAccountId };
       if (target.text) replyTo.quote = target.text.slice(0, 200);
     }
-    const now = this.ctx.now();
+    // Strictly increasing per client, so messages sent within one millisecond keep their order.
+    const now = Math.max(this.ctx.now(), this.lastSentAt + 1);
+    this.lastSentAt = now;
     const content = {
       v: 1,
       type,
@@ -540,6 +555,44 @@ export class SottoClient {
     const removed = await sweepExpired(this.ctx);
     for (const r of removed) this.events.emit('messageDeleted', { messageId: r.id, conversationId: r.conversationId, forEveryone: false });
     return removed.length;
+  }
+
+  // ── calls (features/calls.ts) ───────────────────────────────────────────────
+
+  /**
+   * Calls the peer of a direct conversation. Resolves once the offer is on its way (state
+   * `ringing`); the session connects when the peer accepts. NOT_ALLOWED while another call is
+   * live; UNSUPPORTED for groups or without `options.calls.SimplePeer`.
+   */
+  async startCall(conversationId: string, media: 'voice' | 'video', options: { stream?: MediaStream } = {}): Promise<CallSession> {
+    this.assertOpen();
+    return this.calls.start(await this.requireConversation(conversationId), media, options.stream);
+  }
+
+  /** Answers a ringing incoming call (`incomingCall` event); resolves once the answer is sent. */
+  acceptCall(callId: string, options: { stream?: MediaStream } = {}): Promise<CallSession> {
+    this.assertOpen();
+    return this.calls.accept(callId, options.stream);
+  }
+
+  /** Declines a ringing incoming call (the caller sees `declined`). No-op for an unknown call. */
+  declineCall(callId: string): Promise<void> {
+    return this.calls.decline(callId);
+  }
+
+  /** Hangs up (or cancels an outgoing call still ringing, or declines an incoming one). */
+  endCall(callId: string): Promise<void> {
+    return this.calls.end(callId);
+  }
+
+  /** The session of a live call placed or accepted on this device. */
+  callSession(callId: string): CallSession | undefined {
+    return this.calls.session(callId);
+  }
+
+  /** Call history, newest first, optionally for one conversation. */
+  callLogs(options: { conversationId?: string; limit?: number } = {}): Promise<CallLogRecord[]> {
+    return this.ctx.storage.listCallLogs(options);
   }
 
   // ── identity ────────────────────────────────────────────────────────────────

@@ -26,6 +26,8 @@ export interface ClientContext {
   readonly sender: Sender;
   readonly outbox: Outbox;
   readonly lock: Mutex;
+  /** Serializes "sent" commits with delivery-receipt handling (messaging/sent-index.ts). */
+  readonly sentLock: Mutex;
   readonly events: Emitter<SottoEvents>;
   readonly requestPolicy: RequestPolicy | undefined;
   readonly now: () => number;

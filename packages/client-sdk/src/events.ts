@@ -1,4 +1,5 @@
 import type { Content } from '@sotto/protocol';
+import type { CallStateEvent, IncomingCallEvent } from './calls/call-switchboard.js';
 import type { ConnectionState } from './relay/relay-connection.js';
 import type { ConversationRecord, DeliveryStatus, Reaction } from './storage/types.js';
 
@@ -63,4 +64,8 @@ export interface SottoEvents {
   connection: [ConnectionState];
   /** The relay has delivered the whole stored backlog. */
   synced: [];
+  /** A call rings on this device: answer with `acceptCall(callId)` or `declineCall(callId)`. */
+  incomingCall: [IncomingCallEvent];
+  /** A call changed state (ringing, ongoing, ended, missed, declined); `detail` says why. */
+  callState: [CallStateEvent];
 }

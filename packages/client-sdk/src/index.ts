@@ -7,3 +7,7 @@ export { Emitter } from './emitter.js';
 export { RelayHttp, type DeviceCredentials, type RelayHttpOptions, type ProgressListener } from './relay/relay-http.js';
 export type { ConnectionState } from './relay/relay-connection.js';
 export { globalWebSocketFactory, type WebSocketFactory, type WebSocketLike } from './relay/transport.js';
+export { CallSession, type CallSessionEvents } from './calls/call-session.js';
+export type { CallOptions, SimplePeerConstructor } from './calls/call-options.js';
+export type { CallStateEvent, IncomingCallEvent } from './calls/call-switchboard.js';
+export type { CallDetail, CallDirection } from './calls/call-machine.js';

@@ -1,4 +1,5 @@
 import { contentFallback, encodeContent, type Content, type DeviceAddress } from '@sotto/protocol';
+import { receiveCall } from '../calls/call-switchboard.js';
 import type { ClientContext } from '../context.js';
 import type { StorageBatch } from '../storage/batch.js';
 import { directConversationId, type ConversationRecord, type MessageRecord } from '../storage/types.js';
@@ -112,15 +113,25 @@ export async function applyContent(
     case 'receipt': {
       if (content.body.kind === 'delivered') return effects; // the relay's receipts cover delivery
       const state = 'read' as const;
+      // read receipts off works both ways: we send none and show none
+      const showRead = (await ctx.storage.getSetting('readReceipts')) !== false;
       for (const id of content.body.messageIds) {
         const target = await ctx.storage.getMessage(id);
         if (!target || !target.outgoing || target.conversationId !== conversationId) continue;
-        batch.patchMessage(id, { status: { [from.accountId]: { state, at: content.body.at } } });
-        effects.emit.push((x) => x.events.emit('messageStatus', { messageId: id, conversationId, accountId: from.accountId, state, at: content.body.at }));
-        if (target.vanish) batch.deleteMessage(id); // vanish-mode messages go once seen
+        if (showRead) {
+          if (!target.vanish) batch.patchMessage(id, { status: { [from.accountId]: { state, at: content.body.at } } });
+          effects.emit.push((x) => x.events.emit('messageStatus', { messageId: id, conversationId, accountId: from.accountId, state, at: content.body.at }));
+        }
+        if (target.vanish) {
+          batch.deleteMessage(id); // vanish-mode messages go once seen
+          effects.emit.push((x) => x.events.emit('messageDeleted', { messageId: id, conversationId, forEveryone: false }));
+        }
       }
       return effects;
     }
+    case 'call':
+      // signalling for features/calls: the call log joins this commit, ringing happens after it
+      return receiveCall(ctx, batch, from, conversation, content, receivedAt);
     case 'typing': {
       const typing = content.body.action === 'started';
       effects.emit.push((x) => x.events.emit('typing', { conversationId, accountId: from.accountId, typing }));

@@ -6,7 +6,8 @@ import { StorageBatch } from '../storage/batch.js';
 import type { Storage } from '../storage/storage.js';
 import type { OutboxEntry } from '../storage/types.js';
 import type { Sender } from './sender.js';
-import { recordSent } from './sent-index.js';
+import type { Mutex } from '../mutex.js';
+import { forgetGuid, recordSent, takeParkedReceipt } from './sent-index.js';
 
 /** How long an entry waits when its recipient's identity changed, until acknowledged. */
 const HOLD_MS = 365 * 24 * 60 * 60 * 1000;
@@ -19,6 +20,8 @@ export interface OutboxDeps {
   readonly events: Emitter<SottoEvents>;
   readonly now: () => number;
   readonly random?: () => number;
+  /** Shared with the receiver's delivery-receipt handling (see sent-index.ts). */
+  readonly sentLock: Mutex;
 }
 
 /**
@@ -98,15 +101,27 @@ export class Outbox {
     const recipient = entry.recipients[0]!;
     try {
       const res = await sender.sendToAccount(recipient, entry.payload, {});
-      const batch = new StorageBatch().deleteOutbox(entry.id);
+      const delivered: number[] = [];
+      await this.deps.sentLock.run(async () => {
+        const batch = new StorageBatch().deleteOutbox(entry.id);
+        if (entry.messageId !== undefined) {
+          const at = now();
+          batch.patchMessage(entry.messageId, { status: { [recipient]: { state: 'sent', at } }, serverTimestamp: res.serverTimestamp }, { ifMissing: 'skip' });
+          recordSent(batch, { messageId: entry.messageId, accountId: recipient }, res.guids, res.serverTimestamp);
+          for (const guid of res.guids) {
+            const parked = await takeParkedReceipt(storage, batch, guid);
+            if (!parked || parked.accountId !== recipient) continue;
+            forgetGuid(batch, guid);
+            batch.patchMessage(entry.messageId, { status: { [recipient]: { state: 'delivered', at: parked.deliveredAt } } }, { ifMissing: 'skip' });
+            delivered.push(parked.deliveredAt);
+          }
+        }
+        await storage.commit(batch);
+      });
       if (entry.messageId !== undefined) {
-        const at = now();
-        batch.patchMessage(entry.messageId, { status: { [recipient]: { state: 'sent', at } }, serverTimestamp: res.serverTimestamp }, { ifMissing: 'skip' });
-        recordSent(batch, { messageId: entry.messageId, accountId: recipient }, res.guids, res.serverTimestamp);
-      }
-      await storage.commit(batch);
-      if (entry.messageId !== undefined) {
-        events.emit('messageStatus', { messageId: entry.messageId, conversationId: entry.conversationId, accountId: recipient, state: 'sent', at: now() });
+        const base = { messageId: entry.messageId, conversationId: entry.conversationId, accountId: recipient };
+        events.emit('messageStatus', { ...base, state: 'sent', at: now() });
+        if (delivered.length > 0) events.emit('messageStatus', { ...base, state: 'delivered', at: delivered[0]! });
       }
       return true;
     } catch (err) {
@@ -130,12 +145,19 @@ export class Outbox {
     if (transient && attempts < MAX_ATTEMPTS) {
       const retryAfter = SottoError.is(err, 'RELAY_ERROR') ? (err.details as { retryAfterMs?: number } | undefined)?.retryAfterMs ?? 0 : 0;
       const delay = Math.max(retryAfter, 500 + backoffDelay(attempts, { baseMs: 500, maxMs: 60_000, random: this.deps.random ?? Math.random }));
-      await storage.commit(new StorageBatch().putOutbox({
+      const nextAttemptAt = now() + delay;
+      const batch = new StorageBatch().putOutbox({
         ...entry,
         attempts,
-        nextAttemptAt: now() + delay,
+        nextAttemptAt,
         lastError: SottoError.is(err) ? err.code : 'INTERNAL',
-      }));
+      });
+      // Entries due earlier wait too, so that when the pass resumes they still follow this one
+      // (due order falls back to creation order): a retry never lets later messages overtake.
+      for (const other of await storage.listOutbox()) {
+        if (other.id !== entry.id && other.nextAttemptAt < nextAttemptAt) batch.putOutbox({ ...other, nextAttemptAt });
+      }
+      await storage.commit(batch);
       return false;
     }
     const recipient = entry.recipients[0]!;

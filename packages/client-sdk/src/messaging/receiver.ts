@@ -19,7 +19,7 @@ import { readProtocolStores } from '../storage/protocol-stores.js';
 import { directConversationId } from '../storage/types.js';
 import { applyContent, noEffects, type Effects } from './apply-content.js';
 import { padPlaintext, unpadPlaintext } from './padding.js';
-import { forgetGuid, sentByGuid, sentByTimestamp } from './sent-index.js';
+import { forgetGuid, parkReceipt, sentByGuid, sentByTimestamp } from './sent-index.js';
 
 /** Envelopes whose sender's identity changed wait here (encoded) until the user acknowledges. */
 export const QUARANTINE_KIND = 'quarantine';
@@ -87,24 +87,31 @@ export class Receiver {
       await this.commit(batch, envelope);
       return effects;
     }
-    for (const guid of receipt.guids) {
-      const ref = await sentByGuid(ctx.storage, guid);
-      if (!ref || ref.accountId !== receipt.by.accountId) continue;
-      const message = await ctx.storage.getMessage(ref.messageId);
-      forgetGuid(batch, guid);
-      if (!message) continue;
-      batch.patchMessage(ref.messageId, { status: { [ref.accountId]: { state: 'delivered', at: receipt.deliveredAt } } });
-      effects.emit.push((x) =>
-        x.events.emit('messageStatus', {
-          messageId: ref.messageId,
-          conversationId: message.conversationId,
-          accountId: ref.accountId,
-          state: 'delivered',
-          at: receipt.deliveredAt,
-        }),
-      );
-    }
-    await this.commit(batch, envelope);
+    await ctx.sentLock.run(async () => {
+      for (const guid of receipt.guids) {
+        const ref = await sentByGuid(ctx.storage, guid);
+        if (!ref) {
+          // the receipt overtook our own "sent" commit: park it for that commit to apply
+          parkReceipt(batch, guid, { accountId: receipt.by.accountId, deliveredAt: receipt.deliveredAt });
+          continue;
+        }
+        if (ref.accountId !== receipt.by.accountId) continue;
+        const message = await ctx.storage.getMessage(ref.messageId);
+        forgetGuid(batch, guid);
+        if (!message) continue;
+        batch.patchMessage(ref.messageId, { status: { [ref.accountId]: { state: 'delivered', at: receipt.deliveredAt } } });
+        effects.emit.push((x) =>
+          x.events.emit('messageStatus', {
+            messageId: ref.messageId,
+            conversationId: message.conversationId,
+            accountId: ref.accountId,
+            state: 'delivered',
+            at: receipt.deliveredAt,
+          }),
+        );
+      }
+      await this.commit(batch, envelope);
+    });
     return effects;
   }
 

@@ -39,3 +39,27 @@ export function forgetGuid(batch: StorageBatch, guid: string): void {
 export async function sentByTimestamp(storage: Storage, accountId: string, serverTimestamp: number): Promise<SentRef | undefined> {
   return readRef(await storage.getProtocolRecord(TIMESTAMP_KIND, `${accountId}:${serverTimestamp}`));
 }
+
+/**
+ * A delivery receipt can overtake the commit that records where a send went (the relay may
+ * deliver, and the peer ack, before our "sent" commit lands). Such receipts are parked here and
+ * applied by that commit. Both sides run under the client's `sentLock`, so none is lost.
+ */
+const PARKED_KIND = 'parkedReceipt';
+
+export interface ParkedReceipt {
+  accountId: string;
+  deliveredAt: number;
+}
+
+export function parkReceipt(batch: StorageBatch, guid: string, receipt: ParkedReceipt): void {
+  batch.protocolRecord(PARKED_KIND, guid, encodeCbor({ v: 1, a: receipt.accountId, t: receipt.deliveredAt }));
+}
+
+export async function takeParkedReceipt(storage: Storage, batch: StorageBatch, guid: string): Promise<ParkedReceipt | undefined> {
+  const bytes = await storage.getProtocolRecord(PARKED_KIND, guid);
+  if (!bytes) return undefined;
+  batch.protocolRecord(PARKED_KIND, guid, null);
+  const r = FieldReader.from(decodeCbor(bytes), 'ParkedReceipt');
+  return { accountId: r.string('a', { maxLength: 64 }), deliveredAt: r.uint('t') };
+}

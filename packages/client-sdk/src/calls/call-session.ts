@@ -1,0 +1,91 @@
+import type SimplePeer from 'simple-peer';
+import { Emitter } from '../emitter.js';
+import { SottoError } from '../errors.js';
+import type { CallStatus } from '../storage/types.js';
+import type { CallDetail, CallDirection } from './call-machine.js';
+
+/** Events of one {@link CallSession}. */
+export interface CallSessionEvents {
+  /** The WebRTC connection is open: media flows, `send` works. */
+  connect: [];
+  /** Bytes the peer sent over the call's data channel. */
+  data: [Uint8Array];
+  /** The peer's media stream (voice and/or video). */
+  stream: [MediaStream];
+  /** The call's state changed; `ended`, `missed` and `declined` are final. */
+  state: [{ state: CallStatus; detail?: CallDetail }];
+  /** The WebRTC connection failed (the call ends with `connection-lost` / `connection-failed`). */
+  error: [SottoError];
+}
+
+/** What a session needs from the client's call switchboard. Internal. */
+export interface CallSessionHost {
+  status(): CallStatus;
+  hangUp(): Promise<void>;
+}
+
+/**
+ * One live 1:1 call over a simple-peer connection whose offer, answer and ICE candidates travel
+ * as end-to-end encrypted `call` contents through the relay. Created by `client.startCall` and
+ * `client.acceptCall`; ends with `end()`, the peer's hang-up, or a failed connection.
+ *
+ * @example
+ * const call = await alice.startCall(chat, 'video', { stream: await getUserMedia() });
+ * call.events.on('stream', (s) => (video.srcObject = s));
+ * call.events.on('state', ({ state }) => state === 'ended' && hideCallUi());
+ * await call.end();
+ */
+export class CallSession {
+  readonly events = new Emitter<CallSessionEvents>();
+  private destroyed = false;
+
+  constructor(
+    readonly callId: string,
+    readonly conversationId: string,
+    readonly peerAccountId: string,
+    readonly media: 'voice' | 'video',
+    readonly direction: CallDirection,
+    /** The underlying simple-peer instance, for track changes (`addTrack`, `replaceTrack`...). */
+    readonly peer: SimplePeer.Instance,
+    private readonly host: CallSessionHost,
+  ) {
+    peer.on('connect', () => this.events.emit('connect'));
+    peer.on('data', (chunk: unknown) => this.events.emit('data', toBytes(chunk)));
+    peer.on('stream', (stream: MediaStream) => this.events.emit('stream', stream));
+  }
+
+  /** ringing → ongoing → ended (or missed / declined). */
+  get state(): CallStatus {
+    return this.host.status();
+  }
+
+  /** True while the WebRTC connection is open. */
+  get connected(): boolean {
+    return !this.destroyed && this.peer.connected;
+  }
+
+  /** Sends bytes or text over the call's data channel; NOT_ALLOWED before `connect`. */
+  send(data: string | Uint8Array): void {
+    if (!this.connected) throw new SottoError('NOT_ALLOWED', 'the call is not connected');
+    this.peer.send(data);
+  }
+
+  /** Hangs up (or cancels, or declines while ringing). Safe to call more than once. */
+  end(): Promise<void> {
+    return this.host.hangUp();
+  }
+
+  /** @internal Closes the WebRTC connection; the switchboard calls it once the call is final. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.peer.destroy();
+  }
+}
+
+function toBytes(chunk: unknown): Uint8Array {
+  if (typeof chunk === 'string') return new TextEncoder().encode(chunk);
+  if (chunk instanceof ArrayBuffer) return new Uint8Array(chunk);
+  if (ArrayBuffer.isView(chunk)) return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  return new Uint8Array(0);
+}

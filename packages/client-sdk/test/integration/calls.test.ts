@@ -1,0 +1,223 @@
+import wrtc from '@roamhq/wrtc';
+import SimplePeer from 'simple-peer';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SottoClient } from '../../src/index.js';
+import { MemoryStorage } from '../../src/storage/memory-storage.js';
+import type { CallSession } from '../../src/calls/call-session.js';
+import type { CallStateEvent, IncomingCallEvent } from '../../src/calls/call-switchboard.js';
+import { clientOptions, eventually, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
+
+/** Real WebRTC over loopback: no STUN/TURN, host candidates only. */
+const webrtc = (ringTimeoutMs: number) => ({
+  requestPolicy: () => true,
+  calls: { SimplePeer, wrtc, rtcConfig: { iceServers: [] }, ringTimeoutMs, connectTimeoutMs: 10_000 },
+});
+
+function connected(session: CallSession): Promise<void> {
+  if (session.connected) return Promise.resolve();
+  return session.events.waitFor('connect', () => true, 15_000).then(() => undefined);
+}
+
+function stateOf(client: SottoClient, callId: () => string | undefined, state: CallStateEvent['state']): Promise<[CallStateEvent]> {
+  return client.events.waitFor('callState', (e) => e.callId === callId() && e.state === state, 15_000);
+}
+
+/** Every incomingCall a client raises, for "never rang" assertions. */
+function ringsOf(client: SottoClient): IncomingCallEvent[] {
+  const rings: IncomingCallEvent[] = [];
+  client.events.on('incomingCall', (e) => rings.push(e));
+  return rings;
+}
+
+async function befriend(a: SottoClient, b: SottoClient): Promise<string> {
+  const chat = await a.openConversation(b.accountId);
+  const arrived = b.events.waitFor('message', (m) => m.senderAccountId === a.accountId);
+  await a.sendText(chat, `hi ${b.accountId}`);
+  await arrived;
+  return chat;
+}
+
+describe('voice and video calls over a real relay and real WebRTC', () => {
+  let relay: TestRelay;
+  let alice: SottoClient, bob: SottoClient, carol: SottoClient, dave: SottoClient, erin: SottoClient, mallory: SottoClient;
+  let aliceToBob: string, carolToBob: string, daveToErin: string, malloryToBob: string;
+  let bobRings: IncomingCallEvent[];
+  let erinRings: IncomingCallEvent[];
+  const sessions: CallSession[] = [];
+  const extra: SottoClient[] = [];
+
+  beforeAll(async () => {
+    relay = await startRelay();
+    [alice, bob, carol, dave, erin, mallory] = await Promise.all([
+      newClient(relay.url, 'alice', webrtc(8_000)),
+      newClient(relay.url, 'bob', webrtc(8_000)),
+      newClient(relay.url, 'carol', webrtc(8_000)),
+      newClient(relay.url, 'dave', webrtc(1_200)),
+      newClient(relay.url, 'erin', webrtc(1_200)),
+      newClient(relay.url, 'mallory', webrtc(1_200)),
+    ]);
+    bobRings = ringsOf(bob);
+    erinRings = ringsOf(erin);
+    aliceToBob = await befriend(alice, bob);
+    await befriend(bob, alice);
+    carolToBob = await befriend(carol, bob);
+    daveToErin = await befriend(dave, erin);
+    malloryToBob = await befriend(mallory, bob);
+  });
+
+  afterAll(async () => {
+    for (const s of sessions) s.destroy();
+    await Promise.all([alice, bob, carol, dave, erin, mallory, ...extra].map((c) => c?.close()));
+    await relay?.close();
+  });
+
+  it('connects two Node clients purely through encrypted signalling, carries data, hangs up and logs on both sides', async () => {
+    let callId: string | undefined;
+    const incoming = bob.events.waitFor('incomingCall', (e) => e.from === 'alice', 10_000);
+    const aliceOngoing = stateOf(alice, () => callId, 'ongoing');
+    const call = await alice.startCall(aliceToBob, 'voice');
+    sessions.push(call);
+    callId = call.callId;
+    expect(call.state).toBe('ringing');
+
+    const [ring] = await incoming;
+    expect(ring).toEqual({ callId, conversationId: 'd:alice', from: 'alice', media: 'voice' });
+    const answered = await bob.acceptCall(ring.callId);
+    sessions.push(answered);
+    await aliceOngoing;
+    await Promise.all([connected(call), connected(answered)]);
+
+    const toBob = answered.events.waitFor('data', () => true, 10_000);
+    call.send('ping over a WebRTC data channel');
+    expect(new TextDecoder().decode((await toBob)[0])).toBe('ping over a WebRTC data channel');
+    const toAlice = call.events.waitFor('data', () => true, 10_000);
+    answered.send(new Uint8Array([1, 2, 3]));
+    expect([...(await toAlice)[0]]).toEqual([1, 2, 3]);
+
+    const bobEnded = stateOf(bob, () => callId, 'ended');
+    await call.end();
+    await bobEnded;
+    expect(call.state).toBe('ended');
+    expect(answered.state).toBe('ended');
+
+    for (const [client, conversationId] of [[alice, aliceToBob], [bob, 'd:alice']] as const) {
+      const log = await eventually(async () => (await client.callLogs({ conversationId })).find((l) => l.callId === callId && l.status === 'ended'), 5_000, 'ended log');
+      expect(log).toMatchObject({ type: 'voice', initiator: 'alice', status: 'ended' });
+      expect(log.durationSec).toBeGreaterThanOrEqual(0);
+      expect(log.endedAt).toBeGreaterThanOrEqual(log.startedAt);
+      const [caller, callee] = log.participants;
+      expect(caller).toMatchObject({ accountId: 'alice', joinedAt: log.startedAt, leftAt: log.endedAt });
+      expect(callee?.accountId).toBe('bob');
+      expect(callee?.joinedAt).toBeGreaterThanOrEqual(log.startedAt);
+      expect(callee?.leftAt).toBe(log.endedAt);
+    }
+  });
+
+  it('a declined call is logged as declined on both sides', async () => {
+    let callId: string | undefined;
+    const declinedAtAlice = stateOf(alice, () => callId, 'declined');
+    const off = bob.events.on('incomingCall', (e) => void bob.declineCall(e.callId));
+    try {
+      const call = await alice.startCall(aliceToBob, 'video');
+      sessions.push(call);
+      callId = call.callId;
+      await declinedAtAlice;
+    } finally {
+      off();
+    }
+    for (const [client, conversationId] of [[alice, aliceToBob], [bob, 'd:alice']] as const) {
+      const log = await eventually(async () => (await client.callLogs({ conversationId })).find((l) => l.callId === callId), 5_000, 'log');
+      expect(log).toMatchObject({ status: 'declined', type: 'video', initiator: 'alice' });
+      expect(log.durationSec).toBeUndefined();
+    }
+  });
+
+  it('an unanswered call becomes missed on both sides after the ring timeout', async () => {
+    let callId: string | undefined;
+    const missedAtDave = stateOf(dave, () => callId, 'missed');
+    const missedAtErin = stateOf(erin, () => callId, 'missed');
+    const started = Date.now();
+    const call = await dave.startCall(daveToErin, 'voice');
+    sessions.push(call);
+    callId = call.callId;
+    const [[daveEvent], [erinEvent]] = await Promise.all([missedAtDave, missedAtErin]);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
+    expect(daveEvent.detail).toBe('timeout');
+    expect(erinEvent.detail).toMatch(/^(timeout|cancelled)$/);
+    expect(erinRings.some((r) => r.callId === callId)).toBe(true); // it did ring before
+    for (const [client, conversationId] of [[dave, daveToErin], [erin, 'd:dave']] as const) {
+      const log = await eventually(async () => (await client.callLogs({ conversationId })).find((l) => l.callId === callId), 5_000, 'log');
+      expect(log).toMatchObject({ status: 'missed', initiator: 'dave' });
+    }
+  });
+
+  it('an offer that arrives after the ring timeout (callee was offline) is logged as missed and never rings', async () => {
+    const storage = new MemoryStorage();
+    const frank = await newClient(relay.url, 'frank', { ...webrtc(1_200), storage });
+    extra.push(frank);
+    const daveToFrank = await befriend(dave, frank);
+    await befriend(frank, dave);
+    await frank.close();
+
+    let callId: string | undefined;
+    const missedAtDave = stateOf(dave, () => callId, 'missed');
+    const call = await dave.startCall(daveToFrank, 'video');
+    sessions.push(call);
+    callId = call.callId;
+    await missedAtDave; // the offer waits at the relay while nobody answers
+
+    const back = await SottoClient.open(clientOptions(relay.url, storage, webrtc(1_200)));
+    extra.push(back);
+    const rings = ringsOf(back);
+    const stale = stateOf(back, () => callId, 'missed');
+    await back.connect();
+    expect((await stale)[0].detail).toBe('stale');
+    expect(rings).toEqual([]);
+    const log = await eventually(async () => (await back.callLogs({ conversationId: 'd:dave' })).find((l) => l.callId === callId), 5_000, 'log');
+    expect(log).toMatchObject({ status: 'missed', type: 'video', initiator: 'dave' });
+  });
+
+  it('a second caller gets busy while a call rings; the callee logs it as missed without ringing', async () => {
+    let first: string | undefined;
+    let second: string | undefined;
+    const ringing = bob.events.waitFor('incomingCall', (e) => e.from === 'alice', 10_000);
+    const call = await alice.startCall(aliceToBob, 'voice');
+    sessions.push(call);
+    first = call.callId;
+    await ringing;
+    const busy = stateOf(carol, () => second, 'missed');
+    const carolCall = await carol.startCall(carolToBob, 'voice');
+    sessions.push(carolCall);
+    second = carolCall.callId;
+    const [event] = await busy;
+    expect(event.detail).toBe('busy');
+    const bobLog = await eventually(async () => (await bob.callLogs({ conversationId: 'd:carol' })).find((l) => l.callId === second), 5_000, 'log');
+    expect(bobLog.status).toBe('missed');
+    expect(bobRings.some((r) => r.callId === second)).toBe(false);
+    // alice cannot place a second call while hers is live either
+    await expect(alice.startCall(aliceToBob, 'voice')).rejects.toMatchObject({ code: 'NOT_ALLOWED' });
+    const cancelled = stateOf(bob, () => first, 'missed');
+    await alice.endCall(first);
+    expect((await cancelled)[0].detail).toBe('cancelled');
+  });
+
+  it('a restricted caller never rings (logged as missed), and a blocked caller never reaches the callee', async () => {
+    await bob.restrict('carol');
+    const carolCall = await carol.startCall(carolToBob, 'voice');
+    sessions.push(carolCall);
+    const log = await eventually(async () => (await bob.callLogs({ conversationId: 'd:carol' })).find((l) => l.callId === carolCall.callId), 5_000, 'log');
+    expect(log.status).toBe('missed');
+    expect(bobRings.some((r) => r.callId === carolCall.callId)).toBe(false);
+    await carol.endCall(carolCall.callId);
+
+    await bob.block('mallory');
+    let callId: string | undefined;
+    const missed = stateOf(mallory, () => callId, 'missed');
+    const call = await mallory.startCall(malloryToBob, 'video');
+    sessions.push(call);
+    callId = call.callId;
+    expect((await missed)[0].detail).toBe('timeout'); // the relay dropped the offer: nobody answered
+    expect(bobRings.some((r) => r.from === 'mallory')).toBe(false);
+    expect((await bob.callLogs()).some((l) => l.callId === callId)).toBe(false);
+  });
+});

@@ -33,7 +33,7 @@ import { StorageBatch } from './storage/batch.js';
 import type { Storage } from './storage/storage.js';
 import { directConversationId, type ConversationRecord, type MessageRecord, type NotificationSettings } from './storage/types.js';
 import { newDirectConversation } from './threads/conversations.js';
-import { messageView, previewOf, replyTargetOf, searchableText } from './threads/views.js';
+import { messageRecordOf, messageView, previewOf } from './threads/views.js';
 
 /** Everything a client needs; platform pieces are injected. */
 export interface SottoClientOptions {
@@ -339,26 +339,14 @@ export class SottoClient {
   }
 
   private outgoingRecord(conversation: ConversationRecord, content: Content, now: number): MessageRecord {
-    const record: MessageRecord = {
-      id: content.id,
+    return messageRecordOf(content, {
       conversationId: conversation.id,
       senderAccountId: this.accountId,
       senderDeviceId: this.deviceId,
       outgoing: true,
-      type: content.type,
-      body: encodeContent(content),
-      sentAt: now,
       receivedAt: now,
       status: Object.fromEntries(conversation.participants.map((p) => [p, { state: 'pending' as const, at: now }])),
-      reactions: {},
-    };
-    const text = searchableText(content);
-    if (text !== undefined) record.text = text;
-    const replyTo = replyTargetOf(content);
-    if (replyTo !== undefined) record.replyToId = replyTo;
-    if (content.vanish) record.vanish = true;
-    if (content.expireTimerMs) record.expiresAt = now + content.expireTimerMs;
-    return record;
+    });
   }
 
   // ── media (features/media.ts) ───────────────────────────────────────────────

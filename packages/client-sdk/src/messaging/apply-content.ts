@@ -3,7 +3,7 @@ import { receiveCall } from '../calls/call-switchboard.js';
 import type { ClientContext } from '../context.js';
 import type { StorageBatch } from '../storage/batch.js';
 import { directConversationId, type ConversationRecord, type MessageRecord } from '../storage/types.js';
-import { MESSAGE_TYPES, messageView, previewOf, replyTargetOf, searchableText } from '../threads/views.js';
+import { MESSAGE_TYPES, messageRecordOf, messageView, previewOf } from '../threads/views.js';
 import { newDirectConversation } from '../threads/conversations.js';
 
 /** Edits are accepted this long after the original was sent. */
@@ -50,25 +50,14 @@ export async function applyContent(
         effects.emit.push((x) => x.events.emit('request', { conversationId: c.id, accountId: from.accountId, preview }));
       }
     }
-    const record: MessageRecord = {
-      id: content.id,
+    const record = messageRecordOf(content, {
       conversationId,
       senderAccountId: from.accountId,
       senderDeviceId: from.deviceId,
       outgoing: false,
-      type: content.type,
-      body: encodeContent(content), // the whole Content, so views decode it like any other
-      sentAt: content.sentAt,
       receivedAt,
       serverTimestamp,
-      reactions: {},
-    };
-    const text = searchableText(content);
-    if (text !== undefined) record.text = text;
-    const replyTo = replyTargetOf(content);
-    if (replyTo !== undefined) record.replyToId = replyTo;
-    if (content.vanish) record.vanish = true;
-    if (content.expireTimerMs !== undefined && content.expireTimerMs > 0) record.expiresAt = receivedAt + content.expireTimerMs;
+    });
     batch.putMessage(record);
     batch.patchConversation(conversationId, {
       lastMessageAt: Math.max(conversation.lastMessageAt ?? 0, content.sentAt),

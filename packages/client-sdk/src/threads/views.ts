@@ -1,4 +1,4 @@
-import { decodeContent, type Content } from '@sotto/protocol';
+import { decodeContent, encodeContent, type Content } from '@sotto/protocol';
 import type { MessageView } from '../events.js';
 import type { MessageRecord } from '../storage/types.js';
 
@@ -70,4 +70,44 @@ export const MESSAGE_TYPES = new Set(['text', 'media', 'sharedPost', 'sharedProf
 export function previewOf(content: Content, fallback: (c: Content) => string): string {
   const text = fallback(content);
   return text.length > 120 ? `${text.slice(0, 119)}…` : text;
+}
+
+/**
+ * The stored record of a message-like content, sent or received. The body is the whole encoded
+ * Content, so every view decodes it the same way; the disappearing timer runs from `receivedAt`
+ * (for our own messages, the moment we sent them).
+ */
+export function messageRecordOf(
+  content: Content,
+  meta: {
+    conversationId: string;
+    senderAccountId: string;
+    senderDeviceId: number;
+    outgoing: boolean;
+    receivedAt: number;
+    serverTimestamp?: number;
+    status?: MessageRecord['status'];
+  },
+): MessageRecord {
+  const record: MessageRecord = {
+    id: content.id,
+    conversationId: meta.conversationId,
+    senderAccountId: meta.senderAccountId,
+    senderDeviceId: meta.senderDeviceId,
+    outgoing: meta.outgoing,
+    type: content.type,
+    body: encodeContent(content),
+    sentAt: content.sentAt,
+    receivedAt: meta.receivedAt,
+    reactions: {},
+  };
+  if (meta.serverTimestamp !== undefined) record.serverTimestamp = meta.serverTimestamp;
+  if (meta.status !== undefined) record.status = meta.status;
+  const text = searchableText(content);
+  if (text !== undefined) record.text = text;
+  const replyTo = replyTargetOf(content);
+  if (replyTo !== undefined) record.replyToId = replyTo;
+  if (content.vanish) record.vanish = true;
+  if (content.expireTimerMs !== undefined && content.expireTimerMs > 0) record.expiresAt = meta.receivedAt + content.expireTimerMs;
+  return record;
 }

@@ -20,6 +20,7 @@ import { Receiver } from './messaging/receiver.js';
 import { closeConversation, setDisappearingTimer, setNotifications, setVanishMode, sweepExpired, TypingIndicator } from './features/conversation-settings.js';
 import { acknowledgeIdentityChange } from './features/identity.js';
 import { decideRequest, listRequests, report, setBlocked, setRestricted, type ReportReason } from './features/privacy.js';
+import { asInvalidArgument, downloadMessageAttachment, uploadMedia, type DownloadOptions, type MediaInput } from './features/media.js';
 import { Sender } from './messaging/sender.js';
 import { CallSwitchboard } from './calls/call-switchboard.js';
 import type { CallOptions } from './calls/call-options.js';
@@ -350,6 +351,67 @@ export class SottoClient {
   }
 
   // ── media (features/media.ts) ───────────────────────────────────────────────
+
+  /**
+   * Sends a photo, video, voice note, GIF or sticker: encrypts it with the attachment crypto,
+   * uploads the ciphertext (progress per phase), then sends the pointer through the outbox. The
+   * upload happens before anything is stored, so a failed upload throws and stores nothing.
+   *
+   * @example
+   * await client.sendMedia(chat, { kind: 'voice', data, contentType: 'audio/ogg', durationMs: 4200, waveform,
+   *   onProgress: (phase, done, total) => console.log(phase, done / total) });
+   */
+  async sendMedia(conversationId: string, input: MediaInput): Promise<MessageView> {
+    this.assertOpen();
+    await this.requireConversation(conversationId);
+    if (input.replyTo !== undefined) {
+      const target = await this.ctx.storage.getMessage(input.replyTo);
+      if (!target || target.conversationId !== conversationId) throw new SottoError('NOT_FOUND', 'reply target not in this conversation', { field: 'replyTo' });
+    }
+    const body = await uploadMedia(this.ctx, input);
+    return this.sendMessage(conversationId, 'media', async (replyTo) => ({ ...body, ...(replyTo ? { replyTo } : {}) }), input.replyTo);
+  }
+
+  /**
+   * Shares a post as a card; `thumbnail` is a tiny inline image (<= 8 KiB).
+   * @example
+   * await client.sendSharedPost(chat, { postId: 'p1', author: 'carol', url: 'https://example.com/p/p1' });
+   */
+  sendSharedPost(
+    conversationId: string,
+    post: { postId: string; author: string; url?: string; caption?: string; thumbnail?: Uint8Array },
+    options: SendOptions = {},
+  ): Promise<MessageView> {
+    const { thumbnail, ...rest } = post;
+    return this.sendMessage(conversationId, 'sharedPost', async (replyTo) => ({
+      ...rest,
+      ...(thumbnail ? { thumbnail: { inline: thumbnail } } : {}),
+      ...(replyTo ? { replyTo } : {}),
+    }), options.replyTo).catch((err: unknown) => Promise.reject(asInvalidArgument(err)));
+  }
+
+  /**
+   * Shares a profile as a card.
+   * @example
+   * await client.sendSharedProfile(chat, { accountId: 'carol', displayName: 'Carol' });
+   */
+  sendSharedProfile(conversationId: string, profile: { accountId: string; displayName?: string; bio?: string }, options: SendOptions = {}): Promise<MessageView> {
+    return this.sendMessage(conversationId, 'sharedProfile', async (replyTo) => ({ ...profile, ...(replyTo ? { replyTo } : {}) }), options.replyTo)
+      .catch((err: unknown) => Promise.reject(asInvalidArgument(err)));
+  }
+
+  /**
+   * Downloads, checks (size, digest) and decrypts attachment `index` of a message; resolves with
+   * the plaintext. `ATTACHMENT_INVALID` when the blob does not match its pointer; `NOT_ALLOWED`
+   * for media in a message request unless `force` is set.
+   *
+   * @example
+   * const bytes = await client.downloadAttachment(message.id, { onProgress: (done, total) => bar(done / total) });
+   */
+  downloadAttachment(messageId: string, options: DownloadOptions = {}): Promise<Uint8Array> {
+    this.assertOpen();
+    return downloadMessageAttachment(this.ctx, messageId, options);
+  }
 
   // ── reactions, edits, unsend ────────────────────────────────────────────────
 

@@ -31,6 +31,8 @@ export type SottoErrorCode =
   | 'IDENTITY_CHANGED'
   /** The action is not allowed (e.g. editing someone else's message, a closed edit window). */
   | 'NOT_ALLOWED'
+  /** An attachment failed its size, digest or decryption check; no plaintext was returned. */
+  | 'ATTACHMENT_INVALID'
   /** Anything else; `cause` holds the original. */
   | 'INTERNAL';
 

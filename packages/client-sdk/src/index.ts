@@ -11,3 +11,4 @@ export { CallSession, type CallSessionEvents } from './calls/call-session.js';
 export type { CallOptions, SimplePeerConstructor } from './calls/call-options.js';
 export type { CallStateEvent, IncomingCallEvent } from './calls/call-switchboard.js';
 export type { CallDetail, CallDirection } from './calls/call-machine.js';
+export { attachmentsOf, type DownloadOptions, type MediaInput, type MediaSendPhase } from './features/media.js';

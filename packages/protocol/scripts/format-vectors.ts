@@ -16,10 +16,12 @@ import {
   encodeDeliveryReceipt,
   encodeDeviceRecord,
   encodeEnvelope,
+  encodeGroupChange,
   encodeKyberPreKeyPublic,
   encodeOneTimePreKeyPublic,
   encodePreKeyBundle,
   encodeSignedDeviceRecord,
+  encodeSignedGroupChange,
   encodeSignedPreKeyPublic,
   toHex,
 } from '../src/index.js';
@@ -131,6 +133,25 @@ add('receipt envelope', 'Envelope', receiptEnvelope, encodeEnvelope(receiptEnvel
 const typingEnvelope = { ...envelope, guid: 't-1', type: 'whisper' as const, ephemeral: true };
 add('ephemeral envelope', 'Envelope', typingEnvelope, encodeEnvelope(typingEnvelope));
 add('attachment pointer', 'AttachmentPointer', pointer, encodeAttachmentPointer(pointer));
+const groupChange = {
+  v: 1 as const,
+  groupId,
+  revision: 1,
+  parent: seq(32, 0xc0),
+  author: 'alice',
+  authorIdentityKey: identityKey,
+  at: 1_767_225_604_000,
+  actions: [
+    { type: 'addMembers' as const, members: [{ accountId: 'carol', identityKey: filled(33, 0x05, 0x55), role: 'member' as const }] },
+    { type: 'setRole' as const, accountId: 'bob', role: 'admin' as const },
+    { type: 'setName' as const, name: 'Trip 🏔' },
+    { type: 'setPermissions' as const, messagePermissions: 'admins_only' as const },
+    { type: 'setExpireTimer' as const, expireTimerMs: 86_400_000 },
+  ],
+};
+add('group change', 'GroupChange', groupChange, encodeGroupChange(groupChange));
+const signedGroupChange = { v: 1 as const, change: encodeGroupChange(groupChange), signature };
+add('signed group change', 'SignedGroupChange', signedGroupChange, encodeSignedGroupChange(signedGroupChange));
 for (const c of contents) {
   const name = c.type === 'sync' ? `content sync ${c.body.kind}` : `content ${c.type}`;
   add(name, 'Content', c, encodeContent(c));

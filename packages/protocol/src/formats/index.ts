@@ -16,3 +16,4 @@ export * from './envelope.js';
 export * from './delivery-receipt.js';
 export * from './attachment-pointer.js';
 export * from './content/index.js';
+export * from './group-change.js';

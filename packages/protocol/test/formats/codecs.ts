@@ -16,6 +16,8 @@ export const codecs: Record<string, Codec> = {
   Envelope: { encode: p.encodeEnvelope, decode: p.decodeEnvelope },
   DeliveryReceipt: { encode: p.encodeDeliveryReceipt, decode: p.decodeDeliveryReceipt },
   AttachmentPointer: { encode: p.encodeAttachmentPointer, decode: p.decodeAttachmentPointer },
+  GroupChange: { encode: p.encodeGroupChange, decode: p.decodeGroupChange },
+  SignedGroupChange: { encode: p.encodeSignedGroupChange, decode: p.decodeSignedGroupChange },
   Content: { encode: p.encodeContent, decode: p.decodeContent },
 };
 

@@ -9,10 +9,16 @@ export function controlContent<T extends Content['type']>(ctx: ClientContext, ty
   return { v: 1, type, id: newMessageId(), sentAt: ctx.now(), conversation: { kind: 'direct' }, body } as Content;
 }
 
+/** Last outbox creation stamp per client: the outbox delivers in `createdAt` order. */
+const lastEnqueuedAt = new WeakMap<ClientContext, number>();
+
 /** Adds one outbox entry per recipient account of `conversation` for `content` to `batch`. */
 export function enqueueContent(ctx: ClientContext, batch: StorageBatch, conversation: ConversationRecord, content: Content, messageId?: string): void {
   const payload = encodeContent(content);
-  const now = ctx.now();
+  // Strictly increasing, so entries queued within one millisecond keep their order (ties in the
+  // due order would otherwise fall to the random entry id).
+  const now = Math.max(ctx.now(), (lastEnqueuedAt.get(ctx) ?? 0) + 1);
+  lastEnqueuedAt.set(ctx, now);
   for (const recipient of conversation.participants) {
     batch.putOutbox({
       id: `${content.id}:${recipient}`,

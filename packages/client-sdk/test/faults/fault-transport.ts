@@ -1,0 +1,99 @@
+/**
+ * A WebSocket factory that injects transport faults under test control: pushed envelopes
+ * delivered twice, acks swallowed (so the relay redelivers after a reconnect), and the socket
+ * dropped on demand (the client reconnects by itself with backoff).
+ */
+import { decodeClientFrame, decodeServerFrame } from '@sotto/protocol';
+import type { WebSocketFactory, WebSocketLike } from '../../src/index.js';
+import { nodeWebSocketFactory } from '../../src/node/index.js';
+
+export interface TransportFaults {
+  /** Deliver every pushed envelope frame twice. */
+  duplicateEnvelopes: boolean;
+  /** Swallow ack frames: the relay keeps the envelopes and pushes them again on reconnect. */
+  dropAcks: boolean;
+}
+
+/** Fault switches and counters of one client's transport. */
+export class FaultyTransport {
+  readonly faults: TransportFaults = { duplicateEnvelopes: false, dropAcks: false };
+  /** Envelope frames pushed by the relay (before duplication). */
+  envelopesPushed = 0;
+  /** Envelope frames delivered a second time. */
+  duplicatesInjected = 0;
+  acksDropped = 0;
+  private readonly open = new Set<WebSocketLike>();
+
+  constructor(private readonly inner: WebSocketFactory = nodeWebSocketFactory) {}
+
+  /** The factory to pass as `webSocket` in the client options. */
+  readonly factory: WebSocketFactory = (url) => this.wrap(this.inner(url));
+
+  /** Drops every open socket as a network failure would; the client reconnects with backoff. */
+  dropConnections(): void {
+    for (const ws of this.open) {
+      const terminate = (ws as { terminate?: () => void }).terminate;
+      if (terminate) terminate.call(ws);
+      else ws.close(4000, 'fault injected');
+    }
+    this.open.clear();
+  }
+
+  private wrap(ws: WebSocketLike): WebSocketLike {
+    const self = this;
+    const wrapper: WebSocketLike = {
+      get binaryType() {
+        return ws.binaryType;
+      },
+      set binaryType(value: string) {
+        ws.binaryType = value;
+      },
+      get readyState() {
+        return ws.readyState;
+      },
+      send(data: Uint8Array) {
+        if (self.faults.dropAcks && frameKind(data, 'client') === 'ack') {
+          self.acksDropped++;
+          return;
+        }
+        ws.send(data);
+      },
+      close(code?: number, reason?: string) {
+        self.open.delete(ws);
+        ws.close(code, reason);
+      },
+      onopen: null,
+      onmessage: null,
+      onclose: null,
+      onerror: null,
+    };
+    this.open.add(ws);
+    ws.onopen = (event) => wrapper.onopen?.(event);
+    ws.onerror = (event) => wrapper.onerror?.(event);
+    ws.onclose = (event) => {
+      self.open.delete(ws);
+      wrapper.onclose?.(event);
+    };
+    ws.onmessage = (event) => {
+      const isEnvelope = frameKind(event.data, 'server') === 'env';
+      if (isEnvelope) self.envelopesPushed++;
+      wrapper.onmessage?.(event);
+      if (isEnvelope && self.faults.duplicateEnvelopes) {
+        self.duplicatesInjected++;
+        wrapper.onmessage?.(event);
+      }
+    };
+    return wrapper;
+  }
+}
+
+function frameKind(data: unknown, side: 'client' | 'server'): string | undefined {
+  const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : ArrayBuffer.isView(data)
+    ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : undefined;
+  if (!bytes) return undefined;
+  try {
+    return side === 'client' ? decodeClientFrame(bytes).t : decodeServerFrame(bytes).t;
+  } catch {
+    return undefined;
+  }
+}

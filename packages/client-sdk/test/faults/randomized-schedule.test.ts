@@ -1,0 +1,213 @@
+/**
+ * A randomized schedule between three clients on SQLite stores: sends between any pair,
+ * restarts (close and reopen from the file), offline periods, dropped connections, envelopes
+ * pushed twice and acks lost. After everything settles: zero undecryptable messages, every sent
+ * message stored exactly once at its recipient, shown exactly once (across restarts), and shown
+ * in the order its sender sent it.
+ */
+import { rm } from 'node:fs/promises';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { directConversationId, SottoClient } from '../../src/index.js';
+import type { SqliteStorage } from '../../src/node/index.js';
+import { clientOptions, eventually, openSqliteStorage, startRelay, tempSqlite, type TestRelay } from '../helpers/harness.js';
+import { FaultyTransport } from './fault-transport.js';
+
+type Who = 0 | 1 | 2;
+type Step =
+  | { kind: 'send'; from: Who; to: Who; count: number }
+  | { kind: 'restart'; who: Who }
+  | { kind: 'offline'; who: Who }
+  | { kind: 'online'; who: Who }
+  | { kind: 'dropConnection'; who: Who }
+  | { kind: 'duplicates'; who: Who; on: boolean }
+  | { kind: 'dropAcks'; who: Who; on: boolean }
+  | { kind: 'pause'; ms: number };
+
+const who = fc.constantFrom<Who>(0, 1, 2);
+const pair = fc.constantFrom<[Who, Who]>([0, 1], [0, 2], [1, 0], [1, 2], [2, 0], [2, 1]);
+const step: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 6, arbitrary: fc.tuple(pair, fc.integer({ min: 1, max: 5 })).map(([[from, to], count]) => ({ kind: 'send' as const, from, to, count })) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('restart' as const), who }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('offline' as const), who }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('online' as const), who }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('dropConnection' as const), who }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('duplicates' as const), who, on: fc.boolean() }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('dropAcks' as const), who, on: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('pause' as const), ms: fc.integer({ min: 0, max: 60 }) }) },
+);
+
+/** One device: its SQLite file, and while open, its client and fault-injecting transport. */
+class Device {
+  client: SottoClient | undefined;
+  storage: SqliteStorage | undefined;
+  transport = new FaultyTransport();
+  /** Faults injected by earlier transports of this device (one per open). */
+  private earlier = { duplicates: 0, acksDropped: 0 };
+  /** Incoming message ids in the order they were shown, across restarts. */
+  readonly shown: Array<{ id: string; from: string }> = [];
+  readonly failures: unknown[] = [];
+
+  constructor(readonly username: string, readonly dbPath: string, private readonly relayUrl: string) {}
+
+  async register(): Promise<void> {
+    this.storage = await openSqliteStorage(this.dbPath);
+    this.client = await SottoClient.register(this.options(), this.username);
+    this.listen();
+    await this.client.connect();
+  }
+
+  async open(): Promise<void> {
+    if (this.client) return;
+    const faults = { ...this.transport.faults };
+    this.earlier = this.injected();
+    this.transport = new FaultyTransport();
+    Object.assign(this.transport.faults, faults);
+    this.storage = await openSqliteStorage(this.dbPath);
+    this.client = await SottoClient.open(this.options());
+    this.listen();
+    await this.client.connect();
+  }
+
+  /** Duplicate pushes and lost acks injected so far, across restarts. */
+  injected(): { duplicates: number; acksDropped: number } {
+    return {
+      duplicates: this.earlier.duplicates + this.transport.duplicatesInjected,
+      acksDropped: this.earlier.acksDropped + this.transport.acksDropped,
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.client?.close();
+    await this.storage?.close();
+    this.client = undefined;
+    this.storage = undefined;
+  }
+
+  private options() {
+    return clientOptions(this.relayUrl, this.storage!, { webSocket: this.transport.factory });
+  }
+
+  private listen(): void {
+    this.client!.events.on('message', (m) => {
+      if (!m.outgoing) this.shown.push({ id: m.id, from: m.senderAccountId });
+    });
+    this.client!.events.on('decryptionFailed', (e) => this.failures.push(e));
+  }
+}
+
+describe('randomized schedule of sends, restarts, reconnects and duplicates', () => {
+  let relay: TestRelay;
+  const dirs: string[] = [];
+  let run = 0;
+
+  beforeAll(async () => {
+    relay = await startRelay();
+  });
+
+  afterAll(async () => {
+    await relay?.close();
+    for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+  });
+
+  async function runSchedule(steps: Step[]): Promise<void> {
+    run++;
+    const devices: Device[] = [];
+    for (let i = 0; i < 3; i++) {
+      const db = await tempSqlite();
+      dirs.push(db.dir);
+      devices.push(new Device(`r${run}u${i}${Math.random().toString(36).slice(2, 6)}`, db.path, relay.url));
+    }
+    /** Sent message ids per (from, to), in send order. */
+    const sent = new Map<string, string[]>();
+    try {
+      for (const d of devices) await d.register();
+      // every schedule starts with both faults live while messages arrive
+      const [a, b, c] = devices as [Device, Device, Device];
+      b.transport.faults.duplicateEnvelopes = true;
+      c.transport.faults.dropAcks = true;
+      const opening: Step[] = [{ kind: 'send', from: 0, to: 1, count: 2 }, { kind: 'send', from: 0, to: 2, count: 2 }];
+      for (const [i, s] of [...opening, ...steps].entries()) {
+        if (i === opening.length) {
+          const expectedAt = (d: Device) => sent.get(`${a.username}>${d.username}`) ?? [];
+          await eventually(() => [b, c].every((d) => d.shown.length >= expectedAt(d).length), 10_000, 'opening sends');
+        }
+        switch (s.kind) {
+          case 'send': {
+            const from = devices[s.from]!;
+            const to = devices[s.to]!;
+            if (s.from === s.to || !from.client) break;
+            const chat = await from.client.openConversation(to.username);
+            const key = `${from.username}>${to.username}`;
+            for (let i = 0; i < s.count; i++) {
+              const m = await from.client.sendText(chat, `${key} #${sent.get(key)?.length ?? 0}`);
+              sent.set(key, [...(sent.get(key) ?? []), m.id]);
+            }
+            break;
+          }
+          case 'restart':
+            if (!devices[s.who]!.client) break;
+            await devices[s.who]!.close();
+            await devices[s.who]!.open();
+            break;
+          case 'offline':
+            await devices[s.who]!.close();
+            break;
+          case 'online':
+            await devices[s.who]!.open();
+            break;
+          case 'dropConnection':
+            devices[s.who]!.transport.dropConnections();
+            break;
+          case 'duplicates':
+            devices[s.who]!.transport.faults.duplicateEnvelopes = s.on;
+            break;
+          case 'dropAcks':
+            devices[s.who]!.transport.faults.dropAcks = s.on;
+            break;
+          case 'pause':
+            await new Promise((r) => setTimeout(r, s.ms));
+            break;
+        }
+      }
+
+      // settle: faults off, everyone online; acks lost so far come back once more after a reconnect
+      for (const d of devices) {
+        d.transport.faults.dropAcks = false;
+        d.transport.faults.duplicateEnvelopes = false;
+        await d.open();
+        d.transport.dropConnections();
+      }
+      for (const to of devices) {
+        const expected = devices.flatMap((from) => sent.get(`${from.username}>${to.username}`) ?? []);
+        await eventually(() => expected.every((id) => to.shown.some((m) => m.id === id)), 30_000, `${to.username} received all`);
+      }
+      await eventually(async () => {
+        for (const d of devices) if ((await d.client!.context.storage.listOutbox()).length > 0) return false;
+        return true;
+      }, 20_000, 'outboxes drained');
+
+      for (const to of devices) {
+        expect(to.failures).toEqual([]);
+        const ids = to.shown.map((m) => m.id);
+        expect(new Set(ids).size).toBe(ids.length); // shown once, across restarts
+        for (const from of devices) {
+          if (from === to) continue;
+          const expected = sent.get(`${from.username}>${to.username}`) ?? [];
+          expect(to.shown.filter((m) => m.from === from.username).map((m) => m.id)).toEqual(expected);
+          const stored = expected.length === 0 ? [] : (await to.client!.messages(directConversationId(from.username), { limit: 1000 })).messages;
+          expect(stored.filter((m) => !m.outgoing).map((m) => m.id).reverse()).toEqual(expected);
+        }
+      }
+      // the faults did happen
+      expect(b.injected().duplicates).toBeGreaterThanOrEqual(2);
+      expect(c.injected().acksDropped).toBeGreaterThanOrEqual(2);
+    } finally {
+      for (const d of devices) await d.close();
+    }
+  }
+
+  it('ends with zero undecryptable and zero duplicated messages', async () => {
+    await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 8, maxLength: 40 }), runSchedule), { numRuns: 5, endOnFailure: true });
+  }, 150_000);
+});

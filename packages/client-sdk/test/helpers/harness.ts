@@ -63,3 +63,11 @@ export async function eventually<T>(check: () => Promise<T | undefined | false> 
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/**
+ * Tests that play a malicious operator edit the relay's database behind its back; the relay
+ * process caches device lists, so make it serve what is now on disk.
+ */
+export function forgetRelayDeviceCache(relay: TestRelay): void {
+  (relay.relay.ctx.accounts as unknown as { deviceCache: Map<string, unknown> }).deviceCache.clear();
+}

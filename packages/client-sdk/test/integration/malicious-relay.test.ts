@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { decodeSignedDeviceRecord, decodeDeviceRecord, encodeDeviceRecord, encodeSignedDeviceRecord } from '@sotto/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MessageView, SottoClient } from '../../src/index.js';
-import { eventually, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
+import { eventually, forgetRelayDeviceCache, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
 
 describe('a malicious relay', () => {
   let relay: TestRelay;
@@ -39,9 +39,10 @@ describe('a malicious relay', () => {
     await relay?.close();
   });
 
-  function inject(row: { guid: string; type: string; ciphertext: Uint8Array; senderAccountId: string; senderDeviceId: number }): void {
-    relay.relay.ctx.envelopes.insert([{ ...row, accountId: 'bob', deviceId: 1, serverTimestamp: Date.now() }]);
-    relay.relay.hub.wake([{ accountId: 'bob', deviceId: 1 }]);
+  /** Queues an envelope for bob the way the relay's own send path does (pushed on commit). */
+  async function inject(row: { guid: string; type: string; ciphertext: Uint8Array; senderAccountId: string; senderDeviceId: number }): Promise<void> {
+    const { ctx } = relay.relay;
+    await ctx.queue.run(() => ctx.envelopes.insert([{ ...row, accountId: 'bob', deviceId: 1, serverTimestamp: Date.now() }]));
   }
 
   it('cannot inject a message that decrypts: forged envelopes surface as decryption failures', async () => {
@@ -50,7 +51,7 @@ describe('a malicious relay', () => {
       const ciphertext = new Uint8Array(200);
       globalThis.crypto.getRandomValues(ciphertext);
       ciphertext[0] = 0x34; // a plausible version byte
-      inject({ guid: randomUUID(), type, ciphertext, senderAccountId: 'alice', senderDeviceId: 1 });
+      await inject({ guid: randomUUID(), type, ciphertext, senderAccountId: 'alice', senderDeviceId: 1 });
     }
     await eventually(() => failures.length >= 2, 10_000, 'two decryption failures');
     expect(bobMessages.length).toBe(before);
@@ -72,8 +73,8 @@ describe('a malicious relay', () => {
     await eventually(async () => await reopened.message(sent.id), 10_000, 'original delivery');
     const received: MessageView[] = [];
     reopened.events.on('message', (m) => received.push(m));
-    inject({ guid: randomUUID(), type: row.type, ciphertext: new Uint8Array(row.ciphertext), senderAccountId: row.s, senderDeviceId: row.d });
-    inject({ guid: randomUUID(), type: row.type, ciphertext: new Uint8Array(row.ciphertext), senderAccountId: row.s, senderDeviceId: row.d });
+    await inject({ guid: randomUUID(), type: row.type, ciphertext: new Uint8Array(row.ciphertext), senderAccountId: row.s, senderDeviceId: row.d });
+    await inject({ guid: randomUUID(), type: row.type, ciphertext: new Uint8Array(row.ciphertext), senderAccountId: row.s, senderDeviceId: row.d });
     // wait until the relay queue is drained (both copies processed and acked)
     await eventually(() => (db.prepare('SELECT count(*) AS n FROM envelopes WHERE account_id = ? AND type != ?').get('bob', 'receipt') as { n: number }).n === 0, 10_000, 'replays processed');
     expect(received.filter((m) => m.id === sent.id)).toHaveLength(0); // the replays raise no new-message event
@@ -88,10 +89,12 @@ describe('a malicious relay', () => {
     const record = decodeDeviceRecord(signed.record);
     const downgraded = encodeSignedDeviceRecord({ ...signed, record: encodeDeviceRecord({ ...record, engines: ['web'] }) });
     db.prepare('UPDATE devices SET signed_record = ? WHERE account_id = ? AND device_id = 1').run(Buffer.from(downgraded), 'bob');
+    forgetRelayDeviceCache(relay);
     try {
       await expect(alice.safetyNumber('bob')).rejects.toMatchObject({ code: 'RELAY_ERROR', relayCode: 'INVALID_DEVICE_RECORD' });
     } finally {
       db.prepare('UPDATE devices SET signed_record = ? WHERE account_id = ? AND device_id = 1').run(stored.r, 'bob');
+      forgetRelayDeviceCache(relay);
     }
   });
 

@@ -1,4 +1,6 @@
-import { and, asc, eq, sql } from 'drizzle-orm';
+import type Database from 'better-sqlite3';
+import { and, eq, sql } from 'drizzle-orm';
+import type { CommitObserver } from './commit-queue.js';
 import type { RelayDb } from './database.js';
 import { accounts, deviceCredentials, devices, linkTokens, wsTickets } from './schema.js';
 
@@ -34,18 +36,28 @@ export interface NewDevice {
  * const repo = new AccountRepo(db);
  * const bob = repo.byUsername('bob');
  */
-export class AccountRepo {
-  // Hot-path queries are prepared once: building a drizzle query costs more than running it.
-  private readonly byIdQuery;
-  private readonly devicesQuery;
-  private readonly secretQuery;
+export class AccountRepo implements CommitObserver {
+  /**
+   * Device lists by account, read on every send and every delivery receipt. Entries are
+   * dropped when a device is added or removed; while such a write is uncommitted its account
+   * is not cached at all (a rolled-back write must not leave a list that never existed).
+   * Bounded: the oldest entry goes first.
+   */
+  private readonly deviceCache = new Map<string, readonly DeviceRow[]>();
+  private readonly uncommitted = new Set<string>();
+  // Every send, ack and authenticated request reads these: raw statements prepared once
+  // (drizzle's per-call query building and row mapping cost more than running them).
+  // Column names as in schema.ts.
+  private readonly byIdStmt: Database.Statement<[string], AccountRow>;
+  private readonly devicesStmt: Database.Statement<[string], DeviceRow>;
+  private readonly secretStmt: Database.Statement<[string, number], { h: Buffer }>;
 
-  constructor(private readonly db: RelayDb) {
-    this.byIdQuery = db.select({ id: accounts.id, username: accounts.username, createdAt: accounts.createdAt })
-      .from(accounts).where(eq(accounts.id, sql.placeholder('id'))).prepare();
-    this.devicesQuery = db.select().from(devices).where(eq(devices.accountId, sql.placeholder('id'))).orderBy(asc(devices.deviceId)).prepare();
-    this.secretQuery = db.select({ h: deviceCredentials.secretHash }).from(deviceCredentials)
-      .where(and(eq(deviceCredentials.accountId, sql.placeholder('a')), eq(deviceCredentials.deviceId, sql.placeholder('d')))).prepare();
+  constructor(private readonly db: RelayDb, private readonly maxCachedAccounts = 10_000) {
+    const sqlite = db.$client;
+    this.byIdStmt = sqlite.prepare('SELECT id, username, created_at AS createdAt FROM accounts WHERE id = ?');
+    this.devicesStmt = sqlite.prepare(`SELECT account_id AS accountId, device_id AS deviceId, registration_id AS registrationId,
+      signed_record AS signedRecord, created_at AS createdAt FROM devices WHERE account_id = ? ORDER BY device_id`);
+    this.secretStmt = sqlite.prepare('SELECT secret_hash AS h FROM device_credentials WHERE account_id = ? AND device_id = ?');
   }
 
   byUsername(username: string): AccountRow | undefined {
@@ -54,7 +66,7 @@ export class AccountRepo {
   }
 
   byId(id: string): AccountRow | undefined {
-    return this.byIdQuery.get({ id });
+    return this.byIdStmt.get(id);
   }
 
   /** Inserts the account; returns false when the id or (case-insensitive) username exists. */
@@ -65,6 +77,7 @@ export class AccountRepo {
   }
 
   addDevice(d: NewDevice): void {
+    this.deviceListChanged(d.accountId);
     this.db.insert(devices).values({
       accountId: d.accountId, deviceId: d.deviceId, registrationId: d.registrationId,
       signedRecord: Buffer.from(d.signedRecord), createdAt: d.createdAt,
@@ -76,11 +89,37 @@ export class AccountRepo {
 
   /** Deletes the device; its credential, prekeys, queue and tickets go with it (FK cascade). */
   removeDevice(accountId: string, deviceId: number): boolean {
+    this.deviceListChanged(accountId);
     return this.db.delete(devices).where(and(eq(devices.accountId, accountId), eq(devices.deviceId, deviceId))).run().changes === 1;
   }
 
-  devices(accountId: string): DeviceRow[] {
-    return this.devicesQuery.all({ id: accountId });
+  /** The account's devices by id (shared cached list: do not mutate). */
+  devices(accountId: string): readonly DeviceRow[] {
+    const cached = this.deviceCache.get(accountId);
+    if (cached !== undefined) return cached;
+    const rows = this.devicesStmt.all(accountId);
+    if (!this.uncommitted.has(accountId)) {
+      if (this.deviceCache.size >= this.maxCachedAccounts) this.deviceCache.delete(this.deviceCache.keys().next().value!);
+      this.deviceCache.set(accountId, rows);
+    }
+    return rows;
+  }
+
+  private deviceListChanged(accountId: string): void {
+    this.deviceCache.delete(accountId);
+    if (this.db.$client.inTransaction) this.uncommitted.add(accountId);
+  }
+
+  opStarted(): void {}
+
+  opRolledBack(): void {}
+
+  committed(): void {
+    this.uncommitted.clear();
+  }
+
+  rolledBack(): void {
+    this.uncommitted.clear();
   }
 
   device(accountId: string, deviceId: number): DeviceRow | undefined {
@@ -88,7 +127,7 @@ export class AccountRepo {
   }
 
   secretHash(accountId: string, deviceId: number): Uint8Array | undefined {
-    return this.secretQuery.get({ a: accountId, d: deviceId })?.h;
+    return this.secretStmt.get(accountId, deviceId)?.h;
   }
 
   /** Reserves the next device id of the account for a link token. */

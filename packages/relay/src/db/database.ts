@@ -4,7 +4,8 @@ import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import { fileURLToPath } from 'node:url';
 import * as schema from './schema.js';
 
-export type RelayDb = BetterSQLite3Database<typeof schema>;
+/** The drizzle handle; `$client` is the raw driver, for statements on the hot path. */
+export type RelayDb = BetterSQLite3Database<typeof schema> & { $client: Database.Database };
 
 /** An open relay database: the drizzle handle for repositories and the raw driver for transactions. */
 export interface OpenDatabase {

@@ -1,4 +1,6 @@
-import { and, asc, eq, gt, inArray, lt, sql } from 'drizzle-orm';
+import type Database from 'better-sqlite3';
+import { lt } from 'drizzle-orm';
+import type { CommitObserver } from './commit-queue.js';
 import type { RelayDb } from './database.js';
 import { envelopes } from './schema.js';
 
@@ -24,37 +26,92 @@ export interface AckedEnvelope {
   type: string;
 }
 
+// The send / deliver / ack path runs these for every message, so they are raw better-sqlite3
+// statements prepared once: drizzle builds and maps every call through its query builder,
+// which profiled at ~10x the cost of executing the statement itself. Column names follow
+// schema.ts (`envelopes`); the select list maps them to EnvelopeRow's field names.
+const ROW_COLUMNS = `seq, guid, account_id AS accountId, device_id AS deviceId, sender_account_id AS senderAccountId,
+  sender_device_id AS senderDeviceId, type, ciphertext, server_timestamp AS serverTimestamp`;
+const INSERT_SQL = `INSERT INTO envelopes (guid, account_id, device_id, sender_account_id, sender_device_id, type, ciphertext, server_timestamp)
+  VALUES (@guid, @accountId, @deviceId, @senderAccountId, @senderDeviceId, @type, @ciphertext, @serverTimestamp)`;
+const PAGE_SQL = `SELECT ${ROW_COLUMNS} FROM envelopes
+  WHERE account_id = ? AND device_id = ? AND seq > ? ORDER BY seq LIMIT ?`;
+// One guid per execution: the statement stays prepared whatever the ack's length, and the
+// unique index on guid makes each a single lookup.
+const ACK_SQL = `DELETE FROM envelopes WHERE guid = ? AND account_id = ? AND device_id = ?
+  RETURNING guid, sender_account_id AS senderAccountId, type`;
+
+/** Receives envelopes once their transaction has committed, in queue (`seq`) order. */
+export type CommittedListener = (rows: EnvelopeRow[]) => void;
+
 /**
  * The per-device envelope queue. Rows leave only by {@link ack} from the recipient device
  * (or by retention / device removal).
  *
+ * Inserts happen inside {@link CommitQueue} operations. As the queue's {@link CommitObserver},
+ * the repository journals the rows each transaction inserts and hands them to its
+ * {@link onCommitted} listener right after the commit, in `seq` order and before any sender
+ * is answered. Rows of an operation that failed (rolled-back savepoint) or of a failed batch
+ * are never handed over. This lets the delivery hub push new envelopes straight to connected
+ * devices without reading them back, while never pushing anything that is not durable, and
+ * without depending on the order in which callers' promise continuations run.
+ *
  * @example
- * repo.insert([{ guid, accountId, deviceId, senderAccountId, senderDeviceId, type: 'message', ciphertext, serverTimestamp }]);
- * const page = repo.page(accountId, deviceId, 0, 100);
+ * const [row] = repo.insert([{ guid, accountId, deviceId, senderAccountId, senderDeviceId, type: 'message', ciphertext, serverTimestamp }]);
+ * const page = repo.page(accountId, deviceId, 0, 100); // row.seq orders delivery
  */
-export class EnvelopeRepo {
-  // Hot-path statements prepared once (building a drizzle query costs more than running it).
-  private readonly insertQuery;
-  private readonly pageQuery;
+export class EnvelopeRepo implements CommitObserver {
+  /** Called with every committed batch's new rows (the delivery hub). */
+  onCommitted: CommittedListener | undefined;
+  private journal: EnvelopeRow[] = [];
+  private opMark = 0;
+  private readonly insertStmt: Database.Statement;
+  private readonly pageStmt: Database.Statement<[string, number, number, number], EnvelopeRow>;
+  private readonly ackStmt: Database.Statement<[string, string, number], AckedEnvelope>;
+  private readonly sqlite: Database.Database;
 
   constructor(private readonly db: RelayDb) {
-    const p = (name: string) => sql.placeholder(name);
-    this.insertQuery = db.insert(envelopes).values({
-      guid: p('guid'), accountId: p('accountId'), deviceId: p('deviceId'), senderAccountId: p('senderAccountId'),
-      senderDeviceId: p('senderDeviceId'), type: p('type'), ciphertext: p('ciphertext'), serverTimestamp: p('serverTimestamp'),
-    }).prepare();
-    this.pageQuery = db.select().from(envelopes)
-      .where(and(eq(envelopes.accountId, p('a')), eq(envelopes.deviceId, p('d')), gt(envelopes.seq, p('after'))))
-      .orderBy(asc(envelopes.seq)).limit(p('limit')).prepare();
+    const sqlite = (this.sqlite = db.$client);
+    this.insertStmt = sqlite.prepare(INSERT_SQL);
+    this.pageStmt = sqlite.prepare(PAGE_SQL);
+    this.ackStmt = sqlite.prepare(ACK_SQL);
   }
 
-  insert(rows: NewEnvelope[]): void {
-    for (const r of rows) this.insertQuery.run({ ...r, ciphertext: Buffer.from(r.ciphertext.buffer, r.ciphertext.byteOffset, r.ciphertext.byteLength) });
+  /**
+   * Inserts the envelopes in order; returns them with their assigned queue `seq`. Must run
+   * inside a CommitQueue operation (an insert outside one would never reach the listener).
+   */
+  insert(rows: NewEnvelope[]): EnvelopeRow[] {
+    if (rows.length > 0 && !this.sqlite.inTransaction) throw new Error('envelope insert outside a commit-queue transaction');
+    return rows.map((r) => {
+      const ciphertext = Buffer.from(r.ciphertext.buffer, r.ciphertext.byteOffset, r.ciphertext.byteLength);
+      const row: EnvelopeRow = { ...r, ciphertext, seq: Number(this.insertStmt.run({ ...r, ciphertext }).lastInsertRowid) };
+      this.journal.push(row);
+      return row;
+    });
+  }
+
+  opStarted(): void {
+    this.opMark = this.journal.length;
+  }
+
+  opRolledBack(): void {
+    this.journal.length = this.opMark;
+  }
+
+  committed(): void {
+    const rows = this.journal;
+    this.journal = [];
+    if (rows.length > 0) this.onCommitted?.(rows);
+  }
+
+  rolledBack(): void {
+    this.journal = [];
   }
 
   /** Up to `limit` envelopes of one device with `seq > afterSeq`, oldest first. */
   page(accountId: string, deviceId: number, afterSeq: number, limit: number): EnvelopeRow[] {
-    return this.pageQuery.all({ a: accountId, d: deviceId, after: afterSeq, limit });
+    return this.pageStmt.all(accountId, deviceId, afterSeq, limit);
   }
 
   /**
@@ -62,11 +119,12 @@ export class EnvelopeRepo {
    * guids and other devices' guids are ignored; a second ack of the same guid finds nothing.
    */
   ack(accountId: string, deviceId: number, guids: string[]): AckedEnvelope[] {
-    if (guids.length === 0) return [];
-    return this.db.delete(envelopes)
-      .where(and(eq(envelopes.accountId, accountId), eq(envelopes.deviceId, deviceId), inArray(envelopes.guid, guids)))
-      .returning({ guid: envelopes.guid, senderAccountId: envelopes.senderAccountId, type: envelopes.type })
-      .all();
+    const acked: AckedEnvelope[] = [];
+    for (const guid of guids) {
+      const row = this.ackStmt.get(guid, accountId, deviceId);
+      if (row !== undefined) acked.push(row);
+    }
+    return acked;
   }
 
   /** Deletes envelopes whose server timestamp is older than `cutoff`. */

@@ -1,4 +1,5 @@
-import { and, asc, count, eq, sql } from 'drizzle-orm';
+import type Database from 'better-sqlite3';
+import { and, asc, count, eq } from 'drizzle-orm';
 import type { RelayDb } from './database.js';
 import { accounts, relationships } from './schema.js';
 
@@ -18,15 +19,17 @@ export interface RelationshipListing {
  * if (rel.state(bob, alice) === 'blocked') return; // drop silently
  */
 export class RelationshipRepo {
-  private readonly rowQuery;
+  // Read on every send and ack: a raw statement prepared once (drizzle's per-call mapping
+  // cost more than the lookup). Columns as in schema.ts `relationships`.
+  private readonly rowStmt: Database.Statement<[string, string], { state: RelationshipState | null; restricted: number }>;
 
   constructor(private readonly db: RelayDb) {
-    this.rowQuery = db.select().from(relationships)
-      .where(and(eq(relationships.ownerId, sql.placeholder('o')), eq(relationships.peerId, sql.placeholder('p')))).prepare();
+    this.rowStmt = db.$client.prepare('SELECT state, restricted FROM relationships WHERE owner_id = ? AND peer_id = ?');
   }
 
-  private row(ownerId: string, peerId: string) {
-    return this.rowQuery.get({ o: ownerId, p: peerId });
+  private row(ownerId: string, peerId: string): { state: RelationshipState | null; restricted: boolean } | undefined {
+    const r = this.rowStmt.get(ownerId, peerId);
+    return r === undefined ? undefined : { state: r.state, restricted: r.restricted !== 0 };
   }
 
   state(ownerId: string, peerId: string): RelationshipState | undefined {

@@ -110,7 +110,6 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
 
   // Messages
   const sent = (out: Awaited<ReturnType<typeof sendToAccount>>) => {
-    hub.wake(out.stored);
     hub.pushEphemeral(out.ephemeral);
     return { serverTimestamp: out.serverTimestamp, guids: out.guids };
   };
@@ -120,7 +119,7 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
   });
   app.post('/v1/messages/ack', auth, async (c) => {
     const guids = readJson(await readJsonBody(c, smallLimit), 'AckRequest', (r) => r.array('guids', MAX_ACK_GUIDS, items.string(64)));
-    hub.wake(await ackEnvelopes(ctx, c.get('device'), guids));
+    await ackEnvelopes(ctx, c.get('device'), guids);
     return c.body(null, 204);
   });
   app.post('/v1/messages/:accountId', auth, async (c) => {

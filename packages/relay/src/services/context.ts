@@ -31,13 +31,20 @@ export function createContext(config: RelayConfig, database: OpenDatabase, now: 
   const limiter = (b: { capacity: number; refillPerSecond: number }) =>
     new RateLimiter({ capacity: b.capacity, refillPerSecond: b.refillPerSecond, maxKeys: rl.maxKeys, now });
   const { db } = database;
+  const queue = new CommitQueue(database.sqlite);
+  const envelopes = new EnvelopeRepo(db);
+  const accounts = new AccountRepo(db);
+  // The envelope repository hands committed rows to the delivery hub; the account repository
+  // caches device lists only once the writes that change them are committed.
+  queue.observe(envelopes);
+  queue.observe(accounts);
   return {
     config,
     database,
-    queue: new CommitQueue(database.sqlite),
-    accounts: new AccountRepo(db),
+    queue,
+    accounts,
     keys: new KeyRepo(db),
-    envelopes: new EnvelopeRepo(db),
+    envelopes,
     relationships: new RelationshipRepo(db),
     reports: new ReportRepo(db),
     blobs: new BlobRepo(db),

@@ -6,10 +6,11 @@ import { RelayError } from '../errors.js';
 import { encodeReceipt } from '../wire.js';
 import { takeToken, type RelayContext } from './context.js';
 
-/** Where new envelopes landed, so the caller can wake those devices' connections. */
+/**
+ * A send's reply plus its online-only envelopes. Stored envelopes need no hand-off: the
+ * envelope repository gives them to the delivery hub as soon as they are committed.
+ */
 export interface SendOutcome extends SendResponse {
-  /** Devices with new stored envelopes (wake their pumps). */
-  stored: DeviceAddress[];
   /** Ephemeral envelopes to push to connected devices only. */
   ephemeral: NewEnvelope[];
 }
@@ -20,9 +21,8 @@ interface RecipientPlan {
   devices: { deviceId: number; registrationId: number; type?: SendableEnvelopeType; ciphertext: Uint8Array }[];
 }
 
-/** Receives the devices to wake after a commit; implemented by the delivery hub. */
+/** What services need from the delivery hub beyond committed envelopes. */
 export interface DeliveryNotifier {
-  wake(devices: DeviceAddress[]): void;
   pushEphemeral(envelopes: NewEnvelope[]): void;
   /** Close a removed device's connection. */
   disconnect(device: DeviceAddress): void;
@@ -37,8 +37,10 @@ function checkDeviceLists(ctx: RelayContext, sender: DeviceAddress, plans: Recip
   const mismatched: MismatchedDevices[] = [];
   const stale: StaleDevices[] = [];
   for (const plan of plans) {
-    if (ctx.accounts.byId(plan.accountId) === undefined) throw new RelayError('NOT_FOUND', 'no such account');
-    const current = new Map(ctx.accounts.devices(plan.accountId)
+    const devices = ctx.accounts.devices(plan.accountId);
+    // Devices reference their account, so only an empty list needs the account lookup.
+    if (devices.length === 0 && ctx.accounts.byId(plan.accountId) === undefined) throw new RelayError('NOT_FOUND', 'no such account');
+    const current = new Map(devices
       .filter((d) => !(plan.accountId === sender.accountId && d.deviceId === sender.deviceId))
       .map((d) => [d.deviceId, d.registrationId]));
     const named = new Set(plan.devices.map((d) => d.deviceId));
@@ -63,10 +65,11 @@ function send(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvelopeTy
   const op = (): SendOutcome => {
     checkDeviceLists(ctx, sender, plans, type === 'plaintext' && plans.every((p) => p.devices.every((d) => (d.type ?? type) === 'plaintext')));
     const serverTimestamp = ctx.now();
-    const out: SendOutcome = { serverTimestamp, guids: [], stored: [], ephemeral: [] };
+    const out: SendOutcome = { serverTimestamp, guids: [], ephemeral: [] };
     for (const plan of plans) {
       const own = plan.accountId === sender.accountId;
-      const blocked = !own && ctx.relationships.state(plan.accountId, sender.accountId) === 'blocked';
+      const theirs = own ? undefined : ctx.relationships.state(plan.accountId, sender.accountId);
+      const blocked = theirs === 'blocked';
       const rows: NewEnvelope[] = plan.devices.map((d) => ({
         guid: randomUUID(), accountId: plan.accountId, deviceId: d.deviceId,
         senderAccountId: sender.accountId, senderDeviceId: sender.deviceId, type: d.type ?? type, ciphertext: d.ciphertext, serverTimestamp,
@@ -79,14 +82,11 @@ function send(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvelopeTy
         continue;
       }
       if (!own) {
-        if (ctx.relationships.state(plan.accountId, sender.accountId) === undefined) {
-          ctx.relationships.setState(plan.accountId, sender.accountId, 'pending', serverTimestamp);
-        }
+        if (theirs === undefined) ctx.relationships.setState(plan.accountId, sender.accountId, 'pending', serverTimestamp);
         const mine = ctx.relationships.state(sender.accountId, plan.accountId);
         if (mine === undefined || mine === 'pending') ctx.relationships.setState(sender.accountId, plan.accountId, 'accepted', serverTimestamp);
       }
       ctx.envelopes.insert(rows);
-      for (const r of rows) out.stored.push({ accountId: r.accountId, deviceId: r.deviceId });
     }
     return out;
   };
@@ -96,10 +96,11 @@ function send(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvelopeTy
 
 /**
  * Send per-device ciphertexts to every device of one account. Resolves after the envelopes are
- * committed (never before); `stored` / `ephemeral` say whom to wake.
+ * committed (never before); the hub has already been handed them by then. `ephemeral` lists
+ * online-only envelopes for the caller to push.
  * @example
  * const out = await sendToAccount(ctx, me, { to: bobId, type: 'message', messages });
- * hub.wake(out.stored);
+ * hub.pushEphemeral(out.ephemeral);
  */
 export async function sendToAccount(ctx: RelayContext, sender: DeviceAddress, body: WsSendBody): Promise<SendOutcome> {
   return send(ctx, sender, body.type, body.ephemeral === true, [{ accountId: body.to, devices: body.messages }]);
@@ -123,38 +124,47 @@ export async function sendToMany(ctx: RelayContext, sender: DeviceAddress, body:
  * Ack: delete the listed envelopes queued for this device (others' and unknown guids are
  * no-ops, repeats idempotent) and queue a delivery receipt for every sender device, unless the
  * envelope was a receipt itself, came from the acker's own account, or its sender is blocked.
- * Returns the sender devices to wake.
+ * Resolves once committed; the receipts reach connected sender devices through the hub.
+ * @example
+ * await ackEnvelopes(ctx, me, [guid]);
  */
-export async function ackEnvelopes(ctx: RelayContext, device: DeviceAddress, guids: string[]): Promise<DeviceAddress[]> {
-  if (guids.length === 0) return [];
+export async function ackEnvelopes(ctx: RelayContext, device: DeviceAddress, guids: string[]): Promise<void> {
+  if (guids.length === 0) return;
   return ctx.queue.run(() => {
     const acked = ctx.envelopes.ack(device.accountId, device.deviceId, guids);
+    if (acked.length === 0) return;
     const now = ctx.now();
-    const wake: DeviceAddress[] = [];
     const receipts: NewEnvelope[] = [];
     // One receipt per sender account per ack (at most MAX_RECEIPT_GUIDS guids each).
     const bySender = new Map<string, string[]>();
+    const blocked = new Set<string>();
     for (const e of acked) {
-      if (e.type === 'receipt' || e.senderAccountId === device.accountId) continue;
-      if (ctx.relationships.state(device.accountId, e.senderAccountId) === 'blocked') continue;
-      const list = bySender.get(e.senderAccountId) ?? [];
+      if (e.type === 'receipt' || e.senderAccountId === device.accountId || blocked.has(e.senderAccountId)) continue;
+      let list = bySender.get(e.senderAccountId);
+      if (list === undefined) {
+        // Block state looked up once per sender account, not per acked envelope.
+        if (ctx.relationships.state(device.accountId, e.senderAccountId) === 'blocked') {
+          blocked.add(e.senderAccountId);
+          continue;
+        }
+        list = [];
+        bySender.set(e.senderAccountId, list);
+      }
       list.push(e.guid);
-      bySender.set(e.senderAccountId, list);
     }
     for (const [sender, senderGuids] of bySender) {
+      const senderDevices = ctx.accounts.devices(sender);
       for (let i = 0; i < senderGuids.length; i += MAX_RECEIPT_GUIDS) {
         const ciphertext = encodeReceipt({ guids: senderGuids.slice(i, i + MAX_RECEIPT_GUIDS), accountId: device.accountId, deviceId: device.deviceId, deliveredAt: now });
-        for (const d of ctx.accounts.devices(sender)) {
+        for (const d of senderDevices) {
           receipts.push({
             guid: randomUUID(), accountId: sender, deviceId: d.deviceId,
             senderAccountId: device.accountId, senderDeviceId: device.deviceId, type: 'receipt', ciphertext, serverTimestamp: now,
           });
-          if (i === 0) wake.push({ accountId: sender, deviceId: d.deviceId });
         }
       }
     }
     ctx.envelopes.insert(receipts);
-    return wake;
   });
 }
 

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { decodeClientFrame, ProtocolError, type ClientFrame } from '@sotto/protocol';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { hashSecret, type DeviceAddress } from '../credentials.js';
-import type { NewEnvelope } from '../db/envelope-repo.js';
+import type { EnvelopeRow, NewEnvelope } from '../db/envelope-repo.js';
 import { toErrorBody } from '../errors.js';
 import type { RelayContext } from '../services/context.js';
 import { ackEnvelopes, sendToAccount, sendToMany, type DeliveryNotifier } from '../services/messaging.js';
@@ -15,8 +15,8 @@ const key = (a: DeviceAddress) => `${a.accountId}.${a.deviceId}`;
 /**
  * The WebSocket side of the relay: authenticates upgrades by single-use ticket, keeps one
  * {@link DeviceConnection} per device (a new one replaces the old with close code 4001),
- * runs request frames through the same services as HTTP, and wakes connections when
- * envelopes for their device are committed.
+ * runs request frames through the same services as HTTP, and offers each committed envelope
+ * to its device's connection (see {@link DeviceConnection}).
  *
  * @example
  * const hub = new DeliveryHub(ctx);
@@ -28,6 +28,7 @@ export class DeliveryHub implements DeliveryNotifier {
   private readonly heartbeat: NodeJS.Timeout;
 
   constructor(private readonly ctx: RelayContext) {
+    ctx.envelopes.onCommitted = (rows) => this.offer(rows);
     const l = ctx.config.limits;
     this.wss = new WebSocketServer({ noServer: true, maxPayload: l.maxWsPayload, perMessageDeflate: false, clientTracking: false });
     const idleMs = l.wsIdleTimeoutSeconds * 1000;
@@ -62,8 +63,9 @@ export class DeliveryHub implements DeliveryNotifier {
     }
   }
 
-  wake(devices: DeviceAddress[]): void {
-    for (const d of devices) this.connections.get(key(d))?.wake();
+  /** Committed envelopes, in `seq` order, from the envelope repository. */
+  private offer(rows: EnvelopeRow[]): void {
+    for (const row of rows) this.connections.get(key(row))?.offer(row);
   }
 
   pushEphemeral(envelopes: NewEnvelope[]): void {
@@ -121,7 +123,7 @@ export class DeliveryHub implements DeliveryNotifier {
     }
     if (frame.t === 'ack') {
       try {
-        this.wake(await ackEnvelopes(this.ctx, conn.address, frame.guids));
+        await ackEnvelopes(this.ctx, conn.address, frame.guids);
       } catch {
         // An ack that fails to commit is simply not applied; the envelope is redelivered.
       }
@@ -131,7 +133,6 @@ export class DeliveryHub implements DeliveryNotifier {
       const out = frame.op === 'send'
         ? await sendToAccount(this.ctx, conn.address, frame.body)
         : await sendToMany(this.ctx, conn.address, frame.body);
-      this.wake(out.stored);
       this.pushEphemeral(out.ephemeral);
       conn.send({ t: 'res', id: frame.id, status: 200, body: { serverTimestamp: out.serverTimestamp, guids: out.guids } });
     } catch (err) {

@@ -21,14 +21,21 @@ export interface ConnectionLimits {
 
 /**
  * One authenticated device WebSocket. Stored envelopes are pushed in queue order from a cursor
- * (the last pushed `seq`), a page at a time, straight from the database: nothing is held in
- * memory per connection beyond one page, and nothing is deleted until the device acks, so
+ * (the last pushed `seq`). Backlog is read a page at a time from the database: nothing is held
+ * in memory per connection beyond one page, and nothing is deleted until the device acks, so
  * pausing or disconnecting a slow consumer loses nothing. After the backlog present at connect
  * has been pushed, one `{t:'empty'}` frame follows.
+ *
+ * Once the pump has read the queue to its end the connection is "caught up": every committed
+ * envelope of the device up to the cursor has been pushed, and newer ones are exactly those the
+ * hub will {@link offer} as their transactions commit (in `seq` order). Those are pushed
+ * directly, with no read back. Any pause (or anything offered while not caught up) drops back
+ * to reading the queue from the cursor, which is always correct.
  */
 export class DeviceConnection {
   private cursor = 0;
   private sentEmpty = false;
+  private caughtUp = false;
   private scheduled = false;
   private closed = false;
   /** True while the socket's buffer is above the low-water mark. */
@@ -94,16 +101,37 @@ export class DeviceConnection {
     this.send({ t: 'env', envelope: encodeEnvelope(env, true) });
   }
 
+  /** A stored envelope for this device has just been committed (called in `seq` order). */
+  offer(row: EnvelopeRow): void {
+    if (this.closed || row.seq <= this.cursor) return; // already read by the pump
+    if (!this.caughtUp || this.paused) {
+      this.caughtUp = false;
+      this.wake();
+      return;
+    }
+    this.push(row);
+  }
+
+  /** Pushes one stored envelope and advances the cursor; false once paused or closed. */
+  private push(row: EnvelopeRow): boolean {
+    this.cursor = row.seq;
+    this.pushed++;
+    this.ws.send(encodeServerFrame({ t: 'env', envelope: encodeEnvelope(row) }), this.onSent);
+    if (!this.checkBuffer() || this.paused) {
+      this.caughtUp = false;
+      return false;
+    }
+    return true;
+  }
+
   private pump(): void {
     while (!this.closed && !this.paused) {
       const rows = this.source.page(this.address.accountId, this.address.deviceId, this.cursor, this.limits.pageSize);
       for (const row of rows) {
-        this.cursor = row.seq;
-        this.pushed++;
-        this.ws.send(encodeServerFrame({ t: 'env', envelope: encodeEnvelope(row) }), this.onSent);
-        if (!this.checkBuffer() || this.paused) return;
+        if (!this.push(row)) return;
       }
       if (rows.length < this.limits.pageSize) {
+        this.caughtUp = true;
         if (!this.sentEmpty) {
           this.sentEmpty = true;
           this.send({ t: 'empty' });

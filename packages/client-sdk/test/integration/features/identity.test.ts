@@ -17,7 +17,7 @@ import { MemoryStorage, SottoClient, type MessageView, type SottoEvents } from '
 import { saveAccount } from '../../../src/account.js';
 import { StorageBatch } from '../../../src/storage/batch.js';
 import { localIdentityChange, readProtocolStores } from '../../../src/storage/protocol-stores.js';
-import { clientOptions, eventually, newClient, startRelay, type TestRelay } from '../../helpers/harness.js';
+import { clientOptions, eventually, forgetRelayDeviceCache, newClient, startRelay, type TestRelay } from '../../helpers/harness.js';
 
 const engine = createLibsignalEngine();
 
@@ -98,6 +98,7 @@ describe('safety numbers and identity changes', () => {
       ctx.keys.addKyber(accountId, 1, kyber.map((k, i) => ({ keyId: 2 + i, record: encodeKyberPreKeyPublic(k) })));
       ctx.keys.addOneTime(accountId, 1, oneTime.map((k, i) => ({ keyId: 1 + i, record: encodeOneTimePreKeyPublic(k) })));
     });
+    forgetRelayDeviceCache(relay);
     const reopened = await SottoClient.open(clientOptions(relay.url, storage, { requestPolicy: () => true }));
     await reopened.connect();
     return reopened;

@@ -15,7 +15,9 @@ import type { MessageView, SottoEvents } from './events.js';
 import { newMessageId } from './ids.js';
 import { DeviceDirectory } from './messaging/device-directory.js';
 import { Outbox } from './messaging/outbox.js';
-import { controlContent, enqueueContent, sendControl } from './messaging/compose.js';
+import { controlContent } from './messaging/compose.js';
+import { addMembers, conversationContextOf, createGroup, enqueueForConversation, leaveGroup, removeMember, sendControlForConversation, sendGroupTyping, setAdmin, updateGroup, type CreateGroupOptions, type GroupSettingsUpdate } from './features/groups.js';
+import { sendGroupPayload } from './groups/group-messenger.js';
 import { Receiver } from './messaging/receiver.js';
 import { closeConversation, setDisappearingTimer, setNotifications, setVanishMode, sweepExpired, TypingIndicator } from './features/conversation-settings.js';
 import { acknowledgeIdentityChange } from './features/identity.js';
@@ -136,6 +138,7 @@ export class SottoClient {
       maintainKeysSoon: () => this.maintainKeysSoon(),
     });
     receiver = new Receiver(this.ctx);
+    sender.groupSend = (id, payload, o) => sendGroupPayload(this.ctx, id, payload, o);
     this.receiver = receiver;
     this.typing = new TypingIndicator(this.ctx);
     this.calls = new CallSwitchboard(this.ctx, options.calls);
@@ -315,7 +318,7 @@ export class SottoClient {
       type,
       id: newMessageId(),
       sentAt: now,
-      conversation: { kind: 'direct' },
+      conversation: conversationContextOf(conversation),
       ...(conversation.expireTimerMs ? { expireTimerMs: conversation.expireTimerMs } : {}),
       ...(conversation.vanishMode ? { vanish: true } : {}),
       body: await body(replyTo),
@@ -331,7 +334,7 @@ export class SottoClient {
         // answering a request accepts it
         ...(conversation.isRequest ? { isRequest: false, requestState: 'accepted' as const } : {}),
       });
-    enqueueContent(this.ctx, batch, conversation, content, record.id);
+    enqueueForConversation(this.ctx, batch, conversation, content, record.id);
     await this.ctx.storage.commit(batch);
     const view = messageView(record);
     this.events.emit('message', view);
@@ -429,7 +432,7 @@ export class SottoClient {
       remove: emoji === null,
     });
     const batch = new StorageBatch().patchMessage(messageId, { reactions: { [this.accountId]: emoji === null ? null : { emoji, at: now } } });
-    await sendControl(this.ctx, conversation, content, batch);
+    await sendControlForConversation(this.ctx, conversation, content, batch);
     this.events.emit('reaction', { messageId, conversationId: conversation.id, accountId: this.accountId, emoji });
   }
 
@@ -446,7 +449,7 @@ export class SottoClient {
     const conversation = await this.requireConversation(target.conversationId);
     const body = encodeContent({ ...original, body: { ...original.body, text } });
     const batch = new StorageBatch().patchMessage(messageId, { body, text, editedAt: now });
-    await sendControl(this.ctx, conversation, controlContent(this.ctx, 'edit', { targetId: messageId, text }), batch);
+    await sendControlForConversation(this.ctx, conversation, controlContent(this.ctx, 'edit', { targetId: messageId, text }), batch);
     this.events.emit('messageUpdated', messageView({ ...target, body, text, editedAt: now }));
   }
 
@@ -467,7 +470,7 @@ export class SottoClient {
     const batch = new StorageBatch().patchMessage(messageId, { deletedAt: now });
     // a message still waiting in the outbox is simply not sent
     for (const entry of await this.ctx.storage.listOutbox()) if (entry.messageId === messageId) batch.deleteOutbox(entry.id);
-    await sendControl(this.ctx, conversation, controlContent(this.ctx, 'unsend', { targetId: messageId }), batch);
+    await sendControlForConversation(this.ctx, conversation, controlContent(this.ctx, 'unsend', { targetId: messageId }), batch);
     this.events.emit('messageDeleted', { messageId, conversationId: conversation.id, forEveryone: true });
   }
 
@@ -507,7 +510,7 @@ export class SottoClient {
     if (unseen.length > 0 && receipts) {
       for (let i = 0; i < unseen.length; i += 500) {
         const ids = unseen.slice(i, i + 500).map((m) => m.id);
-        enqueueContent(this.ctx, batch, conversation, controlContent(this.ctx, 'receipt', { kind: 'read', messageIds: ids, at: now }));
+        enqueueForConversation(this.ctx, batch, conversation, controlContent(this.ctx, 'receipt', { kind: 'read', messageIds: ids, at: now }));
       }
     }
     await this.ctx.storage.commit(batch);
@@ -571,7 +574,8 @@ export class SottoClient {
   // ── conversation settings (features/conversation-settings.ts) ───────────────
 
   /** Vanish mode on/off for both sides (end-to-end control message). */
-  setVanishMode(conversationId: string, enabled: boolean): Promise<void> {
+  async setVanishMode(conversationId: string, enabled: boolean): Promise<void> {
+    await this.assertDirect(conversationId);
     return setVanishMode(this.ctx, conversationId, enabled);
   }
 
@@ -581,7 +585,8 @@ export class SottoClient {
   }
 
   /** Disappearing-message timer for both sides, in ms (0 = off). */
-  setDisappearingTimer(conversationId: string, expireTimerMs: number): Promise<void> {
+  async setDisappearingTimer(conversationId: string, expireTimerMs: number): Promise<void> {
+    await this.assertDirect(conversationId);
     return setDisappearingTimer(this.ctx, conversationId, expireTimerMs);
   }
 
@@ -591,7 +596,9 @@ export class SottoClient {
   }
 
   /** Typing indicator (throttled, online-only). Resolves true if something was sent. */
-  setTyping(conversationId: string, typing: boolean): Promise<boolean> {
+  async setTyping(conversationId: string, typing: boolean): Promise<boolean> {
+    const conversation = await this.ctx.storage.getConversation(conversationId);
+    if (conversation?.kind === 'group') return sendGroupTyping(this.ctx, conversation, typing);
     return this.typing.set(conversationId, typing);
   }
 
@@ -605,6 +612,45 @@ export class SottoClient {
     const removed = await sweepExpired(this.ctx);
     for (const r of removed) this.events.emit('messageDeleted', { messageId: r.id, conversationId: r.conversationId, forEveryone: false });
     return removed.length;
+  }
+
+  // ── groups (features/groups.ts) ─────────────────────────────────────────────
+
+  /**
+   * Creates a group with us as its first admin; resolves with its conversation id (`g:<hex>`).
+   * Every feature of direct chats then works on it (sendText, react, edit, unsend, markSeen, ...).
+   * @example
+   * const chat = await client.createGroup({ name: 'Trip', members: ['bob', 'carol'] });
+   * await client.sendText(chat, 'hello group');
+   */
+  createGroup(options: CreateGroupOptions): Promise<string> {
+    this.assertOpen();
+    return createGroup(this.ctx, options);
+  }
+
+  /** Adds members (admins only); they cannot read earlier messages. */
+  addMembers(conversationId: string, usernames: string[]): Promise<ConversationRecord> {
+    return addMembers(this.ctx, conversationId, usernames);
+  }
+
+  /** Removes a member (admins only); sender keys rotate, so they cannot read later messages. */
+  removeMember(conversationId: string, username: string): Promise<ConversationRecord> {
+    return removeMember(this.ctx, conversationId, username);
+  }
+
+  /** Makes a member an admin, or (`false`) a plain member again (admins only). */
+  setAdmin(conversationId: string, username: string, admin: boolean): Promise<ConversationRecord> {
+    return setAdmin(this.ctx, conversationId, username, admin);
+  }
+
+  /** Name, avatar, message permissions (`all` / `admins_only`) in one signed change (admins only). */
+  updateGroup(conversationId: string, update: GroupSettingsUpdate): Promise<ConversationRecord> {
+    return updateGroup(this.ctx, conversationId, update);
+  }
+
+  /** Leaves a group; the conversation stays, read-only. */
+  leaveGroup(conversationId: string): Promise<ConversationRecord> {
+    return leaveGroup(this.ctx, conversationId);
   }
 
   // ── calls (features/calls.ts) ───────────────────────────────────────────────
@@ -671,6 +717,13 @@ export class SottoClient {
   /** @internal feature modules reach the shared context through this. */
   get context(): ClientContext {
     return this.ctx;
+  }
+
+  /** Vanish mode and timers are direct-chat controls; a group's settings are signed group changes. */
+  private async assertDirect(conversationId: string): Promise<void> {
+    if ((await this.ctx.storage.getConversation(conversationId))?.kind === 'group') {
+      throw new SottoError('UNSUPPORTED', 'not available in groups', { field: 'conversationId' });
+    }
   }
 
   private assertOpen(): void {

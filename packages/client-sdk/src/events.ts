@@ -53,6 +53,8 @@ export interface SottoEvents {
   messageDeleted: [{ messageId: string; conversationId: string; forEveryone: boolean }];
   typing: [{ conversationId: string; accountId: string; typing: boolean }];
   conversationUpdated: [ConversationRecord];
+  /** A group change was refused (bad signature, not an admin, …); the group is unchanged. */
+  groupChangeRejected: [{ conversationId: string; from: string; reason: string }];
   /** First contact from someone not yet accepted: the conversation landed in requests. */
   request: [{ conversationId: string; accountId: string; preview: string }];
   /** A contact's identity key changed; sending to them waits for `acknowledgeIdentityChange`. */

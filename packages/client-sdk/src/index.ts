@@ -12,3 +12,5 @@ export type { CallOptions, SimplePeerConstructor } from './calls/call-options.js
 export type { CallStateEvent, IncomingCallEvent } from './calls/call-switchboard.js';
 export type { CallDetail, CallDirection } from './calls/call-machine.js';
 export { attachmentsOf, type DownloadOptions, type MediaInput, type MediaSendPhase } from './features/media.js';
+export type { CreateGroupOptions, GroupSettingsUpdate } from './features/groups.js';
+export { GroupChangeRejectedError } from './groups/rejection.js';

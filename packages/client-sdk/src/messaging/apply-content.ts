@@ -2,7 +2,8 @@ import { contentFallback, encodeContent, type Content, type DeviceAddress } from
 import { receiveCall } from '../calls/call-switchboard.js';
 import type { ClientContext } from '../context.js';
 import type { StorageBatch } from '../storage/batch.js';
-import { directConversationId, type ConversationRecord, type MessageRecord } from '../storage/types.js';
+import { directConversationId, groupConversationId, type ConversationRecord, type MessageRecord } from '../storage/types.js';
+import { applyGroupControl, mayPostInGroup } from '../groups/group-receive.js';
 import { MESSAGE_TYPES, messageRecordOf, messageView, previewOf } from '../threads/views.js';
 import { newDirectConversation } from '../threads/conversations.js';
 
@@ -34,9 +35,13 @@ export async function applyContent(
   serverTimestamp: number,
 ): Promise<Effects> {
   const effects = noEffects();
-  const conversationId = directConversationId(from.accountId);
+  if (content.type === 'groupUpdate' || content.type === 'senderKeyDistribution') return applyGroupControl(ctx, batch, from, content, receivedAt, effects);
+  const group = content.conversation?.kind === 'group' ? content.conversation.groupId : undefined;
+  const conversationId = group ? groupConversationId(group) : directConversationId(from.accountId);
   let conversation = await ctx.storage.getConversation(conversationId);
   if (conversation?.blocked) return effects; // blocked locally: read nothing, show nothing
+  // group content counts only from a current member allowed to post it (groups/group-receive.ts)
+  if (group && (!conversation || !mayPostInGroup(conversation, from.accountId, content.type))) return effects;
 
   if (MESSAGE_TYPES.has(content.type)) {
     if (await ctx.storage.getMessage(content.id)) return effects; // same message again (resend)
@@ -119,6 +124,7 @@ export async function applyContent(
       return effects;
     }
     case 'call':
+      if (group) return effects; // group calls are not supported
       // signalling for features/calls: the call log joins this commit, ringing happens after it
       return receiveCall(ctx, batch, from, conversation, content, receivedAt);
     case 'typing': {
@@ -127,12 +133,14 @@ export async function applyContent(
       return effects;
     }
     case 'vanishMode': {
+      if (group) return effects; // group settings travel as signed group changes
       batch.patchConversation(conversationId, { vanishMode: content.body.enabled, updatedAt: receivedAt });
       const updated: ConversationRecord = { ...conversation, vanishMode: content.body.enabled, updatedAt: receivedAt };
       effects.emit.push((x) => x.events.emit('conversationUpdated', updated));
       return effects;
     }
     case 'disappearingTimer': {
+      if (group) return effects;
       const ms = content.body.expireTimerMs;
       batch.patchConversation(conversationId, { expireTimerMs: ms > 0 ? ms : null, updatedAt: receivedAt });
       const updated: ConversationRecord = { ...conversation, updatedAt: receivedAt };

@@ -1,3 +1,4 @@
+import type { SendResponse } from '@sotto/protocol';
 import { backoffDelay } from '../backoff.js';
 import type { Emitter } from '../emitter.js';
 import { SottoError } from '../errors.js';
@@ -5,7 +6,7 @@ import type { SottoEvents } from '../events.js';
 import { StorageBatch } from '../storage/batch.js';
 import type { Storage } from '../storage/storage.js';
 import type { OutboxEntry } from '../storage/types.js';
-import type { Sender } from './sender.js';
+import type { Sender, SequenceResult } from './sender.js';
 import type { Mutex } from '../mutex.js';
 import { forgetGuid, recordSent, takeParkedReceipt } from './sent-index.js';
 
@@ -13,6 +14,24 @@ import { forgetGuid, recordSent, takeParkedReceipt } from './sent-index.js';
 const HOLD_MS = 365 * 24 * 60 * 60 * 1000;
 /** An entry that fails this many times with a permanent error is marked failed. */
 const MAX_ATTEMPTS = 50;
+/** At most this many consecutive entries for one recipient are encrypted and sent together. */
+const MAX_RUN = 64;
+
+interface Accepted {
+  entry: OutboxEntry;
+  res: SendResponse;
+}
+
+/** The due entries from the first on that go to the same single recipient (in due order). */
+function leadingRun(due: readonly OutboxEntry[]): OutboxEntry[] {
+  const recipient = due[0]!.recipients.length === 1 ? due[0]!.recipients[0] : undefined;
+  const run: OutboxEntry[] = [];
+  for (const e of due) {
+    if (recipient === undefined || e.recipients.length !== 1 || e.recipients[0] !== recipient) break;
+    run.push(e);
+  }
+  return run;
+}
 
 export interface OutboxDeps {
   readonly storage: Storage;
@@ -29,6 +48,13 @@ export interface OutboxDeps {
  * outbox then delivers entries in order, retrying with backoff while offline or while the relay
  * fails, across restarts. An entry leaves the outbox in the same commit that marks its message
  * "sent" for that recipient.
+ *
+ * Consecutive due entries for the same recipient go as a run (up to {@link MAX_RUN}): one
+ * encryption pass with one ratchet commit, the sends one after another on the open relay
+ * connection (each only after the previous was accepted, so the relay's order is ours even when
+ * it refuses one), and one "sent" commit for all accepted entries. A crash after the relay
+ * accepted some of a run but before that commit re-sends them after restart, as a crash between
+ * a single send and its commit always did; the recipient drops the copies by message id.
  */
 export class Outbox {
   private running: Promise<void> | undefined;
@@ -77,10 +103,11 @@ export class Outbox {
     const { storage, now } = this.deps;
     for (;;) {
       if (this.stopped) return;
-      const [entry] = await storage.dueOutbox(now(), 1);
-      if (!entry) break;
+      const due = await storage.dueOutbox(now(), MAX_RUN);
+      if (due.length === 0) break;
+      const run = leadingRun(due);
       // A transient failure stops the pass, so later entries never overtake an earlier one.
-      if (!(await this.deliver(entry))) break;
+      if (!(run.length > 1 ? await this.deliverRun(run) : await this.deliver(due[0]!))) break;
     }
     this.schedule();
   }
@@ -97,35 +124,65 @@ export class Outbox {
 
   /** Returns false when the pass should stop (the relay is unreachable or refusing for now). */
   private async deliver(entry: OutboxEntry): Promise<boolean> {
-    const { storage, sender, events, now } = this.deps;
     const recipient = entry.recipients[0]!;
     try {
-      const res = await sender.sendToAccount(recipient, entry.payload, {});
-      const delivered: number[] = [];
-      await this.deps.sentLock.run(async () => {
-        const batch = new StorageBatch().deleteOutbox(entry.id);
-        if (entry.messageId !== undefined) {
-          const at = now();
-          batch.patchMessage(entry.messageId, { status: { [recipient]: { state: 'sent', at } }, serverTimestamp: res.serverTimestamp }, { ifMissing: 'skip' });
-          recordSent(batch, { messageId: entry.messageId, accountId: recipient }, res.guids, res.serverTimestamp);
-          for (const guid of res.guids) {
-            const parked = await takeParkedReceipt(storage, batch, guid);
-            if (!parked || parked.accountId !== recipient) continue;
-            forgetGuid(batch, guid);
-            batch.patchMessage(entry.messageId, { status: { [recipient]: { state: 'delivered', at: parked.deliveredAt } } }, { ifMissing: 'skip' });
-            delivered.push(parked.deliveredAt);
-          }
-        }
-        await storage.commit(batch);
-      });
-      if (entry.messageId !== undefined) {
-        const base = { messageId: entry.messageId, conversationId: entry.conversationId, accountId: recipient };
-        events.emit('messageStatus', { ...base, state: 'sent', at: now() });
-        if (delivered.length > 0) events.emit('messageStatus', { ...base, state: 'delivered', at: delivered[0]! });
-      }
+      const res = await this.deps.sender.sendToAccount(recipient, entry.payload, {});
+      await this.markSent(recipient, [{ entry, res }]);
       return true;
     } catch (err) {
       return this.failed(entry, err);
+    }
+  }
+
+  /**
+   * Delivers consecutive entries for one recipient together: one encryption pass and one ratchet
+   * commit, the sends one after another, then one "sent" commit for every accepted entry. The
+   * sender stops at the first refusal; that entry then takes the one-by-one path (device-list
+   * refresh, HTTP fallback, backoff or failure) and the entries after it stay due, in order. If
+   * nothing could be sent (offline, identity change, no session...), the one-by-one path handles
+   * the first entry.
+   */
+  private async deliverRun(run: readonly OutboxEntry[]): Promise<boolean> {
+    const recipient = run[0]!.recipients[0]!;
+    let result: SequenceResult;
+    try {
+      result = await this.deps.sender.sendSequence(recipient, run.map((e) => e.payload));
+    } catch {
+      return this.deliver(run[0]!);
+    }
+    const accepted = result.accepted.map((res, i) => ({ entry: run[i]!, res }));
+    if (accepted.length > 0) await this.markSent(recipient, accepted);
+    return accepted.length < run.length ? this.deliver(run[accepted.length]!) : true;
+  }
+
+  /** One commit: accepted entries leave the outbox, their messages become "sent" (or "delivered"). */
+  private async markSent(recipient: string, accepted: readonly Accepted[]): Promise<void> {
+    const { storage, events, now } = this.deps;
+    const delivered = new Map<OutboxEntry, number>();
+    await this.deps.sentLock.run(async () => {
+      const batch = new StorageBatch();
+      for (const { entry, res } of accepted) {
+        batch.deleteOutbox(entry.id);
+        if (entry.messageId === undefined) continue;
+        const at = now();
+        batch.patchMessage(entry.messageId, { status: { [recipient]: { state: 'sent', at } }, serverTimestamp: res.serverTimestamp }, { ifMissing: 'skip' });
+        recordSent(batch, { messageId: entry.messageId, accountId: recipient }, res.guids, res.serverTimestamp);
+        for (const guid of res.guids) {
+          const parked = await takeParkedReceipt(storage, batch, guid);
+          if (!parked || parked.accountId !== recipient) continue;
+          forgetGuid(batch, guid);
+          batch.patchMessage(entry.messageId, { status: { [recipient]: { state: 'delivered', at: parked.deliveredAt } } }, { ifMissing: 'skip' });
+          if (!delivered.has(entry)) delivered.set(entry, parked.deliveredAt);
+        }
+      }
+      await storage.commit(batch);
+    });
+    for (const { entry } of accepted) {
+      if (entry.messageId === undefined) continue;
+      const base = { messageId: entry.messageId, conversationId: entry.conversationId, accountId: recipient };
+      events.emit('messageStatus', { ...base, state: 'sent', at: now() });
+      const deliveredAt = delivered.get(entry);
+      if (deliveredAt !== undefined) events.emit('messageStatus', { ...base, state: 'delivered', at: deliveredAt });
     }
   }
 

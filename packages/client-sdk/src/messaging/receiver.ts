@@ -19,7 +19,9 @@ import { readProtocolStores } from '../storage/protocol-stores.js';
 import { directConversationId } from '../storage/types.js';
 import { applyContent, noEffects, type Effects } from './apply-content.js';
 import { padPlaintext, unpadPlaintext } from './padding.js';
-import { forgetGuid, parkReceipt, sentByGuid, sentByTimestamp } from './sent-index.js';
+import { applyDeliveryReceipt } from './delivery-receipts.js';
+import { commitEnvelopeGroup } from './receive-group.js';
+import { sentByTimestamp } from './sent-index.js';
 
 /** Envelopes whose sender's identity changed wait here (encoded) until the user acknowledges. */
 export const QUARANTINE_KIND = 'quarantine';
@@ -29,12 +31,50 @@ export const QUARANTINE_KIND = 'quarantine';
  * protocol stores; decode and apply the content; commit ratchet changes, plaintext, conversation
  * updates and the processed marker in ONE commit; only then return (the connection acks after
  * that). Events are emitted after the commit, so an app never shows something that a crash
- * could take back.
+ * could take back. Envelopes handed over together may share one commit (receive-group.ts): a
+ * crash between that commit and the end of its events stores them all but cuts off the rest of
+ * the group's events (never shows one twice).
  */
 export class Receiver {
+  private readonly queued: { envelope: Envelope; resolve: () => void; reject: (err: unknown) => void }[] = [];
+
   constructor(private readonly ctx: ClientContext) {}
 
-  async handle(envelope: Envelope): Promise<void> {
+  /**
+   * Handles one envelope; resolves once it is committed (or skipped as processed) and its events
+   * were emitted, so the caller may ack it. Calls made together, in one tick (the relay
+   * connection hands over every envelope that arrived together this way), are processed in call
+   * order, and runs of ordinary ones share one commit and one lock pass (receive-group.ts); the
+   * rest, and any run that meets something unusual, go one by one.
+   */
+  handle(envelope: Envelope): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queued.push({ envelope, resolve, reject });
+      if (this.queued.length === 1) queueMicrotask(() => void this.flush());
+    });
+  }
+
+  private async flush(): Promise<void> {
+    const { ctx } = this;
+    const items = this.queued.splice(0);
+    for (let i = 0; i < items.length; ) {
+      if (items.length - i > 1) {
+        const rest = items.slice(i).map((x) => x.envelope);
+        const outcome = await ctx.lock.run(() => commitEnvelopeGroup(ctx, rest)).catch(() => undefined);
+        if (outcome && outcome.taken > 0) {
+          for (const effects of outcome.effects) for (const emit of effects.emit) emit(ctx);
+          for (const effects of outcome.effects) for (const task of effects.after) await task().catch(() => undefined);
+          for (const item of items.slice(i, i + outcome.taken)) item.resolve();
+          i += outcome.taken;
+          continue;
+        }
+      }
+      const item = items[i++]!;
+      await this.handleOne(item.envelope).then(item.resolve, item.reject);
+    }
+  }
+
+  private async handleOne(envelope: Envelope): Promise<void> {
     const { ctx } = this;
     if (await ctx.storage.isProcessed(envelope.guid)) return;
     let effects: Effects;
@@ -49,9 +89,11 @@ export class Receiver {
       case 'plaintext':
         effects = await ctx.lock.run(() => this.plaintext(envelope));
         break;
+      case 'senderkey':
+        effects = await ctx.lock.run(() => this.senderKey(envelope));
+        break;
       default:
-        // sender-key envelopes arrive with group support; until then they are dropped visibly
-        effects = await ctx.lock.run(() => this.failure(envelope, 'NO_SENDER_KEY'));
+        effects = await ctx.lock.run(() => this.failure(envelope, 'INTERNAL'));
     }
     for (const emit of effects.emit) emit(ctx);
     for (const task of effects.after) await task().catch(() => undefined);
@@ -88,28 +130,7 @@ export class Receiver {
       return effects;
     }
     await ctx.sentLock.run(async () => {
-      for (const guid of receipt.guids) {
-        const ref = await sentByGuid(ctx.storage, guid);
-        if (!ref) {
-          // the receipt overtook our own "sent" commit: park it for that commit to apply
-          parkReceipt(batch, guid, { accountId: receipt.by.accountId, deliveredAt: receipt.deliveredAt });
-          continue;
-        }
-        if (ref.accountId !== receipt.by.accountId) continue;
-        const message = await ctx.storage.getMessage(ref.messageId);
-        forgetGuid(batch, guid);
-        if (!message) continue;
-        batch.patchMessage(ref.messageId, { status: { [ref.accountId]: { state: 'delivered', at: receipt.deliveredAt } } });
-        effects.emit.push((x) =>
-          x.events.emit('messageStatus', {
-            messageId: ref.messageId,
-            conversationId: message.conversationId,
-            accountId: ref.accountId,
-            state: 'delivered',
-            at: receipt.deliveredAt,
-          }),
-        );
-      }
+      await applyDeliveryReceipt(ctx, batch, receipt, effects);
       await this.commit(batch, envelope);
     });
     return effects;
@@ -146,6 +167,40 @@ export class Receiver {
     const effects = await applyContent(ctx, batch, from, content, ctx.now(), envelope.serverTimestamp);
     await this.commit(batch, envelope);
     if (envelope.type === 'prekey') ctx.maintainKeysSoon();
+    return effects;
+  }
+
+  /**
+   * A group message: one sender-key ciphertext. Decrypted with the sender's key for its
+   * distribution id (received pairwise before); the content must name a group, and is applied
+   * there only if the sender is a current member (apply-content checks).
+   */
+  private async senderKey(envelope: Envelope): Promise<Effects> {
+    const { ctx } = this;
+    const from = envelope.from;
+    if (!from) return this.failure(envelope, 'INTERNAL');
+    const staged = stageStores(readProtocolStores(ctx.storage));
+    let plaintext: Uint8Array;
+    try {
+      plaintext = await ctx.engine.groupDecrypt(staged.stores, from, envelope.ciphertext);
+    } catch (err) {
+      if (ProtocolError.is(err, 'DUPLICATE_MESSAGE')) {
+        await this.commit(new StorageBatch().requireUnprocessed(envelope.guid), envelope);
+        return noEffects();
+      }
+      const reason = ProtocolError.is(err) && err.code === 'INVALID_MESSAGE' ? 'INVALID_MESSAGE' : 'NO_SENDER_KEY';
+      return this.failure(envelope, reason);
+    }
+    const batch = new StorageBatch().requireUnprocessed(envelope.guid).storeChanges(staged.changes());
+    let content: Content;
+    try {
+      content = decodeContent(unpadPlaintext(plaintext));
+    } catch {
+      return this.failure(envelope, 'MALFORMED_CONTENT', batch);
+    }
+    // a sender-key ciphertext only ever carries group content
+    const effects = content.conversation?.kind === 'group' ? await applyContent(ctx, batch, from, content, ctx.now(), envelope.serverTimestamp) : noEffects();
+    await this.commit(batch, envelope);
     return effects;
   }
 

@@ -41,6 +41,14 @@ interface DeviceCiphertext {
 
 const MAX_ATTEMPTS = 4;
 
+/** What {@link Sender.sendSequence} achieved: the relay's answers for a prefix of the contents. */
+export interface SequenceResult {
+  /** One answer per accepted content, in order: `accepted[i]` is for `contents[i]`. */
+  readonly accepted: readonly SendResponse[];
+  /** Why `contents[accepted.length]` was not accepted (absent when all were). */
+  readonly refused?: unknown;
+}
+
 /**
  * Encrypts one plaintext for every device of an account and hands it to the relay. Sessions are
  * created from prekey bundles where missing; a 409 (devices missing or extra) or 410 (a device
@@ -51,12 +59,17 @@ const MAX_ATTEMPTS = 4;
 export class Sender {
   constructor(private readonly deps: SenderDeps) {}
 
+  /** Group sends (groups/group-messenger.ts), wired by the client once its context exists. */
+  groupSend: ((conversationId: string, content: Uint8Array, options: { ephemeral?: boolean }) => Promise<SendResponse>) | undefined;
+
   /**
    * Sends `content` (an encoded Content) to every device of `accountId` (and, when the account is
    * our own, to our other devices). Throws IDENTITY_CHANGED if a device's identity key changed
    * and the change has not been acknowledged.
    */
   async sendToAccount(accountId: string, content: Uint8Array, options: { ephemeral?: boolean } = {}): Promise<SendResponse> {
+    // a group conversation id (`g:<hex>`) as recipient: one sender-key ciphertext to every member
+    if (accountId.startsWith('g:') && this.groupSend) return this.groupSend(accountId, content, options);
     const plaintext = padPlaintext(content);
     let refresh = false;
     for (let attempt = 0; ; attempt++) {
@@ -66,7 +79,7 @@ export class Sender {
       if (devices.length === 0) {
         return { serverTimestamp: this.deps.now(), guids: [] };
       }
-      const messages = await this.deps.lock.run(() => this.encryptForDevices(accountId, devices, plaintext));
+      const messages = (await this.deps.lock.run(() => this.encryptForDevices(accountId, devices, [plaintext])))[0]!;
       try {
         return await this.post(accountId, messages, options.ephemeral === true);
       } catch (err) {
@@ -85,16 +98,43 @@ export class Sender {
     }
   }
 
+  /**
+   * Sends several contents to every device of `accountId`, in order: one encryption pass and one
+   * ratchet commit for all of them (under the protocol lock), then one `send` request per content
+   * on the relay connection, each after the previous one was accepted. Stops at the first
+   * refusal: the contents after it are not sent (their ciphertexts are dropped; the receiver's
+   * ratchet skips over them), so the relay never accepts a later content before an earlier one.
+   * Throws, before anything was sent, when the connection is not open or the device list, a
+   * session or the encryption fails.
+   *
+   * @example
+   * const { accepted, refused } = await sender.sendSequence('bob', [first, second]);
+   * // accepted[i] answers contents[i]; contents[accepted.length] failed with `refused`, if any
+   */
+  async sendSequence(accountId: string, contents: readonly Uint8Array[]): Promise<SequenceResult> {
+    const { connection, directory, self } = this.deps;
+    if (accountId.startsWith('g:')) throw new SottoError('INVALID_ARGUMENT', 'group sends go one at a time', { field: 'accountId' });
+    if (connection.connectionState !== 'connected') throw new SottoError('NETWORK', 'not connected to the relay');
+    const me = self();
+    const devices = (await directory.devices(accountId)).filter((d) => !(d.accountId === me.accountId && d.deviceId === me.deviceId));
+    if (devices.length === 0) return { accepted: contents.map(() => ({ serverTimestamp: this.deps.now(), guids: [] })) };
+    const perContent = await this.deps.lock.run(() => this.encryptForDevices(accountId, devices, contents.map(padPlaintext)));
+    const accepted: SendResponse[] = [];
+    for (const messages of perContent) {
+      try {
+        accepted.push(readSendResponse(await connection.request('send', socketSendBody(accountId, messages, false))));
+      } catch (refused) {
+        return { accepted, refused };
+      }
+    }
+    return { accepted };
+  }
+
   private async post(accountId: string, messages: DeviceCiphertext[], ephemeral: boolean): Promise<SendResponse> {
     const { connection, relay } = this.deps;
     if (connection.connectionState === 'connected') {
       try {
-        const body = await connection.request('send', {
-          to: accountId,
-          type: messages[0]!.type,
-          ...(ephemeral ? { ephemeral: true } : {}),
-          messages: messages.map((m) => ({ deviceId: m.deviceId, registrationId: m.registrationId, type: m.type, ciphertext: m.ciphertext })),
-        });
+        const body = await connection.request('send', socketSendBody(accountId, messages, ephemeral));
         return readSendResponse(body);
       } catch (err) {
         // fall back to HTTP only when the socket failed; relay refusals are final for this attempt
@@ -113,7 +153,8 @@ export class Sender {
     });
   }
 
-  private async encryptForDevices(accountId: string, devices: RemoteDevice[], plaintext: Uint8Array): Promise<DeviceCiphertext[]> {
+  /** Encrypts each plaintext for every device, in order, on one staged view; one commit. */
+  private async encryptForDevices(accountId: string, devices: RemoteDevice[], plaintexts: readonly Uint8Array[]): Promise<DeviceCiphertext[][]> {
     const { storage, engine, relay, now } = this.deps;
     const staged = stageStores(readProtocolStores(storage));
     const missing: RemoteDevice[] = [];
@@ -147,10 +188,14 @@ export class Sender {
         }
       }
     }
-    const out: DeviceCiphertext[] = [];
-    for (const d of devices) {
-      const ct = await engine.encrypt(staged.stores, { accountId: d.accountId, deviceId: d.deviceId }, plaintext, new Date(now()));
-      out.push({ deviceId: d.deviceId, registrationId: d.registrationId, type: ct.type, ciphertext: ct.body });
+    const out: DeviceCiphertext[][] = [];
+    for (const plaintext of plaintexts) {
+      const messages: DeviceCiphertext[] = [];
+      for (const d of devices) {
+        const ct = await engine.encrypt(staged.stores, { accountId: d.accountId, deviceId: d.deviceId }, plaintext, new Date(now()));
+        messages.push({ deviceId: d.deviceId, registrationId: d.registrationId, type: ct.type, ciphertext: ct.body });
+      }
+      out.push(messages);
     }
     await storage.commit(new StorageBatch().storeChanges(staged.changes()));
     return out;
@@ -163,6 +208,16 @@ export class Sender {
     for (const id of deviceIds) batch.protocolRecord(PROTOCOL_KINDS.session, `${accountId}.${id}`, null);
     await this.deps.lock.run(() => this.deps.storage.commit(batch));
   }
+}
+
+/** The body of a `send` request frame (ciphertexts as bytes; the HTTP API takes base64url). */
+function socketSendBody(accountId: string, messages: DeviceCiphertext[], ephemeral: boolean) {
+  return {
+    to: accountId,
+    type: messages[0]!.type,
+    ...(ephemeral ? { ephemeral: true } : {}),
+    messages: messages.map((m) => ({ deviceId: m.deviceId, registrationId: m.registrationId, type: m.type, ciphertext: m.ciphertext })),
+  };
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -24,6 +24,10 @@ const decode = <T>(bytes: Uint8Array): T => canonical(decodeCbor(bytes, RECORD_L
 
 type Row = { record: Uint8Array };
 
+/** Protocol records kept in memory (see {@link SqliteStorage}); the whole cache is dropped beyond this. */
+const PROTOCOL_CACHE_MAX = 4096;
+const cacheKey = (kind: string, key: string) => `${kind}\u0000${key}`;
+
 /**
  * Open (creating if needed) a SQLite store at `path` (`':memory:'` for a throwaway one).
  * @example
@@ -39,11 +43,18 @@ export async function openSqliteStorage(path: string): Promise<SqliteStorage> {
  * {@link Storage} on better-sqlite3. A commit runs the whole batch inside one synchronous SQLite
  * transaction (BEGIN IMMEDIATE ... COMMIT): no await happens inside it, and any failing op rolls
  * everything back.
+ *
+ * Protocol records (sessions, identities, prekeys) are read through a small in-memory cache,
+ * updated after every successful commit that writes them: a ratchet step reads the record it
+ * wrote last, and getting back those very bytes lets the engine reuse its deserialized record.
+ * Records are immutable by contract (a write always brings fresh bytes), so sharing them is safe.
+ * One `SqliteStorage` per database file at a time (the cache does not see other writers).
  */
 export class SqliteStorage implements Storage {
   readonly #db: Database.Database;
   readonly #target: BatchTarget;
   readonly #q: ReturnType<typeof prepare>;
+  readonly #protocolCache = new Map<string, Uint8Array | null>();
   #closed = false;
 
   private constructor(db: Database.Database) {
@@ -78,6 +89,9 @@ export class SqliteStorage implements Storage {
       run.immediate();
     } catch (err) {
       throw SottoError.from(err, 'STORAGE_FAILED', 'SQLite commit failed');
+    }
+    for (const op of batch.ops) {
+      if (op.op === 'protocol') this.#cacheProtocol(op.change.kind, op.change.key, op.change.value);
     }
   }
 
@@ -164,10 +178,20 @@ export class SqliteStorage implements Storage {
   }
 
   async getProtocolRecord(kind: string, key: string): Promise<Uint8Array | undefined> {
+    this.#check();
+    const cached = this.#protocolCache.get(cacheKey(kind, key));
+    if (cached !== undefined) return cached ?? undefined;
     return this.#read(() => {
       const row = this.#q.getProtocol.get(kind, key) as { value: Uint8Array } | undefined;
-      return row ? new Uint8Array(row.value) : undefined;
+      const value = row ? new Uint8Array(row.value) : undefined;
+      this.#cacheProtocol(kind, key, value ?? null);
+      return value;
     });
+  }
+
+  #cacheProtocol(kind: string, key: string, value: Uint8Array | null): void {
+    if (this.#protocolCache.size >= PROTOCOL_CACHE_MAX) this.#protocolCache.clear();
+    this.#protocolCache.set(cacheKey(kind, key), value);
   }
 
   async listProtocolKeys(kind: string): Promise<string[]> {
@@ -177,6 +201,7 @@ export class SqliteStorage implements Storage {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#protocolCache.clear();
     this.#db.close();
   }
 

@@ -27,14 +27,20 @@ export interface RelayConnectionOptions {
   readonly webSocket: WebSocketFactory;
   /**
    * Handles one pushed envelope. The connection acks it only after the returned promise
-   * resolves, and runs handlers one at a time in arrival order. A rejection leaves the envelope
-   * unacked: the relay redelivers it after the next reconnect.
+   * resolves. Envelopes are handed over in groups, in arrival order: every envelope queued when
+   * the previous group finished is passed at once (one call each, without waiting in between, so
+   * the handler may process them together, e.g. in one commit, but must keep the call order);
+   * the next group starts after every handler of this one settled, and the group's envelopes
+   * are acked in one frame. A rejection leaves that envelope unacked: the relay redelivers it
+   * after the next reconnect.
    */
   readonly onEnvelope: (envelope: Envelope) => Promise<void>;
   readonly requestTimeoutMs?: number;
   readonly random?: () => number;
 }
 
+/** Most envelopes handed over in one group (and acked in one frame). */
+const MAX_GROUP = 64;
 const CLOSE_REPLACED = 4001;
 const CLOSE_DEVICE_REMOVED = 4003;
 
@@ -47,7 +53,8 @@ interface Pending {
 /**
  * One authenticated WebSocket to the relay, kept open: a ticket over HTTP, then the upgrade;
  * reconnects with exponential backoff and jitter; delivers pushed envelopes in order to
- * `onEnvelope` and acks each after its handler finished; carries request/response frames.
+ * `onEnvelope` (in groups, see {@link RelayConnectionOptions.onEnvelope}) and acks each after
+ * its handler finished; carries request/response frames.
  */
 export class RelayConnection {
   readonly events = new Emitter<RelayConnectionEvents>();
@@ -58,6 +65,9 @@ export class RelayConnection {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private handling: Promise<void> = Promise.resolve();
+  /** Pushed envelopes not yet handed over, each with the socket it came on (acks go back on it). */
+  private readonly inbox: { ws: WebSocketLike | undefined; raw: Uint8Array }[] = [];
+  private handOverQueued = false;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly options: RelayConnectionOptions) {}
@@ -75,15 +85,19 @@ export class RelayConnection {
     return opened;
   }
 
-  /** Closes the socket and stops reconnecting. Envelopes being handled finish first. */
+  /**
+   * Stops reconnecting and closes the socket. Envelopes already being handled finish first and
+   * are acked on the still open socket; envelopes pushed after this call are left unacked (the
+   * relay redelivers them).
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    await this.handling.catch(() => undefined);
     this.ws?.close(1000, 'client stopped');
     this.ws = undefined;
     this.setState('closed');
     this.failPending(new SottoError('CLOSED', 'connection stopped'));
-    await this.handling.catch(() => undefined);
   }
 
   /** Sends a request frame and resolves with the response body; relay errors become RELAY_ERROR. */
@@ -207,31 +221,43 @@ export class RelayConnection {
       case 'empty':
         this.handling = this.handling.then(() => this.events.emit('drained'));
         return;
-      case 'env': {
-        const ws = this.ws;
-        const raw = frame.envelope;
-        this.handling = this.handling.then(async () => {
-          let envelope: Envelope;
-          try {
-            envelope = decodeEnvelope(raw);
-          } catch {
-            return; // undecodable: never acked, never shown; the relay keeps it until TTL
-          }
-          try {
-            await this.options.onEnvelope(envelope);
-          } catch {
-            return; // not acked: redelivered after reconnect
-          }
-          if (ws && this.ws === ws) {
-            try {
-              ws.send(encodeClientFrame({ t: 'ack', guids: [envelope.guid] }));
-            } catch {
-              // connection dropped: the envelope comes again and the receiver dedupes by guid
-            }
-          }
-        });
+      case 'env':
+        if (this.stopped) return; // stopping: left unacked, the relay redelivers it
+        this.inbox.push({ ws: this.ws, raw: frame.envelope });
+        this.queueHandOver();
         return;
+    }
+  }
+
+  private queueHandOver(): void {
+    if (this.handOverQueued) return;
+    this.handOverQueued = true;
+    this.handling = this.handling.then(() => this.handOver());
+  }
+
+  /** Hands every queued envelope (up to {@link MAX_GROUP}) to `onEnvelope`, then acks the handled ones. */
+  private async handOver(): Promise<void> {
+    this.handOverQueued = false;
+    const group = this.inbox.splice(0, MAX_GROUP);
+    if (this.inbox.length > 0) this.queueHandOver();
+    const decoded: { ws: WebSocketLike | undefined; envelope: Envelope }[] = [];
+    for (const { ws, raw } of group) {
+      try {
+        decoded.push({ ws, envelope: decodeEnvelope(raw) });
+      } catch {
+        // undecodable: never acked, never shown; the relay keeps it until TTL
       }
+    }
+    // a rejected handler leaves its envelope unacked: redelivered after reconnect
+    const results = await Promise.allSettled(decoded.map((d) => this.options.onEnvelope(d.envelope)));
+    const ws = this.ws;
+    if (!ws) return;
+    const guids = decoded.filter((d, i) => d.ws === ws && results[i]!.status === 'fulfilled').map((d) => d.envelope.guid);
+    if (guids.length === 0) return;
+    try {
+      ws.send(encodeClientFrame({ t: 'ack', guids }));
+    } catch {
+      // connection dropped: the envelopes come again and the receiver dedupes by guid
     }
   }
 }

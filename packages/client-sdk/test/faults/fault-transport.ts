@@ -21,6 +21,7 @@ export class FaultyTransport {
   envelopesPushed = 0;
   /** Envelope frames delivered a second time. */
   duplicatesInjected = 0;
+  /** Envelopes whose ack was swallowed (an ack frame may name several). */
   acksDropped = 0;
   private readonly open = new Set<WebSocketLike>();
 
@@ -53,7 +54,8 @@ export class FaultyTransport {
       },
       send(data: Uint8Array) {
         if (self.faults.dropAcks && frameKind(data, 'client') === 'ack') {
-          self.acksDropped++;
+          // one ack frame may carry the guids of several envelopes: count the envelopes
+          self.acksDropped += ackedGuids(data);
           return;
         }
         ws.send(data);
@@ -85,6 +87,11 @@ export class FaultyTransport {
     };
     return wrapper;
   }
+}
+
+function ackedGuids(data: Uint8Array): number {
+  const frame = decodeClientFrame(data);
+  return frame.t === 'ack' ? frame.guids.length : 0;
 }
 
 function frameKind(data: unknown, side: 'client' | 'server'): string | undefined {

@@ -1,0 +1,152 @@
+import { encodeContent, readSendResponse, stageStores, type Content, type MismatchedDevices, type SendResponse, type StaleDevices } from '@sotto/protocol';
+import type { ClientContext } from '../context.js';
+import { SottoError } from '../errors.js';
+import { newMessageId } from '../ids.js';
+import { padPlaintext } from '../messaging/padding.js';
+import { toBase64Url } from '../relay/base64url.js';
+import { StorageBatch } from '../storage/batch.js';
+import { readProtocolStores } from '../storage/protocol-stores.js';
+import { directConversationId } from '../storage/types.js';
+import { groupIdOf, loadSenderKeyState, saveSenderKeyState, type GroupSenderKeyState } from './group-store.js';
+
+const MAX_ATTEMPTS = 4;
+/** Pairwise sender-key distributions in flight at once. */
+const DISTRIBUTION_CONCURRENCY = 8;
+
+/** One recipient account of a multi-recipient send with its exact device list. */
+interface MultiRecipient {
+  accountId: string;
+  devices: { deviceId: number; registrationId: number }[];
+}
+
+/**
+ * Sends one encoded Content to every current member of a group with ONE sender-key ciphertext:
+ * members that do not hold our current sender key get its distribution message pairwise first
+ * (their relay queue then delivers it before the group message); the group ciphertext goes out
+ * with the relay's multi-recipient send. A 409/410 (device list changed) refreshes the listed
+ * accounts, redistributes our key to them and retries. Called by the outbox (through
+ * `Sender.sendToAccount` with the group's conversation id), so a failure is retried durably.
+ *
+ * @example
+ * const res = await sendGroupPayload(ctx, 'g:ab12…', encodeContent(content), { ephemeral: false });
+ */
+export async function sendGroupPayload(ctx: ClientContext, conversationId: string, payload: Uint8Array, options: { ephemeral?: boolean } = {}): Promise<SendResponse> {
+  const conversation = await ctx.storage.getConversation(conversationId);
+  if (!conversation || conversation.kind !== 'group') throw new SottoError('NOT_FOUND', 'no such group', { field: 'conversationId' });
+  const members = conversation.participants;
+  if (members.length === 0) return { serverTimestamp: ctx.now(), guids: [] };
+  const groupId = groupIdOf(conversationId);
+  const self = { accountId: ctx.account.accountId, deviceId: ctx.account.deviceId };
+
+  const plaintext = padPlaintext(payload);
+  let keyState = await loadSenderKeyState(ctx.storage, groupId);
+  let refresh = new Set<string>();
+  for (let attempt = 0; ; attempt++) {
+    // distribute BEFORE encrypting: a distribution message starts the receiver at the key's
+    // current iteration, so it must precede every ciphertext it should open
+    const current = keyState;
+    const missing = members.filter((m) => !current || !current.distributedTo.includes(m) || refresh.has(m));
+    if (missing.length > 0 || !current) keyState = await distribute(ctx, groupId, current, missing);
+    const distributionId = keyState!.distributionId;
+    const ciphertext = await ctx.lock.run(async () => {
+      // a removal processed meanwhile rotated the key: never encrypt under the old one
+      if ((await loadSenderKeyState(ctx.storage, groupId))?.distributionId !== distributionId) return undefined;
+      const staged = stageStores(readProtocolStores(ctx.storage));
+      const body = await ctx.engine.groupEncrypt(staged.stores, self, distributionId, plaintext);
+      await ctx.storage.commit(new StorageBatch().storeChanges(staged.changes()));
+      return body;
+    });
+    if (!ciphertext) {
+      if (attempt + 1 >= MAX_ATTEMPTS) throw new SottoError('TIMEOUT', 'the group sender key kept rotating during the send');
+      keyState = await loadSenderKeyState(ctx.storage, groupId);
+      continue;
+    }
+    const recipients: MultiRecipient[] = [];
+    // only members holding this key: anyone else could not read it anyway
+    for (const accountId of members.filter((m) => keyState!.distributedTo.includes(m))) {
+      const devices = await ctx.directory.devices(accountId, { refresh: refresh.has(accountId) });
+      if (devices.length > 0) recipients.push({ accountId, devices: devices.map((d) => ({ deviceId: d.deviceId, registrationId: d.registrationId })) });
+    }
+    try {
+      return await postMulti(ctx, ciphertext, recipients, options.ephemeral === true);
+    } catch (err) {
+      if (attempt + 1 >= MAX_ATTEMPTS || !SottoError.is(err, 'RELAY_ERROR')) throw err;
+      const details = err.details as { mismatched?: MismatchedDevices[]; stale?: StaleDevices[] } | undefined;
+      if (err.relayCode === 'MISMATCHED_DEVICES') refresh = new Set((details?.mismatched ?? []).map((m) => m.accountId));
+      else if (err.relayCode === 'STALE_DEVICES') refresh = new Set((details?.stale ?? []).map((m) => m.accountId));
+      else throw err;
+      for (const a of refresh) ctx.directory.forget(a);
+    }
+  }
+}
+
+/**
+ * Creates (or reuses) our sender key for the group — a fresh distribution id when `state` is
+ * undefined — and sends its distribution message pairwise to `to`; returns the committed state
+ * with them recorded. If a removal rotated the key meanwhile, nothing is sent and the rotated
+ * (absent) state is not brought back: the caller starts again from the stored state.
+ */
+async function distribute(ctx: ClientContext, groupId: Uint8Array, state: GroupSenderKeyState | undefined, to: string[]): Promise<GroupSenderKeyState | undefined> {
+  const self = { accountId: ctx.account.accountId, deviceId: ctx.account.deviceId };
+  const base = state ?? { distributionId: globalThis.crypto.randomUUID(), distributedTo: [] };
+  const rotated = async () => state !== undefined && (await loadSenderKeyState(ctx.storage, groupId))?.distributionId !== state.distributionId;
+  const message = await ctx.lock.run(async () => {
+    if (await rotated()) return undefined;
+    const staged = stageStores(readProtocolStores(ctx.storage));
+    const skdm = await ctx.engine.createSenderKeyDistribution(staged.stores, self, base.distributionId);
+    const batch = new StorageBatch().storeChanges(staged.changes());
+    saveSenderKeyState(batch, groupId, base);
+    await ctx.storage.commit(batch);
+    return skdm;
+  });
+  if (!message) return loadSenderKeyState(ctx.storage, groupId);
+  const content: Content = {
+    v: 1,
+    type: 'senderKeyDistribution',
+    id: newMessageId(),
+    sentAt: ctx.now(),
+    conversation: { kind: 'group', groupId },
+    body: { distributionId: base.distributionId, message },
+  };
+  const payload = encodeContent(content);
+  const done: string[] = [];
+  const queue = [...to];
+  let failure: { error: unknown } | undefined;
+  const workers = Array.from({ length: Math.min(DISTRIBUTION_CONCURRENCY, queue.length) }, async () => {
+    for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+      try {
+        await ctx.sender.sendToAccount(next, payload);
+        done.push(next);
+      } catch (error) {
+        // A member whose identity changed waits for the user's acknowledgement; the group does
+        // not: that member is left out of this message (and offered the key again next time).
+        if (SottoError.is(error, 'IDENTITY_CHANGED')) ctx.events.emit('identityChanged', { accountId: next, conversationId: directConversationId(next) });
+        else failure ??= { error };
+      }
+    }
+  });
+  await Promise.all(workers);
+  const next = { distributionId: base.distributionId, distributedTo: [...new Set([...base.distributedTo.filter((a) => !to.includes(a)), ...done])] };
+  const kept = await ctx.lock.run(async () => {
+    if ((await loadSenderKeyState(ctx.storage, groupId))?.distributionId !== base.distributionId) return false;
+    const batch = new StorageBatch();
+    saveSenderKeyState(batch, groupId, next);
+    await ctx.storage.commit(batch);
+    return true;
+  });
+  if (failure) throw failure.error;
+  return kept ? next : loadSenderKeyState(ctx.storage, groupId);
+}
+
+async function postMulti(ctx: ClientContext, ciphertext: Uint8Array, recipients: MultiRecipient[], ephemeral: boolean): Promise<SendResponse> {
+  if (recipients.length === 0) return { serverTimestamp: ctx.now(), guids: [] };
+  if (ctx.connection.connectionState === 'connected') {
+    try {
+      const body = await ctx.connection.request('sendMulti', { type: 'senderkey', ...(ephemeral ? { ephemeral: true } : {}), ciphertext, recipients });
+      return readSendResponse(body);
+    } catch (err) {
+      if (!SottoError.is(err, 'NETWORK') && !SottoError.is(err, 'TIMEOUT')) throw err;
+    }
+  }
+  return ctx.relay.sendMulti({ type: 'senderkey', ...(ephemeral ? { ephemeral: true } : {}), ciphertext: toBase64Url(ciphertext), recipients });
+}

@@ -1,0 +1,107 @@
+import { ProtocolError, stageStores, toHex, type Content, type DeviceAddress } from '@sotto/protocol';
+import type { ClientContext } from '../context.js';
+import type { Effects } from '../messaging/apply-content.js';
+import type { StorageBatch } from '../storage/batch.js';
+import { readProtocolStores } from '../storage/protocol-stores.js';
+import type { ConversationRecord } from '../storage/types.js';
+import { MESSAGE_TYPES } from '../threads/views.js';
+import { GroupLog } from './log.js';
+import { GroupChangeRejectedError, type GroupRejectionReason } from './rejection.js';
+import { decodeGroupChangeBytes } from './state.js';
+import { groupVerifier, loadGroupLog, saveGroupLog, saveSenderKeyState } from './group-store.js';
+
+/**
+ * Whether `accountId` may post `type` in a group conversation right now: it must be a current
+ * member, and under `admins_only` only admins post messages (reactions, receipts, typing, edits
+ * and unsends of older messages stay open to every member).
+ */
+export function mayPostInGroup(conversation: ConversationRecord, accountId: string, type: Content['type']): boolean {
+  if (conversation.kind !== 'group' || !conversation.participants.includes(accountId)) return false;
+  if (conversation.messagePermissions === 'admins_only' && MESSAGE_TYPES.has(type)) return (conversation.admins ?? []).includes(accountId);
+  return true;
+}
+
+/**
+ * Applies a pairwise `groupUpdate` or `senderKeyDistribution` from `from` (writes go into
+ * `batch`, committed by the receiver with the ratchet changes). A change is verified by the
+ * group log; a rejected one changes nothing and raises `groupChangeRejected`. A distribution is
+ * refused from a non-member of a group we know.
+ */
+export async function applyGroupControl(
+  ctx: ClientContext,
+  batch: StorageBatch,
+  from: DeviceAddress,
+  content: Extract<Content, { type: 'groupUpdate' | 'senderKeyDistribution' }>,
+  receivedAt: number,
+  effects: Effects,
+): Promise<Effects> {
+  if (content.type === 'senderKeyDistribution') {
+    if (content.conversation?.kind !== 'group') return effects;
+    const conversation = await ctx.storage.getConversation(`g:${toHex(content.conversation.groupId)}`);
+    // A distribution may overtake the change that adds us (it comes from another member than
+    // the change does): keep it. Holding a key grants nothing: group content is applied only
+    // from current members. Once we know the group, only its members' distributions count.
+    if (conversation && !conversation.participants.includes(from.accountId)) return effects;
+    const staged = stageStores(readProtocolStores(ctx.storage));
+    try {
+      await ctx.engine.processSenderKeyDistribution(staged.stores, from, content.body.message);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      return effects; // an unusable distribution: later group messages from them fail visibly
+    }
+    batch.storeChanges(staged.changes());
+    return effects;
+  }
+
+  const { groupId, change } = content.body;
+  const conversationId = `g:${toHex(groupId)}`;
+  const self = ctx.account.accountId;
+  const reject = (reason: GroupRejectionReason) => {
+    effects.emit.push((x) => x.events.emit('groupChangeRejected', { conversationId, from: from.accountId, reason }));
+    return effects;
+  };
+  let log = await loadGroupLog(ctx.storage, ctx.engine, groupId);
+  const conversation = await ctx.storage.getConversation(conversationId);
+  const before = log ? new Set(log.state.members.keys()) : new Set<string>();
+  if (!log) {
+    const decoded = await decodeGroupChangeBytes(change);
+    if (!decoded.ok) return reject(decoded.reason);
+    if (decoded.change.change.revision !== 0) return effects; // not a group we know: ignored
+    try {
+      log = await GroupLog.create(change, groupVerifier(ctx.engine));
+    } catch (err) {
+      if (err instanceof GroupChangeRejectedError) return reject(err.reason);
+      throw err;
+    }
+    // a genesis is self-asserted: its author's key must be the one we know for that account
+    if (!(await isKnownIdentity(ctx, log.canonicalChain()[0]!.change.author, log.canonicalChain()[0]!.change.authorIdentityKey))) {
+      return reject('AUTHOR_KEY_MISMATCH');
+    }
+    // only an admin (the creator, or an admin adding us later) hands out a group's history
+    if (log.state.members.get(from.accountId)?.role !== 'admin') return reject('NOT_ADMIN');
+  } else {
+    const result = await log.add(change);
+    if (result.status === 'rejected') return reject(result.reason);
+    if (result.status === 'duplicate') return effects;
+  }
+  const updated = saveGroupLog(batch, log, self, conversation, receivedAt);
+  const removed = [...before].filter((a) => a !== self && !log.state.members.has(a));
+  // sender keys rotate on every removal: our next group message starts a fresh distribution id,
+  // handed pairwise to the remaining members only
+  if (removed.length > 0) saveSenderKeyState(batch, groupId, null);
+  if (updated) effects.emit.push((x) => x.events.emit('conversationUpdated', updated));
+  return effects;
+}
+
+/** Whether `identityKey` is the key we trust (or the relay's signed records list) for `accountId`'s device 1. */
+async function isKnownIdentity(ctx: ClientContext, accountId: string, identityKey: Uint8Array): Promise<boolean> {
+  if (accountId === ctx.account.accountId) return sameBytes(identityKey, ctx.account.identityKey);
+  const pinned = await readProtocolStores(ctx.storage).identity.getRemoteIdentity({ accountId, deviceId: 1 });
+  if (pinned) return sameBytes(pinned, identityKey);
+  const first = (await ctx.directory.devices(accountId).catch(() => [])).find((d) => d.deviceId === 1);
+  return first !== undefined && sameBytes(first.identityKey, identityKey);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}

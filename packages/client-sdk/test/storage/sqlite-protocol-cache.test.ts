@@ -1,0 +1,56 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SottoError } from '../../src/errors.js';
+import { openSqliteStorage } from '../../src/node/index.js';
+import { StorageBatch } from '../../src/storage/batch.js';
+
+/** The SQLite store's protocol-record cache must never show something the file does not hold. */
+describe('SQLite protocol record cache', () => {
+  const dirs: string[] = [];
+  afterEach(async () => {
+    for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+  });
+  async function path(): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), 'sotto-cache-'));
+    dirs.push(dir);
+    return join(dir, 'c.db');
+  }
+
+  it('returns the committed bytes, follows overwrites and deletes, and matches the file after reopening', async () => {
+    const file = await path();
+    const storage = await openSqliteStorage(file);
+    expect(await storage.getProtocolRecord('session', 'bob.1')).toBeUndefined(); // a cached miss...
+    const first = new Uint8Array([1, 2, 3]);
+    await storage.commit(new StorageBatch().protocolRecord('session', 'bob.1', first));
+    // ...replaced by the commit; the very bytes committed come back (engines key caches on them)
+    expect(await storage.getProtocolRecord('session', 'bob.1')).toBe(first);
+    const second = new Uint8Array([4, 5]);
+    await storage.commit(new StorageBatch().protocolRecord('session', 'bob.1', second).protocolRecord('preKey', '7', new Uint8Array([9])));
+    expect(await storage.getProtocolRecord('session', 'bob.1')).toEqual(second);
+    await storage.commit(new StorageBatch().protocolRecord('preKey', '7', null));
+    expect(await storage.getProtocolRecord('preKey', '7')).toBeUndefined();
+    await storage.close();
+    const reopened = await openSqliteStorage(file);
+    expect(await reopened.getProtocolRecord('session', 'bob.1')).toEqual(second);
+    expect(await reopened.getProtocolRecord('preKey', '7')).toBeUndefined();
+    await reopened.close();
+  });
+
+  it('is not changed by a commit that fails', async () => {
+    const storage = await openSqliteStorage(await path());
+    const kept = new Uint8Array([1]);
+    await storage.commit(new StorageBatch().protocolRecord('session', 'bob.1', kept).markProcessed('g1', 1));
+    expect(await storage.getProtocolRecord('session', 'bob.1')).toBe(kept);
+    // the replay guard aborts the whole batch, ratchet change included
+    const err = await storage
+      .commit(new StorageBatch().protocolRecord('session', 'bob.1', new Uint8Array([2])).protocolRecord('session', 'carol.1', new Uint8Array([3])).requireUnprocessed('g1'))
+      .catch((e: unknown) => e);
+    expect(SottoError.is(err)).toBe(true);
+    expect(await storage.getProtocolRecord('session', 'bob.1')).toEqual(new Uint8Array([1]));
+    expect(await storage.getProtocolRecord('session', 'carol.1')).toBeUndefined();
+    await storage.close();
+    await expect(storage.getProtocolRecord('session', 'bob.1')).rejects.toMatchObject({ code: 'CLOSED' });
+  });
+});

@@ -1,33 +1,14 @@
 import type { Content } from '@sotto/protocol';
 import type { CallStateEvent, IncomingCallEvent } from './calls/call-switchboard.js';
 import type { ConnectionState } from './relay/relay-connection.js';
-import type { ConversationRecord, DeliveryStatus, Reaction } from './storage/types.js';
+import type { ConversationRecord, DeliveryStatus, MessageRecord } from './storage/types.js';
 
-/** A message as the app shows it: decrypted content plus its local state. */
-export interface MessageView {
-  id: string;
-  conversationId: string;
-  senderAccountId: string;
-  senderDeviceId: number;
-  outgoing: boolean;
-  /** The decoded content; absent for a tombstone (unsent for everyone). */
-  content?: Content;
-  /** Searchable text (message text or caption), when any. */
-  text?: string;
-  sentAt: number;
-  receivedAt: number;
-  replyToId?: string;
-  editedAt?: number;
-  /** Set when the message was unsent for everyone. */
-  deletedAt?: number;
-  expiresAt?: number;
-  vanish?: boolean;
-  seenAt?: number;
-  /** Outgoing: state per recipient account. */
-  status?: Record<string, DeliveryStatus>;
-  /** One reaction per account. */
-  reactions: Record<string, Reaction>;
-}
+/**
+ * A message as the app shows it: the stored record's local state (status, reactions, seen,
+ * tombstone, expiry) with the decrypted content decoded; absent content means unsent for
+ * everyone.
+ */
+export type MessageView = Omit<MessageRecord, 'body' | 'type' | 'serverTimestamp'> & { content?: Content };
 
 /** Why a message could not be decrypted. */
 export type DecryptionFailureReason =

@@ -9,6 +9,7 @@ import {
   type Content,
   type DeviceAddress,
   type Envelope,
+  type ProtocolStores,
 } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
 import type { DecryptionFailureReason } from '../events.js';
@@ -140,32 +141,19 @@ export class Receiver {
     const { ctx } = this;
     const from = envelope.from;
     if (!from) return this.failure(envelope, 'INTERNAL');
-    const staged = stageStores(readProtocolStores(ctx.storage));
-    let plaintext: Uint8Array;
-    try {
-      plaintext = await ctx.engine.decrypt(staged.stores, from, envelope.type as 'prekey' | 'whisper', envelope.ciphertext);
-    } catch (err) {
-      if (ProtocolError.is(err, 'DUPLICATE_MESSAGE')) {
-        await this.commit(new StorageBatch().requireUnprocessed(envelope.guid), envelope);
-        return noEffects();
-      }
-      if (ProtocolError.is(err, 'UNTRUSTED_IDENTITY')) return this.quarantine(envelope, from);
-      const reason = ProtocolError.is(err) && ['INVALID_MESSAGE', 'NO_SESSION', 'INVALID_PREKEY'].includes(err.code)
-        ? (err.code as DecryptionFailureReason)
-        : 'INTERNAL';
-      return this.failure(envelope, reason);
-    }
-    const batch = new StorageBatch().requireUnprocessed(envelope.guid).storeChanges(staged.changes());
-    let content: Content;
-    try {
-      content = decodeContent(unpadPlaintext(plaintext));
-    } catch {
-      // The ratchet advanced, so its changes are committed; the content itself is unusable.
-      const effects = await this.failure(envelope, 'MALFORMED_CONTENT', batch);
-      return effects;
-    }
-    const effects = await applyContent(ctx, batch, from, content, ctx.now(), envelope.serverTimestamp);
-    await this.commit(batch, envelope);
+    const effects = await this.decryptAndApply(
+      envelope,
+      from,
+      (stores) => ctx.engine.decrypt(stores, from, envelope.type as 'prekey' | 'whisper', envelope.ciphertext),
+      (err) => {
+        if (ProtocolError.is(err, 'UNTRUSTED_IDENTITY')) return this.quarantine(envelope, from);
+        const reason = ProtocolError.is(err) && ['INVALID_MESSAGE', 'NO_SESSION', 'INVALID_PREKEY'].includes(err.code)
+          ? (err.code as DecryptionFailureReason)
+          : 'INTERNAL';
+        return this.failure(envelope, reason);
+      },
+      () => true,
+    );
     if (envelope.type === 'prekey') ctx.maintainKeysSoon();
     return effects;
   }
@@ -179,17 +167,39 @@ export class Receiver {
     const { ctx } = this;
     const from = envelope.from;
     if (!from) return this.failure(envelope, 'INTERNAL');
+    return this.decryptAndApply(
+      envelope,
+      from,
+      (stores) => ctx.engine.groupDecrypt(stores, from, envelope.ciphertext),
+      (err) => this.failure(envelope, ProtocolError.is(err, 'INVALID_MESSAGE') ? 'INVALID_MESSAGE' : 'NO_SENDER_KEY'),
+      // a sender-key ciphertext only ever carries group content
+      (content) => content.conversation?.kind === 'group',
+    );
+  }
+
+  /**
+   * The shared receive path: decrypt on staged stores, decode, apply, and commit everything in
+   * one batch. A duplicate is recorded as processed and shows nothing; other decrypt errors go
+   * to `failed`; undecodable content still commits the ratchet step (it advanced).
+   */
+  private async decryptAndApply(
+    envelope: Envelope,
+    from: DeviceAddress,
+    decrypt: (stores: ProtocolStores) => Promise<Uint8Array>,
+    failed: (err: unknown) => Promise<Effects>,
+    accept: (content: Content) => boolean,
+  ): Promise<Effects> {
+    const { ctx } = this;
     const staged = stageStores(readProtocolStores(ctx.storage));
     let plaintext: Uint8Array;
     try {
-      plaintext = await ctx.engine.groupDecrypt(staged.stores, from, envelope.ciphertext);
+      plaintext = await decrypt(staged.stores);
     } catch (err) {
       if (ProtocolError.is(err, 'DUPLICATE_MESSAGE')) {
         await this.commit(new StorageBatch().requireUnprocessed(envelope.guid), envelope);
         return noEffects();
       }
-      const reason = ProtocolError.is(err) && err.code === 'INVALID_MESSAGE' ? 'INVALID_MESSAGE' : 'NO_SENDER_KEY';
-      return this.failure(envelope, reason);
+      return failed(err);
     }
     const batch = new StorageBatch().requireUnprocessed(envelope.guid).storeChanges(staged.changes());
     let content: Content;
@@ -198,8 +208,7 @@ export class Receiver {
     } catch {
       return this.failure(envelope, 'MALFORMED_CONTENT', batch);
     }
-    // a sender-key ciphertext only ever carries group content
-    const effects = content.conversation?.kind === 'group' ? await applyContent(ctx, batch, from, content, ctx.now(), envelope.serverTimestamp) : noEffects();
+    const effects = accept(content) ? await applyContent(ctx, batch, from, content, ctx.now(), envelope.serverTimestamp) : noEffects();
     await this.commit(batch, envelope);
     return effects;
   }

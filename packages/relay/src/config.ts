@@ -141,7 +141,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = Object.freeze([
   opt('ws-buffer-high-bytes', bytes(1, 1 * GiB), 4 * MiB, 'disconnect a slow consumer above this'),
   opt('ws-ping-interval-seconds', int(1, 3600), 30, 'WebSocket ping interval'),
   opt('ws-idle-timeout-seconds', int(1, 86_400), 75, 'close a WebSocket silent this long'),
-  opt('ticket-ttl-seconds', int(1, 3600), 60, 'lifetime of a WebSocket ticket'),
+  opt('ticket-ttl-seconds', int(1, 3600), 30, 'lifetime of a WebSocket ticket'),
   opt('rate-ip-capacity', num(1, 1e9), 600, 'per-IP burst (requests)'),
   opt('rate-ip-refill', num(0.001, 1e9), 100, 'per-IP sustained requests per second'),
   opt('rate-account-capacity', num(1, 1e9), 600, 'per-account burst (requests and sends)'),

@@ -16,7 +16,6 @@ const MAX_CT_B64 = Math.ceil((256 * 1024 * 4) / 3);
 export const MAX_SMALL_BODY = 1024 * 1024;
 export const MAX_REPORT_REASON = 1000;
 export const MAX_REPORT_EVIDENCE = 64 * 1024;
-export const WS_TICKET_TTL_MS = 30_000;
 
 function readSend(r: FieldReader, to: string): WsSendBody {
   const body: WsSendBody = {
@@ -144,7 +143,7 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
     const me = c.get('device');
     takeToken(ctx.limiters.account, `ticket:${me.accountId}`);
     const ticket = randomToken();
-    const expiresAt = ctx.now() + WS_TICKET_TTL_MS;
+    const expiresAt = ctx.now() + ctx.config.limits.ticketTtlSeconds * 1000;
     await ctx.queue.run(() => ctx.accounts.createTicket(hashSecret(ticket), me.accountId, me.deviceId, expiresAt));
     return c.json({ ticket, expiresAt }, 201);
   });

@@ -6,6 +6,7 @@ import { createLinkToken, fetchBundles, linkDevice, listUserDevices, preKeyCount
 import { takeToken, type RelayContext } from '../services/context.js';
 import { ackEnvelopes, backlogPage, sendToAccount, sendToMany, type DeliveryNotifier } from '../services/messaging.js';
 import { applyRelationship, listBlocked, listRequests, listRestricted, type RelationshipAction } from '../services/requests.js';
+import type { Logger } from '../logger.js';
 import { encodeEnvelope } from '../wire.js';
 import { attachmentRoutes, type AttachmentDeps } from './attachments.js';
 import { clientIp, limitIp, requireDevice, type RelayEnv } from './auth.js';
@@ -65,9 +66,21 @@ function accountParam(value: string): string {
  * const app = createHttpApp(ctx, hub, { store });
  * serve({ fetch: app.fetch, port: 0 });
  */
-export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachments: AttachmentDeps): Hono<RelayEnv> {
+export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachments: AttachmentDeps, logger?: Logger): Hono<RelayEnv> {
   const app = new Hono<RelayEnv>();
   const auth = requireDevice(ctx);
+  if (logger) {
+    // One line per request: the route pattern (never the concrete path: it names accounts), the
+    // status, the error code and the duration. Never bodies, query strings, headers or tokens.
+    app.use('*', async (c, next) => {
+      const started = performance.now();
+      await next();
+      const fields = { method: c.req.method, route: c.req.routePath, status: c.res.status, ms: Math.round(performance.now() - started) };
+      if (c.res.status >= 500) logger.error('request', fields);
+      else if (c.res.status >= 400) logger.info('request', { ...fields, code: c.res.headers.get('x-sotto-error') ?? undefined });
+      else logger.debug('request', fields);
+    });
+  }
   const sendLimit = ctx.config.limits.maxJsonBodyBytes;
   const smallLimit = Math.min(MAX_SMALL_BODY, sendLimit);
 
@@ -76,6 +89,7 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
     if (body.code === 'RATE_LIMITED' && body.retryAfterMs !== undefined) c.header('Retry-After', String(Math.ceil(body.retryAfterMs / 1000)));
     // The rest of an oversized body is never read: tell the client not to reuse the connection.
     if (body.code === 'PAYLOAD_TOO_LARGE') c.header('Connection', 'close');
+    c.header('x-sotto-error', body.code);
     return c.json(body, status as 400);
   });
   app.notFound((c) => c.json({ code: 'NOT_FOUND', message: 'no such route' }, 404));

@@ -6,7 +6,7 @@
  */
 import {
   ProtocolError, decodeDeviceRecord, decodeKyberPreKeyPublic, decodeOneTimePreKeyPublic, decodeSignedDeviceRecord,
-  decodeSignedPreKeyPublic, encodeDeliveryReceipt, encodeEnvelope as encodeEnvelopeWire, encodePreKeyBundle,
+  decodeSignedPreKeyPublic, encodeDeliveryReceipt, hazmatEncodeEnvelopeUnchecked, encodePreKeyBundle,
   type EnvelopeType, type PreKeyBundle,
 } from '@sotto/protocol';
 import type { NewEnvelope } from './db/envelope-repo.js';
@@ -68,9 +68,13 @@ export function encodeBundle(device: { signedRecord: Uint8Array }, keys: Claimed
   return encodePreKeyBundle(bundle);
 }
 
-/** Encodes a queued (or ephemeral) envelope for delivery. */
+/**
+ * Encodes a queued (or ephemeral) envelope for delivery. Every field was validated when the send
+ * was accepted (or is the relay's own: guid, timestamp, addresses), so the decode-back check of
+ * `encodeEnvelope` is skipped on this, the relay's hottest path.
+ */
 export function encodeEnvelope(row: NewEnvelope, ephemeral = false): Uint8Array {
-  return encodeEnvelopeWire({
+  return hazmatEncodeEnvelopeUnchecked({
     v: 1,
     guid: row.guid,
     type: row.type as EnvelopeType,

@@ -10,6 +10,9 @@
  * - history and search: a 100,000-message thread written straight into SQLite in chunked
  *   StorageBatch commits; first history page and a one-word full-text search, through the client.
  *
+ * With the `groups` argument it runs only the group benchmark (groups.bench.ts: 1,024 members,
+ * group send vs the same message pairwise, fan-out) on the same kind of relay.
+ *
  * Prints a table, then the figures as one JSON object on the last line.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -25,11 +28,9 @@ import { rawBundle, rawParty } from '../../protocol/bench/raw-stores.js';
 import { directConversationId, SottoClient, StorageBatch, type MessageRecord, type SottoClientOptions } from '../src/index.js';
 import { nodeWebSocketFactory, openSqliteStorage, type SqliteStorage } from '../src/node/index.js';
 import { newDirectConversation } from '../src/threads/conversations.js';
+import { runGroupBench } from './groups.bench.js';
 
-if (process.argv.slice(2).includes('groups')) {
-  console.log('groups: not built yet — group messaging is a later issue; nothing to measure.');
-  process.exit(0);
-}
+const GROUPS = process.argv.slice(2).includes('groups');
 
 const RELAY_DIR = fileURLToPath(new URL('../../relay/', import.meta.url));
 const E2E_MESSAGES = 2_000;
@@ -295,6 +296,18 @@ async function commitCost(bob: Party): Promise<number> {
   return round((performance.now() - t) / n, 3);
 }
 
+/** `--members N` / `--fanout N` (after `groups`) shrink the group run, e.g. for a quick check. */
+function groupSizes(): { members?: number; fanout?: number } {
+  const args = process.argv.slice(2);
+  const value = (flag: string) => {
+    const i = args.indexOf(flag);
+    return i >= 0 ? Number(args[i + 1]) : undefined;
+  };
+  const members = value('--members');
+  const fanout = value('--fanout');
+  return { ...(members ? { members } : {}), ...(fanout ? { fanout } : {}) };
+}
+
 // ── main ───────────────────────────────────────────────────────────────────────
 
 const dir = await mkdtemp(join(tmpdir(), 'sotto-sdk-bench-'));
@@ -302,44 +315,52 @@ const relayDir = join(dir, 'relay');
 const { child, url } = await startRelayProcess(relayDir);
 const parties: Party[] = [];
 try {
-  const alice = await party(url, dir, 'alice');
-  const bob = await party(url, dir, 'bob');
-  parties.push(alice, bob);
+  if (GROUPS) {
+    const figures = await runGroupBench({ relayUrl: url, engine, webSocket: nodeWebSocketFactory, ...groupSizes() });
+    const targets: Record<string, string> = { group_vs_pairwise_ratio: '≥ 100' };
+    console.log('figure                          value        target');
+    for (const [k, v] of Object.entries(figures)) console.log(`${k.padEnd(32)}${String(v).padEnd(13)}${targets[k] ?? ''}`);
+    console.log(JSON.stringify(figures));
+  } else {
+    const alice = await party(url, dir, 'alice');
+    const bob = await party(url, dir, 'bob');
+    parties.push(alice, bob);
 
-  const rawBefore = await rawLibsignalRate(1_500);
-  const e2eFigures = await e2e(alice, bob);
-  const rawAfter = await rawLibsignalRate(1_500);
-  const raw = (rawBefore + rawAfter) / 2;
-  const commitMs = await commitCost(bob);
-  const history = await historyAndSearch(bob);
+    const rawBefore = await rawLibsignalRate(1_500);
+    const e2eFigures = await e2e(alice, bob);
+    const rawAfter = await rawLibsignalRate(1_500);
+    const raw = (rawBefore + rawAfter) / 2;
+    const commitMs = await commitCost(bob);
+    const history = await historyAndSearch(bob);
 
-  const figures = {
-    e2e_msgs_per_s: e2eFigures.e2e_msgs_per_s!,
-    raw_libsignal_msgs_per_s: round(raw, 1),
-    e2e_vs_raw_ratio: round(e2eFigures.e2e_msgs_per_s! / raw, 3),
-    send_to_seen_p50_ms: e2eFigures.send_to_seen_p50_ms!,
-    send_to_seen_p99_ms: e2eFigures.send_to_seen_p99_ms!,
-    history_page_ms: history.history_page_ms!,
-    search_ms: history.search_ms!,
-    enqueue_ms_per_msg: e2eFigures.enqueue_ms_per_msg!,
-    outbox_drain_ms_per_msg: e2eFigures.outbox_drain_ms_per_msg!,
-    receive_tail_ms: e2eFigures.receive_tail_ms!,
-    relay_send_rtt_ms_per_msg: e2eFigures.relay_send_rtt_ms_per_msg!,
-    encrypt_ms_per_msg: e2eFigures.encrypt_ms_per_msg!,
-    decrypt_ms_per_msg: e2eFigures.decrypt_ms_per_msg!,
-    sqlite_receive_commit_ms: commitMs,
-    history_page_cold_ms: history.history_page_cold_ms!,
-    search_cold_ms: history.search_cold_ms!,
-    search_common_word_ms: history.search_common_word_ms!,
-    search_all_conversations_ms: history.search_all_conversations_ms!,
-    populate_100k_ms: history.populate_100k_ms!,
-    e2e_messages: E2E_MESSAGES,
-    thread_messages: THREAD_SIZE,
-  };
-  const targets: Record<string, string> = { e2e_vs_raw_ratio: '≥ 0.5', history_page_ms: '≤ 5', search_ms: '≤ 50' };
-  console.log('figure                          value        target');
-  for (const [k, v] of Object.entries(figures)) console.log(`${k.padEnd(32)}${String(v).padEnd(13)}${targets[k] ?? ''}`);
-  console.log(JSON.stringify(figures));
+    const figures = {
+      e2e_msgs_per_s: e2eFigures.e2e_msgs_per_s!,
+      raw_libsignal_msgs_per_s: round(raw, 1),
+      e2e_vs_raw_ratio: round(e2eFigures.e2e_msgs_per_s! / raw, 3),
+      send_to_seen_p50_ms: e2eFigures.send_to_seen_p50_ms!,
+      send_to_seen_p99_ms: e2eFigures.send_to_seen_p99_ms!,
+      history_page_ms: history.history_page_ms!,
+      search_ms: history.search_ms!,
+      enqueue_ms_per_msg: e2eFigures.enqueue_ms_per_msg!,
+      outbox_drain_ms_per_msg: e2eFigures.outbox_drain_ms_per_msg!,
+      receive_tail_ms: e2eFigures.receive_tail_ms!,
+      relay_send_rtt_ms_per_msg: e2eFigures.relay_send_rtt_ms_per_msg!,
+      encrypt_ms_per_msg: e2eFigures.encrypt_ms_per_msg!,
+      decrypt_ms_per_msg: e2eFigures.decrypt_ms_per_msg!,
+      sqlite_receive_commit_ms: commitMs,
+      history_page_cold_ms: history.history_page_cold_ms!,
+      search_cold_ms: history.search_cold_ms!,
+      search_common_word_ms: history.search_common_word_ms!,
+      search_all_conversations_ms: history.search_all_conversations_ms!,
+      populate_100k_ms: history.populate_100k_ms!,
+      e2e_messages: E2E_MESSAGES,
+      thread_messages: THREAD_SIZE,
+    };
+    const targets: Record<string, string> = { e2e_vs_raw_ratio: '≥ 0.5', history_page_ms: '≤ 5', search_ms: '≤ 50' };
+    console.log('figure                          value        target');
+    for (const [k, v] of Object.entries(figures)) console.log(`${k.padEnd(32)}${String(v).padEnd(13)}${targets[k] ?? ''}`);
+    console.log(JSON.stringify(figures));
+  }
 } finally {
   for (const p of parties) {
     await p.client.close();

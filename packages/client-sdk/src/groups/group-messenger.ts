@@ -1,4 +1,4 @@
-import { encodeContent, readSendResponse, stageStores, type Content, type MismatchedDevices, type SendResponse, type StaleDevices } from '@sotto/protocol';
+import { MAX_SEND_DEVICES, encodeContent, readSendResponse, stageStores, type Content, type MismatchedDevices, type SendResponse, type StaleDevices } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
 import { newMessageId } from '../ids.js';
@@ -138,8 +138,30 @@ async function distribute(ctx: ClientContext, groupId: Uint8Array, state: GroupS
   return kept ? next : loadSenderKeyState(ctx.storage, groupId);
 }
 
+/**
+ * One group ciphertext to every recipient device. The relay takes at most MAX_SEND_DEVICES
+ * devices per request, so larger groups go in several requests, split between accounts (the
+ * exact-device-list rule is per account). A refusal after some requests went through re-sends to
+ * those too on retry; receivers drop the repeat by message id.
+ */
 async function postMulti(ctx: ClientContext, ciphertext: Uint8Array, recipients: MultiRecipient[], ephemeral: boolean): Promise<SendResponse> {
   if (recipients.length === 0) return { serverTimestamp: ctx.now(), guids: [] };
+  const chunks: MultiRecipient[][] = [[]];
+  let devicesInChunk = 0;
+  for (const r of recipients) {
+    if (devicesInChunk + r.devices.length > MAX_SEND_DEVICES && chunks[chunks.length - 1]!.length > 0) {
+      chunks.push([]);
+      devicesInChunk = 0;
+    }
+    chunks[chunks.length - 1]!.push(r);
+    devicesInChunk += r.devices.length;
+  }
+  const responses: SendResponse[] = [];
+  for (const chunk of chunks) responses.push(await postMultiChunk(ctx, ciphertext, chunk, ephemeral));
+  return { serverTimestamp: responses[0]!.serverTimestamp, guids: responses.flatMap((r) => r.guids) };
+}
+
+async function postMultiChunk(ctx: ClientContext, ciphertext: Uint8Array, recipients: MultiRecipient[], ephemeral: boolean): Promise<SendResponse> {
   if (ctx.connection.connectionState === 'connected') {
     try {
       const body = await ctx.connection.request('sendMulti', { type: 'senderkey', ...(ephemeral ? { ephemeral: true } : {}), ciphertext, recipients });

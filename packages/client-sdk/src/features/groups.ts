@@ -1,4 +1,4 @@
-import { encodeContent, type Content, type GroupAction, type GroupMemberEntry, type GroupMessagePermissions } from '@sotto/protocol';
+import { encodeContent, MAX_MEMBERS_PER_ACTION, type Content, type GroupAction, type GroupMemberEntry, type GroupMessagePermissions } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
 import { sendGroupPayload } from '../groups/group-messenger.js';
@@ -47,6 +47,9 @@ export async function createGroup(ctx: ClientContext, options: CreateGroupOption
   const memberIds = [...new Set(options.members.map((m) => m.toLowerCase()))].filter((m) => m !== self);
   if (options.name.length === 0 || options.name.length > 128) throw new SottoError('INVALID_ARGUMENT', 'group name must be 1..128 characters', { field: 'name' });
   if (memberIds.length === 0) throw new SottoError('INVALID_ARGUMENT', 'a group needs at least one other member', { field: 'members' });
+  // One change lists at most MAX_MEMBERS_PER_ACTION members (the creator included): larger
+  // groups start with the first of them and add the rest in further changes.
+  const rest = memberIds.splice(MAX_MEMBERS_PER_ACTION - 1);
   const members = await memberEntries(ctx, memberIds);
   const settings: GroupAction[] = [];
   if (options.avatar) settings.push({ type: 'setAvatar', avatar: options.avatar });
@@ -60,6 +63,7 @@ export async function createGroup(ctx: ClientContext, options: CreateGroupOption
   await ctx.storage.commit(batch);
   void ctx.outbox.kick();
   ctx.events.emit('conversationUpdated', conversation);
+  if (rest.length > 0) await addMembers(ctx, conversation.id, rest);
   return conversation.id;
 }
 
@@ -109,7 +113,14 @@ export async function changeGroup(ctx: ClientContext, conversationId: string, ac
  */
 export async function addMembers(ctx: ClientContext, conversationId: string, usernames: string[]): Promise<ConversationRecord> {
   const ids = [...new Set(usernames.map((u) => u.toLowerCase()))];
-  return changeGroup(ctx, conversationId, [{ type: 'addMembers', members: await memberEntries(ctx, ids) }]);
+  if (ids.length === 0) throw new SottoError('INVALID_ARGUMENT', 'no members to add', { field: 'usernames' });
+  let updated: ConversationRecord | undefined;
+  // one signed change per MAX_MEMBERS_PER_ACTION members (a change's size is bounded)
+  for (let i = 0; i < ids.length; i += MAX_MEMBERS_PER_ACTION) {
+    const chunk = ids.slice(i, i + MAX_MEMBERS_PER_ACTION);
+    updated = await changeGroup(ctx, conversationId, [{ type: 'addMembers', members: await memberEntries(ctx, chunk) }]);
+  }
+  return updated!;
 }
 
 /**

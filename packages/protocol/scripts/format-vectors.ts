@@ -18,6 +18,8 @@ import {
   encodeEnvelope,
   encodeGroupChange,
   encodeKyberPreKeyPublic,
+  encodeLinkCodeBytes,
+  encodeProvisionMessage,
   encodeOneTimePreKeyPublic,
   encodePreKeyBundle,
   encodeSignedDeviceRecord,
@@ -98,6 +100,8 @@ const contents: Content[] = [
   { ...header, type: 'sync', body: { kind: 'settings', payload: { readReceipts: false, typingIndicators: true } } },
   { ...header, type: 'sync', body: { kind: 'block', payload: { accountId: 'mallory', blocked: true } } },
   { ...header, type: 'sync', body: { kind: 'request', payload: { accountId: 'erin', decision: 'accept' } } },
+  { ...header, type: 'sync', body: { kind: 'restrict', payload: { accountId: 'mallory', restricted: true } } },
+  { ...header, type: 'sync', body: { kind: 'devices', payload: { linked: 3 } } },
   { ...header, type: 'sync', body: { kind: 'conversation', payload: { conversation: { kind: 'direct', accountId: 'bob' }, muted: true, notifications: { messages: true, reactions: false, calls: true } } } },
   { ...header, type: 'resendRequest', body: { messageIds: ['BBECAwQFBgcICQoLDA0ODw'], envelopeTimestamp: sentAt, senderDeviceId: 2, reason: 'INVALID_MESSAGE' } },
   { ...header, type: 'profileKey', body: { key: seq(32, 0x77) } },
@@ -152,6 +156,18 @@ const groupChange = {
 add('group change', 'GroupChange', groupChange, encodeGroupChange(groupChange));
 const signedGroupChange = { v: 1 as const, change: encodeGroupChange(groupChange), signature };
 add('signed group change', 'SignedGroupChange', signedGroupChange, encodeSignedGroupChange(signedGroupChange));
+const linkCode = { v: 1 as const, address: seq(16, 0x90), publicKey: seq(32, 0xa0) };
+add('link code', 'LinkCode', linkCode, encodeLinkCodeBytes(linkCode));
+const provision = {
+  v: 1 as const,
+  accountId: 'alice',
+  deviceId: 2,
+  linkToken: 'q3Jm2T0Xb7yV5Qn8sKp1Lw',
+  identityKeyPair: seq(69, 0x0a),
+  createdAt: 1_767_225_605_000,
+  snapshot: pointer,
+};
+add('provision message', 'ProvisionMessage', provision, encodeProvisionMessage(provision));
 for (const c of contents) {
   const name = c.type === 'sync' ? `content sync ${c.body.kind}` : `content ${c.type}`;
   add(name, 'Content', c, encodeContent(c));

@@ -17,3 +17,4 @@ export * from './delivery-receipt.js';
 export * from './attachment-pointer.js';
 export * from './content/index.js';
 export * from './group-change.js';
+export * from './provisioning.js';

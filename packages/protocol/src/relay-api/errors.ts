@@ -28,6 +28,8 @@ export type RelayErrorCode =
   | 'RATE_LIMITED'
   /** The account already has the maximum number of devices. 409. */
   | 'TOO_MANY_DEVICES'
+  /** A provisioning mailbox already holds a message (each carries one). 409. */
+  | 'MAILBOX_OCCUPIED'
   /** Unexpected server failure. Never carries details. 500. */
   | 'INTERNAL';
 
@@ -41,6 +43,7 @@ export const RELAY_ERROR_STATUS: Readonly<Record<RelayErrorCode, number>> = Obje
   USERNAME_TAKEN: 409,
   MISMATCHED_DEVICES: 409,
   TOO_MANY_DEVICES: 409,
+  MAILBOX_OCCUPIED: 409,
   STALE_DEVICES: 410,
   PAYLOAD_TOO_LARGE: 413,
   RANGE_NOT_SATISFIABLE: 416,

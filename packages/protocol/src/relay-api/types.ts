@@ -59,6 +59,14 @@ export interface LinkDeviceRequest extends DeviceKeyUpload {
   secret: B64;
 }
 
+/**
+ * `PUT /v1/provisioning/:address` body and `GET /v1/provisioning/:address` response: one sealed
+ * provision message (formats/provisioning.ts), opaque to the relay.
+ */
+export interface ProvisioningMessageBody {
+  message: B64;
+}
+
 /** One device as listed by `GET /v1/users/:username/devices`. */
 export interface DeviceListing {
   deviceId: number;

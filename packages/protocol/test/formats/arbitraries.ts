@@ -195,6 +195,11 @@ export const bodies: { [T in ContentType]: fc.Arbitrary<ContentBodies[T]> } = {
       payload: fc.record({ readReceipts: fc.boolean(), typingIndicators: fc.boolean() }, { requiredKeys: [] }),
     }),
     fc.record({ kind: fc.constant('block' as const), payload: fc.record({ accountId, blocked: fc.boolean() }) }),
+    fc.record({ kind: fc.constant('restrict' as const), payload: fc.record({ accountId, restricted: fc.boolean() }) }),
+    fc.record({
+      kind: fc.constant('devices' as const),
+      payload: fc.record({ linked: fc.integer({ min: 1, max: 127 }), removed: fc.integer({ min: 1, max: 127 }) }, { requiredKeys: [] }),
+    }),
     fc.record({
       kind: fc.constant('request' as const),
       payload: fc.record({ accountId, decision: fc.constantFrom('accept' as const, 'reject' as const, 'block' as const) }),
@@ -241,3 +246,17 @@ const header = fc.record(
 export function contentOf<T extends ContentType>(type: T): fc.Arbitrary<Content> {
   return fc.tuple(header, bodies[type] as fc.Arbitrary<ContentBodies[T]>).map(([h, body]) => ({ ...h, type, body }) as Content);
 }
+
+export const linkCode = fc.record({ v: fc.constant(1 as const), address: bytes(16, 16), publicKey: bytes(32, 32) });
+export const provisionMessage = fc.record(
+  {
+    v: fc.constant(1 as const),
+    accountId,
+    deviceId,
+    linkToken: fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/),
+    identityKeyPair: bytes(33, 256),
+    createdAt: timestamp,
+    snapshot: attachmentPointer,
+  },
+  { requiredKeys: ['v', 'accountId', 'deviceId', 'linkToken', 'identityKeyPair', 'createdAt'] },
+);

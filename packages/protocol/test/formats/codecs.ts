@@ -19,6 +19,8 @@ export const codecs: Record<string, Codec> = {
   GroupChange: { encode: p.encodeGroupChange, decode: p.decodeGroupChange },
   SignedGroupChange: { encode: p.encodeSignedGroupChange, decode: p.decodeSignedGroupChange },
   Content: { encode: p.encodeContent, decode: p.decodeContent },
+  LinkCode: { encode: p.encodeLinkCodeBytes, decode: p.decodeLinkCodeBytes },
+  ProvisionMessage: { encode: p.encodeProvisionMessage, decode: p.decodeProvisionMessage },
 };
 
 export const encodeAny = (format: string, value: unknown): Uint8Array => (codecs[format]!.encode as (v: unknown) => Uint8Array)(value);

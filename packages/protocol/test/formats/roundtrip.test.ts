@@ -15,6 +15,8 @@ const formats: [string, fc.Arbitrary<unknown>][] = [
   ['Envelope', arb.envelope],
   ['DeliveryReceipt', arb.deliveryReceipt],
   ['AttachmentPointer', arb.attachmentPointer],
+  ['LinkCode', arb.linkCode],
+  ['ProvisionMessage', arb.provisionMessage],
 ];
 
 describe('decode(encode(x)) deep-equals x', () => {

@@ -1,10 +1,11 @@
-import { FieldReader, items, SENDABLE_TYPES, MAX_ACK_GUIDS, MAX_SEND_DEVICES, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
+import { FieldReader, items, MAX_PROVISIONING_MESSAGE_BYTES, SENDABLE_TYPES, MAX_ACK_GUIDS, MAX_SEND_DEVICES, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
 import { Hono } from 'hono';
 import { randomToken, decodeB64, encodeB64, hashSecret, isAccountId } from '../credentials.js';
 import { RelayError, toErrorBody } from '../errors.js';
 import { createLinkToken, fetchBundles, linkDevice, listUserDevices, preKeyCounts, readJson, registerAccount, removeDevice, setSignedKeys, uploadOneTimeKeys } from '../services/accounts.js';
 import { takeToken, type RelayContext } from '../services/context.js';
 import { ackEnvelopes, backlogPage, sendToAccount, sendToMany, type DeliveryNotifier } from '../services/messaging.js';
+import { MAX_PROVISIONING_WAIT_MS, ProvisioningMailboxes } from '../services/provisioning.js';
 import { applyRelationship, listBlocked, listRequests, listRestricted, type RelationshipAction } from '../services/requests.js';
 import type { Logger } from '../logger.js';
 import { encodeEnvelope } from '../wire.js';
@@ -110,6 +111,23 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
     await removeDevice(ctx, me, deviceId);
     hub.disconnect({ accountId: me.accountId, deviceId });
     return c.body(null, 204);
+  });
+
+  // Provisioning mailboxes (linking a device): the new device has no credentials yet
+  const mailboxes = new ProvisioningMailboxes(ctx.now);
+  app.put('/v1/provisioning/:address', auth, async (c) => {
+    const message = readJson(await readJsonBody(c, smallLimit), 'ProvisioningMessageBody', (r) =>
+      decodeB64(r.string('message', { maxLength: Math.ceil((MAX_PROVISIONING_MESSAGE_BYTES * 4) / 3), minLength: 1 }), 'message', MAX_PROVISIONING_MESSAGE_BYTES));
+    mailboxes.put(c.req.param('address'), message);
+    return c.body(null, 204);
+  });
+  app.get('/v1/provisioning/:address', async (c) => {
+    const waitMs = Number(c.req.query('waitMs') ?? '0');
+    if (!Number.isSafeInteger(waitMs) || waitMs < 0 || waitMs > MAX_PROVISIONING_WAIT_MS) {
+      throw new RelayError('BAD_REQUEST', `waitMs must be 0..${MAX_PROVISIONING_WAIT_MS}`);
+    }
+    const message = await mailboxes.take(c.req.param('address'), waitMs, c.req.raw.signal);
+    return message === undefined ? c.body(null, 204) : c.json({ message: encodeB64(message) });
   });
 
   // Keys

@@ -11,8 +11,8 @@ import {
   readMessageId,
 } from './common.js';
 
-export type SyncKind = 'sentTranscript' | 'read' | 'settings' | 'block' | 'request' | 'conversation';
-export const SYNC_KINDS: readonly SyncKind[] = ['sentTranscript', 'read', 'settings', 'block', 'request', 'conversation'];
+export type SyncKind = 'sentTranscript' | 'read' | 'settings' | 'block' | 'request' | 'conversation' | 'restrict' | 'devices';
+export const SYNC_KINDS: readonly SyncKind[] = ['sentTranscript', 'read', 'settings', 'block', 'request', 'conversation', 'restrict', 'devices'];
 /** Most read markers in one `read` sync. */
 export const MAX_SYNC_READ_ENTRIES = 100;
 
@@ -35,6 +35,16 @@ export interface SettingsSync {
 export interface BlockSync {
   accountId: string;
   blocked: boolean;
+}
+/** An account restricted or un-restricted on another device. */
+export interface RestrictSync {
+  accountId: string;
+  restricted: boolean;
+}
+/** The account's device list changed (a device was linked or removed): refresh it. */
+export interface DevicesSync {
+  linked?: number;
+  removed?: number;
 }
 /** A message request decided on another device. */
 export interface RequestSync {
@@ -60,6 +70,8 @@ export interface ConversationSync {
  *   settings:       { readReceipts?: bool, typingIndicators?: bool }
  *   block:          { accountId, blocked: bool }
  *   request:        { accountId, decision: 'accept'|'reject'|'block' }
+ *   restrict:       { accountId, restricted: bool }
+ *   devices:        { linked?: deviceId, removed?: deviceId }
  *   conversation:   { conversation: ConversationRef, muted?: bool,
  *                     notifications?: { messages: bool, reactions: bool, calls: bool }, archived?: bool }
  * ConversationRef = { kind: 'direct', accountId } | { kind: 'group', groupId: bytes(32) }
@@ -71,7 +83,9 @@ export type SyncBody =
   | { kind: 'settings'; payload: SettingsSync }
   | { kind: 'block'; payload: BlockSync }
   | { kind: 'request'; payload: RequestSync }
-  | { kind: 'conversation'; payload: ConversationSync };
+  | { kind: 'conversation'; payload: ConversationSync }
+  | { kind: 'restrict'; payload: RestrictSync }
+  | { kind: 'devices'; payload: DevicesSync };
 
 function payloadToWire(b: SyncBody): Record<string, unknown> {
   switch (b.kind) {
@@ -87,6 +101,10 @@ function payloadToWire(b: SyncBody): Record<string, unknown> {
       return { accountId: b.payload.accountId, blocked: b.payload.blocked };
     case 'request':
       return { accountId: b.payload.accountId, decision: b.payload.decision };
+    case 'restrict':
+      return { accountId: b.payload.accountId, restricted: b.payload.restricted };
+    case 'devices':
+      return compact({ linked: b.payload.linked, removed: b.payload.removed });
     case 'conversation': {
       const n = b.payload.notifications;
       return compact({
@@ -132,6 +150,10 @@ function readPayload(kind: SyncKind, p: FieldReader): SyncBody {
         kind,
         payload: { accountId: readAccountId(p, 'accountId'), decision: p.literal('decision', ['accept', 'reject', 'block'] as const) },
       };
+    case 'restrict':
+      return { kind, payload: { accountId: readAccountId(p, 'accountId'), restricted: p.bool('restricted') } };
+    case 'devices':
+      return { kind, payload: compact({ linked: p.optUint('linked', { min: 1, max: 127 }), removed: p.optUint('removed', { min: 1, max: 127 }) }) };
     case 'conversation':
       return {
         kind,

@@ -4,7 +4,9 @@ import {
   encodeSignedDeviceRecord,
   encodeSignedPreKeyPublic,
   stageStores,
+  type DeviceKeyUpload,
   type EngineName,
+  type ProvisionMessage,
   type ProtocolEngine,
 } from '@sotto/protocol';
 import { SottoError } from './errors.js';
@@ -67,6 +69,76 @@ export function saveAccount(batch: StorageBatch, account: AccountState): Storage
 
 const nextId = (id: number) => (id >= MAX_KEY_ID ? 1 : id + 1);
 
+/** A device's freshly generated keys: staged private halves and the public upload for the relay. */
+interface PreparedDevice {
+  staged: ReturnType<typeof stageStores>;
+  upload: DeviceKeyUpload & { secret: string };
+  secret: Uint8Array;
+}
+
+/**
+ * Generates this device's prekeys (on staged stores over the committed local identity) and its
+ * signed device record. Nothing is committed: the caller commits the staged changes once the
+ * relay accepted the device.
+ */
+async function prepareDevice(params: {
+  storage: Storage;
+  engine: ProtocolEngine;
+  identityKeyPair: Uint8Array;
+  identityKey: Uint8Array;
+  registrationId: number;
+  accountId: string;
+  deviceId: number;
+  engines: EngineName[];
+  now: number;
+}): Promise<PreparedDevice> {
+  const { storage, engine, now } = params;
+  const staged = stageStores(readProtocolStores(storage));
+  const signedPreKey = await engine.generateSignedPreKey(staged.stores, 1, new Date(now));
+  const lastResort = await engine.generateKyberPreKey(staged.stores, 1, { lastResort: true, now: new Date(now) });
+  const kyberPreKeys = [];
+  for (let i = 0; i < 10; i++) {
+    kyberPreKeys.push(await engine.generateKyberPreKey(staged.stores, 2 + i, { lastResort: false, now: new Date(now) }));
+  }
+  const preKeys = await engine.generatePreKeys(staged.stores, { startId: 1, count: PREKEY_BATCH });
+  const signedRecord = await engine.signDeviceRecord(params.identityKeyPair, {
+    v: 1,
+    accountId: params.accountId,
+    deviceId: params.deviceId,
+    registrationId: params.registrationId,
+    identityKey: params.identityKey,
+    engines: params.engines,
+    createdAt: now,
+  });
+  const secret = randomBytes(32);
+  return {
+    staged,
+    secret,
+    upload: {
+      secret: toBase64Url(secret),
+      signedDeviceRecord: toBase64Url(encodeSignedDeviceRecord(signedRecord)),
+      signedPreKey: toBase64Url(encodeSignedPreKeyPublic(signedPreKey)),
+      lastResortKyberPreKey: toBase64Url(encodeKyberPreKeyPublic(lastResort)),
+      kyberPreKeys: kyberPreKeys.map((k) => toBase64Url(encodeKyberPreKeyPublic(k))),
+      oneTimePreKeys: preKeys.map((k) => toBase64Url(encodeOneTimePreKeyPublic(k))),
+    },
+  };
+}
+
+function initialAccountState(accountId: string, deviceId: number, registrationId: number, identityKey: Uint8Array, secret: Uint8Array, now: number): AccountState {
+  return {
+    accountId,
+    deviceId,
+    registrationId,
+    identityKey,
+    secret,
+    nextPreKeyId: PREKEY_BATCH + 1,
+    nextKyberPreKeyId: 12,
+    signedPreKeyId: 1,
+    signedPreKeyRotatedAt: now,
+  };
+}
+
 /**
  * Creates an identity and keys, registers the account and its first device at the relay, and
  * stores everything in one commit. The relay registration happens between key generation and the
@@ -88,45 +160,46 @@ export async function registerAccount(params: {
   // Key generation needs the local identity: commit it first (an orphan identity without an
   // account is harmless and is overwritten by the next registration attempt).
   await storage.commit(new StorageBatch().protocolChanges([localIdentityChange(identity)]));
-  const staged = stageStores(readProtocolStores(storage));
-  const signedPreKey = await engine.generateSignedPreKey(staged.stores, 1, new Date(now));
-  const lastResort = await engine.generateKyberPreKey(staged.stores, 1, { lastResort: true, now: new Date(now) });
-  const kyberPreKeys = [];
-  for (let i = 0; i < 10; i++) {
-    kyberPreKeys.push(await engine.generateKyberPreKey(staged.stores, 2 + i, { lastResort: false, now: new Date(now) }));
+  const device = await prepareDevice({
+    storage, engine, now, engines: params.engines, accountId: username, deviceId: 1,
+    identityKeyPair: identity.identityKeyPair, identityKey: identity.identityKey, registrationId: identity.registrationId,
+  });
+  const registered = await relay.register({ username, ...device.upload });
+  const account = initialAccountState(registered.accountId, registered.deviceId, identity.registrationId, identity.identityKey, device.secret, now);
+  await storage.commit(saveAccount(new StorageBatch().storeChanges(device.staged.changes()), account));
+  return account;
+}
+
+/**
+ * Registers this device as a further device of an existing account, from a provision message an
+ * existing device sealed to us (devices/linking.ts): the account's identity key pair becomes
+ * ours, with a fresh registration id, fresh prekeys and our own relay credentials.
+ */
+export async function linkAccount(params: {
+  storage: Storage;
+  engine: ProtocolEngine;
+  relay: RelayHttp;
+  provision: ProvisionMessage;
+  engines: EngineName[];
+  now: number;
+}): Promise<AccountState> {
+  const { storage, engine, relay, provision, now } = params;
+  if (await loadAccount(storage)) throw new SottoError('CONFLICT', 'this storage already holds an account');
+  const r = randomBytes(2);
+  const registrationId = 1 + (((r[0]! << 8) | r[1]!) % 16380);
+  await storage.commit(new StorageBatch().protocolChanges([localIdentityChange({ identityKeyPair: provision.identityKeyPair, registrationId })]));
+  let device: PreparedDevice;
+  try {
+    device = await prepareDevice({
+      storage, engine, now, engines: params.engines, accountId: provision.accountId, deviceId: provision.deviceId,
+      identityKeyPair: provision.identityKeyPair, identityKey: provision.identityKey, registrationId,
+    });
+  } catch (cause) {
+    throw new SottoError('INVALID_ARGUMENT', 'the provision message carries an unusable identity key pair', { cause, field: 'identityKeyPair' });
   }
-  const preKeys = await engine.generatePreKeys(staged.stores, { startId: 1, count: PREKEY_BATCH });
-  const signedRecord = await engine.signDeviceRecord(identity.identityKeyPair, {
-    v: 1,
-    accountId: username,
-    deviceId: 1,
-    registrationId: identity.registrationId,
-    identityKey: identity.identityKey,
-    engines: params.engines,
-    createdAt: now,
-  });
-  const secret = randomBytes(32);
-  const registered = await relay.register({
-    username,
-    secret: toBase64Url(secret),
-    signedDeviceRecord: toBase64Url(encodeSignedDeviceRecord(signedRecord)),
-    signedPreKey: toBase64Url(encodeSignedPreKeyPublic(signedPreKey)),
-    lastResortKyberPreKey: toBase64Url(encodeKyberPreKeyPublic(lastResort)),
-    kyberPreKeys: kyberPreKeys.map((k) => toBase64Url(encodeKyberPreKeyPublic(k))),
-    oneTimePreKeys: preKeys.map((k) => toBase64Url(encodeOneTimePreKeyPublic(k))),
-  });
-  const account: AccountState = {
-    accountId: registered.accountId,
-    deviceId: registered.deviceId,
-    registrationId: identity.registrationId,
-    identityKey: identity.identityKey,
-    secret,
-    nextPreKeyId: PREKEY_BATCH + 1,
-    nextKyberPreKeyId: 12,
-    signedPreKeyId: 1,
-    signedPreKeyRotatedAt: now,
-  };
-  await storage.commit(saveAccount(new StorageBatch().storeChanges(staged.changes()), account));
+  const linked = await relay.linkDevice({ linkToken: provision.linkToken, ...device.upload });
+  const account = initialAccountState(linked.accountId, linked.deviceId, registrationId, provision.identityKey, device.secret, now);
+  await storage.commit(saveAccount(new StorageBatch().storeChanges(device.staged.changes()), account));
   return account;
 }
 

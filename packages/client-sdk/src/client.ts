@@ -7,7 +7,11 @@ import {
   type ProtocolEngine,
   type SafetyNumber,
 } from '@sotto/protocol';
-import { credentialsOf, loadAccount, maintainPreKeys, registerAccount, type AccountState } from './account.js';
+import { credentialsOf, linkAccount, loadAccount, maintainPreKeys, registerAccount, type AccountState } from './account.js';
+import { announceLinked, approveLink, createPendingLink, removeOwnDevice, waitForProvision, type ApprovedLink } from './devices/linking.js';
+import { downloadSnapshot, importSnapshot } from './devices/snapshot.js';
+import { enqueueSync, transcriptFor, unseenIncoming } from './devices/sync.js';
+import { groupIdOf } from './groups/group-store.js';
 import type { ClientContext, RequestPolicy } from './context.js';
 import { Emitter } from './emitter.js';
 import { SottoError } from './errors.js';
@@ -59,6 +63,25 @@ export interface SottoClientOptions {
   calls?: CallOptions;
 }
 
+/** Setting that remembers our account's other device ids. */
+const OWN_DEVICES_KEY = 'ownDevices';
+
+/** A link in progress on a new device (`SottoClient.link`). */
+export interface LinkSession {
+  /** The link code as text (`sotto-link:…`), to type or paste on the approving device. */
+  readonly code: string;
+  /** The same code as QR payload. */
+  readonly qrPayload: string;
+  /**
+   * Waits for the approval (default up to 10 minutes), registers this device and imports the
+   * account snapshot. `snapshotError` is set when the device was linked but the snapshot could
+   * not be imported (the device works; conversations fill in as messages arrive).
+   */
+  complete(options?: { timeoutMs?: number }): Promise<{ client: SottoClient; imported: { conversations: number; messages: number }; snapshotError?: SottoError }>;
+  /** Stops waiting (`complete` rejects with CLOSED). */
+  cancel(): void;
+}
+
 /** A page of history: newest first; pass `next` as `before` for older messages. */
 export interface MessagePage {
   messages: MessageView[];
@@ -95,11 +118,15 @@ export class SottoClient {
   /** sentAt of the last message this client sent (history orders by sentAt, then id). */
   private lastSentAt = 0;
 
-  private constructor(options: SottoClientOptions, account: AccountState) {
+  private constructor(options: SottoClientOptions, account: AccountState, knownOwnDevices: readonly number[] = []) {
     const now = options.now ?? Date.now;
     const events = new Emitter<SottoEvents>();
     const relay = new RelayHttp({ baseUrl: options.relayUrl, credentials: credentialsOf(account), ...(options.fetch ? { fetch: options.fetch } : {}) });
-    const directory = new DeviceDirectory(relay, options.engine);
+    const self = () => ({ accountId: ctxRef.account.accountId, deviceId: ctxRef.account.deviceId });
+    // our other devices, remembered across restarts: sent transcripts and sync go to them
+    const directory = new DeviceDirectory(relay, options.engine, self, knownOwnDevices, (ids) => {
+      void options.storage.commit(new StorageBatch().setSetting(OWN_DEVICES_KEY, [...ids])).catch(() => undefined);
+    });
     const lock = new Mutex();
     let receiver: Receiver | undefined;
     const connection = new RelayConnection({
@@ -116,11 +143,19 @@ export class SottoClient {
       connection,
       directory,
       lock,
-      self: () => ({ accountId: ctxRef.account.accountId, deviceId: ctxRef.account.deviceId }),
+      self,
       now,
     });
     const sentLock = new Mutex();
-    const outbox = new Outbox({ storage: options.storage, sender, events, now, sentLock, ...(options.random ? { random: options.random } : {}) });
+    const outbox = new Outbox({
+      storage: options.storage,
+      sender,
+      events,
+      now,
+      sentLock,
+      transcriptFor: (entry, at) => transcriptFor(this.ctx, entry, at),
+      ...(options.random ? { random: options.random } : {}),
+    });
     this.events = events;
     this.ctx = Object.assign(ctxRef, {
       storage: options.storage,
@@ -147,6 +182,7 @@ export class SottoClient {
       if (s === 'connected') void outbox.kick();
     });
     connection.events.on('drained', () => events.emit('synced'));
+    connection.events.on('removed', () => events.emit('deviceRemoved'));
   }
 
   /**
@@ -165,7 +201,53 @@ export class SottoClient {
   static async open(options: SottoClientOptions): Promise<SottoClient> {
     const account = await loadAccount(options.storage);
     if (!account) throw new SottoError('NOT_REGISTERED', 'this storage holds no account: register first');
-    return new SottoClient(options, account);
+    const known = await options.storage.getSetting(OWN_DEVICES_KEY);
+    return new SottoClient(options, account, Array.isArray(known) ? (known as number[]) : []);
+  }
+
+  /**
+   * Starts linking this (new, empty) storage as a further device of an existing account. Show
+   * `code` (or `qrPayload` as a QR code) and approve it on a device already signed in
+   * (`approveLink`); `complete()` resolves once the account arrived, the device registered and
+   * the snapshot (with history, if the other device chose to send it) was imported.
+   *
+   * @example
+   * const link = await SottoClient.link(options);
+   * showQr(link.qrPayload);
+   * const { client } = await link.complete();
+   * await client.connect();
+   */
+  static async link(options: SottoClientOptions): Promise<LinkSession> {
+    if (await loadAccount(options.storage)) throw new SottoError('CONFLICT', 'this storage already holds an account');
+    const now = options.now ?? Date.now;
+    const pending = await createPendingLink();
+    const relay = new RelayHttp({ baseUrl: options.relayUrl, ...(options.fetch ? { fetch: options.fetch } : {}) });
+    const abort = new AbortController();
+    return {
+      code: pending.code,
+      qrPayload: pending.qrPayload,
+      cancel: () => abort.abort(),
+      complete: async (completeOptions = {}) => {
+        const provision = await waitForProvision(relay, pending, { signal: abort.signal, now, ...completeOptions });
+        const engines: EngineName[] = options.engine.name === 'libsignal' ? ['libsignal', 'web'] : ['web'];
+        const account = await linkAccount({ storage: options.storage, engine: options.engine, relay, provision, engines, now: now() });
+        const client = new SottoClient(options, account);
+        let imported = { conversations: 0, messages: 0 };
+        let snapshotError: SottoError | undefined;
+        if (provision.snapshot) {
+          try {
+            const snapshot = await downloadSnapshot(client.ctx, provision.snapshot);
+            const batch = new StorageBatch();
+            imported = await importSnapshot(options.storage, batch, snapshot);
+            await options.storage.commit(batch);
+          } catch (err) {
+            snapshotError = SottoError.is(err) ? err : new SottoError('INTERNAL', 'the account snapshot could not be imported', { cause: err });
+          }
+        }
+        await announceLinked(client.ctx).catch(() => undefined);
+        return { client, imported, ...(snapshotError ? { snapshotError } : {}) };
+      },
+    };
   }
 
   /** This device's account id (the lower-cased username). */
@@ -189,6 +271,7 @@ export class SottoClient {
     this.assertOpen();
     await this.ctx.connection.start();
     await this.maintainKeys().catch(() => undefined);
+    await this.ctx.directory.devices(this.accountId, { refresh: true }).catch(() => undefined);
     if (!this.sweepTimer) {
       let ticks = 0;
       this.sweepTimer = setInterval(() => {
@@ -495,15 +578,7 @@ export class SottoClient {
   async markSeen(conversationId: string): Promise<void> {
     const conversation = await this.requireConversation(conversationId);
     const now = this.ctx.now();
-    const unseen: MessageRecord[] = [];
-    let before: { sentAt: number; id: string } | undefined;
-    for (;;) {
-      const page = await this.ctx.storage.listMessages(conversationId, { limit: 100, ...(before ? { before } : {}) });
-      for (const m of page) if (!m.outgoing && m.seenAt === undefined && m.deletedAt === undefined) unseen.push(m);
-      const last = page[page.length - 1];
-      if (page.length < 100 || !last || page.some((m) => !m.outgoing && m.seenAt !== undefined)) break;
-      before = { sentAt: last.sentAt, id: last.id };
-    }
+    const unseen = await unseenIncoming(this.ctx, conversationId);
     const batch = new StorageBatch().resetUnread(conversationId);
     for (const m of unseen) batch.patchMessage(m.id, { seenAt: now });
     const receipts = (await this.readReceiptsEnabled()) && !conversation.isRequest && !conversation.restricted;
@@ -513,13 +588,18 @@ export class SottoClient {
         enqueueForConversation(this.ctx, batch, conversation, controlContent(this.ctx, 'receipt', { kind: 'read', messageIds: ids, at: now }));
       }
     }
+    // our other devices mark the same messages seen (unseen is newest first)
+    if (unseen.length > 0) {
+      const ref = conversation.kind === 'group' ? { kind: 'group' as const, groupId: groupIdOf(conversation.id) } : { kind: 'direct' as const, accountId: conversation.peerAccountId! };
+      enqueueSync(this.ctx, batch, { kind: 'read', payload: { entries: [{ conversation: ref, messageId: unseen[0]!.id, at: now }] } });
+    }
     await this.ctx.storage.commit(batch);
     void this.ctx.outbox.kick();
   }
 
   /** Turns read receipts on or off for this account (both directions, as in every major messenger). */
   async setReadReceipts(enabled: boolean): Promise<void> {
-    await this.ctx.storage.commit(new StorageBatch().setSetting('readReceipts', enabled));
+    await this.commitSetting('readReceipts', enabled);
   }
 
   private async readReceiptsEnabled(): Promise<boolean> {
@@ -604,7 +684,15 @@ export class SottoClient {
 
   /** Turns typing indicators on or off for this account. */
   async setTypingIndicators(enabled: boolean): Promise<void> {
-    await this.ctx.storage.commit(new StorageBatch().setSetting('typingIndicators', enabled));
+    await this.commitSetting('typingIndicators', enabled);
+  }
+
+  /** Stores an account-wide privacy setting here and on our other devices. */
+  private async commitSetting(key: 'readReceipts' | 'typingIndicators', enabled: boolean): Promise<void> {
+    const batch = new StorageBatch().setSetting(key, enabled);
+    const synced = enqueueSync(this.ctx, batch, { kind: 'settings', payload: { [key]: enabled } });
+    await this.ctx.storage.commit(batch);
+    if (synced) void this.ctx.outbox.kick();
   }
 
   /** Deletes messages whose disappearing timer ran out (also runs on a timer while connected). */
@@ -689,6 +777,33 @@ export class SottoClient {
   /** Call history, newest first, optionally for one conversation. */
   callLogs(options: { conversationId?: string; limit?: number } = {}): Promise<CallLogRecord[]> {
     return this.ctx.storage.listCallLogs(options);
+  }
+
+  // ── devices (devices/linking.ts, devices/sync.ts) ───────────────────────────
+
+  /**
+   * Approves a link code shown by a new device (`SottoClient.link`): the new device receives this
+   * account's identity and a snapshot of its conversations, settings and groups, and with
+   * `transferHistory` the newest messages (`historyPerConversation`, default 5,000 per
+   * conversation). Approve only codes shown on your own device.
+   * @example
+   * await phone.approveLink(scannedCode, { transferHistory: true });
+   */
+  approveLink(code: string, options: { transferHistory?: boolean; historyPerConversation?: number } = {}): Promise<ApprovedLink> {
+    this.assertOpen();
+    return approveLink(this.ctx, code, options);
+  }
+
+  /** This account's devices (ids, as the relay lists them, verified), this one included. */
+  async devices(): Promise<{ deviceId: number; current: boolean }[]> {
+    const list = await this.ctx.directory.devices(this.accountId, { refresh: true });
+    return list.map((d) => ({ deviceId: d.deviceId, current: d.deviceId === this.deviceId }));
+  }
+
+  /** Removes another device of this account; it gets nothing further and can no longer connect. */
+  removeDevice(deviceId: number): Promise<void> {
+    this.assertOpen();
+    return removeOwnDevice(this.ctx, deviceId);
   }
 
   // ── identity ────────────────────────────────────────────────────────────────

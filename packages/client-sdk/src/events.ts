@@ -34,6 +34,12 @@ export interface SottoEvents {
   messageDeleted: [{ messageId: string; conversationId: string; forEveryone: boolean }];
   typing: [{ conversationId: string; accountId: string; typing: boolean }];
   conversationUpdated: [ConversationRecord];
+  /** A conversation went away on this device (a request rejected on another device of ours). */
+  conversationDeleted: [{ conversationId: string }];
+  /** Our account's device list changed: a device was linked or removed (possibly elsewhere). */
+  devicesChanged: [{ linked?: number; removed?: number }];
+  /** This device was removed from its account (from another device): it can no longer connect. */
+  deviceRemoved: [];
   /** A group change was refused (bad signature, not an admin, …); the group is unchanged. */
   groupChangeRejected: [{ conversationId: string; from: string; reason: string }];
   /** First contact from someone not yet accepted: the conversation landed in requests. */

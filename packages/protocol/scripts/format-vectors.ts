@@ -163,6 +163,7 @@ const provision = {
   accountId: 'alice',
   deviceId: 2,
   linkToken: 'q3Jm2T0Xb7yV5Qn8sKp1Lw',
+  identityKey,
   identityKeyPair: seq(69, 0x0a),
   createdAt: 1_767_225_605_000,
   snapshot: pointer,

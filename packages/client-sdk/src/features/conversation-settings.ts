@@ -1,3 +1,5 @@
+import { enqueueSync } from '../devices/sync.js';
+import { groupIdOf } from '../groups/group-store.js';
 import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
 import { controlContent, sendControl, sendEphemeral } from '../messaging/compose.js';
@@ -50,11 +52,16 @@ export async function setNotifications(
 ): Promise<void> {
   const conversation = await requireConversation(ctx, conversationId);
   const { muted, ...rest } = settings;
-  await ctx.storage.commit(new StorageBatch().patchConversation(conversationId, {
-    notifications: { ...conversation.notifications, ...rest },
+  const notifications = { ...conversation.notifications, ...rest };
+  const batch = new StorageBatch().patchConversation(conversationId, {
+    notifications,
     ...(muted !== undefined ? { muted } : {}),
     updatedAt: ctx.now(),
-  }));
+  });
+  const ref = conversation.kind === 'group' ? { kind: 'group' as const, groupId: groupIdOf(conversation.id) } : { kind: 'direct' as const, accountId: conversation.peerAccountId! };
+  const synced = enqueueSync(ctx, batch, { kind: 'conversation', payload: { conversation: ref, notifications, ...(muted !== undefined ? { muted } : {}) } });
+  await ctx.storage.commit(batch);
+  if (synced) void ctx.outbox.kick();
   await emitUpdated(ctx, conversationId);
 }
 

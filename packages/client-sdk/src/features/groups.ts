@@ -1,5 +1,6 @@
 import { encodeContent, MAX_MEMBERS_PER_ACTION, type Content, type GroupAction, type GroupMemberEntry, type GroupMessagePermissions } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
+import { hasOtherDevices } from '../devices/sync.js';
 import { SottoError } from '../errors.js';
 import { sendGroupPayload } from '../groups/group-messenger.js';
 import { mayPostInGroup } from '../groups/group-receive.js';
@@ -59,7 +60,7 @@ export async function createGroup(ctx: ClientContext, options: CreateGroupOption
   const log = await GroupLog.create(bytes, groupVerifier(ctx.engine));
   const batch = new StorageBatch();
   const conversation = saveGroupLog(batch, log, self, undefined, ctx.now())!;
-  enqueueGroupUpdates(ctx, batch, conversation, memberIds, [bytes]);
+  enqueueGroupUpdates(ctx, batch, conversation, memberIds, [bytes], true);
   await ctx.storage.commit(batch);
   void ctx.outbox.kick();
   ctx.events.emit('conversationUpdated', conversation);
@@ -96,7 +97,7 @@ export async function changeGroup(ctx: ClientContext, conversationId: string, ac
     const others = [...new Set([...after.keys(), ...before, ...(options.alsoTo ?? [])])].filter((a) => a !== self && !added.includes(a));
     // the added members' chain goes first: the others answer the change with their sender keys
     if (added.length > 0) enqueueGroupUpdates(ctx, batch, next, added, log.canonicalChain().map((e) => e.bytes));
-    enqueueGroupUpdates(ctx, batch, next, others, [bytes]);
+    enqueueGroupUpdates(ctx, batch, next, others, [bytes], true);
     await ctx.storage.commit(batch);
     return next;
   });
@@ -224,7 +225,12 @@ function assertMayPost(ctx: ClientContext, conversation: ConversationRecord, typ
 }
 
 /** Queues one `groupUpdate` per change, in order, to each of `recipients` (pairwise, durable). */
-function enqueueGroupUpdates(ctx: ClientContext, batch: StorageBatch, conversation: ConversationRecord, recipients: string[], changes: Uint8Array[]): void {
+/**
+ * Queues `changes` (signed group changes, in order) for `recipients`; with `mirror`, also for our
+ * own other devices, which keep the same group log.
+ */
+function enqueueGroupUpdates(ctx: ClientContext, batch: StorageBatch, conversation: ConversationRecord, recipients: string[], changes: Uint8Array[], mirror = false): void {
+  if (mirror && hasOtherDevices(ctx)) recipients = [...recipients, ctx.account.accountId];
   if (recipients.length === 0) return;
   const groupId = groupIdOf(conversation.id);
   for (const change of changes) {

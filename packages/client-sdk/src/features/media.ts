@@ -74,8 +74,21 @@ const FLAGS: Partial<Record<MediaKind, AttachmentFlags>> = {
  * await client.sendMessage(chat, 'media', async () => body);
  */
 export async function uploadMedia(ctx: ClientContext, input: MediaInput): Promise<MediaBody> {
-  const draft = pointerDraft(input);
-  const encrypted = await encryptAttachment(input.data, { size: input.data.length });
+  const pointer = await encryptAndUpload(ctx, input.data, pointerDraft(input), input.onProgress);
+  return { kind: input.kind, attachments: [pointer], ...(input.caption !== undefined ? { caption: input.caption } : {}) };
+}
+
+/**
+ * Encrypts `data` with the attachment crypto and uploads the ciphertext; resolves with `draft`
+ * completed (blob id, key, digest). Also used for account snapshots (devices/snapshot.ts).
+ */
+export async function encryptAndUpload(
+  ctx: ClientContext,
+  data: Uint8Array,
+  draft: AttachmentPointer,
+  onProgress?: (phase: MediaSendPhase, done: number, total: number) => void,
+): Promise<AttachmentPointer> {
+  const encrypted = await encryptAttachment(data, { size: data.length });
   const total = draft.ciphertextSize;
   const ciphertext = new Uint8Array(total);
   let done = 0;
@@ -83,14 +96,13 @@ export async function uploadMedia(ctx: ClientContext, input: MediaInput): Promis
     if (done + piece.length > total) throw new SottoError('INTERNAL', 'attachment ciphertext longer than its layout');
     ciphertext.set(piece, done);
     done += piece.length;
-    input.onProgress?.('encrypt', done, total);
+    onProgress?.('encrypt', done, total);
   }
   const { digest, ciphertextSize } = await encrypted.result();
   if (ciphertextSize !== total) throw new SottoError('INTERNAL', 'attachment ciphertext size differs from its layout');
-  const uploaded = await ctx.relay.uploadAttachment(ciphertext, (sent) => input.onProgress?.('upload', sent, total));
+  const uploaded = await ctx.relay.uploadAttachment(ciphertext, (sent) => onProgress?.('upload', sent, total));
   if (uploaded.size !== total) throw new SottoError('RELAY_ERROR', 'relay stored a different number of bytes', { relayCode: 'SIZE_MISMATCH' });
-  const pointer: AttachmentPointer = { ...draft, blobId: uploaded.id, key: encrypted.key, digest };
-  return { kind: input.kind, attachments: [pointer], ...(input.caption !== undefined ? { caption: input.caption } : {}) };
+  return { ...draft, blobId: uploaded.id, key: encrypted.key, digest };
 }
 
 /**
@@ -183,6 +195,14 @@ export async function downloadMessageAttachment(ctx: ClientContext, messageId: s
   if (conversation?.isRequest && !options.force) {
     throw new SottoError('NOT_ALLOWED', 'media in a message request is not downloaded until accepted (or forced)');
   }
+  return downloadPointer(ctx, pointer, options.onProgress);
+}
+
+/**
+ * Downloads the blob of `pointer`, checks its size and digest, and decrypts it.
+ * `ATTACHMENT_INVALID` when the blob does not match the pointer.
+ */
+export async function downloadPointer(ctx: ClientContext, pointer: AttachmentPointer, onProgress?: (done: number, total: number) => void): Promise<Uint8Array> {
   let expected: number;
   try {
     expected = ciphertextSizeFor(pointer.size);
@@ -194,7 +214,7 @@ export async function downloadMessageAttachment(ctx: ClientContext, messageId: s
   try {
     ciphertext = await ctx.relay.downloadAttachment(pointer.blobId, {
       maxBytes: pointer.ciphertextSize,
-      onProgress: (done) => options.onProgress?.(done, pointer.ciphertextSize),
+      onProgress: (done) => onProgress?.(done, pointer.ciphertextSize),
     });
   } catch (err) {
     if (SottoError.is(err, 'RELAY_ERROR') && err.relayCode === 'SIZE_MISMATCH') throw invalid('the blob is larger than its pointer says', err);

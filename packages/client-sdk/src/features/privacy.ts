@@ -1,4 +1,5 @@
-import { encodeCbor } from '@sotto/protocol';
+import { encodeCbor, type SyncBody } from '@sotto/protocol';
+import { enqueueSync } from '../devices/sync.js';
 import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
 import { StorageBatch } from '../storage/batch.js';
@@ -24,12 +25,16 @@ export async function decideRequest(ctx: ClientContext, conversationId: string, 
   const peer = conversation.peerAccountId!;
   await ctx.relay.decideRequest(peer, decision);
   const now = ctx.now();
+  const sync: SyncBody = { kind: 'request', payload: { accountId: peer, decision } };
   if (decision === 'accept') {
-    await patch(ctx, conversation, { isRequest: false, requestState: 'accepted', updatedAt: now });
+    await patch(ctx, conversation, { isRequest: false, requestState: 'accepted', updatedAt: now }, sync);
   } else if (decision === 'reject') {
-    await ctx.storage.commit(new StorageBatch().deleteConversation(conversationId));
+    const batch = new StorageBatch().deleteConversation(conversationId);
+    enqueueSync(ctx, batch, sync);
+    await ctx.storage.commit(batch);
+    void ctx.outbox.kick();
   } else {
-    await patch(ctx, conversation, { isRequest: false, requestState: 'blocked', blocked: true, updatedAt: now });
+    await patch(ctx, conversation, { isRequest: false, requestState: 'blocked', blocked: true, updatedAt: now }, sync);
   }
 }
 
@@ -44,7 +49,7 @@ export async function setBlocked(ctx: ClientContext, accountId: string, blocked:
     blocked,
     ...(blocked ? { requestState: 'blocked' as const } : conversation.requestState === 'blocked' ? { requestState: 'accepted' as const } : {}),
     updatedAt: ctx.now(),
-  });
+  }, { kind: 'block', payload: { accountId, blocked } });
 }
 
 /**
@@ -58,7 +63,7 @@ export async function setRestricted(ctx: ClientContext, accountId: string, restr
     restricted,
     ...(restricted ? { isRequest: true } : conversation.requestState === 'accepted' ? { isRequest: false } : {}),
     updatedAt: ctx.now(),
-  });
+  }, { kind: 'restrict', payload: { accountId, restricted } });
 }
 
 /**
@@ -94,8 +99,12 @@ async function requireDirect(ctx: ClientContext, conversationId: string): Promis
   return c;
 }
 
-async function patch(ctx: ClientContext, conversation: ConversationRecord, changes: ConversationPatch): Promise<void> {
-  await ctx.storage.commit(new StorageBatch().patchConversation(conversation.id, changes));
+/** Patches the conversation and tells our other devices (`sync`) in the same commit. */
+async function patch(ctx: ClientContext, conversation: ConversationRecord, changes: ConversationPatch, sync: SyncBody): Promise<void> {
+  const batch = new StorageBatch().patchConversation(conversation.id, changes);
+  const synced = enqueueSync(ctx, batch, sync);
+  await ctx.storage.commit(batch);
+  if (synced) void ctx.outbox.kick();
   const updated = await ctx.storage.getConversation(conversation.id);
   if (updated) ctx.events.emit('conversationUpdated', updated);
 }

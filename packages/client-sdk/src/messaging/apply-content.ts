@@ -3,6 +3,7 @@ import { receiveCall } from '../calls/call-switchboard.js';
 import type { ClientContext } from '../context.js';
 import type { StorageBatch } from '../storage/batch.js';
 import { directConversationId, groupConversationId, type ConversationRecord, type MessageRecord } from '../storage/types.js';
+import { applyOwnDeviceContent } from '../devices/sync.js';
 import { applyGroupControl, mayPostInGroup } from '../groups/group-receive.js';
 import { MESSAGE_TYPES, messageRecordOf, messageView, previewOf } from '../threads/views.js';
 import { newDirectConversation } from '../threads/conversations.js';
@@ -25,6 +26,10 @@ export function noEffects(): Effects {
  * (committed by the caller together with the ratchet changes and the processed marker). Never
  * throws for content that is merely unexpected (a reaction to an unknown message, an edit by
  * someone else): such content is ignored, and the envelope still counts as processed.
+ *
+ * Content from another device of our own account goes to devices/sync.ts, which calls back here
+ * for actions in a sent transcript with `transcript.conversationId` (the conversation the other
+ * device sent them to).
  */
 export async function applyContent(
   ctx: ClientContext,
@@ -33,15 +38,19 @@ export async function applyContent(
   content: Content,
   receivedAt: number,
   serverTimestamp: number,
+  transcript?: { conversationId: string },
 ): Promise<Effects> {
   const effects = noEffects();
+  if (!transcript && from.accountId === ctx.account.accountId) {
+    return applyOwnDeviceContent(ctx, batch, from, content, receivedAt, serverTimestamp, effects);
+  }
   if (content.type === 'groupUpdate' || content.type === 'senderKeyDistribution') return applyGroupControl(ctx, batch, from, content, receivedAt, effects);
   const group = content.conversation?.kind === 'group' ? content.conversation.groupId : undefined;
-  const conversationId = group ? groupConversationId(group) : directConversationId(from.accountId);
+  const conversationId = transcript?.conversationId ?? (group ? groupConversationId(group) : directConversationId(from.accountId));
   let conversation = await ctx.storage.getConversation(conversationId);
   if (conversation?.blocked) return effects; // blocked locally: read nothing, show nothing
   // group content counts only from a current member allowed to post it (groups/group-receive.ts)
-  if (group && (!conversation || !mayPostInGroup(conversation, from.accountId, content.type))) return effects;
+  if (group && !transcript && (!conversation || !mayPostInGroup(conversation, from.accountId, content.type))) return effects;
 
   if (MESSAGE_TYPES.has(content.type)) {
     if (await ctx.storage.getMessage(content.id)) return effects; // same message again (resend)

@@ -26,11 +26,29 @@ export interface RemoteDevice {
  */
 export class DeviceDirectory {
   private readonly cache = new Map<string, RemoteDevice[]>();
+  private ownOthers: readonly number[];
 
+  /**
+   * @param self this device (its account's other devices are tracked: sent transcripts and sync
+   *   go to them)
+   * @param knownOwnDevices the other device ids last seen (persisted by the client), until the
+   *   relay is asked again
+   * @param onOwnDevices called when the list of our other devices changed
+   */
   constructor(
     private readonly relay: RelayHttp,
     private readonly engine: ProtocolEngine,
-  ) {}
+    private readonly self: () => { accountId: string; deviceId: number } = () => ({ accountId: '', deviceId: 0 }),
+    knownOwnDevices: readonly number[] = [],
+    private readonly onOwnDevices?: (deviceIds: readonly number[]) => void,
+  ) {
+    this.ownOthers = knownOwnDevices;
+  }
+
+  /** Our account's other devices, as last seen (no network). */
+  otherOwnDevices(): readonly number[] {
+    return this.ownOthers;
+  }
 
   async devices(accountId: string, options: { refresh?: boolean } = {}): Promise<RemoteDevice[]> {
     if (!options.refresh) {
@@ -60,11 +78,30 @@ export class DeviceDirectory {
         engines: record.engines,
       });
     }
+    // One identity per account: every device of it carries the account's identity key (a linked
+    // device receives it from an existing one). A device under another key was not made by the
+    // account's owner: refuse the whole list rather than encrypt to it.
+    const identity = devices[0]?.identityKey;
+    if (identity && devices.some((d) => !sameBytes(d.identityKey, identity))) {
+      throw new SottoError('RELAY_ERROR', `the devices of ${accountId} do not share one identity key`, { relayCode: 'INVALID_DEVICE_RECORD' });
+    }
     this.cache.set(accountId, devices);
+    const me = this.self();
+    if (accountId === me.accountId) {
+      const others = devices.filter((d) => d.deviceId !== me.deviceId).map((d) => d.deviceId);
+      if (others.join() !== this.ownOthers.join()) {
+        this.ownOthers = others;
+        this.onOwnDevices?.(others);
+      }
+    }
     return devices;
   }
 
   forget(accountId: string): void {
     this.cache.delete(accountId);
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

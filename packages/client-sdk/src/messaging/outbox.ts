@@ -41,6 +41,11 @@ export interface OutboxDeps {
   readonly random?: () => number;
   /** Shared with the receiver's delivery-receipt handling (see sent-index.ts). */
   readonly sentLock: Mutex;
+  /**
+   * The entry to queue for our other devices once `entry` was accepted (a sent transcript,
+   * devices/sync.ts), committed together with the "sent" marking; undefined when none.
+   */
+  readonly transcriptFor?: (entry: OutboxEntry, at: number) => OutboxEntry | undefined;
 }
 
 /**
@@ -163,6 +168,8 @@ export class Outbox {
       const batch = new StorageBatch();
       for (const { entry, res } of accepted) {
         batch.deleteOutbox(entry.id);
+        const transcript = this.deps.transcriptFor?.(entry, now());
+        if (transcript) batch.putOutbox(transcript);
         if (entry.messageId === undefined) continue;
         const at = now();
         batch.patchMessage(entry.messageId, { status: { [recipient]: { state: 'sent', at } }, serverTimestamp: res.serverTimestamp }, { ifMissing: 'skip' });

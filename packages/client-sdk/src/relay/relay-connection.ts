@@ -20,6 +20,8 @@ export interface RelayConnectionEvents {
   drained: [];
   /** The relay closed this connection because another one for the same device opened. */
   replaced: [];
+  /** The relay closed this connection because the device was removed from its account. */
+  removed: [];
 }
 
 export interface RelayConnectionOptions {
@@ -177,7 +179,7 @@ export class RelayConnection {
       if (event.code === CLOSE_REPLACED || event.code === CLOSE_DEVICE_REMOVED) {
         this.stopped = true;
         this.setState('closed');
-        if (event.code === CLOSE_REPLACED) this.events.emit('replaced');
+        this.events.emit(event.code === CLOSE_REPLACED ? 'replaced' : 'removed');
         return;
       }
       this.scheduleReconnect();

@@ -1,4 +1,5 @@
 import type {
+  ProvisioningMessageBody,
   AccountListResponse,
   AckRequest,
   AttachmentUploadResponse,
@@ -23,7 +24,7 @@ import type {
 } from '@sotto/protocol';
 import { isRelayErrorBody } from '@sotto/protocol';
 import { SottoError } from '../errors.js';
-import { toBase64Url } from './base64url.js';
+import { fromBase64Url, toBase64Url } from './base64url.js';
 
 /** The credentials of one device: the relay keeps only a hash of `secret`. */
 export interface DeviceCredentials {
@@ -215,7 +216,23 @@ export class RelayHttp {
     return (text.length === 0 ? undefined : JSON.parse(text)) as T;
   }
 
-  private async request(method: string, path: string, init: RequestInit, authenticated = true): Promise<Response> {
+  /** Drops a sealed provision message in a link code's mailbox (linking a device). */
+  putProvisioning(address: string, message: Uint8Array): Promise<void> {
+    return this.json('PUT', `/v1/provisioning/${enc(address)}`, { message: toBase64Url(message) });
+  }
+
+  /**
+   * Long-polls a provisioning mailbox (no credentials: the new device has none yet); resolves
+   * with the sealed message, or undefined when none came within `waitMs`.
+   */
+  async takeProvisioning(address: string, waitMs: number): Promise<Uint8Array | undefined> {
+    const res = await this.request('GET', `/v1/provisioning/${enc(address)}?waitMs=${waitMs}`, {}, false, waitMs + this.timeoutMs);
+    if (res.status === 204) return undefined;
+    const body = (await res.json()) as ProvisioningMessageBody;
+    return fromBase64Url(body.message);
+  }
+
+  private async request(method: string, path: string, init: RequestInit, authenticated = true, timeoutMs = this.timeoutMs): Promise<Response> {
     const headers = new Headers(init.headers);
     if (authenticated) {
       const c = this.credentials;
@@ -223,7 +240,7 @@ export class RelayHttp {
       headers.set('authorization', `Sotto ${c.accountId}.${c.deviceId}:${toBase64Url(c.secret)}`);
     }
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), this.timeoutMs);
+    const timer = setTimeout(() => controller.abort(), timeoutMs);
     let res: Response;
     try {
       res = await this.fetchImpl(this.baseUrl + path, { ...init, method, headers, signal: controller.signal });

@@ -2,7 +2,7 @@ import { readySodium } from '../attachment/sodium.js';
 import { fromBase64Url, toBase64Url } from '../codec/base64url.js';
 import { ProtocolError } from '../errors.js';
 import { type AttachmentPointer, attachmentPointerToWire, readAttachmentPointer } from './attachment-pointer.js';
-import { CURVE25519_PUBLIC_KEY_LENGTH, decodeVersioned, encodeChecked, readAccountId, readDeviceId, readTimestamp } from './common.js';
+import { CURVE25519_PUBLIC_KEY_LENGTH, decodeVersioned, encodeChecked, readAccountId, readCurveKey, readDeviceId, readTimestamp } from './common.js';
 
 /**
  * Linking a new device to an account (docs/protocol.md, "Linking a device").
@@ -47,7 +47,7 @@ export interface LinkCode {
  * ```text
  * ProvisionMessage = {
  *   v: 1, accountId, deviceId: uint (the id the relay reserved), linkToken: text (<= 64),
- *   identityKeyPair: bytes (<= 256, engine format), createdAt: ms,
+ *   identityKey: bytes(33), identityKeyPair: bytes (<= 256, engine format), createdAt: ms,
  *   snapshot?: AttachmentPointer    encrypted account snapshot (settings, conversations,
  *                                   groups, optionally history), uploaded as a blob
  * }
@@ -58,6 +58,8 @@ export interface ProvisionMessage {
   accountId: string;
   deviceId: number;
   linkToken: string;
+  /** The account's public identity key (33 bytes); the pair below must match it. */
+  identityKey: Uint8Array;
   /** The account's identity key pair, serialized by the engine (shared by all its devices). */
   identityKeyPair: Uint8Array;
   createdAt: number;
@@ -115,6 +117,7 @@ export function decodeProvisionMessage(bytes: Uint8Array): ProvisionMessage {
       accountId: readAccountId(r, 'accountId'),
       deviceId: readDeviceId(r, 'deviceId'),
       linkToken: r.string('linkToken', { minLength: 1, maxLength: MAX_LINK_TOKEN_LENGTH }),
+      identityKey: readCurveKey(r, 'identityKey', 'ProvisionMessage.identityKey'),
       identityKeyPair: r.bytes('identityKeyPair', { minLength: CURVE25519_PUBLIC_KEY_LENGTH, maxLength: MAX_IDENTITY_KEY_PAIR_BYTES }),
       createdAt: readTimestamp(r, 'createdAt'),
     };
@@ -131,6 +134,7 @@ export function encodeProvisionMessage(m: ProvisionMessage): Uint8Array {
       accountId: m.accountId,
       deviceId: m.deviceId,
       linkToken: m.linkToken,
+      identityKey: m.identityKey,
       identityKeyPair: m.identityKeyPair,
       createdAt: m.createdAt,
       ...(m.snapshot ? { snapshot: attachmentPointerToWire(m.snapshot) } : {}),

@@ -254,9 +254,10 @@ export const provisionMessage = fc.record(
     accountId,
     deviceId,
     linkToken: fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/),
+    identityKey: curveKey,
     identityKeyPair: bytes(33, 256),
     createdAt: timestamp,
     snapshot: attachmentPointer,
   },
-  { requiredKeys: ['v', 'accountId', 'deviceId', 'linkToken', 'identityKeyPair', 'createdAt'] },
+  { requiredKeys: ['v', 'accountId', 'deviceId', 'linkToken', 'identityKey', 'identityKeyPair', 'createdAt'] },
 );

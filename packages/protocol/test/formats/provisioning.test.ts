@@ -18,6 +18,7 @@ const message: ProvisionMessage = {
   accountId: 'alice',
   deviceId: 2,
   linkToken: 'token-123',
+  identityKey: Uint8Array.of(5, ...new Uint8Array(32).fill(9)),
   identityKeyPair: new Uint8Array(69).fill(7),
   createdAt: 1_767_225_605_000,
 };

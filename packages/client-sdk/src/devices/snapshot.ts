@@ -1,0 +1,172 @@
+import {
+  ATTACHMENT_DIGEST_BYTES,
+  ATTACHMENT_KEY_BYTES,
+  ciphertextSizeFor,
+  decodeCbor,
+  encodeCbor,
+  type AttachmentPointer,
+} from '@sotto/protocol';
+import type { ClientContext } from '../context.js';
+import { SottoError } from '../errors.js';
+import { downloadPointer, encryptAndUpload } from '../features/media.js';
+import { GROUP_KINDS } from '../groups/group-store.js';
+import { StorageBatch } from '../storage/batch.js';
+import type { Storage } from '../storage/storage.js';
+import type { ConversationRecord, MessageRecord, SettingValue } from '../storage/types.js';
+
+/**
+ * The account snapshot an approving device hands a newly linked one (docs/sdk.md, "Several
+ * devices"): account settings, every conversation with its settings and block/restrict/request
+ * state, every group's signed log, and — when history transfer was chosen — the newest messages
+ * of each conversation. It travels as an encrypted blob (attachment crypto) whose pointer rides
+ * inside the sealed provision message, so the relay sees only ciphertext of unknown content.
+ *
+ * ```text
+ * Snapshot = { v: 1, createdAt: ms, settings: { [key]: value }, conversations: [ConversationRecord],
+ *              groupLogs: [{ key: text, value: bytes }], messages: [MessageRecord] }
+ * ```
+ */
+export interface AccountSnapshot {
+  v: 1;
+  createdAt: number;
+  settings: Record<string, SettingValue>;
+  conversations: ConversationRecord[];
+  groupLogs: { key: string; value: Uint8Array }[];
+  messages: MessageRecord[];
+}
+
+export const SNAPSHOT_CONTENT_TYPE = 'application/vnd.sotto.snapshot+cbor';
+/** Settings that belong to the account (not to one device) and travel in a snapshot. */
+const SYNCED_SETTINGS = ['readReceipts', 'typingIndicators'] as const;
+/** Default for history transfer: the newest messages per conversation. */
+export const DEFAULT_HISTORY_PER_CONVERSATION = 5_000;
+const SNAPSHOT_LIMITS = { maxBytes: 256 * 1024 * 1024, maxDepth: 8, maxItems: 50_000_000, maxStringBytes: 1024 * 1024 };
+
+/** Reads the snapshot from local storage; `historyPerConversation: 0` leaves messages out. */
+export async function buildSnapshot(storage: Storage, now: number, historyPerConversation: number): Promise<AccountSnapshot> {
+  const settings: Record<string, SettingValue> = {};
+  for (const key of SYNCED_SETTINGS) {
+    const value = await storage.getSetting(key);
+    if (value !== undefined) settings[key] = value;
+  }
+  const conversations: ConversationRecord[] = [];
+  for (let offset = 0; ; offset += 500) {
+    const page = await storage.listConversations({ limit: 500, offset });
+    conversations.push(...page);
+    if (page.length < 500) break;
+  }
+  const groupLogs: { key: string; value: Uint8Array }[] = [];
+  for (const key of await storage.listProtocolKeys(GROUP_KINDS.log)) {
+    const value = await storage.getProtocolRecord(GROUP_KINDS.log, key);
+    if (value) groupLogs.push({ key, value });
+  }
+  const messages: MessageRecord[] = [];
+  if (historyPerConversation > 0) {
+    for (const c of conversations) {
+      let before: { sentAt: number; id: string } | undefined;
+      let taken = 0;
+      while (taken < historyPerConversation) {
+        const want = Math.min(500, historyPerConversation - taken);
+        const page = await storage.listMessages(c.id, { limit: want, ...(before ? { before } : {}) });
+        messages.push(...page);
+        taken += page.length;
+        const last = page[page.length - 1];
+        if (!last || page.length < want) break;
+        before = { sentAt: last.sentAt, id: last.id };
+      }
+    }
+  }
+  return { v: 1, createdAt: now, settings, conversations, groupLogs, messages };
+}
+
+/** Encrypts and uploads a snapshot; resolves with the pointer for the provision message. */
+export async function uploadSnapshot(ctx: ClientContext, snapshot: AccountSnapshot): Promise<AttachmentPointer> {
+  const bytes = encodeCbor(stripUndefined(snapshot));
+  const draft: AttachmentPointer = {
+    v: 1,
+    blobId: 'pending',
+    key: new Uint8Array(ATTACHMENT_KEY_BYTES),
+    digest: new Uint8Array(ATTACHMENT_DIGEST_BYTES),
+    size: bytes.length,
+    ciphertextSize: ciphertextSizeFor(bytes.length),
+    contentType: SNAPSHOT_CONTENT_TYPE,
+  };
+  return encryptAndUpload(ctx, bytes, draft);
+}
+
+/** Downloads, checks and decrypts a snapshot blob, then validates its shape. */
+export async function downloadSnapshot(ctx: ClientContext, pointer: AttachmentPointer): Promise<AccountSnapshot> {
+  if (pointer.contentType !== SNAPSHOT_CONTENT_TYPE) throw invalidSnapshot('the pointer is not a snapshot');
+  return readSnapshot(await downloadPointer(ctx, pointer));
+}
+
+/** Decodes and checks a snapshot's structure (each record's identifying fields and types). */
+export function readSnapshot(bytes: Uint8Array): AccountSnapshot {
+  let value: unknown;
+  try {
+    value = decodeCbor(bytes, SNAPSHOT_LIMITS);
+  } catch (cause) {
+    throw invalidSnapshot('the snapshot is not valid CBOR', cause);
+  }
+  const s = value as Partial<AccountSnapshot> | null;
+  if (!s || typeof s !== 'object' || s.v !== 1 || !Array.isArray(s.conversations) || !Array.isArray(s.groupLogs) || !Array.isArray(s.messages)) {
+    throw invalidSnapshot('the snapshot lacks its version or lists');
+  }
+  const settings = s.settings && typeof s.settings === 'object' ? s.settings : {};
+  for (const c of s.conversations) {
+    const ok = c && typeof c.id === 'string' && /^[dg]:/.test(c.id) && (c.kind === 'direct' || c.kind === 'group') && Array.isArray(c.participants);
+    if (!ok) throw invalidSnapshot('a conversation record is malformed');
+  }
+  for (const g of s.groupLogs) {
+    if (!g || typeof g.key !== 'string' || !(g.value instanceof Uint8Array)) throw invalidSnapshot('a group log is malformed');
+  }
+  for (const m of s.messages) {
+    const ok = m && typeof m.id === 'string' && typeof m.conversationId === 'string' && m.body instanceof Uint8Array &&
+      typeof m.sentAt === 'number' && typeof m.senderAccountId === 'string' && typeof m.outgoing === 'boolean';
+    if (!ok) throw invalidSnapshot('a message record is malformed');
+  }
+  return { v: 1, createdAt: typeof s.createdAt === 'number' ? s.createdAt : 0, settings, conversations: s.conversations, groupLogs: s.groupLogs, messages: s.messages };
+}
+
+/**
+ * Adds the snapshot to `batch`: settings, conversations and group logs this device does not have
+ * yet, and messages it does not have (by id). Nothing already here is overwritten.
+ */
+export async function importSnapshot(storage: Storage, batch: StorageBatch, snapshot: AccountSnapshot): Promise<{ conversations: number; messages: number }> {
+  for (const [key, value] of Object.entries(snapshot.settings)) {
+    if ((SYNCED_SETTINGS as readonly string[]).includes(key) && (await storage.getSetting(key)) === undefined) batch.setSetting(key, value);
+  }
+  let conversations = 0;
+  const known = new Set<string>();
+  for (const c of snapshot.conversations) {
+    known.add(c.id);
+    if (await storage.getConversation(c.id)) continue;
+    batch.putConversation(c);
+    conversations++;
+  }
+  for (const g of snapshot.groupLogs) {
+    if (!(await storage.getProtocolRecord(GROUP_KINDS.log, g.key))) batch.protocolRecord(GROUP_KINDS.log, g.key, g.value);
+  }
+  let messages = 0;
+  for (const m of snapshot.messages) {
+    if (!known.has(m.conversationId) || (await storage.getMessage(m.id))) continue;
+    batch.putMessage(m);
+    messages++;
+  }
+  return { conversations, messages };
+}
+
+function invalidSnapshot(message: string, cause?: unknown): SottoError {
+  return new SottoError('ATTACHMENT_INVALID', message, cause === undefined ? {} : { cause });
+}
+
+/** CBOR keeps `undefined` as a value; records leave optional fields out instead. */
+function stripUndefined<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(stripUndefined) as T;
+  if (value && typeof value === 'object' && !(value instanceof Uint8Array)) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = stripUndefined(v);
+    return out as T;
+  }
+  return value;
+}

@@ -1,0 +1,288 @@
+import {
+  contentFallback,
+  decodeContent,
+  encodeContent,
+  fromHex,
+  type Content,
+  type ConversationRef,
+  type DeviceAddress,
+  type SyncBody,
+} from '@sotto/protocol';
+import type { ClientContext } from '../context.js';
+import { applyGroupControl } from '../groups/group-receive.js';
+import { newMessageId } from '../ids.js';
+import { applyContent, type Effects } from '../messaging/apply-content.js';
+import { enqueueContent } from '../messaging/compose.js';
+import type { StorageBatch } from '../storage/batch.js';
+import { directConversationId, groupConversationId, type ConversationRecord, type MessageRecord, type OutboxEntry } from '../storage/types.js';
+import { newDirectConversation } from '../threads/conversations.js';
+import { MESSAGE_TYPES, messageRecordOf, messageView, previewOf } from '../threads/views.js';
+
+/**
+ * Multi-device sync (docs/sdk.md, "Several devices"). Everything one device of an account does
+ * reaches its other devices end to end, as `sync` contents sent pairwise to the own account:
+ * - a sent transcript for every message and action sent to a conversation (text, media, cards,
+ *   reactions, edits, unsends, vanish mode and timer changes), queued in the same commit that
+ *   marks the original "sent" (messaging/outbox.ts), so a crash cannot lose it;
+ * - read positions, account settings, block, restrict, request decisions and per-conversation
+ *   settings, queued with the local change;
+ * - group changes we sign go to our other devices directly (features/groups.ts).
+ * Only contents from our own account are applied here; the receiver ignores `sync` from anyone else.
+ */
+
+/** Content types whose sends are mirrored to our other devices as sent transcripts. */
+export const TRANSCRIBED_TYPES: ReadonlySet<string> = new Set([
+  'text', 'media', 'sharedPost', 'sharedProfile', 'reaction', 'edit', 'unsend', 'vanishMode', 'disappearingTimer',
+]);
+const ACTION_TYPES: ReadonlySet<string> = new Set(['reaction', 'edit', 'unsend', 'vanishMode', 'disappearingTimer']);
+
+/** The pseudo-conversation our own sync traffic is queued under (never stored as a conversation). */
+export function ownConversationId(ctx: ClientContext): string {
+  return directConversationId(ctx.account.accountId);
+}
+
+/** True when this account has other devices (as last seen). */
+export function hasOtherDevices(ctx: ClientContext): boolean {
+  return ctx.directory.otherOwnDevices().length > 0;
+}
+
+/**
+ * Queues `body` for our other devices in `batch` (commit it, then kick the outbox). No-op, false,
+ * when this is the account's only device.
+ * @example
+ * enqueueSync(ctx, batch, { kind: 'block', payload: { accountId: 'mallory', blocked: true } });
+ */
+export function enqueueSync(ctx: ClientContext, batch: StorageBatch, body: SyncBody): boolean {
+  if (!hasOtherDevices(ctx)) return false;
+  const content = { v: 1, type: 'sync', id: newMessageId(), sentAt: ctx.now(), body } as Content;
+  enqueueContent(ctx, batch, ownPseudoConversation(ctx), content);
+  return true;
+}
+
+/** Queues an already-encoded content (a group change) for our other devices. */
+export function enqueueToOwnDevices(ctx: ClientContext, batch: StorageBatch, content: Content): boolean {
+  if (!hasOtherDevices(ctx)) return false;
+  enqueueContent(ctx, batch, ownPseudoConversation(ctx), content);
+  return true;
+}
+
+function ownPseudoConversation(ctx: ClientContext): ConversationRecord {
+  const self = ctx.account.accountId;
+  return { ...newDirectConversation(self, ctx.now(), { isRequest: false }), participants: [self] };
+}
+
+/**
+ * The sent transcript of an outbox entry just accepted by the relay, to queue in the same commit;
+ * undefined when it needs none (a sync or resend, a control nobody else shows, or no other devices).
+ */
+export function transcriptFor(ctx: ClientContext, entry: OutboxEntry, at: number): OutboxEntry | undefined {
+  const self = ctx.account.accountId;
+  if (entry.recipients[0] === self || !TRANSCRIBED_TYPES.has(entry.kind) || !hasOtherDevices(ctx)) return undefined;
+  const destination = destinationOf(entry.conversationId);
+  if (!destination) return undefined;
+  const content = {
+    v: 1,
+    type: 'sync',
+    id: newMessageId(),
+    sentAt: at,
+    body: { kind: 'sentTranscript', payload: { destination, content: entry.payload, timestamp: at } },
+  } as Content;
+  return {
+    id: `${entry.id}:transcript`,
+    conversationId: ownConversationId(ctx),
+    recipients: [self],
+    payload: encodeContent(content),
+    kind: 'sync',
+    attempts: 0,
+    nextAttemptAt: at,
+    createdAt: at,
+  };
+}
+
+function destinationOf(conversationId: string): ConversationRef | undefined {
+  if (conversationId.startsWith('d:')) return { kind: 'direct', accountId: conversationId.slice(2) };
+  if (conversationId.startsWith('g:')) return { kind: 'group', groupId: fromHex(conversationId.slice(2)) };
+  return undefined;
+}
+
+function conversationIdOf(ref: ConversationRef): string {
+  return ref.kind === 'direct' ? directConversationId(ref.accountId) : groupConversationId(ref.groupId);
+}
+
+/**
+ * Applies a content that came from another device of our own account. Only `sync` and group
+ * changes count; anything else from ourselves is ignored.
+ */
+export async function applyOwnDeviceContent(
+  ctx: ClientContext,
+  batch: StorageBatch,
+  from: DeviceAddress,
+  content: Content,
+  receivedAt: number,
+  serverTimestamp: number,
+  effects: Effects,
+): Promise<Effects> {
+  if (content.type === 'groupUpdate') return applyGroupControl(ctx, batch, from, content, receivedAt, effects);
+  if (content.type !== 'sync') return effects;
+  const body = content.body;
+  switch (body.kind) {
+    case 'sentTranscript':
+      return applyTranscript(ctx, batch, from, body.payload.destination, body.payload.content, receivedAt, serverTimestamp, effects);
+    case 'read':
+      for (const entry of body.payload.entries) {
+        await markReadUpTo(ctx, batch, conversationIdOf(entry.conversation), entry.messageId, entry.at, effects);
+      }
+      return effects;
+    case 'settings':
+      if (body.payload.readReceipts !== undefined) batch.setSetting('readReceipts', body.payload.readReceipts);
+      if (body.payload.typingIndicators !== undefined) batch.setSetting('typingIndicators', body.payload.typingIndicators);
+      return effects;
+    case 'block': {
+      const { accountId, blocked } = body.payload;
+      return patchDirect(ctx, batch, accountId, receivedAt, effects, (c) => ({
+        blocked,
+        ...(blocked ? { requestState: 'blocked' as const } : c.requestState === 'blocked' ? { requestState: 'accepted' as const } : {}),
+      }));
+    }
+    case 'restrict': {
+      const { accountId, restricted } = body.payload;
+      return patchDirect(ctx, batch, accountId, receivedAt, effects, (c) => ({
+        restricted,
+        ...(restricted ? { isRequest: true } : c.requestState === 'accepted' ? { isRequest: false } : {}),
+      }));
+    }
+    case 'request': {
+      const { accountId, decision } = body.payload;
+      const id = directConversationId(accountId);
+      if (decision === 'reject') {
+        if (await ctx.storage.getConversation(id)) {
+          batch.deleteConversation(id);
+          effects.emit.push((x) => x.events.emit('conversationDeleted', { conversationId: id }));
+        }
+        return effects;
+      }
+      return patchDirect(ctx, batch, accountId, receivedAt, effects, () =>
+        decision === 'accept' ? { isRequest: false, requestState: 'accepted' as const } : { isRequest: false, requestState: 'blocked' as const, blocked: true });
+    }
+    case 'conversation': {
+      const id = conversationIdOf(body.payload.conversation);
+      const conversation = await ctx.storage.getConversation(id);
+      if (!conversation) return effects;
+      const patch: Partial<ConversationRecord> = { updatedAt: receivedAt };
+      if (body.payload.muted !== undefined) patch.muted = body.payload.muted;
+      if (body.payload.notifications !== undefined) patch.notifications = body.payload.notifications;
+      batch.patchConversation(id, patch);
+      const updated = { ...conversation, ...patch };
+      effects.emit.push((x) => x.events.emit('conversationUpdated', updated));
+      return effects;
+    }
+    case 'devices':
+      // a device was linked or removed: ask the relay again (after this commit)
+      ctx.directory.forget(ctx.account.accountId);
+      effects.after.push(async () => {
+        await ctx.directory.devices(ctx.account.accountId, { refresh: true });
+      });
+      effects.emit.push((x) => x.events.emit('devicesChanged', { ...body.payload }));
+      return effects;
+  }
+}
+
+async function applyTranscript(
+  ctx: ClientContext,
+  batch: StorageBatch,
+  from: DeviceAddress,
+  destination: ConversationRef,
+  bytes: Uint8Array,
+  receivedAt: number,
+  serverTimestamp: number,
+  effects: Effects,
+): Promise<Effects> {
+  const self = ctx.account.accountId;
+  if (destination.kind === 'direct' && destination.accountId === self) return effects;
+  let content: Content;
+  try {
+    content = decodeContent(bytes);
+  } catch {
+    return effects; // a transcript we cannot read: the original is on the other device
+  }
+  const conversationId = conversationIdOf(destination);
+  if (ACTION_TYPES.has(content.type)) return applyContent(ctx, batch, from, content, receivedAt, serverTimestamp, { conversationId });
+  if (!MESSAGE_TYPES.has(content.type)) return effects;
+  if (await ctx.storage.getMessage(content.id)) return effects;
+  let conversation = await ctx.storage.getConversation(conversationId);
+  if (!conversation) {
+    if (destination.kind !== 'direct') return effects; // a group we do not know
+    conversation = newDirectConversation(destination.accountId, receivedAt, { isRequest: false });
+    batch.putConversation(conversation);
+  }
+  const record: MessageRecord = messageRecordOf(content, {
+    conversationId,
+    senderAccountId: self,
+    senderDeviceId: from.deviceId,
+    outgoing: true,
+    receivedAt,
+    serverTimestamp,
+    status: Object.fromEntries(conversation.participants.map((p) => [p, { state: 'sent' as const, at: receivedAt }])),
+  });
+  batch.putMessage(record);
+  batch.patchConversation(conversationId, {
+    lastMessageAt: Math.max(conversation.lastMessageAt ?? 0, content.sentAt),
+    lastMessageId: content.id,
+    lastMessagePreview: previewOf(content, contentFallback),
+    updatedAt: receivedAt,
+    // answering a request (on any device) accepts it
+    ...(conversation.isRequest && !conversation.restricted ? { isRequest: false, requestState: 'accepted' as const } : {}),
+  });
+  effects.emit.push((x) => x.events.emit('message', messageView(record)));
+  return effects;
+}
+
+/** Marks incoming messages up to (and including) `messageId` seen, and the unread count zero. */
+async function markReadUpTo(ctx: ClientContext, batch: StorageBatch, conversationId: string, messageId: string, at: number, effects: Effects): Promise<void> {
+  const target = await ctx.storage.getMessage(messageId);
+  const conversation = await ctx.storage.getConversation(conversationId);
+  if (!conversation) return;
+  const limit = target && target.conversationId === conversationId ? target.sentAt : at;
+  for (const m of await unseenIncoming(ctx, conversationId)) if (m.sentAt <= limit) batch.patchMessage(m.id, { seenAt: at });
+  batch.resetUnread(conversationId);
+  effects.emit.push((x) => x.events.emit('conversationUpdated', { ...conversation, unreadCount: 0 }));
+}
+
+/**
+ * Incoming messages of a conversation not yet seen, newest first (pages until the first seen
+ * one). Shared with `markSeen`.
+ */
+export async function unseenIncoming(ctx: ClientContext, conversationId: string): Promise<MessageRecord[]> {
+  const unseen: MessageRecord[] = [];
+  let before: { sentAt: number; id: string } | undefined;
+  for (;;) {
+    const page = await ctx.storage.listMessages(conversationId, { limit: 100, ...(before ? { before } : {}) });
+    for (const m of page) if (!m.outgoing && m.seenAt === undefined && m.deletedAt === undefined) unseen.push(m);
+    const last = page[page.length - 1];
+    if (page.length < 100 || !last || page.some((m) => !m.outgoing && m.seenAt !== undefined)) break;
+    before = { sentAt: last.sentAt, id: last.id };
+  }
+  return unseen;
+}
+
+async function patchDirect(
+  ctx: ClientContext,
+  batch: StorageBatch,
+  accountId: string,
+  now: number,
+  effects: Effects,
+  patch: (c: ConversationRecord) => Partial<ConversationRecord>,
+): Promise<Effects> {
+  if (accountId === ctx.account.accountId) return effects;
+  const id = directConversationId(accountId);
+  let conversation = await ctx.storage.getConversation(id);
+  if (!conversation) {
+    conversation = newDirectConversation(accountId, now, { isRequest: false });
+    batch.putConversation(conversation);
+  }
+  const changes = { ...patch(conversation), updatedAt: now };
+  batch.patchConversation(id, changes);
+  const updated = { ...conversation, ...changes };
+  effects.emit.push((x) => x.events.emit('conversationUpdated', updated));
+  return effects;
+}

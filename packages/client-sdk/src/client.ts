@@ -26,7 +26,7 @@ import { Receiver } from './messaging/receiver.js';
 import { closeConversation, setDisappearingTimer, setNotifications, setVanishMode, sweepExpired, TypingIndicator } from './features/conversation-settings.js';
 import { acknowledgeIdentityChange } from './features/identity.js';
 import { decideRequest, listRequests, report, setBlocked, setRestricted, type ReportReason } from './features/privacy.js';
-import { asInvalidArgument, downloadMessageAttachment, uploadMedia, type DownloadOptions, type MediaInput } from './features/media.js';
+import { asInvalidArgument, downloadAvatar, downloadMessageAttachment, uploadAvatar, uploadMedia, type DownloadOptions, type MediaInput } from './features/media.js';
 import { Sender } from './messaging/sender.js';
 import { CallSwitchboard } from './calls/call-switchboard.js';
 import type { CallOptions } from './calls/call-options.js';
@@ -734,6 +734,24 @@ export class SottoClient {
   /** Name, avatar, message permissions (`all` / `admins_only`) in one signed change (admins only). */
   updateGroup(conversationId: string, update: GroupSettingsUpdate): Promise<ConversationRecord> {
     return updateGroup(this.ctx, conversationId, update);
+  }
+
+  /**
+   * Encrypts and uploads an avatar image; pass the result as `avatar` to `createGroup` or
+   * `updateGroup` (it goes into the signed group state; members download it with `downloadAvatar`).
+   * @example
+   * const avatar = await client.uploadAvatar(png, 'image/png');
+   * await client.updateGroup(chat, { avatar });
+   */
+  uploadAvatar(data: Uint8Array, contentType: string): Promise<Uint8Array> {
+    this.assertOpen();
+    return uploadAvatar(this.ctx, data, contentType);
+  }
+
+  /** Downloads, checks and decrypts a group's avatar (undefined when it has none). */
+  downloadAvatar(conversationId: string): Promise<Uint8Array | undefined> {
+    this.assertOpen();
+    return downloadAvatar(this.ctx, conversationId);
   }
 
   /** Leaves a group; the conversation stays, read-only. */

@@ -1,14 +1,11 @@
 import {
-  ATTACHMENT_DIGEST_BYTES,
-  ATTACHMENT_KEY_BYTES,
-  ciphertextSizeFor,
   decodeCbor,
   encodeCbor,
   type AttachmentPointer,
 } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
-import { downloadPointer, encryptAndUpload } from '../features/media.js';
+import { blobDraft, downloadPointer, encryptAndUpload } from '../features/media.js';
 import { GROUP_KINDS } from '../groups/group-store.js';
 import { StorageBatch } from '../storage/batch.js';
 import type { Storage } from '../storage/storage.js';
@@ -82,16 +79,7 @@ export async function buildSnapshot(storage: Storage, now: number, historyPerCon
 /** Encrypts and uploads a snapshot; resolves with the pointer for the provision message. */
 export async function uploadSnapshot(ctx: ClientContext, snapshot: AccountSnapshot): Promise<AttachmentPointer> {
   const bytes = encodeCbor(stripUndefined(snapshot));
-  const draft: AttachmentPointer = {
-    v: 1,
-    blobId: 'pending',
-    key: new Uint8Array(ATTACHMENT_KEY_BYTES),
-    digest: new Uint8Array(ATTACHMENT_DIGEST_BYTES),
-    size: bytes.length,
-    ciphertextSize: ciphertextSizeFor(bytes.length),
-    contentType: SNAPSHOT_CONTENT_TYPE,
-  };
-  return encryptAndUpload(ctx, bytes, draft);
+  return encryptAndUpload(ctx, bytes, blobDraft(bytes.length, SNAPSHOT_CONTENT_TYPE));
 }
 
 /** Downloads, checks and decrypts a snapshot blob, then validates its shape. */

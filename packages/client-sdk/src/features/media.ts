@@ -3,6 +3,7 @@ import {
   ATTACHMENT_DIGEST_BYTES,
   ATTACHMENT_KEY_BYTES,
   ciphertextSizeFor,
+  decodeAttachmentPointer,
   decryptAttachmentBytes,
   encodeAttachmentPointer,
   encryptAttachment,
@@ -235,4 +236,51 @@ export async function downloadPointer(ctx: ClientContext, pointer: AttachmentPoi
 
 function invalid(message: string, cause?: unknown): SottoError {
   return new SottoError('ATTACHMENT_INVALID', message, { field: 'attachment', ...(cause === undefined ? {} : { cause }) });
+}
+
+/** Largest group avatar image. */
+export const MAX_AVATAR_BYTES = 5 * 1024 * 1024;
+
+/**
+ * Encrypts and uploads a group avatar image; resolves with the encoded pointer that
+ * `createGroup({ avatar })` and `updateGroup({ avatar })` put into the signed group state.
+ */
+export async function uploadAvatar(ctx: ClientContext, data: Uint8Array, contentType: string): Promise<Uint8Array> {
+  if (!(data instanceof Uint8Array) || data.length === 0 || data.length > MAX_AVATAR_BYTES) {
+    throw new SottoError('INVALID_ARGUMENT', `an avatar is 1..${MAX_AVATAR_BYTES} bytes`, { field: 'data' });
+  }
+  const draft = blobDraft(data.length, contentType);
+  try {
+    encodeAttachmentPointer(draft);
+  } catch (err) {
+    throw asInvalidArgument(err);
+  }
+  return encodeAttachmentPointer(await encryptAndUpload(ctx, data, draft));
+}
+
+/** Downloads and decrypts a conversation's avatar; undefined when it has none. */
+export async function downloadAvatar(ctx: ClientContext, conversationId: string): Promise<Uint8Array | undefined> {
+  const conversation = await ctx.storage.getConversation(conversationId);
+  if (!conversation) throw new SottoError('NOT_FOUND', 'no such conversation', { field: 'conversationId' });
+  if (!conversation.avatar) return undefined;
+  let pointer: AttachmentPointer;
+  try {
+    pointer = decodeAttachmentPointer(conversation.avatar);
+  } catch (err) {
+    throw invalid('the avatar pointer is malformed', err);
+  }
+  return downloadPointer(ctx, pointer);
+}
+
+/** A pointer for `size` plaintext bytes with placeholder blob id, key and digest (filled on upload). */
+export function blobDraft(size: number, contentType: string): AttachmentPointer {
+  return {
+    v: 1,
+    blobId: 'pending',
+    key: new Uint8Array(ATTACHMENT_KEY_BYTES),
+    digest: new Uint8Array(ATTACHMENT_DIGEST_BYTES),
+    size,
+    ciphertextSize: ciphertextSizeFor(size),
+    contentType,
+  };
 }

@@ -1,5 +1,6 @@
 import { encodeCbor, type SyncBody } from '@sotto/protocol';
-import { enqueueSync } from '../devices/sync.js';
+import { enqueueSync, ownConversationId } from '../devices/sync.js';
+import { leaveGroup } from './groups.js';
 import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
 import { StorageBatch } from '../storage/batch.js';
@@ -21,6 +22,8 @@ export function listRequests(ctx: ClientContext): Promise<ConversationRecord[]> 
  * deletes it here and tells the relay; block also blocks the account at the relay.
  */
 export async function decideRequest(ctx: ClientContext, conversationId: string, decision: RequestDecision): Promise<void> {
+  const group = await ctx.storage.getConversation(conversationId);
+  if (group?.kind === 'group') return decideGroupRequest(ctx, group, decision);
   const conversation = await requireDirect(ctx, conversationId);
   const peer = conversation.peerAccountId!;
   await ctx.relay.decideRequest(peer, decision);
@@ -36,6 +39,28 @@ export async function decideRequest(ctx: ClientContext, conversationId: string, 
   } else {
     await patch(ctx, conversation, { isRequest: false, requestState: 'blocked', blocked: true, updatedAt: now }, sync);
   }
+}
+
+/**
+ * A group a stranger added us to: accept keeps it (it moves to the inbox); reject leaves the
+ * group (a signed change the members see) and deletes it here; block also blocks whoever added us.
+ */
+async function decideGroupRequest(ctx: ClientContext, conversation: ConversationRecord, decision: RequestDecision): Promise<void> {
+  if (decision === 'accept') {
+    await ctx.storage.commit(new StorageBatch().patchConversation(conversation.id, { isRequest: false, requestState: 'accepted', updatedAt: ctx.now() }));
+    const updated = await ctx.storage.getConversation(conversation.id);
+    if (updated) ctx.events.emit('conversationUpdated', updated);
+    return;
+  }
+  if (conversation.participants.length > 0) await leaveGroup(ctx, conversation.id);
+  if (decision === 'block' && conversation.invitedBy) await setBlocked(ctx, conversation.invitedBy, true);
+  // deleting a conversation drops its queued sends: our signed "leave" must still go out
+  const batch = new StorageBatch();
+  for (const entry of await ctx.storage.listOutbox()) {
+    if (entry.conversationId === conversation.id) batch.putOutbox({ ...entry, conversationId: ownConversationId(ctx) });
+  }
+  await ctx.storage.commit(batch.deleteConversation(conversation.id));
+  ctx.events.emit('conversationDeleted', { conversationId: conversation.id });
 }
 
 /**

@@ -3,7 +3,7 @@ import type { ClientContext } from '../context.js';
 import type { Effects } from '../messaging/apply-content.js';
 import type { StorageBatch } from '../storage/batch.js';
 import { readProtocolStores } from '../storage/protocol-stores.js';
-import type { ConversationRecord } from '../storage/types.js';
+import { directConversationId, type ConversationRecord } from '../storage/types.js';
 import { MESSAGE_TYPES } from '../threads/views.js';
 import { GroupLog } from './log.js';
 import { GroupChangeRejectedError, type GroupRejectionReason } from './rejection.js';
@@ -84,13 +84,28 @@ export async function applyGroupControl(
     if (result.status === 'rejected') return reject(result.reason);
     if (result.status === 'duplicate') return effects;
   }
-  const updated = saveGroupLog(batch, log, self, conversation, receivedAt);
+  let updated = saveGroupLog(batch, log, self, conversation, receivedAt);
+  // Added to a group by someone we have not accepted: the group waits in the requests inbox
+  // (no read receipts, typing or media downloads) until accepted, as a direct first contact does.
+  if (!conversation && updated && from.accountId !== self && !(await knowsAccount(ctx, from.accountId))) {
+    updated = { ...updated, isRequest: true, requestState: 'pending', invitedBy: from.accountId };
+    batch.patchConversation(updated.id, { isRequest: true, requestState: 'pending', invitedBy: from.accountId });
+    const request = { conversationId: updated.id, accountId: from.accountId, preview: updated.title ?? '' };
+    effects.emit.push((x) => x.events.emit('request', request));
+  }
   const removed = [...before].filter((a) => a !== self && !log.state.members.has(a));
   // sender keys rotate on every removal: our next group message starts a fresh distribution id,
   // handed pairwise to the remaining members only
   if (removed.length > 0) saveSenderKeyState(batch, groupId, null);
   if (updated) effects.emit.push((x) => x.events.emit('conversationUpdated', updated));
   return effects;
+}
+
+/** A direct conversation we accepted with `accountId`, or the host app's request policy says so. */
+async function knowsAccount(ctx: ClientContext, accountId: string): Promise<boolean> {
+  const direct = await ctx.storage.getConversation(directConversationId(accountId));
+  if (direct && !direct.isRequest && !direct.blocked) return true;
+  return ctx.requestPolicy ? await ctx.requestPolicy(accountId) : false;
 }
 
 /** Whether `identityKey` is the key we trust (or the relay's signed records list) for `accountId`'s device 1. */

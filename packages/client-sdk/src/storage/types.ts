@@ -53,6 +53,8 @@ export interface ConversationRecord {
   messagePermissions?: 'all' | 'admins_only';
   /** Encoded signed group state (revision, members, admins). */
   groupState?: Uint8Array;
+  /** The admin who added us to a group (shown, and blocked, for a group request). */
+  invitedBy?: string;
 }
 
 /** Delivery state of an outgoing message for one recipient. */

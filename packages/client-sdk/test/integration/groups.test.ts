@@ -78,7 +78,9 @@ describe('groups', () => {
 
   beforeAll(async () => {
     relay = await startRelay();
-    [alice, bob, carol, dave, mallory] = (await Promise.all(['alice', 'bob', 'carol', 'dave', 'mallory'].map((u) => newClient(relay.url, u)))) as [
+    // bob's app says he follows alice (her groups skip his requests); carol's has no such policy
+    const policies: Record<string, (a: string) => boolean> = { bob: (a) => a === 'alice' };
+    [alice, bob, carol, dave, mallory] = (await Promise.all(['alice', 'bob', 'carol', 'dave', 'mallory'].map((u) => newClient(relay.url, u, policies[u] ? { requestPolicy: policies[u] } : {})))) as [
       SottoClient, SottoClient, SottoClient, SottoClient, SottoClient,
     ];
     aliceMulti = captureMulti(alice);
@@ -91,13 +93,22 @@ describe('groups', () => {
   });
 
   it('creates a group with 3 members: every member gets the same verified state', async () => {
+    const requests: string[] = [];
+    carol.events.on('request', (r) => requests.push(`${r.conversationId}:${r.accountId}:${r.preview}`));
     chat = await alice.createGroup({ name: 'Trip 🏔️', members: ['bob', 'carol'] });
     expect(chat).toMatch(/^g:[0-9a-f]{64}$/);
     for (const c of [bob, carol]) {
       const conv = await eventually(() => c.conversation(chat), 10_000, `${c.accountId} gets the group`);
-      expect(conv).toMatchObject({ kind: 'group', title: 'Trip 🏔️', admins: ['alice'], messagePermissions: 'all', isRequest: false });
+      // carol never accepted alice: the group waits in her requests until she accepts it
+      expect(conv).toMatchObject({ kind: 'group', title: 'Trip 🏔️', admins: ['alice'], messagePermissions: 'all', isRequest: c === carol });
       expect([...conv.participants].sort()).toEqual(['alice', c === bob ? 'carol' : 'bob']);
     }
+    expect(requests).toEqual([`${chat}:alice:Trip 🏔️`]);
+    expect((await carol.requests()).map((r) => r.id)).toEqual([chat]);
+    expect((await carol.conversation(chat))?.invitedBy).toBe('alice');
+    await carol.acceptRequest(chat);
+    expect((await carol.conversation(chat))?.isRequest).toBe(false);
+    expect(await carol.requests()).toEqual([]);
     expect((await alice.conversation(chat))!.participants.sort()).toEqual(['bob', 'carol']);
     expect(toHex((await logOf(bob, chat)).head)).toBe(toHex((await logOf(alice, chat)).head));
   });
@@ -282,5 +293,35 @@ describe('groups', () => {
     await expect(alice.leaveGroup(chat)).rejects.toMatchObject({ code: 'NOT_ALLOWED', reason: 'LAST_ADMIN' });
     // direct-chat controls do not apply to groups (their settings are signed changes)
     await expect(alice.setVanishMode(chat, true)).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+  });
+
+  it('a group from a stranger can be rejected or blocked: we leave it, and a block also blocks its creator', async () => {
+    const spam = await mallory.createGroup({ name: 'Free prizes', members: ['dave', 'carol'] });
+    await eventually(async () => (await dave.conversation(spam))?.isRequest === true, 10_000, 'dave gets a group request');
+    await eventually(async () => (await carol.conversation(spam))?.isRequest === true, 10_000, 'carol gets a group request');
+    await dave.blockRequest(spam);
+    expect(await dave.conversation(spam)).toBeUndefined();
+    expect((await dave.conversation('d:mallory'))?.blocked).toBe(true);
+    await eventually(async () => !(await mallory.conversation(spam))!.participants.includes('dave'), 10_000, 'mallory sees dave leave');
+    await carol.rejectRequest(spam);
+    expect(await carol.conversation(spam)).toBeUndefined();
+    expect((await carol.conversation('d:mallory'))?.blocked ?? false).toBe(false);
+    await eventually(async () => (await mallory.conversation(spam))!.participants.length === 0, 10_000, 'mallory alone');
+    // nothing mallory sends to the group reaches them any more
+    const later = await mallory.sendText(spam, 'still there?').catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    if (later) for (const c of [dave, carol]) expect(await c.message(later.id)).toBeUndefined();
+  });
+
+  it('an avatar travels as an encrypted attachment named in the signed group state', async () => {
+    const image = new Uint8Array(40_000).map((_, i) => (i * 7) & 0xff);
+    const avatar = await alice.uploadAvatar(image, 'image/png');
+    await alice.updateGroup(chat, { avatar });
+    await eventually(async () => (await bob.conversation(chat))?.avatar !== undefined, 10_000, 'bob sees the avatar');
+    expect(await bob.downloadAvatar(chat)).toStrictEqual(image);
+    await expect(alice.uploadAvatar(new Uint8Array(0), 'image/png')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await alice.updateGroup(chat, { avatar: null });
+    await eventually(async () => (await bob.conversation(chat))?.avatar === undefined, 10_000, 'bob sees it removed');
+    expect(await bob.downloadAvatar(chat)).toBeUndefined();
   });
 });

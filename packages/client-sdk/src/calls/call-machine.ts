@@ -20,7 +20,9 @@ export type CallDetail =
   | 'stale'
   | 'not-allowed'
   | 'connection-lost'
-  | 'connection-failed';
+  | 'connection-failed'
+  /** Another device of ours answered or declined this incoming call. */
+  | 'answered-elsewhere';
 
 /** One 1:1 call as the state machine sees it. Plain data: every transition returns a new value. */
 export interface CallState {

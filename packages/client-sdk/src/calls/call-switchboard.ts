@@ -4,6 +4,7 @@ import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
 import { newMessageId } from '../ids.js';
 import { controlContent, sendControl, sendEphemeral } from '../messaging/compose.js';
+import { enqueueToOwnDevices } from '../devices/sync.js';
 import type { Effects } from '../messaging/apply-content.js';
 import { StorageBatch } from '../storage/batch.js';
 import type { ConversationRecord } from '../storage/types.js';
@@ -53,6 +54,14 @@ const boards = new WeakMap<ClientContext, CallSwitchboard>();
  * the call-log write joins `batch`; events and WebRTC work run after the commit. Called from
  * `applyContent`.
  */
+/**
+ * Another device of our account answered or declined call `callId` (its `call` content came
+ * from our own account): stop ringing here, logged as ended `answered-elsewhere`.
+ */
+export function receiveCallHandledElsewhere(ctx: ClientContext, batch: StorageBatch, callId: string, at: number, effects: Effects): Effects {
+  return boards.get(ctx)?.handledElsewhere(batch, callId, at, effects) ?? effects;
+}
+
 export function receiveCall(ctx: ClientContext, batch: StorageBatch, from: DeviceAddress, conversation: ConversationRecord, content: Extract<Content, { type: 'call' }>, receivedAt: number): Promise<Effects> {
   const board = boards.get(ctx);
   if (!board) return Promise.resolve({ emit: [], after: [] });
@@ -255,6 +264,15 @@ export class CallSwitchboard {
     return effects;
   }
 
+  handledElsewhere(batch: StorageBatch, callId: string, at: number, effects: Effects): Effects {
+    const live = this.calls.get(callId);
+    if (!live || live.state.direction !== 'incoming' || live.state.status !== 'ringing') return effects;
+    live.state = { ...live.state, status: 'ended', endedAt: at, detail: 'answered-elsewhere' };
+    batch.putCallLog(callLogOf(live.state));
+    effects.emit.push(() => this.settled(live));
+    return effects;
+  }
+
   /** A local state change: transition, then commit its log and (optionally) a durable `action`. */
   private async local(live: LiveCall, input: CallInput, action?: CallBody['action'], extra: Partial<CallBody> = {}): Promise<boolean> {
     const applied = await this.ctx.lock.run(async () => {
@@ -262,6 +280,8 @@ export class CallSwitchboard {
       if (!next) return false;
       live.state = next;
       const batch = new StorageBatch().putCallLog(callLogOf(next));
+      // our other devices ring too: tell them this one answered or declined
+      if (next.direction === 'incoming' && (action === 'answer' || action === 'decline')) enqueueToOwnDevices(this.ctx, batch, this.callContent(live, action));
       if (action) await sendControl(this.ctx, live.conversation, this.callContent(live, action, extra), batch);
       else await this.ctx.storage.commit(batch);
       return true;

@@ -9,6 +9,7 @@ import {
   type SyncBody,
 } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
+import { receiveCallHandledElsewhere } from '../calls/call-switchboard.js';
 import { applyGroupControl } from '../groups/group-receive.js';
 import { newMessageId } from '../ids.js';
 import { applyContent, type Effects } from '../messaging/apply-content.js';
@@ -123,6 +124,10 @@ export async function applyOwnDeviceContent(
   effects: Effects,
 ): Promise<Effects> {
   if (content.type === 'groupUpdate') return applyGroupControl(ctx, batch, from, content, receivedAt, effects);
+  if (content.type === 'call') {
+    const { action, callId } = content.body;
+    return action === 'answer' || action === 'decline' ? receiveCallHandledElsewhere(ctx, batch, callId, receivedAt, effects) : effects;
+  }
   if (content.type !== 'sync') return effects;
   const body = content.body;
   switch (body.kind) {

@@ -220,4 +220,36 @@ describe('voice and video calls over a real relay and real WebRTC', () => {
     expect(bobRings.some((r) => r.from === 'mallory')).toBe(false);
     expect((await bob.callLogs()).some((l) => l.callId === callId)).toBe(false);
   });
+
+  it('a call rings on every device of the callee; answering on one stops the ringing on the others', async () => {
+    const gina = await newClient(relay.url, 'gina', webrtc(8_000));
+    const hank = await newClient(relay.url, 'hank', webrtc(8_000));
+    extra.push(gina, hank);
+    const link = await SottoClient.link(clientOptions(relay.url, new MemoryStorage(), webrtc(8_000)));
+    const completing = link.complete({ timeoutMs: 20_000 });
+    await hank.approveLink(link.code);
+    const hank2 = (await completing).client;
+    extra.push(hank2);
+    await hank2.connect();
+    const chat = await befriend(gina, hank);
+    await eventually(() => hank2.conversation('d:gina'), 5_000, 'second device has the chat');
+
+    const ringsOnSecond = ringsOf(hank2);
+    let callId: string | undefined;
+    const declined = stateOf(gina, () => callId, 'declined');
+    const elsewhere = hank2.events.waitFor('callState', (e) => e.callId === callId && e.state === 'ended', 15_000);
+    const off = hank.events.on('incomingCall', (e) => void eventually(() => ringsOnSecond.length > 0, 5_000).then(() => hank.declineCall(e.callId)));
+    try {
+      const call = await gina.startCall(chat, 'voice');
+      sessions.push(call);
+      callId = call.callId;
+      await declined;
+      expect((await elsewhere)[0].detail).toBe('answered-elsewhere');
+    } finally {
+      off();
+    }
+    expect(ringsOnSecond.map((r) => r.callId)).toEqual([callId]);
+    const log = (await hank2.callLogs({ conversationId: 'd:gina' })).find((l) => l.callId === callId);
+    expect(log?.status).toBe('ended');
+  }, 60_000);
 });

@@ -3,6 +3,7 @@ import {
   encodeContent,
   type Content,
   type EngineName,
+  type GroupAction,
   type Mention,
   type ProtocolEngine,
   type SafetyNumber,
@@ -20,7 +21,7 @@ import { newMessageId } from './ids.js';
 import { DeviceDirectory } from './messaging/device-directory.js';
 import { Outbox } from './messaging/outbox.js';
 import { controlContent } from './messaging/compose.js';
-import { addMembers, conversationContextOf, createGroup, enqueueForConversation, leaveGroup, removeMember, sendControlForConversation, sendGroupTyping, setAdmin, updateGroup, type CreateGroupOptions, type GroupSettingsUpdate } from './features/groups.js';
+import { addMembers, changeGroup, conversationContextOf, createGroup, enqueueForConversation, leaveGroup, removeMember, sendControlForConversation, sendGroupTyping, setAdmin, updateGroup, type CreateGroupOptions, type GroupSettingsUpdate } from './features/groups.js';
 import { sendGroupPayload } from './groups/group-messenger.js';
 import { Receiver } from './messaging/receiver.js';
 import { closeConversation, setDisappearingTimer, setNotifications, setVanishMode, sweepExpired, TypingIndicator } from './features/conversation-settings.js';
@@ -171,6 +172,7 @@ export class SottoClient {
       requestPolicy: options.requestPolicy,
       now,
       maintainKeysSoon: () => this.maintainKeysSoon(),
+      reissueGroupChange: (id: string, actions: GroupAction[]) => changeGroup(this.ctx, id, actions),
     });
     receiver = new Receiver(this.ctx);
     sender.groupSend = (id, payload, o) => sendGroupPayload(this.ctx, id, payload, o);

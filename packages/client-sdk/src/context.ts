@@ -1,4 +1,4 @@
-import type { ProtocolEngine } from '@sotto/protocol';
+import type { GroupAction, ProtocolEngine } from '@sotto/protocol';
 import type { AccountState } from './account.js';
 import type { Emitter } from './emitter.js';
 import type { SottoEvents } from './events.js';
@@ -31,6 +31,8 @@ export interface ClientContext {
   readonly events: Emitter<SottoEvents>;
   readonly requestPolicy: RequestPolicy | undefined;
   readonly now: () => number;
+  /** Signs and sends `actions` again on a group's current head (a change of ours lost a fork). */
+  readonly reissueGroupChange?: (conversationId: string, actions: GroupAction[]) => Promise<unknown>;
   /** Asks for a (debounced) prekey top-up: a prekey message just consumed one. */
   readonly maintainKeysSoon: () => void;
   account: AccountState;

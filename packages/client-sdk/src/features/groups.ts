@@ -4,7 +4,7 @@ import { hasOtherDevices } from '../devices/sync.js';
 import { SottoError } from '../errors.js';
 import { sendGroupPayload } from '../groups/group-messenger.js';
 import { mayPostInGroup } from '../groups/group-receive.js';
-import { groupIdOf, groupVerifier, loadGroupLog, saveGroupLog, saveSenderKeyState } from '../groups/group-store.js';
+import { rememberSigned, groupIdOf, groupVerifier, loadGroupLog, saveGroupLog, saveSenderKeyState } from '../groups/group-store.js';
 import { genesisGroupChange, newGroupId, nextGroupChange, signGroupChange, type GroupAuthor } from '../groups/author.js';
 import { GroupLog } from '../groups/log.js';
 import { GroupChangeRejectedError } from '../groups/rejection.js';
@@ -90,6 +90,7 @@ export async function changeGroup(ctx: ClientContext, conversationId: string, ac
     const result = await log.add(bytes);
     if (result.status === 'rejected') throw new GroupChangeRejectedError(result.reason, result.message);
     const batch = new StorageBatch();
+    rememberSigned(batch, log.head);
     const next = saveGroupLog(batch, log, self, conversation, ctx.now())!;
     const after = log.state.members;
     if ([...before].some((a) => !after.has(a))) saveSenderKeyState(batch, log.groupId, null); // rotate on removal

@@ -8,7 +8,7 @@ import { MESSAGE_TYPES } from '../threads/views.js';
 import { GroupLog } from './log.js';
 import { GroupChangeRejectedError, type GroupRejectionReason } from './rejection.js';
 import { decodeGroupChangeBytes } from './state.js';
-import { groupVerifier, loadGroupLog, saveGroupLog, saveSenderKeyState } from './group-store.js';
+import { GROUP_KINDS, groupVerifier, loadGroupLog, saveGroupLog, saveSenderKeyState } from './group-store.js';
 
 /**
  * Whether `accountId` may post `type` in a group conversation right now: it must be a current
@@ -80,9 +80,21 @@ export async function applyGroupControl(
     // only an admin (the creator, or an admin adding us later) hands out a group's history
     if (log.state.members.get(from.accountId)?.role !== 'admin') return reject('NOT_ADMIN');
   } else {
+    const losingBefore = new Set(log.losingChanges().map((e) => toHex(e.hash)));
     const result = await log.add(change);
     if (result.status === 'rejected') return reject(result.reason);
     if (result.status === 'duplicate') return effects;
+    // A change this device signed just lost a fork: make it again on the new head (after this
+    // commit), unless the winning branch made it impossible (then it is dropped).
+    for (const lost of log.losingChanges()) {
+      const key = toHex(lost.hash);
+      if (losingBefore.has(key) || lost.change.author !== self) continue;
+      if (!(await ctx.storage.getProtocolRecord(GROUP_KINDS.signed, key))) continue;
+      const actions = lost.change.actions;
+      effects.after.push(async () => {
+        await ctx.reissueGroupChange?.(conversationId, actions).catch(() => undefined);
+      });
+    }
   }
   let updated = saveGroupLog(batch, log, self, conversation, receivedAt);
   // Added to a group by someone we have not accepted: the group waits in the requests inbox

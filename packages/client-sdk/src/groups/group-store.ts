@@ -17,7 +17,12 @@ import type { GroupState } from './state.js';
  * A log is kept before we are a member (a newly added member receives the chain from the genesis
  * on); the conversation exists only while (or after) we are one.
  */
-export const GROUP_KINDS = { log: 'groupLog', senderKey: 'groupSenderKey' } as const;
+export const GROUP_KINDS = { log: 'groupLog', senderKey: 'groupSenderKey', signed: 'groupSigned' } as const;
+
+/** Remembers that THIS device signed the change with `hash` (it re-issues it if it loses a fork). */
+export function rememberSigned(batch: StorageBatch, hash: Uint8Array): void {
+  batch.protocolRecord(GROUP_KINDS.signed, toHex(hash), new Uint8Array(0));
+}
 
 /** Our current sender key for one group and the accounts that already hold it. */
 export interface GroupSenderKeyState {

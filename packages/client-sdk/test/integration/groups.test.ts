@@ -252,7 +252,7 @@ describe('groups', () => {
     expect((await bob.conversation(chat))!.title).toBe('Trip 🏔️');
   });
 
-  it('concurrent changes by two admins converge to the same state on every member', async () => {
+  it('concurrent changes by two admins converge to the same state on every member; the loser re-issues its change', async () => {
     await alice.setAdmin(chat, 'bob', true);
     await eventually(async () => (await bob.conversation(chat))!.admins?.includes('bob'), 10_000, 'bob is admin');
     await eventually(async () => (await dave.conversation(chat))!.admins?.includes('bob'), 10_000, 'dave sees bob admin');
@@ -262,9 +262,17 @@ describe('groups', () => {
     expect(byBob.title).toBe('Name by bob');
     const heads = async () => Promise.all([alice, bob, dave].map(async (c) => toHex((await logOf(c, chat)).head)));
     await eventually(async () => new Set(await heads()).size === 1, 10_000, 'heads converge');
-    const titles = await Promise.all([alice, bob, dave].map(async (c) => (await c.conversation(chat))!.title));
-    expect(new Set(titles).size).toBe(1);
-    expect(['Name by alice', 'Name by bob']).toContain(titles[0]);
+    // the fork's loser signs its change again on the winner: both renames happen, the loser's last
+    const lost = (await logOf(alice, chat)).losingChanges()[0]!;
+    const loserName = lost.change.author === 'alice' ? 'Name by alice' : 'Name by bob';
+    const settled = async () => {
+      const titles = await Promise.all([alice, bob, dave].map(async (c) => (await c.conversation(chat))!.title));
+      return new Set(await heads()).size === 1 && titles.every((t) => t === loserName);
+    };
+    await eventually(settled, 10_000, 'the re-issued change reaches everyone');
+    const chain = (await logOf(dave, chat)).canonicalChain();
+    expect(chain.slice(-2).map((e) => e.change.author).sort()).toEqual(['alice', 'bob']);
+    expect(chain.at(-1)!.change.author).toBe(lost.change.author);
     for (const c of [alice, bob, dave]) expect((await logOf(c, chat)).losingChanges()).toHaveLength(1);
   });
 

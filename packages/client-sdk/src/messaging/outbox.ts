@@ -27,7 +27,7 @@ function leadingRun(due: readonly OutboxEntry[]): OutboxEntry[] {
   const recipient = due[0]!.recipients.length === 1 ? due[0]!.recipients[0] : undefined;
   const run: OutboxEntry[] = [];
   for (const e of due) {
-    if (recipient === undefined || e.recipients.length !== 1 || e.recipients[0] !== recipient) break;
+    if (recipient === undefined || e.recipients.length !== 1 || e.recipients[0] !== recipient || e.plaintextTo !== undefined) break;
     run.push(e);
   }
   return run;
@@ -131,7 +131,9 @@ export class Outbox {
   private async deliver(entry: OutboxEntry): Promise<boolean> {
     const recipient = entry.recipients[0]!;
     try {
-      const res = await this.deps.sender.sendToAccount(recipient, entry.payload, {});
+      const res = entry.plaintextTo !== undefined
+        ? await this.deps.sender.sendPlaintext(recipient, entry.plaintextTo, entry.payload)
+        : await this.deps.sender.sendToAccount(recipient, entry.payload, {});
       await this.markSent(recipient, [{ entry, res }]);
       return true;
     } catch (err) {

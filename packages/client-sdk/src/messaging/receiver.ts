@@ -15,11 +15,10 @@ import type { ClientContext } from '../context.js';
 import type { DecryptionFailureReason } from '../events.js';
 import { newMessageId } from '../ids.js';
 import { StorageBatch } from '../storage/batch.js';
-import { toBase64Url } from '../relay/base64url.js';
 import { readProtocolStores } from '../storage/protocol-stores.js';
 import { directConversationId } from '../storage/types.js';
 import { applyContent, noEffects, type Effects } from './apply-content.js';
-import { padPlaintext, unpadPlaintext } from './padding.js';
+import { unpadPlaintext } from './padding.js';
 import { applyDeliveryReceipt } from './delivery-receipts.js';
 import { commitEnvelopeGroup } from './receive-group.js';
 import { sentByTimestamp } from './sent-index.js';
@@ -228,40 +227,39 @@ export class Receiver {
 
   /**
    * A message that cannot be read: record the envelope as processed (so it is not redelivered
-   * forever), raise `decryptionFailed`, and ask the sender to resend.
+   * forever), raise `decryptionFailed`, and ask the sender to resend — durably: the resend request
+   * is an outbox entry committed with the processed marker, so a crash or an outage cannot lose it.
    */
   private async failure(envelope: Envelope, reason: DecryptionFailureReason, batch = new StorageBatch().requireUnprocessed(envelope.guid)): Promise<Effects> {
+    const { ctx } = this;
+    const from = envelope.from;
+    if (from) {
+      const content: Content = {
+        v: 1,
+        type: 'resendRequest',
+        id: newMessageId(),
+        sentAt: ctx.now(),
+        body: { envelopeTimestamp: envelope.serverTimestamp, senderDeviceId: ctx.account.deviceId, reason },
+      };
+      const now = ctx.now();
+      batch.putOutbox({
+        id: `resend-request:${envelope.guid}`,
+        conversationId: directConversationId(from.accountId),
+        recipients: [from.accountId],
+        payload: encodeContent(content),
+        kind: 'resendRequest',
+        plaintextTo: from.deviceId,
+        attempts: 0,
+        nextAttemptAt: now,
+        createdAt: now,
+      });
+    }
     await this.commit(batch, envelope);
     const effects = noEffects();
-    const from = envelope.from;
     if (!from) return effects;
     effects.emit.push((x) => x.events.emit('decryptionFailed', { from: from.accountId, deviceId: from.deviceId, guid: envelope.guid, reason }));
-    effects.after.push(() => this.requestResend(envelope, from, reason));
+    effects.after.push(() => ctx.outbox.kick());
     return effects;
-  }
-
-  /** Resend requests travel as `plaintext` envelopes: they must work when the session is broken. */
-  private async requestResend(envelope: Envelope, from: DeviceAddress, reason: string): Promise<void> {
-    const { ctx } = this;
-    const content: Content = {
-      v: 1,
-      type: 'resendRequest',
-      id: newMessageId(),
-      sentAt: ctx.now(),
-      body: { envelopeTimestamp: envelope.serverTimestamp, senderDeviceId: ctx.account.deviceId, reason },
-    };
-    const devices = await ctx.directory.devices(from.accountId);
-    const device = devices.find((d) => d.deviceId === from.deviceId);
-    if (!device) return;
-    // Plaintext control envelopes may name a single device (docs/relay-api.md).
-    await ctx.relay.send(from.accountId, {
-      type: 'plaintext',
-      messages: [{
-        deviceId: device.deviceId,
-        registrationId: device.registrationId,
-        ciphertext: toBase64Url(padPlaintext(encodeContent(content))),
-      }],
-    });
   }
 
   /**

@@ -130,6 +130,21 @@ export class Sender {
     return { accepted };
   }
 
+  /**
+   * Sends `content` unencrypted to one device of `accountId`: only resend requests travel this
+   * way (they must work when the session is broken; the relay accepts plaintext envelopes for a
+   * single device). NOT_FOUND when the device is gone (the request is moot).
+   */
+  async sendPlaintext(accountId: string, deviceId: number, content: Uint8Array): Promise<SendResponse> {
+    const devices = await this.deps.directory.devices(accountId);
+    const device = devices.find((d) => d.deviceId === deviceId);
+    if (!device) throw new SottoError('NOT_FOUND', `${accountId} has no device ${deviceId}`);
+    return this.deps.relay.send(accountId, {
+      type: 'plaintext',
+      messages: [{ deviceId, registrationId: device.registrationId, ciphertext: toBase64Url(padPlaintext(content)) }],
+    });
+  }
+
   private async post(accountId: string, messages: DeviceCiphertext[], ephemeral: boolean): Promise<SendResponse> {
     const { connection, relay } = this.deps;
     if (connection.connectionState === 'connected') {

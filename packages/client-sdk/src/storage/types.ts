@@ -115,6 +115,11 @@ export interface OutboxEntry {
   createdAt: number;
   /** Error code of the last failed attempt. */
   lastError?: string;
+  /**
+   * Set for a resend request: it goes unencrypted (the session with that device is what broke) to
+   * this one device of the recipient.
+   */
+  plaintextTo?: number;
 }
 
 export interface CallParticipant {

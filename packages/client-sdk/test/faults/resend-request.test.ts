@@ -1,0 +1,57 @@
+/**
+ * A message that cannot be decrypted makes the receiver ask the sender to resend — durably: the
+ * request is an outbox entry committed with the processed marker, so a receiver that is offline
+ * (or crashes) sends it later, and the sender answers with the message on a fresh session.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryStorage, SottoClient, StorageBatch } from '../../src/index.js';
+import { clientOptions, eventually, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
+
+describe('resend requests', () => {
+  let relay: TestRelay;
+  let alice: SottoClient;
+  let bob: SottoClient;
+  const storage = new MemoryStorage();
+
+  beforeAll(async () => {
+    relay = await startRelay();
+    alice = await newClient(relay.url, 'alice', { requestPolicy: () => true });
+    bob = await newClient(relay.url, 'bob', { storage, requestPolicy: () => true });
+  });
+
+  afterAll(async () => {
+    await alice?.close();
+    await bob?.close();
+    await relay?.close();
+  });
+
+  it('survive a receiver that is offline when decryption fails, and bring the message back', async () => {
+    const chat = await alice.openConversation('bob');
+    await alice.sendText(chat, 'first');
+    await eventually(async () => (await bob.messages('d:alice')).messages.length === 1, 10_000, 'bob gets the first');
+
+    // bob loses his session with alice (a restored backup, say), then goes offline
+    await bob.context.storage.commit(new StorageBatch().protocolRecord('session', 'alice.1', null));
+    await bob.close();
+    const sent = await alice.sendText(chat, 'sent while bob is away');
+    await eventually(async () => (await alice.message(sent.id))?.status?.['bob']?.state === 'sent', 10_000, 'relay accepted');
+
+    // bob comes back with the relay unreachable for its sends: the failure is recorded, and the
+    // resend request waits in the outbox instead of being lost
+    let failFetch = true;
+    const fetchGate: typeof fetch = (input, init) => (failFetch && String(input).includes('/v1/messages/') ? Promise.reject(new TypeError('offline')) : fetch(input, init));
+    bob = await SottoClient.open(clientOptions(relay.url, storage, { fetch: fetchGate, requestPolicy: () => true }));
+    const failed = bob.events.waitFor('decryptionFailed', (f) => f.from === 'alice', 10_000);
+    await bob.connect();
+    expect(['NO_SESSION', 'INVALID_PREKEY', 'INVALID_MESSAGE']).toContain((await failed)[0].reason);
+    const queued = await eventually(async () => (await storage.listOutbox()).find((e) => e.kind === 'resendRequest'), 10_000, 'queued request');
+    expect(queued.plaintextTo).toBe(alice.deviceId);
+    expect(await bob.message(sent.id)).toBeUndefined();
+
+    failFetch = false;
+    await bob.context.outbox.kick();
+    await eventually(async () => (await storage.listOutbox()).every((e) => e.kind !== 'resendRequest'), 15_000, 'request sent');
+    const back = await eventually(() => bob.message(sent.id), 15_000, 'the message comes back');
+    expect(back.text).toBe('sent while bob is away');
+  }, 60_000);
+});

@@ -36,6 +36,8 @@ const DURATION_MS = env('BENCH_DURATION_MS', 5000);
 const WARMUP_MS = env('BENCH_WARMUP_MS', 1000);
 const IDLE_CONNS = env('BENCH_IDLE_CONNS', 5000);
 const PAYLOAD = 200;
+/** Extra node flags for the relay child, e.g. BENCH_RELAY_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'. */
+const RELAY_NODE_ARGS = (process.env['BENCH_RELAY_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
 const PKG_DIR = fileURLToPath(new URL('..', import.meta.url));
 
 // ---------------------------------------------------------------------------------------------
@@ -83,7 +85,7 @@ async function startRelayChild(dataDir: string): Promise<{ child: ChildProcess; 
   const big = '1000000000';
   const { child, line } = await spawnNode(
     [
-      '--conditions=sotto-source', '--import', 'tsx', 'src/cli.ts', 'start', '--port', '0', '--data-dir', dataDir, '--log-level', 'info',
+      ...RELAY_NODE_ARGS, '--conditions=sotto-source', '--import', 'tsx', 'src/cli.ts', 'start', '--port', '0', '--data-dir', dataDir, '--log-level', 'info',
       '--rate-ip-capacity', big, '--rate-ip-refill', big, '--rate-account-capacity', big, '--rate-account-refill', big,
     ],
     (l) => l['msg'] === 'relay listening',

@@ -6,12 +6,13 @@
  */
 import {
   ProtocolError, decodeDeviceRecord, decodeKyberPreKeyPublic, decodeOneTimePreKeyPublic, decodeSignedDeviceRecord,
-  decodeSignedPreKeyPublic, encodeDeliveryReceipt, hazmatEncodeEnvelopeUnchecked, encodePreKeyBundle,
-  type EnvelopeType, type PreKeyBundle,
+  decodeSignedPreKeyPublic, encodeDeliveryReceipt, encodeServerFrame, hazmatEncodeEnvelopeUnchecked, encodePreKeyBundle,
+  MAX_GUID_LENGTH, MAX_RECEIPT_GUIDS, type EnvelopeType, type PreKeyBundle,
 } from '@sotto/protocol';
 import type { NewEnvelope } from './db/envelope-repo.js';
 import type { ClaimedKeys } from './db/key-repo.js';
 import { RelayError } from './errors.js';
+import { envFrame, receiptBytes, sendResultFrame } from './hot-wire.js';
 
 /** What the relay reads out of a SignedDeviceRecord. */
 export interface DeviceRecordFacts {
@@ -86,7 +87,27 @@ export function encodeEnvelope(row: NewEnvelope, ephemeral = false): Uint8Array 
   });
 }
 
-/** The ciphertext of a relay-generated `receipt` envelope: an encoded DeliveryReceipt. */
+/**
+ * The `env` frame pushing a queued (or ephemeral) envelope: the bytes of
+ * `encodeServerFrame({ t: 'env', envelope: encodeEnvelope(row, ephemeral) })`, built in one pass
+ * when the row's values allow (see hot-wire.ts).
+ */
+export function envelopeFrame(row: NewEnvelope, ephemeral = false): Uint8Array {
+  return envFrame(row, ephemeral) ?? encodeServerFrame({ t: 'env', envelope: encodeEnvelope(row, ephemeral) });
+}
+
+/** The `res` frame answering a successful send: `{ t: 'res', id, status: 200, body: { serverTimestamp, guids } }`. */
+export function sendResponseFrame(id: number, serverTimestamp: number, guids: string[]): Uint8Array {
+  return sendResultFrame(id, serverTimestamp, guids) ?? encodeServerFrame({ t: 'res', id, status: 200, body: { serverTimestamp, guids } });
+}
+
+/**
+ * The ciphertext of a relay-generated `receipt` envelope: an encoded DeliveryReceipt. The guids
+ * are checked against the receipt's rules here; the acking device and the time are the relay's
+ * own, so the checked encoder (which decodes its output back) is only the fallback.
+ */
 export function encodeReceipt(r: { guids: string[]; accountId: string; deviceId: number; deliveredAt: number }): Uint8Array {
-  return encodeDeliveryReceipt({ v: 1, guids: r.guids, deliveredAt: r.deliveredAt, by: { accountId: r.accountId, deviceId: r.deviceId } });
+  const valid = r.guids.length >= 1 && r.guids.length <= MAX_RECEIPT_GUIDS && r.guids.every((g) => g.length >= 1 && g.length <= MAX_GUID_LENGTH);
+  return (valid ? receiptBytes(r) : undefined)
+    ?? encodeDeliveryReceipt({ v: 1, guids: r.guids, deliveredAt: r.deliveredAt, by: { accountId: r.accountId, deviceId: r.deviceId } });
 }

@@ -20,10 +20,15 @@ interface Outcome {
   value: unknown;
 }
 
+/**
+ * Told how a queued operation ended, once its batch has committed (`ok` with the operation's
+ * return value) or failed (`ok === false` with the error).
+ */
+export type Settle<T> = (ok: boolean, value: T | unknown) => void;
+
 interface Pending {
   op: () => unknown;
-  resolve: (value: unknown) => void;
-  reject: (reason: unknown) => void;
+  settle: Settle<unknown>;
 }
 
 /**
@@ -73,14 +78,27 @@ export class CommitQueue {
   }
 
   run<T>(op: () => T): Promise<T> {
-    if (this.closed) return Promise.reject(new Error('commit queue is closed'));
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ op, resolve: resolve as (v: unknown) => void, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(this.onFlushed);
-      }
+      this.submit(op, (ok, value) => (ok ? resolve(value as T) : reject(value)));
     });
+  }
+
+  /**
+   * {@link run} without a promise: `settle` is called synchronously right after the batch
+   * committed (or failed), still inside the flush, so a reply written there leaves in the same
+   * turn as the pushes of that batch. A `settle` that throws does not disturb the batch: the
+   * error is rethrown on its own (as an uncaught exception, like a throwing promise callback).
+   */
+  submit<T>(op: () => T, settle: Settle<T>): void {
+    if (this.closed) {
+      settle(false, new Error('commit queue is closed'));
+      return;
+    }
+    this.pending.push({ op, settle: settle as Settle<unknown> });
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.onFlushed);
+    }
   }
 
   /** Commit everything queued now (also used on close). */
@@ -96,15 +114,14 @@ export class CommitQueue {
         this.runBatch.immediate(batch, outcomes);
       } catch (err) {
         for (const o of this.observers) o.rolledBack();
-        for (const p of batch) p.reject(err);
+        for (const p of batch) settleSafely(p.settle, false, err);
         continue;
       }
       this.batches++;
       for (const o of this.observers) o.committed();
       for (let i = 0; i < batch.length; i++) {
         const o = outcomes[i]!;
-        if (o.ok) batch[i]!.resolve(o.value);
-        else batch[i]!.reject(o.value);
+        settleSafely(batch[i]!.settle, o.ok, o.value);
       }
     }
   }
@@ -112,5 +129,15 @@ export class CommitQueue {
   close(): void {
     this.flush();
     this.closed = true;
+  }
+}
+
+function settleSafely(settle: Settle<unknown>, ok: boolean, value: unknown): void {
+  try {
+    settle(ok, value);
+  } catch (err) {
+    queueMicrotask(() => {
+      throw err;
+    });
   }
 }

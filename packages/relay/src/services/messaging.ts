@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { MAX_RECEIPT_GUIDS, type MismatchedDevices, type SendResponse, type SendableEnvelopeType, type StaleDevices, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
+import { MAX_RECEIPT_GUIDS, type MismatchedDevices, type RequestFrame, type SendResponse, type SendableEnvelopeType, type StaleDevices, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
 import type { DeviceAddress } from '../credentials.js';
+import type { Settle } from '../db/commit-queue.js';
 import type { EnvelopeRow, NewEnvelope } from '../db/envelope-repo.js';
 import { RelayError } from '../errors.js';
 import { encodeReceipt } from '../wire.js';
@@ -60,9 +61,13 @@ function checkDeviceLists(ctx: RelayContext, sender: DeviceAddress, plans: Recip
   if (stale.length > 0) throw new RelayError('STALE_DEVICES', 'registration ids changed', { stale });
 }
 
-function send(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvelopeType, ephemeral: boolean, plans: RecipientPlan[]): Promise<SendOutcome> | SendOutcome {
+/**
+ * The operation of one send, to run in the commit queue (or at once, for online-only sends, which
+ * write nothing). Takes the sender's rate-limit token now.
+ */
+function sendOp(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvelopeType, ephemeral: boolean, plans: RecipientPlan[]): () => SendOutcome {
   takeToken(ctx.limiters.account, `send:${sender.accountId}`);
-  const op = (): SendOutcome => {
+  return () => {
     checkDeviceLists(ctx, sender, plans, type === 'plaintext' && plans.every((p) => p.devices.every((d) => (d.type ?? type) === 'plaintext')));
     const serverTimestamp = ctx.now();
     const out: SendOutcome = { serverTimestamp, guids: [], ephemeral: [] };
@@ -90,7 +95,28 @@ function send(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvelopeTy
     }
     return out;
   };
-  // Online-only sends write nothing: no commit needed, no fsync.
+}
+
+/** Plans a `send` body: per-device ciphertexts to one account. */
+function accountPlan(body: WsSendBody): RecipientPlan[] {
+  return [{ accountId: body.to, devices: body.messages }];
+}
+
+/** Plans a `sendMulti` body: one ciphertext to many accounts, each named once. */
+function manyPlan(body: WsMultiSendBody): RecipientPlan[] {
+  const seen = new Set<string>();
+  for (const r of body.recipients) {
+    if (seen.has(r.accountId)) throw new RelayError('BAD_REQUEST', 'an account is named twice');
+    seen.add(r.accountId);
+  }
+  return body.recipients.map((r) => ({
+    accountId: r.accountId,
+    devices: r.devices.map((d) => ({ ...d, ciphertext: body.ciphertext })),
+  }));
+}
+
+/** Runs a send: online-only sends at once (no commit needed, no fsync), others in the commit queue. */
+function runSend(ctx: RelayContext, ephemeral: boolean, op: () => SendOutcome): Promise<SendOutcome> | SendOutcome {
   return ephemeral ? op() : ctx.queue.run(op);
 }
 
@@ -103,21 +129,47 @@ function send(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvelopeTy
  * hub.pushEphemeral(out.ephemeral);
  */
 export async function sendToAccount(ctx: RelayContext, sender: DeviceAddress, body: WsSendBody): Promise<SendOutcome> {
-  return send(ctx, sender, body.type, body.ephemeral === true, [{ accountId: body.to, devices: body.messages }]);
+  const ephemeral = body.ephemeral === true;
+  return runSend(ctx, ephemeral, sendOp(ctx, sender, body.type, ephemeral, accountPlan(body)));
 }
 
 /** One ciphertext to many accounts' devices, with the same exact-list rule per account. */
 export async function sendToMany(ctx: RelayContext, sender: DeviceAddress, body: WsMultiSendBody): Promise<SendOutcome> {
-  const seen = new Set<string>();
-  for (const r of body.recipients) {
-    if (seen.has(r.accountId)) throw new RelayError('BAD_REQUEST', 'an account is named twice');
-    seen.add(r.accountId);
+  const ephemeral = body.ephemeral === true;
+  return runSend(ctx, ephemeral, sendOp(ctx, sender, body.type, ephemeral, manyPlan(body)));
+}
+
+/**
+ * A WebSocket request frame's send (`send` or `sendMulti`), reported to `settle` instead of a
+ * promise: for stored envelopes synchronously right after their batch commits (see
+ * {@link CommitQueue.submit}), for online-only ones at once. Same rules and outcome as
+ * {@link sendToAccount} / {@link sendToMany}.
+ * @example
+ * submitSend(ctx, me, frame, (ok, out) => reply(frame.id, ok, out));
+ */
+export function submitSend(ctx: RelayContext, sender: DeviceAddress, frame: RequestFrame, settle: Settle<SendOutcome>): void {
+  const ephemeral = frame.body.ephemeral === true;
+  let op: () => SendOutcome;
+  try {
+    op = frame.op === 'send'
+      ? sendOp(ctx, sender, frame.body.type, ephemeral, accountPlan(frame.body))
+      : sendOp(ctx, sender, frame.body.type, ephemeral, manyPlan(frame.body));
+  } catch (err) {
+    settle(false, err);
+    return;
   }
-  const plans = body.recipients.map((r) => ({
-    accountId: r.accountId,
-    devices: r.devices.map((d) => ({ ...d, ciphertext: body.ciphertext })),
-  }));
-  return send(ctx, sender, body.type, body.ephemeral === true, plans);
+  if (!ephemeral) {
+    ctx.queue.submit(op, settle);
+    return;
+  }
+  let out: SendOutcome;
+  try {
+    out = op();
+  } catch (err) {
+    settle(false, err);
+    return;
+  }
+  settle(true, out);
 }
 
 /**
@@ -130,7 +182,21 @@ export async function sendToMany(ctx: RelayContext, sender: DeviceAddress, body:
  */
 export async function ackEnvelopes(ctx: RelayContext, device: DeviceAddress, guids: string[]): Promise<void> {
   if (guids.length === 0) return;
-  return ctx.queue.run(() => {
+  return ctx.queue.run(ackOp(ctx, device, guids));
+}
+
+/**
+ * {@link ackEnvelopes} for the WebSocket `ack` frame: nothing waits for it, so no promise. An ack
+ * that fails to commit is simply not applied; the envelopes are delivered again.
+ */
+export function submitAck(ctx: RelayContext, device: DeviceAddress, guids: string[]): void {
+  if (guids.length > 0) ctx.queue.submit(ackOp(ctx, device, guids), ignore);
+}
+
+const ignore = (): void => undefined;
+
+function ackOp(ctx: RelayContext, device: DeviceAddress, guids: string[]): () => void {
+  return () => {
     const acked = ctx.envelopes.ack(device.accountId, device.deviceId, guids);
     if (acked.length === 0) return;
     const now = ctx.now();
@@ -165,7 +231,7 @@ export async function ackEnvelopes(ctx: RelayContext, device: DeviceAddress, gui
       }
     }
     ctx.envelopes.insert(receipts);
-  });
+  };
 }
 
 /** A page of the device's backlog over HTTP: envelopes with `seq > after`. */

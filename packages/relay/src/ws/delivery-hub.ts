@@ -6,9 +6,10 @@ import { hashSecret, type DeviceAddress } from '../credentials.js';
 import type { EnvelopeRow, NewEnvelope } from '../db/envelope-repo.js';
 import { toErrorBody } from '../errors.js';
 import type { RelayContext } from '../services/context.js';
-import { ackEnvelopes, sendToAccount, sendToMany, type DeliveryNotifier } from '../services/messaging.js';
+import { submitAck, submitSend, type DeliveryNotifier, type SendOutcome } from '../services/messaging.js';
+import { sendResponseFrame } from '../wire.js';
 import { CloseCode } from './close-codes.js';
-import { DeviceConnection } from './device-connection.js';
+import { DeviceConnection, WriteBatcher } from './device-connection.js';
 
 const key = (a: DeviceAddress) => `${a.accountId}.${a.deviceId}`;
 
@@ -26,6 +27,7 @@ export class DeliveryHub implements DeliveryNotifier {
   readonly wss: WebSocketServer;
   private readonly connections = new Map<string, DeviceConnection>();
   private readonly heartbeat: NodeJS.Timeout;
+  private readonly writes = new WriteBatcher();
 
   constructor(private readonly ctx: RelayContext) {
     ctx.envelopes.onCommitted = (rows) => this.offer(rows);
@@ -93,14 +95,14 @@ export class DeliveryHub implements DeliveryNotifier {
     const l = this.ctx.config.limits;
     const conn = new DeviceConnection(address, ws, this.ctx.envelopes, {
       lowWater: l.wsSendBufferLowBytes, highWater: l.wsSendBufferHighBytes, pageSize: 100,
-    }, this.ctx.now);
+    }, this.ctx.now, this.writes);
     const k = key(address);
     this.connections.get(k)?.close(CloseCode.REPLACED, 'replaced by a newer connection');
     this.connections.set(k, conn);
     ws.on('pong', () => { conn.alive = true; });
     ws.on('message', (data, isBinary) => {
       conn.alive = true;
-      void this.onFrame(conn, data, isBinary);
+      this.onFrame(conn, data, isBinary);
     });
     ws.on('close', () => {
       conn.markClosed();
@@ -110,11 +112,11 @@ export class DeliveryHub implements DeliveryNotifier {
     conn.wake();
   }
 
-  private async onFrame(conn: DeviceConnection, data: RawData, isBinary: boolean): Promise<void> {
+  private onFrame(conn: DeviceConnection, data: RawData, isBinary: boolean): void {
     let frame: ClientFrame;
     try {
       if (!isBinary) throw new ProtocolError('MALFORMED', 'text frames are not accepted');
-      const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+      const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
       frame = decodeClientFrame(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     } catch (err) {
       const code = ProtocolError.is(err) ? 'BAD_REQUEST' : 'INTERNAL';
@@ -122,23 +124,23 @@ export class DeliveryHub implements DeliveryNotifier {
       return;
     }
     if (frame.t === 'ack') {
-      try {
-        await ackEnvelopes(this.ctx, conn.address, frame.guids);
-      } catch {
-        // An ack that fails to commit is simply not applied; the envelope is redelivered.
-      }
+      submitAck(this.ctx, conn.address, frame.guids);
       return;
     }
-    try {
-      const out = frame.op === 'send'
-        ? await sendToAccount(this.ctx, conn.address, frame.body)
-        : await sendToMany(this.ctx, conn.address, frame.body);
-      this.pushEphemeral(out.ephemeral);
-      conn.send({ t: 'res', id: frame.id, status: 200, body: { serverTimestamp: out.serverTimestamp, guids: out.guids } });
-    } catch (err) {
-      const { status, body } = toErrorBody(err);
-      conn.send({ t: 'res', id: frame.id, status, error: body });
+    const id = frame.id;
+    // Settled inside the commit's flush: the reply joins that turn's pushes on the socket.
+    submitSend(this.ctx, conn.address, frame, (ok, value) => this.reply(conn, id, ok, value));
+  }
+
+  private reply(conn: DeviceConnection, id: number, ok: boolean, value: unknown): void {
+    if (!ok) {
+      const { status, body } = toErrorBody(value);
+      conn.send({ t: 'res', id, status, error: body });
+      return;
     }
+    const out = value as SendOutcome;
+    this.pushEphemeral(out.ephemeral);
+    conn.sendBytes(sendResponseFrame(id, out.serverTimestamp, out.guids));
   }
 
   /** Close every connection (code 1001) and stop the heartbeat. */

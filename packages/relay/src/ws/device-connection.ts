@@ -1,8 +1,9 @@
 import { encodeServerFrame, type ServerFrame } from '@sotto/protocol';
+import type { Socket } from 'node:net';
 import type WebSocket from 'ws';
 import type { DeviceAddress } from '../credentials.js';
 import type { EnvelopeRow, NewEnvelope } from '../db/envelope-repo.js';
-import { encodeEnvelope } from '../wire.js';
+import { envelopeFrame } from '../wire.js';
 import { CloseCode } from './close-codes.js';
 
 /** How a connection reads the queue; the delivery hub supplies it. */
@@ -17,6 +18,47 @@ export interface ConnectionLimits {
   highWater: number;
   /** Envelopes read from the database per page. */
   pageSize: number;
+}
+
+/** A connection whose socket can be corked for the rest of the turn. */
+interface Corkable {
+  uncork(): void;
+}
+
+/**
+ * Coalesces each connection's frames of one turn into one socket write. A connection corks its
+ * socket before its first frame of the turn; right after the turn's callback returns (next tick:
+ * a commit flush with all its pushes and replies, or one incoming frame's handling) every corked
+ * socket is uncorked, so what was written to it in between leaves in one `writev` instead of
+ * one write per frame. Nothing waits longer than the current turn.
+ */
+export class WriteBatcher {
+  private corked: Corkable[] = [];
+  private scheduled = false;
+
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    const corked = this.corked;
+    this.corked = [];
+    for (const c of corked) c.uncork();
+  };
+
+  /** `conn` has just corked its socket: uncork it at the end of this turn. */
+  add(conn: Corkable): void {
+    this.corked.push(conn);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      process.nextTick(this.flush);
+    }
+  }
+}
+
+/** Most bytes a connection holds corked before writing them out within the turn. */
+const MAX_CORKED_BYTES = 64 * 1024;
+
+/** The `net.Socket` under a `ws` WebSocket (a long-standing internal of `ws`). */
+function socketOf(ws: WebSocket): Socket | undefined {
+  return (ws as unknown as { _socket?: Socket })._socket;
 }
 
 /**
@@ -48,13 +90,21 @@ export class DeviceConnection {
   /** Highest ws.bufferedAmount seen (observability / tests). */
   maxBuffered = 0;
 
+  private corked = false;
+  private readonly socket: Socket | undefined;
+  private readonly corkLimit: number;
+
   constructor(
     readonly address: DeviceAddress,
     readonly ws: WebSocket,
     private readonly source: QueueSource,
     private readonly limits: ConnectionLimits,
     private readonly now: () => number,
-  ) {}
+    private readonly batcher?: WriteBatcher,
+  ) {
+    this.socket = batcher === undefined ? undefined : socketOf(ws);
+    this.corkLimit = Math.min(MAX_CORKED_BYTES, limits.lowWater / 2);
+  }
 
   /** Schedule a pump on the next turn (coalesces many wakes into one read). */
   wake(): void {
@@ -76,9 +126,37 @@ export class DeviceConnection {
 
   /** Send one frame (responses, ephemeral pushes); enforces the high-water mark. */
   send(frame: ServerFrame): boolean {
+    return this.sendBytes(encodeServerFrame(frame));
+  }
+
+  /** Send one already encoded frame; enforces the high-water mark. */
+  sendBytes(frame: Uint8Array): boolean {
     if (this.closed) return false;
-    this.ws.send(encodeServerFrame(frame), this.onSent);
+    this.write(frame);
     return this.checkBuffer();
+  }
+
+  private write(frame: Uint8Array): void {
+    const socket = this.socket;
+    if (socket === undefined) {
+      this.ws.send(frame, this.onSent);
+      return;
+    }
+    if (!this.corked) {
+      this.corked = true;
+      socket.cork();
+      this.batcher!.add(this);
+    }
+    this.ws.send(frame, this.onSent);
+    // Held bytes count as buffered: let a large turn go out now rather than pause on them.
+    if (socket.writableLength > this.corkLimit) this.uncork();
+  }
+
+  /** Writes out what this turn corked (called by the {@link WriteBatcher}, or early when large). */
+  uncork(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.socket!.uncork();
   }
 
   private checkBuffer(): boolean {
@@ -98,7 +176,7 @@ export class DeviceConnection {
   /** Online-only envelope: dropped while paused (it would be stale by the time it arrived). */
   pushEphemeral(env: NewEnvelope): void {
     if (this.paused || this.closed) return;
-    this.send({ t: 'env', envelope: encodeEnvelope(env, true) });
+    this.sendBytes(envelopeFrame(env, true));
   }
 
   /** A stored envelope for this device has just been committed (called in `seq` order). */
@@ -116,7 +194,7 @@ export class DeviceConnection {
   private push(row: EnvelopeRow): boolean {
     this.cursor = row.seq;
     this.pushed++;
-    this.ws.send(encodeServerFrame({ t: 'env', envelope: encodeEnvelope(row) }), this.onSent);
+    this.write(envelopeFrame(row));
     if (!this.checkBuffer() || this.paused) {
       this.caughtUp = false;
       return false;

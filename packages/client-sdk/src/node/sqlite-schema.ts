@@ -13,6 +13,9 @@ import { SottoError } from '../errors.js';
  *   triggers inside the writing transaction; tombstoned messages have `text` NULL, so they are
  *   never indexed. Hits are ranked on the covering index `messages_search_keys` and only the
  *   final page of records is read.
+ *
+ * In an encrypted store (see `sqlite-crypto.ts`) every `record`/`value` blob is sealed, `text` is
+ * NULL (so FTS5 indexes nothing) and `search_text` is empty; message search uses `message_terms`.
  */
 export const MIGRATIONS: readonly string[] = [
   `
@@ -92,6 +95,27 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (kind, key)
   ) WITHOUT ROWID;
   `,
+  // 2: encryption at rest. `storage_meta` holds the encryption header (KDF parameters, salt,
+  // wrapped data key) of an encrypted store under the key 'encryption', and nothing in a plain
+  // one. `message_terms` is the blind search index of an encrypted store (keyed hashes of word
+  // prefixes, see sqlite-crypto.ts); it stays empty in a plain store, which searches with FTS5.
+  // The trigger drops a message's terms with the message (also when its conversation goes).
+  `
+  CREATE TABLE storage_meta (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE message_terms (
+    term BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (term, seq)
+  ) WITHOUT ROWID;
+  CREATE INDEX message_terms_by_seq ON message_terms (seq);
+  CREATE TRIGGER message_terms_delete AFTER DELETE ON messages BEGIN
+    DELETE FROM message_terms WHERE seq = old.seq;
+  END;
+  `,
 ];
 
 /** The schema version this build writes. */
@@ -102,14 +126,20 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
  * database was written by a newer build (its version is above ours).
  */
 export function migrate(db: BetterSqlite3.Database): number {
-  const found = db.pragma('user_version', { simple: true }) as number;
-  if (found > SCHEMA_VERSION) {
-    throw new SottoError('STORAGE_FAILED', `database schema version ${found} is newer than supported ${SCHEMA_VERSION}`);
-  }
+  const found = schemaVersion(db);
   if (found === SCHEMA_VERSION) return found;
   db.transaction(() => {
     for (let v = found; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]!);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
+  return found;
+}
+
+/** The schema version of `db`, without writing anything. Throws if it is newer than ours. */
+export function schemaVersion(db: BetterSqlite3.Database): number {
+  const found = db.pragma('user_version', { simple: true }) as number;
+  if (found > SCHEMA_VERSION) {
+    throw new SottoError('STORAGE_FAILED', `database schema version ${found} is newer than supported ${SCHEMA_VERSION}`);
+  }
   return found;
 }

@@ -1,10 +1,9 @@
 import Database from 'better-sqlite3';
-import { decodeCbor, encodeCbor } from '@sotto/protocol';
 import { SottoError } from '../errors.js';
 import { applyBatch, type BatchTarget } from '../storage/apply.js';
 import type { StorageBatch } from '../storage/batch.js';
-import { activityAt, canonical, conversationSearchText } from '../storage/records.js';
-import { ftsExpression, searchWords } from '../storage/search-text.js';
+import { conversationSearchText } from '../storage/records.js';
+import { ftsExpression, matchesWords, searchWords } from '../storage/search-text.js';
 import {
   DEFAULT_PAGE_SIZE,
   type ListCallLogsOptions,
@@ -14,29 +13,46 @@ import {
   type Storage,
 } from '../storage/storage.js';
 import type { CallLogRecord, ConversationRecord, MessageRecord, OutboxEntry, SettingValue } from '../storage/types.js';
-import { migrate } from './sqlite-schema.js';
-
-/** Records are our own CBOR, but still decoded under limits (a corrupt file must not crash us). */
-const RECORD_LIMITS = { maxBytes: 64 * 1024 * 1024, maxStringBytes: 64 * 1024 * 1024, maxItems: 1_000_000, maxDepth: 64 };
-
-const encode = (value: unknown): Uint8Array => encodeCbor(value);
-const decode = <T>(bytes: Uint8Array): T => canonical(decodeCbor(bytes, RECORD_LIMITS)) as T;
-
-type Row = { record: Uint8Array };
+import { RowCodec, type BlobTable } from './sqlite-codec.js';
+import { StoreCipher } from './sqlite-crypto.js';
+import { migrate, schemaVersion } from './sqlite-schema.js';
+import { prepare, readRow, target, type BlobRow, type Statements } from './sqlite-statements.js';
 
 /** Protocol records kept in memory (see {@link SqliteStorage}); the whole cache is dropped beyond this. */
 const PROTOCOL_CACHE_MAX = 4096;
 const cacheKey = (kind: string, key: string) => `${kind}\u0000${key}`;
 
+/** The `storage_meta` key of an encrypted store's header. */
+const HEADER_KEY = 'encryption';
+
+/** Options of {@link openSqliteStorage}. */
+export interface SqliteStorageOptions {
+  /**
+   * Encrypt the store at rest under a key derived from this passphrase (scrypt). Given when the
+   * store is created, it makes an encrypted store, and every later open needs it. A plain store
+   * cannot be opened with a passphrase, nor an encrypted one without (INVALID_ARGUMENT); a wrong
+   * passphrase fails with NOT_ALLOWED, `field: 'passphrase'`, before anything is written.
+   */
+  passphrase?: string | Uint8Array;
+  /**
+   * Tests only: scrypt with N = 2^10 instead of 2^17 when this call creates the store, and for
+   * {@link SqliteStorage.changePassphrase}. It offers no real protection against guessing.
+   */
+  insecureFastKdf?: boolean;
+}
+
 /**
- * Open (creating if needed) a SQLite store at `path` (`':memory:'` for a throwaway one).
+ * Open (creating if needed) a SQLite store at `path` (`':memory:'` for a throwaway one), encrypted
+ * at rest when `options.passphrase` is given (see {@link SqliteStorageOptions}).
  * @example
  * import { openSqliteStorage } from '@sotto/client-sdk/node';
  * const storage = await openSqliteStorage('./alice.db');
  * const page = await storage.listMessages('d:bob');
+ * @example
+ * const secret = await openSqliteStorage('./alice.db', { passphrase: 'correct horse battery staple' });
  */
-export async function openSqliteStorage(path: string): Promise<SqliteStorage> {
-  return SqliteStorage.open(path);
+export async function openSqliteStorage(path: string, options: SqliteStorageOptions = {}): Promise<SqliteStorage> {
+  return SqliteStorage.open(path, options);
 }
 
 /**
@@ -49,36 +65,102 @@ export async function openSqliteStorage(path: string): Promise<SqliteStorage> {
  * wrote last, and getting back those very bytes lets the engine reuse its deserialized record.
  * Records are immutable by contract (a write always brings fresh bytes), so sharing them is safe.
  * One `SqliteStorage` per database file at a time (the cache does not see other writers).
+ *
+ * Encrypted (see `sqlite-crypto.ts`): every record and protocol value is sealed and bound to its
+ * row; the side columns queries order on (ids, timestamps, request flag) stay plain, message text
+ * is not stored outside the sealed record, and message search uses a blind index of keyed word
+ * prefix hashes. Conversation search decrypts the conversation list.
  */
 export class SqliteStorage implements Storage {
   readonly #db: Database.Database;
+  readonly #codec: RowCodec;
+  readonly #cipher: StoreCipher | undefined;
+  readonly #insecureFastKdf: boolean;
   readonly #target: BatchTarget;
-  readonly #q: ReturnType<typeof prepare>;
+  readonly #q: Statements;
   readonly #protocolCache = new Map<string, Uint8Array | null>();
+  readonly #blindSearch = new Map<string, Database.Statement>();
   #closed = false;
 
-  private constructor(db: Database.Database) {
+  private constructor(db: Database.Database, cipher: StoreCipher | undefined, insecureFastKdf: boolean) {
     this.#db = db;
+    this.#cipher = cipher;
+    this.#insecureFastKdf = insecureFastKdf;
+    this.#codec = new RowCodec(cipher);
     this.#q = prepare(db);
-    this.#target = target(this.#q);
+    this.#target = target(this.#q, this.#codec);
   }
 
   /** See {@link openSqliteStorage}. */
-  static open(path: string): SqliteStorage {
+  static async open(path: string, options: SqliteStorageOptions = {}): Promise<SqliteStorage> {
     let db: Database.Database | undefined;
+    let cipher: StoreCipher | undefined;
     try {
       db = new Database(path);
+      db.pragma('busy_timeout = 5000');
+      // Nothing is written until the passphrase (if any) has been checked against the header.
+      const found = schemaVersion(db);
+      const header = found >= 2 ? readHeader(db) : undefined;
+      const { passphrase } = options;
+      let newHeader: Uint8Array | undefined;
+      if (header !== undefined) {
+        if (passphrase === undefined) throw passphraseArgument('the SQLite store is encrypted: a passphrase is required');
+        cipher = await StoreCipher.open(passphrase, header);
+      } else if (passphrase !== undefined) {
+        if (found !== 0) throw passphraseArgument('the SQLite store is not encrypted: open it without a passphrase');
+        ({ cipher, header: newHeader } = await StoreCipher.create(passphrase, { insecureFastKdf: options.insecureFastKdf === true }));
+      }
       db.pragma('journal_mode = WAL');
       // FULL: in WAL mode, NORMAL may lose the last commits on power loss. We ack the relay right
       // after a commit, and the relay then deletes the envelope, so a commit lost after its ack
       // is a message lost for good. FULL syncs the WAL on every commit.
       db.pragma('synchronous = FULL');
-      db.pragma('busy_timeout = 5000');
-      migrate(db);
-      return new SqliteStorage(db);
+      const conn = db;
+      // A new encrypted store gets its schema and header in one transaction: no crash leaves a
+      // plain store where an encrypted one was asked for.
+      conn.transaction(() => {
+        migrate(conn);
+        if (newHeader) conn.prepare('INSERT INTO storage_meta (key, value) VALUES (?, ?)').run(HEADER_KEY, newHeader);
+      }).immediate();
+      return new SqliteStorage(conn, cipher, options.insecureFastKdf === true);
     } catch (err) {
+      cipher?.dispose();
       db?.close();
       throw SottoError.from(err, 'STORAGE_FAILED', 'could not open the SQLite store');
+    }
+  }
+
+  /** True when the store is encrypted at rest. */
+  get encrypted(): boolean {
+    return this.#cipher !== undefined;
+  }
+
+  /**
+   * Change the passphrase of an encrypted store: the data key is wrapped again under the new
+   * passphrase (fresh salt); no record is re-encrypted. `current` must be the passphrase in use
+   * (NOT_ALLOWED otherwise); a plain store fails with UNSUPPORTED. Copies of the file taken
+   * before still open with the old passphrase.
+   * @example
+   * await storage.changePassphrase('old secret', 'new secret');
+   */
+  async changePassphrase(current: string | Uint8Array, next: string | Uint8Array): Promise<void> {
+    this.#check();
+    const cipher = this.#cipher;
+    if (!cipher) throw new SottoError('UNSUPPORTED', 'the SQLite store is not encrypted', { field: 'passphrase' });
+    const header = this.#read(() => readHeader(this.#db));
+    if (!header) throw new SottoError('STORAGE_FAILED', 'the encryption header of the SQLite store is missing', { field: 'storage_meta' });
+    let fresh: Uint8Array;
+    try {
+      fresh = await cipher.rewrap(current, header, next, this.#insecureFastKdf);
+    } finally {
+      this.#check(); // closed meanwhile: the keys are wiped, report CLOSED rather than a mismatch
+    }
+    try {
+      this.#db.prepare('UPDATE storage_meta SET value = ? WHERE key = ?').run(fresh, HEADER_KEY);
+      // Move the new header into the main file now and empty the WAL, which held the old one.
+      this.#db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch (err) {
+      throw SottoError.from(err, 'STORAGE_FAILED', 'could not store the new passphrase');
     }
   }
 
@@ -96,14 +178,15 @@ export class SqliteStorage implements Storage {
   }
 
   async getConversation(id: string): Promise<ConversationRecord | undefined> {
-    return this.#read(() => one<ConversationRecord>(this.#q.getConversation.get(id)));
+    return this.#read(() => this.#one<ConversationRecord>('conversations', this.#q.getConversation.get(id)));
   }
 
   async listConversations(options: ListConversationsOptions = {}): Promise<ConversationRecord[]> {
     const limit = options.limit ?? -1;
     const offset = options.offset ?? 0;
     return this.#read(() =>
-      all<ConversationRecord>(
+      this.#all<ConversationRecord>(
+        'conversations',
         options.requests === undefined
           ? this.#q.listConversations.all(limit, offset)
           : this.#q.listConversationsByRequest.all(options.requests ? 1 : 0, limit, offset),
@@ -114,18 +197,32 @@ export class SqliteStorage implements Storage {
   async searchConversations(query: string, options: { limit?: number } = {}): Promise<ConversationRecord[]> {
     const q = query.trim().toLowerCase();
     if (q === '') return [];
-    return this.#read(() => all<ConversationRecord>(this.#q.searchConversations.all(q, options.limit ?? DEFAULT_PAGE_SIZE)));
+    const limit = options.limit ?? DEFAULT_PAGE_SIZE;
+    if (!this.#codec.encrypted) {
+      return this.#read(() => this.#all<ConversationRecord>('conversations', this.#q.searchConversations.all(q, limit)));
+    }
+    // Encrypted: names are only in the sealed records, so filter the decrypted list.
+    return this.#read(() => {
+      const hits: ConversationRecord[] = [];
+      for (const row of this.#q.listConversations.iterate(-1, 0) as IterableIterator<BlobRow>) {
+        if (hits.length >= limit) break;
+        const c = this.#one<ConversationRecord>('conversations', row)!;
+        if (conversationSearchText(c).includes(q)) hits.push(c);
+      }
+      return hits;
+    });
   }
 
   async getMessage(id: string): Promise<MessageRecord | undefined> {
-    return this.#read(() => one<MessageRecord>(this.#q.getMessage.get(id)));
+    return this.#read(() => this.#one<MessageRecord>('messages', this.#q.getMessage.get(id)));
   }
 
   async listMessages(conversationId: string, options: ListMessagesOptions = {}): Promise<MessageRecord[]> {
     const limit = options.limit ?? DEFAULT_PAGE_SIZE;
     const { before } = options;
     return this.#read(() =>
-      all<MessageRecord>(
+      this.#all<MessageRecord>(
+        'messages',
         before
           ? this.#q.listMessagesBefore.all(conversationId, before.sentAt, before.id, limit)
           : this.#q.listMessages.all(conversationId, limit),
@@ -136,10 +233,12 @@ export class SqliteStorage implements Storage {
   async searchMessages(query: string, options: SearchMessagesOptions = {}): Promise<MessageRecord[]> {
     const words = searchWords(query);
     if (words.length === 0) return [];
-    const match = ftsExpression(words);
     const limit = options.limit ?? DEFAULT_PAGE_SIZE;
+    if (this.#codec.encrypted) return this.#read(() => this.#searchBlind(words, options.conversationId, limit));
+    const match = ftsExpression(words);
     return this.#read(() =>
-      all<MessageRecord>(
+      this.#all<MessageRecord>(
+        'messages',
         options.conversationId === undefined
           ? this.#q.searchMessages.all(match, limit)
           : this.#q.searchMessagesIn.all(match, options.conversationId, limit),
@@ -148,11 +247,11 @@ export class SqliteStorage implements Storage {
   }
 
   async dueOutbox(now: number, limit = DEFAULT_PAGE_SIZE): Promise<OutboxEntry[]> {
-    return this.#read(() => all<OutboxEntry>(this.#q.dueOutbox.all(now, limit)));
+    return this.#read(() => this.#all<OutboxEntry>('outbox', this.#q.dueOutbox.all(now, limit)));
   }
 
   async listOutbox(): Promise<OutboxEntry[]> {
-    return this.#read(() => all<OutboxEntry>(this.#q.listOutbox.all()));
+    return this.#read(() => this.#all<OutboxEntry>('outbox', this.#q.listOutbox.all()));
   }
 
   async isProcessed(guid: string): Promise<boolean> {
@@ -160,16 +259,14 @@ export class SqliteStorage implements Storage {
   }
 
   async getSetting(key: string): Promise<SettingValue | undefined> {
-    return this.#read(() => {
-      const row = this.#q.getSetting.get(key) as { value: Uint8Array } | undefined;
-      return row ? decode<SettingValue>(row.value) : undefined;
-    });
+    return this.#read(() => this.#one<SettingValue>('settings', this.#q.getSetting.get(key)));
   }
 
   async listCallLogs(options: ListCallLogsOptions = {}): Promise<CallLogRecord[]> {
     const limit = options.limit ?? DEFAULT_PAGE_SIZE;
     return this.#read(() =>
-      all<CallLogRecord>(
+      this.#all<CallLogRecord>(
+        'call_logs',
         options.conversationId === undefined
           ? this.#q.listCallLogs.all(limit)
           : this.#q.listCallLogsIn.all(options.conversationId, limit),
@@ -182,8 +279,8 @@ export class SqliteStorage implements Storage {
     const cached = this.#protocolCache.get(cacheKey(kind, key));
     if (cached !== undefined) return cached ?? undefined;
     return this.#read(() => {
-      const row = this.#q.getProtocol.get(kind, key) as { value: Uint8Array } | undefined;
-      const value = row ? new Uint8Array(row.value) : undefined;
+      const row = this.#q.getProtocol.get(kind, key) as BlobRow | undefined;
+      const value = row ? new Uint8Array(this.#codec.readBytes('protocol_records', row, row.value!)) : undefined;
       this.#cacheProtocol(kind, key, value ?? null);
       return value;
     });
@@ -202,11 +299,48 @@ export class SqliteStorage implements Storage {
     if (this.#closed) return;
     this.#closed = true;
     this.#protocolCache.clear();
+    this.#blindSearch.clear();
     this.#db.close();
+    this.#codec.dispose();
   }
 
   #check(): void {
     if (this.#closed) throw new SottoError('CLOSED', 'storage is closed');
+  }
+
+  #one<T>(table: BlobTable, row: unknown): T | undefined {
+    return row === undefined ? undefined : readRow<T>(this.#codec, table, row as BlobRow);
+  }
+
+  #all<T>(table: BlobTable, rows: unknown[]): T[] {
+    return (rows as BlobRow[]).map((r) => readRow<T>(this.#codec, table, r));
+  }
+
+  /**
+   * Message search on the blind index: messages holding every query term, newest first, each
+   * checked against its decrypted text (a query word longer than the indexed prefix only
+   * narrows the candidates) until `limit` match.
+   */
+  #searchBlind(words: readonly string[], conversationId: string | undefined, limit: number): MessageRecord[] {
+    const terms = this.#codec.queryTerms(words);
+    const sql = `SELECT k.seq FROM messages k INDEXED BY messages_search_keys
+      WHERE k.seq IN (SELECT seq FROM message_terms WHERE term IN (${terms.map(() => '?').join(', ')})
+        GROUP BY seq HAVING count(*) = ?)${conversationId === undefined ? '' : ' AND k.conversation_id = ?'}
+      ORDER BY k.sent_at DESC, k.id DESC`;
+    let stmt = this.#blindSearch.get(sql);
+    if (!stmt) {
+      stmt = this.#db.prepare(sql).pluck();
+      if (this.#blindSearch.size < 64) this.#blindSearch.set(sql, stmt);
+    }
+    const params: unknown[] = [...terms, terms.length];
+    if (conversationId !== undefined) params.push(conversationId);
+    const hits: MessageRecord[] = [];
+    for (const seq of stmt.all(...params) as number[]) {
+      if (hits.length >= limit) break;
+      const m = this.#one<MessageRecord>('messages', this.#q.getMessageBySeq.get(seq))!;
+      if (m.deletedAt === undefined && matchesWords(m.text, words)) hits.push(m);
+    }
+    return hits;
   }
 
   #read<T>(fn: () => T): T {
@@ -219,103 +353,11 @@ export class SqliteStorage implements Storage {
   }
 }
 
-function one<T>(row: unknown): T | undefined {
-  return row === undefined ? undefined : decode<T>((row as Row).record);
+function readHeader(db: Database.Database): Uint8Array | undefined {
+  const row = db.prepare('SELECT value FROM storage_meta WHERE key = ?').get(HEADER_KEY) as { value: Uint8Array } | undefined;
+  return row?.value;
 }
 
-function all<T>(rows: unknown[]): T[] {
-  return (rows as Row[]).map((r) => decode<T>(r.record));
-}
-
-function prepare(db: Database.Database) {
-  const s = (sql: string) => db.prepare(sql);
-  return {
-    getConversation: s('SELECT record FROM conversations WHERE id = ?'),
-    putConversation: s(`INSERT INTO conversations (id, activity_at, is_request, search_text, record) VALUES (?, ?, ?, ?, ?)
-      ON CONFLICT (id) DO UPDATE SET activity_at = excluded.activity_at, is_request = excluded.is_request,
-        search_text = excluded.search_text, record = excluded.record`),
-    deleteConversation: s('DELETE FROM conversations WHERE id = ?'),
-    deleteMessagesOf: s('DELETE FROM messages WHERE conversation_id = ?'),
-    deleteOutboxOf: s('DELETE FROM outbox WHERE conversation_id = ?'),
-    listConversations: s('SELECT record FROM conversations ORDER BY activity_at DESC, id LIMIT ? OFFSET ?'),
-    listConversationsByRequest: s(
-      'SELECT record FROM conversations WHERE is_request = ? ORDER BY activity_at DESC, id LIMIT ? OFFSET ?',
-    ),
-    searchConversations: s(
-      'SELECT record FROM conversations WHERE instr(search_text, ?) > 0 ORDER BY activity_at DESC, id LIMIT ?',
-    ),
-    getMessage: s('SELECT record FROM messages WHERE id = ?'),
-    putMessage: s(`INSERT INTO messages (id, conversation_id, sent_at, text, record) VALUES (?, ?, ?, ?, ?)
-      ON CONFLICT (id) DO UPDATE SET conversation_id = excluded.conversation_id, sent_at = excluded.sent_at,
-        text = excluded.text, record = excluded.record`),
-    deleteMessage: s('DELETE FROM messages WHERE id = ?'),
-    listMessages: s(
-      'SELECT record FROM messages WHERE conversation_id = ? ORDER BY sent_at DESC, id DESC LIMIT ?',
-    ),
-    listMessagesBefore: s(`SELECT record FROM messages WHERE conversation_id = ? AND (sent_at, id) < (?, ?)
-      ORDER BY sent_at DESC, id DESC LIMIT ?`),
-    searchMessages: s(`SELECT record FROM messages WHERE seq IN (
-        SELECT k.seq FROM messages_fts f JOIN messages k INDEXED BY messages_search_keys ON k.seq = f.rowid
-        WHERE messages_fts MATCH ? ORDER BY k.sent_at DESC, k.id DESC LIMIT ?)
-      ORDER BY sent_at DESC, id DESC`),
-    searchMessagesIn: s(`SELECT record FROM messages WHERE seq IN (
-        SELECT k.seq FROM messages_fts f JOIN messages k INDEXED BY messages_search_keys ON k.seq = f.rowid
-        WHERE messages_fts MATCH ? AND k.conversation_id = ? ORDER BY k.sent_at DESC, k.id DESC LIMIT ?)
-      ORDER BY sent_at DESC, id DESC`),
-    putOutbox: s(`INSERT OR REPLACE INTO outbox (id, conversation_id, next_attempt_at, created_at, record)
-      VALUES (?, ?, ?, ?, ?)`),
-    deleteOutbox: s('DELETE FROM outbox WHERE id = ?'),
-    dueOutbox: s(
-      'SELECT record FROM outbox WHERE next_attempt_at <= ? ORDER BY next_attempt_at, created_at, id LIMIT ?',
-    ),
-    listOutbox: s('SELECT record FROM outbox ORDER BY created_at, id'),
-    isProcessed: s('SELECT 1 FROM processed_envelopes WHERE guid = ?'),
-    markProcessed: s('INSERT OR REPLACE INTO processed_envelopes (guid, processed_at) VALUES (?, ?)'),
-    forgetProcessedBefore: s('DELETE FROM processed_envelopes WHERE processed_at < ?'),
-    getSetting: s('SELECT value FROM settings WHERE key = ?'),
-    putSetting: s('INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)'),
-    deleteSetting: s('DELETE FROM settings WHERE key = ?'),
-    putCallLog: s(`INSERT OR REPLACE INTO call_logs (call_id, conversation_id, started_at, record) VALUES (?, ?, ?, ?)`),
-    listCallLogs: s('SELECT record FROM call_logs ORDER BY started_at DESC, call_id DESC LIMIT ?'),
-    listCallLogsIn: s(
-      'SELECT record FROM call_logs WHERE conversation_id = ? ORDER BY started_at DESC, call_id DESC LIMIT ?',
-    ),
-    getProtocol: s('SELECT value FROM protocol_records WHERE kind = ? AND key = ?'),
-    putProtocol: s('INSERT OR REPLACE INTO protocol_records (kind, key, value) VALUES (?, ?, ?)'),
-    deleteProtocol: s('DELETE FROM protocol_records WHERE kind = ? AND key = ?'),
-    listProtocolKeys: s('SELECT key FROM protocol_records WHERE kind = ? ORDER BY key'),
-  };
-}
-
-/** Row-level writes for {@link applyBatch}; only ever called inside the commit transaction. */
-function target(q: ReturnType<typeof prepare>): BatchTarget {
-  return {
-    getConversation: (id) => one<ConversationRecord>(q.getConversation.get(id)),
-    putConversation: (r) => {
-      q.putConversation.run(r.id, activityAt(r), r.isRequest ? 1 : 0, conversationSearchText(r), encode(r));
-    },
-    deleteConversation: (id) => {
-      q.deleteConversation.run(id);
-      q.deleteMessagesOf.run(id);
-      q.deleteOutboxOf.run(id);
-    },
-    getMessage: (id) => one<MessageRecord>(q.getMessage.get(id)),
-    putMessage: (r) => {
-      const text = r.deletedAt === undefined ? (r.text ?? null) : null;
-      q.putMessage.run(r.id, r.conversationId, r.sentAt, text, encode(r));
-    },
-    deleteMessage: (id) => void q.deleteMessage.run(id),
-    putOutbox: (e) => void q.putOutbox.run(e.id, e.conversationId, e.nextAttemptAt, e.createdAt, encode(e)),
-    deleteOutbox: (id) => void q.deleteOutbox.run(id),
-    isProcessed: (guid) => q.isProcessed.get(guid) !== undefined,
-    markProcessed: (guid, at) => void q.markProcessed.run(guid, at),
-    forgetProcessedBefore: (at) => void q.forgetProcessedBefore.run(at),
-    setSetting: (key, value) => {
-      if (value === null) q.deleteSetting.run(key);
-      else q.putSetting.run(key, encode(value));
-    },
-    putCallLog: (r) => void q.putCallLog.run(r.callId, r.conversationId, r.startedAt, encode(r)),
-    putProtocol: (kind, key, value) => void q.putProtocol.run(kind, key, value),
-    deleteProtocol: (kind, key) => void q.deleteProtocol.run(kind, key),
-  };
+function passphraseArgument(message: string): SottoError {
+  return new SottoError('INVALID_ARGUMENT', message, { field: 'passphrase' });
 }

@@ -104,19 +104,25 @@ async function snapshot(s: Storage): Promise<unknown> {
 }
 
 describe('memory and SQLite storage agree', () => {
-  it('give identical reads and outcomes for random batch sequences', async () => {
+  it('give identical reads and outcomes for random batch sequences (plain and encrypted SQLite)', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(fc.array(op, { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 12 }), async (batches) => {
         const memory = new MemoryStorage();
         const sqlite = await openSqliteStorage(':memory:');
+        const encrypted = await openSqliteStorage(':memory:', { passphrase: 'differential', insecureFastKdf: true });
         try {
           for (const ops of batches) {
-            expect(await outcome(sqlite, ops)).toBe(await outcome(memory, ops));
+            const expected = await outcome(memory, ops);
+            expect(await outcome(sqlite, ops)).toBe(expected);
+            expect(await outcome(encrypted, ops)).toBe(expected);
           }
-          expect(await snapshot(sqlite)).toEqual(await snapshot(memory));
+          const expected = await snapshot(memory);
+          expect(await snapshot(sqlite)).toEqual(expected);
+          expect(await snapshot(encrypted)).toEqual(expected);
         } finally {
           await memory.close();
           await sqlite.close();
+          await encrypted.close();
         }
       }),
       { numRuns: 60 },

@@ -39,6 +39,35 @@ describe('SQLite storage specifics', () => {
     expect(SottoError.is(err, 'STORAGE_FAILED')).toBe(true);
   });
 
+  it('migrates a plain database of schema 1 to the current schema and keeps its data', async () => {
+    const path = freshPath();
+    const first = await openSqliteStorage(path);
+    await first.commit(
+      new StorageBatch()
+        .putConversation(direct('bob', { title: 'Bob' }))
+        .putMessage(message('m1', 'd:bob', 1, { text: 'kept across the migration' }))
+        .protocolRecord('session', 'bob.1', new Uint8Array([7])),
+    );
+    await first.close();
+    // Take the file back to schema 1: drop what migration 2 added.
+    const raw = new Database(path);
+    raw.exec('DROP TRIGGER message_terms_delete; DROP TABLE message_terms; DROP TABLE storage_meta; PRAGMA user_version = 1;');
+    raw.close();
+
+    const storage = await openSqliteStorage(path);
+    expect(storage.encrypted).toBe(false);
+    expect((await storage.searchMessages('migration')).map((m) => m.id)).toEqual(['m1']);
+    expect((await storage.searchConversations('bob')).map((c) => c.id)).toEqual(['d:bob']);
+    expect(await storage.getProtocolRecord('session', 'bob.1')).toEqual(new Uint8Array([7]));
+    await storage.commit(new StorageBatch().deleteMessage('m1'));
+    expect(await storage.searchMessages('migration')).toEqual([]);
+    await storage.close();
+    const db = new Database(path, { readonly: true });
+    expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    expect(db.prepare('SELECT count(*) FROM storage_meta').pluck().get()).toBe(0);
+    db.close();
+  });
+
   it('serves history pages and search from indexes', async () => {
     const path = freshPath();
     const storage = await openSqliteStorage(path);

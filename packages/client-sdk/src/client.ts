@@ -32,6 +32,9 @@ import { Sender } from './messaging/sender.js';
 import { CallSwitchboard } from './calls/call-switchboard.js';
 import type { CallOptions } from './calls/call-options.js';
 import type { CallSession } from './calls/call-session.js';
+import type { AnyCallSession } from './calls/call-switchboard.js';
+import type { GroupCallDevice } from './calls/group-call-machine.js';
+import type { GroupCallSession } from './calls/group-call-session.js';
 import type { CallLogRecord } from './storage/types.js';
 import { Mutex } from './mutex.js';
 import { RelayConnection, type ConnectionState } from './relay/relay-connection.js';
@@ -764,34 +767,63 @@ export class SottoClient {
   // ── calls (features/calls.ts) ───────────────────────────────────────────────
 
   /**
-   * Calls the peer of a direct conversation. Resolves once the offer is on its way (state
-   * `ringing`); the session connects when the peer accepts. NOT_ALLOWED while another call is
-   * live; UNSUPPORTED for groups or without `options.calls.SimplePeer`.
+   * Calls the peer of a direct conversation, or starts a group call in a group conversation.
+   * Resolves once the offer (1:1) or the announcement (group: every member's devices ring) is on
+   * its way, in state `ringing`; the session connects when the peer accepts (group: as members
+   * join, one WebRTC connection per pair of devices). NOT_ALLOWED while another call is live, the
+   * peer or group is blocked, or we are not a member; UNSUPPORTED without `options.calls.SimplePeer`.
+   * @example
+   * const call = await client.startCall('g:ab12…', 'video', { stream });
+   * if (call.kind === 'group') call.events.on('participants', (list) => render(list));
    */
-  async startCall(conversationId: string, media: 'voice' | 'video', options: { stream?: MediaStream } = {}): Promise<CallSession> {
+  async startCall(conversationId: `g:${string}`, media: 'voice' | 'video', options?: { stream?: MediaStream }): Promise<GroupCallSession>;
+  async startCall(conversationId: `d:${string}`, media: 'voice' | 'video', options?: { stream?: MediaStream }): Promise<CallSession>;
+  async startCall(conversationId: string, media: 'voice' | 'video', options?: { stream?: MediaStream }): Promise<AnyCallSession>;
+  async startCall(conversationId: string, media: 'voice' | 'video', options: { stream?: MediaStream } = {}): Promise<AnyCallSession> {
     this.assertOpen();
     return this.calls.start(await this.requireConversation(conversationId), media, options.stream);
   }
 
-  /** Answers a ringing incoming call (`incomingCall` event); resolves once the answer is sent. */
-  acceptCall(callId: string, options: { stream?: MediaStream } = {}): Promise<CallSession> {
+  /**
+   * Answers a ringing incoming call (`incomingCall` event); resolves once the answer is sent. For a
+   * group call this joins it: NOT_ALLOWED (`field: 'participants'`) when the call is full
+   * (`MAX_GROUP_CALL_PARTICIPANTS` devices).
+   */
+  acceptCall(callId: string, options: { stream?: MediaStream } = {}): Promise<AnyCallSession> {
     this.assertOpen();
     return this.calls.accept(callId, options.stream);
   }
 
-  /** Declines a ringing incoming call (the caller sees `declined`). No-op for an unknown call. */
+  /**
+   * Joins a group call that rings here or is still going on (after a missed or declined ring);
+   * for a ringing 1:1 call, the same as `acceptCall`. NOT_FOUND once the call is over.
+   */
+  joinCall(callId: string, options: { stream?: MediaStream } = {}): Promise<AnyCallSession> {
+    this.assertOpen();
+    return this.calls.join(callId, options.stream);
+  }
+
+  /** Declines a ringing incoming call (a 1:1 caller sees `declined`). No-op for an unknown call. */
   declineCall(callId: string): Promise<void> {
     return this.calls.decline(callId);
   }
 
-  /** Hangs up (or cancels an outgoing call still ringing, or declines an incoming one). */
+  /**
+   * Hangs up (or cancels an outgoing call still ringing, or declines an incoming one). In a group
+   * call this leaves; the call ends for everyone when the last participant leaves.
+   */
   endCall(callId: string): Promise<void> {
     return this.calls.end(callId);
   }
 
-  /** The session of a live call placed or accepted on this device. */
-  callSession(callId: string): CallSession | undefined {
+  /** The session of a live call placed, accepted or joined on this device. */
+  callSession(callId: string): AnyCallSession | undefined {
     return this.calls.session(callId);
+  }
+
+  /** The devices in a group call right now (also one this device is not in); undefined if unknown. */
+  callParticipants(callId: string): GroupCallDevice[] | undefined {
+    return this.calls.groupParticipants(callId);
   }
 
   /** Call history, newest first, optionally for one conversation. */

@@ -1,5 +1,6 @@
 import type { Content } from '@sotto/protocol';
 import type { CallStateEvent, IncomingCallEvent } from './calls/call-switchboard.js';
+import type { CallParticipantsEvent } from './calls/group-call-board.js';
 import type { ConnectionState } from './relay/relay-connection.js';
 import type { ConversationRecord, DeliveryStatus, MessageRecord } from './storage/types.js';
 
@@ -57,4 +58,9 @@ export interface SottoEvents {
   incomingCall: [IncomingCallEvent];
   /** A call changed state (ringing, ongoing, ended, missed, declined); `detail` says why. */
   callState: [CallStateEvent];
+  /**
+   * The devices in a group call changed (someone joined or left), also for a call this device is
+   * not in, so an app can offer to join it. `participants` lists who is in the call now.
+   */
+  callParticipants: [CallParticipantsEvent];
 }

@@ -95,6 +95,8 @@ const contents: Content[] = [
   { ...header, type: 'groupUpdate', conversation: { kind: 'group', groupId }, body: { groupId, change: seq(40, 1), senderKeyDistribution: seq(20, 9) } },
   { ...header, type: 'senderKeyDistribution', body: { distributionId: '0f8fad5b-d9cb-469f-a165-70867728950e', message: seq(24, 3) } },
   { ...header, type: 'call', body: { callId: 'call-1', action: 'ice', media: 'video', candidates: ['candidate:1 1 udp 2122260223 192.0.2.1 54400 typ host'] } },
+  { ...header, type: 'call', conversation: { kind: 'group', groupId }, body: { callId: 'call-2', action: 'join', media: 'voice' } },
+  { ...header, type: 'call', conversation: { kind: 'group', groupId }, body: { callId: 'call-2', action: 'offer', media: 'voice', sdp: 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n', target: { accountId: 'carol', deviceId: 2 } } },
   { ...header, type: 'sync', body: { kind: 'sentTranscript', payload: { destination: { kind: 'direct', accountId: 'bob' }, content: seq(12, 0x50), timestamp: sentAt } } },
   { ...header, type: 'sync', body: { kind: 'read', payload: { entries: [{ conversation: { kind: 'group', groupId }, messageId: 'BBECAwQFBgcICQoLDA0ODw', at: sentAt }] } } },
   { ...header, type: 'sync', body: { kind: 'settings', payload: { readReceipts: false, typingIndicators: true } } },
@@ -170,7 +172,10 @@ const provision = {
 };
 add('provision message', 'ProvisionMessage', provision, encodeProvisionMessage(provision));
 for (const c of contents) {
-  const name = c.type === 'sync' ? `content sync ${c.body.kind}` : `content ${c.type}`;
+  const name =
+    c.type === 'sync' ? `content sync ${c.body.kind}`
+    : c.type === 'call' && c.conversation?.kind === 'group' ? `content call group ${c.body.action}`
+    : `content ${c.type}`;
   add(name, 'Content', c, encodeContent(c));
 }
 

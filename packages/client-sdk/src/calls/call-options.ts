@@ -33,4 +33,10 @@ export interface CallOptions {
   /** An answered call whose WebRTC connection does not open within this long ends. Default 30 s. */
   connectTimeoutMs?: number;
   timers?: CallTimers;
+  /**
+   * Most devices this client admits into a group call: its own joins are refused beyond it, and
+   * joins of others beyond it get no connection. Default and ceiling: the protocol's
+   * `MAX_GROUP_CALL_PARTICIPANTS` (8). Lower it only to test the limit.
+   */
+  maxGroupCallParticipants?: number;
 }

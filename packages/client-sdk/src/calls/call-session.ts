@@ -3,18 +3,32 @@ import { Emitter } from '../emitter.js';
 import { SottoError } from '../errors.js';
 import type { CallStatus } from '../storage/types.js';
 import type { CallDetail, CallDirection } from './call-machine.js';
+import type { GroupCallDevice } from './group-call-machine.js';
 
-/** Events of one {@link CallSession}. */
+/** The other end of one WebRTC connection: an account's device. */
+export interface CallPeer {
+  accountId: string;
+  deviceId: number;
+}
+
+/**
+ * Events of one {@link CallSession} or {@link GroupCallSession}; each connection event names the
+ * peer device (a 1:1 call has one).
+ */
 export interface CallSessionEvents {
-  /** The WebRTC connection is open: media flows, `send` works. */
-  connect: [];
-  /** Bytes the peer sent over the call's data channel. */
-  data: [Uint8Array];
-  /** The peer's media stream (voice and/or video). */
-  stream: [MediaStream];
+  /** A WebRTC connection is open: media flows, `send` works. */
+  connect: [CallPeer];
+  /** Bytes a peer sent over the call's data channel. */
+  data: [Uint8Array, CallPeer];
+  /** A peer's media stream (voice and/or video). */
+  stream: [MediaStream, CallPeer];
+  /** Group calls: one pairwise connection closed (the peer left, or the connection failed). */
+  disconnect: [CallPeer];
+  /** Group calls: the devices in the call changed (someone joined or left). */
+  participants: [GroupCallDevice[]];
   /** The call's state changed; `ended`, `missed` and `declined` are final. */
   state: [{ state: CallStatus; detail?: CallDetail }];
-  /** The WebRTC connection failed (the call ends with `connection-lost` / `connection-failed`). */
+  /** A WebRTC connection failed (a 1:1 call ends with `connection-lost` / `connection-failed`). */
   error: [SottoError];
 }
 
@@ -36,7 +50,10 @@ export interface CallSessionHost {
  * await call.end();
  */
 export class CallSession {
+  readonly kind = 'direct' as const;
   readonly events = new Emitter<CallSessionEvents>();
+  /** The peer's device, once its offer or answer arrived. */
+  peerDeviceId = 0;
   private destroyed = false;
 
   constructor(
@@ -49,9 +66,10 @@ export class CallSession {
     readonly peer: SimplePeer.Instance,
     private readonly host: CallSessionHost,
   ) {
-    peer.on('connect', () => this.events.emit('connect'));
-    peer.on('data', (chunk: unknown) => this.events.emit('data', toBytes(chunk)));
-    peer.on('stream', (stream: MediaStream) => this.events.emit('stream', stream));
+    const who = (): CallPeer => ({ accountId: peerAccountId, deviceId: this.peerDeviceId });
+    peer.on('connect', () => this.events.emit('connect', who()));
+    peer.on('data', (chunk: unknown) => this.events.emit('data', toBytes(chunk), who()));
+    peer.on('stream', (stream: MediaStream) => this.events.emit('stream', stream, who()));
   }
 
   /** ringing → ongoing → ended (or missed / declined). */
@@ -83,7 +101,8 @@ export class CallSession {
   }
 }
 
-function toBytes(chunk: unknown): Uint8Array {
+/** Bytes of a simple-peer data chunk (text, ArrayBuffer or a view). */
+export function toBytes(chunk: unknown): Uint8Array {
   if (typeof chunk === 'string') return new TextEncoder().encode(chunk);
   if (chunk instanceof ArrayBuffer) return new Uint8Array(chunk);
   if (ArrayBuffer.isView(chunk)) return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);

@@ -11,6 +11,9 @@ import type { ConversationRecord } from '../storage/types.js';
 import { callLogOf, DEFAULT_RING_TIMEOUT_MS, isLive, newCall, transition, type CallDetail, type CallInput, type CallState } from './call-machine.js';
 import type { CallOptions, CallTimers } from './call-options.js';
 import { CallSession } from './call-session.js';
+import { GroupCallBoard } from './group-call-board.js';
+import type { GroupCallDevice } from './group-call-machine.js';
+import type { GroupCallSession } from './group-call-session.js';
 import { encodeCandidate, MAX_PENDING_CANDIDATES } from './ice-candidates.js';
 import { feedCandidate, firstDescription } from './peer-signals.js';
 
@@ -38,6 +41,8 @@ interface LiveCall {
   offerSdp?: string;
   /** Incoming: the caller's candidates that arrived before accept. */
   pending: string[];
+  /** The peer's device that sent the offer (incoming) or the answer (outgoing). */
+  peerDeviceId?: number;
   session?: CallSession;
   timer?: unknown;
   /** Local candidates waiting for the next (coalesced) ephemeral send. */
@@ -68,8 +73,11 @@ export function receiveCall(ctx: ClientContext, batch: StorageBatch, from: Devic
   return board.receive(batch, from, conversation, content, receivedAt);
 }
 
+/** A live call's session: 1:1 or group. */
+export type AnyCallSession = CallSession | GroupCallSession;
+
 /**
- * The client's 1:1 calls: the live calls, their timers and WebRTC sessions, and the signalling
+ * The client's calls. 1:1 calls live here: the live calls, their timers and WebRTC sessions, and the signalling
  * between them. Every state change goes through the pure {@link transition} and is committed with
  * its call log under the client's lock, so a received hang-up and a local timeout never write
  * logs out of order.
@@ -87,6 +95,8 @@ export class CallSwitchboard {
   private readonly ringTimeoutMs: number;
   private readonly connectTimeoutMs: number;
   private closed = false;
+  /** Group calls (a mesh), in their own board; this class dispatches to it by conversation kind. */
+  private readonly groups: GroupCallBoard;
 
   constructor(private readonly ctx: ClientContext, private readonly options: CallOptions = {}) {
     this.timers = options.timers ?? {
@@ -99,16 +109,34 @@ export class CallSwitchboard {
     };
     this.ringTimeoutMs = options.ringTimeoutMs ?? DEFAULT_RING_TIMEOUT_MS;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
+    this.groups = new GroupCallBoard(ctx, {
+      options,
+      timers: this.timers,
+      ringTimeoutMs: this.ringTimeoutMs,
+      connectTimeoutMs: this.connectTimeoutMs,
+      directBusy: () => this.directBusy(),
+      closed: () => this.closed,
+    });
     boards.set(ctx, this);
   }
 
-  /** The session of a live call placed or accepted on this device. */
-  session(callId: string): CallSession | undefined {
-    return this.calls.get(callId)?.session;
+  /** The session of a live call placed, accepted or joined on this device. */
+  session(callId: string): AnyCallSession | undefined {
+    return this.calls.get(callId)?.session ?? this.groups.session(callId);
   }
 
-  async start(conversation: ConversationRecord, media: 'voice' | 'video', stream?: MediaStream): Promise<CallSession> {
-    if (conversation.kind !== 'direct' || !conversation.peerAccountId) throw new SottoError('UNSUPPORTED', 'group calls are not supported');
+  /** The devices in group call `callId` now (undefined for a 1:1 or unknown call). */
+  groupParticipants(callId: string): GroupCallDevice[] | undefined {
+    return this.groups.participants(callId);
+  }
+
+  start(conversation: ConversationRecord, media: 'voice' | 'video', stream?: MediaStream): Promise<AnyCallSession> {
+    if (conversation.kind === 'group') return this.groups.start(conversation, media, stream);
+    return this.startDirect(conversation, media, stream);
+  }
+
+  private async startDirect(conversation: ConversationRecord, media: 'voice' | 'video', stream?: MediaStream): Promise<CallSession> {
+    if (conversation.kind !== 'direct' || !conversation.peerAccountId) throw new SottoError('INVALID_ARGUMENT', 'not a direct conversation', { field: 'conversationId' });
     if (conversation.blocked) throw new SottoError('NOT_ALLOWED', 'this account is blocked');
     if (this.busy()) throw new SottoError('NOT_ALLOWED', 'already in a call');
     const state = newCall({
@@ -139,7 +167,18 @@ export class CallSwitchboard {
     return session;
   }
 
-  async accept(callId: string, stream?: MediaStream): Promise<CallSession> {
+  /** Answers a ringing call; for a group call, joins it (see {@link join}). */
+  accept(callId: string, stream?: MediaStream): Promise<AnyCallSession> {
+    if (this.groups.has(callId)) return this.groups.join(callId, stream);
+    return this.acceptDirect(callId, stream);
+  }
+
+  /** Joins a group call that rings or still goes on (a missed or declined ring); a ringing 1:1 call is accepted. */
+  join(callId: string, stream?: MediaStream): Promise<AnyCallSession> {
+    return this.accept(callId, stream);
+  }
+
+  private async acceptDirect(callId: string, stream?: MediaStream): Promise<CallSession> {
     const live = this.calls.get(callId);
     if (!live || live.state.direction !== 'incoming' || live.state.status !== 'ringing' || !live.offerSdp) {
       throw new SottoError('NOT_FOUND', 'no incoming call ringing with that id', { field: 'callId' });
@@ -161,12 +200,14 @@ export class CallSwitchboard {
   }
 
   async decline(callId: string): Promise<void> {
+    if (this.groups.has(callId)) return this.groups.decline(callId);
     const live = this.calls.get(callId);
     if (!live || live.state.direction !== 'incoming' || live.state.status !== 'ringing') return;
     await this.local(live, { kind: 'decline', at: this.ctx.now() }, 'decline');
   }
 
   async end(callId: string): Promise<void> {
+    if (this.groups.has(callId)) return this.groups.leave(callId);
     const live = this.calls.get(callId);
     if (!live) return;
     if (live.state.direction === 'incoming' && live.state.status === 'ringing') return this.decline(callId);
@@ -181,14 +222,19 @@ export class CallSwitchboard {
       live.session?.destroy();
     }
     this.calls.clear();
+    this.groups.close();
   }
 
   async receive(batch: StorageBatch, from: DeviceAddress, conversation: ConversationRecord, content: Extract<Content, { type: 'call' }>, receivedAt: number): Promise<Effects> {
     const effects: Effects = { emit: [], after: [] };
     const body = content.body;
+    if (!this.closed && conversation.kind === 'group') return this.groups.receive(batch, from, conversation, content, receivedAt);
     if (this.closed || conversation.kind !== 'direct' || conversation.peerAccountId !== from.accountId) return effects;
+    // the group-only actions, or a targeted signal, mean nothing in a 1:1 conversation
+    if (body.action === 'start' || body.action === 'join' || body.action === 'leave' || body.target !== undefined) return effects;
     const live = this.calls.get(body.callId);
-    if (body.action === 'offer') return this.receiveOffer(batch, conversation, content, receivedAt, effects);
+    if (live?.session && (body.action === 'answer' || body.action === 'accept') && live.session.peerDeviceId === 0) live.session.peerDeviceId = from.deviceId;
+    if (body.action === 'offer') return this.receiveOffer(batch, from, conversation, content, receivedAt, effects);
     if (body.action === 'ice') {
       const candidates = body.candidates ?? [];
       if (!live) this.keepStray(body.callId, from.accountId, candidates);
@@ -222,7 +268,7 @@ export class CallSwitchboard {
     return effects;
   }
 
-  private async receiveOffer(batch: StorageBatch, conversation: ConversationRecord, content: Extract<Content, { type: 'call' }>, receivedAt: number, effects: Effects): Promise<Effects> {
+  private async receiveOffer(batch: StorageBatch, from: DeviceAddress, conversation: ConversationRecord, content: Extract<Content, { type: 'call' }>, receivedAt: number, effects: Effects): Promise<Effects> {
     const body = content.body;
     if (!body.sdp || this.calls.has(body.callId) || this.finished.has(body.callId)) return effects;
     const logged = await this.ctx.storage.listCallLogs({ conversationId: conversation.id, limit: 50 });
@@ -252,7 +298,7 @@ export class CallSwitchboard {
       if (refusal === 'busy') effects.after.push(() => this.sendControlOnly(missed, 'busy'));
       return effects;
     }
-    const live: LiveCall = { state, conversation, offerSdp: body.sdp, pending: (stray?.accountId === state.peerAccountId ? stray.candidates : []), outgoing: [] };
+    const live: LiveCall = { state, conversation, offerSdp: body.sdp, peerDeviceId: from.deviceId, pending: (stray?.accountId === state.peerAccountId ? stray.candidates : []), outgoing: [] };
     this.calls.set(state.callId, live);
     batch.putCallLog(callLogOf(state));
     effects.emit.push((x) => {
@@ -265,6 +311,7 @@ export class CallSwitchboard {
   }
 
   handledElsewhere(batch: StorageBatch, callId: string, at: number, effects: Effects): Effects {
+    if (this.groups.has(callId)) return this.groups.handledElsewhere(batch, callId, at, effects);
     const live = this.calls.get(callId);
     if (!live || live.state.direction !== 'incoming' || live.state.status !== 'ringing') return effects;
     live.state = { ...live.state, status: 'ended', endedAt: at, detail: 'answered-elsewhere' };
@@ -341,7 +388,12 @@ export class CallSwitchboard {
     if (this.stray.size > MAX_STRAY_CALLS) this.stray.delete(this.stray.keys().next().value!);
   }
 
+  /** True while any call, 1:1 or group, rings or is ongoing on this device. */
   private busy(): boolean {
+    return this.directBusy() || this.groups.busy();
+  }
+
+  private directBusy(): boolean {
     for (const live of this.calls.values()) if (isLive(live.state)) return true;
     return false;
   }
@@ -368,6 +420,7 @@ export class CallSwitchboard {
       hangUp: () => this.end(state.callId),
     });
     live.session = session;
+    if (live.peerDeviceId !== undefined) session.peerDeviceId = live.peerDeviceId;
     peer.on('signal', (data: SimplePeer.SignalData) => {
       if ('candidate' in data && data.type === 'candidate' && data.candidate) this.queueCandidate(live, encodeCandidate(data.candidate));
     });

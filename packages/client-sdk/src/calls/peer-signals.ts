@@ -1,11 +1,10 @@
 import type SimplePeer from 'simple-peer';
-import type { CallSession } from './call-session.js';
 import { decodeCandidate } from './ice-candidates.js';
 
 const SIGNAL_TIMEOUT_MS = 10_000;
 
-/** Hands one encoded remote ICE candidate to the session's peer; malformed ones are dropped. */
-export function feedCandidate(session: CallSession, encoded: string): void {
+/** Hands one encoded remote ICE candidate to a session's (or a group link's) peer; malformed ones are dropped. */
+export function feedCandidate(session: { peer: SimplePeer.Instance }, encoded: string): void {
   const candidate = decodeCandidate(encoded);
   if (!candidate) return;
   try {

@@ -133,8 +133,8 @@ export async function applyContent(
       return effects;
     }
     case 'call':
-      if (group) return effects; // group calls are not supported
-      // signalling for features/calls: the call log joins this commit, ringing happens after it
+      // signalling for calls (1:1, or a group call from a current member: checked above); the
+      // call log joins this commit, ringing happens after it
       return receiveCall(ctx, batch, from, conversation, content, receivedAt);
     case 'typing': {
       const typing = content.body.action === 'started';

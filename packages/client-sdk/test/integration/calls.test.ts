@@ -3,8 +3,7 @@ import SimplePeer from 'simple-peer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SottoClient } from '../../src/index.js';
 import { MemoryStorage } from '../../src/storage/memory-storage.js';
-import type { CallSession } from '../../src/calls/call-session.js';
-import type { CallStateEvent, IncomingCallEvent } from '../../src/calls/call-switchboard.js';
+import type { AnyCallSession, CallStateEvent, IncomingCallEvent } from '../../src/calls/call-switchboard.js';
 import { clientOptions, eventually, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
 
 /** Real WebRTC over loopback: no STUN/TURN, host candidates only. */
@@ -13,7 +12,7 @@ const webrtc = (ringTimeoutMs: number) => ({
   calls: { SimplePeer, wrtc, rtcConfig: { iceServers: [] }, ringTimeoutMs, connectTimeoutMs: 10_000 },
 });
 
-function connected(session: CallSession): Promise<void> {
+function connected(session: AnyCallSession): Promise<void> {
   if (session.connected) return Promise.resolve();
   return session.events.waitFor('connect', () => true, 15_000).then(() => undefined);
 }
@@ -43,7 +42,7 @@ describe('voice and video calls over a real relay and real WebRTC', () => {
   let aliceToBob: string, carolToBob: string, daveToErin: string, malloryToBob: string;
   let bobRings: IncomingCallEvent[];
   let erinRings: IncomingCallEvent[];
-  const sessions: CallSession[] = [];
+  const sessions: AnyCallSession[] = [];
   const extra: SottoClient[] = [];
 
   beforeAll(async () => {

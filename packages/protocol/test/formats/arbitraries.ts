@@ -170,17 +170,31 @@ export const bodies: { [T in ContentType]: fc.Arbitrary<ContentBodies[T]> } = {
     { requiredKeys: ['groupId', 'change'] },
   ),
   senderKeyDistribution: fc.record({ distributionId: fc.uuid(), message: bytes(1, 1024) }),
-  call: fc.record(
-    {
-      callId: ascii(1, 64),
-      action: fc.constantFrom('offer', 'answer', 'ice', 'ringing', 'accept', 'decline', 'busy', 'hangup') as fc.Arbitrary<ContentBodies['call']['action']>,
-      media: fc.constantFrom('voice' as const, 'video' as const),
-      sdp: text(4096),
-      candidates: fc.array(ascii(0, 200), { maxLength: 32 }),
-      reason: ascii(0, 64),
-    },
-    { requiredKeys: ['callId', 'action', 'media'] },
-  ),
+  call: fc
+    .record(
+      {
+        callId: ascii(1, 64),
+        action: fc.constantFrom('offer', 'answer', 'ice', 'ringing', 'accept', 'decline', 'busy', 'hangup', 'start', 'join', 'leave') as fc.Arbitrary<ContentBodies['call']['action']>,
+        media: fc.constantFrom('voice' as const, 'video' as const),
+        sdp: text(4096),
+        candidates: fc.array(ascii(0, 200), { maxLength: 32 }),
+        reason: ascii(0, 64),
+        target: address,
+      },
+      { requiredKeys: ['callId', 'action', 'media'] },
+    )
+    .map((b) => {
+      // only the combinations the codec accepts (see call.ts)
+      const out = { ...b };
+      if (['start', 'join', 'leave'].includes(out.action)) {
+        delete out.sdp;
+        delete out.candidates;
+      }
+      if (!['offer', 'answer', 'ice', 'ringing'].includes(out.action)) delete out.target;
+      if (out.target && (out.action === 'offer' || out.action === 'answer') && out.sdp === undefined) out.sdp = 'v=0';
+      if (out.target && out.action === 'ice' && !out.candidates?.length) out.candidates = ['candidate:1'];
+      return out;
+    }),
   sync: fc.oneof(
     fc.record({
       kind: fc.constant('sentTranscript' as const),

@@ -156,8 +156,15 @@ async function postMulti(ctx: ClientContext, ciphertext: Uint8Array, recipients:
     chunks[chunks.length - 1]!.push(r);
     devicesInChunk += r.devices.length;
   }
+  // The chunks name disjoint accounts, so they are independent requests: all in flight at once
+  // (the relay commits those that arrive together in one transaction). Every chunk is waited
+  // for before a refusal is reported, so a retry never overlaps a request still in flight.
+  const settled = await Promise.allSettled(chunks.map((chunk) => postMultiChunk(ctx, ciphertext, chunk, ephemeral)));
   const responses: SendResponse[] = [];
-  for (const chunk of chunks) responses.push(await postMultiChunk(ctx, ciphertext, chunk, ephemeral));
+  for (const s of settled) {
+    if (s.status === 'rejected') throw s.reason;
+    responses.push(s.value);
+  }
   return { serverTimestamp: responses[0]!.serverTimestamp, guids: responses.flatMap((r) => r.guids) };
 }
 

@@ -33,7 +33,7 @@ export interface AckedEnvelope {
 const ROW_COLUMNS = `seq, guid, account_id AS accountId, device_id AS deviceId, sender_account_id AS senderAccountId,
   sender_device_id AS senderDeviceId, type, ciphertext, server_timestamp AS serverTimestamp`;
 const INSERT_SQL = `INSERT INTO envelopes (guid, account_id, device_id, sender_account_id, sender_device_id, type, ciphertext, server_timestamp)
-  VALUES (@guid, @accountId, @deviceId, @senderAccountId, @senderDeviceId, @type, @ciphertext, @serverTimestamp)`;
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?)`;
 const PAGE_SQL = `SELECT ${ROW_COLUMNS} FROM envelopes
   WHERE account_id = ? AND device_id = ? AND seq > ? ORDER BY seq LIMIT ?`;
 // One guid per execution: the statement stays prepared whatever the ack's length, and the
@@ -65,7 +65,7 @@ export class EnvelopeRepo implements CommitObserver {
   onCommitted: CommittedListener | undefined;
   private journal: EnvelopeRow[] = [];
   private opMark = 0;
-  private readonly insertStmt: Database.Statement;
+  private readonly insertStmt: Database.Statement<[string, string, number, string, number, string, Buffer, number]>;
   private readonly pageStmt: Database.Statement<[string, number, number, number], EnvelopeRow>;
   private readonly ackStmt: Database.Statement<[string, string, number], AckedEnvelope>;
   private readonly sqlite: Database.Database;
@@ -83,12 +83,26 @@ export class EnvelopeRepo implements CommitObserver {
    */
   insert(rows: NewEnvelope[]): EnvelopeRow[] {
     if (rows.length > 0 && !this.sqlite.inTransaction) throw new Error('envelope insert outside a commit-queue transaction');
-    return rows.map((r) => {
-      const ciphertext = Buffer.from(r.ciphertext.buffer, r.ciphertext.byteOffset, r.ciphertext.byteLength);
-      const row: EnvelopeRow = { ...r, ciphertext, seq: Number(this.insertStmt.run({ ...r, ciphertext }).lastInsertRowid) };
+    // Positional parameters and one Buffer view per distinct ciphertext: a group send's rows
+    // share one ciphertext, so it is wrapped once, not once per device.
+    let source: Uint8Array | undefined;
+    let ciphertext: Buffer = Buffer.alloc(0);
+    const out: EnvelopeRow[] = new Array(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
+      if (r.ciphertext !== source) {
+        source = r.ciphertext;
+        ciphertext = Buffer.from(source.buffer, source.byteOffset, source.byteLength);
+      }
+      const seq = Number(this.insertStmt.run(r.guid, r.accountId, r.deviceId, r.senderAccountId, r.senderDeviceId, r.type, ciphertext, r.serverTimestamp).lastInsertRowid);
+      const row: EnvelopeRow = {
+        seq, guid: r.guid, accountId: r.accountId, deviceId: r.deviceId, senderAccountId: r.senderAccountId,
+        senderDeviceId: r.senderDeviceId, type: r.type, ciphertext, serverTimestamp: r.serverTimestamp,
+      };
       this.journal.push(row);
-      return row;
-    });
+      out[i] = row;
+    }
+    return out;
   }
 
   opStarted(): void {

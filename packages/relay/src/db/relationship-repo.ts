@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { and, asc, count, eq } from 'drizzle-orm';
+import type { CommitObserver } from './commit-queue.js';
 import type { RelayDb } from './database.js';
 import { accounts, relationships } from './schema.js';
 
@@ -11,20 +12,42 @@ export interface RelationshipListing {
   since: number;
 }
 
+/** Cache key of an (owner, peer) pair; the length prefix keeps any two pairs apart. */
+const pairKey = (ownerId: string, peerId: string) => `${ownerId.length}:${ownerId}${peerId}`;
+
 /**
  * Message-request, block and restrict state that an owner holds about a peer. A row with no
  * state and no restriction is deleted.
  *
+ * Every send reads two states per recipient account (is the sender blocked; is this a first
+ * contact), so a group send to 1,000 accounts read 2,000 rows. Committed states are therefore
+ * cached by pair, absent ones included. Every write goes through this repository: a write drops
+ * the pair's entry and, while its transaction is open, keeps the pair out of the cache (a
+ * rolled-back write must not leave a state that never existed), as the device-list cache of
+ * {@link AccountRepo} does. Bounded: the oldest entry goes first.
+ *
  * @example
  * if (rel.state(bob, alice) === 'blocked') return; // drop silently
  */
-export class RelationshipRepo {
+export class RelationshipRepo implements CommitObserver {
+  private readonly stateCache = new Map<string, RelationshipState | null>();
+  private readonly uncommitted = new Set<string>();
   // Read on every send and ack: a raw statement prepared once (drizzle's per-call mapping
   // cost more than the lookup). Columns as in schema.ts `relationships`.
   private readonly rowStmt: Database.Statement<[string, string], { state: RelationshipState | null; restricted: number }>;
+  // Cache misses of a multi-recipient send: one statement over a JSON array of account ids
+  // instead of one execution per pair. CROSS JOIN keeps the id list outermost, so each id is one
+  // primary-key lookup.
+  private readonly ownersStmt: Database.Statement<[string, string], { id: string; state: RelationshipState }>;
+  private readonly peersStmt: Database.Statement<[string, string], { id: string; state: RelationshipState }>;
 
-  constructor(private readonly db: RelayDb) {
-    this.rowStmt = db.$client.prepare('SELECT state, restricted FROM relationships WHERE owner_id = ? AND peer_id = ?');
+  constructor(private readonly db: RelayDb, private readonly maxCachedPairs = 100_000) {
+    const sqlite = db.$client;
+    this.rowStmt = sqlite.prepare('SELECT state, restricted FROM relationships WHERE owner_id = ? AND peer_id = ?');
+    this.ownersStmt = sqlite.prepare(`SELECT r.owner_id AS id, r.state FROM json_each(?) AS ids CROSS JOIN relationships AS r
+      WHERE r.owner_id = ids.value AND r.peer_id = ? AND r.state IS NOT NULL`);
+    this.peersStmt = sqlite.prepare(`SELECT r.peer_id AS id, r.state FROM json_each(?) AS ids CROSS JOIN relationships AS r
+      WHERE r.owner_id = ? AND r.peer_id = ids.value AND r.state IS NOT NULL`);
   }
 
   private row(ownerId: string, peerId: string): { state: RelationshipState | null; restricted: boolean } | undefined {
@@ -33,11 +56,78 @@ export class RelationshipRepo {
   }
 
   state(ownerId: string, peerId: string): RelationshipState | undefined {
-    return this.row(ownerId, peerId)?.state ?? undefined;
+    const key = pairKey(ownerId, peerId);
+    const cached = this.stateCache.get(key);
+    if (cached !== undefined) return cached ?? undefined;
+    const state = this.row(ownerId, peerId)?.state ?? null;
+    this.remember(key, state);
+    return state ?? undefined;
+  }
+
+  /**
+   * The state each of `ownerIds` holds about `peerId` (owners without one are absent), with
+   * the cache's misses read in one statement.
+   */
+  statesAbout(peerId: string, ownerIds: readonly string[]): Map<string, RelationshipState> {
+    return this.states(ownerIds, (id) => pairKey(id, peerId), (ids) => this.ownersStmt.all(ids, peerId));
+  }
+
+  /** The state `ownerId` holds about each of `peerIds` (peers without one are absent). */
+  statesOf(ownerId: string, peerIds: readonly string[]): Map<string, RelationshipState> {
+    return this.states(peerIds, (id) => pairKey(ownerId, id), (ids) => this.peersStmt.all(ids, ownerId));
+  }
+
+  private states(
+    ids: readonly string[],
+    keyOf: (id: string) => string,
+    read: (idsJson: string) => { id: string; state: RelationshipState }[],
+  ): Map<string, RelationshipState> {
+    const out = new Map<string, RelationshipState>();
+    const missed: string[] = [];
+    for (const id of ids) {
+      const cached = this.stateCache.get(keyOf(id));
+      if (cached === undefined) missed.push(id);
+      else if (cached !== null) out.set(id, cached);
+    }
+    if (missed.length === 0) return out;
+    const found = new Map<string, RelationshipState>();
+    for (const r of read(JSON.stringify(missed))) found.set(r.id, r.state);
+    for (const id of missed) {
+      const state = found.get(id);
+      if (state !== undefined) out.set(id, state);
+      this.remember(keyOf(id), state ?? null);
+    }
+    return out;
+  }
+
+  private remember(key: string, state: RelationshipState | null): void {
+    if (this.uncommitted.has(key)) return;
+    if (this.stateCache.size >= this.maxCachedPairs) this.stateCache.delete(this.stateCache.keys().next().value!);
+    this.stateCache.set(key, state);
+  }
+
+  /** Called before every write of the pair's row. */
+  private changing(ownerId: string, peerId: string): void {
+    const key = pairKey(ownerId, peerId);
+    this.stateCache.delete(key);
+    if (this.db.$client.inTransaction) this.uncommitted.add(key);
+  }
+
+  opStarted(): void {}
+
+  opRolledBack(): void {}
+
+  committed(): void {
+    this.uncommitted.clear();
+  }
+
+  rolledBack(): void {
+    this.uncommitted.clear();
   }
 
   /** Sets (or clears with `null`) the state, keeping the restrict flag. */
   setState(ownerId: string, peerId: string, state: RelationshipState | null, now: number): void {
+    this.changing(ownerId, peerId);
     const existing = this.row(ownerId, peerId);
     if (existing === undefined) {
       if (state === null) return;
@@ -54,6 +144,7 @@ export class RelationshipRepo {
   }
 
   setRestricted(ownerId: string, peerId: string, restricted: boolean, now: number): void {
+    this.changing(ownerId, peerId);
     const existing = this.row(ownerId, peerId);
     if (existing === undefined) {
       if (restricted) this.db.insert(relationships).values({ ownerId, peerId, state: null, restricted, since: now, restrictedSince: now }).run();

@@ -34,10 +34,13 @@ export function createContext(config: RelayConfig, database: OpenDatabase, now: 
   const queue = new CommitQueue(database.sqlite);
   const envelopes = new EnvelopeRepo(db);
   const accounts = new AccountRepo(db);
-  // The envelope repository hands committed rows to the delivery hub; the account repository
-  // caches device lists only once the writes that change them are committed.
+  const relationships = new RelationshipRepo(db);
+  // The envelope repository hands committed rows to the delivery hub; the account and
+  // relationship repositories cache device lists and states only once the writes that change
+  // them are committed.
   queue.observe(envelopes);
   queue.observe(accounts);
+  queue.observe(relationships);
   return {
     config,
     database,
@@ -45,7 +48,7 @@ export function createContext(config: RelayConfig, database: OpenDatabase, now: 
     accounts,
     keys: new KeyRepo(db),
     envelopes,
-    relationships: new RelationshipRepo(db),
+    relationships,
     reports: new ReportRepo(db),
     blobs: new BlobRepo(db),
     limiters: { ip: limiter(rl.ip), account: limiter(rl.account), prekeyFetch: limiter(rl.prekeyFetch) },

@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { MAX_RECEIPT_GUIDS, type MismatchedDevices, type RequestFrame, type SendResponse, type SendableEnvelopeType, type StaleDevices, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
 import type { DeviceAddress } from '../credentials.js';
 import type { Settle } from '../db/commit-queue.js';
 import type { EnvelopeRow, NewEnvelope } from '../db/envelope-repo.js';
 import { RelayError } from '../errors.js';
+import { GuidMint } from '../guids.js';
 import { encodeReceipt } from '../wire.js';
 import { takeToken, type RelayContext } from './context.js';
 
@@ -16,10 +16,14 @@ export interface SendOutcome extends SendResponse {
   ephemeral: NewEnvelope[];
 }
 
-/** One recipient account of a send, with the devices and per-device ciphertexts named. */
+/**
+ * One recipient account of a send, with the devices named. A device carries its own ciphertext
+ * (`send`) or shares the send's one (`sendMulti`: the body's recipient list is used as it is,
+ * not copied per device).
+ */
 interface RecipientPlan {
   accountId: string;
-  devices: { deviceId: number; registrationId: number; type?: SendableEnvelopeType; ciphertext: Uint8Array }[];
+  devices: readonly { deviceId: number; registrationId: number; type?: SendableEnvelopeType; ciphertext?: Uint8Array }[];
 }
 
 /** What services need from the delivery hub beyond committed envelopes. */
@@ -33,29 +37,44 @@ export interface DeliveryNotifier {
  * Checks each recipient's device list exactly (every current device except the sender's own,
  * nothing else, matching registration ids). Throws MISMATCHED_DEVICES (409) or STALE_DEVICES
  * (410) covering every recipient, before anything is stored.
+ *
+ * Runs once per recipient account of a group send, so it allocates nothing for a matching
+ * list: an account has at most a handful of devices, and a linear scan of them beats building
+ * maps.
  */
-function checkDeviceLists(ctx: RelayContext, sender: DeviceAddress, plans: RecipientPlan[], subsetAllowed: boolean): void {
+function checkDeviceLists(ctx: RelayContext, sender: DeviceAddress, plans: readonly RecipientPlan[], subsetAllowed: boolean): void {
   const mismatched: MismatchedDevices[] = [];
   const stale: StaleDevices[] = [];
   for (const plan of plans) {
     const devices = ctx.accounts.devices(plan.accountId);
     // Devices reference their account, so only an empty list needs the account lookup.
     if (devices.length === 0 && ctx.accounts.byId(plan.accountId) === undefined) throw new RelayError('NOT_FOUND', 'no such account');
-    const current = new Map(devices
-      .filter((d) => !(plan.accountId === sender.accountId && d.deviceId === sender.deviceId))
-      .map((d) => [d.deviceId, d.registrationId]));
-    const named = new Set(plan.devices.map((d) => d.deviceId));
-    if (named.size !== plan.devices.length) throw new RelayError('BAD_REQUEST', 'a device is named twice');
+    const named = plan.devices;
+    if (named.length > 1 && new Set(named.map((d) => d.deviceId)).size !== named.length) throw new RelayError('BAD_REQUEST', 'a device is named twice');
+    const skip = plan.accountId === sender.accountId ? sender.deviceId : -1;
+    let expected = 0;
+    for (const d of devices) if (d.deviceId !== skip) expected++;
+    let found = 0;
+    let extra: number[] | undefined;
+    let staleIds: number[] | undefined;
+    for (const n of named) {
+      const current = n.deviceId === skip ? undefined : devices.find((d) => d.deviceId === n.deviceId);
+      if (current === undefined) (extra ??= []).push(n.deviceId);
+      else {
+        found++;
+        if (current.registrationId !== n.registrationId) (staleIds ??= []).push(n.deviceId);
+      }
+    }
     // Plaintext control envelopes (resend requests) address one device; everything else must
     // reach every device, so no device silently misses a message.
-    const missing = subsetAllowed ? [] : [...current.keys()].filter((id) => !named.has(id));
-    const extra = [...named].filter((id) => !current.has(id));
-    if (missing.length > 0 || extra.length > 0) {
-      mismatched.push({ accountId: plan.accountId, missing, extra });
+    const missing = subsetAllowed || found === expected ? [] : devices
+      .filter((d) => d.deviceId !== skip && !named.some((n) => n.deviceId === d.deviceId))
+      .map((d) => d.deviceId);
+    if (missing.length > 0 || extra !== undefined) {
+      mismatched.push({ accountId: plan.accountId, missing, extra: extra ?? [] });
       continue;
     }
-    const staleIds = plan.devices.filter((d) => current.get(d.deviceId) !== d.registrationId).map((d) => d.deviceId);
-    if (staleIds.length > 0) stale.push({ accountId: plan.accountId, stale: staleIds });
+    if (staleIds !== undefined) stale.push({ accountId: plan.accountId, stale: staleIds });
   }
   if (mismatched.length > 0) throw new RelayError('MISMATCHED_DEVICES', 'device list does not match', { mismatched });
   if (stale.length > 0) throw new RelayError('STALE_DEVICES', 'registration ids changed', { stale });
@@ -63,32 +82,39 @@ function checkDeviceLists(ctx: RelayContext, sender: DeviceAddress, plans: Recip
 
 /**
  * The operation of one send, to run in the commit queue (or at once, for online-only sends, which
- * write nothing). Takes the sender's rate-limit token now.
+ * write nothing). Takes the sender's rate-limit token now. `shared` is the ciphertext of devices
+ * that carry none (a multi-recipient send).
  */
-function sendOp(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvelopeType, ephemeral: boolean, plans: RecipientPlan[]): () => SendOutcome {
+function sendOp(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvelopeType, ephemeral: boolean, plans: readonly RecipientPlan[], shared?: Uint8Array): () => SendOutcome {
   takeToken(ctx.limiters.account, `send:${sender.accountId}`);
   return () => {
     checkDeviceLists(ctx, sender, plans, type === 'plaintext' && plans.every((p) => p.devices.every((d) => (d.type ?? type) === 'plaintext')));
     const serverTimestamp = ctx.now();
     const out: SendOutcome = { serverTimestamp, guids: [], ephemeral: [] };
+    const mint = new GuidMint(serverTimestamp);
+    // Request and block state of every other recipient account, read together (from the
+    // repository's cache; misses in two statements) inside this operation, so no other write
+    // can come between these reads and the writes below.
+    const others = plans.filter((p) => p.accountId !== sender.accountId).map((p) => p.accountId);
+    const theirStates = ctx.relationships.statesAbout(sender.accountId, others);
+    const myStates = ctx.relationships.statesOf(sender.accountId, others);
     for (const plan of plans) {
       const own = plan.accountId === sender.accountId;
-      const theirs = own ? undefined : ctx.relationships.state(plan.accountId, sender.accountId);
-      const blocked = theirs === 'blocked';
+      const theirs = own ? undefined : theirStates.get(plan.accountId);
       const rows: NewEnvelope[] = plan.devices.map((d) => ({
-        guid: randomUUID(), accountId: plan.accountId, deviceId: d.deviceId,
-        senderAccountId: sender.accountId, senderDeviceId: sender.deviceId, type: d.type ?? type, ciphertext: d.ciphertext, serverTimestamp,
+        guid: mint.next(), accountId: plan.accountId, deviceId: d.deviceId,
+        senderAccountId: sender.accountId, senderDeviceId: sender.deviceId, type: d.type ?? type, ciphertext: d.ciphertext ?? shared!, serverTimestamp,
       }));
       if (!ephemeral) for (const r of rows) out.guids.push(r.guid);
       // Blocked: dropped silently; the sender sees the same success and never a receipt.
-      if (blocked) continue;
+      if (theirs === 'blocked') continue;
       if (ephemeral) {
         out.ephemeral.push(...rows);
         continue;
       }
       if (!own) {
         if (theirs === undefined) ctx.relationships.setState(plan.accountId, sender.accountId, 'pending', serverTimestamp);
-        const mine = ctx.relationships.state(sender.accountId, plan.accountId);
+        const mine = myStates.get(plan.accountId);
         if (mine === undefined || mine === 'pending') ctx.relationships.setState(sender.accountId, plan.accountId, 'accepted', serverTimestamp);
       }
       ctx.envelopes.insert(rows);
@@ -102,17 +128,14 @@ function accountPlan(body: WsSendBody): RecipientPlan[] {
   return [{ accountId: body.to, devices: body.messages }];
 }
 
-/** Plans a `sendMulti` body: one ciphertext to many accounts, each named once. */
-function manyPlan(body: WsMultiSendBody): RecipientPlan[] {
+/** Plans a `sendMulti` body: one ciphertext (passed to {@link sendOp} as `shared`) to many accounts, each named once. */
+function manyPlan(body: WsMultiSendBody): readonly RecipientPlan[] {
   const seen = new Set<string>();
   for (const r of body.recipients) {
     if (seen.has(r.accountId)) throw new RelayError('BAD_REQUEST', 'an account is named twice');
     seen.add(r.accountId);
   }
-  return body.recipients.map((r) => ({
-    accountId: r.accountId,
-    devices: r.devices.map((d) => ({ ...d, ciphertext: body.ciphertext })),
-  }));
+  return body.recipients;
 }
 
 /** Runs a send: online-only sends at once (no commit needed, no fsync), others in the commit queue. */
@@ -136,7 +159,7 @@ export async function sendToAccount(ctx: RelayContext, sender: DeviceAddress, bo
 /** One ciphertext to many accounts' devices, with the same exact-list rule per account. */
 export async function sendToMany(ctx: RelayContext, sender: DeviceAddress, body: WsMultiSendBody): Promise<SendOutcome> {
   const ephemeral = body.ephemeral === true;
-  return runSend(ctx, ephemeral, sendOp(ctx, sender, body.type, ephemeral, manyPlan(body)));
+  return runSend(ctx, ephemeral, sendOp(ctx, sender, body.type, ephemeral, manyPlan(body), body.ciphertext));
 }
 
 /**
@@ -153,7 +176,7 @@ export function submitSend(ctx: RelayContext, sender: DeviceAddress, frame: Requ
   try {
     op = frame.op === 'send'
       ? sendOp(ctx, sender, frame.body.type, ephemeral, accountPlan(frame.body))
-      : sendOp(ctx, sender, frame.body.type, ephemeral, manyPlan(frame.body));
+      : sendOp(ctx, sender, frame.body.type, ephemeral, manyPlan(frame.body), frame.body.ciphertext);
   } catch (err) {
     settle(false, err);
     return;
@@ -218,13 +241,14 @@ function ackOp(ctx: RelayContext, device: DeviceAddress, guids: string[]): () =>
       }
       list.push(e.guid);
     }
+    const mint = new GuidMint(now);
     for (const [sender, senderGuids] of bySender) {
       const senderDevices = ctx.accounts.devices(sender);
       for (let i = 0; i < senderGuids.length; i += MAX_RECEIPT_GUIDS) {
         const ciphertext = encodeReceipt({ guids: senderGuids.slice(i, i + MAX_RECEIPT_GUIDS), accountId: device.accountId, deviceId: device.deviceId, deliveredAt: now });
         for (const d of senderDevices) {
           receipts.push({
-            guid: randomUUID(), accountId: sender, deviceId: d.deviceId,
+            guid: mint.next(), accountId: sender, deviceId: d.deviceId,
             senderAccountId: device.accountId, senderDeviceId: device.deviceId, type: 'receipt', ciphertext, serverTimestamp: now,
           });
         }

@@ -146,7 +146,7 @@ async function e2e(alice: Party, bob: Party): Promise<Record<string, number>> {
     try {
       return await request(op, body);
     } finally {
-      if (op === 'send') spent.relaySend += performance.now() - t;
+      if (op === 'send' || op === 'sendBatch') spent.relaySend += performance.now() - t;
     }
   };
   const { encrypt, decrypt } = engine;

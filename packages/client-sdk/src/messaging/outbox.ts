@@ -1,4 +1,4 @@
-import type { SendResponse } from '@sotto/protocol';
+import { MAX_BATCH_SENDS, type SendResponse } from '@sotto/protocol';
 import { backoffDelay } from '../backoff.js';
 import type { Emitter } from '../emitter.js';
 import { SottoError } from '../errors.js';
@@ -14,8 +14,8 @@ import { forgetGuid, recordSent, takeParkedReceipt } from './sent-index.js';
 const HOLD_MS = 365 * 24 * 60 * 60 * 1000;
 /** An entry that fails this many times with a permanent error is marked failed. */
 const MAX_ATTEMPTS = 50;
-/** At most this many consecutive entries for one recipient are encrypted and sent together. */
-const MAX_RUN = 64;
+/** At most this many consecutive entries for one recipient are encrypted and sent together (one relay `sendBatch`). */
+const MAX_RUN = MAX_BATCH_SENDS;
 
 interface Accepted {
   entry: OutboxEntry;
@@ -55,9 +55,8 @@ export interface OutboxDeps {
  * "sent" for that recipient.
  *
  * Consecutive due entries for the same recipient go as a run (up to {@link MAX_RUN}): one
- * encryption pass with one ratchet commit, the sends one after another on the open relay
- * connection (each only after the previous was accepted, so the relay's order is ours even when
- * it refuses one), and one "sent" commit for all accepted entries. A crash after the relay
+ * encryption pass with one ratchet commit, one relay `sendBatch` that stores them in order or
+ * refuses them all, and one "sent" commit for all of them. A crash after the relay
  * accepted some of a run but before that commit re-sends them after restart, as a crash between
  * a single send and its commit always did; the recipient drops the copies by message id.
  */
@@ -143,11 +142,10 @@ export class Outbox {
 
   /**
    * Delivers consecutive entries for one recipient together: one encryption pass and one ratchet
-   * commit, the sends one after another, then one "sent" commit for every accepted entry. The
-   * sender stops at the first refusal; that entry then takes the one-by-one path (device-list
-   * refresh, HTTP fallback, backoff or failure) and the entries after it stay due, in order. If
-   * nothing could be sent (offline, identity change, no session...), the one-by-one path handles
-   * the first entry.
+   * commit, one batch request, then one "sent" commit for every entry. When the relay refuses
+   * the batch, or nothing could be sent (offline, identity change, no session...), the first
+   * entry takes the one-by-one path (device-list refresh, HTTP fallback, backoff or failure) and
+   * the entries after it stay due, in order.
    */
   private async deliverRun(run: readonly OutboxEntry[]): Promise<boolean> {
     const recipient = run[0]!.recipients[0]!;

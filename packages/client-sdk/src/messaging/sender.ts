@@ -1,6 +1,8 @@
 import {
   ProtocolError,
+  readBatchSendResponse,
   readSendResponse,
+  type BatchSendResponse,
   stageStores,
   type DeviceAddress,
   type MismatchedDevices,
@@ -100,12 +102,12 @@ export class Sender {
 
   /**
    * Sends several contents to every device of `accountId`, in order: one encryption pass and one
-   * ratchet commit for all of them (under the protocol lock), then one `send` request per content
-   * on the relay connection, each after the previous one was accepted. Stops at the first
-   * refusal: the contents after it are not sent (their ciphertexts are dropped; the receiver's
-   * ratchet skips over them), so the relay never accepts a later content before an earlier one.
-   * Throws, before anything was sent, when the connection is not open or the device list, a
-   * session or the encryption fails.
+   * ratchet commit for all of them (under the protocol lock), then one `sendBatch` request that
+   * the relay stores whole, in order, or refuses whole (at most MAX_BATCH_SENDS contents). So the
+   * result is all accepted, or none with `refused` (the ciphertexts are dropped; the receiver's
+   * ratchet skips over them) and the caller takes the one-by-one path. Throws, before anything
+   * was sent, when the connection is not open or the device list, a session or the encryption
+   * fails.
    *
    * @example
    * const { accepted, refused } = await sender.sendSequence('bob', [first, second]);
@@ -119,15 +121,18 @@ export class Sender {
     const devices = (await directory.devices(accountId)).filter((d) => !(d.accountId === me.accountId && d.deviceId === me.deviceId));
     if (devices.length === 0) return { accepted: contents.map(() => ({ serverTimestamp: this.deps.now(), guids: [] })) };
     const perContent = await this.deps.lock.run(() => this.encryptForDevices(accountId, devices, contents.map(padPlaintext)));
-    const accepted: SendResponse[] = [];
-    for (const messages of perContent) {
-      try {
-        accepted.push(readSendResponse(await connection.request('send', socketSendBody(accountId, messages, false))));
-      } catch (refused) {
-        return { accepted, refused };
-      }
+    let answer: BatchSendResponse;
+    try {
+      const sends = perContent.map((messages) => {
+        const { type, messages: devices } = socketSendBody(accountId, messages, false);
+        return { type, messages: devices };
+      });
+      answer = readBatchSendResponse(await connection.request('sendBatch', { to: accountId, sends }));
+    } catch (refused) {
+      return { accepted: [], refused };
     }
-    return { accepted };
+    if (answer.guids.length !== contents.length) return { accepted: [], refused: new SottoError('RELAY_ERROR', 'the relay answered a batch with the wrong number of entries') };
+    return { accepted: answer.guids.map((guids) => ({ serverTimestamp: answer.serverTimestamp, guids })) };
   }
 
   /**

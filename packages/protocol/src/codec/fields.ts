@@ -155,6 +155,12 @@ export const items = {
     return new Uint8Array(value);
   },
   map: <T>(read: (r: FieldReader) => T) => (value: unknown, path: string): T => read(FieldReader.from(value, path)),
+  array: <T>(maxCount: number, item: (value: unknown, path: string) => T) => (value: unknown, path: string): T[] => {
+    if (!Array.isArray(value) || value.length > maxCount) {
+      throw new ProtocolError('INVALID_FIELD', `${path} is not an array of at most ${maxCount}`, { field: path });
+    }
+    return value.map((x, i) => item(x, `${path}[${i}]`));
+  },
 };
 
 /** Drops `undefined` properties so encoders emit only present optional fields. */

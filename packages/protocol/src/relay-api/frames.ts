@@ -11,7 +11,7 @@ import type { SendResponse, SendableEnvelopeType } from './types.js';
  * holding one CBOR map with a string tag `t`:
  *
  * ```text
- * client -> relay   { t: 'req', id: uint, op: 'send' | 'sendMulti', body: map }
+ * client -> relay   { t: 'req', id: uint, op: 'send' | 'sendMulti' | 'sendBatch', body: map }
  *                   { t: 'ack', guids: [text] }
  * relay -> client   { t: 'res', id: uint, status: uint, body?: map, error?: { code, message, ... } }
  *                   { t: 'env', envelope: bytes }   encoded Envelope (receipts are type 'receipt')
@@ -23,6 +23,8 @@ export const MAX_FRAME_BYTES = 2 * 1024 * 1024;
 export const MAX_ACK_GUIDS = 1000;
 /** Most per-device messages in one send, and most devices in one multi-recipient send. */
 export const MAX_SEND_DEVICES = 1000;
+/** Most sends in one `sendBatch` request (the SDK's outbox sends runs of at most this many). */
+export const MAX_BATCH_SENDS = 64;
 const MAX_ACCOUNT_ID = 32;
 const MAX_GUID = 64;
 
@@ -47,9 +49,28 @@ export interface WsMultiSendBody {
   recipients: { accountId: string; devices: { deviceId: number; registrationId: number }[] }[];
 }
 
+/**
+ * `op: 'sendBatch'` body: several stored sends to one account, in order, all or none. Each entry
+ * is what one `send` would carry (per-device ciphertexts); the relay checks every entry's device
+ * list, takes one rate-limit token per entry, and stores all of them in one commit, in order, or
+ * refuses the whole batch with the error the first failing entry would get. Online-only sends do
+ * not batch.
+ */
+export interface WsBatchSendBody {
+  to: string;
+  sends: { type: SendableEnvelopeType; messages: WsSendBody['messages'] }[];
+}
+
+/** A successful `sendBatch` answer: one guid list per entry, in the request's order. */
+export interface BatchSendResponse {
+  serverTimestamp: number;
+  guids: string[][];
+}
+
 export type RequestFrame =
   | { t: 'req'; id: number; op: 'send'; body: WsSendBody }
-  | { t: 'req'; id: number; op: 'sendMulti'; body: WsMultiSendBody };
+  | { t: 'req'; id: number; op: 'sendMulti'; body: WsMultiSendBody }
+  | { t: 'req'; id: number; op: 'sendBatch'; body: WsBatchSendBody };
 
 export type ClientFrame = RequestFrame | { t: 'ack'; guids: string[] };
 
@@ -59,18 +80,31 @@ export type ResponseFrame =
 
 export type ServerFrame = ResponseFrame | { t: 'env'; envelope: Uint8Array } | { t: 'empty' };
 
+function readDeviceMessages(r: FieldReader): WsSendBody['messages'] {
+  return r.array('messages', MAX_SEND_DEVICES, items.map((m) => compact({
+    deviceId: m.uint('deviceId', { min: 1, max: 2 ** 31 }),
+    registrationId: m.uint('registrationId', { max: 2 ** 31 }),
+    type: m.optLiteral('type', SENDABLE_TYPES),
+    ciphertext: m.bytes('ciphertext', { maxLength: MAX_ENVELOPE_BYTES, minLength: 1 }),
+  })));
+}
+
 function readSendBody(r: FieldReader): WsSendBody {
   return compact({
     to: r.string('to', { maxLength: MAX_ACCOUNT_ID, minLength: 1 }),
     type: r.literal('type', SENDABLE_TYPES),
     ephemeral: r.optBool('ephemeral'),
-    messages: r.array('messages', MAX_SEND_DEVICES, items.map((m) => compact({
-      deviceId: m.uint('deviceId', { min: 1, max: 2 ** 31 }),
-      registrationId: m.uint('registrationId', { max: 2 ** 31 }),
-      type: m.optLiteral('type', SENDABLE_TYPES),
-      ciphertext: m.bytes('ciphertext', { maxLength: MAX_ENVELOPE_BYTES, minLength: 1 }),
-    }))),
+    messages: readDeviceMessages(r),
   });
+}
+
+function readBatchSendBody(r: FieldReader): WsBatchSendBody {
+  const sends = r.array('sends', MAX_BATCH_SENDS, items.map((s) => ({
+    type: s.literal('type', SENDABLE_TYPES),
+    messages: readDeviceMessages(s),
+  })));
+  if (sends.length === 0) throw new ProtocolError('INVALID_FIELD', 'WsBatchSendBody.sends is empty', { field: 'sends' });
+  return { to: r.string('to', { maxLength: MAX_ACCOUNT_ID, minLength: 1 }), sends };
 }
 
 function readMultiSendBody(r: FieldReader): WsMultiSendBody {
@@ -110,8 +144,9 @@ export function decodeClientFrame(bytes: Uint8Array): ClientFrame {
     return { t, guids: r.array('guids', MAX_ACK_GUIDS, items.string(MAX_GUID)) };
   }
   const id = r.uint('id', { max: 2 ** 32 });
-  const op = r.literal('op', ['send', 'sendMulti'] as const);
+  const op = r.literal('op', ['send', 'sendMulti', 'sendBatch'] as const);
   if (op === 'send') return { t, id, op, body: r.nested('body', readSendBody) };
+  if (op === 'sendBatch') return { t, id, op, body: r.nested('body', readBatchSendBody) };
   return { t, id, op, body: r.nested('body', readMultiSendBody) };
 }
 
@@ -176,5 +211,18 @@ export function readSendResponse(body: Record<string, unknown>): SendResponse {
   return {
     serverTimestamp: r.uint('serverTimestamp'),
     guids: r.array('guids', MAX_SEND_DEVICES, items.string(MAX_GUID)),
+  };
+}
+
+/**
+ * Read the body of a successful `sendBatch` response frame.
+ * @example
+ * const { guids } = readBatchSendResponse(frame.body); // guids[i]: the envelopes of sends[i]
+ */
+export function readBatchSendResponse(body: Record<string, unknown>): BatchSendResponse {
+  const r = FieldReader.from(body, 'BatchSendResponse');
+  return {
+    serverTimestamp: r.uint('serverTimestamp'),
+    guids: r.array('guids', MAX_BATCH_SENDS, items.array(MAX_SEND_DEVICES, items.string(MAX_GUID))),
   };
 }

@@ -1,10 +1,10 @@
-import { FieldReader, items, MAX_PROVISIONING_MESSAGE_BYTES, SENDABLE_TYPES, MAX_ACK_GUIDS, MAX_SEND_DEVICES, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
+import { FieldReader, items, MAX_BATCH_SENDS, MAX_PROVISIONING_MESSAGE_BYTES, SENDABLE_TYPES, MAX_ACK_GUIDS, MAX_SEND_DEVICES, type WsBatchSendBody, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
 import { Hono } from 'hono';
 import { randomToken, decodeB64, encodeB64, hashSecret, isAccountId } from '../credentials.js';
 import { RelayError, toErrorBody } from '../errors.js';
 import { createLinkToken, fetchBundles, linkDevice, listUserDevices, preKeyCounts, readJson, registerAccount, removeDevice, setSignedKeys, uploadOneTimeKeys } from '../services/accounts.js';
 import { takeToken, type RelayContext } from '../services/context.js';
-import { ackEnvelopes, backlogPage, sendToAccount, sendToMany, type DeliveryNotifier } from '../services/messaging.js';
+import { ackEnvelopes, backlogPage, sendBatch, sendToAccount, sendToMany, type DeliveryNotifier } from '../services/messaging.js';
 import { MAX_PROVISIONING_WAIT_MS, ProvisioningMailboxes } from '../services/provisioning.js';
 import { applyRelationship, listBlocked, listRequests, listRestricted, type RelationshipAction } from '../services/requests.js';
 import type { Logger } from '../logger.js';
@@ -19,23 +19,29 @@ export const MAX_SMALL_BODY = 1024 * 1024;
 export const MAX_REPORT_REASON = 1000;
 export const MAX_REPORT_EVIDENCE = 64 * 1024;
 
+function readMessages(r: FieldReader): WsSendBody['messages'] {
+  return r.array('messages', MAX_SEND_DEVICES, items.map((m) => {
+    const message: WsSendBody['messages'][number] = {
+      deviceId: m.uint('deviceId', { min: 1, max: 2 ** 31 }),
+      registrationId: m.uint('registrationId', { max: 2 ** 31 }),
+      ciphertext: decodeB64(m.string('ciphertext', { maxLength: MAX_CT_B64, minLength: 1 }), 'ciphertext', 256 * 1024),
+    };
+    const type = m.optLiteral('type', SENDABLE_TYPES);
+    if (type !== undefined) message.type = type;
+    return message;
+  }));
+}
+
 function readSend(r: FieldReader, to: string): WsSendBody {
-  const body: WsSendBody = {
-    to,
-    type: r.literal('type', SENDABLE_TYPES),
-    messages: r.array('messages', MAX_SEND_DEVICES, items.map((m) => {
-      const message: WsSendBody['messages'][number] = {
-        deviceId: m.uint('deviceId', { min: 1, max: 2 ** 31 }),
-        registrationId: m.uint('registrationId', { max: 2 ** 31 }),
-        ciphertext: decodeB64(m.string('ciphertext', { maxLength: MAX_CT_B64, minLength: 1 }), 'ciphertext', 256 * 1024),
-      };
-      const type = m.optLiteral('type', SENDABLE_TYPES);
-      if (type !== undefined) message.type = type;
-      return message;
-    })),
-  };
+  const body: WsSendBody = { to, type: r.literal('type', SENDABLE_TYPES), messages: readMessages(r) };
   if (r.optBool('ephemeral') === true) body.ephemeral = true;
   return body;
+}
+
+function readBatchSend(r: FieldReader, to: string): WsBatchSendBody {
+  const sends = r.array('sends', MAX_BATCH_SENDS, items.map((e) => ({ type: e.literal('type', SENDABLE_TYPES), messages: readMessages(e) })));
+  if (sends.length === 0) throw new RelayError('BAD_REQUEST', 'sends is empty');
+  return { to, sends };
 }
 
 function readMultiSend(r: FieldReader): WsMultiSendBody {
@@ -152,6 +158,11 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
     const guids = readJson(await readJsonBody(c, smallLimit), 'AckRequest', (r) => r.array('guids', MAX_ACK_GUIDS, items.string(64)));
     await ackEnvelopes(ctx, c.get('device'), guids);
     return c.body(null, 204);
+  });
+  app.post('/v1/messages/:accountId/batch', auth, async (c) => {
+    const to = accountParam(c.req.param('accountId'));
+    const body = readJson(await readJsonBody(c, sendLimit), 'BatchSendRequest', (r) => readBatchSend(r, to));
+    return c.json(await sendBatch(ctx, c.get('device'), body));
   });
   app.post('/v1/messages/:accountId', auth, async (c) => {
     const to = accountParam(c.req.param('accountId'));

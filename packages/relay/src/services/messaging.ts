@@ -1,4 +1,4 @@
-import { MAX_RECEIPT_GUIDS, type MismatchedDevices, type RequestFrame, type SendResponse, type SendableEnvelopeType, type StaleDevices, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
+import { MAX_RECEIPT_GUIDS, type BatchSendResponse, type MismatchedDevices, type RequestFrame, type SendResponse, type SendableEnvelopeType, type StaleDevices, type WsBatchSendBody, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
 import type { DeviceAddress } from '../credentials.js';
 import type { Settle } from '../db/commit-queue.js';
 import type { EnvelopeRow, NewEnvelope } from '../db/envelope-repo.js';
@@ -87,40 +87,63 @@ function checkDeviceLists(ctx: RelayContext, sender: DeviceAddress, plans: reado
  */
 function sendOp(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvelopeType, ephemeral: boolean, plans: readonly RecipientPlan[], shared?: Uint8Array): () => SendOutcome {
   takeToken(ctx.limiters.account, `send:${sender.accountId}`);
+  return () => storeSend(ctx, sender, type, ephemeral, plans, shared, ctx.now());
+}
+
+/**
+ * The operation of a `sendBatch`: every entry as one `send` to the same account, in order, with
+ * one server timestamp. Takes one rate-limit token per entry now, all or none. Inside the commit
+ * queue the operation is one savepoint, so an entry that fails (its device list, say) rolls back
+ * the entries before it too: the batch is stored whole or not at all.
+ */
+function batchOp(ctx: RelayContext, sender: DeviceAddress, body: WsBatchSendBody): () => BatchOutcome {
+  takeToken(ctx.limiters.account, `send:${sender.accountId}`, body.sends.length);
   return () => {
-    checkDeviceLists(ctx, sender, plans, type === 'plaintext' && plans.every((p) => p.devices.every((d) => (d.type ?? type) === 'plaintext')));
     const serverTimestamp = ctx.now();
-    const out: SendOutcome = { serverTimestamp, guids: [], ephemeral: [] };
-    const mint = new GuidMint(serverTimestamp);
-    // Request and block state of every other recipient account, read together (from the
-    // repository's cache; misses in two statements) inside this operation, so no other write
-    // can come between these reads and the writes below.
-    const others = plans.filter((p) => p.accountId !== sender.accountId).map((p) => p.accountId);
-    const theirStates = ctx.relationships.statesAbout(sender.accountId, others);
-    const myStates = ctx.relationships.statesOf(sender.accountId, others);
-    for (const plan of plans) {
-      const own = plan.accountId === sender.accountId;
-      const theirs = own ? undefined : theirStates.get(plan.accountId);
-      const rows: NewEnvelope[] = plan.devices.map((d) => ({
-        guid: mint.next(), accountId: plan.accountId, deviceId: d.deviceId,
-        senderAccountId: sender.accountId, senderDeviceId: sender.deviceId, type: d.type ?? type, ciphertext: d.ciphertext ?? shared!, serverTimestamp,
-      }));
-      if (!ephemeral) for (const r of rows) out.guids.push(r.guid);
-      // Blocked: dropped silently; the sender sees the same success and never a receipt.
-      if (theirs === 'blocked') continue;
-      if (ephemeral) {
-        out.ephemeral.push(...rows);
-        continue;
-      }
-      if (!own) {
-        if (theirs === undefined) ctx.relationships.setState(plan.accountId, sender.accountId, 'pending', serverTimestamp);
-        const mine = myStates.get(plan.accountId);
-        if (mine === undefined || mine === 'pending') ctx.relationships.setState(sender.accountId, plan.accountId, 'accepted', serverTimestamp);
-      }
-      ctx.envelopes.insert(rows);
-    }
-    return out;
+    const guids = body.sends.map((s) => storeSend(ctx, sender, s.type, false, [{ accountId: body.to, devices: s.messages }], undefined, serverTimestamp).guids);
+    return { serverTimestamp, guids };
   };
+}
+
+/** A `sendBatch` reply: one guid list per entry, in order. */
+export type BatchOutcome = BatchSendResponse;
+
+/**
+ * Checks and stores (or, online-only, only builds) one send's envelopes: the body of
+ * {@link sendOp} and of each {@link batchOp} entry. Runs inside the commit queue's transaction.
+ */
+function storeSend(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvelopeType, ephemeral: boolean, plans: readonly RecipientPlan[], shared: Uint8Array | undefined, serverTimestamp: number): SendOutcome {
+  checkDeviceLists(ctx, sender, plans, type === 'plaintext' && plans.every((p) => p.devices.every((d) => (d.type ?? type) === 'plaintext')));
+  const out: SendOutcome = { serverTimestamp, guids: [], ephemeral: [] };
+  const mint = new GuidMint(serverTimestamp);
+  // Request and block state of every other recipient account, read together (from the
+  // repository's cache; misses in two statements) inside this operation, so no other write
+  // can come between these reads and the writes below.
+  const others = plans.filter((p) => p.accountId !== sender.accountId).map((p) => p.accountId);
+  const theirStates = ctx.relationships.statesAbout(sender.accountId, others);
+  const myStates = ctx.relationships.statesOf(sender.accountId, others);
+  for (const plan of plans) {
+    const own = plan.accountId === sender.accountId;
+    const theirs = own ? undefined : theirStates.get(plan.accountId);
+    const rows: NewEnvelope[] = plan.devices.map((d) => ({
+      guid: mint.next(), accountId: plan.accountId, deviceId: d.deviceId,
+      senderAccountId: sender.accountId, senderDeviceId: sender.deviceId, type: d.type ?? type, ciphertext: d.ciphertext ?? shared!, serverTimestamp,
+    }));
+    if (!ephemeral) for (const r of rows) out.guids.push(r.guid);
+    // Blocked: dropped silently; the sender sees the same success and never a receipt.
+    if (theirs === 'blocked') continue;
+    if (ephemeral) {
+      out.ephemeral.push(...rows);
+      continue;
+    }
+    if (!own) {
+      if (theirs === undefined) ctx.relationships.setState(plan.accountId, sender.accountId, 'pending', serverTimestamp);
+      const mine = myStates.get(plan.accountId);
+      if (mine === undefined || mine === 'pending') ctx.relationships.setState(sender.accountId, plan.accountId, 'accepted', serverTimestamp);
+    }
+    ctx.envelopes.insert(rows);
+  }
+  return out;
 }
 
 /** Plans a `send` body: per-device ciphertexts to one account. */
@@ -163,6 +186,28 @@ export async function sendToMany(ctx: RelayContext, sender: DeviceAddress, body:
 }
 
 /**
+ * Several stored sends to one account, in order, all or none (see {@link batchOp}). Resolves
+ * after the envelopes are committed.
+ * @example
+ * const { guids } = await sendBatch(ctx, me, { to: 'bob', sends: [first, second] });
+ */
+export async function sendBatch(ctx: RelayContext, sender: DeviceAddress, body: WsBatchSendBody): Promise<BatchOutcome> {
+  return ctx.queue.run(batchOp(ctx, sender, body));
+}
+
+/** {@link sendBatch} for the WebSocket `sendBatch` frame, settled inside the commit flush like {@link submitSend}. */
+export function submitBatch(ctx: RelayContext, sender: DeviceAddress, body: WsBatchSendBody, settle: Settle<BatchOutcome>): void {
+  let op: () => BatchOutcome;
+  try {
+    op = batchOp(ctx, sender, body);
+  } catch (err) {
+    settle(false, err);
+    return;
+  }
+  ctx.queue.submit(op, settle);
+}
+
+/**
  * A WebSocket request frame's send (`send` or `sendMulti`), reported to `settle` instead of a
  * promise: for stored envelopes synchronously right after their batch commits (see
  * {@link CommitQueue.submit}), for online-only ones at once. Same rules and outcome as
@@ -170,7 +215,7 @@ export async function sendToMany(ctx: RelayContext, sender: DeviceAddress, body:
  * @example
  * submitSend(ctx, me, frame, (ok, out) => reply(frame.id, ok, out));
  */
-export function submitSend(ctx: RelayContext, sender: DeviceAddress, frame: RequestFrame, settle: Settle<SendOutcome>): void {
+export function submitSend(ctx: RelayContext, sender: DeviceAddress, frame: Exclude<RequestFrame, { op: 'sendBatch' }>, settle: Settle<SendOutcome>): void {
   const ephemeral = frame.body.ephemeral === true;
   let op: () => SendOutcome;
   try {

@@ -6,7 +6,7 @@ import { hashSecret, type DeviceAddress } from '../credentials.js';
 import type { EnvelopeRow, NewEnvelope } from '../db/envelope-repo.js';
 import { toErrorBody } from '../errors.js';
 import type { RelayContext } from '../services/context.js';
-import { submitAck, submitSend, type DeliveryNotifier, type SendOutcome } from '../services/messaging.js';
+import { submitAck, submitBatch, submitSend, type BatchOutcome, type DeliveryNotifier, type SendOutcome } from '../services/messaging.js';
 import { sendResponseFrame } from '../wire.js';
 import { CloseCode } from './close-codes.js';
 import { DeviceConnection, WriteBatcher } from './device-connection.js';
@@ -129,15 +129,24 @@ export class DeliveryHub implements DeliveryNotifier {
     }
     const id = frame.id;
     // Settled inside the commit's flush: the reply joins that turn's pushes on the socket.
+    if (frame.op === 'sendBatch') {
+      submitBatch(this.ctx, conn.address, frame.body, (ok, value) => {
+        if (!ok) return this.refuse(conn, id, value);
+        const out = value as BatchOutcome;
+        conn.send({ t: 'res', id, status: 200, body: { serverTimestamp: out.serverTimestamp, guids: out.guids } });
+      });
+      return;
+    }
     submitSend(this.ctx, conn.address, frame, (ok, value) => this.reply(conn, id, ok, value));
   }
 
+  private refuse(conn: DeviceConnection, id: number, err: unknown): void {
+    const { status, body } = toErrorBody(err);
+    conn.send({ t: 'res', id, status, error: body });
+  }
+
   private reply(conn: DeviceConnection, id: number, ok: boolean, value: unknown): void {
-    if (!ok) {
-      const { status, body } = toErrorBody(value);
-      conn.send({ t: 'res', id, status, error: body });
-      return;
-    }
+    if (!ok) return this.refuse(conn, id, value);
     const out = value as SendOutcome;
     this.pushEphemeral(out.ephemeral);
     conn.sendBytes(sendResponseFrame(id, out.serverTimestamp, out.guids));

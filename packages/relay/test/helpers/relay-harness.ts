@@ -184,7 +184,7 @@ export class TestSocket {
   }
 
   /** Sends a request frame and waits for its response. */
-  async request(op: 'send' | 'sendMulti', body: any): Promise<Extract<ServerFrame, { t: 'res' }>> {
+  async request(op: 'send' | 'sendMulti' | 'sendBatch', body: any): Promise<Extract<ServerFrame, { t: 'res' }>> {
     const id = this.nextId++;
     const reply = new Promise<Extract<ServerFrame, { t: 'res' }>>((resolve) => this.pending.set(id, resolve));
     this.send({ t: 'req', id, op, body } as ClientFrame);

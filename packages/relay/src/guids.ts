@@ -3,6 +3,23 @@ import { randomBytes } from 'node:crypto';
 /** Most guids one {@link GuidMint} hands out before it draws a new random part. */
 const PER_RANDOM_PART = 0x10000;
 const TIMESTAMP_RANGE = 2 ** 48;
+/** Random parts are cut from a pool refilled this many bytes at a time (one CSPRNG call per 512 operations). */
+const POOL_BYTES = 4096;
+const RANDOM_PART_BYTES = 8;
+
+let pool = Buffer.alloc(0);
+let poolOffset = 0;
+
+/** 64 fresh random bits as 16 hex characters. Each pool byte is handed out once. */
+function randomPart(): string {
+  if (poolOffset + RANDOM_PART_BYTES > pool.length) {
+    pool = randomBytes(POOL_BYTES);
+    poolOffset = 0;
+  }
+  const hex = pool.toString('hex', poolOffset, poolOffset + RANDOM_PART_BYTES);
+  poolOffset += RANDOM_PART_BYTES;
+  return hex;
+}
 
 /**
  * Envelope guids for one write operation (a send, or the receipts of an ack). A guid is opaque
@@ -41,7 +58,7 @@ export class GuidMint {
 
   next(): string {
     if (this.n === PER_RANDOM_PART) {
-      this.prefix = this.timestamp + randomBytes(8).toString('hex');
+      this.prefix = this.timestamp + randomPart();
       this.n = 0;
     }
     return this.prefix + (this.n++).toString(16).padStart(4, '0');

@@ -45,7 +45,8 @@ export async function sendGroupPayload(ctx: ClientContext, conversationId: strin
     // distribute BEFORE encrypting: a distribution message starts the receiver at the key's
     // current iteration, so it must precede every ciphertext it should open
     const current = keyState;
-    const missing = members.filter((m) => !current || !current.distributedTo.includes(m) || refresh.has(m));
+    const holders = new Set(current?.distributedTo);
+    const missing = members.filter((m) => !holders.has(m) || refresh.has(m));
     if (missing.length > 0 || !current) keyState = await distribute(ctx, groupId, current, missing);
     const distributionId = keyState!.distributionId;
     const ciphertext = await ctx.lock.run(async () => {
@@ -63,7 +64,8 @@ export async function sendGroupPayload(ctx: ClientContext, conversationId: strin
     }
     const recipients: MultiRecipient[] = [];
     // only members holding this key: anyone else could not read it anyway
-    for (const accountId of members.filter((m) => keyState!.distributedTo.includes(m))) {
+    const keyHolders = new Set(keyState!.distributedTo);
+    for (const accountId of members.filter((m) => keyHolders.has(m))) {
       const devices = await ctx.directory.devices(accountId, { refresh: refresh.has(accountId) });
       if (devices.length > 0) recipients.push({ accountId, devices: devices.map((d) => ({ deviceId: d.deviceId, registrationId: d.registrationId })) });
     }
@@ -126,7 +128,8 @@ async function distribute(ctx: ClientContext, groupId: Uint8Array, state: GroupS
     }
   });
   await Promise.all(workers);
-  const next = { distributionId: base.distributionId, distributedTo: [...new Set([...base.distributedTo.filter((a) => !to.includes(a)), ...done])] };
+  const retried = new Set(to);
+  const next = { distributionId: base.distributionId, distributedTo: [...new Set([...base.distributedTo.filter((a) => !retried.has(a)), ...done])] };
   const kept = await ctx.lock.run(async () => {
     if ((await loadSenderKeyState(ctx.storage, groupId))?.distributionId !== base.distributionId) return false;
     const batch = new StorageBatch();

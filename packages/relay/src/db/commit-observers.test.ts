@@ -76,6 +76,43 @@ describe('EnvelopeRepo as commit observer', () => {
     expect(envelopes.page('bob', 1, 0, 10).map((r) => r.guid)).toEqual([row!.guid]);
   });
 
+  it('runs a batch again with savepoints when one of its operations fails: only that one is undone', async () => {
+    const first = queue.run(() => envelopes.insert([env()]));
+    const failed = queue.run(() => {
+      envelopes.insert([env(), env()]);
+      accounts.addDevice(device('bob', 4));
+      throw new Error('middle');
+    });
+    const third = queue.run(() => envelopes.insert([env()]));
+    await expect(failed).rejects.toThrow('middle');
+    const kept = [...(await first), ...(await third)].map((r) => r.guid);
+    expect(queue.retriedBatches).toBe(1);
+    expect(handed).toHaveLength(1); // the optimistic attempt handed nothing over
+    expect(handed[0]!.map((r) => r.guid)).toEqual(kept);
+    expect(envelopes.page('bob', 1, 0, 10).map((r) => r.guid)).toEqual(kept);
+    expect(accounts.devices('bob').map((d) => d.deviceId)).toEqual([1]);
+    // later batches (now with savepoints straight away) keep the same rule
+    const ok = queue.run(() => envelopes.insert([env()]));
+    const bad = queue.run(() => {
+      envelopes.insert([env()]);
+      throw new Error('again');
+    });
+    await expect(bad).rejects.toThrow('again');
+    const [row] = await ok;
+    expect(envelopes.page('bob', 1, 0, 10).map((r) => r.guid)).toEqual([...kept, row!.guid]);
+  });
+
+  it('needs no second run for a failing batch of one operation', async () => {
+    const failed = queue.run(() => {
+      envelopes.insert([env()]);
+      throw new Error('alone');
+    });
+    await expect(failed).rejects.toThrow('alone');
+    expect(queue.retriedBatches).toBe(0);
+    expect(envelopes.page('bob', 1, 0, 10)).toEqual([]);
+    expect(handed).toEqual([]);
+  });
+
   it('refuses inserts outside a commit-queue transaction', () => {
     expect(() => envelopes.insert([env()])).toThrow(/outside a commit-queue transaction/);
   });

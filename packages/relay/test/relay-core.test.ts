@@ -27,6 +27,13 @@ describe('accounts and devices', () => {
     expect(bad.body.code).toBe('BAD_REQUEST');
   });
 
+  it('never hands out usernames that are also fixed path segments (multi, ack, count)', async () => {
+    for (const name of ['multi', 'ack', 'count']) {
+      const taken = await register(t, name).catch((e: Error) => e.message);
+      expect(taken).toMatch(/409.*USERNAME_TAKEN/);
+    }
+  });
+
   it('links a second device with a single-use token and removes it', async () => {
     const carol = await register(t, 'carol');
     const phone = await linkDevice(t, carol);

@@ -6,6 +6,13 @@ import { encodeBundle, readDeviceRecord, readPreKey, type PreKeyKind } from '../
 import { takeToken, type RelayContext } from './context.js';
 
 export const USERNAME_PATTERN = /^[a-z0-9._]{3,32}$/;
+/**
+ * Usernames that are also fixed path segments where an account id can stand (`POST
+ * /v1/messages/multi` and `/ack` beside `POST /v1/messages/:accountId`, `GET /v1/keys/count`
+ * beside `GET /v1/keys/:accountId`): an account under one of them could not be reached there,
+ * so they are never handed out.
+ */
+export const RESERVED_USERNAMES: ReadonlySet<string> = new Set(['multi', 'ack', 'count']);
 /** Most one-time prekeys (of each kind) per upload. */
 export const MAX_PREKEY_BATCH = 100;
 /** Most devices per account. */
@@ -82,6 +89,7 @@ export async function registerAccount(ctx: RelayContext, body: unknown, ip: stri
     device: readDeviceUpload(r),
   }));
   if (!USERNAME_PATTERN.test(username)) throw new RelayError('BAD_REQUEST', 'username must match [a-z0-9._]{3,32}');
+  if (RESERVED_USERNAMES.has(username)) throw new RelayError('USERNAME_TAKEN', 'username is reserved');
   if (device.accountId !== username) throw new RelayError('INVALID_FORMAT', 'device record accountId must equal the username');
   if (device.deviceId !== 1) throw new RelayError('INVALID_FORMAT', 'the first device must have deviceId 1');
   return ctx.queue.run(() => {

@@ -130,12 +130,24 @@ export function callLogOf(state: CallState): CallLogRecord {
     answerer.joinedAt = state.answeredAt;
     if (state.endedAt !== undefined) answerer.leftAt = state.endedAt;
   }
+  return logRecord(state, initiator, [caller, answerer]);
+}
+
+/**
+ * A call-log record with its end and duration: `durationSec` for an `ended` call that was
+ * answered, from the answer to the end. Shared by 1:1 and group calls.
+ */
+export function logRecord(
+  state: Pick<CallState, 'callId' | 'conversationId' | 'media' | 'status' | 'startedAt' | 'answeredAt' | 'endedAt'>,
+  initiator: string,
+  participants: CallParticipant[],
+): CallLogRecord {
   const record: CallLogRecord = {
     callId: state.callId,
     conversationId: state.conversationId,
     type: state.media,
     initiator,
-    participants: [caller, answerer],
+    participants,
     status: state.status,
     startedAt: state.startedAt,
   };

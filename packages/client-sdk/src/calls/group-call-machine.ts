@@ -1,6 +1,6 @@
 import { MAX_GROUP_CALL_PARTICIPANTS, type DeviceAddress } from '@sotto/protocol';
 import type { CallLogRecord, CallParticipant, CallStatus } from '../storage/types.js';
-import type { CallDetail, CallDirection } from './call-machine.js';
+import { logRecord, type CallDetail, type CallDirection } from './call-machine.js';
 
 /** One device in a group call: who, and when it joined (the `sentAt` of its start or join). */
 export interface GroupCallDevice extends DeviceAddress {
@@ -199,20 +199,7 @@ export function groupTransition(state: GroupCallState, input: GroupCallInput, ma
 export function groupCallLogOf(state: GroupCallState): CallLogRecord {
   const participants = state.history.map((p) => ({ ...p }));
   if (!participants.some((p) => p.accountId === state.self.accountId)) participants.push({ accountId: state.self.accountId });
-  const record: CallLogRecord = {
-    callId: state.callId,
-    conversationId: state.conversationId,
-    type: state.media,
-    initiator: state.initiator,
-    participants,
-    status: state.status,
-    startedAt: state.startedAt,
-  };
-  if (state.endedAt !== undefined) record.endedAt = state.endedAt;
-  if (state.status === 'ended' && state.answeredAt !== undefined && state.endedAt !== undefined) {
-    record.durationSec = Math.max(0, Math.floor((state.endedAt - state.answeredAt) / 1000));
-  }
-  return record;
+  return logRecord(state, state.initiator, participants);
 }
 
 function sameDevice(a: DeviceAddress, b: DeviceAddress): boolean {

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { and, eq, sql } from 'drizzle-orm';
 import type { CommitObserver } from './commit-queue.js';
+import { CommittedCache } from './committed-cache.js';
 import type { RelayDb } from './database.js';
 import { accounts, deviceCredentials, devices, linkTokens, wsTickets } from './schema.js';
 
@@ -43,8 +44,7 @@ export class AccountRepo implements CommitObserver {
    * is not cached at all (a rolled-back write must not leave a list that never existed).
    * Bounded: the oldest entry goes first.
    */
-  private readonly deviceCache = new Map<string, readonly DeviceRow[]>();
-  private readonly uncommitted = new Set<string>();
+  private readonly deviceCache: CommittedCache<readonly DeviceRow[]>;
   // Every send, ack and authenticated request reads these: raw statements prepared once
   // (drizzle's per-call query building and row mapping cost more than running them).
   // Column names as in schema.ts.
@@ -52,8 +52,9 @@ export class AccountRepo implements CommitObserver {
   private readonly devicesStmt: Database.Statement<[string], DeviceRow>;
   private readonly secretStmt: Database.Statement<[string, number], { h: Buffer }>;
 
-  constructor(private readonly db: RelayDb, private readonly maxCachedAccounts = 10_000) {
+  constructor(private readonly db: RelayDb, maxCachedAccounts = 10_000) {
     const sqlite = db.$client;
+    this.deviceCache = new CommittedCache(() => sqlite.inTransaction, maxCachedAccounts);
     this.byIdStmt = sqlite.prepare('SELECT id, username, created_at AS createdAt FROM accounts WHERE id = ?');
     this.devicesStmt = sqlite.prepare(`SELECT account_id AS accountId, device_id AS deviceId, registration_id AS registrationId,
       signed_record AS signedRecord, created_at AS createdAt FROM devices WHERE account_id = ? ORDER BY device_id`);
@@ -95,19 +96,11 @@ export class AccountRepo implements CommitObserver {
 
   /** The account's devices by id (shared cached list: do not mutate). */
   devices(accountId: string): readonly DeviceRow[] {
-    const cached = this.deviceCache.get(accountId);
-    if (cached !== undefined) return cached;
-    const rows = this.devicesStmt.all(accountId);
-    if (!this.uncommitted.has(accountId)) {
-      if (this.deviceCache.size >= this.maxCachedAccounts) this.deviceCache.delete(this.deviceCache.keys().next().value!);
-      this.deviceCache.set(accountId, rows);
-    }
-    return rows;
+    return this.deviceCache.get(accountId) ?? this.deviceCache.remember(accountId, this.devicesStmt.all(accountId));
   }
 
   private deviceListChanged(accountId: string): void {
-    this.deviceCache.delete(accountId);
-    if (this.db.$client.inTransaction) this.uncommitted.add(accountId);
+    this.deviceCache.changing(accountId);
   }
 
   opStarted(): void {}
@@ -115,11 +108,11 @@ export class AccountRepo implements CommitObserver {
   opRolledBack(): void {}
 
   committed(): void {
-    this.uncommitted.clear();
+    this.deviceCache.committed();
   }
 
   rolledBack(): void {
-    this.uncommitted.clear();
+    this.deviceCache.rolledBack();
   }
 
   device(accountId: string, deviceId: number): DeviceRow | undefined {

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { and, asc, count, eq } from 'drizzle-orm';
 import type { CommitObserver } from './commit-queue.js';
+import { CommittedCache } from './committed-cache.js';
 import type { RelayDb } from './database.js';
 import { accounts, relationships } from './schema.js';
 
@@ -30,8 +31,7 @@ const pairKey = (ownerId: string, peerId: string) => `${ownerId.length}:${ownerI
  * if (rel.state(bob, alice) === 'blocked') return; // drop silently
  */
 export class RelationshipRepo implements CommitObserver {
-  private readonly stateCache = new Map<string, RelationshipState | null>();
-  private readonly uncommitted = new Set<string>();
+  private readonly stateCache: CommittedCache<RelationshipState | null>;
   // Read on every send and ack: a raw statement prepared once (drizzle's per-call mapping
   // cost more than the lookup). Columns as in schema.ts `relationships`.
   private readonly rowStmt: Database.Statement<[string, string], { state: RelationshipState | null; restricted: number }>;
@@ -41,8 +41,9 @@ export class RelationshipRepo implements CommitObserver {
   private readonly ownersStmt: Database.Statement<[string, string], { id: string; state: RelationshipState }>;
   private readonly peersStmt: Database.Statement<[string, string], { id: string; state: RelationshipState }>;
 
-  constructor(private readonly db: RelayDb, private readonly maxCachedPairs = 100_000) {
+  constructor(private readonly db: RelayDb, maxCachedPairs = 100_000) {
     const sqlite = db.$client;
+    this.stateCache = new CommittedCache(() => sqlite.inTransaction, maxCachedPairs);
     this.rowStmt = sqlite.prepare('SELECT state, restricted FROM relationships WHERE owner_id = ? AND peer_id = ?');
     this.ownersStmt = sqlite.prepare(`SELECT r.owner_id AS id, r.state FROM json_each(?) AS ids CROSS JOIN relationships AS r
       WHERE r.owner_id = ids.value AND r.peer_id = ? AND r.state IS NOT NULL`);
@@ -60,7 +61,7 @@ export class RelationshipRepo implements CommitObserver {
     const cached = this.stateCache.get(key);
     if (cached !== undefined) return cached ?? undefined;
     const state = this.row(ownerId, peerId)?.state ?? null;
-    this.remember(key, state);
+    this.stateCache.remember(key, state);
     return state ?? undefined;
   }
 
@@ -95,22 +96,14 @@ export class RelationshipRepo implements CommitObserver {
     for (const id of missed) {
       const state = found.get(id);
       if (state !== undefined) out.set(id, state);
-      this.remember(keyOf(id), state ?? null);
+      this.stateCache.remember(keyOf(id), state ?? null);
     }
     return out;
   }
 
-  private remember(key: string, state: RelationshipState | null): void {
-    if (this.uncommitted.has(key)) return;
-    if (this.stateCache.size >= this.maxCachedPairs) this.stateCache.delete(this.stateCache.keys().next().value!);
-    this.stateCache.set(key, state);
-  }
-
   /** Called before every write of the pair's row. */
   private changing(ownerId: string, peerId: string): void {
-    const key = pairKey(ownerId, peerId);
-    this.stateCache.delete(key);
-    if (this.db.$client.inTransaction) this.uncommitted.add(key);
+    this.stateCache.changing(pairKey(ownerId, peerId));
   }
 
   opStarted(): void {}
@@ -118,11 +111,11 @@ export class RelationshipRepo implements CommitObserver {
   opRolledBack(): void {}
 
   committed(): void {
-    this.uncommitted.clear();
+    this.stateCache.committed();
   }
 
   rolledBack(): void {
-    this.uncommitted.clear();
+    this.stateCache.rolledBack();
   }
 
   /** Sets (or clears with `null`) the state, keeping the restrict flag. */

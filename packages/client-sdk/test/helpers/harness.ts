@@ -69,5 +69,5 @@ export async function eventually<T>(check: () => Promise<T | undefined | false> 
  * process caches device lists, so make it serve what is now on disk.
  */
 export function forgetRelayDeviceCache(relay: TestRelay): void {
-  (relay.relay.ctx.accounts as unknown as { deviceCache: Map<string, unknown> }).deviceCache.clear();
+  relay.relay.ctx.accounts.forgetCachedDevices();
 }

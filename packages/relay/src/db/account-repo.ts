@@ -99,6 +99,11 @@ export class AccountRepo implements CommitObserver {
     return this.deviceCache.get(accountId) ?? this.deviceCache.remember(accountId, this.devicesStmt.all(accountId));
   }
 
+  /** Forgets cached device lists: for tools (and tests) that change the database behind the relay's back. */
+  forgetCachedDevices(): void {
+    this.deviceCache.clear();
+  }
+
   private deviceListChanged(accountId: string): void {
     this.deviceCache.changing(accountId);
   }

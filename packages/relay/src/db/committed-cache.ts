@@ -28,6 +28,11 @@ export class CommittedCache<V> implements CommitObserver {
     return value;
   }
 
+  /** Drops every entry (after the database was changed behind the repository's back). */
+  clear(): void {
+    this.entries.clear();
+  }
+
   /** Called before every write that changes `key`'s value. */
   changing(key: string): void {
     this.entries.delete(key);

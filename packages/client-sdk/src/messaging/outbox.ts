@@ -119,8 +119,9 @@ export class Outbox {
   private async schedule(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     if (this.stopped) return;
-    const all = await this.deps.storage.listOutbox();
-    const next = all.reduce((min, e) => Math.min(min, e.nextAttemptAt), Infinity);
+    // the earliest entry only (due order puts it first): not the whole outbox, read after every pass
+    const [first] = await this.deps.storage.dueOutbox(Number.MAX_SAFE_INTEGER, 1);
+    const next = first?.nextAttemptAt ?? Infinity;
     if (!Number.isFinite(next) || next - this.deps.now() > HOLD_MS / 2) return;
     const delay = Math.max(0, Math.min(next - this.deps.now(), 60_000));
     this.timer = setTimeout(() => void this.kick(), delay);

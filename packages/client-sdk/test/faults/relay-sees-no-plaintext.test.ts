@@ -3,7 +3,9 @@
  * toggle), nothing the relay keeps contains message text, reaction emoji, or the message ids
  * that replies, reactions and read receipts name: every column of every table of its SQLite
  * file is scanned, then the raw bytes of the database and its WAL. Part of the run happens
- * while bob is offline, so envelopes are still queued at the relay when it is scanned.
+ * while bob is offline, so envelopes are still queued at the relay when it is scanned. A second
+ * run does the same for groups (names, avatars, group messages, the group id) and for linking a
+ * device with its history, scanning every file in the relay's data directory, blobs included.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -11,6 +13,7 @@ import Database from 'better-sqlite3';
 import { DATABASE_FILE } from '@sotto/relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { directConversationId, MemoryStorage, SottoClient } from '../../src/index.js';
+import { groupIdOf } from '../../src/groups/group-store.js';
 import { clientOptions, eventually, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
 
 const enc = new TextEncoder();
@@ -132,5 +135,83 @@ describe('the relay holds no plaintext after a full feature run', () => {
     await bob.connect();
     await eventually(async () => (await bob.message(queued.id))?.text === texts.queued, 10_000, 'queued read by bob');
     expect((await bob.message(reply.id))?.reactions['alice']?.emoji).toBe(emoji[1]);
+  });
+});
+
+/** Every file under `dir` (the database, its WAL, attachment blobs), by relative path. */
+async function allFiles(dir: string, prefix = ''): Promise<Map<string, Buffer>> {
+  const files = new Map<string, Buffer>();
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) for (const [k, v] of await allFiles(path, `${prefix}${entry.name}/`)) files.set(k, v);
+    else if (entry.isFile()) files.set(`${prefix}${entry.name}`, await readFile(path));
+  }
+  return files;
+}
+
+describe('the relay holds no plaintext after a group and linking run', () => {
+  let relay: TestRelay;
+  const clients: SottoClient[] = [];
+
+  beforeAll(async () => {
+    relay = await startRelay();
+  });
+
+  afterAll(async () => {
+    for (const c of clients) await c.close();
+    await relay?.close();
+  });
+
+  it('contains no group name, avatar, group text, group id, nor the history a linked device received', async () => {
+    const tag = Math.random().toString(36).slice(2, 10);
+    const texts = { name: `group-name-${tag}`, renamed: `group-renamed-${tag}`, text: `group-text-${tag}`, queued: `group-queued-${tag}` };
+    const avatarMarker = `avatar-bytes-${tag}`;
+    const gail = await newClient(relay.url, 'gail');
+    const hankStorage = new MemoryStorage();
+    let hank = await newClient(relay.url, 'hank', { storage: hankStorage });
+    const ivy = await newClient(relay.url, 'ivy');
+    clients.push(gail, ivy);
+
+    const chat = await gail.createGroup({ name: texts.name, members: ['hank', 'ivy'] });
+    for (const member of [hank, ivy]) {
+      await eventually(async () => (await member.conversation(chat)) !== undefined, 10_000, 'the group reaches a member');
+      await member.acceptRequest(chat);
+    }
+    const sent = await gail.sendText(chat, texts.text);
+    await eventually(async () => (await ivy.message(sent.id))?.text === texts.text, 10_000, 'group text');
+    const avatar = await gail.uploadAvatar(enc.encode(avatarMarker.repeat(64)), 'image/png');
+    await gail.updateGroup(chat, { avatar, name: texts.renamed });
+    await eventually(async () => (await ivy.conversation(chat))?.title === texts.renamed, 10_000, 'rename');
+
+    // hank goes offline: the next group message waits for him at the relay
+    await hank.close();
+    const queued = await gail.sendText(chat, texts.queued);
+    await eventually(async () => (await gail.context.storage.listOutbox()).length === 0, 10_000, 'queued send accepted');
+
+    // a second device of gail's, with her history (an encrypted snapshot blob at the relay)
+    const link = await SottoClient.link(clientOptions(relay.url, new MemoryStorage()));
+    const completing = link.complete({ timeoutMs: 20_000 });
+    await gail.approveLink(link.code, { transferHistory: true });
+    const linked = await completing;
+    clients.push(linked.client);
+    expect((await linked.client.message(sent.id))?.text).toBe(texts.text);
+
+    const cells = relayCells(join(relay.dir, DATABASE_FILE));
+    const files = await allFiles(relay.dir);
+    // blobs were scanned too: the avatar's ciphertext is there, at least as long as the image
+    expect([...files].some(([f, b]) => !f.startsWith(DATABASE_FILE) && b.length >= avatarMarker.length * 64)).toBe(true);
+    expect(cells.filter((c) => c.where.startsWith('envelopes.ciphertext')).length).toBeGreaterThanOrEqual(1);
+    expect(occurrences('gail', cells, files).length).toBeGreaterThan(0); // the scanner finds what the relay may know
+
+    const groupIdHex = hex(groupIdOf(chat));
+    const markers = [...Object.values(texts), avatarMarker, sent.id, queued.id, groupIdHex, chat];
+    const leaks = markers.map((marker) => ({ marker, at: occurrences(marker, cells, files) })).filter((l) => l.at.length > 0);
+    expect(leaks).toEqual([]);
+
+    // hank comes back: the queued group message was ciphertext, not lost
+    hank = await SottoClient.open(clientOptions(relay.url, hankStorage));
+    clients.push(hank);
+    await hank.connect();
+    await eventually(async () => (await hank.message(queued.id))?.text === texts.queued, 10_000, 'queued read by hank');
   });
 });

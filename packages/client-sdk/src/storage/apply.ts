@@ -46,9 +46,97 @@ export interface BatchTarget {
 /**
  * Apply every op of `batch` to `target`, in order. Throws a SottoError on the first op that
  * fails; the caller must then discard everything written to `target` (roll back).
+ *
+ * Conversation and message rows go through a write-back view: every op reads the batch's own
+ * latest version of a row, and each row is written to `target` once, when the batch is done. A
+ * batch often rewrites the same row many times (a receive group of 64 messages in one large
+ * group patches its conversation twice per message; 64 delivery receipts patch one message's
+ * per-member status), and a big group's rows are large, so this keeps the cost at one encode
+ * and one write per row.
  */
 export function applyBatch(batch: StorageBatch, target: BatchTarget): void {
-  for (const op of batch.ops) applyOp(op, target);
+  const view = new WriteBackView(target);
+  for (const op of batch.ops) applyOp(op, view);
+  view.flush();
+}
+
+/** {@link BatchTarget} over another, holding conversation and message writes until {@link flush}. */
+class WriteBackView implements BatchTarget {
+  readonly #conversations = new Map<string, ConversationRecord>();
+  readonly #messages = new Map<string, MessageRecord>();
+
+  constructor(private readonly t: BatchTarget) {}
+
+  /** Writes every held row, in the order each was first written. */
+  flush(): void {
+    for (const record of this.#conversations.values()) this.t.putConversation(record);
+    for (const record of this.#messages.values()) this.t.putMessage(record);
+    this.#conversations.clear();
+    this.#messages.clear();
+  }
+
+  getConversation(id: string): ConversationRecord | undefined {
+    return this.#conversations.get(id) ?? this.t.getConversation(id);
+  }
+
+  putConversation(record: ConversationRecord): void {
+    this.#conversations.set(record.id, record);
+  }
+
+  deleteConversation(id: string): void {
+    // held writes go first, so the backend's delete (which cascades) sees every row it removes
+    this.flush();
+    this.t.deleteConversation(id);
+  }
+
+  getMessage(id: string): MessageRecord | undefined {
+    return this.#messages.get(id) ?? this.t.getMessage(id);
+  }
+
+  putMessage(record: MessageRecord): void {
+    this.#messages.set(record.id, record);
+  }
+
+  deleteMessage(id: string): void {
+    this.#messages.delete(id);
+    this.t.deleteMessage(id);
+  }
+
+  putOutbox(entry: OutboxEntry): void {
+    this.t.putOutbox(entry);
+  }
+
+  deleteOutbox(id: string): void {
+    this.t.deleteOutbox(id);
+  }
+
+  isProcessed(guid: string): boolean {
+    return this.t.isProcessed(guid);
+  }
+
+  markProcessed(guid: string, at: number): void {
+    this.t.markProcessed(guid, at);
+  }
+
+  forgetProcessedBefore(at: number): void {
+    this.t.forgetProcessedBefore(at);
+  }
+
+  setSetting(key: string, value: SettingValue | null): void {
+    this.t.setSetting(key, value);
+  }
+
+  putCallLog(record: CallLogRecord): void {
+    this.t.putCallLog(record);
+  }
+
+  putProtocol(kind: string, key: string, value: Uint8Array): void {
+    this.t.putProtocol(kind, key, value);
+  }
+
+  deleteProtocol(kind: string, key: string): void {
+    this.t.deleteProtocol(kind, key);
+  }
 }
 
 function applyOp(op: StorageOp, t: BatchTarget): void {

@@ -44,7 +44,7 @@ import { StorageBatch } from './storage/batch.js';
 import type { Storage } from './storage/storage.js';
 import { directConversationId, type ConversationRecord, type MessageRecord, type NotificationSettings } from './storage/types.js';
 import { newDirectConversation } from './threads/conversations.js';
-import { messageRecordOf, messageView, previewOf } from './threads/views.js';
+import { messageRecordOf, messageView, messageViewOf, previewOf } from './threads/views.js';
 
 /** Everything a client needs; platform pieces are injected. */
 export interface SottoClientOptions {
@@ -424,7 +424,7 @@ export class SottoClient {
       });
     enqueueForConversation(this.ctx, batch, conversation, content, record.id);
     await this.ctx.storage.commit(batch);
-    const view = messageView(record);
+    const view = messageViewOf(record, content);
     this.events.emit('message', view);
     void this.ctx.outbox.kick();
     return view;

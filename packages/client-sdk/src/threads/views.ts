@@ -4,8 +4,13 @@ import type { MessageRecord } from '../storage/types.js';
 
 /** The decrypted, decoded view of a stored message. Tombstones carry no content. */
 export function messageView(record: MessageRecord): MessageView {
-  let content: Content | undefined;
-  if (record.deletedAt === undefined && record.body.length > 0) {
+  return messageViewOf(record, undefined);
+}
+
+/** {@link messageView} of a record whose content the caller has at hand (not decoded again). */
+export function messageViewOf(record: MessageRecord, decoded: Content | undefined): MessageView {
+  let content = decoded;
+  if (content === undefined && record.deletedAt === undefined && record.body.length > 0) {
     try {
       content = decodeContent(record.body);
     } catch {

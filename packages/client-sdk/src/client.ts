@@ -9,6 +9,7 @@ import {
   type SafetyNumber,
 } from '@sotto/protocol';
 import { credentialsOf, linkAccount, loadAccount, maintainPreKeys, registerAccount, type AccountState } from './account.js';
+import type { LinkCatchUp } from './devices/catch-up.js';
 import { announceLinked, approveLink, createPendingLink, removeOwnDevice, waitForProvision, type ApprovedLink } from './devices/linking.js';
 import { downloadSnapshot, importSnapshot } from './devices/snapshot.js';
 import { enqueueSync, transcriptFor, unseenIncoming } from './devices/sync.js';
@@ -119,6 +120,8 @@ export class SottoClient {
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
   private keysTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
+  /** Links this device approved whose catch-up is not sent yet (devices/catch-up.ts). */
+  private readonly catchUps = new Set<LinkCatchUp>();
   /** sentAt of the last message this client sent (history orders by sentAt, then id). */
   private lastSentAt = 0;
 
@@ -243,7 +246,8 @@ export class SottoClient {
           try {
             const snapshot = await downloadSnapshot(client.ctx, provision.snapshot);
             const batch = new StorageBatch();
-            imported = await importSnapshot(options.storage, batch, snapshot);
+            const { conversations, messages } = await importSnapshot(options.storage, batch, snapshot);
+            imported = { conversations, messages };
             await options.storage.commit(batch);
           } catch (err) {
             snapshotError = SottoError.is(err) ? err : new SottoError('INTERNAL', 'the account snapshot could not be imported', { cause: err });
@@ -306,6 +310,7 @@ export class SottoClient {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const catchUp of this.catchUps) catchUp.stop();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.keysTimer) clearTimeout(this.keysTimer);
     await this.ctx.connection.stop();
@@ -837,13 +842,17 @@ export class SottoClient {
    * Approves a link code shown by a new device (`SottoClient.link`): the new device receives this
    * account's identity and a snapshot of its conversations, settings and groups, and with
    * `transferHistory` the newest messages (`historyPerConversation`, default 5,000 per
-   * conversation). Approve only codes shown on your own device.
+   * conversation). Approve only codes shown on your own device. Until the new device is listed
+   * (at most the link code's 10 minutes), this device notes what it stores and then sends it
+   * there (`catchUp`), so nothing of the linking minutes is missing on the new device; closing
+   * this client earlier ends that.
    * @example
-   * await phone.approveLink(scannedCode, { transferHistory: true });
+   * const { catchUp } = await phone.approveLink(scannedCode, { transferHistory: true });
+   * await catchUp; // { sent: 2 }: messages of the linking minutes, now on the new device too
    */
   approveLink(code: string, options: { transferHistory?: boolean; historyPerConversation?: number } = {}): Promise<ApprovedLink> {
     this.assertOpen();
-    return approveLink(this.ctx, code, options);
+    return approveLink(this.ctx, code, options, this.catchUps);
   }
 
   /** This account's devices (ids, as the relay lists them, verified), this one included. */

@@ -104,6 +104,7 @@ const contents: Content[] = [
   { ...header, type: 'sync', body: { kind: 'request', payload: { accountId: 'erin', decision: 'accept' } } },
   { ...header, type: 'sync', body: { kind: 'restrict', payload: { accountId: 'mallory', restricted: true } } },
   { ...header, type: 'sync', body: { kind: 'devices', payload: { linked: 3 } } },
+  { ...header, type: 'sync', body: { kind: 'history', payload: { deviceId: 3, snapshot: { v: 1, blobId: 'blob_snapshot', key: seq(64, 0x80), digest: seq(32, 0xe0), size: 4_096, ciphertextSize: 8_192, contentType: 'application/vnd.sotto.snapshot+cbor' } } } },
   { ...header, type: 'sync', body: { kind: 'conversation', payload: { conversation: { kind: 'direct', accountId: 'bob' }, muted: true, notifications: { messages: true, reactions: false, calls: true } } } },
   { ...header, type: 'resendRequest', body: { messageIds: ['BBECAwQFBgcICQoLDA0ODw'], envelopeTimestamp: sentAt, senderDeviceId: 2, reason: 'INVALID_MESSAGE' } },
   { ...header, type: 'profileKey', body: { key: seq(32, 0x77) } },

@@ -16,6 +16,7 @@ import { toBase64Url } from '../relay/base64url.js';
 import type { RelayHttp } from '../relay/relay-http.js';
 import { StorageBatch } from '../storage/batch.js';
 import { readProtocolStores } from '../storage/protocol-stores.js';
+import { LinkCatchUp, type CatchUpOutcome } from './catch-up.js';
 import { buildSnapshot, DEFAULT_HISTORY_PER_CONVERSATION, uploadSnapshot } from './snapshot.js';
 import { enqueueSync } from './sync.js';
 
@@ -28,6 +29,8 @@ import { enqueueSync } from './sync.js';
  *    message (identity key pair, link token, snapshot pointer) to the code's key.
  * 3. The new device opens it ({@link waitForProvision}), registers with the link token under the
  *    account's identity, imports the snapshot, and tells the other devices.
+ * 4. The approving device sends the new one what it stored after reading the snapshot, once the
+ *    new device is listed (catch-up.ts).
  * The relay sees a sealed box and a blob of ciphertext; it can neither read nor alter them.
  */
 
@@ -90,6 +93,12 @@ export interface ApprovedLink {
   readonly deviceId: number;
   /** Messages included in the snapshot (0 without history transfer). */
   readonly messagesTransferred: number;
+  /**
+   * Settles once the catch-up is done: the messages stored here after the snapshot was read,
+   * sent to the new device once it is listed (`sent`), or why nothing was sent. Never rejects.
+   * Closing this client before then ends it (`skipped: 'stopped'`).
+   */
+  readonly catchUp: Promise<CatchUpOutcome>;
 }
 
 /**
@@ -102,6 +111,7 @@ export async function approveLink(
   ctx: ClientContext,
   codeText: string,
   options: { transferHistory?: boolean; historyPerConversation?: number } = {},
+  catchUps: Set<LinkCatchUp> = new Set(),
 ): Promise<ApprovedLink> {
   let code;
   try {
@@ -111,23 +121,35 @@ export async function approveLink(
     throw cause;
   }
   const history = options.transferHistory ? (options.historyPerConversation ?? DEFAULT_HISTORY_PER_CONVERSATION) : 0;
-  const snapshot = await buildSnapshot(ctx.storage, ctx.now(), history);
-  const pointer = await uploadSnapshot(ctx, snapshot);
-  const token = await ctx.relay.createLinkToken();
-  const identity = await readProtocolStores(ctx.storage).identity.getLocalIdentity();
-  const provision: ProvisionMessage = {
-    v: 1,
-    accountId: ctx.account.accountId,
-    deviceId: token.deviceId,
-    linkToken: token.token,
-    identityKey: ctx.account.identityKey,
-    identityKeyPair: identity.identityKeyPair,
-    createdAt: ctx.now(),
-    snapshot: pointer,
-  };
-  const sealed = await sealProvisionMessage(code.publicKey, encodeProvisionMessage(provision));
-  await ctx.relay.putProvisioning(toBase64Url(code.address), sealed);
-  return { deviceId: token.deviceId, messagesTransferred: snapshot.messages.length };
+  // the cut: from here on, every message stored is noted for the catch-up
+  const catchUp = new LinkCatchUp(ctx);
+  catchUps.add(catchUp);
+  let token;
+  let snapshot;
+  try {
+    snapshot = await buildSnapshot(ctx.storage, ctx.now(), history);
+    const pointer = await uploadSnapshot(ctx, snapshot);
+    token = await ctx.relay.createLinkToken();
+    const identity = await readProtocolStores(ctx.storage).identity.getLocalIdentity();
+    const provision: ProvisionMessage = {
+      v: 1,
+      accountId: ctx.account.accountId,
+      deviceId: token.deviceId,
+      linkToken: token.token,
+      identityKey: ctx.account.identityKey,
+      identityKeyPair: identity.identityKeyPair,
+      createdAt: ctx.now(),
+      snapshot: pointer,
+    };
+    const sealed = await sealProvisionMessage(code.publicKey, encodeProvisionMessage(provision));
+    await ctx.relay.putProvisioning(toBase64Url(code.address), sealed);
+  } catch (err) {
+    catchUp.stop();
+    catchUps.delete(catchUp);
+    throw err;
+  }
+  const done = catchUp.run(token.deviceId, { timeoutMs: LINK_CODE_TTL_MS }).finally(() => catchUps.delete(catchUp));
+  return { deviceId: token.deviceId, messagesTransferred: snapshot.messages.length, catchUp: done };
 }
 
 /**

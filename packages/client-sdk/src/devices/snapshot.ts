@@ -1,6 +1,7 @@
 import {
   decodeCbor,
   encodeCbor,
+  SNAPSHOT_CONTENT_TYPE,
   type AttachmentPointer,
 } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
@@ -32,7 +33,7 @@ export interface AccountSnapshot {
   messages: MessageRecord[];
 }
 
-export const SNAPSHOT_CONTENT_TYPE = 'application/vnd.sotto.snapshot+cbor';
+export { SNAPSHOT_CONTENT_TYPE };
 /** Settings that belong to the account (not to one device) and travel in a snapshot. */
 const SYNCED_SETTINGS = ['readReceipts', 'typingIndicators'] as const;
 /** Default for history transfer: the newest messages per conversation. */
@@ -117,31 +118,102 @@ export function readSnapshot(bytes: Uint8Array): AccountSnapshot {
 }
 
 /**
- * Adds the snapshot to `batch`: settings, conversations and group logs this device does not have
- * yet, and messages it does not have (by id). Nothing already here is overwritten.
+ * Reads the catch-up snapshot after a link (devices/catch-up.ts): the messages `messageIds` still
+ * stored here, their conversations and those groups' signed logs. No settings, no other history.
  */
-export async function importSnapshot(storage: Storage, batch: StorageBatch, snapshot: AccountSnapshot): Promise<{ conversations: number; messages: number }> {
+export async function buildCatchUpSnapshot(storage: Storage, now: number, messageIds: Iterable<string>): Promise<AccountSnapshot> {
+  const conversations = new Map<string, ConversationRecord>();
+  const messages: MessageRecord[] = [];
+  for (const id of messageIds) {
+    const message = await storage.getMessage(id);
+    if (!message) continue;
+    let conversation = conversations.get(message.conversationId);
+    if (!conversation) {
+      conversation = await storage.getConversation(message.conversationId);
+      if (!conversation) continue;
+      conversations.set(conversation.id, conversation);
+    }
+    messages.push(message);
+  }
+  const groupLogs: { key: string; value: Uint8Array }[] = [];
+  for (const c of conversations.values()) {
+    if (c.kind !== 'group') continue;
+    const key = c.id.slice(2);
+    const value = await storage.getProtocolRecord(GROUP_KINDS.log, key);
+    if (value) groupLogs.push({ key, value });
+  }
+  return { v: 1, createdAt: now, settings: {}, conversations: [...conversations.values()], groupLogs, messages };
+}
+
+/** What an import added: counts, and the records (a catch-up raises events for them). */
+export interface SnapshotImport {
+  conversations: number;
+  messages: number;
+  /** Messages added. */
+  added: MessageRecord[];
+  /** Conversations added or brought forward (newer last message), as they now read. */
+  touched: ConversationRecord[];
+}
+
+/**
+ * Adds the snapshot to `batch`: settings, conversations and group logs this device does not have
+ * yet, and messages it does not have (by id). Nothing already here is overwritten, except that a
+ * conversation's last-message preview moves forward when the snapshot's is newer, and its unread
+ * count grows by the unseen incoming messages added. Importing the same snapshot twice adds nothing
+ * the second time (once the first batch is committed).
+ */
+export async function importSnapshot(storage: Storage, batch: StorageBatch, snapshot: AccountSnapshot): Promise<SnapshotImport> {
   for (const [key, value] of Object.entries(snapshot.settings)) {
     if ((SYNCED_SETTINGS as readonly string[]).includes(key) && (await storage.getSetting(key)) === undefined) batch.setSetting(key, value);
   }
   let conversations = 0;
-  const known = new Set<string>();
+  const known = new Map<string, { local: ConversationRecord | undefined; incoming: ConversationRecord }>();
   for (const c of snapshot.conversations) {
-    known.add(c.id);
-    if (await storage.getConversation(c.id)) continue;
+    if (known.has(c.id)) continue;
+    const local = await storage.getConversation(c.id);
+    known.set(c.id, { local, incoming: c });
+    if (local) continue;
     batch.putConversation(c);
     conversations++;
   }
   for (const g of snapshot.groupLogs) {
     if (!(await storage.getProtocolRecord(GROUP_KINDS.log, g.key))) batch.protocolRecord(GROUP_KINDS.log, g.key, g.value);
   }
-  let messages = 0;
+  const added: MessageRecord[] = [];
+  const seen = new Set<string>();
+  const unread = new Map<string, number>();
   for (const m of snapshot.messages) {
-    if (!known.has(m.conversationId) || (await storage.getMessage(m.id))) continue;
+    const entry = known.get(m.conversationId);
+    if (!entry || seen.has(m.id) || (await storage.getMessage(m.id))) continue;
+    seen.add(m.id);
     batch.putMessage(m);
-    messages++;
+    added.push(m);
+    if (entry.local && !m.outgoing && m.seenAt === undefined && m.deletedAt === undefined) unread.set(m.conversationId, (unread.get(m.conversationId) ?? 0) + 1);
   }
-  return { conversations, messages };
+  const touched: ConversationRecord[] = [];
+  for (const { local, incoming } of known.values()) {
+    if (!local) {
+      touched.push(incoming);
+      continue;
+    }
+    let updated = local;
+    if ((incoming.lastMessageAt ?? -1) > (local.lastMessageAt ?? -1) && incoming.lastMessageId !== undefined && seen.has(incoming.lastMessageId)) {
+      const patch = compactPatch({ lastMessageAt: incoming.lastMessageAt, lastMessageId: incoming.lastMessageId, lastMessagePreview: incoming.lastMessagePreview });
+      batch.patchConversation(local.id, patch);
+      updated = { ...updated, ...patch };
+    }
+    const more = unread.get(local.id) ?? 0;
+    if (more > 0) {
+      batch.incrementUnread(local.id, more);
+      updated = { ...updated, unreadCount: updated.unreadCount + more };
+    }
+    if (updated !== local) touched.push(updated);
+  }
+  return { conversations, messages: added.length, added, touched };
+}
+
+function compactPatch<T extends Record<string, unknown>>(patch: T): T {
+  return Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) as T;
 }
 
 function invalidSnapshot(message: string, cause?: unknown): SottoError {

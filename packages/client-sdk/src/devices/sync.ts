@@ -10,6 +10,7 @@ import {
 } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
 import { receiveCallHandledElsewhere } from '../calls/call-switchboard.js';
+import { applyHistorySync } from './catch-up.js';
 import { applyGroupControl } from '../groups/group-receive.js';
 import { newMessageId } from '../ids.js';
 import { applyContent, type Effects } from '../messaging/apply-content.js';
@@ -27,7 +28,8 @@ import { MESSAGE_TYPES, messageRecordOf, messageView, previewOf } from '../threa
  *   marks the original "sent" (messaging/outbox.ts), so a crash cannot lose it;
  * - read positions, account settings, block, restrict, request decisions and per-conversation
  *   settings, queued with the local change;
- * - group changes we sign go to our other devices directly (features/groups.ts).
+ * - group changes we sign go to our other devices directly (features/groups.ts);
+ * - after a link, the approving device's catch-up for the new device (`history`, catch-up.ts).
  * Only contents from our own account are applied here; the receiver ignores `sync` from anyone else.
  */
 
@@ -189,6 +191,15 @@ export async function applyOwnDeviceContent(
       });
       effects.emit.push((x) => x.events.emit('devicesChanged', { ...body.payload }));
       return effects;
+    case 'history': {
+      // a catch-up after a link: only the device it names imports it (after this commit)
+      if (body.payload.deviceId !== ctx.account.deviceId) return effects;
+      const pointer = body.payload.snapshot;
+      effects.after.push(async () => {
+        await applyHistorySync(ctx, pointer);
+      });
+      return effects;
+    }
   }
 }
 

@@ -215,6 +215,13 @@ export const bodies: { [T in ContentType]: fc.Arbitrary<ContentBodies[T]> } = {
       payload: fc.record({ linked: fc.integer({ min: 1, max: 127 }), removed: fc.integer({ min: 1, max: 127 }) }, { requiredKeys: [] }),
     }),
     fc.record({
+      kind: fc.constant('history' as const),
+      payload: fc.record({
+        deviceId: fc.integer({ min: 1, max: 127 }),
+        snapshot: attachmentPointer.map((p) => ({ ...p, contentType: 'application/vnd.sotto.snapshot+cbor' })),
+      }),
+    }),
+    fc.record({
       kind: fc.constant('request' as const),
       payload: fc.record({ accountId, decision: fc.constantFrom('accept' as const, 'reject' as const, 'block' as const) }),
     }),

@@ -162,6 +162,18 @@ describe('limits', () => {
     expect(decodeContent(encodeContent(sync))).toStrictEqual(sync);
   });
 
+  it('a history sync names one device (1..127) and carries a snapshot pointer, nothing else', () => {
+    const wire = wireOf('content sync history');
+    const payload = (w: Wire) => (w['body'] as Wire)['payload'] as Wire;
+    expect(decodeContent(edit(wire, () => undefined))).toStrictEqual(valueOf('content sync history'));
+    for (const deviceId of [0, 128, -1, 1.5, '3']) expectCode(() => decodeContent(edit(wire, (w) => (payload(w)['deviceId'] = deviceId))), 'INVALID_FIELD');
+    expectCode(() => decodeContent(edit(wire, (w) => delete payload(w)['deviceId'])), 'INVALID_FIELD');
+    expectCode(() => decodeContent(edit(wire, (w) => delete payload(w)['snapshot'])), 'INVALID_FIELD');
+    expectCode(() => decodeContent(edit(wire, (w) => ((payload(w)['snapshot'] as Wire)['contentType'] = 'image/jpeg'))), 'INVALID_FIELD');
+    expectCode(() => decodeContent(edit(wire, (w) => ((payload(w)['snapshot'] as Wire)['digest'] = new Uint8Array(31)))), 'INVALID_FIELD');
+    expectCode(() => decodeContent(edit(wire, (w) => ((payload(w)['snapshot'] as Wire)['v'] = 2))), 'UNKNOWN_VERSION');
+  });
+
   it('non-byte input is MALFORMED, not a TypeError', () => {
     for (const codec of Object.values(codecs)) {
       expect(protocolError(() => codec.decode('a1' as unknown as Uint8Array)).code).toBe('MALFORMED');

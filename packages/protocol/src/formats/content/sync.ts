@@ -1,6 +1,7 @@
 import type { FieldReader } from '../../codec/fields.js';
 import { compact, items } from '../../codec/fields.js';
 import { ProtocolError } from '../../errors.js';
+import { type AttachmentPointer, attachmentPointerToWire, readAttachmentPointer } from '../attachment-pointer.js';
 import { readAccountId, readTimestamp } from '../common.js';
 import {
   type ContentTypeCodec,
@@ -11,8 +12,8 @@ import {
   readMessageId,
 } from './common.js';
 
-export type SyncKind = 'sentTranscript' | 'read' | 'settings' | 'block' | 'request' | 'conversation' | 'restrict' | 'devices';
-export const SYNC_KINDS: readonly SyncKind[] = ['sentTranscript', 'read', 'settings', 'block', 'request', 'conversation', 'restrict', 'devices'];
+export type SyncKind = 'sentTranscript' | 'read' | 'settings' | 'block' | 'request' | 'conversation' | 'restrict' | 'devices' | 'history';
+export const SYNC_KINDS: readonly SyncKind[] = ['sentTranscript', 'read', 'settings', 'block', 'request', 'conversation', 'restrict', 'devices', 'history'];
 /** Most read markers in one `read` sync. */
 export const MAX_SYNC_READ_ENTRIES = 100;
 
@@ -46,6 +47,21 @@ export interface DevicesSync {
   linked?: number;
   removed?: number;
 }
+/**
+ * The content type of an encrypted account snapshot blob (a link's snapshot, or a `history`
+ * sync's catch-up); the snapshot itself is SDK-defined.
+ */
+export const SNAPSHOT_CONTENT_TYPE = 'application/vnd.sotto.snapshot+cbor';
+/**
+ * A history snapshot for one device of the account (after a link: what reached the account
+ * between the link snapshot and the new device's registration). Devices other than `deviceId`
+ * ignore it.
+ */
+export interface HistorySync {
+  deviceId: number;
+  /** The encrypted snapshot blob; `contentType` is {@link SNAPSHOT_CONTENT_TYPE}. */
+  snapshot: AttachmentPointer;
+}
 /** A message request decided on another device. */
 export interface RequestSync {
   accountId: string;
@@ -71,7 +87,9 @@ export interface ConversationSync {
  *   block:          { accountId, blocked: bool }
  *   request:        { accountId, decision: 'accept'|'reject'|'block' }
  *   restrict:       { accountId, restricted: bool }
- *   devices:        { linked?: deviceId, removed?: deviceId }
+ *   devices:        { linked?: deviceId, removed?: deviceId }                    (1..127)
+ *   history:        { deviceId (1..127), snapshot: AttachmentPointer
+ *                     (contentType 'application/vnd.sotto.snapshot+cbor') }
  *   conversation:   { conversation: ConversationRef, muted?: bool,
  *                     notifications?: { messages: bool, reactions: bool, calls: bool }, archived?: bool }
  * ConversationRef = { kind: 'direct', accountId } | { kind: 'group', groupId: bytes(32) }
@@ -85,7 +103,8 @@ export type SyncBody =
   | { kind: 'request'; payload: RequestSync }
   | { kind: 'conversation'; payload: ConversationSync }
   | { kind: 'restrict'; payload: RestrictSync }
-  | { kind: 'devices'; payload: DevicesSync };
+  | { kind: 'devices'; payload: DevicesSync }
+  | { kind: 'history'; payload: HistorySync };
 
 function payloadToWire(b: SyncBody): Record<string, unknown> {
   switch (b.kind) {
@@ -105,6 +124,8 @@ function payloadToWire(b: SyncBody): Record<string, unknown> {
       return { accountId: b.payload.accountId, restricted: b.payload.restricted };
     case 'devices':
       return compact({ linked: b.payload.linked, removed: b.payload.removed });
+    case 'history':
+      return { deviceId: b.payload.deviceId, snapshot: attachmentPointerToWire(b.payload.snapshot) };
     case 'conversation': {
       const n = b.payload.notifications;
       return compact({
@@ -154,6 +175,14 @@ function readPayload(kind: SyncKind, p: FieldReader): SyncBody {
       return { kind, payload: { accountId: readAccountId(p, 'accountId'), restricted: p.bool('restricted') } };
     case 'devices':
       return { kind, payload: compact({ linked: p.optUint('linked', { min: 1, max: 127 }), removed: p.optUint('removed', { min: 1, max: 127 }) }) };
+    case 'history': {
+      const deviceId = p.uint('deviceId', { min: 1, max: 127 });
+      const snapshot = p.nested('snapshot', readAttachmentPointer);
+      if (snapshot.contentType !== SNAPSHOT_CONTENT_TYPE) {
+        throw new ProtocolError('INVALID_FIELD', 'a history snapshot has the snapshot content type', { field: 'Content.body.payload.snapshot.contentType' });
+      }
+      return { kind, payload: { deviceId, snapshot } };
+    }
     case 'conversation':
       return {
         kind,

@@ -1,0 +1,148 @@
+/**
+ * The catch-up after a link, over a real relay: messages that reach the account (and that the
+ * approving device sends) after the approving device read its snapshot and before the new device
+ * registered are on the new device afterwards, exactly once, and no device shows anything twice.
+ * The new device is held just before it registers by holding its `POST /v1/devices`.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryStorage, SottoClient } from '../../src/index.js';
+import { clientOptions, eventually, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
+
+let relay: TestRelay;
+let phone: SottoClient; // alice's first device: approves both links
+let bob: SottoClient;
+let carol: SottoClient; // the third account that writes to alice while she links
+const clients: SottoClient[] = [];
+
+/** A fetch that holds the new device's registration until `release()`. */
+function heldRegistration() {
+  let reached!: () => void;
+  let release!: () => void;
+  const atRegistration = new Promise<void>((r) => (reached = r));
+  const released = new Promise<void>((r) => (release = r));
+  const fetch: typeof globalThis.fetch = async (input, init) => {
+    if (init?.method === 'POST' && String(input).endsWith('/v1/devices')) {
+      reached();
+      await released;
+    }
+    return globalThis.fetch(input, init);
+  };
+  return { fetch, atRegistration, release };
+}
+
+/** Starts a link, approves it, and runs `during` while the new device waits to register. */
+async function linkWithGap(transferHistory: boolean, during: () => Promise<void>) {
+  const held = heldRegistration();
+  const link = await SottoClient.link(clientOptions(relay.url, new MemoryStorage(), { fetch: held.fetch }));
+  const completing = link.complete({ timeoutMs: 30_000 });
+  const approved = await phone.approveLink(link.code, { transferHistory });
+  await held.atRegistration;
+  await during();
+  held.release();
+  const done = await completing;
+  clients.push(done.client);
+  const seen: string[] = [];
+  done.client.events.on('message', (m) => seen.push(m.id));
+  await done.client.connect();
+  return { ...done, approved, seen };
+}
+
+async function textsIn(client: SottoClient, chat: string): Promise<string[]> {
+  return (await client.messages(chat, { limit: 200 })).messages.map((m) => m.text ?? '');
+}
+const count = (list: string[], text: string) => list.filter((t) => t === text).length;
+
+beforeAll(async () => {
+  relay = await startRelay();
+  phone = await newClient(relay.url, 'alice');
+  bob = await newClient(relay.url, 'bob');
+  carol = await newClient(relay.url, 'carol');
+  clients.push(phone, bob, carol);
+  await phone.sendText(await phone.openConversation('bob'), 'history before any link');
+  await eventually(async () => count(await textsIn(bob, 'd:alice'), 'history before any link') === 1, 10_000, 'bob receives');
+}, 60_000);
+
+afterAll(async () => {
+  for (const c of clients) await c.close();
+  await relay.close();
+});
+
+describe('catch-up after a link', () => {
+  let laptop: SottoClient;
+
+  it('brings what arrived and what was sent while the new device registered, exactly once', async () => {
+    const linked = await linkWithGap(true, async () => {
+      await carol.sendText(await carol.openConversation('alice'), 'carol writes while alice links');
+      await phone.sendText('d:bob', 'phone writes while linking');
+      await eventually(async () => count(await textsIn(phone, 'd:carol'), 'carol writes while alice links') === 1, 10_000, 'phone receives carol');
+      await eventually(async () => count(await textsIn(bob, 'd:alice'), 'phone writes while linking') === 1, 10_000, 'bob receives the phone');
+    });
+    laptop = linked.client;
+    expect(linked.snapshotError).toBeUndefined();
+    // the link snapshot was read before the gap: it has the old history, not the gap
+    expect(await textsIn(laptop, 'd:bob')).toEqual(['history before any link']);
+    expect(await laptop.conversation('d:carol')).toBeUndefined();
+
+    expect(await linked.approved.catchUp).toEqual({ sent: 2 });
+    await eventually(async () => count(await textsIn(laptop, 'd:carol'), 'carol writes while alice links') === 1, 15_000, 'laptop has carol');
+    await eventually(async () => count(await textsIn(laptop, 'd:bob'), 'phone writes while linking') === 1, 15_000, 'laptop has the phone');
+    expect(await textsIn(laptop, 'd:bob')).toEqual(['phone writes while linking', 'history before any link']);
+    expect(await textsIn(laptop, 'd:carol')).toEqual(['carol writes while alice links']);
+    const fromCarol = (await laptop.messages('d:carol')).messages[0]!;
+    expect(fromCarol.outgoing).toBe(false);
+    expect((await laptop.conversation('d:carol'))?.lastMessagePreview).toBe('carol writes while alice links');
+    const mine = (await laptop.messages('d:bob')).messages[0]!;
+    expect(mine.outgoing).toBe(true);
+    expect(linked.seen.filter((id) => id === fromCarol.id || id === mine.id).sort()).toEqual([fromCarol.id, mine.id].sort());
+
+    // everything after the link reaches both devices directly, once
+    await carol.sendText('d:alice', 'carol after the link');
+    for (const device of [phone, laptop]) {
+      await eventually(async () => count(await textsIn(device, 'd:carol'), 'carol after the link') === 1, 10_000, 'both receive');
+    }
+    expect(await textsIn(phone, 'd:carol')).toEqual(['carol after the link', 'carol writes while alice links']);
+    expect(await textsIn(phone, 'd:bob')).toEqual(['phone writes while linking', 'history before any link']);
+    expect(await textsIn(laptop, 'd:carol')).toEqual(['carol after the link', 'carol writes while alice links']);
+  }, 90_000);
+
+  it('without history transfer, brings only the gap; the other devices ignore a catch-up not for them', async () => {
+    const linked = await linkWithGap(false, async () => {
+      await carol.sendText('d:alice', 'carol writes during the second link');
+      await laptop.sendText('d:bob', 'laptop writes during the second link');
+      await eventually(async () => count(await textsIn(phone, 'd:carol'), 'carol writes during the second link') === 1, 10_000, 'phone receives carol');
+      await eventually(async () => count(await textsIn(phone, 'd:bob'), 'laptop writes during the second link') === 1, 10_000, 'phone has the transcript');
+    });
+    const tablet = linked.client;
+    expect(linked.imported.messages).toBe(0);
+    expect(await linked.approved.catchUp).toEqual({ sent: 2 });
+    await eventually(async () => count(await textsIn(tablet, 'd:carol'), 'carol writes during the second link') === 1, 15_000, 'tablet has carol');
+    await eventually(async () => count(await textsIn(tablet, 'd:bob'), 'laptop writes during the second link') === 1, 15_000, 'tablet has the laptop');
+    // only the gap: no earlier history
+    expect(await textsIn(tablet, 'd:carol')).toEqual(['carol writes during the second link']);
+    expect(await textsIn(tablet, 'd:bob')).toEqual(['laptop writes during the second link']);
+
+    // the old devices show everything once (the laptop received the catch-up and ignored it)
+    await carol.sendText('d:alice', 'three devices');
+    for (const device of [phone, laptop, tablet]) {
+      await eventually(async () => count(await textsIn(device, 'd:carol'), 'three devices') === 1, 10_000, 'every device receives');
+    }
+    const expected = {
+      'd:carol': ['three devices', 'carol writes during the second link', 'carol after the link', 'carol writes while alice links'],
+      'd:bob': ['laptop writes during the second link', 'phone writes while linking', 'history before any link'],
+    };
+    for (const device of [phone, laptop]) {
+      expect(await textsIn(device, 'd:carol')).toEqual(expected['d:carol']);
+      expect(await textsIn(device, 'd:bob')).toEqual(expected['d:bob']);
+    }
+  }, 90_000);
+
+  it('a client closed before the new device appears ends its catch-up and nothing breaks', async () => {
+    const other = await newClient(relay.url, 'erin');
+    clients.push(other);
+    const link = await SottoClient.link(clientOptions(relay.url, new MemoryStorage()));
+    const approved = await other.approveLink(link.code, { transferHistory: true });
+    await other.close();
+    expect(await approved.catchUp).toEqual({ skipped: 'stopped' });
+    link.cancel();
+  }, 30_000);
+});

@@ -100,6 +100,10 @@ describe('sendBatch and rate limits', () => {
     const refused = await a.request('sendBatch', { to: 'bob', sends: ['s1', 's2', 's3', 's4', 's5', 's6'].map((l) => entry([bob], l)) });
     expect(refused.status).toBe(429);
     expect((refused as { error: { code: string; retryAfterMs?: number } }).error.code).toBe('RATE_LIMITED');
+    // a batch larger than the whole burst would buy more sends than tokens: refused outright
+    const tooBig = await a.request('sendBatch', { to: 'bob', sends: Array.from({ length: 11 }, (_, i) => entry([bob], `big${i}`)) });
+    expect(tooBig.status).toBe(400);
+    expect((tooBig as { error: { code: string } }).error.code).toBe('BAD_REQUEST');
     const b = await TestSocket.open(t, bob);
     await b.until((f) => f.some((x) => x.t === 'empty'));
     expect(labels(b)).toEqual(['r1', 'r2', 'r3', 'r4', 'r5', 'r6']);

@@ -97,6 +97,10 @@ function sendOp(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvelope
  * the entries before it too: the batch is stored whole or not at all.
  */
 function batchOp(ctx: RelayContext, sender: DeviceAddress, body: WsBatchSendBody): () => BatchOutcome {
+  // A single request may cost at most the bucket's capacity (takeToken caps it, so that it can
+  // ever pass); a batch above the capacity would buy more sends than tokens, so it is refused.
+  const burst = ctx.limiters.account.capacity;
+  if (body.sends.length > burst) throw new RelayError('BAD_REQUEST', `a batch may hold at most ${burst} sends on this relay (its send burst)`);
   takeToken(ctx.limiters.account, `send:${sender.accountId}`, body.sends.length);
   return () => {
     const serverTimestamp = ctx.now();

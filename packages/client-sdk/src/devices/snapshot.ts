@@ -1,13 +1,15 @@
 import {
+  compact,
   decodeCbor,
   encodeCbor,
   SNAPSHOT_CONTENT_TYPE,
+  toHex,
   type AttachmentPointer,
 } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
 import { blobDraft, downloadPointer, encryptAndUpload } from '../features/media.js';
-import { GROUP_KINDS } from '../groups/group-store.js';
+import { GROUP_KINDS, groupIdOf } from '../groups/group-store.js';
 import { StorageBatch } from '../storage/batch.js';
 import type { Storage } from '../storage/storage.js';
 import type { ConversationRecord, MessageRecord, SettingValue } from '../storage/types.js';
@@ -138,7 +140,7 @@ export async function buildCatchUpSnapshot(storage: Storage, now: number, messag
   const groupLogs: { key: string; value: Uint8Array }[] = [];
   for (const c of conversations.values()) {
     if (c.kind !== 'group') continue;
-    const key = c.id.slice(2);
+    const key = toHex(groupIdOf(c.id));
     const value = await storage.getProtocolRecord(GROUP_KINDS.log, key);
     if (value) groupLogs.push({ key, value });
   }
@@ -198,7 +200,7 @@ export async function importSnapshot(storage: Storage, batch: StorageBatch, snap
     }
     let updated = local;
     if ((incoming.lastMessageAt ?? -1) > (local.lastMessageAt ?? -1) && incoming.lastMessageId !== undefined && seen.has(incoming.lastMessageId)) {
-      const patch = compactPatch({ lastMessageAt: incoming.lastMessageAt, lastMessageId: incoming.lastMessageId, lastMessagePreview: incoming.lastMessagePreview });
+      const patch = compact({ lastMessageAt: incoming.lastMessageAt, lastMessageId: incoming.lastMessageId, lastMessagePreview: incoming.lastMessagePreview });
       batch.patchConversation(local.id, patch);
       updated = { ...updated, ...patch };
     }
@@ -210,10 +212,6 @@ export async function importSnapshot(storage: Storage, batch: StorageBatch, snap
     if (updated !== local) touched.push(updated);
   }
   return { conversations, messages: added.length, added, touched };
-}
-
-function compactPatch<T extends Record<string, unknown>>(patch: T): T {
-  return Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) as T;
 }
 
 function invalidSnapshot(message: string, cause?: unknown): SottoError {

@@ -5,6 +5,7 @@ import { ProtocolError } from '../errors.js';
 import type { RelayErrorBody, RelayErrorCode } from './errors.js';
 import { RELAY_ERROR_STATUS } from './errors.js';
 import type { SendResponse, SendableEnvelopeType } from './types.js';
+import { decodeRecipientList, encodeRecipientList, type MultiRecipientEntry } from './recipient-list.js';
 
 /**
  * WebSocket frames between a device and the relay. Every frame is one binary WebSocket message
@@ -21,8 +22,11 @@ import type { SendResponse, SendableEnvelopeType } from './types.js';
 export const MAX_FRAME_BYTES = 2 * 1024 * 1024;
 /** Most guids in one ack frame or HTTP ack. */
 export const MAX_ACK_GUIDS = 1000;
-/** Most per-device messages in one send, and most devices in one multi-recipient send. */
-export const MAX_SEND_DEVICES = 1000;
+/**
+ * Most per-device messages in one send, and most devices in one multi-recipient send: a full
+ * group (1,024 members) with two devices per member on average goes out in one request.
+ */
+export const MAX_SEND_DEVICES = 2048;
 /** Most sends in one `sendBatch` request (the SDK's outbox sends runs of at most this many). */
 export const MAX_BATCH_SENDS = 64;
 const MAX_ACCOUNT_ID = 32;
@@ -41,13 +45,19 @@ export interface WsSendBody {
   messages: { deviceId: number; registrationId: number; type?: SendableEnvelopeType; ciphertext: Uint8Array }[];
 }
 
-/** `op: 'sendMulti'` body: one ciphertext to many accounts' devices. */
+/**
+ * `op: 'sendMulti'` body: one ciphertext to many accounts' devices. On the wire `recipients` is
+ * one byte string ({@link encodeRecipientList}); encode and decode convert it.
+ */
 export interface WsMultiSendBody {
   type: SendableEnvelopeType;
   ephemeral?: boolean;
   ciphertext: Uint8Array;
-  recipients: { accountId: string; devices: { deviceId: number; registrationId: number }[] }[];
+  recipients: MultiRecipientEntry[];
 }
+
+/** Largest packed recipient list: MAX_SEND_DEVICES accounts of one device with 32-character ids. */
+const MAX_RECIPIENT_LIST_BYTES = MAX_SEND_DEVICES * (2 + 32 + 8);
 
 /**
  * `op: 'sendBatch'` body: several stored sends to one account, in order, all or none. Each entry
@@ -112,13 +122,7 @@ function readMultiSendBody(r: FieldReader): WsMultiSendBody {
     type: r.literal('type', SENDABLE_TYPES),
     ephemeral: r.optBool('ephemeral'),
     ciphertext: r.bytes('ciphertext', { maxLength: MAX_ENVELOPE_BYTES, minLength: 1 }),
-    recipients: r.array('recipients', MAX_SEND_DEVICES, items.map((a) => ({
-      accountId: a.string('accountId', { maxLength: MAX_ACCOUNT_ID, minLength: 1 }),
-      devices: a.array('devices', MAX_SEND_DEVICES, items.map((d) => ({
-        deviceId: d.uint('deviceId', { min: 1, max: 2 ** 31 }),
-        registrationId: d.uint('registrationId', { max: 2 ** 31 }),
-      }))),
-    }))),
+    recipients: decodeRecipientList(r.bytes('recipients', { maxLength: MAX_RECIPIENT_LIST_BYTES }), MAX_SEND_DEVICES, 'ClientFrame.body.recipients'),
   });
 }
 
@@ -128,7 +132,9 @@ function readMultiSendBody(r: FieldReader): WsMultiSendBody {
  * ws.send(encodeClientFrame({ t: 'ack', guids: [envelope.guid] }));
  */
 export function encodeClientFrame(frame: ClientFrame): Uint8Array {
-  return encodeCbor(frame.t === 'req' ? { ...frame, body: compact(frame.body as unknown as Record<string, unknown>) } : frame);
+  if (frame.t !== 'req') return encodeCbor(frame);
+  if (frame.op === 'sendMulti') return encodeCbor({ ...frame, body: compact({ ...frame.body, recipients: encodeRecipientList(frame.body.recipients) }) });
+  return encodeCbor({ ...frame, body: compact(frame.body as unknown as Record<string, unknown>) });
 }
 
 /**

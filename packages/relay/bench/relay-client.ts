@@ -97,17 +97,27 @@ export async function fetchTicket(baseUrl: string, device: TestDevice): Promise<
 export class DeviceSocket {
   private nextId = 1;
   private readonly pending = new Map<number, (res: ResponseFrame) => void>();
-  /** Resolves each time the relay says the stored backlog has been pushed. */
+  /** Called each time the relay says the stored backlog has been pushed. */
   onEmpty: () => void = () => undefined;
+  /**
+   * Resolves once the relay has said the backlog was pushed, also if it said so before this
+   * was called (the frame can arrive in the same turn as the socket's `open`).
+   */
+  readonly backlogPushed: Promise<void>;
+  private pushed!: () => void;
 
   private constructor(
     readonly ws: WebSocket,
     onEnvelope: (env: Envelope) => void,
   ) {
+    this.backlogPushed = new Promise((resolve) => (this.pushed = resolve));
     ws.on('message', (data: Buffer) => {
       const frame = decodeServerFrame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
       if (frame.t === 'env') onEnvelope(decodeEnvelope(frame.envelope));
-      else if (frame.t === 'empty') this.onEmpty();
+      else if (frame.t === 'empty') {
+        this.pushed();
+        this.onEmpty();
+      }
       else {
         const cb = this.pending.get(frame.id);
         this.pending.delete(frame.id);
@@ -141,6 +151,20 @@ export class DeviceSocket {
         encodeClientFrame({
           t: 'req', id, op: 'send',
           body: { to: to.accountId, type: 'whisper', messages: [{ deviceId: to.deviceId, registrationId: to.registrationId, ciphertext }] },
+        }),
+      );
+    });
+  }
+
+  /** Sends `ciphertext` as one multi-recipient (`sendMulti`) send to the single device of each of `to`. */
+  sendMulti(to: TestDevice[], ciphertext: Uint8Array): Promise<ResponseFrame> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      this.ws.send(
+        encodeClientFrame({
+          t: 'req', id, op: 'sendMulti',
+          body: { type: 'senderkey', ciphertext, recipients: to.map((d) => ({ accountId: d.accountId, devices: [{ deviceId: d.deviceId, registrationId: d.registrationId }] })) },
         }),
       );
     });

@@ -44,6 +44,12 @@ export interface RelayLimits {
   wsIdleTimeoutSeconds: number;
   /** Lifetime of a single-use WebSocket ticket. */
   ticketTtlSeconds: number;
+  /**
+   * A stored multi-recipient send to at least this many devices is accepted as one `fanouts`
+   * row (one shared ciphertext and its recipient list) and expanded into per-device envelopes
+   * right after the sender's reply, ahead of every later write (see docs/decisions.md).
+   */
+  fanoutDeferDevices: number;
   rateLimits: {
     /** Per client IP, all requests. */
     ip: BucketConfig;
@@ -142,6 +148,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = Object.freeze([
   opt('ws-ping-interval-seconds', int(1, 3600), 30, 'WebSocket ping interval'),
   opt('ws-idle-timeout-seconds', int(1, 86_400), 75, 'close a WebSocket silent this long'),
   opt('ticket-ttl-seconds', int(1, 3600), 30, 'lifetime of a WebSocket ticket'),
+  opt('fanout-defer-devices', int(1, 1_000_000), 32, 'multi-recipient sends to this many devices or more are expanded after the reply'),
   opt('rate-ip-capacity', num(1, 1e9), 600, 'per-IP burst (requests)'),
   opt('rate-ip-refill', num(0.001, 1e9), 100, 'per-IP sustained requests per second'),
   opt('rate-account-capacity', num(1, 1e9), 600, 'per-account burst (requests and sends)'),
@@ -248,6 +255,7 @@ export function loadConfig(
       wsPingIntervalSeconds: n('ws-ping-interval-seconds'),
       wsIdleTimeoutSeconds: n('ws-idle-timeout-seconds'),
       ticketTtlSeconds: n('ticket-ttl-seconds'),
+      fanoutDeferDevices: n('fanout-defer-devices'),
       rateLimits: {
         ip: { capacity: n('rate-ip-capacity'), refillPerSecond: n('rate-ip-refill') },
         account: { capacity: n('rate-account-capacity'), refillPerSecond: n('rate-account-refill') },

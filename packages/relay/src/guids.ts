@@ -61,6 +61,19 @@ export class GuidMint {
       this.prefix = this.timestamp + randomPart();
       this.n = 0;
     }
-    return this.prefix + (this.n++).toString(16).padStart(4, '0');
+    return guidAt(this.prefix, this.n++);
   }
+}
+
+/** Length of a guid's timestamp and random part, which the guids of one operation share. */
+export const GUID_PREFIX_LENGTH = 28;
+
+/**
+ * The guid at `index` (0 … 0xffff) under `prefix`: how a deferred fan-out's guids are stored
+ * (one prefix and an index per device) and rebuilt.
+ * @example
+ * guidAt(guid.slice(0, GUID_PREFIX_LENGTH), 3) // the fourth guid of that operation
+ */
+export function guidAt(prefix: string, index: number): string {
+  return prefix + index.toString(16).padStart(4, '0');
 }

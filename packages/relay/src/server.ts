@@ -10,6 +10,7 @@ import { createHttpApp } from './http/app.js';
 import type { Logger } from './logger.js';
 import { BLOB_DIR, DATABASE_FILE, runRetention, type RetentionResult } from './retention.js';
 import { createContext, type RelayContext } from './services/context.js';
+import { expandPendingFanouts } from './services/messaging.js';
 import { DeliveryHub } from './ws/delivery-hub.js';
 
 export interface RelayOptions {
@@ -49,6 +50,9 @@ export async function createRelay(config: RelayConfig, options: RelayOptions = {
   const database = openDatabase(join(config.dataDir, DATABASE_FILE));
   const store = await BlobStore.open(join(config.dataDir, BLOB_DIR));
   const ctx = createContext(config, database, now);
+  // large group sends accepted just before a stop get their per-device envelopes now
+  const expanded = expandPendingFanouts(ctx);
+  if (expanded > 0) options.logger?.info('expanded pending fan-outs', { fanouts: expanded });
   const hub = new DeliveryHub(ctx);
   const app = createHttpApp(ctx, hub, { store }, options.logger);
   const server = createAdaptorServer({ fetch: app.fetch, hostname: config.host }) as Server;

@@ -2,18 +2,20 @@
  * Multi-recipient sends against the services on a real database: the device-list and
  * relationship caches they read must follow every committed change (and no rolled-back one),
  * blocks and requests behave as for 1:1 sends, and each device's copy of a shared ciphertext
- * lives and dies on its own.
+ * lives and dies on its own. Every rule is checked on both storage paths: per-device rows
+ * written by the accepting commit, and a deferred fan-out (one row, expanded by the next commit).
+ * The deferred path's own guarantees (order, expansion after a stop, removed devices) follow.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { WsMultiSendBody } from '@sotto/protocol';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../src/config.js';
 import { openDatabase, type OpenDatabase } from '../src/db/database.js';
 import { RelayError } from '../src/errors.js';
 import { createContext, type RelayContext } from '../src/services/context.js';
-import { ackEnvelopes, backlogPage, sendToMany } from '../src/services/messaging.js';
+import { ackEnvelopes, backlogPage, expandPendingFanouts, sendToAccount, sendToMany } from '../src/services/messaging.js';
 import { applyRelationship, listRequests } from '../src/services/requests.js';
 
 const MEMBERS = ['m0', 'm1', 'm2', 'm3', 'm4', 'm5'];
@@ -25,6 +27,8 @@ let database: OpenDatabase;
 let ctx: RelayContext;
 /** Registration id of every device: account → device id → registration id. */
 let devices: Map<string, Map<number, number>>;
+/** The fan-out threshold of the relay under test (set per describe block). */
+let deferAt = 1_000_000;
 
 const addDevice = (accountId: string, deviceId: number, registrationId = 100 + deviceId) =>
   ctx.queue.run(() => {
@@ -47,6 +51,16 @@ const body = (to: string[] = MEMBERS): WsMultiSendBody => ({
 
 const queued = (accountId: string, deviceId = 1) => backlogPage(ctx, { accountId, deviceId }, 0, 100).rows;
 
+/**
+ * `sendToMany`, then every write queued behind it: a deferred fan-out is expanded by the commit
+ * after the accepting one, so its rows are in the queues only once that one has run too.
+ */
+async function send(b: WsMultiSendBody) {
+  const out = await sendToMany(ctx, ann, b);
+  await ctx.queue.run(() => undefined);
+  return out;
+}
+
 async function refusal(promise: Promise<unknown>): Promise<RelayError> {
   const err = await promise.then(() => undefined, (e: unknown) => e);
   if (!RelayError.is(err)) throw new Error(`expected a RelayError, got ${String(err)}`);
@@ -56,7 +70,7 @@ async function refusal(promise: Promise<unknown>): Promise<RelayError> {
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'sotto-group-send-'));
   database = openDatabase(join(dir, 'relay.sqlite'));
-  const config = defaultConfig({ dataDir: dir, logLevel: 'silent' });
+  const config = defaultConfig({ dataDir: dir, logLevel: 'silent', limits: { fanoutDeferDevices: deferAt } });
   ctx = createContext(config, database, () => 1_700_000_000_000);
   devices = new Map([['ann', new Map()], ...MEMBERS.map((m) => [m, new Map()] as const)]);
   await ctx.queue.run(() => {
@@ -71,10 +85,17 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe('sendMulti', () => {
+describe.each([
+  { path: 'per-device rows', threshold: 1_000_000 },
+  { path: 'deferred fan-out', threshold: 1 },
+])('sendMulti ($path)', ({ threshold }) => {
+  beforeAll(() => {
+    deferAt = threshold;
+  });
+
   it('stores one copy per device with distinct guids and the shared ciphertext', async () => {
     await addDevice('m1', 2);
-    const out = await sendToMany(ctx, ann, body());
+    const out = await send(body());
     expect(out.guids).toHaveLength(MEMBERS.length + 1);
     expect(new Set(out.guids).size).toBe(out.guids.length);
     for (const g of out.guids) expect(g).toMatch(/^[0-9a-f]{32}$/);
@@ -87,86 +108,86 @@ describe('sendMulti', () => {
   });
 
   it('sees a device added or removed between two group sends (409, nothing stored)', async () => {
-    await sendToMany(ctx, ann, body());
+    await send(body());
     const stale = body();
     await addDevice('m2', 2);
-    const added = await refusal(sendToMany(ctx, ann, stale));
+    const added = await refusal(send(stale));
     expect(added.code).toBe('MISMATCHED_DEVICES');
     expect(added.details).toEqual({ mismatched: [{ accountId: 'm2', missing: [2], extra: [] }] });
     expect(queued('m0')).toHaveLength(1);
 
-    await sendToMany(ctx, ann, body());
+    await send(body());
     const beforeRemoval = body();
     await removeDevice('m3', 1);
     await addDevice('m3', 2);
-    const removed = await refusal(sendToMany(ctx, ann, beforeRemoval));
+    const removed = await refusal(send(beforeRemoval));
     expect(removed.details).toEqual({ mismatched: [{ accountId: 'm3', missing: [2], extra: [1] }] });
     expect(queued('m0')).toHaveLength(2);
-    await sendToMany(ctx, ann, body());
+    await send(body());
     expect(queued('m0')).toHaveLength(3);
   });
 
   it('refuses a re-registered device with a new registration id (410)', async () => {
-    await sendToMany(ctx, ann, body());
+    await send(body());
     const old = body();
     await removeDevice('m4', 1);
     await addDevice('m4', 1, 999);
-    const err = await refusal(sendToMany(ctx, ann, old));
+    const err = await refusal(send(old));
     expect(err.code).toBe('STALE_DEVICES');
     expect(err.details).toEqual({ stale: [{ accountId: 'm4', stale: [1] }] });
   });
 
   it('does not keep a device list from a rolled-back write', async () => {
-    await sendToMany(ctx, ann, body());
+    await send(body());
     await expect(ctx.queue.run(() => {
       ctx.accounts.addDevice({ accountId: 'm5', deviceId: 2, registrationId: 5, signedRecord: new Uint8Array([1]), secretHash: new Uint8Array(32), createdAt: 0 });
       expect(ctx.accounts.devices('m5')).toHaveLength(2);
       throw new Error('undo');
     })).rejects.toThrow('undo');
-    await sendToMany(ctx, ann, body());
+    await send(body());
     expect(queued('m5')).toHaveLength(2);
   });
 
   it('opens a request at every first-contact member, once', async () => {
-    await sendToMany(ctx, ann, body());
-    await sendToMany(ctx, ann, body());
+    await send(body());
+    await send(body());
     for (const m of MEMBERS) expect(listRequests(ctx, { accountId: m, deviceId: 1 }).requests.map((r) => r.accountId)).toEqual(['ann']);
     // the members answering is seen by the next send (no new request, state kept)
     await applyRelationship(ctx, { accountId: 'm0', deviceId: 1 }, 'ann', 'accept');
-    await sendToMany(ctx, ann, body());
+    await send(body());
     expect(listRequests(ctx, { accountId: 'm0', deviceId: 1 }).requests).toEqual([]);
     expect(ctx.relationships.state('m0', 'ann')).toBe('accepted');
   });
 
   it('drops envelopes silently for a member who blocked the sender after earlier sends', async () => {
-    await sendToMany(ctx, ann, body());
+    await send(body());
     await applyRelationship(ctx, { accountId: 'm2', deviceId: 1 }, 'ann', 'block');
-    const out = await sendToMany(ctx, ann, body());
+    const out = await send(body());
     expect(out.guids).toHaveLength(MEMBERS.length);
     expect(queued('m2')).toHaveLength(1);
     expect(queued('m1')).toHaveLength(2);
     // unblocking is seen too: delivered again, as a new request
     await applyRelationship(ctx, { accountId: 'm2', deviceId: 1 }, 'ann', 'unblock');
-    await sendToMany(ctx, ann, body());
+    await send(body());
     expect(queued('m2')).toHaveLength(2);
     expect(ctx.relationships.state('m2', 'ann')).toBe('pending');
   });
 
   it('does not keep a relationship state from a rolled-back write', async () => {
-    await sendToMany(ctx, ann, body());
+    await send(body());
     await expect(ctx.queue.run(() => {
       ctx.relationships.setState('m3', 'ann', 'blocked', 1);
       expect(ctx.relationships.state('m3', 'ann')).toBe('blocked');
       throw new Error('undo');
     })).rejects.toThrow('undo');
     expect(ctx.relationships.statesAbout('ann', MEMBERS).get('m3')).toBe('pending');
-    await sendToMany(ctx, ann, body());
+    await send(body());
     expect(queued('m3')).toHaveLength(2);
   });
 
   it('acking one device\'s copy leaves every other copy queued; receipts go to the sender', async () => {
     await addDevice('m1', 2);
-    const out = await sendToMany(ctx, ann, body());
+    const out = await send(body());
     const mine = queued('m1', 1)[0]!.guid;
     // another device's guid is a no-op for this device
     await ackEnvelopes(ctx, { accountId: 'm1', deviceId: 1 }, [queued('m0')[0]!.guid, mine]);
@@ -176,5 +197,77 @@ describe('sendMulti', () => {
     const receipts = queued('ann').filter((r) => r.type === 'receipt');
     expect(receipts).toHaveLength(1);
     expect(out.guids).toContain(mine);
+  });
+});
+
+describe('deferred fan-out', () => {
+  beforeAll(() => {
+    deferAt = 1;
+  });
+
+  const direct = (to: string, text: number) => ({
+    to, type: 'whisper' as const,
+    messages: [...devices.get(to)!].map(([deviceId, registrationId]) => ({ deviceId, registrationId, ciphertext: new Uint8Array([text]) })),
+  });
+  const pendingFanouts = () => (database.sqlite.prepare('select count(*) as n from fanouts').get() as { n: number }).n;
+
+  it('answers after one row is committed; the expansion comes before any later write', async () => {
+    const out = await sendToMany(ctx, ann, body());
+    // the sender has its guids; the per-device rows are not written yet
+    expect(out.guids).toHaveLength(MEMBERS.length);
+    expect(pendingFanouts()).toBe(1);
+    expect(queued('m0')).toEqual([]);
+    // a send submitted now is queued behind the expansion
+    const later = sendToAccount(ctx, ann, direct('m0', 9));
+    await later;
+    expect(pendingFanouts()).toBe(0);
+    const rows = queued('m0');
+    expect(rows.map((r) => r.type)).toEqual(['senderkey', 'whisper']);
+    expect(rows[0]!.guid).toBe(out.guids[0]);
+    for (const [i, m] of MEMBERS.entries()) expect(queued(m)[0]!.guid).toBe(out.guids[i]);
+  });
+
+  it('does not hold back sends submitted with it (they were not waiting for its answer)', async () => {
+    const group = sendToMany(ctx, ann, body());
+    const same = sendToAccount(ctx, ann, direct('m1', 3));
+    await Promise.all([group, same]);
+    expect(queued('m1').map((r) => r.type)).toEqual(['whisper']);
+    await ctx.queue.run(() => undefined);
+    expect(queued('m1').map((r) => r.type)).toEqual(['whisper', 'senderkey']);
+  });
+
+  it('a fan-out left by a stop is expanded on start, with the guids the sender was answered', async () => {
+    await addDevice('m1', 2);
+    const out = await sendToMany(ctx, ann, body());
+    // stop before the expansion's commit: the accepted row is all that is on disk
+    ctx.queue.close = () => undefined;
+    database.close();
+    database = openDatabase(join(dir, 'relay.sqlite'));
+    ctx = createContext(defaultConfig({ dataDir: dir, logLevel: 'silent', limits: { fanoutDeferDevices: 1 } }), database, () => 1_700_000_000_000);
+    expect(pendingFanouts()).toBe(1);
+    // a device removed meanwhile gets nothing (its queue is gone)
+    await ctx.queue.run(() => ctx.accounts.removeDevice('m1', 2));
+    expect(expandPendingFanouts(ctx)).toBe(1);
+    expect(pendingFanouts()).toBe(0);
+    const stored = MEMBERS.map((m) => queued(m));
+    for (const rows of stored) expect(rows).toHaveLength(1);
+    expect(stored.map((rows) => rows[0]!.guid)).toEqual(out.guids.filter((_, i) => i !== 2));
+    expect(Buffer.from(stored[0]![0]!.ciphertext).equals(Buffer.from(ciphertext))).toBe(true);
+    // the expanded rows are ordinary envelopes: an ack deletes one and sends ann a receipt
+    await ackEnvelopes(ctx, { accountId: 'm0', deviceId: 1 }, [out.guids[0]!]);
+    expect(queued('m0')).toEqual([]);
+    expect(queued('ann').filter((r) => r.type === 'receipt')).toHaveLength(1);
+    expect(expandPendingFanouts(ctx)).toBe(0);
+  });
+
+  it('stores nothing, not even the fan-out row, for a refused send', async () => {
+    await send(body());
+    const stale = body();
+    await addDevice('m4', 2);
+    const err = await refusal(sendToMany(ctx, ann, stale));
+    expect(err.code).toBe('MISMATCHED_DEVICES');
+    await ctx.queue.run(() => undefined);
+    expect(pendingFanouts()).toBe(0);
+    expect(queued('m0')).toHaveLength(1);
   });
 });

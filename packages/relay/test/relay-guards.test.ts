@@ -222,9 +222,11 @@ describe('trust model', () => {
       const sqlite = own.relay.ctx.database.sqlite;
       sqlite.pragma('wal_checkpoint(TRUNCATE)');
       const tables = (sqlite.prepare("select name from sqlite_master where type='table' and name not like 'sqlite_%' and name not like '__drizzle%'").all() as { name: string }[]).map((r) => r.name);
-      expect(tables.sort()).toEqual(['accounts', 'blobs', 'device_credentials', 'devices', 'envelopes', 'kyber_prekeys', 'link_tokens', 'one_time_prekeys', 'relationships', 'reports', 'signed_prekeys', 'ws_tickets']);
+      expect(tables.sort()).toEqual(['accounts', 'blobs', 'device_credentials', 'devices', 'envelopes', 'fanouts', 'kyber_prekeys', 'link_tokens', 'one_time_prekeys', 'relationships', 'reports', 'signed_prekeys', 'ws_tickets']);
       const columns = Object.fromEntries(tables.map((name) => [name, (sqlite.prepare(`pragma table_info(${name})`).all() as { name: string }[]).map((c) => c.name)]));
       expect(columns['envelopes']).toEqual(['seq', 'guid', 'account_id', 'device_id', 'sender_account_id', 'sender_device_id', 'type', 'ciphertext', 'server_timestamp']);
+      // a large group send's one row between its acceptance and its expansion: ids and ciphertext only
+      expect(columns['fanouts']).toEqual(['id', 'guid_prefix', 'sender_account_id', 'sender_device_id', 'type', 'ciphertext', 'server_timestamp', 'recipients']);
       const env = sqlite.prepare('select * from envelopes').get() as { ciphertext: Buffer };
       expect(new Uint8Array(env.ciphertext)).toEqual(ciphertext);
       const creds = sqlite.prepare('select secret_hash from device_credentials').all() as { secret_hash: Buffer }[];

@@ -118,6 +118,66 @@ describe('EnvelopeRepo as commit observer', () => {
   });
 });
 
+describe('CommitQueue follow-ups', () => {
+  const seqs = (rows: EnvelopeRow[][]) => rows.flat().map((r) => r.guid);
+  const named = (guid: string): NewEnvelope => ({ ...env(), guid });
+
+  it('runs a follow-up after its batch committed, in a flush of its own, ahead of later writes', async () => {
+    let settledBeforeFollowUp = false;
+    let followUpRan = false;
+    const accepted = queue.run(() => {
+      envelopes.insert([named('accepted')]);
+      queue.follow(() => {
+        followUpRan = true;
+        envelopes.insert([named('follow-up')]);
+      });
+    }).then(() => {
+      settledBeforeFollowUp = !followUpRan;
+    });
+    await accepted;
+    expect(settledBeforeFollowUp).toBe(true);
+    expect(handed).toHaveLength(1); // the follow-up has not committed yet
+    await queue.run(() => envelopes.insert([named('later')]));
+    expect(seqs(handed)).toEqual(['accepted', 'follow-up', 'later']);
+  });
+
+  it('does not hold back the batch: operations submitted with the caller commit with it', async () => {
+    const a = queue.run(() => {
+      envelopes.insert([named('accepted')]);
+      queue.follow(() => envelopes.insert([named('follow-up')]));
+    });
+    const b = queue.run(() => envelopes.insert([named('batch-mate')]));
+    await Promise.all([a, b]);
+    expect(handed.map((rows) => rows.map((r) => r.guid))).toEqual([['accepted', 'batch-mate']]);
+    await queue.run(() => undefined);
+    expect(seqs(handed)).toEqual(['accepted', 'batch-mate', 'follow-up']);
+  });
+
+  it('drops the follow-up of an operation that is rolled back, in either kind of batch', async () => {
+    const fails = () => queue.run(() => {
+      queue.follow(() => envelopes.insert([env()]));
+      throw new Error('no');
+    });
+    // alone (its own rollback), then among others (the batch runs again with savepoints)
+    await expect(fails()).rejects.toThrow('no');
+    const among = [queue.run(() => envelopes.insert([env()])), fails(), queue.run(() => envelopes.insert([env()]))];
+    const results = await Promise.allSettled(among);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    await queue.run(() => undefined);
+    expect(handed.flat()).toHaveLength(2);
+    expect((database.sqlite.prepare('select count(*) as n from envelopes').get() as { n: number }).n).toBe(2);
+  });
+
+  it('is refused outside a running operation; close runs pending follow-ups', async () => {
+    expect(() => queue.follow(() => undefined)).toThrow(/outside a running operation/);
+    await queue.run(() => {
+      queue.follow(() => envelopes.insert([env()]));
+    });
+    queue.close();
+    expect(handed.flat()).toHaveLength(1);
+  });
+});
+
 describe('AccountRepo device-list cache', () => {
   it('sees added and removed devices', async () => {
     expect(accounts.devices('bob').map((d) => d.deviceId)).toEqual([1]);

@@ -78,6 +78,9 @@ export class CommitQueue {
   /** Optimistic batches that had to run again (observability / tests). */
   retriedBatches = 0;
   private readonly onFlushed = (): void => this.flush();
+  /** Follow-ups asked for by the operations of the batch being run (see follow). */
+  private followUps: Pending[] = [];
+  private running = false;
   private readonly observers: CommitObserver[] = [];
 
   constructor(sqlite: Database.Database, private readonly maxBatch = 1000) {
@@ -95,14 +98,32 @@ export class CommitQueue {
     this.runBatch = sqlite.transaction((batch: Pending[], outcomes: Outcome[]) => {
       for (const p of batch) {
         for (const o of this.observers) o.opStarted();
+        const mark = this.followUps.length;
         try {
           outcomes.push({ ok: true, value: this.runOp(p.op) });
         } catch (err) {
           for (const o of this.observers) o.opRolledBack();
+          this.followUps.length = mark;
           outcomes.push({ ok: false, value: err });
         }
       }
     });
+  }
+
+  /**
+   * Called by a running operation: run `op` right after this operation's batch has committed,
+   * ahead of every operation submitted meanwhile, and in a flush of its own, so the replies
+   * settled with the batch leave first. Whatever is submitted once those replies are out comes
+   * after the follow-up; the batch's other operations, submitted while this one was still
+   * unanswered, are not ordered against it. If the calling operation is rolled back, the
+   * follow-up goes with it. A follow-up that fails is reported to `settle` like any operation.
+   *
+   * @example
+   * queue.run(() => { const id = fanouts.accept(row); queue.follow(() => expand(id)); return guids; });
+   */
+  follow(op: () => unknown, settle: Settle<unknown> = ignore): void {
+    if (!this.running) throw new Error('CommitQueue.follow outside a running operation');
+    this.followUps.push({ op, settle });
   }
 
   /** Follow every batch from now on (see {@link CommitObserver}). */
@@ -134,13 +155,18 @@ export class CommitQueue {
     }
   }
 
-  /** Commit everything queued now (also used on close). */
-  flush(): void {
+  /**
+   * Commit everything queued now. A batch that asked for follow-ups ends the flush: they run
+   * in the next one (scheduled at once), unless `drain` (close) runs everything here.
+   */
+  flush(drain = false): void {
     this.scheduled = false;
     while (this.pending.length > 0) {
       const batch = this.pending.length <= this.maxBatch ? this.pending : this.pending.slice(0, this.maxBatch);
       this.pending = batch === this.pending ? [] : this.pending.slice(this.maxBatch);
       let outcomes: Outcome[] = [];
+      this.followUps = [];
+      this.running = true;
       try {
         // BEGIN IMMEDIATE ... COMMIT: the commit (and its fsync under synchronous=FULL) happens
         // before any promise below settles.
@@ -153,6 +179,7 @@ export class CommitQueue {
           } catch (err) {
             if (!(err instanceof OptimisticAbort)) throw err;
             for (const o of this.observers) o.rolledBack();
+            this.followUps = [];
             if (batch.length === 1) {
               settleSafely(batch[0]!.settle, false, err.error);
               continue;
@@ -165,23 +192,40 @@ export class CommitQueue {
         }
       } catch (err) {
         for (const o of this.observers) o.rolledBack();
+        this.followUps = [];
         for (const p of batch) settleSafely(p.settle, false, err);
         continue;
+      } finally {
+        this.running = false;
       }
       this.batches++;
       for (const o of this.observers) o.committed();
-      for (let i = 0; i < batch.length; i++) {
+      for (let i = 0; i < outcomes.length; i++) {
         const o = outcomes[i]!;
         settleSafely(batch[i]!.settle, o.ok, o.value);
+      }
+      const followUps = this.followUps;
+      if (followUps.length === 0) continue;
+      // follow-ups first, then whatever was submitted meanwhile
+      this.followUps = [];
+      this.pending = [...followUps, ...this.pending];
+      if (!drain) {
+        if (!this.scheduled) {
+          this.scheduled = true;
+          setImmediate(this.onFlushed);
+        }
+        return;
       }
     }
   }
 
   close(): void {
-    this.flush();
+    this.flush(true);
     this.closed = true;
   }
 }
+
+const ignore = (): void => undefined;
 
 function settleSafely(settle: Settle<unknown>, ok: boolean, value: unknown): void {
   try {

@@ -88,6 +88,26 @@ export const envelopes = sqliteTable('envelopes', {
 ]);
 
 /**
+ * A multi-recipient send accepted but not yet expanded into its per-device `envelopes` rows:
+ * one shared ciphertext and the recipient list, so that the send is durable after writing one
+ * row. The expansion runs in the commit right after the accepting one (ahead of every later
+ * write) and deletes the row; a relay that stopped in between expands what is left on start.
+ * Device `guidIndex` gets the guid `guidPrefix` + four hex digits of the index (the guids the
+ * sender was answered with).
+ */
+export const fanouts = sqliteTable('fanouts', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  guidPrefix: text('guid_prefix').notNull(),
+  senderAccountId: text('sender_account_id').notNull(),
+  senderDeviceId: integer('sender_device_id').notNull(),
+  type: text('type').notNull(),
+  ciphertext: bytes('ciphertext').notNull(),
+  serverTimestamp: integer('server_timestamp').notNull(),
+  /** JSON `[[accountId, deviceId, guidIndex], …]`: ids the envelope rows would carry anyway. */
+  recipients: text('recipients').notNull(),
+});
+
+/**
  * Request / block / restrict state that `ownerId` holds about `peerId`.
  * state: 'pending' (peer's messages arrived, owner has not answered), 'accepted', 'blocked', or
  * null (no state, only `restricted`).

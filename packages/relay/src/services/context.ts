@@ -4,6 +4,7 @@ import { BlobRepo } from '../db/blob-repo.js';
 import { CommitQueue } from '../db/commit-queue.js';
 import type { OpenDatabase } from '../db/database.js';
 import { EnvelopeRepo } from '../db/envelope-repo.js';
+import { FanoutRepo } from '../db/fanout-repo.js';
 import { KeyRepo } from '../db/key-repo.js';
 import { RelationshipRepo } from '../db/relationship-repo.js';
 import { ReportRepo } from '../db/report-repo.js';
@@ -18,6 +19,8 @@ export interface RelayContext {
   accounts: AccountRepo;
   keys: KeyRepo;
   envelopes: EnvelopeRepo;
+  /** Large multi-recipient sends between their acceptance and their expansion. */
+  fanouts: FanoutRepo;
   relationships: RelationshipRepo;
   reports: ReportRepo;
   blobs: BlobRepo;
@@ -48,6 +51,7 @@ export function createContext(config: RelayConfig, database: OpenDatabase, now: 
     accounts,
     keys: new KeyRepo(db),
     envelopes,
+    fanouts: new FanoutRepo(db),
     relationships,
     reports: new ReportRepo(db),
     blobs: new BlobRepo(db),

@@ -1,9 +1,10 @@
-import { MAX_RECEIPT_GUIDS, type BatchSendResponse, type MismatchedDevices, type RequestFrame, type SendResponse, type SendableEnvelopeType, type StaleDevices, type WsBatchSendBody, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
+import { MAX_RECEIPT_GUIDS, MAX_SEND_DEVICES, type BatchSendResponse, type MismatchedDevices, type RequestFrame, type SendResponse, type SendableEnvelopeType, type StaleDevices, type WsBatchSendBody, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
 import type { DeviceAddress } from '../credentials.js';
 import type { Settle } from '../db/commit-queue.js';
 import type { EnvelopeRow, NewEnvelope } from '../db/envelope-repo.js';
 import { RelayError } from '../errors.js';
-import { GuidMint } from '../guids.js';
+import type { FanoutRecipient, FanoutRow } from '../db/fanout-repo.js';
+import { GUID_PREFIX_LENGTH, GuidMint, guidAt } from '../guids.js';
 import { encodeReceipt } from '../wire.js';
 import { takeToken, type RelayContext } from './context.js';
 
@@ -120,6 +121,9 @@ function storeSend(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvel
   checkDeviceLists(ctx, sender, plans, type === 'plaintext' && plans.every((p) => p.devices.every((d) => (d.type ?? type) === 'plaintext')));
   const out: SendOutcome = { serverTimestamp, guids: [], ephemeral: [] };
   const mint = new GuidMint(serverTimestamp);
+  // A large stored multi-recipient send is accepted as one row and expanded right after.
+  const fanout: FanoutRecipient[] | undefined =
+    shared !== undefined && !ephemeral && deviceCount(plans) >= ctx.config.limits.fanoutDeferDevices ? [] : undefined;
   // Request and block state of every other recipient account, read together (from the
   // repository's cache; misses in two statements) inside this operation, so no other write
   // can come between these reads and the writes below.
@@ -129,25 +133,86 @@ function storeSend(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvel
   for (const plan of plans) {
     const own = plan.accountId === sender.accountId;
     const theirs = own ? undefined : theirStates.get(plan.accountId);
+    if (!own && theirs !== 'blocked' && !ephemeral) {
+      if (theirs === undefined) ctx.relationships.setState(plan.accountId, sender.accountId, 'pending', serverTimestamp);
+      const mine = myStates.get(plan.accountId);
+      if (mine === undefined || mine === 'pending') ctx.relationships.setState(sender.accountId, plan.accountId, 'accepted', serverTimestamp);
+    }
+    if (fanout !== undefined) {
+      // Blocked: dropped silently; the sender sees the same success and never a receipt.
+      for (const d of plan.devices) {
+        const index = out.guids.length;
+        out.guids.push(mint.next());
+        if (theirs !== 'blocked') fanout.push([plan.accountId, d.deviceId, index]);
+      }
+      continue;
+    }
     const rows: NewEnvelope[] = plan.devices.map((d) => ({
       guid: mint.next(), accountId: plan.accountId, deviceId: d.deviceId,
       senderAccountId: sender.accountId, senderDeviceId: sender.deviceId, type: d.type ?? type, ciphertext: d.ciphertext ?? shared!, serverTimestamp,
     }));
     if (!ephemeral) for (const r of rows) out.guids.push(r.guid);
-    // Blocked: dropped silently; the sender sees the same success and never a receipt.
     if (theirs === 'blocked') continue;
-    if (ephemeral) {
-      out.ephemeral.push(...rows);
-      continue;
-    }
-    if (!own) {
-      if (theirs === undefined) ctx.relationships.setState(plan.accountId, sender.accountId, 'pending', serverTimestamp);
-      const mine = myStates.get(plan.accountId);
-      if (mine === undefined || mine === 'pending') ctx.relationships.setState(sender.accountId, plan.accountId, 'accepted', serverTimestamp);
-    }
-    ctx.envelopes.insert(rows);
+    if (ephemeral) out.ephemeral.push(...rows);
+    else ctx.envelopes.insert(rows);
+  }
+  if (fanout !== undefined && fanout.length > 0) {
+    // one operation's guids share a prefix up to 65,536 guids, far above MAX_SEND_DEVICES
+    const guidPrefix = out.guids[0]!.slice(0, GUID_PREFIX_LENGTH);
+    if (!out.guids[out.guids.length - 1]!.startsWith(guidPrefix)) throw new RelayError('INTERNAL', 'a fan-out spans two guid prefixes');
+    acceptFanout(ctx, { guidPrefix, senderAccountId: sender.accountId, senderDeviceId: sender.deviceId, type, ciphertext: shared!, serverTimestamp, recipients: fanout });
   }
   return out;
+}
+
+function deviceCount(plans: readonly RecipientPlan[]): number {
+  let n = 0;
+  for (const p of plans) n += p.devices.length;
+  return n;
+}
+
+/**
+ * Stores a multi-recipient send's envelopes (one sender, one ciphertext, one guid prefix) as one
+ * `fanouts` row and asks the commit queue to expand them into per-device rows right after this
+ * operation's commit: the send is durable once that one row is, and the sender's reply does not
+ * wait for a thousand inserts. Every write submitted once the reply is out comes after the
+ * expansion, so a device never sees a later message of the sender's before this one. Runs
+ * inside the accepting operation.
+ */
+function acceptFanout(ctx: RelayContext, fanout: Omit<FanoutRow, 'id'>): void {
+  const id = ctx.fanouts.accept(fanout);
+  ctx.queue.follow(() => expandFanout(ctx, { id, ...fanout }));
+}
+
+/**
+ * Replaces a fan-out by its per-device envelope rows, leaving out devices removed since it was
+ * accepted (their queues are gone). Runs as a commit-queue operation.
+ */
+function expandFanout(ctx: RelayContext, fanout: FanoutRow): void {
+  const live = fanoutRows(fanout).filter((r) => ctx.accounts.devices(r.accountId).some((d) => d.deviceId === r.deviceId));
+  ctx.envelopes.insert(live);
+  ctx.fanouts.remove(fanout.id);
+}
+
+/** The envelope rows of a stored fan-out, as they were when it was accepted. */
+function fanoutRows(f: FanoutRow): NewEnvelope[] {
+  return f.recipients.map(([accountId, deviceId, index]) => ({
+    guid: guidAt(f.guidPrefix, index), accountId, deviceId,
+    senderAccountId: f.senderAccountId, senderDeviceId: f.senderDeviceId, type: f.type, ciphertext: f.ciphertext, serverTimestamp: f.serverTimestamp,
+  }));
+}
+
+/**
+ * Expands every fan-out a stopped relay left accepted but not expanded, in acceptance order,
+ * and commits before returning. Run once at start, before anything is served.
+ * @example
+ * const expanded = expandPendingFanouts(ctx); // 0 after a clean stop
+ */
+export function expandPendingFanouts(ctx: RelayContext): number {
+  const pending = ctx.fanouts.all();
+  for (const f of pending) ctx.queue.submit(() => expandFanout(ctx, f), ignore);
+  ctx.queue.flush(true);
+  return pending.length;
 }
 
 /** Plans a `send` body: per-device ciphertexts to one account. */
@@ -158,10 +223,13 @@ function accountPlan(body: WsSendBody): RecipientPlan[] {
 /** Plans a `sendMulti` body: one ciphertext (passed to {@link sendOp} as `shared`) to many accounts, each named once. */
 function manyPlan(body: WsMultiSendBody): readonly RecipientPlan[] {
   const seen = new Set<string>();
+  let devices = 0;
   for (const r of body.recipients) {
     if (seen.has(r.accountId)) throw new RelayError('BAD_REQUEST', 'an account is named twice');
     seen.add(r.accountId);
+    devices += r.devices.length;
   }
+  if (devices > MAX_SEND_DEVICES) throw new RelayError('BAD_REQUEST', `a multi-recipient send names at most ${MAX_SEND_DEVICES} devices`);
   return body.recipients;
 }
 

@@ -65,8 +65,11 @@ export async function sendGroupPayload(ctx: ClientContext, conversationId: strin
     const recipients: MultiRecipient[] = [];
     // only members holding this key: anyone else could not read it anyway
     const keyHolders = new Set(keyState!.distributedTo);
-    for (const accountId of members.filter((m) => keyHolders.has(m))) {
-      const devices = await ctx.directory.devices(accountId, { refresh: refresh.has(accountId) });
+    for (const accountId of members) {
+      if (!keyHolders.has(accountId)) continue;
+      // listed members come from the cache without a turn of the event loop each (a large group
+      // has a thousand of them)
+      const devices = (!refresh.has(accountId) && ctx.directory.cached(accountId)) || (await ctx.directory.devices(accountId, { refresh: refresh.has(accountId) }));
       if (devices.length > 0) recipients.push({ accountId, devices: devices.map((d) => ({ deviceId: d.deviceId, registrationId: d.registrationId })) });
     }
     try {

@@ -50,6 +50,11 @@ export class DeviceDirectory {
     return this.ownOthers;
   }
 
+  /** The account's devices as last listed, without a request (undefined when not listed yet). */
+  cached(accountId: string): RemoteDevice[] | undefined {
+    return this.cache.get(accountId);
+  }
+
   async devices(accountId: string, options: { refresh?: boolean } = {}): Promise<RemoteDevice[]> {
     if (!options.refresh) {
       const cached = this.cache.get(accountId);

@@ -117,7 +117,7 @@ export class FieldReader {
     const v = this.map[key];
     if (!Array.isArray(v)) this.fail(key, 'is not an array');
     if (v.length > maxCount) this.fail(key, `has more than ${maxCount} entries`);
-    return v.map((x, i) => item(x, `${this.path}.${key}[${i}]`));
+    return mapItems(v, `${this.path}.${key}`, item);
   }
 
   optArray<T>(key: string, maxCount: number, item: (value: unknown, path: string) => T): T[] | undefined {
@@ -159,9 +159,27 @@ export const items = {
     if (!Array.isArray(value) || value.length > maxCount) {
       throw new ProtocolError('INVALID_FIELD', `${path} is not an array of at most ${maxCount}`, { field: path });
     }
-    return value.map((x, i) => item(x, `${path}[${i}]`));
+    return mapItems(value, path, item);
   },
 };
+
+/**
+ * Reads every item of an array. Item readers are pure validators, so each runs first with the
+ * array's path and, only if it throws, once more with the item's own path (`path[i]`) for the
+ * error it reports: a valid array of a thousand items builds no per-item path string.
+ */
+function mapItems<T>(values: unknown[], path: string, item: (value: unknown, path: string) => T): T[] {
+  const out = new Array<T>(values.length);
+  const shared = `${path}[]`;
+  for (let i = 0; i < values.length; i++) {
+    try {
+      out[i] = item(values[i], shared);
+    } catch {
+      out[i] = item(values[i], `${path}[${i}]`);
+    }
+  }
+  return out;
+}
 
 /** Drops `undefined` properties so encoders emit only present optional fields. */
 export function compact<T extends Record<string, unknown>>(obj: T): T {

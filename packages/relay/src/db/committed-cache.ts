@@ -51,3 +51,64 @@ export class CommittedCache<V> implements CommitObserver {
     this.uncommitted.clear();
   }
 }
+
+/**
+ * {@link CommittedCache} keyed by a pair of strings (owner, peer), kept as one map per owner so
+ * a lookup builds no key string: a group send looks up two thousand pairs with one sender in
+ * each. Same rules: a write to a pair drops it and keeps it out while the write is uncommitted.
+ * Bounded by the number of pairs; when full, the owner cached first goes with all its pairs.
+ *
+ * @example
+ * const state = cache.get(ownerId, peerId) ?? cache.remember(ownerId, peerId, readRow());
+ */
+export class CommittedPairCache<V> implements CommitObserver {
+  private readonly owners = new Map<string, Map<string, V>>();
+  private pairs = 0;
+  /** Pairs written by the open transaction: owner → peers. */
+  private readonly uncommitted = new Map<string, Set<string>>();
+
+  constructor(private readonly inTransaction: () => boolean, private readonly maxPairs: number) {}
+
+  get(ownerId: string, peerId: string): V | undefined {
+    return this.owners.get(ownerId)?.get(peerId);
+  }
+
+  /** Keeps `value` (just read from the database) unless a write to the pair is uncommitted; returns it. */
+  remember(ownerId: string, peerId: string, value: V): V {
+    if (this.uncommitted.size > 0 && this.uncommitted.get(ownerId)?.has(peerId)) return value;
+    let peers = this.owners.get(ownerId);
+    if (peers === undefined) {
+      while (this.pairs >= this.maxPairs && this.owners.size > 0) {
+        const [oldest, gone] = this.owners.entries().next().value!;
+        this.pairs -= gone.size;
+        this.owners.delete(oldest);
+      }
+      peers = new Map();
+      this.owners.set(ownerId, peers);
+    }
+    if (!peers.has(peerId)) this.pairs++;
+    peers.set(peerId, value);
+    return value;
+  }
+
+  /** Called before every write that changes the pair's value. */
+  changing(ownerId: string, peerId: string): void {
+    if (this.owners.get(ownerId)?.delete(peerId)) this.pairs--;
+    if (!this.inTransaction()) return;
+    let peers = this.uncommitted.get(ownerId);
+    if (peers === undefined) this.uncommitted.set(ownerId, (peers = new Set()));
+    peers.add(peerId);
+  }
+
+  opStarted(): void {}
+
+  opRolledBack(): void {}
+
+  committed(): void {
+    this.uncommitted.clear();
+  }
+
+  rolledBack(): void {
+    this.uncommitted.clear();
+  }
+}

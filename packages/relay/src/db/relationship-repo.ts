@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { and, asc, count, eq } from 'drizzle-orm';
 import type { CommitObserver } from './commit-queue.js';
-import { CommittedCache } from './committed-cache.js';
+import { CommittedPairCache } from './committed-cache.js';
 import type { RelayDb } from './database.js';
 import { accounts, relationships } from './schema.js';
 
@@ -12,9 +12,6 @@ export interface RelationshipListing {
   username: string;
   since: number;
 }
-
-/** Cache key of an (owner, peer) pair; the length prefix keeps any two pairs apart. */
-const pairKey = (ownerId: string, peerId: string) => `${ownerId.length}:${ownerId}${peerId}`;
 
 /**
  * Message-request, block and restrict state that an owner holds about a peer. A row with no
@@ -31,7 +28,7 @@ const pairKey = (ownerId: string, peerId: string) => `${ownerId.length}:${ownerI
  * if (rel.state(bob, alice) === 'blocked') return; // drop silently
  */
 export class RelationshipRepo implements CommitObserver {
-  private readonly stateCache: CommittedCache<RelationshipState | null>;
+  private readonly stateCache: CommittedPairCache<RelationshipState | null>;
   // Read on every send and ack: a raw statement prepared once (drizzle's per-call mapping
   // cost more than the lookup). Columns as in schema.ts `relationships`.
   private readonly rowStmt: Database.Statement<[string, string], { state: RelationshipState | null; restricted: number }>;
@@ -43,7 +40,7 @@ export class RelationshipRepo implements CommitObserver {
 
   constructor(private readonly db: RelayDb, maxCachedPairs = 100_000) {
     const sqlite = db.$client;
-    this.stateCache = new CommittedCache(() => sqlite.inTransaction, maxCachedPairs);
+    this.stateCache = new CommittedPairCache(() => sqlite.inTransaction, maxCachedPairs);
     this.rowStmt = sqlite.prepare('SELECT state, restricted FROM relationships WHERE owner_id = ? AND peer_id = ?');
     this.ownersStmt = sqlite.prepare(`SELECT r.owner_id AS id, r.state FROM json_each(?) AS ids CROSS JOIN relationships AS r
       WHERE r.owner_id = ids.value AND r.peer_id = ? AND r.state IS NOT NULL`);
@@ -57,11 +54,10 @@ export class RelationshipRepo implements CommitObserver {
   }
 
   state(ownerId: string, peerId: string): RelationshipState | undefined {
-    const key = pairKey(ownerId, peerId);
-    const cached = this.stateCache.get(key);
+    const cached = this.stateCache.get(ownerId, peerId);
     if (cached !== undefined) return cached ?? undefined;
     const state = this.row(ownerId, peerId)?.state ?? null;
-    this.stateCache.remember(key, state);
+    this.stateCache.remember(ownerId, peerId, state);
     return state ?? undefined;
   }
 
@@ -70,25 +66,28 @@ export class RelationshipRepo implements CommitObserver {
    * the cache's misses read in one statement.
    */
   statesAbout(peerId: string, ownerIds: readonly string[]): Map<string, RelationshipState> {
-    return this.states(ownerIds, (id) => pairKey(id, peerId), (ids) => this.ownersStmt.all(ids, peerId));
+    const cache = this.stateCache;
+    return this.states(ownerIds, (id) => cache.get(id, peerId), (id, state) => cache.remember(id, peerId, state), (ids) => this.ownersStmt.all(ids, peerId));
   }
 
   /** The state `ownerId` holds about each of `peerIds` (peers without one are absent). */
   statesOf(ownerId: string, peerIds: readonly string[]): Map<string, RelationshipState> {
-    return this.states(peerIds, (id) => pairKey(ownerId, id), (ids) => this.peersStmt.all(ids, ownerId));
+    const cache = this.stateCache;
+    return this.states(peerIds, (id) => cache.get(ownerId, id), (id, state) => cache.remember(ownerId, id, state), (ids) => this.peersStmt.all(ids, ownerId));
   }
 
   private states(
     ids: readonly string[],
-    keyOf: (id: string) => string,
+    cached: (id: string) => RelationshipState | null | undefined,
+    remember: (id: string, state: RelationshipState | null) => void,
     read: (idsJson: string) => { id: string; state: RelationshipState }[],
   ): Map<string, RelationshipState> {
     const out = new Map<string, RelationshipState>();
     const missed: string[] = [];
     for (const id of ids) {
-      const cached = this.stateCache.get(keyOf(id));
-      if (cached === undefined) missed.push(id);
-      else if (cached !== null) out.set(id, cached);
+      const state = cached(id);
+      if (state === undefined) missed.push(id);
+      else if (state !== null) out.set(id, state);
     }
     if (missed.length === 0) return out;
     const found = new Map<string, RelationshipState>();
@@ -96,14 +95,14 @@ export class RelationshipRepo implements CommitObserver {
     for (const id of missed) {
       const state = found.get(id);
       if (state !== undefined) out.set(id, state);
-      this.stateCache.remember(keyOf(id), state ?? null);
+      remember(id, state ?? null);
     }
     return out;
   }
 
   /** Called before every write of the pair's row. */
   private changing(ownerId: string, peerId: string): void {
-    this.stateCache.changing(pairKey(ownerId, peerId));
+    this.stateCache.changing(ownerId, peerId);
   }
 
   opStarted(): void {}

@@ -6,5 +6,6 @@ CREATE TABLE `fanouts` (
 	`type` text NOT NULL,
 	`ciphertext` blob NOT NULL,
 	`server_timestamp` integer NOT NULL,
-	`recipients` text NOT NULL
+	`recipients` blob NOT NULL,
+	`skipped` text NOT NULL
 );

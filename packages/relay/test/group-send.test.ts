@@ -238,7 +238,9 @@ describe('deferred fan-out', () => {
 
   it('a fan-out left by a stop is expanded on start, with the guids the sender was answered', async () => {
     await addDevice('m1', 2);
+    await applyRelationship(ctx, { accountId: 'm3', deviceId: 1 }, 'ann', 'block');
     const out = await sendToMany(ctx, ann, body());
+    expect(out.guids).toHaveLength(MEMBERS.length + 1);
     // stop before the expansion's commit: the accepted row is all that is on disk
     ctx.queue.close = () => undefined;
     database.close();
@@ -249,9 +251,12 @@ describe('deferred fan-out', () => {
     await ctx.queue.run(() => ctx.accounts.removeDevice('m1', 2));
     expect(expandPendingFanouts(ctx)).toBe(1);
     expect(pendingFanouts()).toBe(0);
-    const stored = MEMBERS.map((m) => queued(m));
+    // m3 blocks ann: its guid was answered, but it gets no envelope
+    expect(queued('m3')).toEqual([]);
+    const stored = MEMBERS.filter((m) => m !== 'm3').map((m) => queued(m));
     for (const rows of stored) expect(rows).toHaveLength(1);
-    expect(stored.map((rows) => rows[0]!.guid)).toEqual(out.guids.filter((_, i) => i !== 2));
+    // guids in list order: m0, m1/1, m1/2 (removed), m2, m3 (blocked), m4, m5
+    expect(stored.map((rows) => rows[0]!.guid)).toEqual(out.guids.filter((_, i) => i !== 2 && i !== 4));
     expect(Buffer.from(stored[0]![0]!.ciphertext).equals(Buffer.from(ciphertext))).toBe(true);
     // the expanded rows are ordinary envelopes: an ack deletes one and sends ann a receipt
     await ackEnvelopes(ctx, { accountId: 'm0', deviceId: 1 }, [out.guids[0]!]);

@@ -226,7 +226,7 @@ describe('trust model', () => {
       const columns = Object.fromEntries(tables.map((name) => [name, (sqlite.prepare(`pragma table_info(${name})`).all() as { name: string }[]).map((c) => c.name)]));
       expect(columns['envelopes']).toEqual(['seq', 'guid', 'account_id', 'device_id', 'sender_account_id', 'sender_device_id', 'type', 'ciphertext', 'server_timestamp']);
       // a large group send's one row between its acceptance and its expansion: ids and ciphertext only
-      expect(columns['fanouts']).toEqual(['id', 'guid_prefix', 'sender_account_id', 'sender_device_id', 'type', 'ciphertext', 'server_timestamp', 'recipients']);
+      expect(columns['fanouts']).toEqual(['id', 'guid_prefix', 'sender_account_id', 'sender_device_id', 'type', 'ciphertext', 'server_timestamp', 'recipients', 'skipped']);
       const env = sqlite.prepare('select * from envelopes').get() as { ciphertext: Buffer };
       expect(new Uint8Array(env.ciphertext)).toEqual(ciphertext);
       const creds = sqlite.prepare('select secret_hash from device_credentials').all() as { secret_hash: Buffer }[];

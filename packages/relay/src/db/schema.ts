@@ -92,8 +92,8 @@ export const envelopes = sqliteTable('envelopes', {
  * one shared ciphertext and the recipient list, so that the send is durable after writing one
  * row. The expansion runs in the commit right after the accepting one (ahead of every later
  * write) and deletes the row; a relay that stopped in between expands what is left on start.
- * Device `guidIndex` gets the guid `guidPrefix` + four hex digits of the index (the guids the
- * sender was answered with).
+ * The n-th device of the list gets the guid `guidPrefix` + n in four hex digits (the guids the
+ * sender was answered with); devices of `skipped` accounts (who block the sender) get no row.
  */
 export const fanouts = sqliteTable('fanouts', {
   id: integer('id').primaryKey({ autoIncrement: true }),
@@ -103,8 +103,10 @@ export const fanouts = sqliteTable('fanouts', {
   type: text('type').notNull(),
   ciphertext: bytes('ciphertext').notNull(),
   serverTimestamp: integer('server_timestamp').notNull(),
-  /** JSON `[[accountId, deviceId, guidIndex], …]`: ids the envelope rows would carry anyway. */
-  recipients: text('recipients').notNull(),
+  /** The send's recipient list as the protocol packs it (`encodeRecipientList`): account and device ids. */
+  recipients: bytes('recipients').notNull(),
+  /** JSON array of the listed account ids that get nothing. */
+  skipped: text('skipped').notNull(),
 });
 
 /**

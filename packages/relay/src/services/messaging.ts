@@ -1,9 +1,9 @@
-import { MAX_RECEIPT_GUIDS, MAX_SEND_DEVICES, type BatchSendResponse, type MismatchedDevices, type RequestFrame, type SendResponse, type SendableEnvelopeType, type StaleDevices, type WsBatchSendBody, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
+import { MAX_RECEIPT_GUIDS, MAX_SEND_DEVICES, type MultiRecipientEntry, type BatchSendResponse, type MismatchedDevices, type RequestFrame, type SendResponse, type SendableEnvelopeType, type StaleDevices, type WsBatchSendBody, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
 import type { DeviceAddress } from '../credentials.js';
 import type { Settle } from '../db/commit-queue.js';
 import type { EnvelopeRow, NewEnvelope } from '../db/envelope-repo.js';
 import { RelayError } from '../errors.js';
-import type { FanoutRecipient, FanoutRow } from '../db/fanout-repo.js';
+import type { FanoutRow } from '../db/fanout-repo.js';
 import { GUID_PREFIX_LENGTH, GuidMint, guidAt } from '../guids.js';
 import { encodeReceipt } from '../wire.js';
 import { takeToken, type RelayContext } from './context.js';
@@ -122,8 +122,8 @@ function storeSend(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvel
   const out: SendOutcome = { serverTimestamp, guids: [], ephemeral: [] };
   const mint = new GuidMint(serverTimestamp);
   // A large stored multi-recipient send is accepted as one row and expanded right after.
-  const fanout: FanoutRecipient[] | undefined =
-    shared !== undefined && !ephemeral && deviceCount(plans) >= ctx.config.limits.fanoutDeferDevices ? [] : undefined;
+  const deferred = shared !== undefined && !ephemeral && deviceCount(plans) >= ctx.config.limits.fanoutDeferDevices;
+  const skipped: string[] = [];
   // Request and block state of every other recipient account, read together (from the
   // repository's cache; misses in two statements) inside this operation, so no other write
   // can come between these reads and the writes below.
@@ -138,13 +138,10 @@ function storeSend(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvel
       const mine = myStates.get(plan.accountId);
       if (mine === undefined || mine === 'pending') ctx.relationships.setState(sender.accountId, plan.accountId, 'accepted', serverTimestamp);
     }
-    if (fanout !== undefined) {
+    if (deferred) {
+      for (let i = 0; i < plan.devices.length; i++) out.guids.push(mint.next());
       // Blocked: dropped silently; the sender sees the same success and never a receipt.
-      for (const d of plan.devices) {
-        const index = out.guids.length;
-        out.guids.push(mint.next());
-        if (theirs !== 'blocked') fanout.push([plan.accountId, d.deviceId, index]);
-      }
+      if (theirs === 'blocked') skipped.push(plan.accountId);
       continue;
     }
     const rows: NewEnvelope[] = plan.devices.map((d) => ({
@@ -156,11 +153,12 @@ function storeSend(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvel
     if (ephemeral) out.ephemeral.push(...rows);
     else ctx.envelopes.insert(rows);
   }
-  if (fanout !== undefined && fanout.length > 0) {
+  if (deferred && out.guids.length > 0) {
     // one operation's guids share a prefix up to 65,536 guids, far above MAX_SEND_DEVICES
     const guidPrefix = out.guids[0]!.slice(0, GUID_PREFIX_LENGTH);
     if (!out.guids[out.guids.length - 1]!.startsWith(guidPrefix)) throw new RelayError('INTERNAL', 'a fan-out spans two guid prefixes');
-    acceptFanout(ctx, { guidPrefix, senderAccountId: sender.accountId, senderDeviceId: sender.deviceId, type, ciphertext: shared!, serverTimestamp, recipients: fanout });
+    const recipients = plans.map((p) => ({ accountId: p.accountId, devices: p.devices as MultiRecipientEntry['devices'] }));
+    acceptFanout(ctx, { guidPrefix, senderAccountId: sender.accountId, senderDeviceId: sender.deviceId, type, ciphertext: shared!, serverTimestamp, recipients, skipped });
   }
   return out;
 }
@@ -196,10 +194,22 @@ function expandFanout(ctx: RelayContext, fanout: FanoutRow): void {
 
 /** The envelope rows of a stored fan-out, as they were when it was accepted. */
 function fanoutRows(f: FanoutRow): NewEnvelope[] {
-  return f.recipients.map(([accountId, deviceId, index]) => ({
-    guid: guidAt(f.guidPrefix, index), accountId, deviceId,
-    senderAccountId: f.senderAccountId, senderDeviceId: f.senderDeviceId, type: f.type, ciphertext: f.ciphertext, serverTimestamp: f.serverTimestamp,
-  }));
+  const skipped = new Set(f.skipped);
+  const rows: NewEnvelope[] = [];
+  let index = 0;
+  for (const r of f.recipients) {
+    if (skipped.has(r.accountId)) {
+      index += r.devices.length;
+      continue;
+    }
+    for (const d of r.devices) {
+      rows.push({
+        guid: guidAt(f.guidPrefix, index++), accountId: r.accountId, deviceId: d.deviceId,
+        senderAccountId: f.senderAccountId, senderDeviceId: f.senderDeviceId, type: f.type, ciphertext: f.ciphertext, serverTimestamp: f.serverTimestamp,
+      });
+    }
+  }
+  return rows;
 }
 
 /**

@@ -20,6 +20,7 @@ import {
   encodeSignedPreKeyPublic,
   type Envelope,
   type RegisterAccountRequest,
+  type RequestFrame,
   type ResponseFrame,
 } from '@sotto/protocol';
 import WebSocket from 'ws';
@@ -144,29 +145,25 @@ export class DeviceSocket {
 
   /** Sends `ciphertext` to the single device of `to`; resolves with the response frame. */
   send(to: TestDevice, ciphertext: Uint8Array): Promise<ResponseFrame> {
-    const id = this.nextId++;
-    return new Promise((resolve) => {
-      this.pending.set(id, resolve);
-      this.ws.send(
-        encodeClientFrame({
-          t: 'req', id, op: 'send',
-          body: { to: to.accountId, type: 'whisper', messages: [{ deviceId: to.deviceId, registrationId: to.registrationId, ciphertext }] },
-        }),
-      );
-    });
+    return this.request((id) => ({
+      t: 'req', id, op: 'send',
+      body: { to: to.accountId, type: 'whisper', messages: [{ deviceId: to.deviceId, registrationId: to.registrationId, ciphertext }] },
+    }));
   }
 
   /** Sends `ciphertext` as one multi-recipient (`sendMulti`) send to the single device of each of `to`. */
   sendMulti(to: TestDevice[], ciphertext: Uint8Array): Promise<ResponseFrame> {
+    return this.request((id) => ({
+      t: 'req', id, op: 'sendMulti',
+      body: { type: 'senderkey', ciphertext, recipients: to.map((d) => ({ accountId: d.accountId, devices: [{ deviceId: d.deviceId, registrationId: d.registrationId }] })) },
+    }));
+  }
+
+  private request(frame: (id: number) => RequestFrame): Promise<ResponseFrame> {
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
-      this.ws.send(
-        encodeClientFrame({
-          t: 'req', id, op: 'sendMulti',
-          body: { type: 'senderkey', ciphertext, recipients: to.map((d) => ({ accountId: d.accountId, devices: [{ deviceId: d.deviceId, registrationId: d.registrationId }] })) },
-        }),
-      );
+      this.ws.send(encodeClientFrame(frame(id)));
     });
   }
 

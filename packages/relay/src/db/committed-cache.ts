@@ -1,5 +1,23 @@
 import type { CommitObserver } from './commit-queue.js';
 
+/** The commit-observer side of a cache: what open transactions wrote is forgotten when they end. */
+abstract class CommitFollowingCache implements CommitObserver {
+  /** Keys written by the open transaction. */
+  protected abstract readonly uncommitted: { clear(): void };
+
+  opStarted(): void {}
+
+  opRolledBack(): void {}
+
+  committed(): void {
+    this.uncommitted.clear();
+  }
+
+  rolledBack(): void {
+    this.uncommitted.clear();
+  }
+}
+
 /**
  * A bounded cache of values read from the database that never holds a value a rolled-back write
  * could have produced: a write to a key drops its entry and, while the write's transaction is
@@ -10,11 +28,13 @@ import type { CommitObserver } from './commit-queue.js';
  * const cached = cache.get(accountId) ?? cache.remember(accountId, stmt.all(accountId));
  * cache.changing(accountId); // before writing that account's rows
  */
-export class CommittedCache<V> implements CommitObserver {
+export class CommittedCache<V> extends CommitFollowingCache {
   private readonly entries = new Map<string, V>();
-  private readonly uncommitted = new Set<string>();
+  protected readonly uncommitted = new Set<string>();
 
-  constructor(private readonly inTransaction: () => boolean, private readonly maxEntries: number) {}
+  constructor(private readonly inTransaction: () => boolean, private readonly maxEntries: number) {
+    super();
+  }
 
   get(key: string): V | undefined {
     return this.entries.get(key);
@@ -39,17 +59,6 @@ export class CommittedCache<V> implements CommitObserver {
     if (this.inTransaction()) this.uncommitted.add(key);
   }
 
-  opStarted(): void {}
-
-  opRolledBack(): void {}
-
-  committed(): void {
-    this.uncommitted.clear();
-  }
-
-  rolledBack(): void {
-    this.uncommitted.clear();
-  }
 }
 
 /**
@@ -61,13 +70,15 @@ export class CommittedCache<V> implements CommitObserver {
  * @example
  * const state = cache.get(ownerId, peerId) ?? cache.remember(ownerId, peerId, readRow());
  */
-export class CommittedPairCache<V> implements CommitObserver {
+export class CommittedPairCache<V> extends CommitFollowingCache {
   private readonly owners = new Map<string, Map<string, V>>();
   private pairs = 0;
   /** Pairs written by the open transaction: owner → peers. */
-  private readonly uncommitted = new Map<string, Set<string>>();
+  protected readonly uncommitted = new Map<string, Set<string>>();
 
-  constructor(private readonly inTransaction: () => boolean, private readonly maxPairs: number) {}
+  constructor(private readonly inTransaction: () => boolean, private readonly maxPairs: number) {
+    super();
+  }
 
   get(ownerId: string, peerId: string): V | undefined {
     return this.owners.get(ownerId)?.get(peerId);
@@ -100,15 +111,4 @@ export class CommittedPairCache<V> implements CommitObserver {
     peers.add(peerId);
   }
 
-  opStarted(): void {}
-
-  opRolledBack(): void {}
-
-  committed(): void {
-    this.uncommitted.clear();
-  }
-
-  rolledBack(): void {
-    this.uncommitted.clear();
-  }
 }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { GUID_RUN_INDEX_DIGITS } from '@sotto/protocol';
 
 /** Most guids one {@link GuidMint} hands out before it draws a new random part. */
 const PER_RANDOM_PART = 0x10000;
@@ -75,5 +76,18 @@ export const GUID_PREFIX_LENGTH = 28;
  * guidAt(guid.slice(0, GUID_PREFIX_LENGTH), 3) // the fourth guid of that operation
  */
 export function guidAt(prefix: string, index: number): string {
-  return prefix + index.toString(16).padStart(4, '0');
+  return prefix + index.toString(16).padStart(GUID_RUN_INDEX_DIGITS, '0');
+}
+
+/**
+ * `guids` as a run (see the protocol's `expandGuidRun`) when they are one: the first guid's prefix
+ * followed by 0, 1, 2 … — what one operation's {@link GuidMint} hands out.
+ * @example
+ * const run = guidRunOf(out.guids); // { prefix, count } or undefined
+ */
+export function guidRunOf(guids: readonly string[]): { prefix: string; count: number } | undefined {
+  if (guids.length < 2) return undefined;
+  const prefix = guids[0]!.slice(0, GUID_PREFIX_LENGTH);
+  for (let i = 0; i < guids.length; i++) if (guids[i] !== guidAt(prefix, i)) return undefined;
+  return { prefix, count: guids.length };
 }

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { Envelope } from '@sotto/protocol';
+import { readSendResponse, type Envelope } from '@sotto/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceSocket, registerDevice, type TestDevice } from '../bench/relay-client.js';
 
@@ -121,7 +121,7 @@ describe('durability under SIGKILL', () => {
         attempted.add(i);
         const res = i % 2 === 0 ? await sock.send(bob, payloadOf(i)) : await sock.sendMulti([bob], payloadOf(i));
         if ('body' in res && res.status === 200) {
-          const guids = (res.body as { guids?: string[] }).guids ?? [];
+          const { guids } = readSendResponse(res.body);
           expect(guids).toHaveLength(1);
           succeeded.set(guids[0]!, i);
         }

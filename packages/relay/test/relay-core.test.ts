@@ -1,4 +1,4 @@
-import { decodeDeliveryReceipt, decodeEnvelope, decodePreKeyBundle } from '@sotto/protocol';
+import { decodeDeliveryReceipt, decodeEnvelope, decodePreKeyBundle, readSendResponse } from '@sotto/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, b64, linkDevice, register, sendBody, startTestRelay, TestSocket, unb64, type TestRelay } from './helpers/relay-harness.js';
 
@@ -158,6 +158,32 @@ describe('sending and delivery', () => {
     for (const d of [ned, oli, oli2]) {
       const page = await api(t, 'GET', '/v1/messages', d);
       expect(decodeEnvelope(unb64(page.body.envelopes[0])).ciphertext).toEqual(new Uint8Array([9, 9]));
+    }
+  });
+
+  it('answers a multi-recipient send over WebSocket with its guids as one run', async () => {
+    const sender = await register(t, 'run.sender');
+    const members = await Promise.all(['run.one', 'run.two', 'run.three'].map((u) => register(t, u)));
+    const sock = await TestSocket.open(t, sender);
+    try {
+      const res = await sock.request('sendMulti', {
+        type: 'senderkey', ciphertext: new Uint8Array([7]),
+        recipients: members.map((m) => ({ accountId: m.accountId, devices: [{ deviceId: 1, registrationId: m.registrationId }] })),
+      });
+      expect(res.status).toBe(200);
+      if (!('body' in res)) throw new Error('refused');
+      // prefix and count on the wire, not three strings
+      expect(res.body['guids']).toBeUndefined();
+      expect(res.body['guidRun']).toMatchObject({ count: 3 });
+      const { guids } = readSendResponse(res.body);
+      const delivered = [];
+      for (const m of members) {
+        const page = await api(t, 'GET', '/v1/messages', m);
+        delivered.push(decodeEnvelope(unb64(page.body.envelopes[0])).guid);
+      }
+      expect(delivered).toEqual(guids);
+    } finally {
+      sock.close();
     }
   });
 

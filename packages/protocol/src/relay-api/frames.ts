@@ -214,10 +214,32 @@ export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
  */
 export function readSendResponse(body: Record<string, unknown>): SendResponse {
   const r = FieldReader.from(body, 'SendResponse');
-  return {
-    serverTimestamp: r.uint('serverTimestamp'),
-    guids: r.array('guids', MAX_SEND_DEVICES, items.string(MAX_GUID)),
-  };
+  const serverTimestamp = r.uint('serverTimestamp');
+  if (r.has('guidRun')) {
+    const { prefix, count } = r.nested('guidRun', (g) => ({
+      prefix: g.string('prefix', { minLength: 1, maxLength: MAX_GUID - GUID_RUN_INDEX_DIGITS }),
+      count: g.uint('count', { min: 1, max: MAX_SEND_DEVICES }),
+    }));
+    return { serverTimestamp, guids: expandGuidRun(prefix, count) };
+  }
+  return { serverTimestamp, guids: r.array('guids', MAX_SEND_DEVICES, items.string(MAX_GUID)) };
+}
+
+/** Hex digits of a guid's index within a {@link expandGuidRun run}. */
+export const GUID_RUN_INDEX_DIGITS = 4;
+
+/**
+ * The guids of a run: `prefix` followed by 0, 1, … `count - 1` in four lowercase hex digits. A
+ * relay answers a `sendMulti` over WebSocket with `guidRun: { prefix, count }` instead of the
+ * list when its guids form one run (a group send's thousand guids are 30 bytes instead of 33 KB);
+ * {@link readSendResponse} expands it, so callers see `guids` either way.
+ * @example
+ * expandGuidRun('0192f…a7', 2) // ['0192f…a70000', '0192f…a70001']
+ */
+export function expandGuidRun(prefix: string, count: number): string[] {
+  const guids = new Array<string>(count);
+  for (let i = 0; i < count; i++) guids[i] = prefix + i.toString(16).padStart(GUID_RUN_INDEX_DIGITS, '0');
+  return guids;
 }
 
 /**

@@ -1,6 +1,8 @@
 import {
   MAX_BATCH_SENDS,
   MAX_SEND_DEVICES,
+  expandGuidRun,
+  readSendResponse,
   decodeRecipientList,
   encodeRecipientList,
   type MultiRecipientEntry,
@@ -124,5 +126,23 @@ describe('sendMulti request frames (packed recipient list)', () => {
     expectCode(() => decodeClientFrame(encodeClientFrame(over)), 'INVALID_FIELD');
     // the old map-per-account form is refused, not misread
     expectCode(() => decodeClientFrame(encodeCbor({ t: 'req', id: 1, op: 'sendMulti', body: { type: 'senderkey', ciphertext: Uint8Array.of(1), recipients: [{ accountId: 'bob', devices: [] }] } })), 'INVALID_FIELD');
+  });
+});
+
+describe('send responses', () => {
+  it('expand a guid run into the list it stands for', () => {
+    const prefix = '0192f3a4b5c6' + 'deadbeefcafe0123';
+    expect(expandGuidRun(prefix, 3)).toEqual([`${prefix}0000`, `${prefix}0001`, `${prefix}0002`]);
+    expect(expandGuidRun(prefix, 0x11)[0x10]).toBe(`${prefix}0010`);
+    expect(readSendResponse({ serverTimestamp: 5, guidRun: { prefix, count: 2 } })).toEqual({ serverTimestamp: 5, guids: [`${prefix}0000`, `${prefix}0001`] });
+    expect(readSendResponse({ serverTimestamp: 5, guids: ['a', 'b'] })).toEqual({ serverTimestamp: 5, guids: ['a', 'b'] });
+  });
+
+  it('refuse a run that is empty, too long or has no prefix', () => {
+    expectCode(() => readSendResponse({ serverTimestamp: 5, guidRun: { prefix: 'p', count: 0 } }), 'INVALID_FIELD');
+    expectCode(() => readSendResponse({ serverTimestamp: 5, guidRun: { prefix: 'p', count: MAX_SEND_DEVICES + 1 } }), 'INVALID_FIELD');
+    expectCode(() => readSendResponse({ serverTimestamp: 5, guidRun: { prefix: '', count: 1 } }), 'INVALID_FIELD');
+    expectCode(() => readSendResponse({ serverTimestamp: 5, guidRun: { prefix: 'x'.repeat(61), count: 1 } }), 'INVALID_FIELD');
+    expectCode(() => readSendResponse({ serverTimestamp: 5, guidRun: 'p' }), 'INVALID_FIELD');
   });
 });

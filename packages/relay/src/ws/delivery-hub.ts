@@ -1,8 +1,9 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { decodeClientFrame, ProtocolError, type ClientFrame } from '@sotto/protocol';
+import { decodeClientFrame, encodeServerFrame, ProtocolError, type ClientFrame } from '@sotto/protocol';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { hashSecret, type DeviceAddress } from '../credentials.js';
+import { guidRunOf } from '../guids.js';
 import type { EnvelopeRow, NewEnvelope } from '../db/envelope-repo.js';
 import { toErrorBody } from '../errors.js';
 import type { RelayContext } from '../services/context.js';
@@ -137,7 +138,7 @@ export class DeliveryHub implements DeliveryNotifier {
       });
       return;
     }
-    submitSend(this.ctx, conn.address, frame, (ok, value) => this.reply(conn, id, ok, value));
+    submitSend(this.ctx, conn.address, frame, (ok, value) => this.reply(conn, id, ok, value, frame.op === 'sendMulti'));
   }
 
   private refuse(conn: DeviceConnection, id: number, err: unknown): void {
@@ -145,11 +146,15 @@ export class DeliveryHub implements DeliveryNotifier {
     conn.send({ t: 'res', id, status, error: body });
   }
 
-  private reply(conn: DeviceConnection, id: number, ok: boolean, value: unknown): void {
+  private reply(conn: DeviceConnection, id: number, ok: boolean, value: unknown, multi: boolean): void {
     if (!ok) return this.refuse(conn, id, value);
     const out = value as SendOutcome;
     this.pushEphemeral(out.ephemeral);
-    conn.sendBytes(sendResponseFrame(id, out.serverTimestamp, out.guids));
+    // a group send's guids are one run: answered as prefix and count, not a thousand strings
+    const run = multi ? guidRunOf(out.guids) : undefined;
+    conn.sendBytes(run === undefined
+      ? sendResponseFrame(id, out.serverTimestamp, out.guids)
+      : encodeServerFrame({ t: 'res', id, status: 200, body: { serverTimestamp: out.serverTimestamp, guidRun: run } }));
   }
 
   /** Close every connection (code 1001) and stop the heartbeat. */

@@ -80,7 +80,7 @@ export async function sendGroupPayload(ctx: ClientContext, conversationId: strin
     }
     const recipients: MultiRecipient[] = [];
     // only members holding this key: anyone else could not read it anyway
-    const keyHolders = new Set(keyState!.distributedTo);
+    const keyHolders = keyState === current ? holders : new Set(keyState!.distributedTo);
     for (const accountId of members) {
       if (!keyHolders.has(accountId)) continue;
       // listed members come from the cache without a turn of the event loop each (a large group

@@ -1,4 +1,4 @@
-import { MAX_RECEIPT_GUIDS, MAX_SEND_DEVICES, type MultiRecipientEntry, type BatchSendResponse, type MismatchedDevices, type RequestFrame, type SendResponse, type SendableEnvelopeType, type StaleDevices, type WsBatchSendBody, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
+import { expandGuidRun, MAX_RECEIPT_GUIDS, MAX_SEND_DEVICES, type MultiRecipientEntry, type BatchSendResponse, type MismatchedDevices, type RequestFrame, type SendResponse, type SendableEnvelopeType, type StaleDevices, type WsBatchSendBody, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
 import type { DeviceAddress } from '../credentials.js';
 import type { Settle } from '../db/commit-queue.js';
 import type { EnvelopeRow, NewEnvelope } from '../db/envelope-repo.js';
@@ -15,6 +15,8 @@ import { takeToken, type RelayContext } from './context.js';
 export interface SendOutcome extends SendResponse {
   /** Ephemeral envelopes to push to connected devices only. */
   ephemeral: NewEnvelope[];
+  /** `guids` as one run, when the send was stored as a deferred fan-out (`guids` expands it on first read). */
+  guidRun?: { prefix: string; count: number };
 }
 
 /**
@@ -122,7 +124,8 @@ function storeSend(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvel
   const out: SendOutcome = { serverTimestamp, guids: [], ephemeral: [] };
   const mint = new GuidMint(serverTimestamp);
   // A large stored multi-recipient send is accepted as one row and expanded right after.
-  const deferred = shared !== undefined && !ephemeral && deviceCount(plans) >= ctx.config.limits.fanoutDeferDevices;
+  const devices = deviceCount(plans);
+  const deferred = shared !== undefined && !ephemeral && devices >= ctx.config.limits.fanoutDeferDevices;
   const skipped: string[] = [];
   // Request and block state of every other recipient account, read together (from the
   // repository's cache; misses in two statements) inside this operation, so no other write
@@ -139,7 +142,6 @@ function storeSend(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvel
       if (mine === undefined || mine === 'pending') ctx.relationships.setState(sender.accountId, plan.accountId, 'accepted', serverTimestamp);
     }
     if (deferred) {
-      for (let i = 0; i < plan.devices.length; i++) out.guids.push(mint.next());
       // Blocked: dropped silently; the sender sees the same success and never a receipt.
       if (theirs === 'blocked') skipped.push(plan.accountId);
       continue;
@@ -153,12 +155,15 @@ function storeSend(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvel
     if (ephemeral) out.ephemeral.push(...rows);
     else ctx.envelopes.insert(rows);
   }
-  if (deferred && out.guids.length > 0) {
-    // one operation's guids share a prefix up to 65,536 guids, far above MAX_SEND_DEVICES
-    const guidPrefix = out.guids[0]!.slice(0, GUID_PREFIX_LENGTH);
-    if (!out.guids[out.guids.length - 1]!.startsWith(guidPrefix)) throw new RelayError('INTERNAL', 'a fan-out spans two guid prefixes');
+  if (deferred) {
+    // The fan-out's guids are one run: the mint's prefix and 0 … count-1 (one operation's guids
+    // share a prefix up to 65,536 guids, far above MAX_SEND_DEVICES). Built only if read.
+    const prefix = mint.next().slice(0, GUID_PREFIX_LENGTH);
+    const count = devices;
     const recipients = plans.map((p) => ({ accountId: p.accountId, devices: p.devices as MultiRecipientEntry['devices'] }));
-    acceptFanout(ctx, { guidPrefix, senderAccountId: sender.accountId, senderDeviceId: sender.deviceId, type, ciphertext: shared!, serverTimestamp, recipients, skipped });
+    acceptFanout(ctx, { guidPrefix: prefix, senderAccountId: sender.accountId, senderDeviceId: sender.deviceId, type, ciphertext: shared!, serverTimestamp, recipients, skipped });
+    let guids: string[] | undefined;
+    return { serverTimestamp, ephemeral: [], guidRun: { prefix, count }, get guids() { return (guids ??= expandGuidRun(prefix, count)); } };
   }
   return out;
 }

@@ -151,7 +151,7 @@ export class DeliveryHub implements DeliveryNotifier {
     const out = value as SendOutcome;
     this.pushEphemeral(out.ephemeral);
     // a group send's guids are one run: answered as prefix and count, not a thousand strings
-    const run = multi ? guidRunOf(out.guids) : undefined;
+    const run = multi ? (out.guidRun ?? guidRunOf(out.guids)) : undefined;
     conn.sendBytes(run === undefined
       ? sendResponseFrame(id, out.serverTimestamp, out.guids)
       : encodeServerFrame({ t: 'res', id, status: 200, body: { serverTimestamp: out.serverTimestamp, guidRun: run } }));

@@ -80,11 +80,13 @@ export async function sendGroupPayload(ctx: ClientContext, conversationId: strin
     }
     const recipients: MultiRecipient[] = [];
     // only members holding this key: anyone else could not read it anyway
-    const keyHolders = keyState === current ? holders : new Set(keyState!.distributedTo);
+    // (the common case, every member holding the key and nothing to refresh, skips both checks:
+    // a large group has a thousand members)
+    const everyone = keyState === current && missing.length === 0 && refresh.size === 0;
+    const keyHolders = everyone ? undefined : keyState === current ? holders : new Set(keyState!.distributedTo);
     for (const accountId of members) {
-      if (!keyHolders.has(accountId)) continue;
-      // listed members come from the cache without a turn of the event loop each (a large group
-      // has a thousand of them)
+      if (keyHolders !== undefined && !keyHolders.has(accountId)) continue;
+      // listed members come from the cache without a turn of the event loop each
       const devices = (!refresh.has(accountId) && ctx.directory.cached(accountId)) || (await ctx.directory.devices(accountId, { refresh: refresh.has(accountId) }));
       if (devices.length > 0) recipients.push(addressed(accountId, devices));
     }

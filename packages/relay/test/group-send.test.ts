@@ -10,12 +10,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { WsMultiSendBody } from '@sotto/protocol';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { defaultConfig } from '../src/config.js';
 import { openDatabase, type OpenDatabase } from '../src/db/database.js';
 import { RelayError } from '../src/errors.js';
 import { createContext, type RelayContext } from '../src/services/context.js';
-import { ackEnvelopes, backlogPage, expandPendingFanouts, sendToAccount, sendToMany } from '../src/services/messaging.js';
+import { ackEnvelopes, backlogPage, expandPendingFanouts, FANOUT_RETRY_MS, sendToAccount, sendToMany } from '../src/services/messaging.js';
 import { applyRelationship, listRequests } from '../src/services/requests.js';
 
 const MEMBERS = ['m0', 'm1', 'm2', 'm3', 'm4', 'm5'];
@@ -263,6 +263,37 @@ describe('deferred fan-out', () => {
     expect(queued('m0')).toEqual([]);
     expect(queued('ann').filter((r) => r.type === 'receipt')).toHaveLength(1);
     expect(expandPendingFanouts(ctx)).toBe(0);
+  });
+
+  it('tries a failed expansion again until it commits; the accepted row waits on disk meanwhile', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout'] });
+    try {
+      const insert = ctx.envelopes.insert.bind(ctx.envelopes);
+      let failing = true;
+      let attempts = 0;
+      ctx.envelopes.insert = (rows) => {
+        attempts++;
+        if (failing) throw new Error('disk full');
+        return insert(rows);
+      };
+      const out = await sendToMany(ctx, ann, body());
+      await ctx.queue.run(() => undefined); // the follow-up ran, and failed
+      expect(attempts).toBeGreaterThan(0);
+      expect(pendingFanouts()).toBe(1);
+      expect(queued('m0')).toEqual([]);
+      const before = attempts;
+      await vi.advanceTimersByTimeAsync(FANOUT_RETRY_MS); // tried again, failed again
+      await ctx.queue.run(() => undefined);
+      expect(attempts).toBeGreaterThan(before);
+      expect(pendingFanouts()).toBe(1);
+      failing = false;
+      await vi.advanceTimersByTimeAsync(FANOUT_RETRY_MS);
+      await ctx.queue.run(() => undefined);
+      expect(pendingFanouts()).toBe(0);
+      expect(MEMBERS.map((m) => queued(m)[0]?.guid)).toEqual(out.guids);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('stores nothing, not even the fan-out row, for a refused send', async () => {

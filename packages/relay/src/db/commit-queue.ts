@@ -219,6 +219,11 @@ export class CommitQueue {
     }
   }
 
+  /** Whether {@link close} was called (operations submitted now are refused). */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   close(): void {
     this.flush(true);
     this.closed = true;

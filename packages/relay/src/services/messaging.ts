@@ -183,8 +183,28 @@ function deviceCount(plans: readonly RecipientPlan[]): number {
  * inside the accepting operation.
  */
 function acceptFanout(ctx: RelayContext, fanout: Omit<FanoutRow, 'id'>): void {
-  const id = ctx.fanouts.accept(fanout);
-  ctx.queue.follow(() => expandFanout(ctx, { id, ...fanout }));
+  const row: FanoutRow = { id: ctx.fanouts.accept(fanout), ...fanout };
+  ctx.queue.follow(() => expandFanout(ctx, row), (ok) => {
+    if (!ok) retryExpansion(ctx, row);
+  });
+}
+
+/** Wait before a failed expansion (a full disk, say) is tried again. */
+export const FANOUT_RETRY_MS = 1000;
+
+/**
+ * Tries a failed expansion again later, until it commits or the relay closes (a closed queue
+ * refuses it; the row stays on disk and is expanded on the next start). The accepted send is
+ * not lost meanwhile: its row is committed.
+ */
+function retryExpansion(ctx: RelayContext, row: FanoutRow): void {
+  const timer = setTimeout(() => {
+    if (ctx.queue.isClosed) return;
+    ctx.queue.submit(() => expandFanout(ctx, row), (ok) => {
+      if (!ok && !ctx.queue.isClosed) retryExpansion(ctx, row);
+    });
+  }, FANOUT_RETRY_MS);
+  timer.unref();
 }
 
 /**

@@ -11,6 +11,8 @@ const MAX_DEVICES_PER_ACCOUNT = 255;
 const MAX_ACCOUNT_ID_BYTES = 32;
 const MAX_DEVICE_ID = 2 ** 31;
 const MAX_REGISTRATION_ID = 2 ** 31;
+/** windows-1252 (the WHATWG `latin1`): one character per byte, the same as ASCII on 0x21..0x7e. */
+const singleByte = new TextDecoder('latin1');
 
 /**
  * The recipient list of a `sendMulti` WebSocket frame, packed into one byte string instead of a
@@ -64,6 +66,9 @@ export function encodeRecipientList(recipients: readonly MultiRecipientEntry[]):
  */
 export function decodeRecipientList(bytes: Uint8Array, maxDevices: number, path = 'recipients'): MultiRecipientEntry[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // One byte, one character: account ids are sliced out of one decoding of the whole list
+  // (only their bytes, checked printable ASCII below, are ever read from it).
+  const text = singleByte.decode(bytes);
   const out: MultiRecipientEntry[] = [];
   let devices = 0;
   let o = 0;
@@ -73,7 +78,7 @@ export function decodeRecipientList(bytes: Uint8Array, maxDevices: number, path 
     const n = bytes[o++]!;
     if (n < 1 || n > MAX_ACCOUNT_ID_BYTES || o + n + 1 > bytes.length) fail(at, 'has a truncated or invalid account id');
     for (let k = o; k < o + n; k++) if (bytes[k]! < 0x21 || bytes[k]! > 0x7e) fail(`${at}.accountId`, 'is not printable ASCII');
-    const accountId = String.fromCharCode.apply(null, bytes.subarray(o, o + n) as unknown as number[]);
+    const accountId = text.slice(o, o + n);
     o += n;
     const d = bytes[o++]!;
     if (o + 8 * d > bytes.length) fail(`${at}.devices`, 'is truncated');

@@ -2,7 +2,6 @@ import { MAX_SEND_DEVICES, encodeContent, readSendResponse, stageStores, type Co
 import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
 import { newMessageId } from '../ids.js';
-import type { RemoteDevice } from '../messaging/device-directory.js';
 import { padPlaintext } from '../messaging/padding.js';
 import { toBase64Url } from '../relay/base64url.js';
 import { StorageBatch } from '../storage/batch.js';
@@ -18,21 +17,6 @@ const DISTRIBUTION_CONCURRENCY = 8;
 interface MultiRecipient {
   accountId: string;
   devices: { deviceId: number; registrationId: number }[];
-}
-
-/**
- * The recipient entry of an account's device listing, built once per listing: the directory
- * hands out the same array until the account is listed again, and a group send needs a
- * thousand of these.
- */
-const recipientEntries = new WeakMap<readonly RemoteDevice[], MultiRecipient>();
-function addressed(accountId: string, devices: readonly RemoteDevice[]): MultiRecipient {
-  let entry = recipientEntries.get(devices);
-  if (entry === undefined) {
-    entry = { accountId, devices: devices.map((d) => ({ deviceId: d.deviceId, registrationId: d.registrationId })) };
-    recipientEntries.set(devices, entry);
-  }
-  return entry;
 }
 
 /**
@@ -86,9 +70,13 @@ export async function sendGroupPayload(ctx: ClientContext, conversationId: strin
     const keyHolders = everyone ? undefined : keyState === current ? holders : new Set(keyState!.distributedTo);
     for (const accountId of members) {
       if (keyHolders !== undefined && !keyHolders.has(accountId)) continue;
-      // listed members come from the cache without a turn of the event loop each
-      const devices = (!refresh.has(accountId) && ctx.directory.cached(accountId)) || (await ctx.directory.devices(accountId, { refresh: refresh.has(accountId) }));
-      if (devices.length > 0) recipients.push(addressed(accountId, devices));
+      // listed members come from the cache, without a turn of the event loop each
+      let address = refresh.has(accountId) ? undefined : ctx.directory.addressOf(accountId);
+      if (address === undefined) {
+        const devices = await ctx.directory.devices(accountId, { refresh: refresh.has(accountId) });
+        address = ctx.directory.addressOf(accountId) ?? { accountId, devices: devices.map((d) => ({ deviceId: d.deviceId, registrationId: d.registrationId })) };
+      }
+      if (address.devices.length > 0) recipients.push(address);
     }
     try {
       return await postMulti(ctx, ciphertext, recipients, options.ephemeral === true);

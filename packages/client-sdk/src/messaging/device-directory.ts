@@ -24,8 +24,20 @@ export interface RemoteDevice {
  * listed it under, or the device is refused (a relay cannot slip in a device it made up without
  * that device's identity key, and identity keys are pinned per device by the identity store).
  */
+/** One account's devices as listed, and (once asked for) as a send names them. */
+interface Listing {
+  devices: RemoteDevice[];
+  address?: RecipientAddress;
+}
+
+/** An account and its devices as a multi-recipient send names them. */
+export interface RecipientAddress {
+  accountId: string;
+  devices: { deviceId: number; registrationId: number }[];
+}
+
 export class DeviceDirectory {
-  private readonly cache = new Map<string, RemoteDevice[]>();
+  private readonly cache = new Map<string, Listing>();
   private ownOthers: readonly number[];
 
   /**
@@ -52,13 +64,24 @@ export class DeviceDirectory {
 
   /** The account's devices as last listed, without a request (undefined when not listed yet). */
   cached(accountId: string): RemoteDevice[] | undefined {
-    return this.cache.get(accountId);
+    return this.cache.get(accountId)?.devices;
+  }
+
+  /**
+   * The account's devices as a multi-recipient send names them (account id, device and
+   * registration ids), built once per listing; undefined when not listed yet. A group send
+   * needs a thousand of these.
+   */
+  addressOf(accountId: string): RecipientAddress | undefined {
+    const listing = this.cache.get(accountId);
+    if (listing === undefined) return undefined;
+    return (listing.address ??= { accountId, devices: listing.devices.map((d) => ({ deviceId: d.deviceId, registrationId: d.registrationId })) });
   }
 
   async devices(accountId: string, options: { refresh?: boolean } = {}): Promise<RemoteDevice[]> {
     if (!options.refresh) {
       const cached = this.cache.get(accountId);
-      if (cached) return cached;
+      if (cached) return cached.devices;
     }
     const listing = await this.relay.listDevices(accountId);
     const devices: RemoteDevice[] = [];
@@ -90,7 +113,7 @@ export class DeviceDirectory {
     if (identity && devices.some((d) => !sameBytes(d.identityKey, identity))) {
       throw new SottoError('RELAY_ERROR', `the devices of ${accountId} do not share one identity key`, { relayCode: 'INVALID_DEVICE_RECORD' });
     }
-    this.cache.set(accountId, devices);
+    this.cache.set(accountId, { devices });
     const me = this.self();
     if (accountId === me.accountId) {
       const others = devices.filter((d) => d.deviceId !== me.deviceId).map((d) => d.deviceId);

@@ -9,7 +9,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { WsMultiSendBody } from '@sotto/protocol';
+import { MAX_SEND_DEVICES, type WsMultiSendBody } from '@sotto/protocol';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { defaultConfig } from '../src/config.js';
 import { openDatabase, type OpenDatabase } from '../src/db/database.js';
@@ -105,6 +105,25 @@ describe.each([
       expect(Buffer.from(rows[0]!.ciphertext).equals(Buffer.from(ciphertext))).toBe(true);
       expect(out.guids).toContain(rows[0]!.guid);
     }
+  });
+
+  it('refuses an account named twice and more than MAX_SEND_DEVICES devices in all (400, nothing stored)', async () => {
+    const twice = body();
+    twice.recipients.push(twice.recipients[0]!);
+    expect((await refusal(send(twice))).code).toBe('BAD_REQUEST');
+    // 2,049 devices over accounts of at most 16 named devices each
+    const over: WsMultiSendBody = {
+      type: 'senderkey', ciphertext,
+      recipients: Array.from({ length: Math.ceil((MAX_SEND_DEVICES + 1) / 16) }, (_, i) => ({
+        accountId: `acct${i}`,
+        devices: Array.from({ length: Math.min(16, MAX_SEND_DEVICES + 1 - 16 * i) }, (_, d) => ({ deviceId: d + 1, registrationId: 1 })),
+      })),
+    };
+    expect(over.recipients.reduce((n, r) => n + r.devices.length, 0)).toBe(MAX_SEND_DEVICES + 1);
+    const err = await refusal(send(over));
+    expect(err.code).toBe('BAD_REQUEST');
+    expect(err.message).toContain(`${MAX_SEND_DEVICES} devices`);
+    expect(queued('m0')).toEqual([]);
   });
 
   it('sees a device added or removed between two group sends (409, nothing stored)', async () => {

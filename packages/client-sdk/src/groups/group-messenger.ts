@@ -2,6 +2,7 @@ import { MAX_SEND_DEVICES, encodeContent, readSendResponse, stageStores, type Co
 import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
 import { newMessageId } from '../ids.js';
+import type { RecipientAddress } from '../messaging/device-directory.js';
 import { padPlaintext } from '../messaging/padding.js';
 import { toBase64Url } from '../relay/base64url.js';
 import { StorageBatch } from '../storage/batch.js';
@@ -12,12 +13,6 @@ import { groupIdOf, loadSenderKeyState, saveSenderKeyState, type GroupSenderKeyS
 const MAX_ATTEMPTS = 4;
 /** Pairwise sender-key distributions in flight at once. */
 const DISTRIBUTION_CONCURRENCY = 8;
-
-/** One recipient account of a multi-recipient send with its exact device list. */
-interface MultiRecipient {
-  accountId: string;
-  devices: { deviceId: number; registrationId: number }[];
-}
 
 /**
  * Sends one encoded Content to every current member of a group with ONE sender-key ciphertext:
@@ -62,7 +57,7 @@ export async function sendGroupPayload(ctx: ClientContext, conversationId: strin
       keyState = await loadSenderKeyState(ctx.storage, groupId);
       continue;
     }
-    const recipients: MultiRecipient[] = [];
+    const recipients: RecipientAddress[] = [];
     // only members holding this key: anyone else could not read it anyway
     // (the common case, every member holding the key and nothing to refresh, skips both checks:
     // a large group has a thousand members)
@@ -156,9 +151,9 @@ async function distribute(ctx: ClientContext, groupId: Uint8Array, state: GroupS
  * exact-device-list rule is per account). A refusal after some requests went through re-sends to
  * those too on retry; receivers drop the repeat by message id.
  */
-async function postMulti(ctx: ClientContext, ciphertext: Uint8Array, recipients: MultiRecipient[], ephemeral: boolean): Promise<SendResponse> {
+async function postMulti(ctx: ClientContext, ciphertext: Uint8Array, recipients: RecipientAddress[], ephemeral: boolean): Promise<SendResponse> {
   if (recipients.length === 0) return { serverTimestamp: ctx.now(), guids: [] };
-  const chunks: MultiRecipient[][] = [[]];
+  const chunks: RecipientAddress[][] = [[]];
   let devicesInChunk = 0;
   for (const r of recipients) {
     if (devicesInChunk + r.devices.length > MAX_SEND_DEVICES && chunks[chunks.length - 1]!.length > 0) {
@@ -180,7 +175,7 @@ async function postMulti(ctx: ClientContext, ciphertext: Uint8Array, recipients:
   return { serverTimestamp: responses[0]!.serverTimestamp, guids: responses.flatMap((r) => r.guids) };
 }
 
-async function postMultiChunk(ctx: ClientContext, ciphertext: Uint8Array, recipients: MultiRecipient[], ephemeral: boolean): Promise<SendResponse> {
+async function postMultiChunk(ctx: ClientContext, ciphertext: Uint8Array, recipients: RecipientAddress[], ephemeral: boolean): Promise<SendResponse> {
   if (ctx.connection.connectionState === 'connected') {
     try {
       const body = await ctx.connection.request('sendMulti', { type: 'senderkey', ...(ephemeral ? { ephemeral: true } : {}), ciphertext, recipients });

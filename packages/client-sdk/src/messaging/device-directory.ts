@@ -18,12 +18,6 @@ export interface RemoteDevice {
   readonly engines: readonly EngineName[];
 }
 
-/**
- * The device lists of the accounts we talk to, fetched from the relay and verified: each signed
- * device record must verify under its own identity key and name the account and device the relay
- * listed it under, or the device is refused (a relay cannot slip in a device it made up without
- * that device's identity key, and identity keys are pinned per device by the identity store).
- */
 /** One account's devices as listed, and (once asked for) as a send names them. */
 interface Listing {
   devices: RemoteDevice[];
@@ -36,6 +30,12 @@ export interface RecipientAddress {
   devices: { deviceId: number; registrationId: number }[];
 }
 
+/**
+ * The device lists of the accounts we talk to, fetched from the relay and verified: each signed
+ * device record must verify under its own identity key and name the account and device the relay
+ * listed it under, or the device is refused (a relay cannot slip in a device it made up without
+ * that device's identity key, and identity keys are pinned per device by the identity store).
+ */
 export class DeviceDirectory {
   private readonly cache = new Map<string, Listing>();
   private ownOthers: readonly number[];
@@ -60,11 +60,6 @@ export class DeviceDirectory {
   /** Our account's other devices, as last seen (no network). */
   otherOwnDevices(): readonly number[] {
     return this.ownOthers;
-  }
-
-  /** The account's devices as last listed, without a request (undefined when not listed yet). */
-  cached(accountId: string): RemoteDevice[] | undefined {
-    return this.cache.get(accountId)?.devices;
   }
 
   /**

@@ -159,11 +159,10 @@ function storeSend(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvel
     // The fan-out's guids are one run: the mint's prefix and 0 … count-1 (one operation's guids
     // share a prefix up to 65,536 guids, far above MAX_SEND_DEVICES). Built only if read.
     const prefix = mint.next().slice(0, GUID_PREFIX_LENGTH);
-    const count = devices;
     const recipients = plans.map((p) => ({ accountId: p.accountId, devices: p.devices as MultiRecipientEntry['devices'] }));
     acceptFanout(ctx, { guidPrefix: prefix, senderAccountId: sender.accountId, senderDeviceId: sender.deviceId, type, ciphertext: shared!, serverTimestamp, recipients, skipped });
     let guids: string[] | undefined;
-    return { serverTimestamp, ephemeral: [], guidRun: { prefix, count }, get guids() { return (guids ??= expandGuidRun(prefix, count)); } };
+    return { serverTimestamp, ephemeral: [], guidRun: { prefix, count: devices }, get guids() { return (guids ??= expandGuidRun(prefix, devices)); } };
   }
   return out;
 }

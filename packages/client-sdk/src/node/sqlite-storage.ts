@@ -77,6 +77,8 @@ export class SqliteStorage implements Storage {
   readonly #cipher: StoreCipher | undefined;
   readonly #insecureFastKdf: boolean;
   readonly #target: BatchTarget;
+  /** One batch in one transaction; built once (better-sqlite3 compiles a wrapper per `transaction()` call). */
+  readonly #apply: Database.Transaction<(batch: StorageBatch) => void>;
   readonly #q: Statements;
   readonly #protocolCache = new Map<string, Uint8Array | null>();
   readonly #blindSearch = new Map<string, Database.Statement>();
@@ -89,6 +91,7 @@ export class SqliteStorage implements Storage {
     this.#codec = new RowCodec(cipher);
     this.#q = prepare(db);
     this.#target = target(this.#q, this.#codec);
+    this.#apply = db.transaction((batch: StorageBatch) => applyBatch(batch, this.#target));
   }
 
   /** See {@link openSqliteStorage}. */
@@ -166,9 +169,8 @@ export class SqliteStorage implements Storage {
 
   async commit(batch: StorageBatch): Promise<void> {
     this.#check();
-    const run = this.#db.transaction(() => applyBatch(batch, this.#target));
     try {
-      run.immediate();
+      this.#apply.immediate(batch);
     } catch (err) {
       throw SottoError.from(err, 'STORAGE_FAILED', 'SQLite commit failed');
     }

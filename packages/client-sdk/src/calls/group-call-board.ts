@@ -37,6 +37,8 @@ export interface CallParticipantsEvent {
 /** One pairwise WebRTC connection of the mesh. */
 interface Link extends GroupCallLink {
   initiator: boolean;
+  /** ICE username fragment of the offer we answered: a new one means a new connection, not a renegotiation. */
+  offerUfrag?: string;
   outgoing: string[];
   flushScheduled?: boolean;
   timer?: unknown;
@@ -49,8 +51,15 @@ interface LiveGroupCall {
   links: Map<string, Link>;
   /** Candidates from a device whose offer (or our link to it) is not there yet. */
   pendingIce: Map<string, string[]>;
+  /** Connections lost in a row per device (reset once one connects), for the reconnect backoff. */
+  losses: Map<string, number>;
   timer?: unknown;
 }
+
+/** A lost connection to a device still in the call is opened again after this, times the losses in a row. */
+export const GROUP_CALL_RECONNECT_MS = 1000;
+/** Losses in a row after which a connection is not opened again (until the call changes). */
+const MAX_RECONNECTS = 5;
 
 /** Group calls known at once (ringing, joined, or watched so that a missed call can be joined). */
 const MAX_GROUP_CALLS = 16;
@@ -121,7 +130,7 @@ export class GroupCallBoard {
       const current = (await this.ctx.storage.getConversation(conversation.id)) ?? conversation;
       const start = this.content(conversation.id, callId, media, 'start');
       const state = newGroupCall({ callId, conversationId: conversation.id, self: this.self(), initiator: this.self(), media, direction: 'outgoing', startedAt: start.sentAt });
-      const live: LiveGroupCall = { state, links: new Map(), pendingIce: new Map() };
+      const live: LiveGroupCall = { state, links: new Map(), pendingIce: new Map(), losses: new Map() };
       if (stream) live.stream = stream;
       this.track(live);
       await sendControl(this.ctx, current, start, new StorageBatch().putCallLog(groupCallLogOf(state)));
@@ -264,7 +273,7 @@ export class GroupCallBoard {
       : age >= this.deps.ringTimeoutMs ? 'stale' as const
       : this.busy() || this.deps.directBusy() ? 'busy' as const
       : undefined;
-    const live: LiveGroupCall = { state, links: new Map(), pendingIce: new Map() };
+    const live: LiveGroupCall = { state, links: new Map(), pendingIce: new Map(), losses: new Map() };
     if (refusal) {
       live.state = groupTransition(state, { kind: 'refuse', at: receivedAt, detail: refusal }, this.max)!;
       batch.putCallLog(groupCallLogOf(live.state));
@@ -391,6 +400,11 @@ export class GroupCallBoard {
       this.dropLink(live, key, false);
       link = undefined;
     }
+    if (link && link.offerUfrag !== undefined && iceUfrag(body.sdp) !== link.offerUfrag) {
+      // the offering side lost the connection before we noticed and opened a new one
+      this.dropLink(live, key, link.connected);
+      link = undefined;
+    }
     if (link) return safeSignal(link.peer, { type: 'offer', sdp: body.sdp }); // renegotiation
     if (!live.state.roster.some((d) => deviceKey(d) === key)) return; // not admitted (call full)
     this.openLink(live, device, false, body.sdp);
@@ -407,6 +421,7 @@ export class GroupCallBoard {
     const key = deviceKey(device);
     const who: CallPeer = { accountId: device.accountId, deviceId: device.deviceId };
     const link: Link = { ...who, peer, connected: false, initiator, outgoing: [] };
+    if (offerSdp !== undefined) link.offerUfrag = iceUfrag(offerSdp);
     live.links.set(key, link);
     const current = (): boolean => live.links.get(key) === link;
     peer.on('signal', (data: SimplePeer.SignalData) => {
@@ -420,6 +435,7 @@ export class GroupCallBoard {
     peer.on('connect', () => {
       if (!current()) return;
       link.connected = true;
+      live.losses.delete(key);
       if (link.timer !== undefined) this.deps.timers.clearTimeout(link.timer);
       link.timer = undefined;
       live.session?.events.emit('connect', who);
@@ -427,19 +443,35 @@ export class GroupCallBoard {
     peer.on('data', (chunk: unknown) => live.session?.events.emit('data', toBytes(chunk), who));
     peer.on('stream', (stream: MediaStream) => live.session?.events.emit('stream', stream, who));
     peer.on('close', () => {
-      if (current()) this.dropLink(live, key);
+      if (current()) this.lostLink(live, key);
     });
     peer.on('error', (err: Error) => {
       if (!current()) return;
       live.session?.events.emit('error', new SottoError('NETWORK', 'a call connection failed', { cause: err }));
-      this.dropLink(live, key);
+      this.lostLink(live, key);
     });
     link.timer = this.deps.timers.setTimeout(() => {
-      if (current() && !link.connected) this.dropLink(live, key);
+      if (current() && !link.connected) this.lostLink(live, key);
     }, this.deps.connectTimeoutMs);
     if (offerSdp) safeSignal(peer, { type: 'offer', sdp: offerSdp });
     for (const c of live.pendingIce.get(key) ?? []) feedCandidate(link, c);
     live.pendingIce.delete(key);
+  }
+
+  /**
+   * A connection failed, closed or never connected while both devices are in the call: it is
+   * closed and, by the side that makes the offer to that device, opened again after a backoff
+   * (the other side answers the new offer). After MAX_RECONNECTS losses in a row it stays closed.
+   */
+  private lostLink(live: LiveGroupCall, key: string): void {
+    this.dropLink(live, key);
+    const losses = (live.losses.get(key) ?? 0) + 1;
+    live.losses.set(key, losses);
+    if (losses > MAX_RECONNECTS) return;
+    this.deps.timers.setTimeout(() => {
+      if (this.calls.get(live.state.callId) !== live || !isIn(live.state) || this.deps.closed()) return;
+      this.connectMesh(live);
+    }, GROUP_CALL_RECONNECT_MS * losses);
   }
 
   /** Closes one pairwise connection (the peer left, failed, or we are out of the call). */
@@ -562,4 +594,9 @@ function safeSignal(peer: SimplePeer.Instance, data: SimplePeer.SignalData): voi
   } catch {
     // a destroyed peer: the link's connect timeout or close handler cleans up
   }
+}
+
+/** The session's ICE username fragment (`a=ice-ufrag:`): it changes with every new peer connection. */
+function iceUfrag(sdp: string): string | undefined {
+  return /^a=ice-ufrag:(\S+)/m.exec(sdp)?.[1];
 }

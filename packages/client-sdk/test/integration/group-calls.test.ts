@@ -1,7 +1,8 @@
 /**
  * Group calls over a real relay and real WebRTC (`@roamhq/wrtc`, loopback, host candidates only):
  * a mesh of three devices (three connections), join and leave, call logs on every member, a
- * member who never answers, a non-member's signalling ignored, and the participant limit.
+ * member who never answers, a non-member's signalling ignored, the participant limit, and a lost
+ * connection opened again.
  */
 import wrtc from '@roamhq/wrtc';
 import { encodeContent, type CallBody, type Content } from '@sotto/protocol';
@@ -225,5 +226,36 @@ describe('group calls: a full mesh over a real relay and real WebRTC', () => {
     await hank.endCall(call.callId);
     const log = await eventually(async () => (await hank2.callLogs({ conversationId: pair })).find((l) => l.callId === call.callId), 5_000, 'log on the second device');
     expect(log.status).toBe('ended');
+  }, 60_000);
+
+  it('a connection lost while both stay in the call is opened again by the offering side', async () => {
+    const call = asGroup(await alice.startCall(group, 'voice'));
+    sessions.push(call);
+    const bobRing = bob.events.waitFor('incomingCall', (e) => e.callId === call.callId, 15_000);
+    await bobRing;
+    const bobCall = asGroup(await bob.acceptCall(call.callId));
+    sessions.push(bobCall);
+    await Promise.all([connectedTo(call, bob), connectedTo(bobCall, alice)]);
+    await exchange(call, alice, bobCall, bob);
+
+    // the network drops the pair's connection on the offering side; the other side does not
+    // notice (its connection's close is never reported), so it learns of it from the new offer
+    const aliceOffers = (call.peers.find((p) => p.accountId === 'bob')!.peer as unknown as { initiator: boolean }).initiator;
+    const [offering, other, offeringClient, otherClient] = aliceOffers ? [call, bobCall, alice, bob] as const : [bobCall, call, bob, alice] as const;
+    const lost = offering.peers.find((p) => p.accountId === otherClient.accountId)!.peer;
+    const stale = other.peers.find((p) => p.accountId === offeringClient.accountId)!.peer;
+    stale.removeAllListeners('close');
+    stale.removeAllListeners('error');
+    const disconnected = offering.events.waitFor('disconnect', (p) => p.accountId === otherClient.accountId, 10_000);
+    lost.destroy();
+    await disconnected;
+    await eventually(() => offering.peers.some((p) => p.accountId === otherClient.accountId && p.connected && p.peer !== lost), 20_000, 'a new connection');
+    await eventually(() => other.peers.some((p) => p.accountId === offeringClient.accountId && p.connected && p.peer !== stale), 20_000, 'the other side on it');
+    await exchange(offering, offeringClient, other, otherClient);
+    await exchange(other, otherClient, offering, offeringClient);
+    expect(call.state).toBe('ongoing');
+    expect(bobCall.state).toBe('ongoing');
+    await alice.endCall(call.callId);
+    await bob.endCall(call.callId);
   }, 60_000);
 });

@@ -9,7 +9,7 @@ import {
   type SafetyNumber,
 } from '@sotto/protocol';
 import { credentialsOf, linkAccount, loadAccount, maintainPreKeys, registerAccount, type AccountState } from './account.js';
-import type { LinkCatchUp } from './devices/catch-up.js';
+import { resumeCatchUps, type LinkCatchUp } from './devices/catch-up.js';
 import { announceLinked, approveLink, createPendingLink, removeOwnDevice, waitForProvision, type ApprovedLink } from './devices/linking.js';
 import { downloadSnapshot, importSnapshot } from './devices/snapshot.js';
 import { enqueueSync, transcriptFor, unseenIncoming } from './devices/sync.js';
@@ -122,6 +122,7 @@ export class SottoClient {
   private closed = false;
   /** Links this device approved whose catch-up is not sent yet (devices/catch-up.ts). */
   private readonly catchUps = new Set<LinkCatchUp>();
+  private catchUpsResumed = false;
   /** sentAt of the last message this client sent (history orders by sentAt, then id). */
   private lastSentAt = 0;
 
@@ -278,6 +279,12 @@ export class SottoClient {
    */
   async connect(): Promise<void> {
     this.assertOpen();
+    if (!this.catchUpsResumed) {
+      // a link this device approved before it last closed: its catch-up goes on, noting from
+      // before the backlog comes in (what reached the account while closed is in it)
+      this.catchUpsResumed = true;
+      await resumeCatchUps(this.ctx, this.catchUps).catch(() => undefined);
+    }
     await this.ctx.connection.start();
     await this.maintainKeys().catch(() => undefined);
     await this.ctx.directory.devices(this.accountId, { refresh: true }).catch(() => undefined);
@@ -310,7 +317,7 @@ export class SottoClient {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const catchUp of this.catchUps) catchUp.stop();
+    await Promise.all([...this.catchUps].map((catchUp) => catchUp.suspend()));
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.keysTimer) clearTimeout(this.keysTimer);
     await this.ctx.connection.stop();
@@ -844,8 +851,9 @@ export class SottoClient {
    * `transferHistory` the newest messages (`historyPerConversation`, default 5,000 per
    * conversation). Approve only codes shown on your own device. Until the new device is listed
    * (at most the link code's 10 minutes), this device notes what it stores and then sends it
-   * there (`catchUp`), so nothing of the linking minutes is missing on the new device; closing
-   * this client earlier ends that.
+   * there (`catchUp`), so nothing of the linking minutes is missing on the new device. Closing
+   * this client earlier settles `catchUp` with `{ skipped: 'stopped' }`; the watch is kept in
+   * the store and goes on at the next `connect()`, until the link code expires.
    * @example
    * const { catchUp } = await phone.approveLink(scannedCode, { transferHistory: true });
    * await catchUp; // { sent: 2 }: messages of the linking minutes, now on the new device too

@@ -1,4 +1,4 @@
-import type { AttachmentPointer } from '@sotto/protocol';
+import { decodeCbor, encodeCbor, FieldReader, items, type AttachmentPointer } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
 import { StorageBatch } from '../storage/batch.js';
 import { messageView } from '../threads/views.js';
@@ -25,12 +25,42 @@ import { enqueueSync } from './sync.js';
  * The new device imports it like the link snapshot ({@link applyHistorySync}): by message id, never
  * overwriting what it holds. Messages it also received directly are not duplicated.
  *
- * The watch lives in memory only: if the approving device closes before the new device appears,
- * the catch-up is lost (nothing else breaks).
+ * The watch is kept in the store (the new device's id, the deadline and the ids noted so far,
+ * saved when the watch starts and within a moment of each new id): a client that closes before
+ * the new device appears picks it up again on its next `connect()` (see
+ * {@link resumeCatchUps}), still before the deadline. Messages stored while it was closed are
+ * not noted: it was not running to store any.
  */
 
 /** Most message ids one catch-up notes; later ones are left out. */
 export const MAX_CATCH_UP_MESSAGES = 20_000;
+
+/** Protocol-record kind of a watch in progress (key: the new device's id). */
+const CATCH_UP_KIND = 'linkCatchUp';
+/** Device ids a link can hand out (libsignal's range; device 1 registered the account). */
+const LINKED_DEVICE_IDS = { first: 2, last: 127 } as const;
+/** A new id is saved within this long. */
+const SAVE_DELAY_MS = 200;
+
+interface SavedWatch {
+  deviceId: number;
+  deadline: number;
+  ids: string[];
+}
+
+function encodeWatch(w: SavedWatch): Uint8Array {
+  return encodeCbor({ v: 1, deviceId: w.deviceId, deadline: w.deadline, ids: w.ids });
+}
+
+function decodeWatch(bytes: Uint8Array): SavedWatch {
+  const r = FieldReader.from(decodeCbor(bytes), 'LinkCatchUp');
+  r.version([1]);
+  return {
+    deviceId: r.uint('deviceId', { min: LINKED_DEVICE_IDS.first, max: LINKED_DEVICE_IDS.last }),
+    deadline: r.uint('deadline'),
+    ids: r.array('ids', MAX_CATCH_UP_MESSAGES, items.string(256)),
+  };
+}
 
 export interface CatchUpTiming {
   /** Give up when the new device has not appeared by then (ms; default: the link token lifetime). */
@@ -49,16 +79,23 @@ export type CatchUpOutcome =
 
 /** The approving device's memory of one link, from the cut until the catch-up is sent. */
 export class LinkCatchUp {
-  private readonly ids = new Set<string>();
+  private readonly ids: Set<string>;
   private readonly unsubscribe: () => void;
   private stopped = false;
   private wakeOnStop: (() => void) | undefined;
   private wakeOnDevices: (() => void) | undefined;
+  /** The saved watch, once {@link run} started (saved again as ids are noted). */
+  private watch: { deviceId: number; deadline: number } | undefined;
+  private saveTimer: ReturnType<typeof setTimeout> | undefined;
+  private saving: Promise<void> = Promise.resolve();
 
-  /** Starts noting messages: call before reading the link snapshot. */
-  constructor(private readonly ctx: ClientContext) {
+  /** Starts noting messages: call before reading the link snapshot (`noted`: ids of a resumed watch). */
+  constructor(private readonly ctx: ClientContext, noted: Iterable<string> = []) {
+    this.ids = new Set(noted);
     const offMessage = ctx.events.on('message', (m) => {
-      if (this.ids.size < MAX_CATCH_UP_MESSAGES) this.ids.add(m.id);
+      if (this.ids.size >= MAX_CATCH_UP_MESSAGES || this.ids.has(m.id)) return;
+      this.ids.add(m.id);
+      this.saveSoon();
     });
     const offDevices = ctx.events.on('devicesChanged', () => this.wakeOnDevices?.());
     this.unsubscribe = () => {
@@ -73,35 +110,51 @@ export class LinkCatchUp {
    */
   async run(deviceId: number, timing: CatchUpTiming): Promise<CatchUpOutcome> {
     const { ctx } = this;
+    let outcome: CatchUpOutcome = { skipped: 'failed' };
     try {
       const deadline = ctx.now() + timing.timeoutMs;
-      let pollMs = timing.pollMs ?? 1_000;
-      for (;;) {
-        if (this.stopped) return { skipped: 'stopped' };
-        const devices = await ctx.directory.devices(ctx.account.accountId, { refresh: true }).catch(() => undefined);
-        if (devices?.some((d) => d.deviceId === deviceId)) break;
-        const left = deadline - ctx.now();
-        if (left <= 0) return { skipped: 'timeout' };
-        await this.sleep(Math.min(pollMs, left));
-        pollMs = Math.min(pollMs * 2, timing.maxPollMs ?? 15_000);
-      }
-      await this.sleep(timing.settleMs ?? 2_000, false);
-      if (this.stopped) return { skipped: 'stopped' };
-      this.unsubscribe();
-      const snapshot = await buildCatchUpSnapshot(ctx.storage, ctx.now(), this.ids);
-      if (snapshot.messages.length === 0) return { skipped: 'nothing-new' };
-      const pointer = await uploadSnapshot(ctx, snapshot);
-      if (this.stopped) return { skipped: 'stopped' };
-      const batch = new StorageBatch();
-      if (!enqueueSync(ctx, batch, { kind: 'history', payload: { deviceId, snapshot: pointer } })) return { skipped: 'stopped' };
-      await ctx.storage.commit(batch);
-      void ctx.outbox.kick();
-      return { sent: snapshot.messages.length };
+      this.watch = { deviceId, deadline };
+      await this.save();
+      outcome = await this.follow(deviceId, deadline, timing);
+      return outcome;
     } catch {
-      return { skipped: this.stopped ? 'stopped' : 'failed' };
+      outcome = { skipped: this.stopped ? 'stopped' : 'failed' };
+      return outcome;
     } finally {
       this.stop();
+      // a watch stopped by the client closing stays saved, to be resumed; any other end forgets it
+      if (!('skipped' in outcome && outcome.skipped === 'stopped')) await this.forget().catch(() => undefined);
     }
+  }
+
+  /** Waits for the new device, then sends it what was noted (the body of {@link run}). */
+  private async follow(deviceId: number, deadline: number, timing: CatchUpTiming): Promise<CatchUpOutcome> {
+    const { ctx } = this;
+    let pollMs = timing.pollMs ?? 1_000;
+    for (;;) {
+      if (this.stopped) return { skipped: 'stopped' };
+      const devices = await ctx.directory.devices(ctx.account.accountId, { refresh: true }).catch(() => undefined);
+      if (devices?.some((d) => d.deviceId === deviceId)) break;
+      const left = deadline - ctx.now();
+      if (left <= 0) return { skipped: 'timeout' };
+      await this.sleep(Math.min(pollMs, left));
+      pollMs = Math.min(pollMs * 2, timing.maxPollMs ?? 15_000);
+    }
+    await this.sleep(timing.settleMs ?? 2_000, false);
+    if (this.stopped) return { skipped: 'stopped' };
+    this.unsubscribe();
+    const snapshot = await buildCatchUpSnapshot(ctx.storage, ctx.now(), this.ids);
+    if (snapshot.messages.length === 0) return { skipped: 'nothing-new' };
+    const pointer = await uploadSnapshot(ctx, snapshot);
+    if (this.stopped) return { skipped: 'stopped' };
+    const batch = new StorageBatch();
+    if (!enqueueSync(ctx, batch, { kind: 'history', payload: { deviceId, snapshot: pointer } })) return { skipped: 'stopped' };
+    // the sync and the end of the watch in one commit: sent once, never resumed after
+    batch.protocolRecord(CATCH_UP_KIND, String(deviceId), null);
+    this.watch = undefined;
+    await ctx.storage.commit(batch);
+    void ctx.outbox.kick();
+    return { sent: snapshot.messages.length };
   }
 
   /** Ends the watch (the client closes, or the link failed): nothing is sent. */
@@ -109,6 +162,45 @@ export class LinkCatchUp {
     this.stopped = true;
     this.unsubscribe();
     this.wakeOnStop?.();
+  }
+
+  /** Ends the watch for a client that closes: the saved watch (ids up to now) is kept, to resume. */
+  async suspend(): Promise<void> {
+    this.stop();
+    if (this.saveTimer !== undefined) {
+      clearTimeout(this.saveTimer);
+      this.saveTimer = undefined;
+      await this.save();
+    }
+    await this.saving;
+  }
+
+  private saveSoon(): void {
+    if (this.watch === undefined || this.saveTimer !== undefined) return;
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined;
+      void this.save();
+    }, SAVE_DELAY_MS);
+    (this.saveTimer as { unref?: () => void }).unref?.();
+  }
+
+  /** Writes the watch (one write at a time, in order). A failed write leaves the previous one. */
+  private save(): Promise<void> {
+    const watch = this.watch;
+    if (watch === undefined) return this.saving;
+    const bytes = encodeWatch({ ...watch, ids: [...this.ids] });
+    this.saving = this.saving.then(() =>
+      this.ctx.storage.commit(new StorageBatch().protocolRecord(CATCH_UP_KIND, String(watch.deviceId), bytes)).catch(() => undefined));
+    return this.saving;
+  }
+
+  private async forget(): Promise<void> {
+    const watch = this.watch;
+    this.watch = undefined;
+    if (this.saveTimer !== undefined) clearTimeout(this.saveTimer);
+    this.saveTimer = undefined;
+    await this.saving;
+    if (watch !== undefined) await this.ctx.storage.commit(new StorageBatch().protocolRecord(CATCH_UP_KIND, String(watch.deviceId), null));
   }
 
   /** Sleeps `ms`; `stop()` ends it early, and so does `devicesChanged` when `onDevices` is set. */
@@ -126,6 +218,37 @@ export class LinkCatchUp {
       this.wakeOnDevices = onDevices ? done : undefined;
     });
   }
+}
+
+/**
+ * Picks up the watches a closed client left saved (see {@link LinkCatchUp}): each whose deadline
+ * has not passed runs again with the ids it had noted; the others are dropped. Called by
+ * `connect()`; each running watch is kept in `running` (stopped, and saved, on close).
+ * @example
+ * const resumed = await resumeCatchUps(ctx, running); // 1 after a close during a link
+ */
+export async function resumeCatchUps(ctx: ClientContext, running: Set<LinkCatchUp>): Promise<number> {
+  let resumed = 0;
+  for (let deviceId = LINKED_DEVICE_IDS.first; deviceId <= LINKED_DEVICE_IDS.last; deviceId++) {
+    const bytes = await ctx.storage.getProtocolRecord(CATCH_UP_KIND, String(deviceId));
+    if (bytes === undefined) continue;
+    let saved: SavedWatch | undefined;
+    try {
+      saved = decodeWatch(bytes);
+    } catch {
+      saved = undefined;
+    }
+    const left = saved === undefined ? 0 : saved.deadline - ctx.now();
+    if (saved === undefined || saved.deviceId !== deviceId || left <= 0) {
+      await ctx.storage.commit(new StorageBatch().protocolRecord(CATCH_UP_KIND, String(deviceId), null));
+      continue;
+    }
+    const catchUp = new LinkCatchUp(ctx, saved.ids);
+    running.add(catchUp);
+    void catchUp.run(deviceId, { timeoutMs: left }).finally(() => running.delete(catchUp));
+    resumed++;
+  }
+  return resumed;
 }
 
 /**

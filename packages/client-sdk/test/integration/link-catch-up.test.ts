@@ -5,7 +5,8 @@
  * The new device is held just before it registers by holding its `POST /v1/devices`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryStorage, SottoClient } from '../../src/index.js';
+import { encodeCbor } from '@sotto/protocol';
+import { MemoryStorage, SottoClient, StorageBatch } from '../../src/index.js';
 import { clientOptions, eventually, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
 
 let relay: TestRelay;
@@ -145,4 +146,44 @@ describe('catch-up after a link', () => {
     expect(await approved.catchUp).toEqual({ skipped: 'stopped' });
     link.cancel();
   }, 30_000);
+  it('a client closed during a link resumes its catch-up when it connects again, with what reached it meanwhile', async () => {
+    const franStore = new MemoryStorage();
+    const fran = await newClient(relay.url, 'fran', { storage: franStore });
+    const held = heldRegistration();
+    const link = await SottoClient.link(clientOptions(relay.url, new MemoryStorage(), { fetch: held.fetch }));
+    const completing = link.complete({ timeoutMs: 60_000 });
+    const approved = await fran.approveLink(link.code, { transferHistory: false });
+    await held.atRegistration;
+    const chat = await carol.openConversation('fran');
+    await carol.sendText(chat, 'before fran closes');
+    await eventually(async () => count(await textsIn(fran, 'd:carol'), 'before fran closes') === 1, 10_000, 'fran receives');
+    await fran.close();
+    expect(await approved.catchUp).toEqual({ skipped: 'stopped' });
+    expect(await franStore.getProtocolRecord('linkCatchUp', String(approved.deviceId))).toBeDefined();
+
+    // while fran is closed, a message reaches her only device; she opens again and gets it
+    await carol.sendText(chat, 'while fran is closed');
+    const reopened = await SottoClient.open(clientOptions(relay.url, franStore));
+    clients.push(reopened);
+    await reopened.connect();
+    await eventually(async () => count(await textsIn(reopened, 'd:carol'), 'while fran is closed') === 1, 10_000, 'fran catches up');
+
+    held.release();
+    const done = await completing;
+    const tablet = done.client;
+    clients.push(tablet);
+    await tablet.connect();
+    await eventually(async () => (await textsIn(tablet, 'd:carol')).length === 2, 30_000, 'the new device has both');
+    expect(await textsIn(tablet, 'd:carol')).toEqual(['while fran is closed', 'before fran closes']);
+    // the watch is over: nothing left to resume
+    await eventually(async () => (await franStore.getProtocolRecord('linkCatchUp', String(approved.deviceId))) === undefined, 10_000, 'the watch forgotten');
+
+    // a watch whose link expired while the client was closed is dropped on connect, not run
+    await reopened.close();
+    await franStore.commit(new StorageBatch().protocolRecord('linkCatchUp', '99', encodeCbor({ v: 1, deviceId: 99, deadline: 1, ids: ['x'] })));
+    const again = await SottoClient.open(clientOptions(relay.url, franStore));
+    clients.push(again);
+    await again.connect();
+    expect(await franStore.getProtocolRecord('linkCatchUp', '99')).toBeUndefined();
+  }, 90_000);
 });

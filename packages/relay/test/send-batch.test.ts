@@ -1,7 +1,7 @@
 import { decodeEnvelope, MAX_BATCH_SENDS } from '@sotto/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../src/config.js';
-import { api, b64, linkDevice, register, startTestRelay, TestSocket, type TestDevice, type TestRelay } from './helpers/relay-harness.js';
+import { aliceAndTwoBobDevices, api, b64, register, startTestRelay, TestSocket, type TestDevice, type TestRelay } from './helpers/relay-harness.js';
 
 const utf8 = new TextEncoder();
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
@@ -22,10 +22,7 @@ describe('sendBatch: several sends to one account, in order, all or none', () =>
   let bob2: TestDevice;
 
   beforeAll(async () => {
-    t = await startTestRelay();
-    alice = await register(t, 'alice');
-    bob1 = await register(t, 'bob');
-    bob2 = await linkDevice(t, bob1);
+    ({ t, alice, bob1, bob2 } = await aliceAndTwoBobDevices());
   });
   afterAll(async () => t?.close());
 

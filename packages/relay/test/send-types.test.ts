@@ -1,6 +1,6 @@
 import { decodeEnvelope } from '@sotto/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, b64, linkDevice, register, startTestRelay, TestSocket, type TestDevice, type TestRelay } from './helpers/relay-harness.js';
+import { aliceAndTwoBobDevices, api, b64, TestSocket, type TestDevice, type TestRelay } from './helpers/relay-harness.js';
 
 describe('per-device envelope types and plaintext control sends', () => {
   let t: TestRelay;
@@ -9,10 +9,7 @@ describe('per-device envelope types and plaintext control sends', () => {
   let bob2: TestDevice;
 
   beforeAll(async () => {
-    t = await startTestRelay();
-    alice = await register(t, 'alice');
-    bob1 = await register(t, 'bob');
-    bob2 = await linkDevice(t, bob1);
+    ({ t, alice, bob1, bob2 } = await aliceAndTwoBobDevices());
   });
   afterAll(async () => t?.close());
 

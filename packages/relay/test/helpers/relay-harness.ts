@@ -103,6 +103,15 @@ export async function linkDevice(t: TestRelay, existing: TestDevice): Promise<Te
   return { accountId: existing.accountId, deviceId, registrationId, secret, auth: `Sotto ${existing.accountId}.${deviceId}:${b64(secret)}` };
 }
 
+/** A fresh relay with alice (one device) and bob (two devices), for suites about per-device sends. */
+export async function aliceAndTwoBobDevices(): Promise<{ t: TestRelay; alice: TestDevice; bob1: TestDevice; bob2: TestDevice }> {
+  const t = await startTestRelay();
+  const alice = await register(t, 'alice');
+  const bob1 = await register(t, 'bob');
+  const bob2 = await linkDevice(t, bob1);
+  return { t, alice, bob1, bob2 };
+}
+
 /** Per-device send body for every device in `devices`. */
 export function sendBody(devices: TestDevice[], text: string, type = 'whisper') {
   return { type, messages: devices.map((d) => ({ deviceId: d.deviceId, registrationId: d.registrationId, ciphertext: b64(new TextEncoder().encode(text)) })) };

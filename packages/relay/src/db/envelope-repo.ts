@@ -1,8 +1,6 @@
 import type Database from 'better-sqlite3';
-import { lt } from 'drizzle-orm';
 import type { CommitObserver } from './commit-queue.js';
 import type { RelayDb } from './database.js';
-import { envelopes } from './schema.js';
 
 /** One queued envelope (ciphertext opaque to the relay). */
 export interface EnvelopeRow {
@@ -68,6 +66,10 @@ export class EnvelopeRepo implements CommitObserver {
   private readonly insertStmt: Database.Statement<[string, string, number, string, number, string, Buffer, number]>;
   private readonly pageStmt: Database.Statement<[string, number, number, number], EnvelopeRow>;
   private readonly ackStmt: Database.Statement<[string, string, number], AckedEnvelope>;
+  private readonly dropQueueStmt: Database.Statement<[string, number]>;
+  private readonly firstYoungStmt: Database.Statement<[number], { seq: number }>;
+  private readonly expireBeforeStmt: Database.Statement<[number, number]>;
+  private readonly expireAllStmt: Database.Statement<[number]>;
   private readonly sqlite: Database.Database;
 
   constructor(private readonly db: RelayDb) {
@@ -75,6 +77,10 @@ export class EnvelopeRepo implements CommitObserver {
     this.insertStmt = sqlite.prepare(INSERT_SQL);
     this.pageStmt = sqlite.prepare(PAGE_SQL);
     this.ackStmt = sqlite.prepare(ACK_SQL);
+    this.dropQueueStmt = sqlite.prepare('DELETE FROM envelopes WHERE account_id = ? AND device_id = ?');
+    this.firstYoungStmt = sqlite.prepare('SELECT seq FROM envelopes WHERE server_timestamp >= ? ORDER BY seq LIMIT 1');
+    this.expireBeforeStmt = sqlite.prepare('DELETE FROM envelopes WHERE seq < ? AND server_timestamp < ?');
+    this.expireAllStmt = sqlite.prepare('DELETE FROM envelopes WHERE server_timestamp < ?');
   }
 
   /**
@@ -141,8 +147,20 @@ export class EnvelopeRepo implements CommitObserver {
     return acked;
   }
 
-  /** Deletes envelopes whose server timestamp is older than `cutoff`. */
+  /** Deletes every envelope queued for a device (the device was removed). */
+  dropQueue(accountId: string, deviceId: number): number {
+    return this.dropQueueStmt.run(accountId, deviceId).changes;
+  }
+
+  /**
+   * Deletes envelopes whose server timestamp is older than `cutoff`. `seq` grows with time (rows
+   * get their timestamp from the clock of the commit that inserts them), so they are the rows
+   * before the first one at or after `cutoff`: found by walking `seq` from the oldest, and
+   * deleted by `seq` range, with no index on the timestamp. A row older than `cutoff` behind a
+   * younger one (a clock set back) waits until the rows before it expire.
+   */
   expire(cutoff: number): number {
-    return this.db.delete(envelopes).where(lt(envelopes.serverTimestamp, cutoff)).run().changes;
+    const first = this.firstYoungStmt.get(cutoff);
+    return first === undefined ? this.expireAllStmt.run(cutoff).changes : this.expireBeforeStmt.run(first.seq, cutoff).changes;
   }
 }

@@ -82,9 +82,11 @@ export const envelopes = sqliteTable('envelopes', {
   ciphertext: bytes('ciphertext').notNull(),
   serverTimestamp: integer('server_timestamp').notNull(),
 }, (t) => [
-  deviceRef(t),
+  // No foreign key to `devices` and no index on the timestamp: every send inserts and every
+  // ack deletes a row here, and each of those was one B-tree and one lookup more per row.
+  // Removing a device deletes its envelopes (AccountRepo); expiry walks `seq`, which grows with
+  // time (EnvelopeRepo.expire).
   index('envelopes_queue').on(t.accountId, t.deviceId, t.seq),
-  index('envelopes_age').on(t.serverTimestamp),
 ]);
 
 /**

@@ -152,6 +152,7 @@ export function listUserDevices(ctx: RelayContext, username: string): UserDevice
 export async function removeDevice(ctx: RelayContext, auth: DeviceAddress, deviceId: number): Promise<void> {
   await ctx.queue.run(() => {
     if (!ctx.accounts.removeDevice(auth.accountId, deviceId)) throw new RelayError('NOT_FOUND', 'no such device');
+    ctx.envelopes.dropQueue(auth.accountId, deviceId);
   });
 }
 

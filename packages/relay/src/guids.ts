@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { GUID_RUN_INDEX_DIGITS } from '@sotto/protocol';
+import { guidInRun } from '@sotto/protocol';
 
 /** Most guids one {@link GuidMint} hands out before it draws a new random part. */
 const PER_RANDOM_PART = 0x10000;
@@ -62,22 +62,12 @@ export class GuidMint {
       this.prefix = this.timestamp + randomPart();
       this.n = 0;
     }
-    return guidAt(this.prefix, this.n++);
+    return guidInRun(this.prefix, this.n++);
   }
 }
 
 /** Length of a guid's timestamp and random part, which the guids of one operation share. */
 export const GUID_PREFIX_LENGTH = 28;
-
-/**
- * The guid at `index` (0 … 0xffff) under `prefix`: how a deferred fan-out's guids are stored
- * (one prefix and an index per device) and rebuilt.
- * @example
- * guidAt(guid.slice(0, GUID_PREFIX_LENGTH), 3) // the fourth guid of that operation
- */
-export function guidAt(prefix: string, index: number): string {
-  return prefix + index.toString(16).padStart(GUID_RUN_INDEX_DIGITS, '0');
-}
 
 /**
  * `guids` as a run (see the protocol's `expandGuidRun`) when they are one: the first guid's prefix
@@ -88,6 +78,6 @@ export function guidAt(prefix: string, index: number): string {
 export function guidRunOf(guids: readonly string[]): { prefix: string; count: number } | undefined {
   if (guids.length < 2) return undefined;
   const prefix = guids[0]!.slice(0, GUID_PREFIX_LENGTH);
-  for (let i = 0; i < guids.length; i++) if (guids[i] !== guidAt(prefix, i)) return undefined;
+  for (let i = 0; i < guids.length; i++) if (guids[i] !== guidInRun(prefix, i)) return undefined;
   return { prefix, count: guids.length };
 }

@@ -238,8 +238,13 @@ export const GUID_RUN_INDEX_DIGITS = 4;
  */
 export function expandGuidRun(prefix: string, count: number): string[] {
   const guids = new Array<string>(count);
-  for (let i = 0; i < count; i++) guids[i] = prefix + i.toString(16).padStart(GUID_RUN_INDEX_DIGITS, '0');
+  for (let i = 0; i < count; i++) guids[i] = guidInRun(prefix, i);
   return guids;
+}
+
+/** The guid at `index` of a run under `prefix` (see {@link expandGuidRun}). */
+export function guidInRun(prefix: string, index: number): string {
+  return prefix + index.toString(16).padStart(GUID_RUN_INDEX_DIGITS, '0');
 }
 
 /**

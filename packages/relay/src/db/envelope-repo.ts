@@ -72,7 +72,7 @@ export class EnvelopeRepo implements CommitObserver {
   private readonly expireAllStmt: Database.Statement<[number]>;
   private readonly sqlite: Database.Database;
 
-  constructor(private readonly db: RelayDb) {
+  constructor(db: RelayDb) {
     const sqlite = (this.sqlite = db.$client);
     this.insertStmt = sqlite.prepare(INSERT_SQL);
     this.pageStmt = sqlite.prepare(PAGE_SQL);

@@ -1,10 +1,10 @@
-import { expandGuidRun, MAX_RECEIPT_GUIDS, MAX_SEND_DEVICES, type MultiRecipientEntry, type BatchSendResponse, type MismatchedDevices, type RequestFrame, type SendResponse, type SendableEnvelopeType, type StaleDevices, type WsBatchSendBody, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
+import { expandGuidRun, guidInRun, MAX_RECEIPT_GUIDS, MAX_SEND_DEVICES, type MultiRecipientEntry, type BatchSendResponse, type MismatchedDevices, type RequestFrame, type SendResponse, type SendableEnvelopeType, type StaleDevices, type WsBatchSendBody, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
 import type { DeviceAddress } from '../credentials.js';
 import type { Settle } from '../db/commit-queue.js';
 import type { EnvelopeRow, NewEnvelope } from '../db/envelope-repo.js';
 import { RelayError } from '../errors.js';
 import type { FanoutRow } from '../db/fanout-repo.js';
-import { GUID_PREFIX_LENGTH, GuidMint, guidAt } from '../guids.js';
+import { GUID_PREFIX_LENGTH, GuidMint } from '../guids.js';
 import { encodeReceipt } from '../wire.js';
 import { takeToken, type RelayContext } from './context.js';
 
@@ -228,7 +228,7 @@ function fanoutRows(f: FanoutRow): NewEnvelope[] {
     }
     for (const d of r.devices) {
       rows.push({
-        guid: guidAt(f.guidPrefix, index++), accountId: r.accountId, deviceId: d.deviceId,
+        guid: guidInRun(f.guidPrefix, index++), accountId: r.accountId, deviceId: d.deviceId,
         senderAccountId: f.senderAccountId, senderDeviceId: f.senderDeviceId, type: f.type, ciphertext: f.ciphertext, serverTimestamp: f.serverTimestamp,
       });
     }

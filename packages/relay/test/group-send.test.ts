@@ -9,7 +9,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MAX_SEND_DEVICES, type WsMultiSendBody } from '@sotto/protocol';
+import { decodeClientFrame, encodeClientFrame, MAX_SEND_DEVICES, type WsMultiSendBody } from '@sotto/protocol';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { defaultConfig } from '../src/config.js';
 import { openDatabase, type OpenDatabase } from '../src/db/database.js';
@@ -29,6 +29,8 @@ let ctx: RelayContext;
 let devices: Map<string, Map<number, number>>;
 /** The fan-out threshold of the relay under test (set per describe block). */
 let deferAt = 1_000_000;
+/** Whether sends reach the relay as decoded from a WebSocket frame, with the list as packed on the wire (set per describe block). */
+let viaFrames = false;
 
 const addDevice = (accountId: string, deviceId: number, registrationId = 100 + deviceId) =>
   ctx.queue.run(() => {
@@ -56,9 +58,16 @@ const queued = (accountId: string, deviceId = 1) => backlogPage(ctx, { accountId
  * after the accepting one, so its rows are in the queues only once that one has run too.
  */
 async function send(b: WsMultiSendBody) {
-  const out = await sendToMany(ctx, ann, b);
+  const out = await sendToMany(ctx, ann, viaFrames ? asReceived(b) : b);
   await ctx.queue.run(() => undefined);
   return out;
+}
+
+/** `b` as the relay's WebSocket handler gets it: decoded from the frame, with `packedRecipients`. */
+function asReceived(b: WsMultiSendBody): WsMultiSendBody {
+  const frame = decodeClientFrame(encodeClientFrame({ t: 'req', id: 1, op: 'sendMulti', body: b }));
+  if (frame.t !== 'req' || frame.op !== 'sendMulti' || frame.body.packedRecipients === undefined) throw new Error('not a sendMulti frame with its packed list');
+  return frame.body;
 }
 
 async function refusal(promise: Promise<unknown>): Promise<RelayError> {
@@ -85,12 +94,17 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+// The third block runs every rule again with sends as the WebSocket handler gets them: a list
+// the sender had checked is then reused while no device list and no state changed, so each
+// test below that changes one between two sends of the same list checks that it is seen.
 describe.each([
-  { path: 'per-device rows', threshold: 1_000_000 },
-  { path: 'deferred fan-out', threshold: 1 },
-])('sendMulti ($path)', ({ threshold }) => {
+  { path: 'per-device rows', threshold: 1_000_000, frames: false },
+  { path: 'deferred fan-out', threshold: 1, frames: false },
+  { path: 'deferred fan-out, lists as packed on the wire', threshold: 1, frames: true },
+])('sendMulti ($path)', ({ threshold, frames }) => {
   beforeAll(() => {
     deferAt = threshold;
+    viaFrames = frames;
   });
 
   it('stores one copy per device with distinct guids and the shared ciphertext', async () => {
@@ -120,7 +134,8 @@ describe.each([
       })),
     };
     expect(over.recipients.reduce((n, r) => n + r.devices.length, 0)).toBe(MAX_SEND_DEVICES + 1);
-    const err = await refusal(send(over));
+    // (no frame could carry it: the protocol's decoder refuses it first)
+    const err = await refusal(sendToMany(ctx, ann, over));
     expect(err.code).toBe('BAD_REQUEST');
     expect(err.message).toContain(`${MAX_SEND_DEVICES} devices`);
     expect(queued('m0')).toEqual([]);
@@ -222,6 +237,7 @@ describe.each([
 describe('deferred fan-out', () => {
   beforeAll(() => {
     deferAt = 1;
+    viaFrames = false;
   });
 
   const direct = (to: string, text: number) => ({
@@ -324,5 +340,70 @@ describe('deferred fan-out', () => {
     await ctx.queue.run(() => undefined);
     expect(pendingFanouts()).toBe(0);
     expect(queued('m0')).toHaveLength(1);
+  });
+});
+
+describe('checked recipient lists (deferred fan-outs as received over WebSocket)', () => {
+  beforeAll(() => {
+    deferAt = 1;
+    viaFrames = true;
+  });
+
+  // statesAbout is read by a full check only (the expansion reads device lists again)
+  it('reuses the check of a list its sender sent before while nothing changed; any device-list or state write means a full check', async () => {
+    const b = body();
+    await send(b);
+    const reads = vi.spyOn(ctx.relationships, 'statesAbout');
+    await send(b);
+    expect(reads).not.toHaveBeenCalled();
+    // a device added anywhere, even to an account the list does not name
+    await addDevice('ann', 2);
+    await send(b);
+    expect(reads).toHaveBeenCalled();
+    reads.mockClear();
+    await send(b);
+    expect(reads).not.toHaveBeenCalled();
+    // a state written anywhere
+    await applyRelationship(ctx, { accountId: 'm0', deviceId: 1 }, 'ann', 'accept');
+    await send(b);
+    expect(reads).toHaveBeenCalled();
+    // another device of the sender, or another list, is checked on its own
+    reads.mockClear();
+    await sendToMany(ctx, { accountId: 'ann', deviceId: 2 }, asReceived(b));
+    expect(reads).toHaveBeenCalled();
+    reads.mockClear();
+    await send(body(MEMBERS.slice(1)));
+    expect(reads).toHaveBeenCalled();
+    for (const m of MEMBERS) expect(queued(m).length).toBeGreaterThanOrEqual(6);
+  });
+
+  it('stores the list as it came on the wire; a fan-out accepted on a reused check is expanded after a stop', async () => {
+    const b = body();
+    const wire = asReceived(b).packedRecipients!;
+    await send(b);
+    const reads = vi.spyOn(ctx.relationships, 'statesAbout');
+    const out = await sendToMany(ctx, ann, asReceived(b));
+    expect(reads).not.toHaveBeenCalled();
+    const row = database.sqlite.prepare('select recipients from fanouts').get() as { recipients: Buffer };
+    expect(row.recipients.equals(Buffer.from(wire))).toBe(true);
+    // stop before the expansion's commit
+    ctx.queue.close = () => undefined;
+    database.close();
+    database = openDatabase(join(dir, 'relay.sqlite'));
+    ctx = createContext(defaultConfig({ dataDir: dir, logLevel: 'silent', limits: { fanoutDeferDevices: 1 } }), database, () => 1_700_000_000_000);
+    expect(expandPendingFanouts(ctx)).toBe(1);
+    expect(MEMBERS.map((m) => queued(m)[1]?.guid)).toEqual(out.guids);
+  });
+
+  it('keeps no check from a send that failed (its first-contact requests were rolled back)', async () => {
+    const accept = ctx.fanouts.accept.bind(ctx.fanouts);
+    ctx.fanouts.accept = () => {
+      throw new Error('disk full');
+    };
+    await expect(send(body())).rejects.toThrow('disk full');
+    ctx.fanouts.accept = accept;
+    for (const m of MEMBERS) expect(ctx.relationships.state(m, 'ann')).toBeUndefined();
+    await send(body());
+    for (const m of MEMBERS) expect(listRequests(ctx, { accountId: m, deviceId: 1 }).requests.map((r) => r.accountId)).toEqual(['ann']);
   });
 });

@@ -1,4 +1,4 @@
-import { encodeContent, MAX_MEMBERS_PER_ACTION, type Content, type GroupAction, type GroupMemberEntry, type GroupMessagePermissions } from '@sotto/protocol';
+import { encodeContent, MAX_MEMBERS_PER_ACTION, sameBytes, type Content, type GroupAction, type GroupMemberEntry, type GroupMessagePermissions } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
 import { hasOtherDevices } from '../devices/sync.js';
 import { SottoError } from '../errors.js';
@@ -280,8 +280,4 @@ async function requireGroup(ctx: ClientContext, conversationId: string): Promise
   const c = await ctx.storage.getConversation(conversationId);
   if (!c || c.kind !== 'group') throw new SottoError('NOT_FOUND', 'no such group', { field: 'conversationId' });
   return c;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

@@ -1,4 +1,4 @@
-import { MAX_SEND_DEVICES, encodeContent, readSendResponse, stageStores, type Content, type MismatchedDevices, type SendResponse, type StaleDevices } from '@sotto/protocol';
+import { MAX_SEND_DEVICES, encodeContent, readSendResponse, sameBytes, stageStores, type Content, type MismatchedDevices, type SendResponse, type StaleDevices } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
 import { newMessageId } from '../ids.js';
@@ -8,7 +8,7 @@ import { toBase64Url } from '../relay/base64url.js';
 import { StorageBatch } from '../storage/batch.js';
 import { readProtocolStores } from '../storage/protocol-stores.js';
 import { directConversationId } from '../storage/types.js';
-import { groupIdOf, loadSenderKeyState, saveSenderKeyState, type GroupSenderKeyState } from './group-store.js';
+import { decodeSenderKeyState, groupIdOf, loadSenderKeyState, readSenderKeyRecord, saveSenderKeyState, type GroupSenderKeyState } from './group-store.js';
 
 const MAX_ATTEMPTS = 4;
 /** Pairwise sender-key distributions in flight at once. */
@@ -34,19 +34,24 @@ export async function sendGroupPayload(ctx: ClientContext, conversationId: strin
   const self = { accountId: ctx.account.accountId, deviceId: ctx.account.deviceId };
 
   const plaintext = padPlaintext(payload);
-  let keyState = await loadSenderKeyState(ctx.storage, groupId);
+  const keyRecord = await readSenderKeyRecord(ctx.storage, groupId);
+  // the last send's list, if the members, our key and every listing are as they were then
+  const memberKey = members.join('\n');
+  const known = recipientMemos(ctx).find(conversationId, memberKey, keyRecord, ctx.directory.version);
+  let keyState = known?.keyState ?? (keyRecord === undefined ? undefined : decodeSenderKeyState(keyRecord));
   let refresh = new Set<string>();
   for (let attempt = 0; ; attempt++) {
     // distribute BEFORE encrypting: a distribution message starts the receiver at the key's
     // current iteration, so it must precede every ciphertext it should open
     const current = keyState;
-    const holders = new Set(current?.distributedTo);
-    const missing = members.filter((m) => !holders.has(m) || refresh.has(m));
+    const reuse = attempt === 0 && known !== undefined;
+    const holders = reuse ? undefined : new Set(current?.distributedTo);
+    const missing = holders === undefined ? [] : members.filter((m) => !holders.has(m) || refresh.has(m));
     if (missing.length > 0 || !current) keyState = await distribute(ctx, groupId, current, missing);
     const distributionId = keyState!.distributionId;
     const ciphertext = await ctx.lock.run(async () => {
       // a removal processed meanwhile rotated the key: never encrypt under the old one
-      if ((await loadSenderKeyState(ctx.storage, groupId))?.distributionId !== distributionId) return undefined;
+      if (!(await keyUnchanged(ctx, groupId, distributionId, keyState === current ? keyRecord : undefined))) return undefined;
       const staged = stageStores(readProtocolStores(ctx.storage));
       const body = await ctx.engine.groupEncrypt(staged.stores, self, distributionId, plaintext);
       await ctx.storage.commit(new StorageBatch().storeChanges(staged.changes()));
@@ -57,21 +62,29 @@ export async function sendGroupPayload(ctx: ClientContext, conversationId: strin
       keyState = await loadSenderKeyState(ctx.storage, groupId);
       continue;
     }
-    const recipients: RecipientAddress[] = [];
-    // only members holding this key: anyone else could not read it anyway
-    // (the common case, every member holding the key and nothing to refresh, skips both checks:
-    // a large group has a thousand members)
-    const everyone = keyState === current && missing.length === 0 && refresh.size === 0;
-    const keyHolders = everyone ? undefined : keyState === current ? holders : new Set(keyState!.distributedTo);
-    for (const accountId of members) {
-      if (keyHolders !== undefined && !keyHolders.has(accountId)) continue;
-      // listed members come from the cache, without a turn of the event loop each
-      let address = refresh.has(accountId) ? undefined : ctx.directory.addressOf(accountId);
-      if (address === undefined) {
-        const devices = await ctx.directory.devices(accountId, { refresh: refresh.has(accountId) });
-        address = ctx.directory.addressOf(accountId) ?? { accountId, devices: devices.map((d) => ({ deviceId: d.deviceId, registrationId: d.registrationId })) };
+    let recipients: RecipientAddress[];
+    if (reuse) recipients = known.recipients;
+    else {
+      // only members holding this key: anyone else could not read it anyway (the common case,
+      // every member holding the key and nothing to refresh, skips both checks)
+      const everyone = keyState === current && missing.length === 0 && refresh.size === 0;
+      const keyHolders = everyone ? undefined : keyState === current ? holders : new Set(keyState!.distributedTo);
+      const directoryVersion = ctx.directory.version;
+      recipients = [];
+      for (const accountId of members) {
+        if (keyHolders !== undefined && !keyHolders.has(accountId)) continue;
+        // listed members come from the cache, without a turn of the event loop each
+        let address = refresh.has(accountId) ? undefined : ctx.directory.addressOf(accountId);
+        if (address === undefined) {
+          const devices = await ctx.directory.devices(accountId, { refresh: refresh.has(accountId) });
+          address = ctx.directory.addressOf(accountId) ?? { accountId, devices: devices.map((d) => ({ deviceId: d.deviceId, registrationId: d.registrationId })) };
+        }
+        if (address.devices.length > 0) recipients.push(address);
       }
-      if (address.devices.length > 0) recipients.push(address);
+      // kept for the next send if every member held the key and no listing changed meanwhile
+      if (everyone && keyRecord !== undefined && ctx.directory.version === directoryVersion) {
+        recipientMemos(ctx).keep(conversationId, { memberKey, keyRecord, directoryVersion, keyState: current!, recipients });
+      }
     }
     try {
       return await postMulti(ctx, ciphertext, recipients, options.ephemeral === true);
@@ -84,6 +97,65 @@ export async function sendGroupPayload(ctx: ClientContext, conversationId: strin
       for (const a of refresh) ctx.directory.forget(a);
     }
   }
+}
+
+/**
+ * Whether our stored sender key for the group still has `distributionId` (a removal rotates
+ * it). `knownRecord`: the record that id was read from, if it was; the same bytes need no decoding.
+ */
+async function keyUnchanged(ctx: ClientContext, groupId: Uint8Array, distributionId: string, knownRecord: Uint8Array | undefined): Promise<boolean> {
+  const record = await readSenderKeyRecord(ctx.storage, groupId);
+  if (record === undefined) return false;
+  if (knownRecord !== undefined && sameBytes(record, knownRecord)) return true;
+  return decodeSenderKeyState(record).distributionId === distributionId;
+}
+
+/** A group's recipient list as its last send built it, and what it was built from. */
+interface RecipientMemo {
+  /** The member ids, joined. */
+  memberKey: string;
+  /** Our sender-key record (every member held the key). */
+  keyRecord: Uint8Array;
+  keyState: GroupSenderKeyState;
+  /** The device directory's version. */
+  directoryVersion: number;
+  recipients: RecipientAddress[];
+}
+
+/** Groups whose last recipient list is kept, per client. */
+const MEMO_GROUPS = 16;
+
+/**
+ * The recipient list of each group's last send, per client: a group of a thousand members sends
+ * message after message to the same devices, and building the list (a set of the key's holders,
+ * a thousand directory lookups) cost more than the sender-key encryption. Reused while the
+ * member list, our sender-key record and the directory's version are what they were (a
+ * changed device list the directory has not seen is caught by the relay's 409/410, which
+ * refreshes as before). Kept in memory only, for the most recent groups.
+ */
+class RecipientMemos {
+  private readonly memos = new Map<string, RecipientMemo>();
+
+  find(conversationId: string, memberKey: string, keyRecord: Uint8Array | undefined, directoryVersion: number): RecipientMemo | undefined {
+    const memo = this.memos.get(conversationId);
+    if (memo === undefined || keyRecord === undefined) return undefined;
+    const same = memo.directoryVersion === directoryVersion && memo.memberKey === memberKey && sameBytes(memo.keyRecord, keyRecord);
+    return same ? memo : undefined;
+  }
+
+  keep(conversationId: string, memo: RecipientMemo): void {
+    this.memos.delete(conversationId);
+    this.memos.set(conversationId, memo);
+    if (this.memos.size > MEMO_GROUPS) this.memos.delete(this.memos.keys().next().value!);
+  }
+}
+
+const memosByDirectory = new WeakMap<object, RecipientMemos>();
+
+function recipientMemos(ctx: ClientContext): RecipientMemos {
+  let memos = memosByDirectory.get(ctx.directory);
+  if (memos === undefined) memosByDirectory.set(ctx.directory, (memos = new RecipientMemos()));
+  return memos;
 }
 
 /**

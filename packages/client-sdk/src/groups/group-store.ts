@@ -96,8 +96,16 @@ function newGroupConversation(groupId: Uint8Array, now: number): ConversationRec
 }
 
 export async function loadSenderKeyState(storage: Storage, groupId: Uint8Array): Promise<GroupSenderKeyState | undefined> {
-  const bytes = await storage.getProtocolRecord(GROUP_KINDS.senderKey, toHex(groupId));
-  if (!bytes) return undefined;
+  const bytes = await readSenderKeyRecord(storage, groupId);
+  return bytes === undefined ? undefined : decodeSenderKeyState(bytes);
+}
+
+/** Our sender-key state for a group as stored (see {@link decodeSenderKeyState}). */
+export async function readSenderKeyRecord(storage: Storage, groupId: Uint8Array): Promise<Uint8Array | undefined> {
+  return (await storage.getProtocolRecord(GROUP_KINDS.senderKey, toHex(groupId))) ?? undefined;
+}
+
+export function decodeSenderKeyState(bytes: Uint8Array): GroupSenderKeyState {
   const r = FieldReader.from(decodeCbor(bytes), 'GroupSenderKeyState');
   r.version([1]);
   return {

@@ -4,6 +4,7 @@ import {
   type DeviceRecord,
   type EngineName,
   type ProtocolEngine,
+  sameBytes,
 } from '@sotto/protocol';
 import { SottoError } from '../errors.js';
 import { fromBase64Url } from '../relay/base64url.js';
@@ -38,6 +39,7 @@ export interface RecipientAddress {
  */
 export class DeviceDirectory {
   private readonly cache = new Map<string, Listing>();
+  private changes = 0;
   private ownOthers: readonly number[];
 
   /**
@@ -71,6 +73,11 @@ export class DeviceDirectory {
     const listing = this.cache.get(accountId);
     if (listing === undefined) return undefined;
     return (listing.address ??= { accountId, devices: listing.devices.map((d) => ({ deviceId: d.deviceId, registrationId: d.registrationId })) });
+  }
+
+  /** Grows whenever any account's listing is stored or forgotten: addresses read at one version still hold while it is the same. */
+  get version(): number {
+    return this.changes;
   }
 
   async devices(accountId: string, options: { refresh?: boolean } = {}): Promise<RemoteDevice[]> {
@@ -109,6 +116,7 @@ export class DeviceDirectory {
       throw new SottoError('RELAY_ERROR', `the devices of ${accountId} do not share one identity key`, { relayCode: 'INVALID_DEVICE_RECORD' });
     }
     this.cache.set(accountId, { devices });
+    this.changes++;
     const me = this.self();
     if (accountId === me.accountId) {
       const others = devices.filter((d) => d.deviceId !== me.deviceId).map((d) => d.deviceId);
@@ -122,9 +130,6 @@ export class DeviceDirectory {
 
   forget(accountId: string): void {
     this.cache.delete(accountId);
+    this.changes++;
   }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

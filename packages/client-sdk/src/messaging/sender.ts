@@ -9,6 +9,7 @@ import {
   type ProtocolEngine,
   type SendResponse,
   type StaleDevices,
+  sameBytes,
 } from '@sotto/protocol';
 import { SottoError } from '../errors.js';
 import type { Mutex } from '../mutex.js';
@@ -238,8 +239,4 @@ function socketSendBody(accountId: string, messages: DeviceCiphertext[], ephemer
     ...(ephemeral ? { ephemeral: true } : {}),
     messages: messages.map((m) => ({ deviceId: m.deviceId, registrationId: m.registrationId, type: m.type, ciphertext: m.ciphertext })),
   };
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

@@ -6,7 +6,7 @@
  */
 import { encodeSignedDeviceRecord } from '@sotto/protocol';
 import { createLibsignalEngine } from '@sotto/protocol/libsignal';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MemoryStorage, SottoClient } from '../../src/index.js';
 import { clientOptions, eventually, forgetRelayDeviceCache, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
 
@@ -188,6 +188,27 @@ describe('groups with several devices', () => {
     await a1.updateGroup(group, { name: 'Renamed on the phone' });
     await eventually(async () => (await a2.conversation(group))?.title === 'Renamed on the phone', 10_000, 'rename on laptop');
   }, 90_000);
+
+  it('a member who links a device between two group sends gets the next one there (the reused recipient list is refused and rebuilt)', async () => {
+    const group = await carol.createGroup({ name: 'Growing', members: ['bob'] });
+    await eventually(() => bob.conversation(group), 10_000, 'group at bob');
+    // the first send hands out carol's sender key; the second builds the recipient list
+    for (const text of ['first', 'second']) {
+      await carol.sendText(group, text);
+      await eventually(() => find(bob, group, text), 10_000, `bob reads the ${text}`);
+    }
+    // an unchanged group: the third send reuses the second one's recipient list
+    const lookups = vi.spyOn(carol.context.directory, 'addressOf');
+    await carol.sendText(group, 'third');
+    await eventually(() => find(bob, group, 'third'), 10_000, 'bob reads the third');
+    expect(lookups).not.toHaveBeenCalled();
+    // bob links a laptop; carol's directory does not know it yet
+    const laptop = (await linkDevice(bob, false)).client;
+    await carol.sendText(group, 'fourth');
+    await eventually(() => find(laptop, group, 'fourth'), 15_000, "bob's laptop reads the fourth");
+    await eventually(() => find(bob, group, 'fourth'), 10_000, 'bob reads the fourth');
+    expect(lookups).toHaveBeenCalled();
+  }, 60_000);
 });
 
 describe('a relay that adds a device', () => {

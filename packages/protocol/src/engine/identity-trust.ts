@@ -24,6 +24,7 @@ export function checkIdentityKey(key: Uint8Array, field = 'identityKey'): Uint8A
   return key;
 }
 
+/** Whether two byte strings are equal (every byte compared, whatever the first difference). */
 export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   let diff = 0;

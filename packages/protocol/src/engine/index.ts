@@ -12,7 +12,7 @@ export type {
 } from './stores.js';
 export { MemoryStores } from './memory-stores.js';
 export { stageStores, applyChanges, type StagedStores, type StoreChange, type StoreChanges } from './staged-stores.js';
-export { approveIdentity, assertTrustedIdentity, isTrustedIdentity, checkIdentityKey } from './identity-trust.js';
+export { approveIdentity, assertTrustedIdentity, isTrustedIdentity, checkIdentityKey, sameBytes } from './identity-trust.js';
 export type {
   GeneratedIdentity,
   PairwiseCiphertext,

@@ -54,6 +54,12 @@ export interface WsMultiSendBody {
   ephemeral?: boolean;
   ciphertext: Uint8Array;
   recipients: MultiRecipientEntry[];
+  /**
+   * Set by {@link decodeClientFrame}: `recipients` exactly as packed on the wire (a view into the
+   * frame), so a relay can store the list or compare it with one it has seen without packing it
+   * again. Not sent: {@link encodeClientFrame} packs `recipients`.
+   */
+  packedRecipients?: Uint8Array;
 }
 
 /** Largest packed recipient list: MAX_SEND_DEVICES accounts of one device with 32-character ids. */
@@ -118,12 +124,12 @@ function readBatchSendBody(r: FieldReader): WsBatchSendBody {
 }
 
 function readMultiSendBody(r: FieldReader): WsMultiSendBody {
-  return compact({
-    type: r.literal('type', SENDABLE_TYPES),
-    ephemeral: r.optBool('ephemeral'),
-    ciphertext: r.bytes('ciphertext', { maxLength: MAX_ENVELOPE_BYTES, minLength: 1 }),
-    recipients: decodeRecipientList(r.bytes('recipients', { maxLength: MAX_RECIPIENT_LIST_BYTES }), MAX_SEND_DEVICES, 'ClientFrame.body.recipients'),
-  });
+  const type = r.literal('type', SENDABLE_TYPES);
+  const ephemeral = r.optBool('ephemeral');
+  const ciphertext = r.bytes('ciphertext', { maxLength: MAX_ENVELOPE_BYTES, minLength: 1 });
+  const packedRecipients = r.bytes('recipients', { maxLength: MAX_RECIPIENT_LIST_BYTES });
+  const recipients = decodeRecipientList(packedRecipients, MAX_SEND_DEVICES, 'ClientFrame.body.recipients');
+  return compact({ type, ephemeral, ciphertext, recipients, packedRecipients });
 }
 
 /**
@@ -133,7 +139,10 @@ function readMultiSendBody(r: FieldReader): WsMultiSendBody {
  */
 export function encodeClientFrame(frame: ClientFrame): Uint8Array {
   if (frame.t !== 'req') return encodeCbor(frame);
-  if (frame.op === 'sendMulti') return encodeCbor({ ...frame, body: compact({ ...frame.body, recipients: encodeRecipientList(frame.body.recipients) }) });
+  if (frame.op === 'sendMulti') {
+    const { packedRecipients: _received, ...body } = frame.body;
+    return encodeCbor({ ...frame, body: compact({ ...body, recipients: encodeRecipientList(body.recipients) }) });
+  }
   return encodeCbor({ ...frame, body: compact(frame.body as unknown as Record<string, unknown>) });
 }
 

@@ -73,29 +73,33 @@ export function decodeRecipientList(bytes: Uint8Array, maxDevices: number, path 
   let devices = 0;
   let o = 0;
   while (o < bytes.length) {
-    const at = `${path}[${out.length}]`;
     if (out.length >= maxDevices) fail(path, `names more than ${maxDevices} accounts`);
     const n = bytes[o++]!;
-    if (n < 1 || n > MAX_ACCOUNT_ID_BYTES || o + n + 1 > bytes.length) fail(at, 'has a truncated or invalid account id');
-    for (let k = o; k < o + n; k++) if (bytes[k]! < 0x21 || bytes[k]! > 0x7e) fail(`${at}.accountId`, 'is not printable ASCII');
+    if (n < 1 || n > MAX_ACCOUNT_ID_BYTES || o + n + 1 > bytes.length) fail(item(path, out.length), 'has a truncated or invalid account id');
+    for (let k = o; k < o + n; k++) if (bytes[k]! < 0x21 || bytes[k]! > 0x7e) fail(`${item(path, out.length)}.accountId`, 'is not printable ASCII');
     const accountId = text.slice(o, o + n);
     o += n;
     const d = bytes[o++]!;
-    if (o + 8 * d > bytes.length) fail(`${at}.devices`, 'is truncated');
+    if (o + 8 * d > bytes.length) fail(`${item(path, out.length)}.devices`, 'is truncated');
     devices += d;
     if (devices > maxDevices) fail(path, `names more than ${maxDevices} devices`);
     const list = new Array<{ deviceId: number; registrationId: number }>(d);
     for (let k = 0; k < d; k++) {
       const deviceId = view.getUint32(o);
       const registrationId = view.getUint32(o + 4);
-      if (deviceId < 1 || deviceId > MAX_DEVICE_ID) fail(`${at}.devices[${k}].deviceId`, 'is not in [1, 2^31]');
-      if (registrationId > MAX_REGISTRATION_ID) fail(`${at}.devices[${k}].registrationId`, 'exceeds 2^31');
+      if (deviceId < 1 || deviceId > MAX_DEVICE_ID) fail(`${item(path, out.length)}.devices[${k}].deviceId`, 'is not in [1, 2^31]');
+      if (registrationId > MAX_REGISTRATION_ID) fail(`${item(path, out.length)}.devices[${k}].registrationId`, 'exceeds 2^31');
       list[k] = { deviceId, registrationId };
       o += 8;
     }
     out.push({ accountId, devices: list });
   }
   return out;
+}
+
+/** An account's path in error messages (built only when one is thrown). */
+function item(path: string, index: number): string {
+  return `${path}[${index}]`;
 }
 
 function fail(field: string, what: string): never {

@@ -45,6 +45,7 @@ export class AccountRepo implements CommitObserver {
    * Bounded: the oldest entry goes first.
    */
   private readonly deviceCache: CommittedCache<readonly DeviceRow[]>;
+  private deviceWrites = 0;
   // Every send, ack and authenticated request reads these: raw statements prepared once
   // (drizzle's per-call query building and row mapping cost more than running them).
   // Column names as in schema.ts.
@@ -101,10 +102,20 @@ export class AccountRepo implements CommitObserver {
 
   /** Forgets cached device lists: for tools (and tests) that change the database behind the relay's back. */
   forgetCachedDevices(): void {
+    this.deviceWrites++;
     this.deviceCache.clear();
   }
 
+  /**
+   * Grows with every write to any device list (even one later rolled back): a result computed
+   * from device lists at one version still holds while the version is the same.
+   */
+  get deviceListsVersion(): number {
+    return this.deviceWrites;
+  }
+
   private deviceListChanged(accountId: string): void {
+    this.deviceWrites++;
     this.deviceCache.changing(accountId);
   }
 

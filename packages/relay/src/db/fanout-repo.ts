@@ -47,9 +47,9 @@ export class FanoutRepo {
     this.allStmt = sqlite.prepare(ALL_SQL);
   }
 
-  /** Stores a fan-out; returns its id. */
-  accept(f: Omit<FanoutRow, 'id'>): number {
-    const recipients = buffer(encodeRecipientList(f.recipients));
+  /** Stores a fan-out; returns its id. `packedRecipients`: `f.recipients` already packed, if the caller has them so. */
+  accept(f: Omit<FanoutRow, 'id'>, packedRecipients?: Uint8Array): number {
+    const recipients = buffer(packedRecipients ?? encodeRecipientList(f.recipients));
     return Number(this.insertStmt.run(f.guidPrefix, f.senderAccountId, f.senderDeviceId, f.type, buffer(f.ciphertext), f.serverTimestamp, recipients, JSON.stringify(f.skipped)).lastInsertRowid);
   }
 

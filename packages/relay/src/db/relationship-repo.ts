@@ -29,6 +29,7 @@ export interface RelationshipListing {
  */
 export class RelationshipRepo implements CommitObserver {
   private readonly stateCache: CommittedPairCache<RelationshipState | null>;
+  private stateWrites = 0;
   // Read on every send and ack: a raw statement prepared once (drizzle's per-call mapping
   // cost more than the lookup). Columns as in schema.ts `relationships`.
   private readonly rowStmt: Database.Statement<[string, string], { state: RelationshipState | null; restricted: number }>;
@@ -100,8 +101,17 @@ export class RelationshipRepo implements CommitObserver {
     return out;
   }
 
+  /**
+   * Grows with every write of any pair's row (even one later rolled back): a result computed
+   * from states at one version still holds while the version is the same.
+   */
+  get statesVersion(): number {
+    return this.stateWrites;
+  }
+
   /** Called before every write of the pair's row. */
   private changing(ownerId: string, peerId: string): void {
+    this.stateWrites++;
     this.stateCache.changing(ownerId, peerId);
   }
 

@@ -9,6 +9,7 @@ import { KeyRepo } from '../db/key-repo.js';
 import { RelationshipRepo } from '../db/relationship-repo.js';
 import { ReportRepo } from '../db/report-repo.js';
 import { RelayError } from '../errors.js';
+import { CheckedRecipientLists } from './checked-recipients.js';
 import { RateLimiter } from '../rate-limit.js';
 
 /** Everything a relay operation needs: repositories, the group-commit queue, clock, limits. */
@@ -22,6 +23,8 @@ export interface RelayContext {
   /** Large multi-recipient sends between their acceptance and their expansion. */
   fanouts: FanoutRepo;
   relationships: RelationshipRepo;
+  /** Recipient lists of large multi-recipient sends that passed every check (see its doc). */
+  checkedLists: CheckedRecipientLists;
   reports: ReportRepo;
   blobs: BlobRepo;
   limiters: { ip: RateLimiter; account: RateLimiter; prekeyFetch: RateLimiter };
@@ -44,6 +47,8 @@ export function createContext(config: RelayConfig, database: OpenDatabase, now: 
   queue.observe(envelopes);
   queue.observe(accounts);
   queue.observe(relationships);
+  const checkedLists = new CheckedRecipientLists();
+  queue.observe(checkedLists);
   return {
     config,
     database,
@@ -53,6 +58,7 @@ export function createContext(config: RelayConfig, database: OpenDatabase, now: 
     envelopes,
     fanouts: new FanoutRepo(db),
     relationships,
+    checkedLists,
     reports: new ReportRepo(db),
     blobs: new BlobRepo(db),
     limiters: { ip: limiter(rl.ip), account: limiter(rl.account), prekeyFetch: limiter(rl.prekeyFetch) },

@@ -6,6 +6,7 @@ import { RelayError } from '../errors.js';
 import type { FanoutRow } from '../db/fanout-repo.js';
 import { GUID_PREFIX_LENGTH, GuidMint } from '../guids.js';
 import { encodeReceipt } from '../wire.js';
+import type { CheckedList } from './checked-recipients.js';
 import { takeToken, type RelayContext } from './context.js';
 
 /**
@@ -84,13 +85,25 @@ function checkDeviceLists(ctx: RelayContext, sender: DeviceAddress, plans: reado
 }
 
 /**
- * The operation of one send, to run in the commit queue (or at once, for online-only sends, which
- * write nothing). Takes the sender's rate-limit token now. `shared` is the ciphertext of devices
- * that carry none (a multi-recipient send).
+ * What one send names: the recipient accounts with their devices; for a multi-recipient send
+ * also the one ciphertext of every device, the list as packed on the wire (HTTP sends have
+ * none) and the same list as last checked for this sender, if it was (see
+ * {@link CheckedRecipientLists}).
  */
-function sendOp(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvelopeType, ephemeral: boolean, plans: readonly RecipientPlan[], shared?: Uint8Array): () => SendOutcome {
+interface SendPlan {
+  recipients: readonly RecipientPlan[];
+  shared?: Uint8Array;
+  packed?: Uint8Array;
+  checked?: CheckedList;
+}
+
+/**
+ * The operation of one send, to run in the commit queue (or at once, for online-only sends, which
+ * write nothing). Takes the sender's rate-limit token now.
+ */
+function sendOp(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvelopeType, ephemeral: boolean, plan: SendPlan): () => SendOutcome {
   takeToken(ctx.limiters.account, `send:${sender.accountId}`);
-  return () => storeSend(ctx, sender, type, ephemeral, plans, shared, ctx.now());
+  return () => storeSend(ctx, sender, type, ephemeral, plan, ctx.now());
 }
 
 /**
@@ -107,7 +120,7 @@ function batchOp(ctx: RelayContext, sender: DeviceAddress, body: WsBatchSendBody
   takeToken(ctx.limiters.account, `send:${sender.accountId}`, body.sends.length);
   return () => {
     const serverTimestamp = ctx.now();
-    const guids = body.sends.map((s) => storeSend(ctx, sender, s.type, false, [{ accountId: body.to, devices: s.messages }], undefined, serverTimestamp).guids);
+    const guids = body.sends.map((s) => storeSend(ctx, sender, s.type, false, { recipients: [{ accountId: body.to, devices: s.messages }] }, serverTimestamp).guids);
     return { serverTimestamp, guids };
   };
 }
@@ -119,13 +132,19 @@ export type BatchOutcome = BatchSendResponse;
  * Checks and stores (or, online-only, only builds) one send's envelopes: the body of
  * {@link sendOp} and of each {@link batchOp} entry. Runs inside the commit queue's transaction.
  */
-function storeSend(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvelopeType, ephemeral: boolean, plans: readonly RecipientPlan[], shared: Uint8Array | undefined, serverTimestamp: number): SendOutcome {
-  checkDeviceLists(ctx, sender, plans, type === 'plaintext' && plans.every((p) => p.devices.every((d) => (d.type ?? type) === 'plaintext')));
+function storeSend(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvelopeType, ephemeral: boolean, plan: SendPlan, serverTimestamp: number): SendOutcome {
+  const { recipients: plans, shared } = plan;
+  const plaintextRule = type === 'plaintext' && plans.every((p) => p.devices.every((d) => (d.type ?? type) === 'plaintext'));
+  // A large stored multi-recipient send is accepted as one row and expanded right after.
+  const devices = plan.checked?.devices ?? deviceCount(plans);
+  const deferred = shared !== undefined && !ephemeral && devices >= ctx.config.limits.fanoutDeferDevices;
+  // The same list as the sender's last checked one, with nothing written since: same outcome.
+  if (deferred && plan.checked !== undefined && stillHolds(ctx, plan.checked, plaintextRule)) {
+    return acceptDeferred(ctx, sender, type, plan, serverTimestamp, devices, plan.checked.skipped);
+  }
+  checkDeviceLists(ctx, sender, plans, plaintextRule);
   const out: SendOutcome = { serverTimestamp, guids: [], ephemeral: [] };
   const mint = new GuidMint(serverTimestamp);
-  // A large stored multi-recipient send is accepted as one row and expanded right after.
-  const devices = deviceCount(plans);
-  const deferred = shared !== undefined && !ephemeral && devices >= ctx.config.limits.fanoutDeferDevices;
   const skipped: string[] = [];
   // Request and block state of every other recipient account, read together (from the
   // repository's cache; misses in two statements) inside this operation, so no other write
@@ -155,16 +174,40 @@ function storeSend(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvel
     if (ephemeral) out.ephemeral.push(...rows);
     else ctx.envelopes.insert(rows);
   }
-  if (deferred) {
-    // The fan-out's guids are one run: the mint's prefix and 0 … count-1 (one operation's guids
-    // share a prefix up to 65,536 guids, far above MAX_SEND_DEVICES). Built only if read.
-    const prefix = mint.next().slice(0, GUID_PREFIX_LENGTH);
-    const recipients = plans.map((p) => ({ accountId: p.accountId, devices: p.devices as MultiRecipientEntry['devices'] }));
-    acceptFanout(ctx, { guidPrefix: prefix, senderAccountId: sender.accountId, senderDeviceId: sender.deviceId, type, ciphertext: shared!, serverTimestamp, recipients, skipped });
-    let guids: string[] | undefined;
-    return { serverTimestamp, ephemeral: [], guidRun: { prefix, count: devices }, get guids() { return (guids ??= expandGuidRun(prefix, devices)); } };
+  if (!deferred) return out;
+  const accepted = acceptDeferred(ctx, sender, type, plan, serverTimestamp, devices, skipped);
+  if (plan.packed !== undefined) {
+    // versions read after this send's own state writes: the next send of this list writes none
+    ctx.checkedLists.remember(sender, {
+      packed: plan.packed.slice(), devices, plaintext: plaintextRule, skipped,
+      deviceListsVersion: ctx.accounts.deviceListsVersion, statesVersion: ctx.relationships.statesVersion,
+    });
   }
-  return out;
+  return accepted;
+}
+
+/** Whether no device list and no request/block state was written since `list` was checked. */
+function stillHolds(ctx: RelayContext, list: CheckedList, plaintextRule: boolean): boolean {
+  return list.plaintext === plaintextRule
+    && list.deviceListsVersion === ctx.accounts.deviceListsVersion
+    && list.statesVersion === ctx.relationships.statesVersion;
+}
+
+/**
+ * Stores a checked multi-recipient send as one fan-out (see {@link acceptFanout}). Its guids are
+ * one run: the mint's prefix and 0 … count-1 (one operation's guids share a prefix up to 65,536
+ * guids, far above MAX_SEND_DEVICES), built only if read.
+ */
+function acceptDeferred(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvelopeType, plan: SendPlan, serverTimestamp: number, devices: number, skipped: readonly string[]): SendOutcome {
+  const prefix = new GuidMint(serverTimestamp).next().slice(0, GUID_PREFIX_LENGTH);
+  // a multi-recipient plan is the body's recipient list itself: no device carries its own type or ciphertext
+  const recipients = plan.recipients as readonly MultiRecipientEntry[];
+  acceptFanout(ctx, {
+    guidPrefix: prefix, senderAccountId: sender.accountId, senderDeviceId: sender.deviceId, type, ciphertext: plan.shared!,
+    serverTimestamp, recipients, skipped,
+  }, plan.packed);
+  let guids: string[] | undefined;
+  return { serverTimestamp, ephemeral: [], guidRun: { prefix, count: devices }, get guids() { return (guids ??= expandGuidRun(prefix, devices)); } };
 }
 
 function deviceCount(plans: readonly RecipientPlan[]): number {
@@ -181,8 +224,8 @@ function deviceCount(plans: readonly RecipientPlan[]): number {
  * expansion, so a device never sees a later message of the sender's before this one. Runs
  * inside the accepting operation.
  */
-function acceptFanout(ctx: RelayContext, fanout: Omit<FanoutRow, 'id'>): void {
-  const row: FanoutRow = { id: ctx.fanouts.accept(fanout), ...fanout };
+function acceptFanout(ctx: RelayContext, fanout: Omit<FanoutRow, 'id'>, packedRecipients?: Uint8Array): void {
+  const row: FanoutRow = { id: ctx.fanouts.accept(fanout, packedRecipients), ...fanout };
   ctx.queue.follow(() => expandFanout(ctx, row), (ok) => {
     if (!ok) retryExpansion(ctx, row);
   });
@@ -254,17 +297,24 @@ function accountPlan(body: WsSendBody): RecipientPlan[] {
   return [{ accountId: body.to, devices: body.messages }];
 }
 
-/** Plans a `sendMulti` body: one ciphertext (passed to {@link sendOp} as `shared`) to many accounts, each named once. */
-function manyPlan(body: WsMultiSendBody): readonly RecipientPlan[] {
-  const seen = new Set<string>();
-  let devices = 0;
-  for (const r of body.recipients) {
-    if (seen.has(r.accountId)) throw new RelayError('BAD_REQUEST', 'an account is named twice');
-    seen.add(r.accountId);
-    devices += r.devices.length;
+/**
+ * Plans a `sendMulti` body: one ciphertext to many accounts, each named once. A list the sender
+ * had checked before (the same bytes) was checked for that already.
+ */
+function manyPlan(ctx: RelayContext, sender: DeviceAddress, body: WsMultiSendBody): SendPlan {
+  const packed = body.packedRecipients;
+  const checked = packed === undefined ? undefined : ctx.checkedLists.find(sender, packed);
+  if (checked === undefined) {
+    const seen = new Set<string>();
+    let devices = 0;
+    for (const r of body.recipients) {
+      if (seen.has(r.accountId)) throw new RelayError('BAD_REQUEST', 'an account is named twice');
+      seen.add(r.accountId);
+      devices += r.devices.length;
+    }
+    if (devices > MAX_SEND_DEVICES) throw new RelayError('BAD_REQUEST', `a multi-recipient send names at most ${MAX_SEND_DEVICES} devices`);
   }
-  if (devices > MAX_SEND_DEVICES) throw new RelayError('BAD_REQUEST', `a multi-recipient send names at most ${MAX_SEND_DEVICES} devices`);
-  return body.recipients;
+  return { recipients: body.recipients, shared: body.ciphertext, packed, checked };
 }
 
 /** Runs a send: online-only sends at once (no commit needed, no fsync), others in the commit queue. */
@@ -282,13 +332,13 @@ function runSend(ctx: RelayContext, ephemeral: boolean, op: () => SendOutcome): 
  */
 export async function sendToAccount(ctx: RelayContext, sender: DeviceAddress, body: WsSendBody): Promise<SendOutcome> {
   const ephemeral = body.ephemeral === true;
-  return runSend(ctx, ephemeral, sendOp(ctx, sender, body.type, ephemeral, accountPlan(body)));
+  return runSend(ctx, ephemeral, sendOp(ctx, sender, body.type, ephemeral, { recipients: accountPlan(body) }));
 }
 
 /** One ciphertext to many accounts' devices, with the same exact-list rule per account. */
 export async function sendToMany(ctx: RelayContext, sender: DeviceAddress, body: WsMultiSendBody): Promise<SendOutcome> {
   const ephemeral = body.ephemeral === true;
-  return runSend(ctx, ephemeral, sendOp(ctx, sender, body.type, ephemeral, manyPlan(body), body.ciphertext));
+  return runSend(ctx, ephemeral, sendOp(ctx, sender, body.type, ephemeral, manyPlan(ctx, sender, body)));
 }
 
 /**
@@ -326,8 +376,8 @@ export function submitSend(ctx: RelayContext, sender: DeviceAddress, frame: Excl
   let op: () => SendOutcome;
   try {
     op = frame.op === 'send'
-      ? sendOp(ctx, sender, frame.body.type, ephemeral, accountPlan(frame.body))
-      : sendOp(ctx, sender, frame.body.type, ephemeral, manyPlan(frame.body), frame.body.ciphertext);
+      ? sendOp(ctx, sender, frame.body.type, ephemeral, { recipients: accountPlan(frame.body) })
+      : sendOp(ctx, sender, frame.body.type, ephemeral, manyPlan(ctx, sender, frame.body));
   } catch (err) {
     settle(false, err);
     return;

@@ -81,8 +81,9 @@ export async function sendGroupPayload(ctx: ClientContext, conversationId: strin
         }
         if (address.devices.length > 0) recipients.push(address);
       }
-      // kept for the next send if every member held the key and no listing changed meanwhile
-      if (everyone && keyRecord !== undefined && ctx.directory.version === directoryVersion) {
+      // kept for the next send if every member held the key as read at the start (`keyRecord`)
+      // and no listing changed meanwhile
+      if (attempt === 0 && everyone && keyRecord !== undefined && ctx.directory.version === directoryVersion) {
         recipientMemos(ctx).keep(conversationId, { memberKey, keyRecord, directoryVersion, keyState: current!, recipients });
       }
     }

@@ -152,21 +152,21 @@ function storeSend(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvel
   const others = plans.filter((p) => p.accountId !== sender.accountId).map((p) => p.accountId);
   const theirStates = ctx.relationships.statesAbout(sender.accountId, others);
   const myStates = ctx.relationships.statesOf(sender.accountId, others);
-  for (const plan of plans) {
-    const own = plan.accountId === sender.accountId;
-    const theirs = own ? undefined : theirStates.get(plan.accountId);
+  for (const recipient of plans) {
+    const own = recipient.accountId === sender.accountId;
+    const theirs = own ? undefined : theirStates.get(recipient.accountId);
     if (!own && theirs !== 'blocked' && !ephemeral) {
-      if (theirs === undefined) ctx.relationships.setState(plan.accountId, sender.accountId, 'pending', serverTimestamp);
-      const mine = myStates.get(plan.accountId);
-      if (mine === undefined || mine === 'pending') ctx.relationships.setState(sender.accountId, plan.accountId, 'accepted', serverTimestamp);
+      if (theirs === undefined) ctx.relationships.setState(recipient.accountId, sender.accountId, 'pending', serverTimestamp);
+      const mine = myStates.get(recipient.accountId);
+      if (mine === undefined || mine === 'pending') ctx.relationships.setState(sender.accountId, recipient.accountId, 'accepted', serverTimestamp);
     }
     if (deferred) {
       // Blocked: dropped silently; the sender sees the same success and never a receipt.
-      if (theirs === 'blocked') skipped.push(plan.accountId);
+      if (theirs === 'blocked') skipped.push(recipient.accountId);
       continue;
     }
-    const rows: NewEnvelope[] = plan.devices.map((d) => ({
-      guid: mint.next(), accountId: plan.accountId, deviceId: d.deviceId,
+    const rows: NewEnvelope[] = recipient.devices.map((d) => ({
+      guid: mint.next(), accountId: recipient.accountId, deviceId: d.deviceId,
       senderAccountId: sender.accountId, senderDeviceId: sender.deviceId, type: d.type ?? type, ciphertext: d.ciphertext ?? shared!, serverTimestamp,
     }));
     if (!ephemeral) for (const r of rows) out.guids.push(r.guid);

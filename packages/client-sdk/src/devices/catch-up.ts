@@ -1,6 +1,7 @@
 import { decodeCbor, encodeCbor, FieldReader, items, type AttachmentPointer } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
 import { StorageBatch } from '../storage/batch.js';
+import type { MessageRecord } from '../storage/types.js';
 import { messageView } from '../threads/views.js';
 import { buildCatchUpSnapshot, downloadSnapshot, importSnapshot, uploadSnapshot } from './snapshot.js';
 import { enqueueSync } from './sync.js';
@@ -92,15 +93,24 @@ export class LinkCatchUp {
   /** Starts noting messages: call before reading the link snapshot (`noted`: ids of a resumed watch). */
   constructor(private readonly ctx: ClientContext, noted: Iterable<string> = []) {
     this.ids = new Set(noted);
-    const offMessage = ctx.events.on('message', (m) => {
-      if (this.ids.size >= MAX_CATCH_UP_MESSAGES || this.ids.has(m.id)) return;
-      this.ids.add(m.id);
+    const note = (id: string) => {
+      if (this.ids.size >= MAX_CATCH_UP_MESSAGES || this.ids.has(id)) return;
+      this.ids.add(id);
       this.saveSoon();
-    });
-    const offDevices = ctx.events.on('devicesChanged', () => this.wakeOnDevices?.());
+    };
+    const offs = [
+      ctx.events.on('message', (m) => note(m.id)),
+      // changes to messages the new device may hold already (from the link snapshot): the
+      // catch-up carries their current version, and the new device takes its later changes
+      ctx.events.on('messageUpdated', (m) => note(m.id)),
+      ctx.events.on('reaction', (r) => note(r.messageId)),
+      ctx.events.on('messageDeleted', (d) => {
+        if (d.forEveryone) note(d.messageId);
+      }),
+      ctx.events.on('devicesChanged', () => this.wakeOnDevices?.()),
+    ];
     this.unsubscribe = () => {
-      offMessage();
-      offDevices();
+      for (const off of offs) off();
     };
   }
 
@@ -261,11 +271,26 @@ export async function applyHistorySync(ctx: ClientContext, pointer: AttachmentPo
   const snapshot = await downloadSnapshot(ctx, pointer);
   const result = await ctx.lock.run(async () => {
     const batch = new StorageBatch();
-    const imported = await importSnapshot(ctx.storage, batch, snapshot);
-    if (imported.added.length > 0 || imported.touched.length > 0) await ctx.storage.commit(batch);
+    const imported = await importSnapshot(ctx.storage, batch, snapshot, { takeLaterChanges: true });
+    if (imported.added.length > 0 || imported.touched.length > 0 || imported.changed.length > 0) await ctx.storage.commit(batch);
     return imported;
   });
   for (const c of result.touched) ctx.events.emit('conversationUpdated', c);
   for (const m of result.added) ctx.events.emit('message', messageView(m));
+  for (const { before, after } of result.changed) emitChange(ctx, before, after);
   return result.added.length;
+}
+
+/** The events of a held message the catch-up changed (as if the change had arrived itself). */
+function emitChange(ctx: ClientContext, before: MessageRecord, after: MessageRecord): void {
+  const { id: messageId, conversationId } = after;
+  if (after.deletedAt !== undefined) {
+    ctx.events.emit('messageDeleted', { messageId, conversationId, forEveryone: true });
+    return;
+  }
+  if (after.editedAt !== before.editedAt) ctx.events.emit('messageUpdated', messageView(after));
+  for (const [accountId, r] of Object.entries(after.reactions)) {
+    const was = before.reactions[accountId];
+    if (was?.at !== r.at || was.emoji !== r.emoji) ctx.events.emit('reaction', { messageId, conversationId, accountId, emoji: r.emoji });
+  }
 }

@@ -10,9 +10,10 @@ import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
 import { blobDraft, downloadPointer, encryptAndUpload } from '../features/media.js';
 import { GROUP_KINDS, groupIdOf } from '../groups/group-store.js';
-import { StorageBatch } from '../storage/batch.js';
+import { patchMessage } from '../storage/apply.js';
+import { StorageBatch, type MessagePatch } from '../storage/batch.js';
 import type { Storage } from '../storage/storage.js';
-import type { ConversationRecord, MessageRecord, SettingValue } from '../storage/types.js';
+import type { ConversationRecord, MessageRecord, Reaction, SettingValue } from '../storage/types.js';
 
 /**
  * The account snapshot an approving device hands a newly linked one (docs/sdk.md, "Several
@@ -155,16 +156,43 @@ export interface SnapshotImport {
   added: MessageRecord[];
   /** Conversations added or brought forward (newer last message), as they now read. */
   touched: ConversationRecord[];
+  /** Messages held here that took the snapshot's later changes (`takeLaterChanges`), before and after. */
+  changed: { before: MessageRecord; after: MessageRecord }[];
+}
+
+/**
+ * The changes of `incoming` (the same message as another device holds it) that are later than
+ * what `held` shows, as a patch: an unsend (final), a later edit (by `editedAt`), and reactions
+ * set later (by their time). A reaction removed is not seen: records keep no trace of one.
+ */
+function laterChanges(held: MessageRecord, incoming: MessageRecord): MessagePatch | undefined {
+  if (held.deletedAt !== undefined) return undefined;
+  if (incoming.deletedAt !== undefined) return { deletedAt: incoming.deletedAt };
+  const patch: MessagePatch = {};
+  if (incoming.editedAt !== undefined && incoming.editedAt > (held.editedAt ?? -1)) {
+    patch.body = incoming.body;
+    patch.text = incoming.text ?? null;
+    patch.editedAt = incoming.editedAt;
+  }
+  const reactions: Record<string, Reaction> = {};
+  for (const [accountId, r] of Object.entries(incoming.reactions)) {
+    const mine = held.reactions[accountId];
+    if (mine === undefined || r.at > mine.at) reactions[accountId] = r;
+  }
+  if (Object.keys(reactions).length > 0) patch.reactions = reactions;
+  return Object.keys(patch).length > 0 ? patch : undefined;
 }
 
 /**
  * Adds the snapshot to `batch`: settings, conversations and group logs this device does not have
  * yet, and messages it does not have (by id). Nothing already here is overwritten, except that a
- * conversation's last-message preview moves forward when the snapshot's is newer, and its unread
- * count grows by the unseen incoming messages added. Importing the same snapshot twice adds nothing
- * the second time (once the first batch is committed).
+ * conversation's last-message preview moves forward when the snapshot's is newer, its unread
+ * count grows by the unseen incoming messages added, and, with `takeLaterChanges` (a catch-up),
+ * a message held here takes the snapshot's later unsend, edit and reactions ({@link laterChanges}).
+ * Importing the same snapshot twice adds nothing the second time (once the first batch is
+ * committed).
  */
-export async function importSnapshot(storage: Storage, batch: StorageBatch, snapshot: AccountSnapshot): Promise<SnapshotImport> {
+export async function importSnapshot(storage: Storage, batch: StorageBatch, snapshot: AccountSnapshot, options: { takeLaterChanges?: boolean } = {}): Promise<SnapshotImport> {
   for (const [key, value] of Object.entries(snapshot.settings)) {
     if ((SYNCED_SETTINGS as readonly string[]).includes(key) && (await storage.getSetting(key)) === undefined) batch.setSetting(key, value);
   }
@@ -184,9 +212,21 @@ export async function importSnapshot(storage: Storage, batch: StorageBatch, snap
   const added: MessageRecord[] = [];
   const seen = new Set<string>();
   const unread = new Map<string, number>();
+  const changed: SnapshotImport['changed'] = [];
+  const merged = new Set<string>();
   for (const m of snapshot.messages) {
     const entry = known.get(m.conversationId);
-    if (!entry || seen.has(m.id) || (await storage.getMessage(m.id))) continue;
+    if (!entry || seen.has(m.id)) continue;
+    const held = await storage.getMessage(m.id);
+    if (held) {
+      const patch = options.takeLaterChanges && !merged.has(m.id) ? laterChanges(held, m) : undefined;
+      if (patch) {
+        merged.add(m.id);
+        batch.patchMessage(m.id, patch);
+        changed.push({ before: held, after: patchMessage(held, patch) });
+      }
+      continue;
+    }
     seen.add(m.id);
     batch.putMessage(m);
     added.push(m);
@@ -211,7 +251,7 @@ export async function importSnapshot(storage: Storage, batch: StorageBatch, snap
     }
     if (updated !== local) touched.push(updated);
   }
-  return { conversations, messages: added.length, added, touched };
+  return { conversations, messages: added.length, added, touched, changed };
 }
 
 function invalidSnapshot(message: string, cause?: unknown): SottoError {

@@ -137,6 +137,54 @@ describe('catch-up after a link', () => {
     }
   }, 90_000);
 
+  it('changes made during the link to messages the new device already holds (unsends, an edit, a reaction) reach it too', async () => {
+    const gina = await newClient(relay.url, 'gina');
+    clients.push(gina);
+    const chat = await gina.openConversation('bob');
+    const unsent = await gina.sendText(chat, 'gina will unsend this');
+    const edited = await gina.sendText(chat, 'gina will edit this');
+    const reacted = await gina.sendText(chat, 'bob will react to this');
+    await eventually(() => bob.message(unsent.id), 10_000, 'bob receives gina');
+    const bobsOwn = await bob.sendText(await bob.openConversation('gina'), 'bob will unsend this');
+    await eventually(() => gina.message(bobsOwn.id), 10_000, 'gina receives bob');
+    await eventually(() => bob.message(reacted.id), 10_000, 'bob receives gina');
+
+    const held = heldRegistration();
+    const link = await SottoClient.link(clientOptions(relay.url, new MemoryStorage(), { fetch: held.fetch }));
+    const completing = link.complete({ timeoutMs: 30_000 });
+    const approved = await gina.approveLink(link.code, { transferHistory: true });
+    await held.atRegistration;
+    // the link snapshot holds all four as they were; now they change, before the new device is listed
+    await gina.unsend(unsent.id);
+    await gina.edit(edited.id, 'gina edited this');
+    await bob.react(reacted.id, '👍');
+    await bob.unsend(bobsOwn.id);
+    await eventually(async () => (await gina.message(reacted.id))?.reactions['bob']?.emoji === '👍', 10_000, 'gina sees the reaction');
+    await eventually(async () => (await gina.message(bobsOwn.id))?.deletedAt !== undefined, 10_000, "gina sees bob's unsend");
+    held.release();
+    const done = await completing;
+    const tablet = done.client;
+    clients.push(tablet);
+    expect((await tablet.message(edited.id))?.text).toBe('gina will edit this');
+    const events: string[] = [];
+    tablet.events.on('messageDeleted', (d) => events.push(`deleted ${d.messageId}`));
+    tablet.events.on('messageUpdated', (m) => events.push(`updated ${m.id}`));
+    tablet.events.on('reaction', (r) => events.push(`reaction ${r.messageId} ${r.accountId} ${r.emoji}`));
+    await tablet.connect();
+
+    expect(await approved.catchUp).toEqual({ sent: 4 });
+    await eventually(async () => (await tablet.message(bobsOwn.id))?.deletedAt !== undefined, 15_000, 'the new device has the unsends');
+    expect((await tablet.message(unsent.id))?.deletedAt).toBeDefined();
+    expect((await tablet.message(unsent.id))?.text).toBeUndefined();
+    expect((await tablet.message(edited.id))).toMatchObject({ text: 'gina edited this', editedAt: expect.any(Number) });
+    expect((await tablet.message(reacted.id))?.reactions['bob']?.emoji).toBe('👍');
+    expect(events.sort()).toEqual([
+      `deleted ${bobsOwn.id}`, `deleted ${unsent.id}`, `reaction ${reacted.id} bob 👍`, `updated ${edited.id}`,
+    ].sort());
+    // the same thread on both devices
+    expect(await textsIn(tablet, chat)).toEqual(await textsIn(gina, chat));
+  }, 90_000);
+
   it('a client closed before the new device appears ends its catch-up and nothing breaks', async () => {
     const other = await newClient(relay.url, 'erin');
     clients.push(other);

@@ -94,5 +94,42 @@ describe('snapshot import', () => {
     expect((await importInto(device, snapshot)).messages).toBe(0);
     expect((await device.getConversation('d:bob'))?.unreadCount).toBe(1);
   });
-});
 
+  it('a catch-up brings later changes to held messages (unsend, edit, reactions), never earlier ones, and only when asked', async () => {
+    const held = new MemoryStorage();
+    await held.commit(
+      new StorageBatch()
+        .putConversation(direct('bob'))
+        .putMessage(message('unsent', 'd:bob', 10))
+        .putMessage(message('edited', 'd:bob', 11, { text: 'v2', editedAt: 200 }))
+        .putMessage(message('reacted', 'd:bob', 12, { reactions: { bob: { emoji: '🔥', at: 300 }, carol: { emoji: '👍', at: 100 } } }))
+        .putMessage(message('gone', 'd:bob', 13, { deletedAt: 50 })),
+    );
+    const snapshot: AccountSnapshot = {
+      v: 1, createdAt: 1, settings: {}, groupLogs: [],
+      conversations: [direct('bob')],
+      messages: [
+        message('unsent', 'd:bob', 10, { deletedAt: 400, body: new Uint8Array(0), text: undefined }),
+        message('edited', 'd:bob', 11, { text: 'v1', editedAt: 150 }), // older than what is held
+        message('reacted', 'd:bob', 12, { reactions: { bob: { emoji: '😢', at: 250 }, carol: { emoji: '🎉', at: 150 }, dave: { emoji: '👀', at: 1 } } }),
+        message('gone', 'd:bob', 13, { text: 'back?' }),
+      ],
+    };
+    // a link snapshot (no option) never touches what is held
+    const plain = new StorageBatch();
+    expect((await importSnapshot(held, plain, snapshot)).changed).toEqual([]);
+
+    const batch = new StorageBatch();
+    const result = await importSnapshot(held, batch, snapshot, { takeLaterChanges: true });
+    await held.commit(batch);
+    expect(result.changed.map((c) => c.after.id).sort()).toEqual(['reacted', 'unsent']);
+    expect(await held.getMessage('unsent')).toMatchObject({ deletedAt: 400, body: new Uint8Array(0) });
+    expect((await held.getMessage('unsent'))?.text).toBeUndefined();
+    expect(await held.getMessage('edited')).toMatchObject({ text: 'v2', editedAt: 200 });
+    // bob's later reaction here stays; carol's and dave's later ones come in
+    expect((await held.getMessage('reacted'))?.reactions).toEqual({ bob: { emoji: '🔥', at: 300 }, carol: { emoji: '🎉', at: 150 }, dave: { emoji: '👀', at: 1 } });
+    expect(await held.getMessage('gone')).toMatchObject({ deletedAt: 50 });
+    // a second import changes nothing more
+    expect((await importSnapshot(held, new StorageBatch(), snapshot, { takeLaterChanges: true })).changed).toEqual([]);
+  });
+});

@@ -37,7 +37,7 @@ export interface NewDevice {
  * const repo = new AccountRepo(db);
  * const bob = repo.byUsername('bob');
  */
-export class AccountRepo implements CommitObserver {
+export class AccountRepo {
   /**
    * Device lists by account, read on every send and every delivery receipt. Entries are
    * dropped when a device is added or removed; while such a write is uncommitted its account
@@ -119,16 +119,9 @@ export class AccountRepo implements CommitObserver {
     this.deviceCache.changing(accountId);
   }
 
-  opStarted(): void {}
-
-  opRolledBack(): void {}
-
-  committed(): void {
-    this.deviceCache.committed();
-  }
-
-  rolledBack(): void {
-    this.deviceCache.rolledBack();
+  /** What follows the commit queue for this repository: its cache, which keeps only committed device lists. */
+  get commitObserver(): CommitObserver {
+    return this.deviceCache;
   }
 
   device(accountId: string, deviceId: number): DeviceRow | undefined {

@@ -29,7 +29,7 @@ beforeEach(async () => {
   envelopes = new EnvelopeRepo(database.db);
   accounts = new AccountRepo(database.db);
   queue.observe(envelopes);
-  queue.observe(accounts);
+  queue.observe(accounts.commitObserver);
   handed = [];
   envelopes.onCommitted = (rows) => handed.push(rows.map((r) => ({ ...r })));
   await queue.run(() => {

@@ -21,8 +21,8 @@ abstract class CommitFollowingCache implements CommitObserver {
 /**
  * A bounded cache of values read from the database that never holds a value a rolled-back write
  * could have produced: a write to a key drops its entry and, while the write's transaction is
- * open, keeps the key out of the cache; the owning repository forwards its commit-observer calls
- * here. The oldest entry goes first when full.
+ * open, keeps the key out of the cache; it follows the commit queue itself (the owning repository
+ * hands it over as its `commitObserver`). The oldest entry goes first when full.
  *
  * @example
  * const cached = cache.get(accountId) ?? cache.remember(accountId, stmt.all(accountId));

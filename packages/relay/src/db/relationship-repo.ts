@@ -27,7 +27,7 @@ export interface RelationshipListing {
  * @example
  * if (rel.state(bob, alice) === 'blocked') return; // drop silently
  */
-export class RelationshipRepo implements CommitObserver {
+export class RelationshipRepo {
   private readonly stateCache: CommittedPairCache<RelationshipState | null>;
   private stateWrites = 0;
   // Read on every send and ack: a raw statement prepared once (drizzle's per-call mapping
@@ -115,16 +115,9 @@ export class RelationshipRepo implements CommitObserver {
     this.stateCache.changing(ownerId, peerId);
   }
 
-  opStarted(): void {}
-
-  opRolledBack(): void {}
-
-  committed(): void {
-    this.stateCache.committed();
-  }
-
-  rolledBack(): void {
-    this.stateCache.rolledBack();
+  /** What follows the commit queue for this repository: its cache, which keeps only committed states. */
+  get commitObserver(): CommitObserver {
+    return this.stateCache;
   }
 
   /** Sets (or clears with `null`) the state, keeping the restrict flag. */

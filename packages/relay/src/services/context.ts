@@ -45,8 +45,8 @@ export function createContext(config: RelayConfig, database: OpenDatabase, now: 
   // relationship repositories cache device lists and states only once the writes that change
   // them are committed.
   queue.observe(envelopes);
-  queue.observe(accounts);
-  queue.observe(relationships);
+  queue.observe(accounts.commitObserver);
+  queue.observe(relationships.commitObserver);
   const checkedLists = new CheckedRecipientLists();
   queue.observe(checkedLists);
   return {

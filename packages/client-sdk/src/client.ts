@@ -434,8 +434,9 @@ export class SottoClient {
         // answering a request accepts it
         ...(conversation.isRequest ? { isRequest: false, requestState: 'accepted' as const } : {}),
       });
-    enqueueForConversation(this.ctx, batch, conversation, content, record.id);
-    await this.ctx.storage.commit(batch);
+    enqueueForConversation(this.ctx, batch, conversation, content, record.id, record.body);
+    // relaxed: the outbox's strict ratchet commit comes before anyone outside learns of it
+    await this.ctx.storage.commit(batch, { durability: 'relaxed' });
     const view = messageViewOf(record, content);
     this.events.emit('message', view);
     void this.ctx.outbox.kick();
@@ -610,7 +611,7 @@ export class SottoClient {
       const ref = conversation.kind === 'group' ? { kind: 'group' as const, groupId: groupIdOf(conversation.id) } : { kind: 'direct' as const, accountId: conversation.peerAccountId! };
       enqueueSync(this.ctx, batch, { kind: 'read', payload: { entries: [{ conversation: ref, messageId: unseen[0]!.id, at: now }] } });
     }
-    await this.ctx.storage.commit(batch);
+    await this.ctx.storage.commit(batch, { durability: 'relaxed' });
     void this.ctx.outbox.kick();
   }
 

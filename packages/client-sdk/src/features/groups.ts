@@ -177,17 +177,20 @@ export function leaveGroup(ctx: ClientContext, conversationId: string): Promise<
  * @example
  * enqueueForConversation(ctx, batch, conversation, content, message.id);
  */
-export function enqueueForConversation(ctx: ClientContext, batch: StorageBatch, conversation: ConversationRecord, content: Content, messageId?: string): void {
-  if (conversation.kind !== 'group') return enqueueContent(ctx, batch, conversation, content, messageId);
+export function enqueueForConversation(ctx: ClientContext, batch: StorageBatch, conversation: ConversationRecord, content: Content, messageId?: string, encoded?: Uint8Array): void {
+  if (conversation.kind !== 'group') return enqueueContent(ctx, batch, conversation, content, messageId, encoded);
   assertMayPost(ctx, conversation, content.type);
-  const groupContent = { ...content, conversation: conversationContextOf(conversation) } as Content;
-  enqueueContent(ctx, batch, { ...conversation, participants: [conversation.id] }, groupContent, messageId);
+  const groupId = groupIdOf(conversation.id);
+  // `encoded` is `content` encoded: still the payload if the content already names this group
+  const named = content.conversation?.kind === 'group' && sameBytes(content.conversation.groupId, groupId);
+  const groupContent = named ? content : ({ ...content, conversation: { kind: 'group', groupId } } as Content);
+  enqueueContent(ctx, batch, { ...conversation, participants: [conversation.id] }, groupContent, messageId, named ? encoded : undefined);
 }
 
-/** `sendControl` for any conversation kind: commits `batch` with the queued content, wakes the outbox. */
+/** `sendControl` for any conversation kind: commits `batch` with the queued content (relaxed, see `sendControl`), wakes the outbox. */
 export async function sendControlForConversation(ctx: ClientContext, conversation: ConversationRecord, content: Content, batch = new StorageBatch()): Promise<void> {
   enqueueForConversation(ctx, batch, conversation, content);
-  await ctx.storage.commit(batch);
+  await ctx.storage.commit(batch, { durability: 'relaxed' });
   void ctx.outbox.kick();
 }
 

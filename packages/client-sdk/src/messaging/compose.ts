@@ -12,9 +12,12 @@ export function controlContent<T extends Content['type']>(ctx: ClientContext, ty
 /** Last outbox creation stamp per client: the outbox delivers in `createdAt` order. */
 const lastEnqueuedAt = new WeakMap<ClientContext, number>();
 
-/** Adds one outbox entry per recipient account of `conversation` for `content` to `batch`. */
-export function enqueueContent(ctx: ClientContext, batch: StorageBatch, conversation: ConversationRecord, content: Content, messageId?: string): void {
-  const payload = encodeContent(content);
+/**
+ * Adds one outbox entry per recipient account of `conversation` for `content` to `batch`.
+ * `encoded`: `content` already encoded (`encodeContent`), to spare encoding it again.
+ */
+export function enqueueContent(ctx: ClientContext, batch: StorageBatch, conversation: ConversationRecord, content: Content, messageId?: string, encoded?: Uint8Array): void {
+  const payload = encoded ?? encodeContent(content);
   // Strictly increasing, so entries queued within one millisecond keep their order (ties in the
   // due order would otherwise fall to the random entry id).
   const now = Math.max(ctx.now(), (lastEnqueuedAt.get(ctx) ?? 0) + 1);
@@ -34,10 +37,13 @@ export function enqueueContent(ctx: ClientContext, batch: StorageBatch, conversa
   }
 }
 
-/** Commits `batch` plus the outbox entries for a control `content`, then wakes the outbox. */
+/**
+ * Commits `batch` plus the outbox entries for a control `content` (relaxed: see `Durability`;
+ * the outbox's ratchet commit is strict), then wakes the outbox.
+ */
 export async function sendControl(ctx: ClientContext, conversation: ConversationRecord, content: Content, batch = new StorageBatch()): Promise<void> {
   enqueueContent(ctx, batch, conversation, content);
-  await ctx.storage.commit(batch);
+  await ctx.storage.commit(batch, { durability: 'relaxed' });
   void ctx.outbox.kick();
 }
 

@@ -6,6 +6,9 @@ import { conversationSearchText } from '../storage/records.js';
 import { ftsExpression, matchesWords, searchWords } from '../storage/search-text.js';
 import {
   DEFAULT_PAGE_SIZE,
+  RELAXED_SYNC_MS,
+  type CommitOptions,
+  type Durability,
   type ListCallLogsOptions,
   type ListConversationsOptions,
   type ListMessagesOptions,
@@ -39,6 +42,11 @@ export interface SqliteStorageOptions {
    * {@link SqliteStorage.changePassphrase}. It offers no real protection against guessing.
    */
   insecureFastKdf?: boolean;
+  /**
+   * The longest a relaxed commit waits for a sync when no strict commit follows it (ms, default
+   * {@link RELAXED_SYNC_MS}). See {@link Durability}.
+   */
+  relaxedSyncMs?: number;
 }
 
 /**
@@ -58,7 +66,9 @@ export async function openSqliteStorage(path: string, options: SqliteStorageOpti
 /**
  * {@link Storage} on better-sqlite3. A commit runs the whole batch inside one synchronous SQLite
  * transaction (BEGIN IMMEDIATE ... COMMIT): no await happens inside it, and any failing op rolls
- * everything back.
+ * everything back. The connection runs `synchronous=NORMAL` in WAL mode and a strict commit
+ * under FULL (see {@link Durability}); a relaxed commit is synced by the next strict commit or by
+ * a checkpoint at most `relaxedSyncMs` later.
  *
  * Protocol records (sessions, identities, prekeys) are read through a small in-memory cache,
  * updated after every successful commit that writes them: a ratchet step reads the record it
@@ -82,12 +92,21 @@ export class SqliteStorage implements Storage {
   readonly #q: Statements;
   readonly #protocolCache = new Map<string, Uint8Array | null>();
   readonly #blindSearch = new Map<string, Database.Statement>();
+  readonly #syncFull: Database.Statement;
+  readonly #syncNormal: Database.Statement;
+  readonly #relaxedSyncMs: number;
+  /** A relaxed commit resolved and no strict commit or sync has followed it yet. */
+  #unsynced = false;
+  #syncTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
 
-  private constructor(db: Database.Database, cipher: StoreCipher | undefined, insecureFastKdf: boolean) {
+  private constructor(db: Database.Database, cipher: StoreCipher | undefined, options: SqliteStorageOptions) {
     this.#db = db;
     this.#cipher = cipher;
-    this.#insecureFastKdf = insecureFastKdf;
+    this.#insecureFastKdf = options.insecureFastKdf === true;
+    this.#relaxedSyncMs = options.relaxedSyncMs ?? RELAXED_SYNC_MS;
+    this.#syncFull = db.prepare('PRAGMA synchronous = FULL');
+    this.#syncNormal = db.prepare('PRAGMA synchronous = NORMAL');
     this.#codec = new RowCodec(cipher);
     this.#q = prepare(db);
     this.#target = target(this.#q, this.#codec);
@@ -114,10 +133,12 @@ export class SqliteStorage implements Storage {
         ({ cipher, header: newHeader } = await StoreCipher.create(passphrase, { insecureFastKdf: options.insecureFastKdf === true }));
       }
       db.pragma('journal_mode = WAL');
-      // FULL: in WAL mode, NORMAL may lose the last commits on power loss. We ack the relay right
+      // NORMAL between commits; a strict commit runs under FULL, which syncs the WAL and with it
+      // every commit before (see Durability). Strict is the default: we ack the relay right
       // after a commit, and the relay then deletes the envelope, so a commit lost after its ack
-      // is a message lost for good. FULL syncs the WAL on every commit.
-      db.pragma('synchronous = FULL');
+      // would be a message lost for good. (The schema below is written under NORMAL: a new
+      // store lost to power loss is simply not there.)
+      db.pragma('synchronous = NORMAL');
       const conn = db;
       // A new encrypted store gets its schema and header in one transaction: no crash leaves a
       // plain store where an encrypted one was asked for.
@@ -125,7 +146,7 @@ export class SqliteStorage implements Storage {
         migrate(conn);
         if (newHeader) conn.prepare('INSERT INTO storage_meta (key, value) VALUES (?, ?)').run(HEADER_KEY, newHeader);
       }).immediate();
-      return new SqliteStorage(conn, cipher, options.insecureFastKdf === true);
+      return new SqliteStorage(conn, cipher, options);
     } catch (err) {
       cipher?.dispose();
       db?.close();
@@ -167,15 +188,53 @@ export class SqliteStorage implements Storage {
     }
   }
 
-  async commit(batch: StorageBatch): Promise<void> {
+  async commit(batch: StorageBatch, options: CommitOptions = {}): Promise<void> {
     this.#check();
+    const strict = options.durability !== 'relaxed';
     try {
-      this.#apply.immediate(batch);
+      if (strict) this.#syncFull.run();
+      try {
+        this.#apply.immediate(batch);
+      } finally {
+        if (strict) this.#syncNormal.run();
+      }
     } catch (err) {
       throw SottoError.from(err, 'STORAGE_FAILED', 'SQLite commit failed');
     }
+    if (strict) this.#unsynced = false;
+    else this.#scheduleSync();
     for (const op of batch.ops) {
       if (op.op === 'protocol') this.#cacheProtocol(op.change.kind, op.change.key, op.change.value);
+    }
+  }
+
+  /** True while a relaxed commit waits for its sync (see {@link Durability}); for tests. */
+  get syncPending(): boolean {
+    return this.#unsynced;
+  }
+
+  #scheduleSync(): void {
+    this.#unsynced = true;
+    if (this.#syncTimer) return;
+    this.#syncTimer = setTimeout(() => {
+      this.#syncTimer = undefined;
+      if (!this.#closed) this.#sync();
+    }, this.#relaxedSyncMs);
+    this.#syncTimer.unref?.();
+  }
+
+  /**
+   * Makes every relaxed commit durable: a checkpoint, which under NORMAL syncs the WAL before it
+   * copies the WAL into the database file (and syncs that after). A failure leaves the commits
+   * to the next strict commit or the checkpoint at close.
+   */
+  #sync(): void {
+    if (!this.#unsynced) return;
+    try {
+      this.#db.pragma('wal_checkpoint(PASSIVE)');
+      this.#unsynced = false;
+    } catch {
+      // kept for later, see above
     }
   }
 
@@ -299,6 +358,8 @@ export class SqliteStorage implements Storage {
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    if (this.#syncTimer) clearTimeout(this.#syncTimer);
+    this.#sync();
     this.#closed = true;
     this.#protocolCache.clear();
     this.#blindSearch.clear();

@@ -24,6 +24,9 @@ export {
 } from './batch.js';
 export {
   DEFAULT_PAGE_SIZE,
+  RELAXED_SYNC_MS,
+  type CommitOptions,
+  type Durability,
   type ListCallLogsOptions,
   type ListConversationsOptions,
   type ListMessagesOptions,

@@ -5,6 +5,7 @@ import { activityAt, canonical, compareCodePoints, conversationSearchText } from
 import { matchesWords, searchWords } from './search-text.js';
 import {
   DEFAULT_PAGE_SIZE,
+  type CommitOptions,
   type ListCallLogsOptions,
   type ListConversationsOptions,
   type ListMessagesOptions,
@@ -59,7 +60,8 @@ export class MemoryStorage implements Storage {
     return new MemoryStorage(this.#tables);
   }
 
-  async commit(batch: StorageBatch): Promise<void> {
+  /** Memory has no disk: `options.durability` changes nothing. */
+  async commit(batch: StorageBatch, _options?: CommitOptions): Promise<void> {
     const base = this.#open();
     const draft = new Draft(base);
     applyBatch(batch, draft);

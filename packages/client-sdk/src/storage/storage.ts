@@ -33,6 +33,30 @@ export interface ListCallLogsOptions {
   limit?: number;
 }
 
+/**
+ * How durable a commit is once its promise resolves.
+ * - `strict` (the default): on disk, kept across power loss and OS crashes, and so is every
+ *   commit before it.
+ * - `relaxed`: atomic and visible at once, and kept across an app crash or kill. Kept across power
+ *   loss once a later strict commit resolves, or once the backend syncs on its own (SQLite: at
+ *   most {@link RELAXED_SYNC_MS} later). Power loss before that can lose it, never in part and
+ *   only together with every commit after it.
+ *
+ * A commit may be relaxed only when nothing outside this device learns of what it wrote before a
+ * later strict commit: the SDK relaxes the commits that queue a message in the outbox, since the
+ * outbox's ratchet commit before the relay sees the ciphertext is strict. Every commit that is
+ * followed by an ack to the relay, a network send of new protocol state, or an upload of keys
+ * stays strict.
+ */
+export type Durability = 'strict' | 'relaxed';
+
+export interface CommitOptions {
+  durability?: Durability;
+}
+
+/** The longest a relaxed SQLite commit waits for a sync when no strict commit follows. */
+export const RELAXED_SYNC_MS = 250;
+
 /** Messages per history page (the seed's page size). */
 export const DEFAULT_PAGE_SIZE = 50;
 
@@ -54,10 +78,11 @@ export interface Storage {
   /**
    * Apply every operation of `batch` in one transaction, or none of them. Fails with
    * `NOT_FOUND`, `INVALID_ARGUMENT` or `CONFLICT` from the ops, `STORAGE_FAILED` from the backend.
+   * `options.durability` (default `strict`): see {@link Durability}.
    * @example
    * await storage.commit(new StorageBatch().setSetting('readReceipts', false));
    */
-  commit(batch: StorageBatch): Promise<void>;
+  commit(batch: StorageBatch, options?: CommitOptions): Promise<void>;
 
   getConversation(id: string): Promise<ConversationRecord | undefined>;
   listConversations(options?: ListConversationsOptions): Promise<ConversationRecord[]>;

@@ -378,5 +378,20 @@ export function runStorageConformance(name: string, open: () => Promise<OpenedSt
       await commit((b) => b.patchMessage('m1', { deletedAt: 20 }));
       expect(await storage.searchMessages('persist')).toEqual([]);
     });
+
+    it('applies relaxed commits like strict ones: atomic, visible at once, kept across close and reopen', async ({ skip }) => {
+      await storage.commit(new StorageBatch().putConversation(direct('bob')).putMessage(message('m1', 'd:bob', 10, { text: 'relaxed words' })), { durability: 'relaxed' });
+      expect(ids(await storage.searchMessages('relaxed'))).toEqual(['m1']);
+      const failing = new StorageBatch().putMessage(message('m2', 'd:bob', 11)).patchMessage('missing', { seenAt: 1 });
+      await expectCode(storage.commit(failing, { durability: 'relaxed' }), 'NOT_FOUND');
+      expect(await storage.getMessage('m2')).toBeUndefined();
+      await storage.commit(new StorageBatch().putMessage(message('m3', 'd:bob', 12)), { durability: 'strict' });
+      await storage.commit(new StorageBatch().patchMessage('m1', { seenAt: 13 }), { durability: 'relaxed' });
+      if (!opened.reopen) return skip('backend cannot reopen');
+      await storage.close();
+      storage = await opened.reopen();
+      expect(ids(await storage.listMessages('d:bob'))).toEqual(['m3', 'm1']);
+      expect((await storage.getMessage('m1'))?.seenAt).toBe(13);
+    });
   });
 }

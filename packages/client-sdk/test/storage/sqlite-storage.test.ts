@@ -20,7 +20,7 @@ runStorageConformance('sqlite', async () => {
 });
 
 describe('SQLite storage specifics', () => {
-  it('uses WAL with synchronous FULL and records the schema version', async () => {
+  it('uses WAL and records the schema version', async () => {
     const path = freshPath();
     const storage = await openSqliteStorage(path);
     await storage.close();
@@ -28,6 +28,24 @@ describe('SQLite storage specifics', () => {
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     db.close();
+  });
+
+  it('syncs a relaxed commit with the next strict commit, or on its own after relaxedSyncMs', async () => {
+    const path = freshPath();
+    const storage = await openSqliteStorage(path, { relaxedSyncMs: 20 });
+    await storage.commit(new StorageBatch().putConversation(direct('bob')), { durability: 'relaxed' });
+    expect(storage.syncPending).toBe(true);
+    await storage.commit(new StorageBatch().putMessage(message('m1', 'd:bob', 1)));
+    expect(storage.syncPending).toBe(false);
+
+    await storage.commit(new StorageBatch().putMessage(message('m2', 'd:bob', 2)), { durability: 'relaxed' });
+    expect(storage.syncPending).toBe(true);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(storage.syncPending).toBe(false);
+    const fresh = new Database(path, { readonly: true });
+    expect(fresh.prepare('SELECT count(*) AS n FROM messages').get()).toEqual({ n: 2 });
+    fresh.close();
+    await storage.close();
   });
 
   it('refuses a database written by a newer schema', async () => {

@@ -9,8 +9,8 @@ export function controlContent<T extends Content['type']>(ctx: ClientContext, ty
   return { v: 1, type, id: newMessageId(), sentAt: ctx.now(), conversation: { kind: 'direct' }, body } as Content;
 }
 
-/** Last outbox creation stamp per client: the outbox delivers in `createdAt` order. */
-const lastEnqueuedAt = new WeakMap<ClientContext, number>();
+/** Stamps of the last outbox entry queued per client: the outbox delivers in due, then creation order. */
+const lastEnqueued = new WeakMap<ClientContext, { createdAt: number; nextAttemptAt: number }>();
 
 /**
  * Adds one outbox entry per recipient account of `conversation` for `content` to `batch`.
@@ -18,10 +18,15 @@ const lastEnqueuedAt = new WeakMap<ClientContext, number>();
  */
 export function enqueueContent(ctx: ClientContext, batch: StorageBatch, conversation: ConversationRecord, content: Content, messageId?: string, encoded?: Uint8Array): void {
   const payload = encoded ?? encodeContent(content);
-  // Strictly increasing, so entries queued within one millisecond keep their order (ties in the
-  // due order would otherwise fall to the random entry id).
-  const now = Math.max(ctx.now(), (lastEnqueuedAt.get(ctx) ?? 0) + 1);
-  lastEnqueuedAt.set(ctx, now);
+  // createdAt strictly increases, so entries queued within one millisecond keep their order
+  // (ties would otherwise fall to the random entry id). nextAttemptAt is the clock (never
+  // before the last entry's): due at once. Stamping it with createdAt, which runs ahead of the
+  // clock during a burst, made a burst of n messages due one per millisecond.
+  const clock = ctx.now();
+  const last = lastEnqueued.get(ctx);
+  const createdAt = Math.max(clock, (last?.createdAt ?? 0) + 1);
+  const nextAttemptAt = Math.max(clock, last?.nextAttemptAt ?? 0);
+  lastEnqueued.set(ctx, { createdAt, nextAttemptAt });
   for (const recipient of conversation.participants) {
     batch.putOutbox({
       id: `${content.id}:${recipient}`,
@@ -31,8 +36,8 @@ export function enqueueContent(ctx: ClientContext, batch: StorageBatch, conversa
       payload,
       kind: content.type,
       attempts: 0,
-      nextAttemptAt: now,
-      createdAt: now,
+      nextAttemptAt,
+      createdAt,
     });
   }
 }

@@ -38,6 +38,9 @@ const SQL = {
     ON CONFLICT (id) DO UPDATE SET conversation_id = excluded.conversation_id, sent_at = excluded.sent_at,
       text = excluded.text, record = excluded.record
     RETURNING seq`,
+  // A rewrite that keeps conversation_id and sent_at: setting those (even to the same values)
+  // makes SQLite rewrite both thread indexes' entries; text only moves FTS when it changes.
+  updateMessage: 'UPDATE messages SET text = ?, record = ? WHERE id = ? RETURNING seq',
   getMessageBySeq: 'SELECT id, conversation_id, sent_at, record FROM messages WHERE seq = ?',
   listTerms: 'SELECT term FROM message_terms WHERE seq = ?',
   deleteTerm: 'DELETE FROM message_terms WHERE term = ? AND seq = ?',
@@ -94,11 +97,14 @@ export function target(q: Statements, codec: RowCodec): BatchTarget {
       q.deleteOutboxOf.run(id);
     },
     getMessage: (id) => read<MessageRecord>('messages', q.getMessage.get(id)),
-    putMessage: (r) => {
+    putMessage: (r, stored) => {
       const text = r.deletedAt === undefined ? (r.text ?? null) : null;
       const row = { id: r.id, conversation_id: r.conversationId, sent_at: r.sentAt };
       const blob = codec.record('messages', row, r);
-      const { seq } = q.putMessage.get(row.id, row.conversation_id, row.sent_at, codec.encrypted ? null : text, blob) as { seq: number };
+      const rowText = codec.encrypted ? null : text;
+      const keysKept = stored !== undefined && stored.conversationId === r.conversationId && stored.sentAt === r.sentAt;
+      const updated = keysKept ? (q.updateMessage.get(rowText, blob, row.id) as { seq: number } | undefined) : undefined;
+      const { seq } = updated ?? (q.putMessage.get(row.id, row.conversation_id, row.sent_at, rowText, blob) as { seq: number });
       if (codec.encrypted) reindex(q, seq, text === null ? [] : codec.indexTerms(text));
     },
     deleteMessage: (id) => void q.deleteMessage.run(id),

@@ -30,7 +30,12 @@ export interface BatchTarget {
   /** Deletes the conversation row and every message and outbox entry of it. */
   deleteConversation(id: string): void;
   getMessage(id: string): MessageRecord | undefined;
-  putMessage(record: MessageRecord): void;
+  /**
+   * `stored`: the row as this target holds it now, when the caller knows it (undefined: unknown,
+   * or no row). A backend may then rewrite only what changed: a status or reaction patch keeps
+   * the conversation and time a thread index is keyed on.
+   */
+  putMessage(record: MessageRecord, stored?: MessageRecord): void;
   deleteMessage(id: string): void;
   putOutbox(entry: OutboxEntry): void;
   deleteOutbox(id: string): void;
@@ -64,13 +69,18 @@ export function applyBatch(batch: StorageBatch, target: BatchTarget): void {
 class WriteBackView implements BatchTarget {
   readonly #conversations = new Map<string, ConversationRecord>();
   readonly #messages = new Map<string, MessageRecord>();
+  /** Message rows as the target holds them (null: none), for those read through this view. */
+  readonly #stored = new Map<string, MessageRecord | null>();
 
   constructor(private readonly t: BatchTarget) {}
 
   /** Writes every held row, in the order each was first written. */
   flush(): void {
     for (const record of this.#conversations.values()) this.t.putConversation(record);
-    for (const record of this.#messages.values()) this.t.putMessage(record);
+    for (const record of this.#messages.values()) {
+      this.t.putMessage(record, this.#stored.get(record.id) ?? undefined);
+      this.#stored.set(record.id, record);
+    }
     this.#conversations.clear();
     this.#messages.clear();
   }
@@ -87,10 +97,17 @@ class WriteBackView implements BatchTarget {
     // held writes go first, so the backend's delete (which cascades) sees every row it removes
     this.flush();
     this.t.deleteConversation(id);
+    this.#stored.clear(); // its messages went with it
   }
 
   getMessage(id: string): MessageRecord | undefined {
-    return this.#messages.get(id) ?? this.t.getMessage(id);
+    const held = this.#messages.get(id);
+    if (held) return held;
+    const stored = this.#stored.get(id);
+    if (stored !== undefined) return stored ?? undefined;
+    const found = this.t.getMessage(id);
+    this.#stored.set(id, found ?? null);
+    return found;
   }
 
   putMessage(record: MessageRecord): void {
@@ -100,6 +117,7 @@ class WriteBackView implements BatchTarget {
   deleteMessage(id: string): void {
     this.#messages.delete(id);
     this.t.deleteMessage(id);
+    this.#stored.set(id, null);
   }
 
   putOutbox(entry: OutboxEntry): void {

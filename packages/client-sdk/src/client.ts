@@ -41,6 +41,7 @@ import { Mutex } from './mutex.js';
 import { RelayConnection, type ConnectionState } from './relay/relay-connection.js';
 import { RelayHttp } from './relay/relay-http.js';
 import { globalWebSocketFactory, type WebSocketFactory } from './relay/transport.js';
+import { forgetSentBefore } from './messaging/sent-index.js';
 import { StorageBatch } from './storage/batch.js';
 import type { Storage } from './storage/storage.js';
 import { directConversationId, type ConversationRecord, type MessageRecord, type NotificationSettings } from './storage/types.js';
@@ -70,6 +71,15 @@ export interface SottoClientOptions {
 
 /** Setting that remembers our account's other device ids. */
 const OWN_DEVICES_KEY = 'ownDevices';
+
+/**
+ * Processed-envelope markers and where-sent records are forgotten after this long. The relay
+ * redelivers an envelope only until it is acked or expires (default retention 30 days), and a
+ * resend request names an envelope the relay still held, so both outlive their use by far.
+ */
+export const FORGET_AFTER_MS = 90 * 24 * 60 * 60 * 1000;
+/** Sweep ticks (5 s each) between two runs of the forgetting above: daily. */
+const FORGET_EVERY_TICKS = (24 * 60 * 60) / 5;
 
 /** A link in progress on a new device (`SottoClient.link`). */
 export interface LinkSession {
@@ -289,14 +299,28 @@ export class SottoClient {
     await this.maintainKeys().catch(() => undefined);
     await this.ctx.directory.devices(this.accountId, { refresh: true }).catch(() => undefined);
     if (!this.sweepTimer) {
+      await this.forgetOld().catch(() => undefined);
       let ticks = 0;
       this.sweepTimer = setInterval(() => {
         void this.expireMessages().catch(() => undefined);
         // hourly: signed-prekey rotation is due weekly even for a client that never reconnects
         if (++ticks % 720 === 0) void this.maintainKeys().catch(() => undefined);
+        if (ticks % FORGET_EVERY_TICKS === 0) void this.forgetOld().catch(() => undefined);
       }, 5_000);
       (this.sweepTimer as { unref?: () => void }).unref?.();
     }
+  }
+
+  /**
+   * Forgets processed-envelope markers and where-sent records older than {@link FORGET_AFTER_MS}
+   * (at connect, then daily), so they do not grow with the account's whole history.
+   */
+  async forgetOld(): Promise<void> {
+    const cutoff = this.ctx.now() - FORGET_AFTER_MS;
+    const batch = new StorageBatch().forgetProcessedBefore(cutoff);
+    await forgetSentBefore(this.ctx.storage, batch, cutoff);
+    // derived bookkeeping: losing this commit to power loss only means doing it again
+    await this.ctx.storage.commit(batch, { durability: 'relaxed' });
   }
 
   /** Replenishes one-time prekeys below the threshold and rotates the signed prekey when due. */

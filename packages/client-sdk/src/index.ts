@@ -1,6 +1,6 @@
 export * from './errors.js';
 export * from './storage/index.js';
-export { SottoClient, type SottoClientOptions, type MessagePage, type SendOptions, type LinkSession } from './client.js';
+export { FORGET_AFTER_MS, SottoClient, type SottoClientOptions, type MessagePage, type SendOptions, type LinkSession } from './client.js';
 export type { ApprovedLink } from './devices/linking.js';
 export type { SottoEvents, MessageView, DecryptionFailureReason } from './events.js';
 export type { RequestPolicy } from './context.js';

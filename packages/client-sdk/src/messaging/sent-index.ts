@@ -4,12 +4,21 @@ import type { Storage } from '../storage/storage.js';
 
 /**
  * Where our sent messages went at the relay: relay guid -> (message, recipient), and
- * (recipient, server timestamp) -> message. Delivery receipts name guids; resend requests name
+ * (server timestamp, recipient) -> message. Delivery receipts name guids; resend requests name
  * the server timestamp of the envelope that failed. Kept as records in the storage's generic
  * record families, written in the same commit as the "sent" status.
+ *
+ * A guid record goes when its delivery receipt comes. The timestamp records are keyed time
+ * first (`TIME_KIND`: 16 decimal digits, then the account), so {@link forgetSentBefore} drops
+ * everything older than a cutoff with one range delete. Records of the first layout
+ * (`LEGACY_TIME_KIND`, account first) are still read, and dropped by age.
  */
 const GUID_KIND = 'sentGuid';
-const TIMESTAMP_KIND = 'sentAt';
+const TIME_KIND = 'sentTime';
+const LEGACY_TIME_KIND = 'sentAt';
+const TIME_DIGITS = 16;
+
+const timeKey = (serverTimestamp: number, accountId = '') => `${String(serverTimestamp).padStart(TIME_DIGITS, '0')}:${accountId}`;
 
 export interface SentRef {
   messageId: string;
@@ -19,7 +28,7 @@ export interface SentRef {
 export function recordSent(batch: StorageBatch, ref: SentRef, guids: readonly string[], serverTimestamp: number): void {
   const value = encodeCbor({ v: 1, m: ref.messageId, a: ref.accountId, t: serverTimestamp });
   for (const guid of guids) batch.protocolRecord(GUID_KIND, guid, value);
-  batch.protocolRecord(TIMESTAMP_KIND, `${ref.accountId}:${serverTimestamp}`, encodeCbor({ v: 1, m: ref.messageId, a: ref.accountId }));
+  batch.protocolRecord(TIME_KIND, timeKey(serverTimestamp, ref.accountId), encodeCbor({ v: 1, m: ref.messageId, a: ref.accountId }));
 }
 
 function readRef(bytes: Uint8Array | undefined): SentRef | undefined {
@@ -37,7 +46,23 @@ export function forgetGuid(batch: StorageBatch, guid: string): void {
 }
 
 export async function sentByTimestamp(storage: Storage, accountId: string, serverTimestamp: number): Promise<SentRef | undefined> {
-  return readRef(await storage.getProtocolRecord(TIMESTAMP_KIND, `${accountId}:${serverTimestamp}`));
+  return readRef(
+    (await storage.getProtocolRecord(TIME_KIND, timeKey(serverTimestamp, accountId))) ??
+      (await storage.getProtocolRecord(LEGACY_TIME_KIND, `${accountId}:${serverTimestamp}`)),
+  );
+}
+
+/**
+ * Adds to `batch` the removal of every timestamp record of sends older than `cutoff` (a resend
+ * request can only name an envelope the relay still keeps). Legacy records are listed and
+ * dropped by the time at the end of their key.
+ */
+export async function forgetSentBefore(storage: Storage, batch: StorageBatch, cutoff: number): Promise<void> {
+  batch.forgetProtocolBelow(TIME_KIND, timeKey(Math.max(0, Math.trunc(cutoff))));
+  for (const key of await storage.listProtocolKeys(LEGACY_TIME_KIND)) {
+    const at = Number(key.slice(key.lastIndexOf(':') + 1));
+    if (!Number.isFinite(at) || at < cutoff) batch.protocolRecord(LEGACY_TIME_KIND, key, null);
+  }
 }
 
 /**

@@ -74,6 +74,8 @@ const SQL = {
   getProtocol: 'SELECT kind, key, value FROM protocol_records WHERE kind = ? AND key = ?',
   putProtocol: 'INSERT OR REPLACE INTO protocol_records (kind, key, value) VALUES (?, ?, ?)',
   deleteProtocol: 'DELETE FROM protocol_records WHERE kind = ? AND key = ?',
+  // TEXT compares with BINARY collation: memcmp of UTF-8, which is code point order
+  deleteProtocolBelow: 'DELETE FROM protocol_records WHERE kind = ? AND key < ?',
   listProtocolKeys: 'SELECT key FROM protocol_records WHERE kind = ? ORDER BY key',
 } as const;
 
@@ -126,6 +128,7 @@ export function target(q: Statements, codec: RowCodec): BatchTarget {
     },
     putProtocol: (kind, key, value) => void q.putProtocol.run(kind, key, codec.bytes('protocol_records', { kind, key }, value)),
     deleteProtocol: (kind, key) => void q.deleteProtocol.run(kind, key),
+    deleteProtocolBelow: (kind, key) => void q.deleteProtocolBelow.run(kind, key),
   };
 }
 

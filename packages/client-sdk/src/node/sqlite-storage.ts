@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { SottoError } from '../errors.js';
 import { applyBatch, type BatchTarget } from '../storage/apply.js';
 import type { StorageBatch } from '../storage/batch.js';
-import { conversationSearchText } from '../storage/records.js';
+import { compareCodePoints, conversationSearchText } from '../storage/records.js';
 import { ftsExpression, matchesWords, searchWords } from '../storage/search-text.js';
 import {
   DEFAULT_PAGE_SIZE,
@@ -205,6 +205,14 @@ export class SqliteStorage implements Storage {
     else this.#scheduleSync();
     for (const op of batch.ops) {
       if (op.op === 'protocol') this.#cacheProtocol(op.change.kind, op.change.key, op.change.value);
+      else if (op.op === 'forgetProtocolBelow') this.#uncacheBelow(op.kind, op.key);
+    }
+  }
+
+  #uncacheBelow(kind: string, key: string): void {
+    const prefix = cacheKey(kind, '');
+    for (const k of this.#protocolCache.keys()) {
+      if (k.startsWith(prefix) && compareCodePoints(k.slice(prefix.length), key) < 0) this.#protocolCache.delete(k);
     }
   }
 

@@ -46,6 +46,8 @@ export interface BatchTarget {
   putCallLog(record: CallLogRecord): void;
   putProtocol(kind: string, key: string, value: Uint8Array): void;
   deleteProtocol(kind: string, key: string): void;
+  /** Deletes the records of `kind` with a key before `key` (code point order). */
+  deleteProtocolBelow(kind: string, key: string): void;
 }
 
 /**
@@ -155,6 +157,10 @@ class WriteBackView implements BatchTarget {
   deleteProtocol(kind: string, key: string): void {
     this.t.deleteProtocol(kind, key);
   }
+
+  deleteProtocolBelow(kind: string, key: string): void {
+    this.t.deleteProtocolBelow(kind, key);
+  }
 }
 
 function applyOp(op: StorageOp, t: BatchTarget): void {
@@ -245,6 +251,9 @@ function applyOp(op: StorageOp, t: BatchTarget): void {
       else throw new SottoError('INVALID_ARGUMENT', 'protocol record value is not bytes', { field: 'protocolRecord.value' });
       return;
     }
+    case 'forgetProtocolBelow':
+      t.deleteProtocolBelow(checkId(op.kind, 'protocolRecord.kind'), checkId(op.key, 'protocolRecord.key'));
+      return;
     default:
       throw new SottoError('INVALID_ARGUMENT', 'unknown batch operation', { field: 'op' });
   }

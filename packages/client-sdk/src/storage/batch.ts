@@ -73,7 +73,8 @@ export type StorageOp =
   | { op: 'forgetProcessedBefore'; at: number }
   | { op: 'setSetting'; key: string; value: SettingValue | null }
   | { op: 'putCallLog'; record: CallLogRecord }
-  | { op: 'protocol'; change: ProtocolRecordChange };
+  | { op: 'protocol'; change: ProtocolRecordChange }
+  | { op: 'forgetProtocolBelow'; kind: string; key: string };
 
 /**
  * Every write to a {@link Storage} goes through one batch, applied by `storage.commit(batch)` in
@@ -184,6 +185,14 @@ export class StorageBatch {
   /** Put (`value` bytes) or delete (`null`) one protocol record. */
   protocolRecord(kind: string, key: string, value: Uint8Array | null): this {
     return this.#push({ op: 'protocol', change: { kind, key, value } });
+  }
+
+  /**
+   * Delete every protocol record of `kind` whose key sorts before `key` (Unicode code point
+   * order): with keys that start with a fixed-width time, everything older than a cutoff.
+   */
+  forgetProtocolBelow(kind: string, key: string): this {
+    return this.#push({ op: 'forgetProtocolBelow', kind, key });
   }
 
   /** Add a list of protocol record changes, in order. */

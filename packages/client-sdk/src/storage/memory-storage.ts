@@ -228,6 +228,10 @@ class Draft implements BatchTarget {
   putCallLog(record: CallLogRecord) { this.#write('callLogs').set(record.callId, record); }
   putProtocol(kind: string, key: string, value: Uint8Array) { this.#family(kind).set(key, value); }
   deleteProtocol(kind: string, key: string) { this.#family(kind).delete(key); }
+  deleteProtocolBelow(kind: string, key: string) {
+    const family = this.#family(kind);
+    for (const k of [...family.keys()]) if (compareCodePoints(k, key) < 0) family.delete(k);
+  }
 
   readonly #copiedFamilies = new Set<string>();
   #family(kind: string): Map<string, Uint8Array> {

@@ -393,5 +393,22 @@ export function runStorageConformance(name: string, open: () => Promise<OpenedSt
       expect(ids(await storage.listMessages('d:bob'))).toEqual(['m3', 'm1']);
       expect((await storage.getMessage('m1'))?.seenAt).toBe(13);
     });
+
+    it('forgets protocol records of one kind below a key, and nothing else', async () => {
+      const v = (n: number) => new Uint8Array([n]);
+      await commit((b) =>
+        b
+          .protocolRecord('t', '0001:a', v(1))
+          .protocolRecord('t', '0002:b', v(2))
+          .protocolRecord('t', '0003:c', v(3))
+          .protocolRecord('other', '0001:a', v(4)),
+      );
+      expect(await storage.getProtocolRecord('t', '0001:a')).toEqual(v(1)); // read once (a backend may cache it)
+      await commit((b) => b.forgetProtocolBelow('t', '0003:'));
+      expect(await storage.listProtocolKeys('t')).toEqual(['0003:c']);
+      expect(await storage.getProtocolRecord('t', '0001:a')).toBeUndefined();
+      expect(await storage.getProtocolRecord('other', '0001:a')).toEqual(v(4));
+      await expectCode(commit((b) => b.forgetProtocolBelow('', 'x')), 'INVALID_ARGUMENT');
+    });
   });
 }

@@ -29,6 +29,7 @@ describe('batch write-back', () => {
     batch.patchMessage('m1', { status: { member3: { state: 'read', at: 999 } } });
     const rows = new Map<string, unknown>();
     const calls: string[] = [];
+    const storedSeen: unknown[] = [];
     const base = await storage.getMessage('m1');
     const conv = await storage.getConversation(conversation.id);
     applyBatch(batch, {
@@ -36,11 +37,14 @@ describe('batch write-back', () => {
       putConversation: (r) => { calls.push('putConversation'); rows.set(`c:${r.id}`, r); },
       deleteConversation: () => calls.push('deleteConversation'),
       getMessage: (id) => (rows.get(`m:${id}`) as never) ?? (id === 'm1' ? base : undefined),
-      putMessage: (r) => { calls.push('putMessage'); rows.set(`m:${r.id}`, r); },
+      putMessage: (r, stored) => { calls.push('putMessage'); rows.set(`m:${r.id}`, r); storedSeen.push(stored); },
       deleteMessage: () => calls.push('deleteMessage'),
       putOutbox: () => undefined, deleteOutbox: () => undefined, isProcessed: () => false, markProcessed: () => undefined,
       forgetProcessedBefore: () => undefined, setSetting: () => undefined, putCallLog: () => undefined, putProtocol: () => undefined, deleteProtocol: () => undefined,
+      deleteProtocolBelow: () => undefined,
     });
+    // the row as the target held it goes along, so a backend can rewrite only what changed
+    expect(storedSeen).toEqual([base]);
     expect(calls).toEqual(['putConversation', 'putMessage']);
     const written = rows.get('m:m1') as MessageRecord;
     expect(Object.keys(written.status!)).toHaveLength(64);

@@ -1,0 +1,30 @@
+import { encodeCbor } from '@sotto/protocol';
+import { describe, expect, it } from 'vitest';
+import { forgetSentBefore, recordSent, sentByTimestamp } from '../../src/messaging/sent-index.js';
+import { StorageBatch } from '../../src/storage/batch.js';
+import { MemoryStorage } from '../../src/storage/memory-storage.js';
+
+describe('where-sent records', () => {
+  it('are found by recipient and server timestamp, and forgotten below a cutoff, legacy layout too', async () => {
+    const storage = new MemoryStorage();
+    const batch = new StorageBatch();
+    recordSent(batch, { messageId: 'old', accountId: 'bob' }, ['g1'], 1_000);
+    recordSent(batch, { messageId: 'new', accountId: 'bob' }, ['g2'], 5_000);
+    recordSent(batch, { messageId: 'other', accountId: '0000carol' }, ['g3'], 5_000);
+    // the first layout: account first
+    batch.protocolRecord('sentAt', 'dave:900', encodeCbor({ v: 1, m: 'legacy-old', a: 'dave' }));
+    batch.protocolRecord('sentAt', 'dave:6000', encodeCbor({ v: 1, m: 'legacy-new', a: 'dave' }));
+    await storage.commit(batch);
+    expect(await sentByTimestamp(storage, 'bob', 1_000)).toEqual({ messageId: 'old', accountId: 'bob' });
+    expect(await sentByTimestamp(storage, 'dave', 900)).toEqual({ messageId: 'legacy-old', accountId: 'dave' });
+
+    const forget = new StorageBatch();
+    await forgetSentBefore(storage, forget, 5_000);
+    await storage.commit(forget);
+    expect(await sentByTimestamp(storage, 'bob', 1_000)).toBeUndefined();
+    expect(await sentByTimestamp(storage, 'dave', 900)).toBeUndefined();
+    expect(await sentByTimestamp(storage, 'bob', 5_000)).toEqual({ messageId: 'new', accountId: 'bob' });
+    expect(await sentByTimestamp(storage, '0000carol', 5_000)).toEqual({ messageId: 'other', accountId: '0000carol' });
+    expect(await sentByTimestamp(storage, 'dave', 6_000)).toEqual({ messageId: 'legacy-new', accountId: 'dave' });
+  });
+});

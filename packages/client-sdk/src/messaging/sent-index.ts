@@ -8,7 +8,7 @@ import type { Storage } from '../storage/storage.js';
  * the server timestamp of the envelope that failed. Kept as records in the storage's generic
  * record families, written in the same commit as the "sent" status.
  *
- * A guid record goes when its delivery receipt comes. The timestamp records are keyed time
+ * A guid record goes when its delivery receipt comes, or by age. The timestamp records are keyed time
  * first (`TIME_KIND`: 16 decimal digits, then the account), so {@link forgetSentBefore} drops
  * everything older than a cutoff with one range delete. Records of the first layout
  * (`LEGACY_TIME_KIND`, account first) are still read, and dropped by age.
@@ -62,6 +62,18 @@ export async function forgetSentBefore(storage: Storage, batch: StorageBatch, cu
   for (const key of await storage.listProtocolKeys(LEGACY_TIME_KIND)) {
     const at = Number(key.slice(key.lastIndexOf(':') + 1));
     if (!Number.isFinite(at) || at < cutoff) batch.protocolRecord(LEGACY_TIME_KIND, key, null);
+  }
+  // guid records normally go with their receipt; those whose receipt never came (a recipient
+  // who blocked us, a device removed unacked) are few, and read one by one
+  for (const guid of await storage.listProtocolKeys(GUID_KIND)) {
+    const bytes = await storage.getProtocolRecord(GUID_KIND, guid);
+    let at: number;
+    try {
+      at = bytes ? FieldReader.from(decodeCbor(bytes), 'SentRef').uint('t') : -1;
+    } catch {
+      at = -1; // unreadable: nothing can use it
+    }
+    if (at < cutoff) batch.protocolRecord(GUID_KIND, guid, null);
   }
 }
 

@@ -1,6 +1,6 @@
 import { encodeCbor } from '@sotto/protocol';
 import { describe, expect, it } from 'vitest';
-import { forgetSentBefore, recordSent, sentByTimestamp } from '../../src/messaging/sent-index.js';
+import { forgetSentBefore, recordSent, sentByGuid, sentByTimestamp } from '../../src/messaging/sent-index.js';
 import { StorageBatch } from '../../src/storage/batch.js';
 import { MemoryStorage } from '../../src/storage/memory-storage.js';
 
@@ -26,5 +26,8 @@ describe('where-sent records', () => {
     expect(await sentByTimestamp(storage, 'bob', 5_000)).toEqual({ messageId: 'new', accountId: 'bob' });
     expect(await sentByTimestamp(storage, '0000carol', 5_000)).toEqual({ messageId: 'other', accountId: '0000carol' });
     expect(await sentByTimestamp(storage, 'dave', 6_000)).toEqual({ messageId: 'legacy-new', accountId: 'dave' });
+    // guid records whose receipt never came go by age too
+    expect(await sentByGuid(storage, 'g1')).toBeUndefined();
+    expect(await sentByGuid(storage, 'g2')).toEqual({ messageId: 'new', accountId: 'bob' });
   });
 });

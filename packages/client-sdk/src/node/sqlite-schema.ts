@@ -9,9 +9,9 @@ import { SottoError } from '../errors.js';
  * Each record is stored whole as CBOR in `record`, next to the columns that queries filter or
  * order on. Indexes serve the hot paths:
  * - a history page is one range scan of `messages_by_thread` (conversation_id, sent_at, id);
- * - message search is an FTS5 external-content index over `messages.text`, kept in sync by
- *   triggers inside the writing transaction; tombstoned messages have `text` NULL, so they are
- *   never indexed. Hits are ranked on the covering index `messages_search_keys` and only the
+ * - message search is an FTS5 external-content index over `messages.text`; triggers note new
+ *   and changed text in `messages_fts_pending`, indexed in batches (migration 3); tombstoned
+ *   messages have `text` NULL, so they are never indexed. Hits are ranked on the covering index `messages_search_keys` and only the
  *   final page of records is read.
  *
  * In an encrypted store (see `sqlite-crypto.ts`) every `record`/`value` blob is sealed, `text` is
@@ -114,6 +114,38 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX message_terms_by_seq ON message_terms (seq);
   CREATE TRIGGER message_terms_delete AFTER DELETE ON messages BEGIN
     DELETE FROM message_terms WHERE seq = old.seq;
+  END;
+  `,
+  // 3: fewer pages per queued message. A commit that inserted one message also wrote a new FTS5
+  // segment (about four pages), and six B-trees besides the two row tables. Full-text indexing
+  // now goes through messages_fts_pending: a new or re-texted message is noted there, and
+  // SqliteStorage indexes the noted ones in one FTS5 insert once FTS_BATCH are waiting, before
+  // any search, and at close. A row with text is in exactly one of messages_fts and
+  // messages_fts_pending: a delete or new text takes it out of the index only if it was indexed.
+  // Three indexes go: the outbox is small and read whole by creation time or by conversation only
+  // off the hot path, and the request list filters the activity index.
+  `
+  DROP INDEX outbox_by_created;
+  DROP INDEX outbox_by_conversation;
+  DROP INDEX conversations_by_request;
+
+  CREATE TABLE messages_fts_pending (seq INTEGER PRIMARY KEY);
+  DROP TRIGGER messages_fts_insert;
+  DROP TRIGGER messages_fts_delete;
+  DROP TRIGGER messages_fts_update;
+  CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages WHEN new.text IS NOT NULL BEGIN
+    INSERT INTO messages_fts_pending (seq) VALUES (new.seq);
+  END;
+  CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages WHEN old.text IS NOT NULL BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, text)
+      SELECT 'delete', old.seq, old.text WHERE NOT EXISTS (SELECT 1 FROM messages_fts_pending WHERE seq = old.seq);
+    DELETE FROM messages_fts_pending WHERE seq = old.seq;
+  END;
+  CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages WHEN old.text IS NOT new.text BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, text)
+      SELECT 'delete', old.seq, old.text WHERE old.text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM messages_fts_pending WHERE seq = old.seq);
+    DELETE FROM messages_fts_pending WHERE seq = old.seq;
+    INSERT INTO messages_fts_pending (seq) SELECT new.seq WHERE new.text IS NOT NULL;
   END;
   `,
 ];

@@ -41,6 +41,10 @@ const SQL = {
   // A rewrite that keeps conversation_id and sent_at: setting those (even to the same values)
   // makes SQLite rewrite both thread indexes' entries; text only moves FTS when it changes.
   updateMessage: 'UPDATE messages SET text = ?, record = ? WHERE id = ? RETURNING seq',
+  countFtsPending: 'SELECT count(*) FROM messages_fts_pending',
+  indexFtsPending: `INSERT INTO messages_fts (rowid, text)
+    SELECT m.seq, m.text FROM messages_fts_pending p JOIN messages m ON m.seq = p.seq WHERE m.text IS NOT NULL`,
+  clearFtsPending: 'DELETE FROM messages_fts_pending',
   getMessageBySeq: 'SELECT id, conversation_id, sent_at, record FROM messages WHERE seq = ?',
   listTerms: 'SELECT term FROM message_terms WHERE seq = ?',
   deleteTerm: 'DELETE FROM message_terms WHERE term = ? AND seq = ?',
@@ -143,4 +147,13 @@ function reindex(q: Statements, seq: number, terms: readonly Uint8Array[]): void
     if (!old.delete(hex(term))) q.putTerm.run(term, seq);
   }
   for (const term of old.values()) q.deleteTerm.run(term, seq);
+}
+
+/**
+ * Indexes every message noted in `messages_fts_pending` into FTS5 (one segment for all of them)
+ * and clears the note. Call inside a transaction.
+ */
+export function indexPendingText(q: Statements): void {
+  q.indexFtsPending.run();
+  q.clearFtsPending.run();
 }

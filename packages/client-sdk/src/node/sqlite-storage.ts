@@ -19,10 +19,12 @@ import type { CallLogRecord, ConversationRecord, MessageRecord, OutboxEntry, Set
 import { RowCodec, type BlobTable } from './sqlite-codec.js';
 import { StoreCipher } from './sqlite-crypto.js';
 import { migrate, schemaVersion } from './sqlite-schema.js';
-import { prepare, readRow, target, type BlobRow, type Statements } from './sqlite-statements.js';
+import { indexPendingText, prepare, readRow, target, type BlobRow, type Statements } from './sqlite-statements.js';
 
 /** Protocol records kept in memory (see {@link SqliteStorage}); the whole cache is dropped beyond this. */
 const PROTOCOL_CACHE_MAX = 4096;
+/** Messages whose text waits for the full-text index before one FTS5 insert indexes them all (schema migration 3). */
+export const FTS_BATCH = 128;
 const cacheKey = (kind: string, key: string) => `${kind}\u0000${key}`;
 
 /** The `storage_meta` key of an encrypted store's header. */
@@ -89,6 +91,7 @@ export class SqliteStorage implements Storage {
   readonly #target: BatchTarget;
   /** One batch in one transaction; built once (better-sqlite3 compiles a wrapper per `transaction()` call). */
   readonly #apply: Database.Transaction<(batch: StorageBatch) => void>;
+  readonly #indexText: Database.Transaction<() => void>;
   readonly #q: Statements;
   readonly #protocolCache = new Map<string, Uint8Array | null>();
   readonly #blindSearch = new Map<string, Database.Statement>();
@@ -111,6 +114,7 @@ export class SqliteStorage implements Storage {
     this.#q = prepare(db);
     this.#target = target(this.#q, this.#codec);
     this.#apply = db.transaction((batch: StorageBatch) => applyBatch(batch, this.#target));
+    this.#indexText = db.transaction(() => indexPendingText(this.#q));
   }
 
   /** See {@link openSqliteStorage}. */
@@ -203,9 +207,29 @@ export class SqliteStorage implements Storage {
     }
     if (strict) this.#unsynced = false;
     else this.#scheduleSync();
+    let messages = false;
     for (const op of batch.ops) {
       if (op.op === 'protocol') this.#cacheProtocol(op.change.kind, op.change.key, op.change.value);
       else if (op.op === 'forgetProtocolBelow') this.#uncacheBelow(op.kind, op.key);
+      else if (op.op === 'putMessage' || op.op === 'patchMessage') messages = true;
+    }
+    if (messages && !this.#codec.encrypted && this.#textPending() >= FTS_BATCH) this.#indexPendingText(false);
+  }
+
+  #textPending(): number {
+    return this.#q.countFtsPending.pluck().get() as number;
+  }
+
+  /**
+   * Indexes the messages noted for the full-text index (see migration 3). After a commit a
+   * failure is left for later (`throwing` false): the notes stay, and search indexes them first.
+   */
+  #indexPendingText(throwing: boolean): void {
+    try {
+      this.#indexText.immediate();
+      this.#scheduleSync();
+    } catch (err) {
+      if (throwing) throw SottoError.from(err, 'STORAGE_FAILED', 'SQLite full-text indexing failed');
     }
   }
 
@@ -304,6 +328,8 @@ export class SqliteStorage implements Storage {
     if (words.length === 0) return [];
     const limit = options.limit ?? DEFAULT_PAGE_SIZE;
     if (this.#codec.encrypted) return this.#read(() => this.#searchBlind(words, options.conversationId, limit));
+    this.#check();
+    if (this.#read(() => this.#textPending()) > 0) this.#indexPendingText(true);
     const match = ftsExpression(words);
     return this.#read(() =>
       this.#all<MessageRecord>(
@@ -367,6 +393,7 @@ export class SqliteStorage implements Storage {
   async close(): Promise<void> {
     if (this.#closed) return;
     if (this.#syncTimer) clearTimeout(this.#syncTimer);
+    if (!this.#codec.encrypted && this.#textPending() > 0) this.#indexPendingText(false);
     this.#sync();
     this.#closed = true;
     this.#protocolCache.clear();

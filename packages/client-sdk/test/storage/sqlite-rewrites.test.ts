@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { RowCodec } from '../../src/node/sqlite-codec.js';
 import { MIGRATIONS } from '../../src/node/sqlite-schema.js';
-import { prepare, target, type Statements } from '../../src/node/sqlite-statements.js';
+import { indexPendingText, prepare, target, type Statements } from '../../src/node/sqlite-statements.js';
 import { applyBatch } from '../../src/storage/apply.js';
 import { StorageBatch } from '../../src/storage/batch.js';
 import { direct, message } from './fixtures.js';
@@ -37,6 +37,7 @@ describe('SQLite message rewrites', () => {
     used.length = 0;
     run(new StorageBatch().patchMessage('m1', { status: { bob: { state: 'delivered', at: 11 } } }).patchMessage('m1', { text: 'edited words', editedAt: 12 }));
     expect(used.filter((n) => n === 'updateMessage' || n === 'putMessage')).toEqual(['updateMessage']);
+    db.transaction(() => indexPendingText(prepare(db)))();
     const fts = db.prepare("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'edited'").all();
     expect(fts).toHaveLength(1);
     expect(db.prepare("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'first'").all()).toHaveLength(0);

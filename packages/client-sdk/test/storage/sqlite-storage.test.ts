@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SottoError } from '../../src/errors.js';
-import { openSqliteStorage, SCHEMA_VERSION } from '../../src/node/index.js';
+import { FTS_BATCH, openSqliteStorage, SCHEMA_VERSION } from '../../src/node/index.js';
 import { StorageBatch } from '../../src/storage/index.js';
 import { runStorageConformance } from './conformance.js';
 import { direct, message } from './fixtures.js';
@@ -48,6 +48,44 @@ describe('SQLite storage specifics', () => {
     await storage.close();
   });
 
+  it('indexes message text in batches, before every search and at close, and keeps the index exact', async () => {
+    const path = freshPath();
+    const storage = await openSqliteStorage(path);
+    const peek = new Database(path, { readonly: true });
+    const pending = () => peek.prepare('SELECT count(*) FROM messages_fts_pending').pluck().get() as number;
+    const indexed = (word: string) => peek.prepare(`SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?`).pluck().get(`"${word}"*`) as number;
+    await storage.commit(new StorageBatch().putConversation(direct('bob')).putMessage(message('m0', 'd:bob', 1, { text: 'alpha first' })));
+    expect([pending(), indexed('alpha')]).toEqual([1, 0]);
+    expect((await storage.searchMessages('alpha')).map((m) => m.id)).toEqual(['m0']);
+    expect([pending(), indexed('alpha')]).toEqual([0, 1]);
+
+    // indexed and pending rows edited, unsent and deleted: the index follows each exactly
+    await storage.commit(new StorageBatch().putMessage(message('m1', 'd:bob', 2, { text: 'bravo pending' })).putMessage(message('m2', 'd:bob', 3, { text: 'charlie pending' })));
+    await storage.commit(new StorageBatch().patchMessage('m0', { text: 'delta edited', editedAt: 4 }).patchMessage('m1', { text: 'echo edited', editedAt: 4 }).deleteMessage('m2'));
+    await storage.commit(new StorageBatch().patchMessage('m1', { deletedAt: 5 }));
+    expect(pending()).toBe(1); // m0's new text
+    expect((await storage.searchMessages('delta')).map((m) => m.id)).toEqual(['m0']);
+    for (const gone of ['alpha', 'bravo', 'charlie', 'echo']) expect(await storage.searchMessages(gone)).toEqual([]);
+
+    // FTS_BATCH waiting texts are indexed by the commit that reaches the count
+    const batch = new StorageBatch();
+    for (let i = 0; i < FTS_BATCH; i++) batch.putMessage(message(`b${i}`, 'd:bob', 10 + i, { text: `foxtrot ${i}` }));
+    await storage.commit(batch);
+    expect([pending(), indexed('foxtrot')]).toEqual([0, FTS_BATCH]);
+    await storage.commit(new StorageBatch().putMessage(message('last', 'd:bob', 1_000, { text: 'golf at close' })));
+    expect(pending()).toBe(1);
+    // the check below counts a row without text (m1, unsent) as a missing document: drop it
+    await storage.commit(new StorageBatch().deleteMessage('m1'));
+    peek.close();
+    await storage.close();
+
+    const db = new Database(path);
+    expect(db.prepare('SELECT count(*) FROM messages_fts_pending').pluck().get()).toBe(0);
+    // FTS5's own check against the content table: fails on a text indexed twice or missing
+    expect(() => db.exec(`INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)`)).not.toThrow();
+    db.close();
+  });
+
   it('refuses a database written by a newer schema', async () => {
     const path = freshPath();
     const db = new Database(path);
@@ -67,9 +105,26 @@ describe('SQLite storage specifics', () => {
         .protocolRecord('session', 'bob.1', new Uint8Array([7])),
     );
     await first.close();
-    // Take the file back to schema 1: drop what migration 2 added.
+    // Take the file back to schema 1: undo migration 3 (close indexed every pending text), then 2.
     const raw = new Database(path);
-    raw.exec('DROP TRIGGER message_terms_delete; DROP TABLE message_terms; DROP TABLE storage_meta; PRAGMA user_version = 1;');
+    expect(raw.prepare('SELECT count(*) FROM messages_fts_pending').pluck().get()).toBe(0);
+    raw.exec(`
+      DROP TRIGGER messages_fts_insert; DROP TRIGGER messages_fts_delete; DROP TRIGGER messages_fts_update;
+      DROP TABLE messages_fts_pending;
+      CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages WHEN new.text IS NOT NULL BEGIN
+        INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);
+      END;
+      CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages WHEN old.text IS NOT NULL BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.seq, old.text);
+      END;
+      CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages WHEN old.text IS NOT new.text BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text) SELECT 'delete', old.seq, old.text WHERE old.text IS NOT NULL;
+        INSERT INTO messages_fts (rowid, text) SELECT new.seq, new.text WHERE new.text IS NOT NULL;
+      END;
+      CREATE INDEX outbox_by_created ON outbox (created_at, id);
+      CREATE INDEX outbox_by_conversation ON outbox (conversation_id);
+      CREATE INDEX conversations_by_request ON conversations (is_request, activity_at DESC, id);
+      DROP TRIGGER message_terms_delete; DROP TABLE message_terms; DROP TABLE storage_meta; PRAGMA user_version = 1;`);
     raw.close();
 
     const storage = await openSqliteStorage(path);

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { SottoError } from '../errors.js';
 import { applyBatch, type BatchTarget } from '../storage/apply.js';
 import type { StorageBatch } from '../storage/batch.js';
-import { compareCodePoints, conversationSearchText } from '../storage/records.js';
+import { canonical, compareCodePoints, conversationSearchText } from '../storage/records.js';
 import { ftsExpression, matchesWords, searchWords } from '../storage/search-text.js';
 import {
   DEFAULT_PAGE_SIZE,
@@ -23,6 +23,8 @@ import { indexPendingText, prepare, readRow, target, type BlobRow, type Statemen
 
 /** Protocol records kept in memory (see {@link SqliteStorage}); the whole cache is dropped beyond this. */
 const PROTOCOL_CACHE_MAX = 4096;
+/** Decoded conversation records kept in memory (see {@link SqliteStorage}); dropped whole beyond this. */
+const CONVERSATION_CACHE_MAX = 1024;
 /** Messages whose text waits for the full-text index before one FTS5 insert indexes them all (schema migration 3). */
 export const FTS_BATCH = 128;
 const cacheKey = (kind: string, key: string) => `${kind}\u0000${key}`;
@@ -72,6 +74,9 @@ export async function openSqliteStorage(path: string, options: SqliteStorageOpti
  * under FULL (see {@link Durability}); a relaxed commit is synced by the next strict commit or by
  * a checkpoint at most `relaxedSyncMs` later.
  *
+ * Conversation records are read through an in-memory cache of decoded records too, filled by
+ * reads and by the rows a commit writes, and handed out as copies.
+ *
  * Protocol records (sessions, identities, prekeys) are read through a small in-memory cache,
  * updated after every successful commit that writes them: a ratchet step reads the record it
  * wrote last, and getting back those very bytes lets the engine reuse its deserialized record.
@@ -94,6 +99,10 @@ export class SqliteStorage implements Storage {
   readonly #indexText: Database.Transaction<() => void>;
   readonly #q: Statements;
   readonly #protocolCache = new Map<string, Uint8Array | null>();
+  /** Committed conversation records by id (null: none), decoded; handed out as copies. */
+  readonly #conversationCache = new Map<string, ConversationRecord | null>();
+  /** Conversation rows the commit in progress wrote (null: deleted); cached once it commits. */
+  readonly #conversationWrites = new Map<string, ConversationRecord | null>();
   readonly #blindSearch = new Map<string, Database.Statement>();
   readonly #syncFull: Database.Statement;
   readonly #syncNormal: Database.Statement;
@@ -112,7 +121,23 @@ export class SqliteStorage implements Storage {
     this.#syncNormal = db.prepare('PRAGMA synchronous = NORMAL');
     this.#codec = new RowCodec(cipher);
     this.#q = prepare(db);
-    this.#target = target(this.#q, this.#codec);
+    const rows = target(this.#q, this.#codec);
+    this.#target = {
+      ...rows,
+      getConversation: (id) => {
+        const written = this.#conversationWrites.get(id);
+        if (written !== undefined) return written === null ? undefined : canonical(written);
+        return this.#conversation(id, () => rows.getConversation(id));
+      },
+      putConversation: (record) => {
+        rows.putConversation(record);
+        this.#conversationWrites.set(record.id, record);
+      },
+      deleteConversation: (id) => {
+        rows.deleteConversation(id);
+        this.#conversationWrites.set(id, null);
+      },
+    };
     this.#apply = db.transaction((batch: StorageBatch) => applyBatch(batch, this.#target));
     this.#indexText = db.transaction(() => indexPendingText(this.#q));
   }
@@ -195,6 +220,7 @@ export class SqliteStorage implements Storage {
   async commit(batch: StorageBatch, options: CommitOptions = {}): Promise<void> {
     this.#check();
     const strict = options.durability !== 'relaxed';
+    this.#conversationWrites.clear();
     try {
       if (strict) this.#syncFull.run();
       try {
@@ -203,8 +229,11 @@ export class SqliteStorage implements Storage {
         if (strict) this.#syncNormal.run();
       }
     } catch (err) {
+      this.#conversationWrites.clear(); // rolled back
       throw SottoError.from(err, 'STORAGE_FAILED', 'SQLite commit failed');
     }
+    for (const [id, record] of this.#conversationWrites) this.#cacheConversation(id, record);
+    this.#conversationWrites.clear();
     if (strict) this.#unsynced = false;
     else this.#scheduleSync();
     let messages = false;
@@ -271,7 +300,22 @@ export class SqliteStorage implements Storage {
   }
 
   async getConversation(id: string): Promise<ConversationRecord | undefined> {
-    return this.#read(() => this.#one<ConversationRecord>('conversations', this.#q.getConversation.get(id)));
+    return this.#read(() => this.#conversation(id, () => this.#one<ConversationRecord>('conversations', this.#q.getConversation.get(id))));
+  }
+
+  /** A copy of the committed conversation `id`, from the cache or `load` (whose result is cached). */
+  #conversation(id: string, load: () => ConversationRecord | undefined): ConversationRecord | undefined {
+    let record = this.#conversationCache.get(id);
+    if (record === undefined) {
+      record = load() ?? null;
+      this.#cacheConversation(id, record);
+    }
+    return record === null ? undefined : canonical(record);
+  }
+
+  #cacheConversation(id: string, record: ConversationRecord | null): void {
+    if (this.#conversationCache.size >= CONVERSATION_CACHE_MAX) this.#conversationCache.clear();
+    this.#conversationCache.set(id, record);
   }
 
   async listConversations(options: ListConversationsOptions = {}): Promise<ConversationRecord[]> {
@@ -397,6 +441,7 @@ export class SqliteStorage implements Storage {
     this.#sync();
     this.#closed = true;
     this.#protocolCache.clear();
+    this.#conversationCache.clear();
     this.#blindSearch.clear();
     this.#db.close();
     this.#codec.dispose();

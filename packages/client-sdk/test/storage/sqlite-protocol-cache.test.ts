@@ -5,9 +5,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SottoError } from '../../src/errors.js';
 import { openSqliteStorage } from '../../src/node/index.js';
 import { StorageBatch } from '../../src/storage/batch.js';
+import { direct } from './fixtures.js';
 
-/** The SQLite store's protocol-record cache must never show something the file does not hold. */
-describe('SQLite protocol record cache', () => {
+/** The SQLite store's read caches must never show something the file does not hold. */
+describe('SQLite read caches', () => {
   const dirs: string[] = [];
   afterEach(async () => {
     for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
@@ -52,5 +53,35 @@ describe('SQLite protocol record cache', () => {
     expect(await storage.getProtocolRecord('session', 'carol.1')).toBeUndefined();
     await storage.close();
     await expect(storage.getProtocolRecord('session', 'bob.1')).rejects.toMatchObject({ code: 'CLOSED' });
+  });
+
+  it('keeps conversation reads equal to the file: commits, rolled-back batches, deletes, copies', async () => {
+    const file = await path();
+    const storage = await openSqliteStorage(file);
+    expect(await storage.getConversation('d:bob')).toBeUndefined(); // a cached miss...
+    await storage.commit(new StorageBatch().putConversation(direct('bob', { title: 'Bob' })));
+    expect((await storage.getConversation('d:bob'))?.title).toBe('Bob'); // ...replaced by the commit
+
+    // a copy each time: changing what a read returned changes nothing stored
+    const read = (await storage.getConversation('d:bob'))!;
+    read.title = 'changed by the caller';
+    expect((await storage.getConversation('d:bob'))?.title).toBe('Bob');
+
+    // a batch that fails after patching (and writing the row: a delete flushes held rows) leaves the committed record
+    const failing = new StorageBatch().patchConversation('d:bob', { title: 'Robert' }).deleteConversation('d:nobody').patchMessage('missing', { seenAt: 1 });
+    expect(SottoError.is(await storage.commit(failing).catch((e: unknown) => e), 'NOT_FOUND')).toBe(true);
+    expect((await storage.getConversation('d:bob'))?.title).toBe('Bob');
+
+    // a patch read back within the same batch, then committed
+    await storage.commit(new StorageBatch().patchConversation('d:bob', { title: 'Robert' }).incrementUnread('d:bob', 2));
+    expect(await storage.getConversation('d:bob')).toMatchObject({ title: 'Robert', unreadCount: 2 });
+    await storage.commit(new StorageBatch().deleteConversation('d:bob'));
+    expect(await storage.getConversation('d:bob')).toBeUndefined();
+    await storage.commit(new StorageBatch().putConversation(direct('bob', { title: 'Bob again' })));
+    await storage.close();
+
+    const reopened = await openSqliteStorage(file);
+    expect((await reopened.getConversation('d:bob'))?.title).toBe('Bob again');
+    await reopened.close();
   });
 });

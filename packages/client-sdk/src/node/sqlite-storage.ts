@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { SottoError } from '../errors.js';
 import { applyBatch, type BatchTarget } from '../storage/apply.js';
 import type { StorageBatch } from '../storage/batch.js';
-import { canonical, compareCodePoints, conversationSearchText } from '../storage/records.js';
+import { compareCodePoints, conversationSearchText } from '../storage/records.js';
 import { ftsExpression, matchesWords, searchWords } from '../storage/search-text.js';
 import {
   DEFAULT_PAGE_SIZE,
@@ -16,6 +16,7 @@ import {
   type Storage,
 } from '../storage/storage.js';
 import type { CallLogRecord, ConversationRecord, MessageRecord, OutboxEntry, SettingValue } from '../storage/types.js';
+import { RecordCache } from './record-cache.js';
 import { RowCodec, type BlobTable } from './sqlite-codec.js';
 import { StoreCipher } from './sqlite-crypto.js';
 import { migrate, schemaVersion } from './sqlite-schema.js';
@@ -23,8 +24,9 @@ import { indexPendingText, prepare, readRow, target, type BlobRow, type Statemen
 
 /** Protocol records kept in memory (see {@link SqliteStorage}); the whole cache is dropped beyond this. */
 const PROTOCOL_CACHE_MAX = 4096;
-/** Decoded conversation records kept in memory (see {@link SqliteStorage}); dropped whole beyond this. */
+/** Decoded records kept in memory (see {@link SqliteStorage}), the oldest dropped beyond these. */
 const CONVERSATION_CACHE_MAX = 1024;
+const MESSAGE_CACHE_MAX = 512;
 /** Messages whose text waits for the full-text index before one FTS5 insert indexes them all (schema migration 3). */
 export const FTS_BATCH = 128;
 const cacheKey = (kind: string, key: string) => `${kind}\u0000${key}`;
@@ -74,8 +76,9 @@ export async function openSqliteStorage(path: string, options: SqliteStorageOpti
  * under FULL (see {@link Durability}); a relaxed commit is synced by the next strict commit or by
  * a checkpoint at most `relaxedSyncMs` later.
  *
- * Conversation records are read through an in-memory cache of decoded records too, filled by
- * reads and by the rows a commit writes, and handed out as copies.
+ * Conversation and message records are read through in-memory caches of decoded records too
+ * ({@link RecordCache}), filled by reads and by the rows a commit writes, handed out as copies.
+ * Deleting a conversation drops the message cache (the delete cascades in SQL).
  *
  * Protocol records (sessions, identities, prekeys) are read through a small in-memory cache,
  * updated after every successful commit that writes them: a ratchet step reads the record it
@@ -99,10 +102,8 @@ export class SqliteStorage implements Storage {
   readonly #indexText: Database.Transaction<() => void>;
   readonly #q: Statements;
   readonly #protocolCache = new Map<string, Uint8Array | null>();
-  /** Committed conversation records by id (null: none), decoded; handed out as copies. */
-  readonly #conversationCache = new Map<string, ConversationRecord | null>();
-  /** Conversation rows the commit in progress wrote (null: deleted); cached once it commits. */
-  readonly #conversationWrites = new Map<string, ConversationRecord | null>();
+  readonly #conversations = new RecordCache<ConversationRecord>(CONVERSATION_CACHE_MAX);
+  readonly #messages = new RecordCache<MessageRecord>(MESSAGE_CACHE_MAX);
   readonly #blindSearch = new Map<string, Database.Statement>();
   readonly #syncFull: Database.Statement;
   readonly #syncNormal: Database.Statement;
@@ -124,18 +125,24 @@ export class SqliteStorage implements Storage {
     const rows = target(this.#q, this.#codec);
     this.#target = {
       ...rows,
-      getConversation: (id) => {
-        const written = this.#conversationWrites.get(id);
-        if (written !== undefined) return written === null ? undefined : canonical(written);
-        return this.#conversation(id, () => rows.getConversation(id));
-      },
+      getConversation: (id) => this.#conversations.readInCommit(id, () => rows.getConversation(id)),
       putConversation: (record) => {
         rows.putConversation(record);
-        this.#conversationWrites.set(record.id, record);
+        this.#conversations.write(record.id, record);
       },
       deleteConversation: (id) => {
         rows.deleteConversation(id);
-        this.#conversationWrites.set(id, null);
+        this.#conversations.write(id, null);
+        this.#messages.invalidateInCommit(); // its messages went with it
+      },
+      getMessage: (id) => this.#messages.readInCommit(id, () => rows.getMessage(id)),
+      putMessage: (record, stored) => {
+        rows.putMessage(record, stored);
+        this.#messages.write(record.id, record);
+      },
+      deleteMessage: (id) => {
+        rows.deleteMessage(id);
+        this.#messages.write(id, null);
       },
     };
     this.#apply = db.transaction((batch: StorageBatch) => applyBatch(batch, this.#target));
@@ -220,7 +227,6 @@ export class SqliteStorage implements Storage {
   async commit(batch: StorageBatch, options: CommitOptions = {}): Promise<void> {
     this.#check();
     const strict = options.durability !== 'relaxed';
-    this.#conversationWrites.clear();
     try {
       if (strict) this.#syncFull.run();
       try {
@@ -229,11 +235,12 @@ export class SqliteStorage implements Storage {
         if (strict) this.#syncNormal.run();
       }
     } catch (err) {
-      this.#conversationWrites.clear(); // rolled back
+      this.#conversations.rolledBack();
+      this.#messages.rolledBack();
       throw SottoError.from(err, 'STORAGE_FAILED', 'SQLite commit failed');
     }
-    for (const [id, record] of this.#conversationWrites) this.#cacheConversation(id, record);
-    this.#conversationWrites.clear();
+    this.#conversations.committed();
+    this.#messages.committed();
     if (strict) this.#unsynced = false;
     else this.#scheduleSync();
     let messages = false;
@@ -300,22 +307,7 @@ export class SqliteStorage implements Storage {
   }
 
   async getConversation(id: string): Promise<ConversationRecord | undefined> {
-    return this.#read(() => this.#conversation(id, () => this.#one<ConversationRecord>('conversations', this.#q.getConversation.get(id))));
-  }
-
-  /** A copy of the committed conversation `id`, from the cache or `load` (whose result is cached). */
-  #conversation(id: string, load: () => ConversationRecord | undefined): ConversationRecord | undefined {
-    let record = this.#conversationCache.get(id);
-    if (record === undefined) {
-      record = load() ?? null;
-      this.#cacheConversation(id, record);
-    }
-    return record === null ? undefined : canonical(record);
-  }
-
-  #cacheConversation(id: string, record: ConversationRecord | null): void {
-    if (this.#conversationCache.size >= CONVERSATION_CACHE_MAX) this.#conversationCache.clear();
-    this.#conversationCache.set(id, record);
+    return this.#read(() => this.#conversations.read(id, () => this.#one<ConversationRecord>('conversations', this.#q.getConversation.get(id))));
   }
 
   async listConversations(options: ListConversationsOptions = {}): Promise<ConversationRecord[]> {
@@ -351,7 +343,7 @@ export class SqliteStorage implements Storage {
   }
 
   async getMessage(id: string): Promise<MessageRecord | undefined> {
-    return this.#read(() => this.#one<MessageRecord>('messages', this.#q.getMessage.get(id)));
+    return this.#read(() => this.#messages.read(id, () => this.#one<MessageRecord>('messages', this.#q.getMessage.get(id))));
   }
 
   async listMessages(conversationId: string, options: ListMessagesOptions = {}): Promise<MessageRecord[]> {
@@ -441,7 +433,8 @@ export class SqliteStorage implements Storage {
     this.#sync();
     this.#closed = true;
     this.#protocolCache.clear();
-    this.#conversationCache.clear();
+    this.#conversations.clear();
+    this.#messages.clear();
     this.#blindSearch.clear();
     this.#db.close();
     this.#codec.dispose();

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SottoError } from '../../src/errors.js';
 import { openSqliteStorage } from '../../src/node/index.js';
 import { StorageBatch } from '../../src/storage/batch.js';
-import { direct } from './fixtures.js';
+import { direct, message } from './fixtures.js';
 
 /** The SQLite store's read caches must never show something the file does not hold. */
 describe('SQLite read caches', () => {
@@ -83,5 +83,26 @@ describe('SQLite read caches', () => {
     const reopened = await openSqliteStorage(file);
     expect((await reopened.getConversation('d:bob'))?.title).toBe('Bob again');
     await reopened.close();
+  });
+
+  it('keeps message reads equal to the file, also around a cascading conversation delete that rolls back', async () => {
+    const file = await path();
+    const storage = await openSqliteStorage(file);
+    await storage.commit(new StorageBatch().putConversation(direct('bob')).putMessage(message('m1', 'd:bob', 1, { text: 'one' })));
+    expect((await storage.getMessage('m1'))?.text).toBe('one');
+    await storage.commit(new StorageBatch().patchMessage('m1', { reactions: { bob: { emoji: '👍', at: 2 } } }));
+    expect((await storage.getMessage('m1'))?.reactions).toEqual({ bob: { emoji: '👍', at: 2 } });
+
+    // inside this batch m1 is gone (the delete cascades), then the batch fails: m1 must still read
+    const failing = new StorageBatch()
+      .deleteConversation('d:bob')
+      .patchMessage('m1', { seenAt: 3 }, { ifMissing: 'skip' })
+      .patchMessage('missing', { seenAt: 3 });
+    expect(SottoError.is(await storage.commit(failing).catch((e: unknown) => e), 'NOT_FOUND')).toBe(true);
+    expect((await storage.getMessage('m1'))?.text).toBe('one');
+
+    await storage.commit(new StorageBatch().deleteConversation('d:bob'));
+    expect(await storage.getMessage('m1')).toBeUndefined();
+    await storage.close();
   });
 });

@@ -161,7 +161,11 @@ export class Outbox {
     return accepted.length < run.length ? this.deliver(run[accepted.length]!) : true;
   }
 
-  /** One commit: accepted entries leave the outbox, their messages become "sent" (or "delivered"). */
+  /**
+   * One commit: accepted entries leave the outbox, their messages become "sent" (or "delivered").
+   * Relaxed (see `Durability`): nothing outside learns of it, and losing it only sends the
+   * entries again, which the recipient drops by message id.
+   */
   private async markSent(recipient: string, accepted: readonly Accepted[]): Promise<void> {
     const { storage, events, now } = this.deps;
     const delivered = new Map<OutboxEntry, number>();
@@ -183,7 +187,8 @@ export class Outbox {
           if (!delivered.has(entry)) delivered.set(entry, parked.deliveredAt);
         }
       }
-      await storage.commit(batch);
+      // relaxed: lost to power loss, the entries are sent again and the recipient drops the copies
+      await storage.commit(batch, { durability: 'relaxed' });
     });
     for (const { entry } of accepted) {
       if (entry.messageId === undefined) continue;

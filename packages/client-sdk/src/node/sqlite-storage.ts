@@ -428,8 +428,13 @@ export class SqliteStorage implements Storage {
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    try {
+      if (!this.#codec.encrypted && this.#textPending() > 0) this.#indexPendingText(false);
+    } catch {
+      // left noted: the first search after the next open indexes it
+    }
     if (this.#syncTimer) clearTimeout(this.#syncTimer);
-    if (!this.#codec.encrypted && this.#textPending() > 0) this.#indexPendingText(false);
+    this.#syncTimer = undefined;
     this.#sync();
     this.#closed = true;
     this.#protocolCache.clear();

@@ -122,12 +122,24 @@ export const MIGRATIONS: readonly string[] = [
   // SqliteStorage indexes the noted ones in one FTS5 insert once FTS_BATCH are waiting, before
   // any search, and at close. A row with text is in exactly one of messages_fts and
   // messages_fts_pending: a delete or new text takes it out of the index only if it was indexed.
-  // Three indexes go: the outbox is small and read whole by creation time or by conversation only
-  // off the hot path, and the request list filters the activity index.
+  // The outbox becomes one B-tree keyed by id (WITHOUT ROWID: a rowid table with a TEXT primary
+  // key is two) plus its due-order index: it is small and read whole by creation time or by
+  // conversation only off the hot path. The request list filters the activity index.
   `
-  DROP INDEX outbox_by_created;
-  DROP INDEX outbox_by_conversation;
   DROP INDEX conversations_by_request;
+
+  CREATE TABLE outbox_v3 (
+    id TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    record BLOB NOT NULL
+  ) WITHOUT ROWID;
+  INSERT INTO outbox_v3 (id, conversation_id, next_attempt_at, created_at, record)
+    SELECT id, conversation_id, next_attempt_at, created_at, record FROM outbox;
+  DROP TABLE outbox;
+  ALTER TABLE outbox_v3 RENAME TO outbox;
+  CREATE INDEX outbox_by_due ON outbox (next_attempt_at, created_at, id);
 
   CREATE TABLE messages_fts_pending (seq INTEGER PRIMARY KEY);
   DROP TRIGGER messages_fts_insert;

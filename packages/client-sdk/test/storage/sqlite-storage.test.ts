@@ -7,7 +7,7 @@ import { SottoError } from '../../src/errors.js';
 import { FTS_BATCH, openSqliteStorage, SCHEMA_VERSION } from '../../src/node/index.js';
 import { StorageBatch } from '../../src/storage/index.js';
 import { runStorageConformance } from './conformance.js';
-import { direct, message } from './fixtures.js';
+import { direct, message, outbox } from './fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sotto-sqlite-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -102,6 +102,7 @@ describe('SQLite storage specifics', () => {
       new StorageBatch()
         .putConversation(direct('bob', { title: 'Bob' }))
         .putMessage(message('m1', 'd:bob', 1, { text: 'kept across the migration' }))
+        .putOutbox(outbox('o1', 5))
         .protocolRecord('session', 'bob.1', new Uint8Array([7])),
     );
     await first.close();
@@ -121,6 +122,12 @@ describe('SQLite storage specifics', () => {
         INSERT INTO messages_fts (messages_fts, rowid, text) SELECT 'delete', old.seq, old.text WHERE old.text IS NOT NULL;
         INSERT INTO messages_fts (rowid, text) SELECT new.seq, new.text WHERE new.text IS NOT NULL;
       END;
+      CREATE TABLE outbox_v1 (id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, next_attempt_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL, record BLOB NOT NULL);
+      INSERT INTO outbox_v1 SELECT id, conversation_id, next_attempt_at, created_at, record FROM outbox;
+      DROP TABLE outbox;
+      ALTER TABLE outbox_v1 RENAME TO outbox;
+      CREATE INDEX outbox_by_due ON outbox (next_attempt_at, created_at, id);
       CREATE INDEX outbox_by_created ON outbox (created_at, id);
       CREATE INDEX outbox_by_conversation ON outbox (conversation_id);
       CREATE INDEX conversations_by_request ON conversations (is_request, activity_at DESC, id);
@@ -132,6 +139,7 @@ describe('SQLite storage specifics', () => {
     expect((await storage.searchMessages('migration')).map((m) => m.id)).toEqual(['m1']);
     expect((await storage.searchConversations('bob')).map((c) => c.id)).toEqual(['d:bob']);
     expect(await storage.getProtocolRecord('session', 'bob.1')).toEqual(new Uint8Array([7]));
+    expect((await storage.dueOutbox(10)).map((e) => e.id)).toEqual(['o1']);
     await storage.commit(new StorageBatch().deleteMessage('m1'));
     expect(await storage.searchMessages('migration')).toEqual([]);
     await storage.close();

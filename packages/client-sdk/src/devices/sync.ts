@@ -18,7 +18,7 @@ import { enqueueContent } from '../messaging/compose.js';
 import type { StorageBatch } from '../storage/batch.js';
 import { directConversationId, groupConversationId, type ConversationRecord, type MessageRecord, type OutboxEntry } from '../storage/types.js';
 import { newDirectConversation } from '../threads/conversations.js';
-import { MESSAGE_TYPES, messageRecordOf, messageView, previewOf } from '../threads/views.js';
+import { MESSAGE_TYPES, messageRecordOf, messageView, messageViewOf, previewOf } from '../threads/views.js';
 
 /**
  * Multi-device sync (docs/sdk.md, "Several devices"). Everything one device of an account does
@@ -249,7 +249,7 @@ async function applyTranscript(
     // answering a request (on any device) accepts it
     ...(conversation.isRequest && !conversation.restricted ? { isRequest: false, requestState: 'accepted' as const } : {}),
   });
-  effects.emit.push((x) => x.events.emit('message', messageView(record)));
+  effects.emit.push((x) => x.events.emit('message', messageViewOf(record, content)));
   return effects;
 }
 

@@ -5,7 +5,7 @@ import type { StorageBatch } from '../storage/batch.js';
 import { directConversationId, groupConversationId, type ConversationRecord, type MessageRecord } from '../storage/types.js';
 import { applyOwnDeviceContent } from '../devices/sync.js';
 import { applyGroupControl, mayPostInGroup } from '../groups/group-receive.js';
-import { MESSAGE_TYPES, messageRecordOf, messageView, previewOf } from '../threads/views.js';
+import { MESSAGE_TYPES, messageRecordOf, messageView, messageViewOf, previewOf } from '../threads/views.js';
 import { newDirectConversation } from '../threads/conversations.js';
 
 /** Edits are accepted this long after the original was sent. */
@@ -81,7 +81,7 @@ export async function applyContent(
       ...(conversation.restricted && !conversation.isRequest ? { isRequest: true } : {}),
     });
     batch.incrementUnread(conversationId, 1);
-    effects.emit.push((x) => x.events.emit('message', messageView(record)));
+    effects.emit.push((x) => x.events.emit('message', messageViewOf(record, content)));
     return effects;
   }
   if (!conversation) return effects; // actions need an existing conversation

@@ -4,30 +4,33 @@ import { canonical } from '../storage/records.js';
  * Decoded records of one table by id, for one `SqliteStorage`: reads fill it, the rows a
  * commit writes replace entries once the commit succeeded, and every read hands out a copy, so no
  * caller can change what is kept. `null` remembers that there is no such row. Holds at most
- * `max` entries, dropping the oldest.
+ * `limits.entries` entries and about `limits.bytes` bytes (as `sizeOf` estimates them), dropping
+ * the oldest; a record larger than a quarter of that is not kept.
  *
  * Inside a commit, {@link readInCommit} sees the commit's own writes first; {@link write} notes
  * them until {@link committed} (or {@link rolledBack}, which forgets them).
  *
  * @example
- * const cache = new RecordCache<ConversationRecord>(1024);
+ * const cache = new RecordCache<ConversationRecord>({ entries: 1024, bytes: 8 << 20 }, (c) => 512 + (c.groupState?.length ?? 0));
  * const record = cache.read(id, () => decodeRow(id));
  */
 export class RecordCache<T> {
-  readonly #committed = new Map<string, T | null>();
+  readonly #committed = new Map<string, { record: T | null; size: number }>();
   readonly #writes = new Map<string, T | null>();
+  #bytes = 0;
   /** The commit in progress changed rows the cache cannot follow: its reads fill nothing. */
   #unsure = false;
 
-  constructor(private readonly max: number) {}
+  constructor(
+    private readonly limits: { entries: number; bytes: number },
+    private readonly sizeOf: (record: T) => number,
+  ) {}
 
   /** A copy of the committed record `id`: from the cache, else from `load` (which is cached). */
   read(id: string, load: () => T | undefined): T | undefined {
-    let record = this.#committed.get(id);
-    if (record === undefined) {
-      record = load() ?? null;
-      this.#keep(id, record);
-    }
+    const kept = this.#committed.get(id);
+    const record = kept !== undefined ? kept.record : (load() ?? null);
+    if (kept === undefined) this.#keep(id, record);
     return record === null ? undefined : canonical(record);
   }
 
@@ -68,11 +71,24 @@ export class RecordCache<T> {
   clear(): void {
     this.#committed.clear();
     this.#writes.clear();
+    this.#bytes = 0;
   }
 
   #keep(id: string, record: T | null): void {
+    this.#drop(id);
+    const size = record === null ? 16 : this.sizeOf(record);
+    if (size > this.limits.bytes / 4) return;
+    while (this.#committed.size > 0 && (this.#committed.size >= this.limits.entries || this.#bytes + size > this.limits.bytes)) {
+      this.#drop(this.#committed.keys().next().value!);
+    }
+    this.#committed.set(id, { record, size });
+    this.#bytes += size;
+  }
+
+  #drop(id: string): void {
+    const kept = this.#committed.get(id);
+    if (kept === undefined) return;
     this.#committed.delete(id);
-    if (this.#committed.size >= this.max) this.#committed.delete(this.#committed.keys().next().value!);
-    this.#committed.set(id, record);
+    this.#bytes -= kept.size;
   }
 }

@@ -25,8 +25,11 @@ import { indexPendingText, prepare, readRow, target, type BlobRow, type Statemen
 /** Protocol records kept in memory (see {@link SqliteStorage}); the whole cache is dropped beyond this. */
 const PROTOCOL_CACHE_MAX = 4096;
 /** Decoded records kept in memory (see {@link SqliteStorage}), the oldest dropped beyond these. */
-const CONVERSATION_CACHE_MAX = 1024;
-const MESSAGE_CACHE_MAX = 512;
+const CONVERSATION_CACHE = { entries: 1024, bytes: 8 << 20 };
+const MESSAGE_CACHE = { entries: 512, bytes: 4 << 20 };
+/** Rough in-memory size of a record: its byte fields and strings, plus a fixed overhead. */
+const conversationSize = (c: ConversationRecord) => 512 + (c.groupState?.length ?? 0) + (c.avatar?.length ?? 0) + 48 * c.participants.length;
+const messageSize = (m: MessageRecord) => 512 + m.body.length + 2 * (m.text?.length ?? 0) + 64 * Object.keys(m.status ?? {}).length;
 /** Messages whose text waits for the full-text index before one FTS5 insert indexes them all (schema migration 3). */
 export const FTS_BATCH = 128;
 const cacheKey = (kind: string, key: string) => `${kind}\u0000${key}`;
@@ -102,8 +105,8 @@ export class SqliteStorage implements Storage {
   readonly #indexText: Database.Transaction<() => void>;
   readonly #q: Statements;
   readonly #protocolCache = new Map<string, Uint8Array | null>();
-  readonly #conversations = new RecordCache<ConversationRecord>(CONVERSATION_CACHE_MAX);
-  readonly #messages = new RecordCache<MessageRecord>(MESSAGE_CACHE_MAX);
+  readonly #conversations = new RecordCache<ConversationRecord>(CONVERSATION_CACHE, conversationSize);
+  readonly #messages = new RecordCache<MessageRecord>(MESSAGE_CACHE, messageSize);
   readonly #blindSearch = new Map<string, Database.Statement>();
   readonly #syncFull: Database.Statement;
   readonly #syncNormal: Database.Statement;

@@ -5,53 +5,14 @@
  * it was told was queued, its outbox delivers each of them, and the recipient shows each exactly
  * once, including any the relay had already accepted before the kill.
  */
-import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { directConversationId, SottoClient } from '../../src/index.js';
 import { clientOptions, eventually, newClient, openSqliteStorage, startRelay, tempSqlite, type TestRelay } from '../helpers/harness.js';
+import { runUntilKilled } from './child-process.js';
 
-const PKG_DIR = fileURLToPath(new URL('../..', import.meta.url));
 const CHILD = fileURLToPath(new URL('./send-child.ts', import.meta.url));
-
-interface ChildLine {
-  event: string;
-  id?: string;
-}
-
-/** Runs the sending child until it stalls, then SIGKILLs it; resolves with its lines. */
-function runChild(url: string, dbPath: string, count: number, stallAfter: number): Promise<ChildLine[]> {
-  const child = spawn(
-    process.execPath,
-    ['--conditions=sotto-source', '--import', 'tsx', CHILD, url, dbPath, 'bob', String(count), String(stallAfter)],
-    { cwd: PKG_DIR, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const lines: ChildLine[] = [];
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`child never stalled\n${stderr}`));
-    }, 25_000);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (signal === 'SIGKILL') resolve(lines);
-      else reject(new Error(`child exited by itself (${code})\n${stderr}`));
-    });
-    createInterface({ input: child.stdout }).on('line', (text) => {
-      try {
-        const line = JSON.parse(text) as ChildLine;
-        lines.push(line);
-        if (line.event === 'stalled') child.kill('SIGKILL');
-      } catch {
-        // not a report line
-      }
-    });
-  });
-}
 
 describe('client killed right after sendText', () => {
   let relay: TestRelay;
@@ -80,7 +41,7 @@ describe('client killed right after sendText', () => {
     bob.events.on('message', (m) => {
       if (!m.outgoing) shown.push(m.id);
     });
-    const lines = await runChild(relay.url, db.path, 6, 4);
+    const lines = await runUntilKilled(CHILD, [relay.url, db.path, 'bob', '6', '4'], (line) => line.event === 'stalled');
     const queued = lines.filter((l) => l.event === 'queued').map((l) => l.id!);
     expect(queued).toHaveLength(4);
 

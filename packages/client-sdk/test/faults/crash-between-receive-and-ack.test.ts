@@ -4,57 +4,21 @@
  * burst. Reopened from the same SQLite file, the account holds every message exactly once, and
  * no message shown before the crash is shown again.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { rm } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { directConversationId, SottoClient } from '../../src/index.js';
 import type { SqliteStorage } from '../../src/node/index.js';
 import { clientOptions, eventually, newClient, openSqliteStorage, startRelay, tempSqlite, type TestRelay } from '../helpers/harness.js';
+import { runUntilKilled, type ChildLine } from './child-process.js';
 import { FaultyTransport } from './fault-transport.js';
 
-const PKG_DIR = fileURLToPath(new URL('../..', import.meta.url));
 const CHILD = fileURLToPath(new URL('./receive-child.ts', import.meta.url));
 const BURST = 40;
 
-interface ChildLine {
-  event: string;
-  id?: string;
-  count?: number;
-}
-
 /** Runs the receiving child; `onLine` returns true to SIGKILL it right there. Resolves when it died. */
 function runChild(url: string, dbPath: string, stallAt: number, onLine: (line: ChildLine) => boolean): Promise<ChildLine[]> {
-  const child: ChildProcess = spawn(
-    process.execPath,
-    ['--conditions=sotto-source', '--import', 'tsx', CHILD, url, dbPath, String(stallAt)],
-    { cwd: PKG_DIR, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const lines: ChildLine[] = [];
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`child was never killed\n${stderr}`));
-    }, 25_000);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (signal === 'SIGKILL') resolve(lines);
-      else reject(new Error(`child exited by itself (${code})\n${stderr}`));
-    });
-    createInterface({ input: child.stdout! }).on('line', (text) => {
-      let line: ChildLine;
-      try {
-        line = JSON.parse(text) as ChildLine;
-      } catch {
-        return;
-      }
-      lines.push(line);
-      if (onLine(line)) child.kill('SIGKILL');
-    });
-  });
+  return runUntilKilled(CHILD, [url, dbPath, String(stallAt)], onLine);
 }
 
 describe('client killed between receive and ack', () => {

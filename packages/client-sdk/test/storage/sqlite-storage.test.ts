@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SottoError } from '../../src/errors.js';
-import { FTS_BATCH, openSqliteStorage, SCHEMA_VERSION } from '../../src/node/index.js';
+import { FTS_BATCH, MIGRATIONS, openSqliteStorage, SCHEMA_VERSION } from '../../src/node/index.js';
 import { StorageBatch } from '../../src/storage/index.js';
 import { runStorageConformance } from './conformance.js';
 import { direct, message, outbox } from './fixtures.js';
@@ -107,21 +107,14 @@ describe('SQLite storage specifics', () => {
     );
     await first.close();
     // Take the file back to schema 1: undo migration 3 (close indexed every pending text), then 2.
+    const ftsTriggersOfSchema1 = MIGRATIONS[0]!.match(/CREATE TRIGGER messages_fts_[\s\S]*?END;/g)!.join('\n');
+    expect(ftsTriggersOfSchema1.match(/CREATE TRIGGER/g)).toHaveLength(3);
     const raw = new Database(path);
     expect(raw.prepare('SELECT count(*) FROM messages_fts_pending').pluck().get()).toBe(0);
     raw.exec(`
       DROP TRIGGER messages_fts_insert; DROP TRIGGER messages_fts_delete; DROP TRIGGER messages_fts_update;
       DROP TABLE messages_fts_pending;
-      CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages WHEN new.text IS NOT NULL BEGIN
-        INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);
-      END;
-      CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages WHEN old.text IS NOT NULL BEGIN
-        INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.seq, old.text);
-      END;
-      CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages WHEN old.text IS NOT new.text BEGIN
-        INSERT INTO messages_fts (messages_fts, rowid, text) SELECT 'delete', old.seq, old.text WHERE old.text IS NOT NULL;
-        INSERT INTO messages_fts (rowid, text) SELECT new.seq, new.text WHERE new.text IS NOT NULL;
-      END;
+      ${ftsTriggersOfSchema1}
       CREATE TABLE outbox_v1 (id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, next_attempt_at INTEGER NOT NULL,
         created_at INTEGER NOT NULL, record BLOB NOT NULL);
       INSERT INTO outbox_v1 SELECT id, conversation_id, next_attempt_at, created_at, record FROM outbox;

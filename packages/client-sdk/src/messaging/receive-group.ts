@@ -1,12 +1,4 @@
-import {
-  decodeContent,
-  decodeDeliveryReceipt,
-  stageStores,
-  type Content,
-  type Envelope,
-  type ProtocolStores,
-  type StagedStores,
-} from '@sotto/protocol';
+import { applyChanges, decodeContent, decodeDeliveryReceipt, stageStores, type Content, type Envelope } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
 import { StorageBatch } from '../storage/batch.js';
 import { readProtocolStores } from '../storage/protocol-stores.js';
@@ -42,8 +34,9 @@ const NOTHING: GroupOutcome = { taken: 0, effects: [] };
  * First contact (no conversation yet), decryption failures, duplicates, changed identities,
  * control contents and group traffic are not.
  *
- * Each decrypt runs on its own staged layer over the previous one, so a message that fails
- * leaves the run's state exactly as the messages before it made it.
+ * Each decrypt runs on its own staged layer over the run's, folded into it once the message
+ * joins the run, so a message that fails leaves the run's state exactly as the messages before
+ * it made it, and the commit holds each record once, in its final state.
  *
  * @example
  * const outcome = await ctx.lock.run(() => commitEnvelopeGroup(ctx, envelopes));
@@ -58,8 +51,9 @@ export async function commitEnvelopeGroup(ctx: ClientContext, envelopes: readonl
 
 async function commitMessages(ctx: ClientContext, envelopes: readonly Envelope[]): Promise<GroupOutcome> {
   const batch = new StorageBatch();
-  const layers: StagedStores[] = [];
-  let stores: ProtocolStores = readProtocolStores(ctx.storage);
+  // the run's protocol state: each decrypt stages over it, and only a decrypt whose message joins
+  // the run is folded in, so lookups never go deeper than two layers however long the run
+  const run = stageStores(readProtocolStores(ctx.storage));
   const effects: Effects[] = [];
   const guids = new Set<string>();
   const contentIds = new Set<string>();
@@ -70,7 +64,7 @@ async function commitMessages(ctx: ClientContext, envelopes: readonly Envelope[]
     const type = envelope.type;
     if ((type !== 'whisper' && type !== 'prekey') || !from || guids.has(envelope.guid)) break;
     if (await ctx.storage.isProcessed(envelope.guid)) break;
-    const layer = stageStores(stores);
+    const layer = stageStores(run.stores);
     let content: Content;
     try {
       content = decodeContent(unpadPlaintext(await ctx.engine.decrypt(layer.stores, from, type, envelope.ciphertext)));
@@ -85,15 +79,14 @@ async function commitMessages(ctx: ClientContext, envelopes: readonly Envelope[]
     batch.requireUnprocessed(envelope.guid);
     effects.push(await applyContent(ctx, batch, from, content, ctx.now(), envelope.serverTimestamp));
     batch.markProcessed(envelope.guid, ctx.now());
-    layers.push(layer);
-    stores = layer.stores;
+    await applyChanges(run.stores, layer.changes());
     guids.add(envelope.guid);
     contentIds.add(content.id);
     lastSentAt.set(conversationId, content.sentAt);
     prekeys ||= type === 'prekey';
   }
   if (effects.length === 0) return NOTHING;
-  for (const layer of layers) batch.storeChanges(layer.changes());
+  batch.storeChanges(run.changes());
   await ctx.storage.commit(batch);
   if (prekeys) ctx.maintainKeysSoon();
   return { taken: effects.length, effects };

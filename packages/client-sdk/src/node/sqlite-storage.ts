@@ -111,6 +111,8 @@ export class SqliteStorage implements Storage {
   readonly #syncFull: Database.Statement;
   readonly #syncNormal: Database.Statement;
   readonly #relaxedSyncMs: number;
+  /** At least the number of messages noted for the full-text index (see {@link FTS_BATCH}). */
+  #textNotes = 0;
   /** A relaxed commit resolved and no strict commit or sync has followed it yet. */
   #unsynced = false;
   #syncTimer: ReturnType<typeof setTimeout> | undefined;
@@ -150,6 +152,7 @@ export class SqliteStorage implements Storage {
     };
     this.#apply = db.transaction((batch: StorageBatch) => applyBatch(batch, this.#target));
     this.#indexText = db.transaction(() => indexPendingText(this.#q));
+    if (!this.#codec.encrypted) this.#textNotes = this.#textPending();
   }
 
   /** See {@link openSqliteStorage}. */
@@ -246,13 +249,16 @@ export class SqliteStorage implements Storage {
     this.#messages.committed();
     if (strict) this.#unsynced = false;
     else this.#scheduleSync();
-    let messages = false;
     for (const op of batch.ops) {
       if (op.op === 'protocol') this.#cacheProtocol(op.change.kind, op.change.key, op.change.value);
       else if (op.op === 'forgetProtocolBelow') this.#uncacheBelow(op.kind, op.key);
-      else if (op.op === 'putMessage' || op.op === 'patchMessage') messages = true;
+      else if (op.op === 'putMessage' || op.op === 'patchMessage') this.#textNotes++; // each notes one text at most
     }
-    if (messages && !this.#codec.encrypted && this.#textPending() >= FTS_BATCH) this.#indexPendingText(false);
+    // counted only once the bound says a batch may be waiting
+    if (this.#textNotes >= FTS_BATCH && !this.#codec.encrypted) {
+      this.#textNotes = this.#textPending();
+      if (this.#textNotes >= FTS_BATCH) this.#indexPendingText(false);
+    }
   }
 
   #textPending(): number {
@@ -266,6 +272,7 @@ export class SqliteStorage implements Storage {
   #indexPendingText(throwing: boolean): void {
     try {
       this.#indexText.immediate();
+      this.#textNotes = 0;
       this.#scheduleSync();
     } catch (err) {
       if (throwing) throw SottoError.from(err, 'STORAGE_FAILED', 'SQLite full-text indexing failed');

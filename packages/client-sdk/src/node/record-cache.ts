@@ -34,12 +34,22 @@ export class RecordCache<T> {
     return record === null ? undefined : canonical(record);
   }
 
-  /** {@link read}, but the writes of the commit in progress come first. */
+  /**
+   * The record as the commit in progress sees it: its own writes first, then committed. Not a
+   * copy: the batch code (`storage/apply.ts`) only reads the records it is handed and builds new
+   * ones from them, and what it writes is kept as written.
+   */
   readInCommit(id: string, load: () => T | undefined): T | undefined {
     const written = this.#writes.get(id);
-    if (written !== undefined) return written === null ? undefined : canonical(written);
+    if (written !== undefined) return written === null ? undefined : written;
     if (this.#unsure) return load();
-    return this.read(id, load);
+    let kept = this.#committed.get(id);
+    if (kept === undefined) {
+      this.#keep(id, load() ?? null);
+      kept = this.#committed.get(id);
+      if (kept === undefined) return load(); // too large to keep
+    }
+    return kept.record === null ? undefined : kept.record;
   }
 
   /** The commit in progress wrote `record` (null: deleted) as `id`; `record` must not change after. */

@@ -39,6 +39,7 @@ export async function applyContent(
   receivedAt: number,
   serverTimestamp: number,
   transcript?: { conversationId: string },
+  encoded?: Uint8Array,
 ): Promise<Effects> {
   const effects = noEffects();
   if (!transcript && from.accountId === ctx.account.accountId) {
@@ -71,6 +72,7 @@ export async function applyContent(
       outgoing: false,
       receivedAt,
       serverTimestamp,
+      ...(encoded !== undefined ? { encoded } : {}),
     });
     batch.putMessage(record);
     batch.patchConversation(conversationId, {

@@ -31,7 +31,7 @@ export async function applyDeliveryReceipt(
     const ref = await sentByGuid(ctx.storage, guid);
     if (!ref) {
       // the receipt overtook our own "sent" commit: park it for that commit to apply
-      parkReceipt(batch, guid, { accountId: receipt.by.accountId, deliveredAt: receipt.deliveredAt });
+      parkReceipt(ctx.storage, batch, guid, { accountId: receipt.by.accountId, deliveredAt: receipt.deliveredAt });
       continue;
     }
     if (ref.accountId !== receipt.by.accountId) continue;

@@ -66,8 +66,10 @@ async function commitMessages(ctx: ClientContext, envelopes: readonly Envelope[]
     if (await ctx.storage.isProcessed(envelope.guid)) break;
     const layer = stageStores(run.stores);
     let content: Content;
+    let encoded: Uint8Array;
     try {
-      content = decodeContent(unpadPlaintext(await ctx.engine.decrypt(layer.stores, from, type, envelope.ciphertext)));
+      encoded = unpadPlaintext(await ctx.engine.decrypt(layer.stores, from, type, envelope.ciphertext));
+      content = decodeContent(encoded);
     } catch {
       break;
     }
@@ -77,7 +79,7 @@ async function commitMessages(ctx: ClientContext, envelopes: readonly Envelope[]
     if (!conversation || conversation.blocked || content.sentAt < (lastSentAt.get(conversationId) ?? -Infinity)) break;
     // from here on the batch holds this envelope's writes: a failure abandons the whole run
     batch.requireUnprocessed(envelope.guid);
-    effects.push(await applyContent(ctx, batch, from, content, ctx.now(), envelope.serverTimestamp));
+    effects.push(await applyContent(ctx, batch, from, content, ctx.now(), envelope.serverTimestamp, undefined, encoded));
     batch.markProcessed(envelope.guid, ctx.now());
     await applyChanges(run.stores, layer.changes());
     guids.add(envelope.guid);

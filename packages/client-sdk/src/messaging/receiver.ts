@@ -202,12 +202,14 @@ export class Receiver {
     }
     const batch = new StorageBatch().requireUnprocessed(envelope.guid).storeChanges(staged.changes());
     let content: Content;
+    let encoded: Uint8Array;
     try {
-      content = decodeContent(unpadPlaintext(plaintext));
+      encoded = unpadPlaintext(plaintext);
+      content = decodeContent(encoded);
     } catch {
       return this.failure(envelope, 'MALFORMED_CONTENT', batch);
     }
-    const effects = accept(content) ? await applyContent(ctx, batch, from, content, ctx.now(), envelope.serverTimestamp) : noEffects();
+    const effects = accept(content) ? await applyContent(ctx, batch, from, content, ctx.now(), envelope.serverTimestamp, undefined, encoded) : noEffects();
     await this.commit(batch, envelope);
     return effects;
   }

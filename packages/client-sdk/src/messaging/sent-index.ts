@@ -89,13 +89,29 @@ export interface ParkedReceipt {
   deliveredAt: number;
 }
 
-export function parkReceipt(batch: StorageBatch, guid: string, receipt: ParkedReceipt): void {
+/**
+ * Per store, at least how many receipts are parked (undefined: not counted yet). Parked receipts
+ * are rare, and without this every "sent" mark read the store once per guid to find none. Raised
+ * by every park; after a take the next lookup counts again (a take's commit may still fail).
+ */
+const parkedAtLeast = new WeakMap<Storage, number>();
+
+export function parkReceipt(storage: Storage, batch: StorageBatch, guid: string, receipt: ParkedReceipt): void {
   batch.protocolRecord(PARKED_KIND, guid, encodeCbor({ v: 1, a: receipt.accountId, t: receipt.deliveredAt }));
+  const parked = parkedAtLeast.get(storage);
+  if (parked !== undefined) parkedAtLeast.set(storage, parked + 1);
 }
 
 export async function takeParkedReceipt(storage: Storage, batch: StorageBatch, guid: string): Promise<ParkedReceipt | undefined> {
+  let parked = parkedAtLeast.get(storage);
+  if (parked === undefined) {
+    parked = (await storage.listProtocolKeys(PARKED_KIND)).length;
+    parkedAtLeast.set(storage, parked);
+  }
+  if (parked === 0) return undefined;
   const bytes = await storage.getProtocolRecord(PARKED_KIND, guid);
   if (!bytes) return undefined;
+  parkedAtLeast.delete(storage);
   batch.protocolRecord(PARKED_KIND, guid, null);
   const r = FieldReader.from(decodeCbor(bytes), 'ParkedReceipt');
   return { accountId: r.string('a', { maxLength: 64 }), deliveredAt: r.uint('t') };

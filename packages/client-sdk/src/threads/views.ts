@@ -92,6 +92,8 @@ export function messageRecordOf(
     receivedAt: number;
     serverTimestamp?: number;
     status?: MessageRecord['status'];
+    /** `content` as received (bytes `decodeContent` turned into it), to store without encoding it again. */
+    encoded?: Uint8Array;
   },
 ): MessageRecord {
   const record: MessageRecord = {
@@ -101,7 +103,7 @@ export function messageRecordOf(
     senderDeviceId: meta.senderDeviceId,
     outgoing: meta.outgoing,
     type: content.type,
-    body: encodeContent(content),
+    body: meta.encoded ?? encodeContent(content),
     sentAt: content.sentAt,
     receivedAt: meta.receivedAt,
     reactions: {},

@@ -2,8 +2,8 @@ import { canonical } from '../storage/records.js';
 
 /**
  * Decoded records of one table by id, for one `SqliteStorage`: reads fill it, the rows a
- * commit writes replace entries once the commit succeeded, and every read hands out a copy, so no
- * caller can change what is kept. `null` remembers that there is no such row. Holds at most
+ * commit writes replace entries once the commit succeeded, and {@link read} hands out copies, so
+ * no caller can change what is kept. `null` remembers that there is no such row. Holds at most
  * `limits.entries` entries and about `limits.bytes` bytes (as `sizeOf` estimates them), dropping
  * the oldest; a record larger than a quarter of that is not kept.
  *
@@ -43,13 +43,10 @@ export class RecordCache<T> {
     const written = this.#writes.get(id);
     if (written !== undefined) return written === null ? undefined : written;
     if (this.#unsure) return load();
-    let kept = this.#committed.get(id);
-    if (kept === undefined) {
-      this.#keep(id, load() ?? null);
-      kept = this.#committed.get(id);
-      if (kept === undefined) return load(); // too large to keep
-    }
-    return kept.record === null ? undefined : kept.record;
+    const kept = this.#committed.get(id);
+    const record = kept !== undefined ? kept.record : (load() ?? null);
+    if (kept === undefined) this.#keep(id, record);
+    return record === null ? undefined : record;
   }
 
   /** The commit in progress wrote `record` (null: deleted) as `id`; `record` must not change after. */

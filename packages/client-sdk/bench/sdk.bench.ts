@@ -5,6 +5,8 @@
  *   in a child process, loopback); throughput is sends until the last one is stored and shown
  *   at the recipient.
  * - reference: raw libsignal encrypt + decrypt on in-memory stores, in the same run.
+ * - cost per message of the e2e run: CPU time of this process (both clients) and bytes written
+ *   (Linux only; both stores' WAL and checkpoints), steadier between runs than throughput.
  * - latency: send → "seen" at the sender (the recipient marks seen on arrival; a read receipt
  *   travels back end to end).
  * - history and search: a 100,000-message thread written straight into SQLite in chunked
@@ -16,6 +18,7 @@
  * Prints a table, then the figures as one JSON object on the last line.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -172,11 +175,15 @@ async function e2e(alice: Party, bob: Party): Promise<Record<string, number>> {
     if (e.state === 'sent' && ++sent === E2E_MESSAGES) lastSentAt = performance.now();
   });
   const done = arrivals(bob.client, E2E_MESSAGES);
+  const written0 = bytesWritten();
+  const cpu0 = process.cpuUsage();
   const start = performance.now();
   let enqueued = 0;
   for (let i = 0; i < E2E_MESSAGES; i++) await alice.client.sendText(chat, TEXT_100);
   enqueued = performance.now();
   const end = await done;
+  const cpu = process.cpuUsage(cpu0);
+  const written = bytesWritten() - written0;
   offSent();
   connection.request = request;
   engine.encrypt = encrypt;
@@ -197,6 +204,8 @@ async function e2e(alice: Party, bob: Party): Promise<Record<string, number>> {
   offSeen();
   return {
     e2e_msgs_per_s: round((E2E_MESSAGES * 1000) / (end - start), 1),
+    cpu_us_per_msg: round((cpu.user + cpu.system) / E2E_MESSAGES, 0),
+    written_kib_per_msg: Number.isFinite(written) ? round(written / 1024 / E2E_MESSAGES, 1) : -1,
     enqueue_ms_per_msg: round((enqueued - start) / E2E_MESSAGES, 3),
     outbox_drain_ms_per_msg: round(((lastSentAt || end) - start) / E2E_MESSAGES, 3),
     receive_tail_ms: round(end - (lastSentAt || end), 1),
@@ -206,6 +215,19 @@ async function e2e(alice: Party, bob: Party): Promise<Record<string, number>> {
     send_to_seen_p50_ms: round(median(latencies)),
     send_to_seen_p99_ms: round(quantile(latencies, 0.99)),
   };
+}
+
+/**
+ * Bytes this process has handed to write calls so far (Linux `/proc/self/io` wchar: both stores'
+ * WAL and checkpoint writes, plus the small WebSocket frames); NaN where that file is missing.
+ * Unlike throughput it hardly moves between runs, so it tracks the storage cost per message.
+ */
+function bytesWritten(): number {
+  try {
+    return Number(/wchar: (\d+)/.exec(readFileSync('/proc/self/io', 'utf8'))?.[1] ?? NaN);
+  } catch {
+    return NaN;
+  }
 }
 
 // ── history and search over a 100,000-message thread ──────────────────────────
@@ -341,6 +363,8 @@ try {
       send_to_seen_p99_ms: e2eFigures.send_to_seen_p99_ms!,
       history_page_ms: history.history_page_ms!,
       search_ms: history.search_ms!,
+      cpu_us_per_msg: e2eFigures.cpu_us_per_msg!,
+      written_kib_per_msg: e2eFigures.written_kib_per_msg!,
       enqueue_ms_per_msg: e2eFigures.enqueue_ms_per_msg!,
       outbox_drain_ms_per_msg: e2eFigures.outbox_drain_ms_per_msg!,
       receive_tail_ms: e2eFigures.receive_tail_ms!,

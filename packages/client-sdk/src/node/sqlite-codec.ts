@@ -17,6 +17,7 @@ export const SIDE_COLUMNS = {
   settings: ['key'],
   call_logs: ['call_id', 'conversation_id', 'started_at'],
   protocol_records: ['kind', 'key'],
+  conversation_states: ['id'],
 } as const;
 
 export type BlobTable = keyof typeof SIDE_COLUMNS;

@@ -122,6 +122,10 @@ export const MIGRATIONS: readonly string[] = [
   // SqliteStorage indexes the noted ones in one FTS5 insert once FTS_BATCH are waiting, before
   // any search, and at close. A row with text is in exactly one of messages_fts and
   // messages_fts_pending: a delete or new text takes it out of the index only if it was indexed.
+  // A group conversation's state (ConversationRecord.groupState: the whole signed log, 80 KiB
+  // for 1,024 members) moves out of the conversation row into conversation_states, written only
+  // when it changes: every message to or from the group rewrites the row. Rows written before
+  // keep it in their record until SqliteStorage.open moves it (moveGroupStates).
   // The outbox becomes one B-tree keyed by id (WITHOUT ROWID: a rowid table with a TEXT primary
   // key is two) plus its due-order index: it is small and read whole by creation time or by
   // conversation only off the hot path. The request list filters the activity index.
@@ -140,6 +144,11 @@ export const MIGRATIONS: readonly string[] = [
   DROP TABLE outbox;
   ALTER TABLE outbox_v3 RENAME TO outbox;
   CREATE INDEX outbox_by_due ON outbox (next_attempt_at, created_at, id);
+
+  CREATE TABLE conversation_states (
+    id TEXT PRIMARY KEY,
+    state BLOB NOT NULL
+  ) WITHOUT ROWID;
 
   CREATE TABLE messages_fts_pending (seq INTEGER PRIMARY KEY);
   DROP TRIGGER messages_fts_insert;

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { sameBytes } from '@sotto/protocol';
 import type { BatchTarget } from '../storage/apply.js';
 import { activityAt, conversationSearchText } from '../storage/records.js';
 import type { ConversationRecord, MessageRecord } from '../storage/types.js';
@@ -11,28 +12,40 @@ import type { BlobTable, RowCodec, SideRow } from './sqlite-codec.js';
  */
 
 /** A row selected with its side columns and its blob (`record`, or `value` for settings and protocol records). */
-export type BlobRow = SideRow & { record?: Uint8Array; value?: Uint8Array };
+export type BlobRow = SideRow & { record?: Uint8Array; value?: Uint8Array; state?: Uint8Array | null };
 
 /** The prepared statements, by name. */
 export type Statements = { readonly [K in keyof typeof SQL]: Database.Statement<unknown[], unknown> };
 
 /** The record in a selected row. */
 export function readRow<T>(codec: RowCodec, table: BlobTable, row: BlobRow): T {
-  return codec.readRecord<T>(table, row, (row.record ?? row.value)!);
+  const record = codec.readRecord<T>(table, row, (row.record ?? row.value)!);
+  // a group conversation's state lives in its own row (schema 3)
+  if (row.state) {
+    const state = codec.readBytes('conversation_states', { id: row.id! }, row.state);
+    // a plain Uint8Array view (SQLite hands out a fresh Buffer), as every record holds
+    (record as { groupState?: Uint8Array }).groupState = new Uint8Array(state.buffer, state.byteOffset, state.byteLength);
+  }
+  return record;
 }
+
+/** The conversation columns every conversation read selects, with the group state of the row. */
+const CONVERSATION_COLUMNS = 'id, activity_at, is_request, record, (SELECT state FROM conversation_states s WHERE s.id = conversations.id) AS state';
 
 /** Every statement of the store, prepared once per connection. */
 const SQL = {
-  getConversation: 'SELECT id, activity_at, is_request, record FROM conversations WHERE id = ?',
+  getConversation: `SELECT ${CONVERSATION_COLUMNS} FROM conversations WHERE id = ?`,
+  putConversationState: 'INSERT OR REPLACE INTO conversation_states (id, state) VALUES (?, ?)',
+  deleteConversationState: 'DELETE FROM conversation_states WHERE id = ?',
   putConversation: `INSERT INTO conversations (id, activity_at, is_request, search_text, record) VALUES (?, ?, ?, ?, ?)
     ON CONFLICT (id) DO UPDATE SET activity_at = excluded.activity_at, is_request = excluded.is_request,
       search_text = excluded.search_text, record = excluded.record`,
   deleteConversation: 'DELETE FROM conversations WHERE id = ?',
   deleteMessagesOf: 'DELETE FROM messages WHERE conversation_id = ?',
   deleteOutboxOf: 'DELETE FROM outbox WHERE conversation_id = ?',
-  listConversations: 'SELECT id, activity_at, is_request, record FROM conversations ORDER BY activity_at DESC, id LIMIT ? OFFSET ?',
-  listConversationsByRequest: 'SELECT id, activity_at, is_request, record FROM conversations WHERE is_request = ? ORDER BY activity_at DESC, id LIMIT ? OFFSET ?',
-  searchConversations: 'SELECT id, activity_at, is_request, record FROM conversations WHERE instr(search_text, ?) > 0 ORDER BY activity_at DESC, id LIMIT ?',
+  listConversations: `SELECT ${CONVERSATION_COLUMNS} FROM conversations ORDER BY activity_at DESC, id LIMIT ? OFFSET ?`,
+  listConversationsByRequest: `SELECT ${CONVERSATION_COLUMNS} FROM conversations WHERE is_request = ? ORDER BY activity_at DESC, id LIMIT ? OFFSET ?`,
+  searchConversations: `SELECT ${CONVERSATION_COLUMNS} FROM conversations WHERE instr(search_text, ?) > 0 ORDER BY activity_at DESC, id LIMIT ?`,
   getMessage: 'SELECT id, conversation_id, sent_at, record FROM messages WHERE id = ?',
   putMessage: `INSERT INTO messages (id, conversation_id, sent_at, text, record) VALUES (?, ?, ?, ?, ?)
     ON CONFLICT (id) DO UPDATE SET conversation_id = excluded.conversation_id, sent_at = excluded.sent_at,
@@ -92,13 +105,22 @@ export function target(q: Statements, codec: RowCodec): BatchTarget {
   const read = <T>(table: BlobTable, row: unknown) => (row === undefined ? undefined : readRow<T>(codec, table, row as BlobRow));
   return {
     getConversation: (id) => read<ConversationRecord>('conversations', q.getConversation.get(id)),
-    putConversation: (r) => {
+    putConversation: (r, stored) => {
       const row = { id: r.id, activity_at: activityAt(r), is_request: r.isRequest ? 1 : 0 };
       const searchText = codec.encrypted ? '' : conversationSearchText(r);
-      q.putConversation.run(row.id, row.activity_at, row.is_request, searchText, codec.record('conversations', row, r));
+      const { groupState, ...rest } = r;
+      q.putConversation.run(row.id, row.activity_at, row.is_request, searchText, codec.record('conversations', row, rest));
+      // the state row is written only when the state changed (a patch keeps the very bytes)
+      const before = stored?.groupState;
+      if (groupState === undefined) {
+        if (stored === undefined || before !== undefined) q.deleteConversationState.run(r.id);
+      } else if (stored === undefined || before === undefined || (before !== groupState && !sameBytes(before, groupState))) {
+        q.putConversationState.run(r.id, codec.bytes('conversation_states', { id: r.id }, groupState));
+      }
     },
     deleteConversation: (id) => {
       q.deleteConversation.run(id);
+      q.deleteConversationState.run(id);
       q.deleteMessagesOf.run(id);
       q.deleteOutboxOf.run(id);
     },

@@ -73,6 +73,23 @@ export async function openSqliteStorage(path: string, options: SqliteStorageOpti
 }
 
 /**
+ * Schema 3 keeps a group conversation's state in `conversation_states`: move it out of the
+ * records written before (inside the migrating transaction).
+ */
+function moveGroupStates(db: Database.Database, codec: RowCodec): void {
+  const rows = db.prepare('SELECT id, activity_at, is_request, record FROM conversations').all() as BlobRow[];
+  const putState = db.prepare('INSERT OR REPLACE INTO conversation_states (id, state) VALUES (?, ?)');
+  const putRecord = db.prepare('UPDATE conversations SET record = ? WHERE id = ?');
+  for (const row of rows) {
+    const record = codec.readRecord<ConversationRecord>('conversations', row, row.record!);
+    if (record.groupState === undefined) continue;
+    const { groupState, ...rest } = record;
+    putState.run(row.id, codec.bytes('conversation_states', { id: row.id! }, groupState));
+    putRecord.run(codec.record('conversations', row, rest), row.id);
+  }
+}
+
+/**
  * {@link Storage} on better-sqlite3. A commit runs the whole batch inside one synchronous SQLite
  * transaction (BEGIN IMMEDIATE ... COMMIT): no await happens inside it, and any failing op rolls
  * everything back. The connection runs `synchronous=NORMAL` in WAL mode and a strict commit
@@ -131,8 +148,8 @@ export class SqliteStorage implements Storage {
     this.#target = {
       ...rows,
       getConversation: (id) => this.#conversations.readInCommit(id, () => rows.getConversation(id)),
-      putConversation: (record) => {
-        rows.putConversation(record);
+      putConversation: (record, stored) => {
+        rows.putConversation(record, stored);
         this.#conversations.write(record.id, record);
       },
       deleteConversation: (id) => {
@@ -187,6 +204,7 @@ export class SqliteStorage implements Storage {
       conn.transaction(() => {
         migrate(conn);
         if (newHeader) conn.prepare('INSERT INTO storage_meta (key, value) VALUES (?, ?)').run(HEADER_KEY, newHeader);
+        if (found > 0 && found < 3) moveGroupStates(conn, new RowCodec(cipher));
       }).immediate();
       return new SqliteStorage(conn, cipher, options);
     } catch (err) {

@@ -26,7 +26,8 @@ import type {
  */
 export interface BatchTarget {
   getConversation(id: string): ConversationRecord | undefined;
-  putConversation(record: ConversationRecord): void;
+  /** `stored`: as for {@link putMessage}; a backend may then leave unchanged parts unwritten. */
+  putConversation(record: ConversationRecord, stored?: ConversationRecord): void;
   /** Deletes the conversation row and every message and outbox entry of it. */
   deleteConversation(id: string): void;
   getMessage(id: string): MessageRecord | undefined;
@@ -73,12 +74,17 @@ class WriteBackView implements BatchTarget {
   readonly #messages = new Map<string, MessageRecord>();
   /** Message rows as the target holds them (null: none), for those read through this view. */
   readonly #stored = new Map<string, MessageRecord | null>();
+  /** The same for conversation rows. */
+  readonly #storedConversations = new Map<string, ConversationRecord | null>();
 
   constructor(private readonly t: BatchTarget) {}
 
   /** Writes every held row, in the order each was first written. */
   flush(): void {
-    for (const record of this.#conversations.values()) this.t.putConversation(record);
+    for (const record of this.#conversations.values()) {
+      this.t.putConversation(record, this.#storedConversations.get(record.id) ?? undefined);
+      this.#storedConversations.set(record.id, record);
+    }
     for (const record of this.#messages.values()) {
       this.t.putMessage(record, this.#stored.get(record.id) ?? undefined);
       this.#stored.set(record.id, record);
@@ -88,7 +94,13 @@ class WriteBackView implements BatchTarget {
   }
 
   getConversation(id: string): ConversationRecord | undefined {
-    return this.#conversations.get(id) ?? this.t.getConversation(id);
+    const held = this.#conversations.get(id);
+    if (held) return held;
+    const stored = this.#storedConversations.get(id);
+    if (stored !== undefined) return stored ?? undefined;
+    const found = this.t.getConversation(id);
+    this.#storedConversations.set(id, found ?? null);
+    return found;
   }
 
   putConversation(record: ConversationRecord): void {
@@ -100,6 +112,7 @@ class WriteBackView implements BatchTarget {
     this.flush();
     this.t.deleteConversation(id);
     this.#stored.clear(); // its messages went with it
+    this.#storedConversations.set(id, null);
   }
 
   getMessage(id: string): MessageRecord | undefined {
@@ -168,6 +181,7 @@ function applyOp(op: StorageOp, t: BatchTarget): void {
     case 'putConversation': {
       const record = canonical(op.record);
       validateConversation(record);
+      t.getConversation(record.id); // so the write knows the row as stored (unchanged parts stay unwritten)
       t.putConversation(record);
       return;
     }

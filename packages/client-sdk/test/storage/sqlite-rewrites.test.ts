@@ -5,7 +5,7 @@ import { MIGRATIONS } from '../../src/node/sqlite-schema.js';
 import { indexPendingText, prepare, target, type Statements } from '../../src/node/sqlite-statements.js';
 import { applyBatch } from '../../src/storage/apply.js';
 import { StorageBatch } from '../../src/storage/batch.js';
-import { direct, message } from './fixtures.js';
+import { direct, group, message } from './fixtures.js';
 
 /**
  * A patch that keeps a message's conversation and time rewrites only its record (and text): an
@@ -46,6 +46,26 @@ describe('SQLite message rewrites', () => {
     run(new StorageBatch().putMessage(message('m1', 'd:bob', 20, { text: 'moved in time' })));
     expect(used.filter((n) => n === 'updateMessage' || n === 'putMessage')).toEqual(['putMessage']);
     expect(db.prepare('SELECT sent_at FROM messages WHERE id = ?').get('m1')).toEqual({ sent_at: 20 });
+    db.close();
+  });
+
+  it('writes a group state row only when the state changed, and reads it back with the record', () => {
+    const { db, t, used } = recordingTarget();
+    const run = (b: StorageBatch) => db.transaction(() => applyBatch(b, t))();
+    const stateWrites = () => used.filter((n) => n === 'putConversationState').length;
+    run(new StorageBatch().putConversation(group('ab01')));
+    expect(stateWrites()).toBe(1);
+    run(new StorageBatch().patchConversation('g:ab01', { title: 'Renamed', lastMessageAt: 5 }).incrementUnread('g:ab01', 1));
+    expect(stateWrites()).toBe(1);
+    run(new StorageBatch().putConversation({ ...group('ab01'), groupState: new Uint8Array([1, 2, 3]) })); // same bytes
+    expect(stateWrites()).toBe(1);
+    run(new StorageBatch().putConversation({ ...group('ab01'), groupState: new Uint8Array([4, 5]) }));
+    expect(stateWrites()).toBe(2);
+    expect(t.getConversation('g:ab01')?.groupState).toEqual(new Uint8Array([4, 5]));
+    const { groupState: _, ...rest } = group('ab01');
+    run(new StorageBatch().putConversation(rest));
+    expect(t.getConversation('g:ab01')?.groupState).toBeUndefined();
+    expect(db.prepare('SELECT count(*) FROM conversation_states').pluck().get()).toBe(0);
     db.close();
   });
 });

@@ -1,3 +1,4 @@
+import { decodeCbor, encodeCbor } from '@sotto/protocol';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +8,7 @@ import { SottoError } from '../../src/errors.js';
 import { FTS_BATCH, MIGRATIONS, openSqliteStorage, SCHEMA_VERSION } from '../../src/node/index.js';
 import { StorageBatch } from '../../src/storage/index.js';
 import { runStorageConformance } from './conformance.js';
-import { direct, message, outbox } from './fixtures.js';
+import { direct, group, message, outbox } from './fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sotto-sqlite-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -102,6 +103,7 @@ describe('SQLite storage specifics', () => {
     await first.commit(
       new StorageBatch()
         .putConversation(direct('bob', { title: 'Bob' }))
+        .putConversation(group('ab01'))
         .putMessage(message('m1', 'd:bob', 1, { text: 'kept across the migration' }))
         .putOutbox(outbox('o1', 5))
         .protocolRecord('session', 'bob.1', new Uint8Array([7])),
@@ -112,6 +114,12 @@ describe('SQLite storage specifics', () => {
     expect(ftsTriggersOfSchema1.match(/CREATE TRIGGER/g)).toHaveLength(3);
     const raw = new Database(path);
     expect(raw.prepare('SELECT count(*) FROM messages_fts_pending').pluck().get()).toBe(0);
+    // group states back into their conversation records, as schema 1 kept them
+    for (const { id, state } of raw.prepare('SELECT id, state FROM conversation_states').all() as { id: string; state: Uint8Array }[]) {
+      const record = decodeCbor(raw.prepare('SELECT record FROM conversations WHERE id = ?').pluck().get(id) as Uint8Array) as Record<string, unknown>;
+      raw.prepare('UPDATE conversations SET record = ? WHERE id = ?').run(encodeCbor({ ...record, groupState: new Uint8Array(state) }), id);
+    }
+    raw.exec('DROP TABLE conversation_states');
     raw.exec(`
       DROP TRIGGER messages_fts_insert; DROP TRIGGER messages_fts_delete; DROP TRIGGER messages_fts_update;
       DROP TABLE messages_fts_pending;
@@ -134,12 +142,17 @@ describe('SQLite storage specifics', () => {
     expect((await storage.searchConversations('bob')).map((c) => c.id)).toEqual(['d:bob']);
     expect(await storage.getProtocolRecord('session', 'bob.1')).toEqual(new Uint8Array([7]));
     expect((await storage.dueOutbox(10)).map((e) => e.id)).toEqual(['o1']);
+    expect((await storage.getConversation('g:ab01'))?.groupState).toEqual(group('ab01').groupState);
     await storage.commit(new StorageBatch().deleteMessage('m1'));
     expect(await storage.searchMessages('migration')).toEqual([]);
     await storage.close();
     const db = new Database(path, { readonly: true });
     expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     expect(db.prepare('SELECT count(*) FROM storage_meta').pluck().get()).toBe(0);
+    // the group state moved out of the conversation record into its own row
+    expect(db.prepare('SELECT state FROM conversation_states WHERE id = ?').pluck().get('g:ab01')).toEqual(Buffer.from(group('ab01').groupState!));
+    const record = decodeCbor(db.prepare('SELECT record FROM conversations WHERE id = ?').pluck().get('g:ab01') as Uint8Array) as Record<string, unknown>;
+    expect('groupState' in record).toBe(false);
     db.close();
   });
 

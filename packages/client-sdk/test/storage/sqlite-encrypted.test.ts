@@ -8,7 +8,10 @@ import { SottoError } from '../../src/errors.js';
 import { openSqliteStorage, SCHEMA_VERSION, type SqliteStorage, type SqliteStorageOptions } from '../../src/node/index.js';
 import { StorageBatch } from '../../src/storage/index.js';
 import { runStorageConformance } from './conformance.js';
-import { callLog, direct, message, outbox } from './fixtures.js';
+import { callLog, direct, group, message, outbox } from './fixtures.js';
+import { undoSchema3 } from './schema-undo.js';
+import { RowCodec } from '../../src/node/sqlite-codec.js';
+import { StoreCipher } from '../../src/node/sqlite-crypto.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sotto-sqlite-enc-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -278,6 +281,37 @@ describe('encrypted SQLite storage', () => {
     expect(plain['internationalization']).toEqual(['m2', 'm1']);
     expect(plain['internationalizationz']).toEqual([]);
     expect(await results(secret())).toEqual(plain);
+  });
+
+  it('moves group states sealed in conversation records of schema 2 into their own rows, sealed', async () => {
+    const path = freshPath();
+    const first = await openSqliteStorage(path, secret());
+    const state = new TextEncoder().encode('the signed log of the Blue Heron Climbing Crew');
+    await first.commit(new StorageBatch().putConversation({ ...group('ab01'), groupState: state }).putConversation(direct('bob')));
+    await first.close();
+    // back to schema 2: the state sealed inside the conversation record again
+    const raw = new Database(path);
+    const cipher = await StoreCipher.open(secret().passphrase!, raw.prepare("SELECT value FROM storage_meta WHERE key = 'encryption'").pluck().get() as Uint8Array);
+    const codec = new RowCodec(cipher);
+    undoSchema3(raw, (id, sealed) => {
+      const { record: blob, ...row } = raw.prepare('SELECT id, activity_at, is_request, record FROM conversations WHERE id = ?').get(id) as { id: string; activity_at: number; is_request: number; record: Uint8Array };
+      const record = codec.readRecord<Record<string, unknown>>('conversations', row, blob);
+      const groupState = codec.readBytes('conversation_states', { id }, sealed);
+      raw.prepare('UPDATE conversations SET record = ? WHERE id = ?').run(codec.record('conversations', row, { ...record, groupState }), id);
+    });
+    raw.close();
+    cipher.dispose();
+    expect(readFileSync(path).includes(Buffer.from('Blue Heron'))).toBe(false);
+
+    const storage = await openSqliteStorage(path, secret());
+    expect((await storage.getConversation('g:ab01'))?.groupState).toEqual(state);
+    expect((await storage.getConversation('d:bob'))?.groupState).toBeUndefined();
+    await storage.close();
+    const db = new Database(path, { readonly: true });
+    expect(db.prepare('SELECT count(*) FROM conversation_states').pluck().get()).toBe(1);
+    expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    db.close();
+    expect(readFileSync(path).includes(Buffer.from('Blue Heron'))).toBe(false);
   });
 
   it('records the schema version and keeps the FTS index and side text empty', async () => {

@@ -5,10 +5,11 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SottoError } from '../../src/errors.js';
-import { FTS_BATCH, MIGRATIONS, openSqliteStorage, SCHEMA_VERSION } from '../../src/node/index.js';
+import { FTS_BATCH, openSqliteStorage, SCHEMA_VERSION } from '../../src/node/index.js';
 import { StorageBatch } from '../../src/storage/index.js';
 import { runStorageConformance } from './conformance.js';
 import { direct, group, message, outbox } from './fixtures.js';
+import { undoSchema3 } from './schema-undo.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sotto-sqlite-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -109,31 +110,14 @@ describe('SQLite storage specifics', () => {
         .protocolRecord('session', 'bob.1', new Uint8Array([7])),
     );
     await first.close();
-    // Take the file back to schema 1: undo migration 3 (close indexed every pending text), then 2.
-    const ftsTriggersOfSchema1 = MIGRATIONS[0]!.match(/CREATE TRIGGER messages_fts_[\s\S]*?END;/g)!.join('\n');
-    expect(ftsTriggersOfSchema1.match(/CREATE TRIGGER/g)).toHaveLength(3);
+    // Take the file back to schema 1: undo migration 3, then 2.
     const raw = new Database(path);
-    expect(raw.prepare('SELECT count(*) FROM messages_fts_pending').pluck().get()).toBe(0);
-    // group states back into their conversation records, as schema 1 kept them
-    for (const { id, state } of raw.prepare('SELECT id, state FROM conversation_states').all() as { id: string; state: Uint8Array }[]) {
+    undoSchema3(raw, (id, state) => {
+      // group states back into their conversation records, as schema 2 kept them
       const record = decodeCbor(raw.prepare('SELECT record FROM conversations WHERE id = ?').pluck().get(id) as Uint8Array) as Record<string, unknown>;
-      raw.prepare('UPDATE conversations SET record = ? WHERE id = ?').run(encodeCbor({ ...record, groupState: new Uint8Array(state) }), id);
-    }
-    raw.exec('DROP TABLE conversation_states');
-    raw.exec(`
-      DROP TRIGGER messages_fts_insert; DROP TRIGGER messages_fts_delete; DROP TRIGGER messages_fts_update;
-      DROP TABLE messages_fts_pending;
-      ${ftsTriggersOfSchema1}
-      CREATE TABLE outbox_v1 (id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, next_attempt_at INTEGER NOT NULL,
-        created_at INTEGER NOT NULL, record BLOB NOT NULL);
-      INSERT INTO outbox_v1 SELECT id, conversation_id, next_attempt_at, created_at, record FROM outbox;
-      DROP TABLE outbox;
-      ALTER TABLE outbox_v1 RENAME TO outbox;
-      CREATE INDEX outbox_by_due ON outbox (next_attempt_at, created_at, id);
-      CREATE INDEX outbox_by_created ON outbox (created_at, id);
-      CREATE INDEX outbox_by_conversation ON outbox (conversation_id);
-      CREATE INDEX conversations_by_request ON conversations (is_request, activity_at DESC, id);
-      DROP TRIGGER message_terms_delete; DROP TABLE message_terms; DROP TABLE storage_meta; PRAGMA user_version = 1;`);
+      raw.prepare('UPDATE conversations SET record = ? WHERE id = ?').run(encodeCbor({ ...record, groupState: state }), id);
+    });
+    raw.exec('DROP TRIGGER message_terms_delete; DROP TABLE message_terms; DROP TABLE storage_meta; PRAGMA user_version = 1;');
     raw.close();
 
     const storage = await openSqliteStorage(path);

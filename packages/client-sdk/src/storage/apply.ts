@@ -68,6 +68,17 @@ export function applyBatch(batch: StorageBatch, target: BatchTarget): void {
   view.flush();
 }
 
+/** The batch's own write of row `id`, else the row as stored (read from `load` once, then remembered). */
+function readThrough<T>(id: string, held: Map<string, T>, stored: Map<string, T | null>, load: (id: string) => T | undefined): T | undefined {
+  const own = held.get(id);
+  if (own) return own;
+  const known = stored.get(id);
+  if (known !== undefined) return known ?? undefined;
+  const found = load(id);
+  stored.set(id, found ?? null);
+  return found;
+}
+
 /** {@link BatchTarget} over another, holding conversation and message writes until {@link flush}. */
 class WriteBackView implements BatchTarget {
   readonly #conversations = new Map<string, ConversationRecord>();
@@ -94,13 +105,7 @@ class WriteBackView implements BatchTarget {
   }
 
   getConversation(id: string): ConversationRecord | undefined {
-    const held = this.#conversations.get(id);
-    if (held) return held;
-    const stored = this.#storedConversations.get(id);
-    if (stored !== undefined) return stored ?? undefined;
-    const found = this.t.getConversation(id);
-    this.#storedConversations.set(id, found ?? null);
-    return found;
+    return readThrough(id, this.#conversations, this.#storedConversations, (i) => this.t.getConversation(i));
   }
 
   putConversation(record: ConversationRecord): void {
@@ -116,13 +121,7 @@ class WriteBackView implements BatchTarget {
   }
 
   getMessage(id: string): MessageRecord | undefined {
-    const held = this.#messages.get(id);
-    if (held) return held;
-    const stored = this.#stored.get(id);
-    if (stored !== undefined) return stored ?? undefined;
-    const found = this.t.getMessage(id);
-    this.#stored.set(id, found ?? null);
-    return found;
+    return readThrough(id, this.#messages, this.#stored, (i) => this.t.getMessage(i));
   }
 
   putMessage(record: MessageRecord): void {

@@ -28,9 +28,7 @@ export class RecordCache<T> {
 
   /** A copy of the committed record `id`: from the cache, else from `load` (which is cached). */
   read(id: string, load: () => T | undefined): T | undefined {
-    const kept = this.#committed.get(id);
-    const record = kept !== undefined ? kept.record : (load() ?? null);
-    if (kept === undefined) this.#keep(id, record);
+    const record = this.#committedRecord(id, load);
     return record === null ? undefined : canonical(record);
   }
 
@@ -43,10 +41,16 @@ export class RecordCache<T> {
     const written = this.#writes.get(id);
     if (written !== undefined) return written === null ? undefined : written;
     if (this.#unsure) return load();
+    return this.#committedRecord(id, load) ?? undefined;
+  }
+
+  /** The committed record `id` as kept (null: no row), loaded and kept on a miss. */
+  #committedRecord(id: string, load: () => T | undefined): T | null {
     const kept = this.#committed.get(id);
-    const record = kept !== undefined ? kept.record : (load() ?? null);
-    if (kept === undefined) this.#keep(id, record);
-    return record === null ? undefined : record;
+    if (kept !== undefined) return kept.record;
+    const record = load() ?? null;
+    this.#keep(id, record);
+    return record;
   }
 
   /** The commit in progress wrote `record` (null: deleted) as `id`; `record` must not change after. */

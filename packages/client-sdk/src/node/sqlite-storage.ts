@@ -78,14 +78,10 @@ export async function openSqliteStorage(path: string, options: SqliteStorageOpti
  */
 function moveGroupStates(db: Database.Database, codec: RowCodec): void {
   const rows = db.prepare('SELECT id, activity_at, is_request, record FROM conversations').all() as BlobRow[];
-  const putState = db.prepare('INSERT OR REPLACE INTO conversation_states (id, state) VALUES (?, ?)');
-  const putRecord = db.prepare('UPDATE conversations SET record = ? WHERE id = ?');
+  const writer = target(prepare(db), codec); // the one writer that splits a record from its state
   for (const row of rows) {
     const record = codec.readRecord<ConversationRecord>('conversations', row, row.record!);
-    if (record.groupState === undefined) continue;
-    const { groupState, ...rest } = record;
-    putState.run(row.id, codec.bytes('conversation_states', { id: row.id! }, groupState));
-    putRecord.run(codec.record('conversations', row, rest), row.id);
+    if (record.groupState !== undefined) writer.putConversation(record);
   }
 }
 

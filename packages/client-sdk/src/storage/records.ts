@@ -12,15 +12,23 @@ export function canonical<T>(value: T): T {
 }
 
 function copy(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
   // `new Uint8Array(x)` (not `slice`) so a Node Buffer also becomes a plain Uint8Array.
   if (value instanceof Uint8Array) return new Uint8Array(value);
-  if (Array.isArray(value)) return value.map(copy);
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = copy(v);
+  if (Array.isArray(value)) {
+    const out = new Array<unknown>(value.length);
+    for (let i = 0; i < value.length; i++) out[i] = copy(value[i]);
     return out;
   }
-  return value;
+  // for-in over own keys, not Object.entries: records are copied on every write and read, and
+  // the entry arrays were a large share of what the storage layer allocated
+  const out: Record<string, unknown> = {};
+  for (const k in value) {
+    if (!Object.hasOwn(value, k)) continue;
+    const v = (value as Record<string, unknown>)[k];
+    if (v !== undefined) out[k] = copy(v);
+  }
+  return out;
 }
 
 function invalid(what: string, field: string): never {
@@ -43,14 +51,25 @@ export function checkTime(value: unknown, what: string, field: string): number {
   return value;
 }
 
-function optional(record: object, what: string, checks: Record<string, (v: unknown) => boolean>): void {
-  for (const [field, ok] of Object.entries(checks)) {
+/** Checks of optional fields: a field that is present must pass its check. */
+type OptionalChecks = readonly (readonly [field: string, ok: (v: unknown) => boolean])[];
+
+function optional(record: object, what: string, checks: OptionalChecks): void {
+  for (const [field, ok] of checks) {
     const v = (record as Record<string, unknown>)[field];
     if (v !== undefined && !ok(v)) invalid(what, field);
   }
 }
 
+const isText = (v: unknown): boolean => typeof v === 'string';
+const isBool = (v: unknown): boolean => typeof v === 'boolean';
+const isBytes = (v: unknown): boolean => v instanceof Uint8Array;
+const REQUEST_STATES: readonly unknown[] = ['pending', 'accepted', 'rejected', 'blocked'];
+
 const HEX = /^[0-9a-f]+$/;
+
+const CONVERSATION_TIMES = ['createdAt', 'updatedAt', 'unreadCount'] as const;
+const CONVERSATION_FLAGS = ['isRequest', 'muted', 'vanishMode', 'blocked', 'restricted'] as const;
 
 export function validateConversation(r: ConversationRecord): void {
   const w = 'conversation';
@@ -62,46 +81,48 @@ export function validateConversation(r: ConversationRecord): void {
     if (!r.id.startsWith('g:') || !HEX.test(r.id.slice(2))) invalid(w, 'id');
   } else invalid(w, 'kind');
   if (!isStrings(r.participants)) invalid(w, 'participants');
-  for (const f of ['createdAt', 'updatedAt', 'unreadCount'] as const) checkTime(r[f], w, f);
-  for (const f of ['isRequest', 'muted', 'vanishMode', 'blocked', 'restricted'] as const) {
+  for (const f of CONVERSATION_TIMES) checkTime(r[f], w, f);
+  for (const f of CONVERSATION_FLAGS) {
     if (typeof r[f] !== 'boolean') invalid(w, f);
   }
   const n = r.notifications as unknown as Record<string, unknown> | undefined;
   if (!n || typeof n.messages !== 'boolean' || typeof n.reactions !== 'boolean' || typeof n.calls !== 'boolean') {
     invalid(w, 'notifications');
   }
-  optional(r, w, {
-    peerAccountId: isString,
-    peerUsername: (v) => typeof v === 'string',
-    title: (v) => typeof v === 'string',
-    avatar: (v) => v instanceof Uint8Array,
-    admins: isStrings,
-    lastMessageAt: isTime,
-    lastMessagePreview: (v) => typeof v === 'string',
-    lastMessageId: isString,
-    requestState: (v) => ['pending', 'accepted', 'rejected', 'blocked'].includes(v as string),
-    expireTimerMs: isTime,
-    identityChanged: (v) => typeof v === 'boolean',
-    messagePermissions: (v) => v === 'all' || v === 'admins_only',
-    groupState: (v) => v instanceof Uint8Array,
-  });
+  optional(r, w, CONVERSATION_OPTIONAL);
 }
+
+const CONVERSATION_OPTIONAL: OptionalChecks = [
+  ['peerAccountId', isString],
+  ['peerUsername', isText],
+  ['title', isText],
+  ['avatar', isBytes],
+  ['admins', isStrings],
+  ['lastMessageAt', isTime],
+  ['lastMessagePreview', isText],
+  ['lastMessageId', isString],
+  ['requestState', (v) => REQUEST_STATES.includes(v)],
+  ['expireTimerMs', isTime],
+  ['identityChanged', isBool],
+  ['messagePermissions', (v) => v === 'all' || v === 'admins_only'],
+  ['groupState', isBytes],
+];
 
 const STATES: readonly DeliveryState[] = ['pending', 'sent', 'delivered', 'read', 'failed'];
 
-function isStatusMap(v: unknown): boolean {
+/** True when `v` is a plain object whose every own value passes `ok`. */
+function isMapOf(v: unknown, ok: (item: Record<string, unknown>) => boolean): boolean {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
-  return Object.values(v).every(
-    (s) => s !== null && typeof s === 'object' && STATES.includes((s as { state: DeliveryState }).state) && isTime((s as { at: unknown }).at),
-  );
+  for (const k in v) {
+    if (!Object.hasOwn(v, k)) continue;
+    const item = (v as Record<string, unknown>)[k];
+    if (item === null || typeof item !== 'object' || !ok(item as Record<string, unknown>)) return false;
+  }
+  return true;
 }
 
-function isReactionMap(v: unknown): boolean {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
-  return Object.values(v).every(
-    (r) => r !== null && typeof r === 'object' && isString((r as { emoji: unknown }).emoji) && isTime((r as { at: unknown }).at),
-  );
-}
+const isStatusMap = (v: unknown): boolean => isMapOf(v, (s) => STATES.includes(s.state as DeliveryState) && isTime(s.at));
+const isReactionMap = (v: unknown): boolean => isMapOf(v, (r) => isString(r.emoji) && isTime(r.at));
 
 export function validateMessage(r: MessageRecord): void {
   const w = 'message';
@@ -115,18 +136,22 @@ export function validateMessage(r: MessageRecord): void {
   checkTime(r.sentAt, w, 'sentAt');
   checkTime(r.receivedAt, w, 'receivedAt');
   if (!isReactionMap(r.reactions)) invalid(w, 'reactions');
-  optional(r, w, {
-    text: (v) => typeof v === 'string',
-    serverTimestamp: isTime,
-    replyToId: isString,
-    editedAt: isTime,
-    deletedAt: isTime,
-    expiresAt: isTime,
-    vanish: (v) => typeof v === 'boolean',
-    seenAt: isTime,
-    status: isStatusMap,
-  });
+  optional(r, w, MESSAGE_OPTIONAL);
 }
+
+const MESSAGE_OPTIONAL: OptionalChecks = [
+  ['text', isText],
+  ['serverTimestamp', isTime],
+  ['replyToId', isString],
+  ['editedAt', isTime],
+  ['deletedAt', isTime],
+  ['expiresAt', isTime],
+  ['vanish', isBool],
+  ['seenAt', isTime],
+  ['status', isStatusMap],
+];
+
+const OUTBOX_TIMES = ['attempts', 'nextAttemptAt', 'createdAt'] as const;
 
 export function validateOutbox(e: OutboxEntry): void {
   const w = 'outbox';
@@ -135,9 +160,11 @@ export function validateOutbox(e: OutboxEntry): void {
   if (!isStrings(e.recipients)) invalid(w, 'recipients');
   if (!(e.payload instanceof Uint8Array)) invalid(w, 'payload');
   if (!isString(e.kind)) invalid(w, 'kind');
-  for (const f of ['attempts', 'nextAttemptAt', 'createdAt'] as const) checkTime(e[f], w, f);
-  optional(e, w, { messageId: isString, lastError: (v) => typeof v === 'string' });
+  for (const f of OUTBOX_TIMES) checkTime(e[f], w, f);
+  optional(e, w, OUTBOX_OPTIONAL);
 }
+
+const OUTBOX_OPTIONAL: OptionalChecks = [['messageId', isString], ['lastError', isText]];
 
 export function validateCallLog(c: CallLogRecord): void {
   const w = 'callLog';
@@ -154,8 +181,10 @@ export function validateCallLog(c: CallLogRecord): void {
         (p.joinedAt === undefined || isTime(p.joinedAt)) && (p.leftAt === undefined || isTime(p.leftAt)),
     );
   if (!okParticipants) invalid(w, 'participants');
-  optional(c, w, { endedAt: isTime, durationSec: isTime });
+  optional(c, w, CALL_LOG_OPTIONAL);
 }
+
+const CALL_LOG_OPTIONAL: OptionalChecks = [['endedAt', isTime], ['durationSec', isTime]];
 
 /** Compare two strings by Unicode code point (the order SQLite's BINARY collation gives on UTF-8). */
 export function compareCodePoints(a: string, b: string): number {

@@ -74,6 +74,29 @@ export function runStorageConformance(name: string, open: () => Promise<OpenedSt
       await expectCode(commit((b) => b.putCallLog(callLog('c1', 1, { type: 'fax' as never }))), 'INVALID_ARGUMENT');
     });
 
+    it('checks optional fields when present, and names the field', async () => {
+      await commit((b) => b.putConversation(direct('bob')));
+      const bad: [() => Promise<void>, string][] = [
+        [() => commit((b) => b.putConversation(direct('bob', { requestState: 'maybe' as never }))), 'conversation.requestState'],
+        [() => commit((b) => b.putConversation(direct('bob', { lastMessageAt: -5 }))), 'conversation.lastMessageAt'],
+        [() => commit((b) => b.putConversation(direct('bob', { avatar: 'png' as never }))), 'conversation.avatar'],
+        [() => commit((b) => b.putMessage(message('m1', 'd:bob', 5, { text: 7 as never }))), 'message.text'],
+        [() => commit((b) => b.putMessage(message('m1', 'd:bob', 5, { status: { bob: { state: 'lost', at: 1 } } as never }))), 'message.status'],
+        [() => commit((b) => b.putMessage(message('m1', 'd:bob', 5, { status: { bob: null } as never }))), 'message.status'],
+        [() => commit((b) => b.putMessage(message('m1', 'd:bob', 5, { reactions: { bob: { emoji: '', at: 1 } } }))), 'message.reactions'],
+        [() => commit((b) => b.putMessage(message('m1', 'd:bob', 5, { reactions: [] as never }))), 'message.reactions'],
+        [() => commit((b) => b.putOutbox(outbox('o1', 0, { lastError: 3 as never }))), 'outbox.lastError'],
+        [() => commit((b) => b.putCallLog(callLog('c1', 1, { endedAt: -1 }))), 'callLog.endedAt'],
+      ];
+      for (const [attempt, field] of bad) {
+        const err = await attempt().then(() => undefined, (e: unknown) => e as { code?: string; field?: string });
+        expect([err?.code, err?.field]).toEqual(['INVALID_ARGUMENT', field]);
+      }
+      // present and valid, or absent: accepted
+      await commit((b) => b.putMessage(message('m1', 'd:bob', 5, { text: 'hi', status: { bob: { state: 'read', at: 9 } }, reactions: { bob: { emoji: '👍', at: 2 } } })));
+      expect((await storage.getMessage('m1'))?.status).toEqual({ bob: { state: 'read', at: 9 } });
+    });
+
     it('stores messages only in existing conversations and fails patches of missing records', async () => {
       await expectCode(commit((b) => b.putMessage(message('m1', 'd:nobody', 5))), 'NOT_FOUND');
       await expectCode(commit((b) => b.patchMessage('missing', { seenAt: 1 })), 'NOT_FOUND');

@@ -5,6 +5,9 @@ import { DEFAULT_LIMITS, type CborLimits } from './limits.js';
 const encoder = new Encoder({ useRecords: false, tagUint8Array: false, variableMapSize: true });
 const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
 
+/** The default argument of {@link decodeCbor}: no limit other than the defaults. */
+const NO_LIMITS: Partial<CborLimits> = Object.freeze({});
+
 /** Encode a plain value (objects, arrays, numbers, strings, booleans, Uint8Array) as CBOR. */
 export function encodeCbor(value: unknown): Uint8Array {
   const out = encoder.encode(value);
@@ -17,8 +20,8 @@ export function encodeCbor(value: unknown): Uint8Array {
  * iteratively, so hostile input (huge declared lengths, deep nesting, tags, indefinite lengths)
  * is rejected with a {@link ProtocolError} before any allocation proportional to a declared size.
  */
-export function decodeCbor(bytes: Uint8Array, limits: Partial<CborLimits> = {}): unknown {
-  const l: CborLimits = { ...DEFAULT_LIMITS, ...limits };
+export function decodeCbor(bytes: Uint8Array, limits: Partial<CborLimits> = NO_LIMITS): unknown {
+  const l: CborLimits = limits === NO_LIMITS ? DEFAULT_LIMITS : { ...DEFAULT_LIMITS, ...limits };
   if (!(bytes instanceof Uint8Array)) {
     throw new ProtocolError('MALFORMED', 'input is not a byte array');
   }
@@ -35,12 +38,16 @@ export function decodeCbor(bytes: Uint8Array, limits: Partial<CborLimits> = {}):
   }
 }
 
+const SCAN_STACK: number[] = [];
+
 /** Walks one complete CBOR item, checking it is well formed and within limits. */
 function scanCbor(bytes: Uint8Array, l: CborLimits): void {
   let pos = 0;
   let items = 0;
-  // Stack of remaining child counts for open arrays/maps.
-  const remaining: number[] = [];
+  // Stack of remaining child counts for open arrays/maps (one array for every scan: a scan runs
+  // to completion synchronously, and this runs for every decode).
+  const remaining = SCAN_STACK;
+  remaining.length = 0;
   const need = (n: number) => {
     if (pos + n > bytes.length) throw new ProtocolError('MALFORMED', 'CBOR input is truncated');
   };

@@ -62,7 +62,7 @@ export interface BatchTarget {
  * per-member status), and a big group's rows are large, so this keeps the cost at one encode
  * and one write per row.
  */
-export function applyBatch(batch: StorageBatch, target: BatchTarget): void {
+export function applyBatch(batch: Pick<StorageBatch, 'ops'>, target: BatchTarget): void {
   const view = new WriteBackView(target);
   for (const op of batch.ops) applyOp(op, view);
   view.flush();

@@ -5,6 +5,7 @@
  * it was told was queued, its outbox delivers each of them, and the recipient shows each exactly
  * once, including any the relay had already accepted before the kill.
  */
+import { statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -44,6 +45,8 @@ describe('client killed right after sendText', () => {
     const lines = await runUntilKilled(CHILD, [relay.url, db.path, 'bob', '6', '4'], (line) => line.event === 'stalled');
     const queued = lines.filter((l) => l.event === 'queued').map((l) => l.id!);
     expect(queued).toHaveLength(4);
+    // the last sendText's commit at least was only in the commit journal (relaxed, not COMMITted)
+    expect(statSync(`${db.path}-pending`).size).toBeGreaterThan(12);
 
     const storage = await openSqliteStorage(db.path);
     const alice = await SottoClient.open(clientOptions(relay.url, storage));

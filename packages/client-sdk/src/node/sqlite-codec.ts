@@ -1,4 +1,4 @@
-import { decodeCbor, encodeCbor } from '@sotto/protocol';
+import { decodeCbor, encodeCborLocal } from '@sotto/protocol';
 import { SottoError } from '../errors.js';
 import { canonical } from '../storage/records.js';
 import { rowAd, type StoreCipher } from './sqlite-crypto.js';
@@ -41,7 +41,7 @@ export class RowCodec {
 
   /** The blob of a CBOR record in `table`, for the row with side columns `row`. */
   record(table: BlobTable, row: SideRow, value: unknown): Uint8Array {
-    return this.bytes(table, row, encodeCbor(value));
+    return this.bytes(table, row, encodeCborLocal(value));
   }
 
   /** The record stored in the blob of `row` (a row selected with its side columns). */

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { decodeCbor, encodeCbor } from '@sotto/protocol';
+import { decodeCbor, encodeCborLocal } from '@sotto/protocol';
 import { SottoError } from '../errors.js';
 import { applyBatch, type BatchTarget } from '../storage/apply.js';
 import type { StorageBatch, StorageOp } from '../storage/batch.js';
@@ -285,7 +285,7 @@ export class SqliteStorage implements Storage {
     const relaxed = options.durability === 'relaxed' && this.#journalUsable();
     try {
       // encoded before anything is applied: the journal's copy is the batch as committed now
-      const encoded = relaxed ? encodeCbor(batch.ops) : undefined;
+      const encoded = relaxed ? encodeCborLocal(batch.ops) : undefined;
       if (!this.#db.inTransaction) this.#begin.run();
       applyBatch(batch, this.#target);
       if (encoded) {

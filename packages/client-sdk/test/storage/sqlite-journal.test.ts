@@ -111,7 +111,7 @@ describe('SQLite commit journal', () => {
     const first = journal.readUInt32BE(HEADER);
     const second = HEADER + 8 + first;
     const length = journal.readUInt32BE(second);
-    journal[second + 8 + 10] ^= 0x01;
+    journal.writeUInt8(journal.readUInt8(second + 8 + 10) ^ 0x01, second + 8 + 10);
     journal.writeUInt32BE(crc32(journal.subarray(second + 8, second + 8 + length)), second + 4);
     writeFileSync(`${image}-pending`, journal);
     expect(await contents(image, { passphrase })).toEqual({ ids: ['m0'], unread: 1 });

@@ -3,6 +3,8 @@ import { ProtocolError } from '../errors.js';
 import { DEFAULT_LIMITS, type CborLimits } from './limits.js';
 
 const encoder = new Encoder({ useRecords: false, tagUint8Array: false, variableMapSize: true });
+/** Maps always with a 16-bit count: no key and value arrays per object (see {@link encodeCborLocal}). */
+const localEncoder = new Encoder({ useRecords: false, tagUint8Array: false, variableMapSize: false });
 const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
 
 /** The default argument of {@link decodeCbor}: no limit other than the defaults. */
@@ -12,6 +14,17 @@ const NO_LIMITS: Partial<CborLimits> = Object.freeze({});
 export function encodeCbor(value: unknown): Uint8Array {
   const out = encoder.encode(value);
   // cbor-x returns a Buffer on Node; hand out a plain Uint8Array view everywhere.
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+}
+
+/**
+ * Encodes like {@link encodeCbor}, except that every map has a 16-bit entry count instead of the
+ * shortest one. For bytes that stay on this device (the SDK's stored records and its commit
+ * journal), never signed, hashed or compared: they are a few bytes longer, and encoding them
+ * allocates nothing per map. Any CBOR decoder, {@link decodeCbor} included, reads them.
+ */
+export function encodeCborLocal(value: unknown): Uint8Array {
+  const out = localEncoder.encode(value);
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 

@@ -1,4 +1,4 @@
-import { ProtocolError, decodeCbor, encodeCbor, toHex } from '@sotto/protocol';
+import { ProtocolError, decodeCbor, encodeCbor, encodeCborLocal, toHex } from '@sotto/protocol';
 import { describe, expect, it } from 'vitest';
 import { expectCode } from './expect-error.js';
 
@@ -7,6 +7,15 @@ describe('codec/cbor.ts', () => {
     const bytes = encodeCbor({ v: 1, b: Uint8Array.of(1, 2), s: 'é' });
     expect(toHex(bytes)).toBe('a36176016162420102617362c3a9');
     expect(decodeCbor(bytes)).toEqual({ v: 1, b: Uint8Array.of(1, 2), s: 'é' });
+  });
+
+  it('encodes local bytes with 16-bit map counts, which decode to the same value', () => {
+    const value = { v: 1, m: { a: [Uint8Array.of(9)], n: null }, s: 'é' };
+    const bytes = encodeCborLocal(value);
+    expect(toHex(bytes)).toBe('b90003617601616db90002616181410961' + '6ef6617362c3a9'); // b9 00 03: a map of 3
+    expect(decodeCbor(bytes)).toEqual(value);
+    const wide = Object.fromEntries(Array.from({ length: 70_000 }, (_, i) => [`k${i}`, i]));
+    expect(decodeCbor(encodeCborLocal(wide), { maxItems: 200_000, maxBytes: 1 << 20 })).toEqual(wide);
   });
 
   it('rejects tags', () => {

@@ -33,7 +33,7 @@ const MESSAGE_CACHE = { entries: 512, bytes: 4 << 20 };
 const conversationSize = (c: ConversationRecord) => 512 + (c.groupState?.length ?? 0) + (c.avatar?.length ?? 0) + 48 * c.participants.length;
 const messageSize = (m: MessageRecord) => 512 + m.body.length + 2 * (m.text?.length ?? 0) + 64 * Object.keys(m.status ?? {}).length;
 /** Messages whose text waits for the full-text index before one FTS5 insert indexes them all (schema migration 3). */
-export const FTS_BATCH = 128;
+export const FTS_BATCH = 512;
 const cacheKey = (kind: string, key: string) => `${kind}\u0000${key}`;
 
 /** The `storage_meta` key of an encrypted store's header. */

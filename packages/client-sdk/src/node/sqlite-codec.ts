@@ -4,7 +4,7 @@ import { canonical } from '../storage/records.js';
 import { rowAd, type StoreCipher } from './sqlite-crypto.js';
 
 /** Records are our own CBOR, but still decoded under limits (a corrupt file must not crash us). */
-const RECORD_LIMITS = { maxBytes: 64 * 1024 * 1024, maxStringBytes: 64 * 1024 * 1024, maxItems: 1_000_000, maxDepth: 64 };
+const RECORD_LIMITS = Object.freeze({ maxBytes: 64 * 1024 * 1024, maxStringBytes: 64 * 1024 * 1024, maxItems: 1_000_000, maxDepth: 64 });
 
 /**
  * The plaintext side columns of each table holding a blob, in the order they enter a sealed

@@ -41,7 +41,7 @@ const HEADER_KEY = 'encryption';
 /** The `storage_meta` key of the commit generation (see {@link CommitJournal}), a big-endian u64. */
 const GENERATION_KEY = 'commitGeneration';
 /** Limits for decoding journal entries: our own CBOR, but read back from a file. */
-const JOURNAL_LIMITS = { maxBytes: 64 * 1024 * 1024, maxStringBytes: 64 * 1024 * 1024, maxItems: 1_000_000, maxDepth: 64 };
+const JOURNAL_LIMITS = Object.freeze({ maxBytes: 64 * 1024 * 1024, maxStringBytes: 64 * 1024 * 1024, maxItems: 1_000_000, maxDepth: 64 });
 
 /** Options of {@link openSqliteStorage}. */
 export interface SqliteStorageOptions {

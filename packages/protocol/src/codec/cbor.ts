@@ -34,7 +34,7 @@ export function encodeCborLocal(value: unknown): Uint8Array {
  * is rejected with a {@link ProtocolError} before any allocation proportional to a declared size.
  */
 export function decodeCbor(bytes: Uint8Array, limits: Partial<CborLimits> = NO_LIMITS): unknown {
-  const l: CborLimits = limits === NO_LIMITS ? DEFAULT_LIMITS : { ...DEFAULT_LIMITS, ...limits };
+  const l = mergedLimits(limits);
   if (!(bytes instanceof Uint8Array)) {
     throw new ProtocolError('MALFORMED', 'input is not a byte array');
   }
@@ -53,6 +53,23 @@ export function decodeCbor(bytes: Uint8Array, limits: Partial<CborLimits> = NO_L
 
 const SCAN_STACK: number[] = [];
 
+/** The limits in force: `limits` over the defaults, merged once per limits object (callers pass constants). */
+const merged = new WeakMap<Partial<CborLimits>, CborLimits>();
+function mergedLimits(limits: Partial<CborLimits>): CborLimits {
+  if (limits === NO_LIMITS) return DEFAULT_LIMITS;
+  let l = merged.get(limits);
+  if (l === undefined) {
+    l = { ...DEFAULT_LIMITS, ...limits };
+    // a frozen object's values cannot change later, so only those are remembered
+    if (Object.isFrozen(limits)) merged.set(limits, l);
+  }
+  return l;
+}
+
+function truncated(): never {
+  throw new ProtocolError('MALFORMED', 'CBOR input is truncated');
+}
+
 /** Walks one complete CBOR item, checking it is well formed and within limits. */
 function scanCbor(bytes: Uint8Array, l: CborLimits): void {
   let pos = 0;
@@ -61,11 +78,9 @@ function scanCbor(bytes: Uint8Array, l: CborLimits): void {
   // to completion synchronously, and this runs for every decode).
   const remaining = SCAN_STACK;
   remaining.length = 0;
-  const need = (n: number) => {
-    if (pos + n > bytes.length) throw new ProtocolError('MALFORMED', 'CBOR input is truncated');
-  };
+  const end = bytes.length;
   do {
-    need(1);
+    if (pos + 1 > end) truncated();
     const initial = bytes[pos++]!;
     const major = initial >> 5;
     const info = initial & 0x1f;
@@ -74,14 +89,14 @@ function scanCbor(bytes: Uint8Array, l: CborLimits): void {
     }
     let arg: number;
     if (info < 24) arg = info;
-    else if (info === 24) { need(1); arg = bytes[pos]!; pos += 1; }
-    else if (info === 25) { need(2); arg = (bytes[pos]! << 8) | bytes[pos + 1]!; pos += 2; }
+    else if (info === 24) { if (pos + 1 > end) truncated(); arg = bytes[pos]!; pos += 1; }
+    else if (info === 25) { if (pos + 2 > end) truncated(); arg = (bytes[pos]! << 8) | bytes[pos + 1]!; pos += 2; }
     else if (info === 26) {
-      need(4);
+      if (pos + 4 > end) truncated();
       arg = ((bytes[pos]! << 24) >>> 0) + (bytes[pos + 1]! << 16) + (bytes[pos + 2]! << 8) + bytes[pos + 3]!;
       pos += 4;
     } else if (info === 27) {
-      need(8);
+      if (pos + 8 > end) truncated();
       const hi = ((bytes[pos]! << 24) >>> 0) + (bytes[pos + 1]! << 16) + (bytes[pos + 2]! << 8) + bytes[pos + 3]!;
       const lo = ((bytes[pos + 4]! << 24) >>> 0) + (bytes[pos + 5]! << 16) + (bytes[pos + 6]! << 8) + bytes[pos + 7]!;
       arg = hi * 2 ** 32 + lo; // may lose precision for huge values; only used for bounds checks
@@ -99,7 +114,7 @@ function scanCbor(bytes: Uint8Array, l: CborLimits): void {
         if (arg > l.maxStringBytes) {
           throw new ProtocolError('TOO_LARGE', `string of ${arg} bytes exceeds ${l.maxStringBytes}`);
         }
-        need(arg);
+        if (pos + arg > end) truncated();
         pos += arg;
         break;
       case 4: // array

@@ -27,7 +27,7 @@ export interface DeliveryReceipt {
   by: DeviceAddress;
 }
 
-const LIMITS = { maxBytes: MAX_DELIVERY_RECEIPT_BYTES, maxDepth: 2, maxItems: 128, maxStringBytes: 256 };
+const LIMITS = Object.freeze({ maxBytes: MAX_DELIVERY_RECEIPT_BYTES, maxDepth: 2, maxItems: 128, maxStringBytes: 256 });
 
 function readGuid(value: unknown, path: string): string {
   if (typeof value !== 'string' || value.length < 1 || value.length > MAX_GUID_LENGTH) {

@@ -66,8 +66,8 @@ export interface SignedDeviceRecord {
   signature: Uint8Array;
 }
 
-const RECORD_LIMITS = { maxBytes: MAX_DEVICE_RECORD_BYTES, maxDepth: 2, maxItems: 32, maxStringBytes: 64 };
-const SIGNED_LIMITS = { maxBytes: MAX_SIGNED_DEVICE_RECORD_BYTES, maxDepth: 1, maxItems: 8, maxStringBytes: MAX_DEVICE_RECORD_BYTES };
+const RECORD_LIMITS = Object.freeze({ maxBytes: MAX_DEVICE_RECORD_BYTES, maxDepth: 2, maxItems: 32, maxStringBytes: 64 });
+const SIGNED_LIMITS = Object.freeze({ maxBytes: MAX_SIGNED_DEVICE_RECORD_BYTES, maxDepth: 1, maxItems: 8, maxStringBytes: MAX_DEVICE_RECORD_BYTES });
 
 function readEngine(value: unknown, path: string): EngineName {
   if (typeof value !== 'string' || !(ENGINE_NAMES as readonly string[]).includes(value)) {

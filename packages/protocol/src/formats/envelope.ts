@@ -48,7 +48,7 @@ export interface Envelope {
   ephemeral?: boolean;
 }
 
-const ENVELOPE_LIMITS = { maxBytes: MAX_ENVELOPE_ENCODED_BYTES, maxDepth: 2, maxItems: 32, maxStringBytes: MAX_ENVELOPE_BYTES };
+const ENVELOPE_LIMITS = Object.freeze({ maxBytes: MAX_ENVELOPE_ENCODED_BYTES, maxDepth: 2, maxItems: 32, maxStringBytes: MAX_ENVELOPE_BYTES });
 
 function readEnvelope(r: FieldReader): Envelope {
   const envelope: Envelope = {

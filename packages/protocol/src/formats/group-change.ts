@@ -122,8 +122,8 @@ export interface SignedGroupChange {
   signature: Uint8Array;
 }
 
-const CHANGE_LIMITS = { maxBytes: MAX_GROUP_CHANGE_RECORD_BYTES, maxDepth: 5, maxItems: 8192, maxStringBytes: MAX_ATTACHMENT_POINTER_BYTES };
-const SIGNED_LIMITS = { maxBytes: MAX_SIGNED_GROUP_CHANGE_BYTES, maxDepth: 1, maxItems: 8, maxStringBytes: MAX_GROUP_CHANGE_RECORD_BYTES };
+const CHANGE_LIMITS = Object.freeze({ maxBytes: MAX_GROUP_CHANGE_RECORD_BYTES, maxDepth: 5, maxItems: 8192, maxStringBytes: MAX_ATTACHMENT_POINTER_BYTES });
+const SIGNED_LIMITS = Object.freeze({ maxBytes: MAX_SIGNED_GROUP_CHANGE_BYTES, maxDepth: 1, maxItems: 8, maxStringBytes: MAX_GROUP_CHANGE_RECORD_BYTES });
 const ZERO_HASH = new Uint8Array(GROUP_CHANGE_HASH_LENGTH);
 
 function invalid(field: string, what: string): never {

@@ -32,7 +32,7 @@ export const MAX_BATCH_SENDS = 64;
 const MAX_ACCOUNT_ID = 32;
 const MAX_GUID = 64;
 
-const FRAME_LIMITS = { maxBytes: MAX_FRAME_BYTES, maxStringBytes: MAX_ENVELOPE_BYTES, maxItems: 16_384, maxDepth: 6 };
+const FRAME_LIMITS = Object.freeze({ maxBytes: MAX_FRAME_BYTES, maxStringBytes: MAX_ENVELOPE_BYTES, maxItems: 16_384, maxDepth: 6 });
 
 export const SENDABLE_TYPES: readonly SendableEnvelopeType[] = ['prekey', 'whisper', 'senderkey', 'plaintext'];
 

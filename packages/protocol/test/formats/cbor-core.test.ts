@@ -42,4 +42,13 @@ describe('codec/cbor.ts', () => {
     expect(decodeCbor(Uint8Array.of(0x83, 1, 2, 3), { maxItems: 4 })).toEqual([1, 2, 3]);
     expect(ProtocolError.is(new ProtocolError('MALFORMED', 'x'), 'MALFORMED')).toBe(true);
   });
+
+  it('applies a limits object as it is at each call (frozen ones are merged once)', () => {
+    const frozen = Object.freeze({ maxItems: 3 });
+    for (let i = 0; i < 2; i++) expectCode(() => decodeCbor(Uint8Array.of(0x83, 1, 2, 3), frozen), 'TOO_LARGE');
+    const changing: { maxItems: number } = { maxItems: 3 };
+    expectCode(() => decodeCbor(Uint8Array.of(0x83, 1, 2, 3), changing), 'TOO_LARGE');
+    changing.maxItems = 4;
+    expect(decodeCbor(Uint8Array.of(0x83, 1, 2, 3), changing)).toEqual([1, 2, 3]);
+  });
 });

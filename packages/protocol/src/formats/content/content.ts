@@ -67,7 +67,7 @@ export interface ContentSummary extends Omit<ContentHeader, 'v'> {
   known: boolean;
 }
 
-const LIMITS = { maxBytes: MAX_SYNC_CONTENT_BYTES, maxDepth: 6, maxItems: 4096, maxStringBytes: MAX_CONTENT_BYTES };
+const LIMITS = Object.freeze({ maxBytes: MAX_SYNC_CONTENT_BYTES, maxDepth: 6, maxItems: 4096, maxStringBytes: MAX_CONTENT_BYTES });
 
 function isContentType(type: string): type is ContentType {
   return Object.prototype.hasOwnProperty.call(contentTypes, type);

@@ -140,6 +140,15 @@ export class SqliteStorage implements Storage {
   readonly #openBatches: Uint8Array[] = [];
   /** Set when relaxed batches could not be applied again after a rollback: retried before any access. */
   #reapplyFailed = false;
+  /**
+   * At least the greatest message id and envelope guid stored (code point order, SQLite's), or
+   * undefined when none is. A lookup of a greater one needs no query: both begin with a timestamp
+   * (message ids from their sender, guids from the relay), so a new message or envelope usually
+   * is greater, and receiving one asks first whether it is already stored. Raised by every write,
+   * never lowered (a delete or a rollback leaves a bound that is still above every stored key).
+   */
+  #maxMessageId: string | undefined;
+  #maxGuid: string | undefined;
   /** Set when emptying the journal failed after a COMMIT: relaxed commits COMMIT until it works again. */
   #journalStale = false;
   readonly #indexText: Database.Transaction<() => void>;
@@ -182,16 +191,24 @@ export class SqliteStorage implements Storage {
         this.#conversations.write(id, null);
         this.#messages.invalidateInCommit(); // its messages went with it
       },
-      getMessage: (id) => this.#messages.readInCommit(id, () => rows.getMessage(id)),
+      getMessage: (id) => this.#messages.readInCommit(id, () => (above(id, this.#maxMessageId) ? undefined : rows.getMessage(id))),
       putMessage: (record, stored) => {
         rows.putMessage(record, stored);
         this.#messages.write(record.id, record);
+        if (above(record.id, this.#maxMessageId)) this.#maxMessageId = record.id;
+      },
+      isProcessed: (guid) => !above(guid, this.#maxGuid) && rows.isProcessed(guid),
+      markProcessed: (guid, at) => {
+        rows.markProcessed(guid, at);
+        if (above(guid, this.#maxGuid)) this.#maxGuid = guid;
       },
       deleteMessage: (id) => {
         rows.deleteMessage(id);
         this.#messages.write(id, null);
       },
     };
+    this.#maxMessageId = (db.prepare('SELECT max(id) FROM messages').pluck().get() as string | null) ?? undefined;
+    this.#maxGuid = (db.prepare('SELECT max(guid) FROM processed_envelopes').pluck().get() as string | null) ?? undefined;
     this.#indexText = db.transaction(() => indexPendingText(this.#q));
     if (!this.#codec.encrypted) this.#textNotes = this.#textPending();
   }
@@ -527,7 +544,9 @@ export class SqliteStorage implements Storage {
   }
 
   async getMessage(id: string): Promise<MessageRecord | undefined> {
-    return this.#read(() => this.#messages.read(id, () => this.#one<MessageRecord>('messages', this.#q.getMessage.get(id))));
+    return this.#read(() =>
+      above(id, this.#maxMessageId) ? undefined : this.#messages.read(id, () => this.#one<MessageRecord>('messages', this.#q.getMessage.get(id))),
+    );
   }
 
   async listMessages(conversationId: string, options: ListMessagesOptions = {}): Promise<MessageRecord[]> {
@@ -570,7 +589,7 @@ export class SqliteStorage implements Storage {
   }
 
   async isProcessed(guid: string): Promise<boolean> {
-    return this.#read(() => this.#q.isProcessed.get(guid) !== undefined);
+    return this.#read(() => !above(guid, this.#maxGuid) && this.#q.isProcessed.get(guid) !== undefined);
   }
 
   async getSetting(key: string): Promise<SettingValue | undefined> {
@@ -685,6 +704,11 @@ export class SqliteStorage implements Storage {
       throw SottoError.from(err, 'STORAGE_FAILED', 'SQLite read failed');
     }
   }
+}
+
+/** `key` sorts after `bound` (or nothing is stored): no stored key can equal it. */
+function above(key: string, bound: string | undefined): boolean {
+  return bound === undefined || compareCodePoints(key, bound) > 0;
 }
 
 function readGeneration(db: Database.Database): number {

@@ -51,6 +51,29 @@ describe('SQLite storage specifics', () => {
     await storage.close();
   });
 
+  it('answers lookups above the greatest stored id or guid without a query, and right on either side of it', async () => {
+    const path = freshPath();
+    let storage = await openSqliteStorage(path);
+    expect([await storage.getMessage('m5'), await storage.isProcessed('g5')]).toEqual([undefined, false]);
+    await storage.commit(new StorageBatch().putConversation(direct('bob')).putMessage(message('m5', 'd:bob', 5)).markProcessed('g5', 1));
+    const found = async () => [
+      (await storage.getMessage('m1'))?.id, (await storage.getMessage('m5'))?.id, (await storage.getMessage('m9'))?.id,
+      await storage.isProcessed('g1'), await storage.isProcessed('g5'), await storage.isProcessed('g9'),
+    ];
+    expect(await found()).toEqual([undefined, 'm5', undefined, false, true, false]);
+    await storage.commit(new StorageBatch().putMessage(message('m1', 'd:bob', 1)).putMessage(message('m9', 'd:bob', 9)).markProcessed('g1', 1).markProcessed('g9', 1));
+    expect(await found()).toEqual(['m1', 'm5', 'm9', true, true, true]);
+    // the bounds come back from the file, and a delete or a failed batch leaves them safe
+    await storage.close();
+    storage = await openSqliteStorage(path);
+    expect(await found()).toEqual(['m1', 'm5', 'm9', true, true, true]);
+    await storage.commit(new StorageBatch().deleteMessage('m9').forgetProcessedBefore(2));
+    await expect(storage.commit(new StorageBatch().putMessage(message('m8', 'd:bob', 8)).requireUnprocessed('g5').markProcessed('g5', 3).requireUnprocessed('g5'))).rejects.toMatchObject({ code: 'CONFLICT' });
+    expect(await found()).toEqual(['m1', 'm5', undefined, false, false, false]);
+    expect(await storage.getMessage('m8')).toBeUndefined();
+    await storage.close();
+  });
+
   it('indexes message text in batches, before every search and at close, and keeps the index exact', async () => {
     const path = freshPath();
     const storage = await openSqliteStorage(path);

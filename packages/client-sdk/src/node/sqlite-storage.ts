@@ -426,6 +426,15 @@ export class SqliteStorage implements Storage {
   #applyJournal(pending: readonly Uint8Array[]): void {
     const one = this.#db.transaction((encoded: Uint8Array) => applyBatch({ ops: decodeOps(encoded) }, this.#target));
     this.#begin.run();
+    // Read again under the write lock: if the store was committed since it was opened (another
+    // connection, which the store does not support but must not corrupt), the entries are its.
+    const generation = readGeneration(this.#db);
+    if (generation !== this.#generation) {
+      this.#rollback.run();
+      this.#generation = generation;
+      this.#journal!.reset(generation);
+      return;
+    }
     try {
       for (const encoded of pending) {
         try {

@@ -51,8 +51,20 @@ export function toDeviceAddress(address: S.ProtocolAddress): DeviceAddress {
   return { accountId: address.name(), deviceId: address.deviceId() };
 }
 
+/** Addresses made so far (immutable native objects, so shared); dropped whole beyond this many. */
+const ADDRESS_CACHE_MAX = 4096;
+const addresses = new Map<string, S.ProtocolAddress>();
+
+/** libsignal's address for `address`, made once per device: every encrypt and decrypt needs one. */
 export function toProtocolAddress(address: DeviceAddress): S.ProtocolAddress {
-  return S.ProtocolAddress.new(address.accountId, address.deviceId);
+  const key = `${address.deviceId}:${address.accountId}`;
+  let native = addresses.get(key);
+  if (native === undefined) {
+    native = S.ProtocolAddress.new(address.accountId, address.deviceId);
+    if (addresses.size >= ADDRESS_CACHE_MAX) addresses.clear();
+    addresses.set(key, native);
+  }
+  return native;
 }
 
 async function guard<T>(ctx: OperationContext, run: () => Promise<T>): Promise<T> {

@@ -1,5 +1,5 @@
 import { decodeCbor, encodeCbor } from '@sotto/protocol';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -48,6 +48,7 @@ describe('SQLite storage specifics', () => {
     const fresh = new Database(path, { readonly: true });
     expect(fresh.prepare('SELECT count(*) AS n FROM messages').get()).toEqual({ n: 2 });
     fresh.close();
+    expect(statSync(`${path}-pending`).size).toBe(12); // the commit journal holds its header only
     await storage.close();
   });
 

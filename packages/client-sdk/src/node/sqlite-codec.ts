@@ -1,6 +1,5 @@
 import { decodeCbor, encodeCborLocal } from '@sotto/protocol';
 import { SottoError } from '../errors.js';
-import { canonical } from '../storage/records.js';
 import { rowAd, type StoreCipher } from './sqlite-crypto.js';
 
 /** Records are our own CBOR, but still decoded under limits (a corrupt file must not crash us). */
@@ -44,9 +43,13 @@ export class RowCodec {
     return this.bytes(table, row, encodeCborLocal(value));
   }
 
-  /** The record stored in the blob of `row` (a row selected with its side columns). */
+  /**
+   * The record stored in the blob of `row` (a row selected with its side columns). Not copied
+   * again: the decoded tree is new, records are canonical when written (no `undefined`), and its
+   * byte fields are views of this row's own blob, which nothing else holds.
+   */
   readRecord<T>(table: BlobTable, row: SideRow, blob: Uint8Array): T {
-    return canonical(decodeCbor(this.readBytes(table, row, blob), RECORD_LIMITS)) as T;
+    return decodeCbor(this.readBytes(table, row, blob), RECORD_LIMITS) as T;
   }
 
   /** The blob of raw bytes (protocol records) in `table`. */

@@ -103,8 +103,11 @@ function moveGroupStates(db: Database.Database, codec: RowCodec): void {
  * most `relaxedSyncMs` later, COMMITs the transaction with everything in it and empties the
  * journal. A burst of messages queued one by one thus writes each B-tree page it touches once
  * per COMMIT instead of once per message (in the SDK benchmark, 12 instead of 57 KiB per message),
- * and pays one write call per message instead of two per page. A batch that fails inside the open
- * transaction rolls it back, and the relaxed batches before it are applied again from memory.
+ * and pays one write call per message instead of two per page. Conversation and message rows
+ * are even held back from SQLite until the COMMIT, or until a statement reads their table, so a
+ * row that several batches rewrite (a conversation's preview, a message's status) is written once.
+ * A batch that fails inside the open transaction rolls it back, and the relaxed batches before it
+ * are applied again from memory.
  *
  * Conversation and message records are read through in-memory caches of decoded records too
  * ({@link RecordCache}), filled by reads and by the rows a commit writes, handed out as copies.
@@ -149,6 +152,18 @@ export class SqliteStorage implements Storage {
    */
   #maxMessageId: string | undefined;
   #maxGuid: string | undefined;
+  /**
+   * Conversation and message rows written in the open transaction and not yet handed to SQLite:
+   * the latest record, and the row as SQLite holds it (undefined: none, or not known). A row is
+   * written once, when the transaction COMMITs or before a statement reads or deletes in its
+   * table, however many batches wrote it in between: a queued message's conversation, rewritten
+   * by every `sendText`, and its "sent" and "delivered" marks. Reads by id see them through the
+   * record caches (and here, for one the cache dropped). A rollback forgets them with the rest.
+   */
+  readonly #heldConversations = new Map<string, Held<ConversationRecord>>();
+  readonly #heldMessages = new Map<string, Held<MessageRecord>>();
+  /** Hands every held row to SQLite (inside the open transaction). */
+  readonly #writeHeld: () => void;
   /** Set when emptying the journal failed after a COMMIT: relaxed commits COMMIT until it works again. */
   #journalStale = false;
   readonly #indexText: Database.Transaction<() => void>;
@@ -181,19 +196,20 @@ export class SqliteStorage implements Storage {
     const rows = target(this.#q, this.#codec);
     this.#target = {
       ...rows,
-      getConversation: (id) => this.#conversations.readInCommit(id, () => rows.getConversation(id)),
+      getConversation: (id) => this.#conversations.readInCommit(id, () => this.#heldConversations.get(id)?.record ?? rows.getConversation(id)),
       putConversation: (record, stored) => {
-        rows.putConversation(record, stored);
+        hold(this.#heldConversations, record, stored);
         this.#conversations.write(record.id, record);
       },
       deleteConversation: (id) => {
+        this.#writeHeld(); // the delete cascades in SQL: every row it removes must be there
         rows.deleteConversation(id);
         this.#conversations.write(id, null);
         this.#messages.invalidateInCommit(); // its messages went with it
       },
-      getMessage: (id) => this.#messages.readInCommit(id, () => (above(id, this.#maxMessageId) ? undefined : rows.getMessage(id))),
+      getMessage: (id) => this.#messages.readInCommit(id, () => this.#heldMessage(id, () => rows.getMessage(id))),
       putMessage: (record, stored) => {
-        rows.putMessage(record, stored);
+        hold(this.#heldMessages, record, stored);
         this.#messages.write(record.id, record);
         if (above(record.id, this.#maxMessageId)) this.#maxMessageId = record.id;
       },
@@ -203,9 +219,16 @@ export class SqliteStorage implements Storage {
         if (above(guid, this.#maxGuid)) this.#maxGuid = guid;
       },
       deleteMessage: (id) => {
+        this.#writeHeld();
         rows.deleteMessage(id);
         this.#messages.write(id, null);
       },
+    };
+    this.#writeHeld = () => {
+      for (const { record, stored } of this.#heldConversations.values()) rows.putConversation(record, stored);
+      for (const { record, stored } of this.#heldMessages.values()) rows.putMessage(record, stored);
+      this.#heldConversations.clear();
+      this.#heldMessages.clear();
     };
     this.#maxMessageId = (db.prepare('SELECT max(id) FROM messages').pluck().get() as string | null) ?? undefined;
     this.#maxGuid = (db.prepare('SELECT max(guid) FROM processed_envelopes').pluck().get() as string | null) ?? undefined;
@@ -336,6 +359,7 @@ export class SqliteStorage implements Storage {
    * old generation, which the next open ignores.
    */
   #commitOpen(): void {
+    this.#writeHeld();
     const journaled = this.#journal !== undefined && this.#journal.size > 0;
     if (journaled) this.#setGeneration.run(GENERATION_KEY, generationBytes(this.#generation + 1));
     this.#commitStmt.run();
@@ -371,6 +395,8 @@ export class SqliteStorage implements Storage {
    * which applied before), every cache is dropped and each later call tries again first.
    */
   #undo(): void {
+    this.#heldConversations.clear();
+    this.#heldMessages.clear();
     this.#conversations.rolledBack();
     this.#messages.rolledBack();
     try {
@@ -392,6 +418,8 @@ export class SqliteStorage implements Storage {
    */
   #reapply(): void {
     if (this.#db.inTransaction) this.#rollback.run();
+    this.#heldConversations.clear();
+    this.#heldMessages.clear();
     this.#protocolCache.clear();
     this.#conversations.clear();
     this.#messages.clear();
@@ -454,6 +482,13 @@ export class SqliteStorage implements Storage {
     this.#protocolCache.clear();
   }
 
+  /** A message as this store holds it: held, else (above the bound: none) the row from `load`. */
+  #heldMessage(id: string, load: () => MessageRecord | undefined): MessageRecord | undefined {
+    const held = this.#heldMessages.get(id);
+    if (held) return held.record;
+    return above(id, this.#maxMessageId) ? undefined : load();
+  }
+
   /** COMMITs the open transaction, if any (before an operation that needs none open). */
   #settle(): void {
     this.#recover();
@@ -476,6 +511,7 @@ export class SqliteStorage implements Storage {
    */
   #indexPendingText(throwing: boolean): void {
     try {
+      this.#writeHeld(); // the index reads the texts from the rows
       this.#indexText.immediate();
       this.#textNotes = 0;
       this.#scheduleSync();
@@ -517,13 +553,15 @@ export class SqliteStorage implements Storage {
   }
 
   async getConversation(id: string): Promise<ConversationRecord | undefined> {
-    return this.#read(() => this.#conversations.read(id, () => this.#one<ConversationRecord>('conversations', this.#q.getConversation.get(id))));
+    return this.#read(() =>
+      this.#conversations.read(id, () => this.#heldConversations.get(id)?.record ?? this.#one<ConversationRecord>('conversations', this.#q.getConversation.get(id))),
+    );
   }
 
   async listConversations(options: ListConversationsOptions = {}): Promise<ConversationRecord[]> {
     const limit = options.limit ?? -1;
     const offset = options.offset ?? 0;
-    return this.#read(() =>
+    return this.#readRows(() =>
       this.#all<ConversationRecord>(
         'conversations',
         options.requests === undefined
@@ -538,10 +576,10 @@ export class SqliteStorage implements Storage {
     if (q === '') return [];
     const limit = options.limit ?? DEFAULT_PAGE_SIZE;
     if (!this.#codec.encrypted) {
-      return this.#read(() => this.#all<ConversationRecord>('conversations', this.#q.searchConversations.all(q, limit)));
+      return this.#readRows(() => this.#all<ConversationRecord>('conversations', this.#q.searchConversations.all(q, limit)));
     }
     // Encrypted: names are only in the sealed records, so filter the decrypted list.
-    return this.#read(() => {
+    return this.#readRows(() => {
       const hits: ConversationRecord[] = [];
       for (const row of this.#q.listConversations.iterate(-1, 0) as IterableIterator<BlobRow>) {
         if (hits.length >= limit) break;
@@ -554,14 +592,14 @@ export class SqliteStorage implements Storage {
 
   async getMessage(id: string): Promise<MessageRecord | undefined> {
     return this.#read(() =>
-      above(id, this.#maxMessageId) ? undefined : this.#messages.read(id, () => this.#one<MessageRecord>('messages', this.#q.getMessage.get(id))),
+      above(id, this.#maxMessageId) ? undefined : this.#messages.read(id, () => this.#heldMessage(id, () => this.#one<MessageRecord>('messages', this.#q.getMessage.get(id)))),
     );
   }
 
   async listMessages(conversationId: string, options: ListMessagesOptions = {}): Promise<MessageRecord[]> {
     const limit = options.limit ?? DEFAULT_PAGE_SIZE;
     const { before } = options;
-    return this.#read(() =>
+    return this.#readRows(() =>
       this.#all<MessageRecord>(
         'messages',
         before
@@ -575,11 +613,11 @@ export class SqliteStorage implements Storage {
     const words = searchWords(query);
     if (words.length === 0) return [];
     const limit = options.limit ?? DEFAULT_PAGE_SIZE;
-    if (this.#codec.encrypted) return this.#read(() => this.#searchBlind(words, options.conversationId, limit));
+    if (this.#codec.encrypted) return this.#readRows(() => this.#searchBlind(words, options.conversationId, limit));
     this.#check();
-    if (this.#read(() => this.#textPending()) > 0) this.#indexPendingText(true);
+    if (this.#readRows(() => this.#textPending()) > 0) this.#indexPendingText(true);
     const match = ftsExpression(words);
-    return this.#read(() =>
+    return this.#readRows(() =>
       this.#all<MessageRecord>(
         'messages',
         options.conversationId === undefined
@@ -641,7 +679,10 @@ export class SqliteStorage implements Storage {
   async close(): Promise<void> {
     if (this.#closed) return;
     try {
-      if (!this.#codec.encrypted && this.#textPending() > 0) this.#indexPendingText(false);
+      if (!this.#codec.encrypted) {
+        this.#writeHeld(); // their texts are noted as they are written
+        if (this.#textPending() > 0) this.#indexPendingText(false);
+      }
     } catch {
       // left noted: the first search after the next open indexes it
     }
@@ -704,6 +745,14 @@ export class SqliteStorage implements Storage {
     return hits;
   }
 
+  /** {@link #read} for a statement that reads conversation or message rows: the held ones go first. */
+  #readRows<T>(fn: () => T): T {
+    return this.#read(() => {
+      this.#writeHeld();
+      return fn();
+    });
+  }
+
   #read<T>(fn: () => T): T {
     this.#check();
     this.#recover();
@@ -718,6 +767,19 @@ export class SqliteStorage implements Storage {
 /** `key` sorts after `bound` (or nothing is stored): no stored key can equal it. */
 function above(key: string, bound: string | undefined): boolean {
   return bound === undefined || compareCodePoints(key, bound) > 0;
+}
+
+/** A row written in the open transaction and not yet handed to SQLite (see `SqliteStorage`). */
+interface Held<T> {
+  record: T;
+  /** The row as SQLite holds it: what the first write of the transaction was told. */
+  stored: T | undefined;
+}
+
+/** Holds `record`, keeping what SQLite holds from the first write (later writes are told the held one). */
+function hold<T extends { id: string }>(held: Map<string, Held<T>>, record: T, stored: T | undefined): void {
+  const before = held.get(record.id);
+  held.set(record.id, { record, stored: before ? before.stored : stored });
 }
 
 function readGeneration(db: Database.Database): number {

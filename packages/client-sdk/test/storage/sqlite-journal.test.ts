@@ -117,6 +117,26 @@ describe('SQLite commit journal', () => {
     expect(await contents(image, { passphrase })).toEqual({ ids: ['m0'], unread: 1 });
   });
 
+  it('reads a row that waits for the COMMIT after the record cache dropped it, and writes it at the COMMIT', async () => {
+    const { path, storage } = await storeWithRelaxed(1); // m0, held in the open transaction
+    await storage.commit(new StorageBatch().patchMessage('m0', { seenAt: 77 }).patchConversation('d:bob', { muted: true }), { durability: 'relaxed' });
+    // more messages than the record cache keeps, so m0 leaves it while still held
+    for (let i = 1; i <= 600; i++) await storage.commit(new StorageBatch().putMessage(message(`n${i}`, 'd:bob', 100 + i)), { durability: 'relaxed' });
+    expect((await storage.getMessage('m0'))?.seenAt).toBe(77);
+    expect((await storage.listMessages('d:bob', { limit: 1000 })).find((m) => m.id === 'm0')?.seenAt).toBe(77);
+    expect((await storage.listConversations())[0]).toMatchObject({ id: 'd:bob', muted: true, unreadCount: 1 });
+    const image = crashImage(path);
+    await storage.commit(new StorageBatch().setSetting('k', 1)); // COMMITs, writing every held row once
+    await storage.close();
+    for (const p of [image, path]) {
+      const reopened = await openSqliteStorage(p);
+      expect((await reopened.getMessage('m0'))?.seenAt).toBe(77);
+      expect(await reopened.getConversation('d:bob')).toMatchObject({ muted: true, unreadCount: 1 });
+      expect((await reopened.listMessages('d:bob', { limit: 1000 })).length).toBe(601);
+      await reopened.close();
+    }
+  });
+
   it('keeps relaxed commits of an in-memory store in its open transaction, with no journal file', async () => {
     const storage = await openSqliteStorage(':memory:');
     await storage.commit(new StorageBatch().putConversation(direct('bob')), { durability: 'relaxed' });

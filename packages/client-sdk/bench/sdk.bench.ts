@@ -184,8 +184,10 @@ async function throughput(alice: Party, bob: Party, chat: string): Promise<Recor
   };
   let lastSentAt = 0;
   let sent = 0;
+  let delivered = 0;
   const offSent = alice.client.events.on('messageStatus', (e) => {
     if (e.state === 'sent' && ++sent === E2E_MESSAGES) lastSentAt = performance.now();
+    if (e.state === 'delivered') delivered++;
   });
   const done = arrivals(bob.client, E2E_MESSAGES);
   const written0 = bytesWritten();
@@ -197,11 +199,13 @@ async function throughput(alice: Party, bob: Party, chat: string): Promise<Recor
   const end = await done;
   const cpu = process.cpuUsage(cpu0);
   const written = bytesWritten() - written0;
+  // Untimed: the run's last delivery receipts, so that no work of this run spills into the
+  // reference run or the next run.
+  await until(() => delivered >= E2E_MESSAGES, 10_000);
   offSent();
   connection.request = request;
   engine.encrypt = encrypt;
   engine.decrypt = decrypt;
-  await bob.client.markSeen(directConversationId('alice'));
   return {
     e2e_msgs_per_s: round((E2E_MESSAGES * 1000) / (end - start), 1),
     cpu_us_per_msg: round((cpu.user + cpu.system) / E2E_MESSAGES, 0),
@@ -218,6 +222,9 @@ async function throughput(alice: Party, bob: Party, chat: string): Promise<Recor
 /** Send → seen, one message at a time: bob marks each seen on arrival, and alice waits for the read receipt. */
 async function latency(alice: Party, bob: Party, chat: string): Promise<Record<string, number>> {
   const bobChat = directConversationId('alice');
+  // everything before is seen first; its read receipts are applied before the first sample
+  await bob.client.markSeen(bobChat);
+  await quiet(alice.client, 300, 10_000);
   const latencies: number[] = [];
   const offSeen = bob.client.events.on('message', (m) => {
     if (!m.outgoing) void bob.client.markSeen(bobChat);
@@ -233,6 +240,19 @@ async function latency(alice: Party, bob: Party, chat: string): Promise<Record<s
     send_to_seen_p50_ms: round(median(latencies)),
     send_to_seen_p99_ms: round(quantile(latencies, 0.99)),
   };
+}
+
+/** Resolves once `done()` holds, polling every 5 ms, or after `timeoutMs` (a bench measures what it can). */
+async function until(done: () => boolean, timeoutMs: number): Promise<void> {
+  for (const start = performance.now(); !done() && performance.now() - start < timeoutMs; ) await new Promise((r) => setTimeout(r, 5));
+}
+
+/** Resolves once `client` emitted no status for `quietMs`, or after `timeoutMs`. */
+async function quiet(client: SottoClient, quietMs: number, timeoutMs: number): Promise<void> {
+  let last = performance.now();
+  const off = client.events.on('messageStatus', () => (last = performance.now()));
+  await until(() => performance.now() - last >= quietMs, timeoutMs);
+  off();
 }
 
 /**

@@ -452,7 +452,11 @@ export class SqliteStorage implements Storage {
    * left out), then COMMITs under the next generation.
    */
   #applyJournal(pending: readonly Uint8Array[]): void {
-    const one = this.#db.transaction((encoded: Uint8Array) => applyBatch({ ops: decodeOps(encoded) }, this.#target));
+    // each entry in a savepoint, its held rows written inside it, so a failing one leaves nothing
+    const one = this.#db.transaction((encoded: Uint8Array) => {
+      applyBatch({ ops: decodeOps(encoded) }, this.#target);
+      this.#writeHeld();
+    });
     this.#begin.run();
     // Read again under the write lock: if the store was committed since it was opened (another
     // connection, which the store does not support but must not corrupt), the entries are its.
@@ -470,6 +474,8 @@ export class SqliteStorage implements Storage {
           this.#conversations.committed();
           this.#messages.committed();
         } catch {
+          this.#heldConversations.clear();
+          this.#heldMessages.clear();
           this.#conversations.rolledBack();
           this.#messages.rolledBack();
         }

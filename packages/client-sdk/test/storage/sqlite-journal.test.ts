@@ -8,6 +8,8 @@
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { encodeCborLocal } from '@sotto/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteStorage, type SqliteStorage } from '../../src/node/index.js';
 import { StorageBatch } from '../../src/storage/index.js';
@@ -135,6 +137,23 @@ describe('SQLite commit journal', () => {
       expect((await reopened.listMessages('d:bob', { limit: 1000 })).length).toBe(601);
       await reopened.close();
     }
+  });
+
+  it('leaves out, whole, a journal entry that fails when applied at open, and applies the ones around it', async () => {
+    const { path, storage } = await storeWithRelaxed(1); // entry 0: m0
+    const image = crashImage(path);
+    await storage.close();
+    const entry = (ops: StorageBatch) => {
+      const payload = Buffer.from(encodeCborLocal(ops.ops));
+      const head = Buffer.alloc(8);
+      head.writeUInt32BE(payload.length, 0);
+      head.writeUInt32BE(crc32(payload), 4);
+      return Buffer.concat([head, payload]);
+    };
+    const failing = new StorageBatch().putMessage(message('x1', 'd:bob', 50)).incrementUnread('d:bob', 5).patchMessage('missing', { seenAt: 1 });
+    const fine = new StorageBatch().putMessage(message('x2', 'd:bob', 60));
+    writeFileSync(`${image}-pending`, Buffer.concat([readFileSync(`${image}-pending`), entry(failing), entry(fine)]));
+    expect(await contents(image)).toEqual({ ids: ['m0', 'x2'], unread: 1 });
   });
 
   it('keeps relaxed commits of an in-memory store in its open transaction, with no journal file', async () => {

@@ -28,7 +28,7 @@ import { indexPendingText, prepare, readRow, target, type BlobRow, type Statemen
 const PROTOCOL_CACHE_MAX = 4096;
 /** Decoded records kept in memory (see {@link SqliteStorage}), the oldest dropped beyond these. */
 const CONVERSATION_CACHE = { entries: 1024, bytes: 8 << 20 };
-const MESSAGE_CACHE = { entries: 512, bytes: 4 << 20 };
+const MESSAGE_CACHE = { entries: 128, bytes: 1 << 20 };
 /** Rough in-memory size of a record: its byte fields and strings, plus a fixed overhead. */
 const conversationSize = (c: ConversationRecord) => 512 + (c.groupState?.length ?? 0) + (c.avatar?.length ?? 0) + 48 * c.participants.length;
 const messageSize = (m: MessageRecord) => 512 + m.body.length + 2 * (m.text?.length ?? 0) + 64 * Object.keys(m.status ?? {}).length;

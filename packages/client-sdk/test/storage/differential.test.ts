@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { SottoError } from '../../src/errors.js';
 import { openSqliteStorage } from '../../src/node/index.js';
 import { MemoryStorage, StorageBatch, type Storage } from '../../src/storage/index.js';
+import { copyCrashImage } from './crash-image.js';
 import { callLog, direct, message, outbox } from './fixtures.js';
 
 const PEERS = ['a', 'b', 'c'];
@@ -113,9 +114,7 @@ let files = 0;
 
 /** What a kill at this instant leaves of the store at `path`, copied to a new path. */
 function crashImage(path: string): string {
-  const copy = join(dir, `image-${files++}.db`);
-  for (const suffix of ['', '-wal', '-pending']) if (existsSync(path + suffix)) copyFileSync(path + suffix, copy + suffix);
-  return copy;
+  return copyCrashImage(path, join(dir, `image-${files++}.db`));
 }
 
 describe('memory and SQLite storage agree', () => {

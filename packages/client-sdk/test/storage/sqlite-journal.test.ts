@@ -5,7 +5,7 @@
  * them) and open them, so every crash point is reproducible; `faults/crash-after-send.test.ts`
  * kills a real process.
  */
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -13,6 +13,7 @@ import { encodeCborLocal } from '@sotto/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteStorage, type SqliteStorage } from '../../src/node/index.js';
 import { StorageBatch } from '../../src/storage/index.js';
+import { copyCrashImage } from './crash-image.js';
 import { direct, message } from './fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sotto-journal-'));
@@ -23,11 +24,7 @@ const HEADER = 12;
 
 /** What a kill at this instant leaves on disk, copied to a new path (the store stays open). */
 function crashImage(path: string): string {
-  const copy = freshPath();
-  copyFileSync(path, copy);
-  if (existsSync(`${path}-wal`)) copyFileSync(`${path}-wal`, `${copy}-wal`);
-  if (existsSync(`${path}-pending`)) copyFileSync(`${path}-pending`, `${copy}-pending`);
-  return copy;
+  return copyCrashImage(path, freshPath());
 }
 
 /** A store with conversation d:bob committed (strict), and `relaxed` relaxed commits after it, each adding m<i> and one unread. */

@@ -642,7 +642,7 @@ export class SqliteStorage implements Storage {
   }
 
   async isProcessed(guid: string): Promise<boolean> {
-    return this.#read(() => !above(guid, this.#maxGuid) && this.#q.isProcessed.get(guid) !== undefined);
+    return this.#read(() => this.#target.isProcessed(guid));
   }
 
   async getSetting(key: string): Promise<SettingValue | undefined> {

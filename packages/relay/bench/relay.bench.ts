@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+import { LeanDeviceSocket, TurnCork } from './lean-socket.js';
 import { DeviceSocket, registerDevice, type TestDevice } from './relay-client.js';
 
 const env = (name: string, def: number): number => {
@@ -105,6 +106,8 @@ interface RingConn {
 
 interface Target {
   name: string;
+  /** The server process, whose CPU time per delivered envelope is reported. */
+  pid: number;
   connect(i: number, onDeliver: (payload: Uint8Array) => void): Promise<RingConn>;
 }
 
@@ -115,6 +118,24 @@ interface LoadResult {
   p50: number;
   p99: number;
   max: number;
+  /** CPU time (user + system) per delivered envelope in the measured window, in µs. */
+  serverCpuUs: number;
+  generatorCpuUs: number;
+}
+
+/** User + system CPU time of process `pid` so far, in µs (from /proc/<pid>/stat). */
+async function processCpuUs(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // fields after the parenthesised command name; utime and stime are the 14th and 15th fields
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
+}
+
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+function generatorCpuUs(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -154,9 +175,13 @@ async function runRing(target: Target): Promise<LoadResult> {
   await sleep(WARMUP_MS);
   measuring = true;
   const t0 = performance.now();
+  const server0 = await processCpuUs(target.pid);
+  const generator0 = generatorCpuUs();
   await sleep(DURATION_MS);
   measuring = false;
   const elapsed = (performance.now() - t0) / 1000;
+  const serverCpu = (await processCpuUs(target.pid)) - server0;
+  const generatorCpu = generatorCpuUs() - generator0;
   running = false;
   await Promise.race([Promise.all(workers), sleep(3000)]);
   for (const c of conns) c.close();
@@ -168,6 +193,8 @@ async function runRing(target: Target): Promise<LoadResult> {
     p50: percentile(sorted, 50),
     p99: percentile(sorted, 99),
     max: sorted.length ? sorted[sorted.length - 1]! : Number.NaN,
+    serverCpuUs: serverCpu / delivered,
+    generatorCpuUs: generatorCpu / delivered,
   };
 }
 
@@ -184,41 +211,26 @@ async function inBatches<T>(count: number, size: number, make: (i: number) => Pr
 // ---------------------------------------------------------------------------------------------
 // Targets
 
-async function relayTarget(url: string): Promise<Target> {
+async function relayTarget(url: string, pid: number): Promise<Target> {
   const runId = Math.random().toString(36).slice(2, 8);
   const devices: TestDevice[] = await inBatches(RING, 25, (i) => registerDevice(url, `ring.${runId}.${i}`));
   return {
     name: 'relay',
+    pid,
     async connect(i, onDeliver) {
-      let pendingAcks: string[] = [];
-      let scheduled = false;
-      const sock: DeviceSocket = await DeviceSocket.connect(url, devices[i]!, (env) => {
-        // Delivery receipts to the sender are acked but are not ring traffic.
-        if (env.type !== 'receipt') onDeliver(env.ciphertext);
-        pendingAcks.push(env.guid);
-        if (!scheduled) {
-          scheduled = true;
-          setImmediate(() => {
-            scheduled = false;
-            sock.ack(pendingAcks);
-            pendingAcks = [];
-          });
-        }
-      });
+      const sock = await LeanDeviceSocket.connect(url, devices[i]!, onDeliver);
       return {
-        send: async (to, payload) => {
-          const res = await sock.send(devices[to]!, payload);
-          return res.status === 200;
-        },
+        send: async (to, payload) => (await sock.send(devices[to]!, payload)) === 200,
         close: () => sock.close(),
       };
     },
   };
 }
 
-function bareTarget(port: number): Target {
+function bareTarget(port: number, pid: number): Target {
   return {
     name: 'bare ws',
+    pid,
     async connect(i, onDeliver) {
       const ws = new WebSocket(`ws://127.0.0.1:${port}/?id=${i}`, { perMessageDeflate: false });
       const pending = new Map<number, (ok: boolean) => void>();
@@ -238,6 +250,7 @@ function bareTarget(port: number): Target {
         ws.once('open', () => resolve());
         ws.once('error', reject);
       });
+      const cork = new TurnCork(ws);
       return {
         send: (to, payload) =>
           new Promise<boolean>((resolve) => {
@@ -247,6 +260,7 @@ function bareTarget(port: number): Target {
             frame.writeUInt32BE(id, 0);
             frame.writeUInt32BE(to, 4);
             frame.set(payload, 8);
+            cork.hold();
             ws.send(frame);
           }),
         close: () => ws.terminate(),
@@ -301,19 +315,19 @@ async function main(): Promise<void> {
   try {
     const relay = await startRelayChild(dataDir);
     children.push(relay.child);
-    const relayResult = await runRing(await relayTarget(relay.url));
+    const relayResult = await runRing(await relayTarget(relay.url, relay.child.pid!));
 
     const bare = await spawnNode(['--import', 'tsx', 'bench/bare-forwarder.ts'], (l) => typeof l['port'] === 'number');
     children.push(bare.child);
-    const bareResult = await runRing(bareTarget(Number(bare.line['port'])));
+    const bareResult = await runRing(bareTarget(Number(bare.line['port']), bare.child.pid!));
     await stop(bare.child);
 
     const idle = await idleConnectionCost(dataDir, relay);
 
     const row = (name: string, r: LoadResult): string =>
-      `${name.padEnd(10)} ${r.deliveredPerSecond.toFixed(0).padStart(12)} ${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(9)} ${r.max.toFixed(1).padStart(9)} ${String(r.sendFailed).padStart(8)}`;
+      `${name.padEnd(10)} ${r.deliveredPerSecond.toFixed(0).padStart(12)} ${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(9)} ${r.max.toFixed(1).padStart(9)} ${String(r.sendFailed).padStart(8)} ${r.serverCpuUs.toFixed(1).padStart(10)} ${r.generatorCpuUs.toFixed(1).padStart(10)}`;
     console.log(`ring of ${RING} connections, window ${WINDOW}, ${PAYLOAD}-byte envelopes, ${DURATION_MS} ms measured`);
-    console.log(`${'target'.padEnd(10)} ${'delivered/s'.padStart(12)} ${'p50 ms'.padStart(9)} ${'p99 ms'.padStart(9)} ${'max ms'.padStart(9)} ${'failed'.padStart(8)}`);
+    console.log(`${'target'.padEnd(10)} ${'delivered/s'.padStart(12)} ${'p50 ms'.padStart(9)} ${'p99 ms'.padStart(9)} ${'max ms'.padStart(9)} ${'failed'.padStart(8)} ${'server µs'.padStart(10)} ${'load µs'.padStart(10)}`);
     console.log(row('relay', relayResult));
     console.log(row('bare ws', bareResult));
     console.log(`idle: ${idle.connected} authenticated connections, relay RSS ${idle.before} -> ${idle.after} KiB, ${idle.kib.toFixed(2)} KiB/conn`);
@@ -327,6 +341,10 @@ async function main(): Promise<void> {
         relay_p99_ms: round(relayResult.p99),
         bare_ws_p50_ms: round(bareResult.p50),
         bare_ws_p99_ms: round(bareResult.p99),
+        relay_cpu_us_per_msg: round(relayResult.serverCpuUs, 1),
+        bare_ws_cpu_us_per_msg: round(bareResult.serverCpuUs, 1),
+        load_cpu_us_per_msg_relay: round(relayResult.generatorCpuUs, 1),
+        load_cpu_us_per_msg_bare: round(bareResult.generatorCpuUs, 1),
         idle_conn_kib: round(idle.kib),
         ring_connections: RING,
         window: WINDOW,

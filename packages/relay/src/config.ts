@@ -50,6 +50,12 @@ export interface RelayLimits {
    * right after the sender's reply, ahead of every later write (see docs/decisions.md).
    */
   fanoutDeferDevices: number;
+  /**
+   * A WebSocket's acks are held this long (from the first one) and applied together: one
+   * delete batch and one delivery receipt per sender for everything the device acked in the
+   * window, instead of one per ack frame. 0 applies every ack frame at once.
+   */
+  ackCoalesceMs: number;
   rateLimits: {
     /** Per client IP, all requests. */
     ip: BucketConfig;
@@ -149,6 +155,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = Object.freeze([
   opt('ws-idle-timeout-seconds', int(1, 86_400), 75, 'close a WebSocket silent this long'),
   opt('ticket-ttl-seconds', int(1, 3600), 30, 'lifetime of a WebSocket ticket'),
   opt('fanout-defer-devices', int(1, 1_000_000), 32, 'multi-recipient sends to this many devices or more are expanded after the reply'),
+  opt('ack-coalesce-ms', int(0, 5000), 200, 'hold a WebSocket\'s acks this long and apply them (and send their delivery receipts) together'),
   opt('rate-ip-capacity', num(1, 1e9), 600, 'per-IP burst (requests)'),
   opt('rate-ip-refill', num(0.001, 1e9), 100, 'per-IP sustained requests per second'),
   opt('rate-account-capacity', num(1, 1e9), 600, 'per-account burst (requests and sends)'),
@@ -256,6 +263,7 @@ export function loadConfig(
       wsIdleTimeoutSeconds: n('ws-idle-timeout-seconds'),
       ticketTtlSeconds: n('ticket-ttl-seconds'),
       fanoutDeferDevices: n('fanout-defer-devices'),
+      ackCoalesceMs: n('ack-coalesce-ms'),
       rateLimits: {
         ip: { capacity: n('rate-ip-capacity'), refillPerSecond: n('rate-ip-refill') },
         account: { capacity: n('rate-account-capacity'), refillPerSecond: n('rate-account-refill') },

@@ -14,6 +14,9 @@ import { DeviceConnection, WriteBatcher } from './device-connection.js';
 
 const key = (a: DeviceAddress) => `${a.accountId}.${a.deviceId}`;
 
+/** Held acks of one connection applied at once when they reach this many guids. */
+const MAX_HELD_ACKS = 4096;
+
 /**
  * The WebSocket side of the relay: authenticates upgrades by single-use ticket, keeps one
  * {@link DeviceConnection} per device (a new one replaces the old with close code 4001),
@@ -98,7 +101,12 @@ export class DeliveryHub implements DeliveryNotifier {
       lowWater: l.wsSendBufferLowBytes, highWater: l.wsSendBufferHighBytes, pageSize: 100,
     }, this.ctx.now, this.writes);
     const k = key(address);
-    this.connections.get(k)?.close(CloseCode.REPLACED, 'replaced by a newer connection');
+    const old = this.connections.get(k);
+    if (old !== undefined) {
+      // its held acks first, so the new connection's backlog does not carry them again
+      this.applyAcks(old);
+      old.close(CloseCode.REPLACED, 'replaced by a newer connection');
+    }
     this.connections.set(k, conn);
     ws.on('pong', () => { conn.alive = true; });
     ws.on('message', (data, isBinary) => {
@@ -106,6 +114,7 @@ export class DeliveryHub implements DeliveryNotifier {
       this.onFrame(conn, data, isBinary);
     });
     ws.on('close', () => {
+      this.applyAcks(conn);
       conn.markClosed();
       if (this.connections.get(k) === conn) this.connections.delete(k);
     });
@@ -125,7 +134,7 @@ export class DeliveryHub implements DeliveryNotifier {
       return;
     }
     if (frame.t === 'ack') {
-      submitAck(this.ctx, conn.address, frame.guids);
+      this.holdAcks(conn, frame.guids);
       return;
     }
     const id = frame.id;
@@ -139,6 +148,39 @@ export class DeliveryHub implements DeliveryNotifier {
       return;
     }
     submitSend(this.ctx, conn.address, frame, (ok, value) => this.reply(conn, id, ok, value, frame.op === 'sendMulti'));
+  }
+
+  /**
+   * Acks are applied in windows of `ackCoalesceMs` per connection (see RelayLimits): a device
+   * acks about every envelope as it arrives, and one ack operation per window deletes them all
+   * and sends each sender one delivery receipt for the window, not one per ack frame. Until
+   * then the envelopes stay queued: a relay that stops meanwhile delivers them again, as if the
+   * ack frame had not arrived (the client drops the duplicates by guid). A connection's held
+   * acks are applied at once when it closes or is replaced, and when they reach
+   * MAX_HELD_ACKS.
+   */
+  private holdAcks(conn: DeviceConnection, guids: string[]): void {
+    const window = this.ctx.config.limits.ackCoalesceMs;
+    if (window === 0) {
+      submitAck(this.ctx, conn.address, guids);
+      return;
+    }
+    const held = conn.heldAcks;
+    if (held === undefined) {
+      conn.heldAcks = guids;
+      conn.ackTimer = setTimeout(() => this.applyAcks(conn), window);
+    } else {
+      for (const g of guids) held.push(g);
+      if (held.length >= MAX_HELD_ACKS) this.applyAcks(conn);
+    }
+  }
+
+  private applyAcks(conn: DeviceConnection): void {
+    const held = conn.heldAcks;
+    if (held === undefined) return;
+    conn.heldAcks = undefined;
+    clearTimeout(conn.ackTimer);
+    submitAck(this.ctx, conn.address, held);
   }
 
   private refuse(conn: DeviceConnection, id: number, err: unknown): void {
@@ -161,6 +203,7 @@ export class DeliveryHub implements DeliveryNotifier {
   close(): void {
     clearInterval(this.heartbeat);
     for (const conn of this.connections.values()) {
+      this.applyAcks(conn);
       conn.close(CloseCode.GOING_AWAY, 'relay shutting down');
       conn.ws.terminate();
     }

@@ -87,6 +87,9 @@ export class DeviceConnection {
   alive = true;
   /** Stored envelopes pushed on this connection (observability / tests). */
   pushed = 0;
+  /** Guids acked on this connection and not yet applied (the delivery hub's ack window). */
+  heldAcks: string[] | undefined;
+  ackTimer: NodeJS.Timeout | undefined;
   /** Highest ws.bufferedAmount seen (observability / tests). */
   maxBuffered = 0;
 

@@ -19,21 +19,26 @@ export interface RetentionResult {
 
 /**
  * Applies retention at `now` (injected clock): deletes envelopes older than `retentionDays`
- * that were never acknowledged, attachment blobs past their expiry (metadata first, then the
+ * that were never acknowledged (pass the running relay's `envelopes` repository, if any), attachment blobs past their expiry (metadata first, then the
  * file), and expired WebSocket tickets and link tokens.
  *
  * @example
  * const result = await runRetention({ database, blobs, retentionDays: 30, now: Date.now() });
  */
-export async function runRetention(args: { database: OpenDatabase; blobs: BlobStore; retentionDays: number; now: number }): Promise<RetentionResult> {
+export async function runRetention(args: { database: OpenDatabase; blobs: BlobStore; retentionDays: number; now: number; envelopes?: EnvelopeRepo }): Promise<RetentionResult> {
   const { database, blobs, now } = args;
+  // A running relay's young envelopes (held as batch rows, see EnvelopeRepo) move to the queue
+  // table first, so that they expire like the rest. Without the running relay's repository
+  // (the `gc` command), only the table is looked at: batch rows are spilled when it starts.
+  const envelopeRepo = args.envelopes ?? new EnvelopeRepo(database.db);
+  args.envelopes?.spill(true);
   const cutoff = now - args.retentionDays * DAY_MS;
   const blobRepo = new BlobRepo(database.db);
   let expiredBlobs: string[] = [];
   let envelopes = 0;
   let tokens = 0;
   database.sqlite.transaction(() => {
-    envelopes = new EnvelopeRepo(database.db).expire(cutoff);
+    envelopes = envelopeRepo.expire(cutoff);
     tokens = new AccountRepo(database.db).purgeExpiredTokens(now);
     expiredBlobs = blobRepo.takeExpired(now, 100_000);
   }).immediate();

@@ -50,6 +50,10 @@ export async function createRelay(config: RelayConfig, options: RelayOptions = {
   const database = openDatabase(join(config.dataDir, DATABASE_FILE));
   const store = await BlobStore.open(join(config.dataDir, BLOB_DIR));
   const ctx = createContext(config, database, now);
+  // young envelopes a stopped relay left in batch rows move to the queue table first
+  const recovered = ctx.envelopes.recover();
+  if (recovered > 0) options.logger?.info('recovered queued envelopes', { envelopes: recovered });
+  ctx.envelopes.startSpilling();
   // large group sends accepted just before a stop get their per-device envelopes now
   const expanded = expandPendingFanouts(ctx);
   if (expanded > 0) options.logger?.info('expanded pending fan-outs', { fanouts: expanded });
@@ -63,7 +67,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions = {
     server.listen(config.port, config.host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
-  const gc = (at?: number) => runRetention({ database, blobs: store, retentionDays: config.limits.retentionDays, now: at ?? now() });
+  const gc = (at?: number) => runRetention({ database, blobs: store, retentionDays: config.limits.retentionDays, now: at ?? now(), envelopes: ctx.envelopes });
   let timer: NodeJS.Timeout | undefined;
   if (options.gcTimer === true) {
     timer = setInterval(() => {
@@ -87,6 +91,13 @@ export async function createRelay(config: RelayConfig, options: RelayOptions = {
           server.closeAllConnections?.();
         });
         ctx.queue.close();
+        ctx.envelopes.stopSpilling();
+        // at rest, every queued envelope is in the table (a failure here is recovered at start)
+        try {
+          ctx.envelopes.spill(true);
+        } catch (err) {
+          options.logger?.error('spilling queued envelopes at close failed', { err });
+        }
         database.close();
       })();
       return closing;

@@ -44,8 +44,7 @@ describe('accounts and devices', () => {
     expect(forbidden.status).toBe(403);
     expect(forbidden.body.code).toBe('FORBIDDEN');
     // a message waits in each device's queue; the removed device's goes with it
-    const queuedFor = (deviceId: number) =>
-      (t.relay.ctx.database.sqlite.prepare('select count(*) as n from envelopes where account_id = ? and device_id = ?').get('carol', deviceId) as { n: number }).n;
+    const queuedFor = (deviceId: number) => t.relay.ctx.envelopes.queued('carol', deviceId);
     expect((await api(t, 'POST', '/v1/messages/carol', foreign, sendBody([carol, phone], 'to both'))).status).toBe(200);
     expect([queuedFor(1), queuedFor(2)]).toEqual([1, 1]);
     expect((await api(t, 'DELETE', '/v1/accounts/carol/devices/2', carol)).status).toBe(204);

@@ -1,4 +1,4 @@
-import { decodeEnvelope } from '@sotto/protocol';
+import { decodeCbor, decodeEnvelope } from '@sotto/protocol';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -222,13 +222,26 @@ describe('trust model', () => {
       const sqlite = own.relay.ctx.database.sqlite;
       sqlite.pragma('wal_checkpoint(TRUNCATE)');
       const tables = (sqlite.prepare("select name from sqlite_master where type='table' and name not like 'sqlite_%' and name not like '__drizzle%'").all() as { name: string }[]).map((r) => r.name);
-      expect(tables.sort()).toEqual(['accounts', 'blobs', 'device_credentials', 'devices', 'envelopes', 'fanouts', 'kyber_prekeys', 'link_tokens', 'one_time_prekeys', 'relationships', 'reports', 'signed_prekeys', 'ws_tickets']);
+      expect(tables.sort()).toEqual(['accounts', 'blobs', 'device_credentials', 'devices', 'envelope_batch_acks', 'envelope_batches', 'envelopes', 'fanouts', 'kyber_prekeys', 'link_tokens', 'one_time_prekeys', 'relationships', 'reports', 'signed_prekeys', 'ws_tickets']);
       const columns = Object.fromEntries(tables.map((name) => [name, (sqlite.prepare(`pragma table_info(${name})`).all() as { name: string }[]).map((c) => c.name)]));
       expect(columns['envelopes']).toEqual(['seq', 'guid', 'account_id', 'device_id', 'sender_account_id', 'sender_device_id', 'type', 'ciphertext', 'server_timestamp']);
       // a large group send's one row between its acceptance and its expansion: ids and ciphertext only
       expect(columns['fanouts']).toEqual(['id', 'guid_prefix', 'sender_account_id', 'sender_device_id', 'type', 'ciphertext', 'server_timestamp', 'recipients', 'skipped']);
-      const env = sqlite.prepare('select * from envelopes').get() as { ciphertext: Buffer };
+      // a young envelope lives in its commit's batch row: the same fields as an `envelopes` row
+      expect(columns['envelope_batches']).toEqual(['id', 'rows']);
+      expect(columns['envelope_batch_acks']).toEqual(['batch_id', 'acked']);
+      const batch = sqlite.prepare('select * from envelope_batches').get() as { id: number; rows: Buffer };
+      const [ciphertexts, rows] = decodeCbor(batch.rows, { maxBytes: 1 << 20, maxItems: 1000 }) as [Uint8Array[], unknown[][]];
+      expect(ciphertexts.map((c) => new Uint8Array(c))).toEqual([ciphertext]);
+      expect(rows).toHaveLength(1);
+      expect(rows[0]!.slice(2, 8)).toEqual(['jill', 1, 'ivan', 1, 'whisper', 0]);
+      expect(rows[0]).toHaveLength(9); // seq, guid, recipient, sender, type, ciphertext index, server timestamp
+      // moved to the table, it is the same row
+      own.relay.ctx.envelopes.spill(true);
+      expect(sqlite.prepare('select count(*) as n from envelope_batches').get()).toEqual({ n: 0 });
+      const env = sqlite.prepare('select * from envelopes').get() as { ciphertext: Buffer; guid: string };
       expect(new Uint8Array(env.ciphertext)).toEqual(ciphertext);
+      expect(env.guid).toBe(rows[0]![1]);
       const creds = sqlite.prepare('select secret_hash from device_credentials').all() as { secret_hash: Buffer }[];
       for (const c of creds) {
         expect(c.secret_hash.length).toBe(32);

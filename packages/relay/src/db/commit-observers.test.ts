@@ -165,6 +165,8 @@ describe('CommitQueue follow-ups', () => {
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     await queue.run(() => undefined);
     expect(handed.flat()).toHaveLength(2);
+    expect(envelopes.youngCount).toBe(2);
+    expect(envelopes.spill(true)).toBe(2);
     expect((database.sqlite.prepare('select count(*) as n from envelopes').get() as { n: number }).n).toBe(2);
   });
 

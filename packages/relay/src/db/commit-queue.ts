@@ -9,6 +9,12 @@ export interface CommitObserver {
   opStarted(): void;
   /** That operation threw; its savepoint was rolled back. */
   opRolledBack(): void;
+  /**
+   * Every operation of the batch has run; the transaction is still open. Writes made here are
+   * part of the batch (the envelope queue writes its one batch row here); throwing fails the
+   * whole batch.
+   */
+  beforeCommit?(): void;
   /** The whole batch committed (fsync done); called before any promise settles. */
   committed(): void;
   /** The whole batch was rolled back. */
@@ -94,6 +100,7 @@ export class CommitQueue {
           throw new OptimisticAbort(i, err);
         }
       }
+      this.beforeCommit();
     });
     this.runBatch = sqlite.transaction((batch: Pending[], outcomes: Outcome[]) => {
       for (const p of batch) {
@@ -107,7 +114,12 @@ export class CommitQueue {
           outcomes.push({ ok: false, value: err });
         }
       }
+      this.beforeCommit();
     });
+  }
+
+  private beforeCommit(): void {
+    for (const o of this.observers) o.beforeCommit?.();
   }
 
   /**

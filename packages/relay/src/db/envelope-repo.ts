@@ -1,3 +1,4 @@
+import { decodeCbor, encodeCbor } from '@sotto/protocol';
 import type Database from 'better-sqlite3';
 import type { CommitObserver } from './commit-queue.js';
 import type { RelayDb } from './database.js';
@@ -27,11 +28,11 @@ export interface AckedEnvelope {
 // The send / deliver / ack path runs these for every message, so they are raw better-sqlite3
 // statements prepared once: drizzle builds and maps every call through its query builder,
 // which profiled at ~10x the cost of executing the statement itself. Column names follow
-// schema.ts (`envelopes`); the select list maps them to EnvelopeRow's field names.
+// schema.ts (`envelopes`, `envelope_batches`, `envelope_batch_acks`).
 const ROW_COLUMNS = `seq, guid, account_id AS accountId, device_id AS deviceId, sender_account_id AS senderAccountId,
   sender_device_id AS senderDeviceId, type, ciphertext, server_timestamp AS serverTimestamp`;
-const INSERT_SQL = `INSERT INTO envelopes (guid, account_id, device_id, sender_account_id, sender_device_id, type, ciphertext, server_timestamp)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?)`;
+const SPILL_SQL = `INSERT INTO envelopes (seq, guid, account_id, device_id, sender_account_id, sender_device_id, type, ciphertext, server_timestamp)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 const PAGE_SQL = `SELECT ${ROW_COLUMNS} FROM envelopes
   WHERE account_id = ? AND device_id = ? AND seq > ? ORDER BY seq LIMIT ?`;
 // One guid per execution: the statement stays prepared whatever the ack's length, and the
@@ -42,17 +43,78 @@ const ACK_SQL = `DELETE FROM envelopes WHERE guid = ? AND account_id = ? AND dev
 /** Receives envelopes once their transaction has committed, in queue (`seq`) order. */
 export type CommittedListener = (rows: EnvelopeRow[]) => void;
 
+/** A batch row holds at most this many envelopes… */
+const BATCH_MAX_ROWS = 4096;
+/** …and about this many ciphertext bytes (a single envelope may exceed it). */
+const BATCH_MAX_BYTES = 4 * 1024 * 1024;
+/** Decoding limits of a stored batch row (written by this relay; checked all the same). */
+const BATCH_LIMITS = { maxBytes: 2 * BATCH_MAX_BYTES + 1024 * 1024, maxDepth: 3, maxItems: BATCH_MAX_ROWS * 10 + 64, maxStringBytes: 1024 * 1024 };
+
+/** When to move young envelopes to the `envelopes` table (see {@link EnvelopeRepo.spill}). */
+export interface SpillPolicy {
+  /** A batch older than this (ms) with envelopes still queued is spilled. */
+  maxAgeMs: number;
+  /** Spill the oldest batches while more envelopes than this are held in memory… */
+  maxEnvelopes: number;
+  /** …or more ciphertext bytes than this. */
+  maxBytes: number;
+}
+
+export const DEFAULT_SPILL_POLICY: SpillPolicy = Object.freeze({ maxAgeMs: 2000, maxEnvelopes: 100_000, maxBytes: 64 * 1024 * 1024 });
+
+/** One commit's envelopes (or a part of them), stored as one `envelope_batches` row. */
+interface Batch {
+  /** `seq` of the first envelope: the row's id. */
+  id: number;
+  entries: Entry[];
+  /** Entries not yet removed. */
+  live: number;
+  /** One bit per entry: removed (acked, dropped), as committed. */
+  removed: Uint8Array;
+  bornAt: number;
+}
+
+/** A young envelope, indexed in memory. */
+interface Entry {
+  row: EnvelopeRow;
+  batch: Batch;
+  index: number;
+  /** Removed by a committed transaction (or spilled to the table). */
+  gone: boolean;
+  /** Removed by the open transaction. */
+  removing: boolean;
+}
+
+/** A device's young envelopes in `seq` order; those before `head` are all gone. */
+interface DeviceQueue {
+  entries: Entry[];
+  head: number;
+}
+
+const deviceKey = (accountId: string, deviceId: number): string => `${accountId}\u0000${deviceId}`;
+
 /**
  * The per-device envelope queue. Rows leave only by {@link ack} from the recipient device
  * (or by retention / device removal).
  *
- * Inserts happen inside {@link CommitQueue} operations. As the queue's {@link CommitObserver},
- * the repository journals the rows each transaction inserts and hands them to its
- * {@link onCommitted} listener right after the commit, in `seq` order and before any sender
- * is answered. Rows of an operation that failed (rolled-back savepoint) or of a failed batch
- * are never handed over. This lets the delivery hub push new envelopes straight to connected
- * devices without reading them back, while never pushing anything that is not durable, and
- * without depending on the order in which callers' promise continuations run.
+ * Two stores, one queue. Envelopes arrive as one `envelope_batches` row per commit (the
+ * commit's envelopes encoded together, written in the queue's {@link beforeCommit}) and are
+ * indexed in memory; most are acked within moments, and a batch whose last envelope is acked
+ * is deleted, so a delivered message costs one part of one row write and one part of one
+ * delete, not a row insert and a row delete each with their indexes. Which envelopes of a
+ * batch are gone is kept per batch as a bitmap (`envelope_batch_acks`), written once per
+ * commit that touches it. Batches still partly queued after {@link SpillPolicy.maxAgeMs}
+ * (and the oldest ones when memory holds too many) are moved into the `envelopes` table by
+ * {@link spill}, oldest first, keeping their `seq`: every `envelopes` row is older than every
+ * young envelope, so a page is the table's rows followed by the young ones. At start,
+ * {@link recover} spills whatever batches a stopped relay left.
+ *
+ * As the {@link CommitQueue}'s {@link CommitObserver}, the repository journals the rows each
+ * transaction inserts and hands them to its {@link onCommitted} listener right after the
+ * commit, in `seq` order and before any sender is answered. Rows of an operation that failed
+ * (rolled-back savepoint) or of a failed batch are never handed over, and their removals are
+ * undone. This lets the delivery hub push new envelopes straight to connected devices without
+ * reading them back, while never pushing anything that is not durable.
  *
  * @example
  * const [row] = repo.insert([{ guid, accountId, deviceId, senderAccountId, senderDeviceId, type: 'message', ciphertext, serverTimestamp }]);
@@ -63,47 +125,74 @@ export class EnvelopeRepo implements CommitObserver {
   onCommitted: CommittedListener | undefined;
   private journal: EnvelopeRow[] = [];
   private opMark = 0;
-  private readonly insertStmt: Database.Statement<[string, string, number, string, number, string, Buffer, number]>;
+  private removals: Entry[] = [];
+  private removalMark = 0;
+  /** Batch rows written by the open transaction, indexed at its commit. */
+  private written: { id: number; rows: EnvelopeRow[] }[] = [];
+  /** New removal bitmaps of batches the open transaction touched. */
+  private readonly touched = new Map<Batch, Uint8Array>();
+  private nextSeq: number;
+
+  private readonly young = new Map<string, Entry>();
+  private readonly queues = new Map<string, DeviceQueue>();
+  /** Batches with envelopes still queued, oldest first (ids grow). */
+  private readonly batches = new Map<number, Batch>();
+  private youngBytes = 0;
+  private spillScheduled = false;
+  private spillTimer: NodeJS.Timeout | undefined;
+
+  private readonly spillStmt: Database.Statement<[number, string, string, number, string, number, string, Uint8Array, number]>;
   private readonly pageStmt: Database.Statement<[string, number, number, number], EnvelopeRow>;
   private readonly ackStmt: Database.Statement<[string, string, number], AckedEnvelope>;
   private readonly dropQueueStmt: Database.Statement<[string, number]>;
   private readonly firstYoungStmt: Database.Statement<[number], { seq: number }>;
   private readonly expireBeforeStmt: Database.Statement<[number, number]>;
   private readonly expireAllStmt: Database.Statement<[number]>;
+  private readonly insertBatchStmt: Database.Statement<[number, Uint8Array]>;
+  private readonly deleteBatchStmt: Database.Statement<[number]>;
+  private readonly setRemovedStmt: Database.Statement<[number, Uint8Array]>;
+  private readonly deleteRemovedStmt: Database.Statement<[number]>;
   private readonly sqlite: Database.Database;
 
-  constructor(db: RelayDb) {
+  constructor(db: RelayDb, private readonly policy: SpillPolicy = DEFAULT_SPILL_POLICY, private readonly clock: () => number = () => performance.now()) {
     const sqlite = (this.sqlite = db.$client);
-    this.insertStmt = sqlite.prepare(INSERT_SQL);
+    this.spillStmt = sqlite.prepare(SPILL_SQL);
     this.pageStmt = sqlite.prepare(PAGE_SQL);
     this.ackStmt = sqlite.prepare(ACK_SQL);
     this.dropQueueStmt = sqlite.prepare('DELETE FROM envelopes WHERE account_id = ? AND device_id = ?');
     this.firstYoungStmt = sqlite.prepare('SELECT seq FROM envelopes WHERE server_timestamp >= ? ORDER BY seq LIMIT 1');
     this.expireBeforeStmt = sqlite.prepare('DELETE FROM envelopes WHERE seq < ? AND server_timestamp < ?');
     this.expireAllStmt = sqlite.prepare('DELETE FROM envelopes WHERE server_timestamp < ?');
+    this.insertBatchStmt = sqlite.prepare('INSERT INTO envelope_batches (id, rows) VALUES (?, ?)');
+    this.deleteBatchStmt = sqlite.prepare('DELETE FROM envelope_batches WHERE id = ?');
+    this.setRemovedStmt = sqlite.prepare('INSERT INTO envelope_batch_acks (batch_id, acked) VALUES (?, ?) ON CONFLICT (batch_id) DO UPDATE SET acked = excluded.acked');
+    this.deleteRemovedStmt = sqlite.prepare('DELETE FROM envelope_batch_acks WHERE batch_id = ?');
+    this.nextSeq = this.highestSeq();
+  }
+
+  /** The highest `seq` ever given out, in the table or in a stored batch. */
+  private highestSeq(): number {
+    const table = this.sqlite.prepare(`SELECT MAX(s) AS s FROM (SELECT MAX(seq) AS s FROM envelopes
+      UNION ALL SELECT seq AS s FROM sqlite_sequence WHERE name = 'envelopes')`).get() as { s: number | null };
+    const last = this.sqlite.prepare('SELECT rows FROM envelope_batches ORDER BY id DESC LIMIT 1').get() as { rows: Buffer } | undefined;
+    let high = table.s ?? 0;
+    if (last !== undefined) for (const r of decodeBatch(last.rows)) high = Math.max(high, r.seq);
+    return high;
   }
 
   /**
    * Inserts the envelopes in order; returns them with their assigned queue `seq`. Must run
-   * inside a CommitQueue operation (an insert outside one would never reach the listener).
+   * inside a CommitQueue operation (an insert outside one would never be written or reach the
+   * listener).
    */
   insert(rows: NewEnvelope[]): EnvelopeRow[] {
     if (rows.length > 0 && !this.sqlite.inTransaction) throw new Error('envelope insert outside a commit-queue transaction');
-    // Positional parameters and one Buffer view per distinct ciphertext: a group send's rows
-    // share one ciphertext, so it is wrapped once, not once per device.
-    let source: Uint8Array | undefined;
-    let ciphertext: Buffer = Buffer.alloc(0);
     const out: EnvelopeRow[] = new Array(rows.length);
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i]!;
-      if (r.ciphertext !== source) {
-        source = r.ciphertext;
-        ciphertext = Buffer.from(source.buffer, source.byteOffset, source.byteLength);
-      }
-      const seq = Number(this.insertStmt.run(r.guid, r.accountId, r.deviceId, r.senderAccountId, r.senderDeviceId, r.type, ciphertext, r.serverTimestamp).lastInsertRowid);
       const row: EnvelopeRow = {
-        seq, guid: r.guid, accountId: r.accountId, deviceId: r.deviceId, senderAccountId: r.senderAccountId,
-        senderDeviceId: r.senderDeviceId, type: r.type, ciphertext, serverTimestamp: r.serverTimestamp,
+        seq: ++this.nextSeq, guid: r.guid, accountId: r.accountId, deviceId: r.deviceId, senderAccountId: r.senderAccountId,
+        senderDeviceId: r.senderDeviceId, type: r.type, ciphertext: r.ciphertext, serverTimestamp: r.serverTimestamp,
       };
       this.journal.push(row);
       out[i] = row;
@@ -113,25 +202,149 @@ export class EnvelopeRepo implements CommitObserver {
 
   opStarted(): void {
     this.opMark = this.journal.length;
+    this.removalMark = this.removals.length;
   }
 
   opRolledBack(): void {
     this.journal.length = this.opMark;
+    for (let i = this.removalMark; i < this.removals.length; i++) this.removals[i]!.removing = false;
+    this.removals.length = this.removalMark;
+  }
+
+  /** Writes the transaction's new envelopes as batch rows and its removals as bitmaps. */
+  beforeCommit(): void {
+    const rows = this.journal;
+    let start = 0;
+    let bytes = 0;
+    for (let i = 0; i < rows.length; i++) {
+      bytes += rows[i]!.ciphertext.byteLength;
+      if (i + 1 === rows.length || i + 1 - start >= BATCH_MAX_ROWS || bytes >= BATCH_MAX_BYTES) {
+        const part = start === 0 && i + 1 === rows.length ? rows : rows.slice(start, i + 1);
+        this.insertBatchStmt.run(part[0]!.seq, blob(encodeBatch(part)));
+        this.written.push({ id: part[0]!.seq, rows: part });
+        start = i + 1;
+        bytes = 0;
+      }
+    }
+    if (this.removals.length === 0) return;
+    for (const e of this.removals) {
+      let bits = this.touched.get(e.batch);
+      if (bits === undefined) this.touched.set(e.batch, (bits = e.batch.removed.slice()));
+      bits[e.index >> 3]! |= 1 << (e.index & 7);
+    }
+    for (const [batch, bits] of this.touched) {
+      if (countBits(bits) === batch.entries.length) {
+        this.deleteBatchStmt.run(batch.id);
+        this.deleteRemovedStmt.run(batch.id);
+      } else {
+        this.setRemovedStmt.run(batch.id, blob(bits));
+      }
+    }
   }
 
   committed(): void {
+    const now = this.clock();
+    for (const [batch, bits] of this.touched) batch.removed = bits;
+    this.touched.clear();
+    for (const e of this.removals) {
+      e.removing = false;
+      this.forget(e);
+    }
+    this.removals = [];
+    for (const w of this.written) this.index(w.id, w.rows, now);
+    this.written = [];
     const rows = this.journal;
     this.journal = [];
     if (rows.length > 0) this.onCommitted?.(rows);
+    if (this.young.size > this.policy.maxEnvelopes || this.youngBytes > this.policy.maxBytes) this.scheduleSpill();
   }
 
   rolledBack(): void {
     this.journal = [];
+    for (const e of this.removals) e.removing = false;
+    this.removals = [];
+    this.touched.clear();
+    this.written = [];
+  }
+
+  /** Indexes a committed batch row's envelopes. */
+  private index(id: number, rows: EnvelopeRow[], now: number): void {
+    const batch: Batch = { id, entries: new Array(rows.length), live: rows.length, removed: new Uint8Array((rows.length + 7) >> 3), bornAt: now };
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]!;
+      const entry: Entry = { row, batch, index: i, gone: false, removing: false };
+      batch.entries[i] = entry;
+      this.young.set(row.guid, entry);
+      this.youngBytes += row.ciphertext.byteLength;
+      const k = deviceKey(row.accountId, row.deviceId);
+      const q = this.queues.get(k);
+      if (q === undefined) this.queues.set(k, { entries: [entry], head: 0 });
+      else q.entries.push(entry);
+    }
+    this.batches.set(id, batch);
+  }
+
+  /** Drops a young envelope from the memory index (removed, or now in the table). */
+  private forget(e: Entry): void {
+    if (e.gone) return;
+    e.gone = true;
+    this.young.delete(e.row.guid);
+    this.youngBytes -= e.row.ciphertext.byteLength;
+    if (--e.batch.live === 0) this.batches.delete(e.batch.id);
+    const k = deviceKey(e.row.accountId, e.row.deviceId);
+    const q = this.queues.get(k);
+    if (q === undefined) return;
+    while (q.head < q.entries.length && q.entries[q.head]!.gone) q.head++;
+    if (q.head === q.entries.length) this.queues.delete(k);
+    else if (q.head >= 1024 && q.head * 2 >= q.entries.length) {
+      q.entries = q.entries.slice(q.head);
+      q.head = 0;
+    }
+  }
+
+  /** Marks a young envelope removed by the open transaction. */
+  private remove(e: Entry): boolean {
+    if (e.gone || e.removing) return false;
+    if (!this.sqlite.inTransaction) throw new Error('envelope removal outside a commit-queue transaction');
+    e.removing = true;
+    this.removals.push(e);
+    return true;
   }
 
   /** Up to `limit` envelopes of one device with `seq > afterSeq`, oldest first. */
   page(accountId: string, deviceId: number, afterSeq: number, limit: number): EnvelopeRow[] {
-    return this.pageStmt.all(accountId, deviceId, afterSeq, limit);
+    const rows = this.pageStmt.all(accountId, deviceId, afterSeq, limit);
+    if (rows.length >= limit) return rows;
+    const q = this.queues.get(deviceKey(accountId, deviceId));
+    if (q === undefined) return rows;
+    const entries = q.entries;
+    // first entry with seq > afterSeq (entries are in seq order)
+    let lo = q.head;
+    let hi = entries.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (entries[mid]!.row.seq > afterSeq) hi = mid;
+      else lo = mid + 1;
+    }
+    for (let i = lo; i < entries.length && rows.length < limit; i++) {
+      const e = entries[i]!;
+      if (!e.gone) rows.push(e.row);
+    }
+    return rows;
+  }
+
+  /** Envelopes queued for one device (tests, observability). */
+  queued(accountId: string, deviceId: number): number {
+    const table = (this.sqlite.prepare('SELECT COUNT(*) AS n FROM envelopes WHERE account_id = ? AND device_id = ?').get(accountId, deviceId) as { n: number }).n;
+    const q = this.queues.get(deviceKey(accountId, deviceId));
+    let young = 0;
+    if (q !== undefined) for (let i = q.head; i < q.entries.length; i++) if (!q.entries[i]!.gone) young++;
+    return table + young;
+  }
+
+  /** Young envelopes held in memory (observability / tests). */
+  get youngCount(): number {
+    return this.young.size;
   }
 
   /**
@@ -141,6 +354,13 @@ export class EnvelopeRepo implements CommitObserver {
   ack(accountId: string, deviceId: number, guids: string[]): AckedEnvelope[] {
     const acked: AckedEnvelope[] = [];
     for (const guid of guids) {
+      const e = this.young.get(guid);
+      if (e !== undefined) {
+        // a young envelope has no table row: nothing more to look up
+        const r = e.row;
+        if (r.accountId === accountId && r.deviceId === deviceId && this.remove(e)) acked.push({ guid, senderAccountId: r.senderAccountId, type: r.type });
+        continue;
+      }
       const row = this.ackStmt.get(guid, accountId, deviceId);
       if (row !== undefined) acked.push(row);
     }
@@ -149,13 +369,17 @@ export class EnvelopeRepo implements CommitObserver {
 
   /** Deletes every envelope queued for a device (the device was removed). */
   dropQueue(accountId: string, deviceId: number): number {
-    return this.dropQueueStmt.run(accountId, deviceId).changes;
+    let n = this.dropQueueStmt.run(accountId, deviceId).changes;
+    const q = this.queues.get(deviceKey(accountId, deviceId));
+    if (q !== undefined) for (let i = q.head; i < q.entries.length; i++) if (this.remove(q.entries[i]!)) n++;
+    return n;
   }
 
   /**
-   * Deletes envelopes whose server timestamp is older than `cutoff`. `seq` grows with time (rows
-   * get their timestamp from the clock of the commit that inserts them), so they are the rows
-   * before the first one at or after `cutoff`: found by walking `seq` from the oldest, and
+   * Deletes envelopes of the `envelopes` table whose server timestamp is older than `cutoff`
+   * (young envelopes are spilled first by the caller; see runRetention). `seq` grows with time
+   * (rows get their timestamp from the clock of the commit that inserts them), so they are the
+   * rows before the first one at or after `cutoff`: found by walking `seq` from the oldest, and
    * deleted by `seq` range, with no index on the timestamp. A row older than `cutoff` behind a
    * younger one (a clock set back) waits until the rows before it expire.
    */
@@ -163,4 +387,140 @@ export class EnvelopeRepo implements CommitObserver {
     const first = this.firstYoungStmt.get(cutoff);
     return first === undefined ? this.expireAllStmt.run(cutoff).changes : this.expireBeforeStmt.run(first.seq, cutoff).changes;
   }
+
+  /**
+   * Moves batches into the `envelopes` table, oldest first, while `take(batch)` says so: each
+   * queued envelope becomes a row with its `seq`, and the batch row and its bitmap are deleted,
+   * in one transaction of its own. Never runs inside another transaction (returns 0): it is
+   * called from timers, between commit-queue flushes. Returns the envelopes moved.
+   */
+  private spillWhile(take: (batch: Batch, young: number, bytes: number) => boolean): number {
+    if (this.sqlite.inTransaction) return 0;
+    const chosen: Batch[] = [];
+    let young = this.young.size;
+    let bytes = this.youngBytes;
+    for (const b of this.batches.values()) {
+      if (!take(b, young, bytes)) break;
+      chosen.push(b);
+      for (const e of b.entries) {
+        if (e.gone) continue;
+        young--;
+        bytes -= e.row.ciphertext.byteLength;
+      }
+    }
+    if (chosen.length === 0) return 0;
+    let moved = 0;
+    this.sqlite.transaction(() => {
+      for (const b of chosen) {
+        for (const e of b.entries) {
+          if (e.gone) continue;
+          const r = e.row;
+          this.spillStmt.run(r.seq, r.guid, r.accountId, r.deviceId, r.senderAccountId, r.senderDeviceId, r.type, blob(r.ciphertext), r.serverTimestamp);
+          moved++;
+        }
+        this.deleteBatchStmt.run(b.id);
+        this.deleteRemovedStmt.run(b.id);
+      }
+    }).immediate();
+    for (const b of chosen) for (const e of b.entries) this.forget(e);
+    return moved;
+  }
+
+  /**
+   * Spills batches older than the policy's age, and the oldest while memory holds more than
+   * its bounds. `all` spills everything (before retention, and at a clean stop).
+   */
+  spill(all = false): number {
+    const old = this.clock() - this.policy.maxAgeMs;
+    const { maxEnvelopes, maxBytes } = this.policy;
+    return this.spillWhile((b, young, bytes) => all || b.bornAt <= old || young > maxEnvelopes || bytes > maxBytes);
+  }
+
+  private scheduleSpill(): void {
+    if (this.spillScheduled) return;
+    this.spillScheduled = true;
+    setImmediate(() => {
+      this.spillScheduled = false;
+      this.spill();
+    });
+  }
+
+  /** Spill on a timer (every half of the policy's age) until {@link stopSpilling}. */
+  startSpilling(): void {
+    this.spillTimer ??= setInterval(() => this.spill(), Math.max(50, this.policy.maxAgeMs / 2));
+    this.spillTimer.unref();
+  }
+
+  stopSpilling(): void {
+    clearInterval(this.spillTimer);
+    this.spillTimer = undefined;
+  }
+
+  /**
+   * Moves every stored batch into the `envelopes` table, leaving out what its bitmap marks
+   * removed. Run once at start, before anything is served (batches in the database are then
+   * those a stopped relay left); returns the envelopes moved.
+   */
+  recover(): number {
+    const stored = this.sqlite.prepare(`SELECT b.id AS id, b.rows AS rows, a.acked AS acked FROM envelope_batches b
+      LEFT JOIN envelope_batch_acks a ON a.batch_id = b.id ORDER BY b.id`).all() as { id: number; rows: Buffer; acked: Buffer | null }[];
+    let moved = 0;
+    this.sqlite.transaction(() => {
+      for (const b of stored) {
+        const rows = decodeBatch(b.rows);
+        for (let i = 0; i < rows.length; i++) {
+          if (b.acked !== null && (b.acked[i >> 3]! & (1 << (i & 7))) !== 0) continue;
+          const r = rows[i]!;
+          this.spillStmt.run(r.seq, r.guid, r.accountId, r.deviceId, r.senderAccountId, r.senderDeviceId, r.type, blob(r.ciphertext), r.serverTimestamp);
+          moved++;
+        }
+      }
+      this.sqlite.prepare('DELETE FROM envelope_batches').run();
+      this.sqlite.prepare('DELETE FROM envelope_batch_acks').run();
+    }).immediate();
+    return moved;
+  }
+}
+
+function countBits(bits: Uint8Array): number {
+  let n = 0;
+  for (let b of bits) {
+    while (b !== 0) {
+      b &= b - 1;
+      n++;
+    }
+  }
+  return n;
+}
+
+/**
+ * A batch row: `[ciphertexts, rows]`, each row `[seq, guid, accountId, deviceId,
+ * senderAccountId, senderDeviceId, type, ciphertext index, serverTimestamp]`; envelopes sharing
+ * one ciphertext (a group send's, a receipt's) store it once.
+ */
+function encodeBatch(rows: EnvelopeRow[]): Uint8Array {
+  const ciphertexts: Uint8Array[] = [];
+  const out: unknown[] = new Array(rows.length);
+  let last: Uint8Array | undefined;
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    if (r.ciphertext !== last) {
+      last = r.ciphertext;
+      ciphertexts.push(last);
+    }
+    out[i] = [r.seq, r.guid, r.accountId, r.deviceId, r.senderAccountId, r.senderDeviceId, r.type, ciphertexts.length - 1, r.serverTimestamp];
+  }
+  return encodeCbor([ciphertexts, out]);
+}
+
+/** better-sqlite3 binds Buffers as blobs. */
+function blob(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function decodeBatch(bytes: Uint8Array): EnvelopeRow[] {
+  const [ciphertexts, rows] = decodeCbor(bytes, BATCH_LIMITS) as [Uint8Array[], [number, string, string, number, string, number, string, number, number][]];
+  return rows.map(([seq, guid, accountId, deviceId, senderAccountId, senderDeviceId, type, c, serverTimestamp]) => ({
+    seq, guid, accountId, deviceId, senderAccountId, senderDeviceId, type, ciphertext: ciphertexts[c]!, serverTimestamp,
+  }));
 }

@@ -90,6 +90,26 @@ export const envelopes = sqliteTable('envelopes', {
 ]);
 
 /**
+ * Young envelopes, written one row per commit: every envelope a commit queues goes into ONE
+ * row here (`rows`: the envelopes as `envelopes` would hold them, CBOR-encoded, see
+ * EnvelopeRepo), instead of one `envelopes` row each; the relay keeps them indexed in memory.
+ * Most are acked within moments, and the row is deleted when the last of its envelopes is. A
+ * batch still partly unacked after a few seconds is moved ("spilled") into `envelopes`, and a
+ * relay that stopped spills every batch at start. `id` is the `seq` of the batch's first
+ * envelope; seqs continue `envelopes`' own, so a spilled envelope keeps its place in the queue.
+ */
+export const envelopeBatches = sqliteTable('envelope_batches', {
+  id: integer('id').primaryKey(),
+  rows: bytes('rows').notNull(),
+});
+
+/** Which envelopes of a batch were acked (or otherwise removed): one bit per envelope, in order. */
+export const envelopeBatchAcks = sqliteTable('envelope_batch_acks', {
+  batchId: integer('batch_id').primaryKey(),
+  acked: bytes('acked').notNull(),
+});
+
+/**
  * A multi-recipient send accepted but not yet expanded into its per-device `envelopes` rows:
  * one shared ciphertext and the recipient list, so that the send is durable after writing one
  * row. The expansion runs in the commit right after the accepting one (ahead of every later

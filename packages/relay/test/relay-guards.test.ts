@@ -1,4 +1,5 @@
-import { decodeCbor, decodeEnvelope } from '@sotto/protocol';
+import { decodeEnvelope } from '@sotto/protocol';
+import { decodeEnvelopeBatch } from '../src/db/envelope-repo.js';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -231,17 +232,21 @@ describe('trust model', () => {
       expect(columns['envelope_batches']).toEqual(['id', 'rows']);
       expect(columns['envelope_batch_acks']).toEqual(['batch_id', 'acked']);
       const batch = sqlite.prepare('select * from envelope_batches').get() as { id: number; rows: Buffer };
-      const [ciphertexts, rows] = decodeCbor(batch.rows, { maxBytes: 1 << 20, maxItems: 1000 }) as [Uint8Array[], unknown[][]];
-      expect(ciphertexts.map((c) => new Uint8Array(c))).toEqual([ciphertext]);
+      const rows = decodeEnvelopeBatch(batch.rows);
       expect(rows).toHaveLength(1);
-      expect(rows[0]!.slice(2, 8)).toEqual(['jill', 1, 'ivan', 1, 'whisper', 0]);
-      expect(rows[0]).toHaveLength(9); // seq, guid, recipient, sender, type, ciphertext index, server timestamp
+      const { seq, guid, serverTimestamp, ciphertext: stored, ...rest } = rows[0]!;
+      expect(new Uint8Array(stored)).toEqual(ciphertext);
+      expect(rest).toEqual({ accountId: 'jill', deviceId: 1, senderAccountId: 'ivan', senderDeviceId: 1, type: 'whisper' });
+      expect([typeof seq, typeof guid, typeof serverTimestamp]).toEqual(['number', 'string', 'number']);
+      // nothing else in the row: its length is exactly these fields'
+      const strings = [guid, 'jill', 'ivan', 'whisper'].reduce((n, s) => n + 2 + Buffer.byteLength(s), 0);
+      expect(batch.rows.length).toBe(9 + 4 + ciphertext.length + 28 + strings);
       // moved to the table, it is the same row
       own.relay.ctx.envelopes.spill(true);
       expect(sqlite.prepare('select count(*) as n from envelope_batches').get()).toEqual({ n: 0 });
       const env = sqlite.prepare('select * from envelopes').get() as { ciphertext: Buffer; guid: string };
       expect(new Uint8Array(env.ciphertext)).toEqual(ciphertext);
-      expect(env.guid).toBe(rows[0]![1]);
+      expect(env.guid).toBe(guid);
       const creds = sqlite.prepare('select secret_hash from device_credentials').all() as { secret_hash: Buffer }[];
       for (const c of creds) {
         expect(c.secret_hash.length).toBe(32);

@@ -1,4 +1,3 @@
-import { decodeCbor, encodeCbor } from '@sotto/protocol';
 import type Database from 'better-sqlite3';
 import type { CommitObserver } from './commit-queue.js';
 import type { RelayDb } from './database.js';
@@ -47,8 +46,6 @@ export type CommittedListener = (rows: EnvelopeRow[]) => void;
 const BATCH_MAX_ROWS = 4096;
 /** …and about this many ciphertext bytes (a single envelope may exceed it). */
 const BATCH_MAX_BYTES = 4 * 1024 * 1024;
-/** Decoding limits of a stored batch row (written by this relay; checked all the same). */
-const BATCH_LIMITS = { maxBytes: 2 * BATCH_MAX_BYTES + 1024 * 1024, maxDepth: 3, maxItems: BATCH_MAX_ROWS * 10 + 64, maxStringBytes: 1024 * 1024 };
 
 /** When to move young envelopes to the `envelopes` table (see {@link EnvelopeRepo.spill}). */
 export interface SpillPolicy {
@@ -78,6 +75,7 @@ interface Batch {
 interface Entry {
   row: EnvelopeRow;
   batch: Batch;
+  queue: DeviceQueue;
   index: number;
   /** Removed by a committed transaction (or spilled to the table). */
   gone: boolean;
@@ -87,11 +85,11 @@ interface Entry {
 
 /** A device's young envelopes in `seq` order; those before `head` are all gone. */
 interface DeviceQueue {
+  accountId: string;
+  deviceId: number;
   entries: Entry[];
   head: number;
 }
-
-const deviceKey = (accountId: string, deviceId: number): string => `${accountId}\u0000${deviceId}`;
 
 /**
  * The per-device envelope queue. Rows leave only by {@link ack} from the recipient device
@@ -134,7 +132,8 @@ export class EnvelopeRepo implements CommitObserver {
   private nextSeq: number;
 
   private readonly young = new Map<string, Entry>();
-  private readonly queues = new Map<string, DeviceQueue>();
+  /** Account → device → young envelopes (no key strings built per envelope). */
+  private readonly queues = new Map<string, Map<number, DeviceQueue>>();
   /** Batches with envelopes still queued, oldest first (ids grow). */
   private readonly batches = new Map<number, Batch>();
   private youngBytes = 0;
@@ -176,7 +175,7 @@ export class EnvelopeRepo implements CommitObserver {
       UNION ALL SELECT seq AS s FROM sqlite_sequence WHERE name = 'envelopes')`).get() as { s: number | null };
     const last = this.sqlite.prepare('SELECT rows FROM envelope_batches ORDER BY id DESC LIMIT 1').get() as { rows: Buffer } | undefined;
     let high = table.s ?? 0;
-    if (last !== undefined) for (const r of decodeBatch(last.rows)) high = Math.max(high, r.seq);
+    if (last !== undefined) for (const r of decodeEnvelopeBatch(last.rows)) high = Math.max(high, r.seq);
     return high;
   }
 
@@ -220,7 +219,7 @@ export class EnvelopeRepo implements CommitObserver {
       bytes += rows[i]!.ciphertext.byteLength;
       if (i + 1 === rows.length || i + 1 - start >= BATCH_MAX_ROWS || bytes >= BATCH_MAX_BYTES) {
         const part = start === 0 && i + 1 === rows.length ? rows : rows.slice(start, i + 1);
-        this.insertBatchStmt.run(part[0]!.seq, blob(encodeBatch(part)));
+        this.insertBatchStmt.run(part[0]!.seq, encodeBatch(part));
         this.written.push({ id: part[0]!.seq, rows: part });
         start = i + 1;
         bytes = 0;
@@ -270,18 +269,29 @@ export class EnvelopeRepo implements CommitObserver {
   /** Indexes a committed batch row's envelopes. */
   private index(id: number, rows: EnvelopeRow[], now: number): void {
     const batch: Batch = { id, entries: new Array(rows.length), live: rows.length, removed: new Uint8Array((rows.length + 7) >> 3), bornAt: now };
+    let q: DeviceQueue | undefined;
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i]!;
-      const entry: Entry = { row, batch, index: i, gone: false, removing: false };
+      // consecutive rows often share a device (a sendBatch, a group's expansion)
+      if (q === undefined || q.deviceId !== row.deviceId || q.accountId !== row.accountId) q = this.queueOf(row.accountId, row.deviceId, true)!;
+      const entry: Entry = { row, batch, queue: q, index: i, gone: false, removing: false };
       batch.entries[i] = entry;
       this.young.set(row.guid, entry);
       this.youngBytes += row.ciphertext.byteLength;
-      const k = deviceKey(row.accountId, row.deviceId);
-      const q = this.queues.get(k);
-      if (q === undefined) this.queues.set(k, { entries: [entry], head: 0 });
-      else q.entries.push(entry);
+      q.entries.push(entry);
     }
     this.batches.set(id, batch);
+  }
+
+  private queueOf(accountId: string, deviceId: number, create: boolean): DeviceQueue | undefined {
+    let devices = this.queues.get(accountId);
+    if (devices === undefined) {
+      if (!create) return undefined;
+      this.queues.set(accountId, (devices = new Map()));
+    }
+    let q = devices.get(deviceId);
+    if (q === undefined && create) devices.set(deviceId, (q = { accountId, deviceId, entries: [], head: 0 }));
+    return q;
   }
 
   /** Drops a young envelope from the memory index (removed, or now in the table). */
@@ -291,13 +301,17 @@ export class EnvelopeRepo implements CommitObserver {
     this.young.delete(e.row.guid);
     this.youngBytes -= e.row.ciphertext.byteLength;
     if (--e.batch.live === 0) this.batches.delete(e.batch.id);
-    const k = deviceKey(e.row.accountId, e.row.deviceId);
-    const q = this.queues.get(k);
-    if (q === undefined) return;
-    while (q.head < q.entries.length && q.entries[q.head]!.gone) q.head++;
-    if (q.head === q.entries.length) this.queues.delete(k);
-    else if (q.head >= 1024 && q.head * 2 >= q.entries.length) {
-      q.entries = q.entries.slice(q.head);
+    const q = e.queue;
+    const entries = q.entries;
+    while (q.head < entries.length && entries[q.head]!.gone) q.head++;
+    if (q.head === entries.length) {
+      const devices = this.queues.get(q.accountId);
+      if (devices?.get(q.deviceId) === q) {
+        devices.delete(q.deviceId);
+        if (devices.size === 0) this.queues.delete(q.accountId);
+      }
+    } else if (q.head >= 1024 && q.head * 2 >= entries.length) {
+      q.entries = entries.slice(q.head);
       q.head = 0;
     }
   }
@@ -315,7 +329,7 @@ export class EnvelopeRepo implements CommitObserver {
   page(accountId: string, deviceId: number, afterSeq: number, limit: number): EnvelopeRow[] {
     const rows = this.pageStmt.all(accountId, deviceId, afterSeq, limit);
     if (rows.length >= limit) return rows;
-    const q = this.queues.get(deviceKey(accountId, deviceId));
+    const q = this.queueOf(accountId, deviceId, false);
     if (q === undefined) return rows;
     const entries = q.entries;
     // first entry with seq > afterSeq (entries are in seq order)
@@ -336,7 +350,7 @@ export class EnvelopeRepo implements CommitObserver {
   /** Envelopes queued for one device (tests, observability). */
   queued(accountId: string, deviceId: number): number {
     const table = (this.sqlite.prepare('SELECT COUNT(*) AS n FROM envelopes WHERE account_id = ? AND device_id = ?').get(accountId, deviceId) as { n: number }).n;
-    const q = this.queues.get(deviceKey(accountId, deviceId));
+    const q = this.queueOf(accountId, deviceId, false);
     let young = 0;
     if (q !== undefined) for (let i = q.head; i < q.entries.length; i++) if (!q.entries[i]!.gone) young++;
     return table + young;
@@ -370,7 +384,7 @@ export class EnvelopeRepo implements CommitObserver {
   /** Deletes every envelope queued for a device (the device was removed). */
   dropQueue(accountId: string, deviceId: number): number {
     let n = this.dropQueueStmt.run(accountId, deviceId).changes;
-    const q = this.queues.get(deviceKey(accountId, deviceId));
+    const q = this.queueOf(accountId, deviceId, false);
     if (q !== undefined) for (let i = q.head; i < q.entries.length; i++) if (this.remove(q.entries[i]!)) n++;
     return n;
   }
@@ -467,7 +481,7 @@ export class EnvelopeRepo implements CommitObserver {
     let moved = 0;
     this.sqlite.transaction(() => {
       for (const b of stored) {
-        const rows = decodeBatch(b.rows);
+        const rows = decodeEnvelopeBatch(b.rows);
         for (let i = 0; i < rows.length; i++) {
           if (b.acked !== null && (b.acked[i >> 3]! & (1 << (i & 7))) !== 0) continue;
           const r = rows[i]!;
@@ -493,34 +507,104 @@ function countBits(bits: Uint8Array): number {
   return n;
 }
 
+/** Version byte of the batch row format below. */
+const BATCH_FORMAT = 1;
+/** Fixed bytes per row: seq and server timestamp (f64), device ids and ciphertext index (u32), four string lengths (u16). */
+const ROW_FIXED_BYTES = 8 + 8 + 4 + 4 + 4 + 4 * 2;
+
 /**
- * A batch row: `[ciphertexts, rows]`, each row `[seq, guid, accountId, deviceId,
- * senderAccountId, senderDeviceId, type, ciphertext index, serverTimestamp]`; envelopes sharing
- * one ciphertext (a group send's, a receipt's) store it once.
+ * A batch row, little-endian: `u8 format, u32 ciphertext count, u32 row count`, each distinct
+ * ciphertext as `u32 length, bytes` (envelopes sharing one, a group send's or a receipt's, store
+ * it once), then each row as `f64 seq, f64 serverTimestamp, u32 deviceId, u32 senderDeviceId,
+ * u32 ciphertext index` and the strings `guid, accountId, senderAccountId, type` as
+ * `u16 length, UTF-8`. Local to this relay's database, written on every commit: a fixed
+ * layout written in one pass, rather than a self-describing encoding.
  */
-function encodeBatch(rows: EnvelopeRow[]): Uint8Array {
-  const ciphertexts: Uint8Array[] = [];
-  const out: unknown[] = new Array(rows.length);
+function encodeBatch(rows: EnvelopeRow[]): Buffer {
+  let size = 9;
   let last: Uint8Array | undefined;
-  for (let i = 0; i < rows.length; i++) {
-    const r = rows[i]!;
+  for (const r of rows) {
     if (r.ciphertext !== last) {
       last = r.ciphertext;
-      ciphertexts.push(last);
+      size += 4 + last.byteLength;
     }
-    out[i] = [r.seq, r.guid, r.accountId, r.deviceId, r.senderAccountId, r.senderDeviceId, r.type, ciphertexts.length - 1, r.serverTimestamp];
+    // UTF-8 takes at most 3 bytes per UTF-16 unit
+    size += ROW_FIXED_BYTES + 3 * (r.guid.length + r.accountId.length + r.senderAccountId.length + r.type.length);
   }
-  return encodeCbor([ciphertexts, out]);
+  const buf = Buffer.allocUnsafe(size);
+  buf[0] = BATCH_FORMAT;
+  buf.writeUInt32LE(rows.length, 5);
+  let pos = 9;
+  let ciphertexts = 0;
+  last = undefined;
+  for (const r of rows) {
+    if (r.ciphertext === last) continue;
+    last = r.ciphertext;
+    buf.writeUInt32LE(last.byteLength, pos);
+    buf.set(last, pos + 4);
+    pos += 4 + last.byteLength;
+    ciphertexts++;
+  }
+  buf.writeUInt32LE(ciphertexts, 1);
+  let index = -1;
+  last = undefined;
+  for (const r of rows) {
+    if (r.ciphertext !== last) {
+      last = r.ciphertext;
+      index++;
+    }
+    buf.writeDoubleLE(r.seq, pos);
+    buf.writeDoubleLE(r.serverTimestamp, pos + 8);
+    buf.writeUInt32LE(r.deviceId, pos + 16);
+    buf.writeUInt32LE(r.senderDeviceId, pos + 20);
+    buf.writeUInt32LE(index, pos + 24);
+    pos = writeString(buf, r.type, writeString(buf, r.senderAccountId, writeString(buf, r.accountId, writeString(buf, r.guid, pos + 28))));
+  }
+  return buf.subarray(0, pos);
+}
+
+function writeString(buf: Buffer, s: string, pos: number): number {
+  const n = buf.write(s, pos + 2);
+  buf.writeUInt16LE(n, pos);
+  return pos + 2 + n;
+}
+
+/** The rows of a batch row (see {@link encodeBatch}). Exported for tests. */
+export function decodeEnvelopeBatch(bytes: Uint8Array): EnvelopeRow[] {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buf[0] !== BATCH_FORMAT) throw new Error(`unknown envelope batch format ${buf[0]}`);
+  const ciphertexts: Buffer[] = new Array(buf.readUInt32LE(1));
+  const rows: EnvelopeRow[] = new Array(buf.readUInt32LE(5));
+  let pos = 9;
+  for (let i = 0; i < ciphertexts.length; i++) {
+    const n = buf.readUInt32LE(pos);
+    ciphertexts[i] = buf.subarray(pos + 4, pos + 4 + n);
+    pos += 4 + n;
+  }
+  const str = (): string => {
+    const n = buf.readUInt16LE(pos);
+    const out = buf.toString('utf8', pos + 2, pos + 2 + n);
+    pos += 2 + n;
+    return out;
+  };
+  for (let i = 0; i < rows.length; i++) {
+    const seq = buf.readDoubleLE(pos);
+    const serverTimestamp = buf.readDoubleLE(pos + 8);
+    const deviceId = buf.readUInt32LE(pos + 16);
+    const senderDeviceId = buf.readUInt32LE(pos + 20);
+    const ciphertext = ciphertexts[buf.readUInt32LE(pos + 24)];
+    if (ciphertext === undefined) throw new Error('envelope batch row names a missing ciphertext');
+    pos += 28;
+    const guid = str();
+    const accountId = str();
+    const senderAccountId = str();
+    const type = str();
+    rows[i] = { seq, guid, accountId, deviceId, senderAccountId, senderDeviceId, type, ciphertext, serverTimestamp };
+  }
+  return rows;
 }
 
 /** better-sqlite3 binds Buffers as blobs. */
 function blob(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-function decodeBatch(bytes: Uint8Array): EnvelopeRow[] {
-  const [ciphertexts, rows] = decodeCbor(bytes, BATCH_LIMITS) as [Uint8Array[], [number, string, string, number, string, number, string, number, number][]];
-  return rows.map(([seq, guid, accountId, deviceId, senderAccountId, senderDeviceId, type, c, serverTimestamp]) => ({
-    seq, guid, accountId, deviceId, senderAccountId, senderDeviceId, type, ciphertext: ciphertexts[c]!, serverTimestamp,
-  }));
 }

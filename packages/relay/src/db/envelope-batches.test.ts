@@ -1,0 +1,239 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CommitQueue } from './commit-queue.js';
+import { openDatabase, type OpenDatabase } from './database.js';
+import { decodeEnvelopeBatch, EnvelopeRepo, type EnvelopeRow, type NewEnvelope, type SpillPolicy } from './envelope-repo.js';
+
+/**
+ * The envelope queue's two stores: young envelopes in one batch row per commit (indexed in
+ * memory) and the `envelopes` table they spill into. Every test reads the queue only through
+ * the repository's page(), which must always be the device's envelopes in `seq` order.
+ */
+
+let dir: string;
+let database: OpenDatabase;
+let queue: CommitQueue;
+let repo: EnvelopeRepo;
+let clock = 0;
+
+const POLICY: SpillPolicy = { maxAgeMs: 1000, maxEnvelopes: 1_000_000, maxBytes: 1 << 30 };
+
+function open(policy: SpillPolicy = POLICY): void {
+  database = openDatabase(join(dir, 'relay.sqlite'));
+  queue = new CommitQueue(database.sqlite);
+  repo = new EnvelopeRepo(database.db, policy, () => clock);
+  queue.observe(repo);
+}
+
+/** Closes without spilling, as a killed relay leaves its database. */
+function crash(): void {
+  database.close();
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'sotto-batches-'));
+  clock = 0;
+  open();
+});
+
+afterEach(() => {
+  if (database.sqlite.open) {
+    queue.close();
+    database.close();
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+let n = 0;
+const env = (deviceId = 1, accountId = 'bob'): NewEnvelope => ({
+  guid: `g${++n}`, accountId, deviceId, senderAccountId: 'ann', senderDeviceId: 1, type: 'whisper', ciphertext: new Uint8Array([n & 255, 7]), serverTimestamp: 1000 + n,
+});
+
+const insert = (rows: NewEnvelope[]): Promise<EnvelopeRow[]> => queue.run(() => repo.insert(rows));
+const ack = (guids: string[], deviceId = 1): Promise<string[]> => queue.run(() => repo.ack('bob', deviceId, guids).map((a) => a.guid));
+const guids = (deviceId = 1, after = 0, limit = 1000): string[] => repo.page('bob', deviceId, after, limit).map((r) => r.guid);
+const count = (table: string): number => (database.sqlite.prepare(`select count(*) as n from ${table}`).get() as { n: number }).n;
+
+describe('envelope batches', () => {
+  it('writes one batch row per commit and deletes it with its last ack', async () => {
+    const rows = await Promise.all([insert([env(), env()]), insert([env()])]);
+    expect(count('envelope_batches')).toBe(1);
+    expect(count('envelopes')).toBe(0);
+    const all = rows.flat().map((r) => r.guid);
+    expect(guids()).toEqual(all);
+    expect(await ack([all[0]!, all[2]!])).toEqual([all[0], all[2]]);
+    // the bitmap marks envelopes 0 and 2 of the batch
+    expect(database.sqlite.prepare('select acked from envelope_batch_acks').get()).toEqual({ acked: Buffer.from([0b101]) });
+    expect(guids()).toEqual([all[1]]);
+    expect(await ack([all[1]!, all[1]!, 'unknown'])).toEqual([all[1]]);
+    expect([count('envelope_batches'), count('envelope_batch_acks')]).toEqual([0, 0]);
+    expect(guids()).toEqual([]);
+    expect(repo.youngCount).toBe(0);
+  });
+
+  it('ignores acks from another device and undoes the acks of a failed operation', async () => {
+    const [a, b] = await insert([env(1), env(2)]);
+    expect(await ack([a!.guid], 2)).toEqual([]);
+    await expect(queue.run(() => {
+      repo.ack('bob', 1, [a!.guid]);
+      throw new Error('fails after acking');
+    })).rejects.toThrow('fails after acking');
+    expect(guids(1)).toEqual([a!.guid]);
+    // among others: the batch runs again with savepoints, the failing one's ack is undone alone
+    const results = await Promise.allSettled([
+      queue.run(() => repo.ack('bob', 2, [b!.guid]).length),
+      queue.run(() => {
+        repo.ack('bob', 1, [a!.guid]);
+        throw new Error('no');
+      }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected']);
+    expect([guids(1), guids(2)]).toEqual([[a!.guid], []]);
+    expect(count('envelope_batch_acks')).toBe(1);
+  });
+
+  it('spills batches older than the policy age into the table, keeping seq and order', async () => {
+    const first = await insert([env(), env(2), env()]);
+    await ack([first[0]!.guid]);
+    clock += 600;
+    const second = await insert([env(), env()]);
+    clock += 600;
+    expect(repo.spill()).toBe(2); // the first batch only: its two envelopes still queued
+    expect(count('envelopes')).toBe(2);
+    expect(count('envelope_batches')).toBe(1);
+    const page = repo.page('bob', 1, 0, 10);
+    expect(page.map((r) => r.guid)).toEqual([first[2]!.guid, ...second.map((r) => r.guid)]);
+    expect(page.map((r) => r.seq)).toEqual([first[2]!.seq, ...second.map((r) => r.seq)]);
+    expect(page[0]!.ciphertext).toEqual(Buffer.from(first[2]!.ciphertext));
+    // a page limit that ends inside the table, then a cursor past it
+    expect(guids(1, 0, 1)).toEqual([first[2]!.guid]);
+    expect(guids(1, first[2]!.seq, 10)).toEqual(second.map((r) => r.guid));
+    // an ack of a spilled envelope deletes its table row
+    expect(await ack([first[2]!.guid])).toEqual([first[2]!.guid]);
+    expect(count('envelopes')).toBe(1); // device 2's
+    expect(repo.queued('bob', 1)).toBe(2);
+  });
+
+  it('spills the oldest batches while memory holds more envelopes than allowed', async () => {
+    queue.close();
+    database.close();
+    open({ maxAgeMs: 60_000, maxEnvelopes: 3, maxBytes: 1 << 30 });
+    const rows = [...(await insert([env(), env()])), ...(await insert([env(), env()]))];
+    await new Promise((r) => setImmediate(r)); // the spill is scheduled after the commit
+    expect(repo.youngCount).toBe(2);
+    expect(count('envelopes')).toBe(2);
+    expect(guids()).toEqual(rows.map((r) => r.guid));
+  });
+
+  it('recovers what a killed relay left: every unacked envelope once, acked ones never', async () => {
+    const rows = await insert([env(), env(), env(2)]);
+    await ack([rows[1]!.guid]);
+    const later = await insert([env()]);
+    crash();
+    open();
+    expect(repo.recover()).toBe(3);
+    expect([count('envelope_batches'), count('envelope_batch_acks')]).toEqual([0, 0]);
+    expect(guids()).toEqual([rows[0]!.guid, later[0]!.guid]);
+    expect(guids(2)).toEqual([rows[2]!.guid]);
+    // new envelopes continue after the recovered seqs
+    const next = await insert([env()]);
+    expect(next[0]!.seq).toBeGreaterThan(later[0]!.seq);
+    expect(guids().at(-1)).toBe(next[0]!.guid);
+  });
+
+  it('continues seqs after batches left in the database even before recovery', async () => {
+    const rows = await insert([env(), env()]);
+    crash();
+    open();
+    const next = await insert([env()]);
+    expect(next[0]!.seq).toBe(rows[1]!.seq + 1);
+  });
+
+  it('drops a removed device\'s young and spilled envelopes', async () => {
+    await insert([env(3), env(3), env(1)]);
+    clock += 2000;
+    repo.spill();
+    await insert([env(3)]);
+    expect(repo.queued('bob', 3)).toBe(3);
+    expect(await queue.run(() => repo.dropQueue('bob', 3))).toBe(3);
+    expect(guids(3)).toEqual([]);
+    expect(guids(1)).toHaveLength(1);
+  });
+
+  it('round-trips the batch row format, with shared ciphertexts stored once and any UTF-8', () => {
+    const shared = new Uint8Array([1, 2, 3]);
+    const rows: EnvelopeRow[] = [
+      { seq: 2 ** 40, guid: 'g-ü', accountId: 'bob', deviceId: 7, senderAccountId: 'änn', senderDeviceId: 2 ** 31, type: 'senderkey', ciphertext: shared, serverTimestamp: 1_700_000_000_123 },
+      { seq: 2 ** 40 + 1, guid: 'g2', accountId: 'cy', deviceId: 1, senderAccountId: 'änn', senderDeviceId: 1, type: 'senderkey', ciphertext: shared, serverTimestamp: 1 },
+    ];
+    return queue.run(() => repo.insert(rows.map(({ seq: _seq, ...r }) => r))).then(() => {
+      const stored = database.sqlite.prepare('select rows from envelope_batches').get() as { rows: Buffer };
+      const back = decodeEnvelopeBatch(stored.rows);
+      expect(back.map(({ seq: _s, ciphertext, ...r }) => ({ ...r, ciphertext: new Uint8Array(ciphertext) })))
+        .toEqual(rows.map(({ seq: _s, ...r }) => r));
+      // the shared ciphertext once: 9 header bytes, one 4+3 ciphertext, two rows
+      const strings = ['g-ü', 'bob', 'änn', 'senderkey', 'g2', 'cy', 'änn', 'senderkey'].reduce((s, x) => s + 2 + Buffer.byteLength(x), 0);
+      expect(stored.rows.length).toBe(9 + 7 + 2 * 28 + strings);
+    });
+  });
+
+  it('matches a plain model under random inserts, acks, failed operations, spills and crashes', async () => {
+    type Op =
+      | { k: 'insert'; devices: number[] }
+      | { k: 'ack'; device: number; picks: number[] }
+      | { k: 'fail'; picks: number[] }
+      | { k: 'spill'; advance: number }
+      | { k: 'crash' };
+    const op = fc.oneof(
+      fc.record({ k: fc.constant('insert' as const), devices: fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 5 }) }),
+      fc.record({ k: fc.constant('ack' as const), device: fc.integer({ min: 1, max: 3 }), picks: fc.array(fc.nat(50), { maxLength: 4 }) }),
+      fc.record({ k: fc.constant('fail' as const), picks: fc.array(fc.nat(50), { minLength: 1, maxLength: 3 }) }),
+      fc.record({ k: fc.constant('spill' as const), advance: fc.integer({ min: 0, max: 1500 }) }),
+      fc.record({ k: fc.constant('crash' as const) }),
+    );
+    await fc.assert(fc.asyncProperty(fc.array(op, { maxLength: 25 }), async (ops) => {
+      // a fresh database per run
+      if (database.sqlite.open) database.close();
+      rmSync(dir, { recursive: true, force: true });
+      dir = mkdtempSync(join(tmpdir(), 'sotto-batches-'));
+      open();
+      // the model: per device, queued guids in order
+      const model = new Map<number, string[]>([[1, []], [2, []], [3, []]]);
+      const all: { guid: string; device: number }[] = [];
+      for (const o of ops) {
+        if (o.k === 'insert') {
+          const made = await insert(o.devices.map((d) => env(d)));
+          for (const r of made) {
+            model.get(r.deviceId)!.push(r.guid);
+            all.push({ guid: r.guid, device: r.deviceId });
+          }
+        } else if (o.k === 'ack' && all.length > 0) {
+          const picked = o.picks.map((p) => all[p % all.length]!.guid);
+          const acked = await ack(picked, o.device);
+          const queued = model.get(o.device)!;
+          const expected = [...new Set(picked)].filter((g) => queued.includes(g));
+          expect(acked.sort()).toEqual(expected.sort());
+          model.set(o.device, queued.filter((g) => !picked.includes(g)));
+        } else if (o.k === 'fail' && all.length > 0) {
+          const picked = o.picks.map((p) => all[p % all.length]!);
+          await queue.run(() => {
+            for (const p of picked) repo.ack('bob', p.device, [p.guid]);
+            repo.insert([env(1)]);
+            throw new Error('rolled back');
+          }).catch(() => undefined);
+        } else if (o.k === 'spill') {
+          clock += o.advance;
+          repo.spill();
+        } else if (o.k === 'crash') {
+          crash();
+          open();
+          repo.recover();
+        }
+        for (const [d, queued] of model) expect(guids(d)).toEqual(queued);
+      }
+    }), { numRuns: 60 });
+  });
+});

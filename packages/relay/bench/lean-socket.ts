@@ -43,64 +43,116 @@ export class TurnCork {
 
 /**
  * A minimal CBOR reader for the relay's frames: walks definite-length maps for the few keys
- * the generator needs and skips everything else. No validation (the relay is trusted here).
+ * the generator needs and skips everything else, allocating nothing but the strings it
+ * returns. Keys are told apart by their length and first byte (unique among the keys of the
+ * relay's frames). No validation (the relay is trusted here).
  */
 class Walk {
   pos = 0;
+  /** Argument of the last head read. */
+  arg = 0;
   constructor(readonly b: Uint8Array) {}
 
-  /** Reads an initial byte; returns [major type, argument]. */
-  head(): [number, number] {
+  /** Reads an initial byte and its argument (into `arg`); returns the major type. */
+  head(): number {
     const b = this.b;
     const ib = b[this.pos++]!;
-    const major = ib >> 5;
     const info = ib & 31;
-    if (info < 24) return [major, info];
-    if (info === 24) return [major, b[this.pos++]!];
-    if (info === 25) {
-      const v = (b[this.pos]! << 8) | b[this.pos + 1]!;
+    if (info < 24) this.arg = info;
+    else if (info === 24) this.arg = b[this.pos++]!;
+    else if (info === 25) {
+      this.arg = (b[this.pos]! << 8) | b[this.pos + 1]!;
       this.pos += 2;
-      return [major, v];
-    }
-    if (info === 26) {
-      const v = ((b[this.pos]! << 24) >>> 0) + ((b[this.pos + 1]! << 16) | (b[this.pos + 2]! << 8) | b[this.pos + 3]!);
+    } else if (info === 26) {
+      this.arg = ((b[this.pos]! << 24) >>> 0) + ((b[this.pos + 1]! << 16) | (b[this.pos + 2]! << 8) | b[this.pos + 3]!);
       this.pos += 4;
-      return [major, v];
-    }
-    if (info === 27) {
-      const hi = ((b[this.pos]! << 24) >>> 0) + ((b[this.pos + 1]! << 16) | (b[this.pos + 2]! << 8) | b[this.pos + 3]!);
-      const lo = ((b[this.pos + 4]! << 24) >>> 0) + ((b[this.pos + 5]! << 16) | (b[this.pos + 6]! << 8) | b[this.pos + 7]!);
+    } else if (info === 27) {
+      this.arg = 0; // 64-bit values (a float64 timestamp): only ever skipped
       this.pos += 8;
-      return [major, major === 7 ? 0 : hi * 2 ** 32 + lo];
-    }
-    throw new Error('lean walker: unsupported CBOR');
+    } else throw new Error('lean walker: unsupported CBOR');
+    return ib >> 5;
   }
 
-  /** A text string (ASCII keys and values). */
+  /** A text key as (length << 8 | first byte). */
+  key(): number {
+    this.head();
+    const k = (this.arg << 8) | this.b[this.pos]!;
+    this.pos += this.arg;
+    return k;
+  }
+
+  /** A text string (ASCII). */
   text(): string {
-    const [, n] = this.head();
-    let s = '';
-    for (let i = 0; i < n; i++) s += String.fromCharCode(this.b[this.pos + i]!);
-    this.pos += n;
-    return s;
+    this.head();
+    const start = this.pos;
+    this.pos += this.arg;
+    return latin1(this.b, start, this.pos);
   }
 
   bytes(): Uint8Array {
-    const [, n] = this.head();
-    const out = this.b.subarray(this.pos, this.pos + n);
-    this.pos += n;
+    this.head();
+    const out = this.b.subarray(this.pos, this.pos + this.arg);
+    this.pos += this.arg;
     return out;
   }
 
   uint(): number {
-    return this.head()[1];
+    this.head();
+    return this.arg;
   }
 
   skip(): void {
-    const [major, n] = this.head();
+    const major = this.head();
+    const n = this.arg;
     if (major === 2 || major === 3) this.pos += n;
     else if (major === 4) for (let i = 0; i < n; i++) this.skip();
     else if (major === 5) for (let i = 0; i < 2 * n; i++) this.skip();
+  }
+}
+
+const latin1 = (b: Uint8Array, start: number, end: number): string => Buffer.prototype.latin1Slice.call(b, start, end) as string;
+
+const k = (name: string): number => (name.length << 8) | name.charCodeAt(0);
+const KEY_T = k('t');
+const KEY_ID = k('id');
+const KEY_STATUS = k('status');
+const KEY_ENVELOPE = k('envelope');
+const KEY_GUID = k('guid');
+const KEY_TYPE = k('type');
+const KEY_CIPHERTEXT = k('ciphertext');
+/** The `t` of a response frame: "res" (3 bytes, 'r'). */
+const T_RES = k('res');
+/** An envelope of type "receipt" (7 bytes, 'r'; "whisper" is 7 bytes, 'w'). */
+const TYPE_RECEIPT = k('receipt');
+
+/**
+ * A `send` request to one device, encoded once with placeholders; each send copies it and
+ * writes its request id and ciphertext in place (the payload's length is fixed per socket).
+ */
+class SendTemplate {
+  private readonly bytes: Buffer;
+  private readonly idAt: number;
+  private readonly ciphertextAt: number;
+
+  constructor(readonly to: TestDevice, private readonly payloadLength: number) {
+    const marker = Buffer.alloc(payloadLength, 0xa5);
+    this.bytes = Buffer.from(encoder.encode({
+      t: 'req', id: 0xfedcba98, op: 'send',
+      body: { to: to.accountId, type: 'whisper', messages: [{ deviceId: to.deviceId, registrationId: to.registrationId, ciphertext: marker }] },
+    }));
+    // the id as a CBOR uint32: 0x1a then four bytes
+    this.idAt = this.bytes.indexOf(Buffer.from([0x1a, 0xfe, 0xdc, 0xba, 0x98])) + 1;
+    this.ciphertextAt = this.bytes.indexOf(marker);
+    if (this.idAt === 0 || this.ciphertextAt < 0) throw new Error('send template: placeholder not found');
+  }
+
+  frame(id: number, ciphertext: Uint8Array): Buffer {
+    if (ciphertext.byteLength !== this.payloadLength) throw new Error('send template: ciphertext length differs from the template');
+    const out = Buffer.allocUnsafe(this.bytes.length);
+    this.bytes.copy(out);
+    out.writeUInt32BE(id, this.idAt);
+    out.set(ciphertext, this.ciphertextAt);
+    return out;
   }
 }
 
@@ -110,6 +162,7 @@ export class LeanDeviceSocket {
   private readonly pending = new Map<number, (status: number) => void>();
   private cork!: TurnCork;
   private acks: string[] = [];
+  private template: SendTemplate | undefined;
   private readonly flushAcks = (): void => {
     const guids = this.acks;
     this.acks = [];
@@ -121,18 +174,19 @@ export class LeanDeviceSocket {
   private constructor(private readonly ws: WebSocket, onMessage: (ciphertext: Uint8Array) => void) {
     ws.on('message', (data: Buffer) => {
       const w = new Walk(data);
-      let t = '';
+      let t = 0;
       let id = 0;
       let status = 0;
-      for (let n = w.head()[1]; n > 0; n--) {
-        const key = w.text();
-        if (key === 't') t = w.text();
-        else if (key === 'id') id = w.uint();
-        else if (key === 'status') status = w.uint();
-        else if (key === 'envelope') this.envelope(w.bytes(), onMessage);
+      w.head();
+      for (let n = w.arg; n > 0; n--) {
+        const key = w.key();
+        if (key === KEY_T) t = w.key();
+        else if (key === KEY_ID) id = w.uint();
+        else if (key === KEY_STATUS) status = w.uint();
+        else if (key === KEY_ENVELOPE) this.envelope(w.bytes(), onMessage);
         else w.skip();
       }
-      if (t === 'res') {
+      if (t === T_RES) {
         const cb = this.pending.get(id);
         this.pending.delete(id);
         cb?.(status);
@@ -149,11 +203,12 @@ export class LeanDeviceSocket {
     let guid = '';
     let receipt = false;
     let ciphertext: Uint8Array | undefined;
-    for (let n = w.head()[1]; n > 0; n--) {
-      const key = w.text();
-      if (key === 'guid') guid = w.text();
-      else if (key === 'type') receipt = w.text() === 'receipt';
-      else if (key === 'ciphertext') ciphertext = w.bytes();
+    w.head();
+    for (let n = w.arg; n > 0; n--) {
+      const key = w.key();
+      if (key === KEY_GUID) guid = w.text();
+      else if (key === KEY_TYPE) receipt = w.key() === TYPE_RECEIPT;
+      else if (key === KEY_CIPHERTEXT) ciphertext = w.bytes();
       else w.skip();
     }
     if (!receipt && ciphertext !== undefined) onMessage(ciphertext);
@@ -174,16 +229,18 @@ export class LeanDeviceSocket {
     return sock;
   }
 
-  /** Sends `ciphertext` to the single device of `to`; resolves with the response status (0: socket closed). */
+  /**
+   * Sends `ciphertext` to the single device of `to`; resolves with the response status (0:
+   * socket closed). Every send of a socket names the same device with the same payload length.
+   */
   send(to: TestDevice, ciphertext: Uint8Array): Promise<number> {
     const id = this.nextId++;
+    this.template ??= new SendTemplate(to, ciphertext.byteLength);
+    if (this.template.to !== to) throw new Error('LeanDeviceSocket sends to one device only');
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
       this.cork.hold();
-      this.ws.send(encoder.encode({
-        t: 'req', id, op: 'send',
-        body: { to: to.accountId, type: 'whisper', messages: [{ deviceId: to.deviceId, registrationId: to.registrationId, ciphertext }] },
-      }));
+      this.ws.send(this.template!.frame(id, ciphertext));
     });
   }
 

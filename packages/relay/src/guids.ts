@@ -9,6 +9,8 @@ const POOL_BYTES = 4096;
 const RANDOM_PART_BYTES = 8;
 
 let pool = Buffer.alloc(0);
+let lastMs = Number.NaN;
+let lastHex = '';
 let poolOffset = 0;
 
 /** 64 fresh random bits as 16 hex characters. Each pool byte is handed out once. */
@@ -54,7 +56,12 @@ export class GuidMint {
 
   constructor(serverTimestamp: number) {
     const ms = Math.trunc(serverTimestamp);
-    this.timestamp = (((ms % TIMESTAMP_RANGE) + TIMESTAMP_RANGE) % TIMESTAMP_RANGE).toString(16).padStart(12, '0');
+    // every operation of a commit batch mints with the same millisecond: format it once
+    if (ms !== lastMs) {
+      lastMs = ms;
+      lastHex = (((ms % TIMESTAMP_RANGE) + TIMESTAMP_RANGE) % TIMESTAMP_RANGE).toString(16).padStart(12, '0');
+    }
+    this.timestamp = lastHex;
   }
 
   next(): string {

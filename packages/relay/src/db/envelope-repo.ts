@@ -316,10 +316,9 @@ export class EnvelopeRepo implements CommitObserver {
     }
   }
 
-  /** Marks a young envelope removed by the open transaction. */
+  /** Marks a young envelope removed by the open transaction (callers run inside a commit-queue operation). */
   private remove(e: Entry): boolean {
     if (e.gone || e.removing) return false;
-    if (!this.sqlite.inTransaction) throw new Error('envelope removal outside a commit-queue transaction');
     e.removing = true;
     this.removals.push(e);
     return true;
@@ -366,6 +365,7 @@ export class EnvelopeRepo implements CommitObserver {
    * guids and other devices' guids are ignored; a second ack of the same guid finds nothing.
    */
   ack(accountId: string, deviceId: number, guids: string[]): AckedEnvelope[] {
+    if (guids.length > 0 && !this.sqlite.inTransaction) throw new Error('envelope ack outside a commit-queue transaction');
     const acked: AckedEnvelope[] = [];
     for (const guid of guids) {
       const e = this.young.get(guid);
@@ -383,6 +383,7 @@ export class EnvelopeRepo implements CommitObserver {
 
   /** Deletes every envelope queued for a device (the device was removed). */
   dropQueue(accountId: string, deviceId: number): number {
+    if (!this.sqlite.inTransaction) throw new Error('envelope queue drop outside a commit-queue transaction');
     let n = this.dropQueueStmt.run(accountId, deviceId).changes;
     const q = this.queueOf(accountId, deviceId, false);
     if (q !== undefined) for (let i = q.head; i < q.entries.length; i++) if (this.remove(q.entries[i]!)) n++;

@@ -4,6 +4,7 @@ import type { Settle } from '../db/commit-queue.js';
 import type { EnvelopeRow, NewEnvelope } from '../db/envelope-repo.js';
 import { RelayError } from '../errors.js';
 import type { FanoutRow } from '../db/fanout-repo.js';
+import type { RelationshipState } from '../db/relationship-repo.js';
 import { GUID_PREFIX_LENGTH, GuidMint } from '../guids.js';
 import { encodeReceipt } from '../wire.js';
 import type { CheckedList } from './checked-recipients.js';
@@ -149,15 +150,20 @@ function storeSend(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvel
   // Request and block state of every other recipient account, read together (from the
   // repository's cache; misses in two statements) inside this operation, so no other write
   // can come between these reads and the writes below.
-  const others = plans.filter((p) => p.accountId !== sender.accountId).map((p) => p.accountId);
-  const theirStates = ctx.relationships.statesAbout(sender.accountId, others);
-  const myStates = ctx.relationships.statesOf(sender.accountId, others);
+  // (One recipient account, the common case, needs no maps: two cached lookups.)
+  let theirStates: ReadonlyMap<string, RelationshipState> | undefined;
+  let myStates: ReadonlyMap<string, RelationshipState> | undefined;
+  if (plans.length > 1) {
+    const others = plans.filter((p) => p.accountId !== sender.accountId).map((p) => p.accountId);
+    theirStates = ctx.relationships.statesAbout(sender.accountId, others);
+    myStates = ctx.relationships.statesOf(sender.accountId, others);
+  }
   for (const recipient of plans) {
     const own = recipient.accountId === sender.accountId;
-    const theirs = own ? undefined : theirStates.get(recipient.accountId);
+    const theirs = own ? undefined : theirStates === undefined ? ctx.relationships.state(recipient.accountId, sender.accountId) : theirStates.get(recipient.accountId);
     if (!own && theirs !== 'blocked' && !ephemeral) {
       if (theirs === undefined) ctx.relationships.setState(recipient.accountId, sender.accountId, 'pending', serverTimestamp);
-      const mine = myStates.get(recipient.accountId);
+      const mine = myStates === undefined ? ctx.relationships.state(sender.accountId, recipient.accountId) : myStates.get(recipient.accountId);
       if (mine === undefined || mine === 'pending') ctx.relationships.setState(sender.accountId, recipient.accountId, 'accepted', serverTimestamp);
     }
     if (deferred) {

@@ -13,7 +13,38 @@ import { sendResponseFrame } from '../wire.js';
 import { CloseCode } from './close-codes.js';
 import { DeviceConnection, WriteBatcher } from './device-connection.js';
 
-const key = (a: DeviceAddress) => `${a.accountId}.${a.deviceId}`;
+/** Connections by account, then device: a lookup per pushed envelope builds no key string. */
+class Connections {
+  private readonly byAccount = new Map<string, Map<number, DeviceConnection>>();
+  size = 0;
+
+  get(accountId: string, deviceId: number): DeviceConnection | undefined {
+    return this.byAccount.get(accountId)?.get(deviceId);
+  }
+
+  set(a: DeviceAddress, conn: DeviceConnection): void {
+    let devices = this.byAccount.get(a.accountId);
+    if (devices === undefined) this.byAccount.set(a.accountId, (devices = new Map()));
+    if (!devices.has(a.deviceId)) this.size++;
+    devices.set(a.deviceId, conn);
+  }
+
+  delete(a: DeviceAddress): void {
+    const devices = this.byAccount.get(a.accountId);
+    if (devices?.delete(a.deviceId) !== true) return;
+    this.size--;
+    if (devices.size === 0) this.byAccount.delete(a.accountId);
+  }
+
+  *values(): IterableIterator<DeviceConnection> {
+    for (const devices of this.byAccount.values()) yield* devices.values();
+  }
+
+  clear(): void {
+    this.byAccount.clear();
+    this.size = 0;
+  }
+}
 
 /** Held acks of one connection applied at once when they reach this many guids. */
 const MAX_HELD_ACKS = 4096;
@@ -30,7 +61,7 @@ const MAX_HELD_ACKS = 4096;
  */
 export class DeliveryHub implements DeliveryNotifier {
   readonly wss: WebSocketServer;
-  private readonly connections = new Map<string, DeviceConnection>();
+  private readonly connections = new Connections();
   private readonly heartbeat: NodeJS.Timeout;
   private readonly writes = new WriteBatcher();
 
@@ -47,7 +78,7 @@ export class DeliveryHub implements DeliveryNotifier {
 
   /** Open connections (observability / tests). */
   connection(address: DeviceAddress): DeviceConnection | undefined {
-    return this.connections.get(key(address));
+    return this.connections.get(address.accountId, address.deviceId);
   }
 
   get size(): number {
@@ -72,16 +103,16 @@ export class DeliveryHub implements DeliveryNotifier {
 
   /** Committed envelopes, in `seq` order, from the envelope repository. */
   private offer(rows: EnvelopeRow[]): void {
-    for (const row of rows) this.connections.get(key(row))?.offer(row);
+    for (const row of rows) this.connections.get(row.accountId, row.deviceId)?.offer(row);
   }
 
   pushEphemeral(envelopes: NewEnvelope[]): void {
-    for (const e of envelopes) this.connections.get(key(e))?.pushEphemeral(e);
+    for (const e of envelopes) this.connections.get(e.accountId, e.deviceId)?.pushEphemeral(e);
   }
 
   /** Close a removed device's connection. */
   disconnect(address: DeviceAddress, code: number = CloseCode.DEVICE_REMOVED, reason = 'device removed'): void {
-    this.connections.get(key(address))?.close(code, reason);
+    this.connections.get(address.accountId, address.deviceId)?.close(code, reason);
   }
 
   /** Handles an HTTP upgrade on `/v1/ws?ticket=...`; anything else is refused with JSON. */
@@ -101,14 +132,13 @@ export class DeliveryHub implements DeliveryNotifier {
     const conn = new DeviceConnection(address, ws, this.ctx.envelopes, {
       lowWater: l.wsSendBufferLowBytes, highWater: l.wsSendBufferHighBytes, pageSize: 100,
     }, this.ctx.now, this.writes);
-    const k = key(address);
-    const old = this.connections.get(k);
+    const old = this.connections.get(address.accountId, address.deviceId);
     if (old !== undefined) {
       // its held acks first, so the new connection's backlog does not carry them again
       this.applyAcks(old);
       old.close(CloseCode.REPLACED, 'replaced by a newer connection');
     }
-    this.connections.set(k, conn);
+    this.connections.set(address, conn);
     ws.on('pong', () => { conn.alive = true; });
     ws.on('message', (data, isBinary) => {
       conn.alive = true;
@@ -117,7 +147,7 @@ export class DeliveryHub implements DeliveryNotifier {
     ws.on('close', () => {
       this.applyAcks(conn);
       conn.markClosed();
-      if (this.connections.get(k) === conn) this.connections.delete(k);
+      if (this.connections.get(address.accountId, address.deviceId) === conn) this.connections.delete(address);
     });
     ws.on('error', () => ws.terminate());
     conn.wake();
@@ -204,7 +234,7 @@ export class DeliveryHub implements DeliveryNotifier {
   /** Close every connection (code 1001) and stop the heartbeat. */
   close(): void {
     clearInterval(this.heartbeat);
-    for (const conn of this.connections.values()) {
+    for (const conn of [...this.connections.values()]) {
       this.applyAcks(conn);
       conn.close(CloseCode.GOING_AWAY, 'relay shutting down');
       conn.ws.terminate();

@@ -1,6 +1,6 @@
 /**
- * A fast path for the one client frame the relay reads for every message: a `send` request
- * to one account, as clients encode it. It reads the CBOR bytes in one pass, checks every rule
+ * A fast path for the client frames the relay reads for every message: a `send` request to
+ * one account, and an `ack`, as clients encode them. It reads the CBOR bytes in one pass, checks every rule
  * of `@sotto/protocol`'s `decodeClientFrame` for that frame, and builds the same value. Anything
  * it does not handle exactly (another frame, an optional field present, a duplicate or unknown
  * key, a number not written as a CBOR integer, non-ASCII text, an indefinite length, trailing
@@ -8,7 +8,7 @@
  * refuses it with the protocol's error. So this path never accepts a frame the protocol refuses
  * and never answers differently; test/hot-read.test.ts checks both on generated frames.
  */
-import { MAX_ACCOUNT_ID_LENGTH, MAX_ENVELOPE_BYTES, MAX_FRAME_BYTES, MAX_SEND_DEVICES, SENDABLE_TYPES, type SendableEnvelopeType, type WsSendBody } from '@sotto/protocol';
+import { MAX_ACCOUNT_ID_LENGTH, MAX_ACK_GUIDS, MAX_ENVELOPE_BYTES, MAX_FRAME_BYTES, MAX_SEND_DEVICES, SENDABLE_TYPES, type SendableEnvelopeType, type WsSendBody } from '@sotto/protocol';
 
 /** A `send` request frame, as `decodeClientFrame` returns it. */
 export interface SendFrame {
@@ -106,7 +106,7 @@ class Reader {
 const latin1 = (b: Uint8Array, start: number, end: number): string => Buffer.prototype.latin1Slice.call(b, start, end) as string;
 
 /** The keys of a `send` frame; a key is compared with them byte by byte. */
-const KEYS = ['t', 'id', 'op', 'body', 'to', 'type', 'messages', 'deviceId', 'registrationId', 'ciphertext'] as const;
+const KEYS = ['t', 'id', 'op', 'body', 'to', 'type', 'messages', 'deviceId', 'registrationId', 'ciphertext', 'guids'] as const;
 const KEY_BYTES = KEYS.map((k) => Buffer.from(k, 'latin1'));
 function keyCode(b: Uint8Array, at: number, n: number): number {
   for (let k = 0; k < KEY_BYTES.length; k++) {
@@ -123,7 +123,9 @@ function keyCode(b: Uint8Array, at: number, n: number): number {
   }
   return -1;
 }
-const K_T = 0, K_ID = 1, K_OP = 2, K_BODY = 3, K_TO = 4, K_TYPE = 5, K_MESSAGES = 6, K_DEVICE_ID = 7, K_REGISTRATION_ID = 8, K_CIPHERTEXT = 9;
+const K_T = 0, K_ID = 1, K_OP = 2, K_BODY = 3, K_TO = 4, K_TYPE = 5, K_MESSAGES = 6, K_DEVICE_ID = 7, K_REGISTRATION_ID = 8, K_CIPHERTEXT = 9, K_GUIDS = 10;
+/** Longest guid an ack may name (the protocol's bound). */
+const MAX_GUID = 64;
 
 function sendableType(r: Reader): SendableEnvelopeType {
   const s = r.ascii(1, 16);
@@ -199,4 +201,40 @@ export function readSendFrame(bytes: Uint8Array): SendFrame | undefined {
 
 function fail(): never {
   throw NOT_HANDLED;
+}
+
+/** An `ack` frame, as `decodeClientFrame` returns it. */
+export interface AckFrame {
+  t: 'ack';
+  guids: string[];
+}
+
+/**
+ * The `ack` frame in `bytes`, or `undefined` if the fast path does not apply (then decode with
+ * `decodeClientFrame`).
+ * @example
+ * const frame = readAckFrame(bytes) ?? readSendFrame(bytes) ?? decodeClientFrame(bytes);
+ */
+export function readAckFrame(bytes: Uint8Array): AckFrame | undefined {
+  if (bytes.length > MAX_FRAME_BYTES) return undefined;
+  const r = new Reader(bytes);
+  try {
+    if (r.map() !== 2) return undefined;
+    let t = false;
+    let guids: string[] | undefined;
+    for (let i = 0; i < 2; i++) {
+      const k = r.key();
+      if (k === K_T && !t) t = r.ascii(3, 3) === 'ack' || fail();
+      else if (k === K_GUIDS && guids === undefined) {
+        if (r.head() !== 4 || r.arg > MAX_ACK_GUIDS) return undefined;
+        guids = new Array(r.arg);
+        for (let g = 0; g < guids.length; g++) guids[g] = r.ascii(0, MAX_GUID);
+      } else return undefined;
+    }
+    if (!r.atEnd) return undefined;
+    return { t: 'ack', guids: guids! };
+  } catch (err) {
+    if (err === NOT_HANDLED) return undefined;
+    throw err;
+  }
 }

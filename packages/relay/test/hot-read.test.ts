@@ -1,7 +1,7 @@
 import { decodeClientFrame, encodeCbor, encodeClientFrame, SENDABLE_TYPES, type ClientFrame } from '@sotto/protocol';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { readSendFrame } from '../src/hot-read.js';
+import { readAckFrame, readSendFrame } from '../src/hot-read.js';
 
 /** The generic decoder's verdict: the frame, or undefined when it refuses the bytes. */
 function generic(bytes: Uint8Array): ClientFrame | undefined {
@@ -100,5 +100,55 @@ describe('readSendFrame', () => {
     bytes.fill(0);
     expect(frame.body.messages[0]!.ciphertext).toEqual(new Uint8Array([5, 6]));
     expect(readSendFrame(encodeClientFrame({ t: 'ack', guids: ['g'] }))).toBeUndefined();
+  });
+});
+
+const guid = fc.oneof(fc.stringMatching(/^[0-9a-f]{32}$/), fc.string({ maxLength: 64 }), fc.constantFrom('', 'g'.repeat(64)));
+const ackFrame = fc.array(guid, { maxLength: 20 }).map((guids): ClientFrame => ({ t: 'ack', guids }));
+
+/** The ack fast path's verdict on `value` must be the generic one's, or no verdict at all. */
+function ackAgrees(value: unknown): boolean {
+  const bytes = encodeCbor(value);
+  const fast = readAckFrame(bytes);
+  if (fast !== undefined) expect(fast).toEqual(generic(bytes));
+  return fast !== undefined;
+}
+
+describe('readAckFrame', () => {
+  it('reads every ack frame a client encodes with ASCII guids, exactly as decodeClientFrame does', () => {
+    fc.assert(fc.property(ackFrame, (frame) => {
+      const bytes = encodeClientFrame(frame);
+      const fast = readAckFrame(bytes);
+      const ascii = (frame as { guids: string[] }).guids.every((g) => /^[\x00-\x7f]*$/.test(g));
+      if (ascii) expect(fast).toBeDefined();
+      if (fast !== undefined) expect(fast).toEqual(decodeClientFrame(bytes));
+    }), { numRuns: 300 });
+  });
+
+  it('never accepts what decodeClientFrame refuses, and never reads a frame differently', () => {
+    const base = { t: 'ack', guids: ['a', 'b'] };
+    for (const value of EDGES) {
+      ackAgrees({ ...base, t: value });
+      ackAgrees({ ...base, guids: value });
+      ackAgrees({ ...base, guids: [value] });
+      ackAgrees({ ...base, guids: ['ok', value] });
+      ackAgrees({ ...base, extra: value });
+    }
+    expect(ackAgrees({ t: 'ack', guids: ['x'.repeat(64)] })).toBe(true);
+    expect(ackAgrees({ t: 'ack', guids: ['x'.repeat(65)] })).toBe(false);
+    expect(ackAgrees({ t: 'ack', guids: Array.from({ length: 1000 }, (_, i) => String(i)) })).toBe(true);
+    expect(ackAgrees({ t: 'ack', guids: Array.from({ length: 1001 }, (_, i) => String(i)) })).toBe(false);
+    expect(ackAgrees({ t: 'ack' })).toBe(false);
+    expect(ackAgrees({ guids: [] })).toBe(false);
+  });
+
+  it('leaves corrupted and truncated bytes to the generic decoder', () => {
+    fc.assert(fc.property(ackFrame, fc.nat(), fc.nat(255), fc.boolean(), (frame, at, byte, truncate) => {
+      const bytes = encodeClientFrame(frame).slice();
+      const i = at % bytes.length;
+      const changed = truncate ? bytes.subarray(0, i) : (bytes[i] = byte, bytes);
+      const fast = readAckFrame(changed);
+      if (fast !== undefined) expect(fast).toEqual(generic(changed));
+    }), { numRuns: 400 });
   });
 });

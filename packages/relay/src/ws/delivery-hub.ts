@@ -4,7 +4,7 @@ import { decodeClientFrame, encodeServerFrame, ProtocolError, type ClientFrame }
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { hashSecret, type DeviceAddress } from '../credentials.js';
 import { guidRunOf } from '../guids.js';
-import { readSendFrame } from '../hot-read.js';
+import { readAckFrame, readSendFrame } from '../hot-read.js';
 import type { EnvelopeRow, NewEnvelope } from '../db/envelope-repo.js';
 import { toErrorBody } from '../errors.js';
 import type { RelayContext } from '../services/context.js';
@@ -159,7 +159,8 @@ export class DeliveryHub implements DeliveryNotifier {
       if (!isBinary) throw new ProtocolError('MALFORMED', 'text frames are not accepted');
       const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
       const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      frame = readSendFrame(view) ?? decodeClientFrame(view);
+      // the two frames of every message first (an ack is a map of two entries: initial byte 0xa2)
+      frame = (view[0] === 0xa2 ? readAckFrame(view) : readSendFrame(view)) ?? decodeClientFrame(view);
     } catch (err) {
       const code = ProtocolError.is(err) ? 'BAD_REQUEST' : 'INTERNAL';
       conn.send({ t: 'res', id: 0, status: code === 'BAD_REQUEST' ? 400 : 500, error: { code, message: ProtocolError.is(err) ? `malformed frame: ${err.code}` : 'internal error' } });

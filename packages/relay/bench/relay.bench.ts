@@ -11,8 +11,13 @@
  *    IDLE_CONNS connections open (VmRSS from /proc/<pid>/status before and after), measured on a
  *    freshly restarted relay so registration garbage does not mask it.
  *
- * Both servers run as child processes; the load generator runs here. Knobs (env):
- * BENCH_RING=200 BENCH_WINDOW=2 BENCH_DURATION_MS=5000 BENCH_WARMUP_MS=1000 BENCH_IDLE_CONNS=5000.
+ * Both servers run as child processes; the load generator runs here (bench/lean-socket.ts: it
+ * must cost as little per message as the protocol allows, or the ring measures the generator).
+ * Relay and bare runs alternate BENCH_RUNS times; figures are medians, and the ratio is the
+ * median of each relay run against the bare run right after it. Each run also reports the CPU
+ * time per delivered envelope of the server process and of the generator. Knobs (env):
+ * BENCH_RING=200 BENCH_WINDOW=2 BENCH_DURATION_MS=5000 BENCH_WARMUP_MS=1000 BENCH_IDLE_CONNS=5000
+ * BENCH_RUNS=3.
  * Needs ~2 file descriptors per idle connection in this process and one in the relay: children
  * raise their soft `ulimit -n` to the hard limit; run `ulimit -n 20000` first if this process's
  * limit is lower. Prints a table, then one JSON line of figures.
@@ -36,6 +41,7 @@ const WINDOW = env('BENCH_WINDOW', 2);
 const DURATION_MS = env('BENCH_DURATION_MS', 5000);
 const WARMUP_MS = env('BENCH_WARMUP_MS', 1000);
 const IDLE_CONNS = env('BENCH_IDLE_CONNS', 5000);
+const RUNS = env('BENCH_RUNS', 3);
 const PAYLOAD = 200;
 /** Extra node flags for the relay child, e.g. BENCH_RELAY_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'. */
 const RELAY_NODE_ARGS = (process.env['BENCH_RELAY_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
@@ -200,6 +206,12 @@ async function runRing(target: Target): Promise<LoadResult> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
 async function inBatches<T>(count: number, size: number, make: (i: number) => Promise<T>): Promise<T[]> {
   const out: T[] = [];
   for (let start = 0; start < count; start += size) {
@@ -315,37 +327,53 @@ async function main(): Promise<void> {
   try {
     const relay = await startRelayChild(dataDir);
     children.push(relay.child);
-    const relayResult = await runRing(await relayTarget(relay.url, relay.child.pid!));
-
     const bare = await spawnNode(['--import', 'tsx', 'bench/bare-forwarder.ts'], (l) => typeof l['port'] === 'number');
     children.push(bare.child);
-    const bareResult = await runRing(bareTarget(Number(bare.line['port']), bare.child.pid!));
+    const relayTargetOnce = await relayTarget(relay.url, relay.child.pid!);
+    const bareTargetOnce = bareTarget(Number(bare.line['port']), bare.child.pid!);
+    // Relay and bare runs alternate, and each ratio compares a relay run with the bare run right
+    // after it: this machine's speed drifts by more than 10% within a minute.
+    const relayRuns: LoadResult[] = [];
+    const bareRuns: LoadResult[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      relayRuns.push(await runRing(relayTargetOnce));
+      bareRuns.push(await runRing(bareTargetOnce));
+    }
     await stop(bare.child);
 
     const idle = await idleConnectionCost(dataDir, relay);
 
     const row = (name: string, r: LoadResult): string =>
       `${name.padEnd(10)} ${r.deliveredPerSecond.toFixed(0).padStart(12)} ${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(9)} ${r.max.toFixed(1).padStart(9)} ${String(r.sendFailed).padStart(8)} ${r.serverCpuUs.toFixed(1).padStart(10)} ${r.generatorCpuUs.toFixed(1).padStart(10)}`;
-    console.log(`ring of ${RING} connections, window ${WINDOW}, ${PAYLOAD}-byte envelopes, ${DURATION_MS} ms measured`);
+    console.log(`ring of ${RING} connections, window ${WINDOW}, ${PAYLOAD}-byte envelopes, ${DURATION_MS} ms measured per run, ${RUNS} runs each`);
     console.log(`${'target'.padEnd(10)} ${'delivered/s'.padStart(12)} ${'p50 ms'.padStart(9)} ${'p99 ms'.padStart(9)} ${'max ms'.padStart(9)} ${'failed'.padStart(8)} ${'server µs'.padStart(10)} ${'load µs'.padStart(10)}`);
-    console.log(row('relay', relayResult));
-    console.log(row('bare ws', bareResult));
+    const ratios: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      console.log(row(`relay #${i + 1}`, relayRuns[i]!));
+      console.log(row(`bare #${i + 1}`, bareRuns[i]!));
+      ratios.push(relayRuns[i]!.deliveredPerSecond / bareRuns[i]!.deliveredPerSecond);
+    }
+    console.log(`relay / bare per run: ${ratios.map((r) => r.toFixed(3)).join(', ')}`);
     console.log(`idle: ${idle.connected} authenticated connections, relay RSS ${idle.before} -> ${idle.after} KiB, ${idle.kib.toFixed(2)} KiB/conn`);
     const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
+    const med = (runs: LoadResult[], pick: (r: LoadResult) => number): number => median(runs.map(pick));
     console.log(
       JSON.stringify({
-        relay_delivered_per_s: round(relayResult.deliveredPerSecond, 0),
-        bare_ws_delivered_per_s: round(bareResult.deliveredPerSecond, 0),
-        relay_vs_bare_ratio: round(relayResult.deliveredPerSecond / bareResult.deliveredPerSecond, 3),
-        relay_p50_ms: round(relayResult.p50),
-        relay_p99_ms: round(relayResult.p99),
-        bare_ws_p50_ms: round(bareResult.p50),
-        bare_ws_p99_ms: round(bareResult.p99),
-        relay_cpu_us_per_msg: round(relayResult.serverCpuUs, 1),
-        bare_ws_cpu_us_per_msg: round(bareResult.serverCpuUs, 1),
-        load_cpu_us_per_msg_relay: round(relayResult.generatorCpuUs, 1),
-        load_cpu_us_per_msg_bare: round(bareResult.generatorCpuUs, 1),
+        relay_delivered_per_s: round(med(relayRuns, (r) => r.deliveredPerSecond), 0),
+        bare_ws_delivered_per_s: round(med(bareRuns, (r) => r.deliveredPerSecond), 0),
+        relay_vs_bare_ratio: round(median(ratios), 3),
+        relay_vs_bare_ratio_min: round(Math.min(...ratios), 3),
+        relay_vs_bare_ratio_max: round(Math.max(...ratios), 3),
+        relay_p50_ms: round(med(relayRuns, (r) => r.p50)),
+        relay_p99_ms: round(med(relayRuns, (r) => r.p99)),
+        bare_ws_p50_ms: round(med(bareRuns, (r) => r.p50)),
+        bare_ws_p99_ms: round(med(bareRuns, (r) => r.p99)),
+        relay_cpu_us_per_msg: round(med(relayRuns, (r) => r.serverCpuUs), 1),
+        bare_ws_cpu_us_per_msg: round(med(bareRuns, (r) => r.serverCpuUs), 1),
+        load_cpu_us_per_msg_relay: round(med(relayRuns, (r) => r.generatorCpuUs), 1),
+        load_cpu_us_per_msg_bare: round(med(bareRuns, (r) => r.generatorCpuUs), 1),
         idle_conn_kib: round(idle.kib),
+        runs: RUNS,
         ring_connections: RING,
         window: WINDOW,
         idle_connections: idle.connected,

@@ -11,7 +11,7 @@
 import type { Socket } from 'node:net';
 import { Encoder } from 'cbor-x';
 import WebSocket from 'ws';
-import { fetchTicket, type TestDevice } from './relay-client.js';
+import { openDeviceSocket, type TestDevice } from './relay-client.js';
 
 const encoder = new Encoder({ useRecords: false, tagUint8Array: false, variableMapSize: true });
 
@@ -171,7 +171,7 @@ export class LeanDeviceSocket {
     this.ws.send(encoder.encode({ t: 'ack', guids }));
   };
 
-  private constructor(private readonly ws: WebSocket, onMessage: (ciphertext: Uint8Array) => void) {
+  private constructor(readonly ws: WebSocket, onMessage: (ciphertext: Uint8Array) => void) {
     ws.on('message', (data: Buffer) => {
       const w = new Walk(data);
       let t = 0;
@@ -217,15 +217,8 @@ export class LeanDeviceSocket {
   }
 
   static async connect(baseUrl: string, device: TestDevice, onMessage: (ciphertext: Uint8Array) => void): Promise<LeanDeviceSocket> {
-    const ticket = await fetchTicket(baseUrl, device);
-    const ws = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/v1/ws?ticket=${encodeURIComponent(ticket)}`, { perMessageDeflate: false });
-    const sock = new LeanDeviceSocket(ws, onMessage);
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('error', reject);
-      ws.once('unexpected-response', (_req, res) => reject(new Error(`ws upgrade refused: ${res.statusCode}`)));
-    });
-    sock.cork = new TurnCork(ws);
+    const sock = await openDeviceSocket(baseUrl, device, (ws) => new LeanDeviceSocket(ws, onMessage));
+    sock.cork = new TurnCork(sock.ws);
     return sock;
   }
 

@@ -94,6 +94,23 @@ export async function fetchTicket(baseUrl: string, device: TestDevice): Promise<
   return ((await postJson(`${baseUrl}/v1/ws-ticket`, {}, device.auth)) as { ticket: string }).ticket;
 }
 
+/**
+ * Opens `device`'s WebSocket with a fresh ticket. `wrap` runs before the socket opens, so its
+ * listeners see every frame (the relay may push in the same turn as the `open`); resolves with
+ * its result once open.
+ */
+export async function openDeviceSocket<T>(baseUrl: string, device: TestDevice, wrap: (ws: WebSocket) => T): Promise<T> {
+  const ticket = await fetchTicket(baseUrl, device);
+  const ws = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/v1/ws?ticket=${encodeURIComponent(ticket)}`, { perMessageDeflate: false });
+  const wrapped = wrap(ws);
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`ws upgrade refused: ${res.statusCode}`)));
+  });
+  return wrapped;
+}
+
 /** One authenticated device WebSocket. */
 export class DeviceSocket {
   private nextId = 1;
@@ -131,16 +148,8 @@ export class DeviceSocket {
     });
   }
 
-  static async connect(baseUrl: string, device: TestDevice, onEnvelope: (env: Envelope) => void): Promise<DeviceSocket> {
-    const ticket = await fetchTicket(baseUrl, device);
-    const ws = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/v1/ws?ticket=${encodeURIComponent(ticket)}`, { perMessageDeflate: false });
-    const sock = new DeviceSocket(ws, onEnvelope);
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('error', reject);
-      ws.once('unexpected-response', (_req, res) => reject(new Error(`ws upgrade refused: ${res.statusCode}`)));
-    });
-    return sock;
+  static connect(baseUrl: string, device: TestDevice, onEnvelope: (env: Envelope) => void): Promise<DeviceSocket> {
+    return openDeviceSocket(baseUrl, device, (ws) => new DeviceSocket(ws, onEnvelope));
   }
 
   /** Sends `ciphertext` to the single device of `to`; resolves with the response frame. */

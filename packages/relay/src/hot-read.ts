@@ -175,9 +175,7 @@ function readBody(r: Reader): WsSendBody {
  * const frame = readSendFrame(bytes) ?? decodeClientFrame(bytes);
  */
 export function readSendFrame(bytes: Uint8Array): SendFrame | undefined {
-  if (bytes.length > MAX_FRAME_BYTES) return undefined;
-  const r = new Reader(bytes);
-  try {
+  return attempt(bytes, (r) => {
     if (r.map() !== 4) return undefined;
     let t = false;
     let op = false;
@@ -191,8 +189,17 @@ export function readSendFrame(bytes: Uint8Array): SendFrame | undefined {
       else if (k === K_BODY && body === undefined) body = readBody(r);
       else return undefined;
     }
-    if (!r.atEnd) return undefined;
     return { t: 'req', id, op: 'send', body: body! };
+  });
+}
+
+/** Runs `read` over the whole of `bytes`: undefined if it does not apply or leaves bytes over. */
+function attempt<T>(bytes: Uint8Array, read: (r: Reader) => T | undefined): T | undefined {
+  if (bytes.length > MAX_FRAME_BYTES) return undefined;
+  const r = new Reader(bytes);
+  try {
+    const out = read(r);
+    return out !== undefined && r.atEnd ? out : undefined;
   } catch (err) {
     if (err === NOT_HANDLED) return undefined;
     throw err;
@@ -216,9 +223,7 @@ export interface AckFrame {
  * const frame = readAckFrame(bytes) ?? readSendFrame(bytes) ?? decodeClientFrame(bytes);
  */
 export function readAckFrame(bytes: Uint8Array): AckFrame | undefined {
-  if (bytes.length > MAX_FRAME_BYTES) return undefined;
-  const r = new Reader(bytes);
-  try {
+  return attempt(bytes, (r) => {
     if (r.map() !== 2) return undefined;
     let t = false;
     let guids: string[] | undefined;
@@ -231,10 +236,6 @@ export function readAckFrame(bytes: Uint8Array): AckFrame | undefined {
         for (let g = 0; g < guids.length; g++) guids[g] = r.ascii(0, MAX_GUID);
       } else return undefined;
     }
-    if (!r.atEnd) return undefined;
     return { t: 'ack', guids: guids! };
-  } catch (err) {
-    if (err === NOT_HANDLED) return undefined;
-    throw err;
-  }
+  });
 }

@@ -24,14 +24,20 @@ async function sendMany(sock: TestSocket, to: { accountId: string; registrationI
 const backlog = async (relay: TestRelay, device: Awaited<ReturnType<typeof register>>) =>
   ((await api(relay, 'GET', '/v1/messages', device)).body.envelopes as string[]).map((b) => decodeEnvelope(Buffer.from(b, 'base64url')).guid);
 
+/** A relay with the given ack window, a sender and a recipient, both connected, backlog pushed. */
+async function pair(ackCoalesceMs: number, names: [string, string]) {
+  const relay = (t = await startTestRelay({ ackCoalesceMs }));
+  const from = await register(relay, names[0]);
+  const to = await register(relay, names[1]);
+  const sender = await TestSocket.open(relay, from);
+  const rx = await TestSocket.open(relay, to);
+  await rx.until((fs) => fs.some((f) => f.t === 'empty'));
+  return { relay, to, sender, rx };
+}
+
 describe('ack window', () => {
   it('applies the acks of one window together: one receipt for all of them, envelopes queued until then', async () => {
-    const relay = (t = await startTestRelay({ ackCoalesceMs: 400 }));
-    const ann = await register(relay, 'ann');
-    const ben = await register(relay, 'ben');
-    const sender = await TestSocket.open(relay, ann);
-    const rx = await TestSocket.open(relay, ben);
-    await rx.until((fs) => fs.some((f) => f.t === 'empty'));
+    const { relay, to: ben, sender, rx } = await pair(400, ['ann', 'ben']);
     const guids = await sendMany(sender, ben, 3);
     await rx.until((fs) => envCount(fs) === 3);
     // three ack frames, as a client acking each envelope as it is processed
@@ -52,12 +58,7 @@ describe('ack window', () => {
   });
 
   it('applies held acks at once when the connection closes or is replaced', async () => {
-    const relay = (t = await startTestRelay({ ackCoalesceMs: 5000 }));
-    const cat = await register(relay, 'cat');
-    const dov = await register(relay, 'dov');
-    const sender = await TestSocket.open(relay, cat);
-    const rx = await TestSocket.open(relay, dov);
-    await rx.until((fs) => fs.some((f) => f.t === 'empty'));
+    const { relay, to: dov, sender, rx } = await pair(5000, ['cat', 'dov']);
     const first = await sendMany(sender, dov, 2);
     await rx.until((fs) => envCount(fs) === 2);
     rx.send({ t: 'ack', guids: first });
@@ -80,12 +81,7 @@ describe('ack window', () => {
   });
 
   it('with a window of 0 applies every ack frame at once', async () => {
-    const relay = (t = await startTestRelay({ ackCoalesceMs: 0 }));
-    const eve = await register(relay, 'eve');
-    const fay = await register(relay, 'fay');
-    const sender = await TestSocket.open(relay, eve);
-    const rx = await TestSocket.open(relay, fay);
-    await rx.until((fs) => fs.some((f) => f.t === 'empty'));
+    const { to: fay, sender, rx } = await pair(0, ['eve', 'fay']);
     const guids = await sendMany(sender, fay, 2);
     await rx.until((fs) => envCount(fs) === 2);
     rx.send({ t: 'ack', guids: [guids[0]!] });

@@ -160,7 +160,11 @@ class SendTemplate {
 export class LeanDeviceSocket {
   private nextId = 1;
   private readonly pending = new Map<number, (status: number) => void>();
-  private cork!: TurnCork;
+  /** Made at the first write: frames can arrive (and be acked) before `connect` resolves. */
+  private corker: TurnCork | undefined;
+  private get cork(): TurnCork {
+    return (this.corker ??= new TurnCork(this.ws));
+  }
   private acks: string[] = [];
   private template: SendTemplate | undefined;
   private readonly flushAcks = (): void => {
@@ -217,9 +221,7 @@ export class LeanDeviceSocket {
   }
 
   static async connect(baseUrl: string, device: TestDevice, onMessage: (ciphertext: Uint8Array) => void): Promise<LeanDeviceSocket> {
-    const sock = await openDeviceSocket(baseUrl, device, (ws) => new LeanDeviceSocket(ws, onMessage));
-    sock.cork = new TurnCork(sock.ws);
-    return sock;
+    return openDeviceSocket(baseUrl, device, (ws) => new LeanDeviceSocket(ws, onMessage));
   }
 
   /**

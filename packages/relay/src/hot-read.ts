@@ -92,8 +92,7 @@ class Reader {
     const n = this.arg;
     if (n < minLength || n > maxLength) throw NOT_HANDLED;
     this.need(n);
-    const out = new Uint8Array(n);
-    out.set(this.b.subarray(this.pos, this.pos + n));
+    const out = copyOut(this.b, this.pos, n);
     this.pos += n;
     return out;
   }
@@ -101,6 +100,29 @@ class Reader {
   get atEnd(): boolean {
     return this.pos === this.b.length;
   }
+}
+
+/**
+ * Ciphertext copies are cut from shared 64 KiB chunks, not given an ArrayBuffer each: a relay
+ * copies one per message, and a buffer of its own per copy was a visible share of garbage
+ * collection. A chunk lives as long as any copy cut from it (young envelopes: seconds);
+ * larger copies get their own buffer.
+ */
+const CHUNK_BYTES = 64 * 1024;
+const OWN_BUFFER_BYTES = 4096;
+let chunk = new ArrayBuffer(0);
+let chunkUsed = 0;
+function copyOut(from: Uint8Array, at: number, n: number): Uint8Array {
+  if (n > OWN_BUFFER_BYTES) return from.slice(at, at + n);
+  if (chunkUsed + n > chunk.byteLength) {
+    chunk = new ArrayBuffer(CHUNK_BYTES);
+    chunkUsed = 0;
+  }
+  const out = new Uint8Array(chunk, chunkUsed, n);
+  out.set(from.subarray(at, at + n));
+  // 8-byte aligned, as separately allocated buffers are
+  chunkUsed += (n + 7) & ~7;
+  return out;
 }
 
 const latin1 = (b: Uint8Array, start: number, end: number): string => Buffer.prototype.latin1Slice.call(b, start, end) as string;

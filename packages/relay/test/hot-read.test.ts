@@ -106,6 +106,18 @@ describe('readSendFrame', () => {
     expect(frame.body.messages[0]!.ciphertext).toEqual(new Uint8Array([5, 6]));
     expect(readSendFrame(encodeClientFrame({ t: 'ack', guids: ['g'] }))).toBeUndefined();
   });
+
+  it('keeps every copy intact across many frames (copies share chunks, large ones get their own)', () => {
+    const sizes = [1, 7, 200, 4096, 4097, 70_000, ...Array.from({ length: 600 }, (_, i) => 100 + (i % 300))];
+    const frames = sizes.map((n, i) => readSendFrame(encodeClientFrame({
+      t: 'req', id: i, op: 'send', body: { to: 'bob', type: 'whisper', messages: [{ deviceId: 1, registrationId: 2, ciphertext: new Uint8Array(n).fill(i & 0xff) }] },
+    }))!);
+    frames.forEach((f, i) => {
+      const c = f.body.messages[0]!.ciphertext;
+      expect(c.byteLength).toBe(sizes[i]);
+      expect(c.every((b) => b === (i & 0xff))).toBe(true);
+    });
+  });
 });
 
 const guid = fc.oneof(fc.stringMatching(/^[0-9a-f]{32}$/), fc.string({ maxLength: 64 }), fc.constantFrom('', 'g'.repeat(64)));

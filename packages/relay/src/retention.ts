@@ -19,8 +19,9 @@ export interface RetentionResult {
 
 /**
  * Applies retention at `now` (injected clock): deletes envelopes older than `retentionDays`
- * that were never acknowledged (pass the running relay's `envelopes` repository, if any), attachment blobs past their expiry (metadata first, then the
- * file), and expired WebSocket tickets and link tokens.
+ * that were never acknowledged (pass the running relay's `envelopes` repository, if any),
+ * attachment blobs past their expiry (metadata first, then the file), and expired WebSocket
+ * tickets and link tokens.
  *
  * @example
  * const result = await runRetention({ database, blobs, retentionDays: 30, now: Date.now() });

@@ -163,6 +163,19 @@ describe('envelope batches', () => {
     expect(guids(1)).toHaveLength(1);
   });
 
+  it('fails the whole commit when its batch row cannot be written, and indexes nothing of it', async () => {
+    const kept = await insert([env()]);
+    database.sqlite.exec("CREATE TEMP TRIGGER full BEFORE INSERT ON envelope_batches BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+    const results = await Promise.allSettled([insert([env()]), queue.run(() => repo.ack('bob', 1, [kept[0]!.guid]))]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect(guids()).toEqual([kept[0]!.guid]); // the ack went with the batch
+    expect(repo.youngCount).toBe(1);
+    database.sqlite.exec('DROP TRIGGER full');
+    const next = await insert([env()]);
+    expect(guids()).toEqual([kept[0]!.guid, next[0]!.guid]);
+    expect(await ack([kept[0]!.guid])).toEqual([kept[0]!.guid]);
+  });
+
   it('round-trips the batch row format, with shared ciphertexts stored once and any UTF-8', () => {
     const shared = new Uint8Array([1, 2, 3]);
     const rows: EnvelopeRow[] = [

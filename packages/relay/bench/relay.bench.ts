@@ -17,7 +17,7 @@
  * median of each relay run against the bare run right after it. Each run also reports the CPU
  * time per delivered envelope of the server process and of the generator. Knobs (env):
  * BENCH_RING=200 BENCH_WINDOW=2 BENCH_DURATION_MS=5000 BENCH_WARMUP_MS=1000 BENCH_IDLE_CONNS=5000
- * BENCH_RUNS=3.
+ * BENCH_RUNS=5.
  * Needs ~2 file descriptors per idle connection in this process and one in the relay: children
  * raise their soft `ulimit -n` to the hard limit; run `ulimit -n 20000` first if this process's
  * limit is lower. Prints a table, then one JSON line of figures.
@@ -41,7 +41,7 @@ const WINDOW = env('BENCH_WINDOW', 2);
 const DURATION_MS = env('BENCH_DURATION_MS', 5000);
 const WARMUP_MS = env('BENCH_WARMUP_MS', 1000);
 const IDLE_CONNS = env('BENCH_IDLE_CONNS', 5000);
-const RUNS = env('BENCH_RUNS', 3);
+const RUNS = env('BENCH_RUNS', 5);
 const PAYLOAD = 200;
 /** Extra node flags for the relay child, e.g. BENCH_RELAY_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'. */
 const RELAY_NODE_ARGS = (process.env['BENCH_RELAY_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');

@@ -430,7 +430,7 @@ export class EnvelopeRepo implements CommitObserver {
         for (const e of b.entries) {
           if (e.gone) continue;
           const r = e.row;
-          this.spillStmt.run(r.seq, r.guid, r.accountId, r.deviceId, r.senderAccountId, r.senderDeviceId, r.type, blob(r.ciphertext), r.serverTimestamp);
+          this.writeRow(r);
           moved++;
         }
         this.deleteBatchStmt.run(b.id);
@@ -439,6 +439,11 @@ export class EnvelopeRepo implements CommitObserver {
     }).immediate();
     for (const b of chosen) for (const e of b.entries) this.forget(e);
     return moved;
+  }
+
+  /** Writes a young envelope as an `envelopes` row, keeping its seq (spill and recovery). */
+  private writeRow(r: EnvelopeRow): void {
+    this.spillStmt.run(r.seq, r.guid, r.accountId, r.deviceId, r.senderAccountId, r.senderDeviceId, r.type, blob(r.ciphertext), r.serverTimestamp);
   }
 
   /**
@@ -486,7 +491,7 @@ export class EnvelopeRepo implements CommitObserver {
         for (let i = 0; i < rows.length; i++) {
           if (b.acked !== null && (b.acked[i >> 3]! & (1 << (i & 7))) !== 0) continue;
           const r = rows[i]!;
-          this.spillStmt.run(r.seq, r.guid, r.accountId, r.deviceId, r.senderAccountId, r.senderDeviceId, r.type, blob(r.ciphertext), r.serverTimestamp);
+          this.writeRow(r);
           moved++;
         }
       }

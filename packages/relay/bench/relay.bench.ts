@@ -17,12 +17,14 @@
  * median of each relay run against the bare run right after it. Each run also reports the CPU
  * time per delivered envelope of the server process and of the generator. Knobs (env):
  * BENCH_RING=200 BENCH_WINDOW=2 BENCH_DURATION_MS=5000 BENCH_WARMUP_MS=1000 BENCH_IDLE_CONNS=5000
- * BENCH_RUNS=5.
+ * BENCH_RUNS=5. BENCH_RELAY_NODE_ARGS adds node flags to the relay (e.g. `--trace-gc`) and
+ * BENCH_CHILD_LOG=<file> keeps every stdout line of the servers there.
  * Needs ~2 file descriptors per idle connection in this process and one in the relay: children
  * raise their soft `ulimit -n` to the hard limit; run `ulimit -n 20000` first if this process's
  * limit is lower. Prints a table, then one JSON line of figures.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,6 +47,8 @@ const RUNS = env('BENCH_RUNS', 5);
 const PAYLOAD = 200;
 /** Extra node flags for the relay child, e.g. BENCH_RELAY_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'. */
 const RELAY_NODE_ARGS = (process.env['BENCH_RELAY_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+/** Appends every stdout line of the child processes to this file, e.g. with --trace-gc in BENCH_RELAY_NODE_ARGS. */
+const CHILD_LOG = process.env['BENCH_CHILD_LOG'];
 const PKG_DIR = fileURLToPath(new URL('..', import.meta.url));
 
 // ---------------------------------------------------------------------------------------------
@@ -59,6 +63,7 @@ function spawnNode(args: string[], ready: (line: Record<string, unknown>) => boo
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`child exited (${code}): ${stderr}`)));
     createInterface({ input: child.stdout! }).on('line', (text) => {
+      if (CHILD_LOG !== undefined) appendFileSync(CHILD_LOG, `${child.pid} ${text}\n`);
       try {
         const line = JSON.parse(text) as Record<string, unknown>;
         if (ready(line)) {

@@ -1,6 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CommitQueue } from './commit-queue.js';
@@ -55,6 +57,14 @@ const env = (deviceId = 1, accountId = 'bob'): NewEnvelope => ({
 const insert = (rows: NewEnvelope[]): Promise<EnvelopeRow[]> => queue.run(() => repo.insert(rows));
 const ack = (guids: string[], deviceId = 1): Promise<string[]> => queue.run(() => repo.ack('bob', deviceId, guids).map((a) => a.guid));
 const guids = (deviceId = 1, after = 0, limit = 1000): string[] => repo.page('bob', deviceId, after, limit).map((r) => r.guid);
+/** A full collection; `gc` is exposed at run time, so the suite needs no node flag. */
+async function collectGarbage(): Promise<void> {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  // WeakRef targets stay alive until the end of the current job
+  await new Promise((r) => setTimeout(r, 0));
+  gc();
+}
 const count = (table: string): number => (database.sqlite.prepare(`select count(*) as n from ${table}`).get() as { n: number }).n;
 
 describe('envelope batches', () => {
@@ -174,6 +184,25 @@ describe('envelope batches', () => {
     const next = await insert([env()]);
     expect(guids()).toEqual([kept[0]!.guid, next[0]!.guid]);
     expect(await ack([kept[0]!.guid])).toEqual([kept[0]!.guid]);
+  });
+
+  it('does not keep acked envelopes reachable behind one that stays queued', async () => {
+    // a device whose oldest envelope is never acked while it receives and acks 2,000 more,
+    // some in batches shared with another device's envelope that also stays queued
+    const [held] = await insert([env(1)]);
+    const alive: WeakRef<Uint8Array>[] = [];
+    for (let round = 0; round < 100; round++) {
+      const rows = await insert([...Array.from({ length: 20 }, () => env(1)), ...(round % 10 === 0 ? [env(2)] : [])]);
+      const mine = rows.filter((r) => r.deviceId === 1);
+      for (const r of mine) alive.push(new WeakRef(r.ciphertext));
+      await ack(mine.map((r) => r.guid));
+    }
+    await collectGarbage();
+    const reachable = alive.filter((w) => w.deref() !== undefined).length;
+    // a queue may hold gone entries up to about its live size (or a small minimum) before compacting
+    expect(reachable).toBeLessThanOrEqual(64);
+    expect(guids()).toEqual([held!.guid]);
+    expect(guids(2)).toHaveLength(10);
   });
 
   it('round-trips the batch row format, with shared ciphertexts stored once and any UTF-8', () => {

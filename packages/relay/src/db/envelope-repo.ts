@@ -83,13 +83,28 @@ interface Entry {
   removing: boolean;
 }
 
-/** A device's young envelopes in `seq` order; those before `head` are all gone. */
+/**
+ * A device's young envelopes in `seq` order; those before `head` are all gone, and `gone` more
+ * are gone after it. Gone entries are dropped from the array once they are half of it (and at
+ * least {@link COMPACT_MIN}), so an envelope kept queued at the front does not keep every
+ * delivered one behind it reachable.
+ */
 interface DeviceQueue {
   accountId: string;
   deviceId: number;
   entries: Entry[];
   head: number;
+  gone: number;
 }
+
+/** A device queue is compacted once it holds at least this many gone entries (and they are half of it). */
+const COMPACT_MIN = 32;
+
+/** Takes the place of a gone envelope in its batch's `entries`, so the batch does not keep it reachable. */
+const GONE_ENTRY: Entry = Object.freeze({
+  row: undefined as unknown as EnvelopeRow, batch: undefined as unknown as Batch, queue: undefined as unknown as DeviceQueue,
+  index: -1, gone: true, removing: false,
+});
 
 /**
  * The per-device envelope queue. Rows leave only by {@link ack} from the recipient device
@@ -290,7 +305,7 @@ export class EnvelopeRepo implements CommitObserver {
       this.queues.set(accountId, (devices = new Map()));
     }
     let q = devices.get(deviceId);
-    if (q === undefined && create) devices.set(deviceId, (q = { accountId, deviceId, entries: [], head: 0 }));
+    if (q === undefined && create) devices.set(deviceId, (q = { accountId, deviceId, entries: [], head: 0, gone: 0 }));
     return q;
   }
 
@@ -300,19 +315,29 @@ export class EnvelopeRepo implements CommitObserver {
     e.gone = true;
     this.young.delete(e.row.guid);
     this.youngBytes -= e.row.ciphertext.byteLength;
-    if (--e.batch.live === 0) this.batches.delete(e.batch.id);
+    const batch = e.batch;
+    batch.entries[e.index] = GONE_ENTRY;
+    if (--batch.live === 0) this.batches.delete(batch.id);
     const q = e.queue;
     const entries = q.entries;
-    while (q.head < entries.length && entries[q.head]!.gone) q.head++;
+    q.gone++;
+    while (q.head < entries.length && entries[q.head]!.gone) {
+      q.head++;
+      q.gone--;
+    }
     if (q.head === entries.length) {
       const devices = this.queues.get(q.accountId);
       if (devices?.get(q.deviceId) === q) {
         devices.delete(q.deviceId);
         if (devices.size === 0) this.queues.delete(q.accountId);
       }
-    } else if (q.head >= 1024 && q.head * 2 >= entries.length) {
-      q.entries = entries.slice(q.head);
+    } else if (q.head + q.gone >= COMPACT_MIN && (q.head + q.gone) * 2 >= entries.length) {
+      // each compaction copies fewer entries than it drops: amortized O(1) per envelope
+      const live: Entry[] = [];
+      for (let i = q.head; i < entries.length; i++) if (!entries[i]!.gone) live.push(entries[i]!);
+      q.entries = live;
       q.head = 0;
+      q.gone = 0;
     }
   }
 

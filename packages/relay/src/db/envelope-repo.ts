@@ -63,7 +63,8 @@ export const DEFAULT_SPILL_POLICY: SpillPolicy = Object.freeze({ maxAgeMs: 2000,
 interface Batch {
   /** `seq` of the first envelope: the row's id. */
   id: number;
-  entries: Entry[];
+  /** By position in the row; a gone entry's place is emptied, so the batch does not keep it reachable. */
+  entries: (Entry | undefined)[];
   /** Entries not yet removed. */
   live: number;
   /** One bit per entry: removed (acked, dropped), as committed. */
@@ -99,12 +100,6 @@ interface DeviceQueue {
 
 /** A device queue is compacted once it holds at least this many gone entries (and they are half of it). */
 const COMPACT_MIN = 32;
-
-/** Takes the place of a gone envelope in its batch's `entries`, so the batch does not keep it reachable. */
-const GONE_ENTRY: Entry = Object.freeze({
-  row: undefined as unknown as EnvelopeRow, batch: undefined as unknown as Batch, queue: undefined as unknown as DeviceQueue,
-  index: -1, gone: true, removing: false,
-});
 
 /**
  * The per-device envelope queue. Rows leave only by {@link ack} from the recipient device
@@ -316,7 +311,7 @@ export class EnvelopeRepo implements CommitObserver {
     this.young.delete(e.row.guid);
     this.youngBytes -= e.row.ciphertext.byteLength;
     const batch = e.batch;
-    batch.entries[e.index] = GONE_ENTRY;
+    batch.entries[e.index] = undefined;
     if (--batch.live === 0) this.batches.delete(batch.id);
     const q = e.queue;
     const entries = q.entries;
@@ -443,7 +438,7 @@ export class EnvelopeRepo implements CommitObserver {
       if (!take(b, young, bytes)) break;
       chosen.push(b);
       for (const e of b.entries) {
-        if (e.gone) continue;
+        if (e === undefined || e.gone) continue;
         young--;
         bytes -= e.row.ciphertext.byteLength;
       }
@@ -453,7 +448,7 @@ export class EnvelopeRepo implements CommitObserver {
     this.sqlite.transaction(() => {
       for (const b of chosen) {
         for (const e of b.entries) {
-          if (e.gone) continue;
+          if (e === undefined || e.gone) continue;
           const r = e.row;
           this.writeRow(r);
           moved++;
@@ -462,7 +457,7 @@ export class EnvelopeRepo implements CommitObserver {
         this.deleteRemovedStmt.run(b.id);
       }
     }).immediate();
-    for (const b of chosen) for (const e of b.entries) this.forget(e);
+    for (const b of chosen) for (const e of b.entries) if (e !== undefined) this.forget(e);
     return moved;
   }
 

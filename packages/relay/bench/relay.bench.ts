@@ -5,6 +5,8 @@
  *    sends PAYLOAD-byte envelopes to device i+1 through the real send path (WS `req` frames,
  *    durable group commit), keeping WINDOW sends in flight, and acks what it receives. Measured
  *    over DURATION_MS after a warm-up: delivered envelopes per second and send-to-receive latency.
+ *    The ring is a closed loop: RING * WINDOW envelopes are in flight, so the mean latency is
+ *    about that number divided by the throughput (Little's law), whatever the server.
  * 2. The same load generator against a bare `ws` forwarder (bench/bare-forwarder.ts: no auth, no
  *    storage) in its own process, as the reference.
  * 3. Idle cost: RSS growth of the relay process per idle authenticated connection with
@@ -126,6 +128,7 @@ interface LoadResult {
   deliveredPerSecond: number;
   sentOk: number;
   sendFailed: number;
+  mean: number;
   p50: number;
   p99: number;
   max: number;
@@ -201,6 +204,7 @@ async function runRing(target: Target): Promise<LoadResult> {
     deliveredPerSecond: delivered / elapsed,
     sentOk,
     sendFailed,
+    mean: sorted.reduce((sum, x) => sum + x, 0) / sorted.length,
     p50: percentile(sorted, 50),
     p99: percentile(sorted, 99),
     max: sorted.length ? sorted[sorted.length - 1]! : Number.NaN,
@@ -349,9 +353,9 @@ async function main(): Promise<void> {
     const idle = await idleConnectionCost(dataDir, relay);
 
     const row = (name: string, r: LoadResult): string =>
-      `${name.padEnd(10)} ${r.deliveredPerSecond.toFixed(0).padStart(12)} ${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(9)} ${r.max.toFixed(1).padStart(9)} ${String(r.sendFailed).padStart(8)} ${r.serverCpuUs.toFixed(1).padStart(10)} ${r.generatorCpuUs.toFixed(1).padStart(10)}`;
+      `${name.padEnd(10)} ${r.deliveredPerSecond.toFixed(0).padStart(12)} ${r.mean.toFixed(2).padStart(9)} ${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(9)} ${r.max.toFixed(1).padStart(9)} ${String(r.sendFailed).padStart(8)} ${r.serverCpuUs.toFixed(1).padStart(10)} ${r.generatorCpuUs.toFixed(1).padStart(10)}`;
     console.log(`ring of ${RING} connections, window ${WINDOW}, ${PAYLOAD}-byte envelopes, ${DURATION_MS} ms measured per run, ${RUNS} runs each`);
-    console.log(`${'target'.padEnd(10)} ${'delivered/s'.padStart(12)} ${'p50 ms'.padStart(9)} ${'p99 ms'.padStart(9)} ${'max ms'.padStart(9)} ${'failed'.padStart(8)} ${'server µs'.padStart(10)} ${'load µs'.padStart(10)}`);
+    console.log(`${'target'.padEnd(10)} ${'delivered/s'.padStart(12)} ${'mean ms'.padStart(9)} ${'p50 ms'.padStart(9)} ${'p99 ms'.padStart(9)} ${'max ms'.padStart(9)} ${'failed'.padStart(8)} ${'server µs'.padStart(10)} ${'load µs'.padStart(10)}`);
     const ratios: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       console.log(row(`relay #${i + 1}`, relayRuns[i]!));
@@ -369,8 +373,10 @@ async function main(): Promise<void> {
         relay_vs_bare_ratio: round(median(ratios), 3),
         relay_vs_bare_ratio_min: round(Math.min(...ratios), 3),
         relay_vs_bare_ratio_max: round(Math.max(...ratios), 3),
+        relay_mean_ms: round(med(relayRuns, (r) => r.mean)),
         relay_p50_ms: round(med(relayRuns, (r) => r.p50)),
         relay_p99_ms: round(med(relayRuns, (r) => r.p99)),
+        bare_ws_mean_ms: round(med(bareRuns, (r) => r.mean)),
         bare_ws_p50_ms: round(med(bareRuns, (r) => r.p50)),
         bare_ws_p99_ms: round(med(bareRuns, (r) => r.p99)),
         relay_cpu_us_per_msg: round(med(relayRuns, (r) => r.serverCpuUs), 1),

@@ -10,13 +10,20 @@
  * with the 4-byte `requestId`, so the load generator drives it with the same closed loop
  * (request, response, delivery) it uses against the relay.
  *
- * Run standalone: `node --import tsx bench/bare-forwarder.ts` prints `{"port":N}` on stdout.
+ * With `durableFile`, it is the cheapest durable forwarder instead: the frames read in one
+ * event-loop turn are inserted into one SQLite table in one transaction (WAL,
+ * `synchronous=FULL`: an fsync per commit, as the relay's group commit), and only then forwarded
+ * and answered. No auth, no protocol, no deletes: durability alone, as a second reference.
+ *
+ * Run standalone: `node --import tsx bench/bare-forwarder.ts` prints `{"port":N}` on stdout
+ * (`DURABLE_FILE=<path>` for the durable one).
  *
  * @example
  * const fwd = await startBareForwarder(0);
  * // ... connect clients to `ws://127.0.0.1:${fwd.port}/?id=1`
  * await fwd.close();
  */
+import Database from 'better-sqlite3';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
@@ -27,10 +34,37 @@ export interface BareForwarder {
   close(): Promise<void>;
 }
 
-export async function startBareForwarder(port = 0, host = '127.0.0.1'): Promise<BareForwarder> {
+export async function startBareForwarder(port = 0, host = '127.0.0.1', durableFile?: string): Promise<BareForwarder> {
   const server = createServer((_req, res) => res.writeHead(404).end());
   const wss = new WebSocketServer({ server, maxPayload: 2 * 1024 * 1024 });
   const peers = new Map<number, WebSocket>();
+  const forward = (ws: WebSocket, data: Buffer): void => {
+    const target = peers.get(data.readUInt32BE(4));
+    target?.send(data.subarray(8));
+    ws.send(data.subarray(0, 4));
+  };
+  let onFrame = forward;
+  let db: Database.Database | undefined;
+  if (durableFile !== undefined) {
+    db = new Database(durableFile);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.exec('CREATE TABLE IF NOT EXISTS queue (seq INTEGER PRIMARY KEY, target INTEGER NOT NULL, payload BLOB NOT NULL)');
+    const insert = db.prepare('INSERT INTO queue (target, payload) VALUES (?, ?)');
+    let turn: { ws: WebSocket; data: Buffer }[] = [];
+    const commit = db.transaction((frames: { ws: WebSocket; data: Buffer }[]) => {
+      for (const f of frames) insert.run(f.data.readUInt32BE(4), f.data.subarray(8));
+    });
+    const flush = (): void => {
+      const frames = turn;
+      turn = [];
+      commit.immediate(frames);
+      for (const f of frames) forward(f.ws, f.data);
+    };
+    onFrame = (ws, data) => {
+      if (turn.push({ ws, data }) === 1) setImmediate(flush);
+    };
+  }
   wss.on('connection', (ws, req) => {
     const id = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('id'));
     if (!Number.isSafeInteger(id)) return ws.close(1008);
@@ -40,9 +74,7 @@ export async function startBareForwarder(port = 0, host = '127.0.0.1'): Promise<
     });
     ws.on('message', (data: Buffer, isBinary) => {
       if (!isBinary || data.length < 8) return;
-      const target = peers.get(data.readUInt32BE(4));
-      target?.send(data.subarray(8));
-      ws.send(data.subarray(0, 4));
+      onFrame(ws, data);
     });
   });
   await new Promise<void>((resolve) => server.listen(port, host, resolve));
@@ -52,13 +84,16 @@ export async function startBareForwarder(port = 0, host = '127.0.0.1'): Promise<
       new Promise<void>((resolve) => {
         for (const ws of wss.clients) ws.terminate();
         wss.close();
-        server.close(() => resolve());
+        server.close(() => {
+          db?.close();
+          resolve();
+        });
       }),
   };
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const fwd = await startBareForwarder(Number(process.env['PORT'] ?? 0));
+  const fwd = await startBareForwarder(Number(process.env['PORT'] ?? 0), '127.0.0.1', process.env['DURABLE_FILE']);
   process.stdout.write(`${JSON.stringify({ port: fwd.port })}\n`);
   const stop = (): void => void fwd.close().then(() => process.exit(0));
   process.on('SIGINT', stop);

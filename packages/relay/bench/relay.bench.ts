@@ -8,18 +8,21 @@
  *    The ring is a closed loop: RING * WINDOW envelopes are in flight, so the mean latency is
  *    about that number divided by the throughput (Little's law), whatever the server.
  * 2. The same load generator against a bare `ws` forwarder (bench/bare-forwarder.ts: no auth, no
- *    storage) in its own process, as the reference.
+ *    storage) in its own process, as the reference; and against the same forwarder made durable
+ *    (each turn's frames inserted into SQLite in one transaction with an fsync before they are
+ *    forwarded), the cheapest server that keeps the relay's durability promise: its latency is
+ *    the floor for any durable server on this machine.
  * 3. Idle cost: RSS growth of the relay process per idle authenticated connection with
  *    IDLE_CONNS connections open (VmRSS from /proc/<pid>/status before and after), measured on a
  *    freshly restarted relay so registration garbage does not mask it.
  *
- * Both servers run as child processes; the load generator runs here (bench/lean-socket.ts: it
+ * The servers run as child processes; the load generator runs here (bench/lean-socket.ts: it
  * must cost as little per message as the protocol allows, or the ring measures the generator).
- * Relay and bare runs alternate BENCH_RUNS times; figures are medians, and the ratio is the
- * median of each relay run against the bare run right after it. Each run also reports the CPU
- * time per delivered envelope of the server process and of the generator. Knobs (env):
- * BENCH_RING=200 BENCH_WINDOW=2 BENCH_DURATION_MS=5000 BENCH_WARMUP_MS=1000 BENCH_IDLE_CONNS=5000
- * BENCH_RUNS=5. BENCH_RELAY_NODE_ARGS adds node flags to the relay (e.g. `--trace-gc`) and
+ * Relay, bare and durable-bare runs alternate BENCH_RUNS times; figures are medians, and the
+ * ratio is the median of each relay run against the bare run right after it. Each run also
+ * reports the CPU time per delivered envelope of the server process and of the generator. Knobs
+ * (env): BENCH_RING=200 BENCH_WINDOW=2 BENCH_DURATION_MS=5000 BENCH_WARMUP_MS=1000
+ * BENCH_IDLE_CONNS=5000 BENCH_RUNS=5 BENCH_DURABLE_BARE=1. BENCH_RELAY_NODE_ARGS adds node flags to the relay (e.g. `--trace-gc`) and
  * BENCH_CHILD_LOG=<file> keeps every stdout line of the servers there.
  * Needs ~2 file descriptors per idle connection in this process and one in the relay: children
  * raise their soft `ulimit -n` to the hard limit; run `ulimit -n 20000` first if this process's
@@ -46,6 +49,8 @@ const DURATION_MS = env('BENCH_DURATION_MS', 5000);
 const WARMUP_MS = env('BENCH_WARMUP_MS', 1000);
 const IDLE_CONNS = env('BENCH_IDLE_CONNS', 5000);
 const RUNS = env('BENCH_RUNS', 5);
+/** The third target, the cheapest durable forwarder (BENCH_DURABLE_BARE=0 leaves it out). */
+const DURABLE_BARE = process.env['BENCH_DURABLE_BARE'] !== '0';
 const PAYLOAD = 200;
 /** Extra node flags for the relay child, e.g. BENCH_RELAY_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'. */
 const RELAY_NODE_ARGS = (process.env['BENCH_RELAY_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
@@ -57,9 +62,9 @@ const PKG_DIR = fileURLToPath(new URL('..', import.meta.url));
 // Child processes
 
 /** Spawns `args` under node with the soft fd limit raised; resolves on the first stdout line matching. */
-function spawnNode(args: string[], ready: (line: Record<string, unknown>) => boolean): Promise<{ child: ChildProcess; line: Record<string, unknown> }> {
+function spawnNode(args: string[], ready: (line: Record<string, unknown>) => boolean, env: Record<string, string> = {}): Promise<{ child: ChildProcess; line: Record<string, unknown> }> {
   const quoted = [process.execPath, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-  const child = spawn('sh', ['-c', `ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec ${quoted}`], { cwd: PKG_DIR, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('sh', ['-c', `ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec ${quoted}`], { cwd: PKG_DIR, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   return new Promise((resolve, reject) => {
@@ -248,9 +253,9 @@ async function relayTarget(url: string, pid: number): Promise<Target> {
   };
 }
 
-function bareTarget(port: number, pid: number): Target {
+function bareTarget(port: number, pid: number, name = 'bare ws'): Target {
   return {
-    name: 'bare ws',
+    name,
     pid,
     async connect(i, onDeliver) {
       const ws = new WebSocket(`ws://127.0.0.1:${port}/?id=${i}`, { perMessageDeflate: false });
@@ -340,6 +345,12 @@ async function main(): Promise<void> {
     children.push(bare.child);
     const relayTargetOnce = await relayTarget(relay.url, relay.child.pid!);
     const bareTargetOnce = bareTarget(Number(bare.line['port']), bare.child.pid!);
+    const durable = DURABLE_BARE
+      ? await spawnNode(['--import', 'tsx', 'bench/bare-forwarder.ts'], (l) => typeof l['port'] === 'number', { DURABLE_FILE: join(dataDir, 'durable-bare.sqlite') })
+      : undefined;
+    if (durable !== undefined) children.push(durable.child);
+    const durableTarget = durable && bareTarget(Number(durable.line['port']), durable.child.pid!, 'bare durable');
+    const durableRuns: LoadResult[] = [];
     // Relay and bare runs alternate, and each ratio compares a relay run with the bare run right
     // after it: this machine's speed drifts by more than 10% within a minute.
     const relayRuns: LoadResult[] = [];
@@ -347,8 +358,10 @@ async function main(): Promise<void> {
     for (let i = 0; i < RUNS; i++) {
       relayRuns.push(await runRing(relayTargetOnce));
       bareRuns.push(await runRing(bareTargetOnce));
+      if (durableTarget !== undefined) durableRuns.push(await runRing(durableTarget));
     }
     await stop(bare.child);
+    if (durable !== undefined) await stop(durable.child);
 
     const idle = await idleConnectionCost(dataDir, relay);
 
@@ -360,6 +373,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < RUNS; i++) {
       console.log(row(`relay #${i + 1}`, relayRuns[i]!));
       console.log(row(`bare #${i + 1}`, bareRuns[i]!));
+      if (durableRuns[i] !== undefined) console.log(row(`durable #${i + 1}`, durableRuns[i]!));
       ratios.push(relayRuns[i]!.deliveredPerSecond / bareRuns[i]!.deliveredPerSecond);
     }
     console.log(`relay / bare per run: ${ratios.map((r) => r.toFixed(3)).join(', ')}`);
@@ -383,6 +397,12 @@ async function main(): Promise<void> {
         bare_ws_cpu_us_per_msg: round(med(bareRuns, (r) => r.serverCpuUs), 1),
         load_cpu_us_per_msg_relay: round(med(relayRuns, (r) => r.generatorCpuUs), 1),
         load_cpu_us_per_msg_bare: round(med(bareRuns, (r) => r.generatorCpuUs), 1),
+        ...(durableRuns.length === 0 ? {} : {
+          bare_durable_delivered_per_s: round(med(durableRuns, (r) => r.deliveredPerSecond), 0),
+          bare_durable_mean_ms: round(med(durableRuns, (r) => r.mean)),
+          bare_durable_p99_ms: round(med(durableRuns, (r) => r.p99)),
+          bare_durable_cpu_us_per_msg: round(med(durableRuns, (r) => r.serverCpuUs), 1),
+        }),
         idle_conn_kib: round(idle.kib),
         runs: RUNS,
         ring_connections: RING,

@@ -127,6 +127,34 @@ describe('envelope batches', () => {
     expect(repo.queued('bob', 1)).toBe(2);
   });
 
+  it('spills a long backlog in steps between turns, oldest first, and all of it at once when asked', async () => {
+    // 30 commits of 300 envelopes for offline devices: 9,000 due at once
+    const inserted: EnvelopeRow[] = [];
+    for (let b = 0; b < 30; b++) inserted.push(...(await insert(Array.from({ length: 300 }, (_, i) => env(1 + (i % 3))))));
+    clock += 5000;
+    const first = repo.spill();
+    // whole batches of 300, as many as fit in a step of 2,048 envelopes
+    expect(first).toBe(1800);
+    expect(count('envelopes')).toBe(1800);
+    // every table row is older than every young envelope, so pages stay in seq order meanwhile
+    const seqs = (d: number): number[] => repo.page('bob', d, 0, 10_000).map((r) => r.seq);
+    expect(seqs(1)).toEqual(inserted.filter((r) => r.deviceId === 1).map((r) => r.seq));
+    // the rest follows on later turns, one step per turn
+    let turns = 0;
+    while (repo.youngCount > 0 && turns < 20) {
+      await new Promise((r) => setImmediate(r));
+      turns++;
+      expect(count('envelopes')).toBeLessThanOrEqual(1800 * (turns + 1));
+    }
+    expect([repo.youngCount, count('envelopes'), count('envelope_batches')]).toEqual([0, 9000, 0]);
+    expect(turns).toBeGreaterThanOrEqual(4);
+    for (const d of [1, 2, 3]) expect(seqs(d)).toEqual(inserted.filter((r) => r.deviceId === d).map((r) => r.seq));
+    // spill(true) does everything in one call
+    await insert(Array.from({ length: 3000 }, () => env()));
+    expect(repo.spill(true)).toBe(3000);
+    expect([repo.youngCount, count('envelopes')]).toEqual([0, 12000]);
+  });
+
   it('spills the oldest batches while memory holds more envelopes than allowed', async () => {
     queue.close();
     database.close();

@@ -47,6 +47,13 @@ const BATCH_MAX_ROWS = 4096;
 /** …and about this many ciphertext bytes (a single envelope may exceed it). */
 const BATCH_MAX_BYTES = 4 * 1024 * 1024;
 
+/**
+ * About this many envelopes are spilled per transaction (whole batches): 2,048 take about 12 ms
+ * on the project's machine (6 µs each), where one transaction for 30,000 held the event loop
+ * for 170 ms.
+ */
+const SPILL_STEP = 2048;
+
 /** When to move young envelopes to the `envelopes` table (see {@link EnvelopeRepo.spill}). */
 export interface SpillPolicy {
   /** A batch older than this (ms) with envelopes still queued is spilled. */
@@ -424,18 +431,27 @@ export class EnvelopeRepo implements CommitObserver {
   }
 
   /**
-   * Moves batches into the `envelopes` table, oldest first, while `take(batch)` says so: each
-   * queued envelope becomes a row with its `seq`, and the batch row and its bitmap are deleted,
-   * in one transaction of its own. Never runs inside another transaction (returns 0): it is
-   * called from timers, between commit-queue flushes. Returns the envelopes moved.
+   * Moves batches into the `envelopes` table, oldest first, while `take(batch)` says so and at
+   * most about `limit` envelopes (whole batches, at least one): each queued envelope becomes a
+   * row with its `seq`, and the batch row and its bitmap are deleted, in one transaction of its
+   * own. Never runs inside another transaction, nor on a closed database (returns 0): it is
+   * called from timers, between commit-queue flushes. Returns the envelopes moved, and whether
+   * `take` wanted more than `limit` allowed.
    */
-  private spillWhile(take: (batch: Batch, young: number, bytes: number) => boolean): number {
-    if (this.sqlite.inTransaction) return 0;
+  private spillWhile(take: (batch: Batch, young: number, bytes: number) => boolean, limit: number): { moved: number; more: boolean } {
+    if (this.sqlite.inTransaction || !this.sqlite.open) return { moved: 0, more: false };
     const chosen: Batch[] = [];
     let young = this.young.size;
     let bytes = this.youngBytes;
+    let taking = 0;
+    let more = false;
     for (const b of this.batches.values()) {
       if (!take(b, young, bytes)) break;
+      if (chosen.length > 0 && taking + b.live > limit) {
+        more = true;
+        break;
+      }
+      taking += b.live;
       chosen.push(b);
       for (const e of b.entries) {
         if (e === undefined || e.gone) continue;
@@ -443,7 +459,7 @@ export class EnvelopeRepo implements CommitObserver {
         bytes -= e.row.ciphertext.byteLength;
       }
     }
-    if (chosen.length === 0) return 0;
+    if (chosen.length === 0) return { moved: 0, more: false };
     let moved = 0;
     this.sqlite.transaction(() => {
       for (const b of chosen) {
@@ -458,7 +474,7 @@ export class EnvelopeRepo implements CommitObserver {
       }
     }).immediate();
     for (const b of chosen) for (const e of b.entries) if (e !== undefined) this.forget(e);
-    return moved;
+    return { moved, more };
   }
 
   /** Writes a young envelope as an `envelopes` row, keeping its seq (spill and recovery). */
@@ -468,12 +484,23 @@ export class EnvelopeRepo implements CommitObserver {
 
   /**
    * Spills batches older than the policy's age, and the oldest while memory holds more than
-   * its bounds. `all` spills everything (before retention, and at a clean stop).
+   * its bounds, in steps of about {@link SPILL_STEP} envelopes: one step now, the next ones
+   * scheduled on `setImmediate`, so a long backlog (a burst of traffic to offline devices) does
+   * not hold the event loop in one transaction. Returns the envelopes this step moved. `all`
+   * spills everything now (before retention, and at a clean stop).
    */
   spill(all = false): number {
     const old = this.clock() - this.policy.maxAgeMs;
     const { maxEnvelopes, maxBytes } = this.policy;
-    return this.spillWhile((b, young, bytes) => all || b.bornAt <= old || young > maxEnvelopes || bytes > maxBytes);
+    const due = (b: Batch, young: number, bytes: number): boolean => all || b.bornAt <= old || young > maxEnvelopes || bytes > maxBytes;
+    if (all) {
+      let total = 0;
+      for (let step = this.spillWhile(due, SPILL_STEP); step.moved > 0; step = this.spillWhile(due, SPILL_STEP)) total += step.moved;
+      return total;
+    }
+    const step = this.spillWhile(due, SPILL_STEP);
+    if (step.more) this.scheduleSpill();
+    return step.moved;
   }
 
   private scheduleSpill(): void {

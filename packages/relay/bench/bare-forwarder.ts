@@ -10,13 +10,15 @@
  * with the 4-byte `requestId`, so the load generator drives it with the same closed loop
  * (request, response, delivery) it uses against the relay.
  *
- * With `durableFile`, it is the cheapest durable forwarder instead: the frames read in one
+ * With `durableFile`, it is a minimal durable forwarder instead: the frames read in one
  * event-loop turn are inserted into one SQLite table in one transaction (WAL,
  * `synchronous=FULL`: an fsync per commit, as the relay's group commit), and only then forwarded
- * and answered. No auth, no protocol, no deletes: durability alone, as a second reference.
+ * and answered, each socket's frames in one write. No auth, no protocol, no deletes: the
+ * relay's durability and write batching alone, as a second reference. With `corkTurns`, the
+ * plain forwarder batches its writes per turn too.
  *
  * Run standalone: `node --import tsx bench/bare-forwarder.ts` prints `{"port":N}` on stdout
- * (`DURABLE_FILE=<path>` for the durable one).
+ * (`DURABLE_FILE=<path>` for the durable one, `CORK_TURNS=1` for corked writes).
  *
  * @example
  * const fwd = await startBareForwarder(0);
@@ -25,7 +27,7 @@
  */
 import Database from 'better-sqlite3';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
 
@@ -34,10 +36,34 @@ export interface BareForwarder {
   close(): Promise<void>;
 }
 
-export async function startBareForwarder(port = 0, host = '127.0.0.1', durableFile?: string): Promise<BareForwarder> {
+export interface BareForwarderOptions {
+  /** Commit each turn's frames to this SQLite file (with an fsync) before forwarding them. */
+  durableFile?: string;
+  /**
+   * Cork each socket from its first write of a turn to the turn's end, so its frames leave in
+   * one write, as the relay's do (the durable forwarder always does: its writes are a batch).
+   */
+  corkTurns?: boolean;
+}
+
+export async function startBareForwarder(port = 0, host = '127.0.0.1', options: BareForwarderOptions = {}): Promise<BareForwarder> {
   const server = createServer((_req, res) => res.writeHead(404).end());
   const wss = new WebSocketServer({ server, maxPayload: 2 * 1024 * 1024 });
   const peers = new Map<number, WebSocket>();
+  const corked = new Set<Socket>();
+  const uncorkAll = (): void => {
+    for (const socket of corked) socket.uncork();
+    corked.clear();
+  };
+  /** Corks `ws`'s socket until {@link uncorkAll}; true if it is the first corked since the last one. */
+  const hold = (ws: WebSocket | undefined): boolean => {
+    // `_socket`: the net.Socket under a ws connection (a long-standing internal of ws)
+    const socket = (ws as unknown as { _socket?: Socket } | undefined)?._socket;
+    if (socket === undefined || corked.has(socket)) return false;
+    corked.add(socket);
+    socket.cork();
+    return corked.size === 1;
+  };
   const forward = (ws: WebSocket, data: Buffer): void => {
     const target = peers.get(data.readUInt32BE(4));
     target?.send(data.subarray(8));
@@ -45,24 +71,36 @@ export async function startBareForwarder(port = 0, host = '127.0.0.1', durableFi
   };
   let onFrame = forward;
   let db: Database.Database | undefined;
-  if (durableFile !== undefined) {
-    db = new Database(durableFile);
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.exec('CREATE TABLE IF NOT EXISTS queue (seq INTEGER PRIMARY KEY, target INTEGER NOT NULL, payload BLOB NOT NULL)');
-    const insert = db.prepare('INSERT INTO queue (target, payload) VALUES (?, ?)');
-    let turn: { ws: WebSocket; data: Buffer }[] = [];
-    const commit = db.transaction((frames: { ws: WebSocket; data: Buffer }[]) => {
+  if (options.durableFile !== undefined) {
+    const database = (db = new Database(options.durableFile));
+    database.pragma('journal_mode = WAL');
+    database.pragma('synchronous = FULL');
+    database.exec('CREATE TABLE IF NOT EXISTS queue (seq INTEGER PRIMARY KEY, target INTEGER NOT NULL, payload BLOB NOT NULL)');
+    const insert = database.prepare('INSERT INTO queue (target, payload) VALUES (?, ?)');
+    type Frame = { ws: WebSocket; data: Buffer };
+    let turn: Frame[] = [];
+    const commit = database.transaction((frames: Frame[]) => {
       for (const f of frames) insert.run(f.data.readUInt32BE(4), f.data.subarray(8));
     });
     const flush = (): void => {
       const frames = turn;
       turn = [];
       commit.immediate(frames);
-      for (const f of frames) forward(f.ws, f.data);
+      for (const f of frames) {
+        hold(peers.get(f.data.readUInt32BE(4)));
+        hold(f.ws);
+        forward(f.ws, f.data);
+      }
+      uncorkAll();
     };
     onFrame = (ws, data) => {
       if (turn.push({ ws, data }) === 1) setImmediate(flush);
+    };
+  } else if (options.corkTurns === true) {
+    onFrame = (ws, data) => {
+      const first = hold(peers.get(data.readUInt32BE(4)));
+      if (hold(ws) || first) setImmediate(uncorkAll);
+      forward(ws, data);
     };
   }
   wss.on('connection', (ws, req) => {
@@ -93,7 +131,10 @@ export async function startBareForwarder(port = 0, host = '127.0.0.1', durableFi
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const fwd = await startBareForwarder(Number(process.env['PORT'] ?? 0), '127.0.0.1', process.env['DURABLE_FILE']);
+  const fwd = await startBareForwarder(Number(process.env['PORT'] ?? 0), '127.0.0.1', {
+    durableFile: process.env['DURABLE_FILE'],
+    corkTurns: process.env['CORK_TURNS'] === '1',
+  });
   process.stdout.write(`${JSON.stringify({ port: fwd.port })}\n`);
   const stop = (): void => void fwd.close().then(() => process.exit(0));
   process.on('SIGINT', stop);

@@ -10,8 +10,8 @@
  * 2. The same load generator against a bare `ws` forwarder (bench/bare-forwarder.ts: no auth, no
  *    storage) in its own process, as the reference; and against the same forwarder made durable
  *    (each turn's frames inserted into SQLite in one transaction with an fsync before they are
- *    forwarded), the cheapest server that keeps the relay's durability promise: its latency is
- *    the floor for any durable server on this machine.
+ *    forwarded, each socket's frames in one write): the relay's durability and write batching
+ *    without its protocol, to tell what durability costs from what the rest does.
  * 3. Idle cost: RSS growth of the relay process per idle authenticated connection with
  *    IDLE_CONNS connections open (VmRSS from /proc/<pid>/status before and after), measured on a
  *    freshly restarted relay so registration garbage does not mask it.
@@ -22,7 +22,7 @@
  * ratio is the median of each relay run against the bare run right after it. Each run also
  * reports the CPU time per delivered envelope of the server process and of the generator. Knobs
  * (env): BENCH_RING=200 BENCH_WINDOW=2 BENCH_DURATION_MS=5000 BENCH_WARMUP_MS=1000
- * BENCH_IDLE_CONNS=5000 BENCH_RUNS=5 BENCH_DURABLE_BARE=1. BENCH_RELAY_NODE_ARGS adds node flags to the relay (e.g. `--trace-gc`) and
+ * BENCH_IDLE_CONNS=5000 BENCH_RUNS=5 BENCH_DURABLE_BARE=1 BENCH_BARE_CORK=0. BENCH_RELAY_NODE_ARGS adds node flags to the relay (e.g. `--trace-gc`) and
  * BENCH_CHILD_LOG=<file> keeps every stdout line of the servers there.
  * Needs ~2 file descriptors per idle connection in this process and one in the relay: children
  * raise their soft `ulimit -n` to the hard limit; run `ulimit -n 20000` first if this process's
@@ -49,8 +49,10 @@ const DURATION_MS = env('BENCH_DURATION_MS', 5000);
 const WARMUP_MS = env('BENCH_WARMUP_MS', 1000);
 const IDLE_CONNS = env('BENCH_IDLE_CONNS', 5000);
 const RUNS = env('BENCH_RUNS', 5);
-/** The third target, the cheapest durable forwarder (BENCH_DURABLE_BARE=0 leaves it out). */
+/** The third target, a minimal durable forwarder (BENCH_DURABLE_BARE=0 leaves it out). */
 const DURABLE_BARE = process.env['BENCH_DURABLE_BARE'] !== '0';
+/** BENCH_BARE_CORK=1: the bare forwarder batches each socket's writes per turn, as the relay does. */
+const BARE_CORK = process.env['BENCH_BARE_CORK'] === '1';
 const PAYLOAD = 200;
 /** Extra node flags for the relay child, e.g. BENCH_RELAY_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'. */
 const RELAY_NODE_ARGS = (process.env['BENCH_RELAY_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
@@ -341,7 +343,7 @@ async function main(): Promise<void> {
   try {
     const relay = await startRelayChild(dataDir);
     children.push(relay.child);
-    const bare = await spawnNode(['--import', 'tsx', 'bench/bare-forwarder.ts'], (l) => typeof l['port'] === 'number');
+    const bare = await spawnNode(['--import', 'tsx', 'bench/bare-forwarder.ts'], (l) => typeof l['port'] === 'number', { CORK_TURNS: BARE_CORK ? '1' : '0' });
     children.push(bare.child);
     const relayTargetOnce = await relayTarget(relay.url, relay.child.pid!);
     const bareTargetOnce = bareTarget(Number(bare.line['port']), bare.child.pid!);
@@ -404,6 +406,7 @@ async function main(): Promise<void> {
           bare_durable_cpu_us_per_msg: round(med(durableRuns, (r) => r.serverCpuUs), 1),
         }),
         idle_conn_kib: round(idle.kib),
+        bare_corked: BARE_CORK,
         runs: RUNS,
         ring_connections: RING,
         window: WINDOW,

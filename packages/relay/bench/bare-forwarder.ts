@@ -64,8 +64,8 @@ export async function startBareForwarder(port = 0, host = '127.0.0.1', options: 
     socket.cork();
     return corked.size === 1;
   };
-  const forward = (ws: WebSocket, data: Buffer): void => {
-    const target = peers.get(data.readUInt32BE(4));
+  const targetOf = (data: Buffer): WebSocket | undefined => peers.get(data.readUInt32BE(4));
+  const forward = (ws: WebSocket, data: Buffer, target = targetOf(data)): void => {
     target?.send(data.subarray(8));
     ws.send(data.subarray(0, 4));
   };
@@ -87,9 +87,10 @@ export async function startBareForwarder(port = 0, host = '127.0.0.1', options: 
       turn = [];
       commit.immediate(frames);
       for (const f of frames) {
-        hold(peers.get(f.data.readUInt32BE(4)));
+        const target = targetOf(f.data);
+        hold(target);
         hold(f.ws);
-        forward(f.ws, f.data);
+        forward(f.ws, f.data, target);
       }
       uncorkAll();
     };
@@ -98,9 +99,10 @@ export async function startBareForwarder(port = 0, host = '127.0.0.1', options: 
     };
   } else if (options.corkTurns === true) {
     onFrame = (ws, data) => {
-      const first = hold(peers.get(data.readUInt32BE(4)));
+      const target = targetOf(data);
+      const first = hold(target);
       if (hold(ws) || first) setImmediate(uncorkAll);
-      forward(ws, data);
+      forward(ws, data, target);
     };
   }
   wss.on('connection', (ws, req) => {

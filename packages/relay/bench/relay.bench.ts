@@ -22,7 +22,8 @@
  * ratio is the median of each relay run against the bare run right after it. Each run also
  * reports the CPU time per delivered envelope of the server process and of the generator. Knobs
  * (env): BENCH_RING=200 BENCH_WINDOW=2 BENCH_DURATION_MS=5000 BENCH_WARMUP_MS=1000
- * BENCH_IDLE_CONNS=5000 BENCH_RUNS=5 BENCH_DURABLE_BARE=1 BENCH_BARE_CORK=0. BENCH_RELAY_NODE_ARGS adds node flags to the relay (e.g. `--trace-gc`) and
+ * BENCH_IDLE_CONNS=5000 BENCH_RUNS=5 BENCH_DURABLE_BARE=1 BENCH_BARE_CORK=0.
+ * BENCH_RELAY_NODE_ARGS adds node flags to the relay (e.g. `--trace-gc`) and
  * BENCH_CHILD_LOG=<file> keeps every stdout line of the servers there.
  * Needs ~2 file descriptors per idle connection in this process and one in the relay: children
  * raise their soft `ulimit -n` to the hard limit; run `ulimit -n 20000` first if this process's
@@ -343,18 +344,19 @@ async function main(): Promise<void> {
   try {
     const relay = await startRelayChild(dataDir);
     children.push(relay.child);
-    const bare = await spawnNode(['--import', 'tsx', 'bench/bare-forwarder.ts'], (l) => typeof l['port'] === 'number', { CORK_TURNS: BARE_CORK ? '1' : '0' });
-    children.push(bare.child);
+    const startForwarder = async (env: Record<string, string>): Promise<ChildProcess & { port: number }> => {
+      const { child, line } = await spawnNode(['--import', 'tsx', 'bench/bare-forwarder.ts'], (l) => typeof l['port'] === 'number', env);
+      children.push(child);
+      return Object.assign(child, { port: Number(line['port']) });
+    };
+    const bare = await startForwarder({ CORK_TURNS: BARE_CORK ? '1' : '0' });
     const relayTargetOnce = await relayTarget(relay.url, relay.child.pid!);
-    const bareTargetOnce = bareTarget(Number(bare.line['port']), bare.child.pid!);
-    const durable = DURABLE_BARE
-      ? await spawnNode(['--import', 'tsx', 'bench/bare-forwarder.ts'], (l) => typeof l['port'] === 'number', { DURABLE_FILE: join(dataDir, 'durable-bare.sqlite') })
-      : undefined;
-    if (durable !== undefined) children.push(durable.child);
-    const durableTarget = durable && bareTarget(Number(durable.line['port']), durable.child.pid!, 'bare durable');
+    const bareTargetOnce = bareTarget(bare.port, bare.pid!);
+    const durable = DURABLE_BARE ? await startForwarder({ DURABLE_FILE: join(dataDir, 'durable-bare.sqlite') }) : undefined;
+    const durableTarget = durable && bareTarget(durable.port, durable.pid!, 'bare durable');
     const durableRuns: LoadResult[] = [];
-    // Relay and bare runs alternate, and each ratio compares a relay run with the bare run right
-    // after it: this machine's speed drifts by more than 10% within a minute.
+    // Relay, bare and durable runs alternate, and each ratio compares a relay run with the bare
+    // run right after it: this machine's speed drifts by more than 10% within a minute.
     const relayRuns: LoadResult[] = [];
     const bareRuns: LoadResult[] = [];
     for (let i = 0; i < RUNS; i++) {
@@ -362,8 +364,8 @@ async function main(): Promise<void> {
       bareRuns.push(await runRing(bareTargetOnce));
       if (durableTarget !== undefined) durableRuns.push(await runRing(durableTarget));
     }
-    await stop(bare.child);
-    if (durable !== undefined) await stop(durable.child);
+    await stop(bare);
+    if (durable !== undefined) await stop(durable);
 
     const idle = await idleConnectionCost(dataDir, relay);
 

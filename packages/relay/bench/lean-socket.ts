@@ -3,43 +3,16 @@
  * message as the protocol allows, so that the ring measures the relay rather than the generator
  * (both share the machine's cores): frames are encoded and decoded with plain cbor-x, without
  * the validating readers of `@sotto/protocol` that a real client (and bench/relay-client.ts)
- * uses, and each connection's frames of one turn leave in one socket write (see {@link TurnCork},
- * which the bare-forwarder target uses too).
+ * uses, over the bench's own WebSocket client ({@link LeanWire}, which the bare-forwarder target
+ * uses too).
  *
  * Trusts the relay: fit for a benchmark only.
  */
-import type { Socket } from 'node:net';
 import { Encoder } from 'cbor-x';
-import WebSocket from 'ws';
-import { openDeviceSocket, type TestDevice } from './relay-client.js';
+import { LeanWire } from './lean-wire.js';
+import { fetchTicket, type TestDevice } from './relay-client.js';
 
 const encoder = new Encoder({ useRecords: false, tagUint8Array: false, variableMapSize: true });
-
-/**
- * Corks a socket at its first write of a turn and uncorks it on the next tick, so that
- * whatever a connection writes while one event is handled goes out in one `writev`.
- */
-export class TurnCork {
-  private corked = false;
-  private readonly socket: Socket;
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.socket.uncork();
-  };
-
-  constructor(ws: WebSocket) {
-    // `_socket`: the net.Socket under a ws client (a long-standing internal of ws).
-    this.socket = (ws as unknown as { _socket: Socket })._socket;
-  }
-
-  /** Call before each `ws.send`. */
-  hold(): void {
-    if (this.corked) return;
-    this.corked = true;
-    this.socket.cork();
-    process.nextTick(this.uncork);
-  }
-}
 
 /**
  * A minimal CBOR reader for the relay's frames: walks definite-length maps for the few keys
@@ -160,23 +133,16 @@ class SendTemplate {
 export class LeanDeviceSocket {
   private nextId = 1;
   private readonly pending = new Map<number, (status: number) => void>();
-  /** Made at the first write: frames can arrive (and be acked) before `connect` resolves. */
-  private corker: TurnCork | undefined;
-  private get cork(): TurnCork {
-    return (this.corker ??= new TurnCork(this.ws));
-  }
   private acks: string[] = [];
   private template: SendTemplate | undefined;
   private readonly flushAcks = (): void => {
     const guids = this.acks;
     this.acks = [];
-    if (this.ws.readyState !== WebSocket.OPEN) return;
-    this.cork.hold();
     this.ws.send(encoder.encode({ t: 'ack', guids }));
   };
 
-  private constructor(readonly ws: WebSocket, onMessage: (ciphertext: Uint8Array) => void) {
-    ws.on('message', (data: Buffer) => {
+  private constructor(readonly ws: LeanWire, onMessage: (ciphertext: Uint8Array) => void) {
+    ws.onMessage = (data: Buffer) => {
       const w = new Walk(data);
       let t = 0;
       let id = 0;
@@ -195,11 +161,11 @@ export class LeanDeviceSocket {
         this.pending.delete(id);
         cb?.(status);
       }
-    });
-    ws.on('close', () => {
+    };
+    ws.onClose = () => {
       for (const cb of this.pending.values()) cb(0);
       this.pending.clear();
-    });
+    };
   }
 
   private envelope(bytes: Uint8Array, onMessage: (ciphertext: Uint8Array) => void): void {
@@ -220,8 +186,17 @@ export class LeanDeviceSocket {
     if (this.acks.push(guid) === 1) queueMicrotask(this.flushAcks);
   }
 
+  /**
+   * Opens `device`'s WebSocket with a fresh ticket. Listeners are set before the first frame is
+   * read (the relay may push in the same turn as the upgrade).
+   */
   static async connect(baseUrl: string, device: TestDevice, onMessage: (ciphertext: Uint8Array) => void): Promise<LeanDeviceSocket> {
-    return openDeviceSocket(baseUrl, device, (ws) => new LeanDeviceSocket(ws, onMessage));
+    const ticket = await fetchTicket(baseUrl, device);
+    let sock: LeanDeviceSocket | undefined;
+    await LeanWire.connect(`${baseUrl.replace(/^http/, 'ws')}/v1/ws?ticket=${encodeURIComponent(ticket)}`, (wire) => {
+      sock = new LeanDeviceSocket(wire, onMessage);
+    });
+    return sock!;
   }
 
   /**
@@ -234,7 +209,6 @@ export class LeanDeviceSocket {
     if (this.template.to !== to) throw new Error('LeanDeviceSocket sends to one device only');
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
-      this.cork.hold();
       this.ws.send(this.template!.frame(id, ciphertext));
     });
   }

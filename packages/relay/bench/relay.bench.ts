@@ -16,8 +16,9 @@
  *    IDLE_CONNS connections open (VmRSS from /proc/<pid>/status before and after), measured on a
  *    freshly restarted relay so registration garbage does not mask it.
  *
- * The servers run as child processes; the load generator runs here (bench/lean-socket.ts: it
- * must cost as little per message as the protocol allows, or the ring measures the generator).
+ * The servers run as child processes; the load generator runs here (bench/lean-socket.ts over
+ * bench/lean-wire.ts, for every target: it must cost as little per message as the protocol
+ * allows, or the ring measures the generator).
  * Relay, bare and durable-bare runs alternate BENCH_RUNS times; figures are medians, and the
  * ratio is the median of each relay run against the bare run right after it. Each run also
  * reports the CPU time per delivered envelope of the server process and of the generator. Knobs
@@ -36,8 +37,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import WebSocket from 'ws';
-import { LeanDeviceSocket, TurnCork } from './lean-socket.js';
+import { LeanDeviceSocket } from './lean-socket.js';
+import { LeanWire } from './lean-wire.js';
 import { DeviceSocket, registerDevice, type TestDevice } from './relay-client.js';
 
 const env = (name: string, def: number): number => {
@@ -261,25 +262,21 @@ function bareTarget(port: number, pid: number, name = 'bare ws'): Target {
     name,
     pid,
     async connect(i, onDeliver) {
-      const ws = new WebSocket(`ws://127.0.0.1:${port}/?id=${i}`, { perMessageDeflate: false });
       const pending = new Map<number, (ok: boolean) => void>();
       let nextId = 1;
-      ws.on('message', (data: Buffer) => {
-        if (data.length === 4) {
-          const id = data.readUInt32BE(0);
-          pending.get(id)?.(true);
-          pending.delete(id);
-        } else onDeliver(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      const ws = await LeanWire.connect(`ws://127.0.0.1:${port}/?id=${i}`, (wire) => {
+        wire.onMessage = (data) => {
+          if (data.length === 4) {
+            const id = data.readUInt32BE(0);
+            pending.get(id)?.(true);
+            pending.delete(id);
+          } else onDeliver(data);
+        };
+        wire.onClose = () => {
+          for (const cb of pending.values()) cb(false);
+          pending.clear();
+        };
       });
-      ws.on('close', () => {
-        for (const cb of pending.values()) cb(false);
-        pending.clear();
-      });
-      await new Promise<void>((resolve, reject) => {
-        ws.once('open', () => resolve());
-        ws.once('error', reject);
-      });
-      const cork = new TurnCork(ws);
       return {
         send: (to, payload) =>
           new Promise<boolean>((resolve) => {
@@ -289,7 +286,6 @@ function bareTarget(port: number, pid: number, name = 'bare ws'): Target {
             frame.writeUInt32BE(id, 0);
             frame.writeUInt32BE(to, 4);
             frame.set(payload, 8);
-            cork.hold();
             ws.send(frame);
           }),
         close: () => ws.terminate(),

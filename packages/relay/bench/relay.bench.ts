@@ -22,7 +22,7 @@
  * Relay, bare and durable-bare runs alternate BENCH_RUNS times; figures are medians, and the
  * ratio is the median of each relay run against the bare run right after it. Each run also
  * reports the CPU time per delivered envelope of the server process and of the generator. Knobs
- * (env): BENCH_RING=200 BENCH_WINDOW=2 BENCH_DURATION_MS=5000 BENCH_WARMUP_MS=1000
+ * (env): BENCH_RING=200 BENCH_WINDOW=2 BENCH_SWEEP= (e.g. 1,2,3,4,6) BENCH_DURATION_MS=5000 BENCH_WARMUP_MS=1000
  * BENCH_IDLE_CONNS=5000 BENCH_RUNS=5 BENCH_DURABLE_BARE=1 BENCH_BARE_CORK=0.
  * BENCH_RELAY_NODE_ARGS adds node flags to the relay (e.g. `--trace-gc`) and
  * BENCH_CHILD_LOG=<file> keeps every stdout line of the servers there.
@@ -47,6 +47,12 @@ const env = (name: string, def: number): number => {
 };
 const RING = env('BENCH_RING', 200);
 const WINDOW = env('BENCH_WINDOW', 2);
+/**
+ * BENCH_SWEEP=1,2,3,4,6: after the main runs, one relay and one bare run at each of these
+ * windows, to show where each server saturates (its throughput stops rising) and what the
+ * latency is there. Off by default (about 15 s a window).
+ */
+const SWEEP = (process.env['BENCH_SWEEP'] ?? '').split(',').map(Number).filter((w) => Number.isInteger(w) && w > 0);
 const DURATION_MS = env('BENCH_DURATION_MS', 5000);
 const WARMUP_MS = env('BENCH_WARMUP_MS', 1000);
 const IDLE_CONNS = env('BENCH_IDLE_CONNS', 5000);
@@ -166,7 +172,7 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-async function runRing(target: Target): Promise<LoadResult> {
+async function runRing(target: Target, window = WINDOW): Promise<LoadResult> {
   let measuring = false;
   let running = true;
   let delivered = 0;
@@ -194,7 +200,7 @@ async function runRing(target: Target): Promise<LoadResult> {
       if (measuring) ok ? sentOk++ : sendFailed++;
     }
   };
-  const workers = conns.flatMap((_, i) => Array.from({ length: WINDOW }, () => worker(i)));
+  const workers = conns.flatMap((_, i) => Array.from({ length: window }, () => worker(i)));
   await sleep(WARMUP_MS);
   measuring = true;
   const t0 = performance.now();
@@ -360,6 +366,8 @@ async function main(): Promise<void> {
       bareRuns.push(await runRing(bareTargetOnce));
       if (durableTarget !== undefined) durableRuns.push(await runRing(durableTarget));
     }
+    const sweep: { window: number; relay: LoadResult; bare: LoadResult }[] = [];
+    for (const window of SWEEP) sweep.push({ window, relay: await runRing(relayTargetOnce, window), bare: await runRing(bareTargetOnce, window) });
     await stop(bare);
     if (durable !== undefined) await stop(durable);
 
@@ -379,6 +387,18 @@ async function main(): Promise<void> {
     console.log(`relay / bare per run: ${ratios.map((r) => r.toFixed(3)).join(', ')}`);
     console.log(`idle: ${idle.connected} authenticated connections, relay RSS ${idle.before} -> ${idle.after} KiB, ${idle.kib.toFixed(2)} KiB/conn`);
     const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
+    // Saturation: the smallest window whose relay throughput is within 5% of the sweep's highest.
+    let saturated: (typeof sweep)[number] | undefined;
+    if (sweep.length > 0) {
+      console.log('window sweep (one run each)');
+      console.log(`${'window'.padStart(6)} ${'relay/s'.padStart(9)} ${'relay µs'.padStart(9)} ${'relay p99'.padStart(10)} ${'bare/s'.padStart(9)} ${'bare p99'.padStart(9)} ${'ratio'.padStart(6)}`);
+      for (const w of sweep) {
+        console.log(`${String(w.window).padStart(6)} ${w.relay.deliveredPerSecond.toFixed(0).padStart(9)} ${w.relay.serverCpuUs.toFixed(1).padStart(9)} ${w.relay.p99.toFixed(2).padStart(10)} ${w.bare.deliveredPerSecond.toFixed(0).padStart(9)} ${w.bare.p99.toFixed(2).padStart(9)} ${(w.relay.deliveredPerSecond / w.bare.deliveredPerSecond).toFixed(3).padStart(6)}`);
+      }
+      const top = Math.max(...sweep.map((w) => w.relay.deliveredPerSecond));
+      saturated = [...sweep].sort((a, b) => a.window - b.window).find((w) => w.relay.deliveredPerSecond >= 0.95 * top);
+      console.log(`relay saturated at window ${saturated!.window} (within 5% of its highest throughput in the sweep)`);
+    }
     const med = (runs: LoadResult[], pick: (r: LoadResult) => number): number => median(runs.map(pick));
     console.log(
       JSON.stringify({
@@ -409,6 +429,19 @@ async function main(): Promise<void> {
         ring_connections: RING,
         window: WINDOW,
         idle_connections: idle.connected,
+        ...(saturated === undefined ? {} : {
+          saturated_window: saturated.window,
+          relay_p99_at_saturation_ms: round(saturated.relay.p99),
+          relay_vs_bare_ratio_at_saturation: round(saturated.relay.deliveredPerSecond / saturated.bare.deliveredPerSecond, 3),
+          sweep: sweep.map((w) => ({
+            window: w.window,
+            relay_delivered_per_s: round(w.relay.deliveredPerSecond, 0),
+            relay_p99_ms: round(w.relay.p99),
+            relay_cpu_us_per_msg: round(w.relay.serverCpuUs, 1),
+            bare_ws_delivered_per_s: round(w.bare.deliveredPerSecond, 0),
+            bare_ws_p99_ms: round(w.bare.p99),
+          })),
+        }),
       }),
     );
   } finally {

@@ -9,6 +9,10 @@ describe('@sotto/protocol browser entry', () => {
     expect(await browserBundleProblems(here('../src/index.ts'))).toEqual([]);
   });
 
+  it('bundles the web engine entry for the browser too', async () => {
+    expect(await browserBundleProblems(here('../src/web/index.ts'))).toEqual([]);
+  });
+
   it('the check itself catches the Node-only libsignal entry', async () => {
     const problems = await browserBundleProblems(here('../src/libsignal/index.ts'));
     expect(problems.length).toBeGreaterThan(0);

@@ -48,3 +48,18 @@ export function checkAddress(address: DeviceAddress): DeviceAddress {
   }
   return address;
 }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * A sender-key distribution id (a UUID, any case) in lowercase; `INVALID_FIELD` otherwise.
+ *
+ * @example
+ * checkDistributionId('0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0'); // '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0'
+ */
+export function checkDistributionId(id: string): string {
+  if (typeof id !== 'string' || !UUID.test(id)) {
+    throw new ProtocolError('INVALID_FIELD', 'distributionId is not a UUID', { field: 'distributionId' });
+  }
+  return id.toLowerCase();
+}

@@ -1,4 +1,4 @@
-export { addressKey, checkAddress, MAX_ENGINE_DEVICE_ID, type DeviceAddress } from './address.js';
+export { addressKey, checkAddress, checkDistributionId, MAX_ENGINE_DEVICE_ID, type DeviceAddress } from './address.js';
 export type {
   IdentityStore,
   KyberPreKeyEntry,

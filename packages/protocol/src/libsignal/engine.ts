@@ -5,7 +5,7 @@
  */
 import * as S from '@signalapp/libsignal-client';
 import { ProtocolError } from '../errors.js';
-import { addressKey, checkAddress, type DeviceAddress } from '../engine/address.js';
+import { addressKey, checkAddress, checkDistributionId, type DeviceAddress } from '../engine/address.js';
 import type {
   GeneratedIdentity,
   PairwiseCiphertext,
@@ -45,7 +45,6 @@ const FINGERPRINT_ITERATIONS = 5200;
 const KYBER_KEY_TYPE = 0x08;
 const KYBER_PUBLIC_KEY_LENGTH = 1569;
 const MAX_PREKEY_ID = 0xffffffff;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /**
  * libsignal asks for the local address but does not bind it into the cryptography (checked by
  * the tests); Sotto's stores are per device, so one fixed placeholder is passed.
@@ -64,13 +63,6 @@ function checkKeyId(id: number, field: string): void {
   if (!Number.isInteger(id) || id < 0 || id > MAX_PREKEY_ID) {
     throw new ProtocolError('INVALID_FIELD', `${field} is not a prekey id`, { field });
   }
-}
-
-function checkDistributionId(id: string): string {
-  if (typeof id !== 'string' || !UUID.test(id)) {
-    throw new ProtocolError('INVALID_FIELD', 'distributionId is not a UUID', { field: 'distributionId' });
-  }
-  return id.toLowerCase();
 }
 
 function checkEcPublic(key: Uint8Array, field: string): S.PublicKey {

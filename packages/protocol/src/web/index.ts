@@ -1,0 +1,40 @@
+/**
+ * `@sotto/protocol/web`: the pieces of the web engine (ARCHITECTURE §3) that exist so far,
+ * on libsodium and WebCrypto only, so that they run in browsers (and Node):
+ *
+ * - Curve25519 keys and XEdDSA signatures, compatible with libsignal's;
+ * - sender keys (group messages and their distribution messages), byte-compatible with
+ *   libsignal's `groupEncrypt` / `groupDecrypt`.
+ *
+ * Not yet: PQXDH and the Double Ratchet for 1:1 sessions, and the {@link ProtocolEngine}
+ * implementation that puts them together (docs/protocol.md, "Web engine").
+ */
+export { readySumo, type Sodium } from './sodium.js';
+export {
+  clampPrivateKey,
+  generateKeyPair,
+  parsePublicKey,
+  publicKeyOf,
+  serializePublicKey,
+  xeddsaSign,
+  xeddsaVerify,
+  PRIVATE_KEY_BYTES,
+  PUBLIC_KEY_BYTES,
+  SIGNATURE_BYTES,
+  type KeyPair,
+} from './curve.js';
+export {
+  createSenderKeyDistribution,
+  decodeSenderKeyDistribution,
+  encodeSenderKeyDistribution,
+  groupDecrypt,
+  groupEncrypt,
+  parseSenderKeyMessage,
+  processSenderKeyDistribution,
+  MAX_FORWARD_JUMP,
+  MAX_SENDER_KEY_STATES,
+  MAX_SKIPPED_MESSAGE_KEYS,
+  SENDER_KEY_VERSION,
+  type ParsedSenderKeyMessage,
+  type SenderKeyDistribution,
+} from './sender-key.js';

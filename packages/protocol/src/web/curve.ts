@@ -20,6 +20,7 @@
  */
 import { DJB_KEY_TYPE } from '../engine/identity-trust.js';
 import { ProtocolError } from '../errors.js';
+import { concatBytes } from './kdf.js';
 import type { Sodium } from './sodium.js';
 
 export const PUBLIC_KEY_BYTES = 32;
@@ -79,17 +80,6 @@ export function parsePublicKey(serialized: Uint8Array): Uint8Array {
 const HASH1_PREFIX = new Uint8Array(32).fill(0xff);
 HASH1_PREFIX[0] = 0xfe;
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 /** A 32-byte scalar reduced mod L (libsodium reduces 64-byte inputs). */
 function reduce32(sodium: Sodium, x: Uint8Array): Uint8Array {
@@ -112,9 +102,9 @@ export function xeddsaSign(sodium: Sodium, privateKey: Uint8Array, message: Uint
   const edPublic = sodium.crypto_scalarmult_ed25519_base_noclamp(a);
   const signBit = edPublic[31]! & 0x80;
   // hash_1 takes the key as it is (libsignal's: the clamped bytes, unreduced)
-  const r = sodium.crypto_core_ed25519_scalar_reduce(sodium.crypto_hash_sha512(concat([HASH1_PREFIX, k, message, z])));
+  const r = sodium.crypto_core_ed25519_scalar_reduce(sodium.crypto_hash_sha512(concatBytes([HASH1_PREFIX, k, message, z])));
   const bigR = sodium.crypto_scalarmult_ed25519_base_noclamp(r);
-  const h = sodium.crypto_core_ed25519_scalar_reduce(sodium.crypto_hash_sha512(concat([bigR, edPublic, message])));
+  const h = sodium.crypto_core_ed25519_scalar_reduce(sodium.crypto_hash_sha512(concatBytes([bigR, edPublic, message])));
   const s = sodium.crypto_core_ed25519_scalar_add(sodium.crypto_core_ed25519_scalar_mul(h, a), r);
   const signature = new Uint8Array(SIGNATURE_BYTES);
   signature.set(bigR, 0);

@@ -31,10 +31,25 @@ export {
   groupEncrypt,
   parseSenderKeyMessage,
   processSenderKeyDistribution,
-  MAX_FORWARD_JUMP,
   MAX_SENDER_KEY_STATES,
-  MAX_SKIPPED_MESSAGE_KEYS,
   SENDER_KEY_VERSION,
   type ParsedSenderKeyMessage,
   type SenderKeyDistribution,
 } from './sender-key.js';
+export {
+  acceptPrekeyMessage,
+  decodeWebSession,
+  encodeWebSession,
+  generateKemKeyPair,
+  initiateSession,
+  serializeKemPublicKey,
+  sessionDecrypt,
+  sessionEncrypt,
+  MAX_PREVIOUS_STATES,
+  ML_KEM_1024_KEY_TYPE,
+  type ResponderKeys,
+  type ResponderPrekeys,
+  type WebMessageType,
+  type WebSession,
+} from './session.js';
+export { MAX_FORWARD_JUMP, MAX_SKIPPED_MESSAGE_KEYS } from './limits.js';

@@ -36,7 +36,9 @@ import type { SenderKeyStore } from '../engine/stores.js';
 import { encodeCbor, FieldReader } from '../codec/index.js';
 import { ProtocolError } from '../errors.js';
 import { decodeVersioned } from '../formats/common.js';
+import { equalBytes, hkdf, own, subtle } from './kdf.js';
 import { generateKeyPair, parsePublicKey, serializePublicKey, xeddsaSign, xeddsaVerify } from './curve.js';
+import { MAX_FORWARD_JUMP, MAX_SKIPPED_MESSAGE_KEYS } from './limits.js';
 import { ProtoWriter, protoBytes, protoUint32, readProto } from './protobuf.js';
 import type { Sodium } from './sodium.js';
 
@@ -45,10 +47,6 @@ export const SENDER_KEY_VERSION = 3;
 const VERSION_BYTE = (SENDER_KEY_VERSION << 4) | SENDER_KEY_VERSION;
 /** States one record keeps (libsignal's MAX_SENDER_KEY_STATES). */
 export const MAX_SENDER_KEY_STATES = 5;
-/** Skipped message keys one state keeps (libsignal's MAX_MESSAGE_KEYS). */
-export const MAX_SKIPPED_MESSAGE_KEYS = 2000;
-/** How far ahead of the chain a message may be (libsignal's MAX_FORWARD_JUMPS). */
-export const MAX_FORWARD_JUMP = 25_000;
 const SIGNATURE_BYTES = 64;
 const KEY_BYTES = 32;
 const MAX_UINT32 = 0xffff_ffff;
@@ -246,12 +244,6 @@ function addState(record: Record, state: State): void {
   record.states.length = Math.min(record.states.length, MAX_SENDER_KEY_STATES);
 }
 
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
-}
 
 // ---- the chain ----
 
@@ -259,21 +251,9 @@ const MESSAGE_KEY_SEED = Uint8Array.of(0x01);
 const CHAIN_KEY_SEED = Uint8Array.of(0x02);
 const WHISPER_GROUP = new TextEncoder().encode('WhisperGroup');
 
-/** `bytes` as WebCrypto's types want them (backed by an ArrayBuffer, not a shared one). */
-function own(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
-  return bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : new Uint8Array(bytes);
-}
-
-function subtle(): SubtleCrypto {
-  const s = globalThis.crypto?.subtle;
-  if (s === undefined) throw new ProtocolError('INTERNAL', 'WebCrypto (crypto.subtle) is not available');
-  return s;
-}
-
 /** The AES key and IV of one message key seed (HKDF-SHA256, no salt, "WhisperGroup"). */
 async function messageKeys(seed: Uint8Array): Promise<{ key: CryptoKey; iv: Uint8Array<ArrayBuffer> }> {
-  const ikm = await subtle().importKey('raw', own(seed), 'HKDF', false, ['deriveBits']);
-  const derived = new Uint8Array(await subtle().deriveBits({ name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(0), info: WHISPER_GROUP }, ikm, 48 * 8));
+  const derived = await hkdf(seed, new Uint8Array(0), WHISPER_GROUP, 48);
   const key = await subtle().importKey('raw', derived.subarray(16, 48), 'AES-CBC', false, ['encrypt', 'decrypt']);
   return { key, iv: derived.slice(0, 16) };
 }

@@ -12,12 +12,12 @@ import {
   encodeSenderKeyDistribution,
   groupDecrypt,
   groupEncrypt,
-  MAX_FORWARD_JUMP,
   MAX_SENDER_KEY_STATES,
   parseSenderKeyMessage,
   processSenderKeyDistribution,
 } from '../../src/web/sender-key.js';
 import { ProtoWriter } from '../../src/web/protobuf.js';
+import { MAX_FORWARD_JUMP } from '../../src/web/limits.js';
 import { readySumo, type Sodium } from '../../src/web/sodium.js';
 
 let sodium: Sodium;

@@ -1,0 +1,50 @@
+/**
+ * Key derivation for the web engine: HKDF-SHA256 from WebCrypto, HMAC-SHA256 from libsodium.
+ * No primitive is implemented here.
+ */
+import { ProtocolError } from '../errors.js';
+
+/** `bytes` as WebCrypto's types want them (backed by an ArrayBuffer, not a shared one). */
+export function own(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : new Uint8Array(bytes);
+}
+
+/** WebCrypto's SubtleCrypto (browsers and Node 20+). */
+export function subtle(): SubtleCrypto {
+  const s = globalThis.crypto?.subtle;
+  if (s === undefined) throw new ProtocolError('INTERNAL', 'WebCrypto (crypto.subtle) is not available');
+  return s;
+}
+
+/**
+ * HKDF-SHA256 (RFC 5869): `length` bytes from `ikm` with `salt` (empty: HashLen zero bytes, as
+ * the RFC says) and `info`.
+ * @example
+ * const okm = await hkdf(seed, new Uint8Array(0), utf8('WhisperGroup'), 48);
+ */
+export async function hkdf(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Promise<Uint8Array<ArrayBuffer>> {
+  const key = await subtle().importKey('raw', own(ikm), 'HKDF', false, ['deriveBits']);
+  return new Uint8Array(await subtle().deriveBits({ name: 'HKDF', hash: 'SHA-256', salt: own(salt), info: own(info) }, key, length * 8));
+}
+
+export const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Constant-time equality of two byte strings (length is not secret). */
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
+  return diff === 0;
+}

@@ -53,3 +53,4 @@ export {
   type WebSession,
 } from './session.js';
 export { MAX_FORWARD_JUMP, MAX_SKIPPED_MESSAGE_KEYS } from './limits.js';
+export { createWebEngine, parseIdentityKeyPair, serializeIdentityKeyPair } from './engine.js';

@@ -405,15 +405,15 @@ async function decryptWithStates(sodium: Sodium, session: WebSession, whisper: {
  * base key (a repeat of the initiator's prekey messages), it decrypts in that state; otherwise
  * it runs PQXDH with the prekeys the message names (`INVALID_PREKEY` if one is gone) and makes
  * the new state current. Returns the session (new or updated), the initiator's identity key
- * (for the caller's trust check) and which prekeys were used, so that the caller deletes the
- * one-time ones once it has stored the session.
+ * (for the caller's trust check) and, when it ran PQXDH, which prekeys it used, so that the
+ * caller deletes the one-time ones once it has stored the session.
  */
 export async function acceptPrekeyMessage(
   sodium: Sodium,
   session: WebSession | undefined,
   keys: ResponderKeys,
   body: Uint8Array,
-): Promise<{ session: WebSession; plaintext: Uint8Array; remoteIdentity: Uint8Array; used: { signedPreKey: number; kemPreKey: number; oneTimePreKey?: number } }> {
+): Promise<{ session: WebSession; plaintext: Uint8Array; remoteIdentity: Uint8Array; used?: { signedPreKey: number; kemPreKey: number; oneTimePreKey?: number } }> {
   let m: PrekeyMessage;
   let whisper: { h: Uint8Array; c: Uint8Array };
   try {
@@ -426,7 +426,7 @@ export async function acceptPrekeyMessage(
   if (session !== undefined && [session.current, ...session.previous].some((s) => equalBytes(s.baseKey, m.ek))) {
     const copy: WebSession = { current: session.current, previous: session.previous.slice() };
     const plaintext = await decryptWithStates(sodium, copy, whisper);
-    return { session: copy, plaintext, remoteIdentity: m.ik, used };
+    return { session: copy, plaintext, remoteIdentity: m.ik };
   }
   const spk = await keys.signedPreKey(m.spk);
   const kemSecret = await keys.kemPreKey(m.kpk);
@@ -457,6 +457,11 @@ export async function acceptPrekeyMessage(
   const plaintext = await decryptWithStates(sodium, fresh, whisper);
   const previous = session === undefined ? [] : [session.current, ...session.previous];
   return { session: { current: fresh.current, previous: previous.slice(0, MAX_PREVIOUS_STATES) }, plaintext, remoteIdentity: m.ik, used };
+}
+
+/** The remote device's identity key (32 bytes) of the session's current state. */
+export function sessionRemoteIdentity(session: WebSession): Uint8Array {
+  return session.current.remoteIdentity;
 }
 
 // ---- the record ----

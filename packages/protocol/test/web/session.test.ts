@@ -68,7 +68,7 @@ class Responder {
     if (type === 'prekey') {
       const out = await acceptPrekeyMessage(sodium, this.session, this.keys(), body);
       this.session = decodeWebSession(encodeWebSession(out.session));
-      if (out.used.oneTimePreKey !== undefined) this.oneTime.delete(out.used.oneTimePreKey);
+      if (out.used?.oneTimePreKey !== undefined) this.oneTime.delete(out.used.oneTimePreKey);
       return out.plaintext;
     }
     if (this.session === undefined) throw new ProtocolError('NO_SESSION', 'none');

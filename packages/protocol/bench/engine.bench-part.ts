@@ -1,10 +1,14 @@
 /**
  * Engine section of the protocol benchmark: raw libsignal vs our libsignal engine on the same
- * workload, in the same process, plus group and session-setup throughput.
+ * workload, in the same process, plus group and session-setup throughput; and the web engine
+ * (libsodium, WebCrypto, ML-KEM in JavaScript) against our libsignal engine on the same
+ * workloads through the same interface and stores.
  */
 import * as S from '@signalapp/libsignal-client';
 import { MemoryStores } from '../src/index.js';
+import type { ProtocolEngine } from '../src/index.js';
 import { createLibsignalEngine } from '../src/libsignal/index.js';
+import { createWebEngine } from '../src/web/index.js';
 import { rawBundle, rawParty } from './raw-stores.js';
 
 const MESSAGE = new Uint8Array(100).fill(0x61);
@@ -41,12 +45,12 @@ async function rawMessages(ms: number): Promise<number> {
   });
 }
 
-async function party(engine: ReturnType<typeof createLibsignalEngine>, accountId: string) {
+async function party(engine: ProtocolEngine, accountId: string) {
   const id = await engine.generateIdentity();
   return { address: { accountId, deviceId: 1 }, id, stores: MemoryStores.create(id) };
 }
 
-async function bundleOf(engine: ReturnType<typeof createLibsignalEngine>, p: Awaited<ReturnType<typeof party>>, keyId: number) {
+async function bundleOf(engine: ProtocolEngine, p: Awaited<ReturnType<typeof party>>, keyId: number) {
   return {
     v: 1 as const,
     accountId: p.address.accountId,
@@ -59,8 +63,7 @@ async function bundleOf(engine: ReturnType<typeof createLibsignalEngine>, p: Awa
   };
 }
 
-async function engineMessages(ms: number): Promise<number> {
-  const engine = createLibsignalEngine();
+async function engineMessages(ms: number, engine: ProtocolEngine = createLibsignalEngine()): Promise<number> {
   const a = await party(engine, 'alice');
   const b = await party(engine, 'bob');
   await engine.processPreKeyBundle(a.stores, await bundleOf(engine, b, 1));
@@ -72,8 +75,7 @@ async function engineMessages(ms: number): Promise<number> {
   });
 }
 
-async function groupRates(ms: number): Promise<{ encrypt: number; decrypt: number }> {
-  const engine = createLibsignalEngine();
+async function groupRates(ms: number, engine: ProtocolEngine = createLibsignalEngine()): Promise<{ encrypt: number; decrypt: number }> {
   const a = await party(engine, 'alice');
   const b = await party(engine, 'bob');
   await engine.processSenderKeyDistribution(b.stores, a.address, await engine.createSenderKeyDistribution(a.stores, a.address, GROUP));
@@ -91,8 +93,7 @@ async function groupRates(ms: number): Promise<{ encrypt: number; decrypt: numbe
 }
 
 /** Bundle fetch-to-first-message: processPreKeyBundle + encrypt + decrypt of the prekey message. */
-async function sessionSetups(ms: number): Promise<number> {
-  const engine = createLibsignalEngine();
+async function sessionSetups(ms: number, engine: ProtocolEngine = createLibsignalEngine()): Promise<number> {
   const b = await party(engine, 'bob');
   const bundle = await bundleOf(engine, b, 1);
   const bundleNoOneTime = { ...bundle, oneTimePreKey: undefined };
@@ -107,23 +108,32 @@ async function sessionSetups(ms: number): Promise<number> {
 
 /**
  * Engine figures: `raw_libsignal_msgs_per_s`, `engine_msgs_per_s`, `engine_vs_raw_ratio`,
- * `group_encrypt_per_s`, `group_decrypt_per_s`, `session_setup_per_s`.
+ * `group_encrypt_per_s`, `group_decrypt_per_s`, `session_setup_per_s`; and for the web engine
+ * `web_engine_msgs_per_s`, `web_vs_libsignal_engine_ratio` (1:1 messages against our libsignal
+ * engine, runs interleaved), `web_group_encrypt_per_s`, `web_group_decrypt_per_s`,
+ * `web_group_vs_libsignal_ratio` (encrypt + decrypt time), `web_session_setup_per_s`.
  *
  * @example
  * const figures = await benchEngine();
  */
 export async function benchEngine(ms = 1500): Promise<Record<string, number>> {
-  // Interleave raw and engine runs so machine noise hits both sides alike.
+  const web = await createWebEngine();
+  // Interleave the runs so machine noise hits every side alike.
   const raw: number[] = [];
   const ours: number[] = [];
+  const webRuns: number[] = [];
   for (let round = 0; round < 3; round++) {
     raw.push(await rawMessages(ms));
     ours.push(await engineMessages(ms));
+    webRuns.push(await engineMessages(ms, web));
   }
   const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
   const rawRate = median(raw);
   const engineRate = median(ours);
+  const webRate = median(webRuns);
   const group = await groupRates(ms);
+  const webGroup = await groupRates(ms, web);
+  const perMessage = (g: { encrypt: number; decrypt: number }) => 1 / g.encrypt + 1 / g.decrypt;
   return {
     raw_libsignal_msgs_per_s: rawRate,
     engine_msgs_per_s: engineRate,
@@ -131,5 +141,11 @@ export async function benchEngine(ms = 1500): Promise<Record<string, number>> {
     group_encrypt_per_s: group.encrypt,
     group_decrypt_per_s: group.decrypt,
     session_setup_per_s: await sessionSetups(ms),
+    web_engine_msgs_per_s: webRate,
+    web_vs_libsignal_engine_ratio: webRate / engineRate,
+    web_group_encrypt_per_s: webGroup.encrypt,
+    web_group_decrypt_per_s: webGroup.decrypt,
+    web_group_vs_libsignal_ratio: perMessage(group) / perMessage(webGroup),
+    web_session_setup_per_s: await sessionSetups(ms, web),
   };
 }

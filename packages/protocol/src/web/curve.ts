@@ -20,7 +20,7 @@
  */
 import { DJB_KEY_TYPE } from '../engine/identity-trust.js';
 import { ProtocolError } from '../errors.js';
-import { concatBytes } from './kdf.js';
+import { concatBytes, randomBytes } from './kdf.js';
 import type { Sodium } from './sodium.js';
 
 export const PUBLIC_KEY_BYTES = 32;
@@ -50,7 +50,7 @@ export function clampPrivateKey(key: Uint8Array): Uint8Array {
  * const { publicKey, privateKey } = generateKeyPair(await readySumo());
  */
 export function generateKeyPair(sodium: Sodium): KeyPair {
-  const privateKey = clampPrivateKey(sodium.randombytes_buf(PRIVATE_KEY_BYTES));
+  const privateKey = clampPrivateKey(randomBytes(PRIVATE_KEY_BYTES));
   return { privateKey, publicKey: sodium.crypto_scalarmult_base(privateKey) };
 }
 
@@ -96,7 +96,7 @@ function reduce32(sodium: Sodium, x: Uint8Array): Uint8Array {
  */
 export function xeddsaSign(sodium: Sodium, privateKey: Uint8Array, message: Uint8Array, random?: Uint8Array): Uint8Array {
   const k = clampPrivateKey(privateKey);
-  const z = random ?? sodium.randombytes_buf(64);
+  const z = random ?? randomBytes(64);
   if (z.length !== 64) throw new ProtocolError('INTERNAL', 'XEdDSA needs 64 random bytes');
   const a = reduce32(sodium, k);
   const edPublic = sodium.crypto_scalarmult_ed25519_base_noclamp(a);
@@ -153,6 +153,20 @@ function montgomeryToEdwards(u: Uint8Array, signBit: number): Uint8Array | undef
   return out;
 }
 
+/** Edwards forms of public keys recently verified against (public data): a group's signing keys recur. */
+const EDWARDS_CACHE_MAX = 256;
+const edwardsCache = new Map<string, Uint8Array | undefined>();
+
+function edwardsOf(u: Uint8Array, signBit: number): Uint8Array | undefined {
+  let key = signBit ? '1' : '0';
+  for (const b of u) key += String.fromCharCode(b);
+  if (edwardsCache.has(key)) return edwardsCache.get(key);
+  const point = montgomeryToEdwards(u, signBit);
+  if (edwardsCache.size >= EDWARDS_CACHE_MAX) edwardsCache.delete(edwardsCache.keys().next().value!);
+  edwardsCache.set(key, point);
+  return point;
+}
+
 /**
  * Whether `signature` is a valid XEdDSA signature of `message` by the key `publicKey`
  * (32 bytes, no type byte). Never throws for bad input: any malformed key or signature is
@@ -162,7 +176,7 @@ function montgomeryToEdwards(u: Uint8Array, signBit: number): Uint8Array | undef
  */
 export function xeddsaVerify(sodium: Sodium, publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (publicKey.length !== PUBLIC_KEY_BYTES || signature.length !== SIGNATURE_BYTES) return false;
-  const edPublic = montgomeryToEdwards(publicKey, signature[63]! & 0x80);
+  const edPublic = edwardsOf(publicKey, signature[63]! & 0x80);
   if (edPublic === undefined) return false;
   const plain = signature.slice();
   plain[63]! &= 0x7f;

@@ -23,7 +23,7 @@ import type { ProtocolStores } from '../engine/stores.js';
 import { ProtocolError } from '../errors.js';
 import { decodeDeviceRecord, encodeDeviceRecord } from '../formats/device-record.js';
 import { generateKeyPair, parsePublicKey, publicKeyOf, serializePublicKey, xeddsaSign, xeddsaVerify, type KeyPair } from './curve.js';
-import { concatBytes } from './kdf.js';
+import { concatBytes, randomBytes } from './kdf.js';
 import { ProtoWriter, protoBytes, protoUint32, readProto } from './protobuf.js';
 import * as senderKeys from './sender-key.js';
 import {
@@ -148,7 +148,7 @@ class WebEngine implements ProtocolEngine {
 
   async generateIdentity(): Promise<GeneratedIdentity> {
     const pair = generateKeyPair(this.sodium);
-    const random = new DataView(this.sodium.randombytes_buf(2).buffer).getUint16(0);
+    const random = new DataView(randomBytes(2).buffer).getUint16(0);
     return { identityKeyPair: serializeIdentityKeyPair(pair), identityKey: serializePublicKey(pair.publicKey), registrationId: (random % MAX_REGISTRATION_ID) + 1 };
   }
 

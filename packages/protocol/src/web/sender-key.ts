@@ -13,6 +13,7 @@
  *                                         4: AES-256-CBC ciphertext } || XEdDSA signature (64)
  * chain:   message key seed = HMAC-SHA256(chain key, 0x01), next chain key = HMAC-SHA256(chain key, 0x02)
  * message: HKDF-SHA256(seed, no salt, "WhisperGroup") = iv (16) || AES key (32), PKCS#7 padding
+ *          (AES-256-CBC from WebCrypto)
  * ```
  *
  * The record (what the store keeps per sender and distribution) is Sotto's own CBOR, since no
@@ -36,7 +37,7 @@ import type { SenderKeyStore } from '../engine/stores.js';
 import { encodeCbor, FieldReader } from '../codec/index.js';
 import { ProtocolError } from '../errors.js';
 import { decodeVersioned } from '../formats/common.js';
-import { equalBytes, hkdf, own, subtle } from './kdf.js';
+import { equalBytes, hkdf, own, randomBytes, subtle } from './kdf.js';
 import { generateKeyPair, parsePublicKey, serializePublicKey, xeddsaSign, xeddsaVerify } from './curve.js';
 import { MAX_FORWARD_JUMP, MAX_SKIPPED_MESSAGE_KEYS } from './limits.js';
 import { ProtoWriter, protoBytes, protoUint32, readProto } from './protobuf.js';
@@ -253,7 +254,7 @@ const WHISPER_GROUP = new TextEncoder().encode('WhisperGroup');
 
 /** The AES key and IV of one message key seed (HKDF-SHA256, no salt, "WhisperGroup"). */
 async function messageKeys(seed: Uint8Array): Promise<{ key: CryptoKey; iv: Uint8Array<ArrayBuffer> }> {
-  const derived = await hkdf(seed, new Uint8Array(0), WHISPER_GROUP, 48);
+  const derived = own(hkdf(seed, new Uint8Array(0), WHISPER_GROUP, 48));
   const key = await subtle().importKey('raw', derived.subarray(16, 48), 'AES-CBC', false, ['encrypt', 'decrypt']);
   return { key, iv: derived.slice(0, 16) };
 }
@@ -277,10 +278,10 @@ export async function createSenderKeyDistribution(sodium: Sodium, store: SenderK
   let record = load(await store.getSenderKey(self, id));
   if (record === null) {
     const signing = generateKeyPair(sodium);
-    const chainId = new DataView(sodium.randombytes_buf(4).buffer).getUint32(0) >>> 1;
+    const chainId = new DataView(randomBytes(4).buffer).getUint32(0) >>> 1;
     record = { states: [] };
     addState(record, {
-      version: SENDER_KEY_VERSION, chainId, iteration: 0, chainKey: sodium.randombytes_buf(KEY_BYTES),
+      version: SENDER_KEY_VERSION, chainId, iteration: 0, chainKey: randomBytes(KEY_BYTES),
       signingPublic: signing.publicKey, signingPrivate: signing.privateKey, skipped: [],
     });
     await store.saveSenderKey(self, id, encodeRecord(record));

@@ -125,8 +125,8 @@ function dh(sodium: Sodium, privateKey: Uint8Array, publicKey: Uint8Array): Uint
   }
 }
 
-async function kdfRoot(rootKey: Uint8Array, dhOut: Uint8Array): Promise<[Uint8Array, Uint8Array]> {
-  const out = await hkdf(dhOut, rootKey, RATCHET_INFO, 2 * KEY);
+function kdfRoot(rootKey: Uint8Array, dhOut: Uint8Array): [Uint8Array, Uint8Array] {
+  const out = hkdf(dhOut, rootKey, RATCHET_INFO, 2 * KEY);
   return [out.slice(0, KEY), out.slice(KEY)];
 }
 
@@ -134,18 +134,18 @@ function kdfChain(sodium: Sodium, chainKey: Uint8Array): [Uint8Array, Uint8Array
   return [sodium.crypto_auth_hmacsha256(MESSAGE_KEY_SEED, chainKey), sodium.crypto_auth_hmacsha256(CHAIN_KEY_SEED, chainKey)];
 }
 
-async function aeadKeys(messageKey: Uint8Array): Promise<{ key: Uint8Array; nonce: Uint8Array }> {
-  const out = await hkdf(messageKey, ZERO_SALT, MESSAGE_KEYS_INFO, KEY + 24);
+function aeadKeys(messageKey: Uint8Array): { key: Uint8Array; nonce: Uint8Array } {
+  const out = hkdf(messageKey, ZERO_SALT, MESSAGE_KEYS_INFO, KEY + 24);
   return { key: out.slice(0, KEY), nonce: out.slice(KEY) };
 }
 
-async function seal(sodium: Sodium, messageKey: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Promise<Uint8Array> {
-  const { key, nonce } = await aeadKeys(messageKey);
+function seal(sodium: Sodium, messageKey: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array {
+  const { key, nonce } = aeadKeys(messageKey);
   return sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, ad, null, nonce, key);
 }
 
-async function open(sodium: Sodium, messageKey: Uint8Array, ciphertext: Uint8Array, ad: Uint8Array): Promise<Uint8Array | undefined> {
-  const { key, nonce } = await aeadKeys(messageKey);
+function open(sodium: Sodium, messageKey: Uint8Array, ciphertext: Uint8Array, ad: Uint8Array): Uint8Array | undefined {
+  const { key, nonce } = aeadKeys(messageKey);
   try {
     return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(null, ciphertext, ad, nonce, key);
   } catch {
@@ -238,7 +238,7 @@ export async function initiateSession(sodium: Sodium, identity: KeyPair, remote:
   const opk = remote.oneTimePreKey === undefined ? undefined : parsePublicKey(remote.oneTimePreKey.publicKey);
   const ek = generateKeyPair(sodium);
   const { cipherText, sharedSecret } = ml_kem1024.encapsulate(kemPublic);
-  const sk = await pqxdhSecret([
+  const sk = pqxdhSecret([
     dh(sodium, identity.privateKey, spk),
     dh(sodium, ek.privateKey, remoteIdentity),
     dh(sodium, ek.privateKey, spk),
@@ -246,7 +246,7 @@ export async function initiateSession(sodium: Sodium, identity: KeyPair, remote:
     sharedSecret,
   ]);
   const dhs = generateKeyPair(sodium);
-  const [rootKey, sendKey] = await kdfRoot(sk, dh(sodium, dhs.privateKey, spk));
+  const [rootKey, sendKey] = kdfRoot(sk, dh(sodium, dhs.privateKey, spk));
   const pending: Pending = { ek: ek.publicKey, kem: cipherText, spk: remote.signedPreKey.keyId, kpk: remote.kemPreKey.keyId };
   if (remote.oneTimePreKey !== undefined) pending.opk = remote.oneTimePreKey.keyId;
   return {
@@ -259,7 +259,7 @@ export async function initiateSession(sodium: Sodium, identity: KeyPair, remote:
   };
 }
 
-async function pqxdhSecret(parts: Uint8Array[]): Promise<Uint8Array> {
+function pqxdhSecret(parts: Uint8Array[]): Uint8Array {
   return hkdf(concatBytes([PQXDH_PREFIX, ...parts]), ZERO_SALT, PQXDH_INFO, KEY);
 }
 
@@ -289,7 +289,7 @@ export async function sessionEncrypt(sodium: Sodium, session: WebSession, plaint
   if (state.send.n >= MAX_UINT32) throw new ProtocolError('NO_SESSION', 'the sending chain is exhausted');
   const [messageKey, nextKey] = kdfChain(sodium, state.send.key);
   const header = encodeHeader(state.dhs.publicKey, state.pn, state.send.n);
-  const ciphertext = await seal(sodium, messageKey, plaintext, concatBytes([state.ad, header]));
+  const ciphertext = seal(sodium, messageKey, plaintext, concatBytes([state.ad, header]));
   state.send = { key: nextKey, n: state.send.n + 1 };
   const whisper = encodeCbor({ v: 1, h: header, c: ciphertext });
   session.current = state;
@@ -310,7 +310,7 @@ async function decryptInState(sodium: Sodium, state: State, whisper: { h: Uint8A
   const ad = concatBytes([state.ad, whisper.h]);
   const at = state.skipped.findIndex(([key, n]) => n === header.n && equalBytes(key, header.dh));
   if (at >= 0) {
-    const plaintext = await open(sodium, state.skipped[at]![2], whisper.c, ad);
+    const plaintext = open(sodium, state.skipped[at]![2], whisper.c, ad);
     if (plaintext !== undefined) state.skipped.splice(at, 1);
     return plaintext;
   }
@@ -326,9 +326,9 @@ async function decryptInState(sodium: Sodium, state: State, whisper: { h: Uint8A
     }
     state.pn = state.send?.n ?? 0;
     state.dhr = header.dh;
-    const [rootKey, recvKey] = await kdfRoot(state.rootKey, dh(sodium, state.dhs.privateKey, header.dh));
+    const [rootKey, recvKey] = kdfRoot(state.rootKey, dh(sodium, state.dhs.privateKey, header.dh));
     state.dhs = generateKeyPair(sodium);
-    const [rootKey2, sendKey] = await kdfRoot(rootKey, dh(sodium, state.dhs.privateKey, header.dh));
+    const [rootKey2, sendKey] = kdfRoot(rootKey, dh(sodium, state.dhs.privateKey, header.dh));
     state.rootKey = rootKey2;
     state.recv = { key: recvKey, n: 0 };
     state.send = { key: sendKey, n: 0 };
@@ -336,7 +336,7 @@ async function decryptInState(sodium: Sodium, state: State, whisper: { h: Uint8A
   skipKeys(sodium, state, header.n);
   const recv = state.recv!;
   const [messageKey, nextKey] = kdfChain(sodium, recv.key);
-  const plaintext = await open(sodium, messageKey, whisper.c, ad);
+  const plaintext = open(sodium, messageKey, whisper.c, ad);
   if (plaintext === undefined) return undefined;
   state.recv = { key: nextKey, n: recv.n + 1 };
   return plaintext;
@@ -436,7 +436,7 @@ export async function acceptPrekeyMessage(
   }
   let sk: Uint8Array;
   try {
-    sk = await pqxdhSecret([
+    sk = pqxdhSecret([
       dh(sodium, spk.privateKey, m.ik),
       dh(sodium, keys.identity.privateKey, m.ek),
       dh(sodium, spk.privateKey, m.ek),

@@ -211,7 +211,7 @@ export class SottoClient {
   static async register(options: SottoClientOptions, username: string): Promise<SottoClient> {
     const now = options.now ?? Date.now;
     const relay = new RelayHttp({ baseUrl: options.relayUrl, ...(options.fetch ? { fetch: options.fetch } : {}) });
-    const engines: EngineName[] = options.engine.name === 'libsignal' ? ['libsignal', 'web'] : ['web'];
+    const engines = enginesOf(options.engine);
     const account = await registerAccount({ storage: options.storage, engine: options.engine, relay, username, engines, now: now() });
     return new SottoClient(options, account);
   }
@@ -248,7 +248,7 @@ export class SottoClient {
       cancel: () => abort.abort(),
       complete: async (completeOptions = {}) => {
         const provision = await waitForProvision(relay, pending, { signal: abort.signal, now, ...completeOptions });
-        const engines: EngineName[] = options.engine.name === 'libsignal' ? ['libsignal', 'web'] : ['web'];
+        const engines = enginesOf(options.engine);
         const account = await linkAccount({ storage: options.storage, engine: options.engine, relay, provision, engines, now: now() });
         const client = new SottoClient(options, account);
         let imported = { conversations: 0, messages: 0 };
@@ -950,4 +950,13 @@ export class SottoClient {
     if (!m) throw new SottoError('NOT_FOUND', 'no such message', { field: 'messageId' });
     return m;
   }
+}
+
+/**
+ * The engines a new device's signed record lists: the one it runs. (ARCHITECTURE §3 has Node
+ * devices speak both engines; until the SDK runs both, a record claims only what the device
+ * can answer, so no peer picks an engine this device cannot decrypt.)
+ */
+function enginesOf(engine: { readonly name: EngineName }): EngineName[] {
+  return [engine.name];
 }

@@ -180,6 +180,9 @@ export class Sender {
     const staged = stageStores(readProtocolStores(storage));
     const missing: RemoteDevice[] = [];
     for (const d of devices) {
+      if (!d.engines.includes(engine.name)) {
+        throw new SottoError('UNSUPPORTED', `device ${d.deviceId} of ${accountId} does not speak the ${engine.name} engine`, { field: accountId });
+      }
       const address = { accountId: d.accountId, deviceId: d.deviceId };
       if (!(await staged.stores.session.getSession(address))) missing.push(d);
       const trusted = await staged.stores.identity.getRemoteIdentity(address);

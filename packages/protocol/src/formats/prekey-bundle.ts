@@ -13,8 +13,13 @@ import {
 
 /** Length of a libsignal-serialized Kyber1024 public key (type byte + 1568 bytes). */
 export const KYBER1024_PUBLIC_KEY_LENGTH = 1569;
-/** libsignal's key-type byte for Kyber1024 public keys. */
+/** libsignal's key-type byte for Kyber1024 public keys (the libsignal engine's KEM prekeys). */
 export const KYBER1024_KEY_TYPE = 0x08;
+/**
+ * Key-type byte of ML-KEM-1024 public keys (the web engine's KEM prekeys; libsignal's byte for
+ * that KEM). Same length as Kyber1024's.
+ */
+export const ML_KEM_1024_KEY_TYPE = 0x0a;
 /** Largest encoded standalone prekey (a Kyber prekey with its overhead). */
 export const MAX_PREKEY_BYTES = 2048;
 /** Largest encoded PreKeyBundle. */
@@ -38,7 +43,8 @@ export interface SignedPreKeyPublic {
  * A signed Kyber1024 prekey (PQXDH). `lastResort` keys are reused when one-time ones run out.
  *
  * ```text
- * KyberPreKeyPublic = { (v: 1, standalone only) keyId: uint, publicKey: bytes(1569) 0x08 || key,
+ * KyberPreKeyPublic = { (v: 1, standalone only) keyId: uint, publicKey: bytes(1569) 0x08 || Kyber1024 key
+ *                       (libsignal engine) or 0x0a || ML-KEM-1024 key (web engine),
  *                       signature: bytes(64), lastResort: bool }
  * ```
  */
@@ -99,10 +105,16 @@ function readSignedPreKey(r: FieldReader, path: string): SignedPreKeyPublic {
   };
 }
 
+/** A KEM prekey's public key: Kyber1024 (libsignal engine) or ML-KEM-1024 (web engine). */
+function readKemKey(r: FieldReader, path: string): Uint8Array {
+  const type = r.bytes('publicKey', {})[0];
+  return readPublicKey(r, 'publicKey', path, KYBER1024_PUBLIC_KEY_LENGTH, type === ML_KEM_1024_KEY_TYPE ? ML_KEM_1024_KEY_TYPE : KYBER1024_KEY_TYPE);
+}
+
 function readKyberPreKey(r: FieldReader, path: string): KyberPreKeyPublic {
   return {
     keyId: r.uint('keyId', { max: MAX_PREKEY_ID }),
-    publicKey: readPublicKey(r, 'publicKey', path, KYBER1024_PUBLIC_KEY_LENGTH, KYBER1024_KEY_TYPE),
+    publicKey: readKemKey(r, path),
     signature: r.bytes('signature', { length: SIGNATURE_LENGTH }),
     lastResort: r.bool('lastResort'),
   };

@@ -30,16 +30,13 @@ import { ml_kem1024 } from '@noble/post-quantum/ml-kem.js';
 import { decodeCbor, encodeCbor, FieldReader } from '../codec/index.js';
 import { ProtocolError } from '../errors.js';
 import { decodeVersioned } from '../formats/common.js';
+import { ML_KEM_1024_KEY_TYPE } from '../formats/prekey-bundle.js';
 import { generateKeyPair, parsePublicKey, serializePublicKey, xeddsaVerify, type KeyPair } from './curve.js';
 import { concatBytes, equalBytes, hkdf, utf8 } from './kdf.js';
 import { MAX_FORWARD_JUMP, MAX_SKIPPED_MESSAGE_KEYS } from './limits.js';
 import type { Sodium } from './sodium.js';
 
-/**
- * Key-type byte of ML-KEM-1024 public keys: the one libsignal gives them (its `mlkem1024` KEM);
- * libsignal's PQXDH uses Kyber1024 keys, type 0x08.
- */
-export const ML_KEM_1024_KEY_TYPE = 0x0a;
+export { ML_KEM_1024_KEY_TYPE };
 export const ML_KEM_1024_PUBLIC_KEY_BYTES = 1568;
 export const ML_KEM_1024_CIPHERTEXT_BYTES = 1568;
 /** Earlier session states a record keeps. */

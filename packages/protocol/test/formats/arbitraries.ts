@@ -24,7 +24,8 @@ export const ascii = (min: number, max: number) => fc.string({ minLength: min, m
 export const bytes = (min: number, max: number) => fc.uint8Array({ minLength: min, maxLength: max });
 export const keyOf = (length: number, type: number) => bytes(length - 1, length - 1).map((b) => Uint8Array.of(type, ...b));
 export const curveKey = keyOf(33, 0x05);
-export const kyberKey = keyOf(1569, 0x08);
+/** A KEM prekey: Kyber1024 (libsignal engine) or ML-KEM-1024 (web engine). */
+export const kyberKey = fc.oneof(keyOf(1569, 0x08), keyOf(1569, 0x0a));
 export const signature = bytes(64, 64);
 export const accountId = fc.stringMatching(/^[a-z0-9._]{3,32}$/);
 export const deviceId = fc.integer({ min: 1, max: 2 ** 31 - 1 });

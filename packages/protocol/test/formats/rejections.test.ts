@@ -99,11 +99,16 @@ describe('keys', () => {
     expectCode(() => decodePreKeyBundle(edit(bundle, (w) => ((w['oneTimePreKey'] as Wire)['publicKey'] = new Uint8Array(33).fill(5).subarray(1)))), 'BAD_KEY');
   });
 
-  it('Kyber keys need the 0x08 type byte and 1569 bytes (BAD_KEY)', () => {
+  it('KEM keys need the 0x08 (Kyber1024) or 0x0a (ML-KEM-1024) type byte and 1569 bytes (BAD_KEY)', () => {
     const wire = wireOf('kyber prekey');
     const key = wire['publicKey'] as Uint8Array;
-    expectCode(() => decodeKyberPreKeyPublic(edit(wire, (w) => (w['publicKey'] = Uint8Array.of(0x05, ...key.subarray(1))))), 'BAD_KEY');
-    expectCode(() => decodeKyberPreKeyPublic(edit(wire, (w) => (w['publicKey'] = key.slice(0, 1568)))), 'BAD_KEY');
+    for (const type of [0x05, 0x07, 0x09, 0x0b]) {
+      expectCode(() => decodeKyberPreKeyPublic(edit(wire, (w) => (w['publicKey'] = Uint8Array.of(type, ...key.subarray(1))))), 'BAD_KEY');
+    }
+    for (const type of [0x08, 0x0a]) {
+      expect(decodeKyberPreKeyPublic(edit(wire, (w) => (w['publicKey'] = Uint8Array.of(type, ...key.subarray(1))))).publicKey[0]).toBe(type);
+      expectCode(() => decodeKyberPreKeyPublic(edit(wire, (w) => (w['publicKey'] = Uint8Array.of(type, ...key.subarray(1, 1568))))), 'BAD_KEY');
+    }
   });
 });
 

@@ -1,0 +1,107 @@
+import Database from 'better-sqlite3';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createWebEngine } from '@sotto/protocol/web';
+import { decodeDeviceRecord, decodeKyberPreKeyPublic, decodeSignedDeviceRecord, ML_KEM_1024_KEY_TYPE, type ProtocolEngine } from '@sotto/protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SottoClient } from '../../src/index.js';
+import { clientOptions, eventually, newClient, openSqliteStorage, startRelay, tempSqlite, type TestRelay } from '../helpers/harness.js';
+
+/**
+ * Clients on the web engine (what a browser runs), in Node, through the real relay: their
+ * devices list only `web`, publish ML-KEM-1024 prekeys, and talk PQXDH + Double Ratchet 1:1
+ * and libsignal-format sender keys in groups. A libsignal-engine device cannot reach them yet
+ * (one engine per client), and says so with a typed failure instead of losing the message.
+ */
+describe('clients on the web engine', () => {
+  let relay: TestRelay;
+  let web: ProtocolEngine;
+  let alice: SottoClient;
+  let bob: SottoClient;
+  let carol: SottoClient;
+  let bobDb: { path: string; dir: string };
+
+  beforeAll(async () => {
+    relay = await startRelay();
+    web = await createWebEngine();
+    bobDb = await tempSqlite();
+    alice = await newClient(relay.url, 'alice', { engine: web });
+    bob = await newClient(relay.url, 'bob', { engine: web, storage: await openSqliteStorage(bobDb.path) });
+    carol = await newClient(relay.url, 'carol', { engine: web });
+  });
+
+  afterAll(async () => {
+    for (const c of [alice, bob, carol]) await c?.close();
+    await relay?.close();
+    if (bobDb) await rm(bobDb.dir, { recursive: true, force: true });
+  });
+
+  it('publish web-engine devices: the signed record lists only web, the KEM prekeys are ML-KEM-1024', () => {
+    // read what the relay holds, as an operator could
+    const db = new Database(join(relay.dir, 'relay.sqlite'), { readonly: true, fileMustExist: true });
+    try {
+      const rows = db.prepare(`SELECT d.signed_record AS record, k.record AS kem FROM devices d
+        JOIN accounts a ON a.id = d.account_id JOIN kyber_prekeys k ON k.account_id = d.account_id AND k.device_id = d.device_id
+        WHERE a.username = ?`).all('alice') as { record: Buffer; kem: Buffer }[];
+      expect(rows.length).toBeGreaterThan(1);
+      for (const row of rows) {
+        expect(decodeDeviceRecord(decodeSignedDeviceRecord(row.record).record).engines).toEqual(['web']);
+        expect(decodeKyberPreKeyPublic(row.kem).publicKey[0]).toBe(ML_KEM_1024_KEY_TYPE);
+      }
+    } finally {
+      db.close();
+    }
+  });
+
+  it('exchange direct messages both ways, with delivered and read ticks', async () => {
+    const chat = await alice.openConversation('bob');
+    const received = bob.events.waitFor('message');
+    const sent = await alice.sendText(chat, 'hello from a browser engine 👋');
+    const [message] = await received;
+    expect(message.text).toBe('hello from a browser engine 👋');
+    await eventually(async () => (await alice.message(sent.id))?.status?.['bob']?.state === 'delivered', 10_000, 'delivered');
+    await bob.acceptRequest(message.conversationId);
+    await bob.markSeen(message.conversationId);
+    await eventually(async () => (await alice.message(sent.id))?.status?.['bob']?.state === 'read', 10_000, 'read');
+    const reply = alice.events.waitFor('message');
+    await bob.sendText(message.conversationId, 'hi alice');
+    expect((await reply)[0].text).toBe('hi alice');
+  });
+
+  it('keep their sessions across a restart (SQLite)', async () => {
+    await bob.close();
+    bob = await SottoClient.open(clientOptions(relay.url, await openSqliteStorage(bobDb.path), { engine: web }));
+    await bob.connect();
+    const chat = await alice.openConversation('bob');
+    const received = bob.events.waitFor('message');
+    await alice.sendText(chat, 'after the restart');
+    expect((await received)[0].text).toBe('after the restart');
+  });
+
+  it('run a group on sender keys', async () => {
+    const chat = await alice.createGroup({ name: 'web only', members: ['bob', 'carol'] });
+    for (const c of [bob, carol]) await eventually(() => c.conversation(chat), 10_000, `${c.accountId} gets the group`);
+    await carol.acceptRequest(chat);
+    const sent = await alice.sendText(chat, 'hello group');
+    for (const c of [bob, carol]) {
+      const got = await eventually(async () => (await c.message(sent.id)) ?? false, 10_000, `${c.accountId} gets the group text`);
+      expect(got.text).toBe('hello group');
+    }
+    const back = await carol.sendText(chat, 'hi all');
+    await eventually(async () => (await alice.message(back.id)) ?? false, 10_000, 'alice gets carol');
+  });
+
+  it('cannot be reached from a libsignal-engine device yet: the send fails with UNSUPPORTED, nothing is sent', async () => {
+    const dave = await newClient(relay.url, 'dave');
+    try {
+      const chat = await dave.openConversation('alice');
+      const failed = dave.events.waitFor('sendFailed');
+      const sent = await dave.sendText(chat, 'hello?');
+      const [event] = await failed;
+      expect(event).toMatchObject({ messageId: sent.id, reason: 'UNSUPPORTED' });
+      expect((await dave.message(sent.id))?.status?.['alice']?.state).toBe('failed');
+    } finally {
+      await dave.close();
+    }
+  });
+});

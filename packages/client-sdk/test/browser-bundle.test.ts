@@ -9,6 +9,10 @@ describe('@sotto/client-sdk core entry', () => {
     expect(await browserBundleProblems(here('../src/index.ts'))).toEqual([]);
   });
 
+  it('the browser entry (IndexedDB storage) bundles for the browser too', async () => {
+    expect(await browserBundleProblems(here('../src/browser/index.ts'))).toEqual([]);
+  });
+
   it('the Node entry is kept apart: bundling it for the browser is refused', async () => {
     expect((await browserBundleProblems(here('../src/node/index.ts'))).length).toBeGreaterThan(0);
   });

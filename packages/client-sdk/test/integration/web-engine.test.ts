@@ -1,14 +1,18 @@
+import 'fake-indexeddb/auto';
 import Database from 'better-sqlite3';
+import { IDBFactory } from 'fake-indexeddb';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createWebEngine } from '@sotto/protocol/web';
 import { decodeDeviceRecord, decodeKyberPreKeyPublic, decodeSignedDeviceRecord, ML_KEM_1024_KEY_TYPE, type ProtocolEngine } from '@sotto/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openIndexedDbStorage } from '../../src/browser/index.js';
 import { SottoClient } from '../../src/index.js';
 import { clientOptions, eventually, newClient, openSqliteStorage, startRelay, tempSqlite, type TestRelay } from '../helpers/harness.js';
 
 /**
- * Clients on the web engine (what a browser runs), in Node, through the real relay: their
+ * Clients on the web engine (what a browser runs), in Node, through the real relay, one of them
+ * on the IndexedDB storage (fake-indexeddb: the IndexedDB API in Node): their
  * devices list only `web`, publish ML-KEM-1024 prekeys, and talk PQXDH + Double Ratchet 1:1
  * and libsignal-format sender keys in groups. A libsignal-engine device cannot reach them yet
  * (one engine per client), and says so with a typed failure instead of losing the message.
@@ -20,6 +24,7 @@ describe('clients on the web engine', () => {
   let bob: SottoClient;
   let carol: SottoClient;
   let bobDb: { path: string; dir: string };
+  const carolIdb = new IDBFactory();
 
   beforeAll(async () => {
     relay = await startRelay();
@@ -27,7 +32,7 @@ describe('clients on the web engine', () => {
     bobDb = await tempSqlite();
     alice = await newClient(relay.url, 'alice', { engine: web });
     bob = await newClient(relay.url, 'bob', { engine: web, storage: await openSqliteStorage(bobDb.path) });
-    carol = await newClient(relay.url, 'carol', { engine: web });
+    carol = await newClient(relay.url, 'carol', { engine: web, storage: await openIndexedDbStorage('carol', { indexedDB: carolIdb }) });
   });
 
   afterAll(async () => {
@@ -89,6 +94,25 @@ describe('clients on the web engine', () => {
     }
     const back = await carol.sendText(chat, 'hi all');
     await eventually(async () => (await alice.message(back.id)) ?? false, 10_000, 'alice gets carol');
+  });
+
+  it('keep their threads and sessions in IndexedDB across a restart', async () => {
+    const texts = async (id: string) => (await carol.messages(id)).messages.map((m) => m.text);
+    const [group] = (await carol.conversations()).filter((c) => c.kind === 'group');
+    const before = await texts(group!.id);
+    expect(before).toEqual(['hi all', 'hello group']);
+    await carol.close();
+    carol = await SottoClient.open(clientOptions(relay.url, await openIndexedDbStorage('carol', { indexedDB: carolIdb }), { engine: web }));
+    await carol.connect();
+    expect(await texts(group!.id)).toEqual(before);
+    const chat = await carol.openConversation('alice');
+    const received = carol.events.waitFor('message');
+    await alice.sendText(await alice.openConversation('carol'), 'to carol after her restart');
+    expect((await received)[0].text).toBe('to carol after her restart');
+    const reply = alice.events.waitFor('message');
+    await carol.sendText(chat, 'carol is back');
+    expect((await reply)[0].text).toBe('carol is back');
+    expect(await carol.search('restart')).toHaveLength(1);
   });
 
   it('cannot be reached from a libsignal-engine device yet: the send fails with UNSUPPORTED, nothing is sent', async () => {

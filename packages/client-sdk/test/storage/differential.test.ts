@@ -1,9 +1,12 @@
+import 'fake-indexeddb/auto';
+import { IDBFactory } from 'fake-indexeddb';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SottoError } from '../../src/errors.js';
+import { openIndexedDbStorage } from '../../src/browser/index.js';
 import { openSqliteStorage } from '../../src/node/index.js';
 import { MemoryStorage, StorageBatch, type Storage } from '../../src/storage/index.js';
 import { copyCrashImage } from './crash-image.js';
@@ -117,7 +120,7 @@ function crashImage(path: string): string {
   return copyCrashImage(path, join(dir, `image-${files++}.db`));
 }
 
-describe('memory and SQLite storage agree', () => {
+describe('storage backends agree', () => {
   // Each batch is committed strict or relaxed at random; relaxed ones wait in SQLite's open
   // transaction and the commit journal, and a failing batch must undo only itself. At the end a
   // crash image of the file store (database, WAL, journal) must open to the same state.
@@ -149,6 +152,30 @@ describe('memory and SQLite storage agree', () => {
           await encrypted.close();
           await file.close();
           await image?.close();
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('memory and IndexedDB give identical reads and outcomes for random batch sequences, also after a reopen', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.record({ ops: fc.array(op, { minLength: 1, maxLength: 6 }), relaxed: fc.boolean() }), { minLength: 1, maxLength: 12 }), async (batches) => {
+        const memory = new MemoryStorage();
+        const indexedDB = new IDBFactory();
+        let idb: Storage = await openIndexedDbStorage('differential', { indexedDB });
+        try {
+          for (const { ops, relaxed } of batches) {
+            expect(await outcome(idb, ops, relaxed)).toBe(await outcome(memory, ops));
+          }
+          const expected = await snapshot(memory);
+          expect(await snapshot(idb)).toEqual(expected);
+          await idb.close();
+          idb = await openIndexedDbStorage('differential', { indexedDB });
+          expect(await snapshot(idb)).toEqual(expected);
+        } finally {
+          await memory.close();
+          await idb.close();
         }
       }),
       { numRuns: 100 },

@@ -16,10 +16,10 @@ export interface TestRelay {
   close(): Promise<void>;
 }
 
-export async function startRelay(limits: Partial<RelayLimits> = {}, dir?: string): Promise<TestRelay> {
+export async function startRelay(limits: Partial<RelayLimits> = {}, dir?: string, webRoot?: string): Promise<TestRelay> {
   const dataDir = dir ?? (await mkdtemp(join(tmpdir(), 'sotto-sdk-relay-')));
   const base = defaultConfig({ port: 0, host: '127.0.0.1', dataDir, logLevel: 'silent' });
-  const relay = await createRelay({ ...base, limits: { ...base.limits, ...limits } });
+  const relay = await createRelay({ ...base, ...(webRoot === undefined ? {} : { webRoot }), limits: { ...base.limits, ...limits } });
   return {
     relay,
     url: relay.url,

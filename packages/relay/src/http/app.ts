@@ -1,5 +1,6 @@
 import { FieldReader, items, MAX_BATCH_SENDS, MAX_PROVISIONING_MESSAGE_BYTES, SENDABLE_TYPES, MAX_ACK_GUIDS, MAX_SEND_DEVICES, type WsBatchSendBody, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
-import { Hono } from 'hono';
+import { serveStatic } from '@hono/node-server/serve-static';
+import { Hono, type Context, type Next } from 'hono';
 import { randomToken, decodeB64, encodeB64, hashSecret, isAccountId } from '../credentials.js';
 import { RelayError, toErrorBody } from '../errors.js';
 import { createLinkToken, fetchBundles, linkDevice, listUserDevices, preKeyCounts, readJson, registerAccount, removeDevice, setSignedKeys, uploadOneTimeKeys } from '../services/accounts.js';
@@ -224,5 +225,26 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
   });
 
   attachmentRoutes(app, ctx, auth, attachments);
+  if (ctx.config.webRoot !== undefined) serveWebApp(app, ctx.config.webRoot);
   return app;
+}
+
+/**
+ * Serves the built web app in `root` for every GET the API does not answer: files as they are
+ * (`/` is `index.html`), and `index.html` for a path that names no file and has no extension
+ * (the app's own routes). API paths (`/v1/…`) never fall back to the app: unknown ones keep the
+ * JSON 404. Paths with `..` or `//` segments or encoded separators are refused by
+ * `serveStatic`, so nothing outside `root` is served.
+ */
+function serveWebApp(app: Hono<RelayEnv>, root: string): void {
+  const nosniff = async (c: Context, next: Next): Promise<void> => {
+    await next();
+    if (c.res.ok) c.header('X-Content-Type-Options', 'nosniff');
+  };
+  app.get('*', nosniff, serveStatic({ root }));
+  const page = serveStatic({ root, path: 'index.html' });
+  app.get('*', async (c, next) => {
+    if (c.req.path.startsWith('/v1/') || /\.[^/]*$/.test(c.req.path)) return next();
+    return page(c, next);
+  });
 }

@@ -22,11 +22,11 @@ export interface TestRelay {
   close(): Promise<void>;
 }
 
-export async function startTestRelay(limits: Partial<RelayLimits> = {}): Promise<TestRelay> {
+export async function startTestRelay(limits: Partial<RelayLimits> = {}, extra: Partial<Pick<RelayConfig, 'webRoot'>> = {}): Promise<TestRelay> {
   const dir = await mkdtemp(join(tmpdir(), 'sotto-relay-test-'));
   const clock = { now: Date.now() };
   const base = defaultConfig({ port: 0, host: '127.0.0.1', dataDir: dir, logLevel: 'silent' });
-  const config: RelayConfig = { ...base, limits: { ...base.limits, ...limits } };
+  const config: RelayConfig = { ...base, ...extra, limits: { ...base.limits, ...limits } };
   const relay = await createRelay(config, { now: () => clock.now });
   return {
     relay, url: relay.url, dir, clock,

@@ -6,5 +6,6 @@ export const projects = [
   'packages/protocol',
   'packages/relay',
   'packages/client-sdk',
+  'packages/web-demo',
 ];
 export default projects;

@@ -26,6 +26,9 @@ import { isRelayErrorBody } from '@sotto/protocol';
 import { SottoError } from '../errors.js';
 import { fromBase64Url, toBase64Url } from './base64url.js';
 
+/** Whether fetch can stream a request body here (Node's can over HTTP/1.1; browsers' cannot). */
+const STREAMING_UPLOADS = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
+
 /** The credentials of one device: the relay keeps only a hash of `secret`. */
 export interface DeviceCredentials {
   readonly accountId: string;
@@ -147,9 +150,22 @@ export class RelayHttp {
     return this.json('POST', '/v1/reports', body);
   }
 
-  /** Uploads attachment ciphertext as one streamed request body, reporting progress. */
+  /**
+   * Uploads attachment ciphertext. In Node the body is streamed, reporting progress chunk by
+   * chunk. Browsers cannot stream a request body over HTTP/1.1 (Chromium requires HTTP/2 for
+   * it, others do not stream at all), so there the bytes go as one body and progress is
+   * reported once, when the upload is done.
+   */
   async uploadAttachment(data: Uint8Array, onProgress?: ProgressListener): Promise<AttachmentUploadResponse> {
     const total = data.length;
+    if (!STREAMING_UPLOADS) {
+      const res = await this.request('POST', '/v1/attachments', {
+        body: data as Uint8Array<ArrayBuffer>,
+        headers: { 'content-type': 'application/octet-stream' },
+      });
+      onProgress?.(total, total);
+      return (await res.json()) as AttachmentUploadResponse;
+    }
     let sent = 0;
     const chunk = 64 * 1024;
     const body = new ReadableStream<Uint8Array>({

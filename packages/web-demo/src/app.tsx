@@ -1,0 +1,372 @@
+/**
+ * The web app's pages, from the product design: the messages list (search, unread badges,
+ * requests tab, new message, new group), the chat room (thread, emoji picker, photos, reply,
+ * react, unsend, typing, status ticks), the requests inbox (accept, reject, block) and group
+ * settings (rename, members, admins, leave). Everything shown was decrypted in this browser by
+ * the SDK; the app never talks to the relay itself.
+ */
+import type { ConversationRecord, MessageView, SottoClient } from '@sotto/client-sdk';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { lastUsername, signIn } from './session.js';
+
+const EMOJI = ['❤️', '👍', '😂', '😮', '😢', '🔥', '👏', '🙏', '🎉', '😍', '🤔', '👋'];
+const REACTIONS = ['❤️', '👍', '😂', '😮', '😢'];
+
+/** Re-renders whenever the client reports something that may change what a page shows. */
+function useClientVersion(client: SottoClient): number {
+  const [version, setVersion] = useState(0);
+  useEffect(() => {
+    const bump = () => setVersion((v) => v + 1);
+    const events = ['message', 'messageUpdated', 'messageStatus', 'reaction', 'messageDeleted', 'conversationUpdated', 'conversationDeleted', 'request', 'synced', 'connection'] as const;
+    const offs = events.map((e) => client.events.on(e, bump as never));
+    return () => offs.forEach((off) => off());
+  }, [client]);
+  return version;
+}
+
+function describeError(err: unknown): string {
+  const e = err as { code?: string; message?: string };
+  return e.code ? `${e.code}: ${e.message ?? ''}` : String(err);
+}
+
+export function App() {
+  const [client, setClient] = useState<SottoClient | undefined>();
+  return client === undefined ? <SignIn onReady={setClient} /> : <Messenger client={client} onSignOut={async () => { await client.close(); setClient(undefined); }} />;
+}
+
+function SignIn({ onReady }: { onReady: (c: SottoClient) => void }) {
+  const [username, setUsername] = useState(lastUsername());
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState('');
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    setError('');
+    try {
+      onReady(await signIn(username));
+    } catch (err) {
+      setError(describeError(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form class="signin" onSubmit={submit}>
+      <h1>Sotto</h1>
+      <p>End-to-end encrypted messages. Keys and messages stay in this browser.</p>
+      <input name="username" placeholder="username" autocomplete="username" value={username} onInput={(e) => setUsername((e.target as HTMLInputElement).value)} pattern="[a-z0-9._]{3,32}" required />
+      <button type="submit" disabled={busy}>{busy ? 'Opening…' : 'Sign in or create account'}</button>
+      {error && <p class="error" role="alert">{error}</p>}
+    </form>
+  );
+}
+
+function Messenger({ client, onSignOut }: { client: SottoClient; onSignOut: () => void }) {
+  const version = useClientVersion(client);
+  const [open, setOpen] = useState<string | undefined>();
+  const [tab, setTab] = useState<'chats' | 'requests'>('chats');
+  const [query, setQuery] = useState('');
+  const [list, setList] = useState<ConversationRecord[]>([]);
+  const [requestCount, setRequestCount] = useState(0);
+  const [error, setError] = useState('');
+
+  useEffect(() => {
+    let live = true;
+    (async () => {
+      const rows = query.trim() ? await client.searchConversations(query) : await client.conversations({ requests: tab === 'requests' });
+      const requests = await client.requests();
+      if (live) {
+        setList(rows);
+        setRequestCount(requests.length);
+      }
+    })().catch((err) => setError(describeError(err)));
+    return () => {
+      live = false;
+    };
+  }, [client, version, tab, query]);
+
+  const run = (action: () => Promise<unknown>) => action().catch((err) => setError(describeError(err)));
+
+  return (
+    <div class="messenger">
+      <aside>
+        <header>
+          <strong data-testid="me">{client.accountId}</strong>
+          <span class={`conn ${client.connectionState}`} title={client.connectionState} />
+          <button class="link" onClick={onSignOut}>Sign out</button>
+        </header>
+        <input class="search" placeholder="Search" value={query} onInput={(e) => setQuery((e.target as HTMLInputElement).value)} />
+        <nav class="tabs">
+          <button class={tab === 'chats' ? 'active' : ''} onClick={() => setTab('chats')}>Chats</button>
+          <button class={tab === 'requests' ? 'active' : ''} onClick={() => setTab('requests')} data-testid="requests-tab">
+            Requests{requestCount > 0 && <span class="badge" data-testid="requests-count">{requestCount}</span>}
+          </button>
+        </nav>
+        <NewConversation onOpen={(username) => run(async () => setOpen(await client.openConversation(username)))} onGroup={(name, members) => run(async () => setOpen(await client.createGroup({ name, members })))} />
+        <ul class="conversations">
+          {list.map((c) => (
+            <li key={c.id} class={c.id === open ? 'active' : ''} data-testid={`conversation-${c.id}`} onClick={() => setOpen(c.id)}>
+              <span class="title">{titleOf(c)}</span>
+              {c.unreadCount > 0 && <span class="badge" data-testid="unread">{c.unreadCount}</span>}
+              <span class="preview">{c.lastMessagePreview ?? ''}</span>
+            </li>
+          ))}
+        </ul>
+        {error && <p class="error" role="alert" onClick={() => setError('')}>{error}</p>}
+      </aside>
+      <main>{open ? <ChatRoom key={open} client={client} conversationId={open} version={version} onClosed={() => setOpen(undefined)} onError={setError} /> : <p class="empty">Pick a conversation or start a new one.</p>}</main>
+    </div>
+  );
+}
+
+function titleOf(c: ConversationRecord): string {
+  return c.title ?? c.peerUsername ?? c.peerAccountId ?? c.id;
+}
+
+function NewConversation({ onOpen, onGroup }: { onOpen: (username: string) => void; onGroup: (name: string, members: string[]) => void }) {
+  const [mode, setMode] = useState<'none' | 'direct' | 'group'>('none');
+  const [to, setTo] = useState('');
+  const [name, setName] = useState('');
+  if (mode === 'none') {
+    return (
+      <div class="new">
+        <button onClick={() => setMode('direct')}>New message</button>
+        <button onClick={() => setMode('group')}>New group</button>
+      </div>
+    );
+  }
+  const submit = (e: Event) => {
+    e.preventDefault();
+    const names = to.split(/[\s,]+/).map((s) => s.trim().toLowerCase()).filter(Boolean);
+    if (mode === 'direct' && names[0]) onOpen(names[0]);
+    if (mode === 'group' && names.length > 0) onGroup(name.trim() || names.join(', '), names);
+    setMode('none');
+    setTo('');
+    setName('');
+  };
+  return (
+    <form class="new" onSubmit={submit}>
+      {mode === 'group' && <input name="group-name" placeholder="Group name" value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} />}
+      <input name="to" placeholder={mode === 'group' ? 'usernames, comma separated' : 'username'} value={to} onInput={(e) => setTo((e.target as HTMLInputElement).value)} required />
+      <button type="submit">{mode === 'group' ? 'Create group' : 'Open chat'}</button>
+      <button type="button" class="link" onClick={() => setMode('none')}>Cancel</button>
+    </form>
+  );
+}
+
+/** ✓ sent, ✓✓ delivered, "Seen" read: the least advanced recipient decides. */
+function statusOf(m: MessageView): string {
+  const states = Object.values(m.status ?? {}).map((s) => s.state);
+  if (states.length === 0) return '';
+  if (states.includes('failed')) return 'Failed';
+  if (states.includes('pending')) return '…';
+  if (states.includes('sent')) return '✓';
+  if (states.includes('delivered')) return '✓✓';
+  return 'Seen';
+}
+
+function ChatRoom({ client, conversationId, version, onClosed, onError }: { client: SottoClient; conversationId: string; version: number; onClosed: () => void; onError: (e: string) => void }) {
+  const [conversation, setConversation] = useState<ConversationRecord | undefined>();
+  const [messages, setMessages] = useState<MessageView[]>([]);
+  const [limit, setLimit] = useState(50);
+  const [hasOlder, setHasOlder] = useState(false);
+  const [typing, setTyping] = useState<string[]>([]);
+  const [replyTo, setReplyTo] = useState<MessageView | undefined>();
+  const [showSettings, setShowSettings] = useState(false);
+  const run = useCallback((action: () => Promise<unknown>) => action().catch((err) => onError(describeError(err))), [onError]);
+
+  useEffect(() => {
+    let live = true;
+    (async () => {
+      const c = await client.conversation(conversationId);
+      const page = await client.messages(conversationId, { limit });
+      if (!live) return;
+      setConversation(c);
+      setMessages([...page.messages].reverse());
+      setHasOlder(page.next !== undefined);
+      if (c && !c.isRequest && c.unreadCount > 0) await client.markSeen(conversationId);
+    })().catch((err) => onError(describeError(err)));
+    return () => {
+      live = false;
+    };
+  }, [client, conversationId, version, limit]);
+
+  useEffect(() => {
+    const off = client.events.on('typing', (t) => {
+      if (t.conversationId !== conversationId) return;
+      setTyping((now) => (t.typing ? [...new Set([...now, t.accountId])] : now.filter((a) => a !== t.accountId)));
+    });
+    return off;
+  }, [client, conversationId]);
+
+  if (!conversation) return <p class="empty">Loading…</p>;
+  const isGroup = conversation.kind === 'group';
+  const peer = conversation.peerUsername ?? conversation.peerAccountId;
+
+  return (
+    <section class="chat">
+      <header>
+        <h2 data-testid="chat-title">{titleOf(conversation)}</h2>
+        {isGroup && <button onClick={() => setShowSettings((s) => !s)}>Group settings</button>}
+        {!isGroup && !conversation.isRequest && peer && (
+          <span class="actions">
+            <button onClick={() => run(() => (conversation.restricted ? client.unrestrict(peer) : client.restrict(peer)))}>{conversation.restricted ? 'Unrestrict' : 'Restrict'}</button>
+            <button onClick={() => run(() => (conversation.blocked ? client.unblock(peer) : client.block(peer)))}>{conversation.blocked ? 'Unblock' : 'Block'}</button>
+            <button onClick={() => run(() => client.report(conversationId, 'spam', messages.filter((m) => !m.outgoing).slice(-5).map((m) => m.id)))}>Report</button>
+          </span>
+        )}
+      </header>
+      {conversation.isRequest && (
+        <div class="request" data-testid="request-actions">
+          <p>{conversation.invitedBy ?? peer} wants to send you messages.</p>
+          <button data-testid="accept" onClick={() => run(() => client.acceptRequest(conversationId))}>Accept</button>
+          <button onClick={() => run(async () => { await client.rejectRequest(conversationId); onClosed(); })}>Delete</button>
+          <button onClick={() => run(async () => { await client.blockRequest(conversationId); onClosed(); })}>Block</button>
+        </div>
+      )}
+      {showSettings && isGroup && <GroupSettings client={client} conversation={conversation} run={run} onLeft={onClosed} />}
+      <ol class="thread" data-testid="thread">
+        {hasOlder && <li class="older"><button onClick={() => setLimit((l) => l + 50)}>Older messages</button></li>}
+        {messages.map((m) => (
+          <MessageRow key={m.id} client={client} m={m} isGroup={isGroup} replied={m.replyToId ? messages.find((x) => x.id === m.replyToId) : undefined} onReply={() => setReplyTo(m)} run={run} />
+        ))}
+      </ol>
+      {typing.length > 0 && <p class="typing" data-testid="typing">{typing.join(', ')} typing…</p>}
+      {!conversation.isRequest && <Composer client={client} conversationId={conversationId} replyTo={replyTo} onSent={() => setReplyTo(undefined)} run={run} />}
+    </section>
+  );
+}
+
+function MessageRow({ client, m, isGroup, replied, onReply, run }: { client: SottoClient; m: MessageView; isGroup: boolean; replied: MessageView | undefined; onReply: () => void; run: (a: () => Promise<unknown>) => void }) {
+  const [image, setImage] = useState<string | undefined>();
+  const counts = new Map<string, number>();
+  for (const r of Object.values(m.reactions)) counts.set(r.emoji, (counts.get(r.emoji) ?? 0) + 1);
+  const media = m.content?.type === 'media' ? m.content : undefined;
+  const showImage = () =>
+    run(async () => {
+      const bytes = await client.downloadAttachment(m.id);
+      setImage(URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: 'image/*' })));
+    });
+  return (
+    <li class={m.outgoing ? 'out' : 'in'} data-testid="message">
+      {isGroup && !m.outgoing && <span class="sender">{m.senderAccountId}</span>}
+      {replied && <blockquote class="reply">{replied.text ?? '…'}</blockquote>}
+      {m.deletedAt !== undefined ? (
+        <em class="unsent">Message unsent</em>
+      ) : media ? (
+        image ? <img src={image} alt="photo" /> : <button onClick={showImage}>📷 Show photo</button>
+      ) : (
+        <span class="text" data-testid="text">{m.text}</span>
+      )}
+      {counts.size > 0 && (
+        <span class="reactions" data-testid="reactions">
+          {[...counts].map(([emoji, n]) => `${emoji}${n > 1 ? n : ''}`).join(' ')}
+        </span>
+      )}
+      <span class="meta">
+        {new Date(m.sentAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}
+        {m.editedAt !== undefined && ' · edited'}
+        {m.outgoing && <span class="status" data-testid="status">{statusOf(m)}</span>}
+      </span>
+      {m.deletedAt === undefined && (
+        <span class="tools">
+          {REACTIONS.map((e) => (
+            <button key={e} title={`React ${e}`} onClick={() => run(() => client.react(m.id, m.reactions[client.accountId]?.emoji === e ? null : e))}>{e}</button>
+          ))}
+          <button onClick={onReply}>Reply</button>
+          {m.outgoing && <button onClick={() => run(() => client.unsend(m.id, 'everyone'))}>Unsend</button>}
+        </span>
+      )}
+    </li>
+  );
+}
+
+function Composer({ client, conversationId, replyTo, onSent, run }: { client: SottoClient; conversationId: string; replyTo: MessageView | undefined; onSent: () => void; run: (a: () => Promise<unknown>) => void }) {
+  const [text, setText] = useState('');
+  const [picker, setPicker] = useState(false);
+  const typingSent = useRef(false);
+  const file = useRef<HTMLInputElement>(null);
+
+  const onInput = (value: string) => {
+    setText(value);
+    const now = value.length > 0;
+    if (now !== typingSent.current) {
+      typingSent.current = now;
+      void client.setTyping(conversationId, now).catch(() => undefined);
+    }
+  };
+  const send = (e: Event) => {
+    e.preventDefault();
+    const body = text.trim();
+    if (!body) return;
+    setText('');
+    typingSent.current = false;
+    void client.setTyping(conversationId, false).catch(() => undefined);
+    run(() => client.sendText(conversationId, body, replyTo ? { replyTo: replyTo.id } : {}));
+    onSent();
+  };
+  const sendPhoto = () => {
+    const f = file.current?.files?.[0];
+    if (!f) return;
+    run(async () => {
+      const data = new Uint8Array(await f.arrayBuffer());
+      await client.sendMedia(conversationId, { kind: 'image', data, contentType: f.type || 'application/octet-stream', fileName: f.name });
+    });
+    if (file.current) file.current.value = '';
+  };
+  return (
+    <form class="composer" onSubmit={send}>
+      {replyTo && (
+        <p class="replying">
+          Replying to “{replyTo.text ?? '…'}” <button type="button" class="link" onClick={onSent}>✕</button>
+        </p>
+      )}
+      {picker && (
+        <div class="picker" data-testid="emoji-picker">
+          {EMOJI.map((e) => (
+            <button key={e} type="button" onClick={() => onInput(text + e)}>{e}</button>
+          ))}
+        </div>
+      )}
+      <button type="button" title="Emoji" onClick={() => setPicker((p) => !p)}>😊</button>
+      <input name="message" placeholder="Message…" value={text} onInput={(e) => onInput((e.target as HTMLInputElement).value)} autocomplete="off" />
+      <label class="file" title="Photo">
+        📷
+        <input ref={file} type="file" accept="image/*" onChange={sendPhoto} />
+      </label>
+      <button type="submit">Send</button>
+    </form>
+  );
+}
+
+function GroupSettings({ client, conversation, run, onLeft }: { client: SottoClient; conversation: ConversationRecord; run: (a: () => Promise<unknown>) => void; onLeft: () => void }) {
+  const [name, setName] = useState(conversation.title ?? '');
+  const [add, setAdd] = useState('');
+  const admin = conversation.admins?.includes(client.accountId) ?? false;
+  const others = conversation.participants.filter((p) => p !== client.accountId);
+  return (
+    <div class="settings" data-testid="group-settings">
+      <form onSubmit={(e) => { e.preventDefault(); run(() => client.updateGroup(conversation.id, { name: name.trim() })); }}>
+        <input name="group-title" value={name} disabled={!admin} onInput={(e) => setName((e.target as HTMLInputElement).value)} />
+        {admin && <button type="submit">Rename</button>}
+      </form>
+      <ul>
+        {others.map((p) => (
+          <li key={p}>
+            {p}
+            {conversation.admins?.includes(p) && ' (admin)'}
+            {admin && <button onClick={() => run(() => client.setAdmin(conversation.id, p, !conversation.admins?.includes(p)))}>{conversation.admins?.includes(p) ? 'Remove admin' : 'Make admin'}</button>}
+            {admin && <button onClick={() => run(() => client.removeMember(conversation.id, p))}>Remove</button>}
+          </li>
+        ))}
+      </ul>
+      {admin && (
+        <form onSubmit={(e) => { e.preventDefault(); run(() => client.addMembers(conversation.id, [add.trim().toLowerCase()])); setAdd(''); }}>
+          <input name="add-member" placeholder="Add member" value={add} onInput={(e) => setAdd((e.target as HTMLInputElement).value)} />
+          <button type="submit">Add</button>
+        </form>
+      )}
+      <button onClick={() => run(async () => { await client.leaveGroup(conversation.id); onLeft(); })}>Leave group</button>
+    </div>
+  );
+}

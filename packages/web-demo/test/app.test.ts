@@ -1,0 +1,153 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRelay, defaultConfig, type Relay } from '@sotto/relay';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { build } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/**
+ * The web app end to end: built with Vite, served by the real relay (`--web-root`), used by two
+ * people in two isolated Chromium profiles (Debian's Chromium, headless, through
+ * playwright-core). Everything they see was decrypted in their own browser.
+ */
+describe('the web app in Chromium', () => {
+  let dir: string;
+  let relay: Relay;
+  let browser: Browser;
+  const contexts: BrowserContext[] = [];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sotto-web-demo-'));
+    await build({ root: fileURLToPath(new URL('..', import.meta.url)), logLevel: 'silent', build: { outDir: join(dir, 'www'), emptyOutDir: true } });
+    const config = defaultConfig({ port: 0, host: '127.0.0.1', dataDir: join(dir, 'data'), logLevel: 'silent' });
+    relay = await createRelay({ ...config, webRoot: join(dir, 'www') });
+    browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+  });
+
+  afterAll(async () => {
+    for (const c of contexts) await c.close();
+    await browser?.close();
+    await relay?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  async function person(username: string): Promise<Page> {
+    const context = await browser.newContext();
+    contexts.push(context);
+    const page = await context.newPage();
+    page.on('pageerror', (err) => console.error(`${username} page error:`, err));
+    await page.goto(`${relay.url}/`);
+    await page.fill('input[name=username]', username);
+    await page.click('button[type=submit]');
+    await page.getByTestId('me').filter({ hasText: username }).waitFor();
+    return page;
+  }
+
+  const thread = (page: Page) => page.getByTestId('thread');
+
+  async function send(page: Page, text: string): Promise<void> {
+    await page.fill('input[name=message]', text);
+    await page.click('form.composer button[type=submit]');
+  }
+
+  it('two people chat: request, accept, messages, ticks, reactions, typing, reply, unsend, a group', async () => {
+    const alice = await person('alice');
+    const bob = await person('bob');
+
+    // alice starts a conversation with bob
+    await alice.getByRole('button', { name: 'New message' }).click();
+    await alice.fill('input[name=to]', 'bob');
+    await alice.getByRole('button', { name: 'Open chat' }).click();
+    await expect.poll(() => alice.getByTestId('chat-title').textContent()).toBe('bob');
+    await send(alice, 'hi bob 👋');
+    await thread(alice).getByText('hi bob 👋').waitFor();
+
+    // bob gets a request, accepts it, and reads the message
+    await bob.getByTestId('requests-count').filter({ hasText: '1' }).waitFor();
+    await bob.getByTestId('requests-tab').click();
+    await bob.getByTestId('conversation-d:alice').click();
+    await bob.getByTestId('accept').click();
+    await thread(bob).getByText('hi bob 👋').waitFor();
+    await bob.getByRole('button', { name: 'Chats' }).click();
+
+    // alice's message goes from sent to seen
+    const aliceStatus = thread(alice).getByTestId('status').first();
+    await expect.poll(() => aliceStatus.textContent(), { timeout: 15_000 }).toBe('Seen');
+
+    // bob types (alice sees it), then replies to alice's message
+    await bob.fill('input[name=message]', 'hel');
+    await alice.getByTestId('typing').filter({ hasText: 'bob typing' }).waitFor();
+    const hers = thread(bob).getByTestId('message').filter({ hasText: 'hi bob 👋' });
+    await hers.hover();
+    await hers.getByRole('button', { name: 'Reply' }).click();
+    await send(bob, 'hello alice');
+    const reply = thread(alice).getByTestId('message').filter({ hasText: 'hello alice' });
+    await reply.waitFor();
+    expect(await reply.locator('blockquote').textContent()).toBe('hi bob 👋');
+
+    // alice reacts; bob sees the reaction
+    await reply.hover();
+    await reply.getByTitle('React ❤️').click();
+    await thread(bob).getByTestId('message').filter({ hasText: 'hello alice' }).getByTestId('reactions').filter({ hasText: '❤️' }).waitFor();
+
+    // the emoji picker writes into the composer
+    await alice.getByTitle('Emoji').click();
+    await alice.getByTestId('emoji-picker').getByRole('button', { name: '🎉' }).click();
+    expect(await alice.inputValue('input[name=message]')).toBe('🎉');
+    await alice.click('form.composer button[type=submit]');
+    await thread(bob).getByText('🎉').waitFor();
+
+    // a photo: encrypted and uploaded in alice's browser, downloaded and decrypted in bob's
+    const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
+    await alice.setInputFiles('form.composer input[type=file]', { name: 'dot.png', mimeType: 'image/png', buffer: png });
+    await bob.getByRole('button', { name: '📷 Show photo' }).click();
+    const img = thread(bob).locator('img[alt=photo]');
+    await img.waitFor();
+    const shown = await img.evaluate(async (el: HTMLImageElement) => new Uint8Array(await (await fetch(el.src)).arrayBuffer()).length);
+    expect(shown).toBe(png.length);
+
+    // alice unsends her first message everywhere
+    // (bob's reply quotes it: the quote is not the message)
+    const first = thread(alice).getByTestId('message').filter({ hasText: 'hi bob 👋' }).filter({ hasNot: alice.locator('blockquote') });
+    await first.hover();
+    await first.getByRole('button', { name: 'Unsend' }).click();
+    await thread(bob).getByText('Message unsent').waitFor();
+    expect(await thread(bob).getByText('hi bob 👋').count()).toBe(0);
+
+    // a group: alice creates it, both write, bob sees the settings
+    await alice.getByRole('button', { name: 'New group' }).click();
+    await alice.fill('input[name=group-name]', 'Trip');
+    await alice.fill('input[name=to]', 'bob');
+    await alice.getByRole('button', { name: 'Create group' }).click();
+    await expect.poll(() => alice.getByTestId('chat-title').textContent()).toBe('Trip');
+    await send(alice, 'group hello');
+    await bob.getByText('Trip').first().click();
+    await thread(bob).getByText('group hello').waitFor();
+    // bob accepted alice before: her group is no request
+    expect(await bob.getByTestId('request-actions').count()).toBe(0);
+    await send(bob, 'hi group');
+    await thread(alice).getByText('hi group').waitFor();
+    await alice.getByRole('button', { name: 'Group settings' }).click();
+    await alice.fill('input[name=group-title]', 'Trip 2026');
+    await alice.getByRole('button', { name: 'Rename' }).click();
+    await expect.poll(() => bob.getByTestId('chat-title').textContent(), { timeout: 15_000 }).toBe('Trip 2026');
+  });
+
+  it('an account reopens from IndexedDB after a reload, with its history', async () => {
+    const [aliceContext] = contexts;
+    const page = await aliceContext!.newPage();
+    await page.goto(`${relay.url}/`);
+    expect(await page.inputValue('input[name=username]')).toBe('alice');
+    await page.click('button[type=submit]');
+    await page.getByTestId('me').filter({ hasText: 'alice' }).waitFor();
+    await page.getByTestId('conversation-d:bob').click();
+    await thread(page).getByText('hello alice').waitFor();
+    await page.close();
+  });
+});

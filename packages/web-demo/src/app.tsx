@@ -11,6 +11,9 @@ import { lastUsername, signIn } from './session.js';
 
 const EMOJI = ['❤️', '👍', '😂', '😮', '😢', '🔥', '👏', '🙏', '🎉', '😍', '🤔', '👋'];
 const REACTIONS = ['❤️', '👍', '😂', '😮', '😢'];
+const TIMERS: [string, number][] = [['Messages stay', 0], ['Disappear after 1 minute', 60_000], ['after 1 hour', 3_600_000], ['after 1 day', 86_400_000]];
+/** The SDK accepts edits for 15 minutes after sending. */
+const EDIT_WINDOW_MS = 15 * 60_000;
 
 /** Re-renders whenever the client reports something that may change what a page shows. */
 function useClientVersion(client: SottoClient): number {
@@ -173,6 +176,7 @@ function ChatRoom({ client, conversationId, version, onClosed, onError }: { clie
   const [typing, setTyping] = useState<string[]>([]);
   const [replyTo, setReplyTo] = useState<MessageView | undefined>();
   const [showSettings, setShowSettings] = useState(false);
+  const [safety, setSafety] = useState('');
   const run = useCallback((action: () => Promise<unknown>) => action().catch((err) => onError(describeError(err))), [onError]);
 
   useEffect(() => {
@@ -191,6 +195,8 @@ function ChatRoom({ client, conversationId, version, onClosed, onError }: { clie
     };
   }, [client, conversationId, version, limit]);
 
+  useEffect(() => () => void client.closeConversation(conversationId).catch(() => undefined), [client, conversationId]);
+
   useEffect(() => {
     const off = client.events.on('typing', (t) => {
       if (t.conversationId !== conversationId) return;
@@ -208,14 +214,34 @@ function ChatRoom({ client, conversationId, version, onClosed, onError }: { clie
       <header>
         <h2 data-testid="chat-title">{titleOf(conversation)}</h2>
         {isGroup && <button onClick={() => setShowSettings((s) => !s)}>Group settings</button>}
+        {!conversation.isRequest && (
+          <button onClick={() => run(() => client.setNotifications(conversationId, { muted: !conversation.muted }))}>{conversation.muted ? 'Unmute' : 'Mute'}</button>
+        )}
         {!isGroup && !conversation.isRequest && peer && (
           <span class="actions">
+            <button data-testid="vanish" onClick={() => run(() => client.setVanishMode(conversationId, !conversation.vanishMode))}>{conversation.vanishMode ? 'Vanish mode: on' : 'Vanish mode: off'}</button>
+            <select title="Disappearing messages" value={String(conversation.expireTimerMs ?? 0)} onChange={(e) => run(() => client.setDisappearingTimer(conversationId, Number((e.target as HTMLSelectElement).value)))}>
+              {TIMERS.map(([label, ms]) => <option key={ms} value={String(ms)}>{label}</option>)}
+            </select>
+            <button onClick={() => run(async () => setSafety((await client.safetyNumber(peer)).displayable))}>Safety number</button>
             <button onClick={() => run(() => (conversation.restricted ? client.unrestrict(peer) : client.restrict(peer)))}>{conversation.restricted ? 'Unrestrict' : 'Restrict'}</button>
             <button onClick={() => run(() => (conversation.blocked ? client.unblock(peer) : client.block(peer)))}>{conversation.blocked ? 'Unblock' : 'Block'}</button>
             <button onClick={() => run(() => client.report(conversationId, 'spam', messages.filter((m) => !m.outgoing).slice(-5).map((m) => m.id)))}>Report</button>
           </span>
         )}
       </header>
+      {safety && (
+        <p class="safety" data-testid="safety-number" onClick={() => setSafety('')}>
+          Compare with {peer}: <code>{safety.match(/.{5}/g)?.join(' ')}</code>
+        </p>
+      )}
+      {conversation.identityChanged && peer && (
+        <div class="request" data-testid="identity-changed">
+          <p>{peer}'s security keys changed (a new phone, or someone else). Compare the safety number before you trust them.</p>
+          <button onClick={() => run(() => client.acknowledgeIdentityChange(peer))}>Trust the new keys</button>
+        </div>
+      )}
+      {conversation.vanishMode && <p class="vanish">Vanish mode: seen messages disappear when you leave the chat.</p>}
       {conversation.isRequest && (
         <div class="request" data-testid="request-actions">
           <p>{conversation.invitedBy ?? peer} wants to send you messages.</p>
@@ -239,6 +265,9 @@ function ChatRoom({ client, conversationId, version, onClosed, onError }: { clie
 
 function MessageRow({ client, m, isGroup, replied, onReply, run }: { client: SottoClient; m: MessageView; isGroup: boolean; replied: MessageView | undefined; onReply: () => void; run: (a: () => Promise<unknown>) => void }) {
   const [image, setImage] = useState<string | undefined>();
+  const [editing, setEditing] = useState<string | undefined>();
+  const [forwarding, setForwarding] = useState(false);
+  const [forwardTo, setForwardTo] = useState('');
   const counts = new Map<string, number>();
   for (const r of Object.values(m.reactions)) counts.set(r.emoji, (counts.get(r.emoji) ?? 0) + 1);
   const media = m.content?.type === 'media' ? m.content : undefined;
@@ -274,8 +303,22 @@ function MessageRow({ client, m, isGroup, replied, onReply, run }: { client: Sot
             <button key={e} title={`React ${e}`} onClick={() => run(() => client.react(m.id, m.reactions[client.accountId]?.emoji === e ? null : e))}>{e}</button>
           ))}
           <button onClick={onReply}>Reply</button>
+          <button onClick={() => setForwarding(true)}>Forward</button>
+          {m.outgoing && m.text !== undefined && Date.now() - m.sentAt < EDIT_WINDOW_MS && <button onClick={() => setEditing(m.text ?? '')}>Edit</button>}
           {m.outgoing && <button onClick={() => run(() => client.unsend(m.id, 'everyone'))}>Unsend</button>}
         </span>
+      )}
+      {editing !== undefined && (
+        <form class="inline" onSubmit={(e) => { e.preventDefault(); const text = editing.trim(); setEditing(undefined); if (text) run(() => client.edit(m.id, text)); }}>
+          <input name="edit" value={editing} onInput={(e) => setEditing((e.target as HTMLInputElement).value)} />
+          <button type="submit">Save</button>
+        </form>
+      )}
+      {forwarding && (
+        <form class="inline" onSubmit={(e) => { e.preventDefault(); const to = forwardTo.trim().toLowerCase(); setForwarding(false); if (to) run(async () => client.forward(m.id, await client.openConversation(to))); }}>
+          <input name="forward-to" placeholder="Forward to (username)" value={forwardTo} onInput={(e) => setForwardTo((e.target as HTMLInputElement).value)} />
+          <button type="submit">Forward</button>
+        </form>
       )}
     </li>
   );

@@ -112,6 +112,37 @@ describe('the web app in Chromium', () => {
     const shown = await img.evaluate(async (el: HTMLImageElement) => new Uint8Array(await (await fetch(el.src)).arrayBuffer()).length);
     expect(shown).toBe(png.length);
 
+    // both see the same safety number
+    await alice.getByRole('button', { name: 'Safety number' }).click();
+    await bob.getByTestId('conversation-d:alice').click();
+    await bob.getByRole('button', { name: 'Safety number' }).click();
+    const digits = await alice.getByTestId('safety-number').locator('code').textContent();
+    expect(digits).toMatch(/^(\d{5} ){11}\d{5}$/);
+    expect(await bob.getByTestId('safety-number').locator('code').textContent()).toBe(digits);
+
+    // alice fixes a typo; bob sees the edit
+    await send(alice, 'see you tomorow');
+    const typo = thread(alice).getByTestId('message').filter({ hasText: 'see you tomorow' });
+    await typo.hover();
+    await typo.getByRole('button', { name: 'Edit' }).click();
+    await alice.fill('input[name=edit]', 'see you tomorrow');
+    await alice.getByRole('button', { name: 'Save' }).click();
+    await thread(bob).getByTestId('message').filter({ hasText: 'see you tomorrow' }).filter({ hasText: 'edited' }).waitFor();
+
+    // bob forwards it back into a chat: a new message with the same text
+    const edited = thread(bob).getByTestId('message').filter({ hasText: 'see you tomorrow' });
+    await edited.hover();
+    await edited.getByRole('button', { name: 'Forward' }).click();
+    await bob.fill('input[name=forward-to]', 'alice');
+    await bob.locator('form.inline').getByRole('button', { name: 'Forward' }).click();
+    await expect.poll(() => thread(alice).getByTestId('text').filter({ hasText: 'see you tomorrow' }).count(), { timeout: 15_000 }).toBe(2);
+
+    // vanish mode reaches the other side
+    await alice.getByTestId('vanish').click();
+    await expect.poll(() => bob.getByTestId('vanish').textContent(), { timeout: 15_000 }).toBe('Vanish mode: on');
+    await alice.getByTestId('vanish').click();
+    await expect.poll(() => bob.getByTestId('vanish').textContent(), { timeout: 15_000 }).toBe('Vanish mode: off');
+
     // alice unsends her first message everywhere
     // (bob's reply quotes it: the quote is not the message)
     const first = thread(alice).getByTestId('message').filter({ hasText: 'hi bob 👋' }).filter({ hasNot: alice.locator('blockquote') });

@@ -7,6 +7,7 @@
  */
 import type { ConversationRecord, MessageView, SottoClient } from '@sotto/client-sdk';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { CallPanel, useCalls, type Calls } from './calls.js';
 import { lastUsername, signIn } from './session.js';
 
 const EMOJI = ['❤️', '👍', '😂', '😮', '😢', '🔥', '👏', '🙏', '🎉', '😍', '🤔', '👋'];
@@ -89,6 +90,7 @@ function Messenger({ client, onSignOut }: { client: SottoClient; onSignOut: () =
   }, [client, version, tab, query]);
 
   const run = (action: () => Promise<unknown>) => action().catch((err) => setError(describeError(err)));
+  const calls = useCalls(client, setError);
 
   return (
     <div class="messenger">
@@ -117,7 +119,10 @@ function Messenger({ client, onSignOut }: { client: SottoClient; onSignOut: () =
         </ul>
         {error && <p class="error" role="alert" onClick={() => setError('')}>{error}</p>}
       </aside>
-      <main>{open ? <ChatRoom key={open} client={client} conversationId={open} version={version} onClosed={() => setOpen(undefined)} onError={setError} /> : <p class="empty">Pick a conversation or start a new one.</p>}</main>
+      <main>
+        <CallPanel calls={calls} />
+        {open ? <ChatRoom key={open} client={client} conversationId={open} version={version} calls={calls} onClosed={() => setOpen(undefined)} onError={setError} /> : <p class="empty">Pick a conversation or start a new one.</p>}
+      </main>
     </div>
   );
 }
@@ -168,7 +173,7 @@ function statusOf(m: MessageView): string {
   return 'Seen';
 }
 
-function ChatRoom({ client, conversationId, version, onClosed, onError }: { client: SottoClient; conversationId: string; version: number; onClosed: () => void; onError: (e: string) => void }) {
+function ChatRoom({ client, conversationId, version, calls, onClosed, onError }: { client: SottoClient; conversationId: string; version: number; calls: Calls; onClosed: () => void; onError: (e: string) => void }) {
   const [conversation, setConversation] = useState<ConversationRecord | undefined>();
   const [messages, setMessages] = useState<MessageView[]>([]);
   const [limit, setLimit] = useState(50);
@@ -213,6 +218,12 @@ function ChatRoom({ client, conversationId, version, onClosed, onError }: { clie
     <section class="chat">
       <header>
         <h2 data-testid="chat-title">{titleOf(conversation)}</h2>
+        {!conversation.isRequest && !calls.active && (
+          <span class="actions">
+            <button title="Voice call" onClick={() => void calls.start(conversationId, 'voice')}>📞</button>
+            <button title="Video call" onClick={() => void calls.start(conversationId, 'video')}>🎥</button>
+          </span>
+        )}
         {isGroup && <button onClick={() => setShowSettings((s) => !s)}>Group settings</button>}
         {!conversation.isRequest && (
           <button onClick={() => run(() => client.setNotifications(conversationId, { muted: !conversation.muted }))}>{conversation.muted ? 'Unmute' : 'Mute'}</button>

@@ -7,6 +7,8 @@
 import { SottoClient, SottoError, type SottoClientOptions } from '@sotto/client-sdk';
 import { openIndexedDbStorage } from '@sotto/client-sdk/browser';
 import { createWebEngine } from '@sotto/protocol/web';
+// simple-peer's self-contained browser build (its package entry needs Node's streams)
+import SimplePeer from 'simple-peer/simplepeer.min.js';
 
 const LAST_USER = 'sotto.lastUser';
 
@@ -25,6 +27,7 @@ export async function signIn(username: string): Promise<SottoClient> {
     relayUrl: location.origin,
     engine: await createWebEngine(),
     storage: await openIndexedDbStorage(`sotto-${name}`),
+    calls: { SimplePeer },
   };
   let client: SottoClient;
   try {

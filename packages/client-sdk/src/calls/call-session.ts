@@ -69,7 +69,21 @@ export class CallSession {
     const who = (): CallPeer => ({ accountId: peerAccountId, deviceId: this.peerDeviceId });
     peer.on('connect', () => this.events.emit('connect', who()));
     peer.on('data', (chunk: unknown) => this.events.emit('data', toBytes(chunk), who()));
-    peer.on('stream', (stream: MediaStream) => this.events.emit('stream', stream, who()));
+    peer.on('stream', (stream: MediaStream) => {
+      const from = who();
+      this.#streams.set(`${from.accountId}.${from.deviceId}`, stream);
+      this.events.emit('stream', stream, from);
+    });
+  }
+
+  readonly #streams = new Map<string, MediaStream>();
+
+  /**
+   * The peer's media streams received so far, by `accountId.deviceId`. A callee's stream can
+   * arrive while `acceptCall` is still running, before the app could subscribe to `stream`.
+   */
+  get remoteStreams(): ReadonlyMap<string, MediaStream> {
+    return this.#streams;
   }
 
   /** ringing → ongoing → ended (or missed / declined). */

@@ -441,7 +441,7 @@ export class GroupCallBoard {
       live.session?.events.emit('connect', who);
     });
     peer.on('data', (chunk: unknown) => live.session?.events.emit('data', toBytes(chunk), who));
-    peer.on('stream', (stream: MediaStream) => live.session?.events.emit('stream', stream, who));
+    peer.on('stream', (stream: MediaStream) => live.session?.streamArrived(stream, who));
     peer.on('close', () => {
       if (current()) this.lostLink(live, key);
     });

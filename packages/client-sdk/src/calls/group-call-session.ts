@@ -50,6 +50,22 @@ export class GroupCallSession {
     private readonly host: GroupCallSessionHost,
   ) {}
 
+  readonly #streams = new Map<string, MediaStream>();
+
+  /**
+   * Media streams received so far, by `accountId.deviceId` (a peer's stream can arrive while
+   * `acceptCall` or `joinCall` is still running, before the app could subscribe to `stream`).
+   */
+  get remoteStreams(): ReadonlyMap<string, MediaStream> {
+    return this.#streams;
+  }
+
+  /** @internal A peer's stream arrived: kept, then announced. */
+  streamArrived(stream: MediaStream, peer: CallPeer): void {
+    this.#streams.set(`${peer.accountId}.${peer.deviceId}`, stream);
+    this.events.emit('stream', stream, peer);
+  }
+
   /** ringing (alone, or not joined) → ongoing → ended (or missed / declined). */
   get state(): CallStatus {
     return this.host.status();

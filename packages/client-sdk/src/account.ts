@@ -217,7 +217,7 @@ export async function maintainPreKeys(params: {
 }): Promise<AccountState> {
   const { storage, engine, relay, now } = params;
   let account = params.account;
-  const counts = await relay.preKeyCount();
+  const counts = await relay.preKeyCount(engine.name);
   if (counts.oneTimePreKeys < PREKEY_REFILL_THRESHOLD || counts.kyberPreKeys < PREKEY_REFILL_THRESHOLD / 4) {
     const staged = stageStores(readProtocolStores(storage));
     const preKeys = counts.oneTimePreKeys < PREKEY_REFILL_THRESHOLD
@@ -240,6 +240,7 @@ export async function maintainPreKeys(params: {
     await relay.uploadOneTimeKeys({
       oneTimePreKeys: preKeys.map((k) => toBase64Url(encodeOneTimePreKeyPublic(k))),
       kyberPreKeys: kyber.map((k) => toBase64Url(encodeKyberPreKeyPublic(k))),
+      engine: engine.name,
     });
   }
   if (now - account.signedPreKeyRotatedAt >= SIGNED_PREKEY_ROTATION_MS) {
@@ -254,6 +255,7 @@ export async function maintainPreKeys(params: {
     await relay.setSignedKeys({
       signedPreKey: toBase64Url(encodeSignedPreKeyPublic(signed)),
       lastResortKyberPreKey: toBase64Url(encodeKyberPreKeyPublic(lastResort)),
+      engine: engine.name,
     });
   }
   return account;

@@ -5,7 +5,9 @@
  * clients verify every signed record themselves (docs/relay-api.md, "Trust").
  */
 import {
-  ProtocolError, decodeDeviceRecord, decodeKyberPreKeyPublic, decodeOneTimePreKeyPublic, decodeSignedDeviceRecord,
+  ProtocolError, decodeDeviceRecord, decodeKyberPreKeyPublic,
+  ML_KEM_1024_KEY_TYPE,
+  type EngineName, decodeOneTimePreKeyPublic, decodeSignedDeviceRecord,
   decodeSignedPreKeyPublic, encodeDeliveryReceipt, encodeServerFrame, hazmatEncodeEnvelopeUnchecked, encodePreKeyBundle,
   MAX_GUID_LENGTH, MAX_RECEIPT_GUIDS, type EnvelopeType, type PreKeyBundle,
 } from '@sotto/protocol';
@@ -51,6 +53,15 @@ export function readPreKey(kind: PreKeyKind, bytes: Uint8Array): { keyId: number
   } catch (err) {
     return asFormatError(err, `${kind} prekey`);
   }
+}
+
+/**
+ * The engine a KEM prekey serves, by its key type: Kyber1024 (0x08) is the libsignal engine's,
+ * ML-KEM-1024 (0x0a) the web engine's. `record` is an encoded KyberPreKeyPublic already read
+ * by {@link readPreKey}.
+ */
+export function kemEngine(record: Uint8Array): EngineName {
+  return decodeKyberPreKeyPublic(record).publicKey[0] === ML_KEM_1024_KEY_TYPE ? 'web' : 'libsignal';
 }
 
 /** Builds the encoded PreKeyBundle of one device from its stored record and claimed keys. */

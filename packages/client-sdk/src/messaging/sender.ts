@@ -194,7 +194,7 @@ export class Sender {
       }
     }
     if (missing.length > 0) {
-      const { devices: bundles } = await relay.fetchBundles(accountId);
+      const { devices: bundles } = await relay.fetchBundles(accountId, engine.name);
       for (const d of missing) {
         const entry = bundles.find((b) => b.deviceId === d.deviceId);
         if (!entry) throw new SottoError('RELAY_ERROR', `no prekey bundle for device ${d.deviceId}`, { relayCode: 'NOT_FOUND' });

@@ -1,4 +1,5 @@
 import type {
+  EngineName,
   ProvisioningMessageBody,
   AccountListResponse,
   AckRequest,
@@ -103,11 +104,13 @@ export class RelayHttp {
   uploadOneTimeKeys(body: UploadOneTimeKeysRequest): Promise<PreKeyCountResponse> {
     return this.json('POST', '/v1/keys/one-time', body);
   }
-  preKeyCount(): Promise<PreKeyCountResponse> {
-    return this.json('GET', '/v1/keys/count');
+  /** This device's prekeys left at the relay, for one engine's set. */
+  preKeyCount(engine: EngineName = 'libsignal'): Promise<PreKeyCountResponse> {
+    return this.json('GET', `/v1/keys/count?engine=${engine}`);
   }
-  fetchBundles(accountId: string): Promise<PreKeyBundlesResponse> {
-    return this.json('GET', `/v1/keys/${enc(accountId)}`);
+  /** One bundle per device of `accountId` that has prekeys of `engine`. */
+  fetchBundles(accountId: string, engine: EngineName = 'libsignal'): Promise<PreKeyBundlesResponse> {
+    return this.json('GET', `/v1/keys/${enc(accountId)}?engine=${engine}`);
   }
   send(accountId: string, body: SendRequest): Promise<SendResponse> {
     return this.json('POST', `/v1/messages/${enc(accountId)}`, body);

@@ -4,6 +4,7 @@
  * bundles, envelopes) are the encodings defined in `@sotto/protocol` formats, base64url-wrapped.
  * See docs/relay-api.md for every endpoint with examples.
  */
+import type { EngineName } from '../formats/device-record.js';
 
 /** Unpadded base64url of raw bytes. */
 export type B64 = string;
@@ -85,12 +86,16 @@ export interface UserDevicesResponse {
 export interface SetSignedKeysRequest {
   signedPreKey?: B64;
   lastResortKyberPreKey?: B64;
+  /** The engine these keys serve (default `libsignal`); its KEM key must be of that engine's type. */
+  engine?: EngineName;
 }
 
 /** `POST /v1/keys/one-time` — append at most 100 of each. */
 export interface UploadOneTimeKeysRequest {
   oneTimePreKeys?: B64[];
   kyberPreKeys?: B64[];
+  /** The engine these keys serve (default `libsignal`). */
+  engine?: EngineName;
 }
 
 /** `GET /v1/keys/count` response. */

@@ -105,3 +105,35 @@ describe('EnvelopeRepo.expire', () => {
     }
   });
 });
+
+describe('migration 0004 (prekeys per engine)', () => {
+  it("keeps every stored prekey as the libsignal engine's and lets a device hold a web set beside it", () => {
+    const file = join(dir, 'relay.sqlite');
+    const old = new Database(file);
+    old.pragma('foreign_keys = ON');
+    migrate(drizzle(old), { migrationsFolder: migrationsBefore('0004') });
+    old.prepare('INSERT INTO accounts (id, username, created_at) VALUES (?, ?, 0)').run('bob', 'bob');
+    old.prepare("INSERT INTO devices (account_id, device_id, registration_id, signed_record, created_at) VALUES (?, 1, 7, x'01', 0)").run('bob');
+    old.prepare("INSERT INTO signed_prekeys (account_id, device_id, key_id, record) VALUES ('bob', 1, 5, x'05')").run();
+    old.prepare("INSERT INTO kyber_prekeys (account_id, device_id, key_id, last_resort, record) VALUES ('bob', 1, 6, 1, x'06')").run();
+    old.prepare("INSERT INTO one_time_prekeys (account_id, device_id, key_id, record) VALUES ('bob', 1, 7, x'07')").run();
+    old.close();
+
+    const database = openDatabase(file);
+    try {
+      const sqlite = database.sqlite;
+      for (const table of ['signed_prekeys', 'kyber_prekeys', 'one_time_prekeys']) {
+        expect(sqlite.prepare(`SELECT engine, key_id AS keyId FROM ${table}`).all(), table).toEqual([{ engine: 'libsignal', keyId: table === 'signed_prekeys' ? 5 : table === 'kyber_prekeys' ? 6 : 7 }]);
+      }
+      // the same key ids again, for the web engine: allowed beside the libsignal ones
+      sqlite.prepare("INSERT INTO signed_prekeys (account_id, device_id, engine, key_id, record) VALUES ('bob', 1, 'web', 5, x'15')").run();
+      sqlite.prepare("INSERT INTO one_time_prekeys (account_id, device_id, engine, key_id, record) VALUES ('bob', 1, 'web', 7, x'17')").run();
+      expect(() => sqlite.prepare("INSERT INTO signed_prekeys (account_id, device_id, engine, key_id, record) VALUES ('bob', 1, 'web', 9, x'19')").run()).toThrow(/UNIQUE|PRIMARY/);
+      // keys still go with their device
+      sqlite.prepare("DELETE FROM devices WHERE account_id = 'bob'").run();
+      expect(sqlite.prepare('SELECT COUNT(*) AS n FROM signed_prekeys').get()).toEqual({ n: 0 });
+    } finally {
+      database.sqlite.close();
+    }
+  });
+});

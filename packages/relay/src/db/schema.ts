@@ -37,36 +37,46 @@ export const deviceCredentials = sqliteTable('device_credentials', {
   secretHash: bytes('secret_hash').notNull(),
 }, (t) => [primaryKey({ columns: [t.accountId, t.deviceId] }), deviceRef(t)]);
 
+/**
+ * The protocol engine a prekey belongs to (ARCHITECTURE §3): a device that speaks both keeps
+ * one set of each, and a bundle is built from one engine's set.
+ */
+const engine = () => text('engine', { enum: ['libsignal', 'web'] }).notNull().default('libsignal');
+
 export const signedPreKeys = sqliteTable('signed_prekeys', {
   accountId: text('account_id').notNull(),
   deviceId: integer('device_id').notNull(),
+  engine: engine(),
   keyId: integer('key_id').notNull(),
   record: bytes('record').notNull(),
-}, (t) => [primaryKey({ columns: [t.accountId, t.deviceId] }), deviceRef(t)]);
+}, (t) => [primaryKey({ columns: [t.accountId, t.deviceId, t.engine] }), deviceRef(t)]);
 
 export const kyberPreKeys = sqliteTable('kyber_prekeys', {
   id: integer('id').primaryKey({ autoIncrement: true }),
   accountId: text('account_id').notNull(),
   deviceId: integer('device_id').notNull(),
+  engine: engine(),
   keyId: integer('key_id').notNull(),
-  /** 1 for the last-resort key (one per device, never consumed). */
+  /** 1 for the last-resort key (one per device and engine, never consumed). */
   lastResort: integer('last_resort', { mode: 'boolean' }).notNull(),
   record: bytes('record').notNull(),
 }, (t) => [
   deviceRef(t),
-  uniqueIndex('kyber_prekeys_key').on(t.accountId, t.deviceId, t.keyId),
-  index('kyber_prekeys_device').on(t.accountId, t.deviceId, t.lastResort, t.id),
+  uniqueIndex('kyber_prekeys_key').on(t.accountId, t.deviceId, t.engine, t.keyId),
+  index('kyber_prekeys_device').on(t.accountId, t.deviceId, t.engine, t.lastResort, t.id),
 ]);
 
 export const oneTimePreKeys = sqliteTable('one_time_prekeys', {
   id: integer('id').primaryKey({ autoIncrement: true }),
   accountId: text('account_id').notNull(),
   deviceId: integer('device_id').notNull(),
+  engine: engine(),
   keyId: integer('key_id').notNull(),
   record: bytes('record').notNull(),
 }, (t) => [
   deviceRef(t),
-  uniqueIndex('one_time_prekeys_key').on(t.accountId, t.deviceId, t.keyId),
+  uniqueIndex('one_time_prekeys_key').on(t.accountId, t.deviceId, t.engine, t.keyId),
+  index('one_time_prekeys_device').on(t.accountId, t.deviceId, t.engine, t.id),
 ]);
 
 /** Per-device queue. `seq` orders delivery; a row is deleted only on the recipient's ack. */

@@ -3,7 +3,7 @@ import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono, type Context, type Next } from 'hono';
 import { randomToken, decodeB64, encodeB64, hashSecret, isAccountId } from '../credentials.js';
 import { RelayError, toErrorBody } from '../errors.js';
-import { createLinkToken, fetchBundles, linkDevice, listUserDevices, preKeyCounts, readJson, registerAccount, removeDevice, setSignedKeys, uploadOneTimeKeys } from '../services/accounts.js';
+import { createLinkToken, engineParam, fetchBundles, linkDevice, listUserDevices, preKeyCounts, readJson, registerAccount, removeDevice, setSignedKeys, uploadOneTimeKeys } from '../services/accounts.js';
 import { takeToken, type RelayContext } from '../services/context.js';
 import { ackEnvelopes, backlogPage, sendBatch, sendToAccount, sendToMany, type DeliveryNotifier } from '../services/messaging.js';
 import { MAX_PROVISIONING_WAIT_MS, ProvisioningMailboxes } from '../services/provisioning.js';
@@ -143,8 +143,8 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
     return c.body(null, 204);
   });
   app.post('/v1/keys/one-time', auth, async (c) => c.json(await uploadOneTimeKeys(ctx, c.get('device'), await readJsonBody(c, smallLimit))));
-  app.get('/v1/keys/count', auth, (c) => c.json(preKeyCounts(ctx, c.get('device'))));
-  app.get('/v1/keys/:accountId', auth, async (c) => c.json(await fetchBundles(ctx, c.get('device'), accountParam(c.req.param('accountId')))));
+  app.get('/v1/keys/count', auth, (c) => c.json(preKeyCounts(ctx, c.get('device'), engineParam(c.req.query('engine')))));
+  app.get('/v1/keys/:accountId', auth, async (c) => c.json(await fetchBundles(ctx, c.get('device'), accountParam(c.req.param('accountId')), engineParam(c.req.query('engine')))));
 
   // Messages
   const sent = (out: Awaited<ReturnType<typeof sendToAccount>>) => {

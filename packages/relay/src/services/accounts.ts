@@ -1,8 +1,8 @@
-import { FieldReader, ProtocolError, items, type LinkTokenResponse, type PreKeyBundlesResponse, type PreKeyCountResponse, type RegisterResponse, type UserDevicesResponse } from '@sotto/protocol';
+import { ENGINE_NAMES, FieldReader, ProtocolError, items, type EngineName, type LinkTokenResponse, type PreKeyBundlesResponse, type PreKeyCountResponse, type RegisterResponse, type UserDevicesResponse } from '@sotto/protocol';
 import { decodeB64, encodeB64, hashSecret, randomToken, SECRET_BYTES, type DeviceAddress } from '../credentials.js';
 import type { StoredPreKey } from '../db/key-repo.js';
 import { RelayError } from '../errors.js';
-import { encodeBundle, readDeviceRecord, readPreKey, type PreKeyKind } from '../wire.js';
+import { encodeBundle, kemEngine, readDeviceRecord, readPreKey, type PreKeyKind } from '../wire.js';
 import { takeToken, type RelayContext } from './context.js';
 
 export const USERNAME_PATTERN = /^[a-z0-9._]{3,32}$/;
@@ -33,6 +33,29 @@ export function readJson<T>(value: unknown, path: string, read: (r: FieldReader)
   }
 }
 
+/**
+ * Checks that every KEM prekey of an upload serves `engine` (the key type tells: Kyber1024 is
+ * libsignal's, ML-KEM-1024 the web engine's). 400 otherwise: a bundle must never pair one
+ * engine's signed prekey with the other's KEM key.
+ */
+function requireKemEngine(engine: EngineName, keys: readonly StoredPreKey[]): void {
+  for (const k of keys) {
+    if (kemEngine(k.record) !== engine) throw new RelayError('BAD_REQUEST', `KEM prekey ${k.keyId} is not a ${engine}-engine key`);
+  }
+}
+
+/** The `engine` a key upload is for (default libsignal). */
+function readEngine(r: FieldReader): EngineName {
+  return r.optLiteral('engine', ENGINE_NAMES) ?? 'libsignal';
+}
+
+/** An `engine` query parameter (default libsignal); 400 for anything else. */
+export function engineParam(value: string | undefined): EngineName {
+  if (value === undefined) return 'libsignal';
+  if (!(ENGINE_NAMES as readonly string[]).includes(value)) throw new RelayError('BAD_REQUEST', `engine must be one of ${ENGINE_NAMES.join(', ')}`);
+  return value as EngineName;
+}
+
 interface DeviceUpload {
   record: Uint8Array;
   accountId: string;
@@ -43,6 +66,8 @@ interface DeviceUpload {
   lastResortKyber: StoredPreKey;
   kyber: StoredPreKey[];
   oneTime: StoredPreKey[];
+  /** The engine these keys serve, from the last-resort KEM key's type. */
+  engine: EngineName;
 }
 
 function readKeyList(r: FieldReader, key: string, kind: PreKeyKind): StoredPreKey[] {
@@ -65,15 +90,23 @@ function readDeviceUpload(r: FieldReader): DeviceUpload {
     lastResortKyber: readPreKey('kyber', decodeB64(r.string('lastResortKyberPreKey', { maxLength: 8192 }), 'lastResortKyberPreKey', MAX_PREKEY_BYTES)),
     kyber: readKeyList(r, 'kyberPreKeys', 'kyber'),
     oneTime: readKeyList(r, 'oneTimePreKeys', 'one-time'),
+    engine: 'libsignal',
   };
+}
+
+/** A device upload with its engine: the one its last-resort KEM key serves, and every other KEM key with it. */
+function withEngine(d: DeviceUpload): DeviceUpload {
+  const engine = kemEngine(d.lastResortKyber.record);
+  requireKemEngine(engine, d.kyber);
+  return { ...d, engine };
 }
 
 function storeDevice(ctx: RelayContext, d: DeviceUpload, now: number): void {
   ctx.accounts.addDevice({ accountId: d.accountId, deviceId: d.deviceId, registrationId: d.registrationId, signedRecord: d.record, secretHash: d.secretHash, createdAt: now });
-  ctx.keys.setSignedPreKey(d.accountId, d.deviceId, d.signedPreKey);
-  ctx.keys.setLastResortKyber(d.accountId, d.deviceId, d.lastResortKyber);
-  ctx.keys.addKyber(d.accountId, d.deviceId, d.kyber);
-  ctx.keys.addOneTime(d.accountId, d.deviceId, d.oneTime);
+  ctx.keys.setSignedPreKey(d.accountId, d.deviceId, d.engine, d.signedPreKey);
+  ctx.keys.setLastResortKyber(d.accountId, d.deviceId, d.engine, d.lastResortKyber);
+  ctx.keys.addKyber(d.accountId, d.deviceId, d.engine, d.kyber);
+  ctx.keys.addOneTime(d.accountId, d.deviceId, d.engine, d.oneTime);
 }
 
 /**
@@ -86,7 +119,7 @@ export async function registerAccount(ctx: RelayContext, body: unknown, ip: stri
   takeToken(ctx.limiters.ip, `register:${ip}`, 10);
   const { username, device } = readJson(body, 'RegisterAccountRequest', (r) => ({
     username: r.string('username', { maxLength: 32 }).toLowerCase(),
-    device: readDeviceUpload(r),
+    device: withEngine(readDeviceUpload(r)),
   }));
   if (!USERNAME_PATTERN.test(username)) throw new RelayError('BAD_REQUEST', 'username must match [a-z0-9._]{3,32}');
   if (RESERVED_USERNAMES.has(username)) throw new RelayError('USERNAME_TAKEN', 'username is reserved');
@@ -120,7 +153,7 @@ export async function linkDevice(ctx: RelayContext, body: unknown, ip: string): 
   takeToken(ctx.limiters.ip, `register:${ip}`, 10);
   const { token, device } = readJson(body, 'LinkDeviceRequest', (r) => ({
     token: r.string('linkToken', { maxLength: 64 }),
-    device: readDeviceUpload(r),
+    device: withEngine(readDeviceUpload(r)),
   }));
   return ctx.queue.run(() => {
     const now = ctx.now();
@@ -158,46 +191,51 @@ export async function removeDevice(ctx: RelayContext, auth: DeviceAddress, devic
 
 /** `PUT /v1/keys/signed`. */
 export async function setSignedKeys(ctx: RelayContext, auth: DeviceAddress, body: unknown): Promise<void> {
-  const { signed, lastResort } = readJson(body, 'SetSignedKeysRequest', (r) => ({
+  const { signed, lastResort, engine } = readJson(body, 'SetSignedKeysRequest', (r) => ({
     signed: r.has('signedPreKey') ? readPreKey('signed', decodeB64(r.string('signedPreKey', { maxLength: 8192 }), 'signedPreKey', MAX_PREKEY_BYTES)) : undefined,
     lastResort: r.has('lastResortKyberPreKey') ? readPreKey('kyber', decodeB64(r.string('lastResortKyberPreKey', { maxLength: 8192 }), 'lastResortKyberPreKey', MAX_PREKEY_BYTES)) : undefined,
+    engine: readEngine(r),
   }));
   if (signed === undefined && lastResort === undefined) throw new RelayError('BAD_REQUEST', 'nothing to set');
+  if (lastResort) requireKemEngine(engine, [lastResort]);
   await ctx.queue.run(() => {
-    if (signed) ctx.keys.setSignedPreKey(auth.accountId, auth.deviceId, signed);
-    if (lastResort) ctx.keys.setLastResortKyber(auth.accountId, auth.deviceId, lastResort);
+    if (signed) ctx.keys.setSignedPreKey(auth.accountId, auth.deviceId, engine, signed);
+    if (lastResort) ctx.keys.setLastResortKyber(auth.accountId, auth.deviceId, engine, lastResort);
   });
 }
 
 /** `POST /v1/keys/one-time`: at most 100 of each kind per request. */
 export async function uploadOneTimeKeys(ctx: RelayContext, auth: DeviceAddress, body: unknown): Promise<PreKeyCountResponse> {
-  const { oneTime, kyber } = readJson(body, 'UploadOneTimeKeysRequest', (r) => ({
+  const { oneTime, kyber, engine } = readJson(body, 'UploadOneTimeKeysRequest', (r) => ({
     oneTime: readKeyList(r, 'oneTimePreKeys', 'one-time'),
     kyber: readKeyList(r, 'kyberPreKeys', 'kyber'),
+    engine: readEngine(r),
   }));
+  requireKemEngine(engine, kyber);
   return ctx.queue.run(() => {
-    ctx.keys.addOneTime(auth.accountId, auth.deviceId, oneTime);
-    ctx.keys.addKyber(auth.accountId, auth.deviceId, kyber);
-    return ctx.keys.counts(auth.accountId, auth.deviceId);
+    ctx.keys.addOneTime(auth.accountId, auth.deviceId, engine, oneTime);
+    ctx.keys.addKyber(auth.accountId, auth.deviceId, engine, kyber);
+    return ctx.keys.counts(auth.accountId, auth.deviceId, engine);
   });
 }
 
-/** `GET /v1/keys/count`. */
-export function preKeyCounts(ctx: RelayContext, auth: DeviceAddress): PreKeyCountResponse {
-  return ctx.keys.counts(auth.accountId, auth.deviceId);
+/** `GET /v1/keys/count?engine=`. */
+export function preKeyCounts(ctx: RelayContext, auth: DeviceAddress, engine: EngineName = 'libsignal'): PreKeyCountResponse {
+  return ctx.keys.counts(auth.accountId, auth.deviceId, engine);
 }
 
 /**
- * `GET /v1/keys/:accountId`: one bundle per device. One-time keys are deleted in the same
- * committed transaction that reads them, so concurrent fetches never share one.
+ * `GET /v1/keys/:accountId?engine=`: one bundle per device that has prekeys of that engine
+ * (default libsignal). One-time keys are deleted in the same committed transaction that reads
+ * them, so concurrent fetches never share one.
  */
-export async function fetchBundles(ctx: RelayContext, auth: DeviceAddress, accountId: string): Promise<PreKeyBundlesResponse> {
+export async function fetchBundles(ctx: RelayContext, auth: DeviceAddress, accountId: string, engine: EngineName = 'libsignal'): Promise<PreKeyBundlesResponse> {
   takeToken(ctx.limiters.prekeyFetch, auth.accountId);
   return ctx.queue.run(() => {
     if (ctx.accounts.byId(accountId) === undefined) throw new RelayError('NOT_FOUND', 'no such account');
     const devices: PreKeyBundlesResponse['devices'] = [];
     for (const d of ctx.accounts.devices(accountId)) {
-      const keys = ctx.keys.claim(accountId, d.deviceId);
+      const keys = ctx.keys.claim(accountId, d.deviceId, engine);
       if (keys === undefined) continue;
       devices.push({ deviceId: d.deviceId, registrationId: d.registrationId, bundle: encodeB64(encodeBundle(d, keys)) });
     }

@@ -38,7 +38,7 @@ export async function startTestRelay(limits: Partial<RelayLimits> = {}, extra: P
 }
 
 const curveKey = () => new Uint8Array([0x05, ...randomBytes(32)]);
-const kyberKey = () => new Uint8Array([0x08, ...randomBytes(1568)]);
+const kyberKey = (type = 0x08) => new Uint8Array([type, ...randomBytes(1568)]);
 const sig = () => new Uint8Array(randomBytes(64));
 
 /** Fake (unsigned-for-real) key material: the relay never verifies signatures. */
@@ -48,6 +48,8 @@ export function fakeSignedRecord(accountId: string, deviceId: number, registrati
 }
 export const fakeSignedPreKey = (keyId: number) => encodeSignedPreKeyPublic({ keyId, publicKey: curveKey(), signature: sig() });
 export const fakeKyber = (keyId: number, lastResort: boolean) => encodeKyberPreKeyPublic({ keyId, publicKey: kyberKey(), signature: sig(), lastResort });
+/** A web-engine KEM prekey (ML-KEM-1024, type 0x0a). */
+export const fakeMlKem = (keyId: number, lastResort: boolean) => encodeKyberPreKeyPublic({ keyId, publicKey: kyberKey(0x0a), signature: sig(), lastResort });
 export const fakeOneTime = (keyId: number) => encodeOneTimePreKeyPublic({ keyId, publicKey: curveKey() });
 
 export interface TestDevice {

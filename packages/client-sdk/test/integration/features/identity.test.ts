@@ -93,10 +93,10 @@ describe('safety numbers and identity changes', () => {
       sqlite.prepare('UPDATE devices SET signed_record = ? WHERE account_id = ? AND device_id = 1').run(Buffer.from(encodeSignedDeviceRecord(record)), accountId);
       sqlite.prepare('DELETE FROM one_time_prekeys WHERE account_id = ? AND device_id = 1').run(accountId);
       sqlite.prepare('DELETE FROM kyber_prekeys WHERE account_id = ? AND device_id = 1').run(accountId);
-      ctx.keys.setSignedPreKey(accountId, 1, { keyId: 1, record: encodeSignedPreKeyPublic(signed) });
-      ctx.keys.setLastResortKyber(accountId, 1, { keyId: 1, record: encodeKyberPreKeyPublic(lastResort) });
-      ctx.keys.addKyber(accountId, 1, kyber.map((k, i) => ({ keyId: 2 + i, record: encodeKyberPreKeyPublic(k) })));
-      ctx.keys.addOneTime(accountId, 1, oneTime.map((k, i) => ({ keyId: 1 + i, record: encodeOneTimePreKeyPublic(k) })));
+      ctx.keys.setSignedPreKey(accountId, 1, 'libsignal', { keyId: 1, record: encodeSignedPreKeyPublic(signed) });
+      ctx.keys.setLastResortKyber(accountId, 1, 'libsignal', { keyId: 1, record: encodeKyberPreKeyPublic(lastResort) });
+      ctx.keys.addKyber(accountId, 1, 'libsignal', kyber.map((k, i) => ({ keyId: 2 + i, record: encodeKyberPreKeyPublic(k) })));
+      ctx.keys.addOneTime(accountId, 1, 'libsignal', oneTime.map((k, i) => ({ keyId: 1 + i, record: encodeOneTimePreKeyPublic(k) })));
     });
     forgetRelayDeviceCache(relay);
     const reopened = await SottoClient.open(clientOptions(relay.url, storage, { requestPolicy: () => true }));

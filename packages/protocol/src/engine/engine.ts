@@ -69,6 +69,8 @@ export interface SafetyNumber {
  */
 export interface ProtocolEngine {
   readonly name: EngineName;
+  /** Every engine this one speaks (a device that runs both: `createDualEngine`); default `[name]`. */
+  readonly engines?: readonly EngineName[];
 
   generateIdentity(): Promise<GeneratedIdentity>;
   /** XEdDSA signature (64 bytes) with the identity key pair. */

@@ -20,3 +20,4 @@ export type {
   ProtocolEngine,
   SafetyNumber,
 } from './engine.js';
+export { createDualEngine, WEB_PREKEY_ID_BASE, type DualEngine } from './dual-engine.js';

@@ -6,8 +6,11 @@ import {
   stageStores,
   type DeviceKeyUpload,
   type EngineName,
+  type DualEngine,
   type ProvisionMessage,
   type ProtocolEngine,
+  type ProtocolStores,
+  WEB_PREKEY_ID_BASE,
 } from '@sotto/protocol';
 import { SottoError } from './errors.js';
 import { randomBytes } from './ids.js';
@@ -67,7 +70,6 @@ export function saveAccount(batch: StorageBatch, account: AccountState): Storage
   return batch.setSetting(ACCOUNT_KEY, { ...account });
 }
 
-const nextId = (id: number) => (id >= MAX_KEY_ID ? 1 : id + 1);
 
 /** A device's freshly generated keys: staged private halves and the public upload for the relay. */
 interface PreparedDevice {
@@ -203,10 +205,78 @@ export async function linkAccount(params: {
   return account;
 }
 
+/** The prekey counters of one engine's set: the next ids to use and the signed prekey's age. */
+export type PreKeyCounters = Pick<AccountState, 'nextPreKeyId' | 'nextKyberPreKeyId' | 'signedPreKeyId' | 'signedPreKeyRotatedAt'>;
+
 /**
- * Keeps the relay stocked with one-time prekeys and rotates the signed prekey on schedule.
- * Private keys are committed before the public halves are uploaded, so an upload that fails
- * leaves unused private keys behind, never a public key without its private half.
+ * Keeps the relay stocked with one engine's one-time prekeys and rotates its signed prekey on
+ * schedule. Private keys are committed before the public halves are uploaded, so an upload that
+ * fails leaves unused private keys behind, never a public key without its private half.
+ * `stores` maps the storage's protocol stores to the engine's view of them, `save` adds the
+ * new counters to the batch that commits the private keys, and ids wrap within `ids`.
+ */
+async function maintainEngineKeys(params: {
+  storage: Storage;
+  engine: ProtocolEngine;
+  relay: RelayHttp;
+  counters: PreKeyCounters;
+  now: number;
+  stores: (base: ProtocolStores) => ProtocolStores;
+  save: (batch: StorageBatch, counters: PreKeyCounters) => StorageBatch;
+  ids: { first: number; last: number };
+}): Promise<PreKeyCounters> {
+  const { storage, engine, relay, now, ids } = params;
+  const next = (id: number) => (id >= ids.last || id < ids.first ? ids.first : id + 1);
+  let counters = params.counters;
+  const counts = await relay.preKeyCount(engine.name);
+  if (counts.oneTimePreKeys < PREKEY_REFILL_THRESHOLD || counts.kyberPreKeys < PREKEY_REFILL_THRESHOLD / 4) {
+    const staged = stageStores(params.stores(readProtocolStores(storage)));
+    const preKeys = counts.oneTimePreKeys < PREKEY_REFILL_THRESHOLD
+      ? await engine.generatePreKeys(staged.stores, { startId: counters.nextPreKeyId, count: PREKEY_BATCH })
+      : [];
+    const kyber = [];
+    let kyberId = counters.nextKyberPreKeyId;
+    if (counts.kyberPreKeys < PREKEY_REFILL_THRESHOLD / 4) {
+      for (let i = 0; i < 10; i++) {
+        kyber.push(await engine.generateKyberPreKey(staged.stores, kyberId, { lastResort: false, now: new Date(now) }));
+        kyberId = next(kyberId);
+      }
+    }
+    let nextPreKeyId = counters.nextPreKeyId;
+    if (preKeys.length > 0) {
+      nextPreKeyId = counters.nextPreKeyId + PREKEY_BATCH;
+      if (nextPreKeyId + PREKEY_BATCH > ids.last) nextPreKeyId = ids.first;
+    }
+    counters = { ...counters, nextPreKeyId, nextKyberPreKeyId: kyberId };
+    await storage.commit(params.save(new StorageBatch().storeChanges(staged.changes()), counters));
+    await relay.uploadOneTimeKeys({
+      oneTimePreKeys: preKeys.map((k) => toBase64Url(encodeOneTimePreKeyPublic(k))),
+      kyberPreKeys: kyber.map((k) => toBase64Url(encodeKyberPreKeyPublic(k))),
+      engine: engine.name,
+    });
+  }
+  if (now - counters.signedPreKeyRotatedAt >= SIGNED_PREKEY_ROTATION_MS) {
+    const staged = stageStores(params.stores(readProtocolStores(storage)));
+    const signedId = next(counters.signedPreKeyId);
+    const kyberId = counters.nextKyberPreKeyId;
+    const signed = await engine.generateSignedPreKey(staged.stores, signedId, new Date(now));
+    const lastResort = await engine.generateKyberPreKey(staged.stores, kyberId, { lastResort: true, now: new Date(now) });
+    counters = { ...counters, signedPreKeyId: signedId, nextKyberPreKeyId: next(kyberId), signedPreKeyRotatedAt: now };
+    // The previous signed prekey stays in the store: prekey messages already in flight use it.
+    await storage.commit(params.save(new StorageBatch().storeChanges(staged.changes()), counters));
+    await relay.setSignedKeys({
+      signedPreKey: toBase64Url(encodeSignedPreKeyPublic(signed)),
+      lastResortKyberPreKey: toBase64Url(encodeKyberPreKeyPublic(lastResort)),
+      engine: engine.name,
+    });
+  }
+  return counters;
+}
+
+/**
+ * Keeps the relay stocked with this device's prekeys (see {@link maintainEngineKeys}); a device
+ * that speaks both engines (`createDualEngine`) keeps its web-engine set too, with ids from
+ * `WEB_PREKEY_ID_BASE` and its counters in a setting of their own.
  */
 export async function maintainPreKeys(params: {
   storage: Storage;
@@ -217,46 +287,27 @@ export async function maintainPreKeys(params: {
 }): Promise<AccountState> {
   const { storage, engine, relay, now } = params;
   let account = params.account;
-  const counts = await relay.preKeyCount(engine.name);
-  if (counts.oneTimePreKeys < PREKEY_REFILL_THRESHOLD || counts.kyberPreKeys < PREKEY_REFILL_THRESHOLD / 4) {
-    const staged = stageStores(readProtocolStores(storage));
-    const preKeys = counts.oneTimePreKeys < PREKEY_REFILL_THRESHOLD
-      ? await engine.generatePreKeys(staged.stores, { startId: account.nextPreKeyId, count: PREKEY_BATCH })
-      : [];
-    const kyber = [];
-    let kyberId = account.nextKyberPreKeyId;
-    if (counts.kyberPreKeys < PREKEY_REFILL_THRESHOLD / 4) {
-      for (let i = 0; i < 10; i++) {
-        kyber.push(await engine.generateKyberPreKey(staged.stores, kyberId, { lastResort: false, now: new Date(now) }));
-        kyberId = nextId(kyberId);
-      }
-    }
-    account = {
-      ...account,
-      nextPreKeyId: preKeys.length > 0 ? (account.nextPreKeyId + PREKEY_BATCH) % MAX_KEY_ID || 1 : account.nextPreKeyId,
-      nextKyberPreKeyId: kyberId,
-    };
-    await storage.commit(saveAccount(new StorageBatch().storeChanges(staged.changes()), account));
-    await relay.uploadOneTimeKeys({
-      oneTimePreKeys: preKeys.map((k) => toBase64Url(encodeOneTimePreKeyPublic(k))),
-      kyberPreKeys: kyber.map((k) => toBase64Url(encodeKyberPreKeyPublic(k))),
-      engine: engine.name,
-    });
-  }
-  if (now - account.signedPreKeyRotatedAt >= SIGNED_PREKEY_ROTATION_MS) {
-    const staged = stageStores(readProtocolStores(storage));
-    const signedId = nextId(account.signedPreKeyId);
-    const kyberId = account.nextKyberPreKeyId;
-    const signed = await engine.generateSignedPreKey(staged.stores, signedId, new Date(now));
-    const lastResort = await engine.generateKyberPreKey(staged.stores, kyberId, { lastResort: true, now: new Date(now) });
-    account = { ...account, signedPreKeyId: signedId, nextKyberPreKeyId: nextId(kyberId), signedPreKeyRotatedAt: now };
-    // The previous signed prekey stays in the store: prekey messages already in flight use it.
-    await storage.commit(saveAccount(new StorageBatch().storeChanges(staged.changes()), account));
-    await relay.setSignedKeys({
-      signedPreKey: toBase64Url(encodeSignedPreKeyPublic(signed)),
-      lastResortKyberPreKey: toBase64Url(encodeKyberPreKeyPublic(lastResort)),
-      engine: engine.name,
+  const counters = await maintainEngineKeys({
+    storage, engine, relay, now, counters: account,
+    stores: (base) => base,
+    save: (batch, c) => saveAccount(batch, { ...account, ...c }),
+    ids: { first: 1, last: WEB_PREKEY_ID_BASE - 1 },
+  });
+  account = { ...account, ...counters };
+  const dual = engine as Partial<DualEngine>;
+  if (dual.web !== undefined && dual.webStores !== undefined) {
+    const stored = (await storage.getSetting(WEB_KEYS_KEY)) as PreKeyCounters | undefined;
+    await maintainEngineKeys({
+      storage, engine: dual.web, relay, now,
+      // a first run publishes a full set at once: the signed prekey is due
+      counters: stored ?? { nextPreKeyId: WEB_PREKEY_ID_BASE + 1, nextKyberPreKeyId: WEB_PREKEY_ID_BASE + 1, signedPreKeyId: WEB_PREKEY_ID_BASE, signedPreKeyRotatedAt: -Infinity },
+      stores: dual.webStores.bind(dual),
+      save: (batch, c) => batch.setSetting(WEB_KEYS_KEY, { ...c, signedPreKeyRotatedAt: Number.isFinite(c.signedPreKeyRotatedAt) ? c.signedPreKeyRotatedAt : 0 }),
+      ids: { first: WEB_PREKEY_ID_BASE + 1, last: MAX_KEY_ID },
     });
   }
   return account;
 }
+
+/** The web-engine prekey counters of a device that speaks both engines. */
+const WEB_KEYS_KEY = 'webPreKeys';

@@ -953,10 +953,9 @@ export class SottoClient {
 }
 
 /**
- * The engines a new device's signed record lists: the one it runs. (ARCHITECTURE §3 has Node
- * devices speak both engines; until the SDK runs both, a record claims only what the device
- * can answer, so no peer picks an engine this device cannot decrypt.)
+ * The engines a new device's signed record lists: exactly those its engine speaks (both for
+ * `createDualEngine`), so no peer picks an engine this device cannot answer.
  */
-function enginesOf(engine: { readonly name: EngineName }): EngineName[] {
-  return [engine.name];
+function enginesOf(engine: { readonly name: EngineName; readonly engines?: readonly EngineName[] }): EngineName[] {
+  return [...(engine.engines ?? [engine.name])];
 }

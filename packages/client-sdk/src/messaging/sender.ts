@@ -1,5 +1,7 @@
 import {
   ProtocolError,
+  type EngineName,
+  type PreKeyBundlesResponse,
   readBatchSendResponse,
   readSendResponse,
   type BatchSendResponse,
@@ -179,10 +181,15 @@ export class Sender {
     const { storage, engine, relay, now } = this.deps;
     const staged = stageStores(readProtocolStores(storage));
     const missing: RemoteDevice[] = [];
+    const ours = engine.engines ?? [engine.name];
+    const engineOf = new Map<number, EngineName>();
     for (const d of devices) {
-      if (!d.engines.includes(engine.name)) {
-        throw new SottoError('UNSUPPORTED', `device ${d.deviceId} of ${accountId} does not speak the ${engine.name} engine`, { field: accountId });
+      // libsignal whenever both sides speak it, else the web engine (ARCHITECTURE §3)
+      const pair = ours.includes('libsignal') && d.engines.includes('libsignal') ? 'libsignal' : ours.includes('web') && d.engines.includes('web') ? 'web' : undefined;
+      if (pair === undefined) {
+        throw new SottoError('UNSUPPORTED', `device ${d.deviceId} of ${accountId} speaks no engine this device speaks (${ours.join(', ')})`, { field: accountId });
       }
+      engineOf.set(d.deviceId, pair);
       const address = { accountId: d.accountId, deviceId: d.deviceId };
       if (!(await staged.stores.session.getSession(address))) missing.push(d);
       const trusted = await staged.stores.identity.getRemoteIdentity(address);
@@ -193,9 +200,15 @@ export class Sender {
         });
       }
     }
+    const bundlesOf = new Map<EngineName, Promise<PreKeyBundlesResponse>>();
+    const fetchOnce = (name: EngineName) => {
+      let fetched = bundlesOf.get(name);
+      if (fetched === undefined) bundlesOf.set(name, (fetched = relay.fetchBundles(accountId, name)));
+      return fetched;
+    };
     if (missing.length > 0) {
-      const { devices: bundles } = await relay.fetchBundles(accountId, engine.name);
       for (const d of missing) {
+        const { devices: bundles } = await fetchOnce(engineOf.get(d.deviceId)!);
         const entry = bundles.find((b) => b.deviceId === d.deviceId);
         if (!entry) throw new SottoError('RELAY_ERROR', `no prekey bundle for device ${d.deviceId}`, { relayCode: 'NOT_FOUND' });
         const bundle = decodePreKeyBundle(fromBase64Url(entry.bundle));

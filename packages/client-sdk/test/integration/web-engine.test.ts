@@ -4,7 +4,8 @@ import { IDBFactory } from 'fake-indexeddb';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createWebEngine } from '@sotto/protocol/web';
-import { decodeDeviceRecord, decodeKyberPreKeyPublic, decodeSignedDeviceRecord, ML_KEM_1024_KEY_TYPE, type ProtocolEngine } from '@sotto/protocol';
+import { createDualEngine, decodeDeviceRecord, decodeKyberPreKeyPublic, decodeSignedDeviceRecord, ML_KEM_1024_KEY_TYPE, type ProtocolEngine } from '@sotto/protocol';
+import { createLibsignalEngine } from '@sotto/protocol/libsignal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openIndexedDbStorage } from '../../src/browser/index.js';
 import { SottoClient } from '../../src/index.js';
@@ -115,7 +116,54 @@ describe('clients on the web engine', () => {
     expect(await carol.search('restart')).toHaveLength(1);
   });
 
-  it('cannot be reached from a libsignal-engine device yet: the send fails with UNSUPPORTED, nothing is sent', async () => {
+  it('talk with a Node device that speaks both engines, which talks libsignal with libsignal devices (createDualEngine)', async () => {
+    const dual = createDualEngine(createLibsignalEngine(), web);
+    const nodey = await newClient(relay.url, 'nodey', { engine: dual });
+    const classic = await newClient(relay.url, 'classic');
+    try {
+      // its web-engine prekeys reach the relay on connect, beside the libsignal ones
+      const db = new Database(join(relay.dir, 'relay.sqlite'), { readonly: true, fileMustExist: true });
+      const engines = db.prepare(`SELECT DISTINCT k.engine AS engine FROM kyber_prekeys k JOIN accounts a ON a.id = k.account_id WHERE a.username = 'nodey' ORDER BY 1`).all();
+      db.close();
+      expect(engines).toEqual([{ engine: 'libsignal' }, { engine: 'web' }]);
+
+      // a web-engine client and the dual device, both ways
+      const fromAlice = nodey.events.waitFor('message');
+      await alice.sendText(await alice.openConversation('nodey'), 'from a browser engine');
+      expect((await fromAlice)[0].text).toBe('from a browser engine');
+      const toAlice = alice.events.waitFor('message');
+      await nodey.sendText(await nodey.openConversation('alice'), 'from both engines');
+      expect((await toAlice)[0].text).toBe('from both engines');
+
+      // a libsignal-only client and the dual device, both ways
+      const fromClassic = nodey.events.waitFor('message');
+      await classic.sendText(await classic.openConversation('nodey'), 'from libsignal');
+      expect((await fromClassic)[0].text).toBe('from libsignal');
+      const toClassic = classic.events.waitFor('message');
+      await nodey.sendText(await nodey.openConversation('classic'), 'back to libsignal');
+      expect((await toClassic)[0].text).toBe('back to libsignal');
+
+      // one group with all three kinds of device: one sender-key ciphertext each time
+      const chat = await nodey.createGroup({ name: 'mixed', members: ['alice', 'classic'] });
+      for (const c of [alice, classic]) await eventually(() => c.conversation(chat), 10_000, `${c.accountId} gets the group`);
+      const sent = await nodey.sendText(chat, 'hello mixed group');
+      for (const c of [alice, classic]) {
+        expect((await eventually(async () => (await c.message(sent.id)) ?? false, 10_000, `${c.accountId} reads the group`)).text).toBe('hello mixed group');
+      }
+      // but alice (web only) cannot reach classic (libsignal only) to hand out her sender key:
+      // her group message fails as a whole, typed, rather than skip a member
+      await alice.acceptRequest(chat);
+      const failed = alice.events.waitFor('sendFailed');
+      const back = await alice.sendText(chat, 'browser engine in the group');
+      expect((await failed)[0]).toMatchObject({ messageId: back.id, reason: 'UNSUPPORTED' });
+      expect(await nodey.message(back.id)).toBeUndefined();
+    } finally {
+      await nodey.close();
+      await classic.close();
+    }
+  });
+
+  it('cannot be reached from a libsignal-only device: the send fails with UNSUPPORTED, nothing is sent', async () => {
     const dave = await newClient(relay.url, 'dave');
     try {
       const chat = await dave.openConversation('alice');

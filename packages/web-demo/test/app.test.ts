@@ -1,11 +1,6 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createRelay, defaultConfig, type Relay } from '@sotto/relay';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { build } from 'vite';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApp, type AppHarness } from './harness.js';
 
 /**
  * The web app end to end: built with Vite, served by the real relay (`--web-root`), used by two
@@ -13,42 +8,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  * playwright-core). Everything they see was decrypted in their own browser.
  */
 describe('the web app in Chromium', () => {
-  let dir: string;
-  let relay: Relay;
-  let browser: Browser;
-  const contexts: BrowserContext[] = [];
+  let app: AppHarness;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sotto-web-demo-'));
-    await build({ root: fileURLToPath(new URL('..', import.meta.url)), logLevel: 'silent', build: { outDir: join(dir, 'www'), emptyOutDir: true } });
-    const config = defaultConfig({ port: 0, host: '127.0.0.1', dataDir: join(dir, 'data'), logLevel: 'silent' });
-    relay = await createRelay({ ...config, webRoot: join(dir, 'www') });
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    app = await startApp();
   });
+  afterAll(async () => app?.close());
 
-  afterAll(async () => {
-    for (const c of contexts) await c.close();
-    await browser?.close();
-    await relay?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
-
-  async function person(username: string): Promise<Page> {
-    const context = await browser.newContext();
-    contexts.push(context);
-    const page = await context.newPage();
-    page.on('pageerror', (err) => console.error(`${username} page error:`, err));
-    await page.goto(`${relay.url}/`);
-    await page.fill('input[name=username]', username);
-    await page.click('button[type=submit]');
-    await page.getByTestId('me').filter({ hasText: username }).waitFor();
-    return page;
-  }
-
+  const person = (username: string) => app.person(username);
   const thread = (page: Page) => page.getByTestId('thread');
 
   async function send(page: Page, text: string): Promise<void> {
@@ -171,9 +138,9 @@ describe('the web app in Chromium', () => {
   });
 
   it('an account reopens from IndexedDB after a reload, with its history', async () => {
-    const [aliceContext] = contexts;
+    const [aliceContext] = app.browser.contexts();
     const page = await aliceContext!.newPage();
-    await page.goto(`${relay.url}/`);
+    await page.goto(`${app.relay.url}/`);
     expect(await page.inputValue('input[name=username]')).toBe('alice');
     await page.click('button[type=submit]');
     await page.getByTestId('me').filter({ hasText: 'alice' }).waitFor();

@@ -1,52 +1,19 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createRelay, defaultConfig, type Relay } from '@sotto/relay';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApp, type AppHarness } from './harness.js';
 
 /**
  * A video call between two browsers (Chromium with its fake camera and microphone): signalled
  * end to end through the SDK and the relay, media over WebRTC between the two pages.
  */
 describe('calls in the web app', () => {
-  let dir: string;
-  let relay: Relay;
-  let browser: Browser;
+  let app: AppHarness;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sotto-web-calls-'));
-    await build({ root: fileURLToPath(new URL('..', import.meta.url)), logLevel: 'silent', build: { outDir: join(dir, 'www'), emptyOutDir: true } });
-    const config = defaultConfig({ port: 0, host: '127.0.0.1', dataDir: join(dir, 'data'), logLevel: 'silent' });
-    relay = await createRelay({ ...config, webRoot: join(dir, 'www') });
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: [
-        '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
-        '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-      ],
-    });
+    app = await startApp({ fakeMedia: true });
   });
+  afterAll(async () => app?.close());
 
-  afterAll(async () => {
-    await browser?.close();
-    await relay?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
-
-  async function person(username: string): Promise<Page> {
-    const context = await browser.newContext({ permissions: ['camera', 'microphone'] });
-    const page = await context.newPage();
-    page.on('pageerror', (err) => console.error(`${username} page error:`, err));
-    await page.goto(`${relay.url}/`);
-    await page.fill('input[name=username]', username);
-    await page.click('button[type=submit]');
-    await page.getByTestId('me').filter({ hasText: username }).waitFor();
-    return page;
-  }
+  const person = (username: string) => app.person(username);
 
   it('alice video-calls bob: ringing, accept, both see the other, hang up', async () => {
     const alice = await person('alice');

@@ -4,6 +4,7 @@
  * Node/Electron only — it loads a native addon — hence the `@sotto/protocol/libsignal` subpath.
  */
 import * as S from '@signalapp/libsignal-client';
+import { checkKeyId, checkRegistrationId, FINGERPRINT_ITERATIONS, FINGERPRINT_VERSION } from '../engine/checks.js';
 import { ProtocolError } from '../errors.js';
 import { addressKey, checkAddress, checkDistributionId, type DeviceAddress } from '../engine/address.js';
 import type {
@@ -38,13 +39,9 @@ import {
   type OperationContext,
 } from './store-adapters.js';
 
-/** Fingerprint parameters of Signal's safety numbers. */
-const FINGERPRINT_VERSION = 2;
-const FINGERPRINT_ITERATIONS = 5200;
 /** libsignal's key-type byte for Kyber-1024 public keys, and their serialized length. */
 const KYBER_KEY_TYPE = 0x08;
 const KYBER_PUBLIC_KEY_LENGTH = 1569;
-const MAX_PREKEY_ID = 0xffffffff;
 /**
  * libsignal asks for the local address but does not bind it into the cryptography (checked by
  * the tests); Sotto's stores are per device, so one fixed placeholder is passed.
@@ -58,12 +55,6 @@ function buf(bytes: Uint8Array): Buf {
 }
 
 const utf8 = new TextEncoder();
-
-function checkKeyId(id: number, field: string): void {
-  if (!Number.isInteger(id) || id < 0 || id > MAX_PREKEY_ID) {
-    throw new ProtocolError('INVALID_FIELD', `${field} is not a prekey id`, { field });
-  }
-}
 
 function checkEcPublic(key: Uint8Array, field: string): S.PublicKey {
   if (!(key instanceof Uint8Array) || key.length !== 33 || key[0] !== DJB_KEY_TYPE) {
@@ -224,9 +215,7 @@ class LibsignalEngine implements ProtocolEngine {
     checkKeyId(bundle.signedPreKey.keyId, 'signedPreKey.keyId');
     checkKeyId(bundle.kyberPreKey.keyId, 'kyberPreKey.keyId');
     if (oneTime !== undefined) checkKeyId(oneTime.keyId, 'oneTimePreKey.keyId');
-    if (!Number.isInteger(bundle.registrationId) || bundle.registrationId < 1 || bundle.registrationId > 16380) {
-      throw new ProtocolError('INVALID_FIELD', 'registrationId out of range', { field: 'registrationId' });
-    }
+    checkRegistrationId(bundle.registrationId);
     if (!(await this.verify(bundle.identityKey, bundle.signedPreKey.publicKey, bundle.signedPreKey.signature))) {
       throw new ProtocolError('BAD_SIGNATURE', 'signed prekey signature does not verify', { field: 'signedPreKey.signature' });
     }

@@ -20,6 +20,7 @@ import type { DeviceRecord, KyberPreKeyPublic, OneTimePreKeyPublic, PreKeyBundle
 import { assertTrustedIdentity, checkIdentityKey, isTrustedIdentity, sameBytes } from '../engine/identity-trust.js';
 import { applyChanges, stageStores } from '../engine/staged-stores.js';
 import type { ProtocolStores } from '../engine/stores.js';
+import { checkKeyId, checkRegistrationId, FINGERPRINT_ITERATIONS, FINGERPRINT_VERSION, MAX_REGISTRATION_ID } from '../engine/checks.js';
 import { ProtocolError } from '../errors.js';
 import { decodeDeviceRecord, encodeDeviceRecord } from '../formats/device-record.js';
 import { generateKeyPair, parsePublicKey, publicKeyOf, serializePublicKey, xeddsaSign, xeddsaVerify, type KeyPair } from './curve.js';
@@ -42,16 +43,7 @@ import {
 } from './session.js';
 import { readySumo, type Sodium } from './sodium.js';
 
-const MAX_PREKEY_ID = 0xffff_ffff;
-const MAX_REGISTRATION_ID = 16380;
-/** Signal's safety-number parameters (fingerprint version 2, 5200 iterations). */
-const FINGERPRINT_VERSION = 2;
-const FINGERPRINT_ITERATIONS = 5200;
 const ML_KEM_1024_SECRET_KEY_BYTES = 3168;
-
-function checkKeyId(id: number, field: string): void {
-  if (!Number.isInteger(id) || id < 0 || id > MAX_PREKEY_ID) throw new ProtocolError('INVALID_FIELD', `${field} is not a prekey id`, { field });
-}
 
 function checkEcPublic(key: Uint8Array, field: string): Uint8Array {
   if (!(key instanceof Uint8Array) || key.length !== 33 || key[0] !== 0x05) {
@@ -232,9 +224,7 @@ class WebEngine implements ProtocolEngine {
     checkKeyId(bundle.signedPreKey.keyId, 'signedPreKey.keyId');
     checkKeyId(bundle.kyberPreKey.keyId, 'kyberPreKey.keyId');
     if (oneTime !== undefined) checkKeyId(oneTime.keyId, 'oneTimePreKey.keyId');
-    if (!Number.isInteger(bundle.registrationId) || bundle.registrationId < 1 || bundle.registrationId > MAX_REGISTRATION_ID) {
-      throw new ProtocolError('INVALID_FIELD', 'registrationId out of range', { field: 'registrationId' });
-    }
+    checkRegistrationId(bundle.registrationId);
     if (!(await this.verify(bundle.identityKey, bundle.signedPreKey.publicKey, bundle.signedPreKey.signature))) {
       throw new ProtocolError('BAD_SIGNATURE', 'signed prekey signature does not verify', { field: 'signedPreKey.signature' });
     }

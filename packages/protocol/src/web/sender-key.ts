@@ -37,7 +37,8 @@ import type { SenderKeyStore } from '../engine/stores.js';
 import { encodeCbor, FieldReader } from '../codec/index.js';
 import { ProtocolError } from '../errors.js';
 import { decodeVersioned } from '../formats/common.js';
-import { equalBytes, hkdf, own, randomBytes, subtle } from './kdf.js';
+import { sameBytes } from '../engine/identity-trust.js';
+import { hkdf, own, randomBytes, subtle } from './kdf.js';
 import { generateKeyPair, parsePublicKey, serializePublicKey, xeddsaSign, xeddsaVerify } from './curve.js';
 import { MAX_FORWARD_JUMP, MAX_SKIPPED_MESSAGE_KEYS } from './limits.js';
 import { ProtoWriter, protoBytes, protoUint32, readProto } from './protobuf.js';
@@ -238,7 +239,7 @@ function encodeRecord(record: Record): Uint8Array {
  * with that chain id go; the oldest go beyond {@link MAX_SENDER_KEY_STATES}.
  */
 function addState(record: Record, state: State): void {
-  const same = (s: State) => s.chainId === state.chainId && equalBytes(s.signingPublic, state.signingPublic);
+  const same = (s: State) => s.chainId === state.chainId && sameBytes(s.signingPublic, state.signingPublic);
   const existing = record.states.find(same);
   record.states = record.states.filter((s) => s.chainId !== state.chainId);
   record.states.unshift(existing ?? state);

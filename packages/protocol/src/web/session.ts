@@ -32,7 +32,8 @@ import { ProtocolError } from '../errors.js';
 import { decodeVersioned } from '../formats/common.js';
 import { ML_KEM_1024_KEY_TYPE } from '../formats/prekey-bundle.js';
 import { generateKeyPair, parsePublicKey, serializePublicKey, xeddsaVerify, type KeyPair } from './curve.js';
-import { concatBytes, equalBytes, hkdf, utf8 } from './kdf.js';
+import { sameBytes } from '../engine/identity-trust.js';
+import { concatBytes, hkdf, utf8 } from './kdf.js';
 import { MAX_FORWARD_JUMP, MAX_SKIPPED_MESSAGE_KEYS } from './limits.js';
 import type { Sodium } from './sodium.js';
 
@@ -305,15 +306,15 @@ class Duplicate extends Error {}
 async function decryptInState(sodium: Sodium, state: State, whisper: { h: Uint8Array; c: Uint8Array }): Promise<Uint8Array | undefined> {
   const header = decodeHeader(whisper.h);
   const ad = concatBytes([state.ad, whisper.h]);
-  const at = state.skipped.findIndex(([key, n]) => n === header.n && equalBytes(key, header.dh));
+  const at = state.skipped.findIndex(([key, n]) => n === header.n && sameBytes(key, header.dh));
   if (at >= 0) {
     const plaintext = open(sodium, state.skipped[at]![2], whisper.c, ad);
     if (plaintext !== undefined) state.skipped.splice(at, 1);
     return plaintext;
   }
-  const sameChain = state.dhr !== undefined && equalBytes(header.dh, state.dhr);
+  const sameChain = state.dhr !== undefined && sameBytes(header.dh, state.dhr);
   if (sameChain && state.recv !== undefined && header.n < state.recv.n) throw new Duplicate();
-  if (!sameChain && state.oldRemote.some((k) => equalBytes(k, header.dh))) throw new Duplicate();
+  if (!sameChain && state.oldRemote.some((k) => sameBytes(k, header.dh))) throw new Duplicate();
   if (!sameChain) {
     // a new ratchet step from the peer: keep the keys of the old chain it skipped, then turn
     if (state.recv !== undefined) skipKeys(sodium, state, header.pn);
@@ -420,7 +421,7 @@ export async function acceptPrekeyMessage(
     throw new ProtocolError('INVALID_MESSAGE', 'malformed prekey message', { cause });
   }
   const used = { signedPreKey: m.spk, kemPreKey: m.kpk, ...(m.opk === undefined ? {} : { oneTimePreKey: m.opk }) };
-  if (session !== undefined && [session.current, ...session.previous].some((s) => equalBytes(s.baseKey, m.ek))) {
+  if (session !== undefined && [session.current, ...session.previous].some((s) => sameBytes(s.baseKey, m.ek))) {
     const copy: WebSession = { current: session.current, previous: session.previous.slice() };
     const plaintext = await decryptWithStates(sodium, copy, whisper);
     return { session: copy, plaintext, remoteIdentity: m.ik };

@@ -19,6 +19,7 @@ import {
 import { ProtoWriter } from '../../src/web/protobuf.js';
 import { MAX_FORWARD_JUMP } from '../../src/web/limits.js';
 import { readySumo, type Sodium } from '../../src/web/sodium.js';
+import { codeOf } from './helpers.js';
 
 let sodium: Sodium;
 beforeAll(async () => {
@@ -73,16 +74,6 @@ async function webOutcome(store: WebStore, body: Uint8Array): Promise<Outcome> {
   } catch (e) {
     if (!(e instanceof ProtocolError)) throw e;
     return e.code; // any other code (a store that failed to decode, say) shows as a mismatch
-  }
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (e) {
-    if (!(e instanceof ProtocolError)) throw e;
-    return e.code;
   }
 }
 

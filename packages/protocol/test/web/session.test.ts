@@ -17,6 +17,7 @@ import {
 } from '../../src/web/session.js';
 import { MAX_FORWARD_JUMP } from '../../src/web/limits.js';
 import { readySumo, type Sodium } from '../../src/web/sodium.js';
+import { codeOf } from './helpers.js';
 
 let sodium: Sodium;
 beforeAll(async () => {
@@ -103,16 +104,6 @@ class Initiator {
     const plaintext = await sessionDecrypt(sodium, this.session, body);
     this.session = decodeWebSession(encodeWebSession(this.session));
     return plaintext;
-  }
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (e) {
-    if (!(e instanceof ProtocolError)) throw e;
-    return e.code;
   }
 }
 

@@ -1,0 +1,60 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRelay, defaultConfig, type Relay } from '@sotto/relay';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { build } from 'vite';
+
+/** The app built with Vite, served by a real relay (`--web-root`), and Debian's headless Chromium. */
+export interface AppHarness {
+  relay: Relay;
+  browser: Browser;
+  /** A new browser profile signed in as `username` (registered on first use). */
+  person(username: string, options?: { media?: boolean }): Promise<Page>;
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the app, starts the relay on 127.0.0.1 with a temporary data directory, launches
+ * Chromium (with fake camera and microphone when `fakeMedia`).
+ * @example
+ * const app = await startApp();
+ * const alice = await app.person('alice');
+ */
+export async function startApp(options: { fakeMedia?: boolean } = {}): Promise<AppHarness> {
+  const dir = await mkdtemp(join(tmpdir(), 'sotto-web-demo-'));
+  await build({ root: fileURLToPath(new URL('..', import.meta.url)), logLevel: 'silent', build: { outDir: join(dir, 'www'), emptyOutDir: true } });
+  const config = defaultConfig({ port: 0, host: '127.0.0.1', dataDir: join(dir, 'data'), logLevel: 'silent' });
+  const relay = await createRelay({ ...config, webRoot: join(dir, 'www') });
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
+      ...(options.fakeMedia ? ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'] : []),
+    ],
+  });
+  const contexts: BrowserContext[] = [];
+  return {
+    relay,
+    browser,
+    async person(username) {
+      const context = await browser.newContext(options.fakeMedia ? { permissions: ['camera', 'microphone'] } : {});
+      contexts.push(context);
+      const page = await context.newPage();
+      page.on('pageerror', (err) => console.error(`${username} page error:`, err));
+      await page.goto(`${relay.url}/`);
+      await page.fill('input[name=username]', username);
+      await page.click('button[type=submit]');
+      await page.getByTestId('me').filter({ hasText: username }).waitFor();
+      return page;
+    },
+    async close() {
+      for (const c of contexts) await c.close();
+      await browser.close();
+      await relay.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

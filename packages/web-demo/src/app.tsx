@@ -282,19 +282,23 @@ function MessageRow({ client, m, isGroup, replied, onReply, run }: { client: Sot
   const counts = new Map<string, number>();
   for (const r of Object.values(m.reactions)) counts.set(r.emoji, (counts.get(r.emoji) ?? 0) + 1);
   const media = m.content?.type === 'media' ? m.content : undefined;
-  const showImage = () =>
+  const pointer = media?.body.attachments[0];
+  const showMedia = () =>
     run(async () => {
       const bytes = await client.downloadAttachment(m.id);
-      setImage(URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: 'image/*' })));
+      setImage(URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: pointer?.contentType ?? 'application/octet-stream' })));
     });
+  const seconds = Math.max(1, Math.round((pointer?.durationMs ?? 0) / 1000));
   return (
     <li class={m.outgoing ? 'out' : 'in'} data-testid="message">
       {isGroup && !m.outgoing && <span class="sender">{m.senderAccountId}</span>}
       {replied && <blockquote class="reply">{replied.text ?? '…'}</blockquote>}
       {m.deletedAt !== undefined ? (
         <em class="unsent">Message unsent</em>
+      ) : media?.body.kind === 'voice' ? (
+        image ? <audio src={image} controls data-testid="voice" /> : <button onClick={showMedia}>🎤 Voice message ({seconds} s)</button>
       ) : media ? (
-        image ? <img src={image} alt="photo" /> : <button onClick={showImage}>📷 Show photo</button>
+        image ? <img src={image} alt="photo" /> : <button onClick={showMedia}>📷 Show photo</button>
       ) : (
         <span class="text" data-testid="text">{m.text}</span>
       )}
@@ -340,6 +344,36 @@ function Composer({ client, conversationId, replyTo, onSent, run }: { client: So
   const [picker, setPicker] = useState(false);
   const typingSent = useRef(false);
   const file = useRef<HTMLInputElement>(null);
+  const recorder = useRef<{ rec: MediaRecorder; started: number } | undefined>();
+  const [recording, setRecording] = useState(false);
+
+  /** 🎤 starts recording a voice note; pressing it again stops and sends it. */
+  const toggleVoice = () =>
+    run(async () => {
+      const active = recorder.current;
+      if (active) {
+        recorder.current = undefined;
+        setRecording(false);
+        active.rec.stop();
+        return;
+      }
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      const rec = new MediaRecorder(stream);
+      const chunks: Blob[] = [];
+      const started = performance.now();
+      rec.ondataavailable = (e) => chunks.push(e.data);
+      rec.onstop = () => {
+        stream.getTracks().forEach((t) => t.stop());
+        run(async () => {
+          const blob = new Blob(chunks, { type: rec.mimeType || 'audio/webm' });
+          const data = new Uint8Array(await blob.arrayBuffer());
+          await client.sendMedia(conversationId, { kind: 'voice', data, contentType: blob.type, durationMs: Math.max(1, Math.round(performance.now() - started)) });
+        });
+      };
+      rec.start();
+      recorder.current = { rec, started };
+      setRecording(true);
+    });
 
   const onInput = (value: string) => {
     setText(value);
@@ -384,6 +418,7 @@ function Composer({ client, conversationId, replyTo, onSent, run }: { client: So
       )}
       <button type="button" title="Emoji" onClick={() => setPicker((p) => !p)}>😊</button>
       <input name="message" placeholder="Message…" value={text} onInput={(e) => onInput((e.target as HTMLInputElement).value)} autocomplete="off" />
+      <button type="button" title={recording ? 'Stop and send' : 'Voice message'} class={recording ? 'recording' : ''} onClick={toggleVoice}>{recording ? '⏹' : '🎤'}</button>
       <label class="file" title="Photo">
         📷
         <input ref={file} type="file" accept="image/*" onChange={sendPhoto} />

@@ -42,4 +42,25 @@ describe('calls in the web app', () => {
     await bob.getByTestId('active-call').waitFor({ state: 'detached', timeout: 15_000 });
     expect(await alice.getByTestId('active-call').count()).toBe(0);
   });
+
+  it('carol records a voice message; dave plays it', async () => {
+    const carol = await person('carol');
+    const dave = await person('dave');
+    await carol.getByRole('button', { name: 'New message' }).click();
+    await carol.fill('input[name=to]', 'dave');
+    await carol.getByRole('button', { name: 'Open chat' }).click();
+    await carol.getByTitle('Voice message').click();
+    await carol.getByTitle('Stop and send').waitFor();
+    await new Promise((resolve) => setTimeout(resolve, 1200)); // about a second of the fake microphone
+    await carol.getByTitle('Stop and send').click();
+    await dave.getByTestId('requests-tab').click();
+    await dave.getByTestId('conversation-d:carol').click();
+    await dave.getByTestId('accept').click();
+    const note = dave.getByRole('button', { name: /🎤 Voice message \(\d+ s\)/ });
+    await note.click();
+    const audio = dave.getByTestId('voice');
+    await audio.waitFor();
+    const size = await audio.evaluate(async (el: HTMLAudioElement) => (await (await fetch(el.src)).arrayBuffer()).byteLength);
+    expect(size).toBeGreaterThan(1000);
+  });
 });

@@ -1,6 +1,11 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp, type AppHarness } from './harness.js';
+
+/** A 1×1 PNG, the photo of the test. */
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
 
 /**
  * The web app end to end: built with Vite, served by the real relay (`--web-root`), used by two
@@ -71,7 +76,7 @@ describe('the web app in Chromium', () => {
     await thread(bob).getByText('🎉').waitFor();
 
     // a photo: encrypted and uploaded in alice's browser, downloaded and decrypted in bob's
-    const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
+    const png = PNG;
     await alice.setInputFiles('form.composer input[type=file]', { name: 'dot.png', mimeType: 'image/png', buffer: png });
     await bob.getByRole('button', { name: '📷 Show photo' }).click();
     const img = thread(bob).locator('img[alt=photo]');
@@ -147,5 +152,26 @@ describe('the web app in Chromium', () => {
     await page.getByTestId('conversation-d:bob').click();
     await thread(page).getByText('hello alice').waitFor();
     await page.close();
+  });
+
+  it('the relay holds none of it in plaintext: no message text, group name or photo in any file it keeps', async () => {
+    const files: Buffer[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      for (const entry of await readdir(dir, { withFileTypes: true })) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) await walk(path);
+        else files.push(await readFile(path));
+      }
+    };
+    await walk(app.dataDir);
+    expect(files.length).toBeGreaterThan(2); // the database, its WAL and at least the photo's blob
+    const markers = ['hi bob 👋', 'hello alice', 'see you tomorrow', 'group hello', 'hi group', 'Trip 2026', '🎉'];
+    for (const marker of markers) {
+      const bytes = Buffer.from(marker, 'utf8');
+      const hex = bytes.toString('hex');
+      const found = files.filter((f) => f.includes(bytes) || f.includes(hex));
+      expect(found.length, marker).toBe(0);
+    }
+    expect(files.filter((f) => f.includes(PNG)).length).toBe(0);
   });
 });

@@ -9,6 +9,8 @@ import { build } from 'vite';
 /** The app built with Vite, served by a real relay (`--web-root`), and Debian's headless Chromium. */
 export interface AppHarness {
   relay: Relay;
+  /** The relay's data directory (database, WAL, attachment blobs). */
+  dataDir: string;
   browser: Browser;
   /** A new browser profile signed in as `username` (registered on first use). */
   person(username: string, options?: { media?: boolean }): Promise<Page>;
@@ -38,6 +40,7 @@ export async function startApp(options: { fakeMedia?: boolean } = {}): Promise<A
   const contexts: BrowserContext[] = [];
   return {
     relay,
+    dataDir: join(dir, 'data'),
     browser,
     async person(username) {
       const context = await browser.newContext(options.fakeMedia ? { permissions: ['camera', 'microphone'] } : {});

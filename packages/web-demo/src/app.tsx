@@ -5,7 +5,7 @@
  * settings (rename, members, admins, leave). Everything shown was decrypted in this browser by
  * the SDK; the app never talks to the relay itself.
  */
-import type { ConversationRecord, MessageView, SottoClient } from '@sotto/client-sdk';
+import type { CallLogRecord, ConversationRecord, MessageView, SottoClient } from '@sotto/client-sdk';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { CallPanel, useCalls, type Calls } from './calls.js';
 import { lastUsername, signIn } from './session.js';
@@ -182,6 +182,7 @@ function ChatRoom({ client, conversationId, version, calls, onClosed, onError }:
   const [replyTo, setReplyTo] = useState<MessageView | undefined>();
   const [showSettings, setShowSettings] = useState(false);
   const [safety, setSafety] = useState('');
+  const [showCalls, setShowCalls] = useState(false);
   const run = useCallback((action: () => Promise<unknown>) => action().catch((err) => onError(describeError(err))), [onError]);
 
   useEffect(() => {
@@ -212,6 +213,7 @@ function ChatRoom({ client, conversationId, version, calls, onClosed, onError }:
 
   if (!conversation) return <p class="empty">Loading…</p>;
   const isGroup = conversation.kind === 'group';
+  const adminsOnly = isGroup && conversation.messagePermissions === 'admins_only';
   const peer = conversation.peerUsername ?? conversation.peerAccountId;
 
   return (
@@ -224,6 +226,7 @@ function ChatRoom({ client, conversationId, version, calls, onClosed, onError }:
             <button title="Video call" onClick={() => void calls.start(conversationId, 'video')}>🎥</button>
           </span>
         )}
+        <button onClick={() => setShowCalls((s) => !s)}>Calls</button>
         {isGroup && <button onClick={() => setShowSettings((s) => !s)}>Group settings</button>}
         {!conversation.isRequest && (
           <button onClick={() => run(() => client.setNotifications(conversationId, { muted: !conversation.muted }))}>{conversation.muted ? 'Unmute' : 'Mute'}</button>
@@ -262,6 +265,7 @@ function ChatRoom({ client, conversationId, version, calls, onClosed, onError }:
         </div>
       )}
       {showSettings && isGroup && <GroupSettings client={client} conversation={conversation} run={run} onLeft={onClosed} />}
+      {showCalls && <CallLog client={client} conversationId={conversationId} version={version} />}
       <ol class="thread" data-testid="thread">
         {hasOlder && <li class="older"><button onClick={() => setLimit((l) => l + 50)}>Older messages</button></li>}
         {messages.map((m) => (
@@ -269,7 +273,11 @@ function ChatRoom({ client, conversationId, version, calls, onClosed, onError }:
         ))}
       </ol>
       {typing.length > 0 && <p class="typing" data-testid="typing">{typing.join(', ')} typing…</p>}
-      {!conversation.isRequest && <Composer client={client} conversationId={conversationId} replyTo={replyTo} onSent={() => setReplyTo(undefined)} run={run} />}
+      {!conversation.isRequest && (adminsOnly && !conversation.admins?.includes(client.accountId) ? (
+        <p class="readonly" data-testid="admins-only">Only admins can send messages in this group.</p>
+      ) : (
+        <Composer client={client} conversationId={conversationId} replyTo={replyTo} onSent={() => setReplyTo(undefined)} run={run} />
+      ))}
     </section>
   );
 }
@@ -433,12 +441,40 @@ function GroupSettings({ client, conversation, run, onLeft }: { client: SottoCli
   const [add, setAdd] = useState('');
   const admin = conversation.admins?.includes(client.accountId) ?? false;
   const others = conversation.participants.filter((p) => p !== client.accountId);
+  const [avatar, setAvatar] = useState<string | undefined>();
+  useEffect(() => {
+    if (!conversation.avatar) return setAvatar(undefined);
+    void client.downloadAvatar(conversation.id).then(
+      (bytes) => setAvatar(bytes ? URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>])) : undefined),
+      () => setAvatar(undefined),
+    );
+  }, [client, conversation.id, conversation.avatar]);
   return (
     <div class="settings" data-testid="group-settings">
       <form onSubmit={(e) => { e.preventDefault(); run(() => client.updateGroup(conversation.id, { name: name.trim() })); }}>
         <input name="group-title" value={name} disabled={!admin} onInput={(e) => setName((e.target as HTMLInputElement).value)} />
         {admin && <button type="submit">Rename</button>}
       </form>
+      {admin && (
+        <label>
+          <input type="checkbox" name="admins-only" checked={conversation.messagePermissions === 'admins_only'} onChange={(e) => run(() => client.updateGroup(conversation.id, { messagePermissions: (e.target as HTMLInputElement).checked ? 'admins_only' : 'all' }))} />
+          Only admins can send messages
+        </label>
+      )}
+      {avatar && <img class="avatar" src={avatar} alt="group avatar" data-testid="group-avatar" />}
+      {admin && (
+        <label class="file">
+          Set group photo
+          <input type="file" accept="image/*" name="group-avatar" onChange={(e) => {
+            const f = (e.target as HTMLInputElement).files?.[0];
+            if (!f) return;
+            run(async () => {
+              const pointer = await client.uploadAvatar(new Uint8Array(await f.arrayBuffer()), f.type || 'image/png');
+              await client.updateGroup(conversation.id, { avatar: pointer });
+            });
+          }} />
+        </label>
+      )}
       <ul>
         {others.map((p) => (
           <li key={p}>
@@ -457,5 +493,23 @@ function GroupSettings({ client, conversation, run, onLeft }: { client: SottoCli
       )}
       <button onClick={() => run(async () => { await client.leaveGroup(conversation.id); onLeft(); })}>Leave group</button>
     </div>
+  );
+}
+
+function CallLog({ client, conversationId, version }: { client: SottoClient; conversationId: string; version: number }) {
+  const [logs, setLogs] = useState<CallLogRecord[]>([]);
+  useEffect(() => {
+    void client.callLogs({ conversationId }).then(setLogs, () => setLogs([]));
+  }, [client, conversationId, version]);
+  return (
+    <ul class="settings calls" data-testid="call-log">
+      {logs.length === 0 && <li>No calls yet.</li>}
+      {logs.map((l) => (
+        <li key={l.callId}>
+          {l.type === 'video' ? '🎥' : '📞'} {l.initiator === client.accountId ? 'Outgoing' : 'Incoming'} · {l.status}
+          {l.durationSec !== undefined && ` · ${l.durationSec} s`} · {new Date(l.startedAt).toLocaleString()}
+        </li>
+      ))}
+    </ul>
   );
 }

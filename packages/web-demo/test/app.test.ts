@@ -140,6 +140,18 @@ describe('the web app in Chromium', () => {
     await alice.fill('input[name=group-title]', 'Trip 2026');
     await alice.getByRole('button', { name: 'Rename' }).click();
     await expect.poll(() => bob.getByTestId('chat-title').textContent(), { timeout: 15_000 }).toBe('Trip 2026');
+
+    // a group photo, encrypted by alice, shown in bob's settings
+    await alice.setInputFiles('input[name=group-avatar]', { name: 'group.png', mimeType: 'image/png', buffer: PNG });
+    await bob.getByRole('button', { name: 'Group settings' }).click();
+    await bob.getByTestId('group-avatar').waitFor({ timeout: 15_000 });
+
+    // only admins may write: bob's composer gives way to a note, and comes back
+    await alice.check('input[name=admins-only]');
+    await bob.getByTestId('admins-only').waitFor({ timeout: 15_000 });
+    expect(await bob.locator('input[name=message]').count()).toBe(0);
+    await alice.uncheck('input[name=admins-only]');
+    await bob.locator('input[name=message]').waitFor({ timeout: 15_000 });
   });
 
   it('an account reopens from IndexedDB after a reload, with its history', async () => {

@@ -41,6 +41,12 @@ describe('calls in the web app', () => {
     await alice.getByRole('button', { name: 'End call' }).click();
     await bob.getByTestId('active-call').waitFor({ state: 'detached', timeout: 15_000 });
     expect(await alice.getByTestId('active-call').count()).toBe(0);
+
+    // both keep a log of it
+    for (const [page, direction] of [[alice, 'Outgoing'], [bob, 'Incoming']] as const) {
+      await page.getByRole('button', { name: 'Calls' }).click();
+      await page.getByTestId('call-log').getByText(new RegExp(`🎥 ${direction} · ended`)).waitFor({ timeout: 15_000 });
+    }
   });
 
   it('carol records a voice message; dave plays it', async () => {

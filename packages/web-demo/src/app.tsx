@@ -8,7 +8,7 @@
 import type { CallLogRecord, ConversationRecord, MessageView, SottoClient } from '@sotto/client-sdk';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { CallPanel, useCalls, type Calls } from './calls.js';
-import { lastUsername, signIn } from './session.js';
+import { lastUsername, signIn, startLink } from './session.js';
 
 const EMOJI = ['❤️', '👍', '😂', '😮', '😢', '🔥', '👏', '🙏', '🎉', '😍', '🤔', '👋'];
 const REACTIONS = ['❤️', '👍', '😂', '😮', '😢'];
@@ -61,7 +61,71 @@ function SignIn({ onReady }: { onReady: (c: SottoClient) => void }) {
       <input name="username" placeholder="username" autocomplete="username" value={username} onInput={(e) => setUsername((e.target as HTMLInputElement).value)} pattern="[a-z0-9._]{3,32}" required />
       <button type="submit" disabled={busy}>{busy ? 'Opening…' : 'Sign in or create account'}</button>
       {error && <p class="error" role="alert">{error}</p>}
+      <LinkThisDevice onReady={onReady} />
     </form>
+  );
+}
+
+/** Links this browser to an account already signed in on another device. */
+function LinkThisDevice({ onReady }: { onReady: (c: SottoClient) => void }) {
+  const [code, setCode] = useState('');
+  const [error, setError] = useState('');
+  const start = async () => {
+    setError('');
+    try {
+      const link = await startLink();
+      setCode(link.code);
+      onReady(await link.finish());
+    } catch (err) {
+      setError(describeError(err));
+      setCode('');
+    }
+  };
+  if (!code) return <button type="button" class="link" onClick={() => void start()}>Link to an account on another device</button>;
+  return (
+    <div class="linking">
+      <p>On your other device, open Devices and enter this code:</p>
+      <code data-testid="link-code">{code}</code>
+      {error && <p class="error">{error}</p>}
+    </div>
+  );
+}
+
+/** This account's devices: link a new one by its code, remove others. */
+function Devices({ client, onError }: { client: SottoClient; onError: (e: string) => void }) {
+  const [devices, setDevices] = useState<{ deviceId: number; current: boolean }[]>([]);
+  const [code, setCode] = useState('');
+  const [version, setVersion] = useState(0);
+  useEffect(() => {
+    void client.devices().then(setDevices, (err) => onError(describeError(err)));
+  }, [client, version]);
+  // a linked device registers after the approval: refresh when the account's devices change
+  useEffect(() => client.events.on('devicesChanged', () => setVersion((v) => v + 1)), [client]);
+  const approve = async (e: Event) => {
+    e.preventDefault();
+    try {
+      await client.approveLink(code.trim(), { transferHistory: true });
+      setCode('');
+      setVersion((v) => v + 1);
+    } catch (err) {
+      onError(describeError(err));
+    }
+  };
+  return (
+    <div class="devices" data-testid="devices">
+      <ul>
+        {devices.map((d) => (
+          <li key={d.deviceId}>
+            Device {d.deviceId}
+            {d.current ? ' (this one)' : <button onClick={() => void client.removeDevice(d.deviceId).then(() => setVersion((v) => v + 1), (err) => onError(describeError(err)))}>Remove</button>}
+          </li>
+        ))}
+      </ul>
+      <form onSubmit={approve}>
+        <input name="link-code" placeholder="Code shown on the new device" value={code} onInput={(e) => setCode((e.target as HTMLInputElement).value)} />
+        <button type="submit">Link device</button>
+      </form>
+    </div>
   );
 }
 
@@ -73,6 +137,7 @@ function Messenger({ client, onSignOut }: { client: SottoClient; onSignOut: () =
   const [list, setList] = useState<ConversationRecord[]>([]);
   const [requestCount, setRequestCount] = useState(0);
   const [error, setError] = useState('');
+  const [showDevices, setShowDevices] = useState(false);
 
   useEffect(() => {
     let live = true;
@@ -98,8 +163,10 @@ function Messenger({ client, onSignOut }: { client: SottoClient; onSignOut: () =
         <header>
           <strong data-testid="me">{client.accountId}</strong>
           <span class={`conn ${client.connectionState}`} title={client.connectionState} />
+          <button class="link" onClick={() => setShowDevices((v) => !v)}>Devices</button>
           <button class="link" onClick={onSignOut}>Sign out</button>
         </header>
+        {showDevices && <Devices client={client} onError={setError} />}
         <input class="search" placeholder="Search" value={query} onInput={(e) => setQuery((e.target as HTMLInputElement).value)} />
         <nav class="tabs">
           <button class={tab === 'chats' ? 'active' : ''} onClick={() => setTab('chats')}>Chats</button>

@@ -11,6 +11,17 @@ import { createWebEngine } from '@sotto/protocol/web';
 import SimplePeer from 'simple-peer/simplepeer.min.js';
 
 const LAST_USER = 'sotto.lastUser';
+/** `sotto.db.<username>` → the IndexedDB database of a linked device (registered ones use `sotto-<username>`). */
+const DB_OF = 'sotto.db.';
+
+async function clientOptions(database: string): Promise<SottoClientOptions> {
+  return {
+    relayUrl: location.origin,
+    engine: await createWebEngine(),
+    storage: await openIndexedDbStorage(database),
+    calls: { SimplePeer },
+  };
+}
 
 export function lastUsername(): string {
   return localStorage.getItem(LAST_USER) ?? '';
@@ -23,12 +34,7 @@ export function lastUsername(): string {
  */
 export async function signIn(username: string): Promise<SottoClient> {
   const name = username.trim().toLowerCase();
-  const options: SottoClientOptions = {
-    relayUrl: location.origin,
-    engine: await createWebEngine(),
-    storage: await openIndexedDbStorage(`sotto-${name}`),
-    calls: { SimplePeer },
-  };
+  const options = await clientOptions(localStorage.getItem(DB_OF + name) ?? `sotto-${name}`);
   let client: SottoClient;
   try {
     client = await SottoClient.open(options);
@@ -39,4 +45,29 @@ export async function signIn(username: string): Promise<SottoClient> {
   await client.connect();
   localStorage.setItem(LAST_USER, name);
   return client;
+}
+
+/**
+ * Starts linking this browser as a further device of an account signed in elsewhere: shows a
+ * code to approve there. The account (and its history, if the other device sends it) arrives in
+ * a database of its own.
+ * @example
+ * const link = await startLink();
+ * show(link.code);
+ * const client = await link.finish();
+ */
+export async function startLink(): Promise<{ code: string; finish(): Promise<SottoClient>; cancel(): void }> {
+  const database = `sotto-linked-${crypto.randomUUID()}`;
+  const session = await SottoClient.link(await clientOptions(database));
+  return {
+    code: session.code,
+    cancel: () => session.cancel(),
+    async finish() {
+      const { client } = await session.complete();
+      await client.connect();
+      localStorage.setItem(DB_OF + client.accountId, database);
+      localStorage.setItem(LAST_USER, client.accountId);
+      return client;
+    },
+  };
 }

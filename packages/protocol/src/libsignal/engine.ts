@@ -4,7 +4,7 @@
  * Node/Electron only — it loads a native addon — hence the `@sotto/protocol/libsignal` subpath.
  */
 import * as S from '@signalapp/libsignal-client';
-import { checkKeyId, checkRegistrationId, FINGERPRINT_ITERATIONS, FINGERPRINT_VERSION } from '../engine/checks.js';
+import { checkBundleIdsAndSignatures, checkKeyId, FINGERPRINT_ITERATIONS, FINGERPRINT_VERSION } from '../engine/checks.js';
 import { ProtocolError } from '../errors.js';
 import { addressKey, checkAddress, checkDistributionId, type DeviceAddress } from '../engine/address.js';
 import type {
@@ -212,16 +212,7 @@ class LibsignalEngine implements ProtocolEngine {
     const kyberKey = checkKyberPublic(bundle.kyberPreKey.publicKey, 'kyberPreKey.publicKey');
     const oneTime = bundle.oneTimePreKey;
     const oneTimeKey = oneTime === undefined ? null : checkEcPublic(oneTime.publicKey, 'oneTimePreKey.publicKey');
-    checkKeyId(bundle.signedPreKey.keyId, 'signedPreKey.keyId');
-    checkKeyId(bundle.kyberPreKey.keyId, 'kyberPreKey.keyId');
-    if (oneTime !== undefined) checkKeyId(oneTime.keyId, 'oneTimePreKey.keyId');
-    checkRegistrationId(bundle.registrationId);
-    if (!(await this.verify(bundle.identityKey, bundle.signedPreKey.publicKey, bundle.signedPreKey.signature))) {
-      throw new ProtocolError('BAD_SIGNATURE', 'signed prekey signature does not verify', { field: 'signedPreKey.signature' });
-    }
-    if (!(await this.verify(bundle.identityKey, bundle.kyberPreKey.publicKey, bundle.kyberPreKey.signature))) {
-      throw new ProtocolError('BAD_SIGNATURE', 'Kyber prekey signature does not verify', { field: 'kyberPreKey.signature' });
-    }
+    await checkBundleIdsAndSignatures(bundle, (k, m, sig) => this.verify(k, m, sig));
     await assertTrustedIdentity(stores.identity, address, bundle.identityKey);
     const native = S.PreKeyBundle.new(
       bundle.registrationId,

@@ -20,7 +20,7 @@ import type { DeviceRecord, KyberPreKeyPublic, OneTimePreKeyPublic, PreKeyBundle
 import { assertTrustedIdentity, checkIdentityKey, isTrustedIdentity, sameBytes } from '../engine/identity-trust.js';
 import { applyChanges, stageStores } from '../engine/staged-stores.js';
 import type { ProtocolStores } from '../engine/stores.js';
-import { checkKeyId, checkRegistrationId, FINGERPRINT_ITERATIONS, FINGERPRINT_VERSION, MAX_REGISTRATION_ID } from '../engine/checks.js';
+import { checkBundleIdsAndSignatures, checkKeyId, FINGERPRINT_ITERATIONS, FINGERPRINT_VERSION, MAX_REGISTRATION_ID } from '../engine/checks.js';
 import { ProtocolError } from '../errors.js';
 import { decodeDeviceRecord, encodeDeviceRecord } from '../formats/device-record.js';
 import { generateKeyPair, parsePublicKey, publicKeyOf, serializePublicKey, xeddsaSign, xeddsaVerify, type KeyPair } from './curve.js';
@@ -221,16 +221,7 @@ class WebEngine implements ProtocolEngine {
     checkKemPublic(bundle.kyberPreKey.publicKey, 'kyberPreKey.publicKey');
     const oneTime = bundle.oneTimePreKey;
     if (oneTime !== undefined) checkEcPublic(oneTime.publicKey, 'oneTimePreKey.publicKey');
-    checkKeyId(bundle.signedPreKey.keyId, 'signedPreKey.keyId');
-    checkKeyId(bundle.kyberPreKey.keyId, 'kyberPreKey.keyId');
-    if (oneTime !== undefined) checkKeyId(oneTime.keyId, 'oneTimePreKey.keyId');
-    checkRegistrationId(bundle.registrationId);
-    if (!(await this.verify(bundle.identityKey, bundle.signedPreKey.publicKey, bundle.signedPreKey.signature))) {
-      throw new ProtocolError('BAD_SIGNATURE', 'signed prekey signature does not verify', { field: 'signedPreKey.signature' });
-    }
-    if (!(await this.verify(bundle.identityKey, bundle.kyberPreKey.publicKey, bundle.kyberPreKey.signature))) {
-      throw new ProtocolError('BAD_SIGNATURE', 'KEM prekey signature does not verify', { field: 'kyberPreKey.signature' });
-    }
+    await checkBundleIdsAndSignatures(bundle, (k, m, sig) => this.verify(k, m, sig));
     await assertTrustedIdentity(stores.identity, address, bundle.identityKey);
     const fresh = await initiateSession(this.sodium, await this.localPair(stores), {
       identityKey: bundle.identityKey,

@@ -18,7 +18,7 @@ import { enqueueContent } from '../messaging/compose.js';
 import type { StorageBatch } from '../storage/batch.js';
 import { directConversationId, groupConversationId, type ConversationRecord, type MessageRecord, type OutboxEntry } from '../storage/types.js';
 import { newDirectConversation } from '../threads/conversations.js';
-import { MESSAGE_TYPES, messageRecordOf, messageView, messageViewOf, previewOf } from '../threads/views.js';
+import { MESSAGE_TYPES, messageRecordOf, messageViewOf, previewOf } from '../threads/views.js';
 
 /**
  * Multi-device sync (docs/sdk.md, "Several devices"). Everything one device of an account does

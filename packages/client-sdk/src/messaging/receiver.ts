@@ -215,7 +215,6 @@ export class Receiver {
   }
 
   private async quarantine(envelope: Envelope, from: DeviceAddress): Promise<Effects> {
-    const { ctx } = this;
     const conversationId = directConversationId(from.accountId);
     const batch = new StorageBatch()
       .requireUnprocessed(envelope.guid)

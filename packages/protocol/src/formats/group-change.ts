@@ -124,7 +124,6 @@ export interface SignedGroupChange {
 
 const CHANGE_LIMITS = Object.freeze({ maxBytes: MAX_GROUP_CHANGE_RECORD_BYTES, maxDepth: 5, maxItems: 8192, maxStringBytes: MAX_ATTACHMENT_POINTER_BYTES });
 const SIGNED_LIMITS = Object.freeze({ maxBytes: MAX_SIGNED_GROUP_CHANGE_BYTES, maxDepth: 1, maxItems: 8, maxStringBytes: MAX_GROUP_CHANGE_RECORD_BYTES });
-const ZERO_HASH = new Uint8Array(GROUP_CHANGE_HASH_LENGTH);
 
 function invalid(field: string, what: string): never {
   throw new ProtocolError('INVALID_FIELD', `${field} ${what}`, { field });

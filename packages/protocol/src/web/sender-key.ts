@@ -46,13 +46,13 @@ import type { Sodium } from './sodium.js';
 
 /** libsignal's sender-key message version (the high and low nibble of the first byte). */
 export const SENDER_KEY_VERSION = 3;
-const VERSION_BYTE = (SENDER_KEY_VERSION << 4) | SENDER_KEY_VERSION;
+/** libsignal's first byte: the message version in the high nibble, the current version in the low one. */
+const versionByte = (version: number) => ((version & 0xf) << 4) | SENDER_KEY_VERSION;
 /** States one record keeps (libsignal's MAX_SENDER_KEY_STATES). */
 export const MAX_SENDER_KEY_STATES = 5;
 const SIGNATURE_BYTES = 64;
 const KEY_BYTES = 32;
 const MAX_UINT32 = 0xffff_ffff;
-const MAX_RECORD_BYTES = 512 * 1024;
 
 interface State {
   version: number;
@@ -126,7 +126,7 @@ export function encodeSenderKeyDistribution(d: SenderKeyDistribution): Uint8Arra
     .bytesField(5, serializePublicKey(d.signingKey))
     .finish();
   const out = new Uint8Array(1 + body.length);
-  out[0] = ((d.version & 0xf) << 4) | SENDER_KEY_VERSION;
+  out[0] = versionByte(d.version);
   out.set(body, 1);
   return out;
 }
@@ -329,7 +329,7 @@ export async function groupEncrypt(sodium: Sodium, store: SenderKeyStore, self: 
   const ciphertext = new Uint8Array(await subtle().encrypt({ name: 'AES-CBC', iv }, key, own(plaintext)));
   const body = new ProtoWriter().bytesField(1, uuidToBytes(id)).uint(2, state.chainId).uint(3, state.iteration).bytesField(4, ciphertext).finish();
   const signed = new Uint8Array(1 + body.length);
-  signed[0] = ((state.version & 0xf) << 4) | SENDER_KEY_VERSION;
+  signed[0] = versionByte(state.version);
   signed.set(body, 1);
   const signature = xeddsaSign(sodium, state.signingPrivate, signed);
   state.chainKey = sodium.crypto_auth_hmacsha256(CHAIN_KEY_SEED, state.chainKey);

@@ -26,7 +26,7 @@
  * Both timed sends skip the owner's outbox and thread (they call the Sender directly), so the
  * two figures compare the same work. Progress goes to stderr.
  */
-import { encodeContent, MAX_GROUP_MEMBERS, MAX_MEMBERS_PER_ACTION, MAX_SEND_DEVICES, type Content } from '@sotto/protocol';
+import { encodeContent, MAX_GROUP_MEMBERS, MAX_MEMBERS_PER_ACTION, type Content } from '@sotto/protocol';
 import { SottoClient, type SottoClientOptions } from '../src/index.js';
 import { groupIdOf } from '../src/groups/group-store.js';
 import { MemoryStorage } from '../src/storage/memory-storage.js';

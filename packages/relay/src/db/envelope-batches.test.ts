@@ -258,7 +258,7 @@ describe('envelope batches', () => {
       | { k: 'fail'; picks: number[] }
       | { k: 'spill'; advance: number }
       | { k: 'crash' };
-    const op = fc.oneof(
+    const op: fc.Arbitrary<Op> = fc.oneof(
       fc.record({ k: fc.constant('insert' as const), devices: fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 5 }) }),
       // long queues with most of them acked: device queues compact their gone entries
       fc.record({ k: fc.constant('insert' as const), devices: fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 30, maxLength: 80 }) }),

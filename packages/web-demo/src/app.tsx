@@ -135,6 +135,7 @@ function Messenger({ client, onSignOut }: { client: SottoClient; onSignOut: () =
   const [tab, setTab] = useState<'chats' | 'requests'>('chats');
   const [query, setQuery] = useState('');
   const [list, setList] = useState<ConversationRecord[]>([]);
+  const [found, setFound] = useState<MessageView[]>([]);
   const [requestCount, setRequestCount] = useState(0);
   const [error, setError] = useState('');
   const [showDevices, setShowDevices] = useState(false);
@@ -143,9 +144,11 @@ function Messenger({ client, onSignOut }: { client: SottoClient; onSignOut: () =
     let live = true;
     (async () => {
       const rows = query.trim() ? await client.searchConversations(query) : await client.conversations({ requests: tab === 'requests' });
+      const messages = query.trim() ? await client.search(query, { limit: 20 }) : [];
       const requests = await client.requests();
       if (live) {
         setList(rows);
+        setFound(messages);
         setRequestCount(requests.length);
       }
     })().catch((err) => setError(describeError(err)));
@@ -184,6 +187,17 @@ function Messenger({ client, onSignOut }: { client: SottoClient; onSignOut: () =
             </li>
           ))}
         </ul>
+        {found.length > 0 && (
+          <ul class="conversations found" data-testid="search-results">
+            <li class="heading">Messages</li>
+            {found.map((m) => (
+              <li key={m.id} onClick={() => setOpen(m.conversationId)}>
+                <span class="title">{m.outgoing ? 'You' : m.senderAccountId}</span>
+                <span class="preview">{m.text}</span>
+              </li>
+            ))}
+          </ul>
+        )}
         {error && <p class="error" role="alert" onClick={() => setError('')}>{error}</p>}
       </aside>
       <main>
@@ -250,6 +264,16 @@ function ChatRoom({ client, conversationId, version, calls, onClosed, onError }:
   const [showSettings, setShowSettings] = useState(false);
   const [safety, setSafety] = useState('');
   const [showCalls, setShowCalls] = useState(false);
+  const [inChat, setInChat] = useState('');
+  const [matches, setMatches] = useState<MessageView[] | undefined>();
+  useEffect(() => {
+    if (!inChat.trim()) return setMatches(undefined);
+    let live = true;
+    void client.search(inChat, { conversationId }).then((m) => live && setMatches(m), () => undefined);
+    return () => {
+      live = false;
+    };
+  }, [client, conversationId, inChat, version]);
   const run = useCallback((action: () => Promise<unknown>) => action().catch((err) => onError(describeError(err))), [onError]);
 
   useEffect(() => {
@@ -293,6 +317,7 @@ function ChatRoom({ client, conversationId, version, calls, onClosed, onError }:
             <button title="Video call" onClick={() => void calls.start(conversationId, 'video')}>🎥</button>
           </span>
         )}
+        <input class="chat-search" name="search-chat" placeholder="Search in chat" value={inChat} onInput={(e) => setInChat((e.target as HTMLInputElement).value)} />
         <button onClick={() => setShowCalls((s) => !s)}>Calls</button>
         {isGroup && <button onClick={() => setShowSettings((s) => !s)}>Group settings</button>}
         {!conversation.isRequest && (
@@ -333,6 +358,11 @@ function ChatRoom({ client, conversationId, version, calls, onClosed, onError }:
       )}
       {showSettings && isGroup && <GroupSettings client={client} conversation={conversation} run={run} onLeft={onClosed} />}
       {showCalls && <CallLog client={client} conversationId={conversationId} version={version} />}
+      {matches && (
+        <ul class="settings calls" data-testid="chat-search-results">
+          {matches.length === 0 ? <li>No messages found.</li> : matches.map((m) => <li key={m.id}>{new Date(m.sentAt).toLocaleString()} · {m.text}</li>)}
+        </ul>
+      )}
       <ol class="thread" data-testid="thread">
         {hasOlder && <li class="older"><button onClick={() => setLimit((l) => l + 50)}>Older messages</button></li>}
         {messages.map((m) => (

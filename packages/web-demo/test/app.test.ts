@@ -84,6 +84,14 @@ describe('the web app in Chromium', () => {
     const shown = await img.evaluate(async (el: HTMLImageElement) => new Uint8Array(await (await fetch(el.src)).arrayBuffer()).length);
     expect(shown).toBe(png.length);
 
+    // search: in the chat, and across chats from the messages list
+    await bob.fill('input[name=search-chat]', 'ali');
+    await bob.getByTestId('chat-search-results').getByText('hello alice').waitFor();
+    await bob.fill('input[name=search-chat]', '');
+    await alice.fill('input.search', 'hell');
+    await alice.getByTestId('search-results').getByText('hello alice').waitFor();
+    await alice.fill('input.search', '');
+
     // both see the same safety number
     await alice.getByRole('button', { name: 'Safety number' }).click();
     await bob.getByTestId('conversation-d:alice').click();

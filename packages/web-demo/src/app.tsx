@@ -8,6 +8,7 @@
 import type { CallLogRecord, ConversationRecord, MessageView, SottoClient } from '@sotto/client-sdk';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { CallPanel, useCalls, type Calls } from './calls.js';
+import { startNotifications } from './notify.js';
 import { lastUsername, signIn, startLink } from './session.js';
 
 const EMOJI = ['❤️', '👍', '😂', '😮', '😢', '🔥', '👏', '🙏', '🎉', '😍', '🤔', '👋'];
@@ -159,6 +160,9 @@ function Messenger({ client, onSignOut }: { client: SottoClient; onSignOut: () =
 
   const run = (action: () => Promise<unknown>) => action().catch((err) => setError(describeError(err)));
   const calls = useCalls(client, setError);
+  const openRef = useRef<string | undefined>();
+  openRef.current = open;
+  useEffect(() => startNotifications(client, () => openRef.current), [client]);
 
   return (
     <div class="messenger">
@@ -321,7 +325,15 @@ function ChatRoom({ client, conversationId, version, calls, onClosed, onError }:
         <button onClick={() => setShowCalls((s) => !s)}>Calls</button>
         {isGroup && <button onClick={() => setShowSettings((s) => !s)}>Group settings</button>}
         {!conversation.isRequest && (
-          <button onClick={() => run(() => client.setNotifications(conversationId, { muted: !conversation.muted }))}>{conversation.muted ? 'Unmute' : 'Mute'}</button>
+          <span class="actions" data-testid="notifications">
+            <button onClick={() => run(() => client.setNotifications(conversationId, { muted: !conversation.muted }))}>{conversation.muted ? 'Unmute' : 'Mute'}</button>
+            {(['messages', 'reactions', 'calls'] as const).map((kind) => (
+              <label key={kind} title={`Notify me of ${kind}`}>
+                <input type="checkbox" name={`notify-${kind}`} checked={conversation.notifications[kind]} onChange={(e) => run(() => client.setNotifications(conversationId, { [kind]: (e.target as HTMLInputElement).checked }))} />
+                {kind}
+              </label>
+            ))}
+          </span>
         )}
         {!isGroup && !conversation.isRequest && peer && (
           <span class="actions">

@@ -12,8 +12,8 @@ export interface AppHarness {
   /** The relay's data directory (database, WAL, attachment blobs). */
   dataDir: string;
   browser: Browser;
-  /** A new browser profile signed in as `username` (registered on first use). */
-  person(username: string, options?: { media?: boolean }): Promise<Page>;
+  /** A new browser profile signed in as `username` (registered on first use); `prepare` runs on its context first. */
+  person(username: string, prepare?: (context: BrowserContext) => Promise<void>): Promise<Page>;
   close(): Promise<void>;
 }
 
@@ -42,9 +42,10 @@ export async function startApp(options: { fakeMedia?: boolean } = {}): Promise<A
     relay,
     dataDir: join(dir, 'data'),
     browser,
-    async person(username) {
+    async person(username, prepare) {
       const context = await browser.newContext(options.fakeMedia ? { permissions: ['camera', 'microphone'] } : {});
       contexts.push(context);
+      await prepare?.(context);
       const page = await context.newPage();
       page.on('pageerror', (err) => console.error(`${username} page error:`, err));
       await page.goto(`${relay.url}/`);

@@ -1,0 +1,79 @@
+import type { BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApp, type AppHarness } from './harness.js';
+
+/**
+ * Desktop notifications follow each conversation's settings. The browser's Notification API is
+ * replaced by a recorder (granted), so the test sees what the app asks the browser to show.
+ */
+async function recordNotifications(context: BrowserContext): Promise<void> {
+  await context.addInitScript(() => {
+    const shown: { title: string; body?: string }[] = [];
+    class Recorder {
+      static permission = 'granted';
+      static requestPermission = async () => 'granted';
+      constructor(title: string, options?: { body?: string }) {
+        shown.push({ title, ...(options?.body === undefined ? {} : { body: options.body }) });
+      }
+    }
+    Object.assign(globalThis, { Notification: Recorder, shownNotifications: shown });
+  });
+}
+
+const shown = (page: Page) => page.evaluate(() => (globalThis as unknown as { shownNotifications: { title: string; body?: string }[] }).shownNotifications);
+
+describe('notifications in the web app', () => {
+  let app: AppHarness;
+
+  beforeAll(async () => {
+    app = await startApp();
+  });
+  afterAll(async () => app?.close());
+
+  async function chat(from: Page, to: string, text: string): Promise<void> {
+    await from.getByRole('button', { name: 'New message' }).click();
+    await from.fill('input[name=to]', to);
+    await from.getByRole('button', { name: 'Open chat' }).click();
+    await from.fill('input[name=message]', text);
+    await from.click('form.composer button[type=submit]');
+  }
+
+  it('notifies of messages in chats that are not open, as each chat is set', async () => {
+    const alice = await app.person('alice', recordNotifications);
+    const bob = await app.person('bob');
+    const carol = await app.person('carol');
+    // alice knows both (requests never notify)
+    await chat(bob, 'alice', 'hi from bob');
+    await chat(carol, 'alice', 'hi from carol');
+    await alice.getByTestId('requests-tab').click();
+    for (const peer of ['bob', 'carol']) {
+      await alice.getByTestId(`conversation-d:${peer}`).click();
+      await alice.getByTestId('accept').click();
+    }
+    expect(await shown(alice)).toEqual([]);
+
+    // alice looks at bob's chat: carol's message notifies, bob's does not
+    await alice.getByRole('button', { name: 'Chats' }).click();
+    await alice.getByTestId('conversation-d:bob').click();
+    await carol.fill('input[name=message]', 'are you there?');
+    await carol.click('form.composer button[type=submit]');
+    await bob.fill('input[name=message]', 'seen live');
+    await bob.click('form.composer button[type=submit]');
+    await alice.getByTestId('thread').getByText('seen live').waitFor();
+    await expect.poll(() => shown(alice), { timeout: 15_000 }).toEqual([{ title: 'carol', body: 'are you there?' }]);
+
+    // alice turns off message notifications for carol's chat: nothing more from there
+    await alice.getByTestId('conversation-d:carol').click();
+    await alice.uncheck('input[name=notify-messages]');
+    await alice.getByTestId('conversation-d:bob').click();
+    await carol.fill('input[name=message]', 'hello?');
+    await carol.click('form.composer button[type=submit]');
+    await bob.fill('input[name=message]', 'marker');
+    await bob.click('form.composer button[type=submit]');
+    await alice.getByTestId('thread').getByText('marker').waitFor();
+    await alice.getByTestId('conversation-d:carol').click();
+    await alice.getByTestId('thread').getByText('hello?').waitFor();
+    await alice.waitForTimeout(500); // a notification decision is asynchronous: give a late one time to show
+    expect(await shown(alice)).toHaveLength(1);
+  });
+});

@@ -414,8 +414,10 @@ function MessageRow({ client, m, isGroup, replied, onReply, run }: { client: Sot
         <em class="unsent">Message unsent</em>
       ) : media?.body.kind === 'voice' ? (
         image ? <audio src={image} controls data-testid="voice" /> : <button onClick={showMedia}>🎤 Voice message ({seconds} s)</button>
+      ) : media?.body.kind === 'video' ? (
+        image ? <video src={image} controls data-testid="video" /> : <button onClick={showMedia}>🎬 Play video</button>
       ) : media ? (
-        image ? <img src={image} alt="photo" /> : <button onClick={showMedia}>📷 Show photo</button>
+        image ? <img src={image} alt={media.body.kind === 'gif' ? 'GIF' : 'photo'} /> : <button onClick={showMedia}>{media.body.kind === 'gif' ? '🎞️ Show GIF' : '📷 Show photo'}</button>
       ) : (
         <span class="text" data-testid="text">{m.text}</span>
       )}
@@ -515,7 +517,9 @@ function Composer({ client, conversationId, replyTo, onSent, run }: { client: So
     if (!f) return;
     run(async () => {
       const data = new Uint8Array(await f.arrayBuffer());
-      await client.sendMedia(conversationId, { kind: 'image', data, contentType: f.type || 'application/octet-stream', fileName: f.name });
+      // the kind follows the file: a GIF, a video, or a photo
+      const kind = f.type === 'image/gif' ? 'gif' : f.type.startsWith('video/') ? 'video' : 'image';
+      await client.sendMedia(conversationId, { kind, data, contentType: f.type || 'application/octet-stream', fileName: f.name });
     });
     if (file.current) file.current.value = '';
   };
@@ -536,9 +540,9 @@ function Composer({ client, conversationId, replyTo, onSent, run }: { client: So
       <button type="button" title="Emoji" onClick={() => setPicker((p) => !p)}>😊</button>
       <input name="message" placeholder="Message…" value={text} onInput={(e) => onInput((e.target as HTMLInputElement).value)} autocomplete="off" />
       <button type="button" title={recording ? 'Stop and send' : 'Voice message'} class={recording ? 'recording' : ''} onClick={toggleVoice}>{recording ? '⏹' : '🎤'}</button>
-      <label class="file" title="Photo">
+      <label class="file" title="Photo, GIF or video">
         📷
-        <input ref={file} type="file" accept="image/*" onChange={sendPhoto} />
+        <input ref={file} type="file" accept="image/*,video/*" onChange={sendPhoto} />
       </label>
       <button type="submit">Send</button>
     </form>

@@ -84,6 +84,14 @@ describe('the web app in Chromium', () => {
     const shown = await img.evaluate(async (el: HTMLImageElement) => new Uint8Array(await (await fetch(el.src)).arrayBuffer()).length);
     expect(shown).toBe(png.length);
 
+    // a video file goes as a video, and plays from the decrypted bytes
+    const clip = Buffer.from('1a45dfa3a3428286810142f7810142f2810442f381084282847765626d42878102428581021853806701000000000000', 'hex');
+    await alice.setInputFiles('form.composer input[type=file]', { name: 'clip.webm', mimeType: 'video/webm', buffer: clip });
+    await bob.getByRole('button', { name: '🎬 Play video' }).click();
+    const video = thread(bob).getByTestId('video');
+    await video.waitFor();
+    expect(await video.evaluate(async (el: HTMLVideoElement) => new Uint8Array(await (await fetch(el.src)).arrayBuffer()).length)).toBe(clip.length);
+
     // search: in the chat, and across chats from the messages list
     await bob.fill('input[name=search-chat]', 'ali');
     await bob.getByTestId('chat-search-results').getByText('hello alice').waitFor();

@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SottoClient, type MessageView } from '@sotto/client-sdk';
 import { nodeWebSocketFactory, openSqliteStorage } from '@sotto/client-sdk/node';
+import { createDualEngine } from '@sotto/protocol';
 import { createLibsignalEngine } from '@sotto/protocol/libsignal';
+import { createWebEngine } from '@sotto/protocol/web';
 import { afterAll, expect, it } from 'vitest';
 import { startRelay, type TestRelay } from '../helpers/harness.js';
 
@@ -25,7 +27,8 @@ it('two clients chat as in the getting-started guide, and reopen from their file
   relay = await startRelay();
   dir = await mkdtemp(join(tmpdir(), 'sotto-guide-'));
   const relayUrl = relay.url;
-  const engine = createLibsignalEngine();
+  // libsignal with other Node devices, the web engine with browsers
+  const engine = createDualEngine(createLibsignalEngine(), await createWebEngine());
 
   const alice = await SottoClient.register(
     { relayUrl, engine, storage: await openSqliteStorage(join(dir, 'alice.db')), webSocket: nodeWebSocketFactory },

@@ -76,6 +76,8 @@ export interface RelayConfig {
   logLevel: LogLevel;
   /** Absolute path of a built web app to serve at `/`, if any. */
   webRoot?: string;
+  /** Origins (e.g. `https://app.example.org`) whose pages may call the API: CORS. None by default. */
+  corsOrigins?: string[];
   limits: RelayLimits;
 }
 
@@ -143,6 +145,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = Object.freeze([
   opt('data-dir', { type: 'path' }, './data', 'data directory (SQLite database, blobs)', ['data']),
   opt('log-level', { type: 'enum', values: LOG_LEVELS }, 'info', 'debug | info | warn | error | silent'),
   opt('web-root', { type: 'path' }, undefined, 'directory of a built web app to serve at /'),
+  opt('cors-origins', { type: 'string' }, undefined, 'comma-separated origins of a web app hosted elsewhere that may call the API'),
   opt('max-envelope-bytes', bytes(1, MAX_ENVELOPE_BYTES), MAX_ENVELOPE_BYTES, 'largest envelope ciphertext'),
   opt('max-attachment-bytes', bytes(1, 64 * GiB), 100 * MiB, 'largest attachment blob'),
   opt('max-json-body-bytes', bytes(1 * KiB, 1 * GiB), 4 * MiB, 'largest API request body'),
@@ -273,6 +276,21 @@ export function loadConfig(
     },
   };
   if (webRoot !== undefined) config.webRoot = resolve(cwd, webRoot);
+  const cors = s('cors-origins');
+  if (cors !== undefined) {
+    const origins = cors.split(',').map((o) => o.trim()).filter((o) => o !== '');
+    for (const o of origins) {
+      let ok = false;
+      try {
+        const u = new URL(o);
+        ok = (u.protocol === 'https:' || u.protocol === 'http:') && u.origin === o;
+      } catch {
+        ok = false;
+      }
+      if (!ok) throw new ConfigError('INVALID_VALUE', '--cors-origins', `--cors-origins: ${JSON.stringify(o)} is not an origin like https://app.example.org`);
+    }
+    config.corsOrigins = origins;
+  }
   return config;
 }
 

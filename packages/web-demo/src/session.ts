@@ -14,9 +14,12 @@ const LAST_USER = 'sotto.lastUser';
 /** `sotto.db.<username>` → the IndexedDB database of a linked device (registered ones use `sotto-<username>`). */
 const DB_OF = 'sotto.db.';
 
+/** The relay: the one set at build time (an app hosted apart from it), else the app's own origin. */
+const RELAY_URL = import.meta.env.VITE_SOTTO_RELAY_URL || location.origin;
+
 async function clientOptions(database: string): Promise<SottoClientOptions> {
   return {
-    relayUrl: location.origin,
+    relayUrl: RELAY_URL,
     engine: await createWebEngine(),
     storage: await openIndexedDbStorage(database),
     calls: { SimplePeer },

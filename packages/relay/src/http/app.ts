@@ -1,6 +1,7 @@
 import { FieldReader, items, MAX_BATCH_SENDS, MAX_PROVISIONING_MESSAGE_BYTES, SENDABLE_TYPES, MAX_ACK_GUIDS, MAX_SEND_DEVICES, type WsBatchSendBody, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono, type Context, type Next } from 'hono';
+import { cors } from 'hono/cors';
 import { randomToken, decodeB64, encodeB64, hashSecret, isAccountId } from '../credentials.js';
 import { RelayError, toErrorBody } from '../errors.js';
 import { createLinkToken, engineParam, fetchBundles, linkDevice, listUserDevices, preKeyCounts, readJson, registerAccount, removeDevice, setSignedKeys, uploadOneTimeKeys } from '../services/accounts.js';
@@ -103,6 +104,17 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
   app.notFound((c) => c.json({ code: 'NOT_FOUND', message: 'no such route' }, 404));
 
   app.get('/healthz', (c) => c.json({ ok: true }));
+  if (ctx.config.corsOrigins !== undefined && ctx.config.corsOrigins.length > 0) {
+    // a web app hosted on another origin: its pages may call the API (credentials travel in the
+    // Authorization header, never in cookies)
+    app.use('/v1/*', cors({
+      origin: ctx.config.corsOrigins,
+      allowMethods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'],
+      allowHeaders: ['authorization', 'content-type', 'range'],
+      exposeHeaders: ['content-length', 'content-range', 'retry-after', 'x-sotto-error'],
+      maxAge: 600,
+    }));
+  }
   app.use('/v1/*', limitIp(ctx));
 
   // Accounts and devices

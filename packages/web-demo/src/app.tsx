@@ -412,6 +412,10 @@ function MessageRow({ client, m, isGroup, replied, onReply, run }: { client: Sot
       {replied && <blockquote class="reply">{replied.text ?? '…'}</blockquote>}
       {m.deletedAt !== undefined ? (
         <em class="unsent">Message unsent</em>
+      ) : m.content?.type === 'sharedProfile' ? (
+        <span class="card" data-testid="profile-card">👤 <strong>@{m.content.body.accountId}</strong>{m.content.body.displayName ? ` · ${m.content.body.displayName}` : ''}{m.content.body.bio ? <em> {m.content.body.bio}</em> : null}</span>
+      ) : m.content?.type === 'sharedPost' ? (
+        <span class="card" data-testid="post-card">📝 Post by @{m.content.body.author}{m.content.body.caption ? `: ${m.content.body.caption}` : ''}{m.content.body.url ? <> · <a href={m.content.body.url} target="_blank" rel="noopener noreferrer">open</a></> : null}</span>
       ) : media?.body.kind === 'voice' ? (
         image ? <audio src={image} controls data-testid="voice" /> : <button onClick={showMedia}>🎤 Voice message ({seconds} s)</button>
       ) : media?.body.kind === 'video' ? (
@@ -465,6 +469,9 @@ function Composer({ client, conversationId, replyTo, onSent, run }: { client: So
   const file = useRef<HTMLInputElement>(null);
   const recorder = useRef<{ rec: MediaRecorder; started: number } | undefined>();
   const [recording, setRecording] = useState(false);
+  const [sharing, setSharing] = useState(false);
+  const [shareWho, setShareWho] = useState('');
+  const [shareUrl, setShareUrl] = useState('');
 
   /** 🎤 starts recording a voice note; pressing it again stops and sends it. */
   const toggleVoice = () =>
@@ -537,6 +544,20 @@ function Composer({ client, conversationId, replyTo, onSent, run }: { client: So
           ))}
         </div>
       )}
+      {sharing && (
+        <div class="picker share" data-testid="share-form">
+          <input name="share-profile" placeholder="Share a profile: username" value={shareWho} onInput={(e) => setShareWho((e.target as HTMLInputElement).value)} />
+          <button type="button" onClick={() => { const who = shareWho.trim().toLowerCase(); setSharing(false); setShareWho(''); if (who) run(() => client.sendSharedProfile(conversationId, { accountId: who })); }}>Share profile</button>
+          <input name="share-post" placeholder="Share a post: https://…" value={shareUrl} onInput={(e) => setShareUrl((e.target as HTMLInputElement).value)} />
+          <button type="button" onClick={() => {
+            const url = shareUrl.trim();
+            setSharing(false);
+            setShareUrl('');
+            if (url) run(() => client.sendSharedPost(conversationId, { postId: url, author: client.accountId, url }));
+          }}>Share post</button>
+        </div>
+      )}
+      <button type="button" title="Share" onClick={() => setSharing((v) => !v)}>🔗</button>
       <button type="button" title="Emoji" onClick={() => setPicker((p) => !p)}>😊</button>
       <input name="message" placeholder="Message…" value={text} onInput={(e) => onInput((e.target as HTMLInputElement).value)} autocomplete="off" />
       <button type="button" title={recording ? 'Stop and send' : 'Voice message'} class={recording ? 'recording' : ''} onClick={toggleVoice}>{recording ? '⏹' : '🎤'}</button>

@@ -100,6 +100,18 @@ describe('the web app in Chromium', () => {
     await alice.getByTestId('search-results').getByText('hello alice').waitFor();
     await alice.fill('input.search', '');
 
+    // shared profiles and posts arrive as cards
+    await alice.getByTitle('Share').click();
+    await alice.fill('input[name=share-profile]', 'carol.c');
+    await alice.getByRole('button', { name: 'Share profile' }).click();
+    await thread(bob).getByTestId('profile-card').filter({ hasText: '@carol.c' }).waitFor();
+    await alice.getByTitle('Share').click();
+    await alice.fill('input[name=share-post]', 'https://example.org/p/42');
+    await alice.getByRole('button', { name: 'Share post' }).click();
+    const post = thread(bob).getByTestId('post-card').filter({ hasText: 'Post by @alice' });
+    await post.waitFor();
+    expect(await post.locator('a').getAttribute('href')).toBe('https://example.org/p/42');
+
     // both see the same safety number
     await alice.getByRole('button', { name: 'Safety number' }).click();
     await bob.getByTestId('conversation-d:alice').click();
@@ -193,7 +205,7 @@ describe('the web app in Chromium', () => {
     };
     await walk(app.dataDir);
     expect(files.length).toBeGreaterThan(2); // the database, its WAL and at least the photo's blob
-    const markers = ['hi bob 👋', 'hello alice', 'see you tomorrow', 'group hello', 'hi group', 'Trip 2026', '🎉'];
+    const markers = ['hi bob 👋', 'hello alice', 'see you tomorrow', 'group hello', 'hi group', 'Trip 2026', '🎉', 'carol.c', 'example.org/p/42'];
     for (const marker of markers) {
       const bytes = Buffer.from(marker, 'utf8');
       const hex = bytes.toString('hex');

@@ -13,6 +13,21 @@ import { lastUsername, signIn, startLink } from './session.js';
 
 const EMOJI = ['❤️', '👍', '😂', '😮', '😢', '🔥', '👏', '🙏', '🎉', '😍', '🤔', '👋'];
 const REACTIONS = ['❤️', '👍', '😂', '😮', '😢'];
+/** The app's built-in stickers: big emoji drawn into PNGs, sent as sticker media. */
+const STICKERS = ['🐱', '🌈', '🍕', '🚀'];
+const STICKER_PX = 128;
+
+async function stickerPng(emoji: string): Promise<Uint8Array> {
+  const canvas = document.createElement('canvas');
+  canvas.width = canvas.height = STICKER_PX;
+  const g = canvas.getContext('2d')!;
+  g.font = `${STICKER_PX * 0.8}px sans-serif`;
+  g.textAlign = 'center';
+  g.textBaseline = 'middle';
+  g.fillText(emoji, STICKER_PX / 2, STICKER_PX / 2);
+  const blob = await new Promise<Blob>((resolve, reject) => canvas.toBlob((b) => (b ? resolve(b) : reject(new Error('no PNG'))), 'image/png'));
+  return new Uint8Array(await blob.arrayBuffer());
+}
 const TIMERS: [string, number][] = [['Messages stay', 0], ['Disappear after 1 minute', 60_000], ['after 1 hour', 3_600_000], ['after 1 day', 86_400_000]];
 /** The SDK accepts edits for 15 minutes after sending. */
 const EDIT_WINDOW_MS = 15 * 60_000;
@@ -421,7 +436,7 @@ function MessageRow({ client, m, isGroup, replied, onReply, run }: { client: Sot
       ) : media?.body.kind === 'video' ? (
         image ? <video src={image} controls data-testid="video" /> : <button onClick={showMedia}>🎬 Play video</button>
       ) : media ? (
-        image ? <img src={image} alt={media.body.kind === 'gif' ? 'GIF' : 'photo'} /> : <button onClick={showMedia}>{media.body.kind === 'gif' ? '🎞️ Show GIF' : '📷 Show photo'}</button>
+        image ? <img src={image} alt={media.body.kind === 'image' ? 'photo' : media.body.kind} /> : <button onClick={showMedia}>{media.body.kind === 'gif' ? '🎞️ Show GIF' : media.body.kind === 'sticker' ? '🏷️ Show sticker' : '📷 Show photo'}</button>
       ) : (
         <span class="text" data-testid="text">{m.text}</span>
       )}
@@ -470,6 +485,7 @@ function Composer({ client, conversationId, replyTo, onSent, run }: { client: So
   const recorder = useRef<{ rec: MediaRecorder; started: number } | undefined>();
   const [recording, setRecording] = useState(false);
   const [sharing, setSharing] = useState(false);
+  const [stickers, setStickers] = useState(false);
   const [shareWho, setShareWho] = useState('');
   const [shareUrl, setShareUrl] = useState('');
 
@@ -557,6 +573,14 @@ function Composer({ client, conversationId, replyTo, onSent, run }: { client: So
           }}>Share post</button>
         </div>
       )}
+      {stickers && (
+        <div class="picker" data-testid="sticker-picker">
+          {STICKERS.map((e) => (
+            <button key={e} type="button" title={`Sticker ${e}`} onClick={() => { setStickers(false); run(async () => client.sendMedia(conversationId, { kind: 'sticker', data: await stickerPng(e), contentType: 'image/png', width: STICKER_PX, height: STICKER_PX })); }}>{e}</button>
+          ))}
+        </div>
+      )}
+      <button type="button" title="Stickers" onClick={() => setStickers((v) => !v)}>🏷️</button>
       <button type="button" title="Share" onClick={() => setSharing((v) => !v)}>🔗</button>
       <button type="button" title="Emoji" onClick={() => setPicker((p) => !p)}>😊</button>
       <input name="message" placeholder="Message…" value={text} onInput={(e) => onInput((e.target as HTMLInputElement).value)} autocomplete="off" />

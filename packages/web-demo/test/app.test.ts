@@ -100,6 +100,14 @@ describe('the web app in Chromium', () => {
     await alice.getByTestId('search-results').getByText('hello alice').waitFor();
     await alice.fill('input.search', '');
 
+    // a sticker: drawn, encrypted and sent as sticker media
+    await alice.getByTitle('Stickers').click();
+    await alice.getByTitle('Sticker 🚀').click();
+    await bob.getByRole('button', { name: '🏷️ Show sticker' }).click();
+    const sticker = thread(bob).locator('img[alt=sticker]');
+    await sticker.waitFor();
+    await expect.poll(() => sticker.evaluate((el: HTMLImageElement) => el.naturalWidth)).toBe(128);
+
     // shared profiles and posts arrive as cards
     await alice.getByTitle('Share').click();
     await alice.fill('input[name=share-profile]', 'carol.c');

@@ -421,10 +421,13 @@ export async function acceptPrekeyMessage(
     throw new ProtocolError('INVALID_MESSAGE', 'malformed prekey message', { cause });
   }
   const used = { signedPreKey: m.spk, kemPreKey: m.kpk, ...(m.opk === undefined ? {} : { oneTimePreKey: m.opk }) };
-  if (session !== undefined && [session.current, ...session.previous].some((s) => sameBytes(s.baseKey, m.ek))) {
+  const known = session === undefined ? undefined : [session.current, ...session.previous].find((s) => sameBytes(s.baseKey, m.ek));
+  if (session !== undefined && known !== undefined) {
+    // a repeat of a prekey message this device already took: it must name the same identity
+    if (!sameBytes(known.remoteIdentity, m.ik)) throw new ProtocolError('INVALID_MESSAGE', 'a prekey message names another identity for a known session');
     const copy: WebSession = { current: session.current, previous: session.previous.slice() };
     const plaintext = await decryptWithStates(sodium, copy, whisper);
-    return { session: copy, plaintext, remoteIdentity: m.ik };
+    return { session: copy, plaintext, remoteIdentity: known.remoteIdentity };
   }
   const spk = await keys.signedPreKey(m.spk);
   const kemSecret = await keys.kemPreKey(m.kpk);

@@ -202,6 +202,20 @@ describe('web engine 1:1 sessions (PQXDH + Double Ratchet)', () => {
     expect(text(await bob.receive(first.type, first.body))).toBe('one');
   });
 
+  it('a repeated prekey message that names another identity is refused, and the session goes on', async () => {
+    const alice = new Initiator();
+    const bob = new Responder();
+    await alice.start(bob);
+    const first = await alice.send(utf8('one'));
+    const second = await alice.send(utf8('two'));
+    await bob.receive(first.type, first.body);
+    const { decodeCbor, encodeCbor } = await import('../../src/codec/index.js');
+    const forged = decodeCbor(second.body) as Record<string, unknown>;
+    forged['ik'] = serializePublicKey(generateKeyPair(sodium).publicKey);
+    expect(await codeOf(bob.receive('prekey', encodeCbor(forged)))).toBe('INVALID_MESSAGE');
+    expect(text(await bob.receive(second.type, second.body))).toBe('two');
+  });
+
   it('a replayed prekey message is a duplicate while the session exists, and INVALID_PREKEY once its one-time key is gone', async () => {
     const alice = new Initiator();
     const bob = new Responder();

@@ -1,0 +1,159 @@
+/** One conversation: header actions, requests, settings, the thread and the composer. */
+import type { CallLogRecord, ConversationRecord, MessageView, SottoClient } from '@sotto/client-sdk';
+import { useCallback, useEffect, useState } from 'preact/hooks';
+import type { Calls } from './calls.js';
+import { Composer } from './composer.js';
+import { GroupSettings } from './group-settings.js';
+import { MessageRow } from './message-row.js';
+import { describeError, TIMERS, titleOf } from './shared.js';
+
+export function ChatRoom({ client, conversationId, version, calls, onClosed, onError }: { client: SottoClient; conversationId: string; version: number; calls: Calls; onClosed: () => void; onError: (e: string) => void }) {
+  const [conversation, setConversation] = useState<ConversationRecord | undefined>();
+  const [messages, setMessages] = useState<MessageView[]>([]);
+  const [limit, setLimit] = useState(50);
+  const [hasOlder, setHasOlder] = useState(false);
+  const [typing, setTyping] = useState<string[]>([]);
+  const [replyTo, setReplyTo] = useState<MessageView | undefined>();
+  const [showSettings, setShowSettings] = useState(false);
+  const [safety, setSafety] = useState('');
+  const [showCalls, setShowCalls] = useState(false);
+  const [inChat, setInChat] = useState('');
+  const [matches, setMatches] = useState<MessageView[] | undefined>();
+  useEffect(() => {
+    if (!inChat.trim()) return setMatches(undefined);
+    let live = true;
+    void client.search(inChat, { conversationId }).then((m) => live && setMatches(m), () => undefined);
+    return () => {
+      live = false;
+    };
+  }, [client, conversationId, inChat, version]);
+  const run = useCallback((action: () => Promise<unknown>) => action().catch((err) => onError(describeError(err))), [onError]);
+
+  useEffect(() => {
+    let live = true;
+    (async () => {
+      const c = await client.conversation(conversationId);
+      const page = await client.messages(conversationId, { limit });
+      if (!live) return;
+      setConversation(c);
+      setMessages([...page.messages].reverse());
+      setHasOlder(page.next !== undefined);
+      if (c && !c.isRequest && c.unreadCount > 0) await client.markSeen(conversationId);
+    })().catch((err) => onError(describeError(err)));
+    return () => {
+      live = false;
+    };
+  }, [client, conversationId, version, limit]);
+
+  useEffect(() => () => void client.closeConversation(conversationId).catch(() => undefined), [client, conversationId]);
+
+  useEffect(() => {
+    const off = client.events.on('typing', (t) => {
+      if (t.conversationId !== conversationId) return;
+      setTyping((now) => (t.typing ? [...new Set([...now, t.accountId])] : now.filter((a) => a !== t.accountId)));
+    });
+    return off;
+  }, [client, conversationId]);
+
+  if (!conversation) return <p class="empty">Loading…</p>;
+  const isGroup = conversation.kind === 'group';
+  const adminsOnly = isGroup && conversation.messagePermissions === 'admins_only';
+  const peer = conversation.peerUsername ?? conversation.peerAccountId;
+
+  return (
+    <section class="chat">
+      <header>
+        <h2 data-testid="chat-title">{titleOf(conversation)}</h2>
+        {!conversation.isRequest && !calls.active && (
+          <span class="actions">
+            <button title="Voice call" onClick={() => void calls.start(conversationId, 'voice')}>📞</button>
+            <button title="Video call" onClick={() => void calls.start(conversationId, 'video')}>🎥</button>
+          </span>
+        )}
+        <input class="chat-search" name="search-chat" placeholder="Search in chat" value={inChat} onInput={(e) => setInChat((e.target as HTMLInputElement).value)} />
+        <button onClick={() => setShowCalls((s) => !s)}>Calls</button>
+        {isGroup && <button onClick={() => setShowSettings((s) => !s)}>Group settings</button>}
+        {!conversation.isRequest && (
+          <span class="actions" data-testid="notifications">
+            <button onClick={() => run(() => client.setNotifications(conversationId, { muted: !conversation.muted }))}>{conversation.muted ? 'Unmute' : 'Mute'}</button>
+            {(['messages', 'reactions', 'calls'] as const).map((kind) => (
+              <label key={kind} title={`Notify me of ${kind}`}>
+                <input type="checkbox" name={`notify-${kind}`} checked={conversation.notifications[kind]} onChange={(e) => run(() => client.setNotifications(conversationId, { [kind]: (e.target as HTMLInputElement).checked }))} />
+                {kind}
+              </label>
+            ))}
+          </span>
+        )}
+        {!isGroup && !conversation.isRequest && peer && (
+          <span class="actions">
+            <button data-testid="vanish" onClick={() => run(() => client.setVanishMode(conversationId, !conversation.vanishMode))}>{conversation.vanishMode ? 'Vanish mode: on' : 'Vanish mode: off'}</button>
+            <select title="Disappearing messages" value={String(conversation.expireTimerMs ?? 0)} onChange={(e) => run(() => client.setDisappearingTimer(conversationId, Number((e.target as HTMLSelectElement).value)))}>
+              {TIMERS.map(([label, ms]) => <option key={ms} value={String(ms)}>{label}</option>)}
+            </select>
+            <button onClick={() => run(async () => setSafety((await client.safetyNumber(peer)).displayable))}>Safety number</button>
+            <button onClick={() => run(() => (conversation.restricted ? client.unrestrict(peer) : client.restrict(peer)))}>{conversation.restricted ? 'Unrestrict' : 'Restrict'}</button>
+            <button onClick={() => run(() => (conversation.blocked ? client.unblock(peer) : client.block(peer)))}>{conversation.blocked ? 'Unblock' : 'Block'}</button>
+            <button onClick={() => run(() => client.report(conversationId, 'spam', messages.filter((m) => !m.outgoing).slice(-5).map((m) => m.id)))}>Report</button>
+          </span>
+        )}
+      </header>
+      {safety && (
+        <p class="safety" data-testid="safety-number" onClick={() => setSafety('')}>
+          Compare with {peer}: <code>{safety.match(/.{5}/g)?.join(' ')}</code>
+        </p>
+      )}
+      {conversation.identityChanged && peer && (
+        <div class="request" data-testid="identity-changed">
+          <p>{peer}'s security keys changed (a new phone, or someone else). Compare the safety number before you trust them.</p>
+          <button onClick={() => run(() => client.acknowledgeIdentityChange(peer))}>Trust the new keys</button>
+        </div>
+      )}
+      {conversation.vanishMode && <p class="vanish">Vanish mode: seen messages disappear when you leave the chat.</p>}
+      {conversation.isRequest && (
+        <div class="request" data-testid="request-actions">
+          <p>{conversation.invitedBy ?? peer} wants to send you messages.</p>
+          <button data-testid="accept" onClick={() => run(() => client.acceptRequest(conversationId))}>Accept</button>
+          <button onClick={() => run(async () => { await client.rejectRequest(conversationId); onClosed(); })}>Delete</button>
+          <button onClick={() => run(async () => { await client.blockRequest(conversationId); onClosed(); })}>Block</button>
+        </div>
+      )}
+      {showSettings && isGroup && <GroupSettings client={client} conversation={conversation} run={run} onLeft={onClosed} />}
+      {showCalls && <CallLog client={client} conversationId={conversationId} version={version} />}
+      {matches && (
+        <ul class="settings calls" data-testid="chat-search-results">
+          {matches.length === 0 ? <li>No messages found.</li> : matches.map((m) => <li key={m.id}>{new Date(m.sentAt).toLocaleString()} · {m.text}</li>)}
+        </ul>
+      )}
+      <ol class="thread" data-testid="thread">
+        {hasOlder && <li class="older"><button onClick={() => setLimit((l) => l + 50)}>Older messages</button></li>}
+        {messages.map((m) => (
+          <MessageRow key={m.id} client={client} m={m} isGroup={isGroup} replied={m.replyToId ? messages.find((x) => x.id === m.replyToId) : undefined} onReply={() => setReplyTo(m)} run={run} />
+        ))}
+      </ol>
+      {typing.length > 0 && <p class="typing" data-testid="typing">{typing.join(', ')} typing…</p>}
+      {!conversation.isRequest && (adminsOnly && !conversation.admins?.includes(client.accountId) ? (
+        <p class="readonly" data-testid="admins-only">Only admins can send messages in this group.</p>
+      ) : (
+        <Composer client={client} conversationId={conversationId} replyTo={replyTo} onSent={() => setReplyTo(undefined)} run={run} />
+      ))}
+    </section>
+  );
+}
+
+function CallLog({ client, conversationId, version }: { client: SottoClient; conversationId: string; version: number }) {
+  const [logs, setLogs] = useState<CallLogRecord[]>([]);
+  useEffect(() => {
+    void client.callLogs({ conversationId }).then(setLogs, () => setLogs([]));
+  }, [client, conversationId, version]);
+  return (
+    <ul class="settings calls" data-testid="call-log">
+      {logs.length === 0 && <li>No calls yet.</li>}
+      {logs.map((l) => (
+        <li key={l.callId}>
+          {l.type === 'video' ? '🎥' : '📞'} {l.initiator === client.accountId ? 'Outgoing' : 'Incoming'} · {l.status}
+          {l.durationSec !== undefined && ` · ${l.durationSec} s`} · {new Date(l.startedAt).toLocaleString()}
+        </li>
+      ))}
+    </ul>
+  );
+}

@@ -1,0 +1,121 @@
+/** The composer: text, emoji, stickers, shared cards, photos and videos, voice messages, typing. */
+import type { MessageView, SottoClient } from '@sotto/client-sdk';
+import { useRef, useState } from 'preact/hooks';
+import { EMOJI, STICKERS, STICKER_PX, stickerPng } from './shared.js';
+
+export function Composer({ client, conversationId, replyTo, onSent, run }: { client: SottoClient; conversationId: string; replyTo: MessageView | undefined; onSent: () => void; run: (a: () => Promise<unknown>) => void }) {
+  const [text, setText] = useState('');
+  const [picker, setPicker] = useState(false);
+  const typingSent = useRef(false);
+  const file = useRef<HTMLInputElement>(null);
+  const recorder = useRef<{ rec: MediaRecorder; started: number } | undefined>();
+  const [recording, setRecording] = useState(false);
+  const [sharing, setSharing] = useState(false);
+  const [stickers, setStickers] = useState(false);
+  const [shareWho, setShareWho] = useState('');
+  const [shareUrl, setShareUrl] = useState('');
+
+  /** 🎤 starts recording a voice note; pressing it again stops and sends it. */
+  const toggleVoice = () =>
+    run(async () => {
+      const active = recorder.current;
+      if (active) {
+        recorder.current = undefined;
+        setRecording(false);
+        active.rec.stop();
+        return;
+      }
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      const rec = new MediaRecorder(stream);
+      const chunks: Blob[] = [];
+      const started = performance.now();
+      rec.ondataavailable = (e) => chunks.push(e.data);
+      rec.onstop = () => {
+        stream.getTracks().forEach((t) => t.stop());
+        run(async () => {
+          const blob = new Blob(chunks, { type: rec.mimeType || 'audio/webm' });
+          const data = new Uint8Array(await blob.arrayBuffer());
+          await client.sendMedia(conversationId, { kind: 'voice', data, contentType: blob.type, durationMs: Math.max(1, Math.round(performance.now() - started)) });
+        });
+      };
+      rec.start();
+      recorder.current = { rec, started };
+      setRecording(true);
+    });
+
+  const onInput = (value: string) => {
+    setText(value);
+    const now = value.length > 0;
+    if (now !== typingSent.current) {
+      typingSent.current = now;
+      void client.setTyping(conversationId, now).catch(() => undefined);
+    }
+  };
+  const send = (e: Event) => {
+    e.preventDefault();
+    const body = text.trim();
+    if (!body) return;
+    setText('');
+    typingSent.current = false;
+    void client.setTyping(conversationId, false).catch(() => undefined);
+    run(() => client.sendText(conversationId, body, replyTo ? { replyTo: replyTo.id } : {}));
+    onSent();
+  };
+  const sendPhoto = () => {
+    const f = file.current?.files?.[0];
+    if (!f) return;
+    run(async () => {
+      const data = new Uint8Array(await f.arrayBuffer());
+      // the kind follows the file: a GIF, a video, or a photo
+      const kind = f.type === 'image/gif' ? 'gif' : f.type.startsWith('video/') ? 'video' : 'image';
+      await client.sendMedia(conversationId, { kind, data, contentType: f.type || 'application/octet-stream', fileName: f.name });
+    });
+    if (file.current) file.current.value = '';
+  };
+  return (
+    <form class="composer" onSubmit={send}>
+      {replyTo && (
+        <p class="replying">
+          Replying to “{replyTo.text ?? '…'}” <button type="button" class="link" onClick={onSent}>✕</button>
+        </p>
+      )}
+      {picker && (
+        <div class="picker" data-testid="emoji-picker">
+          {EMOJI.map((e) => (
+            <button key={e} type="button" onClick={() => onInput(text + e)}>{e}</button>
+          ))}
+        </div>
+      )}
+      {sharing && (
+        <div class="picker share" data-testid="share-form">
+          <input name="share-profile" placeholder="Share a profile: username" value={shareWho} onInput={(e) => setShareWho((e.target as HTMLInputElement).value)} />
+          <button type="button" onClick={() => { const who = shareWho.trim().toLowerCase(); setSharing(false); setShareWho(''); if (who) run(() => client.sendSharedProfile(conversationId, { accountId: who })); }}>Share profile</button>
+          <input name="share-post" placeholder="Share a post: https://…" value={shareUrl} onInput={(e) => setShareUrl((e.target as HTMLInputElement).value)} />
+          <button type="button" onClick={() => {
+            const url = shareUrl.trim();
+            setSharing(false);
+            setShareUrl('');
+            if (url) run(() => client.sendSharedPost(conversationId, { postId: url, author: client.accountId, url }));
+          }}>Share post</button>
+        </div>
+      )}
+      {stickers && (
+        <div class="picker" data-testid="sticker-picker">
+          {STICKERS.map((e) => (
+            <button key={e} type="button" title={`Sticker ${e}`} onClick={() => { setStickers(false); run(async () => client.sendMedia(conversationId, { kind: 'sticker', data: await stickerPng(e), contentType: 'image/png', width: STICKER_PX, height: STICKER_PX })); }}>{e}</button>
+          ))}
+        </div>
+      )}
+      <button type="button" title="Stickers" onClick={() => setStickers((v) => !v)}>🏷️</button>
+      <button type="button" title="Share" onClick={() => setSharing((v) => !v)}>🔗</button>
+      <button type="button" title="Emoji" onClick={() => setPicker((p) => !p)}>😊</button>
+      <input name="message" placeholder="Message…" value={text} onInput={(e) => onInput((e.target as HTMLInputElement).value)} autocomplete="off" />
+      <button type="button" title={recording ? 'Stop and send' : 'Voice message'} class={recording ? 'recording' : ''} onClick={toggleVoice}>{recording ? '⏹' : '🎤'}</button>
+      <label class="file" title="Photo, GIF or video">
+        📷
+        <input ref={file} type="file" accept="image/*,video/*" onChange={sendPhoto} />
+      </label>
+      <button type="submit">Send</button>
+    </form>
+  );
+}

@@ -1,0 +1,75 @@
+/** One message of a thread, with its media, cards, reactions, ticks and actions. */
+import type { MessageView, SottoClient } from '@sotto/client-sdk';
+import { useState } from 'preact/hooks';
+import { EDIT_WINDOW_MS, REACTIONS, statusOf } from './shared.js';
+
+export function MessageRow({ client, m, isGroup, replied, onReply, run }: { client: SottoClient; m: MessageView; isGroup: boolean; replied: MessageView | undefined; onReply: () => void; run: (a: () => Promise<unknown>) => void }) {
+  const [image, setImage] = useState<string | undefined>();
+  const [editing, setEditing] = useState<string | undefined>();
+  const [forwarding, setForwarding] = useState(false);
+  const [forwardTo, setForwardTo] = useState('');
+  const counts = new Map<string, number>();
+  for (const r of Object.values(m.reactions)) counts.set(r.emoji, (counts.get(r.emoji) ?? 0) + 1);
+  const media = m.content?.type === 'media' ? m.content : undefined;
+  const pointer = media?.body.attachments[0];
+  const showMedia = () =>
+    run(async () => {
+      const bytes = await client.downloadAttachment(m.id);
+      setImage(URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: pointer?.contentType ?? 'application/octet-stream' })));
+    });
+  const seconds = Math.max(1, Math.round((pointer?.durationMs ?? 0) / 1000));
+  return (
+    <li class={m.outgoing ? 'out' : 'in'} data-testid="message">
+      {isGroup && !m.outgoing && <span class="sender">{m.senderAccountId}</span>}
+      {replied && <blockquote class="reply">{replied.text ?? '…'}</blockquote>}
+      {m.deletedAt !== undefined ? (
+        <em class="unsent">Message unsent</em>
+      ) : m.content?.type === 'sharedProfile' ? (
+        <span class="card" data-testid="profile-card">👤 <strong>@{m.content.body.accountId}</strong>{m.content.body.displayName ? ` · ${m.content.body.displayName}` : ''}{m.content.body.bio ? <em> {m.content.body.bio}</em> : null}</span>
+      ) : m.content?.type === 'sharedPost' ? (
+        <span class="card" data-testid="post-card">📝 Post by @{m.content.body.author}{m.content.body.caption ? `: ${m.content.body.caption}` : ''}{m.content.body.url ? <> · <a href={m.content.body.url} target="_blank" rel="noopener noreferrer">open</a></> : null}</span>
+      ) : media?.body.kind === 'voice' ? (
+        image ? <audio src={image} controls data-testid="voice" /> : <button onClick={showMedia}>🎤 Voice message ({seconds} s)</button>
+      ) : media?.body.kind === 'video' ? (
+        image ? <video src={image} controls data-testid="video" /> : <button onClick={showMedia}>🎬 Play video</button>
+      ) : media ? (
+        image ? <img src={image} alt={media.body.kind === 'image' ? 'photo' : media.body.kind} /> : <button onClick={showMedia}>{media.body.kind === 'gif' ? '🎞️ Show GIF' : media.body.kind === 'sticker' ? '🏷️ Show sticker' : '📷 Show photo'}</button>
+      ) : (
+        <span class="text" data-testid="text">{m.text}</span>
+      )}
+      {counts.size > 0 && (
+        <span class="reactions" data-testid="reactions">
+          {[...counts].map(([emoji, n]) => `${emoji}${n > 1 ? n : ''}`).join(' ')}
+        </span>
+      )}
+      <span class="meta">
+        {new Date(m.sentAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}
+        {m.editedAt !== undefined && ' · edited'}
+        {m.outgoing && <span class="status" data-testid="status">{statusOf(m)}</span>}
+      </span>
+      {m.deletedAt === undefined && (
+        <span class="tools">
+          {REACTIONS.map((e) => (
+            <button key={e} title={`React ${e}`} onClick={() => run(() => client.react(m.id, m.reactions[client.accountId]?.emoji === e ? null : e))}>{e}</button>
+          ))}
+          <button onClick={onReply}>Reply</button>
+          <button onClick={() => setForwarding(true)}>Forward</button>
+          {m.outgoing && m.text !== undefined && Date.now() - m.sentAt < EDIT_WINDOW_MS && <button onClick={() => setEditing(m.text ?? '')}>Edit</button>}
+          {m.outgoing && <button onClick={() => run(() => client.unsend(m.id, 'everyone'))}>Unsend</button>}
+        </span>
+      )}
+      {editing !== undefined && (
+        <form class="inline" onSubmit={(e) => { e.preventDefault(); const text = editing.trim(); setEditing(undefined); if (text) run(() => client.edit(m.id, text)); }}>
+          <input name="edit" value={editing} onInput={(e) => setEditing((e.target as HTMLInputElement).value)} />
+          <button type="submit">Save</button>
+        </form>
+      )}
+      {forwarding && (
+        <form class="inline" onSubmit={(e) => { e.preventDefault(); const to = forwardTo.trim().toLowerCase(); setForwarding(false); if (to) run(async () => client.forward(m.id, await client.openConversation(to))); }}>
+          <input name="forward-to" placeholder="Forward to (username)" value={forwardTo} onInput={(e) => setForwardTo((e.target as HTMLInputElement).value)} />
+          <button type="submit">Forward</button>
+        </form>
+      )}
+    </li>
+  );
+}

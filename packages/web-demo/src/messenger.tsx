@@ -1,0 +1,158 @@
+/** The messages list (with search, requests, new chats and devices) beside the open chat. */
+import type { ConversationRecord, MessageView, SottoClient } from '@sotto/client-sdk';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { CallPanel, useCalls } from './calls.js';
+import { ChatRoom } from './chat-room.js';
+import { startNotifications } from './notify.js';
+import { describeError, titleOf, useClientVersion } from './shared.js';
+
+/** This account's devices: link a new one by its code, remove others. */
+function Devices({ client, onError }: { client: SottoClient; onError: (e: string) => void }) {
+  const [devices, setDevices] = useState<{ deviceId: number; current: boolean }[]>([]);
+  const [code, setCode] = useState('');
+  const [version, setVersion] = useState(0);
+  useEffect(() => {
+    void client.devices().then(setDevices, (err) => onError(describeError(err)));
+  }, [client, version]);
+  // a linked device registers after the approval: refresh when the account's devices change
+  useEffect(() => client.events.on('devicesChanged', () => setVersion((v) => v + 1)), [client]);
+  const approve = async (e: Event) => {
+    e.preventDefault();
+    try {
+      await client.approveLink(code.trim(), { transferHistory: true });
+      setCode('');
+      setVersion((v) => v + 1);
+    } catch (err) {
+      onError(describeError(err));
+    }
+  };
+  return (
+    <div class="devices" data-testid="devices">
+      <ul>
+        {devices.map((d) => (
+          <li key={d.deviceId}>
+            Device {d.deviceId}
+            {d.current ? ' (this one)' : <button onClick={() => void client.removeDevice(d.deviceId).then(() => setVersion((v) => v + 1), (err) => onError(describeError(err)))}>Remove</button>}
+          </li>
+        ))}
+      </ul>
+      <form onSubmit={approve}>
+        <input name="link-code" placeholder="Code shown on the new device" value={code} onInput={(e) => setCode((e.target as HTMLInputElement).value)} />
+        <button type="submit">Link device</button>
+      </form>
+    </div>
+  );
+}
+
+export function Messenger({ client, onSignOut }: { client: SottoClient; onSignOut: () => void }) {
+  const version = useClientVersion(client);
+  const [open, setOpen] = useState<string | undefined>();
+  const [tab, setTab] = useState<'chats' | 'requests'>('chats');
+  const [query, setQuery] = useState('');
+  const [list, setList] = useState<ConversationRecord[]>([]);
+  const [found, setFound] = useState<MessageView[]>([]);
+  const [requestCount, setRequestCount] = useState(0);
+  const [error, setError] = useState('');
+  const [showDevices, setShowDevices] = useState(false);
+
+  useEffect(() => {
+    let live = true;
+    (async () => {
+      const rows = query.trim() ? await client.searchConversations(query) : await client.conversations({ requests: tab === 'requests' });
+      const messages = query.trim() ? await client.search(query, { limit: 20 }) : [];
+      const requests = await client.requests();
+      if (live) {
+        setList(rows);
+        setFound(messages);
+        setRequestCount(requests.length);
+      }
+    })().catch((err) => setError(describeError(err)));
+    return () => {
+      live = false;
+    };
+  }, [client, version, tab, query]);
+
+  const run = (action: () => Promise<unknown>) => action().catch((err) => setError(describeError(err)));
+  const calls = useCalls(client, setError);
+  const openRef = useRef<string | undefined>();
+  openRef.current = open;
+  useEffect(() => startNotifications(client, () => openRef.current), [client]);
+
+  return (
+    <div class="messenger">
+      <aside>
+        <header>
+          <strong data-testid="me">{client.accountId}</strong>
+          <span class={`conn ${client.connectionState}`} title={client.connectionState} />
+          <button class="link" onClick={() => setShowDevices((v) => !v)}>Devices</button>
+          <button class="link" onClick={onSignOut}>Sign out</button>
+        </header>
+        {showDevices && <Devices client={client} onError={setError} />}
+        <input class="search" placeholder="Search" value={query} onInput={(e) => setQuery((e.target as HTMLInputElement).value)} />
+        <nav class="tabs">
+          <button class={tab === 'chats' ? 'active' : ''} onClick={() => setTab('chats')}>Chats</button>
+          <button class={tab === 'requests' ? 'active' : ''} onClick={() => setTab('requests')} data-testid="requests-tab">
+            Requests{requestCount > 0 && <span class="badge" data-testid="requests-count">{requestCount}</span>}
+          </button>
+        </nav>
+        <NewConversation onOpen={(username) => run(async () => setOpen(await client.openConversation(username)))} onGroup={(name, members) => run(async () => setOpen(await client.createGroup({ name, members })))} />
+        <ul class="conversations">
+          {list.map((c) => (
+            <li key={c.id} class={c.id === open ? 'active' : ''} data-testid={`conversation-${c.id}`} onClick={() => setOpen(c.id)}>
+              <span class="title">{titleOf(c)}</span>
+              {c.unreadCount > 0 && <span class="badge" data-testid="unread">{c.unreadCount}</span>}
+              <span class="preview">{c.lastMessagePreview ?? ''}</span>
+            </li>
+          ))}
+        </ul>
+        {found.length > 0 && (
+          <ul class="conversations found" data-testid="search-results">
+            <li class="heading">Messages</li>
+            {found.map((m) => (
+              <li key={m.id} onClick={() => setOpen(m.conversationId)}>
+                <span class="title">{m.outgoing ? 'You' : m.senderAccountId}</span>
+                <span class="preview">{m.text}</span>
+              </li>
+            ))}
+          </ul>
+        )}
+        {error && <p class="error" role="alert" onClick={() => setError('')}>{error}</p>}
+      </aside>
+      <main>
+        <CallPanel calls={calls} />
+        {open ? <ChatRoom key={open} client={client} conversationId={open} version={version} calls={calls} onClosed={() => setOpen(undefined)} onError={setError} /> : <p class="empty">Pick a conversation or start a new one.</p>}
+      </main>
+    </div>
+  );
+}
+
+function NewConversation({ onOpen, onGroup }: { onOpen: (username: string) => void; onGroup: (name: string, members: string[]) => void }) {
+  const [mode, setMode] = useState<'none' | 'direct' | 'group'>('none');
+  const [to, setTo] = useState('');
+  const [name, setName] = useState('');
+  if (mode === 'none') {
+    return (
+      <div class="new">
+        <button onClick={() => setMode('direct')}>New message</button>
+        <button onClick={() => setMode('group')}>New group</button>
+      </div>
+    );
+  }
+  const submit = (e: Event) => {
+    e.preventDefault();
+    const names = to.split(/[\s,]+/).map((s) => s.trim().toLowerCase()).filter(Boolean);
+    if (mode === 'direct' && names[0]) onOpen(names[0]);
+    if (mode === 'group' && names.length > 0) onGroup(name.trim() || names.join(', '), names);
+    setMode('none');
+    setTo('');
+    setName('');
+  };
+  return (
+    <form class="new" onSubmit={submit}>
+      {mode === 'group' && <input name="group-name" placeholder="Group name" value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} />}
+      <input name="to" placeholder={mode === 'group' ? 'usernames, comma separated' : 'username'} value={to} onInput={(e) => setTo((e.target as HTMLInputElement).value)} required />
+      <button type="submit">{mode === 'group' ? 'Create group' : 'Open chat'}</button>
+      <button type="button" class="link" onClick={() => setMode('none')}>Cancel</button>
+    </form>
+  );
+}

@@ -1,0 +1,56 @@
+/** What several pages share: error text, titles, ticks, the refresh hook, emoji and stickers. */
+import type { ConversationRecord, MessageView, SottoClient } from '@sotto/client-sdk';
+import { useEffect, useState } from 'preact/hooks';
+
+export const EMOJI = ['❤️', '👍', '😂', '😮', '😢', '🔥', '👏', '🙏', '🎉', '😍', '🤔', '👋'];
+export const REACTIONS = ['❤️', '👍', '😂', '😮', '😢'];
+/** The app's built-in stickers: big emoji drawn into PNGs, sent as sticker media. */
+export const STICKERS = ['🐱', '🌈', '🍕', '🚀'];
+export const STICKER_PX = 128;
+
+export async function stickerPng(emoji: string): Promise<Uint8Array> {
+  const canvas = document.createElement('canvas');
+  canvas.width = canvas.height = STICKER_PX;
+  const g = canvas.getContext('2d')!;
+  g.font = `${STICKER_PX * 0.8}px sans-serif`;
+  g.textAlign = 'center';
+  g.textBaseline = 'middle';
+  g.fillText(emoji, STICKER_PX / 2, STICKER_PX / 2);
+  const blob = await new Promise<Blob>((resolve, reject) => canvas.toBlob((b) => (b ? resolve(b) : reject(new Error('no PNG'))), 'image/png'));
+  return new Uint8Array(await blob.arrayBuffer());
+}
+export const TIMERS: [string, number][] = [['Messages stay', 0], ['Disappear after 1 minute', 60_000], ['after 1 hour', 3_600_000], ['after 1 day', 86_400_000]];
+/** The SDK accepts edits for 15 minutes after sending. */
+export const EDIT_WINDOW_MS = 15 * 60_000;
+
+/** Re-renders whenever the client reports something that may change what a page shows. */
+export function useClientVersion(client: SottoClient): number {
+  const [version, setVersion] = useState(0);
+  useEffect(() => {
+    const bump = () => setVersion((v) => v + 1);
+    const events = ['message', 'messageUpdated', 'messageStatus', 'reaction', 'messageDeleted', 'conversationUpdated', 'conversationDeleted', 'request', 'identityChanged', 'sendFailed', 'devicesChanged', 'synced', 'connection'] as const;
+    const offs = events.map((e) => client.events.on(e, bump as never));
+    return () => offs.forEach((off) => off());
+  }, [client]);
+  return version;
+}
+
+export function describeError(err: unknown): string {
+  const e = err as { code?: string; message?: string };
+  return e.code ? `${e.code}: ${e.message ?? ''}` : String(err);
+}
+
+export function titleOf(c: ConversationRecord): string {
+  return c.title ?? c.peerUsername ?? c.peerAccountId ?? c.id;
+}
+
+/** ✓ sent, ✓✓ delivered, "Seen" read: the least advanced recipient decides. */
+export function statusOf(m: MessageView): string {
+  const states = Object.values(m.status ?? {}).map((s) => s.state);
+  if (states.length === 0) return '';
+  if (states.includes('failed')) return 'Failed';
+  if (states.includes('pending')) return '…';
+  if (states.includes('sent')) return '✓';
+  if (states.includes('delivered')) return '✓✓';
+  return 'Seen';
+}

@@ -1,0 +1,58 @@
+/** The sign-in page: open or create an account on this browser, or link it to one elsewhere. */
+import type { SottoClient } from '@sotto/client-sdk';
+import { useState } from 'preact/hooks';
+import { lastUsername, signIn, startLink } from './session.js';
+import { describeError } from './shared.js';
+
+export function SignIn({ onReady }: { onReady: (c: SottoClient) => void }) {
+  const [username, setUsername] = useState(lastUsername());
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState('');
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    setError('');
+    try {
+      onReady(await signIn(username));
+    } catch (err) {
+      setError(describeError(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form class="signin" onSubmit={submit}>
+      <h1>Sotto</h1>
+      <p>End-to-end encrypted messages. Keys and messages stay in this browser.</p>
+      <input name="username" placeholder="username" autocomplete="username" value={username} onInput={(e) => setUsername((e.target as HTMLInputElement).value)} pattern="[a-z0-9._]{3,32}" required />
+      <button type="submit" disabled={busy}>{busy ? 'Opening…' : 'Sign in or create account'}</button>
+      {error && <p class="error" role="alert">{error}</p>}
+      <LinkThisDevice onReady={onReady} />
+    </form>
+  );
+}
+
+/** Links this browser to an account already signed in on another device. */
+function LinkThisDevice({ onReady }: { onReady: (c: SottoClient) => void }) {
+  const [code, setCode] = useState('');
+  const [error, setError] = useState('');
+  const start = async () => {
+    setError('');
+    try {
+      const link = await startLink();
+      setCode(link.code);
+      onReady(await link.finish());
+    } catch (err) {
+      setError(describeError(err));
+      setCode('');
+    }
+  };
+  if (!code) return <button type="button" class="link" onClick={() => void start()}>Link to an account on another device</button>;
+  return (
+    <div class="linking">
+      <p>On your other device, open Devices and enter this code:</p>
+      <code data-testid="link-code">{code}</code>
+      {error && <p class="error">{error}</p>}
+    </div>
+  );
+}

@@ -3,6 +3,7 @@ import type { CallLogRecord, ConversationRecord, MessageView, SottoClient } from
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import type { Calls } from './calls.js';
 import { Composer } from './composer.js';
+import { Checkbox } from './controls.js';
 import { GroupSettings } from './group-settings.js';
 import { MessageRow } from './message-row.js';
 import { describeError, TIMERS, titleOf } from './shared.js';
@@ -78,7 +79,7 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onE
             <button onClick={() => run(() => client.setNotifications(conversationId, { muted: !conversation.muted }))}>{conversation.muted ? 'Unmute' : 'Mute'}</button>
             {(['messages', 'reactions', 'calls'] as const).map((kind) => (
               <label key={kind} title={`Notify me of ${kind}`}>
-                <input type="checkbox" name={`notify-${kind}`} checked={conversation.notifications[kind]} onChange={(e) => run(() => client.setNotifications(conversationId, { [kind]: (e.target as HTMLInputElement).checked }))} />
+                <Checkbox name={`notify-${kind}`} checked={conversation.notifications[kind]} onChange={(on) => run(() => client.setNotifications(conversationId, { [kind]: on }))} />
                 {kind}
               </label>
             ))}

@@ -1,6 +1,7 @@
 /** Group settings: name, photo, who may write, members and admins, leaving. */
 import type { ConversationRecord, SottoClient } from '@sotto/client-sdk';
 import { useEffect, useState } from 'preact/hooks';
+import { Checkbox } from './controls.js';
 
 export function GroupSettings({ client, conversation, run, onLeft }: { client: SottoClient; conversation: ConversationRecord; run: (a: () => Promise<unknown>) => void; onLeft: () => void }) {
   const [name, setName] = useState(conversation.title ?? '');
@@ -23,7 +24,7 @@ export function GroupSettings({ client, conversation, run, onLeft }: { client: S
       </form>
       {admin && (
         <label>
-          <input type="checkbox" name="admins-only" checked={conversation.messagePermissions === 'admins_only'} onChange={(e) => run(() => client.updateGroup(conversation.id, { messagePermissions: (e.target as HTMLInputElement).checked ? 'admins_only' : 'all' }))} />
+          <Checkbox name="admins-only" checked={conversation.messagePermissions === 'admins_only'} onChange={(on) => run(() => client.updateGroup(conversation.id, { messagePermissions: on ? 'admins_only' : 'all' }))} />
           Only admins can send messages
         </label>
       )}

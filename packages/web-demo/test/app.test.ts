@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApp, type AppHarness } from './harness.js';
+import { send, startApp, type AppHarness } from './harness.js';
 
 /** A 1×1 PNG, the photo of the test. */
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
@@ -23,10 +23,6 @@ describe('the web app in Chromium', () => {
   const person = (username: string) => app.person(username);
   const thread = (page: Page) => page.getByTestId('thread');
 
-  async function send(page: Page, text: string): Promise<void> {
-    await page.fill('input[name=message]', text);
-    await page.click('form.composer button[type=submit]');
-  }
 
   it('two people chat: request, accept, messages, ticks, reactions, typing, reply, unsend, a group', async () => {
     const alice = await person('alice');

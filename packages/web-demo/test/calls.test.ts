@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApp, type AppHarness } from './harness.js';
+import { acceptRequest, firstContact, openChat, startApp, type AppHarness } from './harness.js';
 
 /**
  * A video call between two browsers (Chromium with its fake camera and microphone): signalled
@@ -18,15 +18,7 @@ describe('calls in the web app', () => {
   it('alice video-calls bob: ringing, accept, both see the other, hang up', async () => {
     const alice = await person('alice');
     const bob = await person('bob');
-    await alice.getByRole('button', { name: 'New message' }).click();
-    await alice.fill('input[name=to]', 'bob');
-    await alice.getByRole('button', { name: 'Open chat' }).click();
-    await alice.fill('input[name=message]', 'call me?');
-    await alice.click('form.composer button[type=submit]');
-    await bob.getByTestId('requests-tab').click();
-    await bob.getByTestId('conversation-d:alice').click();
-    await bob.getByTestId('accept').click();
-    await bob.getByTestId('thread').getByText('call me?').waitFor();
+    await firstContact(alice, 'alice', bob, 'bob', 'call me?');
 
     await alice.getByTitle('Video call').click();
     await bob.getByTestId('incoming-call').filter({ hasText: 'alice is calling (video)' }).waitFor();
@@ -52,16 +44,12 @@ describe('calls in the web app', () => {
   it('carol records a voice message; dave plays it', async () => {
     const carol = await person('carol');
     const dave = await person('dave');
-    await carol.getByRole('button', { name: 'New message' }).click();
-    await carol.fill('input[name=to]', 'dave');
-    await carol.getByRole('button', { name: 'Open chat' }).click();
+    await openChat(carol, 'dave');
     await carol.getByTitle('Voice message').click();
     await carol.getByTitle('Stop and send').waitFor();
     await new Promise((resolve) => setTimeout(resolve, 1200)); // about a second of the fake microphone
     await carol.getByTitle('Stop and send').click();
-    await dave.getByTestId('requests-tab').click();
-    await dave.getByTestId('conversation-d:carol').click();
-    await dave.getByTestId('accept').click();
+    await acceptRequest(dave, 'carol');
     const note = dave.getByRole('button', { name: /🎤 Voice message \(\d+ s\)/ });
     await note.click();
     const audio = dave.getByTestId('voice');

@@ -9,6 +9,7 @@ import { createRelay, defaultConfig, type Relay } from '@sotto/relay';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, it } from 'vitest';
+import { firstContact } from './harness.js';
 
 const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
 
@@ -76,15 +77,7 @@ describe('the web app on another origin than the relay', () => {
   it('two people chat, with a photo, while the app and the relay are on different origins', async () => {
     const alice = await person('alice');
     const bob = await person('bob');
-    await alice.getByRole('button', { name: 'New message' }).click();
-    await alice.fill('input[name=to]', 'bob');
-    await alice.getByRole('button', { name: 'Open chat' }).click();
-    await alice.fill('input[name=message]', 'across origins');
-    await alice.click('form.composer button[type=submit]');
-    await bob.getByTestId('requests-tab').click();
-    await bob.getByTestId('conversation-d:alice').click();
-    await bob.getByTestId('accept').click();
-    await bob.getByTestId('thread').getByText('across origins').waitFor();
+    await firstContact(alice, 'alice', bob, 'bob', 'across origins');
     const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
     await alice.setInputFiles('form.composer input[type=file]', { name: 'dot.png', mimeType: 'image/png', buffer: png });
     await bob.getByRole('button', { name: '📷 Show photo' }).click();

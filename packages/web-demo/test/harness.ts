@@ -62,3 +62,34 @@ export async function startApp(options: { fakeMedia?: boolean } = {}): Promise<A
     },
   };
 }
+
+/** Opens a chat from `from` to `to` (by the "New message" form), leaving it open. */
+export async function openChat(from: Page, to: string): Promise<void> {
+  await from.getByRole('button', { name: 'New message' }).click();
+  await from.fill('input[name=to]', to);
+  await from.getByRole('button', { name: 'Open chat' }).click();
+}
+
+/** Sends `text` from the open chat of `page`. */
+export async function send(page: Page, text: string): Promise<void> {
+  await page.fill('input[name=message]', text);
+  await page.click('form.composer button[type=submit]');
+}
+
+/**
+ * `from` writes `text` to `to` (username `toName`), and `to` accepts the request from `fromName`
+ * and reads it: the start of most conversations in these tests.
+ */
+export async function firstContact(from: Page, fromName: string, to: Page, toName: string, text: string): Promise<void> {
+  await openChat(from, toName);
+  await send(from, text);
+  await acceptRequest(to, fromName);
+  await to.getByTestId('thread').getByText(text).waitFor();
+}
+
+/** Accepts the message request from `fromName` in the requests tab, and opens the chat. */
+export async function acceptRequest(page: Page, fromName: string): Promise<void> {
+  await page.getByTestId('requests-tab').click();
+  await page.getByTestId(`conversation-d:${fromName}`).click();
+  await page.getByTestId('accept').click();
+}

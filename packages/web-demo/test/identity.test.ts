@@ -1,7 +1,7 @@
 import { decodeDeviceRecord, decodeSignedDeviceRecord, encodeSignedDeviceRecord } from '@sotto/protocol';
 import { createWebEngine } from '@sotto/protocol/web';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApp, type AppHarness } from './harness.js';
+import { firstContact, send, startApp, type AppHarness } from './harness.js';
 
 /**
  * A relay that swaps a contact's identity key (what a reinstall, or a malicious operator, would
@@ -19,15 +19,7 @@ describe('the identity-change warning in the web app', () => {
   it('holds a message to a changed identity until alice trusts the new keys', async () => {
     const alice = await app.person('alice');
     const bob = await app.person('bob');
-    await alice.getByRole('button', { name: 'New message' }).click();
-    await alice.fill('input[name=to]', 'bob');
-    await alice.getByRole('button', { name: 'Open chat' }).click();
-    await alice.fill('input[name=message]', 'first');
-    await alice.click('form.composer button[type=submit]');
-    await bob.getByTestId('requests-tab').click();
-    await bob.getByTestId('conversation-d:alice').click();
-    await bob.getByTestId('accept').click();
-    await bob.getByTestId('thread').getByText('first').waitFor();
+    await firstContact(alice, 'alice', bob, 'bob', 'first');
 
     // the relay now lists bob's device under another identity key, signed by that key
     const engine = await createWebEngine();
@@ -45,8 +37,7 @@ describe('the identity-change warning in the web app', () => {
     ctx.accounts.forgetCachedDevices();
 
     // alice's next message waits behind a warning; bob gets nothing yet
-    await alice.fill('input[name=message]', 'held back');
-    await alice.click('form.composer button[type=submit]');
+    await send(alice, 'held back');
     await alice.getByTestId('identity-changed').waitFor({ timeout: 15_000 });
     await bob.waitForTimeout(500);
     expect(await bob.getByTestId('thread').getByText('held back').count()).toBe(0);

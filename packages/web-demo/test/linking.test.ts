@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApp, type AppHarness } from './harness.js';
+import { firstContact, send, startApp, type AppHarness } from './harness.js';
 
 /** A second browser joins alice's account by a link code, with her history. */
 describe('linking a device in the web app', () => {
@@ -13,15 +13,7 @@ describe('linking a device in the web app', () => {
   it('a new browser shows a code, alice approves it, the new device has her history and her new messages', async () => {
     const alice = await app.person('alice');
     const bob = await app.person('bob');
-    await bob.getByRole('button', { name: 'New message' }).click();
-    await bob.fill('input[name=to]', 'alice');
-    await bob.getByRole('button', { name: 'Open chat' }).click();
-    await bob.fill('input[name=message]', 'before the link');
-    await bob.click('form.composer button[type=submit]');
-    await alice.getByTestId('requests-tab').click();
-    await alice.getByTestId('conversation-d:bob').click();
-    await alice.getByTestId('accept').click();
-    await alice.getByTestId('thread').getByText('before the link').waitFor();
+    await firstContact(bob, 'bob', alice, 'alice', 'before the link');
 
     // the new browser: no account, asks to be linked
     const laptop = await (await app.browser.newContext()).newPage();
@@ -42,13 +34,11 @@ describe('linking a device in the web app', () => {
     await expect.poll(async () => (await alice.getByTestId('devices').locator('li').allTextContents()).length, { timeout: 15_000 }).toBe(2);
 
     // bob's next message reaches both of alice's devices
-    await bob.fill('input[name=message]', 'after the link');
-    await bob.click('form.composer button[type=submit]');
+    await send(bob, 'after the link');
     for (const page of [alice, laptop]) await page.getByTestId('thread').getByText('after the link').waitFor({ timeout: 15_000 });
 
     // and what the laptop sends shows on alice's first device too (a sent transcript)
-    await laptop.fill('input[name=message]', 'from the laptop');
-    await laptop.click('form.composer button[type=submit]');
+    await send(laptop, 'from the laptop');
     await bob.getByTestId('thread').getByText('from the laptop').waitFor({ timeout: 15_000 });
     await alice.getByTestId('thread').getByText('from the laptop').waitFor({ timeout: 15_000 });
   });

@@ -1,6 +1,6 @@
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApp, type AppHarness } from './harness.js';
+import { openChat, send, startApp, type AppHarness } from './harness.js';
 
 /**
  * Desktop notifications follow each conversation's settings. The browser's Notification API is
@@ -31,11 +31,8 @@ describe('notifications in the web app', () => {
   afterAll(async () => app?.close());
 
   async function chat(from: Page, to: string, text: string): Promise<void> {
-    await from.getByRole('button', { name: 'New message' }).click();
-    await from.fill('input[name=to]', to);
-    await from.getByRole('button', { name: 'Open chat' }).click();
-    await from.fill('input[name=message]', text);
-    await from.click('form.composer button[type=submit]');
+    await openChat(from, to);
+    await send(from, text);
   }
 
   it('notifies of messages in chats that are not open, as each chat is set', async () => {
@@ -55,10 +52,8 @@ describe('notifications in the web app', () => {
     // alice looks at bob's chat: carol's message notifies, bob's does not
     await alice.getByRole('button', { name: 'Chats' }).click();
     await alice.getByTestId('conversation-d:bob').click();
-    await carol.fill('input[name=message]', 'are you there?');
-    await carol.click('form.composer button[type=submit]');
-    await bob.fill('input[name=message]', 'seen live');
-    await bob.click('form.composer button[type=submit]');
+    await send(carol, 'are you there?');
+    await send(bob, 'seen live');
     await alice.getByTestId('thread').getByText('seen live').waitFor();
     await expect.poll(() => shown(alice), { timeout: 15_000 }).toEqual([{ title: 'carol', body: 'are you there?' }]);
 
@@ -66,10 +61,8 @@ describe('notifications in the web app', () => {
     await alice.getByTestId('conversation-d:carol').click();
     await alice.uncheck('input[name=notify-messages]');
     await alice.getByTestId('conversation-d:bob').click();
-    await carol.fill('input[name=message]', 'hello?');
-    await carol.click('form.composer button[type=submit]');
-    await bob.fill('input[name=message]', 'marker');
-    await bob.click('form.composer button[type=submit]');
+    await send(carol, 'hello?');
+    await send(bob, 'marker');
     await alice.getByTestId('thread').getByText('marker').waitFor();
     await alice.getByTestId('conversation-d:carol').click();
     await alice.getByTestId('thread').getByText('hello?').waitFor();

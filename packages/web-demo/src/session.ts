@@ -18,6 +18,9 @@ const DB_OF = 'sotto.db.';
 const RELAY_URL = import.meta.env.VITE_SOTTO_RELAY_URL || location.origin;
 
 async function clientOptions(database: string): Promise<SottoClientOptions> {
+  // The account's keys live only in this browser's storage: ask the browser not to evict it under
+  // storage pressure (it may still refuse; the user then keeps the account by linking a device).
+  void navigator.storage?.persist?.().catch(() => false);
   return {
     relayUrl: RELAY_URL,
     engine: await createWebEngine(),

@@ -11,5 +11,6 @@ import { SignIn } from './sign-in.js';
 
 export function App() {
   const [client, setClient] = useState<SottoClient | undefined>();
-  return client === undefined ? <SignIn onReady={setClient} /> : <Messenger client={client} onSignOut={async () => { await client.close(); setClient(undefined); }} />;
+  if (client === undefined) return <SignIn onReady={setClient} />;
+  return <Messenger client={client} onSignOut={async () => { await client.close(); setClient(undefined); }} onErased={() => setClient(undefined)} />;
 }

@@ -4,10 +4,11 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { CallPanel, useCalls } from './calls.js';
 import { ChatRoom } from './chat-room.js';
 import { startNotifications } from './notify.js';
+import { eraseThisBrowser } from './session.js';
 import { describeError, titleOf, useClientVersion } from './shared.js';
 
 /** This account's devices: link a new one by its code, remove others. */
-function Devices({ client, onError }: { client: SottoClient; onError: (e: string) => void }) {
+function Devices({ client, onError, onErased }: { client: SottoClient; onError: (e: string) => void; onErased: () => void }) {
   const [devices, setDevices] = useState<{ deviceId: number; current: boolean }[]>([]);
   const [code, setCode] = useState('');
   const [version, setVersion] = useState(0);
@@ -40,11 +41,18 @@ function Devices({ client, onError }: { client: SottoClient; onError: (e: string
         <input name="link-code" placeholder="Code shown on the new device" value={code} onInput={(e) => setCode((e.target as HTMLInputElement).value)} />
         <button type="submit">Link device</button>
       </form>
+      <button class="danger" onClick={() => {
+        const alone = devices.length <= 1;
+        const warning = alone
+          ? 'This is the only device of this account: erasing it loses the account and its messages for good. Erase?'
+          : 'Erase this account from this browser? Remove this device on your other device afterwards.';
+        if (confirm(warning)) void eraseThisBrowser(client).then(onErased, (err) => onError(describeError(err)));
+      }}>Erase from this browser</button>
     </div>
   );
 }
 
-export function Messenger({ client, onSignOut }: { client: SottoClient; onSignOut: () => void }) {
+export function Messenger({ client, onSignOut, onErased }: { client: SottoClient; onSignOut: () => void; onErased: () => void }) {
   const version = useClientVersion(client);
   const [open, setOpen] = useState<string | undefined>();
   const [tab, setTab] = useState<'chats' | 'requests'>('chats');
@@ -87,7 +95,7 @@ export function Messenger({ client, onSignOut }: { client: SottoClient; onSignOu
           <button class="link" onClick={() => setShowDevices((v) => !v)}>Devices</button>
           <button class="link" onClick={onSignOut}>Sign out</button>
         </header>
-        {showDevices && <Devices client={client} onError={setError} />}
+        {showDevices && <Devices client={client} onError={setError} onErased={onErased} />}
         <input class="search" placeholder="Search" value={query} onInput={(e) => setQuery((e.target as HTMLInputElement).value)} />
         <nav class="tabs">
           <button class={tab === 'chats' ? 'active' : ''} onClick={() => setTab('chats')}>Chats</button>

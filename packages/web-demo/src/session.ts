@@ -5,7 +5,7 @@
  * also serves this app) only ever sees ciphertext.
  */
 import { SottoClient, SottoError, type SottoClientOptions } from '@sotto/client-sdk';
-import { openIndexedDbStorage } from '@sotto/client-sdk/browser';
+import { openIndexedDbStorage, type IndexedDbStorage } from '@sotto/client-sdk/browser';
 import { createWebEngine } from '@sotto/protocol/web';
 // simple-peer's self-contained browser build (its package entry needs Node's streams)
 import SimplePeer from 'simple-peer/simplepeer.min.js';
@@ -17,16 +17,36 @@ const DB_OF = 'sotto.db.';
 /** The relay: the one set at build time (an app hosted apart from it), else the app's own origin. */
 const RELAY_URL = import.meta.env.VITE_SOTTO_RELAY_URL || location.origin;
 
+/** The database and storage of the account signed in on this page. */
+let current: { database: string; storage: IndexedDbStorage } | undefined;
+
 async function clientOptions(database: string): Promise<SottoClientOptions> {
   // The account's keys live only in this browser's storage: ask the browser not to evict it under
   // storage pressure (it may still refuse; the user then keeps the account by linking a device).
   void navigator.storage?.persist?.().catch(() => false);
-  return {
-    relayUrl: RELAY_URL,
-    engine: await createWebEngine(),
-    storage: await openIndexedDbStorage(database),
-    calls: { SimplePeer },
-  };
+  const storage = await openIndexedDbStorage(database);
+  current = { database, storage };
+  return { relayUrl: RELAY_URL, engine: await createWebEngine(), storage, calls: { SimplePeer } };
+}
+
+/**
+ * Erases this browser's copy of the signed-in account: its keys, sessions and messages. The
+ * device stays listed on the account until another device removes it (a device cannot remove
+ * itself); with no other device, the account is gone for good.
+ */
+export async function eraseThisBrowser(client: SottoClient): Promise<void> {
+  const here = current;
+  await client.close();
+  if (here === undefined) return;
+  await here.storage.close();
+  await new Promise<void>((resolve, reject) => {
+    const request = indexedDB.deleteDatabase(here.database);
+    request.onsuccess = () => resolve();
+    request.onerror = () => reject(request.error);
+  });
+  localStorage.removeItem(DB_OF + client.accountId);
+  if (localStorage.getItem(LAST_USER) === client.accountId) localStorage.removeItem(LAST_USER);
+  current = undefined;
 }
 
 export function lastUsername(): string {

@@ -41,5 +41,16 @@ describe('linking a device in the web app', () => {
     await send(laptop, 'from the laptop');
     await bob.getByTestId('thread').getByText('from the laptop').waitFor({ timeout: 15_000 });
     await alice.getByTestId('thread').getByText('from the laptop').waitFor({ timeout: 15_000 });
+
+    // the laptop erases its copy; alice then removes it from the account
+    laptop.on('dialog', (dialog) => void dialog.accept());
+    await laptop.getByRole('button', { name: 'Devices' }).click();
+    await laptop.getByRole('button', { name: 'Erase from this browser' }).click();
+    await laptop.getByRole('button', { name: 'Sign in or create account' }).waitFor();
+    const names = await laptop.evaluate(async () => (await indexedDB.databases()).map((d) => d.name));
+    expect(names.filter((n) => n?.startsWith('sotto-linked-'))).toEqual([]);
+    const laptopRow = alice.getByTestId('devices').locator('li').filter({ hasNotText: 'this one' });
+    await laptopRow.getByRole('button', { name: 'Remove' }).click();
+    await expect.poll(async () => (await alice.getByTestId('devices').locator('li').allTextContents()).length, { timeout: 15_000 }).toBe(1);
   });
 });

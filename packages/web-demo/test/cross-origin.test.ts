@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRelay, defaultConfig, type Relay } from '@sotto/relay';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import { firstContact } from './harness.js';
+import { firstContact, launchChromium, signIn } from './harness.js';
 
 const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
 
@@ -23,6 +23,7 @@ describe('the web app on another origin than the relay', () => {
   let site: Server;
   let relay: Relay;
   let browser: Browser;
+  let appOrigin: string;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'sotto-cross-origin-'));
@@ -39,7 +40,7 @@ describe('the web app on another origin than the relay', () => {
       );
     });
     await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
-    const appOrigin = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
+    appOrigin = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
     const config = defaultConfig({ port: 0, host: '127.0.0.1', dataDir: join(dir, 'data'), logLevel: 'silent' });
     // the relay serves no app here; only the app's origin may call it from a page
     relay = await createRelay({ ...config, corsOrigins: [appOrigin] });
@@ -49,12 +50,7 @@ describe('the web app on another origin than the relay', () => {
       define: { 'import.meta.env.VITE_SOTTO_RELAY_URL': JSON.stringify(relay.url) },
       build: { outDir: www, emptyOutDir: true },
     });
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
-    Object.assign(globalThis, { appOrigin });
+    browser = await launchChromium(false);
   });
 
   afterAll(async () => {
@@ -64,15 +60,7 @@ describe('the web app on another origin than the relay', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  async function person(username: string): Promise<Page> {
-    const page = await (await browser.newContext()).newPage();
-    page.on('pageerror', (err) => console.error(`${username} page error:`, err));
-    await page.goto(`${(globalThis as unknown as { appOrigin: string }).appOrigin}/`);
-    await page.fill('input[name=username]', username);
-    await page.click('button[type=submit]');
-    await page.getByTestId('me').filter({ hasText: username }).waitFor();
-    return page;
-  }
+  const person = async (username: string) => signIn(await browser.newContext(), appOrigin, username);
 
   it('two people chat, with a photo, while the app and the relay are on different origins', async () => {
     const alice = await person('alice');

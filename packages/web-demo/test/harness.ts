@@ -29,14 +29,7 @@ export async function startApp(options: { fakeMedia?: boolean } = {}): Promise<A
   await build({ root: fileURLToPath(new URL('..', import.meta.url)), logLevel: 'silent', build: { outDir: join(dir, 'www'), emptyOutDir: true } });
   const config = defaultConfig({ port: 0, host: '127.0.0.1', dataDir: join(dir, 'data'), logLevel: 'silent' });
   const relay = await createRelay({ ...config, webRoot: join(dir, 'www') });
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
-      ...(options.fakeMedia ? ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'] : []),
-    ],
-  });
+  const browser = await launchChromium(options.fakeMedia ?? false);
   const contexts: BrowserContext[] = [];
   return {
     relay,
@@ -46,12 +39,7 @@ export async function startApp(options: { fakeMedia?: boolean } = {}): Promise<A
       const context = await browser.newContext(options.fakeMedia ? { permissions: ['camera', 'microphone'] } : {});
       contexts.push(context);
       await prepare?.(context);
-      const page = await context.newPage();
-      page.on('pageerror', (err) => console.error(`${username} page error:`, err));
-      await page.goto(`${relay.url}/`);
-      await page.fill('input[name=username]', username);
-      await page.click('button[type=submit]');
-      await page.getByTestId('me').filter({ hasText: username }).waitFor();
+      const page = await signIn(context, relay.url, username);
       return page;
     },
     async close() {
@@ -92,4 +80,27 @@ export async function acceptRequest(page: Page, fromName: string): Promise<void>
   await page.getByTestId('requests-tab').click();
   await page.getByTestId(`conversation-d:${fromName}`).click();
   await page.getByTestId('accept').click();
+}
+
+/** Debian's Chromium, headless, as every browser test here runs it (fake camera and microphone on request). */
+export function launchChromium(fakeMedia: boolean): Promise<Browser> {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
+      ...(fakeMedia ? ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'] : []),
+    ],
+  });
+}
+
+/** A new page of `context` at the app on `appUrl`, signed in as `username` (registered on first use). */
+export async function signIn(context: BrowserContext, appUrl: string, username: string): Promise<Page> {
+  const page = await context.newPage();
+  page.on('pageerror', (err) => console.error(`${username} page error:`, err));
+  await page.goto(`${appUrl}/`);
+  await page.fill('input[name=username]', username);
+  await page.click('button[type=submit]');
+  await page.getByTestId('me').filter({ hasText: username }).waitFor();
+  return page;
 }

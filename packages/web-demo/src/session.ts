@@ -2,10 +2,12 @@
  * Signing in: one IndexedDB database per username on this browser. An account kept there is
  * opened; otherwise the username is registered as a new account with this browser as its
  * first device. Every key and every decrypted message stays in that database: the relay (which
- * also serves this app) only ever sees ciphertext.
+ * also serves this app) only ever sees ciphertext. A passphrase given when the database is
+ * created encrypts it at rest (Argon2id, then XChaCha20-Poly1305 per record); it is then asked
+ * for at every sign-in and never stored.
  */
 import { SottoClient, SottoError, type SottoClientOptions } from '@sotto/client-sdk';
-import { openIndexedDbStorage, type IndexedDbStorage } from '@sotto/client-sdk/browser';
+import { IndexedDbStorage, openIndexedDbStorage } from '@sotto/client-sdk/browser';
 import { createWebEngine } from '@sotto/protocol/web';
 // simple-peer's self-contained browser build (its package entry needs Node's streams)
 import SimplePeer from 'simple-peer/simplepeer.min.js';
@@ -20,13 +22,29 @@ const RELAY_URL = import.meta.env.VITE_SOTTO_RELAY_URL || location.origin;
 /** The database and storage of the account signed in on this page. */
 let current: { database: string; storage: IndexedDbStorage } | undefined;
 
-async function clientOptions(database: string): Promise<SottoClientOptions> {
+async function clientOptions(database: string, passphrase: string): Promise<SottoClientOptions> {
   // The account's keys live only in this browser's storage: ask the browser not to evict it under
   // storage pressure (it may still refuse; the user then keeps the account by linking a device).
   void navigator.storage?.persist?.().catch(() => false);
-  const storage = await openIndexedDbStorage(database);
+  const storage = await openIndexedDbStorage(database, passphrase === '' ? {} : { passphrase });
   current = { database, storage };
   return { relayUrl: RELAY_URL, engine: await createWebEngine(), storage, calls: { SimplePeer } };
+}
+
+function deleteDatabase(database: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const request = indexedDB.deleteDatabase(database);
+    request.onsuccess = () => resolve();
+    request.onerror = () => reject(request.error);
+  });
+}
+
+/** Closes and deletes the database of a sign-in or link that failed before an account was kept in it. */
+async function discardNew(database: string): Promise<void> {
+  const here = current;
+  current = undefined;
+  if (here?.database === database) await here.storage.close();
+  await deleteDatabase(database).catch(() => undefined);
 }
 
 /**
@@ -39,11 +57,7 @@ export async function eraseThisBrowser(client: SottoClient): Promise<void> {
   await client.close();
   if (here === undefined) return;
   await here.storage.close();
-  await new Promise<void>((resolve, reject) => {
-    const request = indexedDB.deleteDatabase(here.database);
-    request.onsuccess = () => resolve();
-    request.onerror = () => reject(request.error);
-  });
+  await deleteDatabase(here.database);
   localStorage.removeItem(DB_OF + client.accountId);
   if (localStorage.getItem(LAST_USER) === client.accountId) localStorage.removeItem(LAST_USER);
   current = undefined;
@@ -54,19 +68,35 @@ export function lastUsername(): string {
 }
 
 /**
- * Opens (or registers) `username` on this browser and connects it to the relay.
+ * Opens (or registers) `username` on this browser and connects it to the relay. `passphrase`
+ * ('' for none) unlocks an encrypted copy, or encrypts a new one.
  * @example
- * const client = await signIn('alice');
+ * const client = await signIn('alice', 'correct horse battery staple');
  */
-export async function signIn(username: string): Promise<SottoClient> {
+export async function signIn(username: string, passphrase = ''): Promise<SottoClient> {
   const name = username.trim().toLowerCase();
-  const options = await clientOptions(localStorage.getItem(DB_OF + name) ?? `sotto-${name}`);
+  const database = localStorage.getItem(DB_OF + name) ?? `sotto-${name}`;
+  const kind = await IndexedDbStorage.inspect(database);
+  if (kind === 'encrypted' && passphrase === '') {
+    throw new SottoError('INVALID_ARGUMENT', `this browser's copy of ${name} is locked: enter its passphrase`, { field: 'passphrase' });
+  }
+  if (kind === 'plain' && passphrase !== '') {
+    throw new SottoError('INVALID_ARGUMENT', `this browser's copy of ${name} has no passphrase: leave the field empty`, { field: 'passphrase' });
+  }
+  const options = await clientOptions(database, passphrase);
   let client: SottoClient;
   try {
-    client = await SottoClient.open(options);
+    try {
+      client = await SottoClient.open(options);
+    } catch (err) {
+      if (!SottoError.is(err, 'NOT_REGISTERED')) throw err;
+      client = await SottoClient.register(options, name);
+    }
   } catch (err) {
-    if (!SottoError.is(err, 'NOT_REGISTERED')) throw err;
-    client = await SottoClient.register(options, name);
+    // a new database that holds no account (the name was taken, the relay unreachable) is not
+    // kept: it would otherwise hold this attempt's passphrase against the next one
+    if (kind === 'absent') await discardNew(database);
+    throw err;
   }
   await client.connect();
   localStorage.setItem(LAST_USER, name);
@@ -82,9 +112,9 @@ export async function signIn(username: string): Promise<SottoClient> {
  * show(link.code);
  * const client = await link.finish();
  */
-export async function startLink(): Promise<{ code: string; finish(): Promise<SottoClient>; cancel(): void }> {
+export async function startLink(passphrase = ''): Promise<{ code: string; finish(): Promise<SottoClient>; cancel(): void }> {
   const database = `sotto-linked-${crypto.randomUUID()}`;
-  const session = await SottoClient.link(await clientOptions(database));
+  const session = await SottoClient.link(await clientOptions(database, passphrase));
   return {
     code: session.code,
     cancel: () => session.cancel(),

@@ -6,6 +6,7 @@ import { describeError } from './shared.js';
 
 export function SignIn({ onReady }: { onReady: (c: SottoClient) => void }) {
   const [username, setUsername] = useState(lastUsername());
+  const [passphrase, setPassphrase] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState('');
   const submit = async (e: Event) => {
@@ -13,7 +14,7 @@ export function SignIn({ onReady }: { onReady: (c: SottoClient) => void }) {
     setBusy(true);
     setError('');
     try {
-      onReady(await signIn(username));
+      onReady(await signIn(username, passphrase));
     } catch (err) {
       setError(describeError(err));
     } finally {
@@ -25,21 +26,23 @@ export function SignIn({ onReady }: { onReady: (c: SottoClient) => void }) {
       <h1>Sotto</h1>
       <p>End-to-end encrypted messages. Keys and messages stay in this browser.</p>
       <input name="username" placeholder="username" autocomplete="username" value={username} onInput={(e) => setUsername((e.target as HTMLInputElement).value)} pattern="[a-z0-9._]{3,32}" required />
+      <input name="passphrase" type="password" placeholder="passphrase (optional)" autocomplete="current-password" value={passphrase} onInput={(e) => setPassphrase((e.target as HTMLInputElement).value)} />
+      <p class="hint">A passphrase set when this browser first keeps an account encrypts its copy (keys and messages); it is asked for at every sign-in and cannot be recovered.</p>
       <button type="submit" disabled={busy}>{busy ? 'Opening…' : 'Sign in or create account'}</button>
       {error && <p class="error" role="alert">{error}</p>}
-      <LinkThisDevice onReady={onReady} />
+      <LinkThisDevice onReady={onReady} passphrase={passphrase} />
     </form>
   );
 }
 
 /** Links this browser to an account already signed in on another device. */
-function LinkThisDevice({ onReady }: { onReady: (c: SottoClient) => void }) {
+function LinkThisDevice({ onReady, passphrase }: { onReady: (c: SottoClient) => void; passphrase: string }) {
   const [code, setCode] = useState('');
   const [error, setError] = useState('');
   const start = async () => {
     setError('');
     try {
-      const link = await startLink();
+      const link = await startLink(passphrase);
       setCode(link.code);
       onReady(await link.finish());
     } catch (err) {

@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { send, startApp, type AppHarness } from './harness.js';
+import { acceptRequest, openChat, send, signIn, startApp, type AppHarness } from './harness.js';
 
 /** A 1×1 PNG, the photo of the test. */
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
@@ -196,6 +196,79 @@ describe('the web app in Chromium', () => {
     await page.getByTestId('conversation-d:bob').click();
     await thread(page).getByText('hello alice').waitFor();
     await page.close();
+  });
+
+  it('a copy locked with a passphrase: IndexedDB holds no message text, and it opens only with the passphrase', async () => {
+    // alice's earlier pages were replaced by the reload test's: she signs in again
+    const alice = await signIn(app.browser.contexts()[0]!, app.relay.url, 'alice');
+    const context = await app.browser.newContext();
+    const locked = async (passphrase: string) => {
+      const page = await context.newPage();
+      await page.goto(`${app.relay.url}/`);
+      await page.fill('input[name=username]', 'erin');
+      await page.fill('input[name=passphrase]', passphrase);
+      await page.click('button[type=submit]');
+      return page;
+    };
+    const PASSPHRASE = 'erin keeps a long passphrase';
+    let erin = await locked(PASSPHRASE);
+    await erin.getByTestId('me').filter({ hasText: 'erin' }).waitFor({ timeout: 30_000 });
+    await openChat(erin, 'alice');
+    await send(erin, 'a line in the locked store');
+    await acceptRequest(alice, 'erin');
+    await thread(alice).getByText('a line in the locked store').waitFor();
+    await send(alice, 'a reply into the locked store');
+    await thread(erin).getByText('a reply into the locked store').waitFor({ timeout: 15_000 });
+
+    /** Every string in every row of every IndexedDB database of the page's profile (bytes as Latin-1). */
+    const dump = (page: Page) =>
+      page.evaluate(async () => {
+        const parts: string[] = [];
+        const walk = (v: unknown): void => {
+          if (typeof v === 'string') parts.push(v);
+          else if (ArrayBuffer.isView(v)) parts.push(String.fromCharCode(...new Uint8Array(v.buffer, v.byteOffset, v.byteLength)));
+          else if (Array.isArray(v)) v.forEach(walk);
+          else if (v !== null && typeof v === 'object') Object.values(v).forEach(walk);
+        };
+        for (const { name } of await indexedDB.databases()) {
+          const db = await new Promise<IDBDatabase>((resolve, reject) => {
+            const req = indexedDB.open(name!);
+            req.onsuccess = () => resolve(req.result);
+            req.onerror = () => reject(req.error);
+          });
+          const stores = Array.from({ length: db.objectStoreNames.length }, (_, i) => db.objectStoreNames.item(i)!);
+          const tx = db.transaction(stores, 'readonly');
+          for (const store of stores) {
+            walk(await new Promise((resolve, reject) => {
+              const req = tx.objectStore(store).getAll();
+              req.onsuccess = () => resolve(req.result);
+              req.onerror = () => reject(req.error);
+            }));
+          }
+          db.close();
+        }
+        return parts.join('\n');
+      });
+    const markers = ['a line in the locked store', 'a reply into the locked store'];
+    const plain = await dump(alice); // the control: alice's copy has no passphrase
+    for (const m of markers) expect(plain).toContain(m);
+    const sealed = await dump(erin);
+    expect(sealed).toContain('d:alice'); // conversation ids stay visible (docs/sdk.md)
+    for (const m of [...markers, PASSPHRASE]) expect(sealed).not.toContain(m);
+
+    // after signing out the copy opens only with its passphrase
+    await erin.getByRole('button', { name: 'Sign out' }).click();
+    await erin.close();
+    erin = await locked('');
+    await erin.getByRole('alert').filter({ hasText: 'enter its passphrase' }).waitFor();
+    await erin.close();
+    erin = await locked('not the passphrase');
+    await erin.getByRole('alert').filter({ hasText: 'NOT_ALLOWED' }).waitFor();
+    await erin.close();
+    erin = await locked(PASSPHRASE);
+    await erin.getByTestId('conversation-d:alice').click();
+    await thread(erin).getByText('a reply into the locked store').waitFor();
+    await context.close();
   });
 
   it('the relay holds none of it in plaintext: no message text, group name or photo in any file it keeps', async () => {

@@ -12,7 +12,7 @@
  * 3. the writes it produced are issued in order (a conversation's delete takes its messages and
  *    outbox entries with it), and the transaction commits.
  *
- * Object stores (database version 1):
+ * Object stores (database version 2; version 1 had no `meta`):
  *
  * ```text
  * conversations  key id                 ConversationRecord
@@ -23,7 +23,11 @@
  * settings       key key                { key, value }
  * callLogs       key callId             CallLogRecord
  * protocol       key [kind, key]        { kind, key, value }
+ * meta           key key                { key: 'encryption', value: header }  (encrypted stores)
  * ```
+ *
+ * An encrypted store (opened with a `passphrase`) keeps every record sealed instead, with a
+ * blind index for search (see `idb-rows.ts` and the shared `storage/store-cipher.ts`).
  *
  * Orderings are the shared ones (ids by Unicode code point): index ranges narrow what is read,
  * and the final order is always sorted with the same comparators as the other backends.
@@ -36,6 +40,9 @@ import { applyBatch, type BatchTarget } from '../storage/apply.js';
 import type { StorageBatch } from '../storage/batch.js';
 import { activityAt, canonical, compareCodePoints, conversationSearchText } from '../storage/records.js';
 import { matchesWords, searchWords } from '../storage/search-text.js';
+import { passphraseBytes } from '../storage/store-cipher.js';
+import { idbCipherSetup, StoreCipher } from './idb-crypto.js';
+import { IdbRows, type MessageRow, type OutboxRow } from './idb-rows.js';
 import {
   DEFAULT_PAGE_SIZE,
   type CommitOptions,
@@ -47,24 +54,11 @@ import {
 } from '../storage/storage.js';
 import type { CallLogRecord, ConversationRecord, MessageRecord, OutboxEntry, SettingValue } from '../storage/types.js';
 
-const DB_VERSION = 1;
+const DB_VERSION = 2;
 const STORES = ['conversations', 'messages', 'outbox', 'processed', 'settings', 'callLogs', 'protocol'] as const;
 type StoreName = (typeof STORES)[number];
-
-interface MessageRow {
-  id: string;
-  c: string;
-  t: number;
-  w: string[];
-  rec: MessageRecord;
-}
-
-interface OutboxRow {
-  id: string;
-  c: string;
-  due: number;
-  rec: OutboxEntry;
-}
+/** The `meta` key of an encrypted store's header. */
+const HEADER_KEY = 'encryption';
 
 type Tx = IDBPTransaction<unknown, StoreName[], 'readwrite'>;
 type Write = (tx: Tx) => Promise<void>;
@@ -72,26 +66,12 @@ type Write = (tx: Tx) => Promise<void>;
 /** Keys `[prefix, …]` of compound keys whose second part is a number or a string. */
 const under = (prefix: string): IDBKeyRange => IDBKeyRange.bound([prefix], [prefix, []]);
 
-function messageRow(rec: MessageRecord): MessageRow {
-  const words = rec.deletedAt === undefined && rec.text !== undefined ? [...new Set(searchWords(rec.text))] : [];
-  return { id: rec.id, c: rec.conversationId, t: rec.sentAt, w: words, rec };
-}
-
 function byActivity(a: ConversationRecord, b: ConversationRecord): number {
   return activityAt(b) - activityAt(a) || compareCodePoints(a.id, b.id);
 }
 
 function byNewest(a: { sentAt: number; id: string }, b: { sentAt: number; id: string }): number {
   return b.sentAt - a.sentAt || compareCodePoints(b.id, a.id);
-}
-
-/** The smallest string greater than every string that starts with `prefix` (none past U+FFFF). */
-function prefixEnd(prefix: string): string | undefined {
-  for (let i = prefix.length - 1; i >= 0; i--) {
-    const unit = prefix.charCodeAt(i);
-    if (unit < 0xffff) return prefix.slice(0, i) + String.fromCharCode(unit + 1);
-  }
-  return undefined;
 }
 
 /**
@@ -102,6 +82,7 @@ class Draft implements BatchTarget {
   readonly writes: Write[] = [];
 
   constructor(
+    private readonly rows: IdbRows,
     private readonly conversations: Map<string, ConversationRecord | null>,
     private readonly messages: Map<string, MessageRecord | null>,
     /** guid → when it was processed (null: not processed). */
@@ -120,7 +101,8 @@ class Draft implements BatchTarget {
 
   putConversation(record: ConversationRecord): void {
     this.conversations.set(record.id, record);
-    this.writes.push(async (tx) => void (await tx.objectStore('conversations').put(record)));
+    const row = this.rows.conversation(record);
+    this.writes.push(async (tx) => void (await tx.objectStore('conversations').put(row)));
   }
 
   deleteConversation(id: string): void {
@@ -141,7 +123,8 @@ class Draft implements BatchTarget {
 
   putMessage(record: MessageRecord): void {
     this.messages.set(record.id, record);
-    this.writes.push(async (tx) => void (await tx.objectStore('messages').put(messageRow(record))));
+    const row = this.rows.message(record);
+    this.writes.push(async (tx) => void (await tx.objectStore('messages').put(row)));
   }
 
   deleteMessage(id: string): void {
@@ -150,7 +133,7 @@ class Draft implements BatchTarget {
   }
 
   putOutbox(entry: OutboxEntry): void {
-    const row: OutboxRow = { id: entry.id, c: entry.conversationId, due: entry.nextAttemptAt, rec: entry };
+    const row = this.rows.outbox(entry);
     this.writes.push(async (tx) => void (await tx.objectStore('outbox').put(row)));
   }
 
@@ -178,18 +161,21 @@ class Draft implements BatchTarget {
   }
 
   setSetting(key: string, value: SettingValue | null): void {
+    const row = value === null ? undefined : this.rows.setting(key, value);
     this.writes.push(async (tx) => {
-      if (value === null) await tx.objectStore('settings').delete(key);
-      else await tx.objectStore('settings').put({ key, value });
+      if (row === undefined) await tx.objectStore('settings').delete(key);
+      else await tx.objectStore('settings').put(row);
     });
   }
 
   putCallLog(record: CallLogRecord): void {
-    this.writes.push(async (tx) => void (await tx.objectStore('callLogs').put(record)));
+    const row = this.rows.callLog(record);
+    this.writes.push(async (tx) => void (await tx.objectStore('callLogs').put(row)));
   }
 
   putProtocol(kind: string, key: string, value: Uint8Array): void {
-    this.writes.push(async (tx) => void (await tx.objectStore('protocol').put({ kind, key, value })));
+    const row = this.rows.protocol(kind, key, value);
+    this.writes.push(async (tx) => void (await tx.objectStore('protocol').put(row)));
   }
 
   deleteProtocol(kind: string, key: string): void {
@@ -206,7 +192,7 @@ class Draft implements BatchTarget {
   }
 }
 
-/** Database version 1: every object store and index (see the module comment). */
+/** Database version 1: every object store and index of the records (see the module comment). */
 function createStores(database: IDBDatabase): void {
   database.createObjectStore('conversations', { keyPath: 'id' });
   const messages = database.createObjectStore('messages', { keyPath: 'id' });
@@ -224,7 +210,20 @@ function createStores(database: IDBDatabase): void {
 export interface IndexedDbStorageOptions {
   /** The `indexedDB` factory (default: `globalThis.indexedDB`). */
   indexedDB?: IDBFactory;
+  /**
+   * Encrypts the store at rest. Given when the database is created (or while it holds no
+   * record), it makes an encrypted store; every later open needs the same passphrase. Strings
+   * are NFC-normalized; bytes are accepted too.
+   */
+  passphrase?: string | Uint8Array;
+  /** Tests only: Argon2id at libsodium's minimum cost, which makes guessing cheap. */
+  insecureFastKdf?: boolean;
 }
+
+/** What an IndexedDB database holds, from {@link IndexedDbStorage.inspect}. */
+export type IndexedDbStoreKind = 'absent' | 'plain' | 'encrypted';
+
+const passphraseArgument = (message: string): SottoError => new SottoError('INVALID_ARGUMENT', message, { field: 'passphrase' });
 
 /**
  * {@link Storage} on IndexedDB, for browsers.
@@ -235,18 +234,110 @@ export interface IndexedDbStorageOptions {
  */
 export class IndexedDbStorage implements Storage {
   #closed = false;
+  readonly #rows: IdbRows;
+  readonly #cipher: StoreCipher | undefined;
+  readonly #insecureFastKdf: boolean;
 
-  private constructor(private readonly db: IDBPDatabase) {}
+  private constructor(
+    private readonly db: IDBPDatabase,
+    cipher: StoreCipher | undefined,
+    insecureFastKdf: boolean,
+  ) {
+    this.#cipher = cipher;
+    this.#rows = new IdbRows(cipher);
+    this.#insecureFastKdf = insecureFastKdf;
+  }
 
+  /**
+   * Opens (creating if needed) the database `name`. With a `passphrase`: an encrypted store is
+   * opened with it (`NOT_ALLOWED`, `field: 'passphrase'` when wrong), and a database holding no
+   * record becomes one. `INVALID_ARGUMENT` (`field: 'passphrase'`) for an encrypted store opened
+   * without a passphrase, a plain store holding records opened with one, or an empty passphrase.
+   */
   static async open(name: string, options: IndexedDbStorageOptions = {}): Promise<IndexedDbStorage> {
     const factory = options.indexedDB ?? globalThis.indexedDB;
     if (factory === undefined) throw new SottoError('UNSUPPORTED', 'IndexedDB is not available here');
+    const { passphrase } = options;
+    if (passphrase !== undefined) passphraseBytes(passphrase);
+    let db: IDBPDatabase;
     try {
       const request = factory.open(name, DB_VERSION);
-      request.onupgradeneeded = () => createStores(request.result);
-      return new IndexedDbStorage(await (wrap(request) as Promise<IDBPDatabase>));
+      request.onupgradeneeded = (event) => {
+        if (event.oldVersion < 1) createStores(request.result);
+        if (event.oldVersion < 2) request.result.createObjectStore('meta', { keyPath: 'key' });
+      };
+      db = await (wrap(request) as Promise<IDBPDatabase>);
     } catch (cause) {
       throw new SottoError('STORAGE_FAILED', 'could not open the IndexedDB database', { cause });
+    }
+    let cipher: StoreCipher | undefined;
+    try {
+      const header = await readHeader(db);
+      if (header !== undefined) {
+        if (passphrase === undefined) throw passphraseArgument('the IndexedDB store is encrypted: a passphrase is required');
+        cipher = await StoreCipher.open(await idbCipherSetup(), passphrase, header);
+      } else if (passphrase !== undefined) {
+        if (!(await holdsNoRecord(db))) throw passphraseArgument('the IndexedDB store is not encrypted: open it without a passphrase');
+        const created = await StoreCipher.create(await idbCipherSetup(), passphrase, { insecureFastKdf: options.insecureFastKdf === true });
+        cipher = created.cipher;
+        await writeFirstHeader(db, created.header);
+      }
+      return new IndexedDbStorage(db, cipher, options.insecureFastKdf === true);
+    } catch (err) {
+      cipher?.dispose();
+      db.close();
+      throw SottoError.from(err, 'STORAGE_FAILED', 'could not open the IndexedDB store');
+    }
+  }
+
+  /**
+   * What the database `name` holds, without creating it: `absent`, a `plain` store, or an
+   * `encrypted` one (open it with its passphrase). An app asks before it opens a store, to know
+   * whether to ask for the passphrase.
+   * @example
+   * if ((await IndexedDbStorage.inspect('sotto-alice')) === 'encrypted') passphrase = await ask();
+   */
+  static async inspect(name: string, options: Pick<IndexedDbStorageOptions, 'indexedDB'> = {}): Promise<IndexedDbStoreKind> {
+    const factory = options.indexedDB ?? globalThis.indexedDB;
+    if (factory === undefined) throw new SottoError('UNSUPPORTED', 'IndexedDB is not available here');
+    try {
+      if (!(await factory.databases()).some((d) => d.name === name)) return 'absent';
+      // no version: opens the database as it is, with no upgrade
+      const db = await (wrap(factory.open(name)) as Promise<IDBPDatabase>);
+      try {
+        return (await readHeader(db)) === undefined ? 'plain' : 'encrypted';
+      } finally {
+        db.close();
+      }
+    } catch (cause) {
+      throw new SottoError('STORAGE_FAILED', 'could not inspect the IndexedDB database', { cause });
+    }
+  }
+
+  /** True when the store is encrypted at rest. */
+  get encrypted(): boolean {
+    return this.#cipher !== undefined;
+  }
+
+  /**
+   * Change the passphrase of an encrypted store: the data key is wrapped again under the new
+   * passphrase (fresh salt); no record is re-encrypted. `current` must be the passphrase in use
+   * (NOT_ALLOWED otherwise); a plain store fails with UNSUPPORTED.
+   * @example
+   * await storage.changePassphrase('old secret', 'new secret');
+   */
+  async changePassphrase(current: string | Uint8Array, next: string | Uint8Array): Promise<void> {
+    const db = this.#db();
+    const cipher = this.#cipher;
+    if (!cipher) throw new SottoError('UNSUPPORTED', 'the IndexedDB store is not encrypted', { field: 'passphrase' });
+    const header = await this.#read(readHeader);
+    if (!header) throw new SottoError('STORAGE_FAILED', 'the encryption header of the IndexedDB store is missing', { field: 'meta' });
+    const fresh = await cipher.rewrap(current, header, next, this.#insecureFastKdf);
+    this.#db();
+    try {
+      await db.put('meta', { key: HEADER_KEY, value: fresh });
+    } catch (cause) {
+      throw new SottoError('STORAGE_FAILED', 'could not store the new passphrase', { cause });
     }
   }
 
@@ -270,6 +361,7 @@ export class IndexedDbStorage implements Storage {
     const db = this.#db();
     const tx = db.transaction([...STORES], 'readwrite', { durability: options.durability === 'relaxed' ? 'relaxed' : 'strict' }) as unknown as Tx;
     const done = tx.done;
+    const rows = this.#rows;
     try {
       const conversationIds = new Set<string>();
       const messageIds = new Set<string>();
@@ -293,11 +385,11 @@ export class IndexedDbStorage implements Storage {
       const messages = new Map<string, MessageRecord | null>();
       const processed = new Map<string, number | null>();
       await Promise.all([
-        ...[...conversationIds].map(async (id) => conversations.set(id, ((await tx.objectStore('conversations').get(id)) as ConversationRecord | undefined) ?? null)),
-        ...[...messageIds].map(async (id) => messages.set(id, ((await tx.objectStore('messages').get(id)) as MessageRow | undefined)?.rec ?? null)),
+        ...[...conversationIds].map(async (id) => conversations.set(id, this.#maybe((await tx.objectStore('conversations').get(id)) as Row | undefined, rows.conversationOf))),
+        ...[...messageIds].map(async (id) => messages.set(id, this.#maybe((await tx.objectStore('messages').get(id)) as MessageRow | undefined, rows.messageOf))),
         ...[...guids].map(async (guid) => processed.set(guid, ((await tx.objectStore('processed').get(guid)) as { at: number } | undefined)?.at ?? null)),
       ]);
-      const draft = new Draft(conversations, messages, processed);
+      const draft = new Draft(this.#rows, conversations, messages, processed);
       applyBatch(batch, draft);
       for (const write of draft.writes) await write(tx);
       await done;
@@ -313,13 +405,22 @@ export class IndexedDbStorage implements Storage {
     }
   }
 
+  /** The record of a row read, or null when there is none. */
+  #maybe<R, T>(row: R | undefined, of: (row: R) => T): T | null {
+    return row === undefined ? null : of.call(this.#rows, row);
+  }
+
+  async #allConversations(db: IDBPDatabase): Promise<ConversationRecord[]> {
+    return ((await db.getAll('conversations')) as Row[]).map((r) => this.#rows.conversationOf(r));
+  }
+
   async getConversation(id: string): Promise<ConversationRecord | undefined> {
-    return this.#read(async (db) => canonicalOrUndefined((await db.get('conversations', id)) as ConversationRecord | undefined));
+    return this.#read(async (db) => canonicalOrUndefined(this.#maybe((await db.get('conversations', id)) as Row | undefined, this.#rows.conversationOf) ?? undefined));
   }
 
   async listConversations(options: ListConversationsOptions = {}): Promise<ConversationRecord[]> {
     return this.#read(async (db) => {
-      const all = ((await db.getAll('conversations')) as ConversationRecord[]).filter((c) => options.requests === undefined || c.isRequest === options.requests);
+      const all = (await this.#allConversations(db)).filter((c) => options.requests === undefined || c.isRequest === options.requests);
       const offset = options.offset ?? 0;
       return all.sort(byActivity).slice(offset, offset + (options.limit ?? Infinity)).map(canonical);
     });
@@ -329,7 +430,7 @@ export class IndexedDbStorage implements Storage {
     const q = query.trim().toLowerCase();
     return this.#read(async (db) => {
       if (q === '') return [];
-      return ((await db.getAll('conversations')) as ConversationRecord[])
+      return (await this.#allConversations(db))
         .filter((c) => conversationSearchText(c).includes(q))
         .sort(byActivity)
         .slice(0, options.limit ?? DEFAULT_PAGE_SIZE)
@@ -338,7 +439,7 @@ export class IndexedDbStorage implements Storage {
   }
 
   async getMessage(id: string): Promise<MessageRecord | undefined> {
-    return this.#read(async (db) => canonicalOrUndefined(((await db.get('messages', id)) as MessageRow | undefined)?.rec));
+    return this.#read(async (db) => canonicalOrUndefined(this.#maybe((await db.get('messages', id)) as MessageRow | undefined, this.#rows.messageOf) ?? undefined));
   }
 
   async listMessages(conversationId: string, options: ListMessagesOptions = {}): Promise<MessageRecord[]> {
@@ -350,7 +451,7 @@ export class IndexedDbStorage implements Storage {
       // newest first; past `limit`, keep reading the rows that share the last one's sentAt (ids break the tie)
       let cursor = await db.transaction('messages').store.index('thread').openCursor(range, 'prev');
       while (cursor) {
-        const rec = (cursor.value as MessageRow).rec;
+        const rec = this.#rows.messageOf(cursor.value as MessageRow);
         if (!before || byNewest(rec, before) > 0) {
           if (found.length >= limit && rec.sentAt < found[limit - 1]!.sentAt) break;
           found.push(rec);
@@ -367,16 +468,15 @@ export class IndexedDbStorage implements Storage {
       if (words.length === 0) return [];
       // the longest word narrows the candidates most; every word is checked on each candidate
       const key = words.reduce((a, b) => (b.length > a.length ? b : a));
-      const end = prefixEnd(key);
-      const range = end === undefined ? IDBKeyRange.lowerBound(key) : IDBKeyRange.bound(key, end, false, true);
-      const rows = (await db.getAllFromIndex('messages', 'words', range)) as MessageRow[];
+      const rows = (await db.getAllFromIndex('messages', 'words', this.#rows.wordKey(key))) as MessageRow[];
       const seen = new Set<string>();
       const out: MessageRecord[] = [];
       for (const row of rows) {
         if (seen.has(row.id)) continue;
         seen.add(row.id);
-        const m = row.rec;
-        if (options.conversationId !== undefined && m.conversationId !== options.conversationId) continue;
+        // `c` is authenticated with the record: filter before decrypting
+        if (options.conversationId !== undefined && row.c !== options.conversationId) continue;
+        const m = this.#rows.messageOf(row);
         if (m.deletedAt === undefined && matchesWords(m.text, words)) out.push(m);
       }
       return out.sort(byNewest).slice(0, options.limit ?? DEFAULT_PAGE_SIZE).map(canonical);
@@ -387,7 +487,7 @@ export class IndexedDbStorage implements Storage {
     return this.#read(async (db) => {
       const rows = (await db.getAllFromIndex('outbox', 'due', IDBKeyRange.upperBound(now))) as OutboxRow[];
       return rows
-        .map((r) => r.rec)
+        .map((r) => this.#rows.outboxOf(r))
         .sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || a.createdAt - b.createdAt || compareCodePoints(a.id, b.id))
         .slice(0, limit)
         .map(canonical);
@@ -397,7 +497,7 @@ export class IndexedDbStorage implements Storage {
   async listOutbox(): Promise<OutboxEntry[]> {
     return this.#read(async (db) =>
       ((await db.getAll('outbox')) as OutboxRow[])
-        .map((r) => r.rec)
+        .map((r) => this.#rows.outboxOf(r))
         .sort((a, b) => a.createdAt - b.createdAt || compareCodePoints(a.id, b.id))
         .map(canonical),
     );
@@ -408,12 +508,13 @@ export class IndexedDbStorage implements Storage {
   }
 
   async getSetting(key: string): Promise<SettingValue | undefined> {
-    return this.#read(async (db) => canonicalOrUndefined(((await db.get('settings', key)) as { value: SettingValue } | undefined)?.value));
+    return this.#read(async (db) => canonicalOrUndefined(this.#maybe((await db.get('settings', key)) as Row | undefined, this.#rows.settingOf) ?? undefined));
   }
 
   async listCallLogs(options: ListCallLogsOptions = {}): Promise<CallLogRecord[]> {
     return this.#read(async (db) =>
-      ((await db.getAll('callLogs')) as CallLogRecord[])
+      ((await db.getAll('callLogs')) as Row[])
+        .map((r) => this.#rows.callLogOf(r))
         .filter((c) => options.conversationId === undefined || c.conversationId === options.conversationId)
         .sort((a, b) => b.startedAt - a.startedAt || compareCodePoints(b.callId, a.callId))
         .slice(0, options.limit ?? DEFAULT_PAGE_SIZE)
@@ -422,7 +523,7 @@ export class IndexedDbStorage implements Storage {
   }
 
   async getProtocolRecord(kind: string, key: string): Promise<Uint8Array | undefined> {
-    return this.#read(async (db) => canonicalOrUndefined(((await db.get('protocol', [kind, key])) as { value: Uint8Array } | undefined)?.value));
+    return this.#read(async (db) => canonicalOrUndefined(this.#maybe((await db.get('protocol', [kind, key])) as Row | undefined, this.#rows.protocolOf) ?? undefined));
   }
 
   async listProtocolKeys(kind: string): Promise<string[]> {
@@ -433,7 +534,44 @@ export class IndexedDbStorage implements Storage {
     if (this.#closed) return;
     this.#closed = true;
     this.db.close();
+    this.#rows.dispose();
   }
+}
+
+type Row = Record<string, unknown>;
+
+/** The encryption header, if the store is encrypted (a version-1 database has no `meta` store). */
+async function readHeader(db: IDBPDatabase): Promise<Uint8Array | undefined> {
+  if (!db.objectStoreNames.contains('meta')) return undefined;
+  const row = (await db.get('meta', HEADER_KEY)) as { value: unknown } | undefined;
+  if (row === undefined) return undefined;
+  if (!(row.value instanceof Uint8Array)) throw new SottoError('STORAGE_FAILED', 'the encryption header of the IndexedDB store is corrupt', { field: 'meta' });
+  return row.value;
+}
+
+/** True when no object store of the records holds a row (a new database, or one never written). */
+async function holdsNoRecord(db: IDBPDatabase): Promise<boolean> {
+  const tx = db.transaction([...STORES], 'readonly');
+  const counts = await Promise.all(STORES.map((name) => tx.objectStore(name).count()));
+  await tx.done;
+  return counts.every((n) => n === 0);
+}
+
+/**
+ * Stores the header of a new encrypted store, in one transaction with a check that no record
+ * was written meanwhile (by another tab) and no header either: a store is never half plain.
+ */
+async function writeFirstHeader(db: IDBPDatabase, header: Uint8Array): Promise<void> {
+  const tx = db.transaction([...STORES, 'meta'], 'readwrite');
+  const counts = await Promise.all(STORES.map((name) => tx.objectStore(name).count()));
+  const existing = await tx.objectStore('meta').get(HEADER_KEY);
+  if (existing !== undefined || counts.some((n) => n > 0)) {
+    tx.abort();
+    await tx.done.catch(() => undefined);
+    throw new SottoError('CONFLICT', 'the IndexedDB store was written by another tab while it was being encrypted: open it again');
+  }
+  await tx.objectStore('meta').put({ key: HEADER_KEY, value: header });
+  await tx.done;
 }
 
 function canonicalOrUndefined<T>(value: T | undefined): T | undefined {

@@ -20,7 +20,7 @@ import type { CallLogRecord, ConversationRecord, MessageRecord, OutboxEntry, Set
 import { CommitJournal } from './commit-journal.js';
 import { RecordCache } from './record-cache.js';
 import { RowCodec, type BlobTable } from './sqlite-codec.js';
-import { StoreCipher } from './sqlite-crypto.js';
+import { createSqliteCipher, openSqliteCipher, type StoreCipher } from './sqlite-crypto.js';
 import { migrate, schemaVersion } from './sqlite-schema.js';
 import { indexPendingText, prepare, readRow, target, type BlobRow, type Statements } from './sqlite-statements.js';
 
@@ -251,10 +251,10 @@ export class SqliteStorage implements Storage {
       let newHeader: Uint8Array | undefined;
       if (header !== undefined) {
         if (passphrase === undefined) throw passphraseArgument('the SQLite store is encrypted: a passphrase is required');
-        cipher = await StoreCipher.open(passphrase, header);
+        cipher = await openSqliteCipher(passphrase, header);
       } else if (passphrase !== undefined) {
         if (found !== 0) throw passphraseArgument('the SQLite store is not encrypted: open it without a passphrase');
-        ({ cipher, header: newHeader } = await StoreCipher.create(passphrase, { insecureFastKdf: options.insecureFastKdf === true }));
+        ({ cipher, header: newHeader } = await createSqliteCipher(passphrase, { insecureFastKdf: options.insecureFastKdf === true }));
       }
       db.pragma('journal_mode = WAL');
       // FULL: every COMMIT is a durability point (a strict commit, or the relaxed ones it carries,

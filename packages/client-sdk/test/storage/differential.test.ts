@@ -158,24 +158,33 @@ describe('storage backends agree', () => {
     );
   });
 
-  it('memory and IndexedDB give identical reads and outcomes for random batch sequences, also after a reopen', async () => {
+  it('memory and IndexedDB (plain and encrypted) give identical reads and outcomes for random batch sequences, also after a reopen', async () => {
+    const secret = { passphrase: 'differential', insecureFastKdf: true };
     await fc.assert(
       fc.asyncProperty(fc.array(fc.record({ ops: fc.array(op, { minLength: 1, maxLength: 6 }), relaxed: fc.boolean() }), { minLength: 1, maxLength: 12 }), async (batches) => {
         const memory = new MemoryStorage();
         const indexedDB = new IDBFactory();
         let idb: Storage = await openIndexedDbStorage('differential', { indexedDB });
+        let sealed: Storage = await openIndexedDbStorage('sealed', { indexedDB, ...secret });
         try {
           for (const { ops, relaxed } of batches) {
-            expect(await outcome(idb, ops, relaxed)).toBe(await outcome(memory, ops));
+            const expected = await outcome(memory, ops);
+            expect(await outcome(idb, ops, relaxed)).toBe(expected);
+            expect(await outcome(sealed, ops, relaxed)).toBe(expected);
           }
           const expected = await snapshot(memory);
           expect(await snapshot(idb)).toEqual(expected);
+          expect(await snapshot(sealed)).toEqual(expected);
           await idb.close();
+          await sealed.close();
           idb = await openIndexedDbStorage('differential', { indexedDB });
+          sealed = await openIndexedDbStorage('sealed', { indexedDB, ...secret });
           expect(await snapshot(idb)).toEqual(expected);
+          expect(await snapshot(sealed)).toEqual(expected);
         } finally {
           await memory.close();
           await idb.close();
+          await sealed.close();
         }
       }),
       { numRuns: 100 },

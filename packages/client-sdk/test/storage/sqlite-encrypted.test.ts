@@ -11,7 +11,7 @@ import { runStorageConformance } from './conformance.js';
 import { callLog, direct, group, message, outbox } from './fixtures.js';
 import { undoSchema3 } from './schema-undo.js';
 import { RowCodec } from '../../src/node/sqlite-codec.js';
-import { StoreCipher } from '../../src/node/sqlite-crypto.js';
+import { openSqliteCipher } from '../../src/node/sqlite-crypto.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sotto-sqlite-enc-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -291,7 +291,7 @@ describe('encrypted SQLite storage', () => {
     await first.close();
     // back to schema 2: the state sealed inside the conversation record again
     const raw = new Database(path);
-    const cipher = await StoreCipher.open(secret().passphrase!, raw.prepare("SELECT value FROM storage_meta WHERE key = 'encryption'").pluck().get() as Uint8Array);
+    const cipher = await openSqliteCipher(secret().passphrase!, raw.prepare("SELECT value FROM storage_meta WHERE key = 'encryption'").pluck().get() as Uint8Array);
     const codec = new RowCodec(cipher);
     undoSchema3(raw, (id, sealed) => {
       const { record: blob, ...row } = raw.prepare('SELECT id, activity_at, is_request, record FROM conversations WHERE id = ?').get(id) as { id: string; activity_at: number; is_request: number; record: Uint8Array };

@@ -7,10 +7,11 @@
 import type { SottoClient } from '@sotto/client-sdk';
 import { useState } from 'preact/hooks';
 import { Messenger } from './messenger.js';
+import { signOut } from './session.js';
 import { SignIn } from './sign-in.js';
 
 export function App() {
   const [client, setClient] = useState<SottoClient | undefined>();
   if (client === undefined) return <SignIn onReady={setClient} />;
-  return <Messenger client={client} onSignOut={async () => { await client.close(); setClient(undefined); }} onErased={() => setClient(undefined)} />;
+  return <Messenger client={client} onSignOut={async () => { await signOut(client); setClient(undefined); }} onErased={() => setClient(undefined)} />;
 }

@@ -4,7 +4,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { CallPanel, useCalls } from './calls.js';
 import { ChatRoom } from './chat-room.js';
 import { startNotifications } from './notify.js';
-import { eraseThisBrowser } from './session.js';
+import { changePassphrase, eraseThisBrowser, lockedWithPassphrase } from './session.js';
 import { describeError, titleOf, useClientVersion } from './shared.js';
 
 /** This account's devices: link a new one by its code, remove others. */
@@ -48,7 +48,35 @@ function Devices({ client, onError, onErased }: { client: SottoClient; onError: 
           : 'Erase this account from this browser? Remove this device on your other device afterwards.';
         if (confirm(warning)) void eraseThisBrowser(client).then(onErased, (err) => onError(describeError(err)));
       }}>Erase from this browser</button>
+      {lockedWithPassphrase() && <ChangePassphrase onError={onError} />}
     </div>
+  );
+}
+
+/** Changes the passphrase that locks this browser's copy of the account. */
+function ChangePassphrase({ onError }: { onError: (e: string) => void }) {
+  const [old, setOld] = useState('');
+  const [next, setNext] = useState('');
+  const [done, setDone] = useState(false);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setDone(false);
+    try {
+      await changePassphrase(old, next);
+      setOld('');
+      setNext('');
+      setDone(true);
+    } catch (err) {
+      onError(describeError(err));
+    }
+  };
+  return (
+    <form class="passphrase" onSubmit={submit}>
+      <input name="old-passphrase" type="password" placeholder="Current passphrase" autocomplete="current-password" value={old} onInput={(e) => setOld((e.target as HTMLInputElement).value)} required />
+      <input name="new-passphrase" type="password" placeholder="New passphrase" autocomplete="new-password" value={next} onInput={(e) => setNext((e.target as HTMLInputElement).value)} required />
+      <button type="submit">Change passphrase</button>
+      {done && <span role="status">Passphrase changed</span>}
+    </form>
   );
 }
 

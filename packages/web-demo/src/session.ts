@@ -63,6 +63,28 @@ export async function eraseThisBrowser(client: SottoClient): Promise<void> {
   current = undefined;
 }
 
+/**
+ * Signs out: disconnects and closes this browser's store, so a copy locked with a passphrase is
+ * locked again (the store wipes its keys from memory on close).
+ */
+export async function signOut(client: SottoClient): Promise<void> {
+  await client.close();
+  const here = current;
+  current = undefined;
+  await here?.storage.close();
+}
+
+/** Whether this browser's copy of the signed-in account is locked with a passphrase. */
+export function lockedWithPassphrase(): boolean {
+  return current?.storage.encrypted ?? false;
+}
+
+/** Changes the passphrase of this browser's copy (`NOT_ALLOWED` when `old` is not the one in use). */
+export async function changePassphrase(old: string, next: string): Promise<void> {
+  if (current === undefined) throw new SottoError('CLOSED', 'no account is open');
+  await current.storage.changePassphrase(old, next);
+}
+
 export function lastUsername(): string {
   return localStorage.getItem(LAST_USER) ?? '';
 }

@@ -256,16 +256,33 @@ describe('the web app in Chromium', () => {
     expect(sealed).toContain('d:alice'); // conversation ids stay visible (docs/sdk.md)
     for (const m of [...markers, PASSPHRASE]) expect(sealed).not.toContain(m);
 
-    // after signing out the copy opens only with its passphrase
+    // the passphrase changes in the Devices panel, only with the current one
+    const NEW_PASSPHRASE = 'and now another passphrase';
+    await erin.getByRole('button', { name: 'Devices' }).click();
+    const change = async (old: string) => {
+      await erin.fill('input[name=old-passphrase]', old);
+      await erin.fill('input[name=new-passphrase]', NEW_PASSPHRASE);
+      await erin.getByRole('button', { name: 'Change passphrase' }).click();
+    };
+    await change('not the passphrase');
+    await erin.getByRole('alert').filter({ hasText: 'NOT_ALLOWED' }).click(); // read, and dismissed
+    await change(PASSPHRASE);
+    await erin.getByRole('status').filter({ hasText: 'Passphrase changed' }).waitFor();
+
+    // signing out locks the copy again: it opens only with its (new) passphrase
+    await erin.getByRole('button', { name: 'Sign out' }).click();
+    await erin.fill('input[name=username]', 'erin');
+    await erin.click('button[type=submit]');
+    await erin.getByRole('alert').filter({ hasText: 'enter its passphrase' }).waitFor();
+    await erin.fill('input[name=passphrase]', NEW_PASSPHRASE);
+    await erin.click('button[type=submit]');
+    await erin.getByTestId('me').filter({ hasText: 'erin' }).waitFor();
     await erin.getByRole('button', { name: 'Sign out' }).click();
     await erin.close();
-    erin = await locked('');
-    await erin.getByRole('alert').filter({ hasText: 'enter its passphrase' }).waitFor();
-    await erin.close();
-    erin = await locked('not the passphrase');
+    erin = await locked(PASSPHRASE);
     await erin.getByRole('alert').filter({ hasText: 'NOT_ALLOWED' }).waitFor();
     await erin.close();
-    erin = await locked(PASSPHRASE);
+    erin = await locked(NEW_PASSPHRASE);
     await erin.getByTestId('conversation-d:alice').click();
     await thread(erin).getByText('a reply into the locked store').waitFor();
     await context.close();

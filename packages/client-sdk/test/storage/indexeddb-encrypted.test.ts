@@ -1,13 +1,12 @@
 import 'fake-indexeddb/auto';
-import { randomBytes } from 'node:crypto';
 import { decodeCbor } from '@sotto/protocol';
 import { IDBFactory } from 'fake-indexeddb';
 import { describe, expect, it } from 'vitest';
 import { IndexedDbStorage, openIndexedDbStorage, type IndexedDbStorageOptions } from '../../src/browser/index.js';
-import { SottoError } from '../../src/errors.js';
 import { StorageBatch } from '../../src/storage/index.js';
 import { runStorageConformance } from './conformance.js';
-import { callLog, direct, group, message, outbox } from './fixtures.js';
+import { caught, expectMovedRecordsRefused, leakCase, leaksIn, SEARCH_QUERIES, SEARCH_TEXTS, seedBatch } from './encrypted-cases.js';
+import { direct, message } from './fixtures.js';
 
 let n = 0;
 const fresh = (): { indexedDB: IDBFactory; name: string } => ({ indexedDB: new IDBFactory(), name: `sotto-enc-${n++}` });
@@ -19,11 +18,6 @@ runStorageConformance('indexeddb, encrypted', async () => {
   return { storage, reopen: () => openIndexedDbStorage(name, { indexedDB, ...secret() }) };
 });
 
-async function caught(promise: Promise<unknown>): Promise<SottoError> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
-  expect(SottoError.is(err), `expected a SottoError, got ${String(err)}`).toBe(true);
-  return err as SottoError;
-}
 
 /** The raw database, opened with the IndexedDB API alone (what another script in the profile sees). */
 function raw(indexedDB: IDBFactory, name: string): Promise<IDBDatabase> {
@@ -78,55 +72,19 @@ function leaves(value: unknown, out: Uint8Array[] = []): Uint8Array[] {
 
 async function seeded(indexedDB: IDBFactory, name: string, options = secret()): Promise<IndexedDbStorage> {
   const storage = await openIndexedDbStorage(name, { indexedDB, ...options });
-  await storage.commit(
-    new StorageBatch()
-      .putConversation(direct('acc1', { title: 'Bob' }))
-      .putMessage(message('m1', 'd:acc1', 10, { text: 'first words' }))
-      .putMessage(message('m2', 'd:acc1', 20, { text: 'second words' }))
-      .setSetting('s1', 'one')
-      .setSetting('s2', 'two')
-      .protocolRecord('session', 'acc1.1', new Uint8Array([1, 1]))
-      .protocolRecord('session', 'acc1.2', new Uint8Array([2, 2])),
-  );
+  await storage.commit(seedBatch());
   return storage;
 }
 
 describe('encrypted IndexedDB storage', () => {
   it('keeps no plaintext of texts, contact names, search words or session state in any row', async () => {
-    const session = new Uint8Array(randomBytes(48));
-    const identity = new Uint8Array(randomBytes(40));
-    const plaintexts = [
-      'Meet me at the Lighthouse Bakery at seven',
-      'lighthouse',
-      'bakery',
-      'Zoë Kowalczyk',
-      'zoe_kowalczyk_99',
-      'Ottoline Quarrington',
-      'Blue Heron Climbing Crew',
-      'ultramarine-theme-preference',
-      'outbox payload phrase',
-    ];
+    const { batch, needles, session } = leakCase();
     const write = async (indexedDB: IDBFactory, name: string, options: Pick<IndexedDbStorageOptions, 'passphrase' | 'insecureFastKdf'>) => {
       const storage = await openIndexedDbStorage(name, { indexedDB, ...options });
-      await storage.commit(
-        new StorageBatch()
-          .putConversation(direct('acc7f3e', { title: 'Zoë Kowalczyk', peerUsername: 'zoe_kowalczyk_99', lastMessagePreview: 'Meet me at the Lighthouse Bakery at seven' }))
-          .putConversation(direct('acc91b2', { title: 'Ottoline Quarrington' }))
-          .putConversation({ ...group('ab12'), title: 'Blue Heron Climbing Crew' })
-          .putMessage(message('m1', 'd:acc7f3e', 10, { text: 'Meet me at the Lighthouse Bakery at seven' }))
-          .putOutbox(outbox('o1', 5, { conversationId: 'd:acc7f3e', payload: new TextEncoder().encode('outbox payload phrase') }))
-          .setSetting('theme', 'ultramarine-theme-preference')
-          .putCallLog(callLog('c1', 7, { conversationId: 'd:acc7f3e' }))
-          .protocolRecord('session', 'acc7f3e.1', session)
-          .protocolRecord('identity', 'local', identity),
-      );
+      await storage.commit(batch());
       return storage;
     };
-    const needles = [...plaintexts.map((t) => Buffer.from(t)), Buffer.from(session), Buffer.from(identity)];
-    const leaks = (rows: Record<string, unknown[]>) => {
-      const hay = leaves(rows).map((h) => Buffer.from(h.buffer, h.byteOffset, h.byteLength));
-      return needles.filter((needle) => hay.some((h) => h.includes(needle))).map(String);
-    };
+    const leaks = (rows: Record<string, unknown[]>) => leaksIn(needles, leaves(rows));
 
     // Control: the plain store does hold them (the search words too), so the scan can see a leak.
     const p = fresh();
@@ -228,18 +186,7 @@ describe('encrypted IndexedDB storage', () => {
       await put(tx, 'settings', { key: 's2', s: s1['s'] });
     });
     let storage = await openIndexedDbStorage(name, { indexedDB, ...secret() });
-    const moved = await caught(storage.getMessage('m2'));
-    expect([moved.code, moved.field]).toEqual(['STORAGE_FAILED', 'messages']);
-    expect((await caught(storage.listMessages('d:acc1'))).code).toBe('STORAGE_FAILED');
-    expect((await caught(storage.getProtocolRecord('session', 'acc1.2'))).field).toBe('protocol');
-    expect((await caught(storage.getSetting('s2'))).field).toBe('settings');
-    // Untouched rows still read, and a batch that reads a bad row commits nothing.
-    expect((await storage.getMessage('m1'))?.text).toBe('first words');
-    expect(await storage.getProtocolRecord('session', 'acc1.1')).toEqual(new Uint8Array([1, 1]));
-    expect(await storage.getSetting('s1')).toBe('one');
-    const failed = await caught(storage.commit(new StorageBatch().setSetting('s3', 3).patchMessage('m2', { seenAt: 30 })));
-    expect(failed.code).toBe('STORAGE_FAILED');
-    expect(await storage.getSetting('s3')).toBeUndefined();
+    await expectMovedRecordsRefused(storage, 'protocol');
     await storage.close();
 
     await tamper(indexedDB, name, ['messages', 'conversations', 'settings'], async (tx) => {
@@ -311,21 +258,14 @@ describe('encrypted IndexedDB storage', () => {
   });
 
   it('searches the blind index like the plain store, beyond the indexed prefix length too', async () => {
-    const texts: [string, string][] = [
-      ['m1', 'Internationalization matters'],
-      ['m2', 'internationalizations everywhere'],
-      ['m3', 'an international call'],
-      ['m4', 'Ünïcödé façade'],
-    ];
-    const queries = ['internationalization', 'internationalizationz', 'internationalizations', 'international', 'INTER call', 'unicode', 'facade', 'fa', 'matters international', 'nothing'];
     const results = async (options: Pick<IndexedDbStorageOptions, 'passphrase' | 'insecureFastKdf'>) => {
       const { indexedDB, name } = fresh();
       const storage = await openIndexedDbStorage(name, { indexedDB, ...options });
       let b = new StorageBatch().putConversation(direct('acc1')).putConversation(direct('acc2'));
-      for (const [id, text] of texts) b = b.putMessage(message(id, id === 'm3' ? 'd:acc2' : 'd:acc1', Number(id.slice(1)), { text }));
+      for (const [id, text] of SEARCH_TEXTS) b = b.putMessage(message(id, id === 'm3' ? 'd:acc2' : 'd:acc1', Number(id.slice(1)), { text }));
       await storage.commit(b);
       const out: Record<string, string[]> = {};
-      for (const q of queries) out[q] = (await storage.searchMessages(q)).map((m) => m.id);
+      for (const q of SEARCH_QUERIES) out[q] = (await storage.searchMessages(q)).map((m) => m.id);
       out['in acc2'] = (await storage.searchMessages('international', { conversationId: 'd:acc2' })).map((m) => m.id);
       await storage.close();
       return out;

@@ -1,14 +1,14 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SottoError } from '../../src/errors.js';
 import { openSqliteStorage, SCHEMA_VERSION, type SqliteStorage, type SqliteStorageOptions } from '../../src/node/index.js';
 import { StorageBatch } from '../../src/storage/index.js';
 import { runStorageConformance } from './conformance.js';
-import { callLog, direct, group, message, outbox } from './fixtures.js';
+import { caught, expectMovedRecordsRefused, leakCase, leaksIn, SEARCH_QUERIES, SEARCH_TEXTS, seedBatch } from './encrypted-cases.js';
+import { direct, group, message } from './fixtures.js';
 import { undoSchema3 } from './schema-undo.js';
 import { RowCodec } from '../../src/node/sqlite-codec.js';
 import { openSqliteCipher } from '../../src/node/sqlite-crypto.js';
@@ -24,11 +24,6 @@ runStorageConformance('sqlite, encrypted', async () => {
   return { storage: await openSqliteStorage(path, secret()), reopen: () => openSqliteStorage(path, secret()) };
 });
 
-async function caught(promise: Promise<unknown>): Promise<SottoError> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
-  expect(SottoError.is(err), `expected a SottoError, got ${String(err)}`).toBe(true);
-  return err as SottoError;
-}
 
 /** Hashes of the database file and its WAL / shared-memory files (absent ones as null). */
 function fileState(path: string): Record<string, string | null> {
@@ -42,16 +37,7 @@ function fileState(path: string): Record<string, string | null> {
 
 async function seeded(path: string, options: SqliteStorageOptions = secret()): Promise<SqliteStorage> {
   const storage = await openSqliteStorage(path, options);
-  await storage.commit(
-    new StorageBatch()
-      .putConversation(direct('acc1', { title: 'Bob' }))
-      .putMessage(message('m1', 'd:acc1', 10, { text: 'first words' }))
-      .putMessage(message('m2', 'd:acc1', 20, { text: 'second words' }))
-      .setSetting('s1', 'one')
-      .setSetting('s2', 'two')
-      .protocolRecord('session', 'acc1.1', new Uint8Array([1, 1]))
-      .protocolRecord('session', 'acc1.2', new Uint8Array([2, 2])),
-  );
+  await storage.commit(seedBatch());
   return storage;
 }
 
@@ -111,35 +97,10 @@ describe('encrypted SQLite storage', () => {
   });
 
   it('keeps no plaintext of texts, contact names or session state in the file or its WAL', async () => {
-    const session = new Uint8Array(randomBytes(48));
-    const identity = new Uint8Array(randomBytes(40));
-    const plaintexts = [
-      'Meet me at the Lighthouse Bakery at seven',
-      'Lighthouse',
-      'Bakery',
-      'Zoë Kowalczyk',
-      'Kowalczyk',
-      'zoe_kowalczyk_99',
-      'Ottoline Quarrington',
-      'Quarrington',
-      'Blue Heron Climbing Crew',
-      'ultramarine-theme-preference',
-      'outbox payload phrase',
-    ];
+    const { batch, needles, session } = leakCase();
     const write = async (path: string, options: SqliteStorageOptions) => {
       const storage = await openSqliteStorage(path, options);
-      await storage.commit(
-        new StorageBatch()
-          .putConversation(direct('acc7f3e', { title: 'Zoë Kowalczyk', peerUsername: 'zoe_kowalczyk_99', lastMessagePreview: 'Meet me at the Lighthouse Bakery at seven' }))
-          .putConversation(direct('acc91b2', { title: 'Ottoline Quarrington' }))
-          .putConversation({ ...direct('x'), id: 'g:ab12', kind: 'group', peerAccountId: undefined, title: 'Blue Heron Climbing Crew', groupState: new Uint8Array([7]) })
-          .putMessage(message('m1', 'd:acc7f3e', 10, { text: 'Meet me at the Lighthouse Bakery at seven' }))
-          .putOutbox(outbox('o1', 5, { conversationId: 'd:acc7f3e', payload: new TextEncoder().encode('outbox payload phrase') }))
-          .setSetting('theme', 'ultramarine-theme-preference')
-          .putCallLog(callLog('c1', 7, { conversationId: 'd:acc7f3e' }))
-          .protocolRecord('session', 'acc7f3e.1', session)
-          .protocolRecord('identity', 'local', identity),
-      );
+      await storage.commit(batch());
       return storage;
     };
     /** Every value of every table (as text and bytes), read with better-sqlite3 directly. */
@@ -159,9 +120,7 @@ describe('encrypted SQLite storage', () => {
       return values;
     };
     const rawBytes = (path: string): Buffer[] => [path, `${path}-wal`].filter(existsSync).map((p) => readFileSync(p));
-    const needles = [...plaintexts.map((t) => Buffer.from(t)), Buffer.from(session), Buffer.from(identity)];
-    const leaks = (haystacks: Uint8Array[]) =>
-      needles.filter((needle) => haystacks.some((h) => Buffer.from(h.buffer, h.byteOffset, h.byteLength).includes(needle))).map(String);
+    const leaks = (haystacks: Uint8Array[]) => leaksIn(needles, haystacks);
 
     // Control: the plain store does hold them, so the scan below can see a leak.
     const plainPath = freshPath();
@@ -191,19 +150,7 @@ describe('encrypted SQLite storage', () => {
       UPDATE protocol_records SET value = (SELECT value FROM protocol_records WHERE key = 'acc1.1') WHERE key = 'acc1.2';
       UPDATE settings SET value = (SELECT value FROM settings WHERE key = 's1') WHERE key = 's2';`);
     let storage = await openSqliteStorage(path, secret());
-    const moved = await caught(storage.getMessage('m2'));
-    expect([moved.code, moved.field]).toEqual(['STORAGE_FAILED', 'messages']);
-    expect((await caught(storage.listMessages('d:acc1'))).code).toBe('STORAGE_FAILED');
-    expect((await caught(storage.searchMessages('words'))).code).toBe('STORAGE_FAILED');
-    expect((await caught(storage.getProtocolRecord('session', 'acc1.2'))).field).toBe('protocol_records');
-    expect((await caught(storage.getSetting('s2'))).field).toBe('settings');
-    // Untouched rows still read, and a batch that reads a bad row commits nothing.
-    expect((await storage.getMessage('m1'))?.text).toBe('first words');
-    expect(await storage.getProtocolRecord('session', 'acc1.1')).toEqual(new Uint8Array([1, 1]));
-    expect(await storage.getSetting('s1')).toBe('one');
-    const failed = await caught(storage.commit(new StorageBatch().setSetting('s3', 3).patchMessage('m2', { seenAt: 30 })));
-    expect(failed.code).toBe('STORAGE_FAILED');
-    expect(await storage.getSetting('s3')).toBeUndefined();
+    await expectMovedRecordsRefused(storage, 'protocol_records');
     await storage.close();
 
     tamper(path, `UPDATE messages SET sent_at = 99 WHERE id = 'm1';
@@ -260,20 +207,13 @@ describe('encrypted SQLite storage', () => {
   });
 
   it('searches the blind index like the plain store, beyond the indexed prefix length too', async () => {
-    const texts: [string, string][] = [
-      ['m1', 'Internationalization matters'],
-      ['m2', 'internationalizations everywhere'],
-      ['m3', 'an international call'],
-      ['m4', 'Ünïcödé façade'],
-    ];
-    const queries = ['internationalization', 'internationalizationz', 'internationalizations', 'international', 'INTER call', 'unicode', 'facade', 'fa', 'matters international', 'nothing'];
     const results = async (options: SqliteStorageOptions) => {
       const storage = await openSqliteStorage(freshPath(), options);
       let b = new StorageBatch().putConversation(direct('acc1'));
-      for (const [id, text] of texts) b = b.putMessage(message(id, 'd:acc1', Number(id.slice(1)), { text }));
+      for (const [id, text] of SEARCH_TEXTS) b = b.putMessage(message(id, 'd:acc1', Number(id.slice(1)), { text }));
       await storage.commit(b);
       const out: Record<string, string[]> = {};
-      for (const q of queries) out[q] = (await storage.searchMessages(q)).map((m) => m.id);
+      for (const q of SEARCH_QUERIES) out[q] = (await storage.searchMessages(q)).map((m) => m.id);
       await storage.close();
       return out;
     };

@@ -15,9 +15,10 @@ describe('linking a device in the web app', () => {
     const bob = await app.person('bob');
     await firstContact(bob, 'bob', alice, 'alice', 'before the link');
 
-    // the new browser: no account, asks to be linked
+    // the new browser: no account, asks to be linked, with a passphrase for its copy
     const laptop = await (await app.browser.newContext()).newPage();
     await laptop.goto(`${app.relay.url}/`);
+    await laptop.fill('input[name=passphrase]', 'the laptop passphrase');
     await laptop.getByRole('button', { name: 'Link to an account on another device' }).click();
     const code = (await laptop.getByTestId('link-code').textContent())!;
     expect(code).toMatch(/^sotto-link:/);
@@ -41,6 +42,31 @@ describe('linking a device in the web app', () => {
     await send(laptop, 'from the laptop');
     await bob.getByTestId('thread').getByText('from the laptop').waitFor({ timeout: 15_000 });
     await alice.getByTestId('thread').getByText('from the laptop').waitFor({ timeout: 15_000 });
+
+    // the laptop's copy is encrypted: its database has a header, and no row holds the texts
+    const copy = await laptop.evaluate(async () => {
+      const name = (await indexedDB.databases()).map((d) => d.name!).find((n) => n.startsWith('sotto-linked-'))!;
+      const db = await new Promise<IDBDatabase>((resolve, reject) => {
+        const req = indexedDB.open(name);
+        req.onsuccess = () => resolve(req.result);
+        req.onerror = () => reject(req.error);
+      });
+      const all = (store: string) =>
+        new Promise<unknown[]>((resolve, reject) => {
+          const req = db.transaction(store).objectStore(store).getAll();
+          req.onsuccess = () => resolve(req.result);
+          req.onerror = () => reject(req.error);
+        });
+      const meta = (await all('meta')) as { key: string }[];
+      const text = (v: unknown): string =>
+        typeof v === 'string' ? v : ArrayBuffer.isView(v) ? new TextDecoder().decode(v) : v !== null && typeof v === 'object' ? Object.values(v).map(text).join(' ') : '';
+      const messages = text(await all('messages'));
+      db.close();
+      return { header: meta.map((m) => m.key), messages };
+    });
+    expect(copy.header).toEqual(['encryption']);
+    expect(copy.messages.length).toBeGreaterThan(0);
+    for (const t of ['before the link', 'after the link', 'from the laptop']) expect(copy.messages).not.toContain(t);
 
     // the laptop erases its copy; alice then removes it from the account
     laptop.on('dialog', (dialog) => void dialog.accept());

@@ -301,9 +301,26 @@ export class IndexedDbStorage implements Storage {
     const factory = options.indexedDB ?? globalThis.indexedDB;
     if (factory === undefined) throw new SottoError('UNSUPPORTED', 'IndexedDB is not available here');
     try {
-      if (!(await factory.databases()).some((d) => d.name === name)) return 'absent';
-      // no version: opens the database as it is, with no upgrade
-      const db = await (wrap(factory.open(name)) as Promise<IDBPDatabase>);
+      // No version: an existing database opens as it is, with no upgrade. A missing one would be
+      // created: its upgrade is aborted, which creates nothing (not every browser lists
+      // databases, so `indexedDB.databases()` cannot tell).
+      const found = await new Promise<IDBDatabase | undefined>((resolve, reject) => {
+        const request = factory.open(name);
+        let absent = false;
+        request.onupgradeneeded = (event) => {
+          if (event.oldVersion !== 0) return;
+          absent = true;
+          request.transaction!.abort();
+        };
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = (event) => {
+          if (!absent) return reject(request.error);
+          event.preventDefault();
+          resolve(undefined);
+        };
+      });
+      if (found === undefined) return 'absent';
+      const db = wrap(found) as IDBPDatabase;
       try {
         return (await readHeader(db)) === undefined ? 'plain' : 'encrypted';
       } finally {

@@ -138,6 +138,7 @@ describe('encrypted IndexedDB storage', () => {
     const { indexedDB } = fresh();
     expect(await IndexedDbStorage.inspect('none', { indexedDB })).toBe('absent');
     expect(await IndexedDbStorage.inspect('none', { indexedDB })).toBe('absent');
+    expect((await indexedDB.databases()).map((d) => d.name)).toEqual([]); // inspecting created nothing
     await (await seeded(indexedDB, 'plain', {})).close();
     await (await seeded(indexedDB, 'enc')).close();
     expect(await IndexedDbStorage.inspect('plain', { indexedDB })).toBe('plain');

@@ -187,7 +187,8 @@ export class Sender {
       // libsignal whenever both sides speak it, else the web engine (ARCHITECTURE §3)
       const pair = ours.includes('libsignal') && d.engines.includes('libsignal') ? 'libsignal' : ours.includes('web') && d.engines.includes('web') ? 'web' : undefined;
       if (pair === undefined) {
-        throw new SottoError('UNSUPPORTED', `device ${d.deviceId} of ${accountId} speaks no engine this device speaks (${ours.join(', ')})`, { field: accountId });
+        const hint = d.engines.includes('web') ? ': a Node device reaches browsers when it runs both engines (createDualEngine)' : '';
+        throw new SottoError('UNSUPPORTED', `device ${d.deviceId} of ${accountId} speaks ${d.engines.join(', ')}, this device ${ours.join(', ')}${hint}`, { field: accountId });
       }
       engineOf.set(d.deviceId, pair);
       const address = { accountId: d.accountId, deviceId: d.deviceId };

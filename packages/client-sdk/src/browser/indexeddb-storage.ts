@@ -234,6 +234,7 @@ const passphraseArgument = (message: string): SottoError => new SottoError('INVA
  */
 export class IndexedDbStorage implements Storage {
   #closed = false;
+  readonly #inflight = new Set<Promise<unknown>>();
   readonly #rows: IdbRows;
   readonly #cipher: StoreCipher | undefined;
   readonly #insecureFastKdf: boolean;
@@ -347,15 +348,17 @@ export class IndexedDbStorage implements Storage {
     const db = this.#db();
     const cipher = this.#cipher;
     if (!cipher) throw new SottoError('UNSUPPORTED', 'the IndexedDB store is not encrypted', { field: 'passphrase' });
-    const header = await this.#read(readHeader);
-    if (!header) throw new SottoError('STORAGE_FAILED', 'the encryption header of the IndexedDB store is missing', { field: 'meta' });
-    const fresh = await cipher.rewrap(current, header, next, this.#insecureFastKdf);
-    this.#db();
-    try {
-      await db.put('meta', { key: HEADER_KEY, value: fresh });
-    } catch (cause) {
-      throw new SottoError('STORAGE_FAILED', 'could not store the new passphrase', { cause });
-    }
+    // tracked: a close meanwhile waits, rather than wipe the data key the rewrap compares against
+    return this.#tracked(async () => {
+      const header = await readHeader(db);
+      if (!header) throw new SottoError('STORAGE_FAILED', 'the encryption header of the IndexedDB store is missing', { field: 'meta' });
+      const fresh = await cipher.rewrap(current, header, next, this.#insecureFastKdf);
+      try {
+        await db.put('meta', { key: HEADER_KEY, value: fresh });
+      } catch (cause) {
+        throw new SottoError('STORAGE_FAILED', 'could not store the new passphrase', { cause });
+      }
+    });
   }
 
   #db(): IDBPDatabase {
@@ -366,16 +369,35 @@ export class IndexedDbStorage implements Storage {
   /** Runs one read, mapping IndexedDB failures to `STORAGE_FAILED`. */
   async #read<T>(run: (db: IDBPDatabase) => Promise<T>): Promise<T> {
     const db = this.#db();
-    try {
-      return await run(db);
-    } catch (cause) {
-      if (SottoError.is(cause)) throw cause;
-      throw new SottoError('STORAGE_FAILED', 'IndexedDB read failed', { cause });
-    }
+    return this.#tracked(async () => {
+      try {
+        return await run(db);
+      } catch (cause) {
+        if (SottoError.is(cause)) throw cause;
+        throw new SottoError('STORAGE_FAILED', 'IndexedDB read failed', { cause });
+      }
+    });
+  }
+
+  /**
+   * Runs an operation that {@link close} waits for: IndexedDB lets a transaction begun before
+   * the connection closes run on, and an encrypted store's keys must outlive it (a record
+   * sealed with wiped keys would be lost).
+   */
+  #tracked<T>(run: () => Promise<T>): Promise<T> {
+    const op = run();
+    this.#inflight.add(op);
+    const untrack = (): void => void this.#inflight.delete(op);
+    op.then(untrack, untrack);
+    return op;
   }
 
   async commit(batch: StorageBatch, options: CommitOptions = {}): Promise<void> {
     const db = this.#db();
+    return this.#tracked(() => this.#commit(db, batch, options));
+  }
+
+  async #commit(db: IDBPDatabase, batch: StorageBatch, options: CommitOptions): Promise<void> {
     const tx = db.transaction([...STORES], 'readwrite', { durability: options.durability === 'relaxed' ? 'relaxed' : 'strict' }) as unknown as Tx;
     const done = tx.done;
     const rows = this.#rows;
@@ -547,9 +569,11 @@ export class IndexedDbStorage implements Storage {
     return this.#read(async (db) => ((await db.getAllKeys('protocol', under(kind))) as [string, string][]).map((k) => k[1]).sort(compareCodePoints));
   }
 
+  /** Closes the store once the commits and reads already begun have finished (then wipes an encrypted store's keys). */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await Promise.allSettled([...this.#inflight]);
     this.db.close();
     this.#rows.dispose();
   }

@@ -278,6 +278,19 @@ describe('encrypted IndexedDB storage', () => {
     expect(await results(secret())).toEqual(plain);
   });
 
+  it('finishes the commits and reads in flight before close wipes the keys', async () => {
+    const { indexedDB, name } = fresh();
+    const storage = await seeded(indexedDB, name);
+    const commit = storage.commit(new StorageBatch().putMessage(message('m3', 'd:acc1', 30, { text: 'written while closing' })));
+    const read = storage.getMessage('m1');
+    await storage.close();
+    await commit;
+    expect((await read)?.text).toBe('first words');
+    const reopened = await openIndexedDbStorage(name, { indexedDB, ...secret() });
+    expect((await reopened.getMessage('m3'))?.text).toBe('written while closing');
+    await reopened.close();
+  });
+
   it('derives with Argon2id at 64 MiB and three passes unless told otherwise', async () => {
     const { indexedDB, name } = fresh();
     const storage = await openIndexedDbStorage(name, { indexedDB, passphrase: 'a real passphrase' });

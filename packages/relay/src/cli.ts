@@ -6,6 +6,7 @@
  * sotto-relay start   [options]     run the relay until SIGINT/SIGTERM
  * sotto-relay reports [options]     print stored abuse reports, one JSON object per line
  * sotto-relay gc      [options]     apply retention now (expired envelopes and blobs)
+ * sotto-relay backup <dir> [options]  copy the data directory, also while the relay runs
  * sotto-relay --help
  * ```
  *
@@ -17,7 +18,7 @@
  * Built: `node packages/relay/dist/cli.js start` (the package's `bin`).
  */
 import { existsSync, realpathSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ConfigError, formatConfigHelp, loadConfig, type RelayConfig } from './config.js';
 import { createLogger, type Logger } from './logger.js';
@@ -26,6 +27,7 @@ import { openDatabase } from './db/database.js';
 import { ReportRepo } from './db/report-repo.js';
 import { runRetention, DATABASE_FILE, BLOB_DIR } from './retention.js';
 import { BlobStore } from './blob-store.js';
+import { BackupError, backupDataDir } from './backup.js';
 
 export const USAGE = `Usage: sotto-relay <command> [options]
 
@@ -33,6 +35,9 @@ Commands:
   start     run the relay (Ctrl-C or SIGTERM stops it gracefully)
   reports   print abuse reports stored in the data directory (JSON lines)
   gc        delete expired envelopes and attachments now
+  backup <dir>
+            copy the database (a consistent snapshot) and its attachments into <dir>,
+            also while the relay runs; <dir> must not hold a database yet
   help      show this text
 
 Options (flag, environment variable, meaning [default]):
@@ -57,7 +62,10 @@ const processIo: CliIo = {
  * process.exitCode = await runCli(process.argv.slice(2), process.env);
  */
 export async function runCli(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: CliIo = processIo): Promise<number> {
-  const [command, ...rest] = argv;
+  const [command, ...args] = argv;
+  // `backup` takes its target directory first
+  const target = command === 'backup' && args[0] !== undefined && !args[0].startsWith('--') ? args[0] : undefined;
+  const rest = target === undefined ? args : args.slice(1);
   if (command === undefined || command === 'help' || command === '--help' || command === '-h' || rest.includes('--help')) {
     io.stdout(`${USAGE}${formatConfigHelp()}\n`);
     return command === undefined ? 2 : 0;
@@ -80,6 +88,8 @@ export async function runCli(argv: readonly string[], env: Readonly<Record<strin
         return reports(config, io);
       case 'gc':
         return await gc(config, log);
+      case 'backup':
+        return await backup(config, target, log, io);
       default:
         io.stderr(`sotto-relay: unknown command ${JSON.stringify(command)} (see --help)\n`);
         return 2;
@@ -160,6 +170,22 @@ async function gc(config: RelayConfig, log: Logger): Promise<number> {
     database.close();
   }
   return 0;
+}
+
+async function backup(config: RelayConfig, target: string | undefined, log: Logger, io: CliIo): Promise<number> {
+  if (target === undefined) {
+    io.stderr('sotto-relay: backup needs a target directory: sotto-relay backup <dir> [options]\n');
+    return 2;
+  }
+  try {
+    const result = await backupDataDir(config.dataDir, resolve(target));
+    log.info('backup done', { target: resolve(target), ...result });
+    return 0;
+  } catch (err) {
+    if (!(err instanceof BackupError)) throw err;
+    io.stderr(`sotto-relay: ${err.message}\n`);
+    return 2;
+  }
 }
 
 function isMain(): boolean {

@@ -286,6 +286,16 @@ describe('the web app in Chromium', () => {
     await erin.getByTestId('conversation-d:alice').click();
     await thread(erin).getByText('a reply into the locked store').waitFor();
     await context.close();
+
+    // a sign-in that fails (the name is taken on the relay) keeps no database with its passphrase
+    const other = await (await app.browser.newContext()).newPage();
+    await other.goto(`${app.relay.url}/`);
+    await other.fill('input[name=username]', 'erin');
+    await other.fill('input[name=passphrase]', 'somebody else');
+    await other.click('button[type=submit]');
+    await other.getByRole('alert').filter({ hasText: 'USERNAME_TAKEN' }).waitFor();
+    expect(await other.evaluate(async () => (await indexedDB.databases()).map((d) => d.name))).toEqual([]);
+    await other.context().close();
   });
 
   it('the relay holds none of it in plaintext: no message text, group name or photo in any file it keeps', async () => {

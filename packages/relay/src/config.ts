@@ -78,6 +78,8 @@ export interface RelayConfig {
   webRoot?: string;
   /** Origins (e.g. `https://app.example.org`) whose pages may call the API: CORS. None by default. */
   corsOrigins?: string[];
+  /** Bearer token of `GET /metrics` (Prometheus text); no metrics endpoint without one. */
+  metricsToken?: string;
   limits: RelayLimits;
 }
 
@@ -146,6 +148,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = Object.freeze([
   opt('log-level', { type: 'enum', values: LOG_LEVELS }, 'info', 'debug | info | warn | error | silent'),
   opt('web-root', { type: 'path' }, undefined, 'directory of a built web app to serve at /'),
   opt('cors-origins', { type: 'string' }, undefined, 'comma-separated origins of a web app hosted elsewhere that may call the API'),
+  opt('metrics-token', { type: 'string' }, undefined, 'serve GET /metrics (Prometheus text) to requests bearing this token (16+ characters)'),
   opt('max-envelope-bytes', bytes(1, MAX_ENVELOPE_BYTES), MAX_ENVELOPE_BYTES, 'largest envelope ciphertext'),
   opt('max-attachment-bytes', bytes(1, 64 * GiB), 100 * MiB, 'largest attachment blob'),
   opt('max-json-body-bytes', bytes(1 * KiB, 1 * GiB), 4 * MiB, 'largest API request body'),
@@ -290,6 +293,13 @@ export function loadConfig(
       if (!ok) throw new ConfigError('INVALID_VALUE', '--cors-origins', `--cors-origins: ${JSON.stringify(o)} is not an origin like https://app.example.org`);
     }
     config.corsOrigins = origins;
+  }
+  const metricsToken = s('metrics-token');
+  if (metricsToken !== undefined) {
+    if (metricsToken.length < 16 || !/^[\x21-\x7e]+$/.test(metricsToken)) {
+      throw new ConfigError('INVALID_VALUE', '--metrics-token', '--metrics-token must be at least 16 printable characters without spaces');
+    }
+    config.metricsToken = metricsToken;
   }
   return config;
 }

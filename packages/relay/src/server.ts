@@ -12,6 +12,7 @@ import { BLOB_DIR, DATABASE_FILE, runRetention, type RetentionResult } from './r
 import { createContext, type RelayContext } from './services/context.js';
 import { expandPendingFanouts } from './services/messaging.js';
 import { DeliveryHub } from './ws/delivery-hub.js';
+import { RelayMetrics } from './metrics.js';
 
 export interface RelayOptions {
   logger?: Logger;
@@ -50,6 +51,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions = {
   const database = openDatabase(join(config.dataDir, DATABASE_FILE));
   const store = await BlobStore.open(join(config.dataDir, BLOB_DIR));
   const ctx = createContext(config, database, now);
+  if (config.metricsToken !== undefined) ctx.metrics = new RelayMetrics();
   // young envelopes a stopped relay left in batch rows move to the queue table first
   const recovered = ctx.envelopes.recover();
   if (recovered > 0) options.logger?.info('recovered queued envelopes', { envelopes: recovered });
@@ -58,6 +60,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions = {
   const expanded = expandPendingFanouts(ctx);
   if (expanded > 0) options.logger?.info('expanded pending fan-outs', { fanouts: expanded });
   const hub = new DeliveryHub(ctx);
+  if (ctx.metrics !== undefined) ctx.metrics.wsConnections = () => hub.size;
   const app = createHttpApp(ctx, hub, { store }, options.logger);
   const server = createAdaptorServer({ fetch: app.fetch, hostname: config.host }) as Server;
   server.on('upgrade', (req, socket, head) => hub.handleUpgrade(req, socket, head));
@@ -85,6 +88,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions = {
     close() {
       closing ??= (async () => {
         if (timer) clearInterval(timer);
+        ctx.metrics?.close();
         hub.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());

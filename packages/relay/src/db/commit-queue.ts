@@ -83,6 +83,9 @@ export class CommitQueue {
   private savepointBatches = 0;
   /** Optimistic batches that had to run again (observability / tests). */
   retriedBatches = 0;
+  /** Operations committed, and the time spent in the committed batches' transactions (metrics). */
+  operations = 0;
+  transactionMs = 0;
   private readonly onFlushed = (): void => this.flush();
   /** Follow-ups asked for by the operations of the batch being run (see follow). */
   private followUps: Pending[] = [];
@@ -179,6 +182,7 @@ export class CommitQueue {
       let outcomes: Outcome[] = [];
       this.followUps = [];
       this.running = true;
+      const started = performance.now();
       try {
         // BEGIN IMMEDIATE ... COMMIT: the commit (and its fsync under synchronous=FULL) happens
         // before any promise below settles.
@@ -211,6 +215,8 @@ export class CommitQueue {
         this.running = false;
       }
       this.batches++;
+      this.operations += batch.length;
+      this.transactionMs += performance.now() - started;
       for (const o of this.observers) o.committed();
       for (let i = 0; i < outcomes.length; i++) {
         const o = outcomes[i]!;

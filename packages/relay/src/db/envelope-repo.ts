@@ -138,6 +138,14 @@ const COMPACT_MIN = 32;
 export class EnvelopeRepo implements CommitObserver {
   /** Called with every committed batch's new rows (the delivery hub). */
   onCommitted: CommittedListener | undefined;
+  /** Envelopes committed into the queue, and removed from it by committed acks and device removals (metrics). */
+  storedTotal = 0;
+  removedTotal = 0;
+  /** Envelopes deleted by retention (metrics). */
+  expiredTotal = 0;
+  /** Rows of the `envelopes` table the open transaction removed (acks, drops), for {@link removedTotal}. */
+  private tableRemovals = 0;
+  private tableRemovalMark = 0;
   private journal: EnvelopeRow[] = [];
   private opMark = 0;
   private removals: Entry[] = [];
@@ -219,9 +227,11 @@ export class EnvelopeRepo implements CommitObserver {
   opStarted(): void {
     this.opMark = this.journal.length;
     this.removalMark = this.removals.length;
+    this.tableRemovalMark = this.tableRemovals;
   }
 
   opRolledBack(): void {
+    this.tableRemovals = this.tableRemovalMark;
     this.journal.length = this.opMark;
     for (let i = this.removalMark; i < this.removals.length; i++) this.removals[i]!.removing = false;
     this.removals.length = this.removalMark;
@@ -260,6 +270,9 @@ export class EnvelopeRepo implements CommitObserver {
 
   committed(): void {
     const now = this.clock();
+    this.storedTotal += this.journal.length;
+    this.removedTotal += this.removals.length + this.tableRemovals;
+    this.tableRemovals = 0;
     for (const [batch, bits] of this.touched) batch.removed = bits;
     this.touched.clear();
     for (const e of this.removals) {
@@ -276,6 +289,7 @@ export class EnvelopeRepo implements CommitObserver {
   }
 
   rolledBack(): void {
+    this.tableRemovals = 0;
     this.journal = [];
     for (const e of this.removals) e.removing = false;
     this.removals = [];
@@ -387,6 +401,11 @@ export class EnvelopeRepo implements CommitObserver {
     return this.young.size;
   }
 
+  /** Ciphertext bytes of the young envelopes held in memory (observability). */
+  get youngByteCount(): number {
+    return this.youngBytes;
+  }
+
   /**
    * Deletes the listed envelopes if (and only if) they are queued for this device. Unknown
    * guids and other devices' guids are ignored; a second ack of the same guid finds nothing.
@@ -403,7 +422,10 @@ export class EnvelopeRepo implements CommitObserver {
         continue;
       }
       const row = this.ackStmt.get(guid, accountId, deviceId);
-      if (row !== undefined) acked.push(row);
+      if (row !== undefined) {
+        acked.push(row);
+        this.tableRemovals++;
+      }
     }
     return acked;
   }
@@ -412,6 +434,7 @@ export class EnvelopeRepo implements CommitObserver {
   dropQueue(accountId: string, deviceId: number): number {
     if (!this.sqlite.inTransaction) throw new Error('envelope queue drop outside a commit-queue transaction');
     let n = this.dropQueueStmt.run(accountId, deviceId).changes;
+    this.tableRemovals += n;
     const q = this.queueOf(accountId, deviceId, false);
     if (q !== undefined) for (let i = q.head; i < q.entries.length; i++) if (this.remove(q.entries[i]!)) n++;
     return n;
@@ -427,7 +450,9 @@ export class EnvelopeRepo implements CommitObserver {
    */
   expire(cutoff: number): number {
     const first = this.firstYoungStmt.get(cutoff);
-    return first === undefined ? this.expireAllStmt.run(cutoff).changes : this.expireBeforeStmt.run(first.seq, cutoff).changes;
+    const n = first === undefined ? this.expireAllStmt.run(cutoff).changes : this.expireBeforeStmt.run(first.seq, cutoff).changes;
+    this.expiredTotal += n;
+    return n;
   }
 
   /**

@@ -2,7 +2,8 @@ import { FieldReader, items, MAX_BATCH_SENDS, MAX_PROVISIONING_MESSAGE_BYTES, SE
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono, type Context, type Next } from 'hono';
 import { cors } from 'hono/cors';
-import { randomToken, decodeB64, encodeB64, hashSecret, isAccountId } from '../credentials.js';
+import { randomToken, decodeB64, encodeB64, hashSecret, isAccountId, secretMatches } from '../credentials.js';
+import { METRICS_CONTENT_TYPE } from '../metrics.js';
 import { RelayError, toErrorBody } from '../errors.js';
 import { createLinkToken, engineParam, fetchBundles, linkDevice, listUserDevices, preKeyCounts, readJson, registerAccount, removeDevice, setSignedKeys, uploadOneTimeKeys } from '../services/accounts.js';
 import { takeToken, type RelayContext } from '../services/context.js';
@@ -90,6 +91,13 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
       else logger.debug('request', fields);
     });
   }
+  const { metrics } = ctx;
+  if (metrics !== undefined) {
+    app.use('*', async (c, next) => {
+      await next();
+      metrics.http(c.res.status);
+    });
+  }
   const sendLimit = ctx.config.limits.maxJsonBodyBytes;
   const smallLimit = Math.min(MAX_SMALL_BODY, sendLimit);
 
@@ -104,6 +112,16 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
   app.notFound((c) => c.json({ code: 'NOT_FOUND', message: 'no such route' }, 404));
 
   app.get('/healthz', (c) => c.json({ ok: true }));
+  const { metricsToken } = ctx.config;
+  if (metrics !== undefined && metricsToken !== undefined) {
+    const tokenHash = hashSecret(metricsToken);
+    app.get('/metrics', (c) => {
+      const header = c.req.header('authorization') ?? '';
+      const presented = header.startsWith('Bearer ') ? header.slice(7) : '';
+      if (!secretMatches(new TextEncoder().encode(presented), tokenHash)) throw new RelayError('UNAUTHORIZED', 'missing or wrong metrics token');
+      return c.body(metrics.render(ctx), 200, { 'Content-Type': METRICS_CONTENT_TYPE, 'Cache-Control': 'no-store' });
+    });
+  }
   if (ctx.config.corsOrigins !== undefined && ctx.config.corsOrigins.length > 0) {
     // a web app hosted on another origin: its pages may call the API (credentials travel in the
     // Authorization header, never in cookies)

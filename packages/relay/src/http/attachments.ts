@@ -40,6 +40,7 @@ export function attachmentRoutes(app: Hono<RelayEnv>, ctx: RelayContext, auth: M
       await deps.store.delete(id).catch(() => undefined);
       throw err;
     }
+    ctx.metrics?.blobUploaded(size);
     return c.json({ id, size, expiresAt }, 201);
   });
 

@@ -11,6 +11,7 @@ import { ReportRepo } from '../db/report-repo.js';
 import { RelayError } from '../errors.js';
 import { CheckedRecipientLists } from './checked-recipients.js';
 import { RateLimiter } from '../rate-limit.js';
+import type { RelayMetrics } from '../metrics.js';
 
 /** Everything a relay operation needs: repositories, the group-commit queue, clock, limits. */
 export interface RelayContext {
@@ -29,6 +30,8 @@ export interface RelayContext {
   blobs: BlobRepo;
   limiters: { ip: RateLimiter; account: RateLimiter; prekeyFetch: RateLimiter };
   now: () => number;
+  /** Counters of `GET /metrics`, when it is served (`--metrics-token`). */
+  metrics?: RelayMetrics;
 }
 
 /** Builds a {@link RelayContext} over an open database. */

@@ -139,12 +139,14 @@ export class DeliveryHub implements DeliveryNotifier {
       old.close(CloseCode.REPLACED, 'replaced by a newer connection');
     }
     this.connections.set(address, conn);
+    this.ctx.metrics?.wsOpen();
     ws.on('pong', () => { conn.alive = true; });
     ws.on('message', (data, isBinary) => {
       conn.alive = true;
       this.onFrame(conn, data, isBinary);
     });
-    ws.on('close', () => {
+    ws.on('close', (code) => {
+      this.ctx.metrics?.wsClose(code);
       this.applyAcks(conn);
       conn.markClosed();
       if (this.connections.get(address.accountId, address.deviceId) === conn) this.connections.delete(address);

@@ -900,6 +900,23 @@ export class SottoClient {
     return removeOwnDevice(this.ctx, deviceId);
   }
 
+  /**
+   * Deletes this account at the relay, for all its devices: their keys, credentials and
+   * queues, and every request, block and restrict state held by or about it. The other devices
+   * are disconnected (`deviceRemoved`); contacts' sends to it fail with `NOT_FOUND`, and the
+   * username may be registered again by anyone, under a new identity key (contacts see the
+   * identity-change warning). Then closes this client. The local store stays: it belongs to the
+   * app, which erases it if that is what the user asked for.
+   * @example
+   * await client.deleteAccount();
+   * await storage.close(); // and delete its file or database
+   */
+  async deleteAccount(): Promise<void> {
+    this.assertOpen();
+    await this.ctx.relay.deleteAccount(this.accountId);
+    await this.close();
+  }
+
   // ── identity ────────────────────────────────────────────────────────────────
 
   /**

@@ -4,7 +4,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { CallPanel, useCalls } from './calls.js';
 import { ChatRoom } from './chat-room.js';
 import { startNotifications } from './notify.js';
-import { changePassphrase, eraseThisBrowser, lockedWithPassphrase } from './session.js';
+import { changePassphrase, deleteAccount, eraseThisBrowser, lockedWithPassphrase } from './session.js';
 import { describeError, titleOf, useClientVersion } from './shared.js';
 
 /** This account's devices: link a new one by its code, remove others. */
@@ -48,6 +48,10 @@ function Devices({ client, onError, onErased }: { client: SottoClient; onError: 
           : 'Erase this account from this browser? Remove this device on your other device afterwards.';
         if (confirm(warning)) void eraseThisBrowser(client).then(onErased, (err) => onError(describeError(err)));
       }}>Erase from this browser</button>
+      <button class="danger" onClick={() => {
+        const warning = 'Delete this account for good, on every device? Your contacts will no longer reach it, and anyone may take its name.';
+        if (confirm(warning)) void deleteAccount(client).then(onErased, (err) => onError(describeError(err)));
+      }}>Delete account</button>
       {lockedWithPassphrase() && <ChangePassphrase onError={onError} />}
     </div>
   );

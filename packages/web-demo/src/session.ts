@@ -53,14 +53,28 @@ async function discardNew(database: string): Promise<void> {
  * itself); with no other device, the account is gone for good.
  */
 export async function eraseThisBrowser(client: SottoClient): Promise<void> {
-  const here = current;
   await client.close();
+  await forgetHere(client.accountId);
+}
+
+/**
+ * Deletes the account at the relay, for every device of it (their keys, queues and request
+ * states; the name becomes free), then erases this browser's copy.
+ */
+export async function deleteAccount(client: SottoClient): Promise<void> {
+  await client.deleteAccount();
+  await forgetHere(client.accountId);
+}
+
+/** Closes and deletes this browser's database of `accountId`, and forgets it was signed in. */
+async function forgetHere(accountId: string): Promise<void> {
+  const here = current;
+  current = undefined;
   if (here === undefined) return;
   await here.storage.close();
   await deleteDatabase(here.database);
-  localStorage.removeItem(DB_OF + client.accountId);
-  if (localStorage.getItem(LAST_USER) === client.accountId) localStorage.removeItem(LAST_USER);
-  current = undefined;
+  localStorage.removeItem(DB_OF + accountId);
+  if (localStorage.getItem(LAST_USER) === accountId) localStorage.removeItem(LAST_USER);
 }
 
 /**

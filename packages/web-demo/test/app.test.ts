@@ -298,6 +298,18 @@ describe('the web app in Chromium', () => {
     await other.context().close();
   });
 
+  it('deleting an account removes it at the relay and from this browser', async () => {
+    const frank = await person('frank');
+    frank.on('dialog', (dialog) => void dialog.accept());
+    expect(app.relay.ctx.accounts.byId('frank')).toBeDefined();
+    await frank.getByRole('button', { name: 'Devices' }).click();
+    await frank.getByRole('button', { name: 'Delete account' }).click();
+    await frank.getByRole('button', { name: 'Sign in or create account' }).waitFor();
+    expect(app.relay.ctx.accounts.byId('frank')).toBeUndefined();
+    expect(await frank.evaluate(async () => (await indexedDB.databases()).map((d) => d.name))).toEqual([]);
+    await frank.context().close();
+  });
+
   it('the relay holds none of it in plaintext: no message text, group name or photo in any file it keeps', async () => {
     const files: Buffer[] = [];
     const walk = async (dir: string): Promise<void> => {

@@ -98,6 +98,9 @@ export class RelayHttp {
   removeDevice(accountId: string, deviceId: number): Promise<void> {
     return this.json('DELETE', `/v1/accounts/${enc(accountId)}/devices/${deviceId}`);
   }
+  deleteAccount(accountId: string): Promise<void> {
+    return this.json('DELETE', `/v1/accounts/${enc(accountId)}`);
+  }
   setSignedKeys(body: SetSignedKeysRequest): Promise<void> {
     return this.json('PUT', '/v1/keys/signed', body);
   }

@@ -95,6 +95,15 @@ export class AccountRepo {
     return this.db.delete(devices).where(and(eq(devices.accountId, accountId), eq(devices.deviceId, deviceId))).run().changes === 1;
   }
 
+  /**
+   * Deletes the account row; its devices, credentials, prekeys, tickets and link tokens go with
+   * it (FK cascade). The username is free again.
+   */
+  deleteAccount(accountId: string): boolean {
+    this.deviceListChanged(accountId);
+    return this.db.delete(accounts).where(eq(accounts.id, accountId)).run().changes === 1;
+  }
+
   /** The account's devices by id (shared cached list: do not mutate). */
   devices(accountId: string): readonly DeviceRow[] {
     return this.deviceCache.get(accountId) ?? this.deviceCache.remember(accountId, this.devicesStmt.all(accountId));

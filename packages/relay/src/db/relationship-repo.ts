@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { and, asc, count, eq } from 'drizzle-orm';
+import { and, asc, count, eq, or } from 'drizzle-orm';
 import type { CommitObserver } from './commit-queue.js';
 import { CommittedPairCache } from './committed-cache.js';
 import type { RelayDb } from './database.js';
@@ -152,6 +152,18 @@ export class RelationshipRepo {
     if (existing.restricted === restricted) return;
     this.db.update(relationships).set({ restricted, restrictedSince: restricted ? now : null })
       .where(and(eq(relationships.ownerId, ownerId), eq(relationships.peerId, peerId))).run();
+  }
+
+  /**
+   * Deletes every row the account holds and every row held about it (the account is being
+   * deleted): a new account registered later under the same name starts with no state, so it
+   * is not let in by an acceptance given to the old one. Returns the rows deleted.
+   */
+  forgetAccount(accountId: string): number {
+    const pairs = this.db.select({ ownerId: relationships.ownerId, peerId: relationships.peerId }).from(relationships)
+      .where(or(eq(relationships.ownerId, accountId), eq(relationships.peerId, accountId))).all();
+    for (const p of pairs) this.changing(p.ownerId, p.peerId);
+    return this.db.delete(relationships).where(or(eq(relationships.ownerId, accountId), eq(relationships.peerId, accountId))).run().changes;
   }
 
   list(ownerId: string, state: RelationshipState, limit = 500): RelationshipListing[] {

@@ -5,7 +5,7 @@ import { cors } from 'hono/cors';
 import { randomToken, decodeB64, encodeB64, hashSecret, isAccountId, secretMatches } from '../credentials.js';
 import { METRICS_CONTENT_TYPE } from '../metrics.js';
 import { RelayError, toErrorBody } from '../errors.js';
-import { createLinkToken, engineParam, fetchBundles, linkDevice, listUserDevices, preKeyCounts, readJson, registerAccount, removeDevice, setSignedKeys, uploadOneTimeKeys } from '../services/accounts.js';
+import { createLinkToken, deleteAccount, engineParam, fetchBundles, linkDevice, listUserDevices, preKeyCounts, readJson, registerAccount, removeDevice, setSignedKeys, uploadOneTimeKeys } from '../services/accounts.js';
 import { takeToken, type RelayContext } from '../services/context.js';
 import { ackEnvelopes, backlogPage, sendBatch, sendToAccount, sendToMany, type DeliveryNotifier } from '../services/messaging.js';
 import { MAX_PROVISIONING_WAIT_MS, ProvisioningMailboxes } from '../services/provisioning.js';
@@ -140,6 +140,12 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
   app.post('/v1/devices', async (c) => c.json(await linkDevice(ctx, await readJsonBody(c, smallLimit), clientIp(c)), 201));
   app.post('/v1/devices/link-tokens', auth, async (c) => c.json(await createLinkToken(ctx, c.get('device')), 201));
   app.get('/v1/users/:username/devices', auth, (c) => c.json(listUserDevices(ctx, c.req.param('username').toLowerCase())));
+  app.delete('/v1/accounts/:accountId', auth, async (c) => {
+    const me = c.get('device');
+    if (c.req.param('accountId') !== me.accountId) throw new RelayError('FORBIDDEN', 'only an account\'s own devices can delete it');
+    for (const deviceId of await deleteAccount(ctx, me)) hub.disconnect({ accountId: me.accountId, deviceId });
+    return c.body(null, 204);
+  });
   app.delete('/v1/accounts/:accountId/devices/:deviceId', auth, async (c) => {
     const me = c.get('device');
     if (c.req.param('accountId') !== me.accountId) throw new RelayError('FORBIDDEN', 'device belongs to another account');

@@ -189,6 +189,23 @@ export async function removeDevice(ctx: RelayContext, auth: DeviceAddress, devic
   });
 }
 
+/**
+ * `DELETE /v1/accounts/:accountId` by one of the account's own devices: in one commit, every
+ * device's queue, the devices with their credentials and keys, and every request, block and
+ * restrict state held by or about the account. Kept: envelopes it sent that wait in other
+ * devices' queues (they were sent), attachment blobs until they expire, abuse reports. Returns
+ * the device ids that were deleted (their connections are closed by the caller).
+ */
+export async function deleteAccount(ctx: RelayContext, auth: DeviceAddress): Promise<number[]> {
+  return ctx.queue.run(() => {
+    const ids = ctx.accounts.devices(auth.accountId).map((d) => d.deviceId);
+    for (const deviceId of ids) ctx.envelopes.dropQueue(auth.accountId, deviceId);
+    ctx.relationships.forgetAccount(auth.accountId);
+    if (!ctx.accounts.deleteAccount(auth.accountId)) throw new RelayError('NOT_FOUND', 'no such account');
+    return ids;
+  });
+}
+
 /** `PUT /v1/keys/signed`. */
 export async function setSignedKeys(ctx: RelayContext, auth: DeviceAddress, body: unknown): Promise<void> {
   const { signed, lastResort, engine } = readJson(body, 'SetSignedKeysRequest', (r) => ({

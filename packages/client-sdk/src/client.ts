@@ -202,6 +202,7 @@ export class SottoClient {
     });
     connection.events.on('drained', () => events.emit('synced'));
     connection.events.on('removed', () => events.emit('deviceRemoved'));
+    connection.events.on('suspended', () => events.emit('accountSuspended'));
   }
 
   /**

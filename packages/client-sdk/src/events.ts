@@ -41,6 +41,11 @@ export interface SottoEvents {
   devicesChanged: [{ linked?: number; removed?: number }];
   /** This device was removed from its account (from another device): it can no longer connect. */
   deviceRemoved: [];
+  /**
+   * The relay's operator suspended this account: the connection stops, and requests fail with
+   * relay code `ACCOUNT_SUSPENDED`. `connect()` again once it is reinstated.
+   */
+  accountSuspended: [];
   /** A group change was refused (bad signature, not an admin, …); the group is unchanged. */
   groupChangeRejected: [{ conversationId: string; from: string; reason: string }];
   /** First contact from someone not yet accepted: the conversation landed in requests. */

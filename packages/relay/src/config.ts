@@ -80,6 +80,8 @@ export interface RelayConfig {
   corsOrigins?: string[];
   /** Bearer token of `GET /metrics` (Prometheus text); no metrics endpoint without one. */
   metricsToken?: string;
+  /** Bearer token of the operator's API (`/admin/v1/…`); no such API without one. */
+  adminToken?: string;
   limits: RelayLimits;
 }
 
@@ -149,6 +151,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = Object.freeze([
   opt('web-root', { type: 'path' }, undefined, 'directory of a built web app to serve at /'),
   opt('cors-origins', { type: 'string' }, undefined, 'comma-separated origins of a web app hosted elsewhere that may call the API'),
   opt('metrics-token', { type: 'string' }, undefined, 'serve GET /metrics (Prometheus text) to requests bearing this token (16+ characters)'),
+  opt('admin-token', { type: 'string' }, undefined, 'serve the operator API (/admin/v1: reports, suspend, reinstate) to requests bearing this token (16+ characters)'),
   opt('max-envelope-bytes', bytes(1, MAX_ENVELOPE_BYTES), MAX_ENVELOPE_BYTES, 'largest envelope ciphertext'),
   opt('max-attachment-bytes', bytes(1, 64 * GiB), 100 * MiB, 'largest attachment blob'),
   opt('max-json-body-bytes', bytes(1 * KiB, 1 * GiB), 4 * MiB, 'largest API request body'),
@@ -294,12 +297,19 @@ export function loadConfig(
     }
     config.corsOrigins = origins;
   }
-  const metricsToken = s('metrics-token');
-  if (metricsToken !== undefined) {
-    if (metricsToken.length < 16 || !/^[\x21-\x7e]+$/.test(metricsToken)) {
-      throw new ConfigError('INVALID_VALUE', '--metrics-token', '--metrics-token must be at least 16 printable characters without spaces');
+  const token = (flag: 'metrics-token' | 'admin-token'): string | undefined => {
+    const value = s(flag);
+    if (value !== undefined && (value.length < 16 || !/^[\x21-\x7e]+$/.test(value))) {
+      throw new ConfigError('INVALID_VALUE', `--${flag}`, `--${flag} must be at least 16 printable characters without spaces`);
     }
-    config.metricsToken = metricsToken;
+    return value;
+  };
+  const metricsToken = token('metrics-token');
+  if (metricsToken !== undefined) config.metricsToken = metricsToken;
+  const adminToken = token('admin-token');
+  if (adminToken !== undefined) {
+    if (adminToken === metricsToken) throw new ConfigError('INVALID_VALUE', '--admin-token', '--admin-token must differ from --metrics-token');
+    config.adminToken = adminToken;
   }
   return config;
 }

@@ -22,6 +22,8 @@ export interface RelayConnectionEvents {
   replaced: [];
   /** The relay closed this connection because the device was removed from its account. */
   removed: [];
+  /** The relay's operator suspended the account: the connection stops until `start` again. */
+  suspended: [];
 }
 
 export interface RelayConnectionOptions {
@@ -45,6 +47,7 @@ export interface RelayConnectionOptions {
 const MAX_GROUP = 64;
 const CLOSE_REPLACED = 4001;
 const CLOSE_DEVICE_REMOVED = 4003;
+const CLOSE_ACCOUNT_SUSPENDED = 4010;
 
 interface Pending {
   resolve(frame: ServerFrame & { t: 'res' }): void;
@@ -63,6 +66,8 @@ export class RelayConnection {
   private ws: WebSocketLike | undefined;
   private state: ConnectionState = 'idle';
   private stopped = true;
+  /** Why the relay made the connection stop, for a `start` waiting on it. */
+  private stopError: SottoError | undefined;
   private attempt = 0;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
@@ -82,6 +87,7 @@ export class RelayConnection {
   start(): Promise<void> {
     if (!this.stopped) return this.state === 'connected' ? Promise.resolve() : this.nextOpen();
     this.stopped = false;
+    this.stopError = undefined;
     const opened = this.nextOpen();
     void this.connect();
     return opened;
@@ -140,7 +146,7 @@ export class RelayConnection {
           resolve();
         } else if (s === 'closed' && this.stopped) {
           offState();
-          reject(new SottoError('CLOSED', 'connection stopped before it opened'));
+          reject(this.stopError ?? new SottoError('CLOSED', 'connection stopped before it opened'));
         }
       });
     });
@@ -160,7 +166,8 @@ export class RelayConnection {
       const { ticket } = await this.options.http.wsTicket();
       if (this.stopped) return;
       ws = this.options.webSocket(this.options.http.webSocketUrl(ticket));
-    } catch {
+    } catch (err) {
+      if (SottoError.is(err) && err.relayCode === 'ACCOUNT_SUSPENDED') return this.stopFor('suspended');
       this.scheduleReconnect();
       return;
     }
@@ -176,14 +183,21 @@ export class RelayConnection {
       if (this.ws !== ws) return;
       this.ws = undefined;
       this.failPending(new SottoError('NETWORK', 'relay connection closed'));
-      if (event.code === CLOSE_REPLACED || event.code === CLOSE_DEVICE_REMOVED) {
-        this.stopped = true;
-        this.setState('closed');
-        this.events.emit(event.code === CLOSE_REPLACED ? 'replaced' : 'removed');
-        return;
-      }
+      if (event.code === CLOSE_REPLACED) return this.stopFor('replaced');
+      if (event.code === CLOSE_DEVICE_REMOVED) return this.stopFor('removed');
+      if (event.code === CLOSE_ACCOUNT_SUSPENDED) return this.stopFor('suspended');
       this.scheduleReconnect();
     };
+  }
+
+  /** Stops reconnecting: the relay said why, and trying again would not help. */
+  private stopFor(reason: 'replaced' | 'removed' | 'suspended'): void {
+    this.stopped = true;
+    if (reason === 'suspended') {
+      this.stopError = new SottoError('RELAY_ERROR', 'the relay\'s operator suspended this account', { relayCode: 'ACCOUNT_SUSPENDED', status: 403 });
+    }
+    this.setState('closed');
+    this.events.emit(reason);
   }
 
   private scheduleReconnect(): void {

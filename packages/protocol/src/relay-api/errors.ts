@@ -12,6 +12,8 @@ export type RelayErrorCode =
   | 'UNAUTHORIZED'
   /** Authenticated, but acting on another account's resources. 403. */
   | 'FORBIDDEN'
+  /** The credentials are right, but the relay's operator suspended the account. 403. */
+  | 'ACCOUNT_SUSPENDED'
   /** No such route, user, device, or attachment. 404. */
   | 'NOT_FOUND'
   /** The username (case-insensitive) or account id is already registered. 409. */
@@ -39,6 +41,7 @@ export const RELAY_ERROR_STATUS: Readonly<Record<RelayErrorCode, number>> = Obje
   INVALID_FORMAT: 400,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
+  ACCOUNT_SUSPENDED: 403,
   NOT_FOUND: 404,
   USERNAME_TAKEN: 409,
   MISMATCHED_DEVICES: 409,

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { CommitObserver } from './commit-queue.js';
 import { CommittedCache } from './committed-cache.js';
 import type { RelayDb } from './database.js';
@@ -51,20 +51,42 @@ export class AccountRepo {
   // Column names as in schema.ts.
   private readonly byIdStmt: Database.Statement<[string], AccountRow>;
   private readonly devicesStmt: Database.Statement<[string], DeviceRow>;
-  private readonly secretStmt: Database.Statement<[string, number], { h: Buffer }>;
+  private readonly secretStmt: Database.Statement<[string, number], { h: Buffer; s: number | null }>;
 
   constructor(private readonly db: RelayDb, maxCachedAccounts = 10_000) {
     const sqlite = db.$client;
     this.deviceCache = new CommittedCache(() => sqlite.inTransaction, maxCachedAccounts);
-    this.byIdStmt = sqlite.prepare('SELECT id, username, created_at AS createdAt FROM accounts WHERE id = ?');
-    this.devicesStmt = sqlite.prepare(`SELECT account_id AS accountId, device_id AS deviceId, registration_id AS registrationId,
-      signed_record AS signedRecord, created_at AS createdAt FROM devices WHERE account_id = ? ORDER BY device_id`);
-    this.secretStmt = sqlite.prepare('SELECT secret_hash AS h FROM device_credentials WHERE account_id = ? AND device_id = ?');
+    // A suspended account is hidden from everyone: no account, no devices (see setSuspended).
+    this.byIdStmt = sqlite.prepare('SELECT id, username, created_at AS createdAt FROM accounts WHERE id = ? AND suspended_at IS NULL');
+    this.devicesStmt = sqlite.prepare(`SELECT d.account_id AS accountId, d.device_id AS deviceId, d.registration_id AS registrationId,
+      d.signed_record AS signedRecord, d.created_at AS createdAt FROM devices d JOIN accounts a ON a.id = d.account_id
+      WHERE d.account_id = ? AND a.suspended_at IS NULL ORDER BY d.device_id`);
+    this.secretStmt = sqlite.prepare(`SELECT c.secret_hash AS h, a.suspended_at AS s FROM device_credentials c JOIN accounts a ON a.id = c.account_id
+      WHERE c.account_id = ? AND c.device_id = ?`);
   }
 
   byUsername(username: string): AccountRow | undefined {
     return this.db.select({ id: accounts.id, username: accounts.username, createdAt: accounts.createdAt })
-      .from(accounts).where(eq(accounts.username, username.toLowerCase())).get();
+      .from(accounts).where(and(eq(accounts.username, username.toLowerCase()), isNull(accounts.suspendedAt))).get();
+  }
+
+  /** The account as the operator sees it: also when suspended. */
+  forOperator(id: string): (AccountRow & { suspendedAt: number | null; devices: number }) | undefined {
+    const row = this.db.select({ id: accounts.id, username: accounts.username, createdAt: accounts.createdAt, suspendedAt: accounts.suspendedAt })
+      .from(accounts).where(eq(accounts.id, id)).get();
+    if (row === undefined) return undefined;
+    const devicesOf = this.db.select({ n: sql<number>`count(*)` }).from(devices).where(eq(devices.accountId, id)).get();
+    return { ...row, devices: devicesOf?.n ?? 0 };
+  }
+
+  /**
+   * Suspends (`at`) or reinstates (`null`) the account; false when there is no such account.
+   * A suspended account keeps its name, devices, keys and queue, but cannot sign in (its
+   * credentials get ACCOUNT_SUSPENDED), and others see no such account.
+   */
+  setSuspended(id: string, at: number | null): boolean {
+    this.deviceListChanged(id);
+    return this.db.update(accounts).set({ suspendedAt: at }).where(eq(accounts.id, id)).run().changes === 1;
   }
 
   byId(id: string): AccountRow | undefined {
@@ -137,8 +159,10 @@ export class AccountRepo {
     return this.db.select().from(devices).where(and(eq(devices.accountId, accountId), eq(devices.deviceId, deviceId))).get();
   }
 
-  secretHash(accountId: string, deviceId: number): Uint8Array | undefined {
-    return this.secretStmt.get(accountId, deviceId)?.h;
+  /** The device's credential hash, and whether its account is suspended. */
+  credential(accountId: string, deviceId: number): { hash: Uint8Array; suspended: boolean } | undefined {
+    const row = this.secretStmt.get(accountId, deviceId);
+    return row === undefined ? undefined : { hash: row.h, suspended: row.s !== null };
   }
 
   /** Reserves the next device id of the account for a link token. */

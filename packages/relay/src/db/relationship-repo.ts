@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { and, asc, count, eq, or } from 'drizzle-orm';
+import { and, asc, count, eq, isNull, or } from 'drizzle-orm';
 import type { CommitObserver } from './commit-queue.js';
 import { CommittedPairCache } from './committed-cache.js';
 import type { RelayDb } from './database.js';
@@ -169,19 +169,19 @@ export class RelationshipRepo {
   list(ownerId: string, state: RelationshipState, limit = 500): RelationshipListing[] {
     return this.db.select({ accountId: relationships.peerId, username: accounts.username, since: relationships.since })
       .from(relationships).innerJoin(accounts, eq(accounts.id, relationships.peerId))
-      .where(and(eq(relationships.ownerId, ownerId), eq(relationships.state, state)))
+      .where(and(eq(relationships.ownerId, ownerId), eq(relationships.state, state), isNull(accounts.suspendedAt)))
       .orderBy(asc(relationships.since)).limit(limit).all();
   }
 
   countPending(ownerId: string): number {
-    return this.db.select({ n: count() }).from(relationships)
-      .where(and(eq(relationships.ownerId, ownerId), eq(relationships.state, 'pending'))).get()?.n ?? 0;
+    return this.db.select({ n: count() }).from(relationships).innerJoin(accounts, eq(accounts.id, relationships.peerId))
+      .where(and(eq(relationships.ownerId, ownerId), eq(relationships.state, 'pending'), isNull(accounts.suspendedAt))).get()?.n ?? 0;
   }
 
   listRestricted(ownerId: string, limit = 500): RelationshipListing[] {
     return this.db.select({ accountId: relationships.peerId, username: accounts.username, since: relationships.restrictedSince })
       .from(relationships).innerJoin(accounts, eq(accounts.id, relationships.peerId))
-      .where(and(eq(relationships.ownerId, ownerId), eq(relationships.restricted, true)))
+      .where(and(eq(relationships.ownerId, ownerId), eq(relationships.restricted, true), isNull(accounts.suspendedAt)))
       .orderBy(asc(relationships.restrictedSince)).limit(limit).all()
       .map((r) => ({ ...r, since: r.since ?? 0 }));
   }

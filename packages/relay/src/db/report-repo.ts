@@ -1,4 +1,4 @@
-import { asc } from 'drizzle-orm';
+import { asc, count, eq, gt } from 'drizzle-orm';
 import type { RelayDb } from './database.js';
 import { reports } from './schema.js';
 
@@ -27,5 +27,15 @@ export class ReportRepo {
 
   list(limit = 1000): ReportRow[] {
     return this.db.select().from(reports).orderBy(asc(reports.id)).limit(limit).all();
+  }
+
+  /** Reports with an id above `afterId`, oldest first. */
+  page(afterId: number, limit: number): ReportRow[] {
+    return this.db.select().from(reports).where(gt(reports.id, afterId)).orderBy(asc(reports.id)).limit(limit).all();
+  }
+
+  /** How many reports name `accountId` as the reported account. */
+  countAbout(accountId: string): number {
+    return this.db.select({ n: count() }).from(reports).where(eq(reports.reportedId, accountId)).get()?.n ?? 0;
   }
 }

@@ -16,6 +16,8 @@ export const accounts = sqliteTable('accounts', {
   createdAt: integer('created_at').notNull(),
   /** Next device id handed out by a link token (device 1 is the registering device). */
   nextDeviceId: integer('next_device_id').notNull().default(2),
+  /** Set by the operator (`/admin/v1`): the account cannot sign in and is hidden from others. */
+  suspendedAt: integer('suspended_at'),
 });
 
 export const devices = sqliteTable('devices', {

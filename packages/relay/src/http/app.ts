@@ -2,7 +2,7 @@ import { FieldReader, items, MAX_BATCH_SENDS, MAX_PROVISIONING_MESSAGE_BYTES, SE
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono, type Context, type Next } from 'hono';
 import { cors } from 'hono/cors';
-import { randomToken, decodeB64, encodeB64, hashSecret, isAccountId, secretMatches } from '../credentials.js';
+import { randomToken, decodeB64, encodeB64, hashSecret, isAccountId } from '../credentials.js';
 import { METRICS_CONTENT_TYPE } from '../metrics.js';
 import { RelayError, toErrorBody } from '../errors.js';
 import { createLinkToken, deleteAccount, engineParam, fetchBundles, linkDevice, listUserDevices, preKeyCounts, readJson, registerAccount, removeDevice, setSignedKeys, uploadOneTimeKeys } from '../services/accounts.js';
@@ -12,6 +12,7 @@ import { MAX_PROVISIONING_WAIT_MS, ProvisioningMailboxes } from '../services/pro
 import { applyRelationship, listBlocked, listRequests, listRestricted, type RelationshipAction } from '../services/requests.js';
 import type { Logger } from '../logger.js';
 import { encodeEnvelope } from '../wire.js';
+import { adminRoutes, requireBearer } from './admin.js';
 import { attachmentRoutes, type AttachmentDeps } from './attachments.js';
 import { clientIp, limitIp, requireDevice, type RelayEnv } from './auth.js';
 import { readJsonBody } from './body.js';
@@ -114,14 +115,10 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
   app.get('/healthz', (c) => c.json({ ok: true }));
   const { metricsToken } = ctx.config;
   if (metrics !== undefined && metricsToken !== undefined) {
-    const tokenHash = hashSecret(metricsToken);
-    app.get('/metrics', (c) => {
-      const header = c.req.header('authorization') ?? '';
-      const presented = header.startsWith('Bearer ') ? header.slice(7) : '';
-      if (!secretMatches(new TextEncoder().encode(presented), tokenHash)) throw new RelayError('UNAUTHORIZED', 'missing or wrong metrics token');
-      return c.body(metrics.render(ctx), 200, { 'Content-Type': METRICS_CONTENT_TYPE, 'Cache-Control': 'no-store' });
-    });
+    app.get('/metrics', requireBearer(metricsToken, 'metrics'), (c) =>
+      c.body(metrics.render(ctx), 200, { 'Content-Type': METRICS_CONTENT_TYPE, 'Cache-Control': 'no-store' }));
   }
+  if (ctx.config.adminToken !== undefined) adminRoutes(app, ctx, hub, ctx.config.adminToken);
   if (ctx.config.corsOrigins !== undefined && ctx.config.corsOrigins.length > 0) {
     // a web app hosted on another origin: its pages may call the API (credentials travel in the
     // Authorization header, never in cookies)

@@ -34,8 +34,8 @@ interface RecipientPlan {
 /** What services need from the delivery hub beyond committed envelopes. */
 export interface DeliveryNotifier {
   pushEphemeral(envelopes: NewEnvelope[]): void;
-  /** Close a removed device's connection. */
-  disconnect(device: DeviceAddress): void;
+  /** Close a device's connection: with 4003 (removed) unless `code` says otherwise. */
+  disconnect(device: DeviceAddress, code?: number, reason?: string): void;
 }
 
 /**

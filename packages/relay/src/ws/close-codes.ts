@@ -12,4 +12,6 @@ export const CloseCode = Object.freeze({
   SLOW_CONSUMER: 4008,
   /** No pong / no traffic within the idle timeout. */
   IDLE: 4009,
+  /** The relay's operator suspended the account. */
+  ACCOUNT_SUSPENDED: 4010,
 });

@@ -110,7 +110,7 @@ export class DeliveryHub implements DeliveryNotifier {
     for (const e of envelopes) this.connections.get(e.accountId, e.deviceId)?.pushEphemeral(e);
   }
 
-  /** Close a removed device's connection. */
+  /** Close a device's connection (by default: it was removed). */
   disconnect(address: DeviceAddress, code: number = CloseCode.DEVICE_REMOVED, reason = 'device removed'): void {
     this.connections.get(address.accountId, address.deviceId)?.close(code, reason);
   }
@@ -123,6 +123,8 @@ export class DeliveryHub implements DeliveryNotifier {
     if (ticket === null || ticket.length > 64) return refuse(socket, 401, 'UNAUTHORIZED', 'missing or invalid ticket');
     this.ctx.queue.run(() => this.ctx.accounts.consumeTicket(hashSecret(ticket), this.ctx.now())).then((grant) => {
       if (grant === undefined) return refuse(socket, 401, 'UNAUTHORIZED', 'unknown, used or expired ticket');
+      // a ticket taken just before the account was suspended
+      if (this.ctx.accounts.byId(grant.accountId) === undefined) return refuse(socket, 403, 'ACCOUNT_SUSPENDED', 'this account was suspended');
       this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(grant, ws));
     }, () => refuse(socket, 500, 'INTERNAL', 'internal error'));
   }

@@ -1,0 +1,1 @@
+ALTER TABLE `accounts` ADD `suspended_at` integer;

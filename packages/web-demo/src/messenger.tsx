@@ -94,6 +94,9 @@ export function Messenger({ client, onSignOut, onErased }: { client: SottoClient
   const [requestCount, setRequestCount] = useState(0);
   const [error, setError] = useState('');
   const [showDevices, setShowDevices] = useState(false);
+  // the relay's operator can suspend an account: say so rather than look offline
+  useEffect(() => client.events.on('accountSuspended', () => setError('This account was suspended by the operator of this relay.')), [client]);
+  useEffect(() => client.events.on('deviceRemoved', () => setError('This device was removed from the account on another device.')), [client]);
 
   useEffect(() => {
     let live = true;

@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { acceptRequest, openChat, send, signIn, startApp, type AppHarness } from './harness.js';
+import { acceptRequest, ADMIN_TOKEN, openChat, send, signIn, startApp, type AppHarness } from './harness.js';
 
 /** A 1×1 PNG, the photo of the test. */
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
@@ -308,6 +308,14 @@ describe('the web app in Chromium', () => {
     expect(app.relay.ctx.accounts.byId('frank')).toBeUndefined();
     expect(await frank.evaluate(async () => (await indexedDB.databases()).map((d) => d.name))).toEqual([]);
     await frank.context().close();
+  });
+
+  it('an account the operator suspends is told so', async () => {
+    const gina = await person('gina');
+    const res = await fetch(`${app.relay.url}/admin/v1/accounts/gina/suspend`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    expect(res.status).toBe(204);
+    await gina.getByRole('alert').filter({ hasText: 'suspended by the operator' }).waitFor();
+    await gina.context().close();
   });
 
   it('the relay holds none of it in plaintext: no message text, group name or photo in any file it keeps', async () => {

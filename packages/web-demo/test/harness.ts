@@ -6,6 +6,9 @@ import { createRelay, defaultConfig, type Relay } from '@sotto/relay';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { build } from 'vite';
 
+/** The operator API's token of the harness's relay (`--admin-token`). */
+export const ADMIN_TOKEN = 'harness-operator-token-0123';
+
 /** The app built with Vite, served by a real relay (`--web-root`), and Debian's headless Chromium. */
 export interface AppHarness {
   relay: Relay;
@@ -28,7 +31,7 @@ export async function startApp(options: { fakeMedia?: boolean } = {}): Promise<A
   const dir = await mkdtemp(join(tmpdir(), 'sotto-web-demo-'));
   await build({ root: fileURLToPath(new URL('..', import.meta.url)), logLevel: 'silent', build: { outDir: join(dir, 'www'), emptyOutDir: true } });
   const config = defaultConfig({ port: 0, host: '127.0.0.1', dataDir: join(dir, 'data'), logLevel: 'silent' });
-  const relay = await createRelay({ ...config, webRoot: join(dir, 'www') });
+  const relay = await createRelay({ ...config, webRoot: join(dir, 'www'), adminToken: ADMIN_TOKEN });
   const browser = await launchChromium(options.fakeMedia ?? false);
   const contexts: BrowserContext[] = [];
   return {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, linkDevice, register, sendBody, startTestRelay, TestSocket, type TestDevice, type TestRelay } from './helpers/relay-harness.js';
+import { api, b64, linkDevice, register, sendBody, startTestRelay, TestSocket, type TestDevice, type TestRelay } from './helpers/relay-harness.js';
 
 /** Rows of `table` (read straight from the relay's database) that mention `accountId` in any column. */
 function rowsMentioning(t: TestRelay, table: string, accountId: string): number {
@@ -44,6 +44,17 @@ describe('DELETE /v1/accounts/:accountId', () => {
     expect((await api(t, 'GET', '/v1/users/alice/devices', bob)).status).toBe(404);
     expect((await api(t, 'GET', '/v1/keys/alice', bob)).status).toBe(404);
     expect((await api(t, 'POST', '/v1/messages/alice', bob, sendBody([alice1], 'after'))).status).toBe(404);
+    // in a multi-recipient (group) send, a gone account has no devices: its named ones are extra,
+    // so the sender can drop them and still reach the rest
+    const multi = await api(t, 'POST', '/v1/messages/multi', bob, {
+      type: 'senderkey', ciphertext: b64(new Uint8Array([1, 2, 3])),
+      recipients: [
+        { accountId: 'alice', devices: [alice1, alice2].map((d) => ({ deviceId: d.deviceId, registrationId: d.registrationId })) },
+        { accountId: 'carol', devices: [{ deviceId: carol.deviceId, registrationId: carol.registrationId }] },
+      ],
+    });
+    expect([multi.status, multi.body.code]).toEqual([409, 'MISMATCHED_DEVICES']);
+    expect(multi.body.mismatched).toEqual([{ accountId: 'alice', missing: [], extra: [1, 2] }]);
 
     t.relay.ctx.envelopes.spill(true); // young envelopes into the table, to read them all there
     for (const table of ['accounts', 'devices', 'device_credentials', 'signed_prekeys', 'kyber_prekeys', 'one_time_prekeys', 'relationships', 'ws_tickets', 'link_tokens']) {

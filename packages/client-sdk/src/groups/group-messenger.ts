@@ -76,7 +76,7 @@ export async function sendGroupPayload(ctx: ClientContext, conversationId: strin
         // listed members come from the cache, without a turn of the event loop each
         let address = refresh.has(accountId) ? undefined : ctx.directory.addressOf(accountId);
         if (address === undefined) {
-          const devices = await ctx.directory.devices(accountId, { refresh: refresh.has(accountId) });
+          const devices = await memberDevices(ctx, accountId, refresh.has(accountId));
           address = ctx.directory.addressOf(accountId) ?? { accountId, devices: devices.map((d) => ({ deviceId: d.deviceId, registrationId: d.registrationId })) };
         }
         if (address.devices.length > 0) recipients.push(address);
@@ -199,8 +199,9 @@ async function distribute(ctx: ClientContext, groupId: Uint8Array, state: GroupS
       } catch (error) {
         // A member whose identity changed waits for the user's acknowledgement; the group does
         // not: that member is left out of this message (and offered the key again next time).
+        // So is a member whose account is gone (deleted, or suspended).
         if (SottoError.is(error, 'IDENTITY_CHANGED')) ctx.events.emit('identityChanged', { accountId: next, conversationId: directConversationId(next) });
-        else failure ??= { error };
+        else if (!accountGone(error)) failure ??= { error };
       }
     }
   });
@@ -224,6 +225,25 @@ async function distribute(ctx: ClientContext, groupId: Uint8Array, state: GroupS
  * exact-device-list rule is per account). A refusal after some requests went through re-sends to
  * those too on retry; receivers drop the repeat by message id.
  */
+/**
+ * A member's devices, or none when the relay has no such account any more (deleted, or
+ * suspended by its operator): a member who is gone must not stop the group's messages to
+ * everyone else. The member stays in the group's list until an admin removes it.
+ */
+async function memberDevices(ctx: ClientContext, accountId: string, refresh: boolean): Promise<readonly { deviceId: number; registrationId: number }[]> {
+  try {
+    return await ctx.directory.devices(accountId, { refresh });
+  } catch (err) {
+    if (accountGone(err)) return [];
+    throw err;
+  }
+}
+
+/** The relay has no such account (any more): deleted, or suspended by its operator. */
+function accountGone(err: unknown): boolean {
+  return SottoError.is(err, 'RELAY_ERROR') && err.relayCode === 'NOT_FOUND';
+}
+
 async function postMulti(ctx: ClientContext, ciphertext: Uint8Array, recipients: RecipientAddress[], ephemeral: boolean): Promise<SendResponse> {
   if (recipients.length === 0) return { serverTimestamp: ctx.now(), guids: [] };
   const chunks: RecipientAddress[][] = [[]];

@@ -57,4 +57,27 @@ describe('deleteAccount', () => {
     expect(changed.accountId).toBe('alice');
     expect(await bob.safetyNumber('alice')).not.toEqual(before);
   }, 60_000);
+
+  it('a member who deleted the account does not stop a group: the others still reach each other', async () => {
+    const dana = await newClient(relay.url, 'dana');
+    const erin = await newClient(relay.url, 'erin');
+    const finn = await newClient(relay.url, 'finn');
+    clients.push(dana, erin, finn);
+    const group = await dana.createGroup({ name: 'three', members: ['erin', 'finn'] });
+    for (const c of [erin, finn]) await eventually(() => c.conversation(group), 10_000, 'members get the group');
+    const before = await dana.sendText(group, 'before');
+    await eventually(async () => (await erin.message(before.id)) ?? false, 10_000, 'erin reads');
+
+    await finn.deleteAccount();
+    const failures: unknown[] = [];
+    for (const c of [dana, erin]) c.events.on('sendFailed', (e) => failures.push(e));
+    // dana's key is held by finn's cached devices (the relay's 409 drops them); erin's was never
+    // handed out, and finn cannot take it
+    const after = await dana.sendText(group, 'after finn left the relay');
+    await eventually(async () => (await erin.message(after.id)) ?? false, 10_000, 'erin still reads dana');
+    await erin.acceptRequest(group).catch(() => undefined);
+    const reply = await erin.sendText(group, 'erin writes too');
+    await eventually(async () => (await dana.message(reply.id)) ?? false, 10_000, 'dana reads erin');
+    expect(failures).toEqual([]);
+  }, 60_000);
 });

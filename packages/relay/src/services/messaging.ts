@@ -47,13 +47,20 @@ export interface DeliveryNotifier {
  * list: an account has at most a handful of devices, and a linear scan of them beats building
  * maps.
  */
-function checkDeviceLists(ctx: RelayContext, sender: DeviceAddress, plans: readonly RecipientPlan[], subsetAllowed: boolean): void {
+function checkDeviceLists(ctx: RelayContext, sender: DeviceAddress, plans: readonly RecipientPlan[], subsetAllowed: boolean, multi: boolean): void {
   const mismatched: MismatchedDevices[] = [];
   const stale: StaleDevices[] = [];
   for (const plan of plans) {
     const devices = ctx.accounts.devices(plan.accountId);
-    // Devices reference their account, so only an empty list needs the account lookup.
-    if (devices.length === 0 && ctx.accounts.byId(plan.accountId) === undefined) throw new RelayError('NOT_FOUND', 'no such account');
+    // Devices reference their account, so only an empty list needs the account lookup. A send to
+    // one account that is gone (deleted, or suspended) is 404; in a multi-recipient send (a
+    // group's) such an account has no devices: every device named for it is extra, so the
+    // sender drops it and the rest of the group is still reached.
+    if (devices.length === 0 && ctx.accounts.byId(plan.accountId) === undefined) {
+      if (!multi) throw new RelayError('NOT_FOUND', 'no such account');
+      mismatched.push({ accountId: plan.accountId, missing: [], extra: plan.devices.map((d) => d.deviceId) });
+      continue;
+    }
     const named = plan.devices;
     if (named.length > 1 && new Set(named.map((d) => d.deviceId)).size !== named.length) throw new RelayError('BAD_REQUEST', 'a device is named twice');
     const skip = plan.accountId === sender.accountId ? sender.deviceId : -1;
@@ -143,7 +150,7 @@ function storeSend(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvel
   if (deferred && plan.checked !== undefined && stillHolds(ctx, plan.checked, plaintextRule)) {
     return acceptDeferred(ctx, sender, type, plan, serverTimestamp, devices, plan.checked.skipped);
   }
-  checkDeviceLists(ctx, sender, plans, plaintextRule);
+  checkDeviceLists(ctx, sender, plans, plaintextRule, shared !== undefined);
   const out: SendOutcome = { serverTimestamp, guids: [], ephemeral: [] };
   const mint = new GuidMint(serverTimestamp);
   const skipped: string[] = [];

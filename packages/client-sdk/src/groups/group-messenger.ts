@@ -46,7 +46,7 @@ export async function sendGroupPayload(ctx: ClientContext, conversationId: strin
     const current = keyState;
     const reuse = attempt === 0 && known !== undefined;
     const holders = reuse ? undefined : new Set(current?.distributedTo);
-    const missing = holders === undefined ? [] : members.filter((m) => !holders.has(m) || refresh.has(m));
+    const missing = holders === undefined ? [] : members.filter((m) => (!holders.has(m) && !knownGone(ctx, m)) || refresh.has(m));
     if (missing.length > 0 || !current) keyState = await distribute(ctx, groupId, current, missing);
     const distributionId = keyState!.distributionId;
     const ciphertext = await ctx.lock.run(async () => {
@@ -201,7 +201,8 @@ async function distribute(ctx: ClientContext, groupId: Uint8Array, state: GroupS
         // not: that member is left out of this message (and offered the key again next time).
         // So is a member whose account is gone (deleted, or suspended).
         if (SottoError.is(error, 'IDENTITY_CHANGED')) ctx.events.emit('identityChanged', { accountId: next, conversationId: directConversationId(next) });
-        else if (!accountGone(error)) failure ??= { error };
+        else if (accountGone(error)) goneOf(ctx).set(next, ctx.now() + GONE_RECHECK_MS);
+        else failure ??= { error };
       }
     }
   });
@@ -225,17 +226,40 @@ async function distribute(ctx: ClientContext, groupId: Uint8Array, state: GroupS
  * exact-device-list rule is per account). A refusal after some requests went through re-sends to
  * those too on retry; receivers drop the repeat by message id.
  */
+/** How long a member found gone is left out before the relay is asked about it again. */
+const GONE_RECHECK_MS = 10 * 60_000;
+/** Per client: members whose accounts the relay said are gone, until when to leave them out. */
+const goneMembers = new WeakMap<ClientContext, Map<string, number>>();
+
+function goneOf(ctx: ClientContext): Map<string, number> {
+  let gone = goneMembers.get(ctx);
+  if (gone === undefined) goneMembers.set(ctx, (gone = new Map()));
+  return gone;
+}
+
+/** Whether `accountId` was found gone recently enough to be left out without asking. */
+function knownGone(ctx: ClientContext, accountId: string): boolean {
+  const until = goneMembers.get(ctx)?.get(accountId);
+  return until !== undefined && ctx.now() < until;
+}
+
 /**
  * A member's devices, or none when the relay has no such account any more (deleted, or
  * suspended by its operator): a member who is gone must not stop the group's messages to
- * everyone else. The member stays in the group's list until an admin removes it.
+ * everyone else. Such a member is left out for {@link GONE_RECHECK_MS} without asking the relay
+ * again (a group's every message would otherwise cost a lookup), then asked about again (an
+ * account can be reinstated). It stays in the group's list until an admin removes it.
  */
 async function memberDevices(ctx: ClientContext, accountId: string, refresh: boolean): Promise<readonly { deviceId: number; registrationId: number }[]> {
+  if (!refresh && knownGone(ctx, accountId)) return [];
   try {
-    return await ctx.directory.devices(accountId, { refresh });
+    const devices = await ctx.directory.devices(accountId, { refresh });
+    goneMembers.get(ctx)?.delete(accountId);
+    return devices;
   } catch (err) {
-    if (accountGone(err)) return [];
-    throw err;
+    if (!accountGone(err)) throw err;
+    goneOf(ctx).set(accountId, ctx.now() + GONE_RECHECK_MS);
+    return [];
   }
 }
 

@@ -79,5 +79,18 @@ describe('deleteAccount', () => {
     const reply = await erin.sendText(group, 'erin writes too');
     await eventually(async () => (await dana.message(reply.id)) ?? false, 10_000, 'dana reads erin');
     expect(failures).toEqual([]);
+
+    // the gone member is not looked up again on every message
+    const lookups: string[] = [];
+    const listDevices = dana.context.relay.listDevices.bind(dana.context.relay);
+    dana.context.relay.listDevices = (accountId: string) => {
+      lookups.push(accountId);
+      return listDevices(accountId);
+    };
+    for (const text of ['one', 'two', 'three']) {
+      const sent = await dana.sendText(group, text);
+      await eventually(async () => (await erin.message(sent.id)) ?? false, 10_000, `erin reads ${text}`);
+    }
+    expect(lookups.filter((a) => a === 'finn')).toEqual([]);
   }, 60_000);
 });

@@ -3,7 +3,8 @@
  *
  * 1. The database: SQLite's `VACUUM INTO`, which writes a compacted copy of one read
  *    transaction, so the copy is a consistent snapshot whatever the relay commits meanwhile
- *    (the `-wal` file included). It is written under a temporary name, fsynced, then renamed.
+ *    (the `-wal` file included). It is written under a temporary name and renamed into place
+ *    last, fsynced, so a target holding `relay.sqlite` is a complete backup.
  * 2. The attachment blobs the snapshot lists. Blobs are immutable once written and a blob's file
  *    exists before its row is committed, so each one listed can be copied as it is. A file
  *    already in the target with the same size is kept (blob ids are random: the same id is the
@@ -17,9 +18,10 @@
  * const result = await backupDataDir('./data', './backup/2026-11-30');
  */
 import { constants } from 'node:fs';
-import { copyFile, mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { syncDir, syncFile } from './blob-store.js';
 import { BLOB_DIR, DATABASE_FILE } from './retention.js';
 
 export interface BackupResult {
@@ -44,15 +46,6 @@ async function exists(path: string): Promise<boolean> {
   return stat(path).then(() => true, () => false);
 }
 
-async function fsyncFile(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
 /** Copies the data directory `dataDir` into `target` (see the module comment). */
 export async function backupDataDir(dataDir: string, target: string): Promise<BackupResult> {
   const source = join(dataDir, DATABASE_FILE);
@@ -66,7 +59,6 @@ export async function backupDataDir(dataDir: string, target: string): Promise<Ba
   // Read-write (a read-only connection cannot always open a WAL database), but nothing is written
   // to the source: VACUUM INTO only reads it.
   const db = new Database(source, { fileMustExist: true });
-  let blobIds: { id: string; size: number }[];
   try {
     db.pragma('busy_timeout = 5000');
     db.prepare('VACUUM INTO ?').run(partial);
@@ -74,15 +66,14 @@ export async function backupDataDir(dataDir: string, target: string): Promise<Ba
     db.close();
   }
   const snapshot = new Database(partial, { fileMustExist: true, readonly: true });
+  let blobIds: { id: string; size: number }[];
   try {
     blobIds = snapshot.prepare('SELECT id, size FROM blobs ORDER BY id').all() as { id: string; size: number }[];
   } finally {
     snapshot.close();
   }
-  await fsyncFile(partial);
-  await rename(partial, copy);
 
-  const result: BackupResult = { databaseBytes: (await stat(copy)).size, blobsCopied: 0, blobsKept: 0, blobsMissing: 0 };
+  const result: BackupResult = { databaseBytes: (await stat(partial)).size, blobsCopied: 0, blobsKept: 0, blobsMissing: 0 };
   for (const { id, size } of blobIds) {
     const from = join(dataDir, BLOB_DIR, id);
     const to = join(target, BLOB_DIR, id);
@@ -98,9 +89,14 @@ export async function backupDataDir(dataDir: string, target: string): Promise<Ba
       result.blobsMissing++;
       continue;
     }
-    await fsyncFile(`${to}.partial`);
+    await syncFile(`${to}.partial`);
     await rename(`${to}.partial`, to);
     result.blobsCopied++;
   }
+  await syncDir(join(target, BLOB_DIR));
+  // the database last: its presence marks the backup complete
+  await syncFile(partial);
+  await rename(partial, copy);
+  await syncDir(target);
   return result;
 }

@@ -265,7 +265,18 @@ function emptyStream(): ReadableStream<Uint8Array> {
   return new ReadableStream<Uint8Array>({ start: (c) => c.close() });
 }
 
-async function syncDir(dir: string): Promise<void> {
+/** fsyncs a file (its data reaches the disk before a rename publishes it). */
+export async function syncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** fsyncs a directory, so that renames into it survive a power loss (where the filesystem allows it). */
+export async function syncDir(dir: string): Promise<void> {
   const handle = await open(dir, 'r');
   try {
     await handle.sync();

@@ -170,6 +170,8 @@ export class DeviceSocket {
 
   private request(frame: (id: number) => RequestFrame): Promise<ResponseFrame> {
     const id = this.nextId++;
+    // `ws` drops a send on a closed socket without a word: answer it as the close handler does
+    if (this.ws.readyState !== WebSocket.OPEN) return Promise.resolve({ t: 'res', id, status: 0, error: { code: 'INTERNAL', message: 'socket closed' } });
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
       this.ws.send(encodeClientFrame(frame(id)));

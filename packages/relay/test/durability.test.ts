@@ -105,13 +105,13 @@ describe('durability under SIGKILL', () => {
     const succeeded = new Map<string, number>();
     const attempted = new Set<number>();
     let next = 0;
-    let killed = false;
+    // Sends go on until the relay has exited, not just until the kill is asked for: a relay that
+    // answered every send in flight before the signal landed would leave nothing cut.
     let killing: Promise<void> | undefined;
+    let killed = false;
+    const kill = (): Promise<void> => (killing ??= killHard(relay!.child).then(() => void (killed = true)));
     const maybeKill = (): void => {
-      if (!killed && succeeded.size >= KILL_AFTER_SUCCESSES) {
-        killed = true;
-        killing = killHard(relay!.child);
-      }
+      if (succeeded.size >= KILL_AFTER_SUCCESSES) void kill();
     };
 
     const sock = await DeviceSocket.connect(relay.url, alice, () => undefined);
@@ -156,11 +156,7 @@ describe('durability under SIGKILL', () => {
       ...Array.from({ length: WS_CONCURRENCY }, wsWorker),
       ...Array.from({ length: HTTP_CONCURRENCY }, () => httpWorker(url, alice)),
     ]);
-    if (!killed) {
-      killed = true;
-      killing = killHard(relay.child);
-    }
-    await killing;
+    await kill();
     sock.close();
     // The load must really have been cut mid-flight for the test to mean anything.
     expect(succeeded.size, `only ${succeeded.size} of ${attempted.size} attempted sends succeeded before the load ended`).toBeGreaterThanOrEqual(KILL_AFTER_SUCCESSES);

@@ -1,5 +1,5 @@
 /** One conversation: header actions, requests, settings, the thread and the composer. */
-import type { CallLogRecord, ConversationRecord, MessageView, SottoClient } from '@sotto/client-sdk';
+import type { CallLogRecord, ConversationRecord, MessageView, ReportReason, SottoClient } from '@sotto/client-sdk';
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import type { Calls } from './calls.js';
 import { Composer } from './composer.js';
@@ -20,6 +20,8 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onE
   const [showCalls, setShowCalls] = useState(false);
   const [inChat, setInChat] = useState('');
   const [matches, setMatches] = useState<MessageView[] | undefined>();
+  const [reporting, setReporting] = useState(false);
+  const [reported, setReported] = useState(false);
   useEffect(() => {
     if (!inChat.trim()) return setMatches(undefined);
     let live = true;
@@ -94,7 +96,7 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onE
             <button onClick={() => run(async () => setSafety((await client.safetyNumber(peer)).displayable))}>Safety number</button>
             <button onClick={() => run(() => (conversation.restricted ? client.unrestrict(peer) : client.restrict(peer)))}>{conversation.restricted ? 'Unrestrict' : 'Restrict'}</button>
             <button onClick={() => run(() => (conversation.blocked ? client.unblock(peer) : client.block(peer)))}>{conversation.blocked ? 'Unblock' : 'Block'}</button>
-            <button onClick={() => run(() => client.report(conversationId, 'spam', messages.filter((m) => !m.outgoing).slice(-5).map((m) => m.id)))}>Report</button>
+            <button onClick={() => setReporting((r) => !r)}>Report</button>
           </span>
         )}
       </header>
@@ -109,11 +111,28 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onE
           <button onClick={() => run(() => client.acknowledgeIdentityChange(peer))}>Trust the new keys</button>
         </div>
       )}
+      {reporting && peer && (
+        <ReportForm
+          peer={peer}
+          evidence={messages.filter((m) => !m.outgoing && m.text).slice(-EVIDENCE_MESSAGES)}
+          onSend={(reason, ids) => run(async () => { await client.report(conversationId, reason, ids); setReporting(false); setReported(true); })}
+        />
+      )}
+      {reported && <p class="notice" role="status" onClick={() => setReported(false)}>Reported to the relay's operator.</p>}
       {conversation.vanishMode && <p class="vanish">Vanish mode: seen messages disappear when you leave the chat.</p>}
       {conversation.isRequest && (
         <div class="request" data-testid="request-actions">
-          <p>{conversation.invitedBy ?? peer} wants to send you messages.</p>
-          <button data-testid="accept" onClick={() => run(() => client.acceptRequest(conversationId))}>Accept</button>
+          {conversation.restricted && peer ? (
+            <>
+              <p>You restricted {peer}: their messages wait here, and they do not see when you read them or type.</p>
+              <button onClick={() => run(() => client.unrestrict(peer))}>Unrestrict</button>
+            </>
+          ) : (
+            <>
+              <p>{conversation.invitedBy ?? peer} wants to send you messages.</p>
+              <button data-testid="accept" onClick={() => run(() => client.acceptRequest(conversationId))}>Accept</button>
+            </>
+          )}
           <button onClick={() => run(async () => { await client.rejectRequest(conversationId); onClosed(); })}>Delete</button>
           <button onClick={() => run(async () => { await client.blockRequest(conversationId); onClosed(); })}>Block</button>
         </div>
@@ -138,6 +157,36 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onE
         <Composer client={client} conversationId={conversationId} replyTo={replyTo} onSent={() => setReplyTo(undefined)} run={run} />
       ))}
     </section>
+  );
+}
+
+/** How many of the other person's latest messages a report offers as evidence. */
+const EVIDENCE_MESSAGES = 5;
+const REPORT_REASONS: [ReportReason, string][] = [['spam', 'Spam'], ['harassment', 'Harassment'], ['inappropriate', 'Inappropriate content'], ['other', 'Something else']];
+
+/**
+ * A report goes to the relay's operator, who cannot read the chat: the user picks the reason and
+ * whether the latest messages go with it, decrypted, as evidence. The form says so.
+ */
+function ReportForm({ peer, evidence, onSend }: { peer: string; evidence: MessageView[]; onSend: (reason: ReportReason, messageIds: string[]) => void }) {
+  const [reason, setReason] = useState<ReportReason>('spam');
+  const [withEvidence, setWithEvidence] = useState(evidence.length > 0);
+  return (
+    <form class="settings" data-testid="report-form" onSubmit={(e) => { e.preventDefault(); onSend(reason, withEvidence ? evidence.map((m) => m.id) : []); }}>
+      <label>
+        Report {peer} for{' '}
+        <select name="report-reason" value={reason} onChange={(e) => setReason((e.target as HTMLSelectElement).value as ReportReason)}>
+          {REPORT_REASONS.map(([value, label]) => <option key={value} value={value}>{label}</option>)}
+        </select>
+      </label>
+      {evidence.length > 0 && (
+        <label>
+          <Checkbox name="report-evidence" checked={withEvidence} onChange={setWithEvidence} />
+          Include their last {evidence.length === 1 ? 'message' : `${evidence.length} messages`}: the operator can read what you include, and nothing else
+        </label>
+      )}
+      <button type="submit">Send report</button>
+    </form>
   );
 }
 

@@ -107,3 +107,24 @@ export async function signIn(context: BrowserContext, appUrl: string, username: 
   await page.getByTestId('me').filter({ hasText: username }).waitFor();
   return page;
 }
+
+/**
+ * Replaces the browser's Notification API in `context` by a recorder (permission granted), so a
+ * test sees what the app asks the browser to show (`shownNotifications`).
+ */
+export async function recordNotifications(context: BrowserContext): Promise<void> {
+  await context.addInitScript(() => {
+    const shown: { title: string; body?: string }[] = [];
+    class Recorder {
+      static permission = 'granted';
+      static requestPermission = async () => 'granted';
+      constructor(title: string, options?: { body?: string }) {
+        shown.push({ title, ...(options?.body === undefined ? {} : { body: options.body }) });
+      }
+    }
+    Object.assign(globalThis, { Notification: Recorder, shownNotifications: shown });
+  });
+}
+
+/** The notifications the app showed in `page` so far (see `recordNotifications`). */
+export const shownNotifications = (page: Page) => page.evaluate(() => (globalThis as unknown as { shownNotifications: { title: string; body?: string }[] }).shownNotifications);

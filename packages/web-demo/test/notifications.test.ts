@@ -1,27 +1,8 @@
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openChat, send, startApp, type AppHarness } from './harness.js';
+import { openChat, recordNotifications, send, shownNotifications as shown, startApp, type AppHarness } from './harness.js';
 
-/**
- * Desktop notifications follow each conversation's settings. The browser's Notification API is
- * replaced by a recorder (granted), so the test sees what the app asks the browser to show.
- */
-async function recordNotifications(context: BrowserContext): Promise<void> {
-  await context.addInitScript(() => {
-    const shown: { title: string; body?: string }[] = [];
-    class Recorder {
-      static permission = 'granted';
-      static requestPermission = async () => 'granted';
-      constructor(title: string, options?: { body?: string }) {
-        shown.push({ title, ...(options?.body === undefined ? {} : { body: options.body }) });
-      }
-    }
-    Object.assign(globalThis, { Notification: Recorder, shownNotifications: shown });
-  });
-}
-
-const shown = (page: Page) => page.evaluate(() => (globalThis as unknown as { shownNotifications: { title: string; body?: string }[] }).shownNotifications);
-
+/** Desktop notifications follow each conversation's settings (see `recordNotifications`). */
 describe('notifications in the web app', () => {
   let app: AppHarness;
 

@@ -1,0 +1,158 @@
+import { decodeCbor } from '@sotto/protocol';
+import type { BrowserContext, Locator, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN_TOKEN, firstContact, recordNotifications, send, shownNotifications, startApp, type AppHarness } from './harness.js';
+
+/**
+ * The chat header's controls over a person, in Chromium through a real relay: mute, the
+ * disappearing timer, block, restrict and report. Each test starts its own people.
+ */
+describe('privacy controls in the web app', () => {
+  let app: AppHarness;
+
+  beforeAll(async () => {
+    app = await startApp();
+  });
+  afterAll(async () => app?.close());
+
+  const thread = (page: Page): Locator => page.getByTestId('thread');
+  const statusOf = (page: Page, text: string): Locator => thread(page).getByTestId('message').filter({ hasText: text }).getByTestId('status');
+  const openConversation = (page: Page, peer: string) => page.getByTestId(`conversation-d:${peer}`).click();
+
+  it('a muted chat does not notify; unmuted, it does again', async () => {
+    const hana = await app.person('hana', recordNotifications);
+    const ivan = await app.person('ivan');
+    const jude = await app.person('jude');
+    await firstContact(ivan, 'ivan', hana, 'hana', 'hi hana');
+    await firstContact(jude, 'jude', hana, 'hana', 'hey, jude here');
+
+    // hana mutes ivan's chat, then looks at jude's
+    await hana.getByRole('button', { name: 'Chats' }).click();
+    await openConversation(hana, 'ivan');
+    await hana.getByTestId('notifications').getByRole('button', { name: 'Mute' }).click();
+    await hana.getByTestId('notifications').getByRole('button', { name: 'Unmute' }).waitFor();
+    await openConversation(hana, 'jude');
+    await send(ivan, 'muted message');
+    await send(jude, 'marker one');
+    await thread(hana).getByText('marker one').waitFor();
+    await openConversation(hana, 'ivan');
+    await thread(hana).getByText('muted message').waitFor();
+    await hana.waitForTimeout(500); // a notification decision is asynchronous: give a late one time to show
+    expect(await shownNotifications(hana)).toEqual([]);
+
+    // unmuted, the next message from ivan notifies while jude's chat is open
+    await hana.getByTestId('notifications').getByRole('button', { name: 'Unmute' }).click();
+    await hana.getByTestId('notifications').getByRole('button', { name: 'Mute' }).waitFor();
+    await openConversation(hana, 'jude');
+    await send(ivan, 'loud again');
+    await expect.poll(() => shownNotifications(hana), { timeout: 15_000 }).toEqual([{ title: 'ivan', body: 'loud again' }]);
+  });
+
+  it('a disappearing timer set on one side applies on both, and the messages go when it runs out', async () => {
+    // both pages run on a clock the test can move forward (it flows as usual until then)
+    const installClock = (context: BrowserContext) => context.clock.install();
+    const kira = await app.person('kira', installClock);
+    const liam = await app.person('liam', installClock);
+    await firstContact(kira, 'kira', liam, 'liam', 'before the timer');
+
+    await kira.selectOption('select[title="Disappearing messages"]', String(60_000));
+    await expect.poll(() => liam.inputValue('select[title="Disappearing messages"]'), { timeout: 15_000 }).toBe(String(60_000));
+    await send(liam, 'this one disappears');
+    await thread(kira).getByText('this one disappears').waitFor();
+    await thread(liam).getByText('this one disappears').waitFor();
+
+    // 30 seconds on: still there
+    await kira.clock.fastForward(30_000);
+    await liam.clock.fastForward(30_000);
+    await kira.waitForTimeout(300);
+    expect(await thread(kira).getByText('this one disappears').count()).toBe(1);
+
+    // past the minute: gone on both sides, while the message from before the timer stays
+    await kira.clock.fastForward(35_000);
+    await liam.clock.fastForward(35_000);
+    for (const page of [kira, liam]) {
+      await expect.poll(() => thread(page).getByText('this one disappears').count(), { timeout: 15_000 }).toBe(0);
+      expect(await thread(page).getByText('before the timer').count()).toBe(1);
+    }
+  });
+
+  it('a blocked person reaches nothing and sees no delivery; unblocked, messages flow again', async () => {
+    const mona = await app.person('mona');
+    const nico = await app.person('nico');
+    const otto = await app.person('otto');
+    await firstContact(nico, 'nico', mona, 'mona', 'hi mona');
+    await firstContact(otto, 'otto', mona, 'mona', 'otto here');
+
+    await mona.getByRole('button', { name: 'Chats' }).click();
+    await openConversation(mona, 'nico');
+    await mona.getByRole('button', { name: 'Block', exact: true }).click();
+    await mona.getByRole('button', { name: 'Unblock' }).waitFor();
+
+    // nico's send succeeds as usual for him, but is never delivered
+    await send(nico, 'can you hear me?');
+    await expect.poll(() => statusOf(nico, 'can you hear me?').textContent(), { timeout: 15_000 }).toBe('✓');
+    await send(otto, 'otto again'); // mona's connection is live: otto's message arrives meanwhile
+    await openConversation(mona, 'otto');
+    await thread(mona).getByText('otto again').waitFor();
+
+    // unblocked: the next message arrives and is seen; the one sent while blocked never comes
+    await openConversation(mona, 'nico');
+    await mona.getByRole('button', { name: 'Unblock' }).click();
+    await mona.getByRole('button', { name: 'Block', exact: true }).waitFor();
+    await send(nico, 'and now?');
+    await thread(mona).getByText('and now?').waitFor();
+    await expect.poll(() => statusOf(nico, 'and now?').textContent(), { timeout: 15_000 }).toBe('Seen');
+    expect(await thread(mona).getByText('can you hear me?').count()).toBe(0);
+    expect(await statusOf(nico, 'can you hear me?').textContent()).toBe('✓');
+  });
+
+  it('a restricted person lands in requests and never sees "Seen"; a report carries only the evidence picked', async () => {
+    const pia = await app.person('pia');
+    const quinn = await app.person('quinn');
+    await firstContact(quinn, 'quinn', pia, 'pia', 'hello pia');
+
+    await pia.getByRole('button', { name: 'Chats' }).click();
+    await openConversation(pia, 'quinn');
+    await pia.getByRole('button', { name: 'Restrict' }).click();
+    // the chat moves to requests and says why, with the way back
+    await pia.getByTestId('request-actions').filter({ hasText: 'You restricted quinn' }).waitFor();
+    await pia.getByTestId('requests-tab').click();
+    await pia.getByTestId('conversation-d:quinn').waitFor();
+
+    // quinn's message is delivered and read, but he is not told
+    await send(quinn, 'why so quiet?');
+    await thread(pia).getByText('why so quiet?').waitFor();
+    await expect.poll(() => statusOf(quinn, 'why so quiet?').textContent(), { timeout: 15_000 }).toBe('✓✓');
+    await pia.waitForTimeout(1_000); // a read receipt would have gone out by now
+    expect(await statusOf(quinn, 'why so quiet?').textContent()).toBe('✓✓');
+
+    // reported with his last messages as evidence; the operator reads exactly those
+    await send(quinn, 'answer me');
+    await thread(pia).getByText('answer me').waitFor();
+    await pia.getByRole('button', { name: 'Unrestrict' }).click();
+    await pia.getByTestId('notifications').waitFor(); // back in the inbox: the chat's header controls return
+    await expect.poll(() => statusOf(quinn, 'answer me').textContent(), { timeout: 15_000 }).toBe('Seen');
+    await pia.getByRole('button', { name: 'Report' }).click();
+    const form = pia.getByTestId('report-form');
+    await form.getByText('Include their last 3 messages').waitFor();
+    await form.locator('select[name=report-reason]').selectOption('harassment');
+    await form.getByRole('button', { name: 'Send report' }).click();
+    await pia.getByRole('status').filter({ hasText: "Reported to the relay's operator" }).waitFor();
+
+    const res = await fetch(`${app.relay.url}/admin/v1/reports`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    const { reports } = (await res.json()) as { reports: { reporter: string; reported: string; reason: string; evidence: string | null }[] };
+    const mine = reports.filter((r) => r.reporter === 'pia');
+    expect(mine.map(({ reported, reason }) => ({ reported, reason }))).toEqual([{ reported: 'quinn', reason: 'harassment' }]);
+    const evidence = decodeCbor(Buffer.from(mine[0]!.evidence!, 'base64url')) as { messages: { from: string; text: string }[] };
+    expect(evidence.messages.map((m) => [m.from, m.text])).toEqual([['quinn', 'hello pia'], ['quinn', 'why so quiet?'], ['quinn', 'answer me']]);
+
+    // a report without evidence reveals no message at all
+    await pia.getByRole('button', { name: 'Report' }).click();
+    await form.locator('input[name=report-evidence]').uncheck();
+    await form.getByRole('button', { name: 'Send report' }).click();
+    await expect.poll(async () => {
+      const all = (await (await fetch(`${app.relay.url}/admin/v1/reports`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as { reports: { reporter: string; evidence: string | null }[] };
+      return all.reports.filter((r) => r.reporter === 'pia').map((r) => r.evidence === null);
+    }).toEqual([false, true]);
+  });
+});

@@ -20,6 +20,7 @@ import {
   encodeKyberPreKeyPublic,
   encodeLinkCodeBytes,
   encodeProvisionMessage,
+  encodeProfile,
   encodeOneTimePreKeyPublic,
   encodePreKeyBundle,
   encodeSignedDeviceRecord,
@@ -172,6 +173,8 @@ const provision = {
   snapshot: pointer,
 };
 add('provision message', 'ProvisionMessage', provision, encodeProvisionMessage(provision));
+const profile = { v: 1 as const, name: 'Alice Ø', bio: 'climbs 🧗', avatar: pointer };
+add('profile', 'Profile', profile, encodeProfile(profile));
 for (const c of contents) {
   const name =
     c.type === 'sync' ? `content sync ${c.body.kind}`

@@ -18,3 +18,4 @@ export * from './attachment-pointer.js';
 export * from './content/index.js';
 export * from './group-change.js';
 export * from './provisioning.js';
+export * from './profile.js';

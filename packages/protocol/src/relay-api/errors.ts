@@ -32,6 +32,8 @@ export type RelayErrorCode =
   | 'TOO_MANY_DEVICES'
   /** A provisioning mailbox already holds a message (each carries one). 409. */
   | 'MAILBOX_OCCUPIED'
+  /** A profile write's `version` is not above the stored one; body has `current`. 409. */
+  | 'VERSION_CONFLICT'
   /** Unexpected server failure. Never carries details. 500. */
   | 'INTERNAL';
 
@@ -47,6 +49,7 @@ export const RELAY_ERROR_STATUS: Readonly<Record<RelayErrorCode, number>> = Obje
   MISMATCHED_DEVICES: 409,
   TOO_MANY_DEVICES: 409,
   MAILBOX_OCCUPIED: 409,
+  VERSION_CONFLICT: 409,
   STALE_DEVICES: 410,
   PAYLOAD_TOO_LARGE: 413,
   RANGE_NOT_SATISFIABLE: 416,

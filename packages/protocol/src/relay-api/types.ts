@@ -209,6 +209,28 @@ export interface ReportResponse {
   id: number;
 }
 
+/** Most bytes of a profile's ciphertext (`PUT /v1/profile`); clients pad profiles below it. */
+export const MAX_PROFILE_CIPHERTEXT_BYTES = 8192;
+
+/**
+ * `PUT /v1/profile`: this account's profile, sealed by the client with its profile key (the
+ * relay stores it as it is). `version` must be above the stored one (409 `VERSION_CONFLICT`
+ * otherwise). `avatar` names an attachment blob this account uploaded: the relay keeps it for as
+ * long as the profile names it, and lets the one it replaces expire.
+ */
+export interface SetProfileRequest {
+  version: number;
+  ciphertext: B64;
+  avatar?: string | null;
+}
+
+/** `GET /v1/profiles/:accountId`: the sealed profile, as its owner stored it. */
+export interface ProfileResponse {
+  accountId: AccountId;
+  version: number;
+  ciphertext: B64;
+}
+
 /** `POST /v1/attachments` response. */
 export interface AttachmentUploadResponse {
   id: string;

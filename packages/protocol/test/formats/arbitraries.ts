@@ -283,3 +283,14 @@ export const provisionMessage = fc.record(
   },
   { requiredKeys: ['v', 'accountId', 'deviceId', 'linkToken', 'identityKey', 'identityKeyPair', 'createdAt'] },
 );
+
+/** Profiles (names and bios counted in characters, as the format limits them). */
+export const profile = fc.record(
+  {
+    v: fc.constant(1 as const),
+    name: fc.string({ unit: 'grapheme-composite', minLength: 1, maxLength: 64 }).filter((t) => t.length > 0 && [...t].length <= 64),
+    bio: fc.string({ unit: 'grapheme-composite', minLength: 1, maxLength: 280 }).filter((t) => t.length > 0 && [...t].length <= 280),
+    avatar: attachmentPointer,
+  },
+  { requiredKeys: ['v'] },
+);

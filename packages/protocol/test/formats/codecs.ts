@@ -21,6 +21,7 @@ export const codecs: Record<string, Codec> = {
   Content: { encode: p.encodeContent, decode: p.decodeContent },
   LinkCode: { encode: p.encodeLinkCodeBytes, decode: p.decodeLinkCodeBytes },
   ProvisionMessage: { encode: p.encodeProvisionMessage, decode: p.decodeProvisionMessage },
+  Profile: { encode: p.encodeProfile, decode: p.decodeProfile },
 };
 
 export const encodeAny = (format: string, value: unknown): Uint8Array => (codecs[format]!.encode as (v: unknown) => Uint8Array)(value);

@@ -17,6 +17,7 @@ const formats: [string, fc.Arbitrary<unknown>][] = [
   ['AttachmentPointer', arb.attachmentPointer],
   ['LinkCode', arb.linkCode],
   ['ProvisionMessage', arb.provisionMessage],
+  ['Profile', arb.profile],
 ];
 
 describe('decode(encode(x)) deep-equals x', () => {

@@ -57,7 +57,7 @@ describe('sealed profiles', () => {
     await rejects(openProfile(sealed, { ...sealing, version: 2 }), 'INVALID_MESSAGE');
     for (const at of [0, 30, sealed.length - 1]) {
       const altered = sealed.slice();
-      altered[at] ^= 1;
+      altered[at] = altered[at]! ^ 1;
       await rejects(openProfile(altered, sealing), 'INVALID_MESSAGE');
     }
     await rejects(openProfile(sealed.subarray(0, 30), sealing), 'INVALID_MESSAGE');

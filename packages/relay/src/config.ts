@@ -61,7 +61,7 @@ export interface RelayLimits {
     ip: BucketConfig;
     /** Per authenticated account, all requests and sends. */
     account: BucketConfig;
-    /** Per authenticated account, prekey bundle fetches (prekey draining). */
+    /** Per authenticated account, prekey bundle fetches (prekey draining); profile fetches get a second bucket of the same size. */
     prekeyFetch: BucketConfig;
     /** Most buckets kept per limiter (memory bound). */
     maxKeys: number;
@@ -169,8 +169,8 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = Object.freeze([
   opt('rate-ip-refill', num(0.001, 1e9), 100, 'per-IP sustained requests per second'),
   opt('rate-account-capacity', num(1, 1e9), 600, 'per-account burst (requests and sends)'),
   opt('rate-account-refill', num(0.001, 1e9), 100, 'per-account sustained requests per second'),
-  opt('rate-prekey-capacity', num(1, 1e9), 60, 'per-account burst of prekey bundle fetches'),
-  opt('rate-prekey-refill', num(0.001, 1e9), 1, 'per-account prekey bundle fetches per second'),
+  opt('rate-prekey-capacity', num(1, 1e9), 60, 'per-account burst of prekey bundle fetches (and, in a bucket of their own, of profile fetches)'),
+  opt('rate-prekey-refill', num(0.001, 1e9), 1, 'per-account prekey bundle fetches (and profile fetches) per second'),
   opt('rate-max-keys', int(1, 1e8), 100_000, 'most buckets kept per limiter'),
 ]);
 

@@ -36,6 +36,7 @@ describe('DELETE /v1/accounts/:accountId', () => {
     expect((await api(t, 'POST', '/v1/requests/alice/accept', bob)).status).toBe(204);
     expect((await api(t, 'POST', '/v1/requests/carol/block', alice1)).status).toBe(204);
     expect((await api(t, 'POST', '/v1/reports', carol, { accountId: 'alice', reason: 'spam' })).status).toBe(201);
+    expect((await api(t, 'PUT', '/v1/profile', alice2, { version: 1, ciphertext: b64(new Uint8Array([9, 9, 9])) })).status).toBe(200);
     const second = await TestSocket.open(t, alice2);
 
     expect((await api(t, 'DELETE', '/v1/accounts/alice', alice1)).status).toBe(204);
@@ -57,7 +58,7 @@ describe('DELETE /v1/accounts/:accountId', () => {
     expect(multi.body.mismatched).toEqual([{ accountId: 'alice', missing: [], extra: [1, 2] }]);
 
     t.relay.ctx.envelopes.spill(true); // young envelopes into the table, to read them all there
-    for (const table of ['accounts', 'devices', 'device_credentials', 'signed_prekeys', 'kyber_prekeys', 'one_time_prekeys', 'relationships', 'ws_tickets', 'link_tokens']) {
+    for (const table of ['accounts', 'devices', 'device_credentials', 'signed_prekeys', 'kyber_prekeys', 'one_time_prekeys', 'relationships', 'ws_tickets', 'link_tokens', 'profiles']) {
       expect(rowsMentioning(t, table, 'alice'), table).toBe(0);
     }
     // queued for alice: gone; sent by alice to bob: still his to receive; carol's report: kept

@@ -21,7 +21,7 @@ import { PROFILE_KEY_LENGTH } from './content/profile-key.js';
  * }
  * SealedProfile = nonce(24) || XChaCha20-Poly1305(profileKey, nonce, pad(CBOR Profile), ad)
  * ad  = UTF-8("sotto-profile/v1/" + accountId + "/" + version)
- * pad = the CBOR, then 0x80, then zeros up to the first of PROFILE_PAD_BUCKETS that holds it
+ * pad = the CBOR, then 0x80, then zeros up to 2048 bytes (8152 for what does not fit)
  * ```
  *
  * The associated data binds the sealed bytes to their account and version: a relay cannot serve
@@ -45,8 +45,12 @@ export const MAX_PROFILE_NAME_LENGTH = 64;
 export const MAX_PROFILE_BIO_LENGTH = 280;
 const NONCE_BYTES = 24;
 const TAG_BYTES = 16;
-/** Padded plaintext sizes: a sealed profile is one of these plus 40 bytes. */
-export const PROFILE_PAD_BUCKETS: readonly number[] = [256, 1024, 4096, MAX_PROFILE_CIPHERTEXT_BYTES - NONCE_BYTES - TAG_BYTES];
+/**
+ * Padded plaintext sizes: a sealed profile is one of these plus 40 bytes. The first holds the
+ * longest name and bio with an avatar pointer as the SDK makes it (no thumbnail or caption), so
+ * every such profile seals to the same size; the second, anything else the format allows.
+ */
+export const PROFILE_PAD_BUCKETS: readonly number[] = [2048, MAX_PROFILE_CIPHERTEXT_BYTES - NONCE_BYTES - TAG_BYTES];
 const MAX_PROFILE_PLAINTEXT = PROFILE_PAD_BUCKETS[PROFILE_PAD_BUCKETS.length - 1]! - 1;
 const PROFILE_LIMITS = { maxBytes: MAX_PROFILE_PLAINTEXT, maxDepth: 4, maxItems: 300, maxStringBytes: 4096 };
 

@@ -67,6 +67,8 @@ export interface RelayErrorBody {
   stale?: StaleDevices[];
   /** RATE_LIMITED: how long to wait. */
   retryAfterMs?: number;
+  /** VERSION_CONFLICT: the version the relay holds. */
+  current?: number;
 }
 
 export interface MismatchedDevices {

@@ -26,6 +26,11 @@ export class BlobRepo {
     return this.db.select().from(blobs).where(eq(blobs.id, id)).get();
   }
 
+  /** Sets the blob's expiry (retention deletes it from then on); false when there is no such blob. */
+  setExpiry(id: string, expiresAt: number): boolean {
+    return this.db.update(blobs).set({ expiresAt }).where(eq(blobs.id, id)).run().changes === 1;
+  }
+
   /** Removes and returns the ids of blobs expired at `now`. */
   takeExpired(now: number, limit = 1000): string[] {
     const ids = this.db.select({ id: blobs.id }).from(blobs).where(lte(blobs.expiresAt, now)).limit(limit).all().map((r) => r.id);

@@ -3,8 +3,8 @@ import { blob, foreignKey, index, integer, primaryKey, sqliteTable, text, unique
 /**
  * The relay's whole SQLite schema. It holds only what ARCHITECTURE §2 lets the relay learn:
  * usernames, device lists and public keys, opaque ciphertext queued per device, request/block
- * state, attachment metadata and abuse reports. Credentials, tickets and link tokens are stored
- * as SHA-256 hashes only. Timestamps are milliseconds since the epoch.
+ * state, attachment metadata, sealed profiles and abuse reports. Credentials, tickets and link
+ * tokens are stored as SHA-256 hashes only. Timestamps are milliseconds since the epoch.
  */
 
 const bytes = (name: string) => blob(name, { mode: 'buffer' });
@@ -179,6 +179,20 @@ export const blobs = sqliteTable('blobs', {
   createdAt: integer('created_at').notNull(),
   expiresAt: integer('expires_at').notNull(),
 }, (t) => [index('blobs_expiry').on(t.expiresAt)]);
+
+/**
+ * Each account's profile (display name, bio, avatar pointer) as its client sealed it with the
+ * profile key only its contacts get: the relay stores and serves the bytes, never reads them.
+ * `version` only grows (a write must name a higher one); `avatar_blob` is the attachment blob
+ * the profile names, kept while it is named (see ProfileRepo). Deleted with the account.
+ */
+export const profiles = sqliteTable('profiles', {
+  accountId: text('account_id').primaryKey().references(() => accounts.id, { onDelete: 'cascade' }),
+  version: integer('version').notNull(),
+  ciphertext: bytes('ciphertext').notNull(),
+  avatarBlob: text('avatar_blob'),
+  updatedAt: integer('updated_at').notNull(),
+});
 
 export const reports = sqliteTable('reports', {
   id: integer('id').primaryKey({ autoIncrement: true }),

@@ -8,6 +8,7 @@ import { RelayError, toErrorBody } from '../errors.js';
 import { createLinkToken, deleteAccount, engineParam, fetchBundles, linkDevice, listUserDevices, preKeyCounts, readJson, registerAccount, removeDevice, setSignedKeys, uploadOneTimeKeys } from '../services/accounts.js';
 import { takeToken, type RelayContext } from '../services/context.js';
 import { ackEnvelopes, backlogPage, sendBatch, sendToAccount, sendToMany, type DeliveryNotifier } from '../services/messaging.js';
+import { deleteProfile, fetchProfile, MAX_PROFILE_BODY, readSetProfile, setProfile } from '../services/profiles.js';
 import { MAX_PROVISIONING_WAIT_MS, ProvisioningMailboxes } from '../services/provisioning.js';
 import { applyRelationship, listBlocked, listRequests, listRestricted, type RelationshipAction } from '../services/requests.js';
 import type { Logger } from '../logger.js';
@@ -101,6 +102,7 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
   }
   const sendLimit = ctx.config.limits.maxJsonBodyBytes;
   const smallLimit = Math.min(MAX_SMALL_BODY, sendLimit);
+  const profileLimit = Math.min(MAX_PROFILE_BODY, sendLimit);
 
   app.onError((err, c) => {
     const { status, body } = toErrorBody(err);
@@ -152,6 +154,17 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
     hub.disconnect({ accountId: me.accountId, deviceId });
     return c.body(null, 204);
   });
+
+  // Profiles: sealed by the client, stored and served as they are (services/profiles.ts)
+  app.put('/v1/profile', auth, async (c) => {
+    const write = readJson(await readJsonBody(c, profileLimit), 'SetProfileRequest', readSetProfile);
+    return c.json(await setProfile(ctx, c.get('device'), write));
+  });
+  app.delete('/v1/profile', auth, async (c) => {
+    await deleteProfile(ctx, c.get('device'));
+    return c.body(null, 204);
+  });
+  app.get('/v1/profiles/:accountId', auth, (c) => c.json(fetchProfile(ctx, c.get('device'), accountParam(c.req.param('accountId')))));
 
   // Provisioning mailboxes (linking a device): the new device has no credentials yet
   const mailboxes = new ProvisioningMailboxes(ctx.now);

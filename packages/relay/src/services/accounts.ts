@@ -4,6 +4,7 @@ import type { StoredPreKey } from '../db/key-repo.js';
 import { RelayError } from '../errors.js';
 import { encodeBundle, kemEngine, readDeviceRecord, readPreKey, type PreKeyKind } from '../wire.js';
 import { takeToken, type RelayContext } from './context.js';
+import { dropProfile } from './profiles.js';
 
 export const USERNAME_PATTERN = /^[a-z0-9._]{3,32}$/;
 /**
@@ -192,15 +193,17 @@ export async function removeDevice(ctx: RelayContext, auth: DeviceAddress, devic
 /**
  * `DELETE /v1/accounts/:accountId` by one of the account's own devices: in one commit, every
  * device's queue, the devices with their credentials and keys, and every request, block and
- * restrict state held by or about the account. Kept: envelopes it sent that wait in other
- * devices' queues (they were sent), attachment blobs until they expire, abuse reports. Returns
- * the device ids that were deleted (their connections are closed by the caller).
+ * restrict state held by or about the account, and its profile (whose avatar blob expires at
+ * once). Kept: envelopes it sent that wait in other devices' queues (they were sent), its other
+ * attachment blobs until they expire, abuse reports. Returns the device ids that were deleted
+ * (their connections are closed by the caller).
  */
 export async function deleteAccount(ctx: RelayContext, auth: DeviceAddress): Promise<number[]> {
   return ctx.queue.run(() => {
     const ids = ctx.accounts.devices(auth.accountId).map((d) => d.deviceId);
     for (const deviceId of ids) ctx.envelopes.dropQueue(auth.accountId, deviceId);
     ctx.relationships.forgetAccount(auth.accountId);
+    dropProfile(ctx, auth.accountId, ctx.now());
     if (!ctx.accounts.deleteAccount(auth.accountId)) throw new RelayError('NOT_FOUND', 'no such account');
     return ids;
   });

@@ -6,6 +6,7 @@ import type { OpenDatabase } from '../db/database.js';
 import { EnvelopeRepo } from '../db/envelope-repo.js';
 import { FanoutRepo } from '../db/fanout-repo.js';
 import { KeyRepo } from '../db/key-repo.js';
+import { ProfileRepo } from '../db/profile-repo.js';
 import { RelationshipRepo } from '../db/relationship-repo.js';
 import { ReportRepo } from '../db/report-repo.js';
 import { RelayError } from '../errors.js';
@@ -28,6 +29,9 @@ export interface RelayContext {
   checkedLists: CheckedRecipientLists;
   reports: ReportRepo;
   blobs: BlobRepo;
+  /** Sealed profiles, one per account. */
+  profiles: ProfileRepo;
+  /** `prekeyFetch` also meters profile fetches, in buckets of their own (`profile:<account>`). */
   limiters: { ip: RateLimiter; account: RateLimiter; prekeyFetch: RateLimiter };
   now: () => number;
   /** Counters of `GET /metrics`, when it is served (`--metrics-token`). */
@@ -64,6 +68,7 @@ export function createContext(config: RelayConfig, database: OpenDatabase, now: 
     checkedLists,
     reports: new ReportRepo(db),
     blobs: new BlobRepo(db),
+    profiles: new ProfileRepo(db),
     limiters: { ip: limiter(rl.ip), account: limiter(rl.account), prekeyFetch: limiter(rl.prekeyFetch) },
     now,
   };

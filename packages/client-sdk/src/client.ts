@@ -42,6 +42,7 @@ import { RelayConnection, type ConnectionState } from './relay/relay-connection.
 import { RelayHttp } from './relay/relay-http.js';
 import { globalWebSocketFactory, type WebSocketFactory } from './relay/transport.js';
 import { forgetSentBefore } from './messaging/sent-index.js';
+import { profileAvatar, profileView, refreshProfile, setProfile, shareProfileKeyIfNeeded, type ProfileUpdate, type ProfileView } from './features/profiles.js';
 import { StorageBatch } from './storage/batch.js';
 import type { Storage } from './storage/storage.js';
 import { directConversationId, type ConversationRecord, type MessageRecord, type NotificationSettings } from './storage/types.js';
@@ -459,6 +460,7 @@ export class SottoClient {
         // answering a request accepts it
         ...(conversation.isRequest ? { isRequest: false, requestState: 'accepted' as const } : {}),
       });
+    await shareProfileKeyIfNeeded(this.ctx, batch, conversation); // first: they can show who writes
     enqueueForConversation(this.ctx, batch, conversation, content, record.id, record.body);
     // relaxed: the outbox's strict ratchet commit comes before anyone outside learns of it
     await this.ctx.storage.commit(batch, { durability: 'relaxed' });
@@ -795,6 +797,38 @@ export class SottoClient {
   downloadAvatar(conversationId: string): Promise<Uint8Array | undefined> {
     this.assertOpen();
     return downloadAvatar(this.ctx, conversationId);
+  }
+
+  // ── profiles (features/profiles.ts) ──────────────────────────────────────────
+
+  /**
+   * Changes this account's profile (display name 1..64 characters, bio 1..280, avatar image up
+   * to 5 MiB; an omitted field stays, `null` removes it). It is sealed with the account's profile
+   * key before it leaves this device; contacts and our other devices are told.
+   * @example
+   * await client.setProfile({ name: 'Alice', bio: 'climbs', avatar: { bytes: png, contentType: 'image/png' } });
+   */
+  setProfile(update: ProfileUpdate): Promise<ProfileView> {
+    this.assertOpen();
+    return setProfile(this.ctx, update);
+  }
+
+  /** A person's profile as last opened here (ours for our own username); undefined when we hold none. */
+  profile(username: string): Promise<ProfileView | undefined> {
+    this.assertOpen();
+    return profileView(this.ctx, username.toLowerCase());
+  }
+
+  /** Fetches a person's profile from the relay again (when we hold their profile key). */
+  refreshProfile(username: string): Promise<ProfileView | undefined> {
+    this.assertOpen();
+    return refreshProfile(this.ctx, username.toLowerCase());
+  }
+
+  /** Downloads, checks and decrypts a person's avatar (ours included); undefined when there is none. */
+  profileAvatar(username: string): Promise<Uint8Array | undefined> {
+    this.assertOpen();
+    return profileAvatar(this.ctx, username.toLowerCase());
   }
 
   /** Leaves a group; the conversation stays, read-only. */

@@ -1,3 +1,4 @@
+import type { ProfileView } from './features/profiles.js';
 import type { Content } from '@sotto/protocol';
 import type { CallStateEvent, IncomingCallEvent } from './calls/call-switchboard.js';
 import type { CallParticipantsEvent } from './calls/group-call-board.js';
@@ -46,6 +47,8 @@ export interface SottoEvents {
    * relay code `ACCOUNT_SUSPENDED`. `connect()` again once it is reinstated.
    */
   accountSuspended: [];
+  /** A profile changed (a contact's, or ours from another device): opened after its key or a change arrived. */
+  profileUpdated: [{ accountId: string; profile: ProfileView }];
   /** A group change was refused (bad signature, not an admin, …); the group is unchanged. */
   groupChangeRejected: [{ conversationId: string; from: string; reason: string }];
   /** First contact from someone not yet accepted: the conversation landed in requests. */

@@ -18,4 +18,5 @@ export type { CallDetail, CallDirection } from './calls/call-machine.js';
 export { attachmentsOf, type DownloadOptions, type MediaInput, type MediaSendPhase } from './features/media.js';
 export type { CreateGroupOptions, GroupSettingsUpdate } from './features/groups.js';
 export type { ReportReason, RequestDecision } from './features/privacy.js';
+export type { ProfileUpdate, ProfileView } from './features/profiles.js';
 export { GroupChangeRejectedError } from './groups/rejection.js';

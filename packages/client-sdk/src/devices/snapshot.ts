@@ -14,6 +14,7 @@ import { patchMessage } from '../storage/apply.js';
 import { StorageBatch, type MessagePatch } from '../storage/batch.js';
 import type { Storage } from '../storage/storage.js';
 import type { ConversationRecord, MessageRecord, Reaction, SettingValue } from '../storage/types.js';
+import { OWN_PROFILE_SETTING, PEER_PROFILE_PREFIX, peerProfileSetting } from '../features/profiles.js';
 
 /**
  * The account snapshot an approving device hands a newly linked one (docs/sdk.md, "Several
@@ -39,6 +40,7 @@ export interface AccountSnapshot {
 export { SNAPSHOT_CONTENT_TYPE };
 /** Settings that belong to the account (not to one device) and travel in a snapshot. */
 const SYNCED_SETTINGS = ['readReceipts', 'typingIndicators'] as const;
+
 /** Default for history transfer: the newest messages per conversation. */
 export const DEFAULT_HISTORY_PER_CONVERSATION = 5_000;
 const SNAPSHOT_LIMITS = { maxBytes: 256 * 1024 * 1024, maxDepth: 8, maxItems: 50_000_000, maxStringBytes: 1024 * 1024 };
@@ -55,6 +57,11 @@ export async function buildSnapshot(storage: Storage, now: number, historyPerCon
     const page = await storage.listConversations({ limit: 500, offset });
     conversations.push(...page);
     if (page.length < 500) break;
+  }
+  // profiles: ours (with the account's profile key) and the people's we talk with
+  for (const key of [OWN_PROFILE_SETTING, ...conversations.filter((c) => c.peerAccountId).map((c) => peerProfileSetting(c.peerAccountId!))]) {
+    const value = await storage.getSetting(key);
+    if (value !== undefined) settings[key] = value;
   }
   const groupLogs: { key: string; value: Uint8Array }[] = [];
   for (const key of await storage.listProtocolKeys(GROUP_KINDS.log)) {
@@ -194,7 +201,8 @@ function laterChanges(held: MessageRecord, incoming: MessageRecord): MessagePatc
  */
 export async function importSnapshot(storage: Storage, batch: StorageBatch, snapshot: AccountSnapshot, options: { takeLaterChanges?: boolean } = {}): Promise<SnapshotImport> {
   for (const [key, value] of Object.entries(snapshot.settings)) {
-    if ((SYNCED_SETTINGS as readonly string[]).includes(key) && (await storage.getSetting(key)) === undefined) batch.setSetting(key, value);
+    const synced = (SYNCED_SETTINGS as readonly string[]).includes(key) || key === OWN_PROFILE_SETTING || key.startsWith(PEER_PROFILE_PREFIX);
+    if (synced && (await storage.getSetting(key)) === undefined) batch.setSetting(key, value);
   }
   let conversations = 0;
   const known = new Map<string, { local: ConversationRecord | undefined; incoming: ConversationRecord }>();

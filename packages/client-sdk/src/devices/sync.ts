@@ -18,6 +18,7 @@ import { enqueueContent } from '../messaging/compose.js';
 import type { StorageBatch } from '../storage/batch.js';
 import { directConversationId, groupConversationId, type ConversationRecord, type MessageRecord, type OutboxEntry } from '../storage/types.js';
 import { newDirectConversation } from '../threads/conversations.js';
+import { receiveProfileKey } from '../features/profiles.js';
 import { MESSAGE_TYPES, messageRecordOf, messageViewOf, previewOf } from '../threads/views.js';
 
 /**
@@ -129,6 +130,10 @@ export async function applyOwnDeviceContent(
   if (content.type === 'call') {
     const { action, callId } = content.body;
     return action === 'answer' || action === 'decline' ? receiveCallHandledElsewhere(ctx, batch, callId, receivedAt, effects) : effects;
+  }
+  if (content.type === 'profileKey') {
+    effects.after.push(await receiveProfileKey(ctx, batch, from.accountId, content.body.key));
+    return effects;
   }
   if (content.type !== 'sync') return effects;
   const body = content.body;

@@ -1,6 +1,7 @@
 import { encodeCbor, type SyncBody } from '@sotto/protocol';
 import { enqueueSync, ownConversationId } from '../devices/sync.js';
 import { leaveGroup } from './groups.js';
+import { rotateProfileKey, shareProfileKeyIfNeeded } from './profiles.js';
 import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
 import { StorageBatch } from '../storage/batch.js';
@@ -31,6 +32,12 @@ export async function decideRequest(ctx: ClientContext, conversationId: string, 
   const sync: SyncBody = { kind: 'request', payload: { accountId: peer, decision } };
   if (decision === 'accept') {
     await patch(ctx, conversation, { isRequest: false, requestState: 'accepted', updatedAt: now }, sync);
+    const batch = new StorageBatch();
+    await shareProfileKeyIfNeeded(ctx, batch, conversation);
+    if (batch.size > 0) {
+      await ctx.storage.commit(batch);
+      void ctx.outbox.kick();
+    }
   } else if (decision === 'reject') {
     const batch = new StorageBatch().deleteConversation(conversationId);
     enqueueSync(ctx, batch, sync);
@@ -38,6 +45,7 @@ export async function decideRequest(ctx: ClientContext, conversationId: string, 
     void ctx.outbox.kick();
   } else {
     await patch(ctx, conversation, { isRequest: false, requestState: 'blocked', blocked: true, updatedAt: now }, sync);
+    await rotateProfileKey(ctx);
   }
 }
 
@@ -75,6 +83,7 @@ export async function setBlocked(ctx: ClientContext, accountId: string, blocked:
     ...(blocked ? { requestState: 'blocked' as const } : conversation.requestState === 'blocked' ? { requestState: 'accepted' as const } : {}),
     updatedAt: ctx.now(),
   }, { kind: 'block', payload: { accountId, blocked } });
+  if (blocked) await rotateProfileKey(ctx); // what we change from now on stays hidden from them
 }
 
 /**

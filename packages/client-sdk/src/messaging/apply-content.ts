@@ -7,6 +7,7 @@ import { applyOwnDeviceContent } from '../devices/sync.js';
 import { applyGroupControl, mayPostInGroup } from '../groups/group-receive.js';
 import { MESSAGE_TYPES, messageRecordOf, messageView, messageViewOf, previewOf } from '../threads/views.js';
 import { newDirectConversation } from '../threads/conversations.js';
+import { receiveProfileKey } from '../features/profiles.js';
 
 /** Edits are accepted this long after the original was sent. */
 export const EDIT_WINDOW_MS = 15 * 60 * 1000;
@@ -50,6 +51,11 @@ export async function applyContent(
   const conversationId = transcript?.conversationId ?? (group ? groupConversationId(group) : directConversationId(from.accountId));
   let conversation = await ctx.storage.getConversation(conversationId);
   if (conversation?.blocked) return effects; // blocked locally: read nothing, show nothing
+  if (content.type === 'profileKey') {
+    if (group || transcript) return effects;
+    effects.after.push(await receiveProfileKey(ctx, batch, from.accountId, content.body.key));
+    return effects;
+  }
   // group content counts only from a current member allowed to post it (groups/group-receive.ts)
   if (group && !transcript && (!conversation || !mayPostInGroup(conversation, from.accountId, content.type))) return effects;
 

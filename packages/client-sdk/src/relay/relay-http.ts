@@ -14,7 +14,9 @@ import type {
   PreKeyCountResponse,
   RegisterAccountRequest,
   RegisterResponse,
+  ProfileResponse,
   ReportRequest,
+  SetProfileRequest,
   ReportResponse,
   SendRequest,
   SendResponse,
@@ -154,6 +156,17 @@ export class RelayHttp {
   }
   report(body: ReportRequest): Promise<ReportResponse> {
     return this.json('POST', '/v1/reports', body);
+  }
+  /** Stores this account's sealed profile (409 `VERSION_CONFLICT` unless `version` is above the stored one). */
+  setProfile(body: SetProfileRequest): Promise<{ version: number }> {
+    return this.json('PUT', '/v1/profile', body);
+  }
+  deleteProfile(): Promise<void> {
+    return this.json('DELETE', '/v1/profile');
+  }
+  /** An account's sealed profile; 404 `NOT_FOUND` when it has none. */
+  fetchProfile(accountId: string): Promise<ProfileResponse> {
+    return this.json('GET', `/v1/profiles/${enc(accountId)}`);
   }
 
   /**

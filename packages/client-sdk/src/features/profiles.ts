@@ -1,0 +1,279 @@
+/**
+ * Profiles: a display name, a bio and an avatar, end to end encrypted (docs/sdk.md, "Profiles").
+ *
+ * The account's devices share one random 32-byte profile key. A device seals the profile with it
+ * (`sealProfile`, bound to the account and a version number) and stores the sealed bytes at the
+ * relay, which serves them to any signed-in device; the avatar is an attachment blob whose key
+ * travels inside the sealed profile. The profile key goes end to end (`profileKey` content) to:
+ * - whoever we write to in a direct chat, or accept a request from (so a request shows the
+ *   requester's profile, and a stranger who never heard from us sees nothing);
+ * - every such contact again when the profile changes (they fetch it anew);
+ * - our other devices.
+ * Blocking someone makes a new key: the profile is sealed again under it and the new key goes to
+ * every contact but the blocked one, who keeps only what it could already read.
+ *
+ * Local state, in settings: `profile.own` (key, version, fields) and one `profile.peer.<account>`
+ * per person (their key, their last profile opened, and the key of ours we last sent them).
+ */
+import { decodeAttachmentPointer, encodeAttachmentPointer, openProfile, ProtocolError, sealProfile, type AttachmentPointer, type Profile } from '@sotto/protocol';
+import type { ClientContext } from '../context.js';
+import { enqueueToOwnDevices } from '../devices/sync.js';
+import { SottoError } from '../errors.js';
+import { controlContent, enqueueContent } from '../messaging/compose.js';
+import { Mutex } from '../mutex.js';
+import { fromBase64Url, toBase64Url } from '../relay/base64url.js';
+import { StorageBatch } from '../storage/batch.js';
+import type { ConversationRecord, SettingValue } from '../storage/types.js';
+import { downloadPointer, uploadAvatar } from './media.js';
+
+/** What the SDK shows of a profile (ours, or a contact's as last opened). */
+export interface ProfileView {
+  accountId: string;
+  name?: string;
+  bio?: string;
+  hasAvatar: boolean;
+  avatarContentType?: string;
+  /** The profile's version at the relay (it only grows). */
+  version: number;
+}
+
+/** A change to our profile: an omitted field stays, `null` removes it. */
+export interface ProfileUpdate {
+  name?: string | null;
+  bio?: string | null;
+  avatar?: { bytes: Uint8Array; contentType: string } | null;
+}
+
+interface OwnProfile {
+  key: Uint8Array;
+  version: number;
+  name?: string;
+  bio?: string;
+  /** Encoded AttachmentPointer. */
+  avatar?: Uint8Array;
+}
+
+interface PeerProfile {
+  /** Their profile key, as they last sent it. */
+  key?: Uint8Array;
+  version?: number;
+  name?: string;
+  bio?: string;
+  avatar?: Uint8Array;
+  /** The key of ours we last queued for them (they need it again when ours changes). */
+  sentKey?: Uint8Array;
+}
+
+/** The settings that hold our profile, and each person's (they travel in a link's snapshot). */
+export const OWN_PROFILE_SETTING = 'profile.own';
+export const PEER_PROFILE_PREFIX = 'profile.peer.';
+export const peerProfileSetting = (accountId: string): string => `${PEER_PROFILE_PREFIX}${accountId}`;
+const OWN_KEY = OWN_PROFILE_SETTING;
+const peerKey = peerProfileSetting;
+const locks = new WeakMap<ClientContext, Mutex>();
+const lockOf = (ctx: ClientContext): Mutex => {
+  let lock = locks.get(ctx);
+  if (!lock) locks.set(ctx, (lock = new Mutex()));
+  return lock;
+};
+
+function compact<T extends object>(value: T): T {
+  for (const k of Object.keys(value) as (keyof T)[]) if (value[k] === undefined) delete value[k];
+  return value;
+}
+
+export async function readOwnProfile(ctx: ClientContext): Promise<OwnProfile | undefined> {
+  return (await ctx.storage.getSetting(OWN_KEY)) as OwnProfile | undefined;
+}
+
+async function readPeer(ctx: ClientContext, accountId: string): Promise<PeerProfile> {
+  return ((await ctx.storage.getSetting(peerKey(accountId))) as PeerProfile | undefined) ?? {};
+}
+
+const sameKey = (a: Uint8Array | undefined, b: Uint8Array | undefined): boolean =>
+  a !== undefined && b !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
+
+function viewOf(accountId: string, p: { version?: number; name?: string; bio?: string; avatar?: Uint8Array }): ProfileView {
+  const view: ProfileView = { accountId, hasAvatar: p.avatar !== undefined, version: p.version ?? 0 };
+  if (p.name !== undefined) view.name = p.name;
+  if (p.bio !== undefined) view.bio = p.bio;
+  if (p.avatar !== undefined) {
+    try {
+      view.avatarContentType = decodeAttachmentPointer(p.avatar).contentType;
+    } catch {
+      view.hasAvatar = false;
+    }
+  }
+  return view;
+}
+
+/** Our profile, or a contact's as last opened; undefined when we hold nothing of theirs. */
+export async function profileView(ctx: ClientContext, accountId: string): Promise<ProfileView | undefined> {
+  if (accountId === ctx.account.accountId) {
+    const own = await readOwnProfile(ctx);
+    return own && own.version > 0 ? viewOf(accountId, own) : undefined;
+  }
+  const peer = await readPeer(ctx, accountId);
+  return peer.version !== undefined ? viewOf(accountId, peer) : undefined;
+}
+
+function checkText(value: string | null | undefined, field: string, max: number): void {
+  if (value === undefined || value === null) return;
+  if (typeof value !== 'string' || value.trim().length === 0 || [...value].length > max) {
+    throw new SottoError('INVALID_ARGUMENT', `${field} is 1..${max} characters (null removes it)`, { field });
+  }
+}
+
+/** Direct conversations whose peer may see our profile: not blocked, not a request we have not answered. */
+async function contacts(ctx: ClientContext): Promise<ConversationRecord[]> {
+  const all = await ctx.storage.listConversations();
+  return all.filter((c) => c.kind === 'direct' && c.peerAccountId && c.peerAccountId !== ctx.account.accountId && !c.blocked && !c.isRequest);
+}
+
+/** Queues our profile key for `conversation`'s peer in `batch` and notes it was sent. */
+function queueKeyFor(ctx: ClientContext, batch: StorageBatch, conversation: ConversationRecord, peer: PeerProfile, key: Uint8Array): void {
+  const peerId = conversation.peerAccountId!;
+  enqueueContent(ctx, batch, { ...conversation, participants: [peerId] }, controlContent(ctx, 'profileKey', { key }));
+  batch.setSetting(peerKey(peerId), compact({ ...peer, sentKey: key }) as unknown as SettingValue);
+}
+
+/**
+ * Adds our profile key for the peer of a direct `conversation` to `batch` when they do not have
+ * the current one yet (a first message, an accepted request). No-op without a profile.
+ */
+export async function shareProfileKeyIfNeeded(ctx: ClientContext, batch: StorageBatch, conversation: ConversationRecord): Promise<void> {
+  if (conversation.kind !== 'direct' || !conversation.peerAccountId || conversation.peerAccountId === ctx.account.accountId || conversation.blocked) return;
+  const own = await readOwnProfile(ctx);
+  if (!own || own.version === 0) return;
+  const peer = await readPeer(ctx, conversation.peerAccountId);
+  if (sameKey(peer.sentKey, own.key)) return;
+  queueKeyFor(ctx, batch, conversation, peer, own.key);
+}
+
+/** Seals `own` and stores it at the relay; a version taken by another of our devices is skipped. */
+async function publish(ctx: ClientContext, own: OwnProfile): Promise<OwnProfile> {
+  const profile: Profile = { v: 1 };
+  if (own.name !== undefined) profile.name = own.name;
+  if (own.bio !== undefined) profile.bio = own.bio;
+  let pointer: AttachmentPointer | undefined;
+  if (own.avatar !== undefined) profile.avatar = pointer = decodeAttachmentPointer(own.avatar);
+  for (let attempt = 0; ; attempt++) {
+    const sealed = await sealProfile(profile, { key: own.key, accountId: ctx.account.accountId, version: own.version });
+    try {
+      await ctx.relay.setProfile({ version: own.version, ciphertext: toBase64Url(sealed), avatar: pointer?.blobId ?? null });
+      return own;
+    } catch (err) {
+      const current = (err as SottoError).relayCode === 'VERSION_CONFLICT' ? (err as SottoError & { details?: { current?: unknown } }).details?.current : undefined;
+      if (attempt > 0 || typeof current !== 'number') throw err;
+      own = { ...own, version: current + 1 };
+    }
+  }
+}
+
+/** Commits `own`, queues its key for our other devices and every contact, wakes the outbox. */
+async function announce(ctx: ClientContext, own: OwnProfile): Promise<void> {
+  const batch = new StorageBatch().setSetting(OWN_KEY, compact({ ...own }) as unknown as SettingValue);
+  enqueueToOwnDevices(ctx, batch, controlContent(ctx, 'profileKey', { key: own.key }));
+  for (const c of await contacts(ctx)) queueKeyFor(ctx, batch, c, await readPeer(ctx, c.peerAccountId!), own.key);
+  await ctx.storage.commit(batch);
+  void ctx.outbox.kick();
+}
+
+/**
+ * Changes our profile, stores it sealed at the relay, and tells our contacts and other devices.
+ * @example
+ * await client.setProfile({ name: 'Alice', avatar: { bytes: png, contentType: 'image/png' } });
+ */
+export async function setProfile(ctx: ClientContext, update: ProfileUpdate): Promise<ProfileView> {
+  checkText(update.name, 'name', 64);
+  checkText(update.bio, 'bio', 280);
+  return lockOf(ctx).run(async () => {
+    const current = await readOwnProfile(ctx);
+    const own: OwnProfile = current ? { ...current } : { key: globalThis.crypto.getRandomValues(new Uint8Array(32)), version: 0 };
+    if (update.name === null) delete own.name;
+    else if (update.name !== undefined) own.name = update.name;
+    if (update.bio === null) delete own.bio;
+    else if (update.bio !== undefined) own.bio = update.bio;
+    if (update.avatar === null) delete own.avatar;
+    else if (update.avatar !== undefined) own.avatar = await uploadAvatar(ctx, update.avatar.bytes, update.avatar.contentType);
+    own.version += 1;
+    const stored = await publish(ctx, compact(own));
+    await announce(ctx, stored);
+    return viewOf(ctx.account.accountId, stored);
+  });
+}
+
+/**
+ * After blocking someone: a new profile key, the profile sealed again under it, the new key to
+ * every remaining contact. The blocked account keeps only the old key. No-op without a profile.
+ */
+export function rotateProfileKey(ctx: ClientContext): Promise<void> {
+  return lockOf(ctx).run(async () => {
+    const current = await readOwnProfile(ctx);
+    if (!current || current.version === 0) return;
+    const own: OwnProfile = { ...current, key: globalThis.crypto.getRandomValues(new Uint8Array(32)), version: current.version + 1 };
+    await announce(ctx, await publish(ctx, own));
+  });
+}
+
+/**
+ * Applies a `profileKey` from `from` (a contact, or another device of ours) in `batch`, and
+ * returns the fetch to run after the commit.
+ */
+export async function receiveProfileKey(ctx: ClientContext, batch: StorageBatch, from: string, key: Uint8Array): Promise<() => Promise<void>> {
+  if (from === ctx.account.accountId) {
+    const own = await readOwnProfile(ctx);
+    if (!sameKey(own?.key, key)) batch.setSetting(OWN_KEY, compact({ ...(own ?? { version: 0 }), key }) as unknown as SettingValue);
+    return async () => void (await refreshProfile(ctx, from).catch(() => undefined));
+  }
+  const peer = await readPeer(ctx, from);
+  batch.setSetting(peerKey(from), compact({ ...peer, key }) as unknown as SettingValue);
+  return async () => void (await refreshProfile(ctx, from).catch(() => undefined));
+}
+
+/**
+ * Fetches and opens `accountId`'s profile with the key we hold, keeps it, and emits
+ * `profileUpdated` when it changed. Undefined when we hold no key of theirs; the copy we have
+ * when the relay's profile does not open with our key (we were blocked) or is older.
+ */
+export function refreshProfile(ctx: ClientContext, accountId: string): Promise<ProfileView | undefined> {
+  return lockOf(ctx).run(async () => {
+    const own = accountId === ctx.account.accountId;
+    const stored: PeerProfile | OwnProfile | undefined = own ? await readOwnProfile(ctx) : await readPeer(ctx, accountId);
+    if (!stored?.key) return undefined;
+    let res;
+    try {
+      res = await ctx.relay.fetchProfile(accountId);
+    } catch (err) {
+      if (SottoError.is(err, 'RELAY_ERROR') && err.relayCode === 'NOT_FOUND') return profileView(ctx, accountId);
+      throw err;
+    }
+    // the version only grows: an older one is a replay, the same one is what we hold
+    if (stored.version !== undefined && res.version <= stored.version) return profileView(ctx, accountId);
+    let profile: Profile;
+    try {
+      profile = await openProfile(fromBase64Url(res.ciphertext), { key: stored.key, accountId, version: res.version });
+    } catch (err) {
+      if (err instanceof ProtocolError) return profileView(ctx, accountId); // not for our key (anymore)
+      throw err;
+    }
+    const next = compact({
+      ...stored,
+      version: res.version,
+      name: profile.name,
+      bio: profile.bio,
+      avatar: profile.avatar ? encodeAttachmentPointer(profile.avatar) : undefined,
+    });
+    await ctx.storage.commit(new StorageBatch().setSetting(own ? OWN_KEY : peerKey(accountId), next as unknown as SettingValue));
+    const view = viewOf(accountId, next);
+    ctx.events.emit('profileUpdated', { accountId, profile: view });
+    return view;
+  });
+}
+
+/** Downloads and decrypts `accountId`'s avatar (ours included); undefined when there is none. */
+export async function profileAvatar(ctx: ClientContext, accountId: string): Promise<Uint8Array | undefined> {
+  const p = accountId === ctx.account.accountId ? await readOwnProfile(ctx) : await readPeer(ctx, accountId);
+  if (!p?.avatar) return undefined;
+  return downloadPointer(ctx, decodeAttachmentPointer(p.avatar));
+}

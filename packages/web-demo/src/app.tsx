@@ -2,7 +2,8 @@
  * The web app: the sign-in page, then the messenger (messages list, requests, devices, the open
  * chat with its composer, group settings and calls). Everything shown was decrypted in this
  * browser by the SDK; the app never talks to the relay itself. The pages live one module each
- * (`sign-in`, `messenger`, `chat-room`, `message-row`, `composer`, `group-settings`, `calls`).
+ * (`sign-in`, `messenger`, `chat-room`, `message-row`, `composer`, `group-settings`, `calls`,
+ * `profile-editor`; `profiles` shows people's names and photos).
  */
 import type { SottoClient } from '@sotto/client-sdk';
 import { useState } from 'preact/hooks';

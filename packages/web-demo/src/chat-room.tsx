@@ -6,6 +6,7 @@ import { Composer } from './composer.js';
 import { Checkbox } from './controls.js';
 import { GroupSettings } from './group-settings.js';
 import { MessageRow } from './message-row.js';
+import { Avatar, useProfile } from './profiles.js';
 import { describeError, TIMERS, titleOf } from './shared.js';
 
 export function ChatRoom({ client, conversationId, version, calls, onClosed, onError }: { client: SottoClient; conversationId: string; version: number; calls: Calls; onClosed: () => void; onError: (e: string) => void }) {
@@ -48,6 +49,10 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onE
     };
   }, [client, conversationId, version, limit]);
 
+  // whose profile this chat shows: the peer of a direct chat, or who invited us to a group (the request banner)
+  const person = conversation?.kind === 'group' ? (conversation.isRequest ? conversation.invitedBy : undefined) : (conversation?.peerUsername ?? conversation?.peerAccountId);
+  const profile = useProfile(client, person, version, true);
+
   useEffect(() => () => void client.closeConversation(conversationId).catch(() => undefined), [client, conversationId]);
 
   useEffect(() => {
@@ -66,7 +71,12 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onE
   return (
     <section class="chat">
       <header>
-        <h2 data-testid="chat-title">{titleOf(conversation)}</h2>
+        {!isGroup && peer && <Avatar client={client} username={peer} profile={profile} size="medium" />}
+        <div class={`who${!isGroup && profile?.name ? ' named' : ''}`}>
+          {!isGroup && profile?.name && <strong class="display-name" data-testid="chat-display-name">{profile.name}</strong>}
+          <h2 data-testid="chat-title">{titleOf(conversation)}</h2>
+          {!isGroup && profile?.bio && <p class="bio" data-testid="chat-bio">{profile.bio}</p>}
+        </div>
         {!conversation.isRequest && !calls.active && (
           <span class="actions">
             <button title="Voice call" onClick={() => void calls.start(conversationId, 'voice')}>📞</button>
@@ -129,7 +139,8 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onE
             </>
           ) : (
             <>
-              <p>{conversation.invitedBy ?? peer} wants to send you messages.</p>
+              {person && <Avatar client={client} username={person} profile={profile} size="medium" />}
+              <p>{profile?.name ? <><strong data-testid="requester-name">{profile.name}</strong> (@{person})</> : (conversation.invitedBy ?? peer)} wants to send you messages.</p>
               <button data-testid="accept" onClick={() => run(() => client.acceptRequest(conversationId))}>Accept</button>
             </>
           )}

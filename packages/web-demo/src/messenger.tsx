@@ -4,6 +4,8 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { CallPanel, useCalls } from './calls.js';
 import { ChatRoom } from './chat-room.js';
 import { startNotifications } from './notify.js';
+import { ProfileEditor } from './profile-editor.js';
+import { Avatar, releaseAvatars, useProfile } from './profiles.js';
 import { changePassphrase, deleteAccount, eraseThisBrowser, lockedWithPassphrase } from './session.js';
 import { describeError, titleOf, useClientVersion } from './shared.js';
 
@@ -94,6 +96,9 @@ export function Messenger({ client, onSignOut, onErased }: { client: SottoClient
   const [requestCount, setRequestCount] = useState(0);
   const [error, setError] = useState('');
   const [showDevices, setShowDevices] = useState(false);
+  const [showProfile, setShowProfile] = useState(false);
+  const me = useProfile(client, client.accountId, version);
+  useEffect(() => () => releaseAvatars(client), [client]);
   // the relay's operator can suspend an account: say so rather than look offline
   useEffect(() => client.events.on('accountSuspended', () => setError('This account was suspended by the operator of this relay.')), [client]);
   useEffect(() => client.events.on('deviceRemoved', () => setError('This device was removed from the account on another device.')), [client]);
@@ -125,11 +130,14 @@ export function Messenger({ client, onSignOut, onErased }: { client: SottoClient
     <div class="messenger">
       <aside>
         <header>
+          <Avatar client={client} username={client.accountId} profile={me} />
           <strong data-testid="me">{client.accountId}</strong>
           <span class={`conn ${client.connectionState}`} title={client.connectionState} />
+          <button class="link" onClick={() => setShowProfile((v) => !v)}>Profile</button>
           <button class="link" onClick={() => setShowDevices((v) => !v)}>Devices</button>
           <button class="link" onClick={onSignOut}>Sign out</button>
         </header>
+        {showProfile && <ProfileEditor client={client} onError={setError} />}
         {showDevices && <Devices client={client} onError={setError} onErased={onErased} />}
         <input class="search" placeholder="Search" value={query} onInput={(e) => setQuery((e.target as HTMLInputElement).value)} />
         <nav class="tabs">
@@ -140,13 +148,7 @@ export function Messenger({ client, onSignOut, onErased }: { client: SottoClient
         </nav>
         <NewConversation onOpen={(username) => run(async () => setOpen(await client.openConversation(username)))} onGroup={(name, members) => run(async () => setOpen(await client.createGroup({ name, members })))} />
         <ul class="conversations">
-          {list.map((c) => (
-            <li key={c.id} class={c.id === open ? 'active' : ''} data-testid={`conversation-${c.id}`} onClick={() => setOpen(c.id)}>
-              <span class="title">{titleOf(c)}</span>
-              {c.unreadCount > 0 && <span class="badge" data-testid="unread">{c.unreadCount}</span>}
-              <span class="preview">{c.lastMessagePreview ?? ''}</span>
-            </li>
-          ))}
+          {list.map((c) => <ConversationItem key={c.id} client={client} conversation={c} active={c.id === open} version={version} onOpen={() => setOpen(c.id)} />)}
         </ul>
         {found.length > 0 && (
           <ul class="conversations found" data-testid="search-results">
@@ -166,6 +168,28 @@ export function Messenger({ client, onSignOut, onErased }: { client: SottoClient
         {open ? <ChatRoom key={open} client={client} conversationId={open} version={version} calls={calls} onClosed={() => setOpen(undefined)} onError={setError} /> : <p class="empty">Pick a conversation or start a new one.</p>}
       </main>
     </div>
+  );
+}
+
+/** A row of the messages list: for a direct chat, the peer's display name and photo when we can see them. */
+function ConversationItem({ client, conversation: c, active, version, onOpen }: { client: SottoClient; conversation: ConversationRecord; active: boolean; version: number; onOpen: () => void }) {
+  const peer = c.kind === 'direct' ? (c.peerUsername ?? c.peerAccountId) : undefined;
+  const profile = useProfile(client, peer, version);
+  return (
+    <li class={active ? 'active' : ''} data-testid={`conversation-${c.id}`} onClick={onOpen}>
+      <span class="title">
+        {peer && <Avatar client={client} username={peer} profile={profile} />}
+        {peer && profile?.name ? (
+          <>
+            <span data-testid="display-name">{profile.name}</span> <small class="handle">@{peer}</small>
+          </>
+        ) : (
+          titleOf(c)
+        )}
+      </span>
+      {c.unreadCount > 0 && <span class="badge" data-testid="unread">{c.unreadCount}</span>}
+      <span class="preview">{c.lastMessagePreview ?? ''}</span>
+    </li>
   );
 }
 

@@ -1,8 +1,6 @@
-import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { acceptRequest, ADMIN_TOKEN, openChat, send, signIn, startApp, type AppHarness } from './harness.js';
+import { acceptRequest, ADMIN_TOKEN, filesUnder, openChat, send, signIn, startApp, type AppHarness } from './harness.js';
 
 /** A 1×1 PNG, the photo of the test. */
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
@@ -319,15 +317,7 @@ describe('the web app in Chromium', () => {
   });
 
   it('the relay holds none of it in plaintext: no message text, group name or photo in any file it keeps', async () => {
-    const files: Buffer[] = [];
-    const walk = async (dir: string): Promise<void> => {
-      for (const entry of await readdir(dir, { withFileTypes: true })) {
-        const path = join(dir, entry.name);
-        if (entry.isDirectory()) await walk(path);
-        else files.push(await readFile(path));
-      }
-    };
-    await walk(app.dataDir);
+    const files = await filesUnder(app.dataDir);
     expect(files.length).toBeGreaterThan(2); // the database, its WAL and at least the photo's blob
     const markers = ['hi bob 👋', 'hello alice', 'see you tomorrow', 'group hello', 'hi group', 'Trip 2026', '🎉', 'carol.c', 'example.org/p/42'];
     for (const marker of markers) {

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -128,3 +128,14 @@ export async function recordNotifications(context: BrowserContext): Promise<void
 
 /** The notifications the app showed in `page` so far (see `recordNotifications`). */
 export const shownNotifications = (page: Page) => page.evaluate(() => (globalThis as unknown as { shownNotifications: { title: string; body?: string }[] }).shownNotifications);
+
+/** The contents of every file under `dir` (the relay's data directory: database, WAL, blobs). */
+export async function filesUnder(dir: string): Promise<Buffer[]> {
+  const files: Buffer[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) files.push(...(await filesUnder(path)));
+    else files.push(await readFile(path));
+  }
+  return files;
+}

@@ -14,7 +14,7 @@ import { DATABASE_FILE } from '@sotto/relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { directConversationId, MemoryStorage, SottoClient } from '../../src/index.js';
 import { groupIdOf } from '../../src/groups/group-store.js';
-import { clientOptions, eventually, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
+import { allFiles, clientOptions, eventually, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
 
 const enc = new TextEncoder();
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
@@ -138,17 +138,6 @@ describe('the relay holds no plaintext after a full feature run', () => {
     expect((await bob.message(reply.id))?.reactions['alice']?.emoji).toBe(emoji[1]);
   });
 });
-
-/** Every file under `dir` (the database, its WAL, attachment blobs), by relative path. */
-async function allFiles(dir: string, prefix = ''): Promise<Map<string, Buffer>> {
-  const files = new Map<string, Buffer>();
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) for (const [k, v] of await allFiles(path, `${prefix}${entry.name}/`)) files.set(k, v);
-    else if (entry.isFile()) files.set(`${prefix}${entry.name}`, await readFile(path));
-  }
-  return files;
-}
 
 describe('the relay holds no plaintext after a group and linking run', () => {
   let relay: TestRelay;

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLibsignalEngine } from '@sotto/protocol/libsignal';
@@ -70,4 +70,15 @@ export async function eventually<T>(check: () => Promise<T | undefined | false> 
  */
 export function forgetRelayDeviceCache(relay: TestRelay): void {
   relay.relay.ctx.accounts.forgetCachedDevices();
+}
+
+/** Every file under `dir` (the database, its WAL, attachment blobs), by relative path. */
+export async function allFiles(dir: string, prefix = ''): Promise<Map<string, Buffer>> {
+  const files = new Map<string, Buffer>();
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) for (const [k, v] of await allFiles(path, `${prefix}${entry.name}/`)) files.set(k, v);
+    else if (entry.isFile()) files.set(`${prefix}${entry.name}`, await readFile(path));
+  }
+  return files;
 }

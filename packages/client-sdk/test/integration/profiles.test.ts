@@ -3,11 +3,9 @@
  * writes to (or accepts) get; the relay holds noise; blocking rotates the key; a linked device
  * has the profile too.
  */
-import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStorage, SottoClient, type ProfileView } from '../../src/index.js';
-import { clientOptions, eventually, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
+import { allFiles, clientOptions, eventually, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
 
 let relay: TestRelay;
 const clients: SottoClient[] = [];
@@ -21,16 +19,6 @@ afterAll(async () => {
 });
 
 const PNG = Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, ...Array.from({ length: 300 }, (_, i) => (i * 7) & 0xff)]);
-
-async function filesUnder(dir: string): Promise<Buffer[]> {
-  const out: Buffer[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await filesUnder(path)));
-    else out.push(await readFile(path));
-  }
-  return out;
-}
 
 describe('profiles', () => {
   it('reach the people we write to and accept, not strangers; the relay holds only sealed bytes', async () => {
@@ -70,7 +58,7 @@ describe('profiles', () => {
     expect((await bob.profile('p.alice'))?.hasAvatar).toBe(true);
 
     // the relay keeps none of it readable
-    const files = await filesUnder(relay.dir);
+    const files = [...(await allFiles(relay.dir)).values()];
     for (const marker of ['Alice Liddell', 'Alice L.', 'rabbit hole']) {
       expect(files.filter((f) => f.includes(Buffer.from(marker))).length, marker).toBe(0);
     }

@@ -28,7 +28,7 @@ import { Receiver } from './messaging/receiver.js';
 import { closeConversation, setDisappearingTimer, setNotifications, setVanishMode, sweepExpired, TypingIndicator } from './features/conversation-settings.js';
 import { acknowledgeIdentityChange } from './features/identity.js';
 import { decideRequest, listRequests, report, setBlocked, setRestricted, type ReportReason } from './features/privacy.js';
-import { asInvalidArgument, downloadAvatar, downloadMessageAttachment, uploadAvatar, uploadMedia, type DownloadOptions, type MediaInput } from './features/media.js';
+import { asInvalidArgument, downloadAvatar, downloadMessageAttachment, renewGroupAvatars, uploadAvatar, uploadMedia, type DownloadOptions, type MediaInput } from './features/media.js';
 import { Sender } from './messaging/sender.js';
 import { CallSwitchboard } from './calls/call-switchboard.js';
 import type { CallOptions } from './calls/call-options.js';
@@ -299,6 +299,7 @@ export class SottoClient {
     }
     await this.ctx.connection.start();
     await this.maintainKeys().catch(() => undefined);
+    void this.renewGroupAvatars().catch(() => undefined);
     await this.ctx.directory.devices(this.accountId, { refresh: true }).catch(() => undefined);
     if (!this.sweepTimer) {
       await this.forgetOld().catch(() => undefined);
@@ -306,7 +307,10 @@ export class SottoClient {
       this.sweepTimer = setInterval(() => {
         void this.expireMessages().catch(() => undefined);
         // hourly: signed-prekey rotation is due weekly even for a client that never reconnects
-        if (++ticks % 720 === 0) void this.maintainKeys().catch(() => undefined);
+        if (++ticks % 720 === 0) {
+          void this.maintainKeys().catch(() => undefined);
+          void this.renewGroupAvatars().catch(() => undefined);
+        }
         if (ticks % FORGET_EVERY_TICKS === 0) void this.forgetOld().catch(() => undefined);
       }, 5_000);
       (this.sweepTimer as { unref?: () => void }).unref?.();
@@ -791,6 +795,17 @@ export class SottoClient {
   uploadAvatar(data: Uint8Array, contentType: string): Promise<Uint8Array> {
     this.assertOpen();
     return uploadAvatar(this.ctx, data, contentType);
+  }
+
+  /**
+   * Keeps the avatars of the groups we administer at the relay for another retention period, at
+   * most once a week each (an attachment blob expires after the relay's retention, 30 days by
+   * default, and members who join later fetch the avatar from the group state). Runs after
+   * `connect()` and hourly while connected; resolves with how many it renewed.
+   */
+  renewGroupAvatars(): Promise<number> {
+    this.assertOpen();
+    return renewGroupAvatars(this.ctx);
   }
 
   /** Downloads, checks and decrypts a group's avatar (undefined when it has none). */

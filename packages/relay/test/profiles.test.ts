@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { createRelay } from '../src/server.js';
-import { api, b64, register, startTestRelay, unb64, type TestDevice, type TestRelay } from './helpers/relay-harness.js';
+import { api, b64, blobKept, download, register, startTestRelay, unb64, upload, type TestDevice, type TestRelay } from './helpers/relay-harness.js';
 
 const YEAR_MS = 365 * 86_400_000;
 const ADMIN = 'operator-token-0123456789';
@@ -18,25 +17,6 @@ const sealed = (n = 200): Uint8Array => new Uint8Array(randomBytes(n));
 
 async function putProfile(t: TestRelay, device: TestDevice, version: number, ciphertext: Uint8Array, avatar?: string | null) {
   return api(t, 'PUT', '/v1/profile', device, avatar === undefined ? { version, ciphertext: b64(ciphertext) } : { version, ciphertext: b64(ciphertext), avatar });
-}
-
-async function upload(t: TestRelay, device: TestDevice, bytes: Uint8Array<ArrayBuffer>): Promise<{ id: string; expiresAt: number }> {
-  const res = await fetch(`${t.url}/v1/attachments`, { method: 'POST', headers: { authorization: device.auth }, body: bytes });
-  expect(res.status).toBe(201);
-  return (await res.json()) as { id: string; expiresAt: number };
-}
-
-async function download(t: TestRelay, device: TestDevice, id: string): Promise<{ status: number; bytes: Uint8Array }> {
-  const res = await fetch(`${t.url}/v1/attachments/${id}`, { headers: { authorization: device.auth } });
-  return { status: res.status, bytes: new Uint8Array(await res.arrayBuffer()) };
-}
-
-/** Whether the relay still has the blob: its metadata row and its file. */
-function blobKept(t: TestRelay, id: string): boolean {
-  const row = t.relay.ctx.blobs.get(id) !== undefined;
-  const file = existsSync(join(t.dir, 'blobs', id));
-  expect(row).toBe(file);
-  return row;
 }
 
 function profileRows(t: TestRelay, accountId: string): number {

@@ -16,6 +16,7 @@ import {
 } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
+import { StorageBatch } from '../storage/batch.js';
 import { messageView } from '../threads/views.js';
 
 /** Which step of a media send a progress report is about. */
@@ -270,6 +271,47 @@ export async function downloadAvatar(ctx: ClientContext, conversationId: string)
     throw invalid('the avatar pointer is malformed', err);
   }
   return downloadPointer(ctx, pointer);
+}
+
+/** How often an admin's device renews its groups' avatars at the relay (well inside its retention). */
+export const AVATAR_RENEW_EVERY_MS = 7 * 86_400_000;
+const RENEWED_KEY = 'groupAvatarsRenewed';
+
+/**
+ * Renews at the relay the avatar blobs of the groups we administer, once per
+ * {@link AVATAR_RENEW_EVERY_MS} each: a blob expires after the relay's retention period, and
+ * members who join later fetch the avatar from the pointer in the group state. Returns how many
+ * were renewed. A blob already gone stays gone (an admin sets the avatar again).
+ */
+export async function renewGroupAvatars(ctx: ClientContext): Promise<number> {
+  const now = ctx.now();
+  const last = ((await ctx.storage.getSetting(RENEWED_KEY)) ?? {}) as Record<string, number>;
+  const next: Record<string, number> = {};
+  let renewed = 0;
+  for (const c of await ctx.storage.listConversations()) {
+    if (c.kind !== 'group' || !c.avatar || !c.admins?.includes(ctx.account.accountId)) continue;
+    let blobId: string;
+    try {
+      blobId = decodeAttachmentPointer(c.avatar).blobId;
+    } catch {
+      continue;
+    }
+    const at = last[blobId];
+    if (at !== undefined && now - at < AVATAR_RENEW_EVERY_MS) {
+      next[blobId] = at;
+      continue;
+    }
+    try {
+      await ctx.relay.renewAttachment(blobId);
+      next[blobId] = now;
+      renewed++;
+    } catch (err) {
+      if (!(SottoError.is(err, 'RELAY_ERROR') && err.relayCode === 'NOT_FOUND')) throw err;
+      next[blobId] = now; // gone: do not ask again and again
+    }
+  }
+  await ctx.storage.commit(new StorageBatch().setSetting(RENEWED_KEY, next));
+  return renewed;
 }
 
 /** A pointer for `size` plaintext bytes with placeholder blob id, key and digest (filled on upload). */

@@ -161,6 +161,10 @@ export class RelayHttp {
   setProfile(body: SetProfileRequest): Promise<{ version: number }> {
     return this.json('PUT', '/v1/profile', body);
   }
+  /** Keeps an attachment blob another retention period from now (never shortens it). */
+  renewAttachment(id: string): Promise<{ id: string; expiresAt: number }> {
+    return this.json('POST', `/v1/attachments/${enc(id)}/renew`, {});
+  }
   deleteProfile(): Promise<void> {
     return this.json('DELETE', '/v1/profile');
   }

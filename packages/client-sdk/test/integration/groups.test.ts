@@ -3,7 +3,7 @@
  * added (no earlier history) and removed (no later messages), forged and non-admin changes
  * rejected, concurrent admin changes converging, admins_only, leave.
  */
-import { encodeContent, toHex, type Content, type Envelope } from '@sotto/protocol';
+import { decodeAttachmentPointer, encodeContent, toHex, type Content, type Envelope } from '@sotto/protocol';
 import { createLibsignalEngine } from '@sotto/protocol/libsignal';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SottoClient } from '../../src/index.js';
@@ -331,5 +331,30 @@ describe('groups', () => {
     await alice.updateGroup(chat, { avatar: null });
     await eventually(async () => (await bob.conversation(chat))?.avatar === undefined, 10_000, 'bob sees it removed');
     expect(await bob.downloadAvatar(chat)).toBeUndefined();
+  });
+
+  it("the admins keep the group's avatar at the relay past its retention period, once a week", async () => {
+    const image = new Uint8Array(1_000).map((_, i) => (i * 3) & 0xff);
+    const avatar = await alice.uploadAvatar(image, 'image/png');
+    await alice.updateGroup(chat, { avatar });
+    const { blobId } = decodeAttachmentPointer(avatar);
+    const expiry = () => relay.relay.ctx.blobs.get(blobId)!.expiresAt;
+    const ageTo = (expiresAt: number) => relay.relay.ctx.database.sqlite.prepare('UPDATE blobs SET expires_at = ? WHERE id = ?').run(expiresAt, blobId);
+    const DAY = 86_400_000;
+    const group = (await alice.conversation(chat))!;
+    const member = [bob, carol, dave].find((m) => group.participants.includes(m.accountId) && !group.admins!.includes(m.accountId))!;
+    await eventually(async () => (await member.conversation(chat))?.avatar !== undefined, 10_000, 'a member sees the avatar');
+
+    const soon = Date.now() + DAY; // as if uploaded 29 days ago
+    ageTo(soon);
+    expect(await member.renewGroupAvatars()).toBe(0); // not an admin: leaves it to them
+    expect(expiry()).toBe(soon);
+    expect(await alice.renewGroupAvatars()).toBe(1);
+    expect(expiry()).toBeGreaterThan(Date.now() + 29 * DAY);
+    expect(await member.downloadAvatar(chat)).toStrictEqual(image);
+
+    ageTo(soon); // within the week: not asked again
+    expect(await alice.renewGroupAvatars()).toBe(0);
+    expect(expiry()).toBe(soon);
   });
 });

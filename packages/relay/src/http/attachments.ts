@@ -14,7 +14,8 @@ const DAY_MS = 86_400_000;
 /**
  * `POST /v1/attachments` streams the body to the blob store, refusing at the configured limit
  * while streaming (and up front when Content-Length already exceeds it); `GET
- * /v1/attachments/:id` serves it with single-range `Range` support. Ids are 32 random bytes.
+ * /v1/attachments/:id` serves it with single-range `Range` support; `POST
+ * /v1/attachments/:id/renew` keeps it another retention period. Ids are 32 random bytes.
  */
 export function attachmentRoutes(app: Hono<RelayEnv>, ctx: RelayContext, auth: MiddlewareHandler<RelayEnv>, deps: AttachmentDeps): void {
   const max = ctx.config.limits.maxAttachmentBytes;
@@ -42,6 +43,23 @@ export function attachmentRoutes(app: Hono<RelayEnv>, ctx: RelayContext, auth: M
     }
     ctx.metrics?.blobUploaded(size);
     return c.json({ id, size, expiresAt }, 201);
+  });
+
+  // Keeps a blob for another retention period from now (never shortens it). Group avatars use
+  // it: the group's admins renew the avatar their group state names, so that members who join
+  // after a retention period can still fetch it. Knowing the id (32 random bytes, only ever
+  // inside end-to-end content) is what allows it, as for a download.
+  app.post('/v1/attachments/:id/renew', auth, async (c) => {
+    const id = c.req.param('id');
+    const expiresAt = await ctx.queue.run(() => {
+      const now = ctx.now();
+      const meta = isValidBlobId(id) ? ctx.blobs.get(id) : undefined;
+      if (meta === undefined || meta.expiresAt <= now) throw new RelayError('NOT_FOUND', 'no such attachment');
+      const renewed = Math.max(meta.expiresAt, now + ctx.config.limits.retentionDays * DAY_MS);
+      if (renewed !== meta.expiresAt) ctx.blobs.setExpiry(id, renewed);
+      return renewed;
+    });
+    return c.json({ id, expiresAt });
   });
 
   app.get('/v1/attachments/:id', auth, async (c) => {

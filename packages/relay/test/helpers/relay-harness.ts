@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +7,7 @@ import {
   decodeServerFrame, encodeClientFrame, encodeDeviceRecord, encodeKyberPreKeyPublic, encodeOneTimePreKeyPublic,
   encodeSignedDeviceRecord, encodeSignedPreKeyPublic, type ClientFrame, type ServerFrame,
 } from '@sotto/protocol';
+import { expect } from 'vitest';
 import WebSocket from 'ws';
 import { defaultConfig, type RelayConfig, type RelayLimits } from '../../src/config.js';
 import { createRelay, type Relay } from '../../src/server.js';
@@ -209,4 +211,25 @@ export class TestSocket {
   close(): void {
     this.ws.close();
   }
+}
+
+/** Uploads `bytes` as an attachment (expects 201). */
+export async function upload(t: TestRelay, device: TestDevice, bytes: Uint8Array<ArrayBuffer>): Promise<{ id: string; expiresAt: number }> {
+  const res = await fetch(`${t.url}/v1/attachments`, { method: 'POST', headers: { authorization: device.auth }, body: bytes });
+  expect(res.status).toBe(201);
+  return (await res.json()) as { id: string; expiresAt: number };
+}
+
+/** Downloads an attachment: its status and bytes. */
+export async function download(t: TestRelay, device: TestDevice, id: string): Promise<{ status: number; bytes: Uint8Array }> {
+  const res = await fetch(`${t.url}/v1/attachments/${id}`, { headers: { authorization: device.auth } });
+  return { status: res.status, bytes: new Uint8Array(await res.arrayBuffer()) };
+}
+
+/** Whether the relay still has the blob: its metadata row and its file. */
+export function blobKept(t: TestRelay, id: string): boolean {
+  const row = t.relay.ctx.blobs.get(id) !== undefined;
+  const file = existsSync(join(t.dir, 'blobs', id));
+  expect(row).toBe(file);
+  return row;
 }

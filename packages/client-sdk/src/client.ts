@@ -322,6 +322,7 @@ export class SottoClient {
    * (at connect, then daily), so they do not grow with the account's whole history.
    */
   async forgetOld(): Promise<void> {
+    this.assertOpen();
     const cutoff = this.ctx.now() - FORGET_AFTER_MS;
     const batch = new StorageBatch().forgetProcessedBefore(cutoff);
     await forgetSentBefore(this.ctx.storage, batch, cutoff);
@@ -331,6 +332,7 @@ export class SottoClient {
 
   /** Replenishes one-time prekeys below the threshold and rotates the signed prekey when due. */
   async maintainKeys(): Promise<void> {
+    this.assertOpen();
     this.ctx.account = await maintainPreKeys({ ...this.ctx, account: this.ctx.account, now: this.ctx.now() });
   }
 
@@ -358,15 +360,18 @@ export class SottoClient {
   // ── conversations ───────────────────────────────────────────────────────────
 
   /** Conversations by last activity; `requests: true` lists the requests inbox, `false` hides it. */
-  conversations(options: { requests?: boolean; limit?: number; offset?: number } = {}): Promise<ConversationRecord[]> {
+  async conversations(options: { requests?: boolean; limit?: number; offset?: number } = {}): Promise<ConversationRecord[]> {
+    this.assertOpen();
     return this.ctx.storage.listConversations(options);
   }
 
-  conversation(id: string): Promise<ConversationRecord | undefined> {
+  async conversation(id: string): Promise<ConversationRecord | undefined> {
+    this.assertOpen();
     return this.ctx.storage.getConversation(id);
   }
 
-  searchConversations(query: string): Promise<ConversationRecord[]> {
+  async searchConversations(query: string): Promise<ConversationRecord[]> {
+    this.assertOpen();
     return this.ctx.storage.searchConversations(query);
   }
 
@@ -390,6 +395,7 @@ export class SottoClient {
 
   /** One page (default 50) of a conversation's history, newest first. */
   async messages(conversationId: string, options: { before?: { sentAt: number; id: string }; limit?: number } = {}): Promise<MessagePage> {
+    this.assertOpen();
     const limit = options.limit ?? 50;
     const records = await this.ctx.storage.listMessages(conversationId, { ...options, limit });
     const page: MessagePage = { messages: records.map(messageView) };
@@ -399,19 +405,22 @@ export class SottoClient {
   }
 
   async message(id: string): Promise<MessageView | undefined> {
+    this.assertOpen();
     const record = await this.ctx.storage.getMessage(id);
     return record ? messageView(record) : undefined;
   }
 
   /** Full-text search in one conversation or across all. */
   async search(query: string, options: { conversationId?: string; limit?: number } = {}): Promise<MessageView[]> {
+    this.assertOpen();
     return (await this.ctx.storage.searchMessages(query, options)).map(messageView);
   }
 
   // ── sending ─────────────────────────────────────────────────────────────────
 
   /** Sends a text message (emoji welcome), optionally as a reply or with mentions. */
-  sendText(conversationId: string, text: string, options: SendOptions = {}): Promise<MessageView> {
+  async sendText(conversationId: string, text: string, options: SendOptions = {}): Promise<MessageView> {
+    this.assertOpen();
     if (text.length === 0) throw new SottoError('INVALID_ARGUMENT', 'text is empty', { field: 'text' });
     return this.sendMessage(conversationId, 'text', async (replyTo) => ({
       text,
@@ -512,11 +521,12 @@ export class SottoClient {
    * @example
    * await client.sendSharedPost(chat, { postId: 'p1', author: 'carol', url: 'https://example.com/p/p1' });
    */
-  sendSharedPost(
+  async sendSharedPost(
     conversationId: string,
     post: { postId: string; author: string; url?: string; caption?: string; thumbnail?: Uint8Array },
     options: SendOptions = {},
   ): Promise<MessageView> {
+    this.assertOpen();
     const { thumbnail, ...rest } = post;
     return this.sendMessage(conversationId, 'sharedPost', async (replyTo) => ({
       ...rest,
@@ -530,7 +540,8 @@ export class SottoClient {
    * @example
    * await client.sendSharedProfile(chat, { accountId: 'carol', displayName: 'Carol' });
    */
-  sendSharedProfile(conversationId: string, profile: { accountId: string; displayName?: string; bio?: string }, options: SendOptions = {}): Promise<MessageView> {
+  async sendSharedProfile(conversationId: string, profile: { accountId: string; displayName?: string; bio?: string }, options: SendOptions = {}): Promise<MessageView> {
+    this.assertOpen();
     return this.sendMessage(conversationId, 'sharedProfile', async (replyTo) => ({ ...profile, ...(replyTo ? { replyTo } : {}) }), options.replyTo)
       .catch((err: unknown) => Promise.reject(asInvalidArgument(err)));
   }
@@ -543,7 +554,7 @@ export class SottoClient {
    * @example
    * const bytes = await client.downloadAttachment(message.id, { onProgress: (done, total) => bar(done / total) });
    */
-  downloadAttachment(messageId: string, options: DownloadOptions = {}): Promise<Uint8Array> {
+  async downloadAttachment(messageId: string, options: DownloadOptions = {}): Promise<Uint8Array> {
     this.assertOpen();
     return downloadMessageAttachment(this.ctx, messageId, options);
   }
@@ -552,6 +563,7 @@ export class SottoClient {
 
   /** Reacts with `emoji` (one reaction per person: a new one replaces the old); `null` removes it. */
   async react(messageId: string, emoji: string | null): Promise<void> {
+    this.assertOpen();
     const target = await this.requireMessage(messageId);
     const conversation = await this.requireConversation(target.conversationId);
     const previous = target.reactions[this.accountId]?.emoji;
@@ -570,6 +582,7 @@ export class SottoClient {
 
   /** Edits one of our text messages, within 15 minutes of sending it. */
   async edit(messageId: string, text: string): Promise<void> {
+    this.assertOpen();
     const target = await this.requireMessage(messageId);
     if (!target.outgoing || target.type !== 'text' || target.deletedAt !== undefined) {
       throw new SottoError('NOT_ALLOWED', 'only your own text messages can be edited');
@@ -590,6 +603,7 @@ export class SottoClient {
    * messages); `me` deletes it from this device only.
    */
   async unsend(messageId: string, scope: 'everyone' | 'me' = 'everyone'): Promise<void> {
+    this.assertOpen();
     const target = await this.requireMessage(messageId);
     if (scope === 'me') {
       await this.ctx.storage.commit(new StorageBatch().deleteMessage(messageId));
@@ -608,6 +622,7 @@ export class SottoClient {
 
   /** Forwards a message's content to another conversation (attachments are reused, not re-uploaded). */
   async forward(messageId: string, toConversationId: string): Promise<MessageView> {
+    this.assertOpen();
     const source = await this.requireMessage(messageId);
     const content = messageView(source).content;
     if (!content || (content.type !== 'text' && content.type !== 'media' && content.type !== 'sharedPost' && content.type !== 'sharedProfile')) {
@@ -625,6 +640,7 @@ export class SottoClient {
    * read receipts are off, or the conversation is a request or restricted).
    */
   async markSeen(conversationId: string): Promise<void> {
+    this.assertOpen();
     const conversation = await this.requireConversation(conversationId);
     const now = this.ctx.now();
     const unseen = await unseenIncoming(this.ctx, conversationId);
@@ -648,6 +664,7 @@ export class SottoClient {
 
   /** Turns read receipts on or off for this account (both directions, as in every major messenger). */
   async setReadReceipts(enabled: boolean): Promise<void> {
+    this.assertOpen();
     await this.commitSetting('readReceipts', enabled);
   }
 
@@ -658,45 +675,54 @@ export class SottoClient {
   // ── requests and privacy (features/privacy.ts) ──────────────────────────────
 
   /** The requests inbox: first contacts not yet accepted (and restricted accounts). */
-  requests(): Promise<ConversationRecord[]> {
+  async requests(): Promise<ConversationRecord[]> {
+    this.assertOpen();
     return listRequests(this.ctx);
   }
 
   /** Accepts a request: the conversation moves to the inbox; receipts and typing start flowing. */
-  acceptRequest(conversationId: string): Promise<void> {
+  async acceptRequest(conversationId: string): Promise<void> {
+    this.assertOpen();
     return decideRequest(this.ctx, conversationId, 'accept');
   }
 
   /** Rejects (deletes) a request. */
-  rejectRequest(conversationId: string): Promise<void> {
+  async rejectRequest(conversationId: string): Promise<void> {
+    this.assertOpen();
     return decideRequest(this.ctx, conversationId, 'reject');
   }
 
   /** Rejects a request and blocks its sender. */
-  blockRequest(conversationId: string): Promise<void> {
+  async blockRequest(conversationId: string): Promise<void> {
+    this.assertOpen();
     return decideRequest(this.ctx, conversationId, 'block');
   }
 
   /** Blocks an account: the relay drops their messages (they still see "sent"), and so do we. */
-  block(username: string): Promise<void> {
+  async block(username: string): Promise<void> {
+    this.assertOpen();
     return setBlocked(this.ctx, username.toLowerCase(), true);
   }
 
-  unblock(username: string): Promise<void> {
+  async unblock(username: string): Promise<void> {
+    this.assertOpen();
     return setBlocked(this.ctx, username.toLowerCase(), false);
   }
 
   /** Restricts an account: their messages go to requests; no receipts or typing go back. */
-  restrict(username: string): Promise<void> {
+  async restrict(username: string): Promise<void> {
+    this.assertOpen();
     return setRestricted(this.ctx, username.toLowerCase(), true);
   }
 
-  unrestrict(username: string): Promise<void> {
+  async unrestrict(username: string): Promise<void> {
+    this.assertOpen();
     return setRestricted(this.ctx, username.toLowerCase(), false);
   }
 
   /** Reports a conversation; only the chosen messages are revealed to the relay operator. */
-  report(conversationId: string, reason: ReportReason, messageIds: string[] = []): Promise<number> {
+  async report(conversationId: string, reason: ReportReason, messageIds: string[] = []): Promise<number> {
+    this.assertOpen();
     return report(this.ctx, conversationId, reason, messageIds);
   }
 
@@ -704,28 +730,33 @@ export class SottoClient {
 
   /** Vanish mode on/off for both sides (end-to-end control message). */
   async setVanishMode(conversationId: string, enabled: boolean): Promise<void> {
+    this.assertOpen();
     await this.assertDirect(conversationId);
     return setVanishMode(this.ctx, conversationId, enabled);
   }
 
   /** The user left the chat: seen vanish-mode messages are deleted. Returns how many. */
-  closeConversation(conversationId: string): Promise<number> {
+  async closeConversation(conversationId: string): Promise<number> {
+    this.assertOpen();
     return closeConversation(this.ctx, conversationId);
   }
 
   /** Disappearing-message timer for both sides, in ms (0 = off). */
   async setDisappearingTimer(conversationId: string, expireTimerMs: number): Promise<void> {
+    this.assertOpen();
     await this.assertDirect(conversationId);
     return setDisappearingTimer(this.ctx, conversationId, expireTimerMs);
   }
 
   /** Per-conversation notifications: messages, reactions, calls, and mute. */
-  setNotifications(conversationId: string, settings: Partial<NotificationSettings> & { muted?: boolean }): Promise<void> {
+  async setNotifications(conversationId: string, settings: Partial<NotificationSettings> & { muted?: boolean }): Promise<void> {
+    this.assertOpen();
     return setNotifications(this.ctx, conversationId, settings);
   }
 
   /** Typing indicator (throttled, online-only). Resolves true if something was sent. */
   async setTyping(conversationId: string, typing: boolean): Promise<boolean> {
+    this.assertOpen();
     const conversation = await this.ctx.storage.getConversation(conversationId);
     if (conversation?.kind === 'group') return sendGroupTyping(this.ctx, conversation, typing);
     return this.typing.set(conversationId, typing);
@@ -733,6 +764,7 @@ export class SottoClient {
 
   /** Turns typing indicators on or off for this account. */
   async setTypingIndicators(enabled: boolean): Promise<void> {
+    this.assertOpen();
     await this.commitSetting('typingIndicators', enabled);
   }
 
@@ -746,6 +778,7 @@ export class SottoClient {
 
   /** Deletes messages whose disappearing timer ran out (also runs on a timer while connected). */
   async expireMessages(): Promise<number> {
+    this.assertOpen();
     const removed = await sweepExpired(this.ctx);
     for (const r of removed) this.events.emit('messageDeleted', { messageId: r.id, conversationId: r.conversationId, forEveryone: false });
     return removed.length;
@@ -760,28 +793,32 @@ export class SottoClient {
    * const chat = await client.createGroup({ name: 'Trip', members: ['bob', 'carol'] });
    * await client.sendText(chat, 'hello group');
    */
-  createGroup(options: CreateGroupOptions): Promise<string> {
+  async createGroup(options: CreateGroupOptions): Promise<string> {
     this.assertOpen();
     return createGroup(this.ctx, options);
   }
 
   /** Adds members (admins only); they cannot read earlier messages. */
-  addMembers(conversationId: string, usernames: string[]): Promise<ConversationRecord> {
+  async addMembers(conversationId: string, usernames: string[]): Promise<ConversationRecord> {
+    this.assertOpen();
     return addMembers(this.ctx, conversationId, usernames);
   }
 
   /** Removes a member (admins only); sender keys rotate, so they cannot read later messages. */
-  removeMember(conversationId: string, username: string): Promise<ConversationRecord> {
+  async removeMember(conversationId: string, username: string): Promise<ConversationRecord> {
+    this.assertOpen();
     return removeMember(this.ctx, conversationId, username);
   }
 
   /** Makes a member an admin, or (`false`) a plain member again (admins only). */
-  setAdmin(conversationId: string, username: string, admin: boolean): Promise<ConversationRecord> {
+  async setAdmin(conversationId: string, username: string, admin: boolean): Promise<ConversationRecord> {
+    this.assertOpen();
     return setAdmin(this.ctx, conversationId, username, admin);
   }
 
   /** Name, avatar, message permissions (`all` / `admins_only`) in one signed change (admins only). */
-  updateGroup(conversationId: string, update: GroupSettingsUpdate): Promise<ConversationRecord> {
+  async updateGroup(conversationId: string, update: GroupSettingsUpdate): Promise<ConversationRecord> {
+    this.assertOpen();
     return updateGroup(this.ctx, conversationId, update);
   }
 
@@ -792,7 +829,7 @@ export class SottoClient {
    * const avatar = await client.uploadAvatar(png, 'image/png');
    * await client.updateGroup(chat, { avatar });
    */
-  uploadAvatar(data: Uint8Array, contentType: string): Promise<Uint8Array> {
+  async uploadAvatar(data: Uint8Array, contentType: string): Promise<Uint8Array> {
     this.assertOpen();
     return uploadAvatar(this.ctx, data, contentType);
   }
@@ -803,13 +840,13 @@ export class SottoClient {
    * default, and members who join later fetch the avatar from the group state). Runs after
    * `connect()` and hourly while connected; resolves with how many it renewed.
    */
-  renewGroupAvatars(): Promise<number> {
+  async renewGroupAvatars(): Promise<number> {
     this.assertOpen();
     return renewGroupAvatars(this.ctx);
   }
 
   /** Downloads, checks and decrypts a group's avatar (undefined when it has none). */
-  downloadAvatar(conversationId: string): Promise<Uint8Array | undefined> {
+  async downloadAvatar(conversationId: string): Promise<Uint8Array | undefined> {
     this.assertOpen();
     return downloadAvatar(this.ctx, conversationId);
   }
@@ -823,31 +860,32 @@ export class SottoClient {
    * @example
    * await client.setProfile({ name: 'Alice', bio: 'climbs', avatar: { bytes: png, contentType: 'image/png' } });
    */
-  setProfile(update: ProfileUpdate): Promise<ProfileView> {
+  async setProfile(update: ProfileUpdate): Promise<ProfileView> {
     this.assertOpen();
     return setProfile(this.ctx, update);
   }
 
   /** A person's profile as last opened here (ours for our own username); undefined when we hold none. */
-  profile(username: string): Promise<ProfileView | undefined> {
+  async profile(username: string): Promise<ProfileView | undefined> {
     this.assertOpen();
     return profileView(this.ctx, username.toLowerCase());
   }
 
   /** Fetches a person's profile from the relay again (when we hold their profile key). */
-  refreshProfile(username: string): Promise<ProfileView | undefined> {
+  async refreshProfile(username: string): Promise<ProfileView | undefined> {
     this.assertOpen();
     return refreshProfile(this.ctx, username.toLowerCase());
   }
 
   /** Downloads, checks and decrypts a person's avatar (ours included); undefined when there is none. */
-  profileAvatar(username: string): Promise<Uint8Array | undefined> {
+  async profileAvatar(username: string): Promise<Uint8Array | undefined> {
     this.assertOpen();
     return profileAvatar(this.ctx, username.toLowerCase());
   }
 
   /** Leaves a group; the conversation stays, read-only. */
-  leaveGroup(conversationId: string): Promise<ConversationRecord> {
+  async leaveGroup(conversationId: string): Promise<ConversationRecord> {
+    this.assertOpen();
     return leaveGroup(this.ctx, conversationId);
   }
 
@@ -876,7 +914,7 @@ export class SottoClient {
    * group call this joins it: NOT_ALLOWED (`field: 'participants'`) when the call is full
    * (`MAX_GROUP_CALL_PARTICIPANTS` devices).
    */
-  acceptCall(callId: string, options: { stream?: MediaStream } = {}): Promise<AnyCallSession> {
+  async acceptCall(callId: string, options: { stream?: MediaStream } = {}): Promise<AnyCallSession> {
     this.assertOpen();
     return this.calls.accept(callId, options.stream);
   }
@@ -885,13 +923,14 @@ export class SottoClient {
    * Joins a group call that rings here or is still going on (after a missed or declined ring);
    * for a ringing 1:1 call, the same as `acceptCall`. NOT_FOUND once the call is over.
    */
-  joinCall(callId: string, options: { stream?: MediaStream } = {}): Promise<AnyCallSession> {
+  async joinCall(callId: string, options: { stream?: MediaStream } = {}): Promise<AnyCallSession> {
     this.assertOpen();
     return this.calls.join(callId, options.stream);
   }
 
   /** Declines a ringing incoming call (a 1:1 caller sees `declined`). No-op for an unknown call. */
-  declineCall(callId: string): Promise<void> {
+  async declineCall(callId: string): Promise<void> {
+    this.assertOpen();
     return this.calls.decline(callId);
   }
 
@@ -899,22 +938,26 @@ export class SottoClient {
    * Hangs up (or cancels an outgoing call still ringing, or declines an incoming one). In a group
    * call this leaves; the call ends for everyone when the last participant leaves.
    */
-  endCall(callId: string): Promise<void> {
+  async endCall(callId: string): Promise<void> {
+    this.assertOpen();
     return this.calls.end(callId);
   }
 
   /** The session of a live call placed, accepted or joined on this device. */
   callSession(callId: string): AnyCallSession | undefined {
+    this.assertOpen();
     return this.calls.session(callId);
   }
 
   /** The devices in a group call right now (also one this device is not in); undefined if unknown. */
   callParticipants(callId: string): GroupCallDevice[] | undefined {
+    this.assertOpen();
     return this.calls.groupParticipants(callId);
   }
 
   /** Call history, newest first, optionally for one conversation. */
-  callLogs(options: { conversationId?: string; limit?: number } = {}): Promise<CallLogRecord[]> {
+  async callLogs(options: { conversationId?: string; limit?: number } = {}): Promise<CallLogRecord[]> {
+    this.assertOpen();
     return this.ctx.storage.listCallLogs(options);
   }
 
@@ -933,19 +976,20 @@ export class SottoClient {
    * const { catchUp } = await phone.approveLink(scannedCode, { transferHistory: true });
    * await catchUp; // { sent: 2 }: messages of the linking minutes, now on the new device too
    */
-  approveLink(code: string, options: { transferHistory?: boolean; historyPerConversation?: number } = {}): Promise<ApprovedLink> {
+  async approveLink(code: string, options: { transferHistory?: boolean; historyPerConversation?: number } = {}): Promise<ApprovedLink> {
     this.assertOpen();
     return approveLink(this.ctx, code, options, this.catchUps);
   }
 
   /** This account's devices (ids, as the relay lists them, verified), this one included. */
   async devices(): Promise<{ deviceId: number; current: boolean }[]> {
+    this.assertOpen();
     const list = await this.ctx.directory.devices(this.accountId, { refresh: true });
     return list.map((d) => ({ deviceId: d.deviceId, current: d.deviceId === this.deviceId }));
   }
 
   /** Removes another device of this account; it gets nothing further and can no longer connect. */
-  removeDevice(deviceId: number): Promise<void> {
+  async removeDevice(deviceId: number): Promise<void> {
     this.assertOpen();
     return removeOwnDevice(this.ctx, deviceId);
   }
@@ -974,6 +1018,7 @@ export class SottoClient {
    * reads what was held back.
    */
   async acknowledgeIdentityChange(username: string): Promise<void> {
+    this.assertOpen();
     const accountId = username.toLowerCase();
     await acknowledgeIdentityChange(this.ctx, accountId);
     await this.receiver.releaseQuarantine(accountId);
@@ -982,6 +1027,7 @@ export class SottoClient {
 
   /** The safety number of this account and `accountId`'s first device, to compare out of band. */
   async safetyNumber(accountId: string): Promise<SafetyNumber> {
+    this.assertOpen();
     const devices = await this.ctx.directory.devices(accountId.toLowerCase(), { refresh: true });
     const first = devices[0];
     if (!first) throw new SottoError('NOT_FOUND', 'that account has no devices');

@@ -23,18 +23,19 @@ export function startNotifications(client: SottoClient, openConversation: () => 
     const c = await client.conversation(conversationId);
     return c !== undefined && !c.muted && !c.isRequest && c.notifications[kind];
   };
+  // the person's display name when their profile is known here, else the username
+  const nameOf = async (accountId: string): Promise<string> => (await client.profile(accountId).catch(() => undefined))?.name ?? accountId;
+  const notify = (conversationId: string, kind: 'messages' | 'reactions' | 'calls', from: string, body: string): void => {
+    void wants(conversationId, kind).then(async (yes) => yes && show(await nameOf(from), body), () => undefined);
+  };
   const offs = [
     client.events.on('message', (m) => {
-      if (m.outgoing) return;
-      void wants(m.conversationId, 'messages').then((yes) => yes && show(m.senderAccountId, m.text ?? 'New message'));
+      if (!m.outgoing) notify(m.conversationId, 'messages', m.senderAccountId, m.text ?? 'New message');
     }),
     client.events.on('reaction', (r) => {
-      if (r.accountId === client.accountId || r.emoji === null) return;
-      void wants(r.conversationId, 'reactions').then((yes) => yes && show(r.accountId, `Reacted ${r.emoji}`));
+      if (r.accountId !== client.accountId && r.emoji !== null) notify(r.conversationId, 'reactions', r.accountId, `Reacted ${r.emoji}`);
     }),
-    client.events.on('incomingCall', (call) => {
-      void wants(call.conversationId, 'calls').then((yes) => yes && show(call.from, `Incoming ${call.media} call`));
-    }),
+    client.events.on('incomingCall', (call) => notify(call.conversationId, 'calls', call.from, `Incoming ${call.media} call`)),
   ];
   return () => offs.forEach((off) => off());
 }

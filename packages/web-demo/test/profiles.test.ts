@@ -1,7 +1,7 @@
 import { crc32, deflateSync } from 'node:zlib';
 import type { Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { filesUnder, openChat, send, startApp, type AppHarness } from './harness.js';
+import { filesUnder, openChat, recordNotifications, send, shownNotifications, startApp, type AppHarness } from './harness.js';
 
 /** A PNG of `size`×`size` pixels of one colour (8-bit RGB), built byte by byte. */
 function png(size: number, [r, g, b]: [number, number, number]): Buffer {
@@ -49,7 +49,7 @@ describe('profiles in the web app', () => {
 
   it('a name, bio and photo reach the people one writes to, and changes follow; a stranger sees none of it', async () => {
     rosa = await app.person('rosa');
-    sam = await app.person('sam');
+    sam = await app.person('sam', recordNotifications);
     const tara = await app.person('tara');
 
     // rosa sets her profile
@@ -122,5 +122,11 @@ describe('profiles in the web app', () => {
     await expect.poll(() => row(sam, 'rosa').getByTestId('avatar').count(), { timeout: 15_000 }).toBe(0);
     await expect.poll(() => sam.locator('section.chat > header').getByTestId('avatar').count(), { timeout: 15_000 }).toBe(0);
     expect(await row(sam, 'rosa').getByTestId('display-name').textContent()).toBe('Rosa P.');
+  });
+
+  it('a notification names the sender as her profile does', async () => {
+    await openChat(sam, 'tara'); // rosa's chat is no longer on screen
+    await send(rosa, 'ping from rosa');
+    await expect.poll(() => shownNotifications(sam), { timeout: 15_000 }).toEqual([{ title: 'Rosa P.', body: 'ping from rosa' }]);
   });
 });

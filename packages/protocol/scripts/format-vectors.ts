@@ -21,6 +21,8 @@ import {
   encodeLinkCodeBytes,
   encodeProvisionMessage,
   encodeProfile,
+  encodeSealedSenderMessage,
+  encodeSealedSenderPayload,
   encodeOneTimePreKeyPublic,
   encodePreKeyBundle,
   encodeSignedDeviceRecord,
@@ -140,6 +142,9 @@ add('delivery receipt', 'DeliveryReceipt', receipt, encodeDeliveryReceipt(receip
 add('receipt envelope', 'Envelope', receiptEnvelope, encodeEnvelope(receiptEnvelope));
 const typingEnvelope = { ...envelope, guid: 't-1', type: 'whisper' as const, ephemeral: true };
 add('ephemeral envelope', 'Envelope', typingEnvelope, encodeEnvelope(typingEnvelope));
+const { from: _sender, ...unsigned } = envelope;
+const sealedEnvelope = { ...unsigned, guid: 's-1', type: 'sealed' as const, ciphertext: seq(160, 0x60) };
+add('sealed envelope', 'Envelope', sealedEnvelope, encodeEnvelope(sealedEnvelope));
 add('attachment pointer', 'AttachmentPointer', pointer, encodeAttachmentPointer(pointer));
 const groupChange = {
   v: 1 as const,
@@ -175,6 +180,10 @@ const provision = {
 add('provision message', 'ProvisionMessage', provision, encodeProvisionMessage(provision));
 const profile = { v: 1 as const, name: 'Alice Ø', bio: 'climbs 🧗', avatar: pointer };
 add('profile', 'Profile', profile, encodeProfile(profile));
+const sealedSender = { v: 1 as const, eph: seq(32, 0x20), c1: seq(49, 0x40), c2: seq(80, 0x80) };
+add('sealed sender message', 'SealedSenderMessage', sealedSender, encodeSealedSenderMessage(sealedSender));
+const sealedPayload = { v: 1 as const, from: { accountId: 'alice', deviceId: 1 }, type: 'whisper' as const, ciphertext: seq(48, 0x33) };
+add('sealed sender payload', 'SealedSenderPayload', sealedPayload, encodeSealedSenderPayload(sealedPayload));
 for (const c of contents) {
   const name =
     c.type === 'sync' ? `content sync ${c.body.kind}`

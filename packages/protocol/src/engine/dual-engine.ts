@@ -11,10 +11,11 @@
  * - a stored session's first byte says which engine owns it (libsignal's are protobuf, the web
  *   engine's CBOR maps), so `encrypt` uses the engine of the session it finds.
  *
- * Identity, device records, safety numbers and sender keys are the libsignal engine's (the web
- * engine reads its group messages and distribution messages, byte for byte). The web engine's
- * prekeys share the stores: the caller gives them ids of their own range
- * ({@link WEB_PREKEY_ID_BASE} and up), so neither engine finds the other's under an id.
+ * Identity (key agreement included), device records, safety numbers and sender keys are the
+ * libsignal engine's (the web engine reads its group messages and distribution messages, byte
+ * for byte; both engines serialize an identity key pair as libsignal's `IdentityKeyPair`, so one
+ * pair serves either). The web engine's prekeys share the stores: the caller gives them ids of
+ * their own range ({@link WEB_PREKEY_ID_BASE} and up), so neither engine finds the other's.
  */
 import { ProtocolError } from '../errors.js';
 import { KYBER1024_KEY_TYPE, ML_KEM_1024_KEY_TYPE } from '../formats/prekey-bundle.js';
@@ -74,6 +75,7 @@ export function createDualEngine(libsignal: ProtocolEngine, web: ProtocolEngine)
     generateIdentity: () => libsignal.generateIdentity(),
     sign: (pair, message) => libsignal.sign(pair, message),
     verify: (key, message, signature) => libsignal.verify(key, message, signature),
+    agree: (pair, key) => libsignal.agree(pair, key),
     signDeviceRecord: (pair, record) => libsignal.signDeviceRecord(pair, record),
     verifyDeviceRecord: (signed) => libsignal.verifyDeviceRecord(signed),
     generatePreKeys: (stores, options) => libsignal.generatePreKeys(classic(stores), options),

@@ -16,7 +16,7 @@
  * | `INVALID_PREKEY`     | a prekey referenced by a message is unknown (used or rotated out)  |
  * | `NO_SENDER_KEY`      | no sender-key state for a group message / distribution id          |
  * | `BAD_SIGNATURE`      | a prekey or device-record signature does not verify                |
- * | `BAD_KEY`            | a public key has the wrong length or key-type byte                 |
+ * | `BAD_KEY`            | a key has the wrong length or key-type byte (or is of low order)   |
  * | `INTERNAL`           | anything else; `cause` holds the original error                    |
  *
  * Atomicity: run ratchet-advancing operations (`decrypt`, `encrypt`, `groupDecrypt`, ...) on
@@ -77,6 +77,15 @@ export interface ProtocolEngine {
   sign(identityKeyPair: Uint8Array, message: Uint8Array): Promise<Uint8Array>;
   /** False for a wrong signature; `BAD_KEY` for a malformed key. */
   verify(identityKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean>;
+  /**
+   * X25519 between the identity key pair's private key (this engine's key-pair format) and
+   * `theirKey` (33 bytes, `0x05 || u`): the 32-byte shared secret, the same in every engine and
+   * on both sides (`agree(a, B) = agree(b, A)`). Raw key agreement: derive keys from it with a
+   * KDF, never use it as one. `BAD_KEY` for a malformed pair (`field: 'identityKeyPair'`) or a
+   * malformed or low-order public key, whose result would be all zeros (`field: 'theirKey'`).
+   * Sealed sender's static-static layer is built on it (`formats/sealed-sender.ts`).
+   */
+  agree(identityKeyPair: Uint8Array, theirKey: Uint8Array): Promise<Uint8Array>;
 
   /**
    * Signs the encoded `record` with the identity key pair (XEdDSA). The pair's public key must be

@@ -1,6 +1,7 @@
 import type { FieldReader } from '../codec/fields.js';
 import { encodeCbor } from '../codec/cbor.js';
 import { MAX_ENVELOPE_BYTES } from '../codec/limits.js';
+import { ProtocolError } from '../errors.js';
 import { type DeviceAddress, decodeVersioned, deviceAddressToWire, encodeChecked, readDeviceAddress, readTimestamp } from './common.js';
 
 /**
@@ -11,10 +12,12 @@ import { type DeviceAddress, decodeVersioned, deviceAddressToWire, encodeChecked
  * - `plaintext` — unencrypted control only: a resend request after a decryption failure, which
  *                 cannot be encrypted on the broken session. Clients must never accept Content
  *                 other than a resend request from a `plaintext` envelope;
- * - `receipt`   — relay-generated delivery receipt; ciphertext is an encoded {@link DeliveryReceipt}.
+ * - `receipt`   — relay-generated delivery receipt; ciphertext is an encoded {@link DeliveryReceipt};
+ * - `sealed`    — sealed sender: ciphertext is a `SealedSenderMessage` (`sealed-sender.ts`) that
+ *                 hides who sent it. A `sealed` envelope never has `from`.
  */
-export type EnvelopeType = 'prekey' | 'whisper' | 'senderkey' | 'plaintext' | 'receipt';
-export const ENVELOPE_TYPES: readonly EnvelopeType[] = ['prekey', 'whisper', 'senderkey', 'plaintext', 'receipt'];
+export type EnvelopeType = 'prekey' | 'whisper' | 'senderkey' | 'plaintext' | 'receipt' | 'sealed';
+export const ENVELOPE_TYPES: readonly EnvelopeType[] = ['prekey', 'whisper', 'senderkey', 'plaintext', 'receipt', 'sealed'];
 /** Longest relay-assigned envelope guid. */
 export const MAX_GUID_LENGTH = 64;
 /** Largest encoded Envelope: the largest ciphertext plus room for the header fields. */
@@ -29,7 +32,8 @@ export const MAX_ENVELOPE_ENCODED_BYTES = MAX_ENVELOPE_BYTES + 1024;
  *   v:               1                         uint, first
  *   guid:            text                      relay-assigned, 1..64 chars
  *   type:            text                      EnvelopeType
- *   from?:           { accountId, deviceId }   absent = sealed sender (future)
+ *   from?:           { accountId, deviceId }   absent = sealed sender (`type: 'sealed'`, which
+ *                                              never has it) or relay-generated (`receipt`)
  *   to:              { accountId, deviceId }
  *   serverTimestamp: uint                      ms, set by the relay
  *   ciphertext:      bytes                     <= MAX_ENVELOPE_BYTES (256 KiB)
@@ -60,7 +64,10 @@ function readEnvelope(r: FieldReader): Envelope {
     ciphertext: r.bytes('ciphertext', { maxLength: MAX_ENVELOPE_BYTES }),
   };
   const from = r.optNested('from', readDeviceAddress);
-  if (from !== undefined) envelope.from = from;
+  if (from !== undefined) {
+    if (envelope.type === 'sealed') throw new ProtocolError('INVALID_FIELD', 'a sealed envelope names no sender', { field: 'Envelope.from' });
+    envelope.from = from;
+  }
   const ephemeral = r.optBool('ephemeral');
   if (ephemeral !== undefined) envelope.ephemeral = ephemeral;
   return envelope;

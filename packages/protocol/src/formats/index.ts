@@ -19,3 +19,4 @@ export * from './content/index.js';
 export * from './group-change.js';
 export * from './provisioning.js';
 export * from './profile.js';
+export * from './sealed-sender.js';

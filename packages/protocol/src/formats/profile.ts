@@ -1,4 +1,6 @@
 import { readySodium } from '../attachment/sodium.js';
+import { ACCESS_KEY_LENGTH } from '../relay-api/types.js';
+import { hkdf } from '../web/kdf.js';
 import { ProtocolError } from '../errors.js';
 import { MAX_PROFILE_CIPHERTEXT_BYTES } from '../relay-api/types.js';
 import { type AttachmentPointer, attachmentPointerToWire, readAttachmentPointer } from './attachment-pointer.js';
@@ -142,4 +144,16 @@ export async function openProfile(sealed: Uint8Array, sealing: ProfileSealing): 
   while (end >= 0 && padded[end] === 0) end--;
   if (end < 0 || padded[end] !== 0x80) throw new ProtocolError('INVALID_FIELD', 'a sealed profile is padded with 0x80 then zeros', { field: 'SealedProfile' });
   return decodeProfile(padded.subarray(0, end));
+}
+
+/**
+ * The access key a sealed send to this account presents to the relay (docs/protocol.md, "Sealed
+ * sender"): HKDF-SHA256(profileKey, no salt, "sotto-access-key"), 16 bytes. Only holders of the
+ * profile key can make it; the relay keeps a hash of it.
+ * @example
+ * const accessKey = deriveAccessKey(profileKey);
+ */
+export function deriveAccessKey(profileKey: Uint8Array): Uint8Array {
+  checkKey(profileKey);
+  return hkdf(profileKey, new Uint8Array(0), new TextEncoder().encode('sotto-access-key'), ACCESS_KEY_LENGTH);
 }

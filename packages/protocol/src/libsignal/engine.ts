@@ -67,6 +67,12 @@ function checkEcPublic(key: Uint8Array, field: string): S.PublicKey {
   }
 }
 
+function isZero(bytes: Uint8Array): boolean {
+  let acc = 0;
+  for (const b of bytes) acc |= b;
+  return acc === 0;
+}
+
 function checkKyberPublic(key: Uint8Array, field: string): S.KEMPublicKey {
   if (!(key instanceof Uint8Array) || key.length !== KYBER_PUBLIC_KEY_LENGTH || key[0] !== KYBER_KEY_TYPE) {
     throw new ProtocolError('BAD_KEY', `${field} is not a Kyber-1024 public key`, { field });
@@ -134,6 +140,25 @@ class LibsignalEngine implements ProtocolEngine {
     } catch {
       return false;
     }
+  }
+
+  async agree(identityKeyPair: Uint8Array, theirKey: Uint8Array): Promise<Uint8Array> {
+    let pair: S.IdentityKeyPair;
+    try {
+      pair = loadIdentityKeyPair(identityKeyPair);
+    } catch (cause) {
+      throw new ProtocolError('BAD_KEY', 'identity key pair is malformed', { cause, field: 'identityKeyPair' });
+    }
+    const key = checkEcPublic(theirKey, 'theirKey');
+    let shared: Uint8Array;
+    try {
+      // libsignal refuses a low-order key (an all-zero result) itself
+      shared = pair.privateKey.agree(key);
+    } catch (cause) {
+      throw new ProtocolError('BAD_KEY', 'theirKey is of low order', { cause, field: 'theirKey' });
+    }
+    if (shared.length !== 32 || isZero(shared)) throw new ProtocolError('BAD_KEY', 'theirKey is of low order', { field: 'theirKey' });
+    return new Uint8Array(shared);
   }
 
   async signDeviceRecord(identityKeyPair: Uint8Array, record: DeviceRecord): Promise<SignedDeviceRecord> {

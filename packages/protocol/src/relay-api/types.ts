@@ -149,6 +149,29 @@ export interface SendResponse {
   guids: string[];
 }
 
+/** Bytes of an access key: HKDF-SHA256(profile key, "sotto-access-key"), see docs/protocol.md. */
+export const ACCESS_KEY_LENGTH = 16;
+/** The header a sealed send carries its access key in (base64url), instead of credentials. */
+export const ACCESS_KEY_HEADER = 'sotto-access-key';
+
+/**
+ * `PUT /v1/access-key` (auth): the access key senders must present to send this account sealed
+ * envelopes; the relay keeps only a hash of it. `DELETE /v1/access-key` turns sealed receiving off.
+ */
+export interface SetAccessKeyRequest {
+  accessKey: B64;
+}
+
+/**
+ * `POST /v1/messages/sealed/:accountId`, with no credentials and the recipient's access key in
+ * the {@link ACCESS_KEY_HEADER} header: one sealed-sender ciphertext per device of the recipient
+ * (the device list must be exact, as for any send). Stored as `sealed` envelopes without a sender;
+ * no delivery receipts, no request or block state (the relay does not know the sender).
+ */
+export interface SealedSendRequest {
+  messages: { deviceId: number; registrationId: number; ciphertext: B64 }[];
+}
+
 /** `POST /v1/messages/multi` — one group ciphertext to many accounts' devices. */
 export interface MultiSendRequest {
   type: SendableEnvelopeType;

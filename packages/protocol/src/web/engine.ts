@@ -152,6 +152,25 @@ class WebEngine implements ProtocolEngine {
     return xeddsaVerify(this.sodium, checkEcPublic(identityKey, 'identityKey'), message, signature);
   }
 
+  async agree(identityKeyPair: Uint8Array, theirKey: Uint8Array): Promise<Uint8Array> {
+    let pair: KeyPair;
+    try {
+      pair = parseIdentityKeyPair(this.sodium, identityKeyPair);
+    } catch (cause) {
+      throw new ProtocolError('BAD_KEY', 'identity key pair is malformed', { cause, field: 'identityKeyPair' });
+    }
+    const key = checkEcPublic(theirKey, 'theirKey');
+    let shared: Uint8Array;
+    try {
+      // libsodium refuses a low-order key (an all-zero result) itself
+      shared = this.sodium.crypto_scalarmult(pair.privateKey, key);
+    } catch (cause) {
+      throw new ProtocolError('BAD_KEY', 'theirKey is of low order', { cause, field: 'theirKey' });
+    }
+    if (this.sodium.is_zero(shared)) throw new ProtocolError('BAD_KEY', 'theirKey is of low order', { field: 'theirKey' });
+    return shared;
+  }
+
   async signDeviceRecord(identityKeyPair: Uint8Array, record: DeviceRecord): Promise<SignedDeviceRecord> {
     const pair = parseIdentityKeyPair(this.sodium, identityKeyPair);
     if (!sameBytes(serializePublicKey(pair.publicKey), record.identityKey)) {

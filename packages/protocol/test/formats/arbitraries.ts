@@ -69,19 +69,26 @@ export const preKeyBundle: fc.Arbitrary<PreKeyBundle> = fc.record(
   },
   { requiredKeys: ['v', 'accountId', 'deviceId', 'registrationId', 'identityKey', 'signedPreKey', 'kyberPreKey'] },
 );
-export const envelope: fc.Arbitrary<Envelope> = fc.record(
-  {
-    v: fc.constant(1 as const),
-    guid: ascii(1, 64),
-    type: fc.constantFrom('prekey' as const, 'whisper' as const, 'senderkey' as const, 'plaintext' as const, 'receipt' as const),
-    from: address,
-    to: address,
-    serverTimestamp: timestamp,
-    ciphertext: bytes(0, 2048),
-    ephemeral: fc.boolean(),
-  },
-  { requiredKeys: ['v', 'guid', 'type', 'to', 'serverTimestamp', 'ciphertext'] },
-);
+export const envelope: fc.Arbitrary<Envelope> = fc
+  .record(
+    {
+      v: fc.constant(1 as const),
+      guid: ascii(1, 64),
+      type: fc.constantFrom('prekey' as const, 'whisper' as const, 'senderkey' as const, 'plaintext' as const, 'receipt' as const, 'sealed' as const),
+      from: address,
+      to: address,
+      serverTimestamp: timestamp,
+      ciphertext: bytes(0, 2048),
+      ephemeral: fc.boolean(),
+    },
+    { requiredKeys: ['v', 'guid', 'type', 'to', 'serverTimestamp', 'ciphertext'] },
+  )
+  // a sealed envelope names no sender
+  .map((e) => {
+    if (e.type !== 'sealed') return e;
+    const { from: _from, ...sealed } = e;
+    return sealed;
+  });
 export const deliveryReceipt: fc.Arbitrary<DeliveryReceipt> = fc.record({
   v: fc.constant(1 as const),
   guids: fc.array(ascii(1, 64), { minLength: 1, maxLength: 100 }),
@@ -294,3 +301,12 @@ export const profile = fc.record(
   },
   { requiredKeys: ['v'] },
 );
+
+/** Sealed sender's wire message (its bytes are opaque to the codec) and the payload it seals. */
+export const sealedSenderMessage = fc.record({ v: fc.constant(1 as const), eph: bytes(32, 32), c1: bytes(49, 49), c2: bytes(17, 2048) });
+export const sealedSenderPayload = fc.record({
+  v: fc.constant(1 as const),
+  from: address,
+  type: fc.constantFrom('prekey' as const, 'whisper' as const),
+  ciphertext: bytes(1, 2048),
+});

@@ -22,6 +22,8 @@ export const codecs: Record<string, Codec> = {
   LinkCode: { encode: p.encodeLinkCodeBytes, decode: p.decodeLinkCodeBytes },
   ProvisionMessage: { encode: p.encodeProvisionMessage, decode: p.decodeProvisionMessage },
   Profile: { encode: p.encodeProfile, decode: p.decodeProfile },
+  SealedSenderMessage: { encode: p.encodeSealedSenderMessage, decode: p.decodeSealedSenderMessage },
+  SealedSenderPayload: { encode: p.encodeSealedSenderPayload, decode: p.decodeSealedSenderPayload },
 };
 
 export const encodeAny = (format: string, value: unknown): Uint8Array => (codecs[format]!.encode as (v: unknown) => Uint8Array)(value);

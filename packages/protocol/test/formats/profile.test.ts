@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { decodeProfile, encodeProfile, fromHex, openProfile, PROFILE_PAD_BUCKETS, sealProfile, toHex, type Profile } from '@sotto/protocol';
+import { decodeProfile, deriveAccessKey, encodeProfile, fromHex, openProfile, PROFILE_PAD_BUCKETS, sealProfile, toHex, type Profile } from '@sotto/protocol';
 import fc from 'fast-check';
 import sodium from 'libsodium-wrappers';
 import { describe, expect, it } from 'vitest';
@@ -81,5 +81,14 @@ describe('sealed profiles', () => {
   it('refuse a profile too large for the largest bucket', async () => {
     const huge: Profile = { v: 1, avatar: { v: 1, blobId: 'b', key: new Uint8Array(32), digest: new Uint8Array(32), size: 1, ciphertextSize: 1, contentType: 'image/png', thumbnail: new Uint8Array(8 * 1024) } };
     await rejects(sealProfile(huge, sealing), 'TOO_LARGE');
+  });
+
+  it('derive a 16-byte access key from the profile key (HKDF-SHA256, info "sotto-access-key")', async () => {
+    const { hkdf } = await import('@noble/hashes/hkdf.js');
+    const { sha256 } = await import('@noble/hashes/sha2.js');
+    const access = deriveAccessKey(key);
+    expect(access).toStrictEqual(hkdf(sha256, key, new Uint8Array(0), new TextEncoder().encode('sotto-access-key'), 16));
+    expect(deriveAccessKey(otherKey)).not.toStrictEqual(access);
+    expectCode(() => deriveAccessKey(new Uint8Array(31)), 'BAD_KEY');
   });
 });

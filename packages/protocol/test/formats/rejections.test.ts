@@ -82,6 +82,11 @@ describe('missing and mistyped fields', () => {
   it('required fields are required', () => {
     expectCode(() => decodeDeviceRecord(edit(wireOf('device record'), (w) => delete w['identityKey'])), 'INVALID_FIELD');
     expectCode(() => decodeEnvelope(edit(wireOf('envelope'), (w) => delete w['to'])), 'INVALID_FIELD');
+    // a sealed envelope names no sender; the other types may omit it (relay-generated receipts do)
+    const sealed = wireOf('sealed envelope');
+    expectCode(() => decodeEnvelope(edit(sealed, (w) => (w['from'] = { accountId: 'alice', deviceId: 1 }))), 'INVALID_FIELD');
+    expectCode(() => encodeEnvelope({ ...valueOf<Parameters<typeof encodeEnvelope>[0]>('sealed envelope'), from: { accountId: 'alice', deviceId: 1 } }), 'INVALID_FIELD');
+    expect(decodeEnvelope(edit(wireOf('envelope'), (w) => delete w['from'])).from).toBeUndefined();
     expectCode(() => decodeContent(edit(wireOf('content text'), (w) => delete w['body'])), 'INVALID_FIELD');
     expectCode(() => decodeContent(edit(wireOf('content reaction'), (w) => delete (w['body'] as Wire)['emoji'])), 'INVALID_FIELD');
   });

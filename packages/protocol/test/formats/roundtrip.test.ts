@@ -18,6 +18,8 @@ const formats: [string, fc.Arbitrary<unknown>][] = [
   ['LinkCode', arb.linkCode],
   ['ProvisionMessage', arb.provisionMessage],
   ['Profile', arb.profile],
+  ['SealedSenderMessage', arb.sealedSenderMessage],
+  ['SealedSenderPayload', arb.sealedSenderPayload],
 ];
 
 describe('decode(encode(x)) deep-equals x', () => {

@@ -12,6 +12,8 @@
  * generic encoder. Every value here was validated on the way in or is the relay's own.
  */
 
+import { hasNoSender } from './db/envelope-repo.js';
+
 // Major types (high 3 bits of the initial byte).
 const UINT = 0x00;
 const BYTES = 0x40;
@@ -127,7 +129,7 @@ const ENV_PREFIX = Buffer.concat([Buffer.of(MAP | 2), K.t, K.env, K.envelope]);
 const RES_PREFIX = Buffer.concat([Buffer.of(MAP | 4), K.t, K.res, K.id]);
 const STATUS_200 = Buffer.concat([K.status, Buffer.of(UINT | 24, 200), K.body, Buffer.of(MAP | 2), K.serverTimestamp]);
 
-/** What an envelope frame is built from (an EnvelopeRow or NewEnvelope). */
+/** What an envelope frame is built from (an EnvelopeRow or NewEnvelope); a sealed one has the NO_SENDER sentinel as its sender. */
 export interface HotEnvelope {
   guid: string;
   type: string;
@@ -156,31 +158,34 @@ function writeAddress(out: Out, accountId: string, deviceId: number): void {
 
 /**
  * `encodeServerFrame({ t: 'env', envelope: hazmatEncodeEnvelopeUnchecked(<row as Envelope>) })`
- * in one pass (the envelope's `from` is the row's sender), or `undefined` if the row holds a
- * value this encoder does not reproduce.
+ * in one pass (the envelope's `from` is the row's sender; none for a row without one), or
+ * `undefined` if the row holds a value this encoder does not reproduce.
  */
 export function envFrame(row: HotEnvelope, ephemeral: boolean): Buffer | undefined {
   const guid = asciiTextSize(row.guid);
   const type = asciiTextSize(row.type);
-  const from = addressSize(row.senderAccountId, row.senderDeviceId);
+  const sealed = hasNoSender(row);
+  const from = sealed ? 0 : addressSize(row.senderAccountId, row.senderDeviceId);
   const to = addressSize(row.accountId, row.deviceId);
   const ts = numberSize(row.serverTimestamp);
   if (guid < 0 || type < 0 || from < 0 || to < 0 || ts < 0) return undefined;
   const ct = row.ciphertext.length;
-  const envelope = 1 + K.v.length + 1 + K.guid.length + guid + K.type.length + type + K.from.length + from + K.to.length + to
+  const envelope = 1 + K.v.length + 1 + K.guid.length + guid + K.type.length + type + (sealed ? 0 : K.from.length + from) + K.to.length + to
     + K.serverTimestamp.length + ts + K.ciphertext.length + headSize(ct) + ct + (ephemeral ? K.ephemeral.length + 1 : 0);
   const out = new Out(ENV_PREFIX.length + headSize(envelope) + envelope);
   out.raw(ENV_PREFIX);
   out.head(BYTES, envelope);
-  out.head(MAP, ephemeral ? 8 : 7);
+  out.head(MAP, (ephemeral ? 8 : 7) - (sealed ? 1 : 0));
   out.raw(K.v);
   out.head(UINT, 1);
   out.raw(K.guid);
   out.text(row.guid);
   out.raw(K.type);
   out.text(row.type);
-  out.raw(K.from);
-  writeAddress(out, row.senderAccountId, row.senderDeviceId);
+  if (!sealed) {
+    out.raw(K.from);
+    writeAddress(out, row.senderAccountId, row.senderDeviceId);
+  }
   out.raw(K.to);
   writeAddress(out, row.accountId, row.deviceId);
   out.raw(K.serverTimestamp);

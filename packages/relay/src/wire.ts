@@ -11,7 +11,7 @@ import {
   decodeSignedPreKeyPublic, encodeDeliveryReceipt, encodeServerFrame, hazmatEncodeEnvelopeUnchecked, encodePreKeyBundle,
   MAX_GUID_LENGTH, MAX_RECEIPT_GUIDS, type EnvelopeType, type PreKeyBundle,
 } from '@sotto/protocol';
-import type { NewEnvelope } from './db/envelope-repo.js';
+import { hasNoSender, type NewEnvelope } from './db/envelope-repo.js';
 import type { ClaimedKeys } from './db/key-repo.js';
 import { RelayError } from './errors.js';
 import { envFrame, receiptBytes, sendResultFrame } from './hot-wire.js';
@@ -83,14 +83,15 @@ export function encodeBundle(device: { signedRecord: Uint8Array }, keys: Claimed
 /**
  * Encodes a queued (or ephemeral) envelope for delivery. Every field was validated when the send
  * was accepted (or is the relay's own: guid, timestamp, addresses), so the decode-back check of
- * `encodeEnvelope` is skipped on this, the relay's hottest path.
+ * `encodeEnvelope` is skipped on this, the relay's hottest path. A row without a sender (a
+ * sealed send, see NO_SENDER) is an envelope without `from`.
  */
 export function encodeEnvelope(row: NewEnvelope, ephemeral = false): Uint8Array {
   return hazmatEncodeEnvelopeUnchecked({
     v: 1,
     guid: row.guid,
     type: row.type as EnvelopeType,
-    from: { accountId: row.senderAccountId, deviceId: row.senderDeviceId },
+    ...(hasNoSender(row) ? {} : { from: { accountId: row.senderAccountId, deviceId: row.senderDeviceId } }),
     to: { accountId: row.accountId, deviceId: row.deviceId },
     serverTimestamp: row.serverTimestamp,
     ciphertext: row.ciphertext,

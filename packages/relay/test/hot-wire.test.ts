@@ -1,7 +1,7 @@
-import { encodeDeliveryReceipt, encodeServerFrame, hazmatEncodeEnvelopeUnchecked, type EnvelopeType } from '@sotto/protocol';
+import { decodeEnvelope, decodeServerFrame, encodeDeliveryReceipt, encodeServerFrame, hazmatEncodeEnvelopeUnchecked, type EnvelopeType } from '@sotto/protocol';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { NewEnvelope } from '../src/db/envelope-repo.js';
+import { NO_SENDER, type NewEnvelope } from '../src/db/envelope-repo.js';
 import { envFrame, receiptBytes, sendResultFrame } from '../src/hot-wire.js';
 import { encodeReceipt, envelopeFrame, sendResponseFrame } from '../src/wire.js';
 
@@ -27,10 +27,14 @@ const row: fc.Arbitrary<NewEnvelope> = fc.record({
   accountId: str(32), deviceId, senderAccountId: str(32), senderDeviceId: deviceId, serverTimestamp: uint, ciphertext,
 });
 
-/** What the generic encoders produce for a row (the relay's path before hot-wire). */
+/** A sealed send's row: type `sealed`, the no-sender sentinel in the sender columns. */
+const sealedRow: fc.Arbitrary<NewEnvelope> = row.map((r) => ({ ...r, type: 'sealed', senderAccountId: NO_SENDER.accountId, senderDeviceId: NO_SENDER.deviceId }));
+
+/** What the generic encoders produce for a row (the relay's path before hot-wire); a row without a sender has no `from`. */
 function genericEnvFrame(r: NewEnvelope, ephemeral: boolean): Uint8Array {
+  const sealed = r.senderAccountId === '';
   const envelope = hazmatEncodeEnvelopeUnchecked({
-    v: 1, guid: r.guid, type: r.type as EnvelopeType, from: { accountId: r.senderAccountId, deviceId: r.senderDeviceId },
+    v: 1, guid: r.guid, type: r.type as EnvelopeType, ...(sealed ? {} : { from: { accountId: r.senderAccountId, deviceId: r.senderDeviceId } }),
     to: { accountId: r.accountId, deviceId: r.deviceId }, serverTimestamp: r.serverTimestamp, ciphertext: r.ciphertext,
     ...(ephemeral ? { ephemeral: true } : {}),
   });
@@ -42,7 +46,7 @@ const bytes = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLengt
 describe('hot-wire encoders', () => {
   it('envFrame writes exactly the generic env frame, or declines', () => {
     let hot = 0;
-    fc.assert(fc.property(row, fc.boolean(), (r, ephemeral) => {
+    fc.assert(fc.property(fc.oneof(row, sealedRow), fc.boolean(), (r, ephemeral) => {
       const fast = envFrame(r, ephemeral);
       if (fast !== undefined) {
         hot++;
@@ -51,6 +55,27 @@ describe('hot-wire encoders', () => {
       expect(bytes(envelopeFrame(r, ephemeral))).toBe(bytes(genericEnvFrame(r, ephemeral)));
     }), { numRuns: 400 });
     expect(hot).toBeGreaterThan(50); // the hot path was exercised, not only the fallback
+  });
+
+  it('a row without a sender (sealed) becomes an envelope without `from`, on both paths', () => {
+    const sealed: NewEnvelope = { guid: 'g1', type: 'sealed', accountId: 'bob', deviceId: 2, senderAccountId: NO_SENDER.accountId, senderDeviceId: NO_SENDER.deviceId, serverTimestamp: 5, ciphertext: new Uint8Array([1, 2, 3]) };
+    const fast = envFrame(sealed, false);
+    expect(fast).toBeDefined();
+    const frame = decodeServerFrame(fast!);
+    if (frame.t !== 'env') throw new Error('not an env frame');
+    const envelope = decodeEnvelope(frame.envelope);
+    expect(envelope).toEqual({ v: 1, guid: 'g1', type: 'sealed', to: { accountId: 'bob', deviceId: 2 }, serverTimestamp: 5, ciphertext: new Uint8Array([1, 2, 3]) });
+    expect('from' in envelope).toBe(false);
+    expect(bytes(fast!)).toBe(bytes(genericEnvFrame(sealed, false)));
+    // the generic fallback (a non-ASCII guid) leaves `from` out too
+    const slow = envelopeFrame({ ...sealed, guid: 'g-é' });
+    const slowFrame = decodeServerFrame(slow);
+    if (slowFrame.t !== 'env') throw new Error('not an env frame');
+    expect(decodeEnvelope(slowFrame.envelope).from).toBeUndefined();
+    // an ordinary row still names its sender
+    const fromFrame = decodeServerFrame(envFrame({ ...sealed, type: 'whisper', senderAccountId: 'ann', senderDeviceId: 1 }, false)!);
+    if (fromFrame.t !== 'env') throw new Error('not an env frame');
+    expect(decodeEnvelope(fromFrame.envelope).from).toEqual({ accountId: 'ann', deviceId: 1 });
   });
 
   it('declines what it does not reproduce: non-ASCII strings, non-integer or unsafe numbers', () => {

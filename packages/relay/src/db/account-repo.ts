@@ -29,7 +29,8 @@ export interface NewDevice {
 }
 
 /**
- * Accounts, devices, device credential hashes, link tokens and WebSocket tickets.
+ * Accounts (with their access key hashes), devices, device credential hashes, link tokens and
+ * WebSocket tickets.
  * All methods are synchronous (better-sqlite3); writes are meant to run inside a
  * {@link CommitQueue} operation.
  *
@@ -52,6 +53,7 @@ export class AccountRepo {
   private readonly byIdStmt: Database.Statement<[string], AccountRow>;
   private readonly devicesStmt: Database.Statement<[string], DeviceRow>;
   private readonly secretStmt: Database.Statement<[string, number], { h: Buffer; s: number | null }>;
+  private readonly accessKeyStmt: Database.Statement<[string], { h: Buffer | null }>;
 
   constructor(private readonly db: RelayDb, maxCachedAccounts = 10_000) {
     const sqlite = db.$client;
@@ -63,6 +65,7 @@ export class AccountRepo {
       WHERE d.account_id = ? AND a.suspended_at IS NULL ORDER BY d.device_id`);
     this.secretStmt = sqlite.prepare(`SELECT c.secret_hash AS h, a.suspended_at AS s FROM device_credentials c JOIN accounts a ON a.id = c.account_id
       WHERE c.account_id = ? AND c.device_id = ?`);
+    this.accessKeyStmt = sqlite.prepare('SELECT access_key_hash AS h FROM accounts WHERE id = ? AND suspended_at IS NULL');
   }
 
   byUsername(username: string): AccountRow | undefined {
@@ -163,6 +166,20 @@ export class AccountRepo {
   credential(accountId: string, deviceId: number): { hash: Uint8Array; suspended: boolean } | undefined {
     const row = this.secretStmt.get(accountId, deviceId);
     return row === undefined ? undefined : { hash: row.h, suspended: row.s !== null };
+  }
+
+  /**
+   * The hash of the account's access key (sealed sends), or undefined when the account does not
+   * exist, is suspended, or accepts no sealed sends: the caller cannot tell which.
+   */
+  accessKeyHash(accountId: string): Uint8Array | undefined {
+    return this.accessKeyStmt.get(accountId)?.h ?? undefined;
+  }
+
+  /** Sets (a SHA-256 hash) or clears (`null`) the account's access key hash; false when there is no such account. */
+  setAccessKeyHash(accountId: string, hash: Uint8Array | null): boolean {
+    const value = hash === null ? null : Buffer.from(hash);
+    return this.db.update(accounts).set({ accessKeyHash: value }).where(eq(accounts.id, accountId)).run().changes === 1;
   }
 
   /** Reserves the next device id of the account for a link token. */

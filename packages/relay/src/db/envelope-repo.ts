@@ -17,6 +17,19 @@ export interface EnvelopeRow {
 
 export type NewEnvelope = Omit<EnvelopeRow, 'seq'>;
 
+/**
+ * The sender columns of an envelope that has no sender (a sealed send: the relay does not know
+ * who sent it): an account id no account can have (ids are 3 to 32 characters) and device 0
+ * (device ids start at 1). Such an envelope is delivered without `from` and gets no delivery
+ * receipt. The columns stay NOT NULL and the batch row layout stays as it is.
+ */
+export const NO_SENDER: Readonly<{ accountId: ''; deviceId: 0 }> = Object.freeze({ accountId: '', deviceId: 0 });
+
+/** Whether a queued envelope has no sender (see {@link NO_SENDER}). */
+export function hasNoSender(row: { senderAccountId: string }): boolean {
+  return row.senderAccountId === NO_SENDER.accountId;
+}
+
 /** What an ack removed: enough to address a delivery receipt, nothing more. */
 export interface AckedEnvelope {
   guid: string;

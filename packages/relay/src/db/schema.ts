@@ -3,8 +3,8 @@ import { blob, foreignKey, index, integer, primaryKey, sqliteTable, text, unique
 /**
  * The relay's whole SQLite schema. It holds only what ARCHITECTURE §2 lets the relay learn:
  * usernames, device lists and public keys, opaque ciphertext queued per device, request/block
- * state, attachment metadata, sealed profiles and abuse reports. Credentials, tickets and link
- * tokens are stored as SHA-256 hashes only. Timestamps are milliseconds since the epoch.
+ * state, attachment metadata, sealed profiles and abuse reports. Credentials, tickets, link
+ * tokens and access keys are stored as SHA-256 hashes only. Timestamps are milliseconds since the epoch.
  */
 
 const bytes = (name: string) => blob(name, { mode: 'buffer' });
@@ -18,6 +18,11 @@ export const accounts = sqliteTable('accounts', {
   nextDeviceId: integer('next_device_id').notNull().default(2),
   /** Set by the operator (`/admin/v1`): the account cannot sign in and is hidden from others. */
   suspendedAt: integer('suspended_at'),
+  /**
+   * SHA-256 of the access key a sealed send to this account must present (the key itself is
+   * HKDF of the profile key, which only contacts hold); null: no sealed sends accepted.
+   */
+  accessKeyHash: bytes('access_key_hash'),
 });
 
 export const devices = sqliteTable('devices', {
@@ -87,7 +92,10 @@ export const envelopes = sqliteTable('envelopes', {
   guid: text('guid').notNull().unique(),
   accountId: text('account_id').notNull(),
   deviceId: integer('device_id').notNull(),
-  /** Sender account/device; null for relay-originated receipts' device. */
+  /**
+   * Sender account/device (a receipt's: the acking device). A sealed envelope has no sender:
+   * `''` and `0`, which no account or device can be (see NO_SENDER in envelope-repo.ts).
+   */
   senderAccountId: text('sender_account_id').notNull(),
   senderDeviceId: integer('sender_device_id').notNull(),
   type: text('type').notNull(),

@@ -1,4 +1,4 @@
-import { FieldReader, items, MAX_BATCH_SENDS, MAX_PROVISIONING_MESSAGE_BYTES, SENDABLE_TYPES, MAX_ACK_GUIDS, MAX_SEND_DEVICES, type WsBatchSendBody, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
+import { ACCESS_KEY_HEADER, FieldReader, items, MAX_BATCH_SENDS, MAX_PROVISIONING_MESSAGE_BYTES, SENDABLE_TYPES, MAX_ACK_GUIDS, MAX_SEND_DEVICES, type WsBatchSendBody, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono, type Context, type Next } from 'hono';
 import { cors } from 'hono/cors';
@@ -11,6 +11,7 @@ import { ackEnvelopes, backlogPage, sendBatch, sendToAccount, sendToMany, type D
 import { deleteProfile, fetchProfile, MAX_PROFILE_BODY, readSetProfile, setProfile } from '../services/profiles.js';
 import { MAX_PROVISIONING_WAIT_MS, ProvisioningMailboxes } from '../services/provisioning.js';
 import { applyRelationship, listBlocked, listRequests, listRestricted, type RelationshipAction } from '../services/requests.js';
+import { authorizeSealed, clearAccessKey, limitSealedByIp, limitSealedByRecipient, readSealedSend, readSetAccessKey, sendSealed, setAccessKey } from '../services/sealed-send.js';
 import type { Logger } from '../logger.js';
 import { encodeEnvelope } from '../wire.js';
 import { adminRoutes, requireBearer } from './admin.js';
@@ -127,7 +128,7 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
     app.use('/v1/*', cors({
       origin: ctx.config.corsOrigins,
       allowMethods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'],
-      allowHeaders: ['authorization', 'content-type', 'range'],
+      allowHeaders: ['authorization', 'content-type', 'range', ACCESS_KEY_HEADER],
       exposeHeaders: ['content-length', 'content-range', 'retry-after', 'x-sotto-error'],
       maxAge: 600,
     }));
@@ -165,6 +166,16 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
     return c.body(null, 204);
   });
   app.get('/v1/profiles/:accountId', auth, (c) => c.json(fetchProfile(ctx, c.get('device'), accountParam(c.req.param('accountId')))));
+
+  // Access keys: what a sealed send to this account must present (only its hash is stored)
+  app.put('/v1/access-key', auth, async (c) => {
+    await setAccessKey(ctx, c.get('device'), readJson(await readJsonBody(c, smallLimit), 'SetAccessKeyRequest', readSetAccessKey));
+    return c.body(null, 204);
+  });
+  app.delete('/v1/access-key', auth, async (c) => {
+    await clearAccessKey(ctx, c.get('device'));
+    return c.body(null, 204);
+  });
 
   // Provisioning mailboxes (linking a device): the new device has no credentials yet
   const mailboxes = new ProvisioningMailboxes(ctx.now);
@@ -205,6 +216,18 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
     const guids = readJson(await readJsonBody(c, smallLimit), 'AckRequest', (r) => r.array('guids', MAX_ACK_GUIDS, items.string(64)));
     await ackEnvelopes(ctx, c.get('device'), guids);
     return c.body(null, 204);
+  });
+  // Sealed sends: no credentials (an Authorization header is ignored: the send is nobody's), the
+  // recipient's access key instead. Before `/:accountId/batch`, which `/sealed/batch` also
+  // matches (`sealed` is a reserved username). Every access failure is the same 401, checked
+  // before the body is read.
+  app.post('/v1/messages/sealed/:accountId', async (c) => {
+    limitSealedByIp(ctx, clientIp(c));
+    const to = c.req.param('accountId');
+    const keyHash = authorizeSealed(ctx, to, c.req.header(ACCESS_KEY_HEADER));
+    limitSealedByRecipient(ctx, to);
+    const messages = readJson(await readJsonBody(c, sendLimit), 'SealedSendRequest', readSealedSend);
+    return c.json(await sendSealed(ctx, to, keyHash, messages));
   });
   app.post('/v1/messages/:accountId/batch', auth, async (c) => {
     const to = accountParam(c.req.param('accountId'));

@@ -9,11 +9,11 @@ import { dropProfile } from './profiles.js';
 export const USERNAME_PATTERN = /^[a-z0-9._]{3,32}$/;
 /**
  * Usernames that are also fixed path segments where an account id can stand (`POST
- * /v1/messages/multi` and `/ack` beside `POST /v1/messages/:accountId`, `GET /v1/keys/count`
- * beside `GET /v1/keys/:accountId`): an account under one of them could not be reached there,
- * so they are never handed out.
+ * /v1/messages/multi` and `/ack` beside `POST /v1/messages/:accountId`, `/sealed/:accountId`
+ * beside `/:accountId/batch`, `GET /v1/keys/count` beside `GET /v1/keys/:accountId`): an
+ * account under one of them could not be reached there, so they are never handed out.
  */
-export const RESERVED_USERNAMES: ReadonlySet<string> = new Set(['multi', 'ack', 'count']);
+export const RESERVED_USERNAMES: ReadonlySet<string> = new Set(['multi', 'ack', 'count', 'sealed']);
 /** Most one-time prekeys (of each kind) per upload. */
 export const MAX_PREKEY_BATCH = 100;
 /** Most devices per account. */

@@ -31,8 +31,11 @@ export interface RelayContext {
   blobs: BlobRepo;
   /** Sealed profiles, one per account. */
   profiles: ProfileRepo;
-  /** `prekeyFetch` also meters profile fetches, in buckets of their own (`profile:<account>`). */
-  limiters: { ip: RateLimiter; account: RateLimiter; prekeyFetch: RateLimiter };
+  /**
+   * `prekeyFetch` also meters profile fetches, in buckets of their own (`profile:<account>`);
+   * `sealedIp` and `sealedRecipient` meter sealed sends by client IP and by recipient account.
+   */
+  limiters: { ip: RateLimiter; account: RateLimiter; prekeyFetch: RateLimiter; sealedIp: RateLimiter; sealedRecipient: RateLimiter };
   now: () => number;
   /** Counters of `GET /metrics`, when it is served (`--metrics-token`). */
   metrics?: RelayMetrics;
@@ -69,7 +72,10 @@ export function createContext(config: RelayConfig, database: OpenDatabase, now: 
     reports: new ReportRepo(db),
     blobs: new BlobRepo(db),
     profiles: new ProfileRepo(db),
-    limiters: { ip: limiter(rl.ip), account: limiter(rl.account), prekeyFetch: limiter(rl.prekeyFetch) },
+    limiters: {
+      ip: limiter(rl.ip), account: limiter(rl.account), prekeyFetch: limiter(rl.prekeyFetch),
+      sealedIp: limiter(config.limits.sealedRateLimits.ip), sealedRecipient: limiter(config.limits.sealedRateLimits.recipient),
+    },
     now,
   };
 }

@@ -1,7 +1,7 @@
 import { expandGuidRun, guidInRun, MAX_RECEIPT_GUIDS, MAX_SEND_DEVICES, type MultiRecipientEntry, type BatchSendResponse, type MismatchedDevices, type RequestFrame, type SendResponse, type SendableEnvelopeType, type StaleDevices, type WsBatchSendBody, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
 import type { DeviceAddress } from '../credentials.js';
 import type { Settle } from '../db/commit-queue.js';
-import type { EnvelopeRow, NewEnvelope } from '../db/envelope-repo.js';
+import { hasNoSender, type EnvelopeRow, type NewEnvelope } from '../db/envelope-repo.js';
 import { RelayError } from '../errors.js';
 import type { FanoutRow } from '../db/fanout-repo.js';
 import type { RelationshipState } from '../db/relationship-repo.js';
@@ -26,7 +26,7 @@ export interface SendOutcome extends SendResponse {
  * (`send`) or shares the send's one (`sendMulti`: the body's recipient list is used as it is,
  * not copied per device).
  */
-interface RecipientPlan {
+export interface RecipientPlan {
   accountId: string;
   devices: readonly { deviceId: number; registrationId: number; type?: SendableEnvelopeType; ciphertext?: Uint8Array }[];
 }
@@ -47,7 +47,7 @@ export interface DeliveryNotifier {
  * list: an account has at most a handful of devices, and a linear scan of them beats building
  * maps.
  */
-function checkDeviceLists(ctx: RelayContext, sender: DeviceAddress, plans: readonly RecipientPlan[], subsetAllowed: boolean, multi: boolean): void {
+export function checkDeviceLists(ctx: RelayContext, sender: DeviceAddress, plans: readonly RecipientPlan[], subsetAllowed: boolean, multi: boolean): void {
   const mismatched: MismatchedDevices[] = [];
   const stale: StaleDevices[] = [];
   for (const plan of plans) {
@@ -412,7 +412,8 @@ export function submitSend(ctx: RelayContext, sender: DeviceAddress, frame: Excl
 /**
  * Ack: delete the listed envelopes queued for this device (others' and unknown guids are
  * no-ops, repeats idempotent) and queue a delivery receipt for every sender device, unless the
- * envelope was a receipt itself, came from the acker's own account, or its sender is blocked.
+ * envelope was a receipt itself, had no sender (sealed), came from the acker's own account, or
+ * its sender is blocked.
  * Resolves once committed; the receipts reach connected sender devices through the hub.
  * @example
  * await ackEnvelopes(ctx, me, [guid]);
@@ -442,7 +443,8 @@ function ackOp(ctx: RelayContext, device: DeviceAddress, guids: string[]): () =>
     const bySender = new Map<string, string[]>();
     const blocked = new Set<string>();
     for (const e of acked) {
-      if (e.type === 'receipt' || e.senderAccountId === device.accountId || blocked.has(e.senderAccountId)) continue;
+      // a sealed envelope names no sender: nobody to tell (its recipient's client may, sealed too)
+      if (e.type === 'receipt' || hasNoSender(e) || e.senderAccountId === device.accountId || blocked.has(e.senderAccountId)) continue;
       let list = bySender.get(e.senderAccountId);
       if (list === undefined) {
         // Block state looked up once per sender account, not per acked envelope.

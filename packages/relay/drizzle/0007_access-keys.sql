@@ -1,0 +1,1 @@
+ALTER TABLE `accounts` ADD `access_key_hash` blob;

@@ -1,0 +1,146 @@
+/**
+ * Sealed-sender sends (docs/decisions.md, "Sealed sender"). An account registers the hash of its
+ * access key (HKDF-SHA256 of its profile key, 16 bytes: only its contacts can derive it); a
+ * sender presents the key instead of credentials, over HTTP with no `Authorization`, and the
+ * relay stores the envelopes as type `sealed` with no sender ({@link NO_SENDER}). It learns the
+ * recipient, the time, the sizes and the sending IP address, not who sent. No request or block
+ * state is read or written for a sealed send, and no delivery receipt is made for it.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { ACCESS_KEY_LENGTH, items, MAX_ENVELOPE_BYTES, MAX_SEND_DEVICES, type EnvelopeType, type FieldReader, type SendResponse } from '@sotto/protocol';
+import { decodeB64, hashSecret, isAccountId, type DeviceAddress } from '../credentials.js';
+import { NO_SENDER, type NewEnvelope } from '../db/envelope-repo.js';
+import { RelayError } from '../errors.js';
+import { GuidMint } from '../guids.js';
+import { takeToken, type RelayContext } from './context.js';
+import { checkDeviceLists } from './messaging.js';
+
+/** The envelope type of every sealed send. */
+export const SEALED_TYPE: EnvelopeType = 'sealed';
+
+/** An access key as the header carries it: 16 bytes of unpadded base64url are 22 characters. */
+const ACCESS_KEY_B64 = /^[A-Za-z0-9_-]{22}$/;
+/** Compared when no key was presented or none is stored, so that every refusal does the same work. */
+const NO_KEY = new Uint8Array(ACCESS_KEY_LENGTH);
+const NO_HASH = new Uint8Array(32);
+
+const MAX_CIPHERTEXT_B64 = Math.ceil((MAX_ENVELOPE_BYTES * 4) / 3);
+
+/**
+ * The one refusal of a sealed send's access check, whatever failed: no such account, a
+ * suspended one, one without an access key, a missing, malformed or wrong key. A probe learns
+ * nothing about which accounts exist.
+ */
+function unauthorized(): RelayError {
+  return new RelayError('UNAUTHORIZED', 'missing or wrong access key');
+}
+
+/** One message of a `SealedSendRequest`, decoded. */
+export interface SealedMessage {
+  deviceId: number;
+  registrationId: number;
+  ciphertext: Uint8Array;
+}
+
+/** Reads a `SetAccessKeyRequest` (with `readJson`): 400 unless `accessKey` is base64url of exactly 16 bytes. */
+export function readSetAccessKey(r: FieldReader): Uint8Array {
+  const key = decodeB64(r.string('accessKey', { maxLength: 64 }), 'accessKey', ACCESS_KEY_LENGTH);
+  if (key.length !== ACCESS_KEY_LENGTH) throw new RelayError('BAD_REQUEST', `accessKey must be ${ACCESS_KEY_LENGTH} bytes`);
+  return key;
+}
+
+/**
+ * Reads a `SealedSendRequest` (with `readJson`): per device its id, registration id and a
+ * ciphertext of 1 byte to 256 KiB, as in an ordinary send.
+ */
+export function readSealedSend(r: FieldReader): SealedMessage[] {
+  return r.array('messages', MAX_SEND_DEVICES, items.map((m) => ({
+    deviceId: m.uint('deviceId', { min: 1, max: 2 ** 31 }),
+    registrationId: m.uint('registrationId', { max: 2 ** 31 }),
+    ciphertext: decodeB64(m.string('ciphertext', { maxLength: MAX_CIPHERTEXT_B64, minLength: 1 }), 'ciphertext', MAX_ENVELOPE_BYTES),
+  })));
+}
+
+/**
+ * `PUT /v1/access-key`: from now on, sealed sends to the caller's account must present `key`.
+ * Only SHA-256 of it is stored, on the account's row (so it goes with the account).
+ * @example
+ * await setAccessKey(ctx, device, readJson(body, 'SetAccessKeyRequest', readSetAccessKey));
+ */
+export async function setAccessKey(ctx: RelayContext, auth: DeviceAddress, key: Uint8Array): Promise<void> {
+  const hash = hashSecret(key);
+  await ctx.queue.run(() => {
+    if (!ctx.accounts.setAccessKeyHash(auth.accountId, hash)) throw new RelayError('NOT_FOUND', 'no such account');
+  });
+}
+
+/** `DELETE /v1/access-key`: the caller's account accepts no sealed sends any more. */
+export async function clearAccessKey(ctx: RelayContext, auth: DeviceAddress): Promise<void> {
+  await ctx.queue.run(() => {
+    ctx.accounts.setAccessKeyHash(auth.accountId, null);
+  });
+}
+
+/**
+ * Checks a sealed send's access key (`header`: the `sotto-access-key` value) against the hash
+ * `accountId` registered, in constant time; returns that hash. Throws the same 401 for every
+ * failure (see {@link unauthorized}); a missing account, key or header costs the same hashing
+ * and comparison as a wrong key.
+ */
+export function authorizeSealed(ctx: RelayContext, accountId: string, header: string | undefined): Uint8Array {
+  const presented = header !== undefined && ACCESS_KEY_B64.test(header) ? new Uint8Array(Buffer.from(header, 'base64url')) : undefined;
+  const stored = isAccountId(accountId) ? ctx.accounts.accessKeyHash(accountId) : undefined;
+  const expected = stored !== undefined && stored.length === NO_HASH.length ? stored : NO_HASH;
+  const matches = timingSafeEqual(hashSecret(presented ?? NO_KEY), expected);
+  if (!matches || presented === undefined || expected === NO_HASH) throw unauthorized();
+  return expected;
+}
+
+/**
+ * Charges a sealed send to the client's IP address (it names no account to charge). Runs before
+ * the access check, so guessing keys is rate-limited too.
+ */
+export function limitSealedByIp(ctx: RelayContext, ip: string): void {
+  takeToken(ctx.limiters.sealedIp, ip);
+}
+
+/**
+ * Charges a sealed send to its recipient account, once its access key is known to be right (a
+ * stranger without the key cannot use up the account's bucket): a leaked key cannot flood it.
+ */
+export function limitSealedByRecipient(ctx: RelayContext, accountId: string): void {
+  takeToken(ctx.limiters.sealedRecipient, accountId);
+}
+
+/**
+ * `POST /v1/messages/sealed/:accountId`, once {@link authorizeSealed} returned `keyHash`: in the
+ * commit queue, checks that the account still has that key (a key replaced or deleted, or an
+ * account suspended or deleted, since the check is the same 401), applies the device-list check
+ * of every send (409 MISMATCHED_DEVICES, 410 STALE_DEVICES; nothing stored), and stores one
+ * `sealed` envelope per device with no sender. Resolves after the commit; the delivery hub
+ * pushes the envelopes to connected devices then.
+ * @example
+ * const key = authorizeSealed(ctx, 'bob', header);
+ * const { guids } = await sendSealed(ctx, 'bob', key, messages);
+ */
+export async function sendSealed(ctx: RelayContext, accountId: string, keyHash: Uint8Array, messages: readonly SealedMessage[]): Promise<SendResponse> {
+  return ctx.queue.run(() => {
+    const current = ctx.accounts.accessKeyHash(accountId);
+    if (current === undefined || current.length !== keyHash.length || !timingSafeEqual(current, keyHash)) throw unauthorized();
+    try {
+      // no sender: no device of the recipient's is left out as the sender's own
+      checkDeviceLists(ctx, NO_SENDER, [{ accountId, devices: messages }], false, false);
+    } catch (err) {
+      if (RelayError.is(err, 'NOT_FOUND')) throw unauthorized();
+      throw err;
+    }
+    const serverTimestamp = ctx.now();
+    const mint = new GuidMint(serverTimestamp);
+    const rows: NewEnvelope[] = messages.map((m) => ({
+      guid: mint.next(), accountId, deviceId: m.deviceId, senderAccountId: NO_SENDER.accountId, senderDeviceId: NO_SENDER.deviceId,
+      type: SEALED_TYPE, ciphertext: m.ciphertext, serverTimestamp,
+    }));
+    ctx.envelopes.insert(rows);
+    return { serverTimestamp, guids: rows.map((r) => r.guid) };
+  });
+}

@@ -42,8 +42,10 @@ import { RelayConnection, type ConnectionState } from './relay/relay-connection.
 import { RelayHttp } from './relay/relay-http.js';
 import { globalWebSocketFactory, type WebSocketFactory } from './relay/transport.js';
 import { forgetSentBefore } from './messaging/sent-index.js';
-import { profileAvatar, profileView, refreshProfile, setProfile, shareProfileKeyIfNeeded, type ProfileUpdate, type ProfileView } from './features/profiles.js';
+import { ensureProfileKey, profileAvatar, profileView, refreshProfile, setProfile, shareProfileKeyIfNeeded, type ProfileUpdate, type ProfileView } from './features/profiles.js';
+import { sealedSending } from './messaging/sealed.js';
 import { StorageBatch } from './storage/batch.js';
+import { DurabilityWatch } from './storage/durability-watch.js';
 import type { Storage } from './storage/storage.js';
 import { directConversationId, type ConversationRecord, type MessageRecord, type NotificationSettings } from './storage/types.js';
 import { newDirectConversation } from './threads/conversations.js';
@@ -140,11 +142,14 @@ export class SottoClient {
   private constructor(options: SottoClientOptions, account: AccountState, knownOwnDevices: readonly number[] = []) {
     const now = options.now ?? Date.now;
     const events = new Emitter<SottoEvents>();
+    // acks wait until no relaxed commit is left undurable (storage/durability-watch.ts)
+    const watch = new DurabilityWatch();
+    const storage = watch.wrap(options.storage);
     const relay = new RelayHttp({ baseUrl: options.relayUrl, credentials: credentialsOf(account), ...(options.fetch ? { fetch: options.fetch } : {}) });
     const self = () => ({ accountId: ctxRef.account.accountId, deviceId: ctxRef.account.deviceId });
     // our other devices, remembered across restarts: sent transcripts and sync go to them
     const directory = new DeviceDirectory(relay, options.engine, self, knownOwnDevices, (ids) => {
-      void options.storage.commit(new StorageBatch().setSetting(OWN_DEVICES_KEY, [...ids])).catch(() => undefined);
+      void storage.commit(new StorageBatch().setSetting(OWN_DEVICES_KEY, [...ids])).catch(() => undefined);
     });
     const lock = new Mutex();
     let receiver: Receiver | undefined;
@@ -152,11 +157,13 @@ export class SottoClient {
       http: relay,
       webSocket: options.webSocket ?? globalWebSocketFactory,
       onEnvelope: (envelope) => receiver!.handle(envelope),
+      beforeAck: () => watch.settle(),
       ...(options.random ? { random: options.random } : {}),
     });
     const ctxRef: { account: AccountState } = { account };
     const sender = new Sender({
-      storage: options.storage,
+      sealed: sealedSending(() => this.ctx),
+      storage,
       engine: options.engine,
       relay,
       connection,
@@ -167,7 +174,7 @@ export class SottoClient {
     });
     const sentLock = new Mutex();
     const outbox = new Outbox({
-      storage: options.storage,
+      storage,
       sender,
       events,
       now,
@@ -177,7 +184,7 @@ export class SottoClient {
     });
     this.events = events;
     this.ctx = Object.assign(ctxRef, {
-      storage: options.storage,
+      storage,
       engine: options.engine,
       relay,
       connection,
@@ -299,6 +306,7 @@ export class SottoClient {
     }
     await this.ctx.connection.start();
     await this.maintainKeys().catch(() => undefined);
+    await ensureProfileKey(this.ctx).catch(() => undefined); // contacts send to us sealed with it
     void this.renewGroupAvatars().catch(() => undefined);
     await this.ctx.directory.devices(this.accountId, { refresh: true }).catch(() => undefined);
     if (!this.sweepTimer) {

@@ -124,9 +124,24 @@ describe('profiles in the web app', () => {
     expect(await row(sam, 'rosa').getByTestId('display-name').textContent()).toBe('Rosa P.');
   });
 
-  it('a notification names the sender as her profile does', async () => {
-    await openChat(sam, 'tara'); // rosa's chat is no longer on screen
-    await send(rosa, 'ping from rosa');
-    await expect.poll(() => shownNotifications(sam), { timeout: 15_000 }).toEqual([{ title: 'Rosa P.', body: 'ping from rosa' }]);
+  it('a notification names the sender as her profile does; between contacts the message went sealed', async () => {
+    // every envelope the relay stores from here on
+    const stored: { accountId: string; senderAccountId: string; type: string }[] = [];
+    const repo = app.relay.ctx.envelopes;
+    const insert = repo.insert.bind(repo);
+    repo.insert = ((rows: Parameters<typeof insert>[0]) => {
+      for (const r of rows) stored.push({ accountId: r.accountId, senderAccountId: r.senderAccountId, type: r.type });
+      return insert(rows);
+    }) as typeof repo.insert;
+    try {
+      await openChat(sam, 'tara'); // rosa's chat is no longer on screen
+      await send(rosa, 'ping from rosa');
+      await expect.poll(() => shownNotifications(sam), { timeout: 15_000 }).toEqual([{ title: 'Rosa P.', body: 'ping from rosa' }]);
+    } finally {
+      repo.insert = insert;
+    }
+    // the browser sent it sealed: stored for sam without a sender, and nothing stored names rosa
+    expect(stored.filter((r) => r.accountId === 'sam').map((r) => [r.type, r.senderAccountId])).toContainEqual(['sealed', '']);
+    expect(stored.filter((r) => r.senderAccountId === 'rosa')).toEqual([]);
   });
 });

@@ -15,7 +15,7 @@
  * Local state, in settings: `profile.own` (key, version, fields) and one `profile.peer.<account>`
  * per person (their key, their last profile opened, and the key of ours we last sent them).
  */
-import { decodeAttachmentPointer, encodeAttachmentPointer, openProfile, ProtocolError, sealProfile, type AttachmentPointer, type Profile } from '@sotto/protocol';
+import { decodeAttachmentPointer, deriveAccessKey, encodeAttachmentPointer, openProfile, ProtocolError, sealProfile, type AttachmentPointer, type Profile } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
 import { enqueueToOwnDevices } from '../devices/sync.js';
 import { SottoError } from '../errors.js';
@@ -62,6 +62,8 @@ interface PeerProfile {
   avatar?: Uint8Array;
   /** The key of ours we last queued for them (they need it again when ours changes). */
   sentKey?: Uint8Array;
+  /** Their key whose access key the relay refused (no sealed sends until another key comes). */
+  refusedKey?: Uint8Array;
 }
 
 /** The settings that hold our profile, and each person's (they travel in a link's snapshot). */
@@ -139,12 +141,13 @@ function queueKeyFor(ctx: ClientContext, batch: StorageBatch, conversation: Conv
 
 /**
  * Adds our profile key for the peer of a direct `conversation` to `batch` when they do not have
- * the current one yet (a first message, an accepted request). No-op without a profile.
+ * the current one yet (a first message, an accepted request): they need it to show our profile
+ * and to send to us sealed, so it goes whether or not we have set a profile.
  */
 export async function shareProfileKeyIfNeeded(ctx: ClientContext, batch: StorageBatch, conversation: ConversationRecord): Promise<void> {
   if (conversation.kind !== 'direct' || !conversation.peerAccountId || conversation.peerAccountId === ctx.account.accountId || conversation.blocked) return;
   const own = await readOwnProfile(ctx);
-  if (!own || own.version === 0) return;
+  if (!own) return;
   const peer = await readPeer(ctx, conversation.peerAccountId);
   if (sameKey(peer.sentKey, own.key)) return;
   queueKeyFor(ctx, batch, conversation, peer, own.key);
@@ -190,6 +193,7 @@ export async function setProfile(ctx: ClientContext, update: ProfileUpdate): Pro
   return lockOf(ctx).run(async () => {
     const current = await readOwnProfile(ctx);
     const own: OwnProfile = current ? { ...current } : { key: globalThis.crypto.getRandomValues(new Uint8Array(32)), version: 0 };
+    if (!current) await registerAccessKey(ctx, own.key);
     if (update.name === null) delete own.name;
     else if (update.name !== undefined) own.name = update.name;
     if (update.bio === null) delete own.bio;
@@ -210,9 +214,55 @@ export async function setProfile(ctx: ClientContext, update: ProfileUpdate): Pro
 export function rotateProfileKey(ctx: ClientContext): Promise<void> {
   return lockOf(ctx).run(async () => {
     const current = await readOwnProfile(ctx);
-    if (!current || current.version === 0) return;
-    const own: OwnProfile = { ...current, key: globalThis.crypto.getRandomValues(new Uint8Array(32)), version: current.version + 1 };
-    await announce(ctx, await publish(ctx, own));
+    if (!current) return;
+    const key = globalThis.crypto.getRandomValues(new Uint8Array(32));
+    // the new access key first: from now on the old profile key cannot send to us sealed
+    await registerAccessKey(ctx, key);
+    const own: OwnProfile = current.version === 0 ? { ...current, key } : await publish(ctx, { ...current, key, version: current.version + 1 });
+    await announce(ctx, own);
+  });
+}
+
+const ACCESS_KEY_SETTING = 'profile.accessKeyFor';
+
+/** Registers the access key of profile key `key` at the relay, and notes which key it was for. */
+async function registerAccessKey(ctx: ClientContext, key: Uint8Array): Promise<void> {
+  await ctx.relay.setAccessKey(deriveAccessKey(key));
+  await ctx.storage.commit(new StorageBatch().setSetting(ACCESS_KEY_SETTING, key));
+}
+
+/**
+ * Makes sure this account has a profile key, and that the relay holds the access key derived
+ * from it (so contacts can send to us sealed). Runs on every `connect()`; cheap when done.
+ */
+export function ensureProfileKey(ctx: ClientContext): Promise<void> {
+  return lockOf(ctx).run(async () => {
+    let own = await readOwnProfile(ctx);
+    if (!own) {
+      own = { key: globalThis.crypto.getRandomValues(new Uint8Array(32)), version: 0 };
+      await ctx.storage.commit(new StorageBatch().setSetting(OWN_KEY, own as unknown as SettingValue));
+    }
+    const registered = (await ctx.storage.getSetting(ACCESS_KEY_SETTING)) as Uint8Array | undefined;
+    if (!sameKey(registered, own.key)) await registerAccessKey(ctx, own.key);
+  });
+}
+
+/**
+ * The access key for a sealed send to `accountId`: derived from their profile key, unless the
+ * relay refused it since (they made a new key, e.g. blocking us) and no newer key came.
+ */
+export async function sealedAccessKey(ctx: ClientContext, accountId: string): Promise<Uint8Array | undefined> {
+  if (accountId === ctx.account.accountId) return undefined;
+  const peer = await readPeer(ctx, accountId);
+  if (!peer.key || sameKey(peer.refusedKey, peer.key)) return undefined;
+  return deriveAccessKey(peer.key);
+}
+
+/** The relay refused `accountId`'s access key: send to them unsealed until a new key arrives. */
+export async function accessKeyRefused(ctx: ClientContext, accountId: string): Promise<void> {
+  await lockOf(ctx).run(async () => {
+    const peer = await readPeer(ctx, accountId);
+    if (peer.key) await ctx.storage.commit(new StorageBatch().setSetting(peerKey(accountId), compact({ ...peer, refusedKey: peer.key }) as unknown as SettingValue));
   });
 }
 

@@ -122,18 +122,19 @@ export async function applyContent(
       return effects;
     }
     case 'receipt': {
-      if (content.body.kind === 'delivered') return effects; // the relay's receipts cover delivery
-      const state = 'read' as const;
+      // `delivered` comes end to end for what we sent sealed (the relay, not knowing the sender,
+      // makes no receipt for it); `read` when they looked
+      const state = content.body.kind === 'delivered' ? ('delivered' as const) : ('read' as const);
       // read receipts off works both ways: we send none and show none
-      const showRead = (await ctx.storage.getSetting('readReceipts')) !== false;
+      const show = state === 'delivered' || (await ctx.storage.getSetting('readReceipts')) !== false;
       for (const id of content.body.messageIds) {
         const target = await ctx.storage.getMessage(id);
         if (!target || !target.outgoing || target.conversationId !== conversationId) continue;
-        if (showRead) {
-          if (!target.vanish) batch.patchMessage(id, { status: { [from.accountId]: { state, at: content.body.at } } });
+        if (show) {
+          if (!target.vanish || state === 'delivered') batch.patchMessage(id, { status: { [from.accountId]: { state, at: content.body.at } } });
           effects.emit.push((x) => x.events.emit('messageStatus', { messageId: id, conversationId, accountId: from.accountId, state, at: content.body.at }));
         }
-        if (target.vanish) {
+        if (target.vanish && state === 'read') {
           batch.deleteMessage(id); // vanish-mode messages go once seen
           effects.emit.push((x) => x.events.emit('messageDeleted', { messageId: id, conversationId, forEveryone: false }));
         }

@@ -4,6 +4,7 @@ import { StorageBatch } from '../storage/batch.js';
 import { readProtocolStores } from '../storage/protocol-stores.js';
 import { directConversationId } from '../storage/types.js';
 import { MESSAGE_TYPES } from '../threads/views.js';
+import { claimHolds, openSealed, queueDeliveredReceipt } from './sealed.js';
 import { applyContent, noEffects, type Effects } from './apply-content.js';
 import { applyDeliveryReceipt } from './delivery-receipts.js';
 import { unpadPlaintext } from './padding.js';
@@ -44,7 +45,7 @@ const NOTHING: GroupOutcome = { taken: 0, effects: [] };
  */
 export async function commitEnvelopeGroup(ctx: ClientContext, envelopes: readonly Envelope[]): Promise<GroupOutcome> {
   const first = envelopes[0];
-  if (first?.type === 'whisper' || first?.type === 'prekey') return commitMessages(ctx, envelopes);
+  if (first?.type === 'whisper' || first?.type === 'prekey' || first?.type === 'sealed') return commitMessages(ctx, envelopes);
   if (first?.type === 'receipt') return ctx.sentLock.run(() => commitReceipts(ctx, envelopes));
   return NOTHING;
 }
@@ -59,16 +60,23 @@ async function commitMessages(ctx: ClientContext, envelopes: readonly Envelope[]
   const contentIds = new Set<string>();
   const lastSentAt = new Map<string, number>();
   let prekeys = false;
+  let sealedAny = false;
   for (const envelope of envelopes) {
-    const from = envelope.from;
-    const type = envelope.type;
+    let { from, type, ciphertext } = envelope;
+    const sealed = type === 'sealed';
+    if (sealed) {
+      // opened here so sealed messages share commits too; anything odd goes one by one (receiver.ts)
+      const opened = await openSealed(ctx, envelope.ciphertext).catch(() => undefined);
+      if (!opened || !(await claimHolds(ctx, opened.from, opened.identityKey))) break;
+      ({ from, type, ciphertext } = opened);
+    }
     if ((type !== 'whisper' && type !== 'prekey') || !from || guids.has(envelope.guid)) break;
     if (await ctx.storage.isProcessed(envelope.guid)) break;
     const layer = stageStores(run.stores);
     let content: Content;
     let encoded: Uint8Array;
     try {
-      encoded = unpadPlaintext(await ctx.engine.decrypt(layer.stores, from, type, envelope.ciphertext));
+      encoded = unpadPlaintext(await ctx.engine.decrypt(layer.stores, from, type, ciphertext));
       content = decodeContent(encoded);
     } catch {
       break;
@@ -80,6 +88,8 @@ async function commitMessages(ctx: ClientContext, envelopes: readonly Envelope[]
     // from here on the batch holds this envelope's writes: a failure abandons the whole run
     batch.requireUnprocessed(envelope.guid);
     effects.push(await applyContent(ctx, batch, from, content, ctx.now(), envelope.serverTimestamp, undefined, encoded));
+    if (sealed) queueDeliveredReceipt(ctx, batch, from.accountId, content);
+    sealedAny ||= sealed;
     batch.markProcessed(envelope.guid, ctx.now());
     await applyChanges(run.stores, layer.changes());
     guids.add(envelope.guid);
@@ -91,6 +101,7 @@ async function commitMessages(ctx: ClientContext, envelopes: readonly Envelope[]
   batch.storeChanges(run.changes());
   await ctx.storage.commit(batch);
   if (prekeys) ctx.maintainKeysSoon();
+  if (sealedAny) effects[effects.length - 1]!.after.push(() => ctx.outbox.kick()); // the end-to-end receipts
   return { taken: effects.length, effects };
 }
 

@@ -21,6 +21,7 @@ import { applyContent, noEffects, type Effects } from './apply-content.js';
 import { unpadPlaintext } from './padding.js';
 import { applyDeliveryReceipt } from './delivery-receipts.js';
 import { commitEnvelopeGroup } from './receive-group.js';
+import { claimHolds, openSealed, queueDeliveredReceipt } from './sealed.js';
 import { sentByTimestamp } from './sent-index.js';
 
 /** Envelopes whose sender's identity changed wait here (encoded) until the user acknowledges. */
@@ -92,6 +93,9 @@ export class Receiver {
       case 'senderkey':
         effects = await ctx.lock.run(() => this.senderKey(envelope));
         break;
+      case 'sealed':
+        effects = await ctx.lock.run(() => this.sealed(envelope));
+        break;
       default:
         effects = await ctx.lock.run(() => this.failure(envelope, 'INTERNAL'));
     }
@@ -136,7 +140,24 @@ export class Receiver {
     return effects;
   }
 
-  private async pairwise(envelope: Envelope): Promise<Effects> {
+  /**
+   * A sealed-sender envelope: the relay did not know who sent it. The sealed layer names the
+   * sender and proves it holds the identity key it names (messaging/sealed.ts); that key must be
+   * the one we know for that account, or the envelope is dropped unanswered (a forged claim must
+   * not make us ask someone else for a resend). Then it is an ordinary pairwise message from
+   * that sender, answered with an end-to-end `delivered` receipt: the relay makes none for it.
+   */
+  private async sealed(envelope: Envelope): Promise<Effects> {
+    const { ctx } = this;
+    const opened = await openSealed(ctx, envelope.ciphertext).catch(() => undefined);
+    if (!opened || !(await claimHolds(ctx, opened.from, opened.identityKey))) {
+      await this.commit(new StorageBatch().requireUnprocessed(envelope.guid), envelope);
+      return noEffects();
+    }
+    return this.pairwise({ ...envelope, type: opened.type, from: opened.from, ciphertext: opened.ciphertext }, true);
+  }
+
+  private async pairwise(envelope: Envelope, sealed = false): Promise<Effects> {
     const { ctx } = this;
     const from = envelope.from;
     if (!from) return this.failure(envelope, 'INTERNAL');
@@ -152,6 +173,7 @@ export class Receiver {
         return this.failure(envelope, reason);
       },
       () => true,
+      sealed,
     );
     if (envelope.type === 'prekey') ctx.maintainKeysSoon();
     return effects;
@@ -187,6 +209,7 @@ export class Receiver {
     decrypt: (stores: ProtocolStores) => Promise<Uint8Array>,
     failed: (err: unknown) => Promise<Effects>,
     accept: (content: Content) => boolean,
+    sealed = false,
   ): Promise<Effects> {
     const { ctx } = this;
     const staged = stageStores(readProtocolStores(ctx.storage));
@@ -210,19 +233,23 @@ export class Receiver {
       return this.failure(envelope, 'MALFORMED_CONTENT', batch);
     }
     const effects = accept(content) ? await applyContent(ctx, batch, from, content, ctx.now(), envelope.serverTimestamp, undefined, encoded) : noEffects();
+    if (sealed) queueDeliveredReceipt(ctx, batch, from.accountId, content);
     await this.commit(batch, envelope);
+    if (sealed) effects.after.push(() => ctx.outbox.kick());
     return effects;
   }
 
   private async quarantine(envelope: Envelope, from: DeviceAddress): Promise<Effects> {
     const conversationId = directConversationId(from.accountId);
+    // one warning per change, however many envelopes it holds back (a profile key, then a text)
+    const warned = (await this.ctx.storage.getConversation(conversationId))?.identityChanged === true;
     const batch = new StorageBatch()
       .requireUnprocessed(envelope.guid)
       .protocolRecord(QUARANTINE_KIND, envelope.guid, encodeEnvelope(envelope))
       .patchConversation(conversationId, { identityChanged: true }, { ifMissing: 'skip' });
     await this.commit(batch, envelope);
     const effects = noEffects();
-    effects.emit.push((x) => x.events.emit('identityChanged', { accountId: from.accountId, conversationId }));
+    if (!warned) effects.emit.push((x) => x.events.emit('identityChanged', { accountId: from.accountId, conversationId }));
     return effects;
   }
 

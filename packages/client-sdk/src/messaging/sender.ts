@@ -26,7 +26,18 @@ import type { Storage } from '../storage/storage.js';
 import type { DeviceDirectory, RemoteDevice } from './device-directory.js';
 import { padPlaintext } from './padding.js';
 
+/** How the sender seals 1:1 sends (messaging/sealed.ts); absent: never sealed. */
+export interface SealedSending {
+  /** The recipient's access key, when we may send to them sealed. */
+  accessKey(accountId: string): Promise<Uint8Array | undefined>;
+  /** The relay refused that access key (the recipient made a new one): unsealed from now on. */
+  refused(accountId: string): Promise<void>;
+  /** Wraps one device's pairwise ciphertext in the sealed-sender layer for that device. */
+  seal(to: RemoteDevice, message: { type: 'prekey' | 'whisper'; ciphertext: Uint8Array }): Promise<Uint8Array>;
+}
+
 export interface SenderDeps {
+  readonly sealed?: SealedSending;
   readonly storage: Storage;
   readonly engine: ProtocolEngine;
   readonly relay: RelayHttp;
@@ -86,7 +97,8 @@ export class Sender {
       }
       const messages = (await this.deps.lock.run(() => this.encryptForDevices(accountId, devices, [plaintext])))[0]!;
       try {
-        return await this.post(accountId, messages, options.ephemeral === true);
+        const sealed = options.ephemeral ? undefined : await this.postSealed(accountId, devices, messages);
+        return sealed ?? (await this.post(accountId, messages, options.ephemeral === true));
       } catch (err) {
         if (attempt + 1 >= MAX_ATTEMPTS || !SottoError.is(err, 'RELAY_ERROR')) throw err;
         if (err.relayCode === 'MISMATCHED_DEVICES') {
@@ -120,6 +132,10 @@ export class Sender {
     const { connection, directory, self } = this.deps;
     if (accountId.startsWith('g:')) throw new SottoError('INVALID_ARGUMENT', 'group sends go one at a time', { field: 'accountId' });
     if (connection.connectionState !== 'connected') throw new SottoError('NETWORK', 'not connected to the relay');
+    // a sealed send is one HTTP request without credentials: the socket's batch would name us
+    if (this.deps.sealed && accountId !== self().accountId && (await this.deps.sealed.accessKey(accountId))) {
+      throw new SottoError('UNSUPPORTED', 'sealed sends go one at a time');
+    }
     const me = self();
     const devices = (await directory.devices(accountId)).filter((d) => !(d.accountId === me.accountId && d.deviceId === me.deviceId));
     if (devices.length === 0) return { accepted: contents.map(() => ({ serverTimestamp: this.deps.now(), guids: [] })) };
@@ -151,6 +167,34 @@ export class Sender {
       type: 'plaintext',
       messages: [{ deviceId, registrationId: device.registrationId, ciphertext: toBase64Url(padPlaintext(content)) }],
     });
+  }
+
+  /**
+   * Sends the ciphertexts sealed (the relay does not learn the sender) when we hold the
+   * recipient's access key. Undefined when we may not (no key, or it was refused just now: the
+   * caller then sends the same ciphertexts the ordinary way). Device-list refusals (409, 410)
+   * are thrown as for any send.
+   */
+  private async postSealed(accountId: string, devices: RemoteDevice[], messages: DeviceCiphertext[]): Promise<SendResponse | undefined> {
+    const { sealed, relay, self } = this.deps;
+    if (!sealed || accountId === self().accountId) return undefined;
+    const accessKey = await sealed.accessKey(accountId);
+    if (!accessKey) return undefined;
+    const byId = new Map(devices.map((d) => [d.deviceId, d]));
+    const body = {
+      messages: await Promise.all(messages.map(async (m) => ({
+        deviceId: m.deviceId,
+        registrationId: m.registrationId,
+        ciphertext: toBase64Url(await sealed.seal(byId.get(m.deviceId)!, { type: m.type, ciphertext: m.ciphertext })),
+      }))),
+    };
+    try {
+      return await relay.sendSealed(accountId, accessKey, body);
+    } catch (err) {
+      if (!SottoError.is(err, 'RELAY_ERROR') || err.relayCode !== 'UNAUTHORIZED') throw err;
+      await sealed.refused(accountId);
+      return undefined;
+    }
   }
 
   private async post(accountId: string, messages: DeviceCiphertext[], ephemeral: boolean): Promise<SendResponse> {

@@ -39,6 +39,8 @@ export interface RelayConnectionOptions {
    * after the next reconnect.
    */
   readonly onEnvelope: (envelope: Envelope) => Promise<void>;
+  /** Awaited before each ack frame (the client makes its relaxed commits durable there). */
+  readonly beforeAck?: () => Promise<void>;
   readonly requestTimeoutMs?: number;
   readonly random?: () => number;
 }
@@ -266,6 +268,7 @@ export class RelayConnection {
     }
     // a rejected handler leaves its envelope unacked: redelivered after reconnect
     const results = await Promise.allSettled(decoded.map((d) => this.options.onEnvelope(d.envelope)));
+    await this.options.beforeAck?.().catch(() => undefined);
     const ws = this.ws;
     if (!ws) return;
     const guids = decoded.filter((d, i) => d.ws === ws && results[i]!.status === 'fulfilled').map((d) => d.envelope.guid);

@@ -17,6 +17,8 @@ import type {
   ProfileResponse,
   ReportRequest,
   SetProfileRequest,
+  SetAccessKeyRequest,
+  SealedSendRequest,
   ReportResponse,
   SendRequest,
   SendResponse,
@@ -25,7 +27,7 @@ import type {
   UserDevicesResponse,
   WsTicketResponse,
 } from '@sotto/protocol';
-import { isRelayErrorBody } from '@sotto/protocol';
+import { ACCESS_KEY_HEADER, isRelayErrorBody } from '@sotto/protocol';
 import { SottoError } from '../errors.js';
 import { fromBase64Url, toBase64Url } from './base64url.js';
 
@@ -160,6 +162,22 @@ export class RelayHttp {
   /** Stores this account's sealed profile (409 `VERSION_CONFLICT` unless `version` is above the stored one). */
   setProfile(body: SetProfileRequest): Promise<{ version: number }> {
     return this.json('PUT', '/v1/profile', body);
+  }
+  /** Registers the access key senders must present for sealed sends to this account (the relay keeps a hash). */
+  setAccessKey(accessKey: Uint8Array): Promise<void> {
+    const body: SetAccessKeyRequest = { accessKey: toBase64Url(accessKey) };
+    return this.json('PUT', '/v1/access-key', body);
+  }
+  /**
+   * A sealed send: no credentials (the relay must not learn who sends), the recipient's access
+   * key in its header instead. 401 when the key is not (or no longer) the recipient's.
+   */
+  async sendSealed(accountId: string, accessKey: Uint8Array, body: SealedSendRequest): Promise<SendResponse> {
+    const res = await this.request('POST', `/v1/messages/sealed/${enc(accountId)}`, {
+      body: JSON.stringify(body),
+      headers: { 'content-type': 'application/json', [ACCESS_KEY_HEADER]: toBase64Url(accessKey) },
+    }, false);
+    return (await res.json()) as SendResponse;
   }
   /** Keeps an attachment blob another retention period from now (never shortens it). */
   renewAttachment(id: string): Promise<{ id: string; expiresAt: number }> {

@@ -135,7 +135,8 @@ describe('the relay holds no plaintext after a full feature run', () => {
     bob = await SottoClient.open(clientOptions(relay.url, bobStorage));
     await bob.connect();
     await eventually(async () => (await bob.message(queued.id))?.text === texts.queued, 10_000, 'queued read by bob');
-    expect((await bob.message(reply.id))?.reactions['alice']?.emoji).toBe(emoji[1]);
+    // sealed envelopes are applied one by one, in order: the reaction comes after the text
+    await eventually(async () => (await bob.message(reply.id))?.reactions['alice']?.emoji === emoji[1], 10_000, 'queued reaction');
   });
 });
 

@@ -76,6 +76,7 @@ describe('clients on the web engine', () => {
 
   it('keep their sessions across a restart (SQLite)', async () => {
     await bob.close();
+    await bob.context.storage.close(); // a second connection in this process would wait on its open transaction
     bob = await SottoClient.open(clientOptions(relay.url, await openSqliteStorage(bobDb.path), { engine: web }));
     await bob.connect();
     const chat = await alice.openConversation('bob');

@@ -123,6 +123,8 @@ describe('status and typing', () => {
     // young envelopes move to the relay's queue table first (they are held in batch rows)
     const queued = () => (relay.relay.ctx.envelopes.spill(true), db.prepare('SELECT count(*) AS n FROM envelopes WHERE account_id = ?').get('alice') as { n: number }).n;
     const storage = alice.context.storage;
+    // what bob still sends alice (end-to-end delivery receipts) reaches her before she leaves
+    await eventually(async () => (await bob.context.storage.listOutbox()).length === 0 && queued() === 0, 5_000, 'nothing in flight to alice');
     await alice.close();
     expect(queued()).toBe(0);
     expect(await bob.setTyping('d:alice', true)).toBe(true); // handed to the relay...

@@ -1,0 +1,75 @@
+/**
+ * Sealed sender in the SDK (docs/sdk.md, "Sealed sender"): 1:1 sends to a contact whose profile
+ * key we hold go to the relay without credentials, each device's ciphertext wrapped in the
+ * sealed-sender layer (`@sotto/protocol`), so the relay stores and delivers them without knowing
+ * who sent them. The recipient answers each sealed message with an end-to-end `delivered`
+ * receipt, since the relay, not knowing the sender, makes none.
+ */
+import { encodeContent, openSealedSender, sameBytes, sealSender, type Content, type DeviceAddress, type SealedSenderContent } from '@sotto/protocol';
+import type { ClientContext } from '../context.js';
+import { accessKeyRefused, sealedAccessKey } from '../features/profiles.js';
+import { newMessageId } from '../ids.js';
+import type { StorageBatch } from '../storage/batch.js';
+import { readProtocolStores } from '../storage/protocol-stores.js';
+import { directConversationId } from '../storage/types.js';
+import { MESSAGE_TYPES } from '../threads/views.js';
+import { enqueueContent } from './compose.js';
+import type { RemoteDevice } from './device-directory.js';
+import type { SealedSending } from './sender.js';
+
+async function localIdentity(ctx: ClientContext): Promise<{ identityKeyPair: Uint8Array; identityKey: Uint8Array }> {
+  const identity = await readProtocolStores(ctx.storage).identity.getLocalIdentity();
+  return { identityKeyPair: identity.identityKeyPair, identityKey: ctx.account.identityKey };
+}
+
+/** The sender's sealing, wired into `Sender` by the client. */
+export function sealedSending(ctx: () => ClientContext): SealedSending {
+  return {
+    accessKey: (accountId) => sealedAccessKey(ctx(), accountId),
+    refused: (accountId) => accessKeyRefused(ctx(), accountId),
+    async seal(to: RemoteDevice, message) {
+      const c = ctx();
+      const keys = await localIdentity(c);
+      const from = { accountId: c.account.accountId, deviceId: c.account.deviceId };
+      return sealSender(c.engine, { ...keys, recipientIdentityKey: to.identityKey }, { from, type: message.type, ciphertext: message.ciphertext });
+    },
+  };
+}
+
+/** Opens a sealed envelope's ciphertext with our identity key pair (throws when it is not for us). */
+export async function openSealed(ctx: ClientContext, sealed: Uint8Array): Promise<SealedSenderContent> {
+  return openSealedSender(ctx.engine, await localIdentity(ctx), sealed);
+}
+
+/**
+ * Whether `identityKey` (proven by the sealed layer) is the identity we know for `from`: the one
+ * trusted for that device, else for any device of the account we know, else the one its signed
+ * device records carry. A stranger we know nothing of cannot have our access key; such a claim
+ * does not hold.
+ */
+export async function claimHolds(ctx: ClientContext, from: DeviceAddress, identityKey: Uint8Array): Promise<boolean> {
+  const stores = readProtocolStores(ctx.storage);
+  const trusted = await stores.identity.getRemoteIdentity(from);
+  if (trusted) return sameBytes(trusted, identityKey);
+  const devices = await ctx.directory.devices(from.accountId).catch(() => []);
+  const device = devices.find((d) => d.deviceId === from.deviceId);
+  return device !== undefined && sameBytes(device.identityKey, identityKey);
+}
+
+/**
+ * Queues, in `batch`, the end-to-end `delivered` receipt for a message that came sealed (group
+ * content and actions get none: the relay's receipts were never there for them either).
+ */
+export function queueDeliveredReceipt(ctx: ClientContext, batch: StorageBatch, to: string, content: Content): void {
+  if (!MESSAGE_TYPES.has(content.type) || content.conversation?.kind === 'group' || to === ctx.account.accountId) return;
+  const receipt: Content = {
+    v: 1,
+    type: 'receipt',
+    id: newMessageId(),
+    sentAt: ctx.now(),
+    conversation: { kind: 'direct' },
+    body: { kind: 'delivered', messageIds: [content.id], at: ctx.now() },
+  } as Content;
+  const conversationId = directConversationId(to);
+  enqueueContent(ctx, batch, { id: conversationId, participants: [to] } as Parameters<typeof enqueueContent>[2], receipt, undefined, encodeContent(receipt));
+}

@@ -1,0 +1,115 @@
+/**
+ * Sealed sender over a real relay: once two people are contacts (each holds the other's profile
+ * key), their 1:1 messages reach the relay without credentials and are stored and delivered
+ * without a sender; ticks still reach "delivered" (end-to-end receipts); a first message is not
+ * sealed; a block makes the blocked person's sends unsealed again, and the relay drops them.
+ */
+import type { BacklogResponse } from '@sotto/protocol';
+import { decodeEnvelope } from '@sotto/protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SottoClient } from '../../src/index.js';
+import { fromBase64Url } from '../../src/relay/base64url.js';
+import type { RelayHttp } from '../../src/relay/relay-http.js';
+import { eventually, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
+
+let relay: TestRelay;
+const clients: SottoClient[] = [];
+
+beforeAll(async () => {
+  relay = await startRelay();
+}, 30_000);
+afterAll(async () => {
+  for (const c of clients) await c.close().catch(() => undefined);
+  await relay.close();
+});
+
+/** The relay client of an SDK client (to read its backlog as the relay serves it). */
+const httpOf = (client: SottoClient): RelayHttp => (client as unknown as { ctx: { relay: RelayHttp } }).ctx.relay;
+
+/** What the relay holds for `client`'s device right now, as it would deliver it. */
+async function backlog(client: SottoClient) {
+  const res: BacklogResponse = await httpOf(client).backlog();
+  return res.envelopes.map((e) => decodeEnvelope(fromBase64Url(e)));
+}
+
+/** Rows of the relay's envelope table that name `accountId` as their sender. */
+const senderRows = (accountId: string): number =>
+  (relay.relay.ctx.database.sqlite.prepare('SELECT count(*) AS n FROM envelopes WHERE sender_account_id = ?').get(accountId) as { n: number }).n;
+
+describe('sealed sender', () => {
+  it('seals 1:1 messages between contacts: stored and delivered without a sender, ticks still reach delivered', async () => {
+    const alice = await newClient(relay.url, 's.alice');
+    const bob = await newClient(relay.url, 's.bob');
+    clients.push(alice, bob);
+
+    // a first message is not sealed: bob does not know alice, and must see a request
+    await alice.sendText(await alice.openConversation('s.bob'), 'hi bob');
+    await eventually(async () => (await bob.messages('d:s.alice')).messages.length === 1, 10_000, 'bob gets the request');
+    expect(relay.relay.ctx.relationships.state('s.bob', 's.alice')).toBe('pending');
+    await bob.acceptRequest('d:s.alice');
+    await bob.sendText('d:s.alice', 'hello alice');
+    await eventually(async () => (await alice.messages('d:s.bob')).messages.some((m) => m.text === 'hello alice'), 10_000, 'alice gets bob’s answer');
+
+    // bob goes offline: what alice sends now waits at the relay, sealed
+    await bob.close();
+    const sent = await alice.sendText('d:s.bob', 'sealed one');
+    await eventually(async () => (await alice.message(sent.id))?.status?.['s.bob']?.state === 'sent', 10_000, 'the relay took it');
+    const held = await backlog(bob);
+    const sealed = held.filter((e) => e.type === 'sealed');
+    expect(sealed).toHaveLength(1);
+    expect(sealed[0]!.from).toBeUndefined();
+    expect(held.filter((e) => e.from?.accountId === 's.alice')).toHaveLength(0);
+    relay.relay.ctx.envelopes.spill(true); // young envelopes to the table, where the sender columns are
+    expect(senderRows('s.alice')).toBe(0);
+  }, 60_000);
+
+  it('the recipient reads it as from its sender, and the sender sees "delivered" through an end-to-end receipt', async () => {
+    const carol = await newClient(relay.url, 's.carol');
+    const dave = await newClient(relay.url, 's.dave');
+    clients.push(carol, dave);
+    await carol.sendText(await carol.openConversation('s.dave'), 'hi dave');
+    await eventually(async () => (await dave.messages('d:s.carol')).messages.length === 1, 10_000, 'dave gets the request');
+    await dave.acceptRequest('d:s.carol');
+    await dave.sendText('d:s.carol', 'hi carol'); // carol gets dave's key; dave has carol's since her first message
+    await eventually(async () => (await carol.messages('d:s.dave')).messages.length === 2, 10_000, 'carol gets dave’s answer');
+
+    // every envelope the relay stores from here on
+    const stored: { accountId: string; senderAccountId: string; type: string }[] = [];
+    const repo = relay.relay.ctx.envelopes;
+    const insert = repo.insert.bind(repo);
+    repo.insert = ((rows: Parameters<typeof insert>[0]) => {
+      for (const r of rows) stored.push({ accountId: r.accountId, senderAccountId: r.senderAccountId, type: r.type });
+      return insert(rows);
+    }) as typeof repo.insert;
+    const sent = await carol.sendText('d:s.dave', 'are you there?');
+    await eventually(async () => (await dave.messages('d:s.carol')).messages.some((m) => m.text === 'are you there?'), 10_000, 'dave reads it');
+    const received = (await dave.messages('d:s.carol')).messages.find((m) => m.text === 'are you there?')!;
+    expect(received.senderAccountId).toBe('s.carol');
+    await eventually(async () => (await carol.message(sent.id))?.status?.['s.dave']?.state === 'delivered', 10_000, 'carol sees delivered');
+    repo.insert = insert;
+    // the message and dave's receipt both went sealed; the relay made no receipt of its own
+    expect(stored.filter((r) => r.accountId === 's.dave').map((r) => [r.type, r.senderAccountId])).toContainEqual(['sealed', '']);
+    expect(stored.filter((r) => r.accountId === 's.carol').map((r) => [r.type, r.senderAccountId])).toContainEqual(['sealed', '']);
+    expect(stored.filter((r) => r.type === 'receipt' || r.senderAccountId === 's.carol' || r.senderAccountId === 's.dave')).toEqual([]);
+  }, 60_000);
+
+  it('a block makes the access key stale: the blocked person sends unsealed again, and the relay drops it', async () => {
+    const erin = await newClient(relay.url, 's.erin');
+    const finn = await newClient(relay.url, 's.finn');
+    clients.push(erin, finn);
+    await erin.sendText(await erin.openConversation('s.finn'), 'hi finn');
+    await eventually(async () => (await finn.messages('d:s.erin')).messages.length === 1, 10_000, 'finn gets the request');
+    await finn.acceptRequest('d:s.erin');
+    await finn.sendText('d:s.erin', 'hi erin');
+    await eventually(async () => (await erin.messages('d:s.finn')).messages.length === 2, 10_000, 'erin gets finn’s answer');
+    const sealedOne = await erin.sendText('d:s.finn', 'sealed before the block');
+    await eventually(async () => (await erin.message(sealedOne.id))?.status?.['s.finn']?.state === 'delivered', 10_000, 'delivered before the block');
+
+    await finn.block('s.erin');
+    const after = await erin.sendText('d:s.finn', 'after the block');
+    await eventually(async () => (await erin.message(after.id))?.status?.['s.finn']?.state === 'sent', 10_000, 'erin’s send succeeds for her');
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await finn.messages('d:s.erin')).messages.some((m) => m.text === 'after the block')).toBe(false);
+    expect((await erin.message(after.id))?.status?.['s.finn']?.state).toBe('sent');
+  }, 60_000);
+});

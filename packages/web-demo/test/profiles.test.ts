@@ -1,6 +1,6 @@
 import { crc32, deflateSync } from 'node:zlib';
 import type { Locator, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { filesUnder, openChat, recordNotifications, send, shownNotifications, startApp, type AppHarness } from './harness.js';
 
 /** A PNG of `size`×`size` pixels of one colour (8-bit RGB), built byte by byte. */
@@ -51,6 +51,12 @@ describe('profiles in the web app', () => {
     rosa = await app.person('rosa');
     sam = await app.person('sam', recordNotifications);
     const tara = await app.person('tara');
+    // a failure says what each page showed (the steps wait on what appears there)
+    onTestFailed(async () => {
+      for (const [name, page] of [['rosa', rosa], ['sam', sam]] as const) {
+        console.error(`${name}'s page at the failure:`, (await page.locator('body').innerText({ timeout: 2_000 }).catch((e: unknown) => String(e))).slice(0, 1500));
+      }
+    });
 
     // rosa sets her profile
     await rosa.getByRole('button', { name: 'Profile' }).click();

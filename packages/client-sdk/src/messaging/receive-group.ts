@@ -4,7 +4,7 @@ import { StorageBatch } from '../storage/batch.js';
 import { readProtocolStores } from '../storage/protocol-stores.js';
 import { directConversationId } from '../storage/types.js';
 import { MESSAGE_TYPES } from '../threads/views.js';
-import { claimHolds, openSealed, queueDeliveredReceipt } from './sealed.js';
+import { claimHolds, openSealed, queueDeliveredReceipt, wantsDeliveredReceipt } from './sealed.js';
 import { applyContent, noEffects, type Effects } from './apply-content.js';
 import { applyDeliveryReceipt } from './delivery-receipts.js';
 import { unpadPlaintext } from './padding.js';
@@ -60,7 +60,8 @@ async function commitMessages(ctx: ClientContext, envelopes: readonly Envelope[]
   const contentIds = new Set<string>();
   const lastSentAt = new Map<string, number>();
   let prekeys = false;
-  let sealedAny = false;
+  /** Per sender, the messages that came sealed: one end-to-end receipt each, after the run. */
+  const sealedFrom = new Map<string, string[]>();
   for (const envelope of envelopes) {
     let { from, type, ciphertext } = envelope;
     const sealed = type === 'sealed';
@@ -88,8 +89,11 @@ async function commitMessages(ctx: ClientContext, envelopes: readonly Envelope[]
     // from here on the batch holds this envelope's writes: a failure abandons the whole run
     batch.requireUnprocessed(envelope.guid);
     effects.push(await applyContent(ctx, batch, from, content, ctx.now(), envelope.serverTimestamp, undefined, encoded));
-    if (sealed) queueDeliveredReceipt(ctx, batch, from.accountId, content);
-    sealedAny ||= sealed;
+    if (sealed && wantsDeliveredReceipt(ctx, from.accountId, content)) {
+      const ids = sealedFrom.get(from.accountId);
+      if (ids) ids.push(content.id);
+      else sealedFrom.set(from.accountId, [content.id]);
+    }
     batch.markProcessed(envelope.guid, ctx.now());
     await applyChanges(run.stores, layer.changes());
     guids.add(envelope.guid);
@@ -98,10 +102,11 @@ async function commitMessages(ctx: ClientContext, envelopes: readonly Envelope[]
     prekeys ||= type === 'prekey';
   }
   if (effects.length === 0) return NOTHING;
+  for (const [sender, ids] of sealedFrom) queueDeliveredReceipt(ctx, batch, sender, ids);
   batch.storeChanges(run.changes());
   await ctx.storage.commit(batch);
   if (prekeys) ctx.maintainKeysSoon();
-  if (sealedAny) effects[effects.length - 1]!.after.push(() => ctx.outbox.kick()); // the end-to-end receipts
+  if (sealedFrom.size > 0) effects[effects.length - 1]!.after.push(() => ctx.outbox.kick()); // the end-to-end receipts
   return { taken: effects.length, effects };
 }
 

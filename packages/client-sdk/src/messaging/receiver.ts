@@ -21,7 +21,7 @@ import { applyContent, noEffects, type Effects } from './apply-content.js';
 import { unpadPlaintext } from './padding.js';
 import { applyDeliveryReceipt } from './delivery-receipts.js';
 import { commitEnvelopeGroup } from './receive-group.js';
-import { claimHolds, openSealed, queueDeliveredReceipt } from './sealed.js';
+import { claimHolds, openSealed, queueDeliveredReceipt, wantsDeliveredReceipt } from './sealed.js';
 import { sentByTimestamp } from './sent-index.js';
 
 /** Envelopes whose sender's identity changed wait here (encoded) until the user acknowledges. */
@@ -233,7 +233,7 @@ export class Receiver {
       return this.failure(envelope, 'MALFORMED_CONTENT', batch);
     }
     const effects = accept(content) ? await applyContent(ctx, batch, from, content, ctx.now(), envelope.serverTimestamp, undefined, encoded) : noEffects();
-    if (sealed) queueDeliveredReceipt(ctx, batch, from.accountId, content);
+    if (sealed && wantsDeliveredReceipt(ctx, from.accountId, content)) queueDeliveredReceipt(ctx, batch, from.accountId, [content.id]);
     await this.commit(batch, envelope);
     if (sealed) effects.after.push(() => ctx.outbox.kick());
     return effects;

@@ -5,7 +5,7 @@
  * who sent them. The recipient answers each sealed message with an end-to-end `delivered`
  * receipt, since the relay, not knowing the sender, makes none.
  */
-import { encodeContent, openSealedSender, sameBytes, sealSender, type Content, type DeviceAddress, type SealedSenderContent } from '@sotto/protocol';
+import { encodeContent, MAX_RECEIPT_MESSAGE_IDS, openSealedSender, sameBytes, sealSender, type Content, type DeviceAddress, type SealedSenderContent } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
 import { accessKeyRefused, sealedAccessKey } from '../features/profiles.js';
 import { newMessageId } from '../ids.js';
@@ -56,20 +56,27 @@ export async function claimHolds(ctx: ClientContext, from: DeviceAddress, identi
   return device !== undefined && sameBytes(device.identityKey, identityKey);
 }
 
+/** Whether a content that came sealed from `from` is answered with a `delivered` receipt (1:1 messages only). */
+export function wantsDeliveredReceipt(ctx: ClientContext, from: string, content: Content): boolean {
+  return MESSAGE_TYPES.has(content.type) && content.conversation?.kind !== 'group' && from !== ctx.account.accountId;
+}
+
 /**
- * Queues, in `batch`, the end-to-end `delivered` receipt for a message that came sealed (group
- * content and actions get none: the relay's receipts were never there for them either).
+ * Queues, in `batch`, the end-to-end `delivered` receipt for messages that came sealed from `to`
+ * (the relay, not knowing their sender, makes none): one receipt for up to
+ * {@link MAX_RECEIPT_MESSAGE_IDS} of them, as the relay's receipts cover what one ack covers.
  */
-export function queueDeliveredReceipt(ctx: ClientContext, batch: StorageBatch, to: string, content: Content): void {
-  if (!MESSAGE_TYPES.has(content.type) || content.conversation?.kind === 'group' || to === ctx.account.accountId) return;
-  const receipt: Content = {
-    v: 1,
-    type: 'receipt',
-    id: newMessageId(),
-    sentAt: ctx.now(),
-    conversation: { kind: 'direct' },
-    body: { kind: 'delivered', messageIds: [content.id], at: ctx.now() },
-  } as Content;
-  const conversationId = directConversationId(to);
-  enqueueContent(ctx, batch, { id: conversationId, participants: [to] } as Parameters<typeof enqueueContent>[2], receipt, undefined, encodeContent(receipt));
+export function queueDeliveredReceipt(ctx: ClientContext, batch: StorageBatch, to: string, messageIds: readonly string[]): void {
+  const conversation = { id: directConversationId(to), participants: [to] } as Parameters<typeof enqueueContent>[2];
+  for (let at = 0; at < messageIds.length; at += MAX_RECEIPT_MESSAGE_IDS) {
+    const receipt = {
+      v: 1,
+      type: 'receipt',
+      id: newMessageId(),
+      sentAt: ctx.now(),
+      conversation: { kind: 'direct' },
+      body: { kind: 'delivered', messageIds: messageIds.slice(at, at + MAX_RECEIPT_MESSAGE_IDS), at: ctx.now() },
+    } as Content;
+    enqueueContent(ctx, batch, conversation, receipt, undefined, encodeContent(receipt));
+  }
 }

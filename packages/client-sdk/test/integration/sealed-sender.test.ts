@@ -50,7 +50,9 @@ describe('sealed sender', () => {
     await bob.sendText('d:s.alice', 'hello alice');
     await eventually(async () => (await alice.messages('d:s.bob')).messages.some((m) => m.text === 'hello alice'), 10_000, 'alice gets bob’s answer');
 
-    // bob goes offline: what alice sends now waits at the relay, sealed
+    // bob goes offline (once alice's end-to-end receipt for his answer reached him): what alice
+    // sends now waits at the relay, sealed
+    await eventually(async () => (await alice.context.storage.listOutbox()).length === 0 && relay.relay.ctx.envelopes.queued('s.bob', 1) === 0, 10_000, 'nothing in flight to bob');
     await bob.close();
     const sent = await alice.sendText('d:s.bob', 'sealed one');
     await eventually(async () => (await alice.message(sent.id))?.status?.['s.bob']?.state === 'sent', 10_000, 'the relay took it');

@@ -58,7 +58,7 @@ const round = (x: number, digits = 2) => Number(x.toFixed(digits));
 // ── relay (child process, its CLI) ─────────────────────────────────────────────
 
 function startRelayProcess(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  const unlimited = ['capacity', 'refill'].flatMap((k) => ['ip', 'account', 'prekey'].flatMap((b) => [`--rate-${b}-${k}`, '10000000']));
+  const unlimited = ['capacity', 'refill'].flatMap((k) => ['ip', 'account', 'prekey', 'sealed-ip', 'sealed-recipient'].flatMap((b) => [`--rate-${b}-${k}`, '10000000']));
   const child = spawn(
     process.execPath,
     ['--conditions=sotto-source', '--import', 'tsx', 'src/cli.ts', 'start', '--port', '0', '--data-dir', dataDir, '--log-level', 'info', ...unlimited],

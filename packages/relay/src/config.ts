@@ -178,10 +178,10 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = Object.freeze([
   opt('rate-account-refill', num(0.001, 1e9), 100, 'per-account sustained requests per second'),
   opt('rate-prekey-capacity', num(1, 1e9), 60, 'per-account burst of prekey bundle fetches (and, in a bucket of their own, of profile fetches)'),
   opt('rate-prekey-refill', num(0.001, 1e9), 1, 'per-account prekey bundle fetches (and profile fetches) per second'),
-  opt('rate-sealed-ip-capacity', num(1, 1e9), 300, 'per-IP burst of sealed sends (which name no sender to charge)'),
-  opt('rate-sealed-ip-refill', num(0.001, 1e9), 30, 'per-IP sustained sealed sends per second'),
-  opt('rate-sealed-recipient-capacity', num(1, 1e9), 120, 'per-recipient-account burst of sealed sends'),
-  opt('rate-sealed-recipient-refill', num(0.001, 1e9), 5, 'per-recipient-account sustained sealed sends per second'),
+  opt('rate-sealed-ip-capacity', num(1, 1e9), 600, 'per-IP burst of sealed sends (which name no sender to charge)'),
+  opt('rate-sealed-ip-refill', num(0.001, 1e9), 100, 'per-IP sustained sealed sends per second'),
+  opt('rate-sealed-recipient-capacity', num(1, 1e9), 600, 'per-recipient-account burst of sealed sends'),
+  opt('rate-sealed-recipient-refill', num(0.001, 1e9), 100, 'per-recipient-account sustained sealed sends per second'),
   opt('rate-max-keys', int(1, 1e8), 100_000, 'most buckets kept per limiter'),
 ]);
 

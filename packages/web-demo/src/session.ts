@@ -28,7 +28,8 @@ async function clientOptions(database: string, passphrase: string): Promise<Sott
   void navigator.storage?.persist?.().catch(() => false);
   const storage = await openIndexedDbStorage(database, passphrase === '' ? {} : { passphrase });
   current = { database, storage };
-  return { relayUrl: RELAY_URL, engine: await createWebEngine(), storage, calls: { SimplePeer } };
+  // the relay does not learn who writes to whom among contacts (sealed sender)
+  return { relayUrl: RELAY_URL, engine: await createWebEngine(), storage, calls: { SimplePeer }, sealedSender: true };
 }
 
 function deleteDatabase(database: string): Promise<void> {

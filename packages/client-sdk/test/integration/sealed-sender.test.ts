@@ -38,8 +38,8 @@ const senderRows = (accountId: string): number =>
 
 describe('sealed sender', () => {
   it('seals 1:1 messages between contacts: stored and delivered without a sender, ticks still reach delivered', async () => {
-    const alice = await newClient(relay.url, 's.alice');
-    const bob = await newClient(relay.url, 's.bob');
+    const alice = await newClient(relay.url, 's.alice', { sealedSender: true });
+    const bob = await newClient(relay.url, 's.bob', { sealedSender: true });
     clients.push(alice, bob);
 
     // a first message is not sealed: bob does not know alice, and must see a request
@@ -66,8 +66,8 @@ describe('sealed sender', () => {
   }, 60_000);
 
   it('the recipient reads it as from its sender, and the sender sees "delivered" through an end-to-end receipt', async () => {
-    const carol = await newClient(relay.url, 's.carol');
-    const dave = await newClient(relay.url, 's.dave');
+    const carol = await newClient(relay.url, 's.carol', { sealedSender: true });
+    const dave = await newClient(relay.url, 's.dave', { sealedSender: true });
     clients.push(carol, dave);
     await carol.sendText(await carol.openConversation('s.dave'), 'hi dave');
     await eventually(async () => (await dave.messages('d:s.carol')).messages.length === 1, 10_000, 'dave gets the request');
@@ -96,8 +96,8 @@ describe('sealed sender', () => {
   }, 60_000);
 
   it('a block makes the access key stale: the blocked person sends unsealed again, and the relay drops it', async () => {
-    const erin = await newClient(relay.url, 's.erin');
-    const finn = await newClient(relay.url, 's.finn');
+    const erin = await newClient(relay.url, 's.erin', { sealedSender: true });
+    const finn = await newClient(relay.url, 's.finn', { sealedSender: true });
     clients.push(erin, finn);
     await erin.sendText(await erin.openConversation('s.finn'), 'hi finn');
     await eventually(async () => (await finn.messages('d:s.erin')).messages.length === 1, 10_000, 'finn gets the request');
@@ -113,5 +113,36 @@ describe('sealed sender', () => {
     await new Promise((r) => setTimeout(r, 500));
     expect((await finn.messages('d:s.erin')).messages.some((m) => m.text === 'after the block')).toBe(false);
     expect((await erin.message(after.id))?.status?.['s.finn']?.state).toBe('sent');
+  }, 60_000);
+
+  it('is off unless the client asks for it: contacts then send the ordinary way, and still receive sealed', async () => {
+    const gus = await newClient(relay.url, 's.gus'); // no sealedSender
+    const hal = await newClient(relay.url, 's.hal', { sealedSender: true });
+    clients.push(gus, hal);
+    await gus.sendText(await gus.openConversation('s.hal'), 'hi hal');
+    await eventually(async () => (await hal.messages('d:s.gus')).messages.length === 1, 10_000, 'hal gets the request');
+    await hal.acceptRequest('d:s.gus');
+    await hal.sendText('d:s.gus', 'hi gus');
+    await eventually(async () => (await gus.messages('d:s.hal')).messages.length === 2, 10_000, 'gus gets hal’s answer');
+
+    const stored: { accountId: string; senderAccountId: string; type: string }[] = [];
+    const repo = relay.relay.ctx.envelopes;
+    const insert = repo.insert.bind(repo);
+    repo.insert = ((rows: Parameters<typeof insert>[0]) => {
+      for (const r of rows) stored.push({ accountId: r.accountId, senderAccountId: r.senderAccountId, type: r.type });
+      return insert(rows);
+    }) as typeof repo.insert;
+    try {
+      const fromGus = await gus.sendText('d:s.hal', 'ordinary');
+      const fromHal = await hal.sendText('d:s.gus', 'sealed');
+      await eventually(async () => (await gus.message(fromGus.id))?.status?.['s.hal']?.state === 'delivered', 10_000, 'gus: delivered');
+      await eventually(async () => (await hal.message(fromHal.id))?.status?.['s.gus']?.state === 'delivered', 10_000, 'hal: delivered');
+    } finally {
+      repo.insert = insert;
+    }
+    expect(stored.filter((r) => r.accountId === 's.hal' && r.type !== 'receipt').map((r) => r.senderAccountId)).toContain('s.gus');
+    expect(stored.filter((r) => r.accountId === 's.gus' && r.type === 'sealed').length).toBeGreaterThanOrEqual(1);
+    // hal's own sends name nobody (the relay's receipt for gus's ordinary message does: hal acked it)
+    expect(stored.filter((r) => r.senderAccountId === 's.hal' && r.type !== 'receipt')).toEqual([]);
   }, 60_000);
 });

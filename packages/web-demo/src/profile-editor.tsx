@@ -4,7 +4,7 @@
  */
 import type { ProfileView, SottoClient } from '@sotto/client-sdk';
 import { MAX_PROFILE_BIO_LENGTH, MAX_PROFILE_NAME_LENGTH } from '@sotto/protocol';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { Avatar } from './profiles.js';
 import { describeError } from './shared.js';
 
@@ -26,11 +26,13 @@ export function ProfileEditor({ client, onError }: { client: SottoClient; onErro
   const [busy, setBusy] = useState(false);
   const [done, setDone] = useState(false);
 
+  // what the user typed before the saved profile loaded is theirs: the load fills only the rest
+  const typed = useRef({ name: false, bio: false });
   useEffect(() => {
     void (async () => client.profile(client.accountId))().then((p) => {
       setSaved(p);
-      setName(p?.name ?? '');
-      setBio(p?.bio ?? '');
+      if (!typed.current.name) setName(p?.name ?? '');
+      if (!typed.current.bio) setBio(p?.bio ?? '');
     }, (err) => onError(describeError(err)));
   }, [client]);
   useEffect(() => () => void (photo && URL.revokeObjectURL(photo.preview)), [photo]);
@@ -80,8 +82,14 @@ export function ProfileEditor({ client, onError }: { client: SottoClient; onErro
         </label>
         {(photo || showsSaved) && <button type="button" onClick={() => edited(setPhoto)(null)}>Remove photo</button>}
       </div>
-      <input name="profile-name" placeholder="Display name" value={name} onInput={(e) => edited(setName)((e.target as HTMLInputElement).value)} />
-      <textarea name="profile-bio" placeholder="Bio" rows={3} value={bio} onInput={(e) => edited(setBio)((e.target as HTMLTextAreaElement).value)} />
+      <input name="profile-name" placeholder="Display name" value={name} onInput={(e) => {
+        typed.current.name = true;
+        edited(setName)((e.target as HTMLInputElement).value);
+      }} />
+      <textarea name="profile-bio" placeholder="Bio" rows={3} value={bio} onInput={(e) => {
+        typed.current.bio = true;
+        edited(setBio)((e.target as HTMLTextAreaElement).value);
+      }} />
       <span class="hint">
         Name up to {MAX_PROFILE_NAME_LENGTH} characters · bio {characters(bio.trim())}/{MAX_PROFILE_BIO_LENGTH} · only people you talk with can see your profile
       </span>

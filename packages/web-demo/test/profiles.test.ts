@@ -55,6 +55,15 @@ describe('profiles in the web app', () => {
     onTestFailed(async () => {
       for (const [name, page] of [['rosa', rosa], ['sam', sam]] as const) {
         console.error(`${name}'s page at the failure:`, (await page.locator('body').innerText({ timeout: 2_000 }).catch((e: unknown) => String(e))).slice(0, 1500));
+        // and the profile settings its store holds (keys and versions, as the SDK keeps them)
+        const settings = await page.evaluate(async (db) => {
+          const open = indexedDB.open(db);
+          const conn = await new Promise<IDBDatabase>((resolve, reject) => ((open.onsuccess = () => resolve(open.result)), (open.onerror = () => reject(open.error))));
+          const all = conn.transaction('settings').objectStore('settings').getAll();
+          const rows = await new Promise<unknown[]>((resolve) => (all.onsuccess = () => resolve(all.result as unknown[])));
+          return JSON.stringify(rows.filter((r) => String((r as { key: string }).key).startsWith('profile')), (_k, v: unknown) => (v instanceof Uint8Array ? `bytes(${v.length})` : v));
+        }, `sotto-${name}`).catch((e: unknown) => String(e));
+        console.error(`${name}'s profile settings:`, settings.slice(0, 1500));
       }
     });
 

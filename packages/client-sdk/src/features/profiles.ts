@@ -274,11 +274,28 @@ export async function receiveProfileKey(ctx: ClientContext, batch: StorageBatch,
   if (from === ctx.account.accountId) {
     const own = await readOwnProfile(ctx);
     if (!sameKey(own?.key, key)) batch.setSetting(OWN_KEY, compact({ ...(own ?? { version: 0 }), key }) as unknown as SettingValue);
-    return async () => void (await refreshProfile(ctx, from).catch(() => undefined));
+  } else {
+    const peer = await readPeer(ctx, from);
+    batch.setSetting(peerKey(from), compact({ ...peer, key }) as unknown as SettingValue);
   }
-  const peer = await readPeer(ctx, from);
-  batch.setSetting(peerKey(from), compact({ ...peer, key }) as unknown as SettingValue);
-  return async () => void (await refreshProfile(ctx, from).catch(() => undefined));
+  // not awaited: the receive pipeline does not wait for the relay
+  return async () => void fetchWithRetries(ctx, from);
+}
+
+/** Delays between attempts at fetching a profile whose key just arrived (a failed fetch is tried again). */
+const FETCH_RETRY_MS = [1_000, 4_000, 15_000];
+
+async function fetchWithRetries(ctx: ClientContext, accountId: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await refreshProfile(ctx, accountId);
+      return;
+    } catch (err) {
+      const wait = FETCH_RETRY_MS[attempt];
+      if (wait === undefined || SottoError.is(err, 'CLOSED')) return;
+      await new Promise((resolve) => (setTimeout(resolve, wait) as { unref?: () => void }).unref?.());
+    }
+  }
 }
 
 /**

@@ -82,3 +82,25 @@ export async function allFiles(dir: string, prefix = ''): Promise<Map<string, Bu
   }
   return files;
 }
+
+/** One envelope row the relay stored: its recipient account, its sender column and its type. */
+export interface StoredRow {
+  accountId: string;
+  senderAccountId: string;
+  type: string;
+}
+
+/**
+ * Records every envelope row `relay` stores until `stop()` (its envelope repository's inserts):
+ * what the relay knows of each send, sealed or not.
+ */
+export function recordStoredEnvelopes(relay: Relay): { rows: StoredRow[]; stop: () => void } {
+  const rows: StoredRow[] = [];
+  const repo = relay.ctx.envelopes;
+  const insert = repo.insert.bind(repo);
+  repo.insert = ((batch: Parameters<typeof insert>[0]) => {
+    for (const r of batch) rows.push({ accountId: r.accountId, senderAccountId: r.senderAccountId, type: r.type });
+    return insert(batch);
+  }) as typeof repo.insert;
+  return { rows, stop: () => void (repo.insert = insert) };
+}

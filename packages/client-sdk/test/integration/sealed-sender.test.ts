@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SottoClient } from '../../src/index.js';
 import { fromBase64Url } from '../../src/relay/base64url.js';
 import type { RelayHttp } from '../../src/relay/relay-http.js';
-import { eventually, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
+import { eventually, newClient, recordStoredEnvelopes, startRelay, type TestRelay } from '../helpers/harness.js';
 
 let relay: TestRelay;
 const clients: SottoClient[] = [];
@@ -76,19 +76,13 @@ describe('sealed sender', () => {
     await eventually(async () => (await carol.messages('d:s.dave')).messages.length === 2, 10_000, 'carol gets dave’s answer');
 
     // every envelope the relay stores from here on
-    const stored: { accountId: string; senderAccountId: string; type: string }[] = [];
-    const repo = relay.relay.ctx.envelopes;
-    const insert = repo.insert.bind(repo);
-    repo.insert = ((rows: Parameters<typeof insert>[0]) => {
-      for (const r of rows) stored.push({ accountId: r.accountId, senderAccountId: r.senderAccountId, type: r.type });
-      return insert(rows);
-    }) as typeof repo.insert;
+    const { rows: stored, stop } = recordStoredEnvelopes(relay.relay);
     const sent = await carol.sendText('d:s.dave', 'are you there?');
     await eventually(async () => (await dave.messages('d:s.carol')).messages.some((m) => m.text === 'are you there?'), 10_000, 'dave reads it');
     const received = (await dave.messages('d:s.carol')).messages.find((m) => m.text === 'are you there?')!;
     expect(received.senderAccountId).toBe('s.carol');
     await eventually(async () => (await carol.message(sent.id))?.status?.['s.dave']?.state === 'delivered', 10_000, 'carol sees delivered');
-    repo.insert = insert;
+    stop();
     // the message and dave's receipt both went sealed; the relay made no receipt of its own
     expect(stored.filter((r) => r.accountId === 's.dave').map((r) => [r.type, r.senderAccountId])).toContainEqual(['sealed', '']);
     expect(stored.filter((r) => r.accountId === 's.carol').map((r) => [r.type, r.senderAccountId])).toContainEqual(['sealed', '']);
@@ -125,20 +119,14 @@ describe('sealed sender', () => {
     await hal.sendText('d:s.gus', 'hi gus');
     await eventually(async () => (await gus.messages('d:s.hal')).messages.length === 2, 10_000, 'gus gets hal’s answer');
 
-    const stored: { accountId: string; senderAccountId: string; type: string }[] = [];
-    const repo = relay.relay.ctx.envelopes;
-    const insert = repo.insert.bind(repo);
-    repo.insert = ((rows: Parameters<typeof insert>[0]) => {
-      for (const r of rows) stored.push({ accountId: r.accountId, senderAccountId: r.senderAccountId, type: r.type });
-      return insert(rows);
-    }) as typeof repo.insert;
+    const { rows: stored, stop } = recordStoredEnvelopes(relay.relay);
     try {
       const fromGus = await gus.sendText('d:s.hal', 'ordinary');
       const fromHal = await hal.sendText('d:s.gus', 'sealed');
       await eventually(async () => (await gus.message(fromGus.id))?.status?.['s.hal']?.state === 'delivered', 10_000, 'gus: delivered');
       await eventually(async () => (await hal.message(fromHal.id))?.status?.['s.gus']?.state === 'delivered', 10_000, 'hal: delivered');
     } finally {
-      repo.insert = insert;
+      stop();
     }
     expect(stored.filter((r) => r.accountId === 's.hal' && r.type !== 'receipt').map((r) => r.senderAccountId)).toContain('s.gus');
     expect(stored.filter((r) => r.accountId === 's.gus' && r.type === 'sealed').length).toBeGreaterThanOrEqual(1);

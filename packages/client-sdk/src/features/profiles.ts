@@ -70,8 +70,6 @@ interface PeerProfile {
 export const OWN_PROFILE_SETTING = 'profile.own';
 export const PEER_PROFILE_PREFIX = 'profile.peer.';
 export const peerProfileSetting = (accountId: string): string => `${PEER_PROFILE_PREFIX}${accountId}`;
-const OWN_KEY = OWN_PROFILE_SETTING;
-const peerKey = peerProfileSetting;
 const locks = new WeakMap<ClientContext, Mutex>();
 const lockOf = (ctx: ClientContext): Mutex => {
   let lock = locks.get(ctx);
@@ -85,11 +83,11 @@ function compact<T extends object>(value: T): T {
 }
 
 export async function readOwnProfile(ctx: ClientContext): Promise<OwnProfile | undefined> {
-  return (await ctx.storage.getSetting(OWN_KEY)) as OwnProfile | undefined;
+  return (await ctx.storage.getSetting(OWN_PROFILE_SETTING)) as OwnProfile | undefined;
 }
 
 async function readPeer(ctx: ClientContext, accountId: string): Promise<PeerProfile> {
-  return ((await ctx.storage.getSetting(peerKey(accountId))) as PeerProfile | undefined) ?? {};
+  return ((await ctx.storage.getSetting(peerProfileSetting(accountId))) as PeerProfile | undefined) ?? {};
 }
 
 const sameKey = (a: Uint8Array | undefined, b: Uint8Array | undefined): boolean =>
@@ -136,7 +134,7 @@ async function contacts(ctx: ClientContext): Promise<ConversationRecord[]> {
 function queueKeyFor(ctx: ClientContext, batch: StorageBatch, conversation: ConversationRecord, peer: PeerProfile, key: Uint8Array): void {
   const peerId = conversation.peerAccountId!;
   enqueueContent(ctx, batch, { ...conversation, participants: [peerId] }, controlContent(ctx, 'profileKey', { key }));
-  batch.setSetting(peerKey(peerId), compact({ ...peer, sentKey: key }) as unknown as SettingValue);
+  batch.setSetting(peerProfileSetting(peerId), compact({ ...peer, sentKey: key }) as unknown as SettingValue);
 }
 
 /**
@@ -175,7 +173,7 @@ async function publish(ctx: ClientContext, own: OwnProfile): Promise<OwnProfile>
 
 /** Commits `own`, queues its key for our other devices and every contact, wakes the outbox. */
 async function announce(ctx: ClientContext, own: OwnProfile): Promise<void> {
-  const batch = new StorageBatch().setSetting(OWN_KEY, compact({ ...own }) as unknown as SettingValue);
+  const batch = new StorageBatch().setSetting(OWN_PROFILE_SETTING, compact({ ...own }) as unknown as SettingValue);
   enqueueToOwnDevices(ctx, batch, controlContent(ctx, 'profileKey', { key: own.key }));
   for (const c of await contacts(ctx)) queueKeyFor(ctx, batch, c, await readPeer(ctx, c.peerAccountId!), own.key);
   await ctx.storage.commit(batch);
@@ -240,7 +238,7 @@ export function ensureProfileKey(ctx: ClientContext): Promise<void> {
     let own = await readOwnProfile(ctx);
     if (!own) {
       own = { key: globalThis.crypto.getRandomValues(new Uint8Array(32)), version: 0 };
-      await ctx.storage.commit(new StorageBatch().setSetting(OWN_KEY, own as unknown as SettingValue));
+      await ctx.storage.commit(new StorageBatch().setSetting(OWN_PROFILE_SETTING, own as unknown as SettingValue));
     }
     const registered = (await ctx.storage.getSetting(ACCESS_KEY_SETTING)) as Uint8Array | undefined;
     if (!sameKey(registered, own.key)) await registerAccessKey(ctx, own.key);
@@ -262,7 +260,7 @@ export async function sealedAccessKey(ctx: ClientContext, accountId: string): Pr
 export async function accessKeyRefused(ctx: ClientContext, accountId: string): Promise<void> {
   await lockOf(ctx).run(async () => {
     const peer = await readPeer(ctx, accountId);
-    if (peer.key) await ctx.storage.commit(new StorageBatch().setSetting(peerKey(accountId), compact({ ...peer, refusedKey: peer.key }) as unknown as SettingValue));
+    if (peer.key) await ctx.storage.commit(new StorageBatch().setSetting(peerProfileSetting(accountId), compact({ ...peer, refusedKey: peer.key }) as unknown as SettingValue));
   });
 }
 
@@ -273,10 +271,10 @@ export async function accessKeyRefused(ctx: ClientContext, accountId: string): P
 export async function receiveProfileKey(ctx: ClientContext, batch: StorageBatch, from: string, key: Uint8Array): Promise<() => Promise<void>> {
   if (from === ctx.account.accountId) {
     const own = await readOwnProfile(ctx);
-    if (!sameKey(own?.key, key)) batch.setSetting(OWN_KEY, compact({ ...(own ?? { version: 0 }), key }) as unknown as SettingValue);
+    if (!sameKey(own?.key, key)) batch.setSetting(OWN_PROFILE_SETTING, compact({ ...(own ?? { version: 0 }), key }) as unknown as SettingValue);
   } else {
     const peer = await readPeer(ctx, from);
-    batch.setSetting(peerKey(from), compact({ ...peer, key }) as unknown as SettingValue);
+    batch.setSetting(peerProfileSetting(from), compact({ ...peer, key }) as unknown as SettingValue);
   }
   // not awaited: the receive pipeline does not wait for the relay
   return async () => void fetchWithRetries(ctx, from);
@@ -331,7 +329,7 @@ export function refreshProfile(ctx: ClientContext, accountId: string): Promise<P
       bio: profile.bio,
       avatar: profile.avatar ? encodeAttachmentPointer(profile.avatar) : undefined,
     });
-    await ctx.storage.commit(new StorageBatch().setSetting(own ? OWN_KEY : peerKey(accountId), next as unknown as SettingValue));
+    await ctx.storage.commit(new StorageBatch().setSetting(own ? OWN_PROFILE_SETTING : peerProfileSetting(accountId), next as unknown as SettingValue));
     const view = viewOf(accountId, next);
     ctx.events.emit('profileUpdated', { accountId, profile: view });
     return view;

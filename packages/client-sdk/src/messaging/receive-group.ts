@@ -4,7 +4,7 @@ import { StorageBatch } from '../storage/batch.js';
 import { readProtocolStores } from '../storage/protocol-stores.js';
 import { directConversationId } from '../storage/types.js';
 import { MESSAGE_TYPES } from '../threads/views.js';
-import { claimHolds, openSealed, queueDeliveredReceipt, wantsDeliveredReceipt } from './sealed.js';
+import { queueDeliveredReceipt, unseal, wantsDeliveredReceipt } from './sealed.js';
 import { applyContent, noEffects, type Effects } from './apply-content.js';
 import { applyDeliveryReceipt } from './delivery-receipts.js';
 import { unpadPlaintext } from './padding.js';
@@ -67,8 +67,8 @@ async function commitMessages(ctx: ClientContext, envelopes: readonly Envelope[]
     const sealed = type === 'sealed';
     if (sealed) {
       // opened here so sealed messages share commits too; anything odd goes one by one (receiver.ts)
-      const opened = await openSealed(ctx, envelope.ciphertext).catch(() => undefined);
-      if (!opened || !(await claimHolds(ctx, opened.from, opened.identityKey))) break;
+      const opened = await unseal(ctx, envelope.ciphertext);
+      if (!opened) break;
       ({ from, type, ciphertext } = opened);
     }
     if ((type !== 'whisper' && type !== 'prekey') || !from || guids.has(envelope.guid)) break;

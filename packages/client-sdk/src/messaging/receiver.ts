@@ -21,7 +21,7 @@ import { applyContent, noEffects, type Effects } from './apply-content.js';
 import { unpadPlaintext } from './padding.js';
 import { applyDeliveryReceipt } from './delivery-receipts.js';
 import { commitEnvelopeGroup } from './receive-group.js';
-import { claimHolds, openSealed, queueDeliveredReceipt, wantsDeliveredReceipt } from './sealed.js';
+import { queueDeliveredReceipt, unseal, wantsDeliveredReceipt } from './sealed.js';
 import { sentByTimestamp } from './sent-index.js';
 
 /** Envelopes whose sender's identity changed wait here (encoded) until the user acknowledges. */
@@ -149,8 +149,8 @@ export class Receiver {
    */
   private async sealed(envelope: Envelope): Promise<Effects> {
     const { ctx } = this;
-    const opened = await openSealed(ctx, envelope.ciphertext).catch(() => undefined);
-    if (!opened || !(await claimHolds(ctx, opened.from, opened.identityKey))) {
+    const opened = await unseal(ctx, envelope.ciphertext);
+    if (!opened) {
       await this.commit(new StorageBatch().requireUnprocessed(envelope.guid), envelope);
       return noEffects();
     }

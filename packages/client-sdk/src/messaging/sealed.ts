@@ -5,15 +5,14 @@
  * who sent them. The recipient answers each sealed message with an end-to-end `delivered`
  * receipt, since the relay, not knowing the sender, makes none.
  */
-import { encodeContent, MAX_RECEIPT_MESSAGE_IDS, openSealedSender, sameBytes, sealSender, type Content, type DeviceAddress, type SealedSenderContent } from '@sotto/protocol';
+import { MAX_RECEIPT_MESSAGE_IDS, openSealedSender, sameBytes, sealSender, type Content, type DeviceAddress, type SealedSenderContent } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
 import { accessKeyRefused, sealedAccessKey } from '../features/profiles.js';
-import { newMessageId } from '../ids.js';
 import type { StorageBatch } from '../storage/batch.js';
 import { readProtocolStores } from '../storage/protocol-stores.js';
 import { directConversationId } from '../storage/types.js';
 import { MESSAGE_TYPES } from '../threads/views.js';
-import { enqueueContent } from './compose.js';
+import { controlContent, enqueueContent } from './compose.js';
 import type { RemoteDevice } from './device-directory.js';
 import type { SealedSending } from './sender.js';
 
@@ -36,9 +35,13 @@ export function sealedSending(ctx: () => ClientContext): SealedSending {
   };
 }
 
-/** Opens a sealed envelope's ciphertext with our identity key pair (throws when it is not for us). */
-export async function openSealed(ctx: ClientContext, sealed: Uint8Array): Promise<SealedSenderContent> {
-  return openSealedSender(ctx.engine, await localIdentity(ctx), sealed);
+/**
+ * Opens a sealed envelope's ciphertext with our identity key pair; undefined when it is not for
+ * us or its sender's claim does not hold ({@link claimHolds}).
+ */
+export async function unseal(ctx: ClientContext, sealed: Uint8Array): Promise<SealedSenderContent | undefined> {
+  const opened = await openSealedSender(ctx.engine, await localIdentity(ctx), sealed).catch(() => undefined);
+  return opened && (await claimHolds(ctx, opened.from, opened.identityKey)) ? opened : undefined;
 }
 
 /**
@@ -47,7 +50,7 @@ export async function openSealed(ctx: ClientContext, sealed: Uint8Array): Promis
  * device records carry. A stranger we know nothing of cannot have our access key; such a claim
  * does not hold.
  */
-export async function claimHolds(ctx: ClientContext, from: DeviceAddress, identityKey: Uint8Array): Promise<boolean> {
+async function claimHolds(ctx: ClientContext, from: DeviceAddress, identityKey: Uint8Array): Promise<boolean> {
   const stores = readProtocolStores(ctx.storage);
   const trusted = await stores.identity.getRemoteIdentity(from);
   if (trusted) return sameBytes(trusted, identityKey);
@@ -69,14 +72,7 @@ export function wantsDeliveredReceipt(ctx: ClientContext, from: string, content:
 export function queueDeliveredReceipt(ctx: ClientContext, batch: StorageBatch, to: string, messageIds: readonly string[]): void {
   const conversation = { id: directConversationId(to), participants: [to] } as Parameters<typeof enqueueContent>[2];
   for (let at = 0; at < messageIds.length; at += MAX_RECEIPT_MESSAGE_IDS) {
-    const receipt = {
-      v: 1,
-      type: 'receipt',
-      id: newMessageId(),
-      sentAt: ctx.now(),
-      conversation: { kind: 'direct' },
-      body: { kind: 'delivered', messageIds: messageIds.slice(at, at + MAX_RECEIPT_MESSAGE_IDS), at: ctx.now() },
-    } as Content;
-    enqueueContent(ctx, batch, conversation, receipt, undefined, encodeContent(receipt));
+    const receipt = controlContent(ctx, 'receipt', { kind: 'delivered', messageIds: messageIds.slice(at, at + MAX_RECEIPT_MESSAGE_IDS), at: ctx.now() });
+    enqueueContent(ctx, batch, conversation, receipt);
   }
 }

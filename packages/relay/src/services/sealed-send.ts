@@ -8,7 +8,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { ACCESS_KEY_LENGTH, items, MAX_ENVELOPE_BYTES, MAX_SEND_DEVICES, type EnvelopeType, type FieldReader, type SendResponse } from '@sotto/protocol';
-import { decodeB64, hashSecret, isAccountId, type DeviceAddress } from '../credentials.js';
+import { decodeB64, hashSecret, isAccountId, secretMatches, type DeviceAddress } from '../credentials.js';
 import { NO_SENDER, type NewEnvelope } from '../db/envelope-repo.js';
 import { RelayError } from '../errors.js';
 import { GuidMint } from '../guids.js';
@@ -91,7 +91,7 @@ export function authorizeSealed(ctx: RelayContext, accountId: string, header: st
   const presented = header !== undefined && ACCESS_KEY_B64.test(header) ? new Uint8Array(Buffer.from(header, 'base64url')) : undefined;
   const stored = isAccountId(accountId) ? ctx.accounts.accessKeyHash(accountId) : undefined;
   const expected = stored !== undefined && stored.length === NO_HASH.length ? stored : NO_HASH;
-  const matches = timingSafeEqual(hashSecret(presented ?? NO_KEY), expected);
+  const matches = secretMatches(presented ?? NO_KEY, expected);
   if (!matches || presented === undefined || expected === NO_HASH) throw unauthorized();
   return expected;
 }

@@ -76,6 +76,7 @@ export function createDualEngine(libsignal: ProtocolEngine, web: ProtocolEngine)
     sign: (pair, message) => libsignal.sign(pair, message),
     verify: (key, message, signature) => libsignal.verify(key, message, signature),
     agree: (pair, key) => libsignal.agree(pair, key),
+    ephemeralAgree: (keys) => libsignal.ephemeralAgree(keys),
     signDeviceRecord: (pair, record) => libsignal.signDeviceRecord(pair, record),
     verifyDeviceRecord: (signed) => libsignal.verifyDeviceRecord(signed),
     generatePreKeys: (stores, options) => libsignal.generatePreKeys(classic(stores), options),

@@ -58,6 +58,14 @@ export interface SafetyNumber {
   readonly scannable: Uint8Array;
 }
 
+/** What {@link ProtocolEngine.ephemeralAgree} returns. */
+export interface EphemeralAgreement {
+  /** The ephemeral public key, 33 bytes (`0x05 || u`). */
+  publicKey: Uint8Array;
+  /** One 32-byte shared secret per key asked for, in order. */
+  shared: Uint8Array[];
+}
+
 /**
  * One protocol engine.
  *
@@ -86,6 +94,13 @@ export interface ProtocolEngine {
    * Sealed sender's static-static layer is built on it (`formats/sealed-sender.ts`).
    */
   agree(identityKeyPair: Uint8Array, theirKey: Uint8Array): Promise<Uint8Array>;
+  /**
+   * A fresh X25519 key pair, used once and erased: its public key (33 bytes, `0x05 || u`) and
+   * its agreement with each of `theirKeys` (33 bytes each), what {@link agree} gives on the other
+   * side (`agree(theirPair, publicKey)`). The private key never leaves the engine. `BAD_KEY`
+   * (`field: 'theirKeys'`) for a malformed or low-order key. Sealed sender's ephemeral layer.
+   */
+  ephemeralAgree(theirKeys: readonly Uint8Array[]): Promise<EphemeralAgreement>;
 
   /**
    * Signs the encoded `record` with the identity key pair (XEdDSA). The pair's public key must be

@@ -14,6 +14,7 @@ export { MemoryStores } from './memory-stores.js';
 export { stageStores, applyChanges, type StagedStores, type StoreChange, type StoreChanges } from './staged-stores.js';
 export { approveIdentity, assertTrustedIdentity, isTrustedIdentity, checkIdentityKey, sameBytes } from './identity-trust.js';
 export type {
+  EphemeralAgreement,
   GeneratedIdentity,
   PairwiseCiphertext,
   PairwiseMessageType,

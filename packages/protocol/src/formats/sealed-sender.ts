@@ -134,6 +134,13 @@ export function encodeSealedSenderPayload(payload: SealedSenderPayload): Uint8Ar
   );
 }
 
+/**
+ * Identity key pairs {@link sealSender} has checked, by object, with the public key they were
+ * checked against. Like the engines' own caches of deserialized pairs, it takes a pair's bytes
+ * as fixed once passed. Dropped with the pair.
+ */
+const checkedPairs = new WeakMap<Uint8Array, Uint8Array>();
+
 /** An X25519 key pair as libsodium's `crypto_box_keypair` returns it (32-byte keys). */
 export interface SealedSenderEphemeral {
   publicKey: Uint8Array;
@@ -162,33 +169,60 @@ export async function sealSender(
   const sender = checkIdentityKey(keys.identityKey, 'identityKey');
   const payload = encodeSealedSenderPayload({ v: 1, from: content.from, type: content.type, ciphertext: content.ciphertext });
   const sodium = await readySodium();
-  const e = ephemeral ?? sodium.crypto_box_keypair();
-  if (e.publicKey.length !== KEY_BYTES || e.privateKey.length !== KEY_BYTES) {
-    throw new ProtocolError('INVALID_FIELD', 'an ephemeral key pair has 32-byte keys', { field: 'ephemeral' });
-  }
-  const x25519 = (publicKey: Uint8Array, field: string): Uint8Array => {
+  // The ephemeral agreements: the engine's (a fresh key pair that never leaves it), or, for test
+  // vectors only, the given pair's through libsodium.
+  // A pair already checked against identityKey (the same object) is not checked again: the
+  // check costs two of the four agreements.
+  const known = checkedPairs.get(keys.identityKeyPair);
+  const checked = known !== undefined && sameBytes(known, sender);
+  let ephemeralPublic: Uint8Array;
+  let dh1: Uint8Array;
+  let senderDh: Uint8Array | undefined;
+  if (ephemeral === undefined) {
+    let agreed;
     try {
-      return sodium.crypto_scalarmult(e.privateKey, publicKey.subarray(1));
+      agreed = await engine.ephemeralAgree(checked ? [recipient] : [recipient, sender]);
     } catch (cause) {
-      throw new ProtocolError('BAD_KEY', `${field} is of low order`, { cause, field });
+      if (!ProtocolError.is(cause, 'BAD_KEY')) throw cause;
+      // which of the two keys: the recipient's is the one a caller can get wrong from outside
+      const lowOrder = await engine.ephemeralAgree([recipient]).then(() => 'identityKey', () => 'recipientIdentityKey');
+      throw new ProtocolError('BAD_KEY', `${lowOrder} is of low order`, { cause, field: lowOrder });
     }
-  };
-  const dh1 = x25519(recipient, 'recipientIdentityKey');
+    ephemeralPublic = agreed.publicKey.subarray(1);
+    [dh1, senderDh] = agreed.shared as [Uint8Array, Uint8Array | undefined];
+  } else {
+    if (ephemeral.publicKey.length !== KEY_BYTES || ephemeral.privateKey.length !== KEY_BYTES) {
+      throw new ProtocolError('INVALID_FIELD', 'an ephemeral key pair has 32-byte keys', { field: 'ephemeral' });
+    }
+    const x25519 = (publicKey: Uint8Array, field: string): Uint8Array => {
+      try {
+        return sodium.crypto_scalarmult(ephemeral.privateKey, publicKey.subarray(1));
+      } catch (cause) {
+        throw new ProtocolError('BAD_KEY', `${field} is of low order`, { cause, field });
+      }
+    };
+    ephemeralPublic = ephemeral.publicKey;
+    dh1 = x25519(recipient, 'recipientIdentityKey');
+    senderDh = x25519(sender, 'identityKey');
+  }
   // The pair must be identityKey's, or the recipient could not open layer 2: X25519(e, S) is
   // what agree(pair, e_pub) gives only when S is the pair's public key.
-  const check = await engine.agree(keys.identityKeyPair, withKeyType(e.publicKey));
-  if (!sameBytes(check, x25519(sender, 'identityKey'))) {
-    throw new ProtocolError('BAD_KEY', 'identityKey is not the key of identityKeyPair', { field: 'identityKey' });
+  if (senderDh !== undefined) {
+    const check = await engine.agree(keys.identityKeyPair, withKeyType(ephemeralPublic));
+    const holds = sameBytes(check, senderDh);
+    check.fill(0);
+    senderDh.fill(0);
+    if (!holds) throw new ProtocolError('BAD_KEY', 'identityKey is not the key of identityKeyPair', { field: 'identityKey' });
+    checkedPairs.set(keys.identityKeyPair, sender.slice());
   }
-  const ad1 = concatBytes([e.publicKey, recipient]);
+  const ad1 = concatBytes([ephemeralPublic, recipient]);
   const k1 = hkdf(dh1, ad1, INFO_LAYER_1, KEY_BYTES);
   const c1 = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(sender, ad1, null, ZERO_NONCE, k1);
   const dh2 = await engine.agree(keys.identityKeyPair, recipient);
   const k2 = hkdf(dh2, concatBytes([k1, c1]), INFO_LAYER_2, KEY_BYTES);
   const c2 = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(payload, concatBytes([sender, recipient]), null, ZERO_NONCE, k2);
-  for (const secret of [dh1, check, k1, dh2, k2]) secret.fill(0);
-  if (ephemeral === undefined) e.privateKey.fill(0);
-  return encodeSealedSenderMessage({ v: 1, eph: e.publicKey, c1, c2 });
+  for (const secret of [dh1, k1, dh2, k2]) secret.fill(0);
+  return encodeSealedSenderMessage({ v: 1, eph: ephemeralPublic, c1, c2 });
 }
 
 /**

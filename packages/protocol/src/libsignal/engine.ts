@@ -8,6 +8,7 @@ import { checkBundleIdsAndSignatures, checkKeyId, FINGERPRINT_ITERATIONS, FINGER
 import { ProtocolError } from '../errors.js';
 import { addressKey, checkAddress, checkDistributionId, type DeviceAddress } from '../engine/address.js';
 import type {
+  EphemeralAgreement,
   GeneratedIdentity,
   PairwiseCiphertext,
   PairwiseMessageType,
@@ -159,6 +160,22 @@ class LibsignalEngine implements ProtocolEngine {
     }
     if (shared.length !== 32 || isZero(shared)) throw new ProtocolError('BAD_KEY', 'theirKey is of low order', { field: 'theirKey' });
     return new Uint8Array(shared);
+  }
+
+  async ephemeralAgree(theirKeys: readonly Uint8Array[]): Promise<EphemeralAgreement> {
+    const keys = theirKeys.map((k) => checkEcPublic(k, 'theirKeys'));
+    const ephemeral = S.PrivateKey.generate();
+    const shared = keys.map((key) => {
+      let secret: Uint8Array;
+      try {
+        secret = ephemeral.agree(key);
+      } catch (cause) {
+        throw new ProtocolError('BAD_KEY', 'a key of theirKeys is of low order', { cause, field: 'theirKeys' });
+      }
+      if (secret.length !== 32 || isZero(secret)) throw new ProtocolError('BAD_KEY', 'a key of theirKeys is of low order', { field: 'theirKeys' });
+      return new Uint8Array(secret);
+    });
+    return { publicKey: new Uint8Array(ephemeral.getPublicKey().serialize()), shared };
   }
 
   async signDeviceRecord(identityKeyPair: Uint8Array, record: DeviceRecord): Promise<SignedDeviceRecord> {

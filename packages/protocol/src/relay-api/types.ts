@@ -172,6 +172,15 @@ export interface SealedSendRequest {
   messages: { deviceId: number; registrationId: number; ciphertext: B64 }[];
 }
 
+/**
+ * `POST /v1/messages/sealed/:accountId/batch`, with the same header: 1 to `MAX_BATCH_SENDS`
+ * sealed sends to one account, each with the body of one {@link SealedSendRequest}. Stored whole
+ * and in order, or not at all; answered with a `BatchSendResponse` (one guid list per send).
+ */
+export interface SealedBatchSendRequest {
+  sends: SealedSendRequest[];
+}
+
 /** `POST /v1/messages/multi` — one group ciphertext to many accounts' devices. */
 export interface MultiSendRequest {
   type: SendableEnvelopeType;

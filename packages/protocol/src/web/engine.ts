@@ -15,7 +15,7 @@
  */
 import { decodeCbor, encodeCbor, FieldReader } from '../codec/index.js';
 import { addressKey, checkAddress, type DeviceAddress } from '../engine/address.js';
-import type { GeneratedIdentity, PairwiseCiphertext, PairwiseMessageType, ProtocolEngine, SafetyNumber } from '../engine/engine.js';
+import type { EphemeralAgreement, GeneratedIdentity, PairwiseCiphertext, PairwiseMessageType, ProtocolEngine, SafetyNumber } from '../engine/engine.js';
 import type { DeviceRecord, KyberPreKeyPublic, OneTimePreKeyPublic, PreKeyBundle, SignedDeviceRecord, SignedPreKeyPublic } from '../engine/format-types.js';
 import { assertTrustedIdentity, checkIdentityKey, isTrustedIdentity, sameBytes } from '../engine/identity-trust.js';
 import { applyChanges, stageStores } from '../engine/staged-stores.js';
@@ -169,6 +169,29 @@ class WebEngine implements ProtocolEngine {
     }
     if (this.sodium.is_zero(shared)) throw new ProtocolError('BAD_KEY', 'theirKey is of low order', { field: 'theirKey' });
     return shared;
+  }
+
+  async ephemeralAgree(theirKeys: readonly Uint8Array[]): Promise<EphemeralAgreement> {
+    const keys = theirKeys.map((k) => checkEcPublic(k, 'theirKeys'));
+    const ephemeral = this.sodium.crypto_box_keypair();
+    try {
+      const shared = keys.map((key) => {
+        let secret: Uint8Array;
+        try {
+          secret = this.sodium.crypto_scalarmult(ephemeral.privateKey, key);
+        } catch (cause) {
+          throw new ProtocolError('BAD_KEY', 'a key of theirKeys is of low order', { cause, field: 'theirKeys' });
+        }
+        if (this.sodium.is_zero(secret)) throw new ProtocolError('BAD_KEY', 'a key of theirKeys is of low order', { field: 'theirKeys' });
+        return secret;
+      });
+      const publicKey = new Uint8Array(33);
+      publicKey[0] = 0x05;
+      publicKey.set(ephemeral.publicKey, 1);
+      return { publicKey, shared };
+    } finally {
+      ephemeral.privateKey.fill(0);
+    }
   }
 
   async signDeviceRecord(identityKeyPair: Uint8Array, record: DeviceRecord): Promise<SignedDeviceRecord> {

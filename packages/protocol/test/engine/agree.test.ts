@@ -103,3 +103,39 @@ describe('agree (X25519 with the identity key)', () => {
     });
   }
 });
+
+describe('ephemeralAgree (a fresh X25519 key pair, used once)', () => {
+  it('gives, for each key, what agree gives on the other side, in every engine, with a new key each call', async () => {
+    await fc.assert(
+      fc.asyncProperty(engineArb, engineArb, engineArb, async (x, makerA, makerB) => {
+        const a = await makerA.engine.generateIdentity();
+        const b = await makerB.engine.generateIdentity();
+        const { publicKey, shared } = await x.engine.ephemeralAgree([a.identityKey, b.identityKey]);
+        expect(publicKey.length).toBe(33);
+        expect(publicKey[0]).toBe(0x05);
+        expect(shared).toHaveLength(2);
+        for (const { engine } of ALL) {
+          expect(await engine.agree(a.identityKeyPair, publicKey)).toStrictEqual(shared[0]);
+          expect(await engine.agree(b.identityKeyPair, publicKey)).toStrictEqual(shared[1]);
+        }
+        const again = await x.engine.ephemeralAgree([a.identityKey]);
+        expect(again.publicKey).not.toStrictEqual(publicKey);
+        expect(again.shared[0]).not.toStrictEqual(shared[0]);
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  for (const { label, engine } of ALL) {
+    it(`${label}: refuses a malformed or low-order key (BAD_KEY, theirKeys)`, async () => {
+      const other = await engine.generateIdentity();
+      const wrongType = other.identityKey.slice();
+      wrongType[0] = 0x06;
+      for (const bad of [wrongType, other.identityKey.subarray(1), new Uint8Array(0), ...LOW_ORDER.map(typed)]) {
+        await badKey(engine.ephemeralAgree([other.identityKey, bad]), 'theirKeys');
+      }
+      expect((await engine.ephemeralAgree([])).shared).toEqual([]);
+    });
+  }
+});
+

@@ -271,6 +271,30 @@ describe('sealed sender', () => {
     expect(await code(sealSender(libsignal, keysOf(sender, recipient), content, { publicKey: new Uint8Array(31), privateKey: new Uint8Array(32) }))).toBe('INVALID_FIELD');
   });
 
+  it('checks a key pair against identityKey once per pair object and key', async () => {
+    for (const { engine } of ENGINES) {
+      const sender = await engine.generateIdentity();
+      const recipient = await engine.generateIdentity();
+      const other = await engine.generateIdentity();
+      const content = { from: alice, type: 'whisper' as const, ciphertext: seq(8, 0) };
+      const pair = sender.identityKeyPair.slice();
+      const keys = { identityKeyPair: pair, identityKey: sender.identityKey, recipientIdentityKey: recipient.identityKey };
+      // checked on the first seal, and the result opens
+      const first = await sealSender(engine, keys, content);
+      expect((await openSealedSender(engine, recipient, first)).identityKey).toStrictEqual(sender.identityKey);
+      // the same pair object with another identity key is checked again
+      expect(await code(sealSender(engine, { ...keys, identityKey: other.identityKey }, content))).toBe('BAD_KEY');
+      // another pair object with the checked identity key is checked too
+      expect(await code(sealSender(engine, { ...keys, identityKeyPair: other.identityKeyPair }, content))).toBe('BAD_KEY');
+      // and the checked pair keeps sealing messages that open
+      for (let i = 0; i < 3; i++) {
+        const opened = await openSealedSender(engine, recipient, await sealSender(engine, keys, content));
+        expect(opened.identityKey).toStrictEqual(sender.identityKey);
+        expect(opened.ciphertext).toStrictEqual(content.ciphertext);
+      }
+    }
+  });
+
   describe('hostile input gives typed errors, never a crash', () => {
     let sealed: Uint8Array;
     let recipient: GeneratedIdentity;

@@ -464,3 +464,120 @@ describe('sealed send logs', () => {
     }
   });
 });
+
+/** `POST /v1/messages/sealed/:to/batch` with the access key and no credentials. */
+async function sealedBatch(t: TestRelay, to: string, key: Uint8Array | undefined, body: unknown): Promise<Reply> {
+  const h: Record<string, string> = { 'content-type': 'application/json' };
+  if (key !== undefined) h[ACCESS_KEY_HEADER] = b64(key);
+  const res = await fetch(`${t.url}/v1/messages/sealed/${to}/batch`, { method: 'POST', headers: h, body: JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, body: text === '' ? undefined : JSON.parse(text), headers: res.headers };
+}
+
+describe('sealed batches', () => {
+  let t: TestRelay;
+  let lea: TestDevice;
+  let max1: TestDevice;
+  let max2: TestDevice;
+  let maxKey: Uint8Array;
+  beforeAll(async () => {
+    t = await startTestRelay({ maxJsonBodyBytes: 1024 * 1024 });
+    lea = await register(t, 'lea');
+    max1 = await register(t, 'max');
+    max2 = await linkDevice(t, max1);
+    maxKey = accessKey();
+    await setKey(t, max1, maxKey);
+  });
+  afterAll(async () => t?.close());
+
+  it('stores every send in order with one timestamp, delivers them in that order without `from`, and names no sender anywhere', async () => {
+    const rx = await TestSocket.open(t, max1);
+    await rx.until((fs) => fs.some((f) => f.t === 'empty'));
+    const cts = Array.from({ length: 5 }, (_, i) => [sealedBytes(50 + i), sealedBytes(80 + i)]);
+    const res = await sealedBatch(t, 'max', maxKey, { sends: cts.map((pair) => sealedBody([max1, max2], pair)) });
+    expect(res.status).toBe(200);
+    expect(Object.keys(res.body).sort()).toEqual(['guids', 'serverTimestamp']);
+    const guids = res.body.guids as string[][];
+    expect(guids.map((g) => g.length)).toEqual([2, 2, 2, 2, 2]);
+    expect(new Set(guids.flat()).size).toBe(10);
+
+    await rx.until((fs) => envelopesOf(fs).length === 5);
+    expect(envelopesOf(rx.frames)).toEqual(cts.map((pair, i) => ({
+      v: 1, guid: guids[i]![0], type: 'sealed', to: { accountId: 'max', deviceId: 1 }, serverTimestamp: res.body.serverTimestamp, ciphertext: pair[0],
+    })));
+    expect((await backlog(t, max2)).map((e) => [e.guid, e.ciphertext, 'from' in e])).toEqual(cts.map((pair, i) => [guids[i]![1], pair[1], false]));
+    const rows = storedRows(t).filter((r) => guids.flat().includes(r.guid));
+    expect(rows).toHaveLength(10);
+    expect(new Set(rows.map((r) => `${r.senderAccountId}/${r.senderDeviceId}/${r.type}`))).toEqual(new Set(['/0/sealed']));
+    rx.send({ t: 'ack', guids: guids.map((g) => g[0]!) });
+    expect((await api(t, 'POST', '/v1/messages/ack', max2, { guids: guids.map((g) => g[1]!) })).status).toBe(204);
+    await until(() => t.relay.ctx.envelopes.queued('max', 1) === 0, 'the WebSocket ack');
+    expect(t.relay.ctx.envelopes.queued('max', 2)).toBe(0);
+    // no receipt for anyone: the relay does not know who sent
+    expect(await backlog(t, lea)).toEqual([]);
+    rx.close();
+  });
+
+  it('is stored whole or not at all: one send with a wrong device list refuses the batch with that send’s 409/410', async () => {
+    const stored = t.relay.ctx.envelopes.storedTotal;
+    const good = () => sealedBody([max1, max2], [sealedBytes(), sealedBytes()]);
+    const missing = await sealedBatch(t, 'max', maxKey, { sends: [good(), good(), sealedBody([max1], [sealedBytes()])] });
+    expect([missing.status, missing.body]).toEqual([409, { code: 'MISMATCHED_DEVICES', message: 'device list does not match', mismatched: [{ accountId: 'max', missing: [2], extra: [] }] }]);
+    const stale = await sealedBatch(t, 'max', maxKey, { sends: [good(), sealedBody([{ ...max1, registrationId: (max1.registrationId % 16000) + 1 }, max2], [sealedBytes(), sealedBytes()])] });
+    expect([stale.status, stale.body]).toEqual([410, { code: 'STALE_DEVICES', message: 'registration ids changed', stale: [{ accountId: 'max', stale: [1] }] }]);
+    expect(t.relay.ctx.envelopes.storedTotal).toBe(stored);
+    expect([t.relay.ctx.envelopes.queued('max', 1), t.relay.ctx.envelopes.queued('max', 2)]).toEqual([0, 0]);
+  });
+
+  it('refuses access failures with the single send’s 401 and malformed batches with 400, storing nothing', async () => {
+    const stored = t.relay.ctx.envelopes.storedTotal;
+    const good = () => sealedBody([max1, max2], [sealedBytes(), sealedBytes()]);
+    for (const [to, key] of [['max', accessKey()], ['max', undefined], ['nobody', maxKey], ['lea', maxKey]] as const) {
+      const res = await sealedBatch(t, to, key, { sends: [good()] });
+      expect([to, res.status, res.body]).toEqual([to, 401, UNAUTHORIZED]);
+    }
+    const bad: unknown[] = [
+      {}, { sends: [] }, { sends: 'x' }, { sends: [1] }, { sends: [good(), { messages: 'x' }] },
+      { sends: Array.from({ length: 65 }, good) },
+      { sends: [good(), { messages: [{ deviceId: 1, registrationId: max1.registrationId, ciphertext: '' }] }] },
+    ];
+    for (const body of bad) {
+      const res = await sealedBatch(t, 'max', maxKey, body);
+      expect([res.status, res.body.code], JSON.stringify(body).slice(0, 80)).toEqual([400, 'BAD_REQUEST']);
+    }
+    expect(t.relay.ctx.envelopes.storedTotal).toBe(stored);
+  });
+});
+
+describe('sealed batch limits', () => {
+  let t: TestRelay;
+  beforeAll(async () => {
+    t = await startTestRelay({ sealedRateLimits: { ip: { capacity: 20, refillPerSecond: 0.001 }, recipient: { capacity: 4, refillPerSecond: 0.001 } } });
+  });
+  afterAll(async () => t?.close());
+
+  it('takes one token per send from the recipient’s and the IP’s buckets, and refuses a batch above the burst', async () => {
+    const ned = await register(t, 'ned');
+    const key = accessKey();
+    await setKey(t, ned, key);
+    const send = () => sealedBody([ned], [sealedBytes()]);
+    const over = await sealedBatch(t, 'ned', key, { sends: [send(), send(), send(), send(), send()] });
+    expect([over.status, over.body.code]).toEqual([400, 'BAD_REQUEST']);
+    expect(over.body.message).toMatch(/at most 4 sends/);
+    // the refused batch took one token (before its size was known); three are left: a batch of three passes
+    expect((await sealedBatch(t, 'ned', key, { sends: [send(), send(), send()] })).status).toBe(200);
+    const limited = await sealedSend(t, 'ned', key, send());
+    expect([limited.status, limited.body.code]).toEqual([429, 'RATE_LIMITED']);
+    expect(t.relay.ctx.envelopes.queued('ned', 1)).toBe(3);
+    // the IP's bucket was charged per send too: 1 + 3 + 1 taken so far of 20
+    const ola = await register(t, 'ola');
+    const olaKey = accessKey();
+    await setKey(t, ola, olaKey);
+    for (let i = 0; i < 13; i++) expect((await sealedSend(t, 'nobody', accessKey(), send())).status).toBe(401);
+    expect((await sealedBatch(t, 'ola', olaKey, { sends: [sealedBody([ola], [sealedBytes()])] })).status).toBe(200);
+    // 19 taken: a batch of two to ola (whose own bucket is full) passes its first token, not its second
+    const byIp = await sealedBatch(t, 'ola', olaKey, { sends: [sealedBody([ola], [sealedBytes()]), sealedBody([ola], [sealedBytes()])] });
+    expect([byIp.status, byIp.body.code]).toEqual([429, 'RATE_LIMITED']);
+    expect(t.relay.ctx.envelopes.queued('ola', 1)).toBe(1);
+  });
+});

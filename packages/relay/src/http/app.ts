@@ -11,7 +11,7 @@ import { ackEnvelopes, backlogPage, sendBatch, sendToAccount, sendToMany, type D
 import { deleteProfile, fetchProfile, MAX_PROFILE_BODY, readSetProfile, setProfile } from '../services/profiles.js';
 import { MAX_PROVISIONING_WAIT_MS, ProvisioningMailboxes } from '../services/provisioning.js';
 import { applyRelationship, listBlocked, listRequests, listRestricted, type RelationshipAction } from '../services/requests.js';
-import { authorizeSealed, clearAccessKey, limitSealedByIp, limitSealedByRecipient, readSealedSend, readSetAccessKey, sendSealed, setAccessKey } from '../services/sealed-send.js';
+import { authorizeSealed, clearAccessKey, limitSealedBatch, limitSealedByIp, limitSealedByRecipient, readSealedBatchSend, readSealedSend, readSetAccessKey, sendSealed, sendSealedBatch, setAccessKey } from '../services/sealed-send.js';
 import type { Logger } from '../logger.js';
 import { encodeEnvelope } from '../wire.js';
 import { adminRoutes, requireBearer } from './admin.js';
@@ -228,6 +228,18 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
     limitSealedByRecipient(ctx, to);
     const messages = readJson(await readJsonBody(c, sendLimit), 'SealedSendRequest', readSealedSend);
     return c.json(await sendSealed(ctx, to, keyHash, messages));
+  });
+  // Several sealed sends to one account, stored whole and in order or not at all: what a client
+  // that sends sealed uses for a run of messages, one request instead of one each.
+  app.post('/v1/messages/sealed/:accountId/batch', async (c) => {
+    const ip = clientIp(c);
+    limitSealedByIp(ctx, ip);
+    const to = c.req.param('accountId');
+    const keyHash = authorizeSealed(ctx, to, c.req.header(ACCESS_KEY_HEADER));
+    limitSealedByRecipient(ctx, to);
+    const sends = readJson(await readJsonBody(c, sendLimit), 'SealedBatchSendRequest', readSealedBatchSend);
+    limitSealedBatch(ctx, ip, to, sends.length);
+    return c.json(await sendSealedBatch(ctx, to, keyHash, sends));
   });
   app.post('/v1/messages/:accountId/batch', auth, async (c) => {
     const to = accountParam(c.req.param('accountId'));

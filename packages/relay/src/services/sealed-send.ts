@@ -7,7 +7,7 @@
  * state is read or written for a sealed send, and no delivery receipt is made for it.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { ACCESS_KEY_LENGTH, items, MAX_ENVELOPE_BYTES, MAX_SEND_DEVICES, type EnvelopeType, type FieldReader, type SendResponse } from '@sotto/protocol';
+import { ACCESS_KEY_LENGTH, items, MAX_BATCH_SENDS, MAX_ENVELOPE_BYTES, MAX_SEND_DEVICES, type BatchSendResponse, type EnvelopeType, type FieldReader, type SendResponse } from '@sotto/protocol';
 import { decodeB64, hashSecret, isAccountId, secretMatches, type DeviceAddress } from '../credentials.js';
 import { NO_SENDER, type NewEnvelope } from '../db/envelope-repo.js';
 import { RelayError } from '../errors.js';
@@ -62,6 +62,16 @@ export function readSealedSend(r: FieldReader): SealedMessage[] {
 }
 
 /**
+ * Reads a `SealedBatchSendRequest` (with `readJson`): 1 to {@link MAX_BATCH_SENDS} sends, each
+ * the body of one sealed send.
+ */
+export function readSealedBatchSend(r: FieldReader): SealedMessage[][] {
+  const sends = r.array('sends', MAX_BATCH_SENDS, items.map(readSealedSend));
+  if (sends.length === 0) throw new RelayError('BAD_REQUEST', 'SealedBatchSendRequest.sends is empty');
+  return sends;
+}
+
+/**
  * `PUT /v1/access-key`: from now on, sealed sends to the caller's account must present `key`.
  * Only SHA-256 of it is stored, on the account's row (so it goes with the account).
  * @example
@@ -113,6 +123,20 @@ export function limitSealedByRecipient(ctx: RelayContext, accountId: string): vo
 }
 
 /**
+ * Charges the rest of a sealed batch of `sends` (its first send was charged by
+ * {@link limitSealedByIp} and {@link limitSealedByRecipient}): one token per send from both
+ * buckets, as that many single sends would take. A batch above either bucket's burst could
+ * never pass, so it is refused (400) rather than charged.
+ */
+export function limitSealedBatch(ctx: RelayContext, ip: string, accountId: string, sends: number): void {
+  const burst = Math.min(ctx.limiters.sealedIp.capacity, ctx.limiters.sealedRecipient.capacity);
+  if (sends > burst) throw new RelayError('BAD_REQUEST', `a sealed batch may hold at most ${burst} sends on this relay (its sealed-send burst)`);
+  if (sends <= 1) return;
+  takeToken(ctx.limiters.sealedIp, ip, sends - 1);
+  takeToken(ctx.limiters.sealedRecipient, accountId, sends - 1);
+}
+
+/**
  * `POST /v1/messages/sealed/:accountId`, once {@link authorizeSealed} returned `keyHash`: in the
  * commit queue, checks that the account still has that key (a key replaced or deleted, or an
  * account suspended or deleted, since the check is the same 401), applies the device-list check
@@ -124,23 +148,40 @@ export function limitSealedByRecipient(ctx: RelayContext, accountId: string): vo
  * const { guids } = await sendSealed(ctx, 'bob', key, messages);
  */
 export async function sendSealed(ctx: RelayContext, accountId: string, keyHash: Uint8Array, messages: readonly SealedMessage[]): Promise<SendResponse> {
+  const { serverTimestamp, guids } = await sendSealedBatch(ctx, accountId, keyHash, [messages]);
+  return { serverTimestamp, guids: guids[0]! };
+}
+
+/**
+ * `POST /v1/messages/sealed/:accountId/batch`: several sealed sends to one account in one
+ * request, each checked and stored as {@link sendSealed} does, in order, with one server
+ * timestamp. One operation of the commit queue (one savepoint): a send that fails (its device
+ * list, say) rolls back the sends before it too, so the batch is stored whole or not at all,
+ * and the recipient receives its envelopes in the order of `sends`.
+ * @example
+ * const { guids } = await sendSealedBatch(ctx, 'bob', key, [first, second]); // guids[i]: sends[i]
+ */
+export async function sendSealedBatch(ctx: RelayContext, accountId: string, keyHash: Uint8Array, sends: readonly (readonly SealedMessage[])[]): Promise<BatchSendResponse> {
   return ctx.queue.run(() => {
     const current = ctx.accounts.accessKeyHash(accountId);
     if (current === undefined || current.length !== keyHash.length || !timingSafeEqual(current, keyHash)) throw unauthorized();
-    try {
-      // no sender: no device of the recipient's is left out as the sender's own
-      checkDeviceLists(ctx, NO_SENDER, [{ accountId, devices: messages }], false, false);
-    } catch (err) {
-      if (RelayError.is(err, 'NOT_FOUND')) throw unauthorized();
-      throw err;
-    }
     const serverTimestamp = ctx.now();
     const mint = new GuidMint(serverTimestamp);
-    const rows: NewEnvelope[] = messages.map((m) => ({
-      guid: mint.next(), accountId, deviceId: m.deviceId, senderAccountId: NO_SENDER.accountId, senderDeviceId: NO_SENDER.deviceId,
-      type: SEALED_TYPE, ciphertext: m.ciphertext, serverTimestamp,
-    }));
-    ctx.envelopes.insert(rows);
-    return { serverTimestamp, guids: rows.map((r) => r.guid) };
+    const guids = sends.map((messages) => {
+      try {
+        // no sender: no device of the recipient's is left out as the sender's own
+        checkDeviceLists(ctx, NO_SENDER, [{ accountId, devices: messages }], false, false);
+      } catch (err) {
+        if (RelayError.is(err, 'NOT_FOUND')) throw unauthorized();
+        throw err;
+      }
+      const rows: NewEnvelope[] = messages.map((m) => ({
+        guid: mint.next(), accountId, deviceId: m.deviceId, senderAccountId: NO_SENDER.accountId, senderDeviceId: NO_SENDER.deviceId,
+        type: SEALED_TYPE, ciphertext: m.ciphertext, serverTimestamp,
+      }));
+      ctx.envelopes.insert(rows);
+      return rows.map((r) => r.guid);
+    });
+    return { serverTimestamp, guids };
   });
 }

@@ -1,4 +1,4 @@
-import { MAX_BATCH_SENDS, type SendResponse } from '@sotto/protocol';
+import { decodeContent, encodeContent, MAX_BATCH_SENDS, MAX_RECEIPT_MESSAGE_IDS, type Content, type SendResponse } from '@sotto/protocol';
 import { backoffDelay } from '../backoff.js';
 import type { Emitter } from '../emitter.js';
 import { SottoError } from '../errors.js';
@@ -31,6 +31,45 @@ function leadingRun(due: readonly OutboxEntry[]): OutboxEntry[] {
     run.push(e);
   }
   return run;
+}
+
+/**
+ * Merges the receipts of `run` (entries to one recipient) that are of one conversation and one
+ * kind into as few as {@link MAX_RECEIPT_MESSAGE_IDS} allows, each kept entry carrying the union of
+ * their message ids (in order, once each) and the latest time. Returns the entries to rewrite and
+ * to delete; an entry whose payload does not decode as a receipt is left as it is. Receipts carry
+ * no order among themselves or against messages, so merging them changes nothing the recipient
+ * sees but the number of messages.
+ */
+export function mergeReceipts(run: readonly OutboxEntry[]): { rewrite: OutboxEntry[]; remove: OutboxEntry[] } {
+  const groups = new Map<string, { entry: OutboxEntry; content: Extract<Content, { type: 'receipt' }> }[]>();
+  for (const entry of run) {
+    if (entry.kind !== 'receipt' || entry.messageId !== undefined || entry.plaintextTo !== undefined) continue;
+    let content: Content;
+    try {
+      content = decodeContent(entry.payload);
+    } catch {
+      continue;
+    }
+    if (content.type !== 'receipt') continue;
+    const key = `${entry.conversationId}\u0000${content.body.kind}`;
+    const group = groups.get(key);
+    if (group) group.push({ entry, content });
+    else groups.set(key, [{ entry, content }]);
+  }
+  const rewrite: OutboxEntry[] = [];
+  const remove: OutboxEntry[] = [];
+  for (const group of groups.values()) {
+    if (group.length < 2) continue;
+    const ids = [...new Set(group.flatMap((g) => g.content.body.messageIds))];
+    const at = Math.max(...group.map((g) => g.content.body.at));
+    group.forEach(({ entry, content }, i) => {
+      const messageIds = ids.slice(i * MAX_RECEIPT_MESSAGE_IDS, (i + 1) * MAX_RECEIPT_MESSAGE_IDS);
+      if (messageIds.length === 0) remove.push(entry);
+      else rewrite.push({ ...entry, payload: encodeContent({ ...content, body: { ...content.body, messageIds, at } }) });
+    });
+  }
+  return { rewrite, remove };
 }
 
 export interface OutboxDeps {
@@ -109,9 +148,10 @@ export class Outbox {
       if (this.stopped) return;
       const due = await storage.dueOutbox(now(), MAX_RUN);
       if (due.length === 0) break;
-      const run = leadingRun(due);
+      // (empty when the first entry has several recipients: it goes alone)
+      const run = await this.compact(leadingRun(due));
       // A transient failure stops the pass, so later entries never overtake an earlier one.
-      if (!(run.length > 1 ? await this.deliverRun(run) : await this.deliver(due[0]!))) break;
+      if (!(run.length > 1 ? await this.deliverRun(run) : await this.deliver(run[0] ?? due[0]!))) break;
     }
     this.schedule();
   }
@@ -125,6 +165,24 @@ export class Outbox {
     if (!Number.isFinite(next) || next - this.deps.now() > HOLD_MS / 2) return;
     const delay = Math.max(0, Math.min(next - this.deps.now(), 60_000));
     this.timer = setTimeout(() => void this.kick(), delay);
+  }
+
+  /**
+   * `run` with its receipts merged ({@link mergeReceipts}), committed first (relaxed: lost to a
+   * crash, the entries are simply merged again). Only the outbox sends or changes due entries,
+   * so nothing else rewrites them meanwhile; entries queued later are new ones.
+   */
+  private async compact(run: OutboxEntry[]): Promise<OutboxEntry[]> {
+    if (run.length < 2) return run;
+    const { rewrite, remove } = mergeReceipts(run);
+    if (remove.length === 0) return run;
+    const batch = new StorageBatch();
+    for (const e of rewrite) batch.putOutbox(e);
+    for (const e of remove) batch.deleteOutbox(e.id);
+    await this.deps.storage.commit(batch, { durability: 'relaxed' });
+    const rewritten = new Map(rewrite.map((e) => [e.id, e]));
+    const removed = new Set(remove.map((e) => e.id));
+    return run.filter((e) => !removed.has(e.id)).map((e) => rewritten.get(e.id) ?? e);
   }
 
   /** Returns false when the pass should stop (the relay is unreachable or refusing for now). */

@@ -5,20 +5,32 @@
  * who sent them. The recipient answers each sealed message with an end-to-end `delivered`
  * receipt, since the relay, not knowing the sender, makes none.
  */
-import { MAX_RECEIPT_MESSAGE_IDS, openSealedSender, sameBytes, sealSender, type Content, type DeviceAddress, type SealedSenderContent } from '@sotto/protocol';
+import { encodeContent, MAX_RECEIPT_MESSAGE_IDS, openSealedSender, sameBytes, sealSender, type Content, type DeviceAddress, type SealedSenderContent } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
 import { accessKeyRefused, sealedAccessKey } from '../features/profiles.js';
 import type { StorageBatch } from '../storage/batch.js';
 import { readProtocolStores } from '../storage/protocol-stores.js';
 import { directConversationId } from '../storage/types.js';
 import { MESSAGE_TYPES } from '../threads/views.js';
-import { controlContent, enqueueContent } from './compose.js';
+import { controlContent } from './compose.js';
 import type { RemoteDevice } from './device-directory.js';
 import type { SealedSending } from './sender.js';
 
-async function localIdentity(ctx: ClientContext): Promise<{ identityKeyPair: Uint8Array; identityKey: Uint8Array }> {
+type LocalKeys = { identityKeyPair: Uint8Array; identityKey: Uint8Array };
+
+/**
+ * The device's identity keys, read once per client (a device's identity never changes): the
+ * same pair object each time, which the protocol's sealing checks against its key only once.
+ */
+const localKeys = new WeakMap<ClientContext, LocalKeys>();
+
+async function localIdentity(ctx: ClientContext): Promise<LocalKeys> {
+  const known = localKeys.get(ctx);
+  if (known !== undefined) return known;
   const identity = await readProtocolStores(ctx.storage).identity.getLocalIdentity();
-  return { identityKeyPair: identity.identityKeyPair, identityKey: ctx.account.identityKey };
+  const keys = { identityKeyPair: identity.identityKeyPair, identityKey: ctx.account.identityKey };
+  localKeys.set(ctx, keys);
+  return keys;
 }
 
 /** The sender's sealing, wired into `Sender` by the client. */
@@ -65,14 +77,38 @@ export function wantsDeliveredReceipt(ctx: ClientContext, from: string, content:
 }
 
 /**
+ * How long an end-to-end `delivered` receipt waits in the outbox for the next ones to the same
+ * sender, which the outbox then sends as one receipt (`mergeReceipts` in outbox.ts): the relay
+ * holds acks for as long before it makes its receipts.
+ */
+export const RECEIPT_WINDOW_MS = 200;
+
+/** Per client: until when the receipts queued for each sender wait (the end of its window). */
+const receiptWindows = new WeakMap<ClientContext, Map<string, number>>();
+
+/**
  * Queues, in `batch`, the end-to-end `delivered` receipt for messages that came sealed from `to`
  * (the relay, not knowing their sender, makes none): one receipt for up to
- * {@link MAX_RECEIPT_MESSAGE_IDS} of them, as the relay's receipts cover what one ack covers.
+ * {@link MAX_RECEIPT_MESSAGE_IDS} of them, due at the end of `to`'s receipt window (opened now if
+ * none is open), so that the receipts of every receive commit in the window go as one. The entry
+ * is its own (later ones never rewrite it), so nothing races with the outbox sending it; and it is
+ * queued apart from `enqueueContent`'s order, which must not hold later messages back.
  */
 export function queueDeliveredReceipt(ctx: ClientContext, batch: StorageBatch, to: string, messageIds: readonly string[]): void {
-  const conversation = { id: directConversationId(to), participants: [to] } as Parameters<typeof enqueueContent>[2];
+  const now = ctx.now();
+  let windows = receiptWindows.get(ctx);
+  if (windows === undefined) receiptWindows.set(ctx, (windows = new Map()));
+  let due = windows.get(to);
+  if (due === undefined || due <= now) {
+    due = now + RECEIPT_WINDOW_MS;
+    if (windows.size >= 1024) for (const [sender, end] of windows) if (end <= now) windows.delete(sender);
+    windows.set(to, due);
+  }
+  const conversationId = directConversationId(to);
   for (let at = 0; at < messageIds.length; at += MAX_RECEIPT_MESSAGE_IDS) {
-    const receipt = controlContent(ctx, 'receipt', { kind: 'delivered', messageIds: messageIds.slice(at, at + MAX_RECEIPT_MESSAGE_IDS), at: ctx.now() });
-    enqueueContent(ctx, batch, conversation, receipt);
+    const receipt = controlContent(ctx, 'receipt', { kind: 'delivered', messageIds: messageIds.slice(at, at + MAX_RECEIPT_MESSAGE_IDS), at: now });
+    batch.putOutbox({
+      id: `${receipt.id}:${to}`, conversationId, recipients: [to], payload: encodeContent(receipt), kind: 'receipt', attempts: 0, nextAttemptAt: due, createdAt: now,
+    });
   }
 }

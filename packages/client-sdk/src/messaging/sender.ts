@@ -9,6 +9,7 @@ import {
   type DeviceAddress,
   type MismatchedDevices,
   type ProtocolEngine,
+  type SealedSendRequest,
   type SendResponse,
   type StaleDevices,
   sameBytes,
@@ -118,7 +119,10 @@ export class Sender {
   /**
    * Sends several contents to every device of `accountId`, in order: one encryption pass and one
    * ratchet commit for all of them (under the protocol lock), then one `sendBatch` request that
-   * the relay stores whole, in order, or refuses whole (at most MAX_BATCH_SENDS contents). So the
+   * the relay stores whole, in order, or refuses whole (at most MAX_BATCH_SENDS contents); when
+   * we send to the account sealed, one sealed batch over HTTP instead (the socket would name us;
+   * a refused access key is forgotten, and the batch refused, so the contents then go one by one
+   * the ordinary way). So the
    * result is all accepted, or none with `refused` (the ciphertexts are dropped; the receiver's
    * ratchet skips over them) and the caller takes the one-by-one path. Throws, before anything
    * was sent, when the connection is not open or the device list, a session or the encryption
@@ -132,21 +136,22 @@ export class Sender {
     const { connection, directory, self } = this.deps;
     if (accountId.startsWith('g:')) throw new SottoError('INVALID_ARGUMENT', 'group sends go one at a time', { field: 'accountId' });
     if (connection.connectionState !== 'connected') throw new SottoError('NETWORK', 'not connected to the relay');
-    // a sealed send is one HTTP request without credentials: the socket's batch would name us
-    if (this.deps.sealed && accountId !== self().accountId && (await this.deps.sealed.accessKey(accountId))) {
-      throw new SottoError('UNSUPPORTED', 'sealed sends go one at a time');
-    }
     const me = self();
+    const accessKey = this.deps.sealed && accountId !== me.accountId ? await this.deps.sealed.accessKey(accountId) : undefined;
     const devices = (await directory.devices(accountId)).filter((d) => !(d.accountId === me.accountId && d.deviceId === me.deviceId));
     if (devices.length === 0) return { accepted: contents.map(() => ({ serverTimestamp: this.deps.now(), guids: [] })) };
     const perContent = await this.deps.lock.run(() => this.encryptForDevices(accountId, devices, contents.map(padPlaintext)));
     let answer: BatchSendResponse;
     try {
-      const sends = perContent.map((messages) => {
-        const { type, messages: devices } = socketSendBody(accountId, messages, false);
-        return { type, messages: devices };
-      });
-      answer = readBatchSendResponse(await connection.request('sendBatch', { to: accountId, sends }));
+      if (accessKey) {
+        answer = await this.postSealedBatch(accountId, accessKey, devices, perContent);
+      } else {
+        const sends = perContent.map((messages) => {
+          const { type, messages: devices } = socketSendBody(accountId, messages, false);
+          return { type, messages: devices };
+        });
+        answer = readBatchSendResponse(await connection.request('sendBatch', { to: accountId, sends }));
+      }
     } catch (refused) {
       return { accepted: [], refused };
     }
@@ -180,21 +185,45 @@ export class Sender {
     if (!sealed || accountId === self().accountId) return undefined;
     const accessKey = await sealed.accessKey(accountId);
     if (!accessKey) return undefined;
+    const body = await this.sealAll(sealed, devices, messages);
+    try {
+      return await relay.sendSealed(accountId, accessKey, body);
+    } catch (err) {
+      if (!(await this.keyRefused(sealed, accountId, err))) throw err;
+      return undefined;
+    }
+  }
+
+  /** {@link sendSequence}'s sealed batch; a refused access key is forgotten and the error thrown. */
+  private async postSealedBatch(accountId: string, accessKey: Uint8Array, devices: RemoteDevice[], perContent: DeviceCiphertext[][]): Promise<BatchSendResponse> {
+    const sealed = this.deps.sealed!;
+    const sends = [];
+    for (const messages of perContent) sends.push(await this.sealAll(sealed, devices, messages));
+    try {
+      return await this.deps.relay.sendSealedBatch(accountId, accessKey, { sends });
+    } catch (err) {
+      await this.keyRefused(sealed, accountId, err);
+      throw err;
+    }
+  }
+
+  /** One sealed send's body: each device's ciphertext wrapped in the sealed-sender layer for it. */
+  private async sealAll(sealed: SealedSending, devices: RemoteDevice[], messages: DeviceCiphertext[]): Promise<SealedSendRequest> {
     const byId = new Map(devices.map((d) => [d.deviceId, d]));
-    const body = {
+    return {
       messages: await Promise.all(messages.map(async (m) => ({
         deviceId: m.deviceId,
         registrationId: m.registrationId,
         ciphertext: toBase64Url(await sealed.seal(byId.get(m.deviceId)!, { type: m.type, ciphertext: m.ciphertext })),
       }))),
     };
-    try {
-      return await relay.sendSealed(accountId, accessKey, body);
-    } catch (err) {
-      if (!SottoError.is(err, 'RELAY_ERROR') || err.relayCode !== 'UNAUTHORIZED') throw err;
-      await sealed.refused(accountId);
-      return undefined;
-    }
+  }
+
+  /** Whether `err` is the relay refusing our access key to `accountId`; if so, forgets the key (unsealed from now on). */
+  private async keyRefused(sealed: SealedSending, accountId: string, err: unknown): Promise<boolean> {
+    if (!SottoError.is(err, 'RELAY_ERROR') || err.relayCode !== 'UNAUTHORIZED') return false;
+    await sealed.refused(accountId);
+    return true;
   }
 
   private async post(accountId: string, messages: DeviceCiphertext[], ephemeral: boolean): Promise<SendResponse> {

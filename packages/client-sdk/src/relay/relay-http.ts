@@ -19,6 +19,8 @@ import type {
   SetProfileRequest,
   SetAccessKeyRequest,
   SealedSendRequest,
+  SealedBatchSendRequest,
+  BatchSendResponse,
   ReportResponse,
   SendRequest,
   SendResponse,
@@ -27,7 +29,7 @@ import type {
   UserDevicesResponse,
   WsTicketResponse,
 } from '@sotto/protocol';
-import { ACCESS_KEY_HEADER, isRelayErrorBody } from '@sotto/protocol';
+import { ACCESS_KEY_HEADER, isRelayErrorBody, readBatchSendResponse } from '@sotto/protocol';
 import { SottoError } from '../errors.js';
 import { fromBase64Url, toBase64Url } from './base64url.js';
 
@@ -178,6 +180,17 @@ export class RelayHttp {
       headers: { 'content-type': 'application/json', [ACCESS_KEY_HEADER]: toBase64Url(accessKey) },
     }, false);
     return (await res.json()) as SendResponse;
+  }
+  /**
+   * Several sealed sends to one account in one request, stored whole and in order or refused
+   * whole (`POST /v1/messages/sealed/:accountId/batch`); validated like a socket batch's answer.
+   */
+  async sendSealedBatch(accountId: string, accessKey: Uint8Array, body: SealedBatchSendRequest): Promise<BatchSendResponse> {
+    const res = await this.request('POST', `/v1/messages/sealed/${enc(accountId)}/batch`, {
+      body: JSON.stringify(body),
+      headers: { 'content-type': 'application/json', [ACCESS_KEY_HEADER]: toBase64Url(accessKey) },
+    }, false);
+    return readBatchSendResponse((await res.json()) as Record<string, unknown>);
   }
   /** Keeps an attachment blob another retention period from now (never shortens it). */
   renewAttachment(id: string): Promise<{ id: string; expiresAt: number }> {

@@ -69,11 +69,15 @@ describe('sealed sender', () => {
     const carol = await newClient(relay.url, 's.carol', { sealedSender: true });
     const dave = await newClient(relay.url, 's.dave', { sealedSender: true });
     clients.push(carol, dave);
-    await carol.sendText(await carol.openConversation('s.dave'), 'hi dave');
+    const request = await carol.sendText(await carol.openConversation('s.dave'), 'hi dave');
     await eventually(async () => (await dave.messages('d:s.carol')).messages.length === 1, 10_000, 'dave gets the request');
     await dave.acceptRequest('d:s.carol');
     await dave.sendText('d:s.carol', 'hi carol'); // carol gets dave's key; dave has carol's since her first message
     await eventually(async () => (await carol.messages('d:s.dave')).messages.length === 2, 10_000, 'carol gets dave’s answer');
+    // the relay's receipt for the request (unsealed: carol did not have dave's key) is made
+    // once dave's ack window closes; and carol's end-to-end receipt waits in hers
+    await eventually(async () => (await carol.message(request.id))?.status?.['s.dave']?.state === 'delivered', 10_000, 'the request delivered');
+    await eventually(async () => (await carol.context.storage.listOutbox()).length === 0, 10_000, 'nothing left to send');
 
     // every envelope the relay stores from here on
     const { rows: stored, stop } = recordStoredEnvelopes(relay.relay);
@@ -133,4 +137,85 @@ describe('sealed sender', () => {
     // hal's own sends name nobody (the relay's receipt for gus's ordinary message does: hal acked it)
     expect(stored.filter((r) => r.senderAccountId === 's.hal' && r.type !== 'receipt')).toEqual([]);
   }, 60_000);
+
+  it('a run of messages goes as one sealed batch, in order; a batch whose key is refused goes again unsealed, nothing lost', async () => {
+    const ivy = await newClient(relay.url, 's.ivy', { sealedSender: true });
+    const jay = await newClient(relay.url, 's.jay', { sealedSender: true });
+    clients.push(ivy, jay);
+    await ivy.sendText(await ivy.openConversation('s.jay'), 'hi jay');
+    await eventually(async () => (await jay.messages('d:s.ivy')).messages.length === 1, 10_000, 'jay gets the request');
+    await jay.acceptRequest('d:s.ivy');
+    await jay.sendText('d:s.ivy', 'hi ivy');
+    await eventually(async () => (await ivy.messages('d:s.jay')).messages.length === 2, 10_000, 'ivy gets jay’s answer');
+
+    // ivy's end-to-end receipt for jay's answer leaves before the gate below is in place
+    await eventually(async () => (await ivy.context.storage.listOutbox()).length === 0, 10_000, 'nothing left to send');
+    // ivy's single sealed sends wait at a gate while more messages queue up behind the first
+    const http = httpOf(ivy);
+    const singles: number[] = [];
+    const batches: number[] = [];
+    let open!: () => void;
+    let gate = new Promise<void>((r) => { open = r; });
+    const single = http.sendSealed.bind(http);
+    const batch = http.sendSealedBatch.bind(http);
+    let afterSingle = (): void => undefined;
+    http.sendSealed = async (...args) => {
+      singles.push(1);
+      await gate;
+      const answer = await single(...args);
+      afterSingle();
+      return answer;
+    };
+    http.sendSealedBatch = async (...args) => { batches.push(args[2].sends.length); return batch(...args); };
+
+    const texts = (from: number) => Array.from({ length: 8 }, (_, i) => `run ${from + i}`);
+    const sendRun = async (list: string[]) => {
+      const first = await ivy.sendText('d:s.jay', list[0]!);
+      await eventually(async () => singles.length > 0, 10_000, 'the first send reached the gate');
+      const rest = [];
+      for (const text of list.slice(1)) rest.push(await ivy.sendText('d:s.jay', text));
+      return [first, ...rest];
+    };
+    const { rows: stored, stop } = recordStoredEnvelopes(relay.relay);
+    try {
+      const first = await sendRun(texts(0));
+      open();
+      for (const m of first) await eventually(async () => (await ivy.message(m.id))?.status?.['s.jay']?.state === 'delivered', 10_000, `${m.text} delivered`);
+      expect(singles).toEqual([1]);
+      expect(batches.reduce((a, b) => a + b, 0)).toBe(7);
+      expect(Math.max(...batches)).toBeGreaterThan(1);
+      await eventually(async () => (await jay.messages('d:s.ivy')).messages.filter((m) => m.text?.startsWith('run ')).length === 8, 10_000, 'jay has the run');
+      // newest first
+      const got = (await jay.messages('d:s.ivy')).messages.filter((m) => m.text?.startsWith('run ')).reverse();
+      expect(got.map((m) => [m.text, m.senderAccountId])).toEqual(texts(0).map((t) => [t, 's.ivy']));
+      // the run, and ivy's end-to-end receipts for what jay sent her
+      const sealedToJay = stored.filter((r) => r.accountId === 's.jay');
+      expect(sealedToJay.length).toBeGreaterThanOrEqual(8);
+      expect(new Set(sealedToJay.map((r) => `${r.type}/${r.senderAccountId}`))).toEqual(new Set(['sealed/']));
+
+      // jay's key changes behind ivy's back (as after a profile key rotation she has not heard of)
+      // once the first of the next run went sealed: the batch behind it is refused, ivy forgets
+      // the key, and the rest of the run goes the ordinary way, in order
+      afterSingle = () => relay.relay.ctx.accounts.setAccessKeyHash('s.jay', new Uint8Array(32).fill(9));
+      singles.length = 0;
+      batches.length = 0;
+      await eventually(async () => (await ivy.context.storage.listOutbox()).length === 0, 10_000, 'nothing left to send');
+      stored.length = 0;
+      gate = new Promise<void>((r) => { open = r; });
+      const second = await sendRun(texts(8));
+      open();
+      for (const m of second) await eventually(async () => (await ivy.message(m.id))?.status?.['s.jay']?.state === 'delivered', 10_000, `${m.text} delivered`);
+      await eventually(async () => (await jay.messages('d:s.ivy')).messages.filter((m) => m.text?.startsWith('run ')).length === 16, 10_000, 'jay has both runs');
+      const all = (await jay.messages('d:s.ivy')).messages.filter((m) => m.text?.startsWith('run ')).reverse();
+      expect(all.map((m) => m.text)).toEqual([...texts(0), ...texts(8)]);
+      expect(singles).toEqual([1]);
+      expect(batches).toEqual([7]); // refused: no sealed send after it
+      const toJay = stored.filter((r) => r.accountId === 's.jay');
+      expect(toJay.map((r) => [r.type === 'sealed', r.senderAccountId])).toEqual([[true, ''], ...Array.from({ length: 7 }, () => [false, 's.ivy'])]);
+    } finally {
+      stop();
+      open();
+    }
+  }, 60_000);
 });
+

@@ -1,4 +1,5 @@
 import { readySodium } from '../attachment/sodium.js';
+import { toHex } from '../codec/fields.js';
 import { MAX_ENVELOPE_BYTES } from '../codec/limits.js';
 import type { PairwiseMessageType, ProtocolEngine } from '../engine/engine.js';
 import { checkIdentityKey, sameBytes } from '../engine/identity-trust.js';
@@ -141,6 +142,28 @@ export function encodeSealedSenderPayload(payload: SealedSenderPayload): Uint8Ar
  */
 const checkedPairs = new WeakMap<Uint8Array, Uint8Array>();
 
+/**
+ * Layer 2's static-static agreements, by identity key pair object, then the other side's identity
+ * key: two identities always agree on the same secret, so each is computed once (two of a
+ * message's four agreements). Kept as long as the pair object, which holds the private key
+ * itself; at most {@link STATIC_AGREEMENTS_MAX} per pair (cleared when full).
+ */
+const staticAgreements = new WeakMap<Uint8Array, Map<string, Uint8Array>>();
+const STATIC_AGREEMENTS_MAX = 4096;
+
+/** `agree()` (the pair's agreement with `theirKey`) through {@link staticAgreements}; a copy, for the caller to erase. */
+async function staticAgree(pair: Uint8Array, theirKey: Uint8Array, agree: () => Promise<Uint8Array>): Promise<Uint8Array> {
+  let known = staticAgreements.get(pair);
+  const id = toHex(theirKey);
+  const hit = known?.get(id);
+  if (hit !== undefined) return hit.slice();
+  const shared = await agree();
+  if (known === undefined) staticAgreements.set(pair, (known = new Map()));
+  if (known.size >= STATIC_AGREEMENTS_MAX) known.clear();
+  known.set(id, shared.slice());
+  return shared;
+}
+
 /** An X25519 key pair as libsodium's `crypto_box_keypair` returns it (32-byte keys). */
 export interface SealedSenderEphemeral {
   publicKey: Uint8Array;
@@ -218,7 +241,7 @@ export async function sealSender(
   const ad1 = concatBytes([ephemeralPublic, recipient]);
   const k1 = hkdf(dh1, ad1, INFO_LAYER_1, KEY_BYTES);
   const c1 = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(sender, ad1, null, ZERO_NONCE, k1);
-  const dh2 = await engine.agree(keys.identityKeyPair, recipient);
+  const dh2 = await staticAgree(keys.identityKeyPair, recipient, () => engine.agree(keys.identityKeyPair, recipient));
   const k2 = hkdf(dh2, concatBytes([k1, c1]), INFO_LAYER_2, KEY_BYTES);
   const c2 = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(payload, concatBytes([sender, recipient]), null, ZERO_NONCE, k2);
   for (const secret of [dh1, k1, dh2, k2]) secret.fill(0);
@@ -261,7 +284,7 @@ export async function openSealedSender(
   if (sender.length !== CURVE25519_PUBLIC_KEY_LENGTH || sender[0] !== CURVE25519_KEY_TYPE) {
     throw new ProtocolError('INVALID_MESSAGE', 'sealed sender layer 1 holds no identity key');
   }
-  const dh2 = await agreeWith(engine, keys.identityKeyPair, sender, 2);
+  const dh2 = await staticAgree(keys.identityKeyPair, sender, () => agreeWith(engine, keys.identityKeyPair, sender, 2));
   const k2 = hkdf(dh2, concatBytes([k1, message.c1]), INFO_LAYER_2, KEY_BYTES);
   const payload = open(message.c2, concatBytes([sender, recipient]), k2, 2);
   for (const secret of [dh1, k1, dh2, k2]) secret.fill(0);

@@ -159,55 +159,40 @@ async function warmUp(alice: Party, bob: Party): Promise<string> {
   return chat;
 }
 
+/**
+ * Replaces `target[name]` (an async method) with one that reports each call's time in ms (and
+ * its first argument) to `onTime`; returns what puts the method back.
+ */
+function timeMethod<T extends object, K extends keyof T>(target: T, name: K, onTime: (ms: number, first: unknown) => void): () => void {
+  const method = target[name] as unknown as (...args: unknown[]) => Promise<unknown>;
+  (target as Record<K, unknown>)[name] = async (...args: unknown[]) => {
+    const t = performance.now();
+    try {
+      return await method.apply(target, args);
+    } finally {
+      onTime(performance.now() - t, args[0]);
+    }
+  };
+  return () => {
+    (target as Record<K, unknown>)[name] = method;
+  };
+}
+
 /** One throughput run, with the time spent in the relay round trip and in the engine summed for attribution. */
 async function throughput(alice: Party, bob: Party, chat: string): Promise<Record<string, number>> {
   const spent = { relaySend: 0, encrypt: 0, decrypt: 0 };
   const connection = alice.client.context.connection;
-  const request = connection.request.bind(connection);
-  connection.request = async (op, body) => {
-    const t = performance.now();
-    try {
-      return await request(op, body);
-    } finally {
-      if (op === 'send' || op === 'sendBatch') spent.relaySend += performance.now() - t;
-    }
-  };
-  // sealed sends go over HTTP: timed the same way
   const http = alice.client.context.relay;
-  const { sendSealed, sendSealedBatch } = http;
-  http.sendSealed = async (...args) => {
-    const t = performance.now();
-    try {
-      return await sendSealed.apply(http, args);
-    } finally {
-      spent.relaySend += performance.now() - t;
-    }
-  };
-  http.sendSealedBatch = async (...args) => {
-    const t = performance.now();
-    try {
-      return await sendSealedBatch.apply(http, args);
-    } finally {
-      spent.relaySend += performance.now() - t;
-    }
-  };
-  const { encrypt, decrypt } = engine;
-  engine.encrypt = async (...args) => {
-    const t = performance.now();
-    try {
-      return await encrypt.apply(engine, args);
-    } finally {
-      spent.encrypt += performance.now() - t;
-    }
-  };
-  engine.decrypt = async (...args) => {
-    const t = performance.now();
-    try {
-      return await decrypt.apply(engine, args);
-    } finally {
-      spent.decrypt += performance.now() - t;
-    }
-  };
+  const restore = [
+    timeMethod(connection, 'request', (ms, op) => {
+      if (op === 'send' || op === 'sendBatch') spent.relaySend += ms;
+    }),
+    // sealed sends go over HTTP: timed the same way
+    timeMethod(http, 'sendSealed', (ms) => (spent.relaySend += ms)),
+    timeMethod(http, 'sendSealedBatch', (ms) => (spent.relaySend += ms)),
+    timeMethod(engine, 'encrypt', (ms) => (spent.encrypt += ms)),
+    timeMethod(engine, 'decrypt', (ms) => (spent.decrypt += ms)),
+  ];
   let lastSentAt = 0;
   let sent = 0;
   let delivered = 0;
@@ -229,11 +214,7 @@ async function throughput(alice: Party, bob: Party, chat: string): Promise<Recor
   // reference run or the next run.
   await until(() => delivered >= E2E_MESSAGES, 10_000);
   offSent();
-  connection.request = request;
-  http.sendSealed = sendSealed;
-  http.sendSealedBatch = sendSealedBatch;
-  engine.encrypt = encrypt;
-  engine.decrypt = decrypt;
+  for (const undo of restore) undo();
   return {
     e2e_msgs_per_s: round((E2E_MESSAGES * 1000) / (end - start), 1),
     cpu_us_per_msg: round((cpu.user + cpu.system) / E2E_MESSAGES, 0),

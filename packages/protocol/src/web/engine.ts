@@ -159,32 +159,14 @@ class WebEngine implements ProtocolEngine {
     } catch (cause) {
       throw new ProtocolError('BAD_KEY', 'identity key pair is malformed', { cause, field: 'identityKeyPair' });
     }
-    const key = checkEcPublic(theirKey, 'theirKey');
-    let shared: Uint8Array;
-    try {
-      // libsodium refuses a low-order key (an all-zero result) itself
-      shared = this.sodium.crypto_scalarmult(pair.privateKey, key);
-    } catch (cause) {
-      throw new ProtocolError('BAD_KEY', 'theirKey is of low order', { cause, field: 'theirKey' });
-    }
-    if (this.sodium.is_zero(shared)) throw new ProtocolError('BAD_KEY', 'theirKey is of low order', { field: 'theirKey' });
-    return shared;
+    return this.x25519(pair.privateKey, checkEcPublic(theirKey, 'theirKey'), 'theirKey');
   }
 
   async ephemeralAgree(theirKeys: readonly Uint8Array[]): Promise<EphemeralAgreement> {
     const keys = theirKeys.map((k) => checkEcPublic(k, 'theirKeys'));
     const ephemeral = this.sodium.crypto_box_keypair();
     try {
-      const shared = keys.map((key) => {
-        let secret: Uint8Array;
-        try {
-          secret = this.sodium.crypto_scalarmult(ephemeral.privateKey, key);
-        } catch (cause) {
-          throw new ProtocolError('BAD_KEY', 'a key of theirKeys is of low order', { cause, field: 'theirKeys' });
-        }
-        if (this.sodium.is_zero(secret)) throw new ProtocolError('BAD_KEY', 'a key of theirKeys is of low order', { field: 'theirKeys' });
-        return secret;
-      });
+      const shared = keys.map((key) => this.x25519(ephemeral.privateKey, key, 'theirKeys'));
       const publicKey = new Uint8Array(33);
       publicKey[0] = 0x05;
       publicKey.set(ephemeral.publicKey, 1);
@@ -192,6 +174,19 @@ class WebEngine implements ProtocolEngine {
     } finally {
       ephemeral.privateKey.fill(0);
     }
+  }
+
+  /** X25519 of a private key and a 32-byte public key; `BAD_KEY` (`field`) for a low-order key. */
+  private x25519(privateKey: Uint8Array, publicKey: Uint8Array, field: string): Uint8Array {
+    let shared: Uint8Array;
+    try {
+      // libsodium refuses a low-order key (an all-zero result) itself
+      shared = this.sodium.crypto_scalarmult(privateKey, publicKey);
+    } catch (cause) {
+      throw new ProtocolError('BAD_KEY', `${field} is of low order`, { cause, field });
+    }
+    if (this.sodium.is_zero(shared)) throw new ProtocolError('BAD_KEY', `${field} is of low order`, { field });
+    return shared;
   }
 
   async signDeviceRecord(identityKeyPair: Uint8Array, record: DeviceRecord): Promise<SignedDeviceRecord> {

@@ -36,6 +36,20 @@ async function backlog(client: SottoClient) {
 const senderRows = (accountId: string): number =>
   (relay.relay.ctx.database.sqlite.prepare('SELECT count(*) AS n FROM envelopes WHERE sender_account_id = ?').get(accountId) as { n: number }).n;
 
+/**
+ * Makes `a` and `b` contacts: `a` writes first (a request), `b` accepts and answers, and `a`
+ * has the answer; each then holds the other's profile key. Returns `a`'s first message.
+ */
+async function becomeContacts(a: SottoClient, b: SottoClient) {
+  const [nameA, nameB] = [a.context.account.accountId, b.context.account.accountId];
+  const first = await a.sendText(await a.openConversation(nameB), `hi ${nameB}`);
+  await eventually(async () => (await b.messages(`d:${nameA}`)).messages.length === 1, 10_000, `${nameB} gets the request`);
+  await b.acceptRequest(`d:${nameA}`);
+  await b.sendText(`d:${nameA}`, `hi ${nameA}`);
+  await eventually(async () => (await a.messages(`d:${nameB}`)).messages.length === 2, 10_000, `${nameA} gets ${nameB}’s answer`);
+  return first;
+}
+
 describe('sealed sender', () => {
   it('seals 1:1 messages between contacts: stored and delivered without a sender, ticks still reach delivered', async () => {
     const alice = await newClient(relay.url, 's.alice', { sealedSender: true });
@@ -69,11 +83,7 @@ describe('sealed sender', () => {
     const carol = await newClient(relay.url, 's.carol', { sealedSender: true });
     const dave = await newClient(relay.url, 's.dave', { sealedSender: true });
     clients.push(carol, dave);
-    const request = await carol.sendText(await carol.openConversation('s.dave'), 'hi dave');
-    await eventually(async () => (await dave.messages('d:s.carol')).messages.length === 1, 10_000, 'dave gets the request');
-    await dave.acceptRequest('d:s.carol');
-    await dave.sendText('d:s.carol', 'hi carol'); // carol gets dave's key; dave has carol's since her first message
-    await eventually(async () => (await carol.messages('d:s.dave')).messages.length === 2, 10_000, 'carol gets dave’s answer');
+    const request = await becomeContacts(carol, dave);
     // the relay's receipt for the request (unsealed: carol did not have dave's key) is made
     // once dave's ack window closes; and carol's end-to-end receipt waits in hers
     await eventually(async () => (await carol.message(request.id))?.status?.['s.dave']?.state === 'delivered', 10_000, 'the request delivered');
@@ -97,11 +107,7 @@ describe('sealed sender', () => {
     const erin = await newClient(relay.url, 's.erin', { sealedSender: true });
     const finn = await newClient(relay.url, 's.finn', { sealedSender: true });
     clients.push(erin, finn);
-    await erin.sendText(await erin.openConversation('s.finn'), 'hi finn');
-    await eventually(async () => (await finn.messages('d:s.erin')).messages.length === 1, 10_000, 'finn gets the request');
-    await finn.acceptRequest('d:s.erin');
-    await finn.sendText('d:s.erin', 'hi erin');
-    await eventually(async () => (await erin.messages('d:s.finn')).messages.length === 2, 10_000, 'erin gets finn’s answer');
+    await becomeContacts(erin, finn);
     const sealedOne = await erin.sendText('d:s.finn', 'sealed before the block');
     await eventually(async () => (await erin.message(sealedOne.id))?.status?.['s.finn']?.state === 'delivered', 10_000, 'delivered before the block');
 
@@ -117,11 +123,7 @@ describe('sealed sender', () => {
     const gus = await newClient(relay.url, 's.gus'); // no sealedSender
     const hal = await newClient(relay.url, 's.hal', { sealedSender: true });
     clients.push(gus, hal);
-    await gus.sendText(await gus.openConversation('s.hal'), 'hi hal');
-    await eventually(async () => (await hal.messages('d:s.gus')).messages.length === 1, 10_000, 'hal gets the request');
-    await hal.acceptRequest('d:s.gus');
-    await hal.sendText('d:s.gus', 'hi gus');
-    await eventually(async () => (await gus.messages('d:s.hal')).messages.length === 2, 10_000, 'gus gets hal’s answer');
+    await becomeContacts(gus, hal);
 
     const { rows: stored, stop } = recordStoredEnvelopes(relay.relay);
     try {
@@ -142,11 +144,7 @@ describe('sealed sender', () => {
     const ivy = await newClient(relay.url, 's.ivy', { sealedSender: true });
     const jay = await newClient(relay.url, 's.jay', { sealedSender: true });
     clients.push(ivy, jay);
-    await ivy.sendText(await ivy.openConversation('s.jay'), 'hi jay');
-    await eventually(async () => (await jay.messages('d:s.ivy')).messages.length === 1, 10_000, 'jay gets the request');
-    await jay.acceptRequest('d:s.ivy');
-    await jay.sendText('d:s.ivy', 'hi ivy');
-    await eventually(async () => (await ivy.messages('d:s.jay')).messages.length === 2, 10_000, 'ivy gets jay’s answer');
+    await becomeContacts(ivy, jay);
 
     // ivy's end-to-end receipt for jay's answer leaves before the gate below is in place
     await eventually(async () => (await ivy.context.storage.listOutbox()).length === 0, 10_000, 'nothing left to send');

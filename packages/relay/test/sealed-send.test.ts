@@ -529,6 +529,33 @@ describe('sealed batches', () => {
     expect([t.relay.ctx.envelopes.queued('max', 1), t.relay.ctx.envelopes.queued('max', 2)]).toEqual([0, 0]);
   });
 
+  it('online-only (`ephemeral: true`): pushed sealed to the devices connected now, never stored, with the same checks', async () => {
+    const rx = await TestSocket.open(t, max1);
+    await rx.until((fs) => fs.some((f) => f.t === 'empty'));
+    const stored = t.relay.ctx.envelopes.storedTotal;
+    const cts = [sealedBytes(40), sealedBytes(41)];
+    const res = await sealedSend(t, 'max', maxKey, { ...sealedBody([max1, max2], cts), ephemeral: true });
+    expect([res.status, res.body]).toEqual([200, { serverTimestamp: t.clock.now, guids: [] }]);
+    await rx.until((fs) => envelopesOf(fs).length === 1);
+    const pushed = envelopesOf(rx.frames)[0]!;
+    expect([pushed.type, pushed.ephemeral, pushed.ciphertext, 'from' in pushed]).toEqual(['sealed', true, cts[0], false]);
+    // max2 is offline: nothing waits for it, nothing is stored, no receipt to anyone
+    expect(await backlog(t, max2)).toEqual([]);
+    expect(t.relay.ctx.envelopes.storedTotal).toBe(stored);
+    expect([t.relay.ctx.envelopes.queued('max', 1), t.relay.ctx.envelopes.queued('max', 2)]).toEqual([0, 0]);
+    // the checks of a stored sealed send: the key, then the device list
+    const wrongKey = await sealedSend(t, 'max', accessKey(), { ...sealedBody([max1, max2], cts), ephemeral: true });
+    expect([wrongKey.status, wrongKey.body]).toEqual([401, UNAUTHORIZED]);
+    const missing = await sealedSend(t, 'max', maxKey, { ...sealedBody([max1], [cts[0]!]), ephemeral: true });
+    expect([missing.status, missing.body.code]).toEqual([409, 'MISMATCHED_DEVICES']);
+    const notBool = await sealedSend(t, 'max', maxKey, { ...sealedBody([max1, max2], cts), ephemeral: 'yes' });
+    expect([notBool.status, notBool.body.code]).toEqual([400, 'BAD_REQUEST']);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(envelopesOf(rx.frames)).toHaveLength(1);
+    expect(t.relay.ctx.envelopes.storedTotal).toBe(stored);
+    rx.close();
+  });
+
   it('refuses access failures with the single send’s 401 and malformed batches with 400, storing nothing', async () => {
     const stored = t.relay.ctx.envelopes.storedTotal;
     const good = () => sealedBody([max1, max2], [sealedBytes(), sealedBytes()]);

@@ -170,11 +170,14 @@ export interface SetAccessKeyRequest {
  */
 export interface SealedSendRequest {
   messages: { deviceId: number; registrationId: number; ciphertext: B64 }[];
+  /** Online-only (typing, call signalling): pushed to connected devices, never stored; `guids` is `[]`. Not in a batch. */
+  ephemeral?: boolean;
 }
 
 /**
  * `POST /v1/messages/sealed/:accountId/batch`, with the same header: 1 to `MAX_BATCH_SENDS`
- * sealed sends to one account, each with the body of one {@link SealedSendRequest}. Stored whole
+ * sealed sends to one account, each with the body of one {@link SealedSendRequest} (stored:
+ * `ephemeral` is not read). Stored whole
  * and in order, or not at all; answered with a `BatchSendResponse` (one guid list per send).
  */
 export interface SealedBatchSendRequest {

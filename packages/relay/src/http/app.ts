@@ -11,7 +11,7 @@ import { ackEnvelopes, backlogPage, sendBatch, sendToAccount, sendToMany, type D
 import { deleteProfile, fetchProfile, MAX_PROFILE_BODY, readSetProfile, setProfile } from '../services/profiles.js';
 import { MAX_PROVISIONING_WAIT_MS, ProvisioningMailboxes } from '../services/provisioning.js';
 import { applyRelationship, listBlocked, listRequests, listRestricted, type RelationshipAction } from '../services/requests.js';
-import { authorizeSealed, clearAccessKey, limitSealedBatch, limitSealedByIp, limitSealedByRecipient, readSealedBatchSend, readSealedSend, readSetAccessKey, sendSealed, sendSealedBatch, setAccessKey } from '../services/sealed-send.js';
+import { authorizeSealed, clearAccessKey, limitSealedBatch, limitSealedByIp, limitSealedByRecipient, readSealedBatchSend, readSealedSendBody, readSetAccessKey, sendSealed, sendSealedBatch, sendSealedEphemeral, setAccessKey } from '../services/sealed-send.js';
 import type { Logger } from '../logger.js';
 import { encodeEnvelope } from '../wire.js';
 import { adminRoutes, requireBearer } from './admin.js';
@@ -226,8 +226,11 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
     const to = c.req.param('accountId');
     const keyHash = authorizeSealed(ctx, to, c.req.header(ACCESS_KEY_HEADER));
     limitSealedByRecipient(ctx, to);
-    const messages = readJson(await readJsonBody(c, sendLimit), 'SealedSendRequest', readSealedSend);
-    return c.json(await sendSealed(ctx, to, keyHash, messages));
+    const { messages, ephemeral } = readJson(await readJsonBody(c, sendLimit), 'SealedSendRequest', readSealedSendBody);
+    if (!ephemeral) return c.json(await sendSealed(ctx, to, keyHash, messages));
+    const { serverTimestamp, rows } = sendSealedEphemeral(ctx, to, keyHash, messages);
+    hub.pushEphemeral(rows);
+    return c.json({ serverTimestamp, guids: [] });
   });
   // Several sealed sends to one account, stored whole and in order or not at all: what a client
   // that sends sealed uses for a run of messages, one request instead of one each.

@@ -62,6 +62,15 @@ export function readSealedSend(r: FieldReader): SealedMessage[] {
 }
 
 /**
+ * Reads a `SealedSendRequest` with its optional `ephemeral` flag (online-only: typing, call
+ * signalling), for the single sealed send.
+ */
+export function readSealedSendBody(r: FieldReader): { messages: SealedMessage[]; ephemeral: boolean } {
+  const messages = readSealedSend(r);
+  return { messages, ephemeral: r.optBool('ephemeral') === true };
+}
+
+/**
  * Reads a `SealedBatchSendRequest` (with `readJson`): 1 to {@link MAX_BATCH_SENDS} sends, each
  * the body of one sealed send.
  */
@@ -153,6 +162,50 @@ export async function sendSealed(ctx: RelayContext, accountId: string, keyHash: 
 }
 
 /**
+ * `POST /v1/messages/sealed/:accountId` with `ephemeral: true` (typing, call signalling): the
+ * checks of a stored sealed send (the key, the device list), then envelopes for the delivery
+ * hub to push to the devices connected now, never stored, as for an ordinary online-only send.
+ * Runs at once, outside the commit queue: nothing is written. `guids` is `[]`.
+ * @example
+ * const { rows } = sendSealedEphemeral(ctx, 'bob', key, messages);
+ * hub.pushEphemeral(rows);
+ */
+export function sendSealedEphemeral(ctx: RelayContext, accountId: string, keyHash: Uint8Array, messages: readonly SealedMessage[]): { serverTimestamp: number; rows: NewEnvelope[] } {
+  checkSealedKey(ctx, accountId, keyHash);
+  checkSealedDevices(ctx, accountId, messages);
+  const serverTimestamp = ctx.now();
+  return { serverTimestamp, rows: sealedRows(accountId, messages, serverTimestamp, new GuidMint(serverTimestamp)) };
+}
+
+/**
+ * Inside a sealed send: the account still has the key `keyHash` (a key replaced or deleted, or
+ * an account suspended or deleted, is the same 401).
+ */
+function checkSealedKey(ctx: RelayContext, accountId: string, keyHash: Uint8Array): void {
+  const current = ctx.accounts.accessKeyHash(accountId);
+  if (current === undefined || current.length !== keyHash.length || !timingSafeEqual(current, keyHash)) throw unauthorized();
+}
+
+/** Inside a sealed send: the device-list check of every send (409 MISMATCHED_DEVICES, 410 STALE_DEVICES). */
+function checkSealedDevices(ctx: RelayContext, accountId: string, messages: readonly SealedMessage[]): void {
+  try {
+    // no sender: no device of the recipient's is left out as the sender's own
+    checkDeviceLists(ctx, NO_SENDER, [{ accountId, devices: messages }], false, false);
+  } catch (err) {
+    if (RelayError.is(err, 'NOT_FOUND')) throw unauthorized();
+    throw err;
+  }
+}
+
+/** One `sealed` envelope per device, with no sender. */
+function sealedRows(accountId: string, messages: readonly SealedMessage[], serverTimestamp: number, mint: GuidMint): NewEnvelope[] {
+  return messages.map((m) => ({
+    guid: mint.next(), accountId, deviceId: m.deviceId, senderAccountId: NO_SENDER.accountId, senderDeviceId: NO_SENDER.deviceId,
+    type: SEALED_TYPE, ciphertext: m.ciphertext, serverTimestamp,
+  }));
+}
+
+/**
  * `POST /v1/messages/sealed/:accountId/batch`: several sealed sends to one account in one
  * request, each checked and stored as {@link sendSealed} does, in order, with one server
  * timestamp. One operation of the commit queue (one savepoint): a send that fails (its device
@@ -163,22 +216,12 @@ export async function sendSealed(ctx: RelayContext, accountId: string, keyHash: 
  */
 export async function sendSealedBatch(ctx: RelayContext, accountId: string, keyHash: Uint8Array, sends: readonly (readonly SealedMessage[])[]): Promise<BatchSendResponse> {
   return ctx.queue.run(() => {
-    const current = ctx.accounts.accessKeyHash(accountId);
-    if (current === undefined || current.length !== keyHash.length || !timingSafeEqual(current, keyHash)) throw unauthorized();
+    checkSealedKey(ctx, accountId, keyHash);
     const serverTimestamp = ctx.now();
     const mint = new GuidMint(serverTimestamp);
     const guids = sends.map((messages) => {
-      try {
-        // no sender: no device of the recipient's is left out as the sender's own
-        checkDeviceLists(ctx, NO_SENDER, [{ accountId, devices: messages }], false, false);
-      } catch (err) {
-        if (RelayError.is(err, 'NOT_FOUND')) throw unauthorized();
-        throw err;
-      }
-      const rows: NewEnvelope[] = messages.map((m) => ({
-        guid: mint.next(), accountId, deviceId: m.deviceId, senderAccountId: NO_SENDER.accountId, senderDeviceId: NO_SENDER.deviceId,
-        type: SEALED_TYPE, ciphertext: m.ciphertext, serverTimestamp,
-      }));
+      checkSealedDevices(ctx, accountId, messages);
+      const rows = sealedRows(accountId, messages, serverTimestamp, mint);
       ctx.envelopes.insert(rows);
       return rows.map((r) => r.guid);
     });

@@ -98,7 +98,7 @@ export class Sender {
       }
       const messages = (await this.deps.lock.run(() => this.encryptForDevices(accountId, devices, [plaintext])))[0]!;
       try {
-        const sealed = options.ephemeral ? undefined : await this.postSealed(accountId, devices, messages);
+        const sealed = await this.postSealed(accountId, devices, messages, options.ephemeral === true);
         return sealed ?? (await this.post(accountId, messages, options.ephemeral === true));
       } catch (err) {
         if (attempt + 1 >= MAX_ATTEMPTS || !SottoError.is(err, 'RELAY_ERROR')) throw err;
@@ -178,14 +178,15 @@ export class Sender {
    * Sends the ciphertexts sealed (the relay does not learn the sender) when we hold the
    * recipient's access key. Undefined when we may not (no key, or it was refused just now: the
    * caller then sends the same ciphertexts the ordinary way). Device-list refusals (409, 410)
-   * are thrown as for any send.
+   * are thrown as for any send. `ephemeral` (typing, call signalling): online-only, sealed too.
    */
-  private async postSealed(accountId: string, devices: RemoteDevice[], messages: DeviceCiphertext[]): Promise<SendResponse | undefined> {
+  private async postSealed(accountId: string, devices: RemoteDevice[], messages: DeviceCiphertext[], ephemeral: boolean): Promise<SendResponse | undefined> {
     const { sealed, relay, self } = this.deps;
     if (!sealed || accountId === self().accountId) return undefined;
     const accessKey = await sealed.accessKey(accountId);
     if (!accessKey) return undefined;
     const body = await this.sealAll(sealed, devices, messages);
+    if (ephemeral) body.ephemeral = true;
     try {
       return await relay.sendSealed(accountId, accessKey, body);
     } catch (err) {

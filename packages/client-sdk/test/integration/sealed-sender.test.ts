@@ -215,5 +215,32 @@ describe('sealed sender', () => {
       open();
     }
   }, 60_000);
+
+  it('typing between contacts goes sealed and online-only: the relay pushes it without a sender and stores nothing', async () => {
+    const kim = await newClient(relay.url, 's.kim', { sealedSender: true });
+    const lou = await newClient(relay.url, 's.lou', { sealedSender: true });
+    clients.push(kim, lou);
+    await becomeContacts(kim, lou);
+    await eventually(async () => (await kim.context.storage.listOutbox()).length === 0, 10_000, 'nothing left to send');
+    const hub = relay.relay.hub;
+    const pushed: { accountId: string; type: string; senderAccountId: string }[] = [];
+    const push = hub.pushEphemeral.bind(hub);
+    hub.pushEphemeral = (envelopes) => {
+      for (const e of envelopes) pushed.push({ accountId: e.accountId, type: e.type, senderAccountId: e.senderAccountId });
+      push(envelopes);
+    };
+    const { rows: stored, stop } = recordStoredEnvelopes(relay.relay);
+    try {
+      const typing = lou.events.waitFor('typing', (e) => e.conversationId === 'd:s.kim' && e.accountId === 's.kim', 10_000);
+      expect(await kim.setTyping('d:s.lou', true)).toBe(true);
+      const [event] = await typing;
+      expect(event.typing).toBe(true);
+    } finally {
+      hub.pushEphemeral = push;
+      stop();
+    }
+    expect(pushed).toEqual([{ accountId: 's.lou', type: 'sealed', senderAccountId: '' }]);
+    expect(stored.filter((r) => r.accountId === 's.lou')).toEqual([]);
+  }, 60_000);
 });
 

@@ -221,11 +221,16 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
   // recipient's access key instead. Before `/:accountId/batch`, which `/sealed/batch` also
   // matches (`sealed` is a reserved username). Every access failure is the same 401, checked
   // before the body is read.
-  app.post('/v1/messages/sealed/:accountId', async (c) => {
-    limitSealedByIp(ctx, clientIp(c));
-    const to = c.req.param('accountId');
+  const sealedAccess = (c: Context) => {
+    const ip = clientIp(c);
+    limitSealedByIp(ctx, ip);
+    const to = c.req.param('accountId')!;
     const keyHash = authorizeSealed(ctx, to, c.req.header(ACCESS_KEY_HEADER));
     limitSealedByRecipient(ctx, to);
+    return { ip, to, keyHash };
+  };
+  app.post('/v1/messages/sealed/:accountId', async (c) => {
+    const { to, keyHash } = sealedAccess(c);
     const { messages, ephemeral } = readJson(await readJsonBody(c, sendLimit), 'SealedSendRequest', readSealedSendBody);
     if (!ephemeral) return c.json(await sendSealed(ctx, to, keyHash, messages));
     const { serverTimestamp, rows } = sendSealedEphemeral(ctx, to, keyHash, messages);
@@ -235,11 +240,7 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
   // Several sealed sends to one account, stored whole and in order or not at all: what a client
   // that sends sealed uses for a run of messages, one request instead of one each.
   app.post('/v1/messages/sealed/:accountId/batch', async (c) => {
-    const ip = clientIp(c);
-    limitSealedByIp(ctx, ip);
-    const to = c.req.param('accountId');
-    const keyHash = authorizeSealed(ctx, to, c.req.header(ACCESS_KEY_HEADER));
-    limitSealedByRecipient(ctx, to);
+    const { ip, to, keyHash } = sealedAccess(c);
     const sends = readJson(await readJsonBody(c, sendLimit), 'SealedBatchSendRequest', readSealedBatchSend);
     limitSealedBatch(ctx, ip, to, sends.length);
     return c.json(await sendSealedBatch(ctx, to, keyHash, sends));

@@ -1,17 +1,19 @@
 /**
- * Every route that reads a JSON body, given arbitrary JSON (and JSON shaped like its request with
+ * Every route that reads a JSON body (and the WebSocket, given arbitrary frames), given arbitrary JSON (and JSON shaped like its request with
  * arbitrary values), answers with a typed client error (or, for a body that is a valid no-op such
  * as an empty ack, a success) and changes nothing: never a 500, never a stack trace, never a
  * stored envelope, account, device, key, profile or report. A relay's first line against
  * hostile clients.
  */
 import { randomBytes } from 'node:crypto';
-import { ACCESS_KEY_HEADER, RELAY_ERROR_STATUS } from '@sotto/protocol';
+import { ACCESS_KEY_HEADER, encodeCbor, encodeClientFrame, RELAY_ERROR_STATUS, type ClientFrame, type ServerFrame } from '@sotto/protocol';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, b64, register, startTestRelay, type TestDevice, type TestRelay } from './helpers/relay-harness.js';
+import { api, b64, register, startTestRelay, TestSocket, type TestDevice, type TestRelay } from './helpers/relay-harness.js';
 
 const LOOSE = { capacity: 1_000_000, refillPerSecond: 1_000_000 };
+/** The WebSocket probe's request id. */
+const PROBE_ID = 4_000_000_123;
 
 /** Arbitrary JSON, and objects with each route's field names holding arbitrary JSON. */
 function bodies(fields: readonly string[]): fc.Arbitrary<unknown> {
@@ -41,7 +43,7 @@ describe('arbitrary JSON bodies', () => {
   };
 
   beforeAll(async () => {
-    t = await startTestRelay({ rateLimits: { ip: LOOSE, account: LOOSE, prekeyFetch: LOOSE }, sealedRateLimits: { ip: LOOSE, recipient: LOOSE } });
+    t = await startTestRelay({ rateLimits: { ip: LOOSE, account: LOOSE, prekeyFetch: LOOSE, maxKeys: 100_000 }, sealedRateLimits: { ip: LOOSE, recipient: LOOSE } });
     me = await register(t, 'prop_me');
     bob = await register(t, 'prop_bob');
     expect((await api(t, 'PUT', '/v1/access-key', bob, { accessKey: b64(bobKey) })).status).toBe(204);
@@ -89,3 +91,54 @@ describe('arbitrary JSON bodies', () => {
     }, 60_000);
   }
 });
+
+describe('arbitrary WebSocket frames', () => {
+  let t: TestRelay;
+  let me: TestDevice;
+  let bob: TestDevice;
+  beforeAll(async () => {
+    t = await startTestRelay({ rateLimits: { ip: LOOSE, account: LOOSE, prekeyFetch: LOOSE, maxKeys: 100_000 } });
+    me = await register(t, 'wsprop_me');
+    bob = await register(t, 'wsprop_bob');
+  });
+  afterAll(async () => t?.close());
+
+  it('answers each with an error frame or nothing, keeps the socket open, and stores nothing', async () => {
+    const socket = await TestSocket.open(t, me);
+    await socket.until((fs) => fs.some((f) => f.t === 'empty'));
+    const stored = t.relay.ctx.envelopes.storedTotal;
+    const value = fc.jsonValue({ maxDepth: 3 });
+    const shaped = fc.record({
+      t: fc.oneof(fc.constantFrom('req', 'ack', 'res', 'env', 'x'), value),
+      id: fc.oneof(fc.nat(), value).filter((id) => id !== PROBE_ID),
+      op: fc.oneof(fc.constantFrom('send', 'sendMulti', 'sendBatch', 'x'), value),
+      body: fc.oneof(value, fc.dictionary(fc.constantFrom('to', 'type', 'messages', 'sends', 'recipients', 'ciphertext', 'ephemeral'), value)),
+      guids: fc.oneof(fc.array(fc.string(), { maxLength: 3 }), value),
+    }, { requiredKeys: [] });
+    const frames = fc.oneof(fc.uint8Array({ minLength: 1, maxLength: 200 }), value.map(encodeCbor), shaped.map(encodeCbor));
+    const probe = { to: 'wsprop_bob', type: 'whisper', ephemeral: true, messages: [{ deviceId: 9, registrationId: 1, ciphertext: new Uint8Array([1]) }] };
+    await fc.assert(
+      fc.asyncProperty(frames, async (bytes) => {
+        socket.frames.length = 0;
+        socket.ws.send(bytes);
+        // a well-formed request after it is still answered, in order: the connection lives on
+        // (an id no generated frame uses, so that no answer to those is taken for the probe's)
+        socket.ws.send(encodeClientFrame({ t: 'req', id: PROBE_ID, op: 'send', body: probe } as ClientFrame));
+        await socket.until((fs) => fs.some((f) => f.t === 'res' && f.id === PROBE_ID));
+        const answer = socket.frames.find((f) => f.t === 'res' && f.id === PROBE_ID) as { status: number; error?: { code: string } };
+        expect([answer.status, answer.error?.code]).toEqual([409, 'MISMATCHED_DEVICES']);
+        expect(socket.closeCode).toBeUndefined();
+        for (const f of socket.frames as ServerFrame[]) {
+          if (f.t !== 'res') continue;
+          expect(f.status).toBeGreaterThanOrEqual(400);
+          expect(f.status).toBeLessThan(500);
+        }
+      }),
+      { numRuns: 150 },
+    );
+    expect(t.relay.ctx.envelopes.storedTotal).toBe(stored);
+    expect(t.relay.ctx.envelopes.queued('wsprop_bob', bob.deviceId)).toBe(0);
+    socket.close();
+  }, 60_000);
+});
+

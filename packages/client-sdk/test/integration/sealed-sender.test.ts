@@ -5,7 +5,9 @@
  * sealed; a block makes the blocked person's sends unsealed again, and the relay drops them.
  */
 import type { BacklogResponse } from '@sotto/protocol';
-import { decodeEnvelope } from '@sotto/protocol';
+import { decodeEnvelope, sealSender } from '@sotto/protocol';
+import { createLibsignalEngine } from '@sotto/protocol/libsignal';
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SottoClient } from '../../src/index.js';
 import { fromBase64Url } from '../../src/relay/base64url.js';
@@ -241,6 +243,65 @@ describe('sealed sender', () => {
     }
     expect(pushed).toEqual([{ accountId: 's.lou', type: 'sealed', senderAccountId: '' }]);
     expect(stored.filter((r) => r.accountId === 's.lou')).toEqual([]);
+  }, 60_000);
+});
+
+describe('a malicious relay and sealed envelopes', () => {
+  it('cannot make a forged claim, random bytes or a replayed sealed envelope show, nor get a receipt for them', async () => {
+    const mia = await newClient(relay.url, 's.mia', { sealedSender: true });
+    const ned = await newClient(relay.url, 's.ned', { sealedSender: true });
+    clients.push(mia, ned);
+    await becomeContacts(mia, ned);
+    await eventually(async () => (await ned.context.storage.listOutbox()).length === 0 && (await mia.context.storage.listOutbox()).length === 0, 10_000, 'nothing in flight');
+    // the sealed ciphertexts the relay stores for ned, as a compromised operator would keep them
+    const repo = relay.relay.ctx.envelopes;
+    const insert = repo.insert.bind(repo);
+    const kept: Uint8Array[] = [];
+    repo.insert = ((rows: Parameters<typeof insert>[0]) => {
+      for (const r of rows) if (r.accountId === 's.ned' && r.type === 'sealed') kept.push(r.ciphertext);
+      return insert(rows);
+    }) as typeof repo.insert;
+    try {
+      const real = await mia.sendText('d:s.ned', 'the real one');
+      await eventually(async () => (await mia.message(real.id))?.status?.['s.ned']?.state === 'delivered', 10_000, 'delivered');
+    } finally {
+      repo.insert = insert;
+    }
+    expect(kept).toHaveLength(1);
+    const shown = async () => (await ned.messages('d:s.mia')).messages.map((m) => m.text);
+    const before = await shown();
+    const sentByNed = (await ned.context.storage.listOutbox()).length;
+
+    // what the relay injects, as envelopes of type `sealed` without a sender: the real one again,
+    // random bytes, and a message sealed with the relay's own identity that claims to be mia's
+    const engine = createLibsignalEngine();
+    const mallory = await engine.generateIdentity();
+    const nedKey = ned.context.account.identityKey;
+    const forged = await sealSender(engine, { identityKeyPair: mallory.identityKeyPair, identityKey: mallory.identityKey, recipientIdentityKey: nedKey },
+      { from: { accountId: 's.mia', deviceId: 1 }, type: 'whisper', ciphertext: new Uint8Array(120).fill(3) });
+    const random = new Uint8Array(300);
+    globalThis.crypto.getRandomValues(random);
+    const { ctx } = relay.relay;
+    const failures: string[] = [];
+    ned.events.on('decryptionFailed', (f) => failures.push(`${f.from}: ${f.reason}`));
+    const { rows: toMia, stop } = recordStoredEnvelopes(relay.relay);
+    const injected = [kept[0]!, random, forged];
+    await ctx.queue.run(() => ctx.envelopes.insert(injected.map((ciphertext) => ({
+      guid: randomUUID(), accountId: 's.ned', deviceId: 1, senderAccountId: '', senderDeviceId: 0, type: 'sealed', ciphertext, serverTimestamp: Date.now(),
+    }))));
+    // all three are taken off the queue (acked), and nothing new is shown or answered
+    await eventually(async () => ctx.envelopes.queued('s.ned', 1) === 0, 10_000, 'the injected envelopes are acked');
+    await new Promise((r) => setTimeout(r, 400)); // longer than the receipt window
+    stop();
+    expect(await shown()).toEqual(before);
+    expect((await ned.context.storage.listOutbox()).length).toBe(sentByNed);
+    // nothing went to mia: no receipt, and above all no resend request that a forged claim of
+    // hers could otherwise make ned send her; no decryption failure is raised in her name
+    expect(toMia.filter((r) => r.accountId === 's.mia')).toEqual([]);
+    expect(failures).toEqual([]);
+    // and the real conversation goes on
+    await mia.sendText('d:s.ned', 'after the forgeries');
+    await eventually(async () => (await shown()).includes('after the forgeries'), 10_000, 'a real message after them');
   }, 60_000);
 });
 

@@ -27,6 +27,9 @@ export class RelayMetrics {
   /** WebSocket connections opened, and closed by close code. */
   private wsOpened = 0;
   private readonly wsClosed = new Map<number, number>();
+  /** Sealed sends accepted (each send of a batch counts), and refused for their access key. */
+  private sealedAccepted = 0;
+  private sealedRefused = 0;
   private blobsUploaded = 0;
   private blobBytesUploaded = 0;
   private readonly loopDelay: IntervalHistogram;
@@ -50,6 +53,12 @@ export class RelayMetrics {
 
   wsClose(code: number): void {
     this.wsClosed.set(code, (this.wsClosed.get(code) ?? 0) + 1);
+  }
+
+  /** `sends` sealed sends were accepted (`ok`), or one request was refused for its access key. */
+  sealed(ok: boolean, sends = 1): void {
+    if (ok) this.sealedAccepted += sends;
+    else this.sealedRefused++;
   }
 
   blobUploaded(bytes: number): void {
@@ -91,6 +100,10 @@ export class RelayMetrics {
     metric('sotto_commit_seconds_total', 'counter', 'Time spent in committed transactions, commit and fsync included.', one(queue.transactionMs / 1000));
     metric('sotto_http_responses_total', 'counter', 'HTTP responses, by status class.',
       this.httpByClass.flatMap((n, c) => (c === 0 ? [] : [[`{class="${c}xx"}`, n] as Sample])));
+    metric('sotto_sealed_sends_total', 'counter', 'Sealed sends (no sender): accepted, or refused for a missing or wrong access key (a high refused count is someone guessing keys).', [
+      ['{result="accepted"}', this.sealedAccepted],
+      ['{result="refused"}', this.sealedRefused],
+    ]);
     metric('sotto_blobs_uploaded_total', 'counter', 'Attachment blobs uploaded.', one(this.blobsUploaded));
     metric('sotto_blob_bytes_uploaded_total', 'counter', 'Attachment bytes uploaded.', one(this.blobBytesUploaded));
     metric('sotto_event_loop_delay_seconds', 'gauge', 'Event-loop delay since the last scrape, by quantile.', [

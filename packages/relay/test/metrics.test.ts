@@ -1,7 +1,7 @@
-import { decodeEnvelope } from '@sotto/protocol';
+import { ACCESS_KEY_HEADER, decodeEnvelope } from '@sotto/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import { api, register, sendBody, startTestRelay, TestSocket, type TestRelay } from './helpers/relay-harness.js';
+import { api, b64, register, sendBody, startTestRelay, TestSocket, type TestRelay } from './helpers/relay-harness.js';
 
 const TOKEN = 'scrape-token-0123456789';
 
@@ -71,6 +71,19 @@ describe('GET /metrics', () => {
     const after = (await scrape(t)).samples;
     expect((after.get('sotto_envelopes_removed_total') ?? 0) - (before.get('sotto_envelopes_removed_total') ?? 0)).toBe(3);
     expect(after.get('sotto_ws_closed_total{code="1000"}')).toBe(1);
+    // sealed sends: accepted ones (each send of a batch), and refusals for a wrong key
+    const key = new Uint8Array(16).fill(5);
+    expect((await api(t, 'PUT', '/v1/access-key', bob, { accessKey: b64(key) })).status).toBe(204);
+    const sealed = (path: string, accessKey: Uint8Array, body: unknown) =>
+      fetch(`${t.url}/v1/messages/sealed/bob_metrics${path}`, { method: 'POST', headers: { 'content-type': 'application/json', [ACCESS_KEY_HEADER]: b64(accessKey) }, body: JSON.stringify(body) });
+    const one = { messages: [{ deviceId: 1, registrationId: bob.registrationId, ciphertext: b64(new Uint8Array([1, 2, 3])) }] };
+    expect((await sealed('', key, one)).status).toBe(200);
+    expect((await sealed('/batch', key, { sends: [one, one, one] })).status).toBe(200);
+    expect((await sealed('', new Uint8Array(16), one)).status).toBe(401);
+    expect((await sealed('/batch', new Uint8Array(16), { sends: [one] })).status).toBe(401);
+    const sealedCounts = (await scrape(t)).samples;
+    expect(sealedCounts.get('sotto_sealed_sends_total{result="accepted"}')).toBe(4);
+    expect(sealedCounts.get('sotto_sealed_sends_total{result="refused"}')).toBe(2);
     expect((await api(t, 'GET', '/v1/nothing-here')).status).toBe(404);
     expect(((await scrape(t)).samples.get('sotto_http_responses_total{class="4xx"}') ?? 0)).toBeGreaterThan(before.get('sotto_http_responses_total{class="4xx"}') ?? 0);
   });

@@ -221,19 +221,36 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
   // recipient's access key instead. Before `/:accountId/batch`, which `/sealed/batch` also
   // matches (`sealed` is a reserved username). Every access failure is the same 401, checked
   // before the body is read.
+  /** Counts a sealed send's outcome for the metrics: `sends` accepted, or refused for its key. */
+  const countSealed = async <T>(sends: number, send: () => Promise<T> | T): Promise<T> => {
+    try {
+      const out = await send();
+      ctx.metrics?.sealed(true, sends);
+      return out;
+    } catch (err) {
+      if (RelayError.is(err, 'UNAUTHORIZED')) ctx.metrics?.sealed(false);
+      throw err;
+    }
+  };
   const sealedAccess = (c: Context) => {
     const ip = clientIp(c);
     limitSealedByIp(ctx, ip);
     const to = c.req.param('accountId')!;
-    const keyHash = authorizeSealed(ctx, to, c.req.header(ACCESS_KEY_HEADER));
+    let keyHash: Uint8Array;
+    try {
+      keyHash = authorizeSealed(ctx, to, c.req.header(ACCESS_KEY_HEADER));
+    } catch (err) {
+      ctx.metrics?.sealed(false);
+      throw err;
+    }
     limitSealedByRecipient(ctx, to);
     return { ip, to, keyHash };
   };
   app.post('/v1/messages/sealed/:accountId', async (c) => {
     const { to, keyHash } = sealedAccess(c);
     const { messages, ephemeral } = readJson(await readJsonBody(c, sendLimit), 'SealedSendRequest', readSealedSendBody);
-    if (!ephemeral) return c.json(await sendSealed(ctx, to, keyHash, messages));
-    const { serverTimestamp, rows } = sendSealedEphemeral(ctx, to, keyHash, messages);
+    if (!ephemeral) return c.json(await countSealed(1, () => sendSealed(ctx, to, keyHash, messages)));
+    const { serverTimestamp, rows } = await countSealed(1, () => sendSealedEphemeral(ctx, to, keyHash, messages));
     hub.pushEphemeral(rows);
     return c.json({ serverTimestamp, guids: [] });
   });
@@ -243,7 +260,7 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
     const { ip, to, keyHash } = sealedAccess(c);
     const sends = readJson(await readJsonBody(c, sendLimit), 'SealedBatchSendRequest', readSealedBatchSend);
     limitSealedBatch(ctx, ip, to, sends.length);
-    return c.json(await sendSealedBatch(ctx, to, keyHash, sends));
+    return c.json(await countSealed(sends.length, () => sendSealedBatch(ctx, to, keyHash, sends)));
   });
   app.post('/v1/messages/:accountId/batch', auth, async (c) => {
     const to = accountParam(c.req.param('accountId'));

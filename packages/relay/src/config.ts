@@ -11,6 +11,7 @@
  * const config = loadConfig(['--port', '0', '--data', dir], process.env);
  * const relay = await startRelay(config);
  */
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { MAX_ENVELOPE_BYTES } from '@sotto/protocol';
 
@@ -85,6 +86,13 @@ export interface RelayConfig {
   webRoot?: string;
   /** Origins (e.g. `https://app.example.org`) whose pages may call the API: CORS. None by default. */
   corsOrigins?: string[];
+  /**
+   * Addresses and subnets (`10.0.0.0/8`, `::1`) of reverse proxies in front of the relay: for a
+   * request from one of them, the client is the rightmost address of `X-Forwarded-For` that is
+   * not a trusted proxy (per-IP rate limits then meter clients, not the proxy). None by default:
+   * the header is ignored.
+   */
+  trustedProxies?: string[];
   /** Bearer token of `GET /metrics` (Prometheus text); no metrics endpoint without one. */
   metricsToken?: string;
   /** Bearer token of the operator's API (`/admin/v1/…`); no such API without one. */
@@ -157,6 +165,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = Object.freeze([
   opt('log-level', { type: 'enum', values: LOG_LEVELS }, 'info', 'debug | info | warn | error | silent'),
   opt('web-root', { type: 'path' }, undefined, 'directory of a built web app to serve at /'),
   opt('cors-origins', { type: 'string' }, undefined, 'comma-separated origins of a web app hosted elsewhere that may call the API'),
+  opt('trusted-proxies', { type: 'string' }, undefined, 'comma-separated addresses or subnets (e.g. 127.0.0.1,10.0.0.0/8) of reverse proxies whose X-Forwarded-For names the client'),
   opt('metrics-token', { type: 'string' }, undefined, 'serve GET /metrics (Prometheus text) to requests bearing this token (16+ characters)'),
   opt('admin-token', { type: 'string' }, undefined, 'serve the operator API (/admin/v1: reports, suspend, reinstate) to requests bearing this token (16+ characters)'),
   opt('max-envelope-bytes', bytes(1, MAX_ENVELOPE_BYTES), MAX_ENVELOPE_BYTES, 'largest envelope ciphertext'),
@@ -216,6 +225,17 @@ function parseValue(o: ConfigOption, raw: string, source: string): string | numb
       if (raw.trim() === '') bad('a non-empty value');
       return raw;
   }
+}
+
+/** `192.0.2.1`, `2001:db8::1`, or a subnet of either (`10.0.0.0/8`, `2001:db8::/32`). */
+function isAddressOrSubnet(value: string): boolean {
+  const slash = value.indexOf('/');
+  const address = slash === -1 ? value : value.slice(0, slash);
+  const version = isIP(address);
+  if (version === 0) return false;
+  if (slash === -1) return true;
+  const prefix = value.slice(slash + 1);
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128);
 }
 
 function findOption(name: string): ConfigOption | undefined {
@@ -311,6 +331,14 @@ export function loadConfig(
       if (!ok) throw new ConfigError('INVALID_VALUE', '--cors-origins', `--cors-origins: ${JSON.stringify(o)} is not an origin like https://app.example.org`);
     }
     config.corsOrigins = origins;
+  }
+  const proxies = s('trusted-proxies');
+  if (proxies !== undefined) {
+    const entries = proxies.split(',').map((p) => p.trim()).filter((p) => p !== '');
+    for (const p of entries) {
+      if (!isAddressOrSubnet(p)) throw new ConfigError('INVALID_VALUE', '--trusted-proxies', `--trusted-proxies: ${JSON.stringify(p)} is not an IP address or a subnet like 10.0.0.0/8`);
+    }
+    config.trustedProxies = entries;
   }
   const token = (flag: 'metrics-token' | 'admin-token'): string | undefined => {
     const value = s(flag);

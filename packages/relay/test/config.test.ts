@@ -59,11 +59,21 @@ describe('loadConfig', () => {
     [['--max-attachment-bytes', '10 parsecs'], '--max-attachment-bytes'],
     [['--retention-days', '0'], '--retention-days'],
     [['--host', '  '], '--host'],
+    [['--trusted-proxies', 'proxy.local'], '--trusted-proxies'],
+    [['--trusted-proxies', '127.0.0.1,10.0.0.0/33'], '--trusted-proxies'],
+    [['--trusted-proxies', '::1/129'], '--trusted-proxies'],
+    [['--trusted-proxies', '10.0.0.0/x'], '--trusted-proxies'],
   ])('rejects invalid value %j', (argv, option) => {
     const err = errorOf(() => loadConfig(argv, {}));
     expect(err.code).toBe('INVALID_VALUE');
     expect(err.option).toBe(option);
     expect(err.message).toContain(option);
+  });
+
+  it('reads trusted proxies as addresses and subnets of either family', () => {
+    expect(loadConfig([], {}).trustedProxies).toBeUndefined();
+    expect(loadConfig(['--trusted-proxies', '127.0.0.1, ::1,10.0.0.0/8,2001:db8::/32'], {}).trustedProxies).toEqual(['127.0.0.1', '::1', '10.0.0.0/8', '2001:db8::/32']);
+    expect(loadConfig([], { SOTTO_TRUSTED_PROXIES: '192.168.0.0/16' }).trustedProxies).toEqual(['192.168.0.0/16']);
   });
 
   it('names the env variable a bad value came from', () => {

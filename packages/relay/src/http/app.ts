@@ -16,7 +16,7 @@ import type { Logger } from '../logger.js';
 import { encodeEnvelope } from '../wire.js';
 import { adminRoutes, requireBearer } from './admin.js';
 import { attachmentRoutes, type AttachmentDeps } from './attachments.js';
-import { clientIp, limitIp, requireDevice, type RelayEnv } from './auth.js';
+import { clientIpResolver, limitIp, requireDevice, type RelayEnv } from './auth.js';
 import { readJsonBody } from './body.js';
 
 const MAX_CT_B64 = Math.ceil((256 * 1024 * 4) / 3);
@@ -133,7 +133,8 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
       maxAge: 600,
     }));
   }
-  app.use('/v1/*', limitIp(ctx));
+  const clientIp = clientIpResolver(ctx.config.trustedProxies);
+  app.use('/v1/*', limitIp(ctx, clientIp));
 
   // Accounts and devices
   app.post('/v1/accounts', async (c) => c.json(await registerAccount(ctx, await readJsonBody(c, smallLimit), clientIp(c)), 201));

@@ -24,7 +24,7 @@ export interface TestRelay {
   close(): Promise<void>;
 }
 
-export async function startTestRelay(limits: Partial<RelayLimits> = {}, extra: Partial<Pick<RelayConfig, 'webRoot' | 'corsOrigins' | 'metricsToken' | 'adminToken'>> = {}): Promise<TestRelay> {
+export async function startTestRelay(limits: Partial<RelayLimits> = {}, extra: Partial<Pick<RelayConfig, 'webRoot' | 'corsOrigins' | 'metricsToken' | 'adminToken' | 'trustedProxies'>> = {}): Promise<TestRelay> {
   const dir = await mkdtemp(join(tmpdir(), 'sotto-relay-test-'));
   const clock = { now: Date.now() };
   const base = defaultConfig({ port: 0, host: '127.0.0.1', dataDir: dir, logLevel: 'silent' });

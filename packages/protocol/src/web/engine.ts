@@ -164,7 +164,7 @@ class WebEngine implements ProtocolEngine {
 
   async ephemeralAgree(theirKeys: readonly Uint8Array[]): Promise<EphemeralAgreement> {
     const keys = theirKeys.map((k) => checkEcPublic(k, 'theirKeys'));
-    const ephemeral = this.sodium.crypto_box_keypair();
+    const ephemeral = generateKeyPair(this.sodium);
     try {
       const shared = keys.map((key) => this.x25519(ephemeral.privateKey, key, 'theirKeys'));
       const publicKey = new Uint8Array(33);

@@ -97,6 +97,7 @@ const contents: Content[] = [
   { ...header, type: 'disappearingTimer', fallback: 'Set disappearing messages to 1 day', body: { expireTimerMs: 86_400_000 } },
   { ...header, type: 'groupUpdate', conversation: { kind: 'group', groupId }, body: { groupId, change: seq(40, 1), senderKeyDistribution: seq(20, 9) } },
   { ...header, type: 'senderKeyDistribution', body: { distributionId: '0f8fad5b-d9cb-469f-a165-70867728950e', message: seq(24, 3) } },
+  { ...header, type: 'senderKeyDistribution', body: { distributionId: '0f8fad5b-d9cb-469f-a165-70867728950e', message: seq(24, 3), profileKey: seq(32, 0x50) } },
   { ...header, type: 'call', body: { callId: 'call-1', action: 'ice', media: 'video', candidates: ['candidate:1 1 udp 2122260223 192.0.2.1 54400 typ host'] } },
   { ...header, type: 'call', conversation: { kind: 'group', groupId }, body: { callId: 'call-2', action: 'join', media: 'voice' } },
   { ...header, type: 'call', conversation: { kind: 'group', groupId }, body: { callId: 'call-2', action: 'offer', media: 'voice', sdp: 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n', target: { accountId: 'carol', deviceId: 2 } } },
@@ -188,6 +189,7 @@ for (const c of contents) {
   const name =
     c.type === 'sync' ? `content sync ${c.body.kind}`
     : c.type === 'call' && c.conversation?.kind === 'group' ? `content call group ${c.body.action}`
+    : c.type === 'senderKeyDistribution' && c.body.profileKey ? 'content senderKeyDistribution with profile key'
     : `content ${c.type}`;
   add(name, 'Content', c, encodeContent(c));
 }

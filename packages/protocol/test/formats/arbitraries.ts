@@ -177,7 +177,7 @@ export const bodies: { [T in ContentType]: fc.Arbitrary<ContentBodies[T]> } = {
     { groupId, change: bytes(1, 2048), senderKeyDistribution: bytes(1, 1024) },
     { requiredKeys: ['groupId', 'change'] },
   ),
-  senderKeyDistribution: fc.record({ distributionId: fc.uuid(), message: bytes(1, 1024) }),
+  senderKeyDistribution: fc.record({ distributionId: fc.uuid(), message: bytes(1, 1024), profileKey: bytes(32, 32) }, { requiredKeys: ['distributionId', 'message'] }),
   call: fc
     .record(
       {

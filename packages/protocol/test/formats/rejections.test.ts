@@ -159,6 +159,16 @@ describe('limits', () => {
     expect(decodeEnvelope(encodeEnvelope({ ...envelope, ciphertext: new Uint8Array(256 * 1024) })).ciphertext.length).toBe(256 * 1024);
   });
 
+  it('a sender-key distribution carries a profile key of exactly 32 bytes, or none', () => {
+    const wire = wireOf('content senderKeyDistribution with profile key');
+    const body = (w: Wire) => w['body'] as Wire;
+    expect(decodeContent(edit(wire, () => undefined))).toStrictEqual(valueOf('content senderKeyDistribution with profile key'));
+    for (const key of [new Uint8Array(31), new Uint8Array(33), new Uint8Array(0), 'key', 5]) {
+      expectCode(() => decodeContent(edit(wire, (w) => (body(w)['profileKey'] = key))), 'INVALID_FIELD');
+    }
+    expect((decodeContent(edit(wire, (w) => delete body(w)['profileKey'])) as Content & { type: 'senderKeyDistribution' }).body.profileKey).toBeUndefined();
+  });
+
   it('a Content over 64 KiB is TOO_LARGE unless it is a sync wrapping a full-size transcript', () => {
     const group = valueOf<Content & { type: 'groupUpdate' }>('content groupUpdate');
     const body = { ...group.body, change: new Uint8Array(60 * 1024), senderKeyDistribution: new Uint8Array(1024) };

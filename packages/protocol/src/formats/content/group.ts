@@ -1,3 +1,4 @@
+import { PROFILE_KEY_LENGTH } from './profile-key.js';
 import { compact } from '../../codec/fields.js';
 import { type ContentTypeCodec, readGroupId } from './common.js';
 
@@ -25,15 +26,18 @@ export interface GroupUpdateBody {
 
 /**
  * `senderKeyDistribution` v1 — a libsignal SenderKeyDistributionMessage for one distribution id,
- * sent pairwise to each member device.
+ * sent pairwise to each member device; with the sender's profile key, so that members who are
+ * not its contacts can show its profile.
  *
  * ```text
- * body = { v: 1, distributionId: uuid text (lowercase), message: bytes (1..1024) }
+ * body = { v: 1, distributionId: uuid text (lowercase), message: bytes (1..1024), profileKey?: bytes(32) }
  * ```
  */
 export interface SenderKeyDistributionBody {
   distributionId: string;
   message: Uint8Array;
+  /** The sender's profile key (`profileKey` content's `key`). */
+  profileKey?: Uint8Array;
 }
 
 export const groupUpdateContent: ContentTypeCodec<GroupUpdateBody> = {
@@ -50,10 +54,12 @@ export const groupUpdateContent: ContentTypeCodec<GroupUpdateBody> = {
 
 export const senderKeyDistributionContent: ContentTypeCodec<SenderKeyDistributionBody> = {
   version: 1,
-  encode: (b) => ({ distributionId: b.distributionId, message: b.message }),
-  decode: (r) => ({
-    distributionId: r.string('distributionId', { minLength: 36, maxLength: 36, pattern: UUID_PATTERN }),
-    message: r.bytes('message', { minLength: 1, maxLength: MAX_SENDER_KEY_DISTRIBUTION_BYTES }),
-  }),
+  encode: (b) => compact({ distributionId: b.distributionId, message: b.message, profileKey: b.profileKey }),
+  decode: (r) =>
+    compact({
+      distributionId: r.string('distributionId', { minLength: 36, maxLength: 36, pattern: UUID_PATTERN }),
+      message: r.bytes('message', { minLength: 1, maxLength: MAX_SENDER_KEY_DISTRIBUTION_BYTES }),
+      profileKey: r.optBytes('profileKey', { length: PROFILE_KEY_LENGTH }),
+    }),
   fallback: () => '',
 };

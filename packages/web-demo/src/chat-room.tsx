@@ -158,7 +158,7 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onE
       <ol class="thread" data-testid="thread">
         {hasOlder && <li class="older"><button onClick={() => setLimit((l) => l + 50)}>Older messages</button></li>}
         {messages.map((m) => (
-          <MessageRow key={m.id} client={client} m={m} isGroup={isGroup} replied={m.replyToId ? messages.find((x) => x.id === m.replyToId) : undefined} onReply={() => setReplyTo(m)} run={run} />
+          <MessageRow key={m.id} client={client} m={m} isGroup={isGroup} version={version} replied={m.replyToId ? messages.find((x) => x.id === m.replyToId) : undefined} onReply={() => setReplyTo(m)} run={run} />
         ))}
       </ol>
       {typing.length > 0 && <p class="typing" data-testid="typing">{typing.join(', ')} typing…</p>}

@@ -1,9 +1,10 @@
 /** One message of a thread, with its media, cards, reactions, ticks and actions. */
 import type { MessageView, SottoClient } from '@sotto/client-sdk';
 import { useState } from 'preact/hooks';
+import { SenderName } from './profiles.js';
 import { EDIT_WINDOW_MS, REACTIONS, statusOf } from './shared.js';
 
-export function MessageRow({ client, m, isGroup, replied, onReply, run }: { client: SottoClient; m: MessageView; isGroup: boolean; replied: MessageView | undefined; onReply: () => void; run: (a: () => Promise<unknown>) => void }) {
+export function MessageRow({ client, m, isGroup, version, replied, onReply, run }: { client: SottoClient; m: MessageView; isGroup: boolean; version: number; replied: MessageView | undefined; onReply: () => void; run: (a: () => Promise<unknown>) => void }) {
   const [image, setImage] = useState<string | undefined>();
   const [editing, setEditing] = useState<string | undefined>();
   const [forwarding, setForwarding] = useState(false);
@@ -20,7 +21,7 @@ export function MessageRow({ client, m, isGroup, replied, onReply, run }: { clie
   const seconds = Math.max(1, Math.round((pointer?.durationMs ?? 0) / 1000));
   return (
     <li class={m.outgoing ? 'out' : 'in'} data-testid="message">
-      {isGroup && !m.outgoing && <span class="sender">{m.senderAccountId}</span>}
+      {isGroup && !m.outgoing && <SenderName client={client} username={m.senderAccountId} version={version} />}
       {replied && <blockquote class="reply">{replied.text ?? '…'}</blockquote>}
       {m.deletedAt !== undefined ? (
         <em class="unsent">Message unsent</em>

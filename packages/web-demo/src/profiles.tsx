@@ -1,8 +1,8 @@
 /**
  * People's profiles as the pages show them: the display name, bio and photo a person sealed with
  * their profile key. The SDK holds a profile only for people who gave us that key (they wrote to
- * us, or accepted our request); for anyone else these show nothing, and the pages fall back to
- * the username.
+ * us, accepted our request, or share a group with us); for anyone else these show nothing, and
+ * the pages fall back to the username.
  */
 import type { ProfileView, SottoClient } from '@sotto/client-sdk';
 import { useEffect, useRef, useState } from 'preact/hooks';
@@ -103,3 +103,18 @@ export function Avatar({ client, username, profile, size = 'small' }: { client: 
   const url = useAvatarUrl(client, username, profile);
   return url ? <img class={`avatar ${size}`} src={url} alt={username} data-testid="avatar" /> : null;
 }
+
+/**
+ * Who wrote a group message: their display name when we hold their profile (group members get
+ * each other's profile keys with their sender keys), with the username beside it; the username
+ * alone otherwise.
+ */
+export function SenderName({ client, username, version }: { client: SottoClient; username: string; version: number }) {
+  const profile = useProfile(client, username, version);
+  return (
+    <span class="sender" data-testid="sender">
+      {profile?.name ? <>{profile.name} <small>@{username}</small></> : username}
+    </span>
+  );
+}
+

@@ -31,9 +31,10 @@ const PHOTO = png(5, [200, 30, 120]);
  */
 describe('profiles in the web app', () => {
   let app: AppHarness;
-  // rosa and sam of the first test, whom the last one follows
+  // rosa, sam and tara of the first test, whom the later ones follow
   let rosa: Page;
   let sam: Page;
+  let tara: Page;
 
   beforeAll(async () => {
     app = await startApp();
@@ -50,7 +51,7 @@ describe('profiles in the web app', () => {
   it('a name, bio and photo reach the people one writes to, and changes follow; a stranger sees none of it', async () => {
     rosa = await app.person('rosa');
     sam = await app.person('sam', recordNotifications);
-    const tara = await app.person('tara');
+    tara = await app.person('tara');
     // a failure says what each page showed (the steps wait on what appears there)
     onTestFailed(async () => {
       for (const [name, page] of [['rosa', rosa], ['sam', sam]] as const) {
@@ -159,4 +160,27 @@ describe('profiles in the web app', () => {
     expect(stored.filter((r) => r.accountId === 'sam').map((r) => [r.type, r.senderAccountId])).toContainEqual(['sealed', '']);
     expect(stored.filter((r) => r.senderAccountId === 'rosa')).toEqual([]);
   });
+
+  it('in a group, a member who is not a contact shows by her profile name', async () => {
+    // tara never wrote to rosa, nor rosa to her; tara makes a group with both of them in it
+    const thread = (page: Page) => page.getByTestId('thread');
+    await tara.getByRole('button', { name: 'New group' }).click();
+    await tara.fill('input[name=group-name]', 'Book club');
+    await tara.fill('input[name=to]', 'rosa, sam');
+    await tara.getByRole('button', { name: 'Create group' }).click();
+    await expect.poll(() => tara.getByTestId('chat-title').textContent()).toBe('Book club');
+    await send(tara, 'welcome');
+    // rosa accepts the invitation from a stranger and writes: her sender key carries her profile key
+    await rosa.getByTestId('requests-tab').click();
+    await rosa.getByText('Book club').first().click();
+    await rosa.getByTestId('accept').click();
+    await thread(rosa).getByText('welcome').waitFor();
+    await send(rosa, 'hello club');
+    const fromRosa = thread(tara).getByTestId('message').filter({ hasText: 'hello club' });
+    await fromRosa.waitFor({ timeout: 15_000 });
+    await expect.poll(() => fromRosa.getByTestId('sender').textContent(), { timeout: 15_000 }).toBe('Rosa P. @rosa');
+    // tara, who has no profile, shows by her username on rosa's side
+    expect(await thread(rosa).getByTestId('message').filter({ hasText: 'welcome' }).getByTestId('sender').textContent()).toBe('tara');
+  });
 });
+

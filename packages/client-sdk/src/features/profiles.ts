@@ -265,15 +265,19 @@ export async function accessKeyRefused(ctx: ClientContext, accountId: string): P
 }
 
 /**
- * Applies a `profileKey` from `from` (a contact, or another device of ours) in `batch`, and
- * returns the fetch to run after the commit.
+ * Applies a profile key from `from` (a contact's `profileKey` content, another device of ours,
+ * or a group member's sender-key distribution) in `batch`, and returns the fetch to run after
+ * the commit. `known: 'skip'`: no fetch when the key is the one we hold already.
  */
-export async function receiveProfileKey(ctx: ClientContext, batch: StorageBatch, from: string, key: Uint8Array): Promise<() => Promise<void>> {
+export async function receiveProfileKey(ctx: ClientContext, batch: StorageBatch, from: string, key: Uint8Array, options: { known?: 'fetch' | 'skip' } = {}): Promise<() => Promise<void>> {
   if (from === ctx.account.accountId) {
     const own = await readOwnProfile(ctx);
     if (!sameKey(own?.key, key)) batch.setSetting(OWN_PROFILE_SETTING, compact({ ...(own ?? { version: 0 }), key }) as unknown as SettingValue);
   } else {
     const peer = await readPeer(ctx, from);
+    // A key we already hold needs no fetch when it comes with a group's sender key (every
+    // distribution carries it); a `profileKey` content with it is a contact announcing a change.
+    if (options.known === 'skip' && sameKey(peer.key, key)) return async () => undefined;
     batch.setSetting(peerProfileSetting(from), compact({ ...peer, key }) as unknown as SettingValue);
   }
   // not awaited: the receive pipeline does not wait for the relay

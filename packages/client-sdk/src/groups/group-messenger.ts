@@ -1,6 +1,7 @@
 import { MAX_SEND_DEVICES, encodeContent, readSendResponse, sameBytes, stageStores, type Content, type MismatchedDevices, type SendResponse, type StaleDevices } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
+import { readOwnProfile } from '../features/profiles.js';
 import { newMessageId } from '../ids.js';
 import type { RecipientAddress } from '../messaging/device-directory.js';
 import { padPlaintext } from '../messaging/padding.js';
@@ -187,14 +188,20 @@ async function distribute(ctx: ClientContext, groupId: Uint8Array, state: GroupS
     conversation: { kind: 'group', groupId },
     body: { distributionId: base.distributionId, message },
   };
-  const payload = encodeContent(content);
+  // with our profile key, so that members who are not our contacts can show our profile; never
+  // to someone we blocked (blocking rotated the key so that they lose it)
+  const own = await readOwnProfile(ctx);
+  const bare = encodeContent(content);
+  const withKey = own ? encodeContent({ ...content, body: { ...content.body, profileKey: own.key } }) : bare;
+  const payloadFor = async (accountId: string): Promise<Uint8Array> =>
+    withKey !== bare && !(await ctx.storage.getConversation(directConversationId(accountId)))?.blocked ? withKey : bare;
   const done: string[] = [];
   const queue = [...to];
   let failure: { error: unknown } | undefined;
   const workers = Array.from({ length: Math.min(DISTRIBUTION_CONCURRENCY, queue.length) }, async () => {
     for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
       try {
-        await ctx.sender.sendToAccount(next, payload);
+        await ctx.sender.sendToAccount(next, await payloadFor(next));
         done.push(next);
       } catch (error) {
         // A member whose identity changed waits for the user's acknowledgement; the group does

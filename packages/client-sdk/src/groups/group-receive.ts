@@ -1,5 +1,6 @@
 import { ProtocolError, stageStores, toHex, type Content, type DeviceAddress } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
+import { receiveProfileKey } from '../features/profiles.js';
 import type { Effects } from '../messaging/apply-content.js';
 import type { StorageBatch } from '../storage/batch.js';
 import { readProtocolStores } from '../storage/protocol-stores.js';
@@ -50,6 +51,11 @@ export async function applyGroupControl(
       return effects; // an unusable distribution: later group messages from them fail visibly
     }
     batch.storeChanges(staged.changes());
+    // their profile key, so that we can show their profile in the group (unless we blocked them)
+    const key = content.body.profileKey;
+    if (key !== undefined && from.accountId !== ctx.account.accountId && !(await ctx.storage.getConversation(directConversationId(from.accountId)))?.blocked) {
+      effects.after.push(await receiveProfileKey(ctx, batch, from.accountId, key, { known: 'skip' }));
+    }
     return effects;
   }
 

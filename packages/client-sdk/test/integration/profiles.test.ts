@@ -91,6 +91,41 @@ describe('profiles', () => {
     await eventually(async () => (await erin.profile('p.dana'))?.name === 'Dana (new)', 10_000, 'erin sees the profile again');
   }, 60_000);
 
+  it('group members who are not contacts get each other’s key with the sender key, never someone blocked', async () => {
+    const gia = await newClient(relay.url, 'p.gina');
+    const hal = await newClient(relay.url, 'p.hank');
+    const ian = await newClient(relay.url, 'p.ivo');
+    clients.push(gia, hal, ian);
+    await hal.setProfile({ name: 'Hal' });
+    await ian.setProfile({ name: 'Ian' });
+    // gia made the group; hal and ian never wrote to each other, nor to gia
+    const group = await gia.createGroup({ name: 'Climbing', members: ['p.hank', 'p.ivo'] });
+    await eventually(async () => (await hal.conversation(group)) !== undefined && (await ian.conversation(group)) !== undefined, 10_000, 'both in the group');
+    expect(await ian.profile('p.hank')).toBeUndefined();
+    await hal.sendText(group, 'hi all');
+    await eventually(async () => (await ian.profile('p.hank'))?.name === 'Hal', 10_000, 'ian opens hal’s profile');
+    await eventually(async () => (await gia.profile('p.hank'))?.name === 'Hal', 10_000, 'gia opens hal’s profile');
+    // no conversation or request came of it
+    expect(await ian.conversation('d:p.hank')).toBeUndefined();
+
+    // hal blocks ian (which rotates hal's key): hal's next distribution carries the new key to
+    // everyone in the group but ian
+    await ian.sendText(group, 'hello');
+    await eventually(async () => (await hal.profile('p.ivo'))?.name === 'Ian', 10_000, 'hal opens ian’s profile');
+    await hal.block('p.ivo');
+    await hal.setProfile({ name: 'Hal (new)' });
+    // a member's removal rotates every sender key: hal's next message goes with a new distribution
+    await gia.removeMember(group, 'p.ivo');
+    await eventually(async () => !(await hal.conversation(group))?.participants.includes('p.ivo'), 10_000, 'hal sees ian removed');
+    await gia.addMembers(group, ['p.ivo']);
+    await eventually(async () => (await hal.conversation(group))?.participants.includes('p.ivo') === true, 10_000, 'hal sees ian back');
+    await hal.sendText(group, 'again');
+    await eventually(async () => (await gia.profile('p.hank'))?.name === 'Hal (new)', 10_000, 'gia gets hal’s new key and profile');
+    await eventually(async () => (await ian.messages(group)).messages.some((m) => m.text === 'again'), 10_000, 'ian reads hal’s message');
+    // ian asks the relay: hal's new profile does not open with the key ian holds
+    expect(await ian.refreshProfile('p.hank')).toMatchObject({ name: 'Hal' });
+  }, 60_000);
+
   it('a linked device has the profile and its key, and can change it', async () => {
     const gus = await newClient(relay.url, 'p.gus');
     const hal = await newClient(relay.url, 'p.hal');

@@ -246,6 +246,38 @@ describe('sealed sender', () => {
   }, 60_000);
 });
 
+describe('sealed sender between group members', () => {
+  it('a member who is not a contact holds our key from the group: a first direct message may come sealed, and is a request all the same', async () => {
+    const ola = await newClient(relay.url, 's.ola', { sealedSender: true });
+    const pia = await newClient(relay.url, 's.pia', { sealedSender: true });
+    const quin = await newClient(relay.url, 's.quin', { sealedSender: true });
+    clients.push(ola, pia, quin);
+    const group = await ola.createGroup({ name: 'g', members: ['s.pia', 's.quin'] });
+    await eventually(async () => (await pia.conversation(group)) !== undefined && (await quin.conversation(group)) !== undefined, 10_000, 'in the group');
+    for (const member of [pia, quin]) await member.acceptRequest(group);
+    await pia.sendText(group, 'from pia');
+    await eventually(async () => (await quin.messages(group)).messages.some((m) => m.text === 'from pia'), 10_000, 'quin reads pia');
+    await eventually(async () => (await quin.context.storage.listOutbox()).length === 0, 10_000, 'quin idle');
+
+    const { rows: stored, stop } = recordStoredEnvelopes(relay.relay);
+    try {
+      await quin.sendText(await quin.openConversation('s.pia'), 'hi pia, from the group');
+      await eventually(async () => (await pia.messages('d:s.quin')).messages.length === 1, 10_000, 'pia gets it');
+    } finally {
+      stop();
+    }
+    // it went sealed (quin holds pia's key from her sender key), with quin's profile key beside it
+    const toPia = stored.filter((r) => r.accountId === 's.pia');
+    expect(toPia.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(toPia.map((r) => `${r.type}/${r.senderAccountId}`))).toEqual(new Set(['sealed/']));
+    // pia's client shows it as a request, and accepting it works as for any request
+    expect((await pia.conversation('d:s.quin'))?.isRequest).toBe(true);
+    await pia.acceptRequest('d:s.quin');
+    await pia.sendText('d:s.quin', 'hi quin');
+    await eventually(async () => (await quin.messages('d:s.pia')).messages.some((m) => m.text === 'hi quin'), 10_000, 'quin gets the answer');
+  }, 60_000);
+});
+
 describe('a malicious relay and sealed envelopes', () => {
   it('cannot make a forged claim, random bytes or a replayed sealed envelope show, nor get a receipt for them', async () => {
     const mia = await newClient(relay.url, 's.mia', { sealedSender: true });

@@ -148,7 +148,7 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onE
           <button onClick={() => run(async () => { await client.blockRequest(conversationId); onClosed(); })}>Block</button>
         </div>
       )}
-      {showSettings && isGroup && <GroupSettings client={client} conversation={conversation} run={run} onLeft={onClosed} />}
+      {showSettings && isGroup && <GroupSettings client={client} conversation={conversation} version={version} run={run} onLeft={onClosed} />}
       {showCalls && <CallLog client={client} conversationId={conversationId} version={version} />}
       {matches && (
         <ul class="settings calls" data-testid="chat-search-results">

@@ -2,8 +2,9 @@
 import type { ConversationRecord, SottoClient } from '@sotto/client-sdk';
 import { useEffect, useState } from 'preact/hooks';
 import { Checkbox } from './controls.js';
+import { PersonName } from './profiles.js';
 
-export function GroupSettings({ client, conversation, run, onLeft }: { client: SottoClient; conversation: ConversationRecord; run: (a: () => Promise<unknown>) => void; onLeft: () => void }) {
+export function GroupSettings({ client, conversation, version, run, onLeft }: { client: SottoClient; conversation: ConversationRecord; version: number; run: (a: () => Promise<unknown>) => void; onLeft: () => void }) {
   const [name, setName] = useState(conversation.title ?? '');
   const [add, setAdd] = useState('');
   const admin = conversation.admins?.includes(client.accountId) ?? false;
@@ -44,8 +45,8 @@ export function GroupSettings({ client, conversation, run, onLeft }: { client: S
       )}
       <ul>
         {others.map((p) => (
-          <li key={p}>
-            {p}
+          <li key={p} data-testid="member">
+            <PersonName client={client} username={p} version={version} testId="member-name" />
             {conversation.admins?.includes(p) && ' (admin)'}
             {admin && <button onClick={() => run(() => client.setAdmin(conversation.id, p, !conversation.admins?.includes(p)))}>{conversation.admins?.includes(p) ? 'Remove admin' : 'Make admin'}</button>}
             {admin && <button onClick={() => run(() => client.removeMember(conversation.id, p))}>Remove</button>}

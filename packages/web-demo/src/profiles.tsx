@@ -110,9 +110,14 @@ export function Avatar({ client, username, profile, size = 'small' }: { client: 
  * alone otherwise.
  */
 export function SenderName({ client, username, version }: { client: SottoClient; username: string; version: number }) {
+  return <PersonName client={client} username={username} version={version} class="sender" testId="sender" />;
+}
+
+/** A person's display name with the username beside it when we hold their profile; the username alone otherwise. */
+export function PersonName({ client, username, version, class: className, testId }: { client: SottoClient; username: string; version: number; class?: string; testId?: string }) {
   const profile = useProfile(client, username, version);
   return (
-    <span class="sender" data-testid="sender">
+    <span class={className} data-testid={testId}>
       {profile?.name ? <>{profile.name} <small>@{username}</small></> : username}
     </span>
   );

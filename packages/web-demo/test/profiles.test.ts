@@ -161,7 +161,7 @@ describe('profiles in the web app', () => {
     expect(stored.filter((r) => r.senderAccountId === 'rosa')).toEqual([]);
   });
 
-  it('in a group, a member who is not a contact shows by her profile name', async () => {
+  it('in a group, a member who is not a contact shows by her profile name, in the thread and the member list', async () => {
     // tara never wrote to rosa, nor rosa to her; tara makes a group with both of them in it
     const thread = (page: Page) => page.getByTestId('thread');
     await tara.getByRole('button', { name: 'New group' }).click();
@@ -179,6 +179,9 @@ describe('profiles in the web app', () => {
     const fromRosa = thread(tara).getByTestId('message').filter({ hasText: 'hello club' });
     await fromRosa.waitFor({ timeout: 15_000 });
     await expect.poll(() => fromRosa.getByTestId('sender').textContent(), { timeout: 15_000 }).toBe('Rosa P. @rosa');
+    // and in the group's member list
+    await tara.getByRole('button', { name: 'Group settings' }).click();
+    await expect.poll(() => tara.getByTestId('member').filter({ hasText: '@rosa' }).getByTestId('member-name').textContent(), { timeout: 15_000 }).toBe('Rosa P. @rosa');
     // tara, who has no profile, shows by her username on rosa's side
     expect(await thread(rosa).getByTestId('message').filter({ hasText: 'welcome' }).getByTestId('sender').textContent()).toBe('tara');
   });

@@ -1,7 +1,8 @@
 /**
  * A WebSocket factory that injects transport faults under test control: pushed envelopes
- * delivered twice, acks swallowed (so the relay redelivers after a reconnect), and the socket
- * dropped on demand (the client reconnects by itself with backoff).
+ * delivered twice, acks swallowed (so the relay redelivers after a reconnect), the socket
+ * dropped on demand (the client reconnects by itself with backoff), and frames the relay never
+ * sent handed to the client.
  */
 import { decodeClientFrame, decodeServerFrame } from '@sotto/protocol';
 import type { WebSocketFactory, WebSocketLike } from '../../src/index.js';
@@ -29,6 +30,14 @@ export class FaultyTransport {
 
   /** The factory to pass as `webSocket` in the client options. */
   readonly factory: WebSocketFactory = (url) => this.wrap(this.inner(url));
+
+  /** Delivers `bytes` to the client on every open socket, as if the relay had sent them. */
+  inject(bytes: Uint8Array): void {
+    for (const ws of this.open) this.deliver.get(ws)?.(bytes);
+  }
+
+  /** Per open socket: hands a frame to the client's handler (set by {@link wrap}). */
+  private readonly deliver = new WeakMap<WebSocketLike, (bytes: Uint8Array) => void>();
 
   /** Drops every open socket as a network failure would; the client reconnects with backoff. */
   dropConnections(): void {
@@ -70,6 +79,10 @@ export class FaultyTransport {
       onerror: null,
     };
     this.open.add(ws);
+    this.deliver.set(ws, (bytes) => {
+      const data = ws.binaryType === 'arraybuffer' ? bytes.slice().buffer : Buffer.from(bytes);
+      wrapper.onmessage?.({ data } as Parameters<NonNullable<WebSocketLike['onmessage']>>[0]);
+    });
     ws.onopen = (event) => wrapper.onopen?.(event);
     ws.onerror = (event) => wrapper.onerror?.(event);
     ws.onclose = (event) => {

@@ -42,7 +42,7 @@ import { RelayConnection, type ConnectionState } from './relay/relay-connection.
 import { RelayHttp } from './relay/relay-http.js';
 import { globalWebSocketFactory, type WebSocketFactory } from './relay/transport.js';
 import { forgetSentBefore } from './messaging/sent-index.js';
-import { ensureProfileKey, profileAvatar, profileView, refreshProfile, setProfile, shareProfileKeyIfNeeded, type ProfileUpdate, type ProfileView } from './features/profiles.js';
+import { askedProfile, ensureProfileKey, profileAvatar, refreshProfile, setProfile, shareProfileKeyIfNeeded, type ProfileUpdate, type ProfileView } from './features/profiles.js';
 import { sealedSending } from './messaging/sealed.js';
 import { StorageBatch } from './storage/batch.js';
 import { DurabilityWatch } from './storage/durability-watch.js';
@@ -880,10 +880,14 @@ export class SottoClient {
     return setProfile(this.ctx, update);
   }
 
-  /** A person's profile as last opened here (ours for our own username); undefined when we hold none. */
+  /**
+   * A person's profile as last opened here (ours for our own username); undefined when we hold
+   * none. When we hold their key but never opened their profile (a member of a large group), it
+   * is fetched in the background and `profileUpdated` follows.
+   */
   async profile(username: string): Promise<ProfileView | undefined> {
     this.assertOpen();
-    return profileView(this.ctx, username.toLowerCase());
+    return askedProfile(this.ctx, username.toLowerCase());
   }
 
   /** Fetches a person's profile from the relay again (when we hold their profile key). */

@@ -117,6 +117,31 @@ export async function profileView(ctx: ClientContext, accountId: string): Promis
   return peer.version !== undefined ? viewOf(accountId, peer) : undefined;
 }
 
+/**
+ * `SottoClient.profile`: {@link profileView}, and when we hold a key of theirs but never opened
+ * their profile (a large group's member), a fetch in the background, once a minute at most;
+ * `profileUpdated` follows when it opens.
+ */
+export async function askedProfile(ctx: ClientContext, accountId: string): Promise<ProfileView | undefined> {
+  const view = await profileView(ctx, accountId);
+  if (view === undefined && accountId !== ctx.account.accountId && (await readPeer(ctx, accountId)).key !== undefined) fetchOnDemand(ctx, accountId);
+  return view;
+}
+
+/** Accounts whose profile is being fetched on demand, per client, and when the last try began. */
+const onDemand = new WeakMap<ClientContext, Map<string, number>>();
+/** A profile fetched on demand is not asked for again within this long (a failure, or no profile yet). */
+const ON_DEMAND_RETRY_MS = 60_000;
+
+function fetchOnDemand(ctx: ClientContext, accountId: string): void {
+  let tried = onDemand.get(ctx);
+  if (tried === undefined) onDemand.set(ctx, (tried = new Map()));
+  const last = tried.get(accountId);
+  if (last !== undefined && ctx.now() - last < ON_DEMAND_RETRY_MS) return;
+  tried.set(accountId, ctx.now());
+  void refreshProfile(ctx, accountId).catch(() => undefined);
+}
+
 function checkText(value: string | null | undefined, field: string, max: number): void {
   if (value === undefined || value === null) return;
   if (typeof value !== 'string' || value.trim().length === 0 || [...value].length > max) {
@@ -267,9 +292,10 @@ export async function accessKeyRefused(ctx: ClientContext, accountId: string): P
 /**
  * Applies a profile key from `from` (a contact's `profileKey` content, another device of ours,
  * or a group member's sender-key distribution) in `batch`, and returns the fetch to run after
- * the commit. `known: 'skip'`: no fetch when the key is the one we hold already.
+ * the commit. `known: 'skip'`: no fetch when the key is the one we hold already; `fetch: false`:
+ * none at all (the profile is fetched when asked for: {@link askedProfile}).
  */
-export async function receiveProfileKey(ctx: ClientContext, batch: StorageBatch, from: string, key: Uint8Array, options: { known?: 'fetch' | 'skip' } = {}): Promise<() => Promise<void>> {
+export async function receiveProfileKey(ctx: ClientContext, batch: StorageBatch, from: string, key: Uint8Array, options: { known?: 'fetch' | 'skip'; fetch?: boolean } = {}): Promise<() => Promise<void>> {
   if (from === ctx.account.accountId) {
     const own = await readOwnProfile(ctx);
     if (!sameKey(own?.key, key)) batch.setSetting(OWN_PROFILE_SETTING, compact({ ...(own ?? { version: 0 }), key }) as unknown as SettingValue);
@@ -280,6 +306,8 @@ export async function receiveProfileKey(ctx: ClientContext, batch: StorageBatch,
     if (options.known === 'skip' && sameKey(peer.key, key)) return async () => undefined;
     batch.setSetting(peerProfileSetting(from), compact({ ...peer, key }) as unknown as SettingValue);
   }
+  // `fetch: false` (a large group's member): fetched when someone asks for the profile
+  if (options.fetch === false) return async () => undefined;
   // not awaited: the receive pipeline does not wait for the relay
   return async () => void fetchWithRetries(ctx, from);
 }

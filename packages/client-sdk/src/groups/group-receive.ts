@@ -28,6 +28,12 @@ export function mayPostInGroup(conversation: ConversationRecord, accountId: stri
  * group log; a rejected one changes nothing and raises `groupChangeRejected`. A distribution is
  * refused from a non-member of a group we know.
  */
+/**
+ * Groups up to this many members fetch a member's profile as soon as its key arrives; larger
+ * ones when the profile is asked for (`SottoClient.profile`).
+ */
+export const GROUP_PROFILE_FETCH_MAX = 64;
+
 export async function applyGroupControl(
   ctx: ClientContext,
   batch: StorageBatch,
@@ -51,10 +57,12 @@ export async function applyGroupControl(
       return effects; // an unusable distribution: later group messages from them fail visibly
     }
     batch.storeChanges(staged.changes());
-    // their profile key, so that we can show their profile in the group (unless we blocked them)
+    // their profile key, so that we can show their profile in the group (unless we blocked them);
+    // in a large group fetched only when asked for, or every member would fetch every other's
     const key = content.body.profileKey;
     if (key !== undefined && from.accountId !== ctx.account.accountId && !(await ctx.storage.getConversation(directConversationId(from.accountId)))?.blocked) {
-      effects.after.push(await receiveProfileKey(ctx, batch, from.accountId, key, { known: 'skip' }));
+      const fetch = (conversation?.participants.length ?? 0) <= GROUP_PROFILE_FETCH_MAX;
+      effects.after.push(await receiveProfileKey(ctx, batch, from.accountId, key, { known: 'skip', fetch }));
     }
     return effects;
   }

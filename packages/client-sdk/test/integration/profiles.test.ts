@@ -4,7 +4,7 @@
  * has the profile too.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryStorage, SottoClient, type ProfileView } from '../../src/index.js';
+import { MemoryStorage, SottoClient, StorageBatch, type ProfileView, type SettingValue } from '../../src/index.js';
 import { allFiles, clientOptions, eventually, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
 
 let relay: TestRelay;
@@ -125,6 +125,21 @@ describe('profiles', () => {
     // ian asks the relay: hal's new profile does not open with the key ian holds
     expect(await ian.refreshProfile('p.hank')).toMatchObject({ name: 'Hal' });
   }, 60_000);
+
+  it('a key held but never opened (a large group’s member) is opened when the profile is asked for', async () => {
+    const jo = await newClient(relay.url, 'p.jo');
+    const kit = await newClient(relay.url, 'p.kit');
+    clients.push(jo, kit);
+    await jo.setProfile({ name: 'Jo' });
+    // kit holds jo's key as a large group's distribution leaves it: stored, not fetched
+    const joKey = ((await jo.context.storage.getSetting('profile.own')) as { key: Uint8Array }).key;
+    await kit.context.storage.commit(new StorageBatch().setSetting('profile.peer.p.jo', { key: joKey } as unknown as SettingValue));
+    const updated = kit.events.waitFor('profileUpdated', (e) => e.accountId === 'p.jo', 10_000);
+    expect(await kit.profile('p.jo')).toBeUndefined();
+    const [event] = await updated;
+    expect(event.profile.name).toBe('Jo');
+    expect((await kit.profile('p.jo'))?.name).toBe('Jo');
+  }, 30_000);
 
   it('a linked device has the profile and its key, and can change it', async () => {
     const gus = await newClient(relay.url, 'p.gus');

@@ -175,7 +175,7 @@ export interface SealedSenderEphemeral {
  * it. `keys.identityKeyPair` is the sender's pair in `engine`'s format and must be the pair of
  * `keys.identityKey` (`BAD_KEY` otherwise); `keys.recipientIdentityKey` is the recipient device's
  * identity key (`BAD_KEY` if malformed or of low order). `ephemeral` is for test vectors only
- * (a fresh libsodium key pair otherwise).
+ * (otherwise the engine makes a fresh pair: `ephemeralAgree`).
  * @example
  * const inner = await engine.encrypt(stores, bob, plaintext);
  * const sealed = await sealSender(engine, { identityKeyPair, identityKey, recipientIdentityKey: bobKey },
@@ -192,8 +192,6 @@ export async function sealSender(
   const sender = checkIdentityKey(keys.identityKey, 'identityKey');
   const payload = encodeSealedSenderPayload({ v: 1, from: content.from, type: content.type, ciphertext: content.ciphertext });
   const sodium = await readySodium();
-  // The ephemeral agreements: the engine's (a fresh key pair that never leaves it), or, for test
-  // vectors only, the given pair's through libsodium.
   // A pair already checked against identityKey (the same object) is not checked again: the
   // check costs two of the four agreements.
   const known = checkedPairs.get(keys.identityKeyPair);
@@ -201,6 +199,8 @@ export async function sealSender(
   let ephemeralPublic: Uint8Array;
   let dh1: Uint8Array;
   let senderDh: Uint8Array | undefined;
+  // The ephemeral agreements: the engine's (a fresh key pair that never leaves it), or, for test
+  // vectors only, the given pair's through libsodium.
   if (ephemeral === undefined) {
     let agreed;
     try {

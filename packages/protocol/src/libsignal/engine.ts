@@ -68,6 +68,19 @@ function checkEcPublic(key: Uint8Array, field: string): S.PublicKey {
   }
 }
 
+/** X25519 of a private key and a public key; `BAD_KEY` (`field`) for a low-order key. */
+function x25519(privateKey: S.PrivateKey, publicKey: S.PublicKey, field: string): Uint8Array {
+  let shared: Uint8Array;
+  try {
+    // libsignal refuses a low-order key (an all-zero result) itself
+    shared = privateKey.agree(publicKey);
+  } catch (cause) {
+    throw new ProtocolError('BAD_KEY', `${field} is of low order`, { cause, field });
+  }
+  if (shared.length !== 32 || isZero(shared)) throw new ProtocolError('BAD_KEY', `${field} is of low order`, { field });
+  return new Uint8Array(shared);
+}
+
 function isZero(bytes: Uint8Array): boolean {
   let acc = 0;
   for (const b of bytes) acc |= b;
@@ -150,31 +163,13 @@ class LibsignalEngine implements ProtocolEngine {
     } catch (cause) {
       throw new ProtocolError('BAD_KEY', 'identity key pair is malformed', { cause, field: 'identityKeyPair' });
     }
-    const key = checkEcPublic(theirKey, 'theirKey');
-    let shared: Uint8Array;
-    try {
-      // libsignal refuses a low-order key (an all-zero result) itself
-      shared = pair.privateKey.agree(key);
-    } catch (cause) {
-      throw new ProtocolError('BAD_KEY', 'theirKey is of low order', { cause, field: 'theirKey' });
-    }
-    if (shared.length !== 32 || isZero(shared)) throw new ProtocolError('BAD_KEY', 'theirKey is of low order', { field: 'theirKey' });
-    return new Uint8Array(shared);
+    return x25519(pair.privateKey, checkEcPublic(theirKey, 'theirKey'), 'theirKey');
   }
 
   async ephemeralAgree(theirKeys: readonly Uint8Array[]): Promise<EphemeralAgreement> {
     const keys = theirKeys.map((k) => checkEcPublic(k, 'theirKeys'));
     const ephemeral = S.PrivateKey.generate();
-    const shared = keys.map((key) => {
-      let secret: Uint8Array;
-      try {
-        secret = ephemeral.agree(key);
-      } catch (cause) {
-        throw new ProtocolError('BAD_KEY', 'a key of theirKeys is of low order', { cause, field: 'theirKeys' });
-      }
-      if (secret.length !== 32 || isZero(secret)) throw new ProtocolError('BAD_KEY', 'a key of theirKeys is of low order', { field: 'theirKeys' });
-      return new Uint8Array(secret);
-    });
+    const shared = keys.map((key) => x25519(ephemeral, key, 'theirKeys'));
     return { publicKey: new Uint8Array(ephemeral.getPublicKey().serialize()), shared };
   }
 

@@ -20,3 +20,4 @@ export * from './group-change.js';
 export * from './provisioning.js';
 export * from './profile.js';
 export * from './sealed-sender.js';
+export * from './sealed-group.js';

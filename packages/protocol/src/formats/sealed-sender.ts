@@ -1,8 +1,7 @@
 import { readySodium } from '../attachment/sodium.js';
-import { toHex } from '../codec/fields.js';
 import { MAX_ENVELOPE_BYTES } from '../codec/limits.js';
 import type { PairwiseMessageType, ProtocolEngine } from '../engine/engine.js';
-import { checkIdentityKey, sameBytes } from '../engine/identity-trust.js';
+import { checkIdentityKey } from '../engine/identity-trust.js';
 import { ProtocolError } from '../errors.js';
 import { concatBytes, hkdf } from '../web/kdf.js';
 import {
@@ -14,6 +13,7 @@ import {
   encodeChecked,
   readDeviceAddress,
 } from './common.js';
+import { agreeWith, checkPair, ephemeralFor, staticAgree, withKeyType, ZERO_NONCE } from './sealed-keys.js';
 
 /**
  * Sealed sender (docs/protocol.md, "Sealed sender"): a pairwise message wrapped so that the relay
@@ -56,7 +56,6 @@ export const SEALED_SENDER_C1_LENGTH = CURVE25519_PUBLIC_KEY_LENGTH + 16;
 export const MAX_SEALED_SENDER_BYTES = MAX_ENVELOPE_BYTES;
 
 const TAG_BYTES = 16;
-const ZERO_NONCE = new Uint8Array(24);
 const KEY_BYTES = 32;
 /** Room for everything in a SealedSenderMessage except c2's bytes (104 at most). */
 const MESSAGE_OVERHEAD = 128;
@@ -135,35 +134,6 @@ export function encodeSealedSenderPayload(payload: SealedSenderPayload): Uint8Ar
   );
 }
 
-/**
- * Identity key pairs {@link sealSender} has checked, by object, with the public key they were
- * checked against. Like the engines' own caches of deserialized pairs, it takes a pair's bytes
- * as fixed once passed. Dropped with the pair.
- */
-const checkedPairs = new WeakMap<Uint8Array, Uint8Array>();
-
-/**
- * Layer 2's static-static agreements, by identity key pair object, then the other side's identity
- * key: two identities always agree on the same secret, so each is computed once (two of a
- * message's four agreements). Kept as long as the pair object, which holds the private key
- * itself; at most {@link STATIC_AGREEMENTS_MAX} per pair (cleared when full).
- */
-const staticAgreements = new WeakMap<Uint8Array, Map<string, Uint8Array>>();
-const STATIC_AGREEMENTS_MAX = 4096;
-
-/** `agree()` (the pair's agreement with `theirKey`) through {@link staticAgreements}; a copy, for the caller to erase. */
-async function staticAgree(pair: Uint8Array, theirKey: Uint8Array, agree: () => Promise<Uint8Array>): Promise<Uint8Array> {
-  let known = staticAgreements.get(pair);
-  const id = toHex(theirKey);
-  const hit = known?.get(id);
-  if (hit !== undefined) return hit.slice();
-  const shared = await agree();
-  if (known === undefined) staticAgreements.set(pair, (known = new Map()));
-  if (known.size >= STATIC_AGREEMENTS_MAX) known.clear();
-  known.set(id, shared.slice());
-  return shared;
-}
-
 /** An X25519 key pair as libsodium's `crypto_box_keypair` returns it (32-byte keys). */
 export interface SealedSenderEphemeral {
   publicKey: Uint8Array;
@@ -192,27 +162,14 @@ export async function sealSender(
   const sender = checkIdentityKey(keys.identityKey, 'identityKey');
   const payload = encodeSealedSenderPayload({ v: 1, from: content.from, type: content.type, ciphertext: content.ciphertext });
   const sodium = await readySodium();
-  // A pair already checked against identityKey (the same object) is not checked again: the
-  // check costs two of the four agreements.
-  const known = checkedPairs.get(keys.identityKeyPair);
-  const checked = known !== undefined && sameBytes(known, sender);
   let ephemeralPublic: Uint8Array;
   let dh1: Uint8Array;
-  let senderDh: Uint8Array | undefined;
-  // The ephemeral agreements: the engine's (a fresh key pair that never leaves it), or, for test
+  // The ephemeral agreement: the engine's (a fresh key pair that never leaves it), or, for test
   // vectors only, the given pair's through libsodium.
   if (ephemeral === undefined) {
-    let agreed;
-    try {
-      agreed = await engine.ephemeralAgree(checked ? [recipient] : [recipient, sender]);
-    } catch (cause) {
-      if (!ProtocolError.is(cause, 'BAD_KEY')) throw cause;
-      // which of the two keys: the recipient's is the one a caller can get wrong from outside
-      const lowOrder = await engine.ephemeralAgree([recipient]).then(() => 'identityKey', () => 'recipientIdentityKey');
-      throw new ProtocolError('BAD_KEY', `${lowOrder} is of low order`, { cause, field: lowOrder });
-    }
-    ephemeralPublic = agreed.publicKey.subarray(1);
-    [dh1, senderDh] = agreed.shared as [Uint8Array, Uint8Array | undefined];
+    const agreed = await ephemeralFor(engine, keys.identityKeyPair, sender, [recipient], 'recipientIdentityKey');
+    ephemeralPublic = agreed.ephemeralPublic;
+    dh1 = agreed.shared[0]!;
   } else {
     if (ephemeral.publicKey.length !== KEY_BYTES || ephemeral.privateKey.length !== KEY_BYTES) {
       throw new ProtocolError('INVALID_FIELD', 'an ephemeral key pair has 32-byte keys', { field: 'ephemeral' });
@@ -226,17 +183,7 @@ export async function sealSender(
     };
     ephemeralPublic = ephemeral.publicKey;
     dh1 = x25519(recipient, 'recipientIdentityKey');
-    senderDh = x25519(sender, 'identityKey');
-  }
-  // The pair must be identityKey's, or the recipient could not open layer 2: X25519(e, S) is
-  // what agree(pair, e_pub) gives only when S is the pair's public key.
-  if (senderDh !== undefined) {
-    const check = await engine.agree(keys.identityKeyPair, withKeyType(ephemeralPublic));
-    const holds = sameBytes(check, senderDh);
-    check.fill(0);
-    senderDh.fill(0);
-    if (!holds) throw new ProtocolError('BAD_KEY', 'identityKey is not the key of identityKeyPair', { field: 'identityKey' });
-    checkedPairs.set(keys.identityKeyPair, sender.slice());
+    await checkPair(engine, keys.identityKeyPair, sender, ephemeralPublic, x25519(sender, 'identityKey'));
   }
   const ad1 = concatBytes([ephemeralPublic, recipient]);
   const k1 = hkdf(dh1, ad1, INFO_LAYER_1, KEY_BYTES);
@@ -277,36 +224,17 @@ export async function openSealedSender(
       throw new ProtocolError('INVALID_MESSAGE', `sealed sender layer ${layer} does not open`, { cause });
     }
   };
-  const dh1 = await agreeWith(engine, keys.identityKeyPair, withKeyType(message.eph), 1);
+  const dh1 = await agreeWith(engine, keys.identityKeyPair, withKeyType(message.eph), 'sealed sender layer 1');
   const ad1 = concatBytes([message.eph, recipient]);
   const k1 = hkdf(dh1, ad1, INFO_LAYER_1, KEY_BYTES);
   const sender = open(message.c1, ad1, k1, 1);
   if (sender.length !== CURVE25519_PUBLIC_KEY_LENGTH || sender[0] !== CURVE25519_KEY_TYPE) {
     throw new ProtocolError('INVALID_MESSAGE', 'sealed sender layer 1 holds no identity key');
   }
-  const dh2 = await staticAgree(keys.identityKeyPair, sender, () => agreeWith(engine, keys.identityKeyPair, sender, 2));
+  const dh2 = await staticAgree(keys.identityKeyPair, sender, () => agreeWith(engine, keys.identityKeyPair, sender, 'sealed sender layer 2'));
   const k2 = hkdf(dh2, concatBytes([k1, message.c1]), INFO_LAYER_2, KEY_BYTES);
   const payload = open(message.c2, concatBytes([sender, recipient]), k2, 2);
   for (const secret of [dh1, k1, dh2, k2]) secret.fill(0);
   const inner = decodeSealedSenderPayload(payload);
   return { v: 1, from: inner.from, identityKey: sender, type: inner.type, ciphertext: inner.ciphertext };
-}
-
-/** `engine.agree`, where a key the sender chose that no agreement exists for is an unopenable message. */
-async function agreeWith(engine: ProtocolEngine, pair: Uint8Array, theirKey: Uint8Array, layer: number): Promise<Uint8Array> {
-  try {
-    return await engine.agree(pair, theirKey);
-  } catch (e) {
-    if (ProtocolError.is(e, 'BAD_KEY') && e.field === 'theirKey') {
-      throw new ProtocolError('INVALID_MESSAGE', `sealed sender layer ${layer} does not open (a key of low order)`, { cause: e });
-    }
-    throw e;
-  }
-}
-
-function withKeyType(publicKey: Uint8Array): Uint8Array {
-  const out = new Uint8Array(CURVE25519_PUBLIC_KEY_LENGTH);
-  out[0] = CURVE25519_KEY_TYPE;
-  out.set(publicKey, 1);
-  return out;
 }

@@ -69,6 +69,8 @@ export interface RelayErrorBody {
   retryAfterMs?: number;
   /** VERSION_CONFLICT: the version the relay holds. */
   current?: number;
+  /** UNAUTHORIZED of a sealed multi-recipient send: the accounts whose access key was refused. */
+  accounts?: string[];
 }
 
 export interface MismatchedDevices {

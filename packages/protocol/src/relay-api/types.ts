@@ -184,6 +184,30 @@ export interface SealedBatchSendRequest {
   sends: SealedSendRequest[];
 }
 
+/**
+ * `POST /v1/messages/sealed/multi`, with no `Authorization` and no access-key header: one group
+ * message sealed once (`sealForGroup`) to many accounts' devices, each account with its access
+ * key. The relay stores (or, `ephemeral`, only pushes) one `sealed` envelope per device, whose
+ * ciphertext is `assembleSealedGroupMessage({ eph, body }, header)`; all or nothing. Answered
+ * with a `SendResponse` (guids in the order of the devices listed). A wrong key for any account
+ * is 401 for the whole send, with `details.accounts` naming the accounts refused.
+ */
+export interface SealedMultiSendRequest {
+  /** The ephemeral public key, 32 bytes. */
+  eph: B64;
+  /** The sealed body, shared by every device. */
+  body: B64;
+  recipients: {
+    accountId: AccountId;
+    /** That account's access key (16 bytes). */
+    accessKey: B64;
+    /** Every device of the account (the device-list check of an ordinary send), each with its 48-byte header. */
+    devices: { deviceId: number; registrationId: number; header: B64 }[];
+  }[];
+  /** Online-only (group typing): pushed to connected devices, never stored; `guids` is `[]`. */
+  ephemeral?: boolean;
+}
+
 /** `POST /v1/messages/multi` — one group ciphertext to many accounts' devices. */
 export interface MultiSendRequest {
   type: SendableEnvelopeType;

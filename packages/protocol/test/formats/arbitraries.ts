@@ -310,3 +310,12 @@ export const sealedSenderPayload = fc.record({
   type: fc.constantFrom('prekey' as const, 'whisper' as const),
   ciphertext: bytes(1, 2048),
 });
+/** The group form (v2): one device's message as the relay assembles it, and the payload its body seals. */
+export const sealedGroupMessage = fc.record({ v: fc.constant(2 as const), eph: bytes(32, 32), key: bytes(32, 32), tag: bytes(16, 16), body: bytes(17, 2048) });
+export const sealedGroupPayload = fc.record({
+  v: fc.constant(1 as const),
+  from: address,
+  identityKey: curveKey,
+  type: fc.constant('senderkey' as const),
+  ciphertext: bytes(1, 2048),
+});

@@ -24,6 +24,8 @@ export const codecs: Record<string, Codec> = {
   Profile: { encode: p.encodeProfile, decode: p.decodeProfile },
   SealedSenderMessage: { encode: p.encodeSealedSenderMessage, decode: p.decodeSealedSenderMessage },
   SealedSenderPayload: { encode: p.encodeSealedSenderPayload, decode: p.decodeSealedSenderPayload },
+  SealedGroupMessage: { encode: p.encodeSealedGroupMessage, decode: p.decodeSealedGroupMessage },
+  SealedGroupPayload: { encode: p.encodeSealedGroupPayload, decode: p.decodeSealedGroupPayload },
 };
 
 export const encodeAny = (format: string, value: unknown): Uint8Array => (codecs[format]!.encode as (v: unknown) => Uint8Array)(value);

@@ -20,6 +20,8 @@ const formats: [string, fc.Arbitrary<unknown>][] = [
   ['Profile', arb.profile],
   ['SealedSenderMessage', arb.sealedSenderMessage],
   ['SealedSenderPayload', arb.sealedSenderPayload],
+  ['SealedGroupMessage', arb.sealedGroupMessage],
+  ['SealedGroupPayload', arb.sealedGroupPayload],
 ];
 
 describe('decode(encode(x)) deep-equals x', () => {

@@ -57,6 +57,12 @@ export interface RelayLimits {
    * window, instead of one per ack frame. 0 applies every ack frame at once.
    */
   ackCoalesceMs: number;
+  /**
+   * Most bytes one sealed multi-recipient send (`POST /v1/messages/sealed/multi`) may make the
+   * relay hold, counted as devices × (body bytes + 150): every device's envelope carries its own
+   * copy of the shared body. Above it the send is refused with 413.
+   */
+  sealedMultiBytes: number;
   rateLimits: {
     /** Per client IP, all requests. */
     ip: BucketConfig;
@@ -172,6 +178,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = Object.freeze([
   opt('max-attachment-bytes', bytes(1, 64 * GiB), 100 * MiB, 'largest attachment blob'),
   opt('max-json-body-bytes', bytes(1 * KiB, 1 * GiB), 4 * MiB, 'largest API request body'),
   opt('max-ws-payload', bytes(1 * KiB, 1 * GiB), 2 * MiB, 'largest WebSocket frame (close 1009 above)'),
+  opt('max-sealed-multi-bytes', bytes(1 * KiB, 4 * GiB), 64 * MiB, 'most bytes one sealed multi-recipient send may store: devices x (body bytes + 150)'),
   opt('retention-days', num(1 / 24, 3650), 30, 'expiry of unacknowledged envelopes and blobs'),
   opt('gc-interval-seconds', int(1, 7 * DAY_S), 3600, 'how often retention runs while started'),
   opt('ws-buffer-low-bytes', bytes(0, 1 * GiB), 256 * KiB, 'resume pushing below this buffered amount'),
@@ -304,6 +311,7 @@ export function loadConfig(
       ticketTtlSeconds: n('ticket-ttl-seconds'),
       fanoutDeferDevices: n('fanout-defer-devices'),
       ackCoalesceMs: n('ack-coalesce-ms'),
+      sealedMultiBytes: n('max-sealed-multi-bytes'),
       rateLimits: {
         ip: { capacity: n('rate-ip-capacity'), refillPerSecond: n('rate-ip-refill') },
         account: { capacity: n('rate-account-capacity'), refillPerSecond: n('rate-account-refill') },

@@ -1,5 +1,8 @@
 import { RELAY_ERROR_STATUS, type RelayErrorBody, type RelayErrorCode } from '@sotto/protocol';
 
+/** The fields an error body carries beyond `code` and `message`. */
+export type RelayErrorDetails = Omit<RelayErrorBody, 'code' | 'message'>;
+
 /**
  * Every expected failure inside the relay. Handlers throw it; the HTTP and WebSocket layers turn
  * it into `{ code, message, ...details }` with the status from {@link RELAY_ERROR_STATUS}.
@@ -11,9 +14,9 @@ import { RELAY_ERROR_STATUS, type RelayErrorBody, type RelayErrorCode } from '@s
 export class RelayError extends Error {
   override readonly name = 'RelayError';
   readonly code: RelayErrorCode;
-  readonly details: Omit<RelayErrorBody, 'code' | 'message'>;
+  readonly details: RelayErrorDetails;
 
-  constructor(code: RelayErrorCode, message: string, details: Omit<RelayErrorBody, 'code' | 'message'> = {}, cause?: unknown) {
+  constructor(code: RelayErrorCode, message: string, details: RelayErrorDetails = {}, cause?: unknown) {
     super(message, cause === undefined ? undefined : { cause });
     this.code = code;
     this.details = details;

@@ -44,6 +44,15 @@ describe('loadConfig', () => {
     expect(c.limits.wsSendBufferHighBytes).toBe(1.5 * 1024 * 1024);
   });
 
+  it('bounds a sealed multi-recipient send\'s stored bytes: --max-sealed-multi-bytes / SOTTO_MAX_SEALED_MULTI_BYTES, 64 MiB by default', () => {
+    expect(loadConfig([], {}).limits.sealedMultiBytes).toBe(64 * 1024 * 1024);
+    expect(loadConfig(['--max-sealed-multi-bytes', '8MiB'], { SOTTO_MAX_SEALED_MULTI_BYTES: '1GiB' }).limits.sealedMultiBytes).toBe(8 * 1024 * 1024);
+    expect(loadConfig([], { SOTTO_MAX_SEALED_MULTI_BYTES: '1GiB' }).limits.sealedMultiBytes).toBe(1024 * 1024 * 1024);
+    for (const bad of ['0', '100', 'lots', '5GiB']) {
+      expect(errorOf(() => loadConfig(['--max-sealed-multi-bytes', bad], {})).option).toBe('--max-sealed-multi-bytes');
+    }
+  });
+
   it('accepts port 0 for tests', () => {
     expect(loadConfig(['--port', '0'], {}).port).toBe(0);
   });

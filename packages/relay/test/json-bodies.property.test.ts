@@ -19,7 +19,7 @@ const PROBE_ID = 4_000_000_123;
 function bodies(fields: readonly string[]): fc.Arbitrary<unknown> {
   const value = fc.jsonValue({ maxDepth: 3 });
   const shaped = fc.dictionary(fc.constantFrom(...fields), value, { maxKeys: fields.length });
-  const nestedList = fc.record({ [fields[0]!]: fc.array(fc.dictionary(fc.constantFrom('deviceId', 'registrationId', 'ciphertext', 'type', 'messages', 'accountId', 'devices'), value), { maxLength: 3 }) });
+  const nestedList = fc.record({ [fields[0]!]: fc.array(fc.dictionary(fc.constantFrom('deviceId', 'registrationId', 'ciphertext', 'type', 'messages', 'accountId', 'devices', 'accessKey', 'header'), value), { maxLength: 3 }) });
   return fc.oneof(value, shaped, nestedList);
 }
 
@@ -63,6 +63,8 @@ describe('arbitrary JSON bodies', () => {
     { method: 'POST', path: '/v1/messages/ack', auth: 'device', fields: ['guids'] },
     { method: 'POST', path: '/v1/messages/sealed/prop_bob', auth: 'sealed', fields: ['messages', 'ephemeral'] },
     { method: 'POST', path: '/v1/messages/sealed/prop_bob/batch', auth: 'sealed', fields: ['sends'] },
+    // keys in the body, none in a header: `recipients` first, so that the nested lists are recipient-shaped
+    { method: 'POST', path: '/v1/messages/sealed/multi', auth: 'none', fields: ['recipients', 'eph', 'body', 'ephemeral'] },
     { method: 'POST', path: '/v1/reports', auth: 'device', fields: ['accountId', 'reason', 'evidence'] },
   ];
 

@@ -11,7 +11,7 @@ import { ackEnvelopes, backlogPage, sendBatch, sendToAccount, sendToMany, type D
 import { deleteProfile, fetchProfile, MAX_PROFILE_BODY, readSetProfile, setProfile } from '../services/profiles.js';
 import { MAX_PROVISIONING_WAIT_MS, ProvisioningMailboxes } from '../services/provisioning.js';
 import { applyRelationship, listBlocked, listRequests, listRestricted, type RelationshipAction } from '../services/requests.js';
-import { authorizeSealed, clearAccessKey, limitSealedBatch, limitSealedByIp, limitSealedByRecipient, readSealedBatchSend, readSealedSendBody, readSetAccessKey, sendSealed, sendSealedBatch, sendSealedEphemeral, setAccessKey } from '../services/sealed-send.js';
+import { authorizeSealed, clearAccessKey, limitSealedBatch, limitSealedByIp, limitSealedByRecipient, readSealedBatchSend, readSealedMultiSend, readSealedSendBody, readSetAccessKey, sendSealed, sendSealedBatch, sendSealedEphemeral, sendSealedMulti, setAccessKey } from '../services/sealed-send.js';
 import type { Logger } from '../logger.js';
 import { encodeEnvelope } from '../wire.js';
 import { adminRoutes, requireBearer } from './admin.js';
@@ -221,7 +221,7 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
   // Sealed sends: no credentials (an Authorization header is ignored: the send is nobody's), the
   // recipient's access key instead. Before `/:accountId/batch`, which `/sealed/batch` also
   // matches (`sealed` is a reserved username). Every access failure is the same 401, checked
-  // before the body is read.
+  // before the body is read (except for the multi-recipient send, whose keys are in its body).
   /** Counts a sealed send's outcome for the metrics: `sends` accepted, or refused for its key. */
   const countSealed = async <T>(sends: number, send: () => Promise<T> | T): Promise<T> => {
     try {
@@ -247,6 +247,14 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
     limitSealedByRecipient(ctx, to);
     return { ip, to, keyHash };
   };
+  // A group message sealed once for many accounts' devices, each account with its key in the
+  // body (so the body is read first). Before `/sealed/:accountId`, which `/sealed/multi` also
+  // matches (`multi` is a reserved username). One sealed send for the metrics.
+  app.post('/v1/messages/sealed/multi', async (c) => {
+    limitSealedByIp(ctx, clientIp(c));
+    const send = readJson(await readJsonBody(c, sendLimit), 'SealedMultiSendRequest', readSealedMultiSend);
+    return c.json(sent(await countSealed(1, () => sendSealedMulti(ctx, send))));
+  });
   app.post('/v1/messages/sealed/:accountId', async (c) => {
     const { to, keyHash } = sealedAccess(c);
     const { messages, ephemeral } = readJson(await readJsonBody(c, sendLimit), 'SealedSendRequest', readSealedSendBody);

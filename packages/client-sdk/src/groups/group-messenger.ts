@@ -1,10 +1,11 @@
-import { MAX_SEND_DEVICES, encodeContent, readSendResponse, sameBytes, stageStores, type Content, type MismatchedDevices, type SendResponse, type StaleDevices } from '@sotto/protocol';
+import { MAX_SEND_DEVICES, encodeContent, type RelayErrorBody, readSendResponse, sameBytes, stageStores, type Content, type MismatchedDevices, type SendResponse, type StaleDevices } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
 import { readOwnProfile } from '../features/profiles.js';
 import { newMessageId } from '../ids.js';
 import type { RecipientAddress } from '../messaging/device-directory.js';
 import { padPlaintext } from '../messaging/padding.js';
+import { groupKeysRefused, sealGroupSend } from '../messaging/sealed.js';
 import { toBase64Url } from '../relay/base64url.js';
 import { StorageBatch } from '../storage/batch.js';
 import { readProtocolStores } from '../storage/protocol-stores.js';
@@ -89,7 +90,8 @@ export async function sendGroupPayload(ctx: ClientContext, conversationId: strin
       }
     }
     try {
-      return await postMulti(ctx, ciphertext, recipients, options.ephemeral === true);
+      const sealed = ctx.sender.seals ? await postSealedMulti(ctx, ciphertext, recipients, options.ephemeral === true) : undefined;
+      return sealed ?? (await postMulti(ctx, ciphertext, recipients, options.ephemeral === true));
     } catch (err) {
       if (attempt + 1 >= MAX_ATTEMPTS || !SottoError.is(err, 'RELAY_ERROR')) throw err;
       const details = err.details as { mismatched?: MismatchedDevices[]; stale?: StaleDevices[] } | undefined;
@@ -277,6 +279,44 @@ function accountGone(err: unknown): boolean {
 
 async function postMulti(ctx: ClientContext, ciphertext: Uint8Array, recipients: RecipientAddress[], ephemeral: boolean): Promise<SendResponse> {
   if (recipients.length === 0) return { serverTimestamp: ctx.now(), guids: [] };
+  // The chunks name disjoint accounts, so they are independent requests: all in flight at once
+  // (the relay commits those that arrive together in one transaction). Every chunk is waited
+  // for before a refusal is reported, so a retry never overlaps a request still in flight.
+  return inChunks(recipients, (chunk) => postMultiChunk(ctx, ciphertext, chunk, ephemeral));
+}
+
+/**
+ * The group ciphertext sealed (messaging/sealed.ts, `sealGroupSend`), when this client sends
+ * sealed and may to every recipient; undefined when it may not, or the relay refused an access
+ * key (forgotten: that member's next messages, and this one, go unsealed). Chunked as
+ * {@link postMulti}; the chunks share one seal.
+ */
+async function postSealedMulti(ctx: ClientContext, ciphertext: Uint8Array, recipients: RecipientAddress[], ephemeral: boolean): Promise<SendResponse | undefined> {
+  if (recipients.length === 0 || (noSealedMulti.get(ctx) ?? 0) > ctx.now()) return undefined;
+  const request = await sealGroupSend(ctx, recipients, ciphertext, ephemeral);
+  if (request === undefined) return undefined;
+  const byAccount = new Map(request.recipients.map((r) => [r.accountId, r]));
+  try {
+    return await inChunks(recipients, (chunk) => ctx.relay.sendSealedMulti({ ...request, recipients: chunk.map((r) => byAccount.get(r.accountId)!) }));
+  } catch (err) {
+    if (!SottoError.is(err, 'RELAY_ERROR')) throw err;
+    if (err.status === 404) {
+      // a relay without the route (older than sealed group messages): unsealed, and not asked again for a while
+      noSealedMulti.set(ctx, ctx.now() + GONE_RECHECK_MS);
+      return undefined;
+    }
+    if (err.relayCode !== 'UNAUTHORIZED') throw err;
+    const refused = (err.details as RelayErrorBody | undefined)?.accounts;
+    await groupKeysRefused(ctx, Array.isArray(refused) ? refused.filter((a): a is string => typeof a === 'string') : request.recipients.map((r) => r.accountId));
+    return undefined;
+  }
+}
+
+/** Per client: until when the relay is taken to have no sealed multi-recipient route. */
+const noSealedMulti = new WeakMap<ClientContext, number>();
+
+/** Sends to `recipients` in requests of at most MAX_SEND_DEVICES devices, all in flight at once; one answer. */
+async function inChunks(recipients: RecipientAddress[], post: (chunk: RecipientAddress[]) => Promise<SendResponse>): Promise<SendResponse> {
   const chunks: RecipientAddress[][] = [[]];
   let devicesInChunk = 0;
   for (const r of recipients) {
@@ -287,10 +327,7 @@ async function postMulti(ctx: ClientContext, ciphertext: Uint8Array, recipients:
     chunks[chunks.length - 1]!.push(r);
     devicesInChunk += r.devices.length;
   }
-  // The chunks name disjoint accounts, so they are independent requests: all in flight at once
-  // (the relay commits those that arrive together in one transaction). Every chunk is waited
-  // for before a refusal is reported, so a retry never overlaps a request still in flight.
-  const settled = await Promise.allSettled(chunks.map((chunk) => postMultiChunk(ctx, ciphertext, chunk, ephemeral)));
+  const settled = await Promise.allSettled(chunks.map(post));
   const responses: SendResponse[] = [];
   for (const s of settled) {
     if (s.status === 'rejected') throw s.reason;

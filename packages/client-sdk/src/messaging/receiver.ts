@@ -6,6 +6,7 @@ import {
   encodeEnvelope,
   ProtocolError,
   stageStores,
+  toHex,
   type Content,
   type DeviceAddress,
   type Envelope,
@@ -154,7 +155,8 @@ export class Receiver {
       await this.commit(new StorageBatch().requireUnprocessed(envelope.guid), envelope);
       return noEffects();
     }
-    return this.pairwise({ ...envelope, type: opened.type, from: opened.from, ciphertext: opened.ciphertext }, true);
+    const inner = { ...envelope, type: opened.type, from: opened.from, ciphertext: opened.ciphertext };
+    return opened.type === 'senderkey' ? this.senderKey(inner, true) : this.pairwise(inner, true);
   }
 
   private async pairwise(envelope: Envelope, sealed = false): Promise<Effects> {
@@ -184,7 +186,7 @@ export class Receiver {
    * distribution id (received pairwise before); the content must name a group, and is applied
    * there only if the sender is a current member (apply-content checks).
    */
-  private async senderKey(envelope: Envelope): Promise<Effects> {
+  private async senderKey(envelope: Envelope, sealed = false): Promise<Effects> {
     const { ctx } = this;
     const from = envelope.from;
     if (!from) return this.failure(envelope, 'INTERNAL');
@@ -195,6 +197,7 @@ export class Receiver {
       (err) => this.failure(envelope, ProtocolError.is(err, 'INVALID_MESSAGE') ? 'INVALID_MESSAGE' : 'NO_SENDER_KEY'),
       // a sender-key ciphertext only ever carries group content
       (content) => content.conversation?.kind === 'group',
+      sealed,
     );
   }
 
@@ -233,7 +236,13 @@ export class Receiver {
       return this.failure(envelope, 'MALFORMED_CONTENT', batch);
     }
     const effects = accept(content) ? await applyContent(ctx, batch, from, content, ctx.now(), envelope.serverTimestamp, undefined, encoded) : noEffects();
-    if (sealed && wantsDeliveredReceipt(ctx, from.accountId, content)) queueDeliveredReceipt(ctx, batch, from.accountId, [content.id]);
+    if (sealed) {
+      // the relay, not knowing the sender, makes no receipt: we send one, for a group message
+      // only if it was shown (its sender a member of the group it names)
+      const group = content.conversation?.kind === 'group' ? content.conversation.groupId : undefined;
+      const inGroup = group !== undefined && (await ctx.storage.getConversation(`g:${toHex(group)}`))?.participants.includes(from.accountId) === true;
+      if (wantsDeliveredReceipt(ctx, from.accountId, content, inGroup)) queueDeliveredReceipt(ctx, batch, from.accountId, [content.id], group);
+    }
     await this.commit(batch, envelope);
     if (sealed) effects.after.push(() => ctx.outbox.kick());
     return effects;

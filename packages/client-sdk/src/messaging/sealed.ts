@@ -5,15 +5,29 @@
  * who sent them. The recipient answers each sealed message with an end-to-end `delivered`
  * receipt, since the relay, not knowing the sender, makes none.
  */
-import { encodeContent, MAX_RECEIPT_MESSAGE_IDS, openSealedSender, sameBytes, sealSender, type Content, type DeviceAddress, type SealedSenderContent } from '@sotto/protocol';
+import {
+  encodeContent,
+  MAX_RECEIPT_MESSAGE_IDS,
+  openSealed,
+  sameBytes,
+  sealForGroup,
+  sealSender,
+  toHex,
+  type Content,
+  type DeviceAddress,
+  type SealedGroupContent,
+  type SealedMultiSendRequest,
+  type SealedSenderContent,
+} from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
 import { accessKeyRefused, sealedAccessKey } from '../features/profiles.js';
+import { toBase64Url } from '../relay/base64url.js';
 import type { StorageBatch } from '../storage/batch.js';
 import { readProtocolStores } from '../storage/protocol-stores.js';
 import { directConversationId } from '../storage/types.js';
 import { MESSAGE_TYPES } from '../threads/views.js';
 import { controlContent } from './compose.js';
-import type { RemoteDevice } from './device-directory.js';
+import type { RecipientAddress, RemoteDevice } from './device-directory.js';
 import type { SealedSending } from './sender.js';
 
 type LocalKeys = { identityKeyPair: Uint8Array; identityKey: Uint8Array };
@@ -48,11 +62,12 @@ export function sealedSending(ctx: () => ClientContext): SealedSending {
 }
 
 /**
- * Opens a sealed envelope's ciphertext with our identity key pair; undefined when it is not for
- * us or its sender's claim does not hold ({@link claimHolds}).
+ * Opens a sealed envelope's ciphertext with our identity key pair: a 1:1 message, or our part of
+ * a sealed group message (type `senderkey`); undefined when it is not for us or its sender's
+ * claim does not hold ({@link claimHolds}).
  */
-export async function unseal(ctx: ClientContext, sealed: Uint8Array): Promise<SealedSenderContent | undefined> {
-  const opened = await openSealedSender(ctx.engine, await localIdentity(ctx), sealed).catch(() => undefined);
+export async function unseal(ctx: ClientContext, sealed: Uint8Array): Promise<SealedSenderContent | SealedGroupContent | undefined> {
+  const opened = await openSealed(ctx.engine, await localIdentity(ctx), sealed).catch(() => undefined);
   return opened && (await claimHolds(ctx, opened.from, opened.identityKey)) ? opened : undefined;
 }
 
@@ -71,9 +86,52 @@ async function claimHolds(ctx: ClientContext, from: DeviceAddress, identityKey: 
   return device !== undefined && sameBytes(device.identityKey, identityKey);
 }
 
-/** Whether a content that came sealed from `from` is answered with a `delivered` receipt (1:1 messages only). */
-export function wantsDeliveredReceipt(ctx: ClientContext, from: string, content: Content): boolean {
-  return MESSAGE_TYPES.has(content.type) && content.conversation?.kind !== 'group' && from !== ctx.account.accountId;
+/**
+ * Whether a content that came sealed from `from` is answered with a `delivered` receipt: a
+ * message from someone else, 1:1, or in a group (`inGroup`: `from` is a member of the group the
+ * content names, which apply-content then showed it in).
+ */
+export function wantsDeliveredReceipt(ctx: ClientContext, from: string, content: Content, inGroup = false): boolean {
+  return MESSAGE_TYPES.has(content.type) && (content.conversation?.kind !== 'group' || inGroup) && from !== ctx.account.accountId;
+}
+
+/**
+ * A group message sealed for every device in `recipients` (`POST /v1/messages/sealed/multi`), or
+ * undefined when it cannot be: we must hold the access key of every recipient account and know
+ * its identity key as the one we trust. Then the whole message goes unsealed: sealing part of it
+ * would name us anyway. (A group's recipients are its other members; our own other devices get
+ * the sent transcript, not the group message.)
+ */
+export async function sealGroupSend(ctx: ClientContext, recipients: readonly RecipientAddress[], ciphertext: Uint8Array, ephemeral: boolean): Promise<SealedMultiSendRequest | undefined> {
+  const identities = readProtocolStores(ctx.storage).identity;
+  const identityKeys: Uint8Array[] = [];
+  const accessKeys: Uint8Array[] = [];
+  for (const r of recipients) {
+    if (r.accountId === ctx.account.accountId) return undefined; // the relay would want this device listed too
+    const accessKey = await sealedAccessKey(ctx, r.accountId);
+    if (accessKey === undefined) return undefined;
+    accessKeys.push(accessKey);
+    // one identity key per account (the directory refuses a listing with two); the one we trust
+    const listed = (await ctx.directory.devices(r.accountId)).find((d) => r.devices.some((x) => x.deviceId === d.deviceId));
+    if (listed === undefined) return undefined;
+    const trusted = await identities.getRemoteIdentity({ accountId: r.accountId, deviceId: listed.deviceId });
+    if (!trusted || !sameBytes(trusted, listed.identityKey)) return undefined;
+    for (let i = 0; i < r.devices.length; i++) identityKeys.push(listed.identityKey);
+  }
+  const self = { accountId: ctx.account.accountId, deviceId: ctx.account.deviceId };
+  const sealed = await sealForGroup(ctx.engine, await localIdentity(ctx), identityKeys, { from: self, ciphertext });
+  let i = 0;
+  const entries = recipients.map((r, at) => ({
+    accountId: r.accountId,
+    accessKey: toBase64Url(accessKeys[at]!),
+    devices: r.devices.map((d) => ({ deviceId: d.deviceId, registrationId: d.registrationId, header: toBase64Url(sealed.headers[i++]!) })),
+  }));
+  return { eph: toBase64Url(sealed.eph), body: toBase64Url(sealed.body), recipients: entries, ...(ephemeral ? { ephemeral: true } : {}) };
+}
+
+/** The relay refused the access keys of `accountIds` in a sealed group send: unsealed to them from now on. */
+export async function groupKeysRefused(ctx: ClientContext, accountIds: readonly string[]): Promise<void> {
+  for (const accountId of accountIds) await accessKeyRefused(ctx, accountId);
 }
 
 /**
@@ -94,7 +152,7 @@ const receiptWindows = new WeakMap<ClientContext, Map<string, number>>();
  * is its own (later ones never rewrite it), so nothing races with the outbox sending it; and it is
  * queued apart from `enqueueContent`'s order, which must not hold later messages back.
  */
-export function queueDeliveredReceipt(ctx: ClientContext, batch: StorageBatch, to: string, messageIds: readonly string[]): void {
+export function queueDeliveredReceipt(ctx: ClientContext, batch: StorageBatch, to: string, messageIds: readonly string[], groupId?: Uint8Array): void {
   const now = ctx.now();
   let windows = receiptWindows.get(ctx);
   if (windows === undefined) receiptWindows.set(ctx, (windows = new Map()));
@@ -104,9 +162,12 @@ export function queueDeliveredReceipt(ctx: ClientContext, batch: StorageBatch, t
     if (windows.size >= 1024) for (const [sender, end] of windows) if (end <= now) windows.delete(sender);
     windows.set(to, due);
   }
-  const conversationId = directConversationId(to);
+  // a group message's receipt names the group (the sender looks the message up there), and goes
+  // to the sender alone, pairwise, like a 1:1 receipt
+  const conversationId = groupId === undefined ? directConversationId(to) : `g:${toHex(groupId)}`;
   for (let at = 0; at < messageIds.length; at += MAX_RECEIPT_MESSAGE_IDS) {
     const receipt = controlContent(ctx, 'receipt', { kind: 'delivered', messageIds: messageIds.slice(at, at + MAX_RECEIPT_MESSAGE_IDS), at: now });
+    if (groupId !== undefined) receipt.conversation = { kind: 'group', groupId };
     batch.putOutbox({
       id: `${receipt.id}:${to}`, conversationId, recipients: [to], payload: encodeContent(receipt), kind: 'receipt', attempts: 0, nextAttemptAt: due, createdAt: now,
     });

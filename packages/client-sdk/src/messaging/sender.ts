@@ -76,6 +76,11 @@ export interface SequenceResult {
 export class Sender {
   constructor(private readonly deps: SenderDeps) {}
 
+  /** Whether this client sends sealed (the `sealedSender` option): group sends ask too. */
+  get seals(): boolean {
+    return this.deps.sealed !== undefined;
+  }
+
   /** Group sends (groups/group-messenger.ts), wired by the client once its context exists. */
   groupSend: ((conversationId: string, content: Uint8Array, options: { ephemeral?: boolean }) => Promise<SendResponse>) | undefined;
 

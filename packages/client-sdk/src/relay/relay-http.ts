@@ -20,6 +20,7 @@ import type {
   SetAccessKeyRequest,
   SealedSendRequest,
   SealedBatchSendRequest,
+  SealedMultiSendRequest,
   BatchSendResponse,
   ReportResponse,
   SendRequest,
@@ -29,7 +30,7 @@ import type {
   UserDevicesResponse,
   WsTicketResponse,
 } from '@sotto/protocol';
-import { ACCESS_KEY_HEADER, isRelayErrorBody, readBatchSendResponse } from '@sotto/protocol';
+import { ACCESS_KEY_HEADER, isRelayErrorBody, readBatchSendResponse, readSendResponse } from '@sotto/protocol';
 import { SottoError } from '../errors.js';
 import { fromBase64Url, toBase64Url } from './base64url.js';
 
@@ -191,6 +192,15 @@ export class RelayHttp {
       headers: { 'content-type': 'application/json', [ACCESS_KEY_HEADER]: toBase64Url(accessKey) },
     }, false);
     return readBatchSendResponse((await res.json()) as Record<string, unknown>);
+  }
+  /**
+   * A group message sealed for many accounts' devices, each account with its access key
+   * (`POST /v1/messages/sealed/multi`, no credentials): stored whole or refused whole; a refused
+   * key is a 401 naming the accounts in `details.accounts`.
+   */
+  async sendSealedMulti(body: SealedMultiSendRequest): Promise<SendResponse> {
+    const res = await this.request('POST', '/v1/messages/sealed/multi', { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }, false);
+    return readSendResponse((await res.json()) as Record<string, unknown>);
   }
   /** Keeps an attachment blob another retention period from now (never shortens it). */
   renewAttachment(id: string): Promise<{ id: string; expiresAt: number }> {

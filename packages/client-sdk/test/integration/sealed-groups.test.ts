@@ -1,0 +1,151 @@
+/**
+ * Sealed group messages over a real relay: a member who holds every other member's access key
+ * sends the group's sender-key message sealed once for all their devices
+ * (`POST /v1/messages/sealed/multi`), so the relay stores and delivers it without a sender and
+ * makes no receipts; the members answer with end-to-end `delivered` receipts. A member who lacks
+ * someone's key sends unsealed until that member's sender-key distribution brings it; a refused
+ * key (the recipient blocked the sender) sends that message, and the next ones, unsealed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SottoClient } from '../../src/index.js';
+import { eventually, newClient, recordStoredEnvelopes, startRelay, type TestRelay } from '../helpers/harness.js';
+
+let relay: TestRelay;
+const clients: SottoClient[] = [];
+
+beforeAll(async () => {
+  relay = await startRelay();
+}, 30_000);
+afterAll(async () => {
+  for (const c of clients) await c.close().catch(() => undefined);
+  await relay.close();
+});
+
+/** `a` writes, `b` accepts and answers: each then holds the other's profile (and so access) key. */
+async function becomeContacts(a: SottoClient, b: SottoClient): Promise<void> {
+  const [nameA, nameB] = [a.context.account.accountId, b.context.account.accountId];
+  await a.sendText(await a.openConversation(nameB), `hi ${nameB}`);
+  await eventually(async () => (await b.messages(`d:${nameA}`)).messages.length >= 1, 10_000, `${nameB} gets the request`);
+  await b.acceptRequest(`d:${nameA}`);
+  await b.sendText(`d:${nameA}`, `hi ${nameA}`);
+  await eventually(async () => (await a.messages(`d:${nameB}`)).messages.some((m) => m.text === `hi ${nameA}`), 10_000, `${nameA} gets the answer`);
+}
+
+async function settled(...cs: SottoClient[]): Promise<void> {
+  for (const c of cs) await eventually(async () => (await c.context.storage.listOutbox()).length === 0, 10_000, `${c.context.account.accountId}'s outbox empties`);
+}
+
+const hasText = async (c: SottoClient, conversationId: string, text: string) => (await c.messages(conversationId)).messages.some((m) => m.text === text);
+
+describe('sealed group messages', () => {
+  let ann: SottoClient;
+  let ben: SottoClient;
+  let cat: SottoClient;
+  let group: string;
+
+  beforeAll(async () => {
+    ann = await newClient(relay.url, 'sg.ann', { sealedSender: true });
+    ben = await newClient(relay.url, 'sg.ben', { sealedSender: true });
+    cat = await newClient(relay.url, 'sg.cat', { sealedSender: true });
+    clients.push(ann, ben, cat);
+    // ann knows both; ben and cat know only ann
+    await becomeContacts(ann, ben);
+    await becomeContacts(ann, cat);
+    group = await ann.createGroup({ name: 'Sealed', members: ['sg.ben', 'sg.cat'] });
+    await eventually(async () => (await ben.conversation(group)) !== undefined && (await cat.conversation(group)) !== undefined, 10_000, 'both have the group');
+    await settled(ann, ben, cat);
+  }, 90_000);
+
+  it('a member holding every key sends sealed: no sender at the relay, read as theirs, delivered through end-to-end receipts', async () => {
+    const { rows, stop } = recordStoredEnvelopes(relay.relay);
+    const sent = await ann.sendText(group, 'sealed to the group');
+    await eventually(async () => (await hasText(ben, group, 'sealed to the group')) && (await hasText(cat, group, 'sealed to the group')), 10_000, 'both read it');
+    for (const c of [ben, cat]) {
+      const got = (await c.messages(group)).messages.find((m) => m.text === 'sealed to the group')!;
+      expect(got.senderAccountId).toBe('sg.ann');
+    }
+    await eventually(async () => {
+      const status = (await ann.message(sent.id))?.status;
+      return status?.['sg.ben']?.state === 'delivered' && status?.['sg.cat']?.state === 'delivered';
+    }, 10_000, 'ann sees delivered from both');
+    await settled(ann, ben, cat);
+    stop();
+    // the group message went sealed to ben and cat (her sender key had gone pairwise before)
+    const toMembers = rows.filter((r) => r.accountId === 'sg.ben' || r.accountId === 'sg.cat');
+    expect(toMembers.filter((r) => r.type === 'senderkey')).toEqual([]);
+    expect(toMembers.filter((r) => r.type === 'sealed' && r.senderAccountId === '').length).toBeGreaterThanOrEqual(2);
+    // nothing stored names ann as its sender, and the relay made no receipt: the receipts came
+    // end to end, sealed
+    expect(rows.filter((r) => r.senderAccountId === 'sg.ann')).toEqual([]);
+    expect(rows.filter((r) => r.type === 'receipt')).toEqual([]);
+    expect(rows.filter((r) => r.accountId === 'sg.ann').map((r) => [r.type, r.senderAccountId])).toContainEqual(['sealed', '']);
+  }, 60_000);
+
+  it("a member without another's key sends unsealed until that member's distribution brings it", async () => {
+    // ben holds ann's key (a contact) but not cat's: unsealed
+    let recording = recordStoredEnvelopes(relay.relay);
+    await ben.sendText(group, 'ben, not yet sealed');
+    await eventually(async () => (await hasText(ann, group, 'ben, not yet sealed')) && (await hasText(cat, group, 'ben, not yet sealed')), 10_000, 'both read ben');
+    await settled(ann, ben, cat);
+    recording.stop();
+    expect(recording.rows.filter((r) => r.type === 'senderkey' && r.senderAccountId === 'sg.ben').map((r) => r.accountId).sort()).toEqual(['sg.ann', 'sg.cat']);
+
+    // cat writes: her distribution to ben carries her profile key; she holds ben's from his
+    await cat.sendText(group, 'cat writes');
+    await eventually(async () => (await hasText(ann, group, 'cat writes')) && (await hasText(ben, group, 'cat writes')), 10_000, 'both read cat');
+    await settled(ann, ben, cat);
+
+    // now ben holds every member's key: sealed
+    recording = recordStoredEnvelopes(relay.relay);
+    await ben.sendText(group, 'ben, sealed now');
+    await eventually(async () => (await hasText(ann, group, 'ben, sealed now')) && (await hasText(cat, group, 'ben, sealed now')), 10_000, 'both read ben again');
+    const received = (await cat.messages(group)).messages.find((m) => m.text === 'ben, sealed now')!;
+    expect(received.senderAccountId).toBe('sg.ben');
+    await settled(ann, ben, cat);
+    recording.stop();
+    expect(recording.rows.filter((r) => r.senderAccountId === 'sg.ben')).toEqual([]);
+    expect(recording.rows.filter((r) => r.type === 'sealed' && (r.accountId === 'sg.ann' || r.accountId === 'sg.cat')).length).toBeGreaterThanOrEqual(2);
+  }, 60_000);
+
+  it('a refused key (cat blocked ben) sends unsealed: the relay drops it for cat, ann still reads it', async () => {
+    await cat.block('sg.ben');
+    await settled(cat);
+    const recording = recordStoredEnvelopes(relay.relay);
+    const sent = await ben.sendText(group, 'after the block');
+    await eventually(async () => hasText(ann, group, 'after the block'), 10_000, 'ann reads it');
+    await eventually(async () => (await ben.message(sent.id))?.status?.['sg.ann'] !== undefined, 10_000, 'ben has a status from ann');
+    await new Promise((r) => setTimeout(r, 500));
+    recording.stop();
+    expect(await hasText(cat, group, 'after the block')).toBe(false);
+    // the relay refused his old key for cat, so it went unsealed, naming ben, and only to ann
+    expect(recording.rows.filter((r) => r.type === 'senderkey' && r.senderAccountId === 'sg.ben').map((r) => r.accountId)).toEqual(['sg.ann']);
+  }, 60_000);
+
+  it('against a relay without the sealed multi-recipient route (404), group messages go unsealed', async () => {
+    // dan's fetch answers the route as an older relay would
+    let refused = 0;
+    const olderRelay: typeof fetch = async (input, init) => {
+      const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+      if (url.endsWith('/v1/messages/sealed/multi')) {
+        refused++;
+        return new Response(JSON.stringify({ code: 'NOT_FOUND', message: 'no such route' }), { status: 404, headers: { 'content-type': 'application/json' } });
+      }
+      return fetch(input, init);
+    };
+    const dan = await newClient(relay.url, 'sg.dan', { sealedSender: true, fetch: olderRelay });
+    clients.push(dan);
+    await becomeContacts(ann, dan);
+    const small = await dan.createGroup({ name: 'Older relay', members: ['sg.ann'] });
+    await eventually(async () => (await ann.conversation(small)) !== undefined, 10_000, 'ann has the group');
+    await settled(ann, dan);
+    const recording = recordStoredEnvelopes(relay.relay);
+    await dan.sendText(small, 'one');
+    await dan.sendText(small, 'two');
+    await eventually(async () => (await hasText(ann, small, 'one')) && (await hasText(ann, small, 'two')), 10_000, 'ann reads both');
+    recording.stop();
+    // asked once, then not again for a while; both went the ordinary way
+    expect(refused).toBe(1);
+    expect(recording.rows.filter((r) => r.type === 'senderkey' && r.senderAccountId === 'sg.dan').map((r) => r.accountId)).toEqual(['sg.ann', 'sg.ann']);
+  }, 60_000);
+});
+

@@ -4,6 +4,7 @@ import { SottoError } from '../errors.js';
 import { readOwnProfile } from '../features/profiles.js';
 import { newMessageId } from '../ids.js';
 import type { RecipientAddress } from '../messaging/device-directory.js';
+import type { SentResponse } from '../messaging/sender.js';
 import { padPlaintext } from '../messaging/padding.js';
 import { groupKeysRefused, sealGroupSend } from '../messaging/sealed.js';
 import { toBase64Url } from '../relay/base64url.js';
@@ -27,7 +28,7 @@ const DISTRIBUTION_CONCURRENCY = 8;
  * @example
  * const res = await sendGroupPayload(ctx, 'g:ab12…', encodeContent(content), { ephemeral: false });
  */
-export async function sendGroupPayload(ctx: ClientContext, conversationId: string, payload: Uint8Array, options: { ephemeral?: boolean } = {}): Promise<SendResponse> {
+export async function sendGroupPayload(ctx: ClientContext, conversationId: string, payload: Uint8Array, options: { ephemeral?: boolean } = {}): Promise<SentResponse> {
   const conversation = await ctx.storage.getConversation(conversationId);
   if (!conversation || conversation.kind !== 'group') throw new SottoError('NOT_FOUND', 'no such group', { field: 'conversationId' });
   const members = conversation.participants;
@@ -91,7 +92,9 @@ export async function sendGroupPayload(ctx: ClientContext, conversationId: strin
     }
     try {
       const sealed = ctx.sender.seals ? await postSealedMulti(ctx, ciphertext, recipients, options.ephemeral === true) : undefined;
-      return sealed ?? (await postMulti(ctx, ciphertext, recipients, options.ephemeral === true));
+      const res = sealed ?? (await postMulti(ctx, ciphertext, recipients, options.ephemeral === true));
+      // the guids follow the recipients' devices in order (chunks too): whose each one is
+      return { ...res, guidAccounts: res.guids.length === 0 ? [] : recipients.flatMap((r) => r.devices.map(() => r.accountId)) };
     } catch (err) {
       if (attempt + 1 >= MAX_ATTEMPTS || !SottoError.is(err, 'RELAY_ERROR')) throw err;
       const details = err.details as { mismatched?: MismatchedDevices[]; stale?: StaleDevices[] } | undefined;

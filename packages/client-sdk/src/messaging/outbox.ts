@@ -1,4 +1,4 @@
-import { decodeContent, encodeContent, MAX_BATCH_SENDS, MAX_RECEIPT_MESSAGE_IDS, type Content, type SendResponse } from '@sotto/protocol';
+import { decodeContent, encodeContent, MAX_BATCH_SENDS, MAX_RECEIPT_MESSAGE_IDS, type Content } from '@sotto/protocol';
 import { backoffDelay } from '../backoff.js';
 import type { Emitter } from '../emitter.js';
 import { SottoError } from '../errors.js';
@@ -6,7 +6,7 @@ import type { SottoEvents } from '../events.js';
 import { StorageBatch } from '../storage/batch.js';
 import type { Storage } from '../storage/storage.js';
 import type { OutboxEntry } from '../storage/types.js';
-import type { Sender, SequenceResult } from './sender.js';
+import type { Sender, SentResponse, SequenceResult } from './sender.js';
 import type { Mutex } from '../mutex.js';
 import { forgetGuid, recordSent, takeParkedReceipt } from './sent-index.js';
 
@@ -19,7 +19,7 @@ const MAX_RUN = MAX_BATCH_SENDS;
 
 interface Accepted {
   entry: OutboxEntry;
-  res: SendResponse;
+  res: SentResponse;
 }
 
 /** The due entries from the first on that go to the same single recipient (in due order). */
@@ -226,7 +226,8 @@ export class Outbox {
    */
   private async markSent(recipient: string, accepted: readonly Accepted[]): Promise<void> {
     const { storage, events, now } = this.deps;
-    const delivered = new Map<OutboxEntry, number>();
+    /** Per entry, the accounts whose receipt was already parked, with when they got it. */
+    const delivered = new Map<OutboxEntry, Map<string, number>>();
     await this.deps.sentLock.run(async () => {
       const batch = new StorageBatch();
       for (const { entry, res } of accepted) {
@@ -236,13 +237,18 @@ export class Outbox {
         if (entry.messageId === undefined) continue;
         const at = now();
         batch.patchMessage(entry.messageId, { status: { [recipient]: { state: 'sent', at } }, serverTimestamp: res.serverTimestamp }, { ifMissing: 'skip' });
-        recordSent(batch, { messageId: entry.messageId, accountId: recipient }, res.guids, res.serverTimestamp);
-        for (const guid of res.guids) {
+        // a group send names the member each guid went to: its relay receipts come from them
+        const accounts = res.guidAccounts?.length === res.guids.length ? res.guidAccounts : undefined;
+        recordSent(batch, { messageId: entry.messageId, accountId: recipient }, res.guids, res.serverTimestamp, accounts);
+        for (const [i, guid] of res.guids.entries()) {
+          const account = accounts?.[i] ?? recipient;
           const parked = await takeParkedReceipt(storage, batch, guid);
-          if (!parked || parked.accountId !== recipient) continue;
+          if (!parked || parked.accountId !== account) continue;
           forgetGuid(batch, guid);
-          batch.patchMessage(entry.messageId, { status: { [recipient]: { state: 'delivered', at: parked.deliveredAt } } }, { ifMissing: 'skip' });
-          if (!delivered.has(entry)) delivered.set(entry, parked.deliveredAt);
+          batch.patchMessage(entry.messageId, { status: { [account]: { state: 'delivered', at: parked.deliveredAt } } }, { ifMissing: 'skip' });
+          let byAccount = delivered.get(entry);
+          if (byAccount === undefined) delivered.set(entry, (byAccount = new Map()));
+          if (!byAccount.has(account)) byAccount.set(account, parked.deliveredAt);
         }
       }
       // relaxed: lost to power loss, the entries are sent again and the recipient drops the copies
@@ -250,10 +256,9 @@ export class Outbox {
     });
     for (const { entry } of accepted) {
       if (entry.messageId === undefined) continue;
-      const base = { messageId: entry.messageId, conversationId: entry.conversationId, accountId: recipient };
-      events.emit('messageStatus', { ...base, state: 'sent', at: now() });
-      const deliveredAt = delivered.get(entry);
-      if (deliveredAt !== undefined) events.emit('messageStatus', { ...base, state: 'delivered', at: deliveredAt });
+      const base = { messageId: entry.messageId, conversationId: entry.conversationId };
+      events.emit('messageStatus', { ...base, accountId: recipient, state: 'sent', at: now() });
+      for (const [accountId, at] of delivered.get(entry) ?? []) events.emit('messageStatus', { ...base, accountId, state: 'delivered', at });
     }
   }
 

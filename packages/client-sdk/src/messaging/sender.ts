@@ -27,6 +27,12 @@ import type { Storage } from '../storage/storage.js';
 import type { DeviceDirectory, RemoteDevice } from './device-directory.js';
 import { padPlaintext } from './padding.js';
 
+/**
+ * The relay's answer to a send, and for a group send the member account each guid went to
+ * (`guidAccounts[i]` for `guids[i]`), since the relay's delivery receipts name the guids.
+ */
+export type SentResponse = SendResponse & { guidAccounts?: readonly string[] };
+
 /** How the sender seals 1:1 sends (messaging/sealed.ts); absent: never sealed. */
 export interface SealedSending {
   /** The recipient's access key, when we may send to them sealed. */
@@ -82,14 +88,14 @@ export class Sender {
   }
 
   /** Group sends (groups/group-messenger.ts), wired by the client once its context exists. */
-  groupSend: ((conversationId: string, content: Uint8Array, options: { ephemeral?: boolean }) => Promise<SendResponse>) | undefined;
+  groupSend: ((conversationId: string, content: Uint8Array, options: { ephemeral?: boolean }) => Promise<SentResponse>) | undefined;
 
   /**
    * Sends `content` (an encoded Content) to every device of `accountId` (and, when the account is
    * our own, to our other devices). Throws IDENTITY_CHANGED if a device's identity key changed
    * and the change has not been acknowledged.
    */
-  async sendToAccount(accountId: string, content: Uint8Array, options: { ephemeral?: boolean } = {}): Promise<SendResponse> {
+  async sendToAccount(accountId: string, content: Uint8Array, options: { ephemeral?: boolean } = {}): Promise<SentResponse> {
     // a group conversation id (`g:<hex>`) as recipient: one sender-key ciphertext to every member
     if (accountId.startsWith('g:') && this.groupSend) return this.groupSend(accountId, content, options);
     const plaintext = padPlaintext(content);

@@ -25,16 +25,32 @@ export interface SentRef {
   accountId: string;
 }
 
-export function recordSent(batch: StorageBatch, ref: SentRef, guids: readonly string[], serverTimestamp: number): void {
-  const value = encodeCbor({ v: 1, m: ref.messageId, a: ref.accountId, t: serverTimestamp });
-  for (const guid of guids) batch.protocolRecord(GUID_KIND, guid, value);
+/**
+ * Records where a send went: each guid with the account whose device it went to (`guidAccounts[i]`
+ * for `guids[i]`: a group send's guids go to many members; otherwise `ref.accountId`), and the
+ * server timestamp with `ref.accountId` (the recipient, or the group's conversation id).
+ */
+export function recordSent(batch: StorageBatch, ref: SentRef, guids: readonly string[], serverTimestamp: number, guidAccounts?: readonly string[]): void {
+  const values = new Map<string, Uint8Array>();
+  const valueFor = (accountId: string): Uint8Array => {
+    let value = values.get(accountId);
+    if (value === undefined) values.set(accountId, (value = encodeCbor({ v: 1, m: ref.messageId, a: accountId, t: serverTimestamp })));
+    return value;
+  };
+  guids.forEach((guid, i) => batch.protocolRecord(GUID_KIND, guid, valueFor(guidAccounts?.[i] ?? ref.accountId)));
   batch.protocolRecord(TIME_KIND, timeKey(serverTimestamp, ref.accountId), encodeCbor({ v: 1, m: ref.messageId, a: ref.accountId }));
 }
+
+/**
+ * Longest `a` of a record: an account id, or a group's conversation id (`g:` and 64 hex digits),
+ * which group sends recorded for their guids before they recorded each member.
+ */
+const MAX_REF_ACCOUNT = 80;
 
 function readRef(bytes: Uint8Array | undefined): SentRef | undefined {
   if (!bytes) return undefined;
   const r = FieldReader.from(decodeCbor(bytes), 'SentRef');
-  return { messageId: r.string('m', { maxLength: 64 }), accountId: r.string('a', { maxLength: 64 }) };
+  return { messageId: r.string('m', { maxLength: 64 }), accountId: r.string('a', { maxLength: MAX_REF_ACCOUNT }) };
 }
 
 export async function sentByGuid(storage: Storage, guid: string): Promise<SentRef | undefined> {

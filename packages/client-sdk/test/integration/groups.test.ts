@@ -148,6 +148,16 @@ describe('groups', () => {
     await eventually(async () => (await alice.message(sent.id))?.status?.carol?.state === 'read', 10_000, 'seen by carol');
   });
 
+  it("a group message turns 'delivered' for each member with the relay's receipts, which the sender acks", async () => {
+    const sent = await bob.sendText(chat, 'ticks, member by member');
+    await eventually(async () => {
+      const status = (await bob.message(sent.id))?.status;
+      return status?.alice?.state === 'delivered' && status?.carol?.state === 'delivered';
+    }, 10_000, 'delivered to alice and carol');
+    // every receipt handled and acked: none left at the relay to come again
+    await eventually(() => relay.relay.ctx.envelopes.queued('bob', 1) === 0, 10_000, "bob's queue is empty");
+  });
+
   it('typing reaches the other members of the group', async () => {
     const typing = carol.events.waitFor('typing', (t) => t.conversationId === chat && t.accountId === 'bob');
     expect(await bob.setTyping(chat, true)).toBe(true);

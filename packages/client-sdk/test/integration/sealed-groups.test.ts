@@ -6,6 +6,9 @@
  * someone's key sends unsealed until that member's sender-key distribution brings it; a refused
  * key (the recipient blocked the sender) sends that message, and the next ones, unsealed.
  */
+import { randomUUID } from 'node:crypto';
+import { assembleSealedGroupMessage, sealForGroup } from '@sotto/protocol';
+import { createLibsignalEngine } from '@sotto/protocol/libsignal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SottoClient } from '../../src/index.js';
 import { eventually, newClient, recordStoredEnvelopes, startRelay, type TestRelay } from '../helpers/harness.js';
@@ -119,6 +122,51 @@ describe('sealed group messages', () => {
     expect(await hasText(cat, group, 'after the block')).toBe(false);
     // the relay refused his old key for cat, so it went unsealed, naming ben, and only to ann
     expect(recording.rows.filter((r) => r.type === 'senderkey' && r.senderAccountId === 'sg.ben').map((r) => r.accountId)).toEqual(['sg.ann']);
+  }, 60_000);
+
+  it('a malicious relay cannot make a replayed part, or a part sealed by another identity claiming a member, show or be answered', async () => {
+    await settled(ann, ben, cat);
+    // the parts the relay stores for ben, as a compromised operator would keep them
+    const repo = relay.relay.ctx.envelopes;
+    const insert = repo.insert.bind(repo);
+    const kept: Uint8Array[] = [];
+    repo.insert = ((rows: Parameters<typeof insert>[0]) => {
+      for (const r of rows) if (r.accountId === 'sg.ben' && r.type === 'sealed') kept.push(r.ciphertext);
+      return insert(rows);
+    }) as typeof repo.insert;
+    try {
+      await ann.sendText(group, 'the real one');
+      await eventually(async () => hasText(ben, group, 'the real one'), 10_000, 'ben reads it');
+    } finally {
+      repo.insert = insert;
+    }
+    await settled(ann, ben);
+    expect(kept.length).toBeGreaterThanOrEqual(1);
+    const shown = async () => (await ben.messages(group)).messages.map((m) => m.text);
+    const before = await shown();
+    const queuedByBen = (await ben.context.storage.listOutbox()).length;
+    // sealed with the relay's own identity, claiming to be ann's device
+    const engine = createLibsignalEngine();
+    const mallory = await engine.generateIdentity();
+    const forgedSend = await sealForGroup(engine, mallory, [ben.context.account.identityKey], { from: { accountId: 'sg.ann', deviceId: 1 }, ciphertext: new Uint8Array(120).fill(7) });
+    const forged = assembleSealedGroupMessage(forgedSend, forgedSend.headers[0]!);
+    const failures: string[] = [];
+    ben.events.on('decryptionFailed', (f) => failures.push(`${f.from}: ${f.reason}`));
+    const { ctx } = relay.relay;
+    const { rows: stored, stop } = recordStoredEnvelopes(relay.relay);
+    await ctx.queue.run(() => ctx.envelopes.insert([kept[0]!, forged].map((ciphertext) => ({
+      guid: randomUUID(), accountId: 'sg.ben', deviceId: 1, senderAccountId: '', senderDeviceId: 0, type: 'sealed', ciphertext, serverTimestamp: Date.now(),
+    }))));
+    await eventually(async () => ctx.envelopes.queued('sg.ben', 1) === 0, 10_000, 'the injected parts are acked');
+    await new Promise((r) => setTimeout(r, 400)); // longer than the receipt window
+    stop();
+    expect(await shown()).toEqual(before);
+    expect((await ben.context.storage.listOutbox()).length).toBe(queuedByBen);
+    // nothing went to ann: no receipt, no resend request in her name
+    expect(stored.filter((r) => r.accountId === 'sg.ann')).toEqual([]);
+    expect(failures).toEqual([]);
+    await ann.sendText(group, 'after the forgeries');
+    await eventually(async () => (await shown()).includes('after the forgeries'), 10_000, 'a real message after them');
   }, 60_000);
 
   it('against a relay without the sealed multi-recipient route (404), group messages go unsealed', async () => {

@@ -30,4 +30,19 @@ describe('where-sent records', () => {
     expect(await sentByGuid(storage, 'g1')).toBeUndefined();
     expect(await sentByGuid(storage, 'g2')).toEqual({ messageId: 'new', accountId: 'bob' });
   });
+
+  it("a group send records each guid with the member it went to; a record naming the group (older clients') still reads", async () => {
+    const storage = new MemoryStorage();
+    const group = `g:${'ab'.repeat(32)}`;
+    const batch = new StorageBatch();
+    recordSent(batch, { messageId: 'm', accountId: group }, ['x1', 'x2', 'x3'], 7_000, ['bob', 'bob', 'carol']);
+    // what group sends recorded before: the group's conversation id (66 characters) for every guid
+    batch.protocolRecord('sentGuid', 'old', encodeCbor({ v: 1, m: 'm0', a: group, t: 6_000 }));
+    await storage.commit(batch);
+    expect(await sentByGuid(storage, 'x1')).toEqual({ messageId: 'm', accountId: 'bob' });
+    expect(await sentByGuid(storage, 'x2')).toEqual({ messageId: 'm', accountId: 'bob' });
+    expect(await sentByGuid(storage, 'x3')).toEqual({ messageId: 'm', accountId: 'carol' });
+    expect(await sentByTimestamp(storage, group, 7_000)).toEqual({ messageId: 'm', accountId: group });
+    expect(await sentByGuid(storage, 'old')).toEqual({ messageId: 'm0', accountId: group });
+  });
 });

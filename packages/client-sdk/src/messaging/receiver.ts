@@ -17,7 +17,8 @@ import type { DecryptionFailureReason } from '../events.js';
 import { newMessageId } from '../ids.js';
 import { StorageBatch } from '../storage/batch.js';
 import { readProtocolStores } from '../storage/protocol-stores.js';
-import { directConversationId } from '../storage/types.js';
+import { directConversationId, type ConversationRecord } from '../storage/types.js';
+import { groupIdOf, loadSenderKeyState, saveSenderKeyState } from '../groups/group-store.js';
 import { applyContent, noEffects, type Effects } from './apply-content.js';
 import { unpadPlaintext } from './padding.js';
 import { applyDeliveryReceipt } from './delivery-receipts.js';
@@ -302,7 +303,8 @@ export class Receiver {
   /**
    * A plaintext envelope may only carry a resend request. The sender answers by resetting the
    * session with that device and re-queuing the named message: the next send starts a fresh
-   * session from a new prekey bundle.
+   * session from a new prekey bundle. A group message is sent again to the asker alone,
+   * pairwise, and our sender key for that group goes to them again with our next group message.
    */
   private async plaintext(envelope: Envelope): Promise<Effects> {
     const { ctx } = this;
@@ -318,9 +320,33 @@ export class Receiver {
       await this.commit(batch, envelope);
       return noEffects();
     }
-    const ref = await sentByTimestamp(ctx.storage, from.accountId, content.body.envelopeTimestamp);
+    const at = content.body.envelopeTimestamp;
+    let ref = await sentByTimestamp(ctx.storage, from.accountId, at);
+    let group: ConversationRecord | undefined;
+    if (!ref) {
+      // a group message: recorded under the group's id (a send to every member), so looked up in
+      // the groups the asker is a member of
+      for (const c of await ctx.storage.listConversations()) {
+        if (c.kind !== 'group' || !c.participants.includes(from.accountId)) continue;
+        ref = await sentByTimestamp(ctx.storage, c.id, at);
+        if (ref) {
+          group = c;
+          break;
+        }
+      }
+    }
     const message = ref ? await ctx.storage.getMessage(ref.messageId) : undefined;
-    batch.protocolRecord('session', `${from.accountId}.${from.deviceId}`, null);
+    // a sender-key message that failed says nothing against our pairwise session with them
+    if (!group || content.body.reason !== 'NO_SENDER_KEY') batch.protocolRecord('session', `${from.accountId}.${from.deviceId}`, null);
+    if (group) {
+      // they cannot read our group messages: our sender key goes to them again with the next one
+      // (the message itself comes again pairwise, below)
+      const groupId = groupIdOf(group.id);
+      const state = await loadSenderKeyState(ctx.storage, groupId);
+      if (state?.distributedTo.includes(from.accountId)) {
+        saveSenderKeyState(batch, groupId, { ...state, distributedTo: state.distributedTo.filter((a) => a !== from.accountId) });
+      }
+    }
     if (message && message.outgoing && message.deletedAt === undefined) {
       batch.putOutbox({
         id: `resend:${message.id}:${from.accountId}:${envelope.guid}`,

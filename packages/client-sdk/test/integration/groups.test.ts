@@ -158,6 +158,27 @@ describe('groups', () => {
     await eventually(() => relay.relay.ctx.envelopes.queued('bob', 1) === 0, 10_000, "bob's queue is empty");
   });
 
+  it("a member who lost the sender's key asks for a resend: the message comes again, and the key with the next one", async () => {
+    // carol loses every sender key of bob's (a restore from an old backup, say)
+    const keys = (await carol.context.storage.listProtocolKeys('senderKey')).filter((k) => k.endsWith('/bob.1'));
+    expect(keys.length).toBeGreaterThan(0);
+    const drop = new StorageBatch();
+    for (const k of keys) drop.protocolRecord('senderKey', k, null);
+    await carol.context.storage.commit(drop);
+    const failures: string[] = [];
+    carol.events.on('decryptionFailed', (f) => failures.push(`${f.from}:${f.reason}`));
+    const first = await bob.sendText(chat, 'carol cannot read this at first');
+    await eventually(() => hasText(alice, chat, 'carol cannot read this at first'), 10_000, 'alice reads it');
+    await eventually(() => failures.includes('bob:NO_SENDER_KEY'), 10_000, 'carol fails to decrypt it');
+    // bob answers carol's resend request: the message reaches her after all
+    const resent = await eventually(async () => (await carol.message(first.id)) ?? false, 10_000, 'carol gets it again');
+    expect(resent).toMatchObject({ conversationId: chat, senderAccountId: 'bob', text: 'carol cannot read this at first' });
+    // and bob's next group message carries his key to her again: no second failure
+    await bob.sendText(chat, 'and this one she reads');
+    await eventually(() => hasText(carol, chat, 'and this one she reads'), 10_000, 'carol reads the next one');
+    expect(failures).toEqual(['bob:NO_SENDER_KEY']);
+  });
+
   it('typing reaches the other members of the group', async () => {
     const typing = carol.events.waitFor('typing', (t) => t.conversationId === chat && t.accountId === 'bob');
     expect(await bob.setTyping(chat, true)).toBe(true);

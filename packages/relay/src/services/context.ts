@@ -1,3 +1,4 @@
+import { MAX_ENVELOPE_BYTES } from '@sotto/protocol';
 import type { RelayConfig } from '../config.js';
 import { AccountRepo } from '../db/account-repo.js';
 import { BlobRepo } from '../db/blob-repo.js';
@@ -84,4 +85,17 @@ export function createContext(config: RelayConfig, database: OpenDatabase, now: 
 export function takeToken(limiter: RateLimiter, key: string, cost = 1): void {
   const verdict = limiter.take(key, Math.min(cost, limiter.capacity));
   if (!verdict.ok) throw new RelayError('RATE_LIMITED', 'rate limit exceeded', { retryAfterMs: verdict.retryAfterMs });
+}
+
+/**
+ * 413 PAYLOAD_TOO_LARGE when one of `ciphertexts` is longer than this relay's
+ * `--max-envelope-bytes`. The request readers already hold every ciphertext to the protocol's
+ * 256 KiB, so at the default nothing is checked here.
+ */
+export function checkEnvelopeSizes(ctx: RelayContext, ciphertexts: Iterable<Uint8Array>): void {
+  const limit = ctx.config.limits.maxEnvelopeBytes;
+  if (limit >= MAX_ENVELOPE_BYTES) return;
+  for (const c of ciphertexts) {
+    if (c.length > limit) throw new RelayError('PAYLOAD_TOO_LARGE', `an envelope's ciphertext may be at most ${limit} bytes on this relay`);
+  }
 }

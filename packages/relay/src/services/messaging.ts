@@ -1,4 +1,4 @@
-import { expandGuidRun, guidInRun, MAX_RECEIPT_GUIDS, MAX_SEND_DEVICES, type MultiRecipientEntry, type BatchSendResponse, type MismatchedDevices, type RequestFrame, type SendResponse, type SendableEnvelopeType, type StaleDevices, type WsBatchSendBody, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
+import { expandGuidRun, guidInRun, MAX_ENVELOPE_BYTES, MAX_RECEIPT_GUIDS, MAX_SEND_DEVICES, type MultiRecipientEntry, type BatchSendResponse, type MismatchedDevices, type RequestFrame, type SendResponse, type SendableEnvelopeType, type StaleDevices, type WsBatchSendBody, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
 import type { DeviceAddress } from '../credentials.js';
 import type { Settle } from '../db/commit-queue.js';
 import { hasNoSender, type EnvelopeRow, type NewEnvelope } from '../db/envelope-repo.js';
@@ -8,7 +8,7 @@ import type { RelationshipState } from '../db/relationship-repo.js';
 import { GUID_PREFIX_LENGTH, GuidMint } from '../guids.js';
 import { encodeReceipt } from '../wire.js';
 import type { CheckedList } from './checked-recipients.js';
-import { takeToken, type RelayContext } from './context.js';
+import { checkEnvelopeSizes, takeToken, type RelayContext } from './context.js';
 
 /**
  * A send's reply plus its online-only envelopes. Stored envelopes need no hand-off: the
@@ -142,6 +142,7 @@ export type BatchOutcome = BatchSendResponse;
  */
 function storeSend(ctx: RelayContext, sender: DeviceAddress, type: SendableEnvelopeType, ephemeral: boolean, plan: SendPlan, serverTimestamp: number): SendOutcome {
   const { recipients: plans, shared } = plan;
+  if (ctx.config.limits.maxEnvelopeBytes < MAX_ENVELOPE_BYTES) checkEnvelopeSizes(ctx, shared !== undefined ? [shared] : plans.flatMap((p) => p.devices.map((d) => d.ciphertext!)));
   const plaintextRule = type === 'plaintext' && plans.every((p) => p.devices.every((d) => (d.type ?? type) === 'plaintext'));
   // A large stored multi-recipient send is accepted as one row and expanded right after.
   const devices = plan.checked?.devices ?? deviceCount(plans);

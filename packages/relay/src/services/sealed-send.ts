@@ -17,7 +17,7 @@ import { decodeB64, hashSecret, isAccountId, secretMatches, type DeviceAddress }
 import { NO_SENDER, type NewEnvelope } from '../db/envelope-repo.js';
 import { RelayError } from '../errors.js';
 import { GuidMint } from '../guids.js';
-import { takeToken, type RelayContext } from './context.js';
+import { checkEnvelopeSizes, takeToken, type RelayContext } from './context.js';
 import { checkDeviceLists, type SendOutcome } from './messaging.js';
 
 /** The envelope type of every sealed send. */
@@ -192,7 +192,7 @@ export function sendSealedEphemeral(ctx: RelayContext, accountId: string, keyHas
   checkSealedKey(ctx, part);
   checkSealedDevices(ctx, [part]);
   const serverTimestamp = ctx.now();
-  return { serverTimestamp, rows: sealedRows(accountId, messages, serverTimestamp, new GuidMint(serverTimestamp)) };
+  return { serverTimestamp, rows: sealedRows(ctx, accountId, messages, serverTimestamp, new GuidMint(serverTimestamp)) };
 }
 
 /**
@@ -234,7 +234,8 @@ function checkSealedDevices(ctx: RelayContext, parts: readonly Omit<SealedPart, 
 }
 
 /** One `sealed` envelope per device, with no sender. */
-function sealedRows(accountId: string, messages: readonly SealedMessage[], serverTimestamp: number, mint: GuidMint): NewEnvelope[] {
+function sealedRows(ctx: RelayContext, accountId: string, messages: readonly SealedMessage[], serverTimestamp: number, mint: GuidMint): NewEnvelope[] {
+  checkEnvelopeSizes(ctx, messages.map((m) => m.ciphertext));
   return messages.map((m) => ({
     guid: mint.next(), accountId, deviceId: m.deviceId, senderAccountId: NO_SENDER.accountId, senderDeviceId: NO_SENDER.deviceId,
     type: SEALED_TYPE, ciphertext: m.ciphertext, serverTimestamp,
@@ -257,7 +258,7 @@ export async function sendSealedBatch(ctx: RelayContext, accountId: string, keyH
     const mint = new GuidMint(serverTimestamp);
     const guids = sends.map((messages) => {
       checkSealedDevices(ctx, [{ accountId, messages }]);
-      const rows = sealedRows(accountId, messages, serverTimestamp, mint);
+      const rows = sealedRows(ctx, accountId, messages, serverTimestamp, mint);
       ctx.envelopes.insert(rows);
       return rows.map((r) => r.guid);
     });
@@ -403,7 +404,7 @@ function storeSealedParts(ctx: RelayContext, parts: readonly SealedPart[], serve
   if (refused.length > 0) throw unauthorized(refused);
   checkSealedDevices(ctx, parts);
   const mint = new GuidMint(serverTimestamp);
-  const rows = parts.flatMap((p) => sealedRows(p.accountId, p.messages, serverTimestamp, mint));
+  const rows = parts.flatMap((p) => sealedRows(ctx, p.accountId, p.messages, serverTimestamp, mint));
   if (store) ctx.envelopes.insert(rows);
   return rows;
 }

@@ -7,15 +7,15 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  assembleSealedGroupMessage, decodeEnvelope, MAX_SEALED_GROUP_BODY_BYTES, MAX_SEND_DEVICES, openSealed, openSealedGroup, ProtocolError,
-  sealForGroup, type Envelope, type GeneratedIdentity, type ServerFrame,
+  assembleSealedGroupMessage, MAX_SEALED_GROUP_BODY_BYTES, MAX_SEND_DEVICES, openSealed, openSealedGroup, ProtocolError,
+  sealForGroup, type Envelope, type GeneratedIdentity,
 } from '@sotto/protocol';
 import { createLibsignalEngine } from '@sotto/protocol/libsignal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeEnvelopeBatch, type EnvelopeRow } from '../src/db/envelope-repo.js';
+import type { EnvelopeRow } from '../src/db/envelope-repo.js';
 import { readSealedMultiSend, sendSealedMulti } from '../src/services/sealed-send.js';
 import { readJson } from '../src/services/accounts.js';
-import { api, b64, linkDevice, register, sendBody, startTestRelay, TestSocket, unb64, type Reply, type TestDevice, type TestRelay } from './helpers/relay-harness.js';
+import { api, b64, backlog, envelopesOf, expectNoReceipts, linkDevice, register, sendBody, startTestRelay, storedRows, TestSocket, until, type Reply, type TestDevice, type TestRelay } from './helpers/relay-harness.js';
 
 const ADMIN = 'operator-token-0123456789';
 const METRICS = 'metrics-token-0123456789';
@@ -65,32 +65,6 @@ async function sealedMulti(t: TestRelay, body: unknown, headers: Record<string, 
   });
   const text = await res.text();
   return { status: res.status, body: text === '' ? undefined : JSON.parse(text), headers: res.headers };
-}
-
-async function backlog(t: TestRelay, device: TestDevice): Promise<Envelope[]> {
-  const res = await api(t, 'GET', '/v1/messages?limit=500', device);
-  expect(res.status).toBe(200);
-  return (res.body.envelopes as string[]).map((e) => decodeEnvelope(unb64(e)));
-}
-
-const envelopesOf = (frames: ServerFrame[]): Envelope[] =>
-  frames.filter((f): f is Extract<ServerFrame, { t: 'env' }> => f.t === 'env').map((f) => decodeEnvelope(f.envelope));
-
-/** Every queued envelope row: the young ones in batch rows and those in the `envelopes` table. */
-function storedRows(t: TestRelay): EnvelopeRow[] {
-  const sqlite = t.relay.ctx.database.sqlite;
-  const young = (sqlite.prepare('SELECT rows FROM envelope_batches').all() as { rows: Buffer }[]).flatMap((b) => decodeEnvelopeBatch(b.rows));
-  const table = sqlite.prepare(`SELECT seq, guid, account_id AS accountId, device_id AS deviceId, sender_account_id AS senderAccountId,
-    sender_device_id AS senderDeviceId, type, ciphertext, server_timestamp AS serverTimestamp FROM envelopes`).all() as EnvelopeRow[];
-  return [...table, ...young];
-}
-
-async function until(pred: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 async function connected(t: TestRelay, device: TestDevice): Promise<TestSocket> {
@@ -188,10 +162,7 @@ describe('sealed multi-recipient sends', () => {
     await until(() => t.relay.ctx.envelopes.queued('bob', 1) === 0, 'the WebSocket ack');
     expect(queuedTotal()).toBe(0);
     expect(t.relay.ctx.envelopes.storedTotal).toBe(stored);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(envelopesOf(aliceSocket.frames)).toEqual([]);
-    expect(await backlog(t, alice)).toEqual([]);
-    expect(storedRows(t).filter((r) => r.type === 'receipt')).toEqual([]);
+    await expectNoReceipts(t, alice, aliceSocket);
     rx.close();
     aliceSocket.close();
   });

@@ -9,14 +9,14 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ACCESS_KEY_HEADER, decodeDeliveryReceipt, decodeEnvelope, type Envelope, type ServerFrame } from '@sotto/protocol';
+import { ACCESS_KEY_HEADER, decodeDeliveryReceipt } from '@sotto/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backupDataDir } from '../src/backup.js';
 import { defaultConfig } from '../src/config.js';
-import { decodeEnvelopeBatch, type EnvelopeRow } from '../src/db/envelope-repo.js';
+import { decodeEnvelopeBatch } from '../src/db/envelope-repo.js';
 import { createLogger } from '../src/logger.js';
 import { createRelay } from '../src/server.js';
-import { api, b64, linkDevice, register, sendBody, startTestRelay, TestSocket, unb64, type Reply, type TestDevice, type TestRelay } from './helpers/relay-harness.js';
+import { api, b64, backlog, envelopesOf, expectNoReceipts, linkDevice, register, sendBody, startTestRelay, storedRows, TestSocket, until, type Reply, type TestDevice, type TestRelay } from './helpers/relay-harness.js';
 
 const ADMIN = 'operator-token-0123456789';
 const UNAUTHORIZED = { code: 'UNAUTHORIZED', message: 'missing or wrong access key' };
@@ -41,33 +41,6 @@ async function sealedSend(t: TestRelay, to: string, key: Uint8Array | string | u
   const res = await fetch(`${t.url}/v1/messages/sealed/${to}`, { method: 'POST', headers: h, body: typeof body === 'string' ? body : JSON.stringify(body) });
   const text = await res.text();
   return { status: res.status, body: text === '' ? undefined : JSON.parse(text), headers: res.headers };
-}
-
-/** The device's queued envelopes over HTTP, decoded. */
-async function backlog(t: TestRelay, device: TestDevice): Promise<Envelope[]> {
-  const res = await api(t, 'GET', '/v1/messages?limit=500', device);
-  expect(res.status).toBe(200);
-  return (res.body.envelopes as string[]).map((e) => decodeEnvelope(unb64(e)));
-}
-
-const envelopesOf = (frames: ServerFrame[]): Envelope[] =>
-  frames.filter((f): f is Extract<ServerFrame, { t: 'env' }> => f.t === 'env').map((f) => decodeEnvelope(f.envelope));
-
-/** Every queued envelope row: the young ones in batch rows and those in the `envelopes` table. */
-function storedRows(t: TestRelay): EnvelopeRow[] {
-  const sqlite = t.relay.ctx.database.sqlite;
-  const young = (sqlite.prepare('SELECT rows FROM envelope_batches').all() as { rows: Buffer }[]).flatMap((b) => decodeEnvelopeBatch(b.rows));
-  const table = sqlite.prepare(`SELECT seq, guid, account_id AS accountId, device_id AS deviceId, sender_account_id AS senderAccountId,
-    sender_device_id AS senderDeviceId, type, ciphertext, server_timestamp AS serverTimestamp FROM envelopes`).all() as EnvelopeRow[];
-  return [...table, ...young];
-}
-
-async function until(pred: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe('sealed sends', () => {
@@ -118,10 +91,7 @@ describe('sealed sends', () => {
     expect(t.relay.ctx.envelopes.queued('bob', 2)).toBe(0);
     expect(await backlog(t, bob2)).toEqual([]);
     expect(t.relay.ctx.envelopes.storedTotal).toBe(stored);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(envelopesOf(aliceSocket.frames)).toEqual([]);
-    expect(await backlog(t, alice)).toEqual([]);
-    expect(storedRows(t).filter((r) => r.type === 'receipt')).toEqual([]);
+    await expectNoReceipts(t, alice, aliceSocket);
     rx.close();
     aliceSocket.close();
   });

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,4 +104,46 @@ export function recordStoredEnvelopes(relay: Relay): { rows: StoredRow[]; stop: 
     return insert(batch);
   }) as typeof repo.insert;
   return { rows, stop: () => void (repo.insert = insert) };
+}
+
+/**
+ * Keeps the ciphertext of every `sealed` envelope `relay` stores for `accountId` while `during`
+ * runs, as a compromised operator would keep them.
+ */
+export async function keepSealed(relay: Relay, accountId: string, during: () => Promise<unknown>): Promise<Uint8Array[]> {
+  const kept: Uint8Array[] = [];
+  const repo = relay.ctx.envelopes;
+  const insert = repo.insert.bind(repo);
+  repo.insert = ((rows: Parameters<typeof insert>[0]) => {
+    for (const r of rows) if (r.accountId === accountId && r.type === 'sealed') kept.push(r.ciphertext);
+    return insert(rows);
+  }) as typeof repo.insert;
+  try {
+    await during();
+  } finally {
+    repo.insert = insert;
+  }
+  return kept;
+}
+
+/** What a malicious relay does: stores `ciphertexts` for `accountId`'s device 1 as `sealed` envelopes (no sender). */
+export async function injectSealed(relay: Relay, accountId: string, ciphertexts: readonly Uint8Array[]): Promise<void> {
+  const { ctx } = relay;
+  await ctx.queue.run(() => ctx.envelopes.insert(ciphertexts.map((ciphertext) => ({
+    guid: randomUUID(), accountId, deviceId: 1, senderAccountId: '', senderDeviceId: 0, type: 'sealed', ciphertext, serverTimestamp: Date.now(),
+  }))));
+}
+
+/**
+ * Makes `a` and `b` contacts: `a` writes first (a request), `b` accepts and answers, and `a`
+ * has the answer; each then holds the other's profile key. Returns `a`'s first message.
+ */
+export async function becomeContacts(a: SottoClient, b: SottoClient) {
+  const [nameA, nameB] = [a.context.account.accountId, b.context.account.accountId];
+  const first = await a.sendText(await a.openConversation(nameB), `hi ${nameB}`);
+  await eventually(async () => (await b.messages(`d:${nameA}`)).messages.length === 1, 10_000, `${nameB} gets the request`);
+  await b.acceptRequest(`d:${nameA}`);
+  await b.sendText(`d:${nameA}`, `hi ${nameA}`);
+  await eventually(async () => (await a.messages(`d:${nameB}`)).messages.length === 2, 10_000, `${nameA} gets ${nameB}’s answer`);
+  return first;
 }

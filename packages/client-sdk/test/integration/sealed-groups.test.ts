@@ -6,12 +6,11 @@
  * someone's key sends unsealed until that member's sender-key distribution brings it; a refused
  * key (the recipient blocked the sender) sends that message, and the next ones, unsealed.
  */
-import { randomUUID } from 'node:crypto';
 import { assembleSealedGroupMessage, sealForGroup } from '@sotto/protocol';
 import { createLibsignalEngine } from '@sotto/protocol/libsignal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SottoClient } from '../../src/index.js';
-import { eventually, newClient, recordStoredEnvelopes, startRelay, type TestRelay } from '../helpers/harness.js';
+import { becomeContacts, eventually, injectSealed, keepSealed, newClient, recordStoredEnvelopes, startRelay, type TestRelay } from '../helpers/harness.js';
 
 let relay: TestRelay;
 const clients: SottoClient[] = [];
@@ -23,16 +22,6 @@ afterAll(async () => {
   for (const c of clients) await c.close().catch(() => undefined);
   await relay.close();
 });
-
-/** `a` writes, `b` accepts and answers: each then holds the other's profile (and so access) key. */
-async function becomeContacts(a: SottoClient, b: SottoClient): Promise<void> {
-  const [nameA, nameB] = [a.context.account.accountId, b.context.account.accountId];
-  await a.sendText(await a.openConversation(nameB), `hi ${nameB}`);
-  await eventually(async () => (await b.messages(`d:${nameA}`)).messages.length >= 1, 10_000, `${nameB} gets the request`);
-  await b.acceptRequest(`d:${nameA}`);
-  await b.sendText(`d:${nameA}`, `hi ${nameA}`);
-  await eventually(async () => (await a.messages(`d:${nameB}`)).messages.some((m) => m.text === `hi ${nameA}`), 10_000, `${nameA} gets the answer`);
-}
 
 async function settled(...cs: SottoClient[]): Promise<void> {
   for (const c of cs) await eventually(async () => (await c.context.storage.listOutbox()).length === 0, 10_000, `${c.context.account.accountId}'s outbox empties`);
@@ -127,19 +116,10 @@ describe('sealed group messages', () => {
   it('a malicious relay cannot make a replayed part, or a part sealed by another identity claiming a member, show or be answered', async () => {
     await settled(ann, ben, cat);
     // the parts the relay stores for ben, as a compromised operator would keep them
-    const repo = relay.relay.ctx.envelopes;
-    const insert = repo.insert.bind(repo);
-    const kept: Uint8Array[] = [];
-    repo.insert = ((rows: Parameters<typeof insert>[0]) => {
-      for (const r of rows) if (r.accountId === 'sg.ben' && r.type === 'sealed') kept.push(r.ciphertext);
-      return insert(rows);
-    }) as typeof repo.insert;
-    try {
+    const kept = await keepSealed(relay.relay, 'sg.ben', async () => {
       await ann.sendText(group, 'the real one');
       await eventually(async () => hasText(ben, group, 'the real one'), 10_000, 'ben reads it');
-    } finally {
-      repo.insert = insert;
-    }
+    });
     await settled(ann, ben);
     expect(kept.length).toBeGreaterThanOrEqual(1);
     const shown = async () => (await ben.messages(group)).messages.map((m) => m.text);
@@ -152,12 +132,9 @@ describe('sealed group messages', () => {
     const forged = assembleSealedGroupMessage(forgedSend, forgedSend.headers[0]!);
     const failures: string[] = [];
     ben.events.on('decryptionFailed', (f) => failures.push(`${f.from}: ${f.reason}`));
-    const { ctx } = relay.relay;
     const { rows: stored, stop } = recordStoredEnvelopes(relay.relay);
-    await ctx.queue.run(() => ctx.envelopes.insert([kept[0]!, forged].map((ciphertext) => ({
-      guid: randomUUID(), accountId: 'sg.ben', deviceId: 1, senderAccountId: '', senderDeviceId: 0, type: 'sealed', ciphertext, serverTimestamp: Date.now(),
-    }))));
-    await eventually(async () => ctx.envelopes.queued('sg.ben', 1) === 0, 10_000, 'the injected parts are acked');
+    await injectSealed(relay.relay, 'sg.ben', [kept[0]!, forged]);
+    await eventually(async () => relay.relay.ctx.envelopes.queued('sg.ben', 1) === 0, 10_000, 'the injected parts are acked');
     await new Promise((r) => setTimeout(r, 400)); // longer than the receipt window
     stop();
     expect(await shown()).toEqual(before);

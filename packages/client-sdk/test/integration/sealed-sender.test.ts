@@ -7,12 +7,11 @@
 import type { BacklogResponse } from '@sotto/protocol';
 import { decodeEnvelope, sealSender } from '@sotto/protocol';
 import { createLibsignalEngine } from '@sotto/protocol/libsignal';
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SottoClient } from '../../src/index.js';
 import { fromBase64Url } from '../../src/relay/base64url.js';
 import type { RelayHttp } from '../../src/relay/relay-http.js';
-import { eventually, newClient, recordStoredEnvelopes, startRelay, type TestRelay } from '../helpers/harness.js';
+import { becomeContacts, eventually, injectSealed, keepSealed, newClient, recordStoredEnvelopes, startRelay, type TestRelay } from '../helpers/harness.js';
 
 let relay: TestRelay;
 const clients: SottoClient[] = [];
@@ -37,20 +36,6 @@ async function backlog(client: SottoClient) {
 /** Rows of the relay's envelope table that name `accountId` as their sender. */
 const senderRows = (accountId: string): number =>
   (relay.relay.ctx.database.sqlite.prepare('SELECT count(*) AS n FROM envelopes WHERE sender_account_id = ?').get(accountId) as { n: number }).n;
-
-/**
- * Makes `a` and `b` contacts: `a` writes first (a request), `b` accepts and answers, and `a`
- * has the answer; each then holds the other's profile key. Returns `a`'s first message.
- */
-async function becomeContacts(a: SottoClient, b: SottoClient) {
-  const [nameA, nameB] = [a.context.account.accountId, b.context.account.accountId];
-  const first = await a.sendText(await a.openConversation(nameB), `hi ${nameB}`);
-  await eventually(async () => (await b.messages(`d:${nameA}`)).messages.length === 1, 10_000, `${nameB} gets the request`);
-  await b.acceptRequest(`d:${nameA}`);
-  await b.sendText(`d:${nameA}`, `hi ${nameA}`);
-  await eventually(async () => (await a.messages(`d:${nameB}`)).messages.length === 2, 10_000, `${nameA} gets ${nameB}’s answer`);
-  return first;
-}
 
 describe('sealed sender', () => {
   it('seals 1:1 messages between contacts: stored and delivered without a sender, ticks still reach delivered', async () => {
@@ -286,19 +271,10 @@ describe('a malicious relay and sealed envelopes', () => {
     await becomeContacts(mia, ned);
     await eventually(async () => (await ned.context.storage.listOutbox()).length === 0 && (await mia.context.storage.listOutbox()).length === 0, 10_000, 'nothing in flight');
     // the sealed ciphertexts the relay stores for ned, as a compromised operator would keep them
-    const repo = relay.relay.ctx.envelopes;
-    const insert = repo.insert.bind(repo);
-    const kept: Uint8Array[] = [];
-    repo.insert = ((rows: Parameters<typeof insert>[0]) => {
-      for (const r of rows) if (r.accountId === 's.ned' && r.type === 'sealed') kept.push(r.ciphertext);
-      return insert(rows);
-    }) as typeof repo.insert;
-    try {
+    const kept = await keepSealed(relay.relay, 's.ned', async () => {
       const real = await mia.sendText('d:s.ned', 'the real one');
       await eventually(async () => (await mia.message(real.id))?.status?.['s.ned']?.state === 'delivered', 10_000, 'delivered');
-    } finally {
-      repo.insert = insert;
-    }
+    });
     expect(kept).toHaveLength(1);
     const shown = async () => (await ned.messages('d:s.mia')).messages.map((m) => m.text);
     const before = await shown();
@@ -317,10 +293,7 @@ describe('a malicious relay and sealed envelopes', () => {
     const failures: string[] = [];
     ned.events.on('decryptionFailed', (f) => failures.push(`${f.from}: ${f.reason}`));
     const { rows: toMia, stop } = recordStoredEnvelopes(relay.relay);
-    const injected = [kept[0]!, random, forged];
-    await ctx.queue.run(() => ctx.envelopes.insert(injected.map((ciphertext) => ({
-      guid: randomUUID(), accountId: 's.ned', deviceId: 1, senderAccountId: '', senderDeviceId: 0, type: 'sealed', ciphertext, serverTimestamp: Date.now(),
-    }))));
+    await injectSealed(relay.relay, 's.ned', [kept[0]!, random, forged]);
     // all three are taken off the queue (acked), and nothing new is shown or answered
     await eventually(async () => ctx.envelopes.queued('s.ned', 1) === 0, 10_000, 'the injected envelopes are acked');
     await new Promise((r) => setTimeout(r, 400)); // longer than the receipt window

@@ -10,7 +10,6 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import * as S from '@signalapp/libsignal-client';
 import {
   assembleSealedGroupMessage,
-  createDualEngine,
   decodeEnvelope,
   decodeSealedGroupMessage,
   encodeCbor,
@@ -26,54 +25,26 @@ import {
   sealForGroup,
   sealSender,
   type GeneratedIdentity,
-  type ProtocolEngine,
   type SealedGroupFixed,
 } from '@sotto/protocol';
-import { createLibsignalEngine } from '@sotto/protocol/libsignal';
-import { createWebEngine } from '@sotto/protocol/web';
 import fc from 'fast-check';
 import sodium from 'libsodium-wrappers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { newParty, text, untext } from '../engine/helpers.js';
 import * as arb from './arbitraries.js';
+import { code, dual, ENGINES, fixedIdentity, libsignal, seq, utf8, web, ZERO_NONCE } from './sealed-helpers.js';
 
-const libsignal = createLibsignalEngine();
-const web = await createWebEngine();
-const dual = createDualEngine(libsignal, web);
-const ENGINES: readonly { label: string; engine: ProtocolEngine }[] = [
-  { label: 'libsignal', engine: libsignal },
-  { label: 'web', engine: web },
-  { label: 'dual', engine: dual },
-];
-const utf8 = (s: string) => new TextEncoder().encode(s);
-const ZERO_NONCE = new Uint8Array(24);
 const alice = { accountId: 'alice', deviceId: 1 };
 
 beforeAll(async () => {
   await sodium.ready;
 });
 
-async function code(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return 'ok';
-  } catch (e) {
-    if (!(e instanceof ProtocolError)) throw new Error(`not a ProtocolError: ${String(e)}`, { cause: e });
-    return e.code;
-  }
-}
-
 const own = (id: GeneratedIdentity) => ({ identityKeyPair: id.identityKeyPair, identityKey: id.identityKey });
-const seq = (length: number, start: number) => Uint8Array.from({ length }, (_, i) => (start + i) & 0xff);
 
 /** Device i's message, as the relay assembles it. */
 const partFor = (send: { eph: Uint8Array; body: Uint8Array; headers: Uint8Array[] }, i: number) => assembleSealedGroupMessage(send, send.headers[i]!);
 
-function fixedIdentity(privateKey: Uint8Array): GeneratedIdentity {
-  const priv = S.PrivateKey.deserialize(new Uint8Array(privateKey));
-  const pair = new S.IdentityKeyPair(priv.getPublicKey(), priv);
-  return { identityKeyPair: pair.serialize(), identityKey: pair.publicKey.serialize(), registrationId: 1 };
-}
 function fixedInputs(): SealedGroupFixed {
   const privateKey = seq(32, 0x70);
   return { ephemeral: { privateKey, publicKey: sodium.crypto_scalarmult_base(privateKey) }, messageKey: seq(32, 0xa0) };

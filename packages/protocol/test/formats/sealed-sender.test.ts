@@ -3,7 +3,6 @@ import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import * as S from '@signalapp/libsignal-client';
 import {
-  createDualEngine,
   decodeEnvelope,
   decodeSealedSenderMessage,
   encodeCbor,
@@ -14,49 +13,26 @@ import {
   MAX_ENVELOPE_BYTES,
   MAX_SEALED_SENDER_CIPHERTEXT_BYTES,
   openSealedSender,
-  ProtocolError,
   sealSender,
   toHex,
   type DeviceAddress,
   type GeneratedIdentity,
-  type ProtocolEngine,
   type SealedSenderEphemeral,
 } from '@sotto/protocol';
-import { createLibsignalEngine } from '@sotto/protocol/libsignal';
-import { createWebEngine } from '@sotto/protocol/web';
 import fc from 'fast-check';
 import sodium from 'libsodium-wrappers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { newParty, publishBundle, text, untext } from '../engine/helpers.js';
 import * as arb from './arbitraries.js';
+import { code, dual, ENGINES, fixedIdentity, libsignal, seq, utf8, web, ZERO_NONCE } from './sealed-helpers.js';
 
-const libsignal = createLibsignalEngine();
-const web = await createWebEngine();
-const dual = createDualEngine(libsignal, web);
-const ENGINES: readonly { label: string; engine: ProtocolEngine }[] = [
-  { label: 'libsignal', engine: libsignal },
-  { label: 'web', engine: web },
-  { label: 'dual', engine: dual },
-];
-const utf8 = (s: string) => new TextEncoder().encode(s);
 const INFO_1 = utf8('sotto-sealed-sender/v1/1');
 const INFO_2 = utf8('sotto-sealed-sender/v1/2');
-const ZERO_NONCE = new Uint8Array(24);
 const alice: DeviceAddress = { accountId: 'alice', deviceId: 1 };
 
 beforeAll(async () => {
   await sodium.ready;
 });
-
-async function code(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return 'ok';
-  } catch (e) {
-    if (!(e instanceof ProtocolError)) throw new Error(`not a ProtocolError: ${String(e)}`, { cause: e });
-    return e.code;
-  }
-}
 
 const keysOf = (sender: GeneratedIdentity, recipient: GeneratedIdentity) => ({
   identityKeyPair: sender.identityKeyPair,
@@ -65,13 +41,6 @@ const keysOf = (sender: GeneratedIdentity, recipient: GeneratedIdentity) => ({
 });
 const recipientKeys = (recipient: GeneratedIdentity) => ({ identityKeyPair: recipient.identityKeyPair, identityKey: recipient.identityKey });
 
-/** An identity with a fixed private key, as libsignal serializes it. */
-function fixedIdentity(privateKey: Uint8Array): GeneratedIdentity {
-  const priv = S.PrivateKey.deserialize(new Uint8Array(privateKey));
-  const pair = new S.IdentityKeyPair(priv.getPublicKey(), priv);
-  return { identityKeyPair: pair.serialize(), identityKey: pair.publicKey.serialize(), registrationId: 1 };
-}
-const seq = (length: number, start: number) => Uint8Array.from({ length }, (_, i) => (start + i) & 0xff);
 function fixedEphemeral(): SealedSenderEphemeral {
   const privateKey = seq(32, 0x70);
   return { privateKey, publicKey: sodium.crypto_scalarmult_base(privateKey) };

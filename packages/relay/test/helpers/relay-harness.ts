@@ -4,12 +4,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  decodeServerFrame, encodeClientFrame, encodeDeviceRecord, encodeKyberPreKeyPublic, encodeOneTimePreKeyPublic,
-  encodeSignedDeviceRecord, encodeSignedPreKeyPublic, type ClientFrame, type ServerFrame,
+  decodeEnvelope, decodeServerFrame, encodeClientFrame, encodeDeviceRecord, encodeKyberPreKeyPublic, encodeOneTimePreKeyPublic,
+  encodeSignedDeviceRecord, encodeSignedPreKeyPublic, type ClientFrame, type Envelope, type ServerFrame,
 } from '@sotto/protocol';
 import { expect } from 'vitest';
 import WebSocket from 'ws';
 import { defaultConfig, type RelayConfig, type RelayLimits } from '../../src/config.js';
+import { decodeEnvelopeBatch, type EnvelopeRow } from '../../src/db/envelope-repo.js';
 import { createRelay, type Relay } from '../../src/server.js';
 
 export const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
@@ -232,4 +233,44 @@ export function blobKept(t: TestRelay, id: string): boolean {
   const file = existsSync(join(t.dir, 'blobs', id));
   expect(row).toBe(file);
   return row;
+}
+
+/** The device's queued envelopes over HTTP, decoded. */
+export async function backlog(t: TestRelay, device: TestDevice): Promise<Envelope[]> {
+  const res = await api(t, 'GET', '/v1/messages?limit=500', device);
+  expect(res.status).toBe(200);
+  return (res.body.envelopes as string[]).map((e) => decodeEnvelope(unb64(e)));
+}
+
+/** The envelopes among a socket's collected frames, decoded. */
+export const envelopesOf = (frames: ServerFrame[]): Envelope[] =>
+  frames.filter((f): f is Extract<ServerFrame, { t: 'env' }> => f.t === 'env').map((f) => decodeEnvelope(f.envelope));
+
+/** Every queued envelope row: the young ones in batch rows and those in the `envelopes` table. */
+export function storedRows(t: TestRelay): EnvelopeRow[] {
+  const sqlite = t.relay.ctx.database.sqlite;
+  const young = (sqlite.prepare('SELECT rows FROM envelope_batches').all() as { rows: Buffer }[]).flatMap((b) => decodeEnvelopeBatch(b.rows));
+  const table = sqlite.prepare(`SELECT seq, guid, account_id AS accountId, device_id AS deviceId, sender_account_id AS senderAccountId,
+    sender_device_id AS senderDeviceId, type, ciphertext, server_timestamp AS serverTimestamp FROM envelopes`).all() as EnvelopeRow[];
+  return [...table, ...young];
+}
+
+/** Polls `pred` every 10 ms until it holds, or fails after five seconds naming `what`. */
+export async function until(pred: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/**
+ * Once longer than an ack window, `sender` has no delivery receipt anywhere: none pushed on its
+ * socket, none in its backlog, none stored for anyone.
+ */
+export async function expectNoReceipts(t: TestRelay, sender: TestDevice, socket: TestSocket): Promise<void> {
+  await new Promise((r) => setTimeout(r, 300));
+  expect(envelopesOf(socket.frames)).toEqual([]);
+  expect(await backlog(t, sender)).toEqual([]);
+  expect(storedRows(t).filter((r) => r.type === 'receipt')).toEqual([]);
 }

@@ -9,7 +9,7 @@ import { createLibsignalEngine } from '@sotto/protocol/libsignal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openIndexedDbStorage } from '../../src/browser/index.js';
 import { SottoClient } from '../../src/index.js';
-import { clientOptions, eventually, newClient, openSqliteStorage, startRelay, tempSqlite, type TestRelay } from '../helpers/harness.js';
+import { becomeContacts, clientOptions, eventually, newClient, openSqliteStorage, recordStoredEnvelopes, startRelay, tempSqlite, type TestRelay } from '../helpers/harness.js';
 
 /**
  * Clients on the web engine (what a browser runs), in Node, through the real relay, one of them
@@ -96,6 +96,29 @@ describe('clients on the web engine', () => {
     }
     const back = await carol.sendText(chat, 'hi all');
     await eventually(async () => (await alice.message(back.id)) ?? false, 10_000, 'alice gets carol');
+  });
+
+  it('seal 1:1 and group messages (sealed sender on the web engine)', async () => {
+    const dan = await newClient(relay.url, 'w.dan', { engine: web, sealedSender: true });
+    const eve = await newClient(relay.url, 'w.eve', { engine: web, sealedSender: true });
+    try {
+      await becomeContacts(dan, eve);
+      const chat = await dan.createGroup({ name: 'sealed on the web engine', members: ['w.eve'] });
+      await eventually(() => eve.conversation(chat), 10_000, 'eve gets the group');
+      const { rows, stop } = recordStoredEnvelopes(relay.relay);
+      const direct = await dan.sendText('d:w.eve', 'sealed 1:1');
+      const group = await dan.sendText(chat, 'sealed to the group');
+      await eventually(async () => (await eve.message(direct.id)) !== undefined && (await eve.message(group.id)) !== undefined, 10_000, 'eve reads both');
+      await eventually(async () => (await dan.message(group.id))?.status?.['w.eve']?.state === 'delivered', 10_000, 'the group message delivered');
+      stop();
+      expect((await eve.message(group.id))?.senderAccountId).toBe('w.dan');
+      // what went to eve went sealed: the 1:1 message and the group's sender-key message
+      expect(rows.filter((r) => r.accountId === 'w.eve' && r.senderAccountId === 'w.dan')).toEqual([]);
+      expect(rows.filter((r) => r.accountId === 'w.eve' && r.type === 'sealed').length).toBeGreaterThanOrEqual(2);
+    } finally {
+      await dan.close();
+      await eve.close();
+    }
   });
 
   it('keep their threads and sessions in IndexedDB across a restart', async () => {

@@ -67,9 +67,20 @@ export function sealedSending(ctx: () => ClientContext): SealedSending {
  * claim does not hold ({@link claimHolds}).
  */
 export async function unseal(ctx: ClientContext, sealed: Uint8Array): Promise<SealedSenderContent | SealedGroupContent | undefined> {
+  const known = unsealed.get(sealed);
+  if (known !== undefined) return known;
   const opened = await openSealed(ctx.engine, await localIdentity(ctx), sealed).catch(() => undefined);
-  return opened && (await claimHolds(ctx, opened.from, opened.identityKey)) ? opened : undefined;
+  if (!opened || !(await claimHolds(ctx, opened.from, opened.identityKey))) return undefined;
+  unsealed.set(sealed, opened);
+  return opened;
 }
+
+/**
+ * What {@link unseal} opened, by ciphertext object: an envelope that a receive run opened and
+ * then left to the one-by-one path (a group message, say) is not opened twice. Dropped with the
+ * envelope.
+ */
+const unsealed = new WeakMap<Uint8Array, SealedSenderContent | SealedGroupContent>();
 
 /**
  * Whether `identityKey` (proven by the sealed layer) is the identity we know for `from`: the one

@@ -228,6 +228,8 @@ export class Outbox {
     const { storage, events, now } = this.deps;
     /** Per entry, the accounts whose receipt was already parked, with when they got it. */
     const delivered = new Map<OutboxEntry, Map<string, number>>();
+    /** Per entry, the accounts it is now "sent" to. */
+    const sentAccounts = new Map<OutboxEntry, readonly string[]>();
     await this.deps.sentLock.run(async () => {
       const batch = new StorageBatch();
       for (const { entry, res } of accepted) {
@@ -236,9 +238,12 @@ export class Outbox {
         if (transcript) batch.putOutbox(transcript);
         if (entry.messageId === undefined) continue;
         const at = now();
-        batch.patchMessage(entry.messageId, { status: { [recipient]: { state: 'sent', at } }, serverTimestamp: res.serverTimestamp }, { ifMissing: 'skip' });
-        // a group send names the member each guid went to: its relay receipts come from them
+        // a group send names the member each guid went to: each of them has it "sent" (not the
+        // group's id), and its relay receipts come from them
         const accounts = res.guidAccounts?.length === res.guids.length ? res.guidAccounts : undefined;
+        const sentTo = accounts ? [...new Set(accounts)] : [recipient];
+        sentAccounts.set(entry, sentTo);
+        batch.patchMessage(entry.messageId, { status: Object.fromEntries(sentTo.map((a) => [a, { state: 'sent' as const, at }])), serverTimestamp: res.serverTimestamp }, { ifMissing: 'skip' });
         recordSent(batch, { messageId: entry.messageId, accountId: recipient }, res.guids, res.serverTimestamp, accounts);
         for (const [i, guid] of res.guids.entries()) {
           const account = accounts?.[i] ?? recipient;
@@ -257,7 +262,8 @@ export class Outbox {
     for (const { entry } of accepted) {
       if (entry.messageId === undefined) continue;
       const base = { messageId: entry.messageId, conversationId: entry.conversationId };
-      events.emit('messageStatus', { ...base, accountId: recipient, state: 'sent', at: now() });
+      const at = now();
+      for (const accountId of sentAccounts.get(entry) ?? [recipient]) events.emit('messageStatus', { ...base, accountId, state: 'sent', at });
       for (const [accountId, at] of delivered.get(entry) ?? []) events.emit('messageStatus', { ...base, accountId, state: 'delivered', at });
     }
   }

@@ -148,12 +148,17 @@ describe('groups', () => {
     await eventually(async () => (await alice.message(sent.id))?.status?.carol?.state === 'read', 10_000, 'seen by carol');
   });
 
-  it("a group message turns 'delivered' for each member with the relay's receipts, which the sender acks", async () => {
+  it("a group message turns 'sent', then 'delivered', for each member with the relay's receipts, which the sender acks", async () => {
+    const statuses: string[] = [];
+    bob.events.on('messageStatus', (e) => statuses.push(`${e.accountId}:${e.state}`));
     const sent = await bob.sendText(chat, 'ticks, member by member');
     await eventually(async () => {
       const status = (await bob.message(sent.id))?.status;
       return status?.alice?.state === 'delivered' && status?.carol?.state === 'delivered';
     }, 10_000, 'delivered to alice and carol');
+    // the status names the members, not the group, and so do the events
+    expect(Object.keys((await bob.message(sent.id))!.status!).sort()).toEqual(['alice', 'carol']);
+    expect([...new Set(statuses)].sort()).toEqual(['alice:delivered', 'alice:sent', 'carol:delivered', 'carol:sent']);
     // every receipt handled and acked: none left at the relay to come again
     await eventually(() => relay.relay.ctx.envelopes.queued('bob', 1) === 0, 10_000, "bob's queue is empty");
   });

@@ -162,6 +162,9 @@ describe('the web app in Chromium', () => {
     await send(alice, 'group hello');
     await bob.getByText('Trip').first().click();
     await thread(bob).getByText('group hello').waitFor();
+    // her group message reaches "Seen" once bob, its one other member, has read it (the status
+    // names each member, and the least advanced decides)
+    await expect.poll(() => thread(alice).getByTestId('status').first().textContent(), { timeout: 15_000 }).toBe('Seen');
     // bob accepted alice before: her group is no request
     expect(await bob.getByTestId('request-actions').count()).toBe(0);
     await send(bob, 'hi group');

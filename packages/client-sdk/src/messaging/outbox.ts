@@ -301,14 +301,23 @@ export class Outbox {
     }
     const recipient = entry.recipients[0]!;
     const batch = new StorageBatch().deleteOutbox(entry.id);
+    // a group send failed for every member it had not reached: they, not the group's id, are
+    // the message's recipients
+    let failedFor = [recipient];
+    if (entry.messageId !== undefined && recipient.startsWith('g:')) {
+      const status = (await storage.getMessage(entry.messageId))?.status ?? {};
+      const unreached = Object.entries(status).filter(([, s]) => s.state === 'pending').map(([a]) => a);
+      if (unreached.length > 0) failedFor = unreached;
+    }
+    const at = now();
     if (entry.messageId !== undefined) {
-      batch.patchMessage(entry.messageId, { status: { [recipient]: { state: 'failed', at: now() } } }, { ifMissing: 'skip' });
+      batch.patchMessage(entry.messageId, { status: Object.fromEntries(failedFor.map((a) => [a, { state: 'failed' as const, at }])) }, { ifMissing: 'skip' });
     }
     await storage.commit(batch);
     if (entry.messageId !== undefined) {
       const reason = SottoError.is(err) ? (err.relayCode ?? err.code) : 'INTERNAL';
       events.emit('sendFailed', { messageId: entry.messageId, conversationId: entry.conversationId, reason });
-      events.emit('messageStatus', { messageId: entry.messageId, conversationId: entry.conversationId, accountId: recipient, state: 'failed', at: now() });
+      for (const accountId of failedFor) events.emit('messageStatus', { messageId: entry.messageId, conversationId: entry.conversationId, accountId, state: 'failed', at });
     }
     return true;
   }

@@ -41,7 +41,7 @@ import { Mutex } from './mutex.js';
 import { RelayConnection, type ConnectionState } from './relay/relay-connection.js';
 import { RelayHttp } from './relay/relay-http.js';
 import { globalWebSocketFactory, type WebSocketFactory } from './relay/transport.js';
-import { forgetSentBefore } from './messaging/sent-index.js';
+import { forgetParkedBefore, forgetSentBefore, PARKED_RECEIPT_TTL_MS } from './messaging/sent-index.js';
 import { askedProfile, ensureProfileKey, profileAvatar, refreshProfile, setProfile, shareProfileKeyIfNeeded, type ProfileUpdate, type ProfileView } from './features/profiles.js';
 import { sealedSending } from './messaging/sealed.js';
 import { StorageBatch } from './storage/batch.js';
@@ -325,6 +325,7 @@ export class SottoClient {
         if (++ticks % 720 === 0) {
           void this.maintainKeys().catch(() => undefined);
           void this.renewGroupAvatars().catch(() => undefined);
+          void this.forgetParked().catch(() => undefined);
         }
         if (ticks % FORGET_EVERY_TICKS === 0) void this.forgetOld().catch(() => undefined);
       }, 5_000);
@@ -333,16 +334,30 @@ export class SottoClient {
   }
 
   /**
-   * Forgets processed-envelope markers and where-sent records older than {@link FORGET_AFTER_MS}
-   * (at connect, then daily), so they do not grow with the account's whole history.
+   * Forgets processed-envelope markers and where-sent records older than {@link FORGET_AFTER_MS},
+   * and delivery receipts parked for an hour without their "sent" commit (at connect, then
+   * daily), so they do not grow with the account's whole history.
    */
   async forgetOld(): Promise<void> {
     this.assertOpen();
-    const cutoff = this.ctx.now() - FORGET_AFTER_MS;
+    const now = this.ctx.now();
+    const cutoff = now - FORGET_AFTER_MS;
     const batch = new StorageBatch().forgetProcessedBefore(cutoff);
     await forgetSentBefore(this.ctx.storage, batch, cutoff);
+    await forgetParkedBefore(this.ctx.storage, batch, now - PARKED_RECEIPT_TTL_MS);
     // derived bookkeeping: losing this commit to power loss only means doing it again
     await this.ctx.storage.commit(batch, { durability: 'relaxed' });
+  }
+
+  /**
+   * Drops delivery receipts parked for an hour without their "sent" commit (hourly): on an
+   * account with several devices, each gets the relay's receipts for what the others sent.
+   */
+  private async forgetParked(): Promise<void> {
+    if (this.closed) return;
+    const batch = new StorageBatch();
+    await forgetParkedBefore(this.ctx.storage, batch, this.ctx.now() - PARKED_RECEIPT_TTL_MS);
+    if (batch.ops.length > 0) await this.ctx.storage.commit(batch, { durability: 'relaxed' });
   }
 
   /** Replenishes one-time prekeys below the threshold and rotates the signed prekey when due. */

@@ -132,3 +132,31 @@ export async function takeParkedReceipt(storage: Storage, batch: StorageBatch, g
   const r = FieldReader.from(decodeCbor(bytes), 'ParkedReceipt');
   return { accountId: r.string('a', { maxLength: 64 }), deliveredAt: r.uint('t') };
 }
+
+/**
+ * Adds to `batch` the removal of every parked receipt delivered before `cutoff`. A receipt waits
+ * for a "sent" commit that comes within moments, or never: our other devices get the relay's
+ * receipts for what this one did not send, and a send retried after a crash has new guids. So
+ * parked receipts are dropped soon ({@link PARKED_RECEIPT_TTL_MS}), or they would pile up on
+ * every device of an account with several.
+ */
+export async function forgetParkedBefore(storage: Storage, batch: StorageBatch, cutoff: number): Promise<void> {
+  let dropped = false;
+  for (const guid of await storage.listProtocolKeys(PARKED_KIND)) {
+    const bytes = await storage.getProtocolRecord(PARKED_KIND, guid);
+    let at: number;
+    try {
+      at = bytes ? FieldReader.from(decodeCbor(bytes), 'ParkedReceipt').uint('t') : -1;
+    } catch {
+      at = -1; // unreadable: nothing can use it
+    }
+    if (at < cutoff) {
+      batch.protocolRecord(PARKED_KIND, guid, null);
+      dropped = true;
+    }
+  }
+  if (dropped) parkedAtLeast.delete(storage); // counted again at the next lookup
+}
+
+/** How long a parked receipt waits for its "sent" commit. */
+export const PARKED_RECEIPT_TTL_MS = 60 * 60_000;

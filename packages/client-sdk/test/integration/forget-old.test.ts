@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FORGET_AFTER_MS, type SottoClient } from '../../src/index.js';
-import type { StorageBatch } from '../../src/storage/batch.js';
+import { PARKED_RECEIPT_TTL_MS, parkReceipt } from '../../src/messaging/sent-index.js';
+import { StorageBatch } from '../../src/storage/batch.js';
 import { MemoryStorage } from '../../src/storage/memory-storage.js';
 import type { CommitOptions } from '../../src/storage/storage.js';
 import { eventually, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
@@ -55,4 +56,20 @@ describe('forgetting old bookkeeping', () => {
     expect((await alice.messages(chat)).messages.map((m) => m.id)).toEqual([sent.id]);
     expect((await bob.messages('d:alice')).messages.map((m) => m.id)).toEqual([sent.id]);
   });
+
+  it('drops delivery receipts parked for an hour without their "sent" commit (our other devices get receipts for what this one did not send)', async () => {
+    const put = async (guid: string, at: number) => {
+      const batch = new StorageBatch();
+      parkReceipt(aliceStore, batch, guid, { accountId: 'bob', deliveredAt: at });
+      await aliceStore.commit(batch);
+    };
+    await put('old-guid', clock - PARKED_RECEIPT_TTL_MS - 1);
+    await put('young-guid', clock - 1_000);
+    await alice.forgetOld();
+    expect(await aliceStore.listProtocolKeys('parkedReceipt')).toEqual(['young-guid']);
+    clock += PARKED_RECEIPT_TTL_MS;
+    await alice.forgetOld();
+    expect(await aliceStore.listProtocolKeys('parkedReceipt')).toEqual([]);
+  });
 });
+

@@ -1,16 +1,16 @@
 /**
  * A malicious or broken relay may push anything over the WebSocket: bytes that are no frame,
  * CBOR that is no frame, answers to requests never made, and envelopes of every type with any
- * sender, any guid and any ciphertext (delivery receipts, sealed envelopes, sender-key messages
- * for groups that do not exist). The client must drop or fail each one on its own: nothing thrown
+ * sender, any guid and any ciphertext (delivery receipts, sealed envelopes, among them well-formed
+ * sealed messages of both forms, sender-key messages for groups that do not exist). The client must drop or fail each one on its own: nothing thrown
  * out of its handlers, no message shown that nobody sent, ours unchanged, and the real
  * conversation going on afterwards.
  */
-import { encodeCbor, encodeEnvelope, encodeServerFrame, type Envelope } from '@sotto/protocol';
+import { encodeCbor, encodeEnvelope, encodeSealedGroupMessage, encodeSealedSenderMessage, encodeServerFrame, type Envelope } from '@sotto/protocol';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStorage, type SottoClient } from '../../src/index.js';
-import { envelope as envelopeArb } from '../../../protocol/test/formats/arbitraries.js';
+import { envelope as envelopeArb, sealedGroupMessage, sealedSenderMessage } from '../../../protocol/test/formats/arbitraries.js';
 import { eventually, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
 import { FaultyTransport } from './fault-transport.js';
 
@@ -49,6 +49,13 @@ describe('hostile frames from the relay', () => {
         const aimed = i % 3 === 0 ? { ...e, to: toBob, ...(e.type === 'sealed' ? {} : { from: fromAlice }) } : e;
         return { ...aimed, guid: `hostile-${i}` } as Envelope;
       });
+      // sealed envelopes whose ciphertext is a well-formed sealed message of either form (1:1 or a
+      // group's part), so that they get as far as the sealed layers' cryptography
+      const sealedCiphertexts = [
+        ...fc.sample(sealedSenderMessage, { numRuns: 15, seed: 3 }).map(encodeSealedSenderMessage),
+        ...fc.sample(sealedGroupMessage, { numRuns: 15, seed: 4 }).map(encodeSealedGroupMessage),
+      ];
+      envelopes.push(...sealedCiphertexts.map((ciphertext, i): Envelope => ({ v: 1, guid: `hostile-sealed-${i}`, type: 'sealed', to: toBob, serverTimestamp: Date.now(), ciphertext })));
       const frames: Uint8Array[] = [
         ...fc.sample(fc.uint8Array({ minLength: 0, maxLength: 64 }), { numRuns: 20, seed: 1 }),
         ...fc.sample(fc.jsonValue({ maxDepth: 3 }), { numRuns: 20, seed: 2 }).map(encodeCbor),

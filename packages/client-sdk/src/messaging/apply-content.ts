@@ -58,6 +58,9 @@ export async function applyContent(
   }
   // group content counts only from a current member allowed to post it (groups/group-receive.ts)
   if (group && !transcript && (!conversation || !mayPostInGroup(conversation, from.accountId, content.type))) return effects;
+  // nor from a member we blocked: the relay drops what they send us in the open, but cannot
+  // drop what comes sealed
+  if (group && !transcript && (await ctx.storage.getConversation(directConversationId(from.accountId)))?.blocked) return effects;
 
   if (MESSAGE_TYPES.has(content.type)) {
     if (await ctx.storage.getMessage(content.id)) return effects; // same message again (resend)

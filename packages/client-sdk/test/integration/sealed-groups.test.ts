@@ -9,6 +9,8 @@
 import { assembleSealedGroupMessage, sealForGroup } from '@sotto/protocol';
 import { createLibsignalEngine } from '@sotto/protocol/libsignal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { peerProfileSetting, readOwnProfile } from '../../src/features/profiles.js';
+import { StorageBatch } from '../../src/storage/batch.js';
 import type { SottoClient } from '../../src/index.js';
 import { becomeContacts, eventually, injectSealed, keepSealed, newClient, recordStoredEnvelopes, startRelay, type TestRelay } from '../helpers/harness.js';
 
@@ -111,6 +113,28 @@ describe('sealed group messages', () => {
     expect(await hasText(cat, group, 'after the block')).toBe(false);
     // the relay refused his old key for cat, so it went unsealed, naming ben, and only to ann
     expect(recording.rows.filter((r) => r.type === 'senderkey' && r.senderAccountId === 'sg.ben').map((r) => r.accountId)).toEqual(['sg.ann']);
+  }, 60_000);
+
+  it("a blocked member who still gets a sealed message through (cat's new key leaked to ben) is not shown, nor told it arrived", async () => {
+    // ben learns cat's new profile key behind her back: his sends to her can go sealed again,
+    // past the relay's block
+    const catKey = (await readOwnProfile(cat.context))!.key;
+    const setting = peerProfileSetting('sg.cat');
+    const peer = (await ben.context.storage.getSetting(setting)) as Record<string, unknown>;
+    await ben.context.storage.commit(new StorageBatch().setSetting(setting, { ...peer, key: catKey, refusedKey: undefined } as never));
+    await settled(ann, ben, cat);
+    const recording = recordStoredEnvelopes(relay.relay);
+    await ben.sendText(group, 'sealed past the block');
+    await eventually(async () => hasText(ann, group, 'sealed past the block'), 10_000, 'ann reads it');
+    await eventually(async () => relay.relay.ctx.envelopes.queued('sg.cat', 1) === 0, 10_000, 'cat took it off the queue');
+    await new Promise((r) => setTimeout(r, 500)); // longer than the receipt window
+    await settled(ann, cat);
+    recording.stop();
+    // it went sealed to cat (the relay could not drop it), and cat shows nothing and answers nothing
+    expect(recording.rows.filter((r) => r.accountId === 'sg.cat').map((r) => r.type)).toContain('sealed');
+    expect(await hasText(cat, group, 'sealed past the block')).toBe(false);
+    const toBen = recording.rows.filter((r) => r.accountId === 'sg.ben');
+    expect(toBen.length).toBe(1); // ann's receipt, and none from cat
   }, 60_000);
 
   it('a malicious relay cannot make a replayed part, or a part sealed by another identity claiming a member, show or be answered', async () => {

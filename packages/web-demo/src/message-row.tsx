@@ -2,7 +2,7 @@
 import type { MessageView, SottoClient } from '@sotto/client-sdk';
 import { useState } from 'preact/hooks';
 import { SenderName } from './profiles.js';
-import { EDIT_WINDOW_MS, REACTIONS, statusOf } from './shared.js';
+import { EDIT_WINDOW_MS, REACTIONS, seenByOf, statusDetailOf, statusOf } from './shared.js';
 
 export function MessageRow({ client, m, isGroup, version, replied, onReply, run }: { client: SottoClient; m: MessageView; isGroup: boolean; version: number; replied: MessageView | undefined; onReply: () => void; run: (a: () => Promise<unknown>) => void }) {
   const [image, setImage] = useState<string | undefined>();
@@ -46,7 +46,8 @@ export function MessageRow({ client, m, isGroup, version, replied, onReply, run 
       <span class="meta">
         {new Date(m.sentAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}
         {m.editedAt !== undefined && ' · edited'}
-        {m.outgoing && <span class="status" data-testid="status">{statusOf(m)}</span>}
+        {m.outgoing && <span class="status" data-testid="status" title={statusDetailOf(m)}>{statusOf(m)}</span>}
+        {isGroup && m.outgoing && seenByOf(m).length > 0 && <span class="seen-by" data-testid="seen-by">Seen by {seenByOf(m).join(', ')}</span>}
       </span>
       {m.deletedAt === undefined && (
         <span class="tools">

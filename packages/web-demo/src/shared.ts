@@ -44,6 +44,17 @@ export function titleOf(c: ConversationRecord): string {
   return c.title ?? c.peerUsername ?? c.peerAccountId ?? c.id;
 }
 
+/** The members who have read an outgoing group message, by username, in order. */
+export function seenByOf(m: MessageView): string[] {
+  return Object.entries(m.status ?? {}).filter(([, s]) => s.state === 'read').map(([account]) => account).sort();
+}
+
+/** Each recipient's state, for a tooltip: "bob: Seen · carol: ✓✓". */
+export function statusDetailOf(m: MessageView): string {
+  const label = { pending: '…', sent: '✓', delivered: '✓✓', read: 'Seen', failed: 'Failed' } as const;
+  return Object.entries(m.status ?? {}).sort(([a], [b]) => a.localeCompare(b)).map(([account, s]) => `${account}: ${label[s.state]}`).join(' · ');
+}
+
 /** ✓ sent, ✓✓ delivered, "Seen" read: the least advanced recipient decides. */
 export function statusOf(m: MessageView): string {
   const states = Object.values(m.status ?? {}).map((s) => s.state);

@@ -165,6 +165,8 @@ describe('the web app in Chromium', () => {
     // her group message reaches "Seen" once bob, its one other member, has read it (the status
     // names each member, and the least advanced decides)
     await expect.poll(() => thread(alice).getByTestId('status').first().textContent(), { timeout: 15_000 }).toBe('Seen');
+    expect(await thread(alice).getByTestId('seen-by').first().textContent()).toBe('Seen by bob');
+    expect(await thread(alice).getByTestId('status').first().getAttribute('title')).toBe('bob: Seen');
     // bob accepted alice before: her group is no request
     expect(await bob.getByTestId('request-actions').count()).toBe(0);
     await send(bob, 'hi group');

@@ -308,6 +308,9 @@ async function postSealedMulti(ctx: ClientContext, ciphertext: Uint8Array, recip
       noSealedMulti.set(ctx, ctx.now() + GONE_RECHECK_MS);
       return undefined;
     }
+    // more than the relay stores for one sealed send (every device keeps its own copy of the
+    // body): unsealed, where the relay keeps one copy until it expands the send
+    if (err.relayCode === 'PAYLOAD_TOO_LARGE') return undefined;
     if (err.relayCode !== 'UNAUTHORIZED') throw err;
     const refused = (err.details as RelayErrorBody | undefined)?.accounts;
     await groupKeysRefused(ctx, Array.isArray(refused) ? refused.filter((a): a is string => typeof a === 'string') : request.recipients.map((r) => r.accountId));

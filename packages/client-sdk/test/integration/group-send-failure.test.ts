@@ -1,11 +1,13 @@
 /**
- * A group send the relay refuses for good (here a message over the relay's
- * `--max-envelope-bytes`) fails for each member it had not reached: the status names the
+ * Group sends the relay refuses. For good (here a message over the relay's
+ * `--max-envelope-bytes`): it fails for each member it had not reached, the status names the
  * members, not the group, and the app hears `sendFailed` once and `failed` for each of them.
+ * Sealed, over what the relay stores for one sealed send (`--max-sealed-multi-bytes`): it goes
+ * in the open instead.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { SottoClient } from '../../src/index.js';
-import { eventually, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
+import { becomeContacts, eventually, newClient, recordStoredEnvelopes, startRelay, type TestRelay } from '../helpers/harness.js';
 
 let relay: TestRelay;
 const clients: SottoClient[] = [];
@@ -39,4 +41,31 @@ it('a group message the relay refuses fails for every member, not for the group'
   // and the group goes on
   const after = await ada!.sendText(chat, 'fits again');
   await eventually(async () => (await cy!.message(after.id)) !== undefined, 10_000, 'cy reads the next one');
+}, 60_000);
+
+it('a sealed group message over what the relay stores for one sealed send goes unsealed instead', async () => {
+  const small = await startRelay({ sealedMultiBytes: 1024 });
+  const [dee, eli] = await Promise.all(['gs.dee', 'gs.eli'].map((u) => newClient(small.url, u, { sealedSender: true })));
+  try {
+    await becomeContacts(dee!, eli!);
+    const chat = await dee!.createGroup({ name: 'Small relay', members: ['gs.eli'] });
+    await eventually(async () => (await eli!.conversation(chat)) !== undefined, 10_000, 'eli has the group');
+    // the first group message takes dee's sender key to eli first (pairwise)
+    const first = await dee!.sendText(chat, 'first');
+    await eventually(async () => (await eli!.message(first.id)) !== undefined, 10_000, 'eli reads the first one');
+    await eventually(async () => (await dee!.context.storage.listOutbox()).length === 0 && (await eli!.context.storage.listOutbox()).length === 0, 10_000, 'nothing in flight');
+    const { rows, stop } = recordStoredEnvelopes(small.relay);
+    const short = await dee!.sendText(chat, 'short');
+    await eventually(async () => (await eli!.message(short.id)) !== undefined, 10_000, 'eli reads the short one');
+    const long = await dee!.sendText(chat, 'y'.repeat(1500));
+    await eventually(async () => (await eli!.message(long.id)) !== undefined, 10_000, 'eli reads the long one');
+    stop();
+    const toEli = rows.filter((r) => r.accountId === 'gs.eli' && (r.type === 'sealed' || r.type === 'senderkey'));
+    // the short one sealed; the long one refused sealed (413) and sent in the open
+    expect(toEli.map((r) => [r.type, r.senderAccountId])).toEqual([['sealed', ''], ['senderkey', 'gs.dee']]);
+  } finally {
+    await dee!.close();
+    await eli!.close();
+    await small.close();
+  }
 }, 60_000);

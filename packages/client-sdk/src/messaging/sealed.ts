@@ -84,17 +84,36 @@ const unsealed = new WeakMap<Uint8Array, SealedSenderContent | SealedGroupConten
 
 /**
  * Whether `identityKey` (proven by the sealed layer) is the identity we know for `from`: the one
- * trusted for that device, else for any device of the account we know, else the one its signed
- * device records carry. A stranger we know nothing of cannot have our access key; such a claim
- * does not hold.
+ * trusted for that device, else the one its signed device record carries (the account's listing
+ * read again if it does not list that device yet: a contact's newly linked device writes before
+ * we heard of it; at most once per {@link LISTING_RECHECK_MS} per account, so that forged claims
+ * cannot make us ask the relay at will). A stranger we know nothing of cannot have our access
+ * key; such a claim does not hold.
  */
 async function claimHolds(ctx: ClientContext, from: DeviceAddress, identityKey: Uint8Array): Promise<boolean> {
   const stores = readProtocolStores(ctx.storage);
   const trusted = await stores.identity.getRemoteIdentity(from);
   if (trusted) return sameBytes(trusted, identityKey);
-  const devices = await ctx.directory.devices(from.accountId).catch(() => []);
-  const device = devices.find((d) => d.deviceId === from.deviceId);
+  let device = (await ctx.directory.devices(from.accountId).catch(() => [])).find((d) => d.deviceId === from.deviceId);
+  if (device === undefined && mayRecheckListing(ctx, from.accountId)) {
+    device = (await ctx.directory.devices(from.accountId, { refresh: true }).catch(() => [])).find((d) => d.deviceId === from.deviceId);
+  }
   return device !== undefined && sameBytes(device.identityKey, identityKey);
+}
+
+/** How long after reading an account's listing again for a sealed claim it is not read again for one. */
+export const LISTING_RECHECK_MS = 30_000;
+const listingRechecks = new WeakMap<ClientContext, Map<string, number>>();
+
+function mayRecheckListing(ctx: ClientContext, accountId: string): boolean {
+  let last = listingRechecks.get(ctx);
+  if (last === undefined) listingRechecks.set(ctx, (last = new Map()));
+  const now = ctx.now();
+  const at = last.get(accountId);
+  if (at !== undefined && now - at < LISTING_RECHECK_MS) return false;
+  if (last.size >= 1024) for (const [a, t] of last) if (now - t >= LISTING_RECHECK_MS) last.delete(a);
+  last.set(accountId, now);
+  return true;
 }
 
 /**

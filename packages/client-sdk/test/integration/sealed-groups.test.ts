@@ -11,8 +11,9 @@ import { createLibsignalEngine } from '@sotto/protocol/libsignal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { peerProfileSetting, readOwnProfile } from '../../src/features/profiles.js';
 import { StorageBatch } from '../../src/storage/batch.js';
-import type { SottoClient } from '../../src/index.js';
-import { becomeContacts, eventually, injectSealed, keepSealed, newClient, recordStoredEnvelopes, startRelay, type TestRelay } from '../helpers/harness.js';
+import { SottoClient } from '../../src/index.js';
+import { MemoryStorage } from '../../src/storage/memory-storage.js';
+import { becomeContacts, clientOptions, eventually, injectSealed, keepSealed, newClient, recordStoredEnvelopes, startRelay, type TestRelay } from '../helpers/harness.js';
 
 let relay: TestRelay;
 const clients: SottoClient[] = [];
@@ -195,6 +196,45 @@ describe('sealed group messages', () => {
     // asked once, then not again for a while; both went the ordinary way
     expect(refused).toBe(1);
     expect(recording.rows.filter((r) => r.type === 'senderkey' && r.senderAccountId === 'sg.dan').map((r) => r.accountId)).toEqual(['sg.ann', 'sg.ann']);
+  }, 60_000);
+});
+
+describe('sealed group messages on an account with two devices', () => {
+  it('either device sends sealed; the other shows it sent, and both see every member deliver and read', async () => {
+    const a1 = await newClient(relay.url, 'sd.ann', { sealedSender: true });
+    const bob = await newClient(relay.url, 'sd.bob', { sealedSender: true });
+    const cat = await newClient(relay.url, 'sd.cat', { sealedSender: true });
+    clients.push(a1, bob, cat);
+    await becomeContacts(a1, bob);
+    await becomeContacts(a1, cat);
+    // a laptop linked to ann's account, with her history (and her contacts' profile keys)
+    const link = await SottoClient.link(clientOptions(relay.url, new MemoryStorage(), { sealedSender: true }));
+    const completing = link.complete({ timeoutMs: 20_000 });
+    await a1.approveLink(link.code, { transferHistory: true });
+    const a2 = (await completing).client;
+    clients.push(a2);
+    await a2.connect();
+    const group = await a1.createGroup({ name: 'Two devices, sealed', members: ['sd.bob', 'sd.cat'] });
+    await eventually(async () => (await a2.conversation(group)) && (await bob.conversation(group)) && (await cat.conversation(group)), 10_000, 'everyone has the group');
+    const { rows, stop } = recordStoredEnvelopes(relay.relay);
+    const fromPhone = await a1.sendText(group, 'from the phone');
+    const fromLaptop = await a2.sendText(group, 'from the laptop');
+    for (const text of ['from the phone', 'from the laptop']) {
+      await eventually(async () => (await hasText(bob, group, text)) && (await hasText(cat, group, text)), 10_000, `both members read "${text}"`);
+    }
+    await bob.markSeen(group);
+    const states = async (c: SottoClient, id: string) => {
+      const status = (await c.message(id))?.status ?? {};
+      return `${status['sd.bob']?.state}/${status['sd.cat']?.state}`;
+    };
+    // on both devices, for both messages (one of them a transcript there): bob read, cat delivered
+    for (const device of [a1, a2]) {
+      for (const id of [fromPhone.id, fromLaptop.id]) await eventually(async () => (await states(device, id)) === 'read/delivered', 10_000, 'ticks on both devices');
+    }
+    stop();
+    // nothing ann's devices sent the members names her (the relay's receipts for bob's read
+    // receipt, which went in the open, name her as the one who got it)
+    expect(rows.filter((r) => (r.accountId === 'sd.bob' || r.accountId === 'sd.cat') && r.senderAccountId === 'sd.ann' && r.type !== 'receipt')).toEqual([]);
   }, 60_000);
 });
 

@@ -7,7 +7,7 @@
 import type { BacklogResponse } from '@sotto/protocol';
 import { decodeEnvelope, sealSender } from '@sotto/protocol';
 import { createLibsignalEngine } from '@sotto/protocol/libsignal';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SottoClient } from '../../src/index.js';
 import { fromBase64Url } from '../../src/relay/base64url.js';
 import type { RelayHttp } from '../../src/relay/relay-http.js';
@@ -307,6 +307,23 @@ describe('a malicious relay and sealed envelopes', () => {
     // and the real conversation goes on
     await mia.sendText('d:s.ned', 'after the forgeries');
     await eventually(async () => (await shown()).includes('after the forgeries'), 10_000, 'a real message after them');
+  }, 60_000);
+
+  it("claims from a device the recipient's listing does not show make it read the listing again once, not once per envelope", async () => {
+    const ola = await newClient(relay.url, 's.ola', { sealedSender: true });
+    const pia = await newClient(relay.url, 's.pia', { sealedSender: true });
+    clients.push(ola, pia);
+    await becomeContacts(ola, pia);
+    const refreshes = vi.spyOn(pia.context.directory, 'devices');
+    // sealed with the relay's own identity, each claiming a device of ola's that does not exist
+    const engine = createLibsignalEngine();
+    const mallory = await engine.generateIdentity();
+    const forged = await Promise.all([77, 78, 79, 80, 81].map((deviceId) => sealSender(engine, { identityKeyPair: mallory.identityKeyPair, identityKey: mallory.identityKey, recipientIdentityKey: pia.context.account.identityKey },
+      { from: { accountId: 's.ola', deviceId }, type: 'whisper', ciphertext: new Uint8Array(120).fill(5) })));
+    await injectSealed(relay.relay, 's.pia', forged);
+    await eventually(async () => relay.relay.ctx.envelopes.queued('s.pia', 1) === 0, 10_000, 'the forgeries are acked');
+    expect(refreshes.mock.calls.filter(([accountId, options]) => accountId === 's.ola' && options?.refresh === true)).toHaveLength(1);
+    expect((await pia.messages('d:s.ola')).messages.map((m) => m.text).sort()).toEqual(['hi s.ola', 'hi s.pia']);
   }, 60_000);
 });
 

@@ -84,17 +84,25 @@ const unsealed = new WeakMap<Uint8Array, SealedSenderContent | SealedGroupConten
 
 /**
  * Whether `identityKey` (proven by the sealed layer) is the identity we know for `from`: the one
- * trusted for that device, else the one its signed device record carries (the account's listing
- * read again if it does not list that device yet: a contact's newly linked device writes before
- * we heard of it; at most once per {@link LISTING_RECHECK_MS} per account, so that forged claims
- * cannot make us ask the relay at will). A stranger we know nothing of cannot have our access
- * key; such a claim does not hold.
+ * trusted for that device, else the one trusted for another device of the account (all of an
+ * account's devices share its identity key: a contact's newly linked device writes before we
+ * heard of it), else the one its signed device record carries (the account's listing read again
+ * if it does not list that device yet, at most once per {@link LISTING_RECHECK_MS} per account,
+ * so that forged claims cannot make us ask the relay at will). A stranger we know nothing of
+ * cannot have our access key; such a claim does not hold.
  */
 async function claimHolds(ctx: ClientContext, from: DeviceAddress, identityKey: Uint8Array): Promise<boolean> {
   const stores = readProtocolStores(ctx.storage);
   const trusted = await stores.identity.getRemoteIdentity(from);
   if (trusted) return sameBytes(trusted, identityKey);
-  let device = (await ctx.directory.devices(from.accountId).catch(() => [])).find((d) => d.deviceId === from.deviceId);
+  const listed = await ctx.directory.devices(from.accountId).catch(() => []);
+  // every device of an account carries the account's identity key: one we trust for another of
+  // its devices decides (a contact's newly linked device proves it holds that key)
+  for (const other of listed) {
+    const known = await stores.identity.getRemoteIdentity({ accountId: from.accountId, deviceId: other.deviceId });
+    if (known) return sameBytes(known, identityKey);
+  }
+  let device = listed.find((d) => d.deviceId === from.deviceId);
   if (device === undefined && mayRecheckListing(ctx, from.accountId)) {
     device = (await ctx.directory.devices(from.accountId, { refresh: true }).catch(() => [])).find((d) => d.deviceId === from.deviceId);
   }

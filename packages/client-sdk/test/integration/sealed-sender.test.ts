@@ -309,21 +309,28 @@ describe('a malicious relay and sealed envelopes', () => {
     await eventually(async () => (await shown()).includes('after the forgeries'), 10_000, 'a real message after them');
   }, 60_000);
 
-  it("claims from a device the recipient's listing does not show make it read the listing again once, not once per envelope", async () => {
-    const ola = await newClient(relay.url, 's.ola', { sealedSender: true });
-    const pia = await newClient(relay.url, 's.pia', { sealedSender: true });
-    clients.push(ola, pia);
+  it("forged claims of unknown devices: refused at once for a contact, and for anyone else after one fresh read of their listing, not one per envelope", async () => {
+    const ola = await newClient(relay.url, 's.olo', { sealedSender: true });
+    const pia = await newClient(relay.url, 's.pim', { sealedSender: true });
+    const qed = await newClient(relay.url, 's.qes', { sealedSender: true }); // pia has never heard of qed
+    clients.push(ola, pia, qed);
     await becomeContacts(ola, pia);
-    const refreshes = vi.spyOn(pia.context.directory, 'devices');
-    // sealed with the relay's own identity, each claiming a device of ola's that does not exist
+    const reads = vi.spyOn(pia.context.directory, 'devices');
+    // sealed with the relay's own identity, each claiming a device that does not exist
     const engine = createLibsignalEngine();
     const mallory = await engine.generateIdentity();
-    const forged = await Promise.all([77, 78, 79, 80, 81].map((deviceId) => sealSender(engine, { identityKeyPair: mallory.identityKeyPair, identityKey: mallory.identityKey, recipientIdentityKey: pia.context.account.identityKey },
-      { from: { accountId: 's.ola', deviceId }, type: 'whisper', ciphertext: new Uint8Array(120).fill(5) })));
-    await injectSealed(relay.relay, 's.pia', forged);
-    await eventually(async () => relay.relay.ctx.envelopes.queued('s.pia', 1) === 0, 10_000, 'the forgeries are acked');
-    expect(refreshes.mock.calls.filter(([accountId, options]) => accountId === 's.ola' && options?.refresh === true)).toHaveLength(1);
-    expect((await pia.messages('d:s.ola')).messages.map((m) => m.text).sort()).toEqual(['hi s.ola', 'hi s.pia']);
+    const forge = (accountId: string, deviceId: number) => sealSender(engine, { identityKeyPair: mallory.identityKeyPair, identityKey: mallory.identityKey, recipientIdentityKey: pia.context.account.identityKey },
+      { from: { accountId, deviceId }, type: 'whisper', ciphertext: new Uint8Array(120).fill(5) });
+    const forged = await Promise.all([77, 78, 79].flatMap((deviceId) => [forge('s.olo', deviceId), forge('s.qes', deviceId)]));
+    await injectSealed(relay.relay, 's.pim', forged);
+    await eventually(async () => relay.relay.ctx.envelopes.queued('s.pim', 1) === 0, 10_000, 'the forgeries are acked');
+    const refreshed = (accountId: string) => reads.mock.calls.filter(([a, options]) => a === accountId && options?.refresh === true).length;
+    // ola's identity is known (from another of her devices): refused without asking the relay
+    expect(refreshed('s.olo')).toBe(0);
+    // qed's is not: his listing is read again once, within the 30 s
+    expect(refreshed('s.qes')).toBe(1);
+    expect((await pia.messages('d:s.olo')).messages.map((m) => m.text).sort()).toEqual(['hi s.olo', 'hi s.pim']);
+    expect(await pia.conversation('d:s.qes')).toBeUndefined();
   }, 60_000);
 });
 

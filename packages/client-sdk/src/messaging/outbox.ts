@@ -5,7 +5,7 @@ import { SottoError } from '../errors.js';
 import type { SottoEvents } from '../events.js';
 import { StorageBatch } from '../storage/batch.js';
 import type { Storage } from '../storage/storage.js';
-import type { OutboxEntry } from '../storage/types.js';
+import type { DeliveryStatus, OutboxEntry } from '../storage/types.js';
 import type { Sender, SentResponse, SequenceResult } from './sender.js';
 import type { Mutex } from '../mutex.js';
 import { forgetGuid, recordSent, takeParkedReceipt } from './sent-index.js';
@@ -243,7 +243,11 @@ export class Outbox {
         const accounts = res.guidAccounts?.length === res.guids.length ? res.guidAccounts : undefined;
         const sentTo = accounts ? [...new Set(accounts)] : [recipient];
         sentAccounts.set(entry, sentTo);
-        batch.patchMessage(entry.messageId, { status: Object.fromEntries(sentTo.map((a) => [a, { state: 'sent' as const, at }])), serverTimestamp: res.serverTimestamp }, { ifMissing: 'skip' });
+        const status: Record<string, DeliveryStatus | null> = Object.fromEntries(sentTo.map((a) => [a, { state: 'sent' as const, at }]));
+        // members this group send left out (gone from the relay, or waiting for us to accept
+        // their new identity) will never get it: they are no recipients of it
+        if (accounts) for (const a of await leftOut(storage, entry.messageId, sentTo)) status[a] = null;
+        batch.patchMessage(entry.messageId, { status, serverTimestamp: res.serverTimestamp }, { ifMissing: 'skip' });
         recordSent(batch, { messageId: entry.messageId, accountId: recipient }, res.guids, res.serverTimestamp, accounts);
         for (const [i, guid] of res.guids.entries()) {
           const account = accounts?.[i] ?? recipient;
@@ -321,4 +325,11 @@ export class Outbox {
     }
     return true;
   }
+}
+
+/** The recipients of a stored message still `pending` that a send did not reach. */
+async function leftOut(storage: Storage, messageId: string, reached: readonly string[]): Promise<string[]> {
+  const status = (await storage.getMessage(messageId))?.status ?? {};
+  const sent = new Set(reached);
+  return Object.entries(status).filter(([a, s]) => s.state === 'pending' && !sent.has(a)).map(([a]) => a);
 }

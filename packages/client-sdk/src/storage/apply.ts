@@ -309,6 +309,10 @@ export function patchMessage(current: MessageRecord, patch: MessagePatch): Messa
   if (patch.status !== undefined) {
     const status = { ...(current.status ?? {}) };
     for (const [account, update] of Object.entries(patch.status)) {
+      if (update === null) {
+        delete status[account];
+        continue;
+      }
       const before = status[account];
       const keep = before && RANK[before.state] >= 2 && RANK[update.state] < RANK[before.state];
       if (!keep) status[account] = { state: update.state, at: update.at };

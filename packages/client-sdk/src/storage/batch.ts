@@ -22,7 +22,8 @@ export type ConversationPatch = Patch<ConversationRecord, 'id' | 'kind' | 'creat
 
 /**
  * An update to a stored message.
- * - `status` merges per recipient; `delivered` and `read` never regress to an earlier state.
+ * - `status` merges per recipient; `delivered` and `read` never regress to an earlier state;
+ *   `null` removes a recipient (a group member the send left out).
  * - `reactions` merges per account: a value sets (or changes) that account's one reaction,
  *   `null` removes it.
  * - `deletedAt` tombstones the message (unsend): body emptied, text and reactions removed; later
@@ -38,7 +39,7 @@ export interface MessagePatch {
   serverTimestamp?: number | null;
   receivedAt?: number;
   vanish?: boolean | null;
-  status?: Record<string, DeliveryStatus>;
+  status?: Record<string, DeliveryStatus | null>;
   reactions?: Record<string, Reaction | null>;
 }
 

@@ -3,7 +3,7 @@
  * `--max-envelope-bytes`): it fails for each member it had not reached, the status names the
  * members, not the group, and the app hears `sendFailed` once and `failed` for each of them.
  * Sealed, over what the relay stores for one sealed send (`--max-sealed-multi-bytes`): it goes
- * in the open instead.
+ * in the open instead. And a member whose account is gone is left out, and out of the status.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { SottoClient } from '../../src/index.js';
@@ -68,4 +68,18 @@ it('a sealed group message over what the relay stores for one sealed send goes u
     await eli!.close();
     await small.close();
   }
+}, 60_000);
+
+it('a member whose account is gone is no recipient of later group messages: their status names only those it went to', async () => {
+  const [fay, gus, hal] = await Promise.all(['gf.fay', 'gf.gus', 'gf.hal'].map((u) => newClient(relay.url, u)));
+  clients.push(fay!, gus!, hal!);
+  const chat = await fay!.createGroup({ name: 'One leaves for good', members: ['gf.gus', 'gf.hal'] });
+  await eventually(async () => (await gus!.conversation(chat)) !== undefined && (await hal!.conversation(chat)) !== undefined, 10_000, 'both have the group');
+  await gus!.deleteAccount();
+  const sent = await fay!.sendText(chat, 'after gus left');
+  await eventually(async () => (await hal!.message(sent.id)) !== undefined, 10_000, 'hal reads it');
+  // gus stays in the group's list until an admin removes him, but the message never went to him
+  expect((await fay!.conversation(chat))!.participants).toContain('gf.gus');
+  await eventually(async () => (await fay!.message(sent.id))?.status?.['gf.hal']?.state === 'delivered', 10_000, 'delivered to hal');
+  expect(Object.keys((await fay!.message(sent.id))!.status!)).toEqual(['gf.hal']);
 }, 60_000);

@@ -252,7 +252,7 @@ export function runStorageConformance(name: string, open: () => Promise<OpenedSt
       expect(await storage.searchMessages('dinner')).toEqual([]);
     });
 
-    it('merges reactions (one per person, change, remove) and delivery status without regressions', async () => {
+    it('merges reactions (one per person, change, remove) and delivery status without regressions (and removes a recipient)', async () => {
       await commit((b) =>
         b.putConversation(direct('bob')).putMessage(message('m1', 'd:bob', 10, { outgoing: true, senderAccountId: 'me', status: { bob: { state: 'pending', at: 10 } } })),
       );
@@ -266,6 +266,9 @@ export function runStorageConformance(name: string, open: () => Promise<OpenedSt
       await commit((b) => b.patchMessage('m1', { status: { bob: { state: 'read', at: 16 } } }));
       await commit((b) => b.patchMessage('m1', { status: { bob: { state: 'delivered', at: 15 }, carol: { state: 'failed', at: 17 } } }));
       expect((await storage.getMessage('m1'))?.status).toEqual({ bob: { state: 'read', at: 16 }, carol: { state: 'failed', at: 17 } });
+      // null removes a recipient (a group member the send left out)
+      await commit((b) => b.patchMessage('m1', { status: { carol: null, dave: null } }));
+      expect((await storage.getMessage('m1'))?.status).toEqual({ bob: { state: 'read', at: 16 } });
       await commit((b) => b.patchMessage('m1', { seenAt: 20, expiresAt: 99 }));
       await commit((b) => b.patchMessage('m1', { expiresAt: null }));
       const m = await storage.getMessage('m1');

@@ -76,6 +76,28 @@ describe('sealed group messages', () => {
     expect(rows.filter((r) => r.accountId === 'sg.ann').map((r) => [r.type, r.senderAccountId])).toContainEqual(['sealed', '']);
   }, 60_000);
 
+  it('group typing goes sealed and online-only: pushed without a sender, stored nowhere', async () => {
+    const { rows, stop } = recordStoredEnvelopes(relay.relay);
+    const pushed: string[] = [];
+    const { hub } = relay.relay;
+    const push = hub.pushEphemeral.bind(hub);
+    hub.pushEphemeral = (envelopes) => {
+      for (const e of envelopes) pushed.push(`${e.type}:${e.senderAccountId}->${e.accountId}`);
+      push(envelopes);
+    };
+    try {
+      const typing = ben.events.waitFor('typing');
+      expect(await ann.setTyping(group, true)).toBe(true);
+      const [event] = await typing;
+      expect(event).toMatchObject({ conversationId: group, accountId: 'sg.ann', typing: true });
+    } finally {
+      hub.pushEphemeral = push;
+      stop();
+    }
+    expect(pushed.sort()).toEqual(['sealed:->sg.ben', 'sealed:->sg.cat']);
+    expect(rows).toEqual([]);
+  }, 30_000);
+
   it("a member without another's key sends unsealed until that member's distribution brings it", async () => {
     // ben holds ann's key (a contact) but not cat's: unsealed
     let recording = recordStoredEnvelopes(relay.relay);

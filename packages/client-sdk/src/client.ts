@@ -186,7 +186,7 @@ export class SottoClient {
       events,
       now,
       sentLock,
-      transcriptFor: (entry, at) => transcriptFor(this.ctx, entry, at),
+      transcriptFor: (entry, at, guids) => transcriptFor(this.ctx, entry, at, guids),
       ...(options.random ? { random: options.random } : {}),
     });
     this.events = events;

@@ -104,6 +104,7 @@ const contents: Content[] = [
   { ...header, type: 'call', conversation: { kind: 'group', groupId }, body: { callId: 'call-2', action: 'join', media: 'voice' } },
   { ...header, type: 'call', conversation: { kind: 'group', groupId }, body: { callId: 'call-2', action: 'offer', media: 'voice', sdp: 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n', target: { accountId: 'carol', deviceId: 2 } } },
   { ...header, type: 'sync', body: { kind: 'sentTranscript', payload: { destination: { kind: 'direct', accountId: 'bob' }, content: seq(12, 0x50), timestamp: sentAt } } },
+  { ...header, type: 'sync', body: { kind: 'sentTranscript', payload: { destination: { kind: 'direct', accountId: 'bob' }, content: seq(12, 0x50), timestamp: sentAt, guids: ['01a2b3c4d5e6f708192a3b4c5d6e7f80', '01a2b3c4d5e6f708192a3b4c5d6e7f81'] } } },
   { ...header, type: 'sync', body: { kind: 'read', payload: { entries: [{ conversation: { kind: 'group', groupId }, messageId: 'BBECAwQFBgcICQoLDA0ODw', at: sentAt }] } } },
   { ...header, type: 'sync', body: { kind: 'settings', payload: { readReceipts: false, typingIndicators: true } } },
   { ...header, type: 'sync', body: { kind: 'block', payload: { accountId: 'mallory', blocked: true } } },
@@ -193,7 +194,8 @@ const sealedGroupPayload = { v: 1 as const, from: { accountId: 'alice', deviceId
 add('sealed group payload', 'SealedGroupPayload', sealedGroupPayload, encodeSealedGroupPayload(sealedGroupPayload));
 for (const c of contents) {
   const name =
-    c.type === 'sync' ? `content sync ${c.body.kind}`
+    c.type === 'sync' && c.body.kind === 'sentTranscript' && c.body.payload.guids ? 'content sync sentTranscript with guids'
+    : c.type === 'sync' ? `content sync ${c.body.kind}`
     : c.type === 'call' && c.conversation?.kind === 'group' ? `content call group ${c.body.action}`
     : c.type === 'senderKeyDistribution' && c.body.profileKey ? 'content senderKeyDistribution with profile key'
     : `content ${c.type}`;

@@ -3,6 +3,7 @@ import {
   decodeContent,
   encodeContent,
   fromHex,
+  MAX_TRANSCRIPT_GUIDS,
   type Content,
   type ConversationRef,
   type DeviceAddress,
@@ -20,6 +21,7 @@ import { directConversationId, groupConversationId, type ConversationRecord, typ
 import { newDirectConversation } from '../threads/conversations.js';
 import { receiveProfileKey } from '../features/profiles.js';
 import { MESSAGE_TYPES, messageRecordOf, messageViewOf, previewOf } from '../threads/views.js';
+import { forgetGuid, recordSentGuids, takeParkedReceipt } from '../messaging/sent-index.js';
 
 /**
  * Multi-device sync (docs/sdk.md, "Several devices"). Everything one device of an account does
@@ -79,17 +81,20 @@ function ownPseudoConversation(ctx: ClientContext): ConversationRecord {
  * The sent transcript of an outbox entry just accepted by the relay, to queue in the same commit;
  * undefined when it needs none (a sync or resend, a control nobody else shows, or no other devices).
  */
-export function transcriptFor(ctx: ClientContext, entry: OutboxEntry, at: number): OutboxEntry | undefined {
+export function transcriptFor(ctx: ClientContext, entry: OutboxEntry, at: number, guids: readonly string[] = []): OutboxEntry | undefined {
   const self = ctx.account.accountId;
   if (entry.recipients[0] === self || !TRANSCRIBED_TYPES.has(entry.kind) || !hasOtherDevices(ctx)) return undefined;
   const destination = destinationOf(entry.conversationId);
   if (!destination) return undefined;
+  // a direct send's guids (one per device of the recipient), so that our other devices apply the
+  // relay's delivery receipts too, which name them and come to all of our devices
+  const named = destination.kind === 'direct' && guids.length > 0 && guids.length <= MAX_TRANSCRIPT_GUIDS ? { guids: [...guids] } : {};
   const content = {
     v: 1,
     type: 'sync',
     id: newMessageId(),
     sentAt: at,
-    body: { kind: 'sentTranscript', payload: { destination, content: entry.payload, timestamp: at } },
+    body: { kind: 'sentTranscript', payload: { destination, content: entry.payload, timestamp: at, ...named } },
   } as Content;
   return {
     id: `${entry.id}:transcript`,
@@ -139,7 +144,7 @@ export async function applyOwnDeviceContent(
   const body = content.body;
   switch (body.kind) {
     case 'sentTranscript':
-      return applyTranscript(ctx, batch, from, body.payload.destination, body.payload.content, receivedAt, serverTimestamp, effects);
+      return applyTranscript(ctx, batch, from, body.payload.destination, body.payload.content, receivedAt, serverTimestamp, effects, body.payload.guids);
     case 'read':
       for (const entry of body.payload.entries) {
         await markReadUpTo(ctx, batch, conversationIdOf(entry.conversation), entry.messageId, entry.at, effects);
@@ -217,6 +222,7 @@ async function applyTranscript(
   receivedAt: number,
   serverTimestamp: number,
   effects: Effects,
+  guids: readonly string[] = [],
 ): Promise<Effects> {
   const self = ctx.account.accountId;
   if (destination.kind === 'direct' && destination.accountId === self) return effects;
@@ -246,6 +252,18 @@ async function applyTranscript(
     status: Object.fromEntries(conversation.participants.map((p) => [p, { state: 'sent' as const, at: receivedAt }])),
   });
   batch.putMessage(record);
+  if (destination.kind === 'direct' && guids.length > 0) {
+    // where the send went, so that the relay's receipts for it apply here too; one that came
+    // before this transcript waits parked
+    recordSentGuids(batch, { messageId: record.id, accountId: destination.accountId }, guids, receivedAt);
+    for (const guid of guids) {
+      const parked = await takeParkedReceipt(ctx.storage, batch, guid);
+      if (!parked || parked.accountId !== destination.accountId) continue;
+      forgetGuid(batch, guid);
+      record.status = { ...record.status, [destination.accountId]: { state: 'delivered', at: parked.deliveredAt } };
+      batch.putMessage(record);
+    }
+  }
   batch.patchConversation(conversationId, {
     lastMessageAt: Math.max(conversation.lastMessageAt ?? 0, content.sentAt),
     lastMessageId: content.id,

@@ -7,7 +7,8 @@ import { forgetGuid, parkReceipt, sentByGuid } from './sent-index.js';
 /**
  * Adds the writes of one relay delivery receipt to `batch` (caller holds `ctx.sentLock` and
  * commits): each named guid marks its sent message "delivered" for the receipt's account, and a
- * guid not yet recorded (the receipt overtook our own "sent" commit) is parked for that commit.
+ * guid not yet recorded while a send of ours is in flight (the receipt may have overtaken its
+ * "sent" commit) is parked for that commit.
  * `handled` collects the (account, guid) pairs already applied by earlier receipts of the same (uncommitted)
  * batch; a guid met again is skipped, since storage does not show the earlier write yet.
  *
@@ -30,8 +31,9 @@ export async function applyDeliveryReceipt(
     handled.add(key);
     const ref = await sentByGuid(ctx.storage, guid);
     if (!ref) {
-      // the receipt overtook our own "sent" commit: park it for that commit to apply
-      parkReceipt(ctx.storage, batch, guid, { accountId: receipt.by.accountId, deliveredAt: receipt.deliveredAt });
+      // the receipt overtook our own "sent" commit: park it for that commit to apply; with no
+      // send of ours in flight it is for another device's send (or one with no message to mark)
+      if (ctx.outbox.sendsInFlight > 0) parkReceipt(ctx.storage, batch, guid, { accountId: receipt.by.accountId, deliveredAt: receipt.deliveredAt });
       continue;
     }
     if (ref.accountId !== receipt.by.accountId) continue;

@@ -84,7 +84,7 @@ export interface OutboxDeps {
    * The entry to queue for our other devices once `entry` was accepted (a sent transcript,
    * devices/sync.ts), committed together with the "sent" marking; undefined when none.
    */
-  readonly transcriptFor?: (entry: OutboxEntry, at: number) => OutboxEntry | undefined;
+  readonly transcriptFor?: (entry: OutboxEntry, at: number, guids: readonly string[]) => OutboxEntry | undefined;
 }
 
 /**
@@ -185,9 +185,21 @@ export class Outbox {
     return run.filter((e) => !removed.has(e.id)).map((e) => rewritten.get(e.id) ?? e);
   }
 
+  /**
+   * Sends handed to the relay whose "sent" commit has not happened yet. A relay delivery receipt
+   * for a guid we do not know is kept (parked) only while there are some: it may be for one of
+   * them; otherwise it is for a send of another device of ours, or one we recorded no guids for.
+   */
+  get sendsInFlight(): number {
+    return this.inFlight;
+  }
+
+  private inFlight = 0;
+
   /** Returns false when the pass should stop (the relay is unreachable or refusing for now). */
   private async deliver(entry: OutboxEntry): Promise<boolean> {
     const recipient = entry.recipients[0]!;
+    this.inFlight++;
     try {
       const res = entry.plaintextTo !== undefined
         ? await this.deps.sender.sendPlaintext(recipient, entry.plaintextTo, entry.payload)
@@ -196,6 +208,8 @@ export class Outbox {
       return true;
     } catch (err) {
       return this.failed(entry, err);
+    } finally {
+      this.inFlight--;
     }
   }
 
@@ -209,14 +223,19 @@ export class Outbox {
   private async deliverRun(run: readonly OutboxEntry[]): Promise<boolean> {
     const recipient = run[0]!.recipients[0]!;
     let result: SequenceResult;
+    this.inFlight++;
     try {
-      result = await this.deps.sender.sendSequence(recipient, run.map((e) => e.payload));
-    } catch {
-      return this.deliver(run[0]!);
+      try {
+        result = await this.deps.sender.sendSequence(recipient, run.map((e) => e.payload));
+      } catch {
+        return this.deliver(run[0]!);
+      }
+      const accepted = result.accepted.map((res, i) => ({ entry: run[i]!, res }));
+      if (accepted.length > 0) await this.markSent(recipient, accepted);
+      return accepted.length < run.length ? this.deliver(run[accepted.length]!) : true;
+    } finally {
+      this.inFlight--;
     }
-    const accepted = result.accepted.map((res, i) => ({ entry: run[i]!, res }));
-    if (accepted.length > 0) await this.markSent(recipient, accepted);
-    return accepted.length < run.length ? this.deliver(run[accepted.length]!) : true;
   }
 
   /**
@@ -234,7 +253,7 @@ export class Outbox {
       const batch = new StorageBatch();
       for (const { entry, res } of accepted) {
         batch.deleteOutbox(entry.id);
-        const transcript = this.deps.transcriptFor?.(entry, now());
+        const transcript = this.deps.transcriptFor?.(entry, now(), res.guids);
         if (transcript) batch.putOutbox(transcript);
         if (entry.messageId === undefined) continue;
         const at = now();

@@ -42,6 +42,16 @@ export function recordSent(batch: StorageBatch, ref: SentRef, guids: readonly st
 }
 
 /**
+ * Records only the guids of a send (each with `ref`), dated `at`: what another device of ours sent,
+ * told by its transcript, so that the relay's receipts for it apply here too. No timestamp
+ * record: resend requests go to the device that sent.
+ */
+export function recordSentGuids(batch: StorageBatch, ref: SentRef, guids: readonly string[], at: number): void {
+  const value = encodeCbor({ v: 1, m: ref.messageId, a: ref.accountId, t: at });
+  for (const guid of guids) batch.protocolRecord(GUID_KIND, guid, value);
+}
+
+/**
  * Longest `a` of a record: an account id, or a group's conversation id (`g:` and 64 hex digits),
  * which group sends recorded for their guids before they recorded each member.
  */

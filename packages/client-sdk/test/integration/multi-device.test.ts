@@ -83,6 +83,8 @@ describe('linking a device', () => {
   }, 30_000);
 
   it('shows what one device sends on the other (sent transcripts), both ways', async () => {
+    const parked = async () => (await a1.context.storage.listProtocolKeys('parkedReceipt')).length + (await a2.context.storage.listProtocolKeys('parkedReceipt')).length;
+    const parkedBefore = await parked();
     await a1.sendText('d:bob', 'from the phone');
     await a2.sendText('d:bob', 'from the laptop');
     await eventually(async () => (await find(bob, 'd:alice', 'from the phone')) && (await find(bob, 'd:alice', 'from the laptop')), 10_000, 'bob gets both');
@@ -91,6 +93,12 @@ describe('linking a device', () => {
     expect(onLaptop.outgoing).toBe(true);
     expect(onPhone.outgoing).toBe(true);
     expect(onPhone.senderDeviceId).toBe(2);
+    // the relay's delivery receipts reach both devices, and apply on both: the transcript names
+    // the send's guids (none is left parked, waiting for a send this device never made)
+    for (const [device, id] of [[a1, onPhone.id], [a2, onLaptop.id], [a1, (await find(a1, 'd:bob', 'from the phone'))!.id], [a2, (await find(a2, 'd:bob', 'from the laptop'))!.id]] as const) {
+      await eventually(async () => (await device.message(id))?.status?.['bob']?.state === 'delivered', 10_000, 'delivered on both devices');
+    }
+    expect(await parked()).toBe(parkedBefore);
   }, 30_000);
 
   it('keeps reactions, edits, unsends and read state in sync', async () => {

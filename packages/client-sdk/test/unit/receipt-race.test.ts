@@ -99,4 +99,23 @@ describe('a delivery receipt that overtakes the "sent" commit', () => {
     await second;
     expect((await storage.getMessage(id(2)))?.status?.['bob']).toEqual({ state: 'delivered', at: 7 });
   });
+
+  it('is not kept when no send of ours is in flight (a receipt for another device of ours, or for a send with no message)', async () => {
+    const storage = new MemoryStorage();
+    const events = new Emitter<SottoEvents>();
+    const now = () => 1_000;
+    const sender = { sendToAccount: async () => ({ serverTimestamp: 5, guids: ['g'] }) } as unknown as Sender;
+    const sentLock = new Mutex();
+    const outbox = new Outbox({ storage, sender, events, now, sentLock });
+    const ctx = { storage, events, now, lock: new Mutex(), sentLock, outbox } as unknown as ClientContext;
+    expect(outbox.sendsInFlight).toBe(0);
+    await new Receiver(ctx).handle({
+      v: 1, guid: 'r-9', type: 'receipt', to: { accountId: 'alice', deviceId: 2 }, serverTimestamp: 6,
+      from: { accountId: 'bob', deviceId: 1 },
+      ciphertext: encodeDeliveryReceipt({ v: 1, guids: ['sent-by-device-1'], deliveredAt: 7, by: { accountId: 'bob', deviceId: 1 } }),
+    });
+    expect(await storage.listProtocolKeys('parkedReceipt')).toEqual([]);
+    expect(await storage.isProcessed('r-9')).toBe(true);
+  });
 });
+

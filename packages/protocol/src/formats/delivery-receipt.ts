@@ -29,7 +29,8 @@ export interface DeliveryReceipt {
 
 const LIMITS = Object.freeze({ maxBytes: MAX_DELIVERY_RECEIPT_BYTES, maxDepth: 2, maxItems: 128, maxStringBytes: 256 });
 
-function readGuid(value: unknown, path: string): string {
+/** An envelope guid (1..MAX_GUID_LENGTH characters), as a receipt or a sent transcript names it. */
+export function readGuid(value: unknown, path: string): string {
   if (typeof value !== 'string' || value.length < 1 || value.length > MAX_GUID_LENGTH) {
     throw new ProtocolError('INVALID_FIELD', `${path} is not a guid`, { field: path });
   }

@@ -206,7 +206,7 @@ export const bodies: { [T in ContentType]: fc.Arbitrary<ContentBodies[T]> } = {
   sync: fc.oneof(
     fc.record({
       kind: fc.constant('sentTranscript' as const),
-      payload: fc.record({ destination: conversationRef, content: bytes(1, 2048), timestamp }),
+      payload: fc.record({ destination: conversationRef, content: bytes(1, 2048), timestamp, guids: fc.array(fc.string({ minLength: 1, maxLength: 64 }), { minLength: 1, maxLength: 64 }) }, { requiredKeys: ['destination', 'content', 'timestamp'] }),
     }),
     fc.record({
       kind: fc.constant('read' as const),

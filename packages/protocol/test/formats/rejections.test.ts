@@ -170,6 +170,17 @@ describe('limits', () => {
     expect((decodeContent(edit(wire, (w) => delete body(w)['profileKey'])) as Content & { type: 'senderKeyDistribution' }).body.profileKey).toBeUndefined();
   });
 
+  it('a sent transcript names 1 to 64 guids of 1 to 64 characters, or none', () => {
+    const wire = wireOf('content sync sentTranscript with guids');
+    const payload = (w: Wire) => (w['body'] as Wire)['payload'] as Wire;
+    expect(decodeContent(edit(wire, () => undefined))).toStrictEqual(valueOf('content sync sentTranscript with guids'));
+    for (const guids of [[], Array.from({ length: 65 }, (_, i) => `g${i}`), [''], ['x'.repeat(65)], [5], 'g1']) {
+      expect(['INVALID_FIELD', 'TOO_LARGE']).toContain(protocolError(() => decodeContent(edit(wire, (w) => (payload(w)['guids'] = guids)))).code);
+    }
+    const without = decodeContent(edit(wire, (w) => delete payload(w)['guids'])) as Content & { type: 'sync' };
+    expect(without.body.kind === 'sentTranscript' && without.body.payload.guids).toBeUndefined();
+  });
+
   it('a Content over 64 KiB is TOO_LARGE unless it is a sync wrapping a full-size transcript', () => {
     const group = valueOf<Content & { type: 'groupUpdate' }>('content groupUpdate');
     const body = { ...group.body, change: new Uint8Array(60 * 1024), senderKeyDistribution: new Uint8Array(1024) };

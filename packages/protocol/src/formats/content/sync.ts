@@ -3,6 +3,7 @@ import { compact, items } from '../../codec/fields.js';
 import { ProtocolError } from '../../errors.js';
 import { type AttachmentPointer, attachmentPointerToWire, readAttachmentPointer } from '../attachment-pointer.js';
 import { readAccountId, readTimestamp } from '../common.js';
+import { readGuid } from '../delivery-receipt.js';
 import {
   type ContentTypeCodec,
   type ConversationRef,
@@ -17,11 +18,19 @@ export const SYNC_KINDS: readonly SyncKind[] = ['sentTranscript', 'read', 'setti
 /** Most read markers in one `read` sync. */
 export const MAX_SYNC_READ_ENTRIES = 100;
 
-/** A message this account sent from another device; `content` is the encoded Content sent. */
+/** Most guids a sent transcript names (those of a direct send: one per recipient device). */
+export const MAX_TRANSCRIPT_GUIDS = 64;
+
+/**
+ * A message this account sent from another device; `content` is the encoded Content sent. `guids`
+ * (optional): the relay's guids of the send, so that every device of the account applies the
+ * relay's delivery receipts, which name them and come to every device.
+ */
 export interface SentTranscript {
   destination: ConversationRef;
   content: Uint8Array;
   timestamp: number;
+  guids?: string[];
 }
 /** Read positions reached on another device. */
 export interface ReadSync {
@@ -81,7 +90,8 @@ export interface ConversationSync {
  *
  * ```text
  * body = { v: 1, kind: SyncKind, payload: map }
- *   sentTranscript: { destination: ConversationRef, content: bytes (<= 64 KiB), timestamp: ms }
+ *   sentTranscript: { destination: ConversationRef, content: bytes (<= 64 KiB), timestamp: ms,
+ *                     guids?: [guid] (1..64) }
  *   read:           { entries: [{ conversation: ConversationRef, messageId, at: ms }] (1..100) }
  *   settings:       { readReceipts?: bool, typingIndicators?: bool }
  *   block:          { accountId, blocked: bool }
@@ -109,7 +119,12 @@ export type SyncBody =
 function payloadToWire(b: SyncBody): Record<string, unknown> {
   switch (b.kind) {
     case 'sentTranscript':
-      return { destination: conversationRefToWire(b.payload.destination), content: b.payload.content, timestamp: b.payload.timestamp };
+      return {
+        destination: conversationRefToWire(b.payload.destination),
+        content: b.payload.content,
+        timestamp: b.payload.timestamp,
+        ...(b.payload.guids !== undefined ? { guids: b.payload.guids } : {}),
+      };
     case 'read':
       return {
         entries: b.payload.entries.map((e) => ({ conversation: conversationRefToWire(e.conversation), messageId: e.messageId, at: e.at })),
@@ -147,6 +162,7 @@ function readPayload(kind: SyncKind, p: FieldReader): SyncBody {
           destination: p.nested('destination', readConversationRef),
           content: p.bytes('content', { minLength: 1, maxLength: MAX_CONTENT_BYTES }),
           timestamp: readTimestamp(p, 'timestamp'),
+          ...optGuids(p),
         },
       };
     case 'read': {
@@ -209,3 +225,10 @@ export const syncContent: ContentTypeCodec<SyncBody> = {
   },
   fallback: () => '',
 };
+
+function optGuids(p: FieldReader): { guids?: string[] } {
+  const guids = p.optArray('guids', MAX_TRANSCRIPT_GUIDS, readGuid);
+  if (guids === undefined) return {};
+  if (guids.length === 0) throw new ProtocolError('INVALID_FIELD', 'SentTranscript.guids is empty', { field: 'guids' });
+  return { guids };
+}

@@ -91,16 +91,29 @@ export async function forgetSentBefore(storage: Storage, batch: StorageBatch, cu
   }
   // guid records normally go with their receipt; those whose receipt never came (a recipient
   // who blocked us, a device removed unacked) are few, and read one by one
-  for (const guid of await storage.listProtocolKeys(GUID_KIND)) {
-    const bytes = await storage.getProtocolRecord(GUID_KIND, guid);
+  await forgetDatedBefore(storage, batch, GUID_KIND, 'SentRef', cutoff);
+}
+
+/**
+ * Adds to `batch` the removal of every record of `kind` whose time `t` is before `cutoff` (or
+ * that does not read: nothing can use it); whether any was.
+ */
+async function forgetDatedBefore(storage: Storage, batch: StorageBatch, kind: string, name: string, cutoff: number): Promise<boolean> {
+  let dropped = false;
+  for (const key of await storage.listProtocolKeys(kind)) {
+    const bytes = await storage.getProtocolRecord(kind, key);
     let at: number;
     try {
-      at = bytes ? FieldReader.from(decodeCbor(bytes), 'SentRef').uint('t') : -1;
+      at = bytes ? FieldReader.from(decodeCbor(bytes), name).uint('t') : -1;
     } catch {
-      at = -1; // unreadable: nothing can use it
+      at = -1;
     }
-    if (at < cutoff) batch.protocolRecord(GUID_KIND, guid, null);
+    if (at < cutoff) {
+      batch.protocolRecord(kind, key, null);
+      dropped = true;
+    }
   }
+  return dropped;
 }
 
 /**
@@ -151,21 +164,8 @@ export async function takeParkedReceipt(storage: Storage, batch: StorageBatch, g
  * every device of an account with several.
  */
 export async function forgetParkedBefore(storage: Storage, batch: StorageBatch, cutoff: number): Promise<void> {
-  let dropped = false;
-  for (const guid of await storage.listProtocolKeys(PARKED_KIND)) {
-    const bytes = await storage.getProtocolRecord(PARKED_KIND, guid);
-    let at: number;
-    try {
-      at = bytes ? FieldReader.from(decodeCbor(bytes), 'ParkedReceipt').uint('t') : -1;
-    } catch {
-      at = -1; // unreadable: nothing can use it
-    }
-    if (at < cutoff) {
-      batch.protocolRecord(PARKED_KIND, guid, null);
-      dropped = true;
-    }
-  }
-  if (dropped) parkedAtLeast.delete(storage); // counted again at the next lookup
+  // counted again at the next lookup
+  if (await forgetDatedBefore(storage, batch, PARKED_KIND, 'ParkedReceipt', cutoff)) parkedAtLeast.delete(storage);
 }
 
 /** How long a parked receipt waits for its "sent" commit. */

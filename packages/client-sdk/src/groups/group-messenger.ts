@@ -92,7 +92,7 @@ export async function sendGroupPayload(ctx: ClientContext, conversationId: strin
     }
     try {
       const sealed = ctx.sender.seals ? await postSealedMulti(ctx, ciphertext, recipients, options.ephemeral === true) : undefined;
-      const res = sealed ?? (await postMulti(ctx, ciphertext, recipients, options.ephemeral === true));
+      const res: SentResponse = sealed ? { ...sealed, sealed: true } : await postMulti(ctx, ciphertext, recipients, options.ephemeral === true);
       // the guids follow the recipients' devices in order (chunks too): whose each one is
       return { ...res, guidAccounts: res.guids.length === 0 ? [] : recipients.flatMap((r) => r.devices.map(() => r.accountId)) };
     } catch (err) {

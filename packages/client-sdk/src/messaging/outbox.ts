@@ -253,7 +253,9 @@ export class Outbox {
       const batch = new StorageBatch();
       for (const { entry, res } of accepted) {
         batch.deleteOutbox(entry.id);
-        const transcript = this.deps.transcriptFor?.(entry, now(), res.guids);
+        // a sealed send's guids get no relay receipts: nothing to record for them, here or there
+        const receiptGuids = res.sealed ? [] : res.guids;
+        const transcript = this.deps.transcriptFor?.(entry, now(), receiptGuids);
         if (transcript) batch.putOutbox(transcript);
         if (entry.messageId === undefined) continue;
         const at = now();
@@ -267,8 +269,8 @@ export class Outbox {
         // their new identity) will never get it: they are no recipients of it
         if (accounts) for (const a of await leftOut(storage, entry.messageId, sentTo)) status[a] = null;
         batch.patchMessage(entry.messageId, { status, serverTimestamp: res.serverTimestamp }, { ifMissing: 'skip' });
-        recordSent(batch, { messageId: entry.messageId, accountId: recipient }, res.guids, res.serverTimestamp, accounts);
-        for (const [i, guid] of res.guids.entries()) {
+        recordSent(batch, { messageId: entry.messageId, accountId: recipient }, receiptGuids, res.serverTimestamp, accounts);
+        for (const [i, guid] of receiptGuids.entries()) {
           const account = accounts?.[i] ?? recipient;
           const parked = await takeParkedReceipt(storage, batch, guid);
           if (!parked || parked.accountId !== account) continue;

@@ -31,7 +31,11 @@ import { padPlaintext } from './padding.js';
  * The relay's answer to a send, and for a group send the member account each guid went to
  * (`guidAccounts[i]` for `guids[i]`), since the relay's delivery receipts name the guids.
  */
-export type SentResponse = SendResponse & { guidAccounts?: readonly string[] };
+export type SentResponse = SendResponse & {
+  guidAccounts?: readonly string[];
+  /** The send went sealed: the relay makes no delivery receipts for it (its guids name nothing to wait for). */
+  sealed?: true;
+};
 
 /** How the sender seals 1:1 sends (messaging/sealed.ts); absent: never sealed. */
 export interface SealedSending {
@@ -67,7 +71,7 @@ const MAX_ATTEMPTS = 4;
 /** What {@link Sender.sendSequence} achieved: the relay's answers for a prefix of the contents. */
 export interface SequenceResult {
   /** One answer per accepted content, in order: `accepted[i]` is for `contents[i]`. */
-  readonly accepted: readonly SendResponse[];
+  readonly accepted: readonly SentResponse[];
   /** Why `contents[accepted.length]` was not accepted (absent when all were). */
   readonly refused?: unknown;
 }
@@ -110,7 +114,7 @@ export class Sender {
       const messages = (await this.deps.lock.run(() => this.encryptForDevices(accountId, devices, [plaintext])))[0]!;
       try {
         const sealed = await this.postSealed(accountId, devices, messages, options.ephemeral === true);
-        return sealed ?? (await this.post(accountId, messages, options.ephemeral === true));
+        return sealed ? { ...sealed, sealed: true } : await this.post(accountId, messages, options.ephemeral === true);
       } catch (err) {
         if (attempt + 1 >= MAX_ATTEMPTS || !SottoError.is(err, 'RELAY_ERROR')) throw err;
         if (err.relayCode === 'MISMATCHED_DEVICES') {
@@ -167,7 +171,7 @@ export class Sender {
       return { accepted: [], refused };
     }
     if (answer.guids.length !== contents.length) return { accepted: [], refused: new SottoError('RELAY_ERROR', 'the relay answered a batch with the wrong number of entries') };
-    return { accepted: answer.guids.map((guids) => ({ serverTimestamp: answer.serverTimestamp, guids })) };
+    return { accepted: answer.guids.map((guids): SentResponse => ({ serverTimestamp: answer.serverTimestamp, guids, ...(accessKey ? { sealed: true as const } : {}) })) };
   }
 
   /**

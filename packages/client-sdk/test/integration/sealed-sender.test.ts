@@ -78,12 +78,16 @@ describe('sealed sender', () => {
 
     // every envelope the relay stores from here on
     const { rows: stored, stop } = recordStoredEnvelopes(relay.relay);
+    const guidRecords = async () => (await carol.context.storage.listProtocolKeys('sentGuid')).length;
+    const guidsBefore = await guidRecords();
     const sent = await carol.sendText('d:s.dave', 'are you there?');
     await eventually(async () => (await dave.messages('d:s.carol')).messages.some((m) => m.text === 'are you there?'), 10_000, 'dave reads it');
     const received = (await dave.messages('d:s.carol')).messages.find((m) => m.text === 'are you there?')!;
     expect(received.senderAccountId).toBe('s.carol');
     await eventually(async () => (await carol.message(sent.id))?.status?.['s.dave']?.state === 'delivered', 10_000, 'carol sees delivered');
     stop();
+    // a sealed send's guids get no relay receipt: none is recorded to wait for one
+    expect(await guidRecords()).toBe(guidsBefore);
     // the message and dave's receipt both went sealed; the relay made no receipt of its own
     expect(stored.filter((r) => r.accountId === 's.dave').map((r) => [r.type, r.senderAccountId])).toContainEqual(['sealed', '']);
     expect(stored.filter((r) => r.accountId === 's.carol').map((r) => [r.type, r.senderAccountId])).toContainEqual(['sealed', '']);

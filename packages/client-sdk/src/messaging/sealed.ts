@@ -149,10 +149,12 @@ export async function sealGroupSend(ctx: ClientContext, recipients: readonly Rec
     const accessKey = await sealedAccessKey(ctx, r.accountId);
     if (accessKey === undefined) return undefined;
     accessKeys.push(accessKey);
-    // one identity key per account (the directory refuses a listing with two); the one we trust
+    // one identity key per account (the directory refuses a listing with two): the one we trust
+    // for any of its devices (a newly linked one has no session with us yet)
     const listed = (await ctx.directory.devices(r.accountId)).find((d) => r.devices.some((x) => x.deviceId === d.deviceId));
     if (listed === undefined) return undefined;
-    const trusted = await identities.getRemoteIdentity({ accountId: r.accountId, deviceId: listed.deviceId });
+    let trusted: Uint8Array | null = null;
+    for (const d of r.devices) if ((trusted = await identities.getRemoteIdentity({ accountId: r.accountId, deviceId: d.deviceId }))) break;
     if (!trusted || !sameBytes(trusted, listed.identityKey)) return undefined;
     for (let i = 0; i < r.devices.length; i++) identityKeys.push(listed.identityKey);
   }

@@ -239,12 +239,13 @@ export class Receiver {
     const effects = accept(content) ? await applyContent(ctx, batch, from, content, ctx.now(), envelope.serverTimestamp, undefined, encoded) : noEffects();
     if (sealed) {
       // the relay, not knowing the sender, makes no receipt: we send one, for a group message
-      // only if it was shown (its sender a member of the group it names, not blocked)
+      // only if it was shown (its sender a member of the group it names, not blocked) and the
+      // group is not a large one
       const group = content.conversation?.kind === 'group' ? content.conversation.groupId : undefined;
-      const inGroup = group !== undefined && (await ctx.storage.getConversation(`g:${toHex(group)}`))?.participants.includes(from.accountId) === true;
+      const conversation = group !== undefined ? await ctx.storage.getConversation(`g:${toHex(group)}`) : undefined;
       // never to someone we blocked: nothing of theirs is shown, and they must not learn it arrived
       const blocked = (await ctx.storage.getConversation(directConversationId(from.accountId)))?.blocked === true;
-      if (!blocked && wantsDeliveredReceipt(ctx, from.accountId, content, inGroup)) queueDeliveredReceipt(ctx, batch, from.accountId, [content.id], group);
+      if (!blocked && wantsDeliveredReceipt(ctx, from.accountId, content, conversation)) queueDeliveredReceipt(ctx, batch, from.accountId, [content.id], group);
     }
     await this.commit(batch, envelope);
     if (sealed) effects.after.push(() => ctx.outbox.kick());

@@ -24,7 +24,7 @@ import { accessKeyRefused, sealedAccessKey } from '../features/profiles.js';
 import { toBase64Url } from '../relay/base64url.js';
 import type { StorageBatch } from '../storage/batch.js';
 import { readProtocolStores } from '../storage/protocol-stores.js';
-import { directConversationId } from '../storage/types.js';
+import { directConversationId, type ConversationRecord } from '../storage/types.js';
 import { MESSAGE_TYPES } from '../threads/views.js';
 import { controlContent } from './compose.js';
 import type { RecipientAddress, RemoteDevice } from './device-directory.js';
@@ -126,12 +126,24 @@ function mayRecheckListing(ctx: ClientContext, accountId: string): boolean {
 
 /**
  * Whether a content that came sealed from `from` is answered with a `delivered` receipt: a
- * message from someone else, 1:1, or in a group (`inGroup`: `from` is a member of the group the
- * content names, which apply-content then showed it in).
+ * message from someone else, 1:1, or in a group (`group`: the group the content names, where
+ * apply-content showed it only if `from` is a member) of at most
+ * {@link GROUP_DELIVERED_RECEIPTS_MAX} members.
  */
-export function wantsDeliveredReceipt(ctx: ClientContext, from: string, content: Content, inGroup = false): boolean {
-  return MESSAGE_TYPES.has(content.type) && (content.conversation?.kind !== 'group' || inGroup) && from !== ctx.account.accountId;
+export function wantsDeliveredReceipt(ctx: ClientContext, from: string, content: Content, group?: Pick<ConversationRecord, 'participants'>): boolean {
+  if (!MESSAGE_TYPES.has(content.type) || from === ctx.account.accountId) return false;
+  if (content.conversation?.kind !== 'group') return true;
+  return group !== undefined && group.participants.includes(from) && group.participants.length <= GROUP_DELIVERED_RECEIPTS_MAX;
 }
+
+/**
+ * Groups up to this many members answer a sealed group message with end-to-end `delivered`
+ * receipts. In a larger group the sender would decrypt one receipt per member for every message
+ * (each a pairwise message, sealed: about half a millisecond, so half a second a message at a
+ * thousand members), where the relay's receipts for an unsealed one cost it nearly nothing; so
+ * there, sealed group messages show "sent" until each member reads them.
+ */
+export const GROUP_DELIVERED_RECEIPTS_MAX = 64;
 
 /**
  * A group message sealed for every device in `recipients` (`POST /v1/messages/sealed/multi`), or

@@ -2,8 +2,9 @@
  * Sealed sender in the SDK (docs/sdk.md, "Sealed sender"): 1:1 sends to a contact whose profile
  * key we hold go to the relay without credentials, each device's ciphertext wrapped in the
  * sealed-sender layer (`@sotto/protocol`), so the relay stores and delivers them without knowing
- * who sent them. The recipient answers each sealed message with an end-to-end `delivered`
- * receipt, since the relay, not knowing the sender, makes none.
+ * who sent them; a group message goes sealed once for all its devices when we hold every
+ * member's key ({@link sealGroupSend}). The recipient answers a sealed message with an
+ * end-to-end `delivered` receipt, since the relay, not knowing the sender, makes none.
  */
 import {
   encodeContent,

@@ -295,6 +295,10 @@ export class Outbox {
 
   private async failed(entry: OutboxEntry, err: unknown): Promise<boolean> {
     const { storage, events, now } = this.deps;
+    // The client is closing (its connection stopped under the send): the entry stays as it is,
+    // and goes when the client is next open. The relay may have stored it already; the
+    // recipient drops the copy by message id.
+    if (SottoError.is(err, 'CLOSED')) return false;
     const transient = SottoError.is(err, 'NETWORK') || SottoError.is(err, 'TIMEOUT') ||
       (SottoError.is(err, 'RELAY_ERROR') && (err.status === undefined || err.status >= 500 || err.status === 429 || err.status === 409 || err.status === 410));
     if (SottoError.is(err, 'IDENTITY_CHANGED')) {

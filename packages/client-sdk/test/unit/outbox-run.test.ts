@@ -124,4 +124,23 @@ describe('outbox runs', () => {
     expect(calls).toEqual(['sequence', 'one 0', 'sequence', 'one 1', 'one 2']);
     expect(await storage.listOutbox()).toEqual([]);
   });
+
+  it('leaves an entry as it was when the client closes under its send', async () => {
+    const storage = await queued(1);
+    const sender = {
+      sendToAccount: async () => {
+        throw new SottoError('CLOSED', 'connection stopped');
+      },
+    } as unknown as Sender;
+    const events = new Emitter<SottoEvents>();
+    const failed: string[] = [];
+    events.on('sendFailed', (e) => failed.push(e.messageId));
+    const outbox = new Outbox({ storage, sender, events, now: () => 1_000, sentLock: new Mutex() });
+    const [before] = await storage.listOutbox();
+    await outbox.kick();
+    await outbox.stop();
+    expect(failed).toEqual([]);
+    expect(await storage.listOutbox()).toEqual([before]);
+    expect((await storage.getMessage(id(0)))?.status?.['bob']?.state).toBe('pending');
+  });
 });

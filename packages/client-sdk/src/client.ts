@@ -42,6 +42,7 @@ import { RelayConnection, type ConnectionState } from './relay/relay-connection.
 import { RelayHttp } from './relay/relay-http.js';
 import { globalWebSocketFactory, type WebSocketFactory } from './relay/transport.js';
 import { forgetParkedBefore, forgetSentBefore, PARKED_RECEIPT_TTL_MS } from './messaging/sent-index.js';
+import { applyEarlyActions, EARLY_ACTION_TTL_MS, forgetEarlyActionsBefore } from './messaging/early-actions.js';
 import { askedProfile, ensureProfileKey, profileAvatar, refreshProfile, setProfile, shareProfileKeyIfNeeded, type ProfileUpdate, type ProfileView } from './features/profiles.js';
 import { sealedSending } from './messaging/sealed.js';
 import { StorageBatch } from './storage/batch.js';
@@ -318,6 +319,8 @@ export class SottoClient {
     await this.ctx.directory.devices(this.accountId, { refresh: true }).catch(() => undefined);
     if (!this.sweepTimer) {
       await this.forgetOld().catch(() => undefined);
+      // actions whose message was stored by a commit that did not apply them (a crash between)
+      await applyEarlyActions(this.ctx).catch(() => undefined);
       let ticks = 0;
       this.sweepTimer = setInterval(() => {
         void this.expireMessages().catch(() => undefined);
@@ -345,6 +348,7 @@ export class SottoClient {
     const batch = new StorageBatch().forgetProcessedBefore(cutoff);
     await forgetSentBefore(this.ctx.storage, batch, cutoff);
     await forgetParkedBefore(this.ctx.storage, batch, now - PARKED_RECEIPT_TTL_MS);
+    await forgetEarlyActionsBefore(this.ctx.storage, batch, now - EARLY_ACTION_TTL_MS);
     // derived bookkeeping: losing this commit to power loss only means doing it again
     await this.ctx.storage.commit(batch, { durability: 'relaxed' });
   }

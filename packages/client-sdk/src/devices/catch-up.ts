@@ -1,5 +1,6 @@
 import { decodeCbor, encodeCbor, FieldReader, items, type AttachmentPointer } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
+import { applyEarlyActions } from '../messaging/early-actions.js';
 import { StorageBatch } from '../storage/batch.js';
 import type { MessageRecord } from '../storage/types.js';
 import { messageView } from '../threads/views.js';
@@ -278,6 +279,8 @@ export async function applyHistorySync(ctx: ClientContext, pointer: AttachmentPo
   for (const c of result.touched) ctx.events.emit('conversationUpdated', c);
   for (const m of result.added) ctx.events.emit('message', messageView(m));
   for (const { before, after } of result.changed) emitChange(ctx, before, after);
+  // actions that came before these messages (messaging/early-actions.ts)
+  for (const m of result.added) await applyEarlyActions(ctx, m.id).catch(() => undefined);
   return result.added.length;
 }
 

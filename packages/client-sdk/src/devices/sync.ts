@@ -15,6 +15,7 @@ import { applyHistorySync } from './catch-up.js';
 import { applyGroupControl } from '../groups/group-receive.js';
 import { newMessageId } from '../ids.js';
 import { applyContent, type Effects } from '../messaging/apply-content.js';
+import { applyEarlyActionsAfter } from '../messaging/early-actions.js';
 import { enqueueContent } from '../messaging/compose.js';
 import type { StorageBatch } from '../storage/batch.js';
 import { directConversationId, groupConversationId, type ConversationRecord, type MessageRecord, type OutboxEntry } from '../storage/types.js';
@@ -273,6 +274,7 @@ async function applyTranscript(
     ...(conversation.isRequest && !conversation.restricted ? { isRequest: false, requestState: 'accepted' as const } : {}),
   });
   effects.emit.push((x) => x.events.emit('message', messageViewOf(record, content)));
+  await applyEarlyActionsAfter(ctx, record.id, effects);
   return effects;
 }
 

@@ -8,6 +8,7 @@ import { applyGroupControl, mayPostInGroup } from '../groups/group-receive.js';
 import { MESSAGE_TYPES, messageRecordOf, messageView, messageViewOf, previewOf } from '../threads/views.js';
 import { newDirectConversation } from '../threads/conversations.js';
 import { receiveProfileKey } from '../features/profiles.js';
+import { applyEarlyActionsAfter, parkEarlyAction } from './early-actions.js';
 
 /** Edits are accepted this long after the original was sent. */
 export const EDIT_WINDOW_MS = 15 * 60 * 1000;
@@ -93,13 +94,18 @@ export async function applyContent(
     });
     batch.incrementUnread(conversationId, 1);
     effects.emit.push((x) => x.events.emit('message', messageViewOf(record, content)));
+    await applyEarlyActionsAfter(ctx, record.id, effects);
     return effects;
   }
   if (!conversation) return effects; // actions need an existing conversation
+  /** An action naming a message not stored here (yet): it waits for it (messaging/early-actions.ts). */
+  const park = (targetId: string, action: Content = content) =>
+    parkEarlyAction(ctx, batch, targetId, { from, content: action, receivedAt, serverTimestamp, transcriptConversationId: transcript?.conversationId });
 
   switch (content.type) {
     case 'reaction': {
       const target = await ctx.storage.getMessage(content.body.targetId);
+      if (!target) await park(content.body.targetId);
       if (!target || target.conversationId !== conversationId || target.deletedAt !== undefined) return effects;
       batch.patchMessage(target.id, { reactions: { [from.accountId]: content.body.remove ? null : { emoji: content.body.emoji, at: content.sentAt } } });
       const emoji = content.body.remove ? null : content.body.emoji;
@@ -108,6 +114,7 @@ export async function applyContent(
     }
     case 'edit': {
       const target = await ctx.storage.getMessage(content.body.targetId);
+      if (!target) await park(content.body.targetId);
       if (!target || target.conversationId !== conversationId || target.senderAccountId !== from.accountId) return effects;
       if (target.deletedAt !== undefined || target.type !== 'text' || content.sentAt - target.sentAt > EDIT_WINDOW_MS) return effects;
       const edited = editedBody(target, content.body.text, content.body.mentions);
@@ -119,6 +126,7 @@ export async function applyContent(
     }
     case 'unsend': {
       const target = await ctx.storage.getMessage(content.body.targetId);
+      if (!target) await park(content.body.targetId);
       if (!target || target.conversationId !== conversationId || target.senderAccountId !== from.accountId) return effects;
       batch.patchMessage(target.id, { deletedAt: content.sentAt });
       effects.emit.push((x) => x.events.emit('messageDeleted', { messageId: target.id, conversationId, forEveryone: true }));
@@ -132,6 +140,7 @@ export async function applyContent(
       const show = state === 'delivered' || (await ctx.storage.getSetting('readReceipts')) !== false;
       for (const id of content.body.messageIds) {
         const target = await ctx.storage.getMessage(id);
+        if (!target) await park(id, { ...content, body: { ...content.body, messageIds: [id] } });
         if (!target || !target.outgoing || target.conversationId !== conversationId) continue;
         if (show) {
           if (!target.vanish || state === 'delivered') batch.patchMessage(id, { status: { [from.accountId]: { state, at: content.body.at } } });

@@ -98,7 +98,7 @@ export async function forgetSentBefore(storage: Storage, batch: StorageBatch, cu
  * Adds to `batch` the removal of every record of `kind` whose time `t` is before `cutoff` (or
  * that does not read: nothing can use it); whether any was.
  */
-async function forgetDatedBefore(storage: Storage, batch: StorageBatch, kind: string, name: string, cutoff: number): Promise<boolean> {
+export async function forgetDatedBefore(storage: Storage, batch: StorageBatch, kind: string, name: string, cutoff: number): Promise<boolean> {
   let dropped = false;
   for (const key of await storage.listProtocolKeys(kind)) {
     const bytes = await storage.getProtocolRecord(kind, key);

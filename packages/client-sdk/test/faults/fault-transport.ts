@@ -2,9 +2,10 @@
  * A WebSocket factory that injects transport faults under test control: pushed envelopes
  * delivered twice, acks swallowed (so the relay redelivers after a reconnect), the socket
  * dropped on demand (the client reconnects by itself with backoff), and frames the relay never
- * sent handed to the client.
+ * sent handed to the client; and chosen envelopes held back from the client until released
+ * (so that what two devices sent arrives in the other order).
  */
-import { decodeClientFrame, decodeServerFrame } from '@sotto/protocol';
+import { decodeClientFrame, decodeEnvelope, decodeServerFrame, type Envelope } from '@sotto/protocol';
 import type { WebSocketFactory, WebSocketLike } from '../../src/index.js';
 import { nodeWebSocketFactory } from '../../src/node/index.js';
 
@@ -24,7 +25,16 @@ export class FaultyTransport {
   duplicatesInjected = 0;
   /** Envelopes whose ack was swallowed (an ack frame may name several). */
   acksDropped = 0;
+  /** Pushed envelopes for which this holds are kept from the client until {@link release}. */
+  holdIf: ((envelope: Envelope) => boolean) | undefined;
+  private held: Array<() => void> = [];
   private readonly open = new Set<WebSocketLike>();
+
+  /** Hands the client the envelopes held so far, in the order they came, and stops holding. */
+  release(): void {
+    this.holdIf = undefined;
+    for (const deliver of this.held.splice(0)) deliver();
+  }
 
   constructor(private readonly inner: WebSocketFactory = nodeWebSocketFactory) {}
 
@@ -92,6 +102,10 @@ export class FaultyTransport {
     ws.onmessage = (event) => {
       const isEnvelope = frameKind(event.data, 'server') === 'env';
       if (isEnvelope) self.envelopesPushed++;
+      if (isEnvelope && self.holdIf?.(envelopeOf(event.data))) {
+        self.held.push(() => wrapper.onmessage?.(event));
+        return;
+      }
       wrapper.onmessage?.(event);
       if (isEnvelope && self.faults.duplicateEnvelopes) {
         self.duplicatesInjected++;
@@ -107,9 +121,20 @@ function ackedGuids(data: Uint8Array): number {
   return frame.t === 'ack' ? frame.guids.length : 0;
 }
 
-function frameKind(data: unknown, side: 'client' | 'server'): string | undefined {
-  const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : ArrayBuffer.isView(data)
+function bytesOf(data: unknown): Uint8Array | undefined {
+  return data instanceof ArrayBuffer ? new Uint8Array(data) : ArrayBuffer.isView(data)
     ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : undefined;
+}
+
+/** The envelope an `env` frame carries. */
+function envelopeOf(data: unknown): Envelope {
+  const frame = decodeServerFrame(bytesOf(data)!);
+  if (frame.t !== 'env') throw new Error('not an envelope frame');
+  return decodeEnvelope(frame.envelope);
+}
+
+function frameKind(data: unknown, side: 'client' | 'server'): string | undefined {
+  const bytes = bytesOf(data);
   if (!bytes) return undefined;
   try {
     return side === 'client' ? decodeClientFrame(bytes).t : decodeServerFrame(bytes).t;

@@ -1,0 +1,261 @@
+/**
+ * A randomized schedule in a group of three accounts, one of them on two devices, all on SQLite
+ * stores, with sealed sender on or off: group and direct sends from any device, restarts,
+ * offline periods, dropped connections, envelopes pushed twice and acks lost. After everything
+ * settles: zero undecryptable messages; every message shown exactly once on every device of
+ * every other member, in the order its device sent it; stored once on every device, as a sent
+ * transcript on the sender's other device; and delivered, in the sending device's status, to
+ * every other member.
+ */
+import { rm } from 'node:fs/promises';
+import { defaultConfig } from '@sotto/relay';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { directConversationId } from '../../src/index.js';
+import { becomeContacts, eventually, startRelay, tempSqlite, type TestRelay } from '../helpers/harness.js';
+import { ScheduleDevice } from './schedule-device.js';
+
+/** Devices 0 and 1 are one account's; 2 and 3 are one device each of two more. */
+type Who = 0 | 1 | 2 | 3;
+type Step =
+  | { kind: 'group'; from: Who; count: number }
+  | { kind: 'direct'; from: Who; to: Who; count: number }
+  | { kind: 'rename'; from: 0 | 1; n: number }
+  | { kind: 'react'; from: Who; pick: number; emoji: string | null }
+  | { kind: 'seen'; who: Who }
+  | { kind: 'restart'; who: Who }
+  | { kind: 'offline'; who: Who }
+  | { kind: 'online'; who: Who }
+  | { kind: 'dropConnection'; who: Who }
+  | { kind: 'duplicates'; who: Who; on: boolean }
+  | { kind: 'dropAcks'; who: Who; on: boolean }
+  | { kind: 'pause'; ms: number };
+
+const who = fc.constantFrom<Who>(0, 1, 2, 3);
+const count = fc.integer({ min: 1, max: 3 });
+const step: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant('group' as const), from: who, count }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('direct' as const), from: who, to: who, count }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('rename' as const), from: fc.constantFrom<0 | 1>(0, 1), n: fc.nat(1000) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('react' as const), from: who, pick: fc.nat(), emoji: fc.constantFrom('👍', '❤️', null) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('seen' as const), who }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('restart' as const), who }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('offline' as const), who }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('online' as const), who }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('dropConnection' as const), who }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('duplicates' as const), who, on: fc.boolean() }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('dropAcks' as const), who, on: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('pause' as const), ms: fc.integer({ min: 0, max: 60 }) }) },
+);
+
+/** One message sent in the schedule, by the device at `from`. */
+interface Sent {
+  id: string;
+  from: Who;
+  conversationId: string;
+  /** The accounts it was for, besides its sender's. */
+  to: string[];
+}
+
+describe('randomized schedule in a group with a two-device member', () => {
+  let relay: TestRelay;
+  const dirs: string[] = [];
+  let run = 0;
+
+  beforeAll(async () => {
+    // every run's devices share 127.0.0.1: the per-IP limit would meter all of them as one
+    // client (the per-account limits stay as they are)
+    const base = defaultConfig({});
+    relay = await startRelay({ rateLimits: { ...base.limits.rateLimits, ip: { capacity: 1e6, refillPerSecond: 1e6 } } });
+  });
+
+  afterAll(async () => {
+    await relay?.close();
+    for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+  });
+
+  async function runSchedule(sealedSender: boolean, steps: Step[]): Promise<void> {
+    run++;
+    const tag = `${run}${Math.random().toString(36).slice(2, 6)}`;
+    const names = [`g${tag}a`, `g${tag}a`, `g${tag}b`, `g${tag}c`];
+    const devices: ScheduleDevice[] = [];
+    for (const name of names) {
+      const db = await tempSqlite();
+      dirs.push(db.dir);
+      devices.push(new ScheduleDevice(name, db.path, relay.url, { sealedSender }));
+    }
+    const [a1, a2, b, c] = devices as [ScheduleDevice, ScheduleDevice, ScheduleDevice, ScheduleDevice];
+    const sent: Sent[] = [];
+    const deviceIdOf = (i: Who) => devices[i]!.client?.deviceId ?? (i === 1 ? 2 : 1);
+    try {
+      await a1.register();
+      await a2.linkTo(a1.client!);
+      await b.register();
+      await c.register();
+      await becomeContacts(a1.client!, b.client!);
+      await becomeContacts(a1.client!, c.client!);
+      await becomeContacts(b.client!, c.client!);
+      // the group arrives with both faults live
+      b.transport.faults.duplicateEnvelopes = true;
+      a2.transport.faults.dropAcks = true;
+      const group = await a1.client!.createGroup({ name: 'Schedule', members: [b.username, c.username] });
+      await eventually(async () => {
+        for (const d of devices) if ((await d.client!.conversation(group)) === undefined) return false;
+        return true;
+      }, 15_000, 'every device has the group');
+      const [duplicatesBefore, acksDroppedBefore] = [b.injected().duplicates, a2.injected().acksDropped];
+      expect(duplicatesBefore).toBeGreaterThan(0);
+      expect(acksDroppedBefore).toBeGreaterThan(0);
+      for (const d of devices) d.shown.length = 0; // the contacts' greetings
+
+      for (const s of steps) {
+        switch (s.kind) {
+          case 'group':
+          case 'direct': {
+            const from = devices[s.from]!;
+            if (!from.client) break;
+            let conversationId = group;
+            let to = [a1, b, c].map((d) => d.username).filter((n) => n !== from.username);
+            if (s.kind === 'direct') {
+              const peer = devices[s.to]!.username;
+              if (peer === from.username) break;
+              conversationId = await from.client.openConversation(peer);
+              to = [peer];
+            }
+            for (let i = 0; i < s.count; i++) {
+              const m = await from.client.sendText(conversationId, `${s.kind} from ${s.from} #${sent.length}`);
+              sent.push({ id: m.id, from: s.from, conversationId, to });
+            }
+            break;
+          }
+          case 'rename':
+            await devices[s.from]!.client?.updateGroup(group, { name: `Schedule ${s.n}` });
+            break;
+          case 'react': {
+            // a group message this device has (its own, or one that has reached it)
+            const client = devices[s.from]!.client;
+            if (!client) break;
+            const known = [];
+            for (const m of sent) if (m.conversationId === group && (await client.message(m.id))) known.push(m);
+            if (known.length > 0) await client.react(known[s.pick % known.length]!.id, s.emoji);
+            break;
+          }
+          case 'seen':
+            await devices[s.who]!.client?.markSeen(group);
+            break;
+          case 'restart':
+            if (!devices[s.who]!.client) break;
+            await devices[s.who]!.close();
+            await devices[s.who]!.open();
+            break;
+          case 'offline':
+            await devices[s.who]!.close();
+            break;
+          case 'online':
+            await devices[s.who]!.open();
+            break;
+          case 'dropConnection':
+            devices[s.who]!.transport.dropConnections();
+            break;
+          case 'duplicates':
+            devices[s.who]!.transport.faults.duplicateEnvelopes = s.on;
+            break;
+          case 'dropAcks':
+            devices[s.who]!.transport.faults.dropAcks = s.on;
+            break;
+          case 'pause':
+            await new Promise((r) => setTimeout(r, s.ms));
+            break;
+        }
+      }
+
+      for (const d of devices) await d.settle();
+      for (const [i, d] of devices.entries()) expect(d.sendFailures, `device ${i}'s failed sends`).toEqual([]);
+      /** What device `i` must show: every message for its account sent from another account. */
+      const expectedAt = (i: Who) => sent.filter((m) => m.to.includes(devices[i]!.username));
+      for (const [i, d] of devices.entries()) {
+        const expected = expectedAt(i as Who);
+        const unseen = () => expected.filter((m) => !d.shown.some((s) => s.id === m.id)).map((m) => `${m.id} (${m.conversationId === group ? 'group' : 'direct'}, device ${m.from})`);
+        await eventually(() => unseen().length === 0, 30_000, `device ${i} received all`).catch(() => undefined);
+        expect(unseen(), `device ${i} shows`).toEqual([]);
+      }
+      await eventually(async () => {
+        for (const d of devices) if ((await d.client!.context.storage.listOutbox()).length > 0) return false;
+        return true;
+      }, 30_000, 'outboxes drained');
+      // every sending device sees every other member's delivery (receipts may trail the outbox)
+      const undelivered = async () => {
+        const missing: string[] = [];
+        for (const m of sent) {
+          const status = (await devices[m.from]!.client!.message(m.id))?.status ?? {};
+          for (const n of m.to) {
+            const state = status[n]?.state;
+            if (state !== 'delivered' && state !== 'read') missing.push(`${m.id} (${m.conversationId === group ? 'group' : 'direct'}, device ${m.from}) for ${n}: ${state}`);
+          }
+        }
+        return missing;
+      };
+      await eventually(async () => (await undelivered()).length === 0, 20_000, 'delivered in every sender’s status').catch(() => undefined);
+      expect(await undelivered()).toEqual([]);
+
+      // every device ends with the same group name, and the same reactions on every message
+      const groupViews = async () => {
+        const views = [];
+        for (const d of devices) {
+          const name = (await d.client!.conversation(group))?.title;
+          const reactions = [];
+          for (const m of sent.filter((x) => x.conversationId === group)) {
+            const r = (await d.client!.message(m.id))?.reactions ?? {};
+            reactions.push(Object.keys(r).sort().map((k) => `${k}:${r[k]!.emoji}`).join(','));
+          }
+          views.push(JSON.stringify({ name, reactions }));
+        }
+        return views;
+      };
+      await eventually(async () => new Set(await groupViews()).size === 1, 10_000, 'the same group on every device').catch(() => undefined);
+      const views = await groupViews();
+      expect(views.map((v) => v === views[0]), `group views: ${views.join('\n')}`).toEqual(views.map(() => true));
+
+      for (const [i, d] of devices.entries()) {
+        expect(d.failures, `device ${i}'s decryption failures`).toEqual([]);
+        const ids = d.shown.map((m) => m.id);
+        expect(new Set(ids).size).toBe(ids.length); // shown once, across restarts
+        const expected = expectedAt(i as Who);
+        // in the order each device sent them
+        for (const from of [0, 1, 2, 3] as Who[]) {
+          const fromDevice = devices[from]!;
+          if (fromDevice.username === d.username) continue;
+          const order = expected.filter((m) => m.from === from).map((m) => m.id);
+          const shownFrom = d.shown.filter((s) => s.from === fromDevice.username && s.fromDevice === deviceIdOf(from));
+          // (with when the relay took each, as this device stored it)
+          const taken = await Promise.all(order.map(async (id) => `${id}@${(await d.client!.context.storage.getMessage(id))?.serverTimestamp}`));
+          expect(shownFrom.map((s) => s.id), `device ${i} shows device ${from}'s messages in order: ${taken.join(' ')}`).toEqual(order);
+        }
+        // stored once each: incoming from other accounts, outgoing (sent here or a transcript) from its own
+        const mine = sent.filter((m) => devices[m.from]!.username === d.username);
+        /** `m`'s conversation as `d` files it. */
+        const filedAs = (m: Sent) =>
+          m.conversationId === group || devices[m.from]!.username === d.username ? m.conversationId : directConversationId(devices[m.from]!.username);
+        for (const conversationId of new Set([...expected, ...mine].map(filedAs))) {
+          const stored = (await d.client!.messages(conversationId, { limit: 1000 })).messages;
+          const storedIds = stored.map((m) => m.id);
+          expect(new Set(storedIds).size).toBe(storedIds.length);
+          for (const m of [...expected, ...mine].filter((x) => filedAs(x) === conversationId)) {
+            const record = stored.find((r) => r.id === m.id);
+            expect(record, `device ${i} stores ${m.id}`).toBeDefined();
+            expect(record!.outgoing).toBe(devices[m.from]!.username === d.username);
+          }
+        }
+      }
+    } finally {
+      for (const d of devices) await d.close();
+    }
+  }
+
+  it('ends with every message delivered once, in order, to every device, and nothing undecryptable', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.boolean(), fc.array(step, { minLength: 8, maxLength: 30 }), runSchedule),
+      { numRuns: Number(process.env["SCHEDULE_RUNS"] ?? 4), endOnFailure: true, ...(process.env['SCHEDULE_SEED'] ? { seed: Number(process.env['SCHEDULE_SEED']), path: process.env['SCHEDULE_PATH'] } : {}) },
+    );
+  }, 240_000);
+});

@@ -214,7 +214,7 @@ export class SottoClient {
     this.calls = new CallSwitchboard(this.ctx, options.calls);
     connection.events.on('state', (s) => {
       events.emit('connection', s);
-      if (s === 'connected') void outbox.kick();
+      if (s === 'connected') void outbox.retryNow();
     });
     connection.events.on('drained', () => events.emit('synced'));
     connection.events.on('removed', () => events.emit('deviceRemoved'));

@@ -136,6 +136,40 @@ export class Outbox {
     await this.kick();
   }
 
+  /**
+   * Until when the last transient failure made the outbox wait (0: it does not). Entries queued
+   * meanwhile are due no earlier (messaging/compose.ts), or they would overtake the ones waiting.
+   */
+  get resumesAt(): number {
+    return this.waitUntil;
+  }
+
+  private waitUntil = 0;
+  private retryPending = false;
+
+  /**
+   * The relay is reachable again: every entry waiting out a backoff is due now, all at the same
+   * time so that they go in the order they were queued (entries held for an identity change
+   * stay held). Done by the next pass, which alone changes due entries.
+   */
+  retryNow(): Promise<void> {
+    this.retryPending = true;
+    return this.kick();
+  }
+
+  private async dueAgain(): Promise<void> {
+    const { storage, now } = this.deps;
+    this.retryPending = false;
+    this.waitUntil = 0;
+    const at = now();
+    const entries = await storage.listOutbox();
+    const waiting = (e: OutboxEntry) => e.lastError !== 'IDENTITY_CHANGED';
+    if (!entries.some((e) => waiting(e) && e.nextAttemptAt > at)) return;
+    const batch = new StorageBatch();
+    for (const e of entries) if (waiting(e) && e.nextAttemptAt !== at) batch.putOutbox({ ...e, nextAttemptAt: at });
+    await storage.commit(batch);
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
@@ -144,6 +178,7 @@ export class Outbox {
 
   private async drain(): Promise<void> {
     const { storage, now } = this.deps;
+    if (this.retryPending) await this.dueAgain();
     for (;;) {
       if (this.stopped) return;
       const due = await storage.dueOutbox(now(), MAX_RUN);
@@ -314,6 +349,7 @@ export class Outbox {
       const retryAfter = SottoError.is(err, 'RELAY_ERROR') ? (err.details as { retryAfterMs?: number } | undefined)?.retryAfterMs ?? 0 : 0;
       const delay = Math.max(retryAfter, 500 + backoffDelay(attempts, { baseMs: 500, maxMs: 60_000, random: this.deps.random ?? Math.random }));
       const nextAttemptAt = now() + delay;
+      this.waitUntil = Math.max(this.waitUntil, nextAttemptAt);
       const batch = new StorageBatch().putOutbox({
         ...entry,
         attempts,

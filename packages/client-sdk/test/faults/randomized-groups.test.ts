@@ -178,6 +178,11 @@ describe('randomized schedule in a group with a two-device member', () => {
         const unseen = () => expected.filter((m) => !d.shown.some((s) => s.id === m.id)).map((m) => `${m.id} (${m.conversationId === group ? 'group' : 'direct'}, device ${m.from})`);
         await eventually(() => unseen().length === 0, 30_000, `device ${i} received all`).catch(() => undefined);
         expect(unseen(), `device ${i} shows`).toEqual([]);
+        // and the sent transcripts of what its account's other device sent
+        const transcripts = sent.filter((m) => m.from !== i && devices[m.from]!.username === d.username);
+        const missing = async () => (await Promise.all(transcripts.map(async (m) => ((await d.client!.message(m.id)) ? [] : [m.id])))).flat();
+        await eventually(async () => (await missing()).length === 0, 30_000, `device ${i} has its account's transcripts`).catch(() => undefined);
+        expect(await missing(), `device ${i} has its account's transcripts`).toEqual([]);
       }
       await eventually(async () => {
         for (const d of devices) if ((await d.client!.context.storage.listOutbox()).length > 0) return false;

@@ -14,7 +14,7 @@ import { newDirectConversation } from '../../src/threads/conversations.js';
 describe('outbox stamps', () => {
   it('makes a burst due at once and keeps its order', async () => {
     let clock = 1_000;
-    const ctx = { now: () => clock } as unknown as ClientContext;
+    const ctx = { now: () => clock, outbox: { resumesAt: 0 } } as unknown as ClientContext;
     const storage = new MemoryStorage();
     const conversation = newDirectConversation('bob', 1, { isRequest: false });
     await storage.commit(new StorageBatch().putConversation(conversation));

@@ -1,4 +1,6 @@
-import type { SendResponse } from '@sotto/protocol';
+import type { Content, SendResponse } from '@sotto/protocol';
+import type { ClientContext } from '../../src/context.js';
+import { enqueueContent } from '../../src/messaging/compose.js';
 import { describe, expect, it } from 'vitest';
 import { Emitter } from '../../src/emitter.js';
 import { SottoError } from '../../src/errors.js';
@@ -143,4 +145,70 @@ describe('outbox runs', () => {
     expect(await storage.listOutbox()).toEqual([before]);
     expect((await storage.getMessage(id(0)))?.status?.['bob']?.state).toBe('pending');
   });
+
+  it('queues a message sent while the outbox waits out a failure behind the waiting ones', async () => {
+    const storage = await queued(1);
+    const order: number[] = [];
+    let refuse = true;
+    const sender = {
+      sendToAccount: async (_to: string, content: Uint8Array) => {
+        if (refuse) {
+          refuse = false;
+          throw new SottoError('RELAY_ERROR', 'try later', { relayCode: 'UNAVAILABLE', status: 503 });
+        }
+        order.push(content[0]!);
+        return response(content[0]!);
+      },
+      sendSequence: async (_to: string, contents: readonly Uint8Array[]): Promise<SequenceResult> => {
+        for (const c of contents) order.push(c[0]!);
+        return { accepted: contents.map((c) => response(c[0]!)) };
+      },
+    } as unknown as Sender;
+    let now = 1_000;
+    const outbox = new Outbox({ storage, sender, events: new Emitter<SottoEvents>(), now: () => now, random: () => 0, sentLock: new Mutex() });
+    await outbox.kick();
+    const [waiting] = await storage.listOutbox();
+    expect(waiting!.nextAttemptAt).toBeGreaterThan(now);
+    expect(outbox.resumesAt).toBe(waiting!.nextAttemptAt);
+
+    // a new message now: due no earlier than the waiting one, so it cannot go first
+    const ctx = { now: () => now, outbox } as unknown as ClientContext;
+    const batch = new StorageBatch();
+    enqueueContent(ctx, batch, conversation, { v: 1, type: 'text', id: id(9), sentAt: now, conversation: { kind: 'direct', accountId: 'bob' }, body: { text: 'later' } } as Content, id(9), new Uint8Array([9]));
+    await storage.commit(batch);
+    expect((await storage.dueOutbox(now)).map((e) => e.id)).toEqual([]);
+    now = waiting!.nextAttemptAt;
+    await outbox.kick();
+    await outbox.stop();
+    expect(order).toEqual([0, 9]);
+  });
+
+  it('retries every waiting entry at once, in the order queued, when the relay is reachable again', async () => {
+    const storage = await queued(3);
+    const order: number[] = [];
+    let offline = true;
+    const sender = {
+      sendToAccount: async (_to: string, content: Uint8Array) => {
+        if (offline) throw new SottoError('NETWORK', 'not connected to the relay');
+        order.push(content[0]!);
+        return response(content[0]!);
+      },
+      sendSequence: async (_to: string, contents: readonly Uint8Array[]): Promise<SequenceResult> => {
+        if (offline) throw new SottoError('NETWORK', 'not connected to the relay');
+        for (const c of contents) order.push(c[0]!);
+        return { accepted: contents.map((c) => response(c[0]!)) };
+      },
+    } as unknown as Sender;
+    const now = 1_000;
+    const outbox = new Outbox({ storage, sender, events: new Emitter<SottoEvents>(), now: () => now, random: () => 0, sentLock: new Mutex() });
+    await outbox.kick();
+    expect((await storage.listOutbox()).every((e) => e.nextAttemptAt > now)).toBe(true);
+    offline = false;
+    await outbox.retryNow();
+    await outbox.stop();
+    expect(order).toEqual([0, 1, 2]);
+    expect(await storage.listOutbox()).toEqual([]);
+    expect(outbox.resumesAt).toBe(0);
+  });
 });
+

@@ -18,13 +18,14 @@ import { newMessageId } from '../ids.js';
 import { StorageBatch } from '../storage/batch.js';
 import { readProtocolStores } from '../storage/protocol-stores.js';
 import { directConversationId, type ConversationRecord } from '../storage/types.js';
-import { groupIdOf, loadSenderKeyState, saveSenderKeyState } from '../groups/group-store.js';
+import { groupIdOf, loadGroupLog, loadSenderKeyState, saveSenderKeyState } from '../groups/group-store.js';
 import { applyContent, noEffects, type Effects } from './apply-content.js';
 import { unpadPlaintext } from './padding.js';
 import { applyDeliveryReceipt } from './delivery-receipts.js';
 import { commitEnvelopeGroup } from './receive-group.js';
 import { queueDeliveredReceipt, unseal, wantsDeliveredReceipt } from './sealed.js';
 import { sentByTimestamp } from './sent-index.js';
+import { markSessionReset } from './session-reset.js';
 
 /** Envelopes whose sender's identity changed wait here (encoded) until the user acknowledges. */
 export const QUARANTINE_KIND = 'quarantine';
@@ -195,7 +196,7 @@ export class Receiver {
       envelope,
       from,
       (stores) => ctx.engine.groupDecrypt(stores, from, envelope.ciphertext),
-      (err) => this.failure(envelope, ProtocolError.is(err, 'INVALID_MESSAGE') ? 'INVALID_MESSAGE' : 'NO_SENDER_KEY'),
+      (err) => ProtocolError.is(err, 'INVALID_MESSAGE') ? this.failure(envelope, 'INVALID_MESSAGE') : this.noSenderKey(envelope, from),
       // a sender-key ciphertext only ever carries group content
       (content) => content.conversation?.kind === 'group',
       sealed,
@@ -252,6 +253,26 @@ export class Receiver {
     return effects;
   }
 
+  /**
+   * A group message we hold no sender key for. From someone who is out of every group of ours
+   * they were in (removed, or left), it is one they sent before they learned it: its group
+   * would not show it, and a member drops an outsider's distribution, so asking for it again
+   * only brings it back unreadable. Dropped without `decryptionFailed` or a resend request.
+   * From anyone else it is a failure like any other (the distribution may be late, or lost).
+   */
+  private async noSenderKey(envelope: Envelope, from: DeviceAddress): Promise<Effects> {
+    const { ctx } = this;
+    let former = false;
+    for (const c of await ctx.storage.listConversations()) {
+      if (c.kind !== 'group') continue;
+      if (c.participants.includes(from.accountId)) return this.failure(envelope, 'NO_SENDER_KEY');
+      former ||= (await loadGroupLog(ctx.storage, ctx.engine, groupIdOf(c.id)))?.state.formerMembers.has(from.accountId) === true;
+    }
+    if (!former) return this.failure(envelope, 'NO_SENDER_KEY');
+    await this.commit(new StorageBatch().requireUnprocessed(envelope.guid), envelope);
+    return noEffects();
+  }
+
   private async quarantine(envelope: Envelope, from: DeviceAddress): Promise<Effects> {
     const conversationId = directConversationId(from.accountId);
     // one warning per change, however many envelopes it holds back (a profile key, then a text)
@@ -304,9 +325,9 @@ export class Receiver {
   }
 
   /**
-   * A plaintext envelope may only carry a resend request. The sender answers by resetting the
-   * session with that device and re-queuing the named message: the next send starts a fresh
-   * session from a new prekey bundle. A group message is sent again to the asker alone,
+   * A plaintext envelope may only carry a resend request. The sender answers by re-queuing the
+   * named message and, when a pairwise message failed, marking the session with that device for
+   * a reset: the next send starts a fresh session from a new prekey bundle. A group message is sent again to the asker alone,
    * pairwise, and our sender key for that group goes to them again with our next group message.
    */
   private async plaintext(envelope: Envelope): Promise<Effects> {
@@ -339,8 +360,10 @@ export class Receiver {
       }
     }
     const message = ref ? await ctx.storage.getMessage(ref.messageId) : undefined;
-    // a sender-key message that failed says nothing against our pairwise session with them
-    if (!group || content.body.reason !== 'NO_SENDER_KEY') batch.protocolRecord('session', `${from.accountId}.${from.deviceId}`, null);
+    // a sender-key message that failed says nothing against our pairwise session with them (and
+    // the group may be unknown here: we left, or were removed); a pairwise one starts a new
+    // session at our next send, keeping this one for what they send on it meanwhile
+    if (content.body.reason !== 'NO_SENDER_KEY') await markSessionReset(ctx.storage, batch, from, ctx.now());
     if (group) {
       // they cannot read our group messages: our sender key goes to them again with the next one
       // (the message itself comes again pairwise, below)

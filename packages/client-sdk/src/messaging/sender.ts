@@ -26,6 +26,7 @@ import { PROTOCOL_KINDS, readProtocolStores } from '../storage/protocol-stores.j
 import type { Storage } from '../storage/storage.js';
 import type { DeviceDirectory, RemoteDevice } from './device-directory.js';
 import { padPlaintext } from './padding.js';
+import { clearSessionReset, mustResetSession, sessionResets } from './session-reset.js';
 
 /**
  * The relay's answer to a send, and for a group send the member account each guid went to
@@ -270,6 +271,7 @@ export class Sender {
     const { storage, engine, relay, now } = this.deps;
     const staged = stageStores(readProtocolStores(storage));
     const missing: RemoteDevice[] = [];
+    const resets = await sessionResets(storage);
     const ours = engine.engines ?? [engine.name];
     const engineOf = new Map<number, EngineName>();
     for (const d of devices) {
@@ -281,7 +283,8 @@ export class Sender {
       }
       engineOf.set(d.deviceId, pair);
       const address = { accountId: d.accountId, deviceId: d.deviceId };
-      if (!(await staged.stores.session.getSession(address))) missing.push(d);
+      // no session yet, or the device could not decrypt ours (messaging/session-reset.ts)
+      if (mustResetSession(resets, address) || !(await staged.stores.session.getSession(address))) missing.push(d);
       const trusted = await staged.stores.identity.getRemoteIdentity(address);
       if (trusted && !sameBytes(trusted, d.identityKey)) {
         throw new SottoError('IDENTITY_CHANGED', `the identity key of ${accountId} changed`, {
@@ -324,7 +327,9 @@ export class Sender {
       }
       out.push(messages);
     }
-    await storage.commit(new StorageBatch().storeChanges(staged.changes()));
+    const batch = new StorageBatch().storeChanges(staged.changes());
+    for (const d of missing) clearSessionReset(storage, batch, d);
+    await storage.commit(batch);
     return out;
   }
 

@@ -8,30 +8,21 @@
  * every other member.
  */
 import { rm } from 'node:fs/promises';
-import { defaultConfig } from '@sotto/relay';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { directConversationId } from '../../src/index.js';
-import { becomeContacts, eventually, startRelay, tempSqlite, type TestRelay } from '../helpers/harness.js';
-import { ScheduleDevice } from './schedule-device.js';
+import { eventually, type TestRelay } from '../helpers/harness.js';
+import type { ScheduleDevice } from './schedule-device.js';
+import { applyFaultStep, faultSteps, outboxesDrained, scheduleRelay, scheduleRuns, setUpGroup, who, type FaultStep, type Who } from './schedule-group.js';
 
-/** Devices 0 and 1 are one account's; 2 and 3 are one device each of two more. */
-type Who = 0 | 1 | 2 | 3;
 type Step =
+  | FaultStep
   | { kind: 'group'; from: Who; count: number }
   | { kind: 'direct'; from: Who; to: Who; count: number }
   | { kind: 'rename'; from: 0 | 1; n: number }
   | { kind: 'react'; from: Who; pick: number; emoji: string | null }
-  | { kind: 'seen'; who: Who }
-  | { kind: 'restart'; who: Who }
-  | { kind: 'offline'; who: Who }
-  | { kind: 'online'; who: Who }
-  | { kind: 'dropConnection'; who: Who }
-  | { kind: 'duplicates'; who: Who; on: boolean }
-  | { kind: 'dropAcks'; who: Who; on: boolean }
-  | { kind: 'pause'; ms: number };
+  | { kind: 'seen'; who: Who };
 
-const who = fc.constantFrom<Who>(0, 1, 2, 3);
 const count = fc.integer({ min: 1, max: 3 });
 const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ kind: fc.constant('group' as const), from: who, count }) },
@@ -39,13 +30,7 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('rename' as const), from: fc.constantFrom<0 | 1>(0, 1), n: fc.nat(1000) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('react' as const), from: who, pick: fc.nat(), emoji: fc.constantFrom('👍', '❤️', null) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('seen' as const), who }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('restart' as const), who }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('offline' as const), who }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('online' as const), who }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('dropConnection' as const), who }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('duplicates' as const), who, on: fc.boolean() }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('dropAcks' as const), who, on: fc.boolean() }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('pause' as const), ms: fc.integer({ min: 0, max: 60 }) }) },
+  ...faultSteps,
 );
 
 /** One message sent in the schedule, by the device at `from`. */
@@ -63,10 +48,7 @@ describe('randomized schedule in a group with a two-device member', () => {
   let run = 0;
 
   beforeAll(async () => {
-    // every run's devices share 127.0.0.1: the per-IP limit would meter all of them as one
-    // client (the per-account limits stay as they are)
-    const base = defaultConfig({});
-    relay = await startRelay({ rateLimits: { ...base.limits.rateLimits, ip: { capacity: 1e6, refillPerSecond: 1e6 } } });
+    relay = await scheduleRelay();
   });
 
   afterAll(async () => {
@@ -76,39 +58,13 @@ describe('randomized schedule in a group with a two-device member', () => {
 
   async function runSchedule(sealedSender: boolean, steps: Step[]): Promise<void> {
     run++;
-    const tag = `${run}${Math.random().toString(36).slice(2, 6)}`;
-    const names = [`g${tag}a`, `g${tag}a`, `g${tag}b`, `g${tag}c`];
-    const devices: ScheduleDevice[] = [];
-    for (const name of names) {
-      const db = await tempSqlite();
-      dirs.push(db.dir);
-      devices.push(new ScheduleDevice(name, db.path, relay.url, { sealedSender }));
-    }
-    const [a1, a2, b, c] = devices as [ScheduleDevice, ScheduleDevice, ScheduleDevice, ScheduleDevice];
+    const { devices, group } = await setUpGroup(relay.url, `${run}${Math.random().toString(36).slice(2, 6)}`, sealedSender, dirs);
+    const [a1, , b, c] = devices as [ScheduleDevice, ScheduleDevice, ScheduleDevice, ScheduleDevice];
     const sent: Sent[] = [];
     const deviceIdOf = (i: Who) => devices[i]!.client?.deviceId ?? (i === 1 ? 2 : 1);
     try {
-      await a1.register();
-      await a2.linkTo(a1.client!);
-      await b.register();
-      await c.register();
-      await becomeContacts(a1.client!, b.client!);
-      await becomeContacts(a1.client!, c.client!);
-      await becomeContacts(b.client!, c.client!);
-      // the group arrives with both faults live
-      b.transport.faults.duplicateEnvelopes = true;
-      a2.transport.faults.dropAcks = true;
-      const group = await a1.client!.createGroup({ name: 'Schedule', members: [b.username, c.username] });
-      await eventually(async () => {
-        for (const d of devices) if ((await d.client!.conversation(group)) === undefined) return false;
-        return true;
-      }, 15_000, 'every device has the group');
-      const [duplicatesBefore, acksDroppedBefore] = [b.injected().duplicates, a2.injected().acksDropped];
-      expect(duplicatesBefore).toBeGreaterThan(0);
-      expect(acksDroppedBefore).toBeGreaterThan(0);
-      for (const d of devices) d.shown.length = 0; // the contacts' greetings
-
       for (const s of steps) {
+        if (await applyFaultStep(devices, s)) continue;
         switch (s.kind) {
           case 'group':
           case 'direct': {
@@ -143,29 +99,6 @@ describe('randomized schedule in a group with a two-device member', () => {
           case 'seen':
             await devices[s.who]!.client?.markSeen(group);
             break;
-          case 'restart':
-            if (!devices[s.who]!.client) break;
-            await devices[s.who]!.close();
-            await devices[s.who]!.open();
-            break;
-          case 'offline':
-            await devices[s.who]!.close();
-            break;
-          case 'online':
-            await devices[s.who]!.open();
-            break;
-          case 'dropConnection':
-            devices[s.who]!.transport.dropConnections();
-            break;
-          case 'duplicates':
-            devices[s.who]!.transport.faults.duplicateEnvelopes = s.on;
-            break;
-          case 'dropAcks':
-            devices[s.who]!.transport.faults.dropAcks = s.on;
-            break;
-          case 'pause':
-            await new Promise((r) => setTimeout(r, s.ms));
-            break;
         }
       }
 
@@ -184,10 +117,7 @@ describe('randomized schedule in a group with a two-device member', () => {
         await eventually(async () => (await missing()).length === 0, 30_000, `device ${i} has its account's transcripts`).catch(() => undefined);
         expect(await missing(), `device ${i} has its account's transcripts`).toEqual([]);
       }
-      await eventually(async () => {
-        for (const d of devices) if ((await d.client!.context.storage.listOutbox()).length > 0) return false;
-        return true;
-      }, 30_000, 'outboxes drained');
+      await outboxesDrained(devices);
       // every sending device sees every other member's delivery (receipts may trail the outbox)
       const undelivered = async () => {
         const missing: string[] = [];
@@ -260,7 +190,7 @@ describe('randomized schedule in a group with a two-device member', () => {
   it('ends with every message delivered once, in order, to every device, and nothing undecryptable', async () => {
     await fc.assert(
       fc.asyncProperty(fc.boolean(), fc.array(step, { minLength: 8, maxLength: 30 }), runSchedule),
-      { numRuns: Number(process.env["SCHEDULE_RUNS"] ?? 4), endOnFailure: true, ...(process.env['SCHEDULE_SEED'] ? { seed: Number(process.env['SCHEDULE_SEED']), path: process.env['SCHEDULE_PATH'] } : {}) },
+      scheduleRuns(),
     );
   }, 240_000);
 });

@@ -1,11 +1,14 @@
 /**
  * A message that cannot be decrypted makes the receiver ask the sender to resend — durably: the
  * request is an outbox entry committed with the processed marker, so a receiver that is offline
- * (or crashes) sends it later, and the sender answers with the message on a fresh session.
+ * (or crashes) sends it later, and the sender answers with the message on a fresh session,
+ * keeping the old one for what the asker still sends on it.
  */
+import { encodeContent, type Content } from '@sotto/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newMessageId } from '../../src/ids.js';
 import { MemoryStorage, SottoClient, StorageBatch } from '../../src/index.js';
-import { clientOptions, eventually, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
+import { clientOptions, eventually, newClient, recordStoredEnvelopes, startRelay, type TestRelay } from '../helpers/harness.js';
 
 describe('resend requests', () => {
   let relay: TestRelay;
@@ -54,4 +57,35 @@ describe('resend requests', () => {
     const back = await eventually(() => bob.message(sent.id), 15_000, 'the message comes back');
     expect(back.text).toBe('sent while bob is away');
   }, 60_000);
+
+  it("keep the session the asker goes on sending on, and start a new one with the asker's next message", async () => {
+    await bob.sendText('d:alice', 'bob writes');
+    await eventually(async () => (await alice.messages('d:bob')).messages.some((m) => m.text === 'bob writes'), 10_000, 'alice reads bob');
+    await alice.sendText('d:bob', 'alice answers');
+    await eventually(async () => (await bob.messages('d:alice')).messages.some((m) => m.text === 'alice answers'), 10_000, 'bob reads alice');
+
+    // bob asks alice to resend something (as after a failure), then writes on, on the session he has
+    const request: Content = {
+      v: 1, type: 'resendRequest', id: newMessageId(), sentAt: Date.now(),
+      body: { envelopeTimestamp: 1, senderDeviceId: bob.deviceId, reason: 'INVALID_MESSAGE' },
+    };
+    const failures: unknown[] = [];
+    alice.events.on('decryptionFailed', (f) => failures.push(f));
+    const { rows, stop } = recordStoredEnvelopes(relay.relay);
+    await storage.commit(new StorageBatch().putOutbox({
+      id: `resend-request:test`, conversationId: 'd:alice', recipients: ['alice'], payload: encodeContent(request),
+      kind: 'resendRequest', plaintextTo: alice.deviceId, attempts: 0, nextAttemptAt: Date.now(), createdAt: Date.now(),
+    }));
+    await bob.context.outbox.kick();
+    const after = await bob.sendText('d:alice', 'bob writes on');
+    await eventually(async () => (await alice.message(after.id)) !== undefined, 10_000, 'alice reads bob after the request');
+    expect(failures).toEqual([]);
+    // alice's next message starts a new session
+    await alice.sendText('d:bob', 'on a new session');
+    await eventually(async () => (await bob.messages('d:alice')).messages.some((m) => m.text === 'on a new session'), 10_000, 'bob reads it');
+    stop();
+    expect(rows.filter((r) => r.senderAccountId === 'alice' && r.accountId === 'bob').map((r) => r.type)).toEqual(['prekey']);
+    expect(rows.filter((r) => r.senderAccountId === 'bob' && r.accountId === 'alice').map((r) => r.type)).toEqual(['plaintext', 'whisper']);
+  }, 60_000);
 });
+

@@ -1,0 +1,54 @@
+/**
+ * A member removed by one device of the admin's account and added back by it while offline, who
+ * wrote in the group before learning of the removal (found by the randomized churn schedule).
+ * Its message reaches the admin's devices without a sender key (a member drops an outsider's
+ * distribution); that must not cost the member its way back in: the admin's resend requests used
+ * to make the member delete its session with the admin's second device, so the changes that
+ * add it back came on a session it no longer had and were lost.
+ */
+import { rm } from 'node:fs/promises';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { eventually, type TestRelay } from '../helpers/harness.js';
+import type { ScheduleDevice } from './schedule-device.js';
+import { outboxesDrained, scheduleRelay, setUpGroup } from './schedule-group.js';
+
+let relay: TestRelay;
+const dirs: string[] = [];
+
+beforeAll(async () => {
+  relay = await scheduleRelay();
+});
+
+afterAll(async () => {
+  await relay?.close();
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+it('a member added back while offline gets back in, and nothing is left undecryptable', async () => {
+  const { devices, group } = await setUpGroup(relay.url, 'rejoin', false, dirs);
+  const [a1, a2, b, c] = devices as [ScheduleDevice, ScheduleDevice, ScheduleDevice, ScheduleDevice];
+  try {
+    await a1.client!.sendText(group, 'before');
+    await a2.client!.removeMember(group, c.username);
+    // c writes before the removal reaches it, then goes offline, as does b
+    await c.client!.sendText(group, 'still in?');
+    await c.close();
+    await b.close();
+    await a2.client!.addMembers(group, [c.username]);
+    for (const d of devices) await d.settle();
+    await outboxesDrained(devices);
+
+    for (const d of devices) {
+      await eventually(async () => (await d.client!.conversation(group))!.participants.length === 2, 15_000, `${d.username} knows c is back`);
+    }
+    const welcome = await a1.client!.sendText(group, 'welcome back');
+    await eventually(async () => (await c.client!.message(welcome.id)) !== undefined, 15_000, 'c reads the group again');
+    await outboxesDrained(devices);
+    // c's message from outside the group fails nowhere; the device that removed c does not show
+    // it (the others may have had it before they learned of the removal)
+    expect((await a2.client!.messages(group)).messages.map((m) => m.text)).not.toContain('still in?');
+    for (const [i, d] of devices.entries()) expect(d.failures, `device ${i}'s decryption failures`).toEqual([]);
+  } finally {
+    for (const d of devices) await d.close();
+  }
+}, 60_000);

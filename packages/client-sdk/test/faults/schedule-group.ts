@@ -1,0 +1,128 @@
+/**
+ * What the randomized group schedules share: a relay whose per-IP limit does not meter every
+ * test device as one client, a group of three accounts (the first on two devices, all contacts
+ * of each other) on SQLite stores, and the fault steps (restarts, offline spells, dropped
+ * connections, duplicate pushes, lost acks, pauses).
+ */
+import { defaultConfig } from '@sotto/relay';
+import fc from 'fast-check';
+import { expect } from 'vitest';
+import { becomeContacts, eventually, startRelay, tempSqlite, type TestRelay } from '../helpers/harness.js';
+import { ScheduleDevice } from './schedule-device.js';
+
+/** Devices 0 and 1 are one account's; 2 and 3 are one device each of two more. */
+export type Who = 0 | 1 | 2 | 3;
+
+export type FaultStep =
+  | { kind: 'restart'; who: Who }
+  | { kind: 'offline'; who: Who }
+  | { kind: 'online'; who: Who }
+  | { kind: 'dropConnection'; who: Who }
+  | { kind: 'duplicates'; who: Who; on: boolean }
+  | { kind: 'dropAcks'; who: Who; on: boolean }
+  | { kind: 'pause'; ms: number };
+
+export const who = fc.constantFrom<Who>(0, 1, 2, 3);
+
+/** The fault steps with their weights, for `fc.oneof`. */
+export const faultSteps: Array<{ weight: number; arbitrary: fc.Arbitrary<FaultStep> }> = [
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('restart' as const), who }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('offline' as const), who }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('online' as const), who }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('dropConnection' as const), who }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('duplicates' as const), who, on: fc.boolean() }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('dropAcks' as const), who, on: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('pause' as const), ms: fc.integer({ min: 0, max: 60 }) }) },
+];
+
+const FAULT_KINDS = new Set(['restart', 'offline', 'online', 'dropConnection', 'duplicates', 'dropAcks', 'pause']);
+
+/** Applies `s` if it is a fault step; false if it is not one. */
+export async function applyFaultStep(devices: readonly ScheduleDevice[], s: { kind: string }): Promise<boolean> {
+  if (!FAULT_KINDS.has(s.kind)) return false;
+  const step = s as FaultStep;
+  switch (step.kind) {
+    case 'restart':
+      if (!devices[step.who]!.client) break;
+      await devices[step.who]!.close();
+      await devices[step.who]!.open();
+      break;
+    case 'offline':
+      await devices[step.who]!.close();
+      break;
+    case 'online':
+      await devices[step.who]!.open();
+      break;
+    case 'dropConnection':
+      devices[step.who]!.transport.dropConnections();
+      break;
+    case 'duplicates':
+      devices[step.who]!.transport.faults.duplicateEnvelopes = step.on;
+      break;
+    case 'dropAcks':
+      devices[step.who]!.transport.faults.dropAcks = step.on;
+      break;
+    case 'pause':
+      await new Promise((r) => setTimeout(r, step.ms));
+      break;
+  }
+  return true;
+}
+
+/** A relay for the schedules: every device shares 127.0.0.1, so the per-IP limit is lifted (per-account limits stay). */
+export function scheduleRelay(): Promise<TestRelay> {
+  const base = defaultConfig({});
+  return startRelay({ rateLimits: { ...base.limits.rateLimits, ip: { capacity: 1e6, refillPerSecond: 1e6 } } });
+}
+
+/**
+ * Registers the four devices (named after `tag`), makes the accounts contacts, and creates the
+ * group from device 0 while device 2 gets every push twice and device 1 loses its acks.
+ * `dirs` collects the temporary directories to remove.
+ */
+export async function setUpGroup(relayUrl: string, tag: string, sealedSender: boolean, dirs: string[]): Promise<{ devices: ScheduleDevice[]; group: string }> {
+  const devices: ScheduleDevice[] = [];
+  for (const name of [`g${tag}a`, `g${tag}a`, `g${tag}b`, `g${tag}c`]) {
+    const db = await tempSqlite();
+    dirs.push(db.dir);
+    devices.push(new ScheduleDevice(name, db.path, relayUrl, { sealedSender }));
+  }
+  const [a1, a2, b, c] = devices as [ScheduleDevice, ScheduleDevice, ScheduleDevice, ScheduleDevice];
+  await a1.register();
+  await a2.linkTo(a1.client!);
+  await b.register();
+  await c.register();
+  await becomeContacts(a1.client!, b.client!);
+  await becomeContacts(a1.client!, c.client!);
+  await becomeContacts(b.client!, c.client!);
+  // the group arrives with both faults live
+  b.transport.faults.duplicateEnvelopes = true;
+  a2.transport.faults.dropAcks = true;
+  const group = await a1.client!.createGroup({ name: 'Schedule', members: [b.username, c.username] });
+  await eventually(async () => {
+    for (const d of devices) if ((await d.client!.conversation(group)) === undefined) return false;
+    return true;
+  }, 15_000, 'every device has the group');
+  expect(b.injected().duplicates).toBeGreaterThan(0);
+  expect(a2.injected().acksDropped).toBeGreaterThan(0);
+  for (const d of devices) d.shown.length = 0; // the contacts' greetings
+  return { devices, group };
+}
+
+/** Waits until no device has anything in its outbox. */
+export async function outboxesDrained(devices: readonly ScheduleDevice[]): Promise<void> {
+  await eventually(async () => {
+    for (const d of devices) if ((await d.client!.context.storage.listOutbox()).length > 0) return false;
+    return true;
+  }, 30_000, 'outboxes drained');
+}
+
+/** fast-check settings of the schedules: `SCHEDULE_RUNS` runs (4 by default); `SCHEDULE_SEED` and `SCHEDULE_PATH` replay one. */
+export function scheduleRuns(): fc.Parameters<unknown> {
+  const env = process.env;
+  return {
+    numRuns: Number(env['SCHEDULE_RUNS'] ?? 4),
+    endOnFailure: true,
+    ...(env['SCHEDULE_SEED'] ? { seed: Number(env['SCHEDULE_SEED']), path: env['SCHEDULE_PATH'] } : {}),
+  };
+}

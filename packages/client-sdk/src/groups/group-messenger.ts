@@ -51,7 +51,12 @@ export async function sendGroupPayload(ctx: ClientContext, conversationId: strin
     const holders = reuse ? undefined : new Set(current?.distributedTo);
     const missing = holders === undefined ? [] : members.filter((m) => (!holders.has(m) && !knownGone(ctx, m)) || refresh.has(m));
     if (missing.length > 0 || !current) keyState = await distribute(ctx, groupId, current, missing);
-    const distributionId = keyState!.distributionId;
+    if (keyState === undefined) {
+      // a removal processed meanwhile dropped our key: start again with a new one
+      if (attempt + 1 >= MAX_ATTEMPTS) throw new SottoError('TIMEOUT', 'the group sender key kept rotating during the send');
+      continue;
+    }
+    const distributionId = keyState.distributionId;
     const ciphertext = await ctx.lock.run(async () => {
       // a removal processed meanwhile rotated the key: never encrypt under the old one
       if (!(await keyUnchanged(ctx, groupId, distributionId, keyState === current ? keyRecord : undefined))) return undefined;

@@ -26,7 +26,7 @@ export function mayPostInGroup(conversation: ConversationRecord, accountId: stri
  * Applies a pairwise `groupUpdate` or `senderKeyDistribution` from `from` (writes go into
  * `batch`, committed by the receiver with the ratchet changes). A change is verified by the
  * group log; a rejected one changes nothing and raises `groupChangeRejected`. A distribution is
- * refused from a non-member of a group we know.
+ * kept from anyone (a key grants nothing: content counts only from current members).
  */
 /**
  * Groups up to this many members fetch a member's profile as soon as its key arrives; larger
@@ -45,10 +45,10 @@ export async function applyGroupControl(
   if (content.type === 'senderKeyDistribution') {
     if (content.conversation?.kind !== 'group') return effects;
     const conversation = await ctx.storage.getConversation(`g:${toHex(content.conversation.groupId)}`);
-    // A distribution may overtake the change that adds us (it comes from another member than
-    // the change does): keep it. Holding a key grants nothing: group content is applied only
-    // from current members. Once we know the group, only its members' distributions count.
-    if (conversation && !conversation.participants.includes(from.accountId)) return effects;
+    // Kept from anyone, members or not: a distribution may overtake the change that adds us, or
+    // the one that adds its sender back (each comes from whoever made the change), and dropping
+    // it left that member's messages unreadable here until a resend request brought it again.
+    // Holding a key grants nothing: group content is applied only from current members.
     const staged = stageStores(readProtocolStores(ctx.storage));
     try {
       await ctx.engine.processSenderKeyDistribution(staged.stores, from, content.body.message);
@@ -121,8 +121,11 @@ export async function applyGroupControl(
   }
   const removed = [...before].filter((a) => a !== self && !log.state.members.has(a));
   // sender keys rotate on every removal: our next group message starts a fresh distribution id,
-  // handed pairwise to the remaining members only
-  if (removed.length > 0) saveSenderKeyState(batch, groupId, null);
+  // handed pairwise to the remaining members only; and when we are removed or added back, so
+  // that our next message there hands every member a key again (what we sent while out, not
+  // knowing it, went to members who had not all kept it)
+  const selfChanged = before.has(self) !== log.state.members.has(self);
+  if (removed.length > 0 || selfChanged) saveSenderKeyState(batch, groupId, null);
   if (updated) effects.emit.push((x) => x.events.emit('conversationUpdated', updated));
   return effects;
 }

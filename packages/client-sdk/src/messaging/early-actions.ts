@@ -101,6 +101,8 @@ export async function applyEarlyActionsAfter(ctx: ClientContext, messageId: stri
 export async function applyEarlyActions(ctx: ClientContext, messageId?: string): Promise<void> {
   const index = await waitingFor(ctx.storage);
   if (messageId !== undefined && !index.has(messageId)) return;
+  // run once the lock is let go: an after-task may take it
+  const after: Array<() => Promise<void>> = [];
   await ctx.lock.run(async () => {
     for (const key of await ctx.storage.listProtocolKeys(EARLY_KIND)) {
       const target = targetOf(key);
@@ -117,9 +119,10 @@ export async function applyEarlyActions(ctx: ClientContext, messageId?: string):
       if (left > 0) index.set(target, left);
       else index.delete(target);
       for (const emit of effects?.emit ?? []) emit(ctx);
-      for (const task of effects?.after ?? []) await task().catch(() => undefined);
+      after.push(...(effects?.after ?? []));
     }
   });
+  for (const task of after) await task().catch(() => undefined);
 }
 
 function readAction(bytes: Uint8Array | undefined): EarlyAction | undefined {

@@ -29,7 +29,7 @@ export interface ConversationRecord {
   title?: string;
   /** Encoded attachment pointer of the group avatar. */
   avatar?: Uint8Array;
-  /** Account ids of every participant, this account included. */
+  /** Account ids of the other participants (this account not included; none in a group we are out of). */
   participants: string[];
   admins?: string[];
   createdAt: number;

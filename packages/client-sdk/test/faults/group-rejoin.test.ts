@@ -24,7 +24,7 @@ afterAll(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 
-it('a member added back while offline gets back in, and nothing is left undecryptable', async () => {
+it('a member added back while offline gets back in, reads and is read, and nothing is left undecryptable', async () => {
   const { devices, group } = await setUpGroup(relay.url, 'rejoin', false, dirs);
   const [a1, a2, b, c] = devices as [ScheduleDevice, ScheduleDevice, ScheduleDevice, ScheduleDevice];
   try {
@@ -43,6 +43,9 @@ it('a member added back while offline gets back in, and nothing is left undecryp
     }
     const welcome = await a1.client!.sendText(group, 'welcome back');
     await eventually(async () => (await c.client!.message(welcome.id)) !== undefined, 15_000, 'c reads the group again');
+    // and c is read again: its key went, while it was out, to members who did not all keep it
+    const back = await c.client!.sendText(group, 'glad to be back');
+    for (const d of [a1, a2, b]) await eventually(async () => (await d.client!.message(back.id)) !== undefined, 15_000, `${d.username} reads c again`);
     await outboxesDrained(devices);
     // c's message from outside the group fails nowhere; the device that removed c does not show
     // it (the others may have had it before they learned of the removal)

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { directConversationId } from '../../src/index.js';
 import { eventually, startRelay, tempSqlite, type TestRelay } from '../helpers/harness.js';
 import { ScheduleDevice } from './schedule-device.js';
+import { applyFaultStep } from './schedule-group.js';
 
 type Who = 0 | 1 | 2;
 type Step =
@@ -74,42 +75,15 @@ describe('randomized schedule of sends, restarts, reconnects and duplicates', ()
           const expectedAt = (d: Device) => sent.get(`${a.username}>${d.username}`) ?? [];
           await eventually(() => [b, c].every((d) => d.shown.length >= expectedAt(d).length), 10_000, 'opening sends');
         }
-        switch (s.kind) {
-          case 'send': {
-            const from = devices[s.from]!;
-            const to = devices[s.to]!;
-            if (s.from === s.to || !from.client) break;
-            const chat = await from.client.openConversation(to.username);
-            const key = `${from.username}>${to.username}`;
-            for (let i = 0; i < s.count; i++) {
-              const m = await from.client.sendText(chat, `${key} #${sent.get(key)?.length ?? 0}`);
-              sent.set(key, [...(sent.get(key) ?? []), m.id]);
-            }
-            break;
-          }
-          case 'restart':
-            if (!devices[s.who]!.client) break;
-            await devices[s.who]!.close();
-            await devices[s.who]!.open();
-            break;
-          case 'offline':
-            await devices[s.who]!.close();
-            break;
-          case 'online':
-            await devices[s.who]!.open();
-            break;
-          case 'dropConnection':
-            devices[s.who]!.transport.dropConnections();
-            break;
-          case 'duplicates':
-            devices[s.who]!.transport.faults.duplicateEnvelopes = s.on;
-            break;
-          case 'dropAcks':
-            devices[s.who]!.transport.faults.dropAcks = s.on;
-            break;
-          case 'pause':
-            await new Promise((r) => setTimeout(r, s.ms));
-            break;
+        if (await applyFaultStep(devices, s) || s.kind !== 'send') continue;
+        const from = devices[s.from]!;
+        const to = devices[s.to]!;
+        if (s.from === s.to || !from.client) continue;
+        const chat = await from.client.openConversation(to.username);
+        const key = `${from.username}>${to.username}`;
+        for (let i = 0; i < s.count; i++) {
+          const m = await from.client.sendText(chat, `${key} #${sent.get(key)?.length ?? 0}`);
+          sent.set(key, [...(sent.get(key) ?? []), m.id]);
         }
       }
 

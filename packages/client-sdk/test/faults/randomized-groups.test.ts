@@ -1,6 +1,6 @@
 /**
  * A randomized schedule in a group of three accounts, one of them on two devices, all on SQLite
- * stores, with sealed sender on or off: group and direct sends from any device, restarts,
+ * stores, with sealed sender on or off, on libsignal or on the web engine: group and direct sends from any device, restarts,
  * offline periods, dropped connections, envelopes pushed twice and acks lost. After everything
  * settles: zero undecryptable messages; every message shown exactly once on every device of
  * every other member, in the order its device sent it; stored once on every device, as a sent
@@ -8,6 +8,8 @@
  * every other member.
  */
 import { rm } from 'node:fs/promises';
+import type { ProtocolEngine } from '@sotto/protocol';
+import { createWebEngine } from '@sotto/protocol/web';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { directConversationId } from '../../src/index.js';
@@ -47,8 +49,11 @@ describe('randomized schedule in a group with a two-device member', () => {
   const dirs: string[] = [];
   let run = 0;
 
+  let web: ProtocolEngine;
+
   beforeAll(async () => {
     relay = await scheduleRelay();
+    web = await createWebEngine();
   });
 
   afterAll(async () => {
@@ -56,9 +61,9 @@ describe('randomized schedule in a group with a two-device member', () => {
     for (const dir of dirs) await rm(dir, { recursive: true, force: true });
   });
 
-  async function runSchedule(sealedSender: boolean, steps: Step[]): Promise<void> {
+  async function runSchedule(sealedSender: boolean, webEngine: boolean, steps: Step[]): Promise<void> {
     run++;
-    const { devices, group } = await setUpGroup(relay.url, `${run}${Math.random().toString(36).slice(2, 6)}`, sealedSender, dirs);
+    const { devices, group } = await setUpGroup(relay.url, `${run}${Math.random().toString(36).slice(2, 6)}`, sealedSender, dirs, webEngine ? web : undefined);
     const [a1, , b, c] = devices as [ScheduleDevice, ScheduleDevice, ScheduleDevice, ScheduleDevice];
     const sent: Sent[] = [];
     const deviceIdOf = (i: Who) => devices[i]!.client?.deviceId ?? (i === 1 ? 2 : 1);
@@ -189,7 +194,7 @@ describe('randomized schedule in a group with a two-device member', () => {
 
   it('ends with every message delivered once, in order, to every device, and nothing undecryptable', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.boolean(), fc.array(step, { minLength: 8, maxLength: 30 }), runSchedule),
+      fc.asyncProperty(fc.boolean(), fc.boolean(), fc.array(step, { minLength: 8, maxLength: 30 }), runSchedule),
       scheduleRuns(),
     );
   }, 240_000);

@@ -4,6 +4,7 @@
  * of each other) on SQLite stores, and the fault steps (restarts, offline spells, dropped
  * connections, duplicate pushes, lost acks, pauses).
  */
+import type { ProtocolEngine } from '@sotto/protocol';
 import { defaultConfig } from '@sotto/relay';
 import fc from 'fast-check';
 import { expect } from 'vitest';
@@ -78,14 +79,14 @@ export function scheduleRelay(): Promise<TestRelay> {
 /**
  * Registers the four devices (named after `tag`), makes the accounts contacts, and creates the
  * group from device 0 while device 2 gets every push twice and device 1 loses its acks.
- * `dirs` collects the temporary directories to remove.
+ * `dirs` collects the temporary directories to remove; `engine`, when given, is every device's.
  */
-export async function setUpGroup(relayUrl: string, tag: string, sealedSender: boolean, dirs: string[]): Promise<{ devices: ScheduleDevice[]; group: string }> {
+export async function setUpGroup(relayUrl: string, tag: string, sealedSender: boolean, dirs: string[], engine?: ProtocolEngine): Promise<{ devices: ScheduleDevice[]; group: string }> {
   const devices: ScheduleDevice[] = [];
   for (const name of [`g${tag}a`, `g${tag}a`, `g${tag}b`, `g${tag}c`]) {
     const db = await tempSqlite();
     dirs.push(db.dir);
-    devices.push(new ScheduleDevice(name, db.path, relayUrl, { sealedSender }));
+    devices.push(new ScheduleDevice(name, db.path, relayUrl, { sealedSender, ...(engine ? { engine } : {}) }));
   }
   const [a1, a2, b, c] = devices as [ScheduleDevice, ScheduleDevice, ScheduleDevice, ScheduleDevice];
   await a1.register();

@@ -6,26 +6,15 @@
  * to make the member delete its session with the admin's second device, so the changes that
  * add it back came on a session it no longer had and were lost.
  */
-import { rm } from 'node:fs/promises';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { eventually, type TestRelay } from '../helpers/harness.js';
+import { expect, it } from 'vitest';
+import { eventually } from '../helpers/harness.js';
 import type { ScheduleDevice } from './schedule-device.js';
-import { outboxesDrained, scheduleRelay, setUpGroup } from './schedule-group.js';
+import { outboxesDrained, scheduleSuite } from './schedule-group.js';
 
-let relay: TestRelay;
-const dirs: string[] = [];
-
-beforeAll(async () => {
-  relay = await scheduleRelay();
-});
-
-afterAll(async () => {
-  await relay?.close();
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-});
+const suite = scheduleSuite();
 
 it('a member added back while offline gets back in, reads and is read, and nothing is left undecryptable', async () => {
-  const { devices, group } = await setUpGroup(relay.url, 'rejoin', false, dirs);
+  const { devices, group } = await suite.group(false, false);
   const [a1, a2, b, c] = devices as [ScheduleDevice, ScheduleDevice, ScheduleDevice, ScheduleDevice];
   try {
     await a1.client!.sendText(group, 'before');

@@ -8,15 +8,12 @@
  * and the group works: a message from each current member's device reaches every other
  * current member's devices, and none reaches a member who is out.
  */
-import { rm } from 'node:fs/promises';
-import type { ProtocolEngine } from '@sotto/protocol';
-import { createWebEngine } from '@sotto/protocol/web';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SottoError } from '../../src/index.js';
-import { eventually, type TestRelay } from '../helpers/harness.js';
+import { eventually } from '../helpers/harness.js';
 import type { ScheduleDevice } from './schedule-device.js';
-import { applyFaultStep, faultSteps, outboxesDrained, scheduleRelay, scheduleRuns, setUpGroup, who, type FaultStep, type Who } from './schedule-group.js';
+import { applyFaultStep, type FaultStep, faultSteps, outboxesDrained, scheduleRuns, scheduleSuite, who, type Who } from './schedule-group.js';
 
 type Step = FaultStep | { kind: 'group'; from: Who; count: number } | { kind: 'toggle'; from: 0 | 1 };
 
@@ -27,30 +24,15 @@ const step: fc.Arbitrary<Step> = fc.oneof(
 );
 
 describe('randomized membership changes in a group', () => {
-  let relay: TestRelay;
-  const dirs: string[] = [];
-  let run = 0;
-
-  let web: ProtocolEngine;
-
-  beforeAll(async () => {
-    relay = await scheduleRelay();
-    web = await createWebEngine();
-  });
-
-  afterAll(async () => {
-    await relay?.close();
-    for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-  });
+  const suite = scheduleSuite();
 
   async function runSchedule(sealedSender: boolean, webEngine: boolean, steps: Step[]): Promise<void> {
-    run++;
     /** The group's members as device `d` sees them, itself included; none once it knows it is out. */
     const members = async (d: ScheduleDevice) => {
       const others = (await d.client!.conversation(group))!.participants;
       return others.length === 0 ? [] : [...others, d.username].sort();
     };
-    const { devices, group } = await setUpGroup(relay.url, `${run}${Math.random().toString(36).slice(2, 6)}x`, sealedSender, dirs, webEngine ? web : undefined);
+    const { devices, group } = await suite.group(sealedSender, webEngine);
     const [a1, , , c] = devices as [ScheduleDevice, ScheduleDevice, ScheduleDevice, ScheduleDevice];
     try {
       for (const s of steps) {

@@ -7,15 +7,12 @@
  * transcript on the sender's other device; and delivered, in the sending device's status, to
  * every other member.
  */
-import { rm } from 'node:fs/promises';
-import type { ProtocolEngine } from '@sotto/protocol';
-import { createWebEngine } from '@sotto/protocol/web';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { directConversationId } from '../../src/index.js';
-import { eventually, type TestRelay } from '../helpers/harness.js';
+import { eventually } from '../helpers/harness.js';
 import type { ScheduleDevice } from './schedule-device.js';
-import { applyFaultStep, faultSteps, outboxesDrained, scheduleRelay, scheduleRuns, setUpGroup, who, type FaultStep, type Who } from './schedule-group.js';
+import { applyFaultStep, type FaultStep, faultSteps, outboxesDrained, scheduleRuns, scheduleSuite, who, type Who } from './schedule-group.js';
 
 type Step =
   | FaultStep
@@ -45,25 +42,10 @@ interface Sent {
 }
 
 describe('randomized schedule in a group with a two-device member', () => {
-  let relay: TestRelay;
-  const dirs: string[] = [];
-  let run = 0;
-
-  let web: ProtocolEngine;
-
-  beforeAll(async () => {
-    relay = await scheduleRelay();
-    web = await createWebEngine();
-  });
-
-  afterAll(async () => {
-    await relay?.close();
-    for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-  });
+  const suite = scheduleSuite();
 
   async function runSchedule(sealedSender: boolean, webEngine: boolean, steps: Step[]): Promise<void> {
-    run++;
-    const { devices, group } = await setUpGroup(relay.url, `${run}${Math.random().toString(36).slice(2, 6)}`, sealedSender, dirs, webEngine ? web : undefined);
+    const { devices, group } = await suite.group(sealedSender, webEngine);
     const [a1, , b, c] = devices as [ScheduleDevice, ScheduleDevice, ScheduleDevice, ScheduleDevice];
     const sent: Sent[] = [];
     const deviceIdOf = (i: Who) => devices[i]!.client?.deviceId ?? (i === 1 ? 2 : 1);

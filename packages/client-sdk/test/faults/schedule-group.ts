@@ -4,10 +4,12 @@
  * of each other) on SQLite stores, and the fault steps (restarts, offline spells, dropped
  * connections, duplicate pushes, lost acks, pauses).
  */
+import { rm } from 'node:fs/promises';
 import type { ProtocolEngine } from '@sotto/protocol';
+import { createWebEngine } from '@sotto/protocol/web';
 import { defaultConfig } from '@sotto/relay';
 import fc from 'fast-check';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { becomeContacts, eventually, startRelay, tempSqlite, type TestRelay } from '../helpers/harness.js';
 import { ScheduleDevice } from './schedule-device.js';
 
@@ -125,5 +127,28 @@ export function scheduleRuns(): fc.Parameters<unknown> {
     numRuns: Number(env['SCHEDULE_RUNS'] ?? 4),
     endOnFailure: true,
     ...(env['SCHEDULE_SEED'] ? { seed: Number(env['SCHEDULE_SEED']), path: env['SCHEDULE_PATH'] } : {}),
+  };
+}
+
+/**
+ * Registers a schedule suite's hooks (call it inside `describe`): a relay and the web engine
+ * before the runs, the relay closed and every temporary directory removed after them.
+ * `group(sealedSender, webEngine)` sets up a fresh group ({@link setUpGroup}) for one run.
+ */
+export function scheduleSuite(): { group(sealedSender: boolean, webEngine: boolean): Promise<{ devices: ScheduleDevice[]; group: string }> } {
+  let relay: TestRelay | undefined;
+  let web: ProtocolEngine | undefined;
+  const dirs: string[] = [];
+  let run = 0;
+  beforeAll(async () => {
+    relay = await scheduleRelay();
+    web = await createWebEngine();
+  });
+  afterAll(async () => {
+    await relay?.close();
+    for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+  });
+  return {
+    group: (sealedSender, webEngine) => setUpGroup(relay!.url, `${++run}${Math.random().toString(36).slice(2, 6)}`, sealedSender, dirs, webEngine ? web : undefined),
   };
 }

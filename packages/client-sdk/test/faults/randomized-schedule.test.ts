@@ -11,30 +11,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { directConversationId } from '../../src/index.js';
 import { eventually, startRelay, tempSqlite, type TestRelay } from '../helpers/harness.js';
 import { ScheduleDevice } from './schedule-device.js';
-import { applyFaultStep } from './schedule-group.js';
+import { applyFaultStep, faultStepsOn, type FaultStep } from './schedule-group.js';
 
 type Who = 0 | 1 | 2;
-type Step =
-  | { kind: 'send'; from: Who; to: Who; count: number }
-  | { kind: 'restart'; who: Who }
-  | { kind: 'offline'; who: Who }
-  | { kind: 'online'; who: Who }
-  | { kind: 'dropConnection'; who: Who }
-  | { kind: 'duplicates'; who: Who; on: boolean }
-  | { kind: 'dropAcks'; who: Who; on: boolean }
-  | { kind: 'pause'; ms: number };
+type Step = FaultStep<Who> | { kind: 'send'; from: Who; to: Who; count: number };
 
-const who = fc.constantFrom<Who>(0, 1, 2);
 const pair = fc.constantFrom<[Who, Who]>([0, 1], [0, 2], [1, 0], [1, 2], [2, 0], [2, 1]);
 const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 6, arbitrary: fc.tuple(pair, fc.integer({ min: 1, max: 5 })).map(([[from, to], count]) => ({ kind: 'send' as const, from, to, count })) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('restart' as const), who }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('offline' as const), who }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('online' as const), who }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('dropConnection' as const), who }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('duplicates' as const), who, on: fc.boolean() }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('dropAcks' as const), who, on: fc.boolean() }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('pause' as const), ms: fc.integer({ min: 0, max: 60 }) }) },
+  ...faultStepsOn(fc.constantFrom<Who>(0, 1, 2)),
 );
 
 type Device = ScheduleDevice;

@@ -16,34 +16,40 @@ import { ScheduleDevice } from './schedule-device.js';
 /** Devices 0 and 1 are one account's; 2 and 3 are one device each of two more. */
 export type Who = 0 | 1 | 2 | 3;
 
-export type FaultStep =
-  | { kind: 'restart'; who: Who }
-  | { kind: 'offline'; who: Who }
-  | { kind: 'online'; who: Who }
-  | { kind: 'dropConnection'; who: Who }
-  | { kind: 'duplicates'; who: Who; on: boolean }
-  | { kind: 'dropAcks'; who: Who; on: boolean }
+/** A fault step on device `who` (an index into the schedule's devices). */
+export type FaultStep<W extends number = Who> =
+  | { kind: 'restart'; who: W }
+  | { kind: 'offline'; who: W }
+  | { kind: 'online'; who: W }
+  | { kind: 'dropConnection'; who: W }
+  | { kind: 'duplicates'; who: W; on: boolean }
+  | { kind: 'dropAcks'; who: W; on: boolean }
   | { kind: 'pause'; ms: number };
 
 export const who = fc.constantFrom<Who>(0, 1, 2, 3);
 
-/** The fault steps with their weights, for `fc.oneof`. */
-export const faultSteps: Array<{ weight: number; arbitrary: fc.Arbitrary<FaultStep> }> = [
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('restart' as const), who }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('offline' as const), who }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('online' as const), who }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('dropConnection' as const), who }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('duplicates' as const), who, on: fc.boolean() }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('dropAcks' as const), who, on: fc.boolean() }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('pause' as const), ms: fc.integer({ min: 0, max: 60 }) }) },
-];
+/** The fault steps on the devices `on` picks, with their weights, for `fc.oneof`. */
+export function faultStepsOn<W extends number>(on: fc.Arbitrary<W>): Array<{ weight: number; arbitrary: fc.Arbitrary<FaultStep<W>> }> {
+  return [
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('restart' as const), who: on }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('offline' as const), who: on }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('online' as const), who: on }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('dropConnection' as const), who: on }) },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('duplicates' as const), who: on, on: fc.boolean() }) },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('dropAcks' as const), who: on, on: fc.boolean() }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('pause' as const), ms: fc.integer({ min: 0, max: 60 }) }) },
+  ];
+}
+
+/** The fault steps on the four devices of the group schedules. */
+export const faultSteps = faultStepsOn(who);
 
 const FAULT_KINDS = new Set(['restart', 'offline', 'online', 'dropConnection', 'duplicates', 'dropAcks', 'pause']);
 
 /** Applies `s` if it is a fault step; false if it is not one. */
 export async function applyFaultStep(devices: readonly ScheduleDevice[], s: { kind: string }): Promise<boolean> {
   if (!FAULT_KINDS.has(s.kind)) return false;
-  const step = s as FaultStep;
+  const step = s as FaultStep<number>;
   switch (step.kind) {
     case 'restart':
       if (!devices[step.who]!.client) break;

@@ -1,17 +1,19 @@
 /**
- * A randomized schedule between three clients on SQLite stores: sends between any pair,
- * restarts (close and reopen from the file), offline periods, dropped connections, envelopes
- * pushed twice and acks lost. After everything settles: zero undecryptable messages, every sent
+ * A randomized schedule between three clients on SQLite stores, on libsignal or on the web
+ * engine: sends between any pair, restarts (close and reopen from the file), offline periods,
+ * dropped connections, envelopes pushed twice and acks lost. After everything settles: zero undecryptable messages, every sent
  * message stored exactly once at its recipient, shown exactly once (across restarts), and shown
  * in the order its sender sent it; and no send failed for good.
  */
 import { rm } from 'node:fs/promises';
+import type { ProtocolEngine } from '@sotto/protocol';
+import { createWebEngine } from '@sotto/protocol/web';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { directConversationId } from '../../src/index.js';
-import { eventually, startRelay, tempSqlite, type TestRelay } from '../helpers/harness.js';
+import { eventually, tempSqlite, type TestRelay } from '../helpers/harness.js';
 import { ScheduleDevice } from './schedule-device.js';
-import { applyFaultStep, faultStepsOn, type FaultStep } from './schedule-group.js';
+import { applyFaultStep, faultStepsOn, scheduleRelay, scheduleRuns, type FaultStep } from './schedule-group.js';
 
 type Who = 0 | 1 | 2;
 type Step = FaultStep<Who> | { kind: 'send'; from: Who; to: Who; count: number };
@@ -29,8 +31,11 @@ describe('randomized schedule of sends, restarts, reconnects and duplicates', ()
   const dirs: string[] = [];
   let run = 0;
 
+  let web: ProtocolEngine;
+
   beforeAll(async () => {
-    relay = await startRelay();
+    relay = await scheduleRelay();
+    web = await createWebEngine();
   });
 
   afterAll(async () => {
@@ -38,13 +43,13 @@ describe('randomized schedule of sends, restarts, reconnects and duplicates', ()
     for (const dir of dirs) await rm(dir, { recursive: true, force: true });
   });
 
-  async function runSchedule(steps: Step[]): Promise<void> {
+  async function runSchedule(webEngine: boolean, steps: Step[]): Promise<void> {
     run++;
     const devices: Device[] = [];
     for (let i = 0; i < 3; i++) {
       const db = await tempSqlite();
       dirs.push(db.dir);
-      devices.push(new ScheduleDevice(`r${run}u${i}${Math.random().toString(36).slice(2, 6)}`, db.path, relay.url));
+      devices.push(new ScheduleDevice(`r${run}u${i}${Math.random().toString(36).slice(2, 6)}`, db.path, relay.url, webEngine ? { engine: web } : {}));
     }
     /** Sent message ids per (from, to), in send order. */
     const sent = new Map<string, string[]>();
@@ -106,6 +111,6 @@ describe('randomized schedule of sends, restarts, reconnects and duplicates', ()
   }
 
   it('ends with zero undecryptable and zero duplicated messages', async () => {
-    await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 8, maxLength: 40 }), runSchedule), { numRuns: 5, endOnFailure: true });
+    await fc.assert(fc.asyncProperty(fc.boolean(), fc.array(step, { minLength: 8, maxLength: 40 }), runSchedule), { ...scheduleRuns(), numRuns: Number(process.env['SCHEDULE_RUNS'] ?? 5) });
   }, 150_000);
 });

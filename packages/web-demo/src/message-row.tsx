@@ -6,6 +6,7 @@ import { EDIT_WINDOW_MS, REACTIONS, seenByOf, statusDetailOf, statusOf } from '.
 
 export function MessageRow({ client, m, isGroup, version, replied, onReply, run }: { client: SottoClient; m: MessageView; isGroup: boolean; version: number; replied: MessageView | undefined; onReply: () => void; run: (a: () => Promise<unknown>) => void }) {
   const [image, setImage] = useState<string | undefined>();
+  const seenBy = seenByOf(m);
   const [editing, setEditing] = useState<string | undefined>();
   const [forwarding, setForwarding] = useState(false);
   const [forwardTo, setForwardTo] = useState('');
@@ -47,7 +48,7 @@ export function MessageRow({ client, m, isGroup, version, replied, onReply, run 
         {new Date(m.sentAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}
         {m.editedAt !== undefined && ' · edited'}
         {m.outgoing && <span class="status" data-testid="status" title={statusDetailOf(m)}>{statusOf(m)}</span>}
-        {isGroup && m.outgoing && seenByOf(m).length > 0 && <span class="seen-by" data-testid="seen-by">Seen by {seenByOf(m).join(', ')}</span>}
+        {isGroup && m.outgoing && seenBy.length > 0 && <span class="seen-by" data-testid="seen-by">Seen by {seenBy.join(', ')}</span>}
       </span>
       {m.deletedAt === undefined && (
         <span class="tools">

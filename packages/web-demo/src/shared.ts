@@ -49,19 +49,18 @@ export function seenByOf(m: MessageView): string[] {
   return Object.entries(m.status ?? {}).filter(([, s]) => s.state === 'read').map(([account]) => account).sort();
 }
 
+/** How each delivery state shows. */
+const STATE_LABEL = { pending: '…', sent: '✓', delivered: '✓✓', read: 'Seen', failed: 'Failed' } as const;
+
 /** Each recipient's state, for a tooltip: "bob: Seen · carol: ✓✓". */
 export function statusDetailOf(m: MessageView): string {
-  const label = { pending: '…', sent: '✓', delivered: '✓✓', read: 'Seen', failed: 'Failed' } as const;
-  return Object.entries(m.status ?? {}).sort(([a], [b]) => a.localeCompare(b)).map(([account, s]) => `${account}: ${label[s.state]}`).join(' · ');
+  return Object.entries(m.status ?? {}).sort(([a], [b]) => a.localeCompare(b)).map(([account, s]) => `${account}: ${STATE_LABEL[s.state]}`).join(' · ');
 }
 
 /** ✓ sent, ✓✓ delivered, "Seen" read: the least advanced recipient decides. */
 export function statusOf(m: MessageView): string {
   const states = Object.values(m.status ?? {}).map((s) => s.state);
   if (states.length === 0) return '';
-  if (states.includes('failed')) return 'Failed';
-  if (states.includes('pending')) return '…';
-  if (states.includes('sent')) return '✓';
-  if (states.includes('delivered')) return '✓✓';
-  return 'Seen';
+  for (const state of ['failed', 'pending', 'sent', 'delivered'] as const) if (states.includes(state)) return STATE_LABEL[state];
+  return STATE_LABEL.read;
 }

@@ -13,7 +13,7 @@
  * actions naming messages that never come (forged ids, or messages from before this device was
  * linked) cannot pile up.
  */
-import { decodeCbor, decodeContent, encodeCbor, encodeContent, FieldReader, type Content, type DeviceAddress } from '@sotto/protocol';
+import { addressKey, decodeCbor, decodeContent, encodeCbor, encodeContent, FieldReader, type Content, type DeviceAddress } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
 import { StorageBatch } from '../storage/batch.js';
 import type { Storage } from '../storage/storage.js';
@@ -51,7 +51,7 @@ async function waitingFor(storage: Storage): Promise<Map<string, number>> {
   return index;
 }
 
-const keyOf = (targetId: string, content: Content, from: DeviceAddress) => `${targetId} ${content.id} ${from.accountId}.${from.deviceId}`;
+const keyOf = (targetId: string, content: Content, from: DeviceAddress) => `${targetId} ${content.id} ${addressKey(from)}`;
 const targetOf = (key: string) => key.slice(0, key.indexOf(' '));
 
 /**

@@ -370,8 +370,7 @@ export class Outbox {
     // the message's recipients
     let failedFor = [recipient];
     if (entry.messageId !== undefined && recipient.startsWith('g:')) {
-      const status = (await storage.getMessage(entry.messageId))?.status ?? {};
-      const unreached = Object.entries(status).filter(([, s]) => s.state === 'pending').map(([a]) => a);
+      const unreached = await leftOut(storage, entry.messageId, []);
       if (unreached.length > 0) failedFor = unreached;
     }
     const at = now();

@@ -255,10 +255,9 @@ export class Receiver {
 
   /**
    * A group message we hold no sender key for. From someone who is out of every group of ours
-   * they were in (removed, or left), it is one they sent before they learned it: its group
-   * would not show it, and a member drops an outsider's distribution, so asking for it again
-   * only brings it back unreadable. Dropped without `decryptionFailed` or a resend request.
-   * From anyone else it is a failure like any other (the distribution may be late, or lost).
+   * they were in (removed, or left), it is one they sent before they learned it, which its
+   * group would not show anyway: dropped without `decryptionFailed` or a resend request. From
+   * anyone else it is a failure like any other (the distribution may be late, or lost).
    */
   private async noSenderKey(envelope: Envelope, from: DeviceAddress): Promise<Effects> {
     const { ctx } = this;
@@ -327,8 +326,9 @@ export class Receiver {
   /**
    * A plaintext envelope may only carry a resend request. The sender answers by re-queuing the
    * named message and, when a pairwise message failed, marking the session with that device for
-   * a reset: the next send starts a fresh session from a new prekey bundle. A group message is sent again to the asker alone,
-   * pairwise, and our sender key for that group goes to them again with our next group message.
+   * a reset: the next send starts a fresh session from a new prekey bundle. A group message is
+   * sent again to the asker alone, pairwise, and our sender key for that group goes to them
+   * again with our next group message.
    */
   private async plaintext(envelope: Envelope): Promise<Effects> {
     const { ctx } = this;

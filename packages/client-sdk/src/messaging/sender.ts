@@ -328,7 +328,7 @@ export class Sender {
       out.push(messages);
     }
     const batch = new StorageBatch().storeChanges(staged.changes());
-    for (const d of missing) clearSessionReset(storage, batch, d);
+    for (const d of missing) if (mustResetSession(resets, d)) clearSessionReset(storage, batch, d);
     await storage.commit(batch);
     return out;
   }

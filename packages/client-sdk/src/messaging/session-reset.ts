@@ -9,14 +9,12 @@
  * A marker per device address, read from the store once per store and then kept in memory:
  * the send path asks for every device it encrypts to.
  */
-import { encodeCbor, type DeviceAddress } from '@sotto/protocol';
+import { addressKey, encodeCbor, type DeviceAddress } from '@sotto/protocol';
 import type { StorageBatch } from '../storage/batch.js';
 import type { Storage } from '../storage/storage.js';
 
 const RESET_KIND = 'sessionReset';
 const marked = new WeakMap<Storage, Set<string>>();
-
-const keyOf = (address: DeviceAddress) => `${address.accountId}.${address.deviceId}`;
 
 /** The addresses whose session starts afresh at the next send (loaded once per store). */
 export async function sessionResets(storage: Storage): Promise<ReadonlySet<string>> {
@@ -30,19 +28,19 @@ export async function sessionResets(storage: Storage): Promise<ReadonlySet<strin
 
 /** Whether `address` is in `resets` (from {@link sessionResets}). */
 export function mustResetSession(resets: ReadonlySet<string>, address: DeviceAddress): boolean {
-  return resets.size > 0 && resets.has(keyOf(address));
+  return resets.size > 0 && resets.has(addressKey(address));
 }
 
 /** Adds to `batch`: our next send to `address` starts a new session. */
 export async function markSessionReset(storage: Storage, batch: StorageBatch, address: DeviceAddress, at: number): Promise<void> {
   const set = (await sessionResets(storage)) as Set<string>;
-  batch.protocolRecord(RESET_KIND, keyOf(address), encodeCbor({ v: 1, t: at }));
+  batch.protocolRecord(RESET_KIND, addressKey(address), encodeCbor({ v: 1, t: at }));
   // counted before the commit: a failed one only makes one send start a session it did not need to
-  set.add(keyOf(address));
+  set.add(addressKey(address));
 }
 
 /** Adds to `batch`: the new session with `address` is made (in the same commit). */
 export function clearSessionReset(storage: Storage, batch: StorageBatch, address: DeviceAddress): void {
-  batch.protocolRecord(RESET_KIND, keyOf(address), null);
-  marked.get(storage)?.delete(keyOf(address));
+  batch.protocolRecord(RESET_KIND, addressKey(address), null);
+  marked.get(storage)?.delete(addressKey(address));
 }

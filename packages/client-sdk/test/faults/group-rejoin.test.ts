@@ -14,7 +14,7 @@ import { outboxesDrained, scheduleSuite } from './schedule-group.js';
 const suite = scheduleSuite();
 
 it('a member added back while offline gets back in, reads and is read, and nothing is left undecryptable', async () => {
-  const { devices, group } = await suite.group(false, false);
+  const { devices, group } = await suite.group({});
   const [a1, a2, b, c] = devices as [ScheduleDevice, ScheduleDevice, ScheduleDevice, ScheduleDevice];
   try {
     await a1.client!.sendText(group, 'before');

@@ -32,7 +32,7 @@ describe('randomized membership changes in a group', () => {
       const others = (await d.client!.conversation(group))!.participants;
       return others.length === 0 ? [] : [...others, d.username].sort();
     };
-    const { devices, group } = await suite.group(sealedSender, webEngine);
+    const { devices, group } = await suite.group({ sealedSender, webEngine });
     const [a1, , , c] = devices as [ScheduleDevice, ScheduleDevice, ScheduleDevice, ScheduleDevice];
     try {
       for (const s of steps) {

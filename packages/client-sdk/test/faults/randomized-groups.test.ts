@@ -45,7 +45,7 @@ describe('randomized schedule in a group with a two-device member', () => {
   const suite = scheduleSuite();
 
   async function runSchedule(sealedSender: boolean, webEngine: boolean, steps: Step[]): Promise<void> {
-    const { devices, group } = await suite.group(sealedSender, webEngine);
+    const { devices, group } = await suite.group({ sealedSender, webEngine });
     const [a1, , b, c] = devices as [ScheduleDevice, ScheduleDevice, ScheduleDevice, ScheduleDevice];
     const sent: Sent[] = [];
     const deviceIdOf = (i: Who) => devices[i]!.client?.deviceId ?? (i === 1 ? 2 : 1);

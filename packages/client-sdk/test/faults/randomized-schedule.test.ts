@@ -1,19 +1,16 @@
 /**
  * A randomized schedule between three clients on SQLite stores, on libsignal or on the web
  * engine: sends between any pair, restarts (close and reopen from the file), offline periods,
- * dropped connections, envelopes pushed twice and acks lost. After everything settles: zero undecryptable messages, every sent
- * message stored exactly once at its recipient, shown exactly once (across restarts), and shown
- * in the order its sender sent it; and no send failed for good.
+ * dropped connections, envelopes pushed twice and acks lost. After everything settles: zero
+ * undecryptable messages, every sent message stored exactly once at its recipient, shown exactly
+ * once (across restarts), and shown in the order its sender sent it; and no send failed for good.
  */
-import { rm } from 'node:fs/promises';
-import type { ProtocolEngine } from '@sotto/protocol';
-import { createWebEngine } from '@sotto/protocol/web';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { directConversationId } from '../../src/index.js';
-import { eventually, tempSqlite, type TestRelay } from '../helpers/harness.js';
-import { ScheduleDevice } from './schedule-device.js';
-import { applyFaultStep, faultStepsOn, scheduleRelay, scheduleRuns, type FaultStep } from './schedule-group.js';
+import { eventually } from '../helpers/harness.js';
+import type { ScheduleDevice } from './schedule-device.js';
+import { applyFaultStep, faultStepsOn, scheduleRuns, scheduleSuite, type FaultStep } from './schedule-group.js';
 
 type Who = 0 | 1 | 2;
 type Step = FaultStep<Who> | { kind: 'send'; from: Who; to: Who; count: number };
@@ -27,30 +24,13 @@ const step: fc.Arbitrary<Step> = fc.oneof(
 type Device = ScheduleDevice;
 
 describe('randomized schedule of sends, restarts, reconnects and duplicates', () => {
-  let relay: TestRelay;
-  const dirs: string[] = [];
+  const suite = scheduleSuite();
   let run = 0;
-
-  let web: ProtocolEngine;
-
-  beforeAll(async () => {
-    relay = await scheduleRelay();
-    web = await createWebEngine();
-  });
-
-  afterAll(async () => {
-    await relay?.close();
-    for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-  });
 
   async function runSchedule(webEngine: boolean, steps: Step[]): Promise<void> {
     run++;
     const devices: Device[] = [];
-    for (let i = 0; i < 3; i++) {
-      const db = await tempSqlite();
-      dirs.push(db.dir);
-      devices.push(new ScheduleDevice(`r${run}u${i}${Math.random().toString(36).slice(2, 6)}`, db.path, relay.url, webEngine ? { engine: web } : {}));
-    }
+    for (let i = 0; i < 3; i++) devices.push(await suite.device(`r${run}u${i}${Math.random().toString(36).slice(2, 6)}`, { webEngine }));
     /** Sent message ids per (from, to), in send order. */
     const sent = new Map<string, string[]>();
     try {

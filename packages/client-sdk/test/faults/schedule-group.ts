@@ -85,17 +85,13 @@ export function scheduleRelay(): Promise<TestRelay> {
 }
 
 /**
- * Registers the four devices (named after `tag`), makes the accounts contacts, and creates the
- * group from device 0 while device 2 gets every push twice and device 1 loses its acks.
- * `dirs` collects the temporary directories to remove; `engine`, when given, is every device's.
+ * Registers the four devices (named after `tag`, made by `newDevice`), makes the accounts
+ * contacts, and creates the group from device 0 while device 2 gets every push twice and device
+ * 1 loses its acks.
  */
-export async function setUpGroup(relayUrl: string, tag: string, sealedSender: boolean, dirs: string[], engine?: ProtocolEngine): Promise<{ devices: ScheduleDevice[]; group: string }> {
+async function setUpGroup(newDevice: (name: string) => Promise<ScheduleDevice>, tag: string): Promise<{ devices: ScheduleDevice[]; group: string }> {
   const devices: ScheduleDevice[] = [];
-  for (const name of [`g${tag}a`, `g${tag}a`, `g${tag}b`, `g${tag}c`]) {
-    const db = await tempSqlite();
-    dirs.push(db.dir);
-    devices.push(new ScheduleDevice(name, db.path, relayUrl, { sealedSender, ...(engine ? { engine } : {}) }));
-  }
+  for (const name of [`g${tag}a`, `g${tag}a`, `g${tag}b`, `g${tag}c`]) devices.push(await newDevice(name));
   const [a1, a2, b, c] = devices as [ScheduleDevice, ScheduleDevice, ScheduleDevice, ScheduleDevice];
   await a1.register();
   await a2.linkTo(a1.client!);
@@ -136,12 +132,22 @@ export function scheduleRuns(): fc.Parameters<unknown> {
   };
 }
 
+/** How a schedule's device runs: sealed sender, and the web engine instead of libsignal. */
+export interface ScheduleDeviceOptions {
+  sealedSender?: boolean;
+  webEngine?: boolean;
+}
+
 /**
  * Registers a schedule suite's hooks (call it inside `describe`): a relay and the web engine
  * before the runs, the relay closed and every temporary directory removed after them.
- * `group(sealedSender, webEngine)` sets up a fresh group ({@link setUpGroup}) for one run.
+ * `device(name, options)` makes a device on a fresh SQLite file; `group(options)` sets up a
+ * fresh group of four such devices ({@link setUpGroup}) for one run.
  */
-export function scheduleSuite(): { group(sealedSender: boolean, webEngine: boolean): Promise<{ devices: ScheduleDevice[]; group: string }> } {
+export function scheduleSuite(): {
+  device(name: string, options?: ScheduleDeviceOptions): Promise<ScheduleDevice>;
+  group(options: ScheduleDeviceOptions): Promise<{ devices: ScheduleDevice[]; group: string }>;
+} {
   let relay: TestRelay | undefined;
   let web: ProtocolEngine | undefined;
   const dirs: string[] = [];
@@ -154,7 +160,13 @@ export function scheduleSuite(): { group(sealedSender: boolean, webEngine: boole
     await relay?.close();
     for (const dir of dirs) await rm(dir, { recursive: true, force: true });
   });
+  const device = async (name: string, options: ScheduleDeviceOptions = {}): Promise<ScheduleDevice> => {
+    const db = await tempSqlite();
+    dirs.push(db.dir);
+    return new ScheduleDevice(name, db.path, relay!.url, { sealedSender: options.sealedSender === true, ...(options.webEngine ? { engine: web! } : {}) });
+  };
   return {
-    group: (sealedSender, webEngine) => setUpGroup(relay!.url, `${++run}${Math.random().toString(36).slice(2, 6)}`, sealedSender, dirs, webEngine ? web : undefined),
+    device,
+    group: (options) => setUpGroup((name) => device(name, options), `${++run}${Math.random().toString(36).slice(2, 6)}`),
   };
 }

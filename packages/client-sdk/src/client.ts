@@ -43,6 +43,7 @@ import { RelayHttp } from './relay/relay-http.js';
 import { globalWebSocketFactory, type WebSocketFactory } from './relay/transport.js';
 import { forgetParkedBefore, forgetSentBefore, PARKED_RECEIPT_TTL_MS } from './messaging/sent-index.js';
 import { applyEarlyActions, EARLY_ACTION_TTL_MS, forgetEarlyActionsBefore } from './messaging/early-actions.js';
+import { forgetGroupLogAsksBefore, GROUP_LOG_ASK_TTL_MS } from './groups/updates.js';
 import { askedProfile, ensureProfileKey, profileAvatar, refreshProfile, setProfile, shareProfileKeyIfNeeded, type ProfileUpdate, type ProfileView } from './features/profiles.js';
 import { sealedSending } from './messaging/sealed.js';
 import { StorageBatch } from './storage/batch.js';
@@ -338,8 +339,9 @@ export class SottoClient {
 
   /**
    * Forgets processed-envelope markers and where-sent records older than {@link FORGET_AFTER_MS},
-   * and delivery receipts parked for an hour without their "sent" commit (at connect, then
-   * daily), so they do not grow with the account's whole history.
+   * delivery receipts parked for an hour without their "sent" commit, early actions past their
+   * TTL and day-old records of requests for missing group changes (at connect, then daily), so
+   * they do not grow with the account's whole history.
    */
   async forgetOld(): Promise<void> {
     this.assertOpen();
@@ -349,6 +351,7 @@ export class SottoClient {
     await forgetSentBefore(this.ctx.storage, batch, cutoff);
     await forgetParkedBefore(this.ctx.storage, batch, now - PARKED_RECEIPT_TTL_MS);
     await forgetEarlyActionsBefore(this.ctx.storage, batch, now - EARLY_ACTION_TTL_MS);
+    await forgetGroupLogAsksBefore(this.ctx.storage, batch, now - GROUP_LOG_ASK_TTL_MS);
     // derived bookkeeping: losing this commit to power loss only means doing it again
     await this.ctx.storage.commit(batch, { durability: 'relaxed' });
   }

@@ -115,6 +115,7 @@ const contents: Content[] = [
   { ...header, type: 'sync', body: { kind: 'conversation', payload: { conversation: { kind: 'direct', accountId: 'bob' }, muted: true, notifications: { messages: true, reactions: false, calls: true } } } },
   { ...header, type: 'resendRequest', body: { messageIds: ['BBECAwQFBgcICQoLDA0ODw'], envelopeTimestamp: sentAt, senderDeviceId: 2, reason: 'INVALID_MESSAGE' } },
   { ...header, type: 'profileKey', body: { key: seq(32, 0x77) } },
+  { ...header, type: 'groupLogRequest', conversation: { kind: 'group', groupId }, body: { groupId, missing: seq(32, 0x30), have: [seq(32, 0x60), seq(32, 0x90)], deviceId: 2 } },
 ];
 
 const vectors: { name: string; format: string; value: unknown; hex: string }[] = [];

@@ -132,7 +132,7 @@ export async function applyOwnDeviceContent(
   serverTimestamp: number,
   effects: Effects,
 ): Promise<Effects> {
-  if (content.type === 'groupUpdate') return applyGroupControl(ctx, batch, from, content, receivedAt, effects);
+  if (content.type === 'groupUpdate' || content.type === 'groupLogRequest') return applyGroupControl(ctx, batch, from, content, receivedAt, effects);
   if (content.type === 'call') {
     const { action, callId } = content.body;
     return action === 'answer' || action === 'decline' ? receiveCallHandledElsewhere(ctx, batch, callId, receivedAt, effects) : effects;

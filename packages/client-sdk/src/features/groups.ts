@@ -1,6 +1,5 @@
 import { encodeContent, MAX_MEMBERS_PER_ACTION, sameBytes, type Content, type GroupAction, type GroupMemberEntry, type GroupMessagePermissions } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
-import { hasOtherDevices } from '../devices/sync.js';
 import { SottoError } from '../errors.js';
 import { sendGroupPayload } from '../groups/group-messenger.js';
 import { mayPostInGroup } from '../groups/group-receive.js';
@@ -8,6 +7,7 @@ import { rememberSigned, groupIdOf, groupVerifier, loadGroupLog, saveGroupLog, s
 import { genesisGroupChange, newGroupId, nextGroupChange, signGroupChange, type GroupAuthor } from '../groups/author.js';
 import { GroupLog } from '../groups/log.js';
 import { GroupChangeRejectedError } from '../groups/rejection.js';
+import { enqueueGroupUpdates } from '../groups/updates.js';
 import { newMessageId } from '../ids.js';
 import { enqueueContent } from '../messaging/compose.js';
 import { StorageBatch } from '../storage/batch.js';
@@ -225,28 +225,6 @@ function assertMayPost(ctx: ClientContext, conversation: ConversationRecord, typ
   if (!member) throw new SottoError('NOT_ALLOWED', 'you are not a member of this group');
   if (!mayPostInGroup({ ...conversation, participants: [...conversation.participants, self] }, self, type)) {
     throw new SottoError('NOT_ALLOWED', 'only admins may post in this group');
-  }
-}
-
-/** Queues one `groupUpdate` per change, in order, to each of `recipients` (pairwise, durable). */
-/**
- * Queues `changes` (signed group changes, in order) for `recipients`; with `mirror`, also for our
- * own other devices, which keep the same group log.
- */
-function enqueueGroupUpdates(ctx: ClientContext, batch: StorageBatch, conversation: ConversationRecord, recipients: string[], changes: Uint8Array[], mirror = false): void {
-  if (mirror && hasOtherDevices(ctx)) recipients = [...recipients, ctx.account.accountId];
-  if (recipients.length === 0) return;
-  const groupId = groupIdOf(conversation.id);
-  for (const change of changes) {
-    const content: Content = {
-      v: 1,
-      type: 'groupUpdate',
-      id: newMessageId(),
-      sentAt: ctx.now(),
-      conversation: { kind: 'group', groupId },
-      body: { groupId, change },
-    };
-    enqueueContent(ctx, batch, { ...conversation, participants: recipients }, content);
   }
 }
 

@@ -10,6 +10,7 @@ import { GroupLog } from './log.js';
 import { GroupChangeRejectedError, type GroupRejectionReason } from './rejection.js';
 import { decodeGroupChangeBytes } from './state.js';
 import { GROUP_KINDS, groupVerifier, loadGroupLog, saveGroupLog, saveSenderKeyState } from './group-store.js';
+import { answerGroupLogRequest, askForMissingChanges } from './updates.js';
 
 /**
  * Whether `accountId` may post `type` in a group conversation right now: it must be a current
@@ -23,10 +24,12 @@ export function mayPostInGroup(conversation: ConversationRecord, accountId: stri
 }
 
 /**
- * Applies a pairwise `groupUpdate` or `senderKeyDistribution` from `from` (writes go into
- * `batch`, committed by the receiver with the ratchet changes). A change is verified by the
- * group log; a rejected one changes nothing and raises `groupChangeRejected`. A distribution is
- * kept from anyone (a key grants nothing: content counts only from current members).
+ * Applies a pairwise `groupUpdate`, `senderKeyDistribution` or `groupLogRequest` from `from`
+ * (writes go into `batch`, committed by the receiver with the ratchet changes). A change is
+ * verified by the group log; a rejected one changes nothing and raises `groupChangeRejected`;
+ * one whose parent is unknown is buffered, and its sender asked for what is missing
+ * (groups/updates.ts), as a request is answered. A distribution is kept from anyone (a key
+ * grants nothing: content counts only from current members).
  */
 /**
  * Groups up to this many members fetch a member's profile as soon as its key arrives; larger
@@ -38,10 +41,15 @@ export async function applyGroupControl(
   ctx: ClientContext,
   batch: StorageBatch,
   from: DeviceAddress,
-  content: Extract<Content, { type: 'groupUpdate' | 'senderKeyDistribution' }>,
+  content: Extract<Content, { type: 'groupUpdate' | 'senderKeyDistribution' | 'groupLogRequest' }>,
   receivedAt: number,
   effects: Effects,
 ): Promise<Effects> {
+  if (content.type === 'groupLogRequest') {
+    await answerGroupLogRequest(ctx, batch, from, content);
+    if (batch.ops.length > 0) effects.after.push(() => ctx.outbox.kick());
+    return effects;
+  }
   if (content.type === 'senderKeyDistribution') {
     if (content.conversation?.kind !== 'group') return effects;
     const conversation = await ctx.storage.getConversation(`g:${toHex(content.conversation.groupId)}`);
@@ -98,6 +106,8 @@ export async function applyGroupControl(
     const result = await log.add(change);
     if (result.status === 'rejected') return reject(result.reason);
     if (result.status === 'duplicate') return effects;
+    // a change whose parent we lack: one on the way to us went missing; ask its sender for it
+    if (result.status === 'buffered' && (await askForMissingChanges(ctx, batch, from, log, result.missing))) effects.after.push(() => ctx.outbox.kick());
     // A change this device signed just lost a fork: make it again on the new head (after this
     // commit), unless the winning branch made it impossible (then it is dropped).
     for (const lost of log.losingChanges()) {

@@ -78,7 +78,8 @@ export function conversationFieldsOf(state: GroupState, self: string): Partial<C
   };
 }
 
-function newGroupConversation(groupId: Uint8Array, now: number): ConversationRecord {
+/** A group conversation with nothing known yet but its id. */
+export function newGroupConversation(groupId: Uint8Array, now: number): ConversationRecord {
   return {
     id: groupConversationId(groupId),
     kind: 'group',

@@ -21,8 +21,12 @@ export type GroupLogAddResult =
   | { status: 'applied'; canonical: boolean; headChanged: boolean }
   /** Already known (stored or pending): nothing changed. Replays land here. */
   | { status: 'duplicate' }
-  /** Its parent is unknown; kept (bounded) until the parent arrives, then checked. */
-  | { status: 'buffered' }
+  /**
+   * Its parent is unknown; kept (bounded) until the parent arrives, then checked. `missing` is
+   * the first ancestor the log lacks (its parent, or further up when the parent waits too): what
+   * to ask for ({@link GroupLog.ancestry} on a log that has it).
+   */
+  | { status: 'buffered'; missing: Uint8Array }
   /** Refused; the log is unchanged. */
   | { status: 'rejected'; reason: GroupRejectionReason; message: string };
 
@@ -154,7 +158,7 @@ export class GroupLog {
         return { status: 'rejected', reason: 'PENDING_LIMIT', message: 'too many changes wait for unknown parents' };
       }
       this.pending.set(key, decoded.change);
-      return { status: 'buffered' };
+      return { status: 'buffered', missing: this.firstMissing(change.parent) };
     }
     const result = await applyDecodedGroupChange(parent.state, decoded.change, this.verify);
     if (!result.ok) return { status: 'rejected', reason: result.reason, message: result.message };
@@ -189,6 +193,31 @@ export class GroupLog {
   }
 
   /**
+   * The stored changes from the one hashed `hash` back towards the genesis, oldest first, ending
+   * at `hash`: they stop after a change whose hash (lowercase hex) is in `known` (the asker's log
+   * has it, so not that one either) and keep the `max` oldest (the asker applies them, then asks
+   * for the rest). Empty when `hash` is not stored here.
+   * @example
+   * const answer = log.ancestry(request.missing, new Set(request.have.map(toHex)), 256);
+   */
+  ancestry(hash: Uint8Array, known: ReadonlySet<string>, max: number): GroupLogEntry[] {
+    const path: Node[] = [];
+    for (let node = this.nodes.get(toHex(hash)); node && !known.has(node.key); node = this.nodes.get(toHex(node.change.parent))) {
+      path.push(node);
+    }
+    return path.reverse().slice(0, Math.max(0, max)).map(entry);
+  }
+
+  /**
+   * The hashes of the last `count` changes of the canonical chain, newest (the head) first: what a
+   * request for missing changes says the log already has.
+   */
+  recentHashes(count: number): Uint8Array[] {
+    const chain = this.canonicalChain();
+    return chain.slice(Math.max(0, chain.length - count)).reverse().map((e) => e.hash);
+  }
+
+  /**
    * Serializes every stored change (parents first) and every pending one, for storage.
    * @example
    * await store.put(groupKey, log.serialize());
@@ -202,6 +231,17 @@ export class GroupLog {
       for (const child of node.children) queue.push(this.nodes.get(child)!);
     }
     return encodeCbor({ v: 1, changes: ordered, pending: [...this.pending.values()].map((p) => p.bytes) });
+  }
+
+  /** The first hash up the chain of pending changes from `parent` that the log has neither stored nor pending. */
+  private firstMissing(parent: Uint8Array): Uint8Array {
+    let hash = parent;
+    const seen = new Set<string>();
+    for (let waiting = this.pending.get(toHex(hash)); waiting && !seen.has(toHex(hash)); waiting = this.pending.get(toHex(hash))) {
+      seen.add(toHex(hash));
+      hash = waiting.change.parent;
+    }
+    return hash;
   }
 
   private insert(parent: Node, node: Node): void {

@@ -47,7 +47,9 @@ export async function applyContent(
   if (!transcript && from.accountId === ctx.account.accountId) {
     return applyOwnDeviceContent(ctx, batch, from, content, receivedAt, serverTimestamp, effects);
   }
-  if (content.type === 'groupUpdate' || content.type === 'senderKeyDistribution') return applyGroupControl(ctx, batch, from, content, receivedAt, effects);
+  if (content.type === 'groupUpdate' || content.type === 'senderKeyDistribution' || content.type === 'groupLogRequest') {
+    return applyGroupControl(ctx, batch, from, content, receivedAt, effects);
+  }
   const group = content.conversation?.kind === 'group' ? content.conversation.groupId : undefined;
   const conversationId = transcript?.conversationId ?? (group ? groupConversationId(group) : directConversationId(from.accountId));
   let conversation = await ctx.storage.getConversation(conversationId);

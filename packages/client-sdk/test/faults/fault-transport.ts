@@ -3,9 +3,10 @@
  * delivered twice, acks swallowed (so the relay redelivers after a reconnect), the socket
  * dropped on demand (the client reconnects by itself with backoff), and frames the relay never
  * sent handed to the client; and chosen envelopes held back from the client until released
- * (so that what two devices sent arrives in the other order).
+ * (so that what two devices sent arrives in the other order), or lost on the way: acked to the
+ * relay and never handed to the client.
  */
-import { decodeClientFrame, decodeEnvelope, decodeServerFrame, type Envelope } from '@sotto/protocol';
+import { decodeClientFrame, decodeEnvelope, decodeServerFrame, encodeClientFrame, type Envelope } from '@sotto/protocol';
 import type { WebSocketFactory, WebSocketLike } from '../../src/index.js';
 import { nodeWebSocketFactory } from '../../src/node/index.js';
 
@@ -28,6 +29,10 @@ export class FaultyTransport {
   /** Pushed envelopes for which this holds are kept from the client until {@link release}. */
   holdIf: ((envelope: Envelope) => boolean) | undefined;
   private held: Array<() => void> = [];
+  /** Pushed envelopes for which this holds are lost: acked to the relay, never seen by the client. */
+  discardIf: ((envelope: Envelope) => boolean) | undefined;
+  /** Envelopes lost by {@link discardIf}. */
+  discarded = 0;
   private readonly open = new Set<WebSocketLike>();
 
   /** Hands the client the envelopes held so far, in the order they came, and stops holding. */
@@ -102,6 +107,11 @@ export class FaultyTransport {
     ws.onmessage = (event) => {
       const isEnvelope = frameKind(event.data, 'server') === 'env';
       if (isEnvelope) self.envelopesPushed++;
+      if (isEnvelope && self.discardIf?.(envelopeOf(event.data))) {
+        self.discarded++;
+        ws.send(encodeClientFrame({ t: 'ack', guids: [envelopeOf(event.data).guid] }));
+        return;
+      }
       if (isEnvelope && self.holdIf?.(envelopeOf(event.data))) {
         self.held.push(() => wrapper.onmessage?.(event));
         return;

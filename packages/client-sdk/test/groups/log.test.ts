@@ -36,7 +36,8 @@ describe('GroupLog', () => {
     const c1 = await change(s0, alice, [{ type: 'setName', name: 'one' }]);
     const c2 = await change(s1, bob, [{ type: 'removeMember', accountId: 'dave' }]);
     const log = await GroupLog.create(g0, verify);
-    expect(await log.add(c2)).toEqual({ status: 'buffered' });
+    // what is missing is c2's parent, c1
+    expect(await log.add(c2)).toEqual({ status: 'buffered', missing: s1.head });
     expect(log.pendingCount).toBe(1);
     expect(log.state.revision).toBe(0);
     expect(await log.add(c1)).toEqual({ status: 'applied', canonical: true, headChanged: true });
@@ -46,6 +47,37 @@ describe('GroupLog', () => {
     expect(log.head).toStrictEqual(await hashGroupChange(decodeSignedGroupChange(c2).change));
     for (const old of [g0, c1, c2]) expect(await log.add(old)).toEqual({ status: 'duplicate' });
     expect(log.canonicalChain().map((e) => e.change.revision)).toEqual([0, 1, 2]);
+  });
+
+  it('names the first missing ancestor of a buffered chain, and answers with what an asker lacks', async () => {
+    const changes: Uint8Array[] = [];
+    let state = s0;
+    for (let i = 1; i <= 5; i++) {
+      const bytes = await change(state, alice, [{ type: 'setName', name: `name ${i}` }]);
+      changes.push(bytes);
+      state = await apply(state, bytes);
+    }
+    const hashes = await Promise.all(changes.map(async (c) => hashGroupChange(decodeSignedGroupChange(c).change)));
+    const full = await GroupLog.create(g0, verify);
+    for (const c of changes) await full.add(c);
+    expect(full.recentHashes(2)).toStrictEqual([hashes[4], hashes[3]]);
+    expect(full.recentHashes(99)).toHaveLength(6); // the genesis too
+
+    // an asker that has the genesis and change 1 misses 2 and 3, and buffers 4, then 5
+    const asker = await GroupLog.create(g0, verify);
+    await asker.add(changes[0]!);
+    expect(await asker.add(changes[3]!)).toEqual({ status: 'buffered', missing: hashes[2] });
+    // 5's parent (4) is buffered too: what is missing is still 3
+    expect(await asker.add(changes[4]!)).toEqual({ status: 'buffered', missing: hashes[2] });
+
+    const answer = full.ancestry(hashes[2]!, new Set(asker.recentHashes(32).map(toHex)), 256);
+    expect(answer.map((e) => e.change.revision)).toEqual([2, 3]);
+    expect(full.ancestry(hashes[2]!, new Set(), 2).map((e) => e.change.revision)).toEqual([0, 1]); // the oldest first
+    expect(full.ancestry(new Uint8Array(32).fill(9), new Set(), 256)).toEqual([]); // not stored here
+    for (const e of answer) await asker.add(e.bytes);
+    expect(asker.pendingCount).toBe(0);
+    expect(toHex(asker.head)).toBe(toHex(full.head));
+    expect(asker.state.settings.name).toBe('name 5');
   });
 
   it('refuses invalid changes without changing anything', async () => {

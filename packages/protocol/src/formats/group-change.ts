@@ -14,7 +14,7 @@ import {
 } from './common.js';
 import { MAX_ATTACHMENT_POINTER_BYTES } from './attachment-pointer.js';
 import { MAX_EXPIRE_TIMER_MS } from './content/common.js';
-import { MAX_GROUP_CHANGE_BYTES } from './content/group.js';
+import { GROUP_CHANGE_HASH_LENGTH, MAX_GROUP_CHANGE_BYTES } from './content/group.js';
 
 /** Longest group name (UTF-16 code units). */
 export const MAX_GROUP_NAME_LENGTH = 128;
@@ -26,8 +26,6 @@ export const MAX_GROUP_MEMBERS = 1024;
 export const MAX_GROUP_ACTIONS = 16;
 /** Highest revision number. */
 export const MAX_GROUP_REVISION = 2 ** 32 - 1;
-/** Length of a group-change hash (SHA-256). */
-export const GROUP_CHANGE_HASH_LENGTH = 32;
 /** Largest encoded SignedGroupChange: it travels as `groupUpdate.change`, so the same cap. */
 export const MAX_SIGNED_GROUP_CHANGE_BYTES = MAX_GROUP_CHANGE_BYTES;
 /** Largest encoded GroupChange (room left for the signature and framing). */

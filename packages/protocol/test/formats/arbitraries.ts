@@ -256,6 +256,10 @@ export const bodies: { [T in ContentType]: fc.Arbitrary<ContentBodies[T]> } = {
     { requiredKeys: ['envelopeTimestamp', 'senderDeviceId', 'reason'] },
   ),
   profileKey: fc.record({ key: bytes(32, 32) }),
+  groupLogRequest: fc.record(
+    { groupId, missing: bytes(32, 32), have: fc.array(bytes(32, 32), { maxLength: 32 }), deviceId },
+    { requiredKeys: ['groupId', 'missing', 'have'] },
+  ),
 };
 
 const header = fc.record(

@@ -9,7 +9,14 @@ import {
   typingContent,
   vanishModeContent,
 } from './conversation-settings.js';
-import { type GroupUpdateBody, type SenderKeyDistributionBody, groupUpdateContent, senderKeyDistributionContent } from './group.js';
+import {
+  type GroupLogRequestBody,
+  type GroupUpdateBody,
+  type SenderKeyDistributionBody,
+  groupLogRequestContent,
+  groupUpdateContent,
+  senderKeyDistributionContent,
+} from './group.js';
 import { type MediaBody, mediaContent } from './media.js';
 import { type EditBody, type ReactionBody, type UnsendBody, editContent, reactionContent, unsendContent } from './message-actions.js';
 import { type ProfileKeyBody, profileKeyContent } from './profile-key.js';
@@ -36,6 +43,7 @@ export interface ContentBodies {
   call: CallBody;
   sync: SyncBody;
   resendRequest: ResendRequestBody;
+  groupLogRequest: GroupLogRequestBody;
   profileKey: ProfileKeyBody;
 }
 
@@ -67,6 +75,7 @@ export const contentTypes: { readonly [T in ContentType]: ContentTypeCodec<Conte
   call: callContent,
   sync: syncContent,
   resendRequest: resendRequestContent,
+  groupLogRequest: groupLogRequestContent,
   profileKey: profileKeyContent,
 };
 

@@ -192,6 +192,12 @@ export class GroupLog {
     return [...this.nodes.values()].filter((n) => !canonical.has(n.key)).map(entry);
   }
 
+  /** The stored change hashed `hash`, if the log has it (pending ones are not stored yet). */
+  get(hash: Uint8Array): GroupLogEntry | undefined {
+    const node = this.nodes.get(toHex(hash));
+    return node && entry(node);
+  }
+
   /**
    * The stored changes from the one hashed `hash` back towards the genesis, oldest first, ending
    * at `hash`: they stop after a change whose hash (lowercase hex) is in `known` (the asker's log

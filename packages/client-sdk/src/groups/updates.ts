@@ -113,6 +113,19 @@ export async function answerGroupLogRequest(ctx: ClientContext, batch: StorageBa
   enqueueGroupUpdates(ctx, batch, conversation, [from.accountId], changes.map((e) => e.bytes));
 }
 
+/**
+ * Answers a resend request for an envelope that carried the group change `hash` to `to`: the
+ * change goes to them again (into `batch`), when we still hold it. Whether it does.
+ */
+export async function resendGroupChange(ctx: ClientContext, batch: StorageBatch, to: string, groupId: Uint8Array, hash: Uint8Array): Promise<boolean> {
+  const change = (await loadGroupLog(ctx.storage, ctx.engine, groupId))?.get(hash);
+  if (!change) return false;
+  const conversationId = groupConversationId(groupId);
+  const conversation = (await ctx.storage.getConversation(conversationId)) ?? newGroupConversation(groupId, ctx.now());
+  enqueueGroupUpdates(ctx, batch, conversation, [to], [change.bytes]);
+  return true;
+}
+
 /** Adds to `batch` the removal of the records of requests made before `cutoff`. */
 export async function forgetGroupLogAsksBefore(storage: Storage, batch: StorageBatch, cutoff: number): Promise<void> {
   await forgetDatedBefore(storage, batch, ASKED_KIND, 'GroupLogAsked', cutoff);

@@ -8,7 +8,7 @@ import type { Storage } from '../storage/storage.js';
 import type { DeliveryStatus, OutboxEntry } from '../storage/types.js';
 import type { Sender, SentResponse, SequenceResult } from './sender.js';
 import type { Mutex } from '../mutex.js';
-import { forgetGuid, recordSent, takeParkedReceipt } from './sent-index.js';
+import { forgetGuid, recordSent, recordSentChange, takeParkedReceipt } from './sent-index.js';
 
 /** How long an entry waits when its recipient's identity changed, until acknowledged. */
 const HOLD_MS = 365 * 24 * 60 * 60 * 1000;
@@ -292,6 +292,8 @@ export class Outbox {
         const receiptGuids = res.sealed ? [] : res.guids;
         const transcript = this.deps.transcriptFor?.(entry, now(), receiptGuids);
         if (transcript) batch.putOutbox(transcript);
+        // a group change: where it went, for a resend request naming it
+        if (entry.kind === 'groupUpdate') await recordSentChange(batch, recipient, res.serverTimestamp, entry.payload);
         if (entry.messageId === undefined) continue;
         const at = now();
         // a group send names the member each guid went to: each of them has it "sent" (not the

@@ -19,12 +19,13 @@ import { StorageBatch } from '../storage/batch.js';
 import { readProtocolStores } from '../storage/protocol-stores.js';
 import { directConversationId, type ConversationRecord } from '../storage/types.js';
 import { groupIdOf, loadGroupLog, loadSenderKeyState, saveSenderKeyState } from '../groups/group-store.js';
+import { resendGroupChange } from '../groups/updates.js';
 import { applyContent, noEffects, type Effects } from './apply-content.js';
 import { unpadPlaintext } from './padding.js';
 import { applyDeliveryReceipt } from './delivery-receipts.js';
 import { commitEnvelopeGroup } from './receive-group.js';
 import { queueDeliveredReceipt, unseal, wantsDeliveredReceipt } from './sealed.js';
-import { sentByTimestamp } from './sent-index.js';
+import { sentByTimestamp, sentChangeByTimestamp } from './sent-index.js';
 import { markSessionReset } from './session-reset.js';
 
 /** Envelopes whose sender's identity changed wait here (encoded) until the user acknowledges. */
@@ -328,7 +329,7 @@ export class Receiver {
    * named message and, when a pairwise message failed, marking the session with that device for
    * a reset: the next send starts a fresh session from a new prekey bundle. A group message is
    * sent again to the asker alone, pairwise, and our sender key for that group goes to them
-   * again with our next group message.
+   * again with our next group message; a group change goes again as it went.
    */
   private async plaintext(envelope: Envelope): Promise<Effects> {
     const { ctx } = this;
@@ -373,6 +374,9 @@ export class Receiver {
         saveSenderKeyState(batch, groupId, { ...state, distributedTo: state.distributedTo.filter((a) => a !== from.accountId) });
       }
     }
+    // not a message: perhaps a group change, which goes again as it went (groups/updates.ts)
+    const change = ref ? undefined : await sentChangeByTimestamp(ctx.storage, from.accountId, at);
+    if (change) await resendGroupChange(ctx, batch, from.accountId, change.groupId, change.hash);
     if (message && message.outgoing && message.deletedAt === undefined) {
       batch.putOutbox({
         id: `resend:${message.id}:${from.accountId}:${envelope.guid}`,

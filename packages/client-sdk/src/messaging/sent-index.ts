@@ -1,4 +1,4 @@
-import { decodeCbor, encodeCbor, FieldReader } from '@sotto/protocol';
+import { decodeCbor, decodeContent, decodeSignedGroupChange, encodeCbor, FieldReader, hashGroupChange } from '@sotto/protocol';
 import type { StorageBatch } from '../storage/batch.js';
 import type { Storage } from '../storage/storage.js';
 
@@ -16,6 +16,8 @@ import type { Storage } from '../storage/storage.js';
 const GUID_KIND = 'sentGuid';
 const TIME_KIND = 'sentTime';
 const LEGACY_TIME_KIND = 'sentAt';
+/** Group changes sent pairwise: (server timestamp, recipient) -> (group id, change hash). */
+const CHANGE_KIND = 'sentChange';
 const TIME_DIGITS = 16;
 
 const timeKey = (serverTimestamp: number, accountId = '') => `${String(serverTimestamp).padStart(TIME_DIGITS, '0')}:${accountId}`;
@@ -52,6 +54,38 @@ export function recordSentGuids(batch: StorageBatch, ref: SentRef, guids: readon
 }
 
 /**
+ * Records that a `groupUpdate` (`payload`, the encoded content) went to `recipient` at
+ * `serverTimestamp`: the group and the change's hash, so that a resend request naming that
+ * envelope sends the change again (the change itself stays in the group's log). Nothing for
+ * another payload.
+ */
+export async function recordSentChange(batch: StorageBatch, recipient: string, serverTimestamp: number, payload: Uint8Array): Promise<void> {
+  let groupId: Uint8Array;
+  let hash: Uint8Array;
+  try {
+    const content = decodeContent(payload);
+    if (content.type !== 'groupUpdate') return;
+    groupId = content.body.groupId;
+    hash = await hashGroupChange(decodeSignedGroupChange(content.body.change).change);
+  } catch {
+    return; // not ours to judge here: what we queued was encoded by us
+  }
+  batch.protocolRecord(CHANGE_KIND, timeKey(serverTimestamp, recipient), encodeCbor({ v: 1, g: groupId, h: hash }));
+}
+
+/** The group change we sent `accountId` at `serverTimestamp`, if it was one. */
+export async function sentChangeByTimestamp(storage: Storage, accountId: string, serverTimestamp: number): Promise<{ groupId: Uint8Array; hash: Uint8Array } | undefined> {
+  const bytes = await storage.getProtocolRecord(CHANGE_KIND, timeKey(serverTimestamp, accountId));
+  if (!bytes) return undefined;
+  try {
+    const r = FieldReader.from(decodeCbor(bytes), 'SentChange');
+    return { groupId: r.bytes('g', { length: 32 }), hash: r.bytes('h', { length: 32 }) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Longest `a` of a record: an account id, or a group's conversation id (`g:` and 64 hex digits),
  * which group sends recorded for their guids before they recorded each member.
  */
@@ -85,6 +119,7 @@ export async function sentByTimestamp(storage: Storage, accountId: string, serve
  */
 export async function forgetSentBefore(storage: Storage, batch: StorageBatch, cutoff: number): Promise<void> {
   batch.forgetProtocolBelow(TIME_KIND, timeKey(Math.max(0, Math.trunc(cutoff))));
+  batch.forgetProtocolBelow(CHANGE_KIND, timeKey(Math.max(0, Math.trunc(cutoff))));
   for (const key of await storage.listProtocolKeys(LEGACY_TIME_KIND)) {
     const at = Number(key.slice(key.lastIndexOf(':') + 1));
     if (!Number.isFinite(at) || at < cutoff) batch.protocolRecord(LEGACY_TIME_KIND, key, null);

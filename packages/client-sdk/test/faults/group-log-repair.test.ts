@@ -3,7 +3,8 @@
  * client, as after a message it could not decrypt) left that member's group log buffering every
  * later change, and its view of the group stuck. Now the next change it buffers makes it ask that
  * change's sender for what it lacks, and the sender answers a current member with the missing
- * changes; a non-member asking gets nothing.
+ * changes; a non-member asking gets nothing. A change that came but could not be decrypted is
+ * sent again on the resend request, even when no later change shows the gap.
  */
 import { encodeContent, toHex, type Content } from '@sotto/protocol';
 import { createLibsignalEngine } from '@sotto/protocol/libsignal';
@@ -11,8 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GroupLog } from '../../src/groups/index.js';
 import { groupIdOf } from '../../src/groups/group-store.js';
 import { newMessageId } from '../../src/ids.js';
-import { MemoryStorage, type SottoClient } from '../../src/index.js';
-import { eventually, newClient, recordStoredEnvelopes, startRelay, type TestRelay } from '../helpers/harness.js';
+import { MemoryStorage, SottoClient, StorageBatch } from '../../src/index.js';
+import { clientOptions, eventually, newClient, recordStoredEnvelopes, startRelay, type TestRelay } from '../helpers/harness.js';
 import { FaultyTransport } from './fault-transport.js';
 
 const engine = createLibsignalEngine();
@@ -30,13 +31,14 @@ describe('a group log that missed a change', () => {
   let carol: SottoClient;
   let dave: SottoClient;
   const bobWire = new FaultyTransport();
+  const bobStorage = new MemoryStorage();
+  const everyone = { requestPolicy: () => true };
   let chat: string;
 
   beforeAll(async () => {
     relay = await startRelay();
-    const everyone = { requestPolicy: () => true };
     alice = await newClient(relay.url, 'alice', everyone);
-    bob = await newClient(relay.url, 'bob', { ...everyone, storage: new MemoryStorage(), webSocket: bobWire.factory });
+    bob = await newClient(relay.url, 'bob', { ...everyone, storage: bobStorage, webSocket: bobWire.factory });
     carol = await newClient(relay.url, 'carol', everyone);
     dave = await newClient(relay.url, 'dave', everyone);
     chat = await alice.createGroup({ name: 'one', members: ['bob', 'carol'] });
@@ -66,6 +68,21 @@ describe('a group log that missed a change', () => {
     expect(bobLog.canonicalChain().map((e) => e.state.settings.name)).toEqual(['one', 'two', 'three']);
   }, 40_000);
 
+  it('sends a change again on a resend request, with no later change to show the gap', async () => {
+    // bob loses his session with alice (a restored backup, say) while offline: her next change,
+    // the last one, is undecryptable for him; his resend request names its envelope
+    await bob.close();
+    await bobStorage.commit(new StorageBatch().protocolRecord('session', `alice.${alice.deviceId}`, null));
+    await alice.updateGroup(chat, { name: 'four' });
+    await eventually(async () => (await titleOf(carol, chat)) === 'four', 10_000, 'carol sees "four"');
+    bob = await SottoClient.open(clientOptions(relay.url, bobStorage, { ...everyone, webSocket: bobWire.factory }));
+    const failed = bob.events.waitFor('decryptionFailed', (f) => f.from === 'alice', 10_000);
+    await bob.connect();
+    await failed;
+    await eventually(async () => (await titleOf(bob, chat)) === 'four', 15_000, 'the change comes again');
+    expect(toHex((await logOf(bob, chat)).head)).toBe(toHex((await logOf(alice, chat)).head));
+  }, 40_000);
+
   /** Sends `asker`'s request for the change `missing` of the group to alice's device, as the SDK would. */
   async function ask(asker: SottoClient, missing: Uint8Array): Promise<void> {
     const groupId = groupIdOf(chat);
@@ -81,7 +98,8 @@ describe('a group log that missed a change', () => {
   }
 
   it('answers a member once a minute, and a non-member asking learns nothing', async () => {
-    const head = (await logOf(alice, chat)).head;
+    const aliceLog = await logOf(alice, chat);
+    const head = aliceLog.head;
     const { rows, stop } = recordStoredEnvelopes(relay.relay);
     const fromAliceTo = (accountId: string) => rows.filter((r) => r.senderAccountId === 'alice' && r.accountId === accountId);
     try {
@@ -91,15 +109,15 @@ describe('a group log that missed a change', () => {
       await eventually(async () => (await alice.messages('d:dave')).messages.some((m) => m.text === 'after my request'), 10_000, 'alice reads dave');
       await eventually(async () => (await alice.context.storage.listOutbox()).length === 0, 10_000, 'alice has nothing left to send');
 
-      // carol is: asking twice at once, she gets the whole chain (the genesis, "two", "three") once
+      // carol is: asking twice at once, she gets the whole chain (the genesis to "four") once
       await ask(carol, head);
       await ask(carol, head);
-      await eventually(() => fromAliceTo('carol').length >= 3, 10_000, 'carol gets the chain');
+      await eventually(() => fromAliceTo('carol').length >= aliceLog.canonicalChain().length, 10_000, 'carol gets the chain');
       await eventually(async () => (await alice.context.storage.listOutbox()).length === 0, 10_000, 'alice has sent it');
     } finally {
       stop();
     }
-    expect(fromAliceTo('carol')).toHaveLength(3);
+    expect(fromAliceTo('carol')).toHaveLength(4);
     expect(fromAliceTo('dave')).toEqual([]); // nothing for dave, not even an answer
     expect(toHex((await logOf(carol, chat)).head)).toBe(toHex(head)); // duplicates change nothing
     expect(await dave.conversation(chat)).toBeUndefined();

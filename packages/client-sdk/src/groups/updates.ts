@@ -77,8 +77,7 @@ export async function askForMissingChanges(ctx: ClientContext, batch: StorageBat
     conversation: { kind: 'group', groupId },
     body: { groupId, missing, have: log.recentHashes(MAX_GROUP_LOG_REQUEST_HAVE), deviceId: from.deviceId },
   };
-  const conversationId = groupConversationId(groupId);
-  enqueueContent(ctx, batch, { ...((await ctx.storage.getConversation(conversationId)) ?? newGroupConversation(groupId, ctx.now())), participants: [from.accountId] }, content);
+  enqueueContent(ctx, batch, { ...(await groupConversation(ctx, groupId)), participants: [from.accountId] }, content);
   return true;
 }
 
@@ -108,9 +107,7 @@ export async function answerGroupLogRequest(ctx: ClientContext, batch: StorageBa
   if (changes.length === 0) return;
   limits.set(limitKey, now);
   for (const [key, at] of limits) if (now - at >= GROUP_LOG_ANSWER_INTERVAL_MS) limits.delete(key);
-  const conversationId = groupConversationId(groupId);
-  const conversation = (await ctx.storage.getConversation(conversationId)) ?? newGroupConversation(groupId, now);
-  enqueueGroupUpdates(ctx, batch, conversation, [from.accountId], changes.map((e) => e.bytes));
+  enqueueGroupUpdates(ctx, batch, await groupConversation(ctx, groupId), [from.accountId], changes.map((e) => e.bytes));
 }
 
 /**
@@ -120,10 +117,13 @@ export async function answerGroupLogRequest(ctx: ClientContext, batch: StorageBa
 export async function resendGroupChange(ctx: ClientContext, batch: StorageBatch, to: string, groupId: Uint8Array, hash: Uint8Array): Promise<boolean> {
   const change = (await loadGroupLog(ctx.storage, ctx.engine, groupId))?.get(hash);
   if (!change) return false;
-  const conversationId = groupConversationId(groupId);
-  const conversation = (await ctx.storage.getConversation(conversationId)) ?? newGroupConversation(groupId, ctx.now());
-  enqueueGroupUpdates(ctx, batch, conversation, [to], [change.bytes]);
+  enqueueGroupUpdates(ctx, batch, await groupConversation(ctx, groupId), [to], [change.bytes]);
   return true;
+}
+
+/** The group's conversation, or a bare one when we hold its log without being a member. */
+async function groupConversation(ctx: ClientContext, groupId: Uint8Array): Promise<ConversationRecord> {
+  return (await ctx.storage.getConversation(groupConversationId(groupId))) ?? newGroupConversation(groupId, ctx.now());
 }
 
 /** Adds to `batch` the removal of the records of requests made before `cutoff`. */

@@ -8,7 +8,7 @@ import type { Storage } from '../storage/storage.js';
 import type { DeliveryStatus, OutboxEntry } from '../storage/types.js';
 import type { Sender, SentResponse, SequenceResult } from './sender.js';
 import type { Mutex } from '../mutex.js';
-import { forgetGuid, recordSent, recordSentChange, takeParkedReceipt } from './sent-index.js';
+import { forgetGuid, recordSent, SentTimes, takeParkedReceipt } from './sent-index.js';
 
 /** How long an entry waits when its recipient's identity changed, until acknowledged. */
 const HOLD_MS = 365 * 24 * 60 * 60 * 1000;
@@ -286,6 +286,7 @@ export class Outbox {
     const sentAccounts = new Map<OutboxEntry, readonly string[]>();
     await this.deps.sentLock.run(async () => {
       const batch = new StorageBatch();
+      const times = new SentTimes();
       for (const { entry, res } of accepted) {
         batch.deleteOutbox(entry.id);
         // a sealed send's guids get no relay receipts: nothing to record for them, here or there
@@ -293,7 +294,7 @@ export class Outbox {
         const transcript = this.deps.transcriptFor?.(entry, now(), receiptGuids);
         if (transcript) batch.putOutbox(transcript);
         // a group change: where it went, for a resend request naming it
-        if (entry.kind === 'groupUpdate') await recordSentChange(batch, recipient, res.serverTimestamp, entry.payload);
+        if (entry.kind === 'groupUpdate') await times.change(res.serverTimestamp, recipient, entry.payload);
         if (entry.messageId === undefined) continue;
         const at = now();
         // a group send names the member each guid went to: each of them has it "sent" (not the
@@ -306,7 +307,7 @@ export class Outbox {
         // their new identity) will never get it: they are no recipients of it
         if (accounts) for (const a of await leftOut(storage, entry.messageId, sentTo)) status[a] = null;
         batch.patchMessage(entry.messageId, { status, serverTimestamp: res.serverTimestamp }, { ifMissing: 'skip' });
-        recordSent(batch, { messageId: entry.messageId, accountId: recipient }, receiptGuids, res.serverTimestamp, accounts);
+        recordSent(batch, times, { messageId: entry.messageId, accountId: recipient }, receiptGuids, res.serverTimestamp, accounts);
         for (const [i, guid] of receiptGuids.entries()) {
           const account = accounts?.[i] ?? recipient;
           const parked = await takeParkedReceipt(storage, batch, guid);
@@ -318,6 +319,7 @@ export class Outbox {
           if (!byAccount.has(account)) byAccount.set(account, parked.deliveredAt);
         }
       }
+      await times.writeTo(storage, batch);
       // relaxed: lost to power loss, the entries are sent again and the recipient drops the copies
       await storage.commit(batch, { durability: 'relaxed' });
     });

@@ -25,7 +25,7 @@ import { unpadPlaintext } from './padding.js';
 import { applyDeliveryReceipt } from './delivery-receipts.js';
 import { commitEnvelopeGroup } from './receive-group.js';
 import { queueDeliveredReceipt, unseal, wantsDeliveredReceipt } from './sealed.js';
-import { sentByTimestamp, sentChangeByTimestamp } from './sent-index.js';
+import { changesSentAt, sentAtTimestamp } from './sent-index.js';
 import { markSessionReset } from './session-reset.js';
 
 /** Envelopes whose sender's identity changed wait here (encoded) until the user acknowledges. */
@@ -346,21 +346,22 @@ export class Receiver {
       return noEffects();
     }
     const at = content.body.envelopeTimestamp;
-    let ref = await sentByTimestamp(ctx.storage, from.accountId, at);
+    // every message sent to them at that time: several sends can share a server timestamp (a
+    // batch has one), and the request names nothing else; they drop the copies they have
+    let refs = await sentAtTimestamp(ctx.storage, from.accountId, at);
     let group: ConversationRecord | undefined;
-    if (!ref) {
+    if (refs.length === 0) {
       // a group message: recorded under the group's id (a send to every member), so looked up in
       // the groups the asker is a member of
       for (const c of await ctx.storage.listConversations()) {
         if (c.kind !== 'group' || !c.participants.includes(from.accountId)) continue;
-        ref = await sentByTimestamp(ctx.storage, c.id, at);
-        if (ref) {
+        refs = await sentAtTimestamp(ctx.storage, c.id, at);
+        if (refs.length > 0) {
           group = c;
           break;
         }
       }
     }
-    const message = ref ? await ctx.storage.getMessage(ref.messageId) : undefined;
     // a sender-key message that failed says nothing against our pairwise session with them (and
     // the group may be unknown here: we left, or were removed); a pairwise one starts a new
     // session at our next send, keeping this one for what they send on it meanwhile
@@ -374,12 +375,14 @@ export class Receiver {
         saveSenderKeyState(batch, groupId, { ...state, distributedTo: state.distributedTo.filter((a) => a !== from.accountId) });
       }
     }
-    // not a message: perhaps a group change, which goes again as it went (groups/updates.ts)
-    const change = ref ? undefined : await sentChangeByTimestamp(ctx.storage, from.accountId, at);
-    if (change) await resendGroupChange(ctx, batch, from.accountId, change.groupId, change.hash);
-    if (message && message.outgoing && message.deletedAt === undefined) {
+    // group changes sent then go again as they went (groups/updates.ts)
+    for (const change of await changesSentAt(ctx.storage, from.accountId, at)) await resendGroupChange(ctx, batch, from.accountId, change.groupId, change.hash);
+    for (const ref of refs) {
+      const message = await ctx.storage.getMessage(ref.messageId);
+      if (!message || !message.outgoing || message.deletedAt !== undefined) continue;
+      // one entry per message and asker: several requests naming one batch queue it once
       batch.putOutbox({
-        id: `resend:${message.id}:${from.accountId}:${envelope.guid}`,
+        id: `resend:${message.id}:${from.accountId}`,
         conversationId: message.conversationId,
         messageId: message.id,
         recipients: [from.accountId],

@@ -1,11 +1,11 @@
-import { decodeCbor, decodeContent, decodeSignedGroupChange, encodeCbor, FieldReader, hashGroupChange } from '@sotto/protocol';
+import { decodeCbor, decodeContent, decodeSignedGroupChange, encodeCbor, FieldReader, hashGroupChange, items } from '@sotto/protocol';
 import type { StorageBatch } from '../storage/batch.js';
 import type { Storage } from '../storage/storage.js';
 
 /**
  * Where our sent messages went at the relay: relay guid -> (message, recipient), and
- * (server timestamp, recipient) -> message. Delivery receipts name guids; resend requests name
- * the server timestamp of the envelope that failed. Kept as records in the storage's generic
+ * (server timestamp, recipient) -> messages (and group changes: {@link SentTimes}). Delivery
+ * receipts name guids; resend requests name the server timestamp of the envelope that failed. Kept as records in the storage's generic
  * record families, written in the same commit as the "sent" status.
  *
  * A guid record goes when its delivery receipt comes, or by age. The timestamp records are keyed time
@@ -16,7 +16,7 @@ import type { Storage } from '../storage/storage.js';
 const GUID_KIND = 'sentGuid';
 const TIME_KIND = 'sentTime';
 const LEGACY_TIME_KIND = 'sentAt';
-/** Group changes sent pairwise: (server timestamp, recipient) -> (group id, change hash). */
+/** Group changes sent pairwise: (server timestamp, recipient) -> [(group id, change hash)]. */
 const CHANGE_KIND = 'sentChange';
 const TIME_DIGITS = 16;
 
@@ -29,10 +29,10 @@ export interface SentRef {
 
 /**
  * Records where a send went: each guid with the account whose device it went to (`guidAccounts[i]`
- * for `guids[i]`: a group send's guids go to many members; otherwise `ref.accountId`), and the
- * server timestamp with `ref.accountId` (the recipient, or the group's conversation id).
+ * for `guids[i]`: a group send's guids go to many members; otherwise `ref.accountId`), and, in
+ * `times`, the server timestamp with `ref.accountId` (the recipient, or the group's conversation id).
  */
-export function recordSent(batch: StorageBatch, ref: SentRef, guids: readonly string[], serverTimestamp: number, guidAccounts?: readonly string[]): void {
+export function recordSent(batch: StorageBatch, times: SentTimes, ref: SentRef, guids: readonly string[], serverTimestamp: number, guidAccounts?: readonly string[]): void {
   const values = new Map<string, Uint8Array>();
   const valueFor = (accountId: string): Uint8Array => {
     let value = values.get(accountId);
@@ -40,7 +40,68 @@ export function recordSent(batch: StorageBatch, ref: SentRef, guids: readonly st
     return value;
   };
   guids.forEach((guid, i) => batch.protocolRecord(GUID_KIND, guid, valueFor(guidAccounts?.[i] ?? ref.accountId)));
-  batch.protocolRecord(TIME_KIND, timeKey(serverTimestamp, ref.accountId), encodeCbor({ v: 1, m: ref.messageId, a: ref.accountId }));
+  times.message(serverTimestamp, ref.accountId, ref.messageId);
+}
+
+/** Most messages, or group changes, one timestamp record keeps for one recipient. */
+export const MAX_SENT_AT_ONE_TIME = 256;
+
+/** A group change as a timestamp record names it. */
+export interface SentChange {
+  groupId: Uint8Array;
+  hash: Uint8Array;
+}
+
+/**
+ * The timestamp records of one commit of sends. Several sends to one recipient can share a server
+ * timestamp (a batch send has one for all its messages; sends the relay takes in the same
+ * millisecond get the same), and a resend request names only the timestamp: so a record lists
+ * every message (and every group change) sent to that recipient at that time, merged here for
+ * the commit and with what is stored. Callers hold the outbox's sent lock, so no other commit
+ * writes these records meanwhile.
+ */
+export class SentTimes {
+  readonly #messages = new Map<string, { accountId: string; ids: string[] }>();
+  readonly #changes = new Map<string, SentChange[]>();
+
+  /** `messageId` went to `accountId` (a recipient, or a group's conversation id) at `serverTimestamp`. */
+  message(serverTimestamp: number, accountId: string, messageId: string): void {
+    const key = timeKey(serverTimestamp, accountId);
+    const entry = this.#messages.get(key) ?? { accountId, ids: [] };
+    if (!entry.ids.includes(messageId)) entry.ids.push(messageId);
+    this.#messages.set(key, entry);
+  }
+
+  /**
+   * A `groupUpdate` (`payload`, the encoded content) went to `recipient` at `serverTimestamp`: the
+   * group and the change's hash, so that a resend request naming that envelope sends the change
+   * again (the change itself stays in the group's log). Nothing for another payload.
+   */
+  async change(serverTimestamp: number, recipient: string, payload: Uint8Array): Promise<void> {
+    let change: SentChange;
+    try {
+      const content = decodeContent(payload);
+      if (content.type !== 'groupUpdate') return;
+      change = { groupId: content.body.groupId, hash: await hashGroupChange(decodeSignedGroupChange(content.body.change).change) };
+    } catch {
+      return; // not ours to judge here: what we queued was encoded by us
+    }
+    const key = timeKey(serverTimestamp, recipient);
+    this.#changes.set(key, [...(this.#changes.get(key) ?? []), change]);
+  }
+
+  /** Adds the records to `batch`, each merged with the one `storage` holds under its key. */
+  async writeTo(storage: Storage, batch: StorageBatch): Promise<void> {
+    for (const [key, { accountId, ids }] of this.#messages) {
+      const stored = readRefs(await storage.getProtocolRecord(TIME_KIND, key)).map((r) => r.messageId);
+      const all = [...stored, ...ids.filter((id) => !stored.includes(id))].slice(-MAX_SENT_AT_ONE_TIME);
+      batch.protocolRecord(TIME_KIND, key, encodeCbor({ v: 1, m: all[0], a: accountId, ...(all.length > 1 ? { more: all.slice(1) } : {}) }));
+    }
+    for (const [key, changes] of this.#changes) {
+      const all = [...readChanges(await storage.getProtocolRecord(CHANGE_KIND, key)), ...changes].slice(-MAX_SENT_AT_ONE_TIME);
+      batch.protocolRecord(CHANGE_KIND, key, encodeCbor({ v: 1, changes: all.map((c) => ({ g: c.groupId, h: c.hash })) }));
+    }
+  }
 }
 
 /**
@@ -53,35 +114,18 @@ export function recordSentGuids(batch: StorageBatch, ref: SentRef, guids: readon
   for (const guid of guids) batch.protocolRecord(GUID_KIND, guid, value);
 }
 
-/**
- * Records that a `groupUpdate` (`payload`, the encoded content) went to `recipient` at
- * `serverTimestamp`: the group and the change's hash, so that a resend request naming that
- * envelope sends the change again (the change itself stays in the group's log). Nothing for
- * another payload.
- */
-export async function recordSentChange(batch: StorageBatch, recipient: string, serverTimestamp: number, payload: Uint8Array): Promise<void> {
-  let groupId: Uint8Array;
-  let hash: Uint8Array;
-  try {
-    const content = decodeContent(payload);
-    if (content.type !== 'groupUpdate') return;
-    groupId = content.body.groupId;
-    hash = await hashGroupChange(decodeSignedGroupChange(content.body.change).change);
-  } catch {
-    return; // not ours to judge here: what we queued was encoded by us
-  }
-  batch.protocolRecord(CHANGE_KIND, timeKey(serverTimestamp, recipient), encodeCbor({ v: 1, g: groupId, h: hash }));
+/** The group changes we sent `accountId` at `serverTimestamp`. */
+export async function changesSentAt(storage: Storage, accountId: string, serverTimestamp: number): Promise<SentChange[]> {
+  return readChanges(await storage.getProtocolRecord(CHANGE_KIND, timeKey(serverTimestamp, accountId)));
 }
 
-/** The group change we sent `accountId` at `serverTimestamp`, if it was one. */
-export async function sentChangeByTimestamp(storage: Storage, accountId: string, serverTimestamp: number): Promise<{ groupId: Uint8Array; hash: Uint8Array } | undefined> {
-  const bytes = await storage.getProtocolRecord(CHANGE_KIND, timeKey(serverTimestamp, accountId));
-  if (!bytes) return undefined;
+function readChanges(bytes: Uint8Array | undefined): SentChange[] {
+  if (!bytes) return [];
   try {
     const r = FieldReader.from(decodeCbor(bytes), 'SentChange');
-    return { groupId: r.bytes('g', { length: 32 }), hash: r.bytes('h', { length: 32 }) };
+    return r.array('changes', MAX_SENT_AT_ONE_TIME, items.map((c) => ({ groupId: c.bytes('g', { length: 32 }), hash: c.bytes('h', { length: 32 }) })));
   } catch {
-    return undefined;
+    return [];
   }
 }
 
@@ -105,11 +149,20 @@ export function forgetGuid(batch: StorageBatch, guid: string): void {
   batch.protocolRecord(GUID_KIND, guid, null);
 }
 
-export async function sentByTimestamp(storage: Storage, accountId: string, serverTimestamp: number): Promise<SentRef | undefined> {
-  return readRef(
+/** Every message we sent `accountId` (a recipient, or a group's conversation id) at `serverTimestamp`, in send order. */
+export async function sentAtTimestamp(storage: Storage, accountId: string, serverTimestamp: number): Promise<SentRef[]> {
+  return readRefs(
     (await storage.getProtocolRecord(TIME_KIND, timeKey(serverTimestamp, accountId))) ??
       (await storage.getProtocolRecord(LEGACY_TIME_KIND, `${accountId}:${serverTimestamp}`)),
   );
+}
+
+/** A timestamp record's messages: `m`, then `more` (records of one message have no `more`). */
+function readRefs(bytes: Uint8Array | undefined): SentRef[] {
+  const first = readRef(bytes);
+  if (!first || !bytes) return [];
+  const more = FieldReader.from(decodeCbor(bytes), 'SentRef').optArray('more', MAX_SENT_AT_ONE_TIME, items.string(64)) ?? [];
+  return [first, ...more.map((messageId) => ({ messageId, accountId: first.accountId }))];
 }
 
 /**

@@ -3,7 +3,7 @@
  * fault-injecting transport. Faults set on the transport carry over restarts; what each device
  * showed and failed to decrypt is kept across them.
  */
-import { SottoClient, type SottoClientOptions } from '../../src/index.js';
+import { SottoClient, StorageBatch, type SottoClientOptions } from '../../src/index.js';
 import type { SqliteStorage } from '../../src/node/index.js';
 import { clientOptions, openSqliteStorage } from '../helpers/harness.js';
 import { FaultyTransport } from './fault-transport.js';
@@ -67,6 +67,24 @@ export class ScheduleDevice {
     await this.storage?.close();
     this.client = undefined;
     this.storage = undefined;
+  }
+
+  /**
+   * Restarts the device without any of its sessions (a backup restored from before them, say):
+   * what others send on those sessions fails to decrypt here until their resend requests are
+   * answered. Returns how many sessions went.
+   */
+  async loseSessions(): Promise<number> {
+    const wasOpen = this.client !== undefined;
+    await this.close();
+    const storage = await openSqliteStorage(this.dbPath);
+    const batch = new StorageBatch();
+    const keys = await storage.listProtocolKeys('session');
+    for (const key of keys) batch.protocolRecord('session', key, null);
+    await storage.commit(batch);
+    await storage.close();
+    if (wasOpen) await this.open();
+    return keys.length;
   }
 
   /** Everything on: faults off, the device open, its socket dropped once so lost acks come back. */

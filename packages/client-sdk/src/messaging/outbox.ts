@@ -295,7 +295,10 @@ export class Outbox {
         if (transcript) batch.putOutbox(transcript);
         // a group change: where it went, for a resend request naming it
         if (entry.kind === 'groupUpdate') await times.change(res.serverTimestamp, recipient, entry.payload);
-        if (entry.messageId === undefined) continue;
+        if (entry.messageId === undefined) {
+          times.control(res.serverTimestamp, recipient, entry);
+          continue;
+        }
         const at = now();
         // a group send names the member each guid went to: each of them has it "sent" (not the
         // group's id), and its relay receipts come from them

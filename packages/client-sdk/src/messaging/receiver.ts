@@ -25,7 +25,7 @@ import { unpadPlaintext } from './padding.js';
 import { applyDeliveryReceipt } from './delivery-receipts.js';
 import { commitEnvelopeGroup } from './receive-group.js';
 import { queueDeliveredReceipt, unseal, wantsDeliveredReceipt } from './sealed.js';
-import { changesSentAt, sentAtTimestamp } from './sent-index.js';
+import { changesSentAt, controlsSentAt, sentAtTimestamp } from './sent-index.js';
 import { markSessionReset } from './session-reset.js';
 
 /** Envelopes whose sender's identity changed wait here (encoded) until the user acknowledges. */
@@ -349,14 +349,16 @@ export class Receiver {
     // every message sent to them at that time: several sends can share a server timestamp (a
     // batch has one), and the request names nothing else; they drop the copies they have
     let refs = await sentAtTimestamp(ctx.storage, from.accountId, at);
+    let controls = await controlsSentAt(ctx.storage, from.accountId, at);
     let group: ConversationRecord | undefined;
-    if (refs.length === 0) {
+    if (refs.length === 0 && controls.length === 0) {
       // a group message: recorded under the group's id (a send to every member), so looked up in
       // the groups the asker is a member of
       for (const c of await ctx.storage.listConversations()) {
         if (c.kind !== 'group' || !c.participants.includes(from.accountId)) continue;
         refs = await sentAtTimestamp(ctx.storage, c.id, at);
-        if (refs.length > 0) {
+        controls = await controlsSentAt(ctx.storage, c.id, at);
+        if (refs.length > 0 || controls.length > 0) {
           group = c;
           break;
         }
@@ -377,6 +379,26 @@ export class Receiver {
     }
     // group changes sent then go again as they went (groups/updates.ts)
     for (const change of await changesSentAt(ctx.storage, from.accountId, at)) await resendGroupChange(ctx, batch, from.accountId, change.groupId, change.hash);
+    // receipts, reactions, edits, unsends, chat settings and syncs sent then go again too (each
+    // applies the same way twice); not as what they were, so that no transcript follows them
+    for (const control of controls) {
+      let id: string;
+      try {
+        id = decodeContent(control.payload).id;
+      } catch {
+        continue;
+      }
+      batch.putOutbox({
+        id: `resend:${id}:${from.accountId}`,
+        conversationId: control.conversationId,
+        recipients: [from.accountId],
+        payload: control.payload,
+        kind: 'resend',
+        attempts: 0,
+        nextAttemptAt: ctx.now(),
+        createdAt: ctx.now(),
+      });
+    }
     for (const ref of refs) {
       const message = await ctx.storage.getMessage(ref.messageId);
       if (!message || !message.outgoing || message.deletedAt !== undefined) continue;

@@ -18,6 +18,8 @@ const TIME_KIND = 'sentTime';
 const LEGACY_TIME_KIND = 'sentAt';
 /** Group changes sent pairwise: (server timestamp, recipient) -> [(group id, change hash)]. */
 const CHANGE_KIND = 'sentChange';
+/** Other control contents sent: (server timestamp, recipient) -> [(conversation, kind, payload)]. */
+const CONTROL_KIND = 'sentControl';
 const TIME_DIGITS = 16;
 
 const timeKey = (serverTimestamp: number, accountId = '') => `${String(serverTimestamp).padStart(TIME_DIGITS, '0')}:${accountId}`;
@@ -46,6 +48,24 @@ export function recordSent(batch: StorageBatch, times: SentTimes, ref: SentRef, 
 /** Most messages, or group changes, one timestamp record keeps for one recipient. */
 export const MAX_SENT_AT_ONE_TIME = 256;
 
+/**
+ * Control contents a resend request sends again as they went: what changes what the recipient
+ * shows (receipts, reactions, edits, unsends, settings of the chat, profile keys), and syncs
+ * between our own devices. Not messages (found by their records), group changes (by their hash,
+ * from the log), sender keys (handed out again with the next group message), requests, or what
+ * is online-only.
+ */
+export const RESENT_CONTROL_KINDS: ReadonlySet<string> = new Set(['receipt', 'reaction', 'edit', 'unsend', 'vanishMode', 'disappearingTimer', 'profileKey', 'sync']);
+/** Largest control payload kept for a resend. */
+export const MAX_RESENT_CONTROL_BYTES = 64 * 1024;
+
+/** A control content as a timestamp record keeps it. */
+export interface SentControl {
+  conversationId: string;
+  kind: string;
+  payload: Uint8Array;
+}
+
 /** A group change as a timestamp record names it. */
 export interface SentChange {
   groupId: Uint8Array;
@@ -63,6 +83,14 @@ export interface SentChange {
 export class SentTimes {
   readonly #messages = new Map<string, { accountId: string; ids: string[] }>();
   readonly #changes = new Map<string, SentChange[]>();
+  readonly #controls = new Map<string, SentControl[]>();
+
+  /** A control entry (no message) went to `recipient` at `serverTimestamp`: kept if a resend may want it. */
+  control(serverTimestamp: number, recipient: string, entry: { conversationId: string; kind: string; payload: Uint8Array }): void {
+    if (!RESENT_CONTROL_KINDS.has(entry.kind) || entry.payload.length > MAX_RESENT_CONTROL_BYTES) return;
+    const key = timeKey(serverTimestamp, recipient);
+    this.#controls.set(key, [...(this.#controls.get(key) ?? []), { conversationId: entry.conversationId, kind: entry.kind, payload: entry.payload }]);
+  }
 
   /** `messageId` went to `accountId` (a recipient, or a group's conversation id) at `serverTimestamp`. */
   message(serverTimestamp: number, accountId: string, messageId: string): void {
@@ -97,6 +125,10 @@ export class SentTimes {
       const all = [...stored, ...ids.filter((id) => !stored.includes(id))].slice(-MAX_SENT_AT_ONE_TIME);
       batch.protocolRecord(TIME_KIND, key, encodeCbor({ v: 1, m: all[0], a: accountId, ...(all.length > 1 ? { more: all.slice(1) } : {}) }));
     }
+    for (const [key, controls] of this.#controls) {
+      const all = [...readControls(await storage.getProtocolRecord(CONTROL_KIND, key)), ...controls].slice(-MAX_SENT_AT_ONE_TIME);
+      batch.protocolRecord(CONTROL_KIND, key, encodeCbor({ v: 1, controls: all.map((c) => ({ c: c.conversationId, k: c.kind, p: c.payload })) }));
+    }
     for (const [key, changes] of this.#changes) {
       const all = [...readChanges(await storage.getProtocolRecord(CHANGE_KIND, key)), ...changes].slice(-MAX_SENT_AT_ONE_TIME);
       batch.protocolRecord(CHANGE_KIND, key, encodeCbor({ v: 1, changes: all.map((c) => ({ g: c.groupId, h: c.hash })) }));
@@ -112,6 +144,25 @@ export class SentTimes {
 export function recordSentGuids(batch: StorageBatch, ref: SentRef, guids: readonly string[], at: number): void {
   const value = encodeCbor({ v: 1, m: ref.messageId, a: ref.accountId, t: at });
   for (const guid of guids) batch.protocolRecord(GUID_KIND, guid, value);
+}
+
+/** The control contents we sent `accountId` (or a group's conversation id) at `serverTimestamp`, in send order. */
+export async function controlsSentAt(storage: Storage, accountId: string, serverTimestamp: number): Promise<SentControl[]> {
+  return readControls(await storage.getProtocolRecord(CONTROL_KIND, timeKey(serverTimestamp, accountId)));
+}
+
+function readControls(bytes: Uint8Array | undefined): SentControl[] {
+  if (!bytes) return [];
+  try {
+    const r = FieldReader.from(decodeCbor(bytes), 'SentControl');
+    return r.array('controls', MAX_SENT_AT_ONE_TIME, items.map((c) => ({
+      conversationId: c.string('c', { maxLength: MAX_REF_ACCOUNT }),
+      kind: c.string('k', { maxLength: 32 }),
+      payload: c.bytes('p', { maxLength: MAX_RESENT_CONTROL_BYTES }),
+    })));
+  } catch {
+    return [];
+  }
 }
 
 /** The group changes we sent `accountId` at `serverTimestamp`. */
@@ -173,6 +224,7 @@ function readRefs(bytes: Uint8Array | undefined): SentRef[] {
 export async function forgetSentBefore(storage: Storage, batch: StorageBatch, cutoff: number): Promise<void> {
   batch.forgetProtocolBelow(TIME_KIND, timeKey(Math.max(0, Math.trunc(cutoff))));
   batch.forgetProtocolBelow(CHANGE_KIND, timeKey(Math.max(0, Math.trunc(cutoff))));
+  batch.forgetProtocolBelow(CONTROL_KIND, timeKey(Math.max(0, Math.trunc(cutoff))));
   for (const key of await storage.listProtocolKeys(LEGACY_TIME_KIND)) {
     const at = Number(key.slice(key.lastIndexOf(':') + 1));
     if (!Number.isFinite(at) || at < cutoff) batch.protocolRecord(LEGACY_TIME_KIND, key, null);

@@ -5,7 +5,8 @@
  * settles: zero undecryptable messages; every message shown exactly once on every device of
  * every other member, in the order its device sent it; stored once on every device, as a sent
  * transcript on the sender's other device; and delivered, in the sending device's status, to
- * every other member.
+ * every other member. A second property lets devices lose every session they hold: what came on them fails, comes again through resend requests, and must end up shown
+ * once all the same.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -20,7 +21,8 @@ type Step =
   | { kind: 'direct'; from: Who; to: Who; count: number }
   | { kind: 'rename'; from: 0 | 1; n: number }
   | { kind: 'react'; from: Who; pick: number; emoji: string | null }
-  | { kind: 'seen'; who: Who };
+  | { kind: 'seen'; who: Who }
+  | { kind: 'loseSessions'; who: Who };
 
 const count = fc.integer({ min: 1, max: 3 });
 const step: fc.Arbitrary<Step> = fc.oneof(
@@ -30,6 +32,15 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('react' as const), from: who, pick: fc.nat(), emoji: fc.constantFrom('👍', '❤️', null) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('seen' as const), who }) },
   ...faultSteps,
+);
+
+/**
+ * The same steps, and devices losing every session they hold (a backup restored from before
+ * them), the two-device account's too (its syncs come again as well).
+ */
+const lossyStep: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 9, arbitrary: step },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('loseSessions' as const), who }) },
 );
 
 /** One message sent in the schedule, by the device at `from`. */
@@ -49,10 +60,15 @@ describe('randomized schedule in a group with a two-device member', () => {
     const [a1, , b, c] = devices as [ScheduleDevice, ScheduleDevice, ScheduleDevice, ScheduleDevice];
     const sent: Sent[] = [];
     const deviceIdOf = (i: Who) => devices[i]!.client?.deviceId ?? (i === 1 ? 2 : 1);
+    /** Devices that lost their sessions: what came on them failed and came again, later. */
+    const lost = new Set<number>();
     try {
       for (const s of steps) {
         if (await applyFaultStep(devices, s)) continue;
         switch (s.kind) {
+          case 'loseSessions':
+            if ((await devices[s.who]!.loseSessions()) > 0) lost.add(s.who);
+            break;
           case 'group':
           case 'direct': {
             const from = devices[s.from]!;
@@ -139,12 +155,12 @@ describe('randomized schedule in a group with a two-device member', () => {
       expect(views.map((v) => v === views[0]), `group views: ${views.join('\n')}`).toEqual(views.map(() => true));
 
       for (const [i, d] of devices.entries()) {
-        expect(d.failures, `device ${i}'s decryption failures`).toEqual([]);
+        if (!lost.has(i)) expect(d.failures, `device ${i}'s decryption failures`).toEqual([]);
         const ids = d.shown.map((m) => m.id);
         expect(new Set(ids).size).toBe(ids.length); // shown once, across restarts
         const expected = expectedAt(i as Who);
-        // in the order each device sent them
-        for (const from of [0, 1, 2, 3] as Who[]) {
+        // in the order each device sent them (a device that lost its sessions got some again, later)
+        for (const from of lost.has(i) ? [] : ([0, 1, 2, 3] as Who[])) {
           const fromDevice = devices[from]!;
           if (fromDevice.username === d.username) continue;
           const order = expected.filter((m) => m.from === from).map((m) => m.id);
@@ -177,6 +193,13 @@ describe('randomized schedule in a group with a two-device member', () => {
   it('ends with every message delivered once, in order, to every device, and nothing undecryptable', async () => {
     await fc.assert(
       fc.asyncProperty(fc.boolean(), fc.boolean(), fc.array(step, { minLength: 8, maxLength: 30 }), runSchedule),
+      scheduleRuns(),
+    );
+  }, 240_000);
+
+  it('ends with every message delivered once to every device when members lose their sessions', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.boolean(), fc.boolean(), fc.array(lossyStep, { minLength: 8, maxLength: 30 }), runSchedule),
       scheduleRuns(),
     );
   }, 240_000);

@@ -1,6 +1,6 @@
 import { encodeCbor } from '@sotto/protocol';
 import { describe, expect, it } from 'vitest';
-import { forgetSentBefore, recordSent, SentTimes, sentAtTimestamp, sentByGuid } from '../../src/messaging/sent-index.js';
+import { controlsSentAt, forgetSentBefore, recordSent, SentTimes, sentAtTimestamp, sentByGuid } from '../../src/messaging/sent-index.js';
 import { StorageBatch } from '../../src/storage/batch.js';
 import { MemoryStorage } from '../../src/storage/memory-storage.js';
 
@@ -72,5 +72,29 @@ describe('where-sent records', () => {
     await forgetSentBefore(storage, forget, 9_000);
     await storage.commit(forget);
     expect(await sentAtTimestamp(storage, 'bob', 8_000)).toEqual([]);
+  });
+
+  it('keep the control contents a resend sends again, and only those', async () => {
+    const storage = new MemoryStorage();
+    const entry = (kind: string, n: number) => ({ conversationId: 'd:bob', kind, payload: Uint8Array.of(n) });
+    let batch = new StorageBatch();
+    let times = new SentTimes();
+    times.control(9_000, 'bob', entry('reaction', 1));
+    times.control(9_000, 'bob', entry('typing', 2)); // online-only: never sent again
+    times.control(9_000, 'bob', entry('groupUpdate', 3)); // found by its hash instead
+    times.control(9_000, 'bob', { ...entry('sync', 4), payload: new Uint8Array(64 * 1024 + 1) }); // too large to keep
+    await times.writeTo(storage, batch);
+    await storage.commit(batch);
+    batch = new StorageBatch();
+    times = new SentTimes();
+    times.control(9_000, 'bob', entry('receipt', 5));
+    await times.writeTo(storage, batch);
+    await storage.commit(batch);
+    expect((await controlsSentAt(storage, 'bob', 9_000)).map((c) => [c.kind, [...c.payload]])).toEqual([['reaction', [1]], ['receipt', [5]]]);
+    expect(await controlsSentAt(storage, 'carol', 9_000)).toEqual([]);
+    const forget = new StorageBatch();
+    await forgetSentBefore(storage, forget, 10_000);
+    await storage.commit(forget);
+    expect(await controlsSentAt(storage, 'bob', 9_000)).toEqual([]);
   });
 });

@@ -40,15 +40,17 @@ describe('randomized schedule with lost sessions', () => {
     const lost = [0, 0, 0];
     try {
       for (const d of devices) await d.register();
-      // every schedule opens with a session between each pair, then one of them loses its own
+      // every schedule opens with a session between each pair (the one of 0 and 1 answered, so
+      // that 0 writes on it without a prekey), then 1 loses its sessions and 0 writes on
       const opening: Step[] = [
         { kind: 'send', from: 0, to: 1, count: 1 }, { kind: 'send', from: 1, to: 2, count: 1 }, { kind: 'send', from: 2, to: 0, count: 1 },
+        { kind: 'send', from: 1, to: 0, count: 1 },
         { kind: 'loseSessions', who: 1 }, { kind: 'send', from: 0, to: 1, count: 2 },
       ];
       for (const [i, s] of [...opening, ...steps].entries()) {
-        if (i === 3) {
+        if (i === 4) {
           // the sessions exist on both sides before they are lost
-          await eventually(() => devices.every((d) => d.shown.length >= 1), 10_000, 'opening sends');
+          await eventually(() => devices.every((d, n) => d.shown.length >= (n === 0 ? 2 : 1)), 10_000, 'opening sends');
         }
         if (s.kind === 'loseSessions') {
           lost[s.who] = (lost[s.who] ?? 0) + (await devices[s.who]!.loseSessions());
@@ -91,7 +93,6 @@ describe('randomized schedule with lost sessions', () => {
           expect(stored.filter((m) => !m.outgoing).map((m) => m.id).sort()).toEqual([...expected].sort());
         }
       }
-      expect(devices[1]!.failures.length).toBeGreaterThan(0); // and made the messages after it fail
     } finally {
       for (const d of devices) await d.close();
     }

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { directConversationId } from '../../src/index.js';
 import { eventually } from '../helpers/harness.js';
 import type { ScheduleDevice } from './schedule-device.js';
-import { applyFaultStep, faultStepsOn, scheduleRuns, scheduleSuite, type FaultStep } from './schedule-group.js';
+import { applyFaultStep, type DirectSends, faultStepsOn, outboxesDrained, scheduleRuns, scheduleSuite, sendDirect, type FaultStep } from './schedule-group.js';
 
 type Who = 0 | 1 | 2;
 type Step = FaultStep<Who> | { kind: 'send'; from: Who; to: Who; count: number };
@@ -32,7 +32,7 @@ describe('randomized schedule of sends, restarts, reconnects and duplicates', ()
     const devices: Device[] = [];
     for (let i = 0; i < 3; i++) devices.push(await suite.device(`r${run}u${i}${Math.random().toString(36).slice(2, 6)}`, { webEngine }));
     /** Sent message ids per (from, to), in send order. */
-    const sent = new Map<string, string[]>();
+    const sent: DirectSends = new Map();
     try {
       for (const d of devices) await d.register();
       // every schedule starts with both faults live while messages arrive
@@ -46,15 +46,7 @@ describe('randomized schedule of sends, restarts, reconnects and duplicates', ()
           await eventually(() => [b, c].every((d) => d.shown.length >= expectedAt(d).length), 10_000, 'opening sends');
         }
         if (await applyFaultStep(devices, s) || s.kind !== 'send') continue;
-        const from = devices[s.from]!;
-        const to = devices[s.to]!;
-        if (s.from === s.to || !from.client) continue;
-        const chat = await from.client.openConversation(to.username);
-        const key = `${from.username}>${to.username}`;
-        for (let i = 0; i < s.count; i++) {
-          const m = await from.client.sendText(chat, `${key} #${sent.get(key)?.length ?? 0}`);
-          sent.set(key, [...(sent.get(key) ?? []), m.id]);
-        }
+        await sendDirect(sent, devices[s.from]!, devices[s.to]!, s.count);
       }
 
       // settle: faults off, everyone online; acks lost so far come back once more after a reconnect
@@ -65,10 +57,7 @@ describe('randomized schedule of sends, restarts, reconnects and duplicates', ()
         const expected = devices.flatMap((from) => sent.get(`${from.username}>${to.username}`) ?? []);
         await eventually(() => expected.every((id) => to.shown.some((m) => m.id === id)), 30_000, `${to.username} received all`);
       }
-      await eventually(async () => {
-        for (const d of devices) if ((await d.client!.context.storage.listOutbox()).length > 0) return false;
-        return true;
-      }, 20_000, 'outboxes drained');
+      await outboxesDrained(devices);
 
       for (const to of devices) {
         expect(to.failures).toEqual([]);

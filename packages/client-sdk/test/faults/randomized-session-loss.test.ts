@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { directConversationId } from '../../src/index.js';
 import { eventually } from '../helpers/harness.js';
 import type { ScheduleDevice } from './schedule-device.js';
-import { applyFaultStep, faultStepsOn, scheduleRuns, scheduleSuite, type FaultStep } from './schedule-group.js';
+import { applyFaultStep, type DirectSends, faultStepsOn, outboxesDrained, scheduleRuns, scheduleSuite, sendDirect, type FaultStep } from './schedule-group.js';
 
 type Who = 0 | 1 | 2;
 type Step = FaultStep<Who> | { kind: 'send'; from: Who; to: Who; count: number } | { kind: 'loseSessions'; who: Who };
@@ -35,7 +35,7 @@ describe('randomized schedule with lost sessions', () => {
     const devices: ScheduleDevice[] = [];
     for (let i = 0; i < 3; i++) devices.push(await suite.device(`s${run}u${i}${Math.random().toString(36).slice(2, 6)}`, { webEngine }));
     /** Sent message ids per (from, to). */
-    const sent = new Map<string, string[]>();
+    const sent: DirectSends = new Map();
     /** Sessions lost, per device index. */
     const lost = [0, 0, 0];
     try {
@@ -57,15 +57,7 @@ describe('randomized schedule with lost sessions', () => {
           continue;
         }
         if (await applyFaultStep(devices, s) || s.kind !== 'send') continue;
-        const from = devices[s.from]!;
-        const to = devices[s.to]!;
-        if (!from.client) continue;
-        const chat = await from.client.openConversation(to.username);
-        const key = `${from.username}>${to.username}`;
-        for (let n = 0; n < s.count; n++) {
-          const m = await from.client.sendText(chat, `${key} #${sent.get(key)?.length ?? 0}`);
-          sent.set(key, [...(sent.get(key) ?? []), m.id]);
-        }
+        await sendDirect(sent, devices[s.from]!, devices[s.to]!, s.count);
       }
 
       for (const d of devices) await d.settle();
@@ -73,10 +65,7 @@ describe('randomized schedule with lost sessions', () => {
         const expected = devices.flatMap((from) => sent.get(`${from.username}>${to.username}`) ?? []);
         await eventually(() => expected.every((id) => to.shown.some((m) => m.id === id)), 45_000, `${to.username} received all`);
       }
-      await eventually(async () => {
-        for (const d of devices) if ((await d.client!.context.storage.listOutbox()).length > 0) return false;
-        return true;
-      }, 30_000, 'outboxes drained');
+      await outboxesDrained(devices);
 
       expect(lost[1]).toBeGreaterThan(0); // the opening's loss did happen
       for (const [i, to] of devices.entries()) {

@@ -114,6 +114,23 @@ async function setUpGroup(newDevice: (name: string) => Promise<ScheduleDevice>, 
   return { devices, group };
 }
 
+/** Message ids sent in a 1:1 schedule, per `from>to` (the two usernames), in send order. */
+export type DirectSends = Map<string, string[]>;
+
+/**
+ * Sends `count` texts from `from` to `to`'s account (when `from` is open), noting their ids in
+ * `sent` under `from>to`.
+ */
+export async function sendDirect(sent: DirectSends, from: ScheduleDevice, to: ScheduleDevice, count: number): Promise<void> {
+  if (!from.client || from === to) return;
+  const chat = await from.client.openConversation(to.username);
+  const key = `${from.username}>${to.username}`;
+  for (let n = 0; n < count; n++) {
+    const m = await from.client.sendText(chat, `${key} #${sent.get(key)?.length ?? 0}`);
+    sent.set(key, [...(sent.get(key) ?? []), m.id]);
+  }
+}
+
 /** Waits until no device has anything in its outbox. */
 export async function outboxesDrained(devices: readonly ScheduleDevice[]): Promise<void> {
   await eventually(async () => {

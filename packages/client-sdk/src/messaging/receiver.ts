@@ -325,11 +325,13 @@ export class Receiver {
   }
 
   /**
-   * A plaintext envelope may only carry a resend request. The sender answers by re-queuing the
-   * named message and, when a pairwise message failed, marking the session with that device for
-   * a reset: the next send starts a fresh session from a new prekey bundle. A group message is
-   * sent again to the asker alone, pairwise, and our sender key for that group goes to them
-   * again with our next group message; a group change goes again as it went.
+   * A plaintext envelope may only carry a resend request, which names the server timestamp of
+   * the envelope that failed. The sender answers by re-queuing everything it sent the asker at
+   * that time (several sends can share one: messages, group changes, and the control contents
+   * of `RESENT_CONTROL_KINDS` in sent-index.ts) and, when a pairwise message failed, marking the
+   * session with that device for a reset: the next send starts a fresh session from a new
+   * prekey bundle. A group message is sent again to the asker alone, pairwise, and our sender
+   * key for that group goes to them again with our next group message.
    */
   private async plaintext(envelope: Envelope): Promise<Effects> {
     const { ctx } = this;

@@ -58,6 +58,8 @@ export const MAX_SENT_AT_ONE_TIME = 256;
 export const RESENT_CONTROL_KINDS: ReadonlySet<string> = new Set(['receipt', 'reaction', 'edit', 'unsend', 'vanishMode', 'disappearingTimer', 'profileKey', 'sync']);
 /** Largest control payload kept for a resend. */
 export const MAX_RESENT_CONTROL_BYTES = 64 * 1024;
+/** Most payload bytes one timestamp record keeps for one recipient (the oldest go first). */
+export const MAX_RESENT_CONTROL_RECORD_BYTES = 256 * 1024;
 
 /** A control content as a timestamp record keeps it. */
 export interface SentControl {
@@ -76,8 +78,8 @@ export interface SentChange {
  * The timestamp records of one commit of sends. Several sends to one recipient can share a server
  * timestamp (a batch send has one for all its messages; sends the relay takes in the same
  * millisecond get the same), and a resend request names only the timestamp: so a record lists
- * every message (and every group change) sent to that recipient at that time, merged here for
- * the commit and with what is stored. Callers hold the outbox's sent lock, so no other commit
+ * every message, group change and resendable control content ({@link RESENT_CONTROL_KINDS})
+ * sent to that recipient at that time, merged here for the commit and with what is stored. Callers hold the outbox's sent lock, so no other commit
  * writes these records meanwhile.
  */
 export class SentTimes {
@@ -127,6 +129,8 @@ export class SentTimes {
     }
     for (const [key, controls] of this.#controls) {
       const all = [...readControls(await storage.getProtocolRecord(CONTROL_KIND, key)), ...controls].slice(-MAX_SENT_AT_ONE_TIME);
+      let bytes = all.reduce((n, c) => n + c.payload.length, 0);
+      while (bytes > MAX_RESENT_CONTROL_RECORD_BYTES) bytes -= all.shift()!.payload.length;
       batch.protocolRecord(CONTROL_KIND, key, encodeCbor({ v: 1, controls: all.map((c) => ({ c: c.conversationId, k: c.kind, p: c.payload })) }));
     }
     for (const [key, changes] of this.#changes) {

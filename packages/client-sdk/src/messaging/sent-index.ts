@@ -58,8 +58,11 @@ export const MAX_SENT_AT_ONE_TIME = 256;
 export const RESENT_CONTROL_KINDS: ReadonlySet<string> = new Set(['receipt', 'reaction', 'edit', 'unsend', 'vanishMode', 'disappearingTimer', 'profileKey', 'sync']);
 /** Largest control payload kept for a resend. */
 export const MAX_RESENT_CONTROL_BYTES = 64 * 1024;
-/** Most payload bytes one timestamp record keeps for one recipient (the oldest go first). */
-export const MAX_RESENT_CONTROL_RECORD_BYTES = 256 * 1024;
+/**
+ * Most payload bytes one timestamp record keeps for one recipient (the oldest go first), so that
+ * the record stays well under the CBOR decoder's 256 KiB input limit.
+ */
+export const MAX_RESENT_CONTROL_RECORD_BYTES = 192 * 1024;
 
 /** A control content as a timestamp record keeps it. */
 export interface SentControl {

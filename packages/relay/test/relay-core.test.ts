@@ -135,6 +135,47 @@ describe('sending and delivery', () => {
     sender.close();
   });
 
+  it('tells each sender device of the envelopes sent since it existed', async () => {
+    const uma = await register(t, 'uma');
+    const vic = await register(t, 'vic');
+    const first = await api(t, 'POST', '/v1/messages/vic', uma, sendBody([vic], 'before the link'));
+    expect(first.status).toBe(200);
+    t.clock.now += 1_000;
+    const uma2 = await linkDevice(t, uma);
+    t.clock.now += 1_000;
+    const [s1, s2] = [await TestSocket.open(t, uma), await TestSocket.open(t, uma2)];
+    for (const s of [s1, s2]) await s.until((fs) => fs.some((f) => f.t === 'empty'));
+    const rx = await TestSocket.open(t, vic);
+    await rx.until((fs) => fs.filter((f) => f.t === 'env').length === 1);
+    rx.send({ t: 'ack', guids: rx.envelopes().map((b) => decodeEnvelope(b).guid) });
+    await s1.until((fs) => fs.some((f) => f.t === 'env'));
+    // a send after the link: its receipt goes to both devices
+    const second = await api(t, 'POST', '/v1/messages/vic', uma2, sendBody([vic], 'after the link'));
+    await rx.until((fs) => fs.filter((f) => f.t === 'env').length === 2);
+    rx.send({ t: 'ack', guids: [(second.body.guids as string[])[0]!] });
+    for (const s of [s1, s2]) await s.until((fs) => fs.filter((f) => f.t === 'env').length === (s === s1 ? 2 : 1));
+    const receipts = (s: TestSocket) => s.envelopes().map((b) => decodeDeliveryReceipt(decodeEnvelope(b).ciphertext).guids);
+    expect(receipts(s1)).toEqual([first.body.guids, second.body.guids]);
+    expect(receipts(s2)).toEqual([second.body.guids]);
+    // one ack naming a send from before the link and one from after: the new device hears of
+    // the second only
+    const third = await api(t, 'POST', '/v1/messages/vic', uma, sendBody([vic], 'queued before'));
+    t.clock.now += 1_000;
+    const uma3 = await linkDevice(t, uma);
+    t.clock.now += 1_000;
+    const s3 = await TestSocket.open(t, uma3);
+    await s3.until((fs) => fs.some((f) => f.t === 'empty'));
+    const fourth = await api(t, 'POST', '/v1/messages/vic', uma, sendBody([vic], 'queued after'));
+    await rx.until((fs) => fs.filter((f) => f.t === 'env').length === 4);
+    rx.send({ t: 'ack', guids: [...(third.body.guids as string[]), ...(fourth.body.guids as string[])] });
+    await s1.until((fs) => fs.filter((f) => f.t === 'env').length === 3);
+    await s3.until((fs) => fs.filter((f) => f.t === 'env').length === 1);
+    expect(receipts(s1)[2]).toEqual([...third.body.guids, ...fourth.body.guids]);
+    expect(receipts(s3)).toEqual([fourth.body.guids]);
+    s3.close();
+    for (const s of [s1, s2, rx]) s.close();
+  });
+
   it('ignores acks of another device\'s guids', async () => {
     const kim = await register(t, 'kim');
     const leo = await register(t, 'leo');

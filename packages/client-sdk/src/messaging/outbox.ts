@@ -297,6 +297,11 @@ export class Outbox {
         if (entry.kind === 'groupUpdate') await times.change(res.serverTimestamp, recipient, entry.payload);
         if (entry.messageId === undefined) {
           times.control(res.serverTimestamp, recipient, entry);
+          // its guids too, with no message: the relay's receipts for them are then known for
+          // what they are, and dropped, instead of parked for a "sent" commit that never comes
+          recordSent(batch, times, { messageId: '', accountId: recipient }, receiptGuids, res.serverTimestamp, res.guidAccounts?.length === res.guids.length ? res.guidAccounts : undefined);
+          // (one that overtook this commit was parked: it has nothing to mark, so both go)
+          for (const guid of receiptGuids) if (await takeParkedReceipt(storage, batch, guid)) forgetGuid(batch, guid);
           continue;
         }
         const at = now();

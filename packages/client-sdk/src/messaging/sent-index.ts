@@ -33,6 +33,7 @@ export interface SentRef {
  * Records where a send went: each guid with the account whose device it went to (`guidAccounts[i]`
  * for `guids[i]`: a group send's guids go to many members; otherwise `ref.accountId`), and, in
  * `times`, the server timestamp with `ref.accountId` (the recipient, or the group's conversation id).
+ * A control send's guids are recorded with an empty `messageId`: its receipts mark nothing.
  */
 export function recordSent(batch: StorageBatch, times: SentTimes, ref: SentRef, guids: readonly string[], serverTimestamp: number, guidAccounts?: readonly string[]): void {
   const values = new Map<string, Uint8Array>();
@@ -99,6 +100,7 @@ export class SentTimes {
 
   /** `messageId` went to `accountId` (a recipient, or a group's conversation id) at `serverTimestamp`. */
   message(serverTimestamp: number, accountId: string, messageId: string): void {
+    if (messageId === '') return; // a control send's guids, recorded without a message
     const key = timeKey(serverTimestamp, accountId);
     const entry = this.#messages.get(key) ?? { accountId, ids: [] };
     if (!entry.ids.includes(messageId)) entry.ids.push(messageId);

@@ -57,8 +57,8 @@ describe('linking a device', () => {
     const chat = await a1.openConversation('bob');
     await a1.sendText(chat, 'before the link');
     await eventually(() => find(bob, 'd:alice', 'before the link'), 10_000, 'bob receives');
-    // the relay's receipt for it too (acks are applied in windows): one made after the link
-    // would also go to the new device, which never sent it and would park it for an hour
+    // the relay's receipts for it and for the profile key sent before it too (acks are applied
+    // in windows): one arriving in a later test, while a send is in flight there, would be parked
     await eventually(async () => (await find(a1, chat, 'before the link'))?.status?.['bob']?.state === 'delivered', 10_000, 'delivered');
     await bob.sendText('d:alice', 'reply before the link');
     await eventually(() => find(a1, chat, 'reply before the link'), 10_000, 'alice receives');

@@ -35,6 +35,8 @@ export interface AckedEnvelope {
   guid: string;
   senderAccountId: string;
   type: string;
+  /** When the relay took it: a receipt goes only to sender devices that existed then. */
+  serverTimestamp: number;
 }
 
 // The send / deliver / ack path runs these for every message, so they are raw better-sqlite3
@@ -50,7 +52,7 @@ const PAGE_SQL = `SELECT ${ROW_COLUMNS} FROM envelopes
 // One guid per execution: the statement stays prepared whatever the ack's length, and the
 // unique index on guid makes each a single lookup.
 const ACK_SQL = `DELETE FROM envelopes WHERE guid = ? AND account_id = ? AND device_id = ?
-  RETURNING guid, sender_account_id AS senderAccountId, type`;
+  RETURNING guid, sender_account_id AS senderAccountId, type, server_timestamp AS serverTimestamp`;
 
 /** Receives envelopes once their transaction has committed, in queue (`seq`) order. */
 export type CommittedListener = (rows: EnvelopeRow[]) => void;
@@ -431,7 +433,7 @@ export class EnvelopeRepo implements CommitObserver {
       if (e !== undefined) {
         // a young envelope has no table row: nothing more to look up
         const r = e.row;
-        if (r.accountId === accountId && r.deviceId === deviceId && this.remove(e)) acked.push({ guid, senderAccountId: r.senderAccountId, type: r.type });
+        if (r.accountId === accountId && r.deviceId === deviceId && this.remove(e)) acked.push({ guid, senderAccountId: r.senderAccountId, type: r.type, serverTimestamp: r.serverTimestamp });
         continue;
       }
       const row = this.ackStmt.get(guid, accountId, deviceId);

@@ -1,7 +1,7 @@
 import { expandGuidRun, guidInRun, MAX_ENVELOPE_BYTES, MAX_RECEIPT_GUIDS, MAX_SEND_DEVICES, type MultiRecipientEntry, type BatchSendResponse, type MismatchedDevices, type RequestFrame, type SendResponse, type SendableEnvelopeType, type StaleDevices, type WsBatchSendBody, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
 import type { DeviceAddress } from '../credentials.js';
 import type { Settle } from '../db/commit-queue.js';
-import { hasNoSender, type EnvelopeRow, type NewEnvelope } from '../db/envelope-repo.js';
+import { hasNoSender, type AckedEnvelope, type EnvelopeRow, type NewEnvelope } from '../db/envelope-repo.js';
 import { RelayError } from '../errors.js';
 import type { FanoutRow } from '../db/fanout-repo.js';
 import type { RelationshipState } from '../db/relationship-repo.js';
@@ -440,8 +440,11 @@ function ackOp(ctx: RelayContext, device: DeviceAddress, guids: string[]): () =>
     if (acked.length === 0) return;
     const now = ctx.now();
     const receipts: NewEnvelope[] = [];
-    // One receipt per sender account per ack (at most MAX_RECEIPT_GUIDS guids each).
-    const bySender = new Map<string, string[]>();
+    // One receipt per sender account per ack (at most MAX_RECEIPT_GUIDS guids each) for each of
+    // the sender's devices, naming the envelopes sent since that device existed: a device linked
+    // later holds no record of earlier sends, and could only park their receipts until they
+    // expired. (Almost always every device existed for all of them: one ciphertext for all.)
+    const bySender = new Map<string, AckedEnvelope[]>();
     const blocked = new Set<string>();
     for (const e of acked) {
       // a sealed envelope names no sender: nobody to tell (its recipient's client may, sealed too)
@@ -456,14 +459,25 @@ function ackOp(ctx: RelayContext, device: DeviceAddress, guids: string[]): () =>
         list = [];
         bySender.set(e.senderAccountId, list);
       }
-      list.push(e.guid);
+      list.push(e);
     }
     const mint = new GuidMint(now);
-    for (const [sender, senderGuids] of bySender) {
-      const senderDevices = ctx.accounts.devices(sender);
-      for (let i = 0; i < senderGuids.length; i += MAX_RECEIPT_GUIDS) {
-        const ciphertext = encodeReceipt({ guids: senderGuids.slice(i, i + MAX_RECEIPT_GUIDS), accountId: device.accountId, deviceId: device.deviceId, deliveredAt: now });
-        for (const d of senderDevices) {
+    for (const [sender, envelopes] of bySender) {
+      const oldest = envelopes.reduce((t, e) => Math.min(t, e.serverTimestamp), Infinity);
+      /** The receipts' ciphertexts, by the time from which a device existed (-Infinity: before them all). */
+      const ciphertexts = new Map<number, Uint8Array[]>();
+      for (const d of ctx.accounts.devices(sender)) {
+        const since = d.createdAt <= oldest ? -Infinity : d.createdAt;
+        let forDevice = ciphertexts.get(since);
+        if (forDevice === undefined) {
+          const guids = (since === -Infinity ? envelopes : envelopes.filter((e) => e.serverTimestamp >= since)).map((e) => e.guid);
+          forDevice = [];
+          for (let i = 0; i < guids.length; i += MAX_RECEIPT_GUIDS) {
+            forDevice.push(encodeReceipt({ guids: guids.slice(i, i + MAX_RECEIPT_GUIDS), accountId: device.accountId, deviceId: device.deviceId, deliveredAt: now }));
+          }
+          ciphertexts.set(since, forDevice);
+        }
+        for (const ciphertext of forDevice) {
           receipts.push({
             guid: mint.next(), accountId: sender, deviceId: d.deviceId,
             senderAccountId: device.accountId, senderDeviceId: device.deviceId, type: 'receipt', ciphertext, serverTimestamp: now,

@@ -295,19 +295,19 @@ export class Outbox {
         if (transcript) batch.putOutbox(transcript);
         // a group change: where it went, for a resend request naming it
         if (entry.kind === 'groupUpdate') await times.change(res.serverTimestamp, recipient, entry.payload);
+        // a group send names the member each guid went to: its relay receipts come from them
+        const accounts = res.guidAccounts?.length === res.guids.length ? res.guidAccounts : undefined;
         if (entry.messageId === undefined) {
           times.control(res.serverTimestamp, recipient, entry);
           // its guids too, with no message: the relay's receipts for them are then known for
           // what they are, and dropped, instead of parked for a "sent" commit that never comes
-          recordSent(batch, times, { messageId: '', accountId: recipient }, receiptGuids, res.serverTimestamp, res.guidAccounts?.length === res.guids.length ? res.guidAccounts : undefined);
+          recordSent(batch, times, { messageId: '', accountId: recipient }, receiptGuids, res.serverTimestamp, accounts);
           // (one that overtook this commit was parked: it has nothing to mark, so both go)
           for (const guid of receiptGuids) if (await takeParkedReceipt(storage, batch, guid)) forgetGuid(batch, guid);
           continue;
         }
         const at = now();
-        // a group send names the member each guid went to: each of them has it "sent" (not the
-        // group's id), and its relay receipts come from them
-        const accounts = res.guidAccounts?.length === res.guids.length ? res.guidAccounts : undefined;
+        // each member a group send went to has it "sent" (not the group's id)
         const sentTo = accounts ? [...new Set(accounts)] : [recipient];
         sentAccounts.set(entry, sentTo);
         const status: Record<string, DeliveryStatus | null> = Object.fromEntries(sentTo.map((a) => [a, { state: 'sent' as const, at }]));

@@ -24,6 +24,12 @@ export function mayPostInGroup(conversation: ConversationRecord, accountId: stri
 }
 
 /**
+ * Groups up to this many members fetch a member's profile as soon as its key arrives; larger
+ * ones when the profile is asked for (`SottoClient.profile`).
+ */
+export const GROUP_PROFILE_FETCH_MAX = 64;
+
+/**
  * Applies a pairwise `groupUpdate`, `senderKeyDistribution` or `groupLogRequest` from `from`
  * (writes go into `batch`, committed by the receiver with the ratchet changes). A change is
  * verified by the group log; a rejected one changes nothing and raises `groupChangeRejected`;
@@ -31,12 +37,6 @@ export function mayPostInGroup(conversation: ConversationRecord, accountId: stri
  * (groups/updates.ts), as a request is answered. A distribution is kept from anyone (a key
  * grants nothing: content counts only from current members).
  */
-/**
- * Groups up to this many members fetch a member's profile as soon as its key arrives; larger
- * ones when the profile is asked for (`SottoClient.profile`).
- */
-export const GROUP_PROFILE_FETCH_MAX = 64;
-
 export async function applyGroupControl(
   ctx: ClientContext,
   batch: StorageBatch,
@@ -46,8 +46,7 @@ export async function applyGroupControl(
   effects: Effects,
 ): Promise<Effects> {
   if (content.type === 'groupLogRequest') {
-    await answerGroupLogRequest(ctx, batch, from, content);
-    if (batch.ops.length > 0) effects.after.push(() => ctx.outbox.kick());
+    if (await answerGroupLogRequest(ctx, batch, from, content)) effects.after.push(() => ctx.outbox.kick());
     return effects;
   }
   if (content.type === 'senderKeyDistribution') {

@@ -242,9 +242,10 @@ export class GroupLog {
   /** The first hash up the chain of pending changes from `parent` that the log has neither stored nor pending. */
   private firstMissing(parent: Uint8Array): Uint8Array {
     let hash = parent;
-    const seen = new Set<string>();
-    for (let waiting = this.pending.get(toHex(hash)); waiting && !seen.has(toHex(hash)); waiting = this.pending.get(toHex(hash))) {
-      seen.add(toHex(hash));
+    // at most one step per pending change (a hash cycle cannot be built, but nothing loops)
+    for (let steps = 0; steps < this.pending.size; steps++) {
+      const waiting = this.pending.get(toHex(hash));
+      if (!waiting) break;
       hash = waiting.change.parent;
     }
     return hash;

@@ -89,25 +89,27 @@ const answered = new WeakMap<ClientContext, Map<string, number>>();
  * with the missing change, and the asker is a current member (or one of our own devices), the
  * changes from it back to what the asker has go to the asker's account, into `batch`. Anything
  * else is ignored without a word (a non-member learns nothing, not even that we know the group).
+ * Whether it queued an answer.
  */
-export async function answerGroupLogRequest(ctx: ClientContext, batch: StorageBatch, from: DeviceAddress, content: Extract<Content, { type: 'groupLogRequest' }>): Promise<void> {
+export async function answerGroupLogRequest(ctx: ClientContext, batch: StorageBatch, from: DeviceAddress, content: Extract<Content, { type: 'groupLogRequest' }>): Promise<boolean> {
   const { groupId, missing, have, deviceId } = content.body;
-  if (deviceId !== undefined && deviceId !== ctx.account.deviceId) return;
+  if (deviceId !== undefined && deviceId !== ctx.account.deviceId) return false;
   const log = await loadGroupLog(ctx.storage, ctx.engine, groupId);
-  if (!log) return;
+  if (!log) return false;
   const self = ctx.account.accountId;
-  if (from.accountId !== self && !log.state.members.has(from.accountId)) return;
+  if (from.accountId !== self && !log.state.members.has(from.accountId)) return false;
   const limits = answered.get(ctx) ?? new Map<string, number>();
   answered.set(ctx, limits);
   const limitKey = `${from.accountId}\u0000${toHex(groupId)}`;
   const last = limits.get(limitKey);
   const now = ctx.now();
-  if (last !== undefined && now - last < GROUP_LOG_ANSWER_INTERVAL_MS) return;
+  if (last !== undefined && now - last < GROUP_LOG_ANSWER_INTERVAL_MS) return false;
   const changes = log.ancestry(missing, new Set(have.map(toHex)), MAX_GROUP_LOG_ANSWER);
-  if (changes.length === 0) return;
+  if (changes.length === 0) return false;
   limits.set(limitKey, now);
   for (const [key, at] of limits) if (now - at >= GROUP_LOG_ANSWER_INTERVAL_MS) limits.delete(key);
   enqueueGroupUpdates(ctx, batch, await groupConversation(ctx, groupId), [from.accountId], changes.map((e) => e.bytes));
+  return true;
 }
 
 /**

@@ -189,6 +189,8 @@ const sealedSender = { v: 1 as const, eph: seq(32, 0x20), c1: seq(49, 0x40), c2:
 add('sealed sender message', 'SealedSenderMessage', sealedSender, encodeSealedSenderMessage(sealedSender));
 const sealedPayload = { v: 1 as const, from: { accountId: 'alice', deviceId: 1 }, type: 'whisper' as const, ciphertext: seq(48, 0x33) };
 add('sealed sender payload', 'SealedSenderPayload', sealedPayload, encodeSealedSenderPayload(sealedPayload));
+const sealedPlaintextPayload = { v: 1 as const, from: { accountId: 'alice', deviceId: 1 }, type: 'plaintext' as const, ciphertext: seq(48, 0x33) };
+add('sealed sender payload carrying a plaintext control (resend request)', 'SealedSenderPayload', sealedPlaintextPayload, encodeSealedSenderPayload(sealedPlaintextPayload));
 const sealedGroup = { v: 2 as const, eph: seq(32, 0x20), key: seq(32, 0x40), tag: seq(16, 0x60), body: seq(80, 0x80) };
 add('sealed group message', 'SealedGroupMessage', sealedGroup, encodeSealedGroupMessage(sealedGroup));
 const sealedGroupPayload = { v: 1 as const, from: { accountId: 'alice', deviceId: 1 }, identityKey, type: 'senderkey' as const, ciphertext: seq(48, 0x33) };

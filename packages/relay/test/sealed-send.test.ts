@@ -249,6 +249,33 @@ describe('sealed sends', () => {
     expect([t.relay.ctx.envelopes.queued('bob', 1), t.relay.ctx.envelopes.queued('bob', 2)]).toEqual([0, 0]);
   });
 
+  it('`oneDevice`: one current device is enough (a sealed resend request); still the key, the device and its registration id are checked', async () => {
+    const ct = sealedBytes();
+    const one = (d: { deviceId: number; registrationId: number }) => ({ messages: [{ deviceId: d.deviceId, registrationId: d.registrationId, ciphertext: b64(ct) }], oneDevice: true });
+    const stored = t.relay.ctx.envelopes.storedTotal;
+    // refusals first: nothing is stored for any of them
+    expect((await sealedSend(t, 'bob', accessKey(), one(bob2))).status).toBe(401);
+    const extra = await sealedSend(t, 'bob', bobKey, one({ deviceId: 9, registrationId: 1 }));
+    expect([extra.status, extra.body.mismatched]).toEqual([409, [{ accountId: 'bob', missing: [], extra: [9] }]]);
+    const stale = await sealedSend(t, 'bob', bobKey, one({ deviceId: 2, registrationId: (bob2.registrationId % 16000) + 1 }));
+    expect([stale.status, stale.body.stale]).toEqual([410, [{ accountId: 'bob', stale: [2] }]]);
+    const two = await sealedSend(t, 'bob', bobKey, { ...sealedBody([bob1, bob2], [ct, ct]), oneDevice: true });
+    expect([two.status, two.body.code, two.body.message]).toEqual([400, 'BAD_REQUEST', 'a oneDevice send names exactly one device']);
+    const ephemeral = await sealedSend(t, 'bob', bobKey, { ...one(bob2), ephemeral: true });
+    expect([ephemeral.status, ephemeral.body.code]).toEqual([400, 'BAD_REQUEST']);
+    expect(t.relay.ctx.envelopes.storedTotal).toBe(stored);
+
+    const res = await sealedSend(t, 'bob', bobKey, one(bob2));
+    expect(res.status).toBe(200);
+    expect(res.body.guids).toHaveLength(1);
+    expect([t.relay.ctx.envelopes.queued('bob', 1), t.relay.ctx.envelopes.queued('bob', 2)]).toEqual([0, 1]);
+    const [row] = (await backlog(t, bob2)).filter((e) => e.guid === res.body.guids[0]);
+    expect(row).toMatchObject({ type: 'sealed', ciphertext: ct });
+    expect(row && 'from' in row).toBe(false);
+    const ack = await api(t, 'POST', '/v1/messages/ack', bob2, { guids: res.body.guids });
+    expect(ack.status).toBe(204);
+  });
+
   it('413 for a body over the limit (with and without Content-Length), 400 for malformed bodies and oversized ciphertexts', async () => {
     const huge = JSON.stringify({ messages: [{ deviceId: 1, registrationId: 1, ciphertext: 'A'.repeat(1100 * 1024) }] });
     const withLength = await sealedSend(t, 'bob', bobKey, huge);

@@ -149,7 +149,8 @@ export class Receiver {
    * sender and proves it holds the identity key it names (messaging/sealed.ts); that key must be
    * the one we know for that account, or the envelope is dropped unanswered (a forged claim must
    * not make us ask someone else for a resend). Then it is an ordinary pairwise message from
-   * that sender, answered with an end-to-end `delivered` receipt: the relay makes none for it.
+   * that sender, answered with an end-to-end `delivered` receipt: the relay makes none for it;
+   * or a resend request (`plaintext`), handled as a plaintext envelope from that sender is.
    */
   private async sealed(envelope: Envelope): Promise<Effects> {
     const { ctx } = this;
@@ -159,7 +160,9 @@ export class Receiver {
       return noEffects();
     }
     const inner = { ...envelope, type: opened.type, from: opened.from, ciphertext: opened.ciphertext };
-    return opened.type === 'senderkey' ? this.senderKey(inner, true) : this.pairwise(inner, true);
+    if (opened.type === 'senderkey') return this.senderKey(inner, true);
+    // a sealed resend request: the same as a plaintext envelope, its sender proven by the seal
+    return opened.type === 'plaintext' ? this.plaintext(inner) : this.pairwise(inner, true);
   }
 
   private async pairwise(envelope: Envelope, sealed = false): Promise<Effects> {

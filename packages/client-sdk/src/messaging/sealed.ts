@@ -3,8 +3,10 @@
  * key we hold go to the relay without credentials, each device's ciphertext wrapped in the
  * sealed-sender layer (`@sotto/protocol`), so the relay stores and delivers them without knowing
  * who sent them; a group message goes sealed once for all its devices when we hold every
- * member's key ({@link sealGroupSend}). The recipient answers a sealed message with an
- * end-to-end `delivered` receipt, since the relay, not knowing the sender, makes none.
+ * member's key ({@link sealGroupSend}); a resend request goes sealed to the one device it
+ * concerns, only to an identity key we trust (`Sender.sendPlaintext`). The recipient answers a
+ * sealed message with an end-to-end `delivered` receipt, since the relay, not knowing the
+ * sender, makes none.
  */
 import {
   encodeContent,
@@ -59,7 +61,27 @@ export function sealedSending(ctx: () => ClientContext): SealedSending {
       const from = { accountId: c.account.accountId, deviceId: c.account.deviceId };
       return sealSender(c.engine, { ...keys, recipientIdentityKey: to.identityKey }, { from, type: message.type, ciphertext: message.ciphertext });
     },
+    async trusts(to: RemoteDevice) {
+      const c = ctx();
+      const listed = await c.directory.devices(to.accountId).catch(() => []);
+      const trusted = await trustedIdentity(c, to.accountId, [to, ...listed]);
+      return trusted !== null && sameBytes(trusted, to.identityKey);
+    },
   };
+}
+
+/**
+ * The identity key we trust for `accountId`: the one trusted for the first of `devices` we have
+ * one for (all of an account's devices share its identity key; a newly linked one has no
+ * session with us yet). Null when we trust none of them.
+ */
+async function trustedIdentity(ctx: ClientContext, accountId: string, devices: readonly { deviceId: number }[]): Promise<Uint8Array | null> {
+  const identities = readProtocolStores(ctx.storage).identity;
+  for (const d of devices) {
+    const trusted = await identities.getRemoteIdentity({ accountId, deviceId: d.deviceId });
+    if (trusted) return trusted;
+  }
+  return null;
 }
 
 /**
@@ -154,7 +176,6 @@ export const GROUP_DELIVERED_RECEIPTS_MAX = 64;
  * the sent transcript, not the group message.)
  */
 export async function sealGroupSend(ctx: ClientContext, recipients: readonly RecipientAddress[], ciphertext: Uint8Array, ephemeral: boolean): Promise<SealedMultiSendRequest | undefined> {
-  const identities = readProtocolStores(ctx.storage).identity;
   const identityKeys: Uint8Array[] = [];
   const accessKeys: Uint8Array[] = [];
   for (const r of recipients) {
@@ -166,8 +187,7 @@ export async function sealGroupSend(ctx: ClientContext, recipients: readonly Rec
     // for any of its devices (a newly linked one has no session with us yet)
     const listed = (await ctx.directory.devices(r.accountId)).find((d) => r.devices.some((x) => x.deviceId === d.deviceId));
     if (listed === undefined) return undefined;
-    let trusted: Uint8Array | null = null;
-    for (const d of r.devices) if ((trusted = await identities.getRemoteIdentity({ accountId: r.accountId, deviceId: d.deviceId }))) break;
+    const trusted = await trustedIdentity(ctx, r.accountId, r.devices);
     if (!trusted || !sameBytes(trusted, listed.identityKey)) return undefined;
     for (let i = 0; i < r.devices.length; i++) identityKeys.push(listed.identityKey);
   }

@@ -9,6 +9,7 @@ import {
   type DeviceAddress,
   type MismatchedDevices,
   type ProtocolEngine,
+  type SealedInnerType,
   type SealedSendRequest,
   type SendResponse,
   type StaleDevices,
@@ -44,8 +45,17 @@ export interface SealedSending {
   accessKey(accountId: string): Promise<Uint8Array | undefined>;
   /** The relay refused that access key (the recipient made a new one): unsealed from now on. */
   refused(accountId: string): Promise<void>;
-  /** Wraps one device's pairwise ciphertext in the sealed-sender layer for that device. */
-  seal(to: RemoteDevice, message: { type: 'prekey' | 'whisper'; ciphertext: Uint8Array }): Promise<Uint8Array>;
+  /**
+   * Wraps one device's pairwise ciphertext (or, for a resend request, the padded content
+   * itself: `plaintext`) in the sealed-sender layer for that device.
+   */
+  seal(to: RemoteDevice, message: { type: SealedInnerType; ciphertext: Uint8Array }): Promise<Uint8Array>;
+  /**
+   * Whether the identity key the relay lists for `to` is the one we trust for its account. A
+   * pairwise message is only ever encrypted to a trusted key; a resend request, which is not
+   * encrypted, is sealed only then, or whoever listed the key could open it and learn who sent it.
+   */
+  trusts(to: RemoteDevice): Promise<boolean>;
 }
 
 export interface SenderDeps {
@@ -178,16 +188,42 @@ export class Sender {
   /**
    * Sends `content` unencrypted to one device of `accountId`: only resend requests travel this
    * way (they must work when the session is broken; the relay accepts plaintext envelopes for a
-   * single device). NOT_FOUND when the device is gone (the request is moot).
+   * single device). Sealed when this client seals and may seal to them (the relay then does not
+   * learn who asks). NOT_FOUND when the device is gone (the request is moot).
    */
-  async sendPlaintext(accountId: string, deviceId: number, content: Uint8Array): Promise<SendResponse> {
+  async sendPlaintext(accountId: string, deviceId: number, content: Uint8Array): Promise<SentResponse> {
     const devices = await this.deps.directory.devices(accountId);
     const device = devices.find((d) => d.deviceId === deviceId);
     if (!device) throw new SottoError('NOT_FOUND', `${accountId} has no device ${deviceId}`);
+    const padded = padPlaintext(content);
+    const sealed = await this.postSealedPlaintext(accountId, device, padded);
+    if (sealed) return { ...sealed, sealed: true };
     return this.deps.relay.send(accountId, {
       type: 'plaintext',
-      messages: [{ deviceId, registrationId: device.registrationId, ciphertext: toBase64Url(padPlaintext(content)) }],
+      messages: [{ deviceId, registrationId: device.registrationId, ciphertext: toBase64Url(padded) }],
     });
+  }
+
+  /**
+   * {@link sendPlaintext} sealed, to that one device (`oneDevice`), when we hold the account's
+   * access key and trust the identity key listed for the device; undefined otherwise (or when the
+   * key was refused just now), and the caller sends it the ordinary way.
+   */
+  private async postSealedPlaintext(accountId: string, device: RemoteDevice, padded: Uint8Array): Promise<SendResponse | undefined> {
+    const { sealed, relay, self } = this.deps;
+    if (!sealed || accountId === self().accountId) return undefined;
+    const accessKey = await sealed.accessKey(accountId);
+    if (!accessKey || !(await sealed.trusts(device))) return undefined;
+    const ciphertext = await sealed.seal(device, { type: 'plaintext', ciphertext: padded });
+    try {
+      return await relay.sendSealed(accountId, accessKey, {
+        messages: [{ deviceId: device.deviceId, registrationId: device.registrationId, ciphertext: toBase64Url(ciphertext) }],
+        oneDevice: true,
+      });
+    } catch (err) {
+      if (!(await this.keyRefused(sealed, accountId, err))) throw err;
+      return undefined;
+    }
   }
 
   /**

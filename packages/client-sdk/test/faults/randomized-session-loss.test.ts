@@ -1,6 +1,7 @@
 /**
  * A randomized schedule between three clients on SQLite stores, on libsignal or on the web
- * engine, in which devices also lose every session they hold (a backup restored from before
+ * engine, with sealed sender on or off (sealed: messages and resend requests between people who
+ * hold each other's profile keys go sealed), in which devices also lose every session they hold (a backup restored from before
  * them), besides restarts, offline spells, dropped connections, duplicate pushes and lost acks.
  * What others send on a lost session fails to decrypt; the resend request goes back, the sender
  * starts a new session and sends the message again. After everything settles: every sent message
@@ -30,10 +31,10 @@ describe('randomized schedule with lost sessions', () => {
   const suite = scheduleSuite();
   let run = 0;
 
-  async function runSchedule(webEngine: boolean, steps: Step[]): Promise<void> {
+  async function runSchedule(sealedSender: boolean, webEngine: boolean, steps: Step[]): Promise<void> {
     run++;
     const devices: ScheduleDevice[] = [];
-    for (let i = 0; i < 3; i++) devices.push(await suite.device(`s${run}u${i}${Math.random().toString(36).slice(2, 6)}`, { webEngine }));
+    for (let i = 0; i < 3; i++) devices.push(await suite.device(`s${run}u${i}${Math.random().toString(36).slice(2, 6)}`, { sealedSender, webEngine }));
     /** Sent message ids per (from, to). */
     const sent: DirectSends = new Map();
     /** Sessions lost, per device index. */
@@ -88,6 +89,6 @@ describe('randomized schedule with lost sessions', () => {
   }
 
   it('ends with every message delivered once, through resend requests', async () => {
-    await fc.assert(fc.asyncProperty(fc.boolean(), fc.array(step, { minLength: 6, maxLength: 30 }), runSchedule), scheduleRuns());
+    await fc.assert(fc.asyncProperty(fc.boolean(), fc.boolean(), fc.array(step, { minLength: 6, maxLength: 30 }), runSchedule), scheduleRuns());
   }, 240_000);
 });

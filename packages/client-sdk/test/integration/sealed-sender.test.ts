@@ -8,10 +8,10 @@ import type { BacklogResponse } from '@sotto/protocol';
 import { decodeEnvelope, sealSender } from '@sotto/protocol';
 import { createLibsignalEngine } from '@sotto/protocol/libsignal';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { SottoClient } from '../../src/index.js';
+import { MemoryStorage, SottoClient, StorageBatch } from '../../src/index.js';
 import { fromBase64Url } from '../../src/relay/base64url.js';
 import type { RelayHttp } from '../../src/relay/relay-http.js';
-import { becomeContacts, eventually, injectSealed, keepSealed, newClient, recordStoredEnvelopes, startRelay, type TestRelay } from '../helpers/harness.js';
+import { becomeContacts, clientOptions, eventually, injectSealed, keepSealed, newClient, recordStoredEnvelopes, startRelay, type TestRelay } from '../helpers/harness.js';
 
 let relay: TestRelay;
 const clients: SottoClient[] = [];
@@ -232,6 +232,72 @@ describe('sealed sender', () => {
     }
     expect(pushed).toEqual([{ accountId: 's.lou', type: 'sealed', senderAccountId: '' }]);
     expect(stored.filter((r) => r.accountId === 's.lou')).toEqual([]);
+  }, 60_000);
+
+  it('a resend request between contacts goes sealed, to the one device that sent the failed message, and brings the message back', async () => {
+    const gail = await newClient(relay.url, 's.gail', { sealedSender: true });
+    const hugo = await newClient(relay.url, 's.hugo', { sealedSender: true });
+    clients.push(gail, hugo);
+    await becomeContacts(gail, hugo);
+    await eventually(async () => (await gail.context.storage.listOutbox()).length === 0 && (await hugo.context.storage.listOutbox()).length === 0, 10_000, 'nothing left to send');
+    // a second device of gail's: the request goes to device 1 alone, which the relay allows
+    // only for a oneDevice send
+    const link = await SottoClient.link(clientOptions(relay.url, new MemoryStorage(), { sealedSender: true }));
+    const completing = link.complete({ timeoutMs: 20_000 });
+    await gail.approveLink(link.code);
+    const gail2 = (await completing).client;
+    clients.push(gail2);
+    await gail2.connect();
+    await eventually(async () => (await hugo.context.directory.devices('s.gail', { refresh: true })).length === 2, 10_000, 'hugo lists both of gail’s devices');
+
+    // hugo loses his session with gail's first device (a restored backup, say)
+    await hugo.context.storage.commit(new StorageBatch().protocolRecord('session', `s.gail.${gail.deviceId}`, null));
+    const failed = hugo.events.waitFor('decryptionFailed', (f) => f.from === 's.gail', 10_000);
+    const { rows: stored, stop } = recordStoredEnvelopes(relay.relay);
+    try {
+      const sent = await gail.sendText('d:s.hugo', 'lost, then found');
+      expect(['NO_SESSION', 'INVALID_MESSAGE', 'INVALID_PREKEY']).toContain((await failed)[0].reason);
+      const back = await eventually(() => hugo.message(sent.id), 15_000, 'the message comes back');
+      expect(back.text).toBe('lost, then found');
+    } finally {
+      stop();
+    }
+    // the request reached gail's first device sealed: no plaintext envelope, none that names
+    // hugo; what came to gail from anyone but her own devices (their sent transcripts) was sealed
+    expect(stored.filter((r) => r.type === 'plaintext')).toEqual([]);
+    expect(stored.filter((r) => r.senderAccountId === 's.hugo')).toEqual([]);
+    const toGail = stored.filter((r) => r.accountId === 's.gail' && r.senderAccountId !== 's.gail');
+    expect(toGail.length).toBeGreaterThan(0);
+    expect(toGail.filter((r) => r.type !== 'sealed' || r.senderAccountId !== '')).toEqual([]);
+  }, 60_000);
+
+  it('a resend request is not sealed to an identity key we do not trust (whoever listed it could open it): it goes the ordinary way', async () => {
+    const ines = await newClient(relay.url, 's.ines', { sealedSender: true });
+    const joel = await newClient(relay.url, 's.joel', { sealedSender: true });
+    clients.push(ines, joel);
+    await becomeContacts(ines, joel);
+    await eventually(async () => (await ines.context.storage.listOutbox()).length === 0 && (await joel.context.storage.listOutbox()).length === 0, 10_000, 'nothing left to send');
+    // the relay lists another identity key for ines's device than the one joel trusts
+    const directory = joel.context.directory;
+    const devices = directory.devices.bind(directory);
+    const forged = (await createLibsignalEngine().generateIdentity()).identityKey;
+    directory.devices = async (accountId, options) => {
+      const listed = await devices(accountId, options);
+      return accountId === 's.ines' ? listed.map((d) => ({ ...d, identityKey: forged })) : listed;
+    };
+    await joel.context.storage.commit(new StorageBatch().protocolRecord('session', `s.ines.${ines.deviceId}`, null));
+    const { rows: stored, stop } = recordStoredEnvelopes(relay.relay);
+    try {
+      await ines.sendText('d:s.joel', 'to be asked for again');
+      await eventually(() => stored.some((r) => r.accountId === 's.ines' && r.type === 'plaintext'), 10_000, 'the request');
+    } finally {
+      stop();
+      directory.devices = devices;
+    }
+    // one request per envelope that failed (the message, and whatever else went on that session)
+    const requests = stored.filter((r) => r.accountId === 's.ines' && r.type === 'plaintext');
+    expect(requests.length).toBeGreaterThan(0);
+    expect(requests.filter((r) => r.senderAccountId !== 's.joel')).toEqual([]);
   }, 60_000);
 });
 

@@ -35,9 +35,14 @@ import { agreeWith, checkPair, ephemeralFor, staticAgree, withKeyType, ZERO_NONC
  *   c2  = XChaCha20-Poly1305(k2, zero, CBOR SealedSenderPayload, ad S || R)
  *
  * SealedSenderMessage = { v: 1, eph: bytes(32) e_pub, c1: bytes(49), c2: bytes(17..MAX) }
- * SealedSenderPayload = { v: 1, from: { accountId, deviceId }, type: 'prekey'|'whisper',
+ * SealedSenderPayload = { v: 1, from: { accountId, deviceId }, type: 'prekey'|'whisper'|'plaintext',
  *                         ciphertext: bytes (1..MAX_SEALED_SENDER_CIPHERTEXT_BYTES) }
  * ```
+ *
+ * `type: 'plaintext'` carries what a `plaintext` envelope would (a padded, unencrypted control
+ * content: only a resend request, which must work when the pairwise session is broken), so that
+ * a resend request too can go without naming its sender to the relay. Layer 2 authenticates it
+ * as it does a pairwise message.
  *
  * Every X25519 with an identity private key goes through the engine's `agree` (so both engines,
  * and a dual device, seal and open); the ephemeral side is libsodium's. Opening layer 2 proves
@@ -71,7 +76,9 @@ const INFO_LAYER_2 = new TextEncoder().encode('sotto-sealed-sender/v1/2');
 
 const MESSAGE_LIMITS = Object.freeze({ maxBytes: MAX_SEALED_SENDER_BYTES, maxDepth: 1, maxItems: 16, maxStringBytes: MAX_C2_BYTES });
 const PAYLOAD_LIMITS = Object.freeze({ maxBytes: MAX_PAYLOAD_BYTES, maxDepth: 2, maxItems: 32, maxStringBytes: MAX_SEALED_SENDER_CIPHERTEXT_BYTES });
-const PAIRWISE_TYPES: readonly PairwiseMessageType[] = ['prekey', 'whisper'];
+/** What a sealed message may carry: a pairwise message, or an unencrypted control content (a resend request). */
+export type SealedInnerType = PairwiseMessageType | 'plaintext';
+const SEALED_INNER_TYPES: readonly SealedInnerType[] = ['prekey', 'whisper', 'plaintext'];
 
 /** What travels in a `sealed` envelope's ciphertext. */
 export interface SealedSenderMessage {
@@ -88,7 +95,7 @@ export interface SealedSenderMessage {
 export interface SealedSenderPayload {
   v: 1;
   from: DeviceAddress;
-  type: 'prekey' | 'whisper';
+  type: SealedInnerType;
   ciphertext: Uint8Array;
 }
 
@@ -99,9 +106,9 @@ export interface SealedSenderContent {
   from: DeviceAddress;
   /** The sender's identity key (33 bytes), from layer 1; layer 2 proved the sender holds its private key. */
   identityKey: Uint8Array;
-  /** The inner pairwise message type. */
-  type: 'prekey' | 'whisper';
-  /** The inner pairwise message (`engine.encrypt`'s body), for `engine.decrypt(stores, from, type, ciphertext)`. */
+  /** The inner message's type: a pairwise message, or `plaintext` (an unencrypted control content, as in a `plaintext` envelope). */
+  type: SealedInnerType;
+  /** The inner pairwise message (`engine.encrypt`'s body), for `engine.decrypt(stores, from, type, ciphertext)`; for `plaintext`, the padded content itself. */
   ciphertext: Uint8Array;
 }
 
@@ -122,7 +129,7 @@ export function decodeSealedSenderPayload(bytes: Uint8Array): SealedSenderPayloa
   return decodeVersioned(bytes, 'SealedSenderPayload', PAYLOAD_LIMITS, [1], (r) => ({
     v: 1,
     from: r.nested('from', readDeviceAddress),
-    type: r.literal('type', PAIRWISE_TYPES),
+    type: r.literal('type', SEALED_INNER_TYPES),
     ciphertext: r.bytes('ciphertext', { minLength: 1, maxLength: MAX_SEALED_SENDER_CIPHERTEXT_BYTES }),
   }));
 }
@@ -155,7 +162,7 @@ export interface SealedSenderEphemeral {
 export async function sealSender(
   engine: ProtocolEngine,
   keys: { identityKeyPair: Uint8Array; identityKey: Uint8Array; recipientIdentityKey: Uint8Array },
-  content: { from: DeviceAddress; type: 'prekey' | 'whisper'; ciphertext: Uint8Array },
+  content: { from: DeviceAddress; type: SealedInnerType; ciphertext: Uint8Array },
   ephemeral?: SealedSenderEphemeral,
 ): Promise<Uint8Array> {
   const recipient = checkIdentityKey(keys.recipientIdentityKey, 'recipientIdentityKey');

@@ -172,6 +172,12 @@ export interface SealedSendRequest {
   messages: { deviceId: number; registrationId: number; ciphertext: B64 }[];
   /** Online-only (typing, call signalling): pushed to connected devices, never stored; `guids` is `[]`. Not in a batch. */
   ephemeral?: boolean;
+  /**
+   * The send addresses exactly one device (`messages` has one entry) and the rest of the
+   * account's devices are not required: a sealed resend request, which concerns one device, as
+   * a `plaintext` envelope does. Stored (not with `ephemeral`). Not in a batch.
+   */
+  oneDevice?: boolean;
 }
 
 /**

@@ -311,7 +311,7 @@ export const sealedSenderMessage = fc.record({ v: fc.constant(1 as const), eph: 
 export const sealedSenderPayload = fc.record({
   v: fc.constant(1 as const),
   from: address,
-  type: fc.constantFrom('prekey' as const, 'whisper' as const),
+  type: fc.constantFrom('prekey' as const, 'whisper' as const, 'plaintext' as const),
   ciphertext: bytes(1, 2048),
 });
 /** The group form (v2): one device's message as the relay assembles it, and the payload its body seals. */

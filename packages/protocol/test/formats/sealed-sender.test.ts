@@ -67,7 +67,7 @@ describe('sealed sender', () => {
     for (const r of ENGINES) {
       it(`opens what it sealed: ${s.label} sender, ${r.label} recipient`, async () => {
         await fc.assert(
-          fc.asyncProperty(arb.address, fc.constantFrom('prekey' as const, 'whisper' as const), arb.bytes(1, 600), async (from, type, ciphertext) => {
+          fc.asyncProperty(arb.address, fc.constantFrom('prekey' as const, 'whisper' as const, 'plaintext' as const), arb.bytes(1, 600), async (from, type, ciphertext) => {
             const sender = await s.engine.generateIdentity();
             const recipient = await r.engine.generateIdentity();
             const sealed = await sealSender(s.engine, keysOf(sender, recipient), { from, type, ciphertext });
@@ -95,7 +95,8 @@ describe('sealed sender', () => {
         const opened = await openSealedSender(peerEngine, { identityKeyPair: bKeys.identityKeyPair, identityKey: b.identityKey }, envelope.ciphertext);
         expect(opened.from).toStrictEqual(a.address);
         expect(await isTrustedIdentity(b.stores.identity, opened.from, opened.identityKey)).toBe(true);
-        expect(untext(await peerEngine.decrypt(b.stores, opened.from, opened.type, opened.ciphertext))).toBe(message);
+        expect(opened.type).toBe(inner.type);
+        expect(untext(await peerEngine.decrypt(b.stores, opened.from, inner.type, opened.ciphertext))).toBe(message);
       }
     }
   });

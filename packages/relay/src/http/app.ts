@@ -257,8 +257,8 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
   });
   app.post('/v1/messages/sealed/:accountId', async (c) => {
     const { to, keyHash } = sealedAccess(c);
-    const { messages, ephemeral } = readJson(await readJsonBody(c, sendLimit), 'SealedSendRequest', readSealedSendBody);
-    if (!ephemeral) return c.json(await countSealed(1, () => sendSealed(ctx, to, keyHash, messages)));
+    const { messages, ephemeral, oneDevice } = readJson(await readJsonBody(c, sendLimit), 'SealedSendRequest', readSealedSendBody);
+    if (!ephemeral) return c.json(await countSealed(1, () => sendSealed(ctx, to, keyHash, messages, oneDevice)));
     const { serverTimestamp, rows } = await countSealed(1, () => sendSealedEphemeral(ctx, to, keyHash, messages));
     hub.pushEphemeral(rows);
     return c.json({ serverTimestamp, guids: [] });

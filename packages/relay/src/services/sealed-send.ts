@@ -69,12 +69,18 @@ export function readSealedSend(r: FieldReader): SealedMessage[] {
 }
 
 /**
- * Reads a `SealedSendRequest` with its optional `ephemeral` flag (online-only: typing, call
- * signalling), for the single sealed send.
+ * Reads a `SealedSendRequest` with its optional flags, for the single sealed send: `ephemeral`
+ * (online-only: typing, call signalling) and `oneDevice` (one device of the account, the others
+ * not required: a sealed resend request). 400 when `oneDevice` names other than one device or
+ * comes with `ephemeral`.
  */
-export function readSealedSendBody(r: FieldReader): { messages: SealedMessage[]; ephemeral: boolean } {
+export function readSealedSendBody(r: FieldReader): { messages: SealedMessage[]; ephemeral: boolean; oneDevice: boolean } {
   const messages = readSealedSend(r);
-  return { messages, ephemeral: r.optBool('ephemeral') === true };
+  const ephemeral = r.optBool('ephemeral') === true;
+  const oneDevice = r.optBool('oneDevice') === true;
+  if (oneDevice && messages.length !== 1) throw new RelayError('BAD_REQUEST', 'a oneDevice send names exactly one device');
+  if (oneDevice && ephemeral) throw new RelayError('BAD_REQUEST', 'a oneDevice send is stored: not ephemeral');
+  return { messages, ephemeral, oneDevice };
 }
 
 /**
@@ -168,13 +174,14 @@ export function limitSealedBatch(ctx: RelayContext, ip: string, accountId: strin
  * account suspended or deleted, since the check is the same 401), applies the device-list check
  * of every send (409 MISMATCHED_DEVICES, 410 STALE_DEVICES; nothing stored), and stores one
  * `sealed` envelope per device with no sender. Resolves after the commit; the delivery hub
- * pushes the envelopes to connected devices then.
+ * pushes the envelopes to connected devices then. `oneDevice`: `messages` names one device and
+ * the account's others are not required (a sealed resend request).
  * @example
  * const key = authorizeSealed(ctx, 'bob', header);
  * const { guids } = await sendSealed(ctx, 'bob', key, messages);
  */
-export async function sendSealed(ctx: RelayContext, accountId: string, keyHash: Uint8Array, messages: readonly SealedMessage[]): Promise<SendResponse> {
-  const { serverTimestamp, guids } = await sendSealedBatch(ctx, accountId, keyHash, [messages]);
+export async function sendSealed(ctx: RelayContext, accountId: string, keyHash: Uint8Array, messages: readonly SealedMessage[], oneDevice = false): Promise<SendResponse> {
+  const { serverTimestamp, guids } = await sendSealedBatch(ctx, accountId, keyHash, [messages], oneDevice);
   return { serverTimestamp, guids: guids[0]! };
 }
 
@@ -220,12 +227,13 @@ function keyStillHolds(ctx: RelayContext, { accountId, keyHash }: Omit<SealedPar
 
 /**
  * Inside a sealed send: the device-list check of one send to each of `parts`' accounts (409
- * MISMATCHED_DEVICES, 410 STALE_DEVICES, covering every account at fault).
+ * MISMATCHED_DEVICES, 410 STALE_DEVICES, covering every account at fault). `oneDevice`: the
+ * named device must be current (its registration id too), the others need not be named.
  */
-function checkSealedDevices(ctx: RelayContext, parts: readonly Omit<SealedPart, 'keyHash'>[]): void {
+function checkSealedDevices(ctx: RelayContext, parts: readonly Omit<SealedPart, 'keyHash'>[], oneDevice = false): void {
   try {
     // no sender: no device of the recipient's is left out as the sender's own
-    checkDeviceLists(ctx, NO_SENDER, parts.map((p) => ({ accountId: p.accountId, devices: p.messages })), false, false);
+    checkDeviceLists(ctx, NO_SENDER, parts.map((p) => ({ accountId: p.accountId, devices: p.messages })), oneDevice, false);
   } catch (err) {
     // (the key check just before makes this unreachable: an account gone has no key either)
     if (RelayError.is(err, 'NOT_FOUND')) throw unauthorized();
@@ -251,13 +259,13 @@ function sealedRows(ctx: RelayContext, accountId: string, messages: readonly Sea
  * @example
  * const { guids } = await sendSealedBatch(ctx, 'bob', key, [first, second]); // guids[i]: sends[i]
  */
-export async function sendSealedBatch(ctx: RelayContext, accountId: string, keyHash: Uint8Array, sends: readonly (readonly SealedMessage[])[]): Promise<BatchSendResponse> {
+export async function sendSealedBatch(ctx: RelayContext, accountId: string, keyHash: Uint8Array, sends: readonly (readonly SealedMessage[])[], oneDevice = false): Promise<BatchSendResponse> {
   return ctx.queue.run(() => {
     checkSealedKey(ctx, { accountId, keyHash });
     const serverTimestamp = ctx.now();
     const mint = new GuidMint(serverTimestamp);
     const guids = sends.map((messages) => {
-      checkSealedDevices(ctx, [{ accountId, messages }]);
+      checkSealedDevices(ctx, [{ accountId, messages }], oneDevice);
       const rows = sealedRows(ctx, accountId, messages, serverTimestamp, mint);
       ctx.envelopes.insert(rows);
       return rows.map((r) => r.guid);

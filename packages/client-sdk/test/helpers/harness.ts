@@ -27,7 +27,8 @@ export async function startRelay(limits: Partial<RelayLimits> = {}, dir?: string
     dir: dataDir,
     async close() {
       await relay.close();
-      if (!dir) await rm(dataDir, { recursive: true, force: true });
+      // an upload cut off by the close may still publish its blob while the tree is removed
+      if (!dir) await rm(dataDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     },
   };
 }

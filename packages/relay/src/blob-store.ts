@@ -5,6 +5,8 @@
  * Layout under `dir`:
  *   `<id>`           one committed blob per file, immutable once written
  *   `.tmp/<random>`  uploads in progress; removed on failure and swept by {@link BlobStore.open}
+ *   `.uploads/<id>`  resumable uploads in progress (kept across restarts; the database says how
+ *                    many of their bytes are durable, and retention removes them)
  *
  * Guarantees:
  * - ids are validated as safe file names (`[A-Za-z0-9_-]{1,128}`), so no path traversal;
@@ -79,6 +81,7 @@ export interface BlobStat {
 
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
 const TMP = '.tmp';
+const UPLOADS = '.uploads';
 
 /** True when `id` is acceptable as a blob id. */
 export function isValidBlobId(id: unknown): id is string {
@@ -118,7 +121,97 @@ export class BlobStore {
   static async open(dir: string): Promise<BlobStore> {
     await rm(join(dir, TMP), { recursive: true, force: true });
     await mkdir(join(dir, TMP), { recursive: true });
+    await mkdir(join(dir, UPLOADS), { recursive: true });
     return new BlobStore(dir);
+  }
+
+  private uploadPath(uploadId: string): string {
+    if (!isValidBlobId(uploadId)) throw new BlobStoreError('INVALID_ID', 'upload id is not a safe name');
+    return join(this.dir, UPLOADS, uploadId);
+  }
+
+  /**
+   * Writes one part of resumable upload `uploadId` from byte `offset` on: whatever the file
+   * holds past `offset` (bytes of a part whose offset was never committed) is cut first. Stops
+   * reading and cuts the part off again (`TOO_LARGE`) as soon as more than `maxBytes` arrive.
+   * What arrived is fsynced before this resolves with how many bytes were `written`; a source
+   * that fails midway is not an error here but `interrupted` (its cause): the bytes before the
+   * failure count, so that the client resumes after them.
+   * @example
+   * const { written } = await blobs.appendUpload(id, 0, request.body!, { maxBytes: size });
+   */
+  async appendUpload(
+    uploadId: string,
+    offset: number,
+    source: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>,
+    options: { maxBytes: number },
+  ): Promise<{ written: number; interrupted?: unknown }> {
+    const path = this.uploadPath(uploadId);
+    const file = await open(path, offset === 0 ? 'w' : 'r+', 0o600).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') throw new BlobStoreError('NOT_FOUND', 'no such upload file');
+      throw err;
+    });
+    try {
+      const held = (await file.stat()).size;
+      if (held < offset) throw new BlobStoreError('NOT_FOUND', 'the upload file holds fewer bytes than were committed');
+      if (held > offset) await file.truncate(offset);
+      let written = 0;
+      let interrupted: unknown;
+      try {
+        for await (const chunk of source as AsyncIterable<unknown>) {
+          if (!(chunk instanceof Uint8Array)) throw new BlobStoreError('SOURCE_FAILED', 'upload source yielded a non-byte chunk');
+          if (written + chunk.byteLength > options.maxBytes) throw new BlobStoreError('TOO_LARGE', `part exceeds ${options.maxBytes} bytes`);
+          let off = 0;
+          while (off < chunk.byteLength) {
+            const { bytesWritten } = await file.write(chunk, off, chunk.byteLength - off, offset + written + off);
+            off += bytesWritten;
+          }
+          written += chunk.byteLength;
+        }
+      } catch (err) {
+        if (BlobStoreError.is(err, 'TOO_LARGE')) {
+          await file.truncate(offset);
+          throw err;
+        }
+        interrupted = err;
+      }
+      await file.sync();
+      return interrupted === undefined ? { written } : { written, interrupted };
+    } finally {
+      await file.close().catch(() => undefined);
+    }
+  }
+
+  /** Publishes finished upload `uploadId` as blob `id` (a link: the upload file stays until {@link deleteUpload}). */
+  async publishUpload(uploadId: string, id: string): Promise<void> {
+    const from = this.uploadPath(uploadId);
+    const to = this.path(id);
+    await syncFile(from);
+    try {
+      await link(from, to);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new BlobStoreError('ALREADY_EXISTS', 'a blob with this id already exists');
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BlobStoreError('NOT_FOUND', 'no such upload file');
+      throw err;
+    }
+    await syncDir(this.dir);
+  }
+
+  /** Deletes the file of resumable upload `uploadId`; returns whether it existed. */
+  async deleteUpload(uploadId: string): Promise<boolean> {
+    try {
+      await unlink(this.uploadPath(uploadId));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
+  /** The ids of every resumable upload file, for sweeping those the database no longer knows. */
+  async uploadIds(): Promise<string[]> {
+    const entries = await readdir(join(this.dir, UPLOADS), { withFileTypes: true });
+    return entries.filter((e) => e.isFile() && isValidBlobId(e.name)).map((e) => e.name);
   }
 
   private path(id: string): string {

@@ -3,6 +3,7 @@ import { AccountRepo } from './db/account-repo.js';
 import { BlobRepo } from './db/blob-repo.js';
 import type { OpenDatabase } from './db/database.js';
 import { EnvelopeRepo } from './db/envelope-repo.js';
+import { UploadRepo } from './db/upload-repo.js';
 
 /** File name of the SQLite database inside the data directory. */
 export const DATABASE_FILE = 'relay.sqlite';
@@ -15,13 +16,16 @@ export interface RetentionResult {
   envelopes: number;
   blobs: number;
   tokens: number;
+  /** Unfinished resumable uploads removed: expired, or left without their row (account deleted). */
+  uploads: number;
 }
 
 /**
  * Applies retention at `now` (injected clock): deletes envelopes older than `retentionDays`
  * that were never acknowledged (pass the running relay's `envelopes` repository, if any),
- * attachment blobs past their expiry (metadata first, then the file), and expired WebSocket
- * tickets and link tokens.
+ * attachment blobs past their expiry (metadata first, then the file), unfinished resumable
+ * uploads past theirs (and upload files no upload row names), and expired WebSocket tickets and
+ * link tokens.
  *
  * @example
  * const result = await runRetention({ database, blobs, retentionDays: 30, now: Date.now() });
@@ -35,14 +39,23 @@ export async function runRetention(args: { database: OpenDatabase; blobs: BlobSt
   args.envelopes?.spill(true);
   const cutoff = now - args.retentionDays * DAY_MS;
   const blobRepo = new BlobRepo(database.db);
+  const uploadRepo = new UploadRepo(database.db);
   let expiredBlobs: string[] = [];
+  let expiredUploads: string[] = [];
   let envelopes = 0;
   let tokens = 0;
   database.sqlite.transaction(() => {
     envelopes = envelopeRepo.expire(cutoff);
     tokens = new AccountRepo(database.db).purgeExpiredTokens(now);
     expiredBlobs = blobRepo.takeExpired(now, 100_000);
+    expiredUploads = uploadRepo.takeExpired(now, 100_000);
   }).immediate();
   for (const id of expiredBlobs) await blobs.delete(id).catch(() => false);
-  return { envelopes, blobs: expiredBlobs.length, tokens };
+  let uploads = expiredUploads.length;
+  for (const id of expiredUploads) await blobs.deleteUpload(id).catch(() => false);
+  // files whose row is gone some other way (the account was deleted)
+  for (const id of await blobs.uploadIds()) {
+    if (uploadRepo.get(id) === undefined && (await blobs.deleteUpload(id).catch(() => false))) uploads++;
+  }
+  return { envelopes, blobs: expiredBlobs.length, tokens, uploads };
 }

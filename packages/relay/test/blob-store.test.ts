@@ -32,7 +32,7 @@ async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> 
 }
 
 async function listAll(): Promise<{ top: string[]; tmp: string[] }> {
-  return { top: (await readdir(dir)).filter((n) => n !== '.tmp'), tmp: await readdir(join(dir, '.tmp')) };
+  return { top: (await readdir(dir)).filter((n) => n !== '.tmp' && n !== '.uploads'), tmp: await readdir(join(dir, '.tmp')) };
 }
 
 async function codeOf(p: Promise<unknown>): Promise<string> {

@@ -223,7 +223,7 @@ describe('trust model', () => {
       const sqlite = own.relay.ctx.database.sqlite;
       sqlite.pragma('wal_checkpoint(TRUNCATE)');
       const tables = (sqlite.prepare("select name from sqlite_master where type='table' and name not like 'sqlite_%' and name not like '__drizzle%'").all() as { name: string }[]).map((r) => r.name);
-      expect(tables.sort()).toEqual(['accounts', 'blobs', 'device_credentials', 'devices', 'envelope_batch_acks', 'envelope_batches', 'envelopes', 'fanouts', 'kyber_prekeys', 'link_tokens', 'one_time_prekeys', 'profiles', 'relationships', 'reports', 'signed_prekeys', 'ws_tickets']);
+      expect(tables.sort()).toEqual(['accounts', 'blobs', 'device_credentials', 'devices', 'envelope_batch_acks', 'envelope_batches', 'envelopes', 'fanouts', 'kyber_prekeys', 'link_tokens', 'one_time_prekeys', 'profiles', 'relationships', 'reports', 'signed_prekeys', 'uploads', 'ws_tickets']);
       const columns = Object.fromEntries(tables.map((name) => [name, (sqlite.prepare(`pragma table_info(${name})`).all() as { name: string }[]).map((c) => c.name)]));
       expect(columns['envelopes']).toEqual(['seq', 'guid', 'account_id', 'device_id', 'sender_account_id', 'sender_device_id', 'type', 'ciphertext', 'server_timestamp']);
       // an account: its name, when it was made, the next device id, suspension, and the hash of its access key (sealed sends)
@@ -235,6 +235,8 @@ describe('trust model', () => {
       expect(columns['envelope_batch_acks']).toEqual(['batch_id', 'acked']);
       // a profile as its owner sealed it: the account, a version, the ciphertext and the avatar's blob id
       expect(columns['profiles']).toEqual(['account_id', 'version', 'ciphertext', 'avatar_blob', 'updated_at']);
+      // an unfinished resumable upload: its uploader, declared size and bytes so far (the bytes are ciphertext in a file)
+      expect(columns['uploads']).toEqual(['id', 'uploader_id', 'size', 'received', 'created_at', 'expires_at']);
       const batch = sqlite.prepare('select * from envelope_batches').get() as { id: number; rows: Buffer };
       const rows = decodeEnvelopeBatch(batch.rows);
       expect(rows).toHaveLength(1);

@@ -34,6 +34,12 @@ export type RelayErrorCode =
   | 'MAILBOX_OCCUPIED'
   /** A profile write's `version` is not above the stored one; body has `current`. 409. */
   | 'VERSION_CONFLICT'
+  /** A resumable upload's part does not start where the upload stands; body has `offset`. 409. */
+  | 'UPLOAD_OFFSET_MISMATCH'
+  /** A part of that resumable upload is being written right now. 409. */
+  | 'UPLOAD_BUSY'
+  /** The account already has the maximum number of unfinished resumable uploads. 409. */
+  | 'TOO_MANY_UPLOADS'
   /** Unexpected server failure. Never carries details. 500. */
   | 'INTERNAL';
 
@@ -50,6 +56,9 @@ export const RELAY_ERROR_STATUS: Readonly<Record<RelayErrorCode, number>> = Obje
   TOO_MANY_DEVICES: 409,
   MAILBOX_OCCUPIED: 409,
   VERSION_CONFLICT: 409,
+  UPLOAD_OFFSET_MISMATCH: 409,
+  UPLOAD_BUSY: 409,
+  TOO_MANY_UPLOADS: 409,
   STALE_DEVICES: 410,
   PAYLOAD_TOO_LARGE: 413,
   RANGE_NOT_SATISFIABLE: 416,
@@ -69,6 +78,8 @@ export interface RelayErrorBody {
   retryAfterMs?: number;
   /** VERSION_CONFLICT: the version the relay holds. */
   current?: number;
+  /** UPLOAD_OFFSET_MISMATCH: the bytes of the upload the relay holds, where the next part must start. */
+  offset?: number;
   /** UNAUTHORIZED of a sealed multi-recipient send: the accounts whose access key was refused. */
   accounts?: string[];
 }

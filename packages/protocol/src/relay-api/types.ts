@@ -296,12 +296,31 @@ export interface ProfileResponse {
   ciphertext: B64;
 }
 
-/** `POST /v1/attachments` response. */
+/** `POST /v1/attachments` response, and that of the part that finishes a resumable upload. */
 export interface AttachmentUploadResponse {
   id: string;
   size: number;
   expiresAt: number;
 }
+
+/** `POST /v1/attachments/uploads` request: a resumable upload of a blob of `size` bytes. */
+export interface CreateUploadRequest {
+  size: number;
+}
+
+/**
+ * Where a resumable upload stands (`POST /v1/attachments/uploads` → 201, `GET` and each `PUT`
+ * part that does not finish it → 200): the next part starts at `offset`.
+ */
+export interface ResumableUploadStatus {
+  uploadId: string;
+  offset: number;
+  size: number;
+  expiresAt: number;
+}
+
+/** The header of a resumable upload's `PUT` part: the byte offset the part starts at. */
+export const UPLOAD_OFFSET_HEADER = 'upload-offset';
 
 /** `GET /healthz` response. */
 export interface HealthResponse {

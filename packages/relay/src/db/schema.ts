@@ -189,6 +189,19 @@ export const blobs = sqliteTable('blobs', {
 }, (t) => [index('blobs_expiry').on(t.expiresAt)]);
 
 /**
+ * Resumable attachment uploads not yet finished: the declared size and how many bytes of it
+ * are durable in the blob store's upload file. The last part turns one into a `blobs` row.
+ */
+export const uploads = sqliteTable('uploads', {
+  id: text('id').primaryKey(),
+  uploaderId: text('uploader_id').notNull(),
+  size: integer('size').notNull(),
+  received: integer('received').notNull(),
+  createdAt: integer('created_at').notNull(),
+  expiresAt: integer('expires_at').notNull(),
+}, (t) => [index('uploads_expiry').on(t.expiresAt), index('uploads_uploader').on(t.uploaderId)]);
+
+/**
  * Each account's profile (display name, bio, avatar pointer) as its client sealed it with the
  * profile key only its contacts get: the relay stores and serves the bytes, never reads them.
  * `version` only grows (a write must name a higher one); `avatar_blob` is the attachment blob

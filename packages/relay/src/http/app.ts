@@ -1,4 +1,4 @@
-import { ACCESS_KEY_HEADER, FieldReader, items, MAX_BATCH_SENDS, MAX_PROVISIONING_MESSAGE_BYTES, SENDABLE_TYPES, MAX_ACK_GUIDS, MAX_SEND_DEVICES, type WsBatchSendBody, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
+import { ACCESS_KEY_HEADER, UPLOAD_OFFSET_HEADER, FieldReader, items, MAX_BATCH_SENDS, MAX_PROVISIONING_MESSAGE_BYTES, SENDABLE_TYPES, MAX_ACK_GUIDS, MAX_SEND_DEVICES, type WsBatchSendBody, type WsMultiSendBody, type WsSendBody } from '@sotto/protocol';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono, type Context, type Next } from 'hono';
 import { cors } from 'hono/cors';
@@ -128,7 +128,7 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
     app.use('/v1/*', cors({
       origin: ctx.config.corsOrigins,
       allowMethods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'],
-      allowHeaders: ['authorization', 'content-type', 'range', ACCESS_KEY_HEADER],
+      allowHeaders: ['authorization', 'content-type', 'range', ACCESS_KEY_HEADER, UPLOAD_OFFSET_HEADER],
       exposeHeaders: ['content-length', 'content-range', 'retry-after', 'x-sotto-error'],
       maxAge: 600,
     }));

@@ -4,6 +4,7 @@ import { randomToken } from '../credentials.js';
 import { RelayError } from '../errors.js';
 import type { RelayContext } from '../services/context.js';
 import type { RelayEnv } from './auth.js';
+import { uploadRoutes } from './uploads.js';
 
 export interface AttachmentDeps {
   store: BlobStore;
@@ -19,6 +20,7 @@ const DAY_MS = 86_400_000;
  */
 export function attachmentRoutes(app: Hono<RelayEnv>, ctx: RelayContext, auth: MiddlewareHandler<RelayEnv>, deps: AttachmentDeps): void {
   const max = ctx.config.limits.maxAttachmentBytes;
+  uploadRoutes(app, ctx, auth, deps.store);
   app.post('/v1/attachments', auth, async (c) => {
     const declared = c.req.header('content-length');
     if (declared !== undefined && Number(declared) > max) throw new RelayError('PAYLOAD_TOO_LARGE', `attachment exceeds ${max} bytes`);

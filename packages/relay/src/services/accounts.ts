@@ -193,8 +193,8 @@ export async function removeDevice(ctx: RelayContext, auth: DeviceAddress, devic
 /**
  * `DELETE /v1/accounts/:accountId` by one of the account's own devices: in one commit, every
  * device's queue, the devices with their credentials and keys, and every request, block and
- * restrict state held by or about the account, and its profile (whose avatar blob expires at
- * once). Kept: envelopes it sent that wait in other devices' queues (they were sent), its other
+ * restrict state held by or about the account, its profile (whose avatar blob expires at
+ * once) and its unfinished resumable uploads (their files go with the next retention run). Kept: envelopes it sent that wait in other devices' queues (they were sent), its other
  * attachment blobs until they expire, abuse reports. Returns the device ids that were deleted
  * (their connections are closed by the caller).
  */
@@ -204,6 +204,7 @@ export async function deleteAccount(ctx: RelayContext, auth: DeviceAddress): Pro
     for (const deviceId of ids) ctx.envelopes.dropQueue(auth.accountId, deviceId);
     ctx.relationships.forgetAccount(auth.accountId);
     dropProfile(ctx, auth.accountId, ctx.now());
+    ctx.uploads.takeOf(auth.accountId);
     if (!ctx.accounts.deleteAccount(auth.accountId)) throw new RelayError('NOT_FOUND', 'no such account');
     return ids;
   });

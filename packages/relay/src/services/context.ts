@@ -2,6 +2,7 @@ import { MAX_ENVELOPE_BYTES } from '@sotto/protocol';
 import type { RelayConfig } from '../config.js';
 import { AccountRepo } from '../db/account-repo.js';
 import { BlobRepo } from '../db/blob-repo.js';
+import { UploadRepo } from '../db/upload-repo.js';
 import { CommitQueue } from '../db/commit-queue.js';
 import type { OpenDatabase } from '../db/database.js';
 import { EnvelopeRepo } from '../db/envelope-repo.js';
@@ -30,6 +31,8 @@ export interface RelayContext {
   checkedLists: CheckedRecipientLists;
   reports: ReportRepo;
   blobs: BlobRepo;
+  /** Resumable attachment uploads in progress. */
+  uploads: UploadRepo;
   /** Sealed profiles, one per account. */
   profiles: ProfileRepo;
   /**
@@ -72,6 +75,7 @@ export function createContext(config: RelayConfig, database: OpenDatabase, now: 
     checkedLists,
     reports: new ReportRepo(db),
     blobs: new BlobRepo(db),
+    uploads: new UploadRepo(db),
     profiles: new ProfileRepo(db),
     limiters: {
       ip: limiter(rl.ip), account: limiter(rl.account), prekeyFetch: limiter(rl.prekeyFetch),

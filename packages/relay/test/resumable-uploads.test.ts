@@ -19,7 +19,7 @@ const MAX = 64 * 1024;
 async function putPart(t: TestRelay, device: TestDevice, uploadId: string, offset: number | string | undefined, bytes: Uint8Array): Promise<Reply> {
   const headers: Record<string, string> = { authorization: device.auth, 'content-type': 'application/octet-stream' };
   if (offset !== undefined) headers[UPLOAD_OFFSET_HEADER] = String(offset);
-  const res = await fetch(`${t.url}/v1/attachments/uploads/${uploadId}`, { method: 'PUT', headers, body: bytes });
+  const res = await fetch(`${t.url}/v1/attachments/uploads/${uploadId}`, { method: 'PUT', headers, body: bytes as Uint8Array<ArrayBuffer> });
   const text = await res.text();
   return { status: res.status, body: text === '' ? undefined : JSON.parse(text), headers: res.headers };
 }

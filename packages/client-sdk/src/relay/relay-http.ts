@@ -14,6 +14,7 @@ import type {
   PreKeyCountResponse,
   RegisterAccountRequest,
   RegisterResponse,
+  ResumableUploadStatus,
   ProfileResponse,
   ReportRequest,
   SetProfileRequest,
@@ -30,9 +31,19 @@ import type {
   UserDevicesResponse,
   WsTicketResponse,
 } from '@sotto/protocol';
-import { ACCESS_KEY_HEADER, isRelayErrorBody, readBatchSendResponse, readSendResponse } from '@sotto/protocol';
+import { ACCESS_KEY_HEADER, isRelayErrorBody, readBatchSendResponse, readSendResponse, UPLOAD_OFFSET_HEADER } from '@sotto/protocol';
+import { backoffDelay } from '../backoff.js';
 import { SottoError } from '../errors.js';
 import { fromBase64Url, toBase64Url } from './base64url.js';
+
+/**
+ * Attachment ciphertext larger than this goes as a resumable upload, in parts of this size: a
+ * broken connection then costs at most the part in flight (the relay keeps what arrived of it
+ * too), and a browser, which cannot stream a request body, reports progress part by part.
+ */
+export const UPLOAD_PART_BYTES = 1024 * 1024;
+/** A resumable upload fails after this many attempts in a row that reached no further. */
+export const UPLOAD_ATTEMPTS = 6;
 
 /** Whether fetch can stream a request body here (Node's can over HTTP/1.1; browsers' cannot). */
 const STREAMING_UPLOADS = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
@@ -222,6 +233,10 @@ export class RelayHttp {
    */
   async uploadAttachment(data: Uint8Array, onProgress?: ProgressListener): Promise<AttachmentUploadResponse> {
     const total = data.length;
+    if (total > UPLOAD_PART_BYTES) {
+      const uploaded = await this.uploadResumable(data, onProgress);
+      if (uploaded !== undefined) return uploaded;
+    }
     if (!STREAMING_UPLOADS) {
       const res = await this.request('POST', '/v1/attachments', {
         body: data as Uint8Array<ArrayBuffer>,
@@ -250,6 +265,86 @@ export class RelayHttp {
       duplex: 'half',
     } as RequestInit);
     return (await res.json()) as AttachmentUploadResponse;
+  }
+
+  /**
+   * {@link uploadAttachment} as a resumable upload (`POST /v1/attachments/uploads`, then one
+   * `PUT` per part of {@link UPLOAD_PART_BYTES}). A part that fails on the network or times out
+   * is followed, after a backoff, by asking the relay where the upload stands and going on from
+   * there; {@link UPLOAD_ATTEMPTS} failures in a row without progress give up (the upload is
+   * abandoned at the relay, best effort) and throw the last error. Relay refusals other than an
+   * offset mismatch are thrown at once. Undefined when the relay has no resumable uploads (an
+   * older relay: 404 for the route), and the caller sends the blob in one request.
+   */
+  private async uploadResumable(data: Uint8Array, onProgress?: ProgressListener): Promise<AttachmentUploadResponse | undefined> {
+    const total = data.length;
+    let status: ResumableUploadStatus;
+    try {
+      const res = await this.request('POST', '/v1/attachments/uploads', {
+        body: JSON.stringify({ size: total }),
+        headers: { 'content-type': 'application/json' },
+      });
+      status = (await res.json()) as ResumableUploadStatus;
+    } catch (err) {
+      if (SottoError.is(err, 'RELAY_ERROR') && err.relayCode === 'NOT_FOUND') return undefined;
+      throw err;
+    }
+    const path = `/v1/attachments/uploads/${enc(status.uploadId)}`;
+    /** Where the next part starts, as far as we know. */
+    let offset = 0;
+    /** The furthest the relay said it got: only getting further resets `failures`. */
+    let best = 0;
+    let failures = 0;
+    /** Takes an offset the relay named; throws if it is not one of this upload's. */
+    const moveTo = (at: unknown): void => {
+      if (typeof at !== 'number' || !Number.isSafeInteger(at) || at < 0 || at > total) {
+        throw new SottoError('RELAY_ERROR', 'relay named an offset outside the upload', { relayCode: 'BAD_OFFSET' });
+      }
+      offset = at;
+      if (at > best) {
+        best = at;
+        failures = 0;
+      }
+    };
+    moveTo(status.offset);
+    for (;;) {
+      const part = data.subarray(offset, Math.min(total, offset + UPLOAD_PART_BYTES));
+      try {
+        const res = await this.request('PUT', path, {
+          body: part as Uint8Array<ArrayBuffer>,
+          headers: { 'content-type': 'application/octet-stream', [UPLOAD_OFFSET_HEADER]: String(offset) },
+        });
+        const body = (await res.json()) as ResumableUploadStatus | AttachmentUploadResponse;
+        if (res.status === 201) {
+          onProgress?.(total, total);
+          return body as AttachmentUploadResponse;
+        }
+        const before = best;
+        moveTo((body as ResumableUploadStatus).offset);
+        if (best === before) throw new SottoError('RELAY_ERROR', 'relay took a part without getting further', { relayCode: 'BAD_OFFSET' });
+        onProgress?.(offset, total);
+      } catch (err) {
+        if (SottoError.is(err, 'RELAY_ERROR') && err.relayCode === 'BAD_OFFSET') {
+          await this.request('DELETE', path, {}).catch(() => undefined);
+          throw err;
+        }
+        const mismatch = SottoError.is(err, 'RELAY_ERROR') && err.relayCode === 'UPLOAD_OFFSET_MISMATCH';
+        const retryable = mismatch || SottoError.is(err, 'NETWORK') || SottoError.is(err, 'TIMEOUT') || (SottoError.is(err, 'RELAY_ERROR') && err.relayCode === 'UPLOAD_BUSY');
+        if (!retryable || ++failures >= UPLOAD_ATTEMPTS) {
+          await this.request('DELETE', path, {}).catch(() => undefined);
+          throw err;
+        }
+        if (mismatch) {
+          // the relay holds more (a part whose answer was lost) or less than we thought
+          moveTo((err.details as { offset?: unknown } | undefined)?.offset);
+          continue;
+        }
+        await new Promise((resolve) => setTimeout(resolve, backoffDelay(failures, { baseMs: 100, maxMs: 2_000 })));
+        // where the relay stands now: what arrived of the failed part counts
+        const at = await this.request('GET', path, {}).then(async (r) => ((await r.json()) as ResumableUploadStatus).offset, () => offset);
+        moveTo(at);
+      }
+    }
   }
 
   /** Downloads attachment ciphertext, reporting progress; `maxBytes` stops a lying relay early. */

@@ -5,7 +5,7 @@
  * uploader sees an upload; retention removes unfinished ones (and a deleted account's).
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { UPLOAD_OFFSET_HEADER } from '@sotto/protocol';
@@ -178,6 +178,15 @@ describe('resumable uploads', () => {
     expect((await api(t, 'DELETE', `/v1/attachments/uploads/${id}`, uma)).status).toBe(204);
     expect((await api(t, 'GET', `/v1/attachments/uploads/${id}`, uma)).status).toBe(404);
     expect(uploadFiles(t)).not.toContain(id);
+  });
+
+  it('an upload whose file is gone (a data directory restored from a backup) is dropped with 404, not built on', async () => {
+    const id = (await api(t, 'POST', '/v1/attachments/uploads', uma, { size: 100 })).body.uploadId as string;
+    expect((await putPart(t, uma, id, 0, new Uint8Array(40))).body.offset).toBe(40);
+    rmSync(join(t.dir, 'blobs', '.uploads', id));
+    const res = await putPart(t, uma, id, 40, new Uint8Array(60));
+    expect([res.status, res.body.code]).toEqual([404, 'NOT_FOUND']);
+    expect((await api(t, 'GET', `/v1/attachments/uploads/${id}`, uma)).status).toBe(404);
   });
 
   it('checks the declared size, and holds at most 16 unfinished uploads per account', async () => {

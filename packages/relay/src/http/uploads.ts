@@ -89,6 +89,7 @@ export function uploadRoutes(app: Hono<RelayEnv>, ctx: RelayContext, auth: Middl
           ({ written, interrupted } = await store.appendUpload(upload.id, upload.received, body, { maxBytes: room }));
         } catch (err) {
           if (BlobStoreError.is(err, 'TOO_LARGE')) throw new RelayError('PAYLOAD_TOO_LARGE', `the part runs past the upload's ${upload.size} bytes`);
+          if (BlobStoreError.is(err, 'NOT_FOUND')) throw await lost(upload);
           throw err;
         }
         received += written;
@@ -103,6 +104,18 @@ export function uploadRoutes(app: Hono<RelayEnv>, ctx: RelayContext, auth: Middl
   });
 
   /**
+   * The upload's file is missing or holds fewer bytes than were committed (a data directory
+   * restored from a backup, which does not copy unfinished uploads): the upload is dropped and
+   * the client told it is gone, so that it starts again rather than build on bytes that are not
+   * there.
+   */
+  async function lost(upload: UploadRow): Promise<RelayError> {
+    await ctx.queue.run(() => ctx.uploads.remove(upload.id));
+    await store.deleteUpload(upload.id).catch(() => false);
+    return new RelayError('NOT_FOUND', 'no such upload');
+  }
+
+  /**
    * A finished upload becomes an attachment blob: the file is linked under a new blob id, then
    * one commit adds the blob and removes the upload, then the upload's file goes. A stop in
    * between leaves either the upload (asked again, it publishes again; the orphan blob file is
@@ -110,7 +123,12 @@ export function uploadRoutes(app: Hono<RelayEnv>, ctx: RelayContext, auth: Middl
    */
   async function publish(upload: UploadRow): Promise<{ id: string; size: number; expiresAt: number }> {
     const id = randomToken();
-    await store.publishUpload(upload.id, id);
+    try {
+      await store.publishUpload(upload.id, id);
+    } catch (err) {
+      if (BlobStoreError.is(err, 'NOT_FOUND')) throw await lost(upload);
+      throw err;
+    }
     const now = ctx.now();
     const expiresAt = now + ctx.config.limits.retentionDays * DAY_MS;
     try {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -8,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { createRelay, defaultConfig, type Relay } from '@sotto/relay';
 import type { Browser } from 'playwright-core';
 import { build } from 'vite';
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { firstContact, launchChromium, signIn } from './harness.js';
 
 const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
@@ -70,5 +71,18 @@ describe('the web app on another origin than the relay', () => {
     await alice.setInputFiles('form.composer input[type=file]', { name: 'dot.png', mimeType: 'image/png', buffer: png });
     await bob.getByRole('button', { name: '📷 Show photo' }).click();
     await bob.getByTestId('thread').locator('img[alt=photo]').waitFor();
-  });
+
+    // a large file goes from the page as a resumable upload, in parts, across origins too
+    const requests: string[] = [];
+    alice.on('request', (r) => {
+      if (r.url().includes('/v1/attachments')) requests.push(`${r.method()} ${new URL(r.url()).pathname.replace(/uploads\/.*/, 'uploads/:id')}`);
+    });
+    const big = randomBytes(2 * 1024 * 1024 + 100_000);
+    await alice.setInputFiles('form.composer input[type=file]', { name: 'big.webm', mimeType: 'video/webm', buffer: big });
+    await bob.getByRole('button', { name: '🎬 Play video' }).click();
+    await bob.getByTestId('thread').getByTestId('video').waitFor();
+    expect(requests.filter((r) => r !== 'OPTIONS /v1/attachments/uploads/:id' && r !== 'OPTIONS /v1/attachments/uploads')).toEqual([
+      'POST /v1/attachments/uploads', 'PUT /v1/attachments/uploads/:id', 'PUT /v1/attachments/uploads/:id', 'PUT /v1/attachments/uploads/:id',
+    ]);
+  }, 120_000);
 });

@@ -347,36 +347,85 @@ export class RelayHttp {
     }
   }
 
-  /** Downloads attachment ciphertext, reporting progress; `maxBytes` stops a lying relay early. */
+  /**
+   * Downloads attachment ciphertext, reporting progress; `maxBytes` stops a lying relay early.
+   * A download cut off midway (the connection broke, or no byte came for the request timeout)
+   * goes on from the bytes it has, with a `Range` request, after a backoff; the relay must answer
+   * it with exactly that range of the same blob. {@link UPLOAD_ATTEMPTS} failures in a row that
+   * got no further give up with the last error (`NETWORK` / `TIMEOUT`).
+   */
   async downloadAttachment(id: string, options: { maxBytes: number; onProgress?: ProgressListener }): Promise<Uint8Array> {
-    const res = await this.request('GET', `/v1/attachments/${enc(id)}`, {});
-    const declared = Number(res.headers.get('content-length') ?? NaN);
-    const total = Number.isFinite(declared) ? declared : undefined;
-    if (total !== undefined && total > options.maxBytes) {
-      await res.body?.cancel();
-      throw new SottoError('RELAY_ERROR', 'attachment larger than its pointer says', { relayCode: 'SIZE_MISMATCH', status: res.status });
-    }
-    const reader = res.body!.getReader();
+    const path = `/v1/attachments/${enc(id)}`;
     const parts: Uint8Array[] = [];
     let received = 0;
+    let total: number | undefined;
+    let failures = 0;
+    const tooLarge = (status: number): SottoError =>
+      new SottoError('RELAY_ERROR', 'attachment larger than its pointer says', { relayCode: 'SIZE_MISMATCH', status });
     for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      received += value.length;
-      if (received > options.maxBytes) {
-        await reader.cancel();
-        throw new SottoError('RELAY_ERROR', 'attachment larger than its pointer says', { relayCode: 'SIZE_MISMATCH', status: res.status });
+      const before = received;
+      try {
+        const res = await this.request('GET', path, received === 0 ? {} : { headers: { range: `bytes=${received}-` } });
+        if (received === 0) {
+          const declared = Number(res.headers.get('content-length') ?? NaN);
+          total = Number.isFinite(declared) ? declared : undefined;
+        } else {
+          const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.headers.get('content-range') ?? '');
+          const size = range ? Number(range[3]) : NaN;
+          if (res.status !== 206 || !range || Number(range[1]) !== received || (total !== undefined && size !== total)) {
+            await res.body?.cancel().catch(() => undefined);
+            throw new SottoError('RELAY_ERROR', 'relay did not go on with the download where it stopped', { relayCode: 'BAD_RANGE', status: res.status });
+          }
+          total = size;
+        }
+        if (total !== undefined && total > options.maxBytes) {
+          await res.body?.cancel().catch(() => undefined);
+          throw tooLarge(res.status);
+        }
+        const reader = res.body!.getReader();
+        for (;;) {
+          const { done, value } = await this.readWithin(reader, path);
+          if (done) break;
+          received += value.length;
+          if (received > options.maxBytes || (total !== undefined && received > total)) {
+            await reader.cancel().catch(() => undefined);
+            throw tooLarge(res.status);
+          }
+          parts.push(value);
+          options.onProgress?.(received, total);
+        }
+        return concatParts(parts, received);
+      } catch (err) {
+        // cut off after the last byte: nothing is missing
+        if (total !== undefined && received === total && (SottoError.is(err, 'NETWORK') || SottoError.is(err, 'TIMEOUT'))) return concatParts(parts, received);
+        if (received > before) failures = 0;
+        const retryable = SottoError.is(err, 'NETWORK') || SottoError.is(err, 'TIMEOUT');
+        if (!retryable || ++failures >= UPLOAD_ATTEMPTS) throw err;
+        await new Promise((resolve) => setTimeout(resolve, backoffDelay(failures, { baseMs: 100, maxMs: 2_000 })));
       }
-      parts.push(value);
-      options.onProgress?.(received, total);
     }
-    const out = new Uint8Array(received);
-    let o = 0;
-    for (const p of parts) {
-      out.set(p, o);
-      o += p.length;
+  }
+
+  /**
+   * The next chunk of a response body, or `TIMEOUT` when none comes within the request timeout
+   * (the body is cancelled then), or `NETWORK` when the connection breaks.
+   */
+  private async readWithin(reader: ReadableStreamDefaultReader<Uint8Array>, path: string): Promise<ReadableStreamReadResult<Uint8Array>> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const idle = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new SottoError('TIMEOUT', `GET ${path.split('?')[0]} stalled`)), this.timeoutMs);
+    });
+    try {
+      return await Promise.race([reader.read(), idle]);
+    } catch (cause) {
+      if (SottoError.is(cause, 'TIMEOUT')) {
+        await reader.cancel().catch(() => undefined);
+        throw cause;
+      }
+      throw new SottoError('NETWORK', `the connection broke during GET ${path.split('?')[0]}`, { cause });
+    } finally {
+      clearTimeout(timer);
     }
-    return out;
   }
 
   private async json<T>(method: string, path: string, body?: unknown, authenticated = true): Promise<T> {
@@ -440,6 +489,16 @@ export class RelayHttp {
       details,
     });
   }
+}
+
+function concatParts(parts: readonly Uint8Array[], length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }
 
 function enc(segment: string): string {

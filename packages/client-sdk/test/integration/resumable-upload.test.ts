@@ -2,11 +2,13 @@
  * Large attachments go to the relay as resumable uploads, in parts: over a real relay, a part
  * lost on the network, a part whose answer was lost, a relay without the route, and a network
  * that stays down. Each time nothing is lost or stored twice: the receiver gets the same bytes,
- * and the relay holds no unfinished upload afterwards.
+ * and the relay holds no unfinished upload afterwards. Downloads cut off midway go on with a
+ * `Range` request from the bytes they have.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { credentialsOf } from '../../src/account.js';
 import { SottoError, type SottoClient } from '../../src/index.js';
-import { UPLOAD_ATTEMPTS, UPLOAD_PART_BYTES } from '../../src/relay/relay-http.js';
+import { RelayHttp, UPLOAD_ATTEMPTS, UPLOAD_PART_BYTES } from '../../src/relay/relay-http.js';
 import { eventually, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
 
 /** Random bytes (getRandomValues fills at most 64 KiB per call). */
@@ -143,4 +145,102 @@ describe('resumable attachment uploads', () => {
     expect(openUploads()).toBe(0);
     expect((await fay.messages(chat)).messages).toEqual([]);
   }, 30_000);
+
+  describe('downloads', () => {
+    let blobId: string;
+    let blob: Uint8Array;
+    let owner: SottoClient;
+    beforeAll(async () => {
+      owner = await sender('r.gus');
+      blob = randomBytes(2 * UPLOAD_PART_BYTES + 12_345);
+      blobId = (await owner.context.relay.uploadAttachment(blob)).id;
+    });
+
+    /** A RelayHttp of `owner`'s device whose fetch of the blob goes through `download`. */
+    const relayWith = (download: (init: RequestInit | undefined, send: () => Promise<Response>) => Promise<Response>, timeoutMs?: number): RelayHttp =>
+      new RelayHttp({
+        baseUrl: relay.url,
+        credentials: credentialsOf(owner.context.account),
+        fetch: (input, init) => (urlOf(input).endsWith(`/v1/attachments/${blobId}`) ? download(init, () => fetch(input, init)) : fetch(input, init)),
+        ...(timeoutMs === undefined ? {} : { timeoutMs }),
+      });
+
+    /** `res` with its body cut off (an error) after `bytes`, or stalled there when `stall`. */
+    function cutAfter(res: Response, bytes: number, stall = false): Response {
+      const reader = res.body!.getReader();
+      let sent = 0;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (sent >= bytes) {
+            await reader.cancel();
+            if (stall) return new Promise<void>(() => undefined);
+            controller.error(new TypeError('terminated'));
+            return;
+          }
+          const { done, value } = await reader.read();
+          if (done) return controller.close();
+          const piece = value.subarray(0, Math.min(value.length, bytes - sent));
+          sent += piece.length;
+          controller.enqueue(piece);
+        },
+      });
+      return new Response(body, { status: res.status, headers: res.headers });
+    }
+
+    const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
+    it('a download cut off midway goes on from the bytes it has, with a Range request', async () => {
+      const ranges: (string | null)[] = [];
+      let gets = 0;
+      const http = relayWith(async (init, send) => {
+        ranges.push(new Headers(init?.headers).get('range'));
+        const res = await send();
+        return ++gets === 1 ? cutAfter(res, 1_500_000) : res;
+      });
+      const progress: number[] = [];
+      const got = await http.downloadAttachment(blobId, { maxBytes: blob.length, onProgress: (done) => progress.push(done) });
+      expect(same(got, blob)).toBe(true);
+      expect(ranges).toEqual([null, 'bytes=1500000-']);
+      expect(progress.at(-1)).toBe(blob.length);
+      expect(progress).toEqual([...progress].sort((a, b) => a - b));
+    });
+
+    it('a download that stalls times out and goes on the same way', async () => {
+      let gets = 0;
+      const http = relayWith(async (_init, send) => {
+        const res = await send();
+        return ++gets === 1 ? cutAfter(res, 700_000, true) : res;
+      }, 300);
+      const got = await http.downloadAttachment(blobId, { maxBytes: blob.length });
+      expect(same(got, blob)).toBe(true);
+      expect(gets).toBe(2);
+    });
+
+    it('a relay that answers the Range request with anything but that range gets BAD_RANGE, not a corrupted attachment', async () => {
+      let gets = 0;
+      const http = relayWith(async (init, send) => {
+        gets++;
+        if (gets === 1) return cutAfter(await send(), 1_000_000);
+        // the whole blob again instead of the rest
+        const headers = new Headers(init?.headers);
+        headers.delete('range');
+        return fetch(`${relay.url}/v1/attachments/${blobId}`, { headers });
+      });
+      let err: unknown;
+      await http.downloadAttachment(blobId, { maxBytes: blob.length }).catch((e: unknown) => (err = e));
+      expect(SottoError.is(err, 'RELAY_ERROR') && err.relayCode).toBe('BAD_RANGE');
+    });
+
+    it('gives up after repeated cuts that get no further, with the network error', async () => {
+      let gets = 0;
+      const http = relayWith(async (_init, send) => {
+        gets++;
+        return cutAfter(await send(), 0);
+      });
+      let err: unknown;
+      await http.downloadAttachment(blobId, { maxBytes: blob.length }).catch((e: unknown) => (err = e));
+      expect(SottoError.is(err, 'NETWORK')).toBe(true);
+      expect(gets).toBe(UPLOAD_ATTEMPTS);
+    }, 30_000);
+  });
 });

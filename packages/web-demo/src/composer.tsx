@@ -14,6 +14,21 @@ export function Composer({ client, conversationId, replyTo, onSent, run }: { cli
   const [stickers, setStickers] = useState(false);
   const [shareWho, setShareWho] = useState('');
   const [shareUrl, setShareUrl] = useState('');
+  /** What a media send is doing now ("Encrypting…", "Uploading 40%"), shown under the composer. */
+  const [progress, setProgress] = useState<string | undefined>();
+
+  /** Sends media, showing its progress while it encrypts and uploads. */
+  const sendMedia = async (input: Parameters<SottoClient['sendMedia']>[1]) => {
+    setProgress('Encrypting…');
+    try {
+      await client.sendMedia(conversationId, {
+        ...input,
+        onProgress: (phase, done, total) => setProgress(phase === 'upload' ? `Uploading ${total > 0 ? Math.floor((done * 100) / total) : 100}%` : 'Encrypting…'),
+      });
+    } finally {
+      setProgress(undefined);
+    }
+  };
 
   /** 🎤 starts recording a voice note; pressing it again stops and sends it. */
   const toggleVoice = () =>
@@ -35,7 +50,7 @@ export function Composer({ client, conversationId, replyTo, onSent, run }: { cli
         run(async () => {
           const blob = new Blob(chunks, { type: rec.mimeType || 'audio/webm' });
           const data = new Uint8Array(await blob.arrayBuffer());
-          await client.sendMedia(conversationId, { kind: 'voice', data, contentType: blob.type, durationMs: Math.max(1, Math.round(performance.now() - started)) });
+          await sendMedia({ kind: 'voice', data, contentType: blob.type, durationMs: Math.max(1, Math.round(performance.now() - started)) });
         });
       };
       rec.start();
@@ -68,12 +83,13 @@ export function Composer({ client, conversationId, replyTo, onSent, run }: { cli
       const data = new Uint8Array(await f.arrayBuffer());
       // the kind follows the file: a GIF, a video, or a photo
       const kind = f.type === 'image/gif' ? 'gif' : f.type.startsWith('video/') ? 'video' : 'image';
-      await client.sendMedia(conversationId, { kind, data, contentType: f.type || 'application/octet-stream', fileName: f.name });
+      await sendMedia({ kind, data, contentType: f.type || 'application/octet-stream', fileName: f.name });
     });
     if (file.current) file.current.value = '';
   };
   return (
     <form class="composer" onSubmit={send}>
+      {progress !== undefined && <p class="upload-progress" role="status" data-testid="upload-progress">{progress}</p>}
       {replyTo && (
         <p class="replying">
           Replying to “{replyTo.text ?? '…'}” <button type="button" class="link" onClick={onSent}>✕</button>

@@ -77,10 +77,25 @@ describe('the web app on another origin than the relay', () => {
     alice.on('request', (r) => {
       if (r.url().includes('/v1/attachments')) requests.push(`${r.method()} ${new URL(r.url()).pathname.replace(/uploads\/.*/, 'uploads/:id')}`);
     });
+    // and the composer shows how far it got (every text the status line takes is kept)
+    await alice.evaluate(() => {
+      const seen: string[] = ((window as unknown as { progressSeen: string[] }).progressSeen = []);
+      new MutationObserver(() => {
+        const text = document.querySelector('[data-testid=upload-progress]')?.textContent;
+        if (text && seen.at(-1) !== text) seen.push(text);
+      }).observe(document.body, { subtree: true, childList: true, characterData: true });
+    });
     const big = randomBytes(2 * 1024 * 1024 + 100_000);
     await alice.setInputFiles('form.composer input[type=file]', { name: 'big.webm', mimeType: 'video/webm', buffer: big });
     await bob.getByRole('button', { name: '🎬 Play video' }).click();
     await bob.getByTestId('thread').getByTestId('video').waitFor();
+    await alice.getByTestId('upload-progress').waitFor({ state: 'detached' });
+    const seen = await alice.evaluate(() => (window as unknown as { progressSeen: string[] }).progressSeen);
+    expect(seen[0]).toBe('Encrypting…');
+    const percents = seen.filter((t) => t.startsWith('Uploading ')).map((t) => Number(/(\d+)%/.exec(t)?.[1]));
+    expect(percents.length).toBeGreaterThanOrEqual(3); // one per part of 1 MiB
+    expect(percents).toEqual([...percents].sort((a, b) => a - b));
+    expect(percents.at(-1)).toBe(100);
     expect(requests.filter((r) => r !== 'OPTIONS /v1/attachments/uploads/:id' && r !== 'OPTIONS /v1/attachments/uploads')).toEqual([
       'POST /v1/attachments/uploads', 'PUT /v1/attachments/uploads/:id', 'PUT /v1/attachments/uploads/:id', 'PUT /v1/attachments/uploads/:id',
     ]);

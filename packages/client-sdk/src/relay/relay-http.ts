@@ -44,6 +44,8 @@ import { fromBase64Url, toBase64Url } from './base64url.js';
 export const UPLOAD_PART_BYTES = 1024 * 1024;
 /** A resumable upload fails after this many attempts in a row that reached no further. */
 export const UPLOAD_ATTEMPTS = 6;
+/** Attempts at an upload in one request (ciphertext up to {@link UPLOAD_PART_BYTES}) that broke on the network. */
+export const WHOLE_UPLOAD_ATTEMPTS = 3;
 
 /** Whether fetch can stream a request body here (Node's can over HTTP/1.1; browsers' cannot). */
 const STREAMING_UPLOADS = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
@@ -237,6 +239,22 @@ export class RelayHttp {
       const uploaded = await this.uploadResumable(data, onProgress);
       if (uploaded !== undefined) return uploaded;
     }
+    // one request; a connection that breaks before the answer (a kept-alive connection the
+    // relay had just closed, say) is tried again, twice at most: the worst case is a blob
+    // stored twice, the first never named and gone with retention
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.uploadWhole(data, onProgress);
+      } catch (err) {
+        if (!SottoError.is(err, 'NETWORK') || attempt >= WHOLE_UPLOAD_ATTEMPTS) throw err;
+        await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt, { baseMs: 100, maxMs: 1_000 })));
+      }
+    }
+  }
+
+  /** {@link uploadAttachment} in one request (`POST /v1/attachments`). */
+  private async uploadWhole(data: Uint8Array, onProgress?: ProgressListener): Promise<AttachmentUploadResponse> {
+    const total = data.length;
     if (!STREAMING_UPLOADS) {
       const res = await this.request('POST', '/v1/attachments', {
         body: data as Uint8Array<ArrayBuffer>,

@@ -81,6 +81,32 @@ describe('resumable attachment uploads', () => {
     expect(calls).toEqual(['POST whole']);
   });
 
+  it('a small attachment (one request) whose connection broke is sent again, up to three times', async () => {
+    const hal = await sender('r.hal');
+    let posts = 0;
+    gate = (method, _url, send) => (method === 'POST' && ++posts <= 2 ? Promise.reject(new TypeError('other side closed')) : send());
+    calls.length = 0;
+    try {
+      await sendAndCheck(hal, randomBytes(20_000));
+    } finally {
+      gate = (_m, _u, send) => send();
+    }
+    expect(calls).toEqual(['POST whole', 'POST whole', 'POST whole']);
+    // a third break is the end of it
+    gate = (method, _url, send) => (method === 'POST' ? Promise.reject(new TypeError('other side closed')) : send());
+    calls.length = 0;
+    let err: unknown;
+    try {
+      await hal.sendMedia(await hal.openConversation('r.bob'), { kind: 'image', data: randomBytes(1000), contentType: 'image/png' });
+    } catch (e) {
+      err = e;
+    } finally {
+      gate = (_m, _u, send) => send();
+    }
+    expect(SottoError.is(err, 'NETWORK')).toBe(true);
+    expect(calls).toEqual(['POST whole', 'POST whole', 'POST whole']);
+  });
+
   it('goes on from where the relay stands after a part lost on the network', async () => {
     const cid = await sender('r.cid');
     let parts = 0;

@@ -14,10 +14,17 @@ export function MessageRow({ client, m, isGroup, version, replied, onReply, run 
   for (const r of Object.values(m.reactions)) counts.set(r.emoji, (counts.get(r.emoji) ?? 0) + 1);
   const media = m.content?.type === 'media' ? m.content : undefined;
   const pointer = media?.body.attachments[0];
+  /** How far the download of the media is ("Downloading 40%"), while it runs. */
+  const [downloading, setDownloading] = useState<string | undefined>();
   const showMedia = () =>
     run(async () => {
-      const bytes = await client.downloadAttachment(m.id);
-      setImage(URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: pointer?.contentType ?? 'application/octet-stream' })));
+      setDownloading('Downloading…');
+      try {
+        const bytes = await client.downloadAttachment(m.id, { onProgress: (done, total) => setDownloading(total ? `Downloading ${Math.floor((done * 100) / total)}%` : 'Downloading…') });
+        setImage(URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: pointer?.contentType ?? 'application/octet-stream' })));
+      } finally {
+        setDownloading(undefined);
+      }
     });
   const seconds = Math.max(1, Math.round((pointer?.durationMs ?? 0) / 1000));
   return (
@@ -39,6 +46,7 @@ export function MessageRow({ client, m, isGroup, version, replied, onReply, run 
       ) : (
         <span class="text" data-testid="text">{m.text}</span>
       )}
+      {downloading !== undefined && <span class="download-progress" role="status" data-testid="download-progress">{downloading}</span>}
       {counts.size > 0 && (
         <span class="reactions" data-testid="reactions">
           {[...counts].map(([emoji, n]) => `${emoji}${n > 1 ? n : ''}`).join(' ')}

@@ -87,9 +87,20 @@ describe('the web app on another origin than the relay', () => {
     });
     const big = randomBytes(2 * 1024 * 1024 + 100_000);
     await alice.setInputFiles('form.composer input[type=file]', { name: 'big.webm', mimeType: 'video/webm', buffer: big });
+    await bob.evaluate(() => {
+      const seen: string[] = ((window as unknown as { progressSeen: string[] }).progressSeen = []);
+      new MutationObserver(() => {
+        const text = document.querySelector('[data-testid=download-progress]')?.textContent;
+        if (text && seen.at(-1) !== text) seen.push(text);
+      }).observe(document.body, { subtree: true, childList: true, characterData: true });
+    });
     await bob.getByRole('button', { name: '🎬 Play video' }).click();
     await bob.getByTestId('thread').getByTestId('video').waitFor();
     await alice.getByTestId('upload-progress').waitFor({ state: 'detached' });
+    // bob saw his download go up to the whole file
+    const downloaded = await bob.evaluate(() => (window as unknown as { progressSeen: string[] }).progressSeen);
+    expect(downloaded.at(-1)).toBe('Downloading 100%');
+    expect(await bob.getByTestId('download-progress').count()).toBe(0);
     const seen = await alice.evaluate(() => (window as unknown as { progressSeen: string[] }).progressSeen);
     expect(seen[0]).toBe('Encrypting…');
     const percents = seen.filter((t) => t.startsWith('Uploading ')).map((t) => Number(/(\d+)%/.exec(t)?.[1]));

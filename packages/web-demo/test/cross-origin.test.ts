@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRelay, defaultConfig, type Relay } from '@sotto/relay';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { firstContact, launchChromium, signIn } from './harness.js';
@@ -19,6 +19,19 @@ const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javas
  * origin serves it, built with `VITE_SOTTO_RELAY_URL`, and the relay on another origin lists the
  * app's in `--cors-origins`. Two people chat across the two origins.
  */
+/** Keeps, in the page, every text the element with `testId` takes (read with {@link statusesSeen}). */
+async function watchStatus(page: Page, testId: string): Promise<void> {
+  await page.evaluate((id) => {
+    const seen: string[] = ((window as unknown as { statusesSeen: string[] }).statusesSeen = []);
+    new MutationObserver(() => {
+      const text = document.querySelector(`[data-testid=${id}]`)?.textContent;
+      if (text && seen.at(-1) !== text) seen.push(text);
+    }).observe(document.body, { subtree: true, childList: true, characterData: true });
+  }, testId);
+}
+
+const statusesSeen = (page: Page): Promise<string[]> => page.evaluate(() => (window as unknown as { statusesSeen: string[] }).statusesSeen);
+
 describe('the web app on another origin than the relay', () => {
   let dir: string;
   let site: Server;
@@ -78,30 +91,18 @@ describe('the web app on another origin than the relay', () => {
       if (r.url().includes('/v1/attachments')) requests.push(`${r.method()} ${new URL(r.url()).pathname.replace(/uploads\/.*/, 'uploads/:id')}`);
     });
     // and the composer shows how far it got (every text the status line takes is kept)
-    await alice.evaluate(() => {
-      const seen: string[] = ((window as unknown as { progressSeen: string[] }).progressSeen = []);
-      new MutationObserver(() => {
-        const text = document.querySelector('[data-testid=upload-progress]')?.textContent;
-        if (text && seen.at(-1) !== text) seen.push(text);
-      }).observe(document.body, { subtree: true, childList: true, characterData: true });
-    });
+    await watchStatus(alice, 'upload-progress');
     const big = randomBytes(2 * 1024 * 1024 + 100_000);
     await alice.setInputFiles('form.composer input[type=file]', { name: 'big.webm', mimeType: 'video/webm', buffer: big });
-    await bob.evaluate(() => {
-      const seen: string[] = ((window as unknown as { progressSeen: string[] }).progressSeen = []);
-      new MutationObserver(() => {
-        const text = document.querySelector('[data-testid=download-progress]')?.textContent;
-        if (text && seen.at(-1) !== text) seen.push(text);
-      }).observe(document.body, { subtree: true, childList: true, characterData: true });
-    });
+    await watchStatus(bob, 'download-progress');
     await bob.getByRole('button', { name: '🎬 Play video' }).click();
     await bob.getByTestId('thread').getByTestId('video').waitFor();
     await alice.getByTestId('upload-progress').waitFor({ state: 'detached' });
     // bob saw his download go up to the whole file
-    const downloaded = await bob.evaluate(() => (window as unknown as { progressSeen: string[] }).progressSeen);
+    const downloaded = await statusesSeen(bob);
     expect(downloaded.at(-1)).toBe('Downloading 100%');
     expect(await bob.getByTestId('download-progress').count()).toBe(0);
-    const seen = await alice.evaluate(() => (window as unknown as { progressSeen: string[] }).progressSeen);
+    const seen = await statusesSeen(alice);
     expect(seen[0]).toBe('Encrypting…');
     const percents = seen.filter((t) => t.startsWith('Uploading ')).map((t) => Number(/(\d+)%/.exec(t)?.[1]));
     expect(percents.length).toBeGreaterThanOrEqual(3); // one per part of 1 MiB

@@ -186,26 +186,28 @@ export class BlobStore {
   async publishUpload(uploadId: string, id: string): Promise<void> {
     const from = this.uploadPath(uploadId);
     const to = this.path(id);
-    await syncFile(from);
-    try {
-      await link(from, to);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new BlobStoreError('ALREADY_EXISTS', 'a blob with this id already exists');
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BlobStoreError('NOT_FOUND', 'no such upload file');
+    await syncFile(from).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') throw new BlobStoreError('NOT_FOUND', 'no such upload file');
       throw err;
-    }
-    await syncDir(this.dir);
+    });
+    await this.publishFile(from, to);
   }
 
   /** Deletes the file of resumable upload `uploadId`; returns whether it existed. */
   async deleteUpload(uploadId: string): Promise<boolean> {
+    return unlinkIfPresent(this.uploadPath(uploadId));
+  }
+
+  /** Links a written, fsynced file in as a blob: atomic, and refusing to overwrite one (`ALREADY_EXISTS`). */
+  private async publishFile(from: string, to: string): Promise<void> {
     try {
-      await unlink(this.uploadPath(uploadId));
-      return true;
+      await link(from, to);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new BlobStoreError('ALREADY_EXISTS', 'a blob with this id already exists');
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BlobStoreError('NOT_FOUND', 'no such file to publish');
       throw err;
     }
+    await syncDir(this.dir);
   }
 
   /** The ids of every resumable upload file, for sweeping those the database no longer knows. */
@@ -254,15 +256,7 @@ export class BlobStore {
       }
       await file.sync();
       await file.close();
-      try {
-        await link(tmpPath, finalPath); // atomic publish that refuses to overwrite
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-          throw new BlobStoreError('ALREADY_EXISTS', 'a blob with this id already exists');
-        }
-        throw err;
-      }
-      await syncDir(this.dir);
+      await this.publishFile(tmpPath, finalPath);
       return { size };
     } finally {
       // On success the blob lives on under its final name; on failure nothing remains.
@@ -316,14 +310,7 @@ export class BlobStore {
 
   /** Deletes blob `id`; returns whether it existed. Open readers keep their bytes until done. */
   async delete(id: string): Promise<boolean> {
-    const path = this.path(id);
-    try {
-      await unlink(path);
-      return true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw err;
-    }
+    return unlinkIfPresent(this.path(id));
   }
 
   /**
@@ -352,6 +339,17 @@ function resolveRange(range: ByteRange | undefined, size: number): { start: numb
   if (!Number.isSafeInteger(start) || start < 0 || start >= size) unsatisfiable();
   if (end !== undefined && (!Number.isSafeInteger(end) || end < start)) unsatisfiable();
   return { start, end: Math.min(end ?? size - 1, size - 1) };
+}
+
+/** Removes a file; false when there was none. */
+async function unlinkIfPresent(path: string): Promise<boolean> {
+  try {
+    await unlink(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
 }
 
 function emptyStream(): ReadableStream<Uint8Array> {

@@ -247,7 +247,7 @@ export class RelayHttp {
         return await this.uploadWhole(data, onProgress);
       } catch (err) {
         if (!SottoError.is(err, 'NETWORK') || attempt >= WHOLE_UPLOAD_ATTEMPTS) throw err;
-        await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt, { baseMs: 100, maxMs: 1_000 })));
+        await pause(attempt, 1_000);
       }
     }
   }
@@ -342,12 +342,9 @@ export class RelayHttp {
         if (best === before) throw new SottoError('RELAY_ERROR', 'relay took a part without getting further', { relayCode: 'BAD_OFFSET' });
         onProgress?.(offset, total);
       } catch (err) {
-        if (SottoError.is(err, 'RELAY_ERROR') && err.relayCode === 'BAD_OFFSET') {
-          await this.request('DELETE', path, {}).catch(() => undefined);
-          throw err;
-        }
         const mismatch = SottoError.is(err, 'RELAY_ERROR') && err.relayCode === 'UPLOAD_OFFSET_MISMATCH';
         const retryable = mismatch || SottoError.is(err, 'NETWORK') || SottoError.is(err, 'TIMEOUT') || (SottoError.is(err, 'RELAY_ERROR') && err.relayCode === 'UPLOAD_BUSY');
+        // (a BAD_OFFSET from the relay's answer is not retryable: the upload is abandoned)
         if (!retryable || ++failures >= UPLOAD_ATTEMPTS) {
           await this.request('DELETE', path, {}).catch(() => undefined);
           throw err;
@@ -357,7 +354,7 @@ export class RelayHttp {
           moveTo((err.details as { offset?: unknown } | undefined)?.offset);
           continue;
         }
-        await new Promise((resolve) => setTimeout(resolve, backoffDelay(failures, { baseMs: 100, maxMs: 2_000 })));
+        await pause(failures, 2_000);
         // where the relay stands now: what arrived of the failed part counts
         const at = await this.request('GET', path, {}).then(async (r) => ((await r.json()) as ResumableUploadStatus).offset, () => offset);
         moveTo(at);
@@ -419,7 +416,7 @@ export class RelayHttp {
         if (received > before) failures = 0;
         const retryable = SottoError.is(err, 'NETWORK') || SottoError.is(err, 'TIMEOUT');
         if (!retryable || ++failures >= UPLOAD_ATTEMPTS) throw err;
-        await new Promise((resolve) => setTimeout(resolve, backoffDelay(failures, { baseMs: 100, maxMs: 2_000 })));
+        await pause(failures, 2_000);
       }
     }
   }
@@ -431,7 +428,7 @@ export class RelayHttp {
   private async readWithin(reader: ReadableStreamDefaultReader<Uint8Array>, path: string): Promise<ReadableStreamReadResult<Uint8Array>> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const idle = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new SottoError('TIMEOUT', `GET ${path.split('?')[0]} stalled`)), this.timeoutMs);
+      timer = setTimeout(() => reject(new SottoError('TIMEOUT', `GET ${path} stalled`)), this.timeoutMs);
     });
     try {
       return await Promise.race([reader.read(), idle]);
@@ -440,7 +437,7 @@ export class RelayHttp {
         await reader.cancel().catch(() => undefined);
         throw cause;
       }
-      throw new SottoError('NETWORK', `the connection broke during GET ${path.split('?')[0]}`, { cause });
+      throw new SottoError('NETWORK', `the connection broke during GET ${path}`, { cause });
     } finally {
       clearTimeout(timer);
     }
@@ -507,6 +504,11 @@ export class RelayHttp {
       details,
     });
   }
+}
+
+/** Waits before attempt `attempt + 1` (backoff with jitter, at most `maxMs`). */
+function pause(attempt: number, maxMs: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt, { baseMs: 100, maxMs })));
 }
 
 function concatParts(parts: readonly Uint8Array[], length: number): Uint8Array {

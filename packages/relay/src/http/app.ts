@@ -16,6 +16,7 @@ import type { Logger } from '../logger.js';
 import { encodeEnvelope } from '../wire.js';
 import { adminRoutes, requireBearer } from './admin.js';
 import { attachmentRoutes, type AttachmentDeps } from './attachments.js';
+import { uploadRoutes } from './uploads.js';
 import { clientIpResolver, limitIp, requireDevice, type RelayEnv } from './auth.js';
 import { readJsonBody } from './body.js';
 
@@ -336,6 +337,7 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
   });
 
   attachmentRoutes(app, ctx, auth, attachments);
+  uploadRoutes(app, ctx, auth, attachments.store);
   if (ctx.config.webRoot !== undefined) serveWebApp(app, ctx.config.webRoot);
   return app;
 }

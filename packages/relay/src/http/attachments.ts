@@ -4,13 +4,17 @@ import { randomToken } from '../credentials.js';
 import { RelayError } from '../errors.js';
 import type { RelayContext } from '../services/context.js';
 import type { RelayEnv } from './auth.js';
-import { uploadRoutes } from './uploads.js';
 
 export interface AttachmentDeps {
   store: BlobStore;
 }
 
 const DAY_MS = 86_400_000;
+
+/** When a blob stored at `now` expires: one retention period later. */
+export function blobExpiresAt(ctx: RelayContext, now: number): number {
+  return now + ctx.config.limits.retentionDays * DAY_MS;
+}
 
 /**
  * `POST /v1/attachments` streams the body to the blob store, refusing at the configured limit
@@ -20,7 +24,6 @@ const DAY_MS = 86_400_000;
  */
 export function attachmentRoutes(app: Hono<RelayEnv>, ctx: RelayContext, auth: MiddlewareHandler<RelayEnv>, deps: AttachmentDeps): void {
   const max = ctx.config.limits.maxAttachmentBytes;
-  uploadRoutes(app, ctx, auth, deps.store);
   app.post('/v1/attachments', auth, async (c) => {
     const declared = c.req.header('content-length');
     if (declared !== undefined && Number(declared) > max) throw new RelayError('PAYLOAD_TOO_LARGE', `attachment exceeds ${max} bytes`);
@@ -36,7 +39,7 @@ export function attachmentRoutes(app: Hono<RelayEnv>, ctx: RelayContext, auth: M
       throw err;
     }
     const now = ctx.now();
-    const expiresAt = now + ctx.config.limits.retentionDays * DAY_MS;
+    const expiresAt = blobExpiresAt(ctx, now);
     try {
       await ctx.queue.run(() => ctx.blobs.add({ id, uploaderId: c.get('device').accountId, size, createdAt: now, expiresAt }));
     } catch (err) {
@@ -57,7 +60,7 @@ export function attachmentRoutes(app: Hono<RelayEnv>, ctx: RelayContext, auth: M
       const now = ctx.now();
       const meta = isValidBlobId(id) ? ctx.blobs.get(id) : undefined;
       if (meta === undefined || meta.expiresAt <= now) throw new RelayError('NOT_FOUND', 'no such attachment');
-      const renewed = Math.max(meta.expiresAt, now + ctx.config.limits.retentionDays * DAY_MS);
+      const renewed = Math.max(meta.expiresAt, blobExpiresAt(ctx, now));
       if (renewed !== meta.expiresAt) ctx.blobs.setExpiry(id, renewed);
       return renewed;
     });

@@ -5,12 +5,12 @@ import { randomToken } from '../credentials.js';
 import type { UploadRow } from '../db/upload-repo.js';
 import { RelayError } from '../errors.js';
 import type { RelayContext } from '../services/context.js';
+import { blobExpiresAt } from './attachments.js';
 import type { RelayEnv } from './auth.js';
 import { readJsonBody } from './body.js';
 
-const DAY_MS = 86_400_000;
-/** How long an unfinished upload is kept from its creation. */
-export const UPLOAD_TTL_MS = DAY_MS;
+/** How long an unfinished upload is kept from its creation: a day. */
+export const UPLOAD_TTL_MS = 86_400_000;
 /** A `CreateUploadRequest` is `{ "size": n }`: a few bytes. */
 const CREATE_BODY_LIMIT = 1024;
 /** Unfinished uploads one account may hold at once. */
@@ -130,7 +130,7 @@ export function uploadRoutes(app: Hono<RelayEnv>, ctx: RelayContext, auth: Middl
       throw err;
     }
     const now = ctx.now();
-    const expiresAt = now + ctx.config.limits.retentionDays * DAY_MS;
+    const expiresAt = blobExpiresAt(ctx, now);
     try {
       await ctx.queue.run(() => {
         ctx.blobs.add({ id, uploaderId: upload.uploaderId, size: upload.size, createdAt: now, expiresAt });

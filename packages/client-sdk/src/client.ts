@@ -24,6 +24,7 @@ import { Outbox } from './messaging/outbox.js';
 import { controlContent } from './messaging/compose.js';
 import { addMembers, changeGroup, conversationContextOf, createGroup, enqueueForConversation, leaveGroup, removeMember, sendControlForConversation, sendGroupTyping, setAdmin, updateGroup, type CreateGroupOptions, type GroupSettingsUpdate } from './features/groups.js';
 import { sendGroupPayload } from './groups/group-messenger.js';
+import { deliverKeyOffer } from './groups/key-offers.js';
 import { Receiver } from './messaging/receiver.js';
 import { closeConversation, setDisappearingTimer, setNotifications, setVanishMode, sweepExpired, TypingIndicator } from './features/conversation-settings.js';
 import { acknowledgeIdentityChange } from './features/identity.js';
@@ -189,6 +190,7 @@ export class SottoClient {
       now,
       sentLock,
       transcriptFor: (entry, at, guids) => transcriptFor(this.ctx, entry, at, guids),
+      offerKeys: (entry) => deliverKeyOffer(this.ctx, entry),
       ...(options.random ? { random: options.random } : {}),
     });
     this.events = events;

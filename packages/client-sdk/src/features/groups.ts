@@ -8,6 +8,7 @@ import { genesisGroupChange, newGroupId, nextGroupChange, signGroupChange, type 
 import { GroupLog } from '../groups/log.js';
 import { GroupChangeRejectedError } from '../groups/rejection.js';
 import { enqueueGroupUpdates } from '../groups/updates.js';
+import { queueKeyOffer } from '../groups/key-offers.js';
 import { newMessageId } from '../ids.js';
 import { enqueueContent } from '../messaging/compose.js';
 import { StorageBatch } from '../storage/batch.js';
@@ -61,6 +62,7 @@ export async function createGroup(ctx: ClientContext, options: CreateGroupOption
   const batch = new StorageBatch();
   const conversation = saveGroupLog(batch, log, self, undefined, ctx.now())!;
   enqueueGroupUpdates(ctx, batch, conversation, memberIds, [bytes], true);
+  queueKeyOffer(ctx, batch, conversation, memberIds);
   await ctx.storage.commit(batch);
   void ctx.outbox.kick();
   ctx.events.emit('conversationUpdated', conversation);
@@ -99,6 +101,7 @@ export async function changeGroup(ctx: ClientContext, conversationId: string, ac
     // the added members' chain goes first: the others answer the change with their sender keys
     if (added.length > 0) enqueueGroupUpdates(ctx, batch, next, added, log.canonicalChain().map((e) => e.bytes));
     enqueueGroupUpdates(ctx, batch, next, others, [bytes], true);
+    queueKeyOffer(ctx, batch, next, added);
     await ctx.storage.commit(batch);
     return next;
   });

@@ -1,6 +1,7 @@
 import { encodeCbor, type SyncBody } from '@sotto/protocol';
 import { enqueueSync, ownConversationId } from '../devices/sync.js';
 import { leaveGroup } from './groups.js';
+import { queueKeyOffer } from '../groups/key-offers.js';
 import { rotateProfileKey, shareProfileKeyIfNeeded } from './profiles.js';
 import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
@@ -55,7 +56,12 @@ export async function decideRequest(ctx: ClientContext, conversationId: string, 
  */
 async function decideGroupRequest(ctx: ClientContext, conversation: ConversationRecord, decision: RequestDecision): Promise<void> {
   if (decision === 'accept') {
-    await ctx.storage.commit(new StorageBatch().patchConversation(conversation.id, { isRequest: false, requestState: 'accepted', updatedAt: ctx.now() }));
+    const accepted = { ...conversation, isRequest: false, requestState: 'accepted' as const, updatedAt: ctx.now() };
+    const batch = new StorageBatch().patchConversation(conversation.id, { isRequest: false, requestState: 'accepted', updatedAt: accepted.updatedAt });
+    // our sender key (and profile key) goes to the members now that we are in
+    const offered = queueKeyOffer(ctx, batch, accepted, accepted.participants);
+    await ctx.storage.commit(batch);
+    if (offered) void ctx.outbox.kick();
     const updated = await ctx.storage.getConversation(conversation.id);
     if (updated) ctx.events.emit('conversationUpdated', updated);
     return;

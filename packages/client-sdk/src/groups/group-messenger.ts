@@ -112,6 +112,28 @@ export async function sendGroupPayload(ctx: ClientContext, conversationId: strin
 }
 
 /**
+ * Hands our sender key (with our profile key) to those of `to` who are members of the group and
+ * do not hold the key yet, without a group message (groups/key-offers.ts). Members we blocked
+ * are left out: they get the key, without our profile key, with our next message. Nothing for a
+ * group we are not in, or one waiting in the requests inbox.
+ */
+export async function offerSenderKey(ctx: ClientContext, conversationId: string, to: readonly string[]): Promise<void> {
+  const conversation = await ctx.storage.getConversation(conversationId);
+  if (!conversation || conversation.kind !== 'group' || conversation.isRequest) return;
+  const members = new Set(conversation.participants);
+  const groupId = groupIdOf(conversationId);
+  const state = await loadSenderKeyState(ctx.storage, groupId);
+  const holders = new Set(state?.distributedTo);
+  const missing: string[] = [];
+  for (const accountId of new Set(to)) {
+    if (!members.has(accountId) || holders.has(accountId) || knownGone(ctx, accountId)) continue;
+    if ((await ctx.storage.getConversation(directConversationId(accountId)))?.blocked) continue;
+    missing.push(accountId);
+  }
+  if (missing.length > 0) await distribute(ctx, groupId, state, missing);
+}
+
+/**
  * Whether our stored sender key for the group still has `distributionId` (a removal rotates
  * it). `knownRecord`: the record that id was read from, if it was; the same bytes need no decoding.
  */

@@ -11,6 +11,7 @@ import { GroupChangeRejectedError, type GroupRejectionReason } from './rejection
 import { decodeGroupChangeBytes } from './state.js';
 import { GROUP_KINDS, groupVerifier, loadGroupLog, saveGroupLog, saveSenderKeyState } from './group-store.js';
 import { answerGroupLogRequest, askForMissingChanges } from './updates.js';
+import { queueKeyOffer } from './key-offers.js';
 
 /**
  * Whether `accountId` may post `type` in a group conversation right now: it must be a current
@@ -128,6 +129,12 @@ export async function applyGroupControl(
     const request = { conversationId: updated.id, accountId: from.accountId, preview: updated.title ?? '' };
     effects.emit.push((x) => x.events.emit('request', request));
   }
+  // in a small group, our sender key (and profile key) goes to whoever joined, or to everyone
+  // when we did, without waiting for our next message (groups/key-offers.ts)
+  const members = log.state.members;
+  const joined = members.has(self) && !before.has(self);
+  const newcomers = [...members.keys()].filter((a) => a !== self && (joined || !before.has(a)));
+  if (updated && newcomers.length > 0 && queueKeyOffer(ctx, batch, updated, newcomers)) effects.after.push(() => ctx.outbox.kick());
   const removed = [...before].filter((a) => a !== self && !log.state.members.has(a));
   // sender keys rotate on every removal: our next group message starts a fresh distribution id,
   // handed pairwise to the remaining members only; and when we are removed or added back, so

@@ -18,18 +18,7 @@ const lastEnqueued = new WeakMap<ClientContext, { createdAt: number; nextAttempt
  */
 export function enqueueContent(ctx: ClientContext, batch: StorageBatch, conversation: ConversationRecord, content: Content, messageId?: string, encoded?: Uint8Array): void {
   const payload = encoded ?? encodeContent(content);
-  // createdAt strictly increases, so entries queued within one millisecond keep their order
-  // (ties would otherwise fall to the random entry id). nextAttemptAt is the clock (never
-  // before the last entry's): due at once. Stamping it with createdAt, which runs ahead of the
-  // clock during a burst, made a burst of n messages due one per millisecond. While the outbox
-  // waits out a transient failure, not before it resumes: due earlier, the entry would overtake
-  // the ones waiting.
-  const clock = ctx.now();
-  const last = lastEnqueued.get(ctx);
-  const createdAt = Math.max(clock, (last?.createdAt ?? 0) + 1);
-  const stamp = Math.max(clock, last?.nextAttemptAt ?? 0);
-  lastEnqueued.set(ctx, { createdAt, nextAttemptAt: stamp });
-  const nextAttemptAt = Math.max(stamp, ctx.outbox.resumesAt);
+  const { createdAt, nextAttemptAt } = outboxStamp(ctx);
   for (const recipient of conversation.participants) {
     batch.putOutbox({
       id: `${content.id}:${recipient}`,
@@ -43,6 +32,22 @@ export function enqueueContent(ctx: ClientContext, batch: StorageBatch, conversa
       createdAt,
     });
   }
+}
+
+/** The `createdAt` and `nextAttemptAt` of an outbox entry queued now (see {@link enqueueContent}). */
+export function outboxStamp(ctx: ClientContext): { createdAt: number; nextAttemptAt: number } {
+  // createdAt strictly increases, so entries queued within one millisecond keep their order
+  // (ties would otherwise fall to the random entry id). nextAttemptAt is the clock (never
+  // before the last entry's): due at once. Stamping it with createdAt, which runs ahead of the
+  // clock during a burst, made a burst of n messages due one per millisecond. While the outbox
+  // waits out a transient failure, not before it resumes: due earlier, the entry would overtake
+  // the ones waiting.
+  const clock = ctx.now();
+  const last = lastEnqueued.get(ctx);
+  const createdAt = Math.max(clock, (last?.createdAt ?? 0) + 1);
+  const stamp = Math.max(clock, last?.nextAttemptAt ?? 0);
+  lastEnqueued.set(ctx, { createdAt, nextAttemptAt: stamp });
+  return { createdAt, nextAttemptAt: Math.max(stamp, ctx.outbox.resumesAt) };
 }
 
 /**

@@ -16,6 +16,13 @@ const HOLD_MS = 365 * 24 * 60 * 60 * 1000;
 const MAX_ATTEMPTS = 50;
 /** At most this many consecutive entries for one recipient are encrypted and sent together (one relay `sendBatch`). */
 const MAX_RUN = MAX_BATCH_SENDS;
+/**
+ * The kind of an entry that offers our sender key to new members of a small group
+ * (groups/key-offers.ts): delivered through `OutboxDeps.offerKeys`, never in a run, and a failed
+ * one waits alone (nothing after it waits for it) for at most {@link OFFER_ATTEMPTS} attempts.
+ */
+export const SENDER_KEY_OFFER = 'senderKeyOffer';
+const OFFER_ATTEMPTS = 5;
 
 interface Accepted {
   entry: OutboxEntry;
@@ -27,7 +34,7 @@ function leadingRun(due: readonly OutboxEntry[]): OutboxEntry[] {
   const recipient = due[0]!.recipients.length === 1 ? due[0]!.recipients[0] : undefined;
   const run: OutboxEntry[] = [];
   for (const e of due) {
-    if (recipient === undefined || e.recipients.length !== 1 || e.recipients[0] !== recipient || e.plaintextTo !== undefined) break;
+    if (recipient === undefined || e.recipients.length !== 1 || e.recipients[0] !== recipient || e.plaintextTo !== undefined || e.kind === SENDER_KEY_OFFER) break;
     run.push(e);
   }
   return run;
@@ -85,6 +92,8 @@ export interface OutboxDeps {
    * devices/sync.ts), committed together with the "sent" marking; undefined when none.
    */
   readonly transcriptFor?: (entry: OutboxEntry, at: number, guids: readonly string[]) => OutboxEntry | undefined;
+  /** Delivers a {@link SENDER_KEY_OFFER} entry; without it such entries are dropped. */
+  readonly offerKeys?: (entry: OutboxEntry) => Promise<void>;
 }
 
 /**
@@ -183,6 +192,10 @@ export class Outbox {
       if (this.stopped) return;
       const due = await storage.dueOutbox(now(), MAX_RUN);
       if (due.length === 0) break;
+      if (due[0]!.kind === SENDER_KEY_OFFER) {
+        if (!(await this.offer(due[0]!))) break;
+        continue;
+      }
       // (empty when the first entry has several recipients: it goes alone)
       const run = await this.compact(leadingRun(due));
       // A transient failure stops the pass, so later entries never overtake an earlier one.
@@ -340,14 +353,44 @@ export class Outbox {
     }
   }
 
+  /**
+   * Delivers a sender-key offer. A failure keeps it for a later attempt (after a backoff, and
+   * after the relay's Retry-After) without holding back the entries behind it: an offer orders
+   * nothing. Dropped after {@link OFFER_ATTEMPTS} attempts, or at once on a permanent error.
+   * False when the pass should stop (the client is closing).
+   */
+  private async offer(entry: OutboxEntry): Promise<boolean> {
+    const { storage, now } = this.deps;
+    try {
+      await this.deps.offerKeys?.(entry);
+      await storage.commit(new StorageBatch().deleteOutbox(entry.id), { durability: 'relaxed' });
+      return true;
+    } catch (err) {
+      if (SottoError.is(err, 'CLOSED')) return false;
+      const attempts = entry.attempts + 1;
+      if (!isTransient(err) || attempts >= OFFER_ATTEMPTS) {
+        await storage.commit(new StorageBatch().deleteOutbox(entry.id));
+        return true;
+      }
+      const lastError = SottoError.is(err) ? err.code : 'INTERNAL';
+      await storage.commit(new StorageBatch().putOutbox({ ...entry, attempts, nextAttemptAt: now() + this.retryDelay(err, attempts), lastError }));
+      return true;
+    }
+  }
+
+  /** How long an entry waits after its `attempts`-th transient failure `err`. */
+  private retryDelay(err: unknown, attempts: number): number {
+    const retryAfter = SottoError.is(err, 'RELAY_ERROR') ? (err.details as { retryAfterMs?: number } | undefined)?.retryAfterMs ?? 0 : 0;
+    return Math.max(retryAfter, 500 + backoffDelay(attempts, { baseMs: 500, maxMs: 60_000, random: this.deps.random ?? Math.random }));
+  }
+
   private async failed(entry: OutboxEntry, err: unknown): Promise<boolean> {
     const { storage, events, now } = this.deps;
     // The client is closing (its connection stopped under the send): the entry stays as it is,
     // and goes when the client is next open. The relay may have stored it already; the
     // recipient drops the copy by message id.
     if (SottoError.is(err, 'CLOSED')) return false;
-    const transient = SottoError.is(err, 'NETWORK') || SottoError.is(err, 'TIMEOUT') ||
-      (SottoError.is(err, 'RELAY_ERROR') && (err.status === undefined || err.status >= 500 || err.status === 429 || err.status === 409 || err.status === 410));
+    const transient = isTransient(err);
     if (SottoError.is(err, 'IDENTITY_CHANGED')) {
       const accountId = entry.recipients[0]!;
       await storage.commit(new StorageBatch()
@@ -358,9 +401,7 @@ export class Outbox {
     }
     const attempts = entry.attempts + 1;
     if (transient && attempts < MAX_ATTEMPTS) {
-      const retryAfter = SottoError.is(err, 'RELAY_ERROR') ? (err.details as { retryAfterMs?: number } | undefined)?.retryAfterMs ?? 0 : 0;
-      const delay = Math.max(retryAfter, 500 + backoffDelay(attempts, { baseMs: 500, maxMs: 60_000, random: this.deps.random ?? Math.random }));
-      const nextAttemptAt = now() + delay;
+      const nextAttemptAt = now() + this.retryDelay(err, attempts);
       this.waitUntil = Math.max(this.waitUntil, nextAttemptAt);
       const batch = new StorageBatch().putOutbox({
         ...entry,
@@ -397,6 +438,12 @@ export class Outbox {
     }
     return true;
   }
+}
+
+/** Whether a send that failed with `err` may succeed later: the network, a timeout, the relay busy or refusing a changed device list. */
+function isTransient(err: unknown): boolean {
+  return SottoError.is(err, 'NETWORK') || SottoError.is(err, 'TIMEOUT') ||
+    (SottoError.is(err, 'RELAY_ERROR') && (err.status === undefined || err.status >= 500 || err.status === 429 || err.status === 409 || err.status === 410));
 }
 
 /** The recipients of a stored message still `pending` that a send did not reach. */

@@ -2,9 +2,11 @@
  * Sealed group messages over a real relay: a member who holds every other member's access key
  * sends the group's sender-key message sealed once for all their devices
  * (`POST /v1/messages/sealed/multi`), so the relay stores and delivers it without a sender and
- * makes no receipts; the members answer with end-to-end `delivered` receipts. A member who lacks
- * someone's key sends unsealed until that member's sender-key distribution brings it; a refused
- * key (the recipient blocked the sender) sends that message, and the next ones, unsealed.
+ * makes no receipts; the members answer with end-to-end `delivered` receipts. In a small group
+ * every member hands its sender key (with its profile key) to the others as the group forms, so
+ * a member who never wrote keeps no one from sealing; a member who lacks someone's key (that
+ * member has the group waiting in its requests inbox) sends unsealed until the key comes; a
+ * refused key (the recipient blocked the sender) sends that message, and the next ones, unsealed.
  */
 import { assembleSealedGroupMessage, sealForGroup } from '@sotto/protocol';
 import { createLibsignalEngine } from '@sotto/protocol/libsignal';
@@ -32,6 +34,22 @@ async function settled(...cs: SottoClient[]): Promise<void> {
 
 const hasText = async (c: SottoClient, conversationId: string, text: string) => (await c.messages(conversationId)).messages.some((m) => m.text === text);
 
+/** Whether `c` holds `accountId`'s profile key (and with it their access key). */
+const holdsKeyOf = async (c: SottoClient, accountId: string) => ((await c.context.storage.getSetting(peerProfileSetting(accountId))) as { key?: Uint8Array } | undefined)?.key !== undefined;
+
+/** Waits until every pair of `cs` holds each other's profile keys and the relay holds nothing for them. */
+async function keysExchanged(...cs: SottoClient[]): Promise<void> {
+  for (const c of cs) {
+    for (const other of cs) {
+      if (c === other) continue;
+      const id = other.context.account.accountId;
+      await eventually(() => holdsKeyOf(c, id), 10_000, `${c.context.account.accountId} holds ${id}'s key`);
+    }
+  }
+  await settled(...cs);
+  for (const c of cs) await eventually(async () => relay.relay.ctx.envelopes.queued(c.context.account.accountId, 1) === 0, 10_000, 'the queues are empty');
+}
+
 describe('sealed group messages', () => {
   let ann: SottoClient;
   let ben: SottoClient;
@@ -46,9 +64,12 @@ describe('sealed group messages', () => {
     // ann knows both; ben and cat know only ann
     await becomeContacts(ann, ben);
     await becomeContacts(ann, cat);
+    await cat.setProfile({ name: 'Cat in the group' });
     group = await ann.createGroup({ name: 'Sealed', members: ['sg.ben', 'sg.cat'] });
     await eventually(async () => (await ben.conversation(group)) !== undefined && (await cat.conversation(group)) !== undefined, 10_000, 'both have the group');
-    await settled(ann, ben, cat);
+    // ben and cat, strangers, hold each other's keys before either writes: each handed the
+    // other its sender key as the group formed
+    await keysExchanged(ann, ben, cat);
   }, 90_000);
 
   it('a member holding every key sends sealed: no sender at the relay, read as theirs, delivered through end-to-end receipts', async () => {
@@ -98,30 +119,49 @@ describe('sealed group messages', () => {
     expect(rows).toEqual([]);
   }, 30_000);
 
-  it("a member without another's key sends unsealed until that member's distribution brings it", async () => {
-    // ben holds ann's key (a contact) but not cat's: unsealed
-    let recording = recordStoredEnvelopes(relay.relay);
-    await ben.sendText(group, 'ben, not yet sealed');
-    await eventually(async () => (await hasText(ann, group, 'ben, not yet sealed')) && (await hasText(cat, group, 'ben, not yet sealed')), 10_000, 'both read ben');
-    await settled(ann, ben, cat);
-    recording.stop();
-    expect(recording.rows.filter((r) => r.type === 'senderkey' && r.senderAccountId === 'sg.ben').map((r) => r.accountId).sort()).toEqual(['sg.ann', 'sg.cat']);
-
-    // cat writes: her distribution to ben carries her profile key; she holds ben's from his
-    await cat.sendText(group, 'cat writes');
-    await eventually(async () => (await hasText(ann, group, 'cat writes')) && (await hasText(ben, group, 'cat writes')), 10_000, 'both read cat');
-    await settled(ann, ben, cat);
-
-    // now ben holds every member's key: sealed
-    recording = recordStoredEnvelopes(relay.relay);
-    await ben.sendText(group, 'ben, sealed now');
-    await eventually(async () => (await hasText(ann, group, 'ben, sealed now')) && (await hasText(cat, group, 'ben, sealed now')), 10_000, 'both read ben again');
-    const received = (await cat.messages(group)).messages.find((m) => m.text === 'ben, sealed now')!;
+  it('a member who never wrote keeps no one from sealing: ben, who never saw cat write, sends sealed and shows her profile', async () => {
+    await eventually(async () => (await ben.profile('sg.cat'))?.name === 'Cat in the group', 10_000, "ben shows cat's profile");
+    const recording = recordStoredEnvelopes(relay.relay);
+    await ben.sendText(group, 'ben, sealed at once');
+    await eventually(async () => (await hasText(ann, group, 'ben, sealed at once')) && (await hasText(cat, group, 'ben, sealed at once')), 10_000, 'both read ben');
+    const received = (await cat.messages(group)).messages.find((m) => m.text === 'ben, sealed at once')!;
     expect(received.senderAccountId).toBe('sg.ben');
     await settled(ann, ben, cat);
     recording.stop();
     expect(recording.rows.filter((r) => r.senderAccountId === 'sg.ben')).toEqual([]);
     expect(recording.rows.filter((r) => r.type === 'sealed' && (r.accountId === 'sg.ann' || r.accountId === 'sg.cat')).length).toBeGreaterThanOrEqual(2);
+  }, 60_000);
+
+  it("a member without another's key sends unsealed until that member's offer brings it (dee had the group in her requests)", async () => {
+    // dee knows no one: ann's group waits in her requests inbox, and she hands no one her key
+    const dee = await newClient(relay.url, 'sg.dee', { sealedSender: true });
+    clients.push(dee);
+    const withDee = await ann.createGroup({ name: 'With a stranger', members: ['sg.ben', 'sg.cat', 'sg.dee'] });
+    await eventually(async () => (await dee.conversation(withDee))?.isRequest === true, 10_000, 'dee has the group as a request');
+    await eventually(async () => (await ben.conversation(withDee)) !== undefined && (await cat.conversation(withDee)) !== undefined, 10_000, 'ben and cat have it');
+    await keysExchanged(ann, ben, cat);
+    await settled(dee);
+    expect(await holdsKeyOf(ben, 'sg.dee')).toBe(false);
+
+    let recording = recordStoredEnvelopes(relay.relay);
+    await ben.sendText(withDee, 'ben, not yet sealed');
+    await eventually(async () => (await hasText(ann, withDee, 'ben, not yet sealed')) && (await hasText(dee, withDee, 'ben, not yet sealed')), 10_000, 'ann and dee read ben');
+    await settled(ann, ben, cat, dee);
+    recording.stop();
+    expect(recording.rows.filter((r) => r.type === 'senderkey' && r.senderAccountId === 'sg.ben').map((r) => r.accountId).sort()).toEqual(['sg.ann', 'sg.cat', 'sg.dee']);
+
+    // dee accepts: her key goes to every member at once, and ben seals from then on
+    await dee.acceptRequest(withDee);
+    await keysExchanged(ann, ben, cat, dee);
+    recording = recordStoredEnvelopes(relay.relay);
+    await ben.sendText(withDee, 'ben, sealed now');
+    await eventually(async () => (await hasText(ann, withDee, 'ben, sealed now')) && (await hasText(dee, withDee, 'ben, sealed now')), 10_000, 'ann and dee read ben again');
+    const received = (await dee.messages(withDee)).messages.find((m) => m.text === 'ben, sealed now')!;
+    expect(received.senderAccountId).toBe('sg.ben');
+    await settled(ann, ben, cat, dee);
+    recording.stop();
+    expect(recording.rows.filter((r) => r.senderAccountId === 'sg.ben')).toEqual([]);
+    expect(recording.rows.filter((r) => r.type === 'sealed' && ['sg.ann', 'sg.cat', 'sg.dee'].includes(r.accountId)).length).toBeGreaterThanOrEqual(3);
   }, 60_000);
 
   it('a refused key (cat blocked ben) sends unsealed: the relay drops it for cat, ann still reads it', async () => {

@@ -45,7 +45,7 @@ import { globalWebSocketFactory, type WebSocketFactory } from './relay/transport
 import { forgetParkedBefore, forgetSentBefore, PARKED_RECEIPT_TTL_MS } from './messaging/sent-index.js';
 import { applyEarlyActions, EARLY_ACTION_TTL_MS, forgetEarlyActionsBefore } from './messaging/early-actions.js';
 import { forgetGroupLogAsksBefore, GROUP_LOG_ASK_TTL_MS } from './groups/updates.js';
-import { askedProfile, ensureProfileKey, profileAvatar, refreshProfile, setProfile, shareProfileKeyIfNeeded, type ProfileUpdate, type ProfileView } from './features/profiles.js';
+import { askedProfile, ensureProfileKey, profileAvatar, refreshProfile, sealedFromAnyone, setProfile, setSealedFromAnyone, shareProfileKeyIfNeeded, type ProfileUpdate, type ProfileView } from './features/profiles.js';
 import { sealedSending } from './messaging/sealed.js';
 import { StorageBatch } from './storage/batch.js';
 import { DurabilityWatch } from './storage/durability-watch.js';
@@ -902,6 +902,27 @@ export class SottoClient {
   async setProfile(update: ProfileUpdate): Promise<ProfileView> {
     this.assertOpen();
     return setProfile(this.ctx, update);
+  }
+
+  /**
+   * Lets anyone, strangers too, send to this account sealed (`true`), or only people who hold
+   * our profile key, that is our contacts and group members (`false`, the default). For the whole
+   * account (the relay keeps it). The price: the relay cannot drop sealed sends from someone we
+   * blocked (this client still drops them), and a stranger's first message opens no request at
+   * the relay (it still waits in our requests inbox). Senders seal to us only if they send sealed
+   * themselves (`sealedSender: true`).
+   * @example
+   * await client.setSealedFromAnyone(true);
+   */
+  async setSealedFromAnyone(enabled: boolean): Promise<void> {
+    this.assertOpen();
+    await setSealedFromAnyone(this.ctx, enabled);
+  }
+
+  /** Whether this account takes sealed sends from anyone (asks the relay). */
+  async sealedFromAnyone(): Promise<boolean> {
+    this.assertOpen();
+    return sealedFromAnyone(this.ctx);
   }
 
   /**

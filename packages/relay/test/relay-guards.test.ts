@@ -226,8 +226,9 @@ describe('trust model', () => {
       expect(tables.sort()).toEqual(['accounts', 'blobs', 'device_credentials', 'devices', 'envelope_batch_acks', 'envelope_batches', 'envelopes', 'fanouts', 'kyber_prekeys', 'link_tokens', 'one_time_prekeys', 'profiles', 'relationships', 'reports', 'signed_prekeys', 'uploads', 'ws_tickets']);
       const columns = Object.fromEntries(tables.map((name) => [name, (sqlite.prepare(`pragma table_info(${name})`).all() as { name: string }[]).map((c) => c.name)]));
       expect(columns['envelopes']).toEqual(['seq', 'guid', 'account_id', 'device_id', 'sender_account_id', 'sender_device_id', 'type', 'ciphertext', 'server_timestamp']);
-      // an account: its name, when it was made, the next device id, suspension, and the hash of its access key (sealed sends)
-      expect(columns['accounts']).toEqual(['id', 'username', 'created_at', 'next_device_id', 'suspended_at', 'access_key_hash']);
+      // an account: its name, when it was made, the next device id, suspension, the hash of its
+      // access key (sealed sends) and whether it takes sealed sends from anyone (its own choice)
+      expect(columns['accounts']).toEqual(['id', 'username', 'created_at', 'next_device_id', 'suspended_at', 'access_key_hash', 'sealed_from_anyone']);
       // a large group send's one row between its acceptance and its expansion: ids and ciphertext only
       expect(columns['fanouts']).toEqual(['id', 'guid_prefix', 'sender_account_id', 'sender_device_id', 'type', 'ciphertext', 'server_timestamp', 'recipients', 'skipped']);
       // a young envelope lives in its commit's batch row: the same fields as an `envelopes` row

@@ -357,6 +357,70 @@ describe('sealed sends', () => {
   });
 });
 
+describe('sealed sends from anyone', () => {
+  let t: TestRelay;
+  beforeAll(async () => {
+    t = await startTestRelay();
+  });
+  afterAll(async () => t?.close());
+
+  const listing = async (viewer: TestDevice, username: string) => (await api(t, 'GET', `/v1/users/${username}/devices`, viewer)).body;
+
+  it('`anyone: true` takes any well-formed key and is listed; absent keeps it, false or DELETE ends it; the key still rotates', async () => {
+    const kim = await register(t, 'kim');
+    const lou = await register(t, 'lou');
+    const kimKey = accessKey();
+    await setKey(t, kim, kimKey);
+    expect('sealedFromAnyone' in (await listing(lou, 'kim'))).toBe(false);
+    expect((await sealedSend(t, 'kim', accessKey(), sealedBody([kim], [sealedBytes()]))).body).toEqual(UNAUTHORIZED);
+
+    expect((await api(t, 'PUT', '/v1/access-key', kim, { accessKey: b64(kimKey), anyone: true })).status).toBe(204);
+    expect((await listing(lou, 'kim')).sealedFromAnyone).toBe(true);
+    const anyKey = await sealedSend(t, 'kim', accessKey(), sealedBody([kim], [sealedBytes()]));
+    expect(anyKey.status).toBe(200);
+    expect(storedRows(t).filter((r) => anyKey.body.guids.includes(r.guid)).map((r) => [r.type, r.senderAccountId])).toEqual([['sealed', '']]);
+    // still a key of the right form, and the device list checked as ever
+    expect((await sealedSend(t, 'kim', undefined, sealedBody([kim], [sealedBytes()]))).body).toEqual(UNAUTHORIZED);
+    expect((await sealedSend(t, 'kim', 'not-a-key', sealedBody([kim], [sealedBytes()]))).body).toEqual(UNAUTHORIZED);
+    expect((await sealedSend(t, 'kim', accessKey(), { messages: [] })).status).toBe(409);
+    // no request, no relationship state
+    expect(t.relay.ctx.relationships.state('kim', 'lou')).toBeUndefined();
+
+    // a new access key without `anyone` keeps the choice
+    const rotated = accessKey();
+    await setKey(t, kim, rotated);
+    expect((await listing(lou, 'kim')).sealedFromAnyone).toBe(true);
+    expect((await sealedSend(t, 'kim', accessKey(), sealedBody([kim], [sealedBytes()]))).status).toBe(200);
+
+    expect((await api(t, 'PUT', '/v1/access-key', kim, { accessKey: b64(rotated), anyone: false })).status).toBe(204);
+    expect('sealedFromAnyone' in (await listing(lou, 'kim'))).toBe(false);
+    expect((await sealedSend(t, 'kim', accessKey(), sealedBody([kim], [sealedBytes()]))).body).toEqual(UNAUTHORIZED);
+    expect((await sealedSend(t, 'kim', rotated, sealedBody([kim], [sealedBytes()]))).status).toBe(200);
+
+    expect((await api(t, 'PUT', '/v1/access-key', kim, { accessKey: b64(rotated), anyone: true })).status).toBe(204);
+    expect((await api(t, 'DELETE', '/v1/access-key', kim)).status).toBe(204);
+    expect('sealedFromAnyone' in (await listing(lou, 'kim'))).toBe(false);
+    await setKey(t, kim, rotated);
+    expect((await sealedSend(t, 'kim', accessKey(), sealedBody([kim], [sealedBytes()]))).body).toEqual(UNAUTHORIZED);
+  });
+
+  it('400 for an `anyone` that is not a boolean, and nothing changes', async () => {
+    const max = await register(t, 'max');
+    const maxKey = accessKey();
+    await setKey(t, max, maxKey);
+    const res = await api(t, 'PUT', '/v1/access-key', max, { accessKey: b64(maxKey), anyone: 'yes' });
+    expect([res.status, res.body.code]).toEqual([400, 'BAD_REQUEST']);
+    expect(t.relay.ctx.accounts.sealedAccess('max')).toEqual({ hash: expect.any(Uint8Array), anyone: false });
+  });
+
+  it('a suspended account takes none, from anyone', async () => {
+    const ned = await register(t, 'ned');
+    await api(t, 'PUT', '/v1/access-key', ned, { accessKey: b64(accessKey()), anyone: true });
+    t.relay.ctx.accounts.setSuspended('ned', t.clock.now);
+    expect((await sealedSend(t, 'ned', accessKey(), sealedBody([ned], [sealedBytes()]))).body).toEqual(UNAUTHORIZED);
+  });
+});
+
 describe('sealed send limits', () => {
   let t: TestRelay;
   beforeAll(async () => {

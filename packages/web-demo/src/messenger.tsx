@@ -54,8 +54,34 @@ function Devices({ client, onError, onErased }: { client: SottoClient; onError: 
         const warning = 'Delete this account for good, on every device? Your contacts will no longer reach it, and anyone may take its name.';
         if (confirm(warning)) void deleteAccount(client).then(onErased, (err) => onError(describeError(err)));
       }}>Delete account</button>
+      <SealedFromAnyone client={client} onError={onError} />
       {lockedWithPassphrase() && <ChangePassphrase onError={onError} />}
     </div>
+  );
+}
+
+/**
+ * Whether strangers may write to this account sealed (the relay then does not learn who starts
+ * a conversation, but can no longer drop a blocked person's sealed messages).
+ */
+function SealedFromAnyone({ client, onError }: { client: SottoClient; onError: (e: string) => void }) {
+  const [on, setOn] = useState<boolean | undefined>();
+  useEffect(() => {
+    void client.sealedFromAnyone().then(setOn, (err) => onError(describeError(err)));
+  }, [client]);
+  const toggle = async (next: boolean) => {
+    try {
+      await client.setSealedFromAnyone(next);
+      setOn(await client.sealedFromAnyone());
+    } catch (err) {
+      onError(describeError(err));
+    }
+  };
+  return (
+    <label class="sealed-from-anyone" title="The relay will not learn who writes to you first, but can no longer drop messages from people you block (this app still hides them).">
+      <input type="checkbox" name="sealed-from-anyone" checked={on === true} disabled={on === undefined} onChange={(e) => void toggle((e.target as HTMLInputElement).checked)} />
+      Strangers may write to me sealed
+    </label>
   );
 }
 

@@ -1,7 +1,7 @@
 import { decodeCbor } from '@sotto/protocol';
 import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_TOKEN, firstContact, recordNotifications, send, shownNotifications, startApp, type AppHarness } from './harness.js';
+import { ADMIN_TOKEN, firstContact, openChat, recordNotifications, send, shownNotifications, startApp, type AppHarness } from './harness.js';
 
 /**
  * The chat header's controls over a person, in Chromium through a real relay: mute, the
@@ -74,6 +74,39 @@ describe('privacy controls in the web app', () => {
       await expect.poll(() => thread(page).getByText('this one disappears').count(), { timeout: 15_000 }).toBe(0);
       expect(await thread(page).getByText('before the timer').count()).toBe(1);
     }
+  });
+
+  it('with "Strangers may write to me sealed" on, a stranger\'s first message reaches the relay without a sender and waits in requests', async () => {
+    const rhea = await app.person('rhea');
+    const sami = await app.person('sami');
+    await rhea.getByRole('button', { name: 'Devices' }).click();
+    const box = rhea.getByRole('checkbox', { name: 'Strangers may write to me sealed' });
+    await expect.poll(() => box.isEnabled(), { timeout: 15_000 }).toBe(true);
+    expect(await box.isChecked()).toBe(false);
+    await box.check();
+    await expect.poll(() => app.relay.ctx.accounts.sealedAccess('rhea')?.anyone, { timeout: 15_000 }).toBe(true);
+
+    // what the relay stores for rhea from here on
+    const stored: { type: string; sender: string }[] = [];
+    const repo = app.relay.ctx.envelopes;
+    const insert = repo.insert.bind(repo);
+    repo.insert = ((batch: Parameters<typeof insert>[0]) => {
+      for (const r of batch) if (r.accountId === 'rhea') stored.push({ type: r.type, sender: r.senderAccountId });
+      return insert(batch);
+    }) as typeof repo.insert;
+    try {
+      await openChat(sami, 'rhea');
+      await send(sami, 'a sealed hello');
+      await rhea.getByTestId('requests-tab').click();
+      await rhea.getByTestId('conversation-d:sami').click();
+      await thread(rhea).getByText('a sealed hello').waitFor();
+    } finally {
+      repo.insert = insert;
+    }
+    // stored for rhea as sealed, naming no sender, and no request opened at the relay
+    expect(stored.length).toBeGreaterThanOrEqual(1);
+    expect(stored.filter((r) => r.type !== 'sealed' || r.sender !== '')).toEqual([]);
+    expect(app.relay.ctx.relationships.state('rhea', 'sami')).toBeUndefined();
   });
 
   it('a blocked person reaches nothing and sees no delivery; unblocked, messages flow again', async () => {

@@ -28,7 +28,10 @@ export async function decideRequest(ctx: ClientContext, conversationId: string, 
   if (group?.kind === 'group') return decideGroupRequest(ctx, group, decision);
   const conversation = await requireDirect(ctx, conversationId);
   const peer = conversation.peerAccountId!;
-  await ctx.relay.decideRequest(peer, decision);
+  await ctx.relay.decideRequest(peer, decision).catch((err: unknown) => {
+    // a first message that came sealed opened no request at the relay: nothing there to reject
+    if (!(decision === 'reject' && SottoError.is(err, 'RELAY_ERROR') && err.relayCode === 'NOT_FOUND')) throw err;
+  });
   const now = ctx.now();
   const sync: SyncBody = { kind: 'request', payload: { accountId: peer, decision } };
   if (decision === 'accept') {

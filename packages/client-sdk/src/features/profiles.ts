@@ -248,10 +248,22 @@ export function rotateProfileKey(ctx: ClientContext): Promise<void> {
 
 const ACCESS_KEY_SETTING = 'profile.accessKeyFor';
 
-/** Registers the access key of profile key `key` at the relay, and notes which key it was for. */
-async function registerAccessKey(ctx: ClientContext, key: Uint8Array): Promise<void> {
-  await ctx.relay.setAccessKey(deriveAccessKey(key));
+/**
+ * Registers the access key of profile key `key` at the relay, and notes which key it was for.
+ * `anyone`: also whether sealed sends with any key are accepted (absent: as the relay has it).
+ */
+async function registerAccessKey(ctx: ClientContext, key: Uint8Array, anyone?: boolean): Promise<void> {
+  await ctx.relay.setAccessKey(deriveAccessKey(key), anyone);
   await ctx.storage.commit(new StorageBatch().setSetting(ACCESS_KEY_SETTING, key));
+}
+
+/** Our profile (key) as stored, made (with a new key, no profile yet) when there is none. Under the profile lock. */
+async function ownProfileOrNew(ctx: ClientContext): Promise<OwnProfile> {
+  const own = await readOwnProfile(ctx);
+  if (own) return own;
+  const made = { key: globalThis.crypto.getRandomValues(new Uint8Array(32)), version: 0 };
+  await ctx.storage.commit(new StorageBatch().setSetting(OWN_PROFILE_SETTING, made as unknown as SettingValue));
+  return made;
 }
 
 /**
@@ -260,14 +272,30 @@ async function registerAccessKey(ctx: ClientContext, key: Uint8Array): Promise<v
  */
 export function ensureProfileKey(ctx: ClientContext): Promise<void> {
   return lockOf(ctx).run(async () => {
-    let own = await readOwnProfile(ctx);
-    if (!own) {
-      own = { key: globalThis.crypto.getRandomValues(new Uint8Array(32)), version: 0 };
-      await ctx.storage.commit(new StorageBatch().setSetting(OWN_PROFILE_SETTING, own as unknown as SettingValue));
-    }
+    const own = await ownProfileOrNew(ctx);
     const registered = (await ctx.storage.getSetting(ACCESS_KEY_SETTING)) as Uint8Array | undefined;
     if (!sameKey(registered, own.key)) await registerAccessKey(ctx, own.key);
   });
+}
+
+/**
+ * Whether anyone, strangers too, may send to this account sealed (`true`), or only those who
+ * hold our profile key (`false`, the default). The relay keeps the choice with the access key,
+ * for every device of the account, and lists it with the account's devices so that senders
+ * know. What it costs: the relay cannot drop a blocked sender's sealed sends to us (the client
+ * still drops them), and a first message from a stranger opens no request at the relay (the
+ * client shows it as a request all the same).
+ * @example
+ * await setSealedFromAnyone(ctx, true);
+ */
+export function setSealedFromAnyone(ctx: ClientContext, anyone: boolean): Promise<void> {
+  return lockOf(ctx).run(async () => registerAccessKey(ctx, (await ownProfileOrNew(ctx)).key, anyone));
+}
+
+/** Whether the relay lists this account as taking sealed sends from anyone (asks the relay). */
+export async function sealedFromAnyone(ctx: ClientContext): Promise<boolean> {
+  await ctx.directory.devices(ctx.account.accountId, { refresh: true });
+  return ctx.directory.sealedFromAnyone(ctx.account.accountId);
 }
 
 /**

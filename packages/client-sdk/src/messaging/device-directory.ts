@@ -23,6 +23,8 @@ export interface RemoteDevice {
 interface Listing {
   devices: RemoteDevice[];
   address?: RecipientAddress;
+  /** The account takes sealed sends from anyone (any access key). */
+  sealedFromAnyone: boolean;
 }
 
 /** An account and its devices as a multi-recipient send names them. */
@@ -75,6 +77,14 @@ export class DeviceDirectory {
     return (listing.address ??= { accountId, devices: listing.devices.map((d) => ({ deviceId: d.deviceId, registrationId: d.registrationId })) });
   }
 
+  /**
+   * Whether the account's last listing said it takes sealed sends from anyone (no network: false
+   * when not listed yet).
+   */
+  sealedFromAnyone(accountId: string): boolean {
+    return this.cache.get(accountId)?.sealedFromAnyone === true;
+  }
+
   /** Grows whenever any account's listing is stored or forgotten: addresses read at one version still hold while it is the same. */
   get version(): number {
     return this.changes;
@@ -115,7 +125,7 @@ export class DeviceDirectory {
     if (identity && devices.some((d) => !sameBytes(d.identityKey, identity))) {
       throw new SottoError('RELAY_ERROR', `the devices of ${accountId} do not share one identity key`, { relayCode: 'INVALID_DEVICE_RECORD' });
     }
-    this.cache.set(accountId, { devices });
+    this.cache.set(accountId, { devices, sealedFromAnyone: listing.sealedFromAnyone === true });
     this.changes++;
     const me = this.self();
     if (accountId === me.accountId) {

@@ -9,6 +9,7 @@
  * sender, makes none.
  */
 import {
+  ACCESS_KEY_LENGTH,
   encodeContent,
   MAX_RECEIPT_MESSAGE_IDS,
   openSealed,
@@ -53,8 +54,8 @@ async function localIdentity(ctx: ClientContext): Promise<LocalKeys> {
 /** The sender's sealing, wired into `Sender` by the client. */
 export function sealedSending(ctx: () => ClientContext): SealedSending {
   return {
-    accessKey: (accountId) => sealedAccessKey(ctx(), accountId),
-    refused: (accountId) => accessKeyRefused(ctx(), accountId),
+    accessKey: (accountId) => accessKeyFor(ctx(), accountId),
+    refused: (accountId) => keyRefused(ctx(), accountId),
     async seal(to: RemoteDevice, message) {
       const c = ctx();
       const keys = await localIdentity(c);
@@ -68,6 +69,27 @@ export function sealedSending(ctx: () => ClientContext): SealedSending {
       return trusted !== null && sameBytes(trusted, to.identityKey);
     },
   };
+}
+
+/**
+ * The access key to present for a sealed send to `accountId`: derived from their profile key when
+ * we hold it (and the relay has not refused it since), else, when their listing says they take
+ * sealed sends from anyone, a random one (any key does); undefined when we may not seal to them.
+ */
+async function accessKeyFor(ctx: ClientContext, accountId: string): Promise<Uint8Array | undefined> {
+  const key = await sealedAccessKey(ctx, accountId);
+  if (key !== undefined || accountId === ctx.account.accountId) return key;
+  return ctx.directory.sealedFromAnyone(accountId) ? globalThis.crypto.getRandomValues(new Uint8Array(ACCESS_KEY_LENGTH)) : undefined;
+}
+
+/**
+ * The relay refused the access key we presented for `accountId`: their profile key's is
+ * forgotten until a newer one comes, and their listing is read again (they may have stopped
+ * taking sealed sends from anyone).
+ */
+async function keyRefused(ctx: ClientContext, accountId: string): Promise<void> {
+  await accessKeyRefused(ctx, accountId);
+  ctx.directory.forget(accountId);
 }
 
 /**
@@ -180,7 +202,7 @@ export async function sealGroupSend(ctx: ClientContext, recipients: readonly Rec
   const accessKeys: Uint8Array[] = [];
   for (const r of recipients) {
     if (r.accountId === ctx.account.accountId) return undefined; // the relay would want this device listed too
-    const accessKey = await sealedAccessKey(ctx, r.accountId);
+    const accessKey = await accessKeyFor(ctx, r.accountId);
     if (accessKey === undefined) return undefined;
     accessKeys.push(accessKey);
     // one identity key per account (the directory refuses a listing with two): the one we trust
@@ -204,7 +226,7 @@ export async function sealGroupSend(ctx: ClientContext, recipients: readonly Rec
 
 /** The relay refused the access keys of `accountIds` in a sealed group send: unsealed to them from now on. */
 export async function groupKeysRefused(ctx: ClientContext, accountIds: readonly string[]): Promise<void> {
-  for (const accountId of accountIds) await accessKeyRefused(ctx, accountId);
+  for (const accountId of accountIds) await keyRefused(ctx, accountId);
 }
 
 /**

@@ -179,9 +179,12 @@ export class RelayHttp {
   setProfile(body: SetProfileRequest): Promise<{ version: number }> {
     return this.json('PUT', '/v1/profile', body);
   }
-  /** Registers the access key senders must present for sealed sends to this account (the relay keeps a hash). */
-  setAccessKey(accessKey: Uint8Array): Promise<void> {
-    const body: SetAccessKeyRequest = { accessKey: toBase64Url(accessKey) };
+  /**
+   * Registers the access key senders must present for sealed sends to this account (the relay
+   * keeps a hash); `anyone` also sets whether any key is accepted (absent: unchanged).
+   */
+  setAccessKey(accessKey: Uint8Array, anyone?: boolean): Promise<void> {
+    const body: SetAccessKeyRequest = { accessKey: toBase64Url(accessKey), ...(anyone === undefined ? {} : { anyone }) };
     return this.json('PUT', '/v1/access-key', body);
   }
   /**

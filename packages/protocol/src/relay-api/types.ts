@@ -80,6 +80,11 @@ export interface UserDevicesResponse {
   accountId: AccountId;
   username: string;
   devices: DeviceListing[];
+  /**
+   * Present (true) when the account takes sealed sends from anyone: a sender without its access
+   * key may seal to it, presenting any 16-byte key (`SetAccessKeyRequest.anyone`).
+   */
+  sealedFromAnyone?: true;
 }
 
 /** `PUT /v1/keys/signed` — replace the signed prekey and/or the last-resort Kyber prekey. */
@@ -160,6 +165,11 @@ export const ACCESS_KEY_HEADER = 'sotto-access-key';
  */
 export interface SetAccessKeyRequest {
   accessKey: B64;
+  /**
+   * Whether sealed sends are accepted with any access key, from strangers too (`true`), or only
+   * with this one (`false`); absent: as before. Off until set; `DELETE /v1/access-key` ends it.
+   */
+  anyone?: boolean;
 }
 
 /**

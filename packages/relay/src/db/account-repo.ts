@@ -53,7 +53,7 @@ export class AccountRepo {
   private readonly byIdStmt: Database.Statement<[string], AccountRow>;
   private readonly devicesStmt: Database.Statement<[string], DeviceRow>;
   private readonly secretStmt: Database.Statement<[string, number], { h: Buffer; s: number | null }>;
-  private readonly accessKeyStmt: Database.Statement<[string], { h: Buffer | null }>;
+  private readonly accessKeyStmt: Database.Statement<[string], { h: Buffer | null; a: number }>;
 
   constructor(private readonly db: RelayDb, maxCachedAccounts = 10_000) {
     const sqlite = db.$client;
@@ -65,7 +65,7 @@ export class AccountRepo {
       WHERE d.account_id = ? AND a.suspended_at IS NULL ORDER BY d.device_id`);
     this.secretStmt = sqlite.prepare(`SELECT c.secret_hash AS h, a.suspended_at AS s FROM device_credentials c JOIN accounts a ON a.id = c.account_id
       WHERE c.account_id = ? AND c.device_id = ?`);
-    this.accessKeyStmt = sqlite.prepare('SELECT access_key_hash AS h FROM accounts WHERE id = ? AND suspended_at IS NULL');
+    this.accessKeyStmt = sqlite.prepare('SELECT access_key_hash AS h, sealed_from_anyone AS a FROM accounts WHERE id = ? AND suspended_at IS NULL');
   }
 
   byUsername(username: string): AccountRow | undefined {
@@ -173,13 +173,27 @@ export class AccountRepo {
    * exist, is suspended, or accepts no sealed sends: the caller cannot tell which.
    */
   accessKeyHash(accountId: string): Uint8Array | undefined {
-    return this.accessKeyStmt.get(accountId)?.h ?? undefined;
+    return this.sealedAccess(accountId)?.hash;
   }
 
-  /** Sets (a SHA-256 hash) or clears (`null`) the account's access key hash; false when there is no such account. */
-  setAccessKeyHash(accountId: string, hash: Uint8Array | null): boolean {
+  /**
+   * The account's access key hash and whether it takes sealed sends from anyone (any key), or
+   * undefined as for {@link accessKeyHash}.
+   */
+  sealedAccess(accountId: string): { hash: Uint8Array; anyone: boolean } | undefined {
+    const row = this.accessKeyStmt.get(accountId);
+    return row?.h ? { hash: row.h, anyone: row.a === 1 } : undefined;
+  }
+
+  /**
+   * Sets (a SHA-256 hash) or clears (`null`, which also ends sealed sends from anyone) the
+   * account's access key hash; `anyone`, when given, sets whether any key is accepted. False
+   * when there is no such account.
+   */
+  setAccessKeyHash(accountId: string, hash: Uint8Array | null, anyone?: boolean): boolean {
     const value = hash === null ? null : Buffer.from(hash);
-    return this.db.update(accounts).set({ accessKeyHash: value }).where(eq(accounts.id, accountId)).run().changes === 1;
+    const set = hash === null ? { accessKeyHash: null, sealedFromAnyone: false } : anyone === undefined ? { accessKeyHash: value } : { accessKeyHash: value, sealedFromAnyone: anyone };
+    return this.db.update(accounts).set(set).where(eq(accounts.id, accountId)).run().changes === 1;
   }
 
   /** Reserves the next device id of the account for a link token. */

@@ -23,6 +23,11 @@ export const accounts = sqliteTable('accounts', {
    * HKDF of the profile key, which only contacts hold); null: no sealed sends accepted.
    */
   accessKeyHash: bytes('access_key_hash'),
+  /**
+   * Sealed sends to this account are accepted with any access key (its owner's choice: strangers
+   * may write to it sealed, and the relay cannot drop a blocked sender's sealed sends to it).
+   */
+  sealedFromAnyone: integer('sealed_from_anyone', { mode: 'boolean' }).notNull().default(false),
 });
 
 export const devices = sqliteTable('devices', {

@@ -171,7 +171,8 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
 
   // Access keys: what a sealed send to this account must present (only its hash is stored)
   app.put('/v1/access-key', auth, async (c) => {
-    await setAccessKey(ctx, c.get('device'), readJson(await readJsonBody(c, smallLimit), 'SetAccessKeyRequest', readSetAccessKey));
+    const { key, anyone } = readJson(await readJsonBody(c, smallLimit), 'SetAccessKeyRequest', readSetAccessKey);
+    await setAccessKey(ctx, c.get('device'), key, anyone);
     return c.body(null, 204);
   });
   app.delete('/v1/access-key', auth, async (c) => {

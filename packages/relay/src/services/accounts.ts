@@ -173,13 +173,15 @@ export async function linkDevice(ctx: RelayContext, body: unknown, ip: string): 
 export function listUserDevices(ctx: RelayContext, username: string): UserDevicesResponse {
   const account = ctx.accounts.byUsername(username);
   if (account === undefined) throw new RelayError('NOT_FOUND', 'no such user');
-  return {
+  const listing: UserDevicesResponse = {
     accountId: account.id,
     username: account.username,
     devices: ctx.accounts.devices(account.id).map((d) => ({
       deviceId: d.deviceId, registrationId: d.registrationId, signedDeviceRecord: encodeB64(d.signedRecord),
     })),
   };
+  if (ctx.accounts.sealedAccess(account.id)?.anyone === true) listing.sealedFromAnyone = true;
+  return listing;
 }
 
 /** `DELETE /v1/devices/:deviceId`: own account only; the device's queue and keys go with it. */

@@ -49,11 +49,15 @@ export interface SealedMessage {
   ciphertext: Uint8Array;
 }
 
-/** Reads a `SetAccessKeyRequest` (with `readJson`): 400 unless `accessKey` is base64url of exactly 16 bytes. */
-export function readSetAccessKey(r: FieldReader): Uint8Array {
+/**
+ * Reads a `SetAccessKeyRequest` (with `readJson`): 400 unless `accessKey` is base64url of exactly
+ * 16 bytes and `anyone`, if present, a boolean.
+ */
+export function readSetAccessKey(r: FieldReader): { key: Uint8Array; anyone?: boolean } {
   const key = decodeB64(r.string('accessKey', { maxLength: 64 }), 'accessKey', ACCESS_KEY_LENGTH);
   if (key.length !== ACCESS_KEY_LENGTH) throw new RelayError('BAD_REQUEST', `accessKey must be ${ACCESS_KEY_LENGTH} bytes`);
-  return key;
+  const anyone = r.optBool('anyone');
+  return anyone === undefined ? { key } : { key, anyone };
 }
 
 /**
@@ -94,15 +98,18 @@ export function readSealedBatchSend(r: FieldReader): SealedMessage[][] {
 }
 
 /**
- * `PUT /v1/access-key`: from now on, sealed sends to the caller's account must present `key`.
- * Only SHA-256 of it is stored, on the account's row (so it goes with the account).
+ * `PUT /v1/access-key`: from now on, sealed sends to the caller's account must present `key`,
+ * or any key when the account takes sealed sends from anyone (`anyone: true`; `false` ends it;
+ * absent: as it was). Only SHA-256 of the key is stored, on the account's row (so it goes with
+ * the account).
  * @example
- * await setAccessKey(ctx, device, readJson(body, 'SetAccessKeyRequest', readSetAccessKey));
+ * const { key, anyone } = readJson(body, 'SetAccessKeyRequest', readSetAccessKey);
+ * await setAccessKey(ctx, device, key, anyone);
  */
-export async function setAccessKey(ctx: RelayContext, auth: DeviceAddress, key: Uint8Array): Promise<void> {
+export async function setAccessKey(ctx: RelayContext, auth: DeviceAddress, key: Uint8Array, anyone?: boolean): Promise<void> {
   const hash = hashSecret(key);
   await ctx.queue.run(() => {
-    if (!ctx.accounts.setAccessKeyHash(auth.accountId, hash)) throw new RelayError('NOT_FOUND', 'no such account');
+    if (!ctx.accounts.setAccessKeyHash(auth.accountId, hash, anyone)) throw new RelayError('NOT_FOUND', 'no such account');
   });
 }
 
@@ -127,14 +134,15 @@ export function authorizeSealed(ctx: RelayContext, accountId: string, header: st
 }
 
 /**
- * The access check of one account: the hash `accountId` registered if `presented` is its key,
- * else `undefined`, in constant time (a missing account, key or presented key costs the same
- * hashing and comparison as a wrong key).
+ * The access check of one account: the hash `accountId` registered if `presented` is its key
+ * (or any well-formed key, when the account takes sealed sends from anyone), else `undefined`,
+ * in constant time (a missing account, key or presented key costs the same hashing and
+ * comparison as a wrong key).
  */
 function matchAccessKey(ctx: RelayContext, accountId: string, presented: Uint8Array | undefined): Uint8Array | undefined {
-  const stored = isAccountId(accountId) ? ctx.accounts.accessKeyHash(accountId) : undefined;
-  const expected = stored !== undefined && stored.length === NO_HASH.length ? stored : NO_HASH;
-  const matches = secretMatches(presented ?? NO_KEY, expected);
+  const stored = isAccountId(accountId) ? ctx.accounts.sealedAccess(accountId) : undefined;
+  const expected = stored !== undefined && stored.hash.length === NO_HASH.length ? stored.hash : NO_HASH;
+  const matches = secretMatches(presented ?? NO_KEY, expected) || stored?.anyone === true;
   return matches && presented !== undefined && expected !== NO_HASH ? expected : undefined;
 }
 

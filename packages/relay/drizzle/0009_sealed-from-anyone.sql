@@ -1,0 +1,1 @@
+ALTER TABLE `accounts` ADD `sealed_from_anyone` integer DEFAULT false NOT NULL;

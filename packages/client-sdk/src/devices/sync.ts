@@ -13,6 +13,7 @@ import type { ClientContext } from '../context.js';
 import { receiveCallHandledElsewhere } from '../calls/call-switchboard.js';
 import { applyHistorySync } from './catch-up.js';
 import { applyGroupControl } from '../groups/group-receive.js';
+import { queueKeyOffer } from '../groups/key-offers.js';
 import { newMessageId } from '../ids.js';
 import { applyContent, type Effects } from '../messaging/apply-content.js';
 import { applyEarlyActionsAfter } from '../messaging/early-actions.js';
@@ -189,8 +190,13 @@ export async function applyOwnDeviceContent(
       const patch: Partial<ConversationRecord> = { updatedAt: receivedAt };
       if (body.payload.muted !== undefined) patch.muted = body.payload.muted;
       if (body.payload.notifications !== undefined) patch.notifications = body.payload.notifications;
+      // a group our other device accepted from the requests inbox: accepted here too, and this
+      // device's sender key goes to the members as the accepting one's did
+      const accepted = body.payload.accepted === true && conversation.kind === 'group' && conversation.isRequest;
+      if (accepted) Object.assign(patch, { isRequest: false, requestState: 'accepted' as const });
       batch.patchConversation(id, patch);
       const updated = { ...conversation, ...patch };
+      if (accepted && queueKeyOffer(ctx, batch, updated, updated.participants)) effects.after.push(() => ctx.outbox.kick());
       effects.emit.push((x) => x.events.emit('conversationUpdated', updated));
       return effects;
     }

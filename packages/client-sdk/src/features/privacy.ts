@@ -1,6 +1,7 @@
 import { encodeCbor, type SyncBody } from '@sotto/protocol';
 import { enqueueSync, ownConversationId } from '../devices/sync.js';
 import { leaveGroup } from './groups.js';
+import { groupIdOf } from '../groups/group-store.js';
 import { queueKeyOffer } from '../groups/key-offers.js';
 import { rotateProfileKey, shareProfileKeyIfNeeded } from './profiles.js';
 import type { ClientContext } from '../context.js';
@@ -61,10 +62,12 @@ async function decideGroupRequest(ctx: ClientContext, conversation: Conversation
   if (decision === 'accept') {
     const accepted = { ...conversation, isRequest: false, requestState: 'accepted' as const, updatedAt: ctx.now() };
     const batch = new StorageBatch().patchConversation(conversation.id, { isRequest: false, requestState: 'accepted', updatedAt: accepted.updatedAt });
-    // our sender key (and profile key) goes to the members now that we are in
+    // our sender key (and profile key) goes to the members now that we are in; our other
+    // devices accept it too (and offer theirs)
     const offered = queueKeyOffer(ctx, batch, accepted, accepted.participants);
+    const synced = enqueueSync(ctx, batch, { kind: 'conversation', payload: { conversation: { kind: 'group', groupId: groupIdOf(conversation.id) }, accepted: true } });
     await ctx.storage.commit(batch);
-    if (offered) void ctx.outbox.kick();
+    if (offered || synced) void ctx.outbox.kick();
     const updated = await ctx.storage.getConversation(conversation.id);
     if (updated) ctx.events.emit('conversationUpdated', updated);
     return;

@@ -222,6 +222,24 @@ describe('groups with several devices', () => {
   }, 60_000);
 });
 
+describe('a group from a stranger, on several devices', () => {
+  it('accepted on one device, it is accepted on the other, and both hand the members their sender keys', async () => {
+    const zed = await newClient(relay.url, 'md.zed');
+    clients.push(zed);
+    // zed, whom alice never accepted, adds her (both her devices get it as a request)
+    const group = await zed.createGroup({ name: 'From a stranger', members: ['alice'] });
+    for (const device of [a1, a2]) await eventually(async () => (await device.conversation(group))?.isRequest === true, 10_000, 'a request on each device');
+    // neither device hands zed its sender key while the group waits in the requests
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await zed.context.storage.listProtocolKeys('senderKey')).toHaveLength(1); // zed's own only
+
+    await a1.acceptRequest(group);
+    await eventually(async () => (await a2.conversation(group))?.isRequest === false, 10_000, 'accepted on the laptop too');
+    // each of alice's devices offered zed its own sender key: zed reads both without either writing first
+    await eventually(async () => (await zed.context.storage.listProtocolKeys('senderKey')).length === 3, 10_000, "zed holds both of alice's devices' keys");
+  }, 60_000);
+});
+
 describe('a relay that adds a device', () => {
   it('cannot get a device under its own key encrypted to', async () => {
     const chat = await bob.openConversation('carol');

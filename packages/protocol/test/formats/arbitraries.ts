@@ -241,6 +241,7 @@ export const bodies: { [T in ContentType]: fc.Arbitrary<ContentBodies[T]> } = {
           muted: fc.boolean(),
           notifications: fc.record({ messages: fc.boolean(), reactions: fc.boolean(), calls: fc.boolean() }),
           archived: fc.boolean(),
+          accepted: fc.boolean(),
         },
         { requiredKeys: ['conversation'] },
       ),

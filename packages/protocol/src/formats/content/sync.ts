@@ -82,6 +82,8 @@ export interface ConversationSync {
   muted?: boolean;
   notifications?: { messages: boolean; reactions: boolean; calls: boolean };
   archived?: boolean;
+  /** The conversation (a group that waited in the requests inbox) was accepted. */
+  accepted?: boolean;
 }
 
 /**
@@ -101,7 +103,8 @@ export interface ConversationSync {
  *   history:        { deviceId (1..127), snapshot: AttachmentPointer
  *                     (contentType 'application/vnd.sotto.snapshot+cbor') }
  *   conversation:   { conversation: ConversationRef, muted?: bool,
- *                     notifications?: { messages: bool, reactions: bool, calls: bool }, archived?: bool }
+ *                     notifications?: { messages: bool, reactions: bool, calls: bool }, archived?: bool,
+ *                     accepted?: bool }
  * ConversationRef = { kind: 'direct', accountId } | { kind: 'group', groupId: bytes(32) }
  * ```
  */
@@ -148,6 +151,7 @@ function payloadToWire(b: SyncBody): Record<string, unknown> {
         muted: b.payload.muted,
         notifications: n === undefined ? undefined : { messages: n.messages, reactions: n.reactions, calls: n.calls },
         archived: b.payload.archived,
+        accepted: b.payload.accepted,
       });
     }
   }
@@ -211,6 +215,7 @@ function readPayload(kind: SyncKind, p: FieldReader): SyncBody {
             calls: n.bool('calls'),
           })),
           archived: p.optBool('archived'),
+          accepted: p.optBool('accepted'),
         }),
       };
   }

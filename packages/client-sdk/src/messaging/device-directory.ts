@@ -77,6 +77,11 @@ export class DeviceDirectory {
     return (listing.address ??= { accountId, devices: listing.devices.map((d) => ({ deviceId: d.deviceId, registrationId: d.registrationId })) });
   }
 
+  /** Whether the account's listing is held (a read of it needs no request to the relay). */
+  isListed(accountId: string): boolean {
+    return this.cache.has(accountId);
+  }
+
   /**
    * Whether the account's last listing said it takes sealed sends from anyone (no network: false
    * when not listed yet).

@@ -133,13 +133,18 @@ const unsealed = new WeakMap<Uint8Array, SealedSenderContent | SealedGroupConten
  * account's devices share its identity key: a contact's newly linked device writes before we
  * heard of it), else the one its signed device record carries (the account's listing read again
  * if it does not list that device yet, at most once per {@link LISTING_RECHECK_MS} per account,
- * so that forged claims cannot make us ask the relay at will). A stranger we know nothing of
- * cannot have our access key; such a claim does not hold.
+ * so that forged claims cannot make us ask the relay at will). Every read of a listing a claim
+ * makes us ask the relay for takes a token of {@link ClaimLookups}: an account that takes sealed
+ * sends from anyone gets claims naming any account, and a flood of them must not spend the
+ * account's own request budget at the relay (beyond the tokens, such a claim does not hold).
  */
 async function claimHolds(ctx: ClientContext, from: DeviceAddress, identityKey: Uint8Array): Promise<boolean> {
   const stores = readProtocolStores(ctx.storage);
   const trusted = await stores.identity.getRemoteIdentity(from);
   if (trusted) return sameBytes(trusted, identityKey);
+  // a listing just read from the relay is not read again for the same claim
+  const held = ctx.directory.isListed(from.accountId);
+  if (!held && !claimLookups(ctx).take()) return false;
   const listed = await ctx.directory.devices(from.accountId).catch(() => []);
   // every device of an account carries the account's identity key: one we trust for another of
   // its devices decides (a contact's newly linked device proves it holds that key)
@@ -148,10 +153,42 @@ async function claimHolds(ctx: ClientContext, from: DeviceAddress, identityKey: 
     if (known) return sameBytes(known, identityKey);
   }
   let device = listed.find((d) => d.deviceId === from.deviceId);
-  if (device === undefined && mayRecheckListing(ctx, from.accountId)) {
+  if (device === undefined && held && mayRecheckListing(ctx, from.accountId) && claimLookups(ctx).take()) {
     device = (await ctx.directory.devices(from.accountId, { refresh: true }).catch(() => [])).find((d) => d.deviceId === from.deviceId);
   }
   return device !== undefined && sameBytes(device.identityKey, identityKey);
+}
+
+/** Listing reads for sealed claims: a burst of this many, then {@link CLAIM_LOOKUPS_PER_S}. */
+export const CLAIM_LOOKUP_BURST = 100;
+/** A fifth of the relay's default per-account request rate (100/s). */
+export const CLAIM_LOOKUPS_PER_S = 20;
+
+/** A token bucket on the client's clock: the listing reads sealed claims may cost. */
+class ClaimLookups {
+  private tokens = CLAIM_LOOKUP_BURST;
+  private at: number;
+
+  constructor(private readonly now: () => number) {
+    this.at = now();
+  }
+
+  take(): boolean {
+    const now = this.now();
+    this.tokens = Math.min(CLAIM_LOOKUP_BURST, this.tokens + (Math.max(0, now - this.at) / 1000) * CLAIM_LOOKUPS_PER_S);
+    this.at = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
+const claimLookupBuckets = new WeakMap<ClientContext, ClaimLookups>();
+
+function claimLookups(ctx: ClientContext): ClaimLookups {
+  let bucket = claimLookupBuckets.get(ctx);
+  if (bucket === undefined) claimLookupBuckets.set(ctx, (bucket = new ClaimLookups(ctx.now)));
+  return bucket;
 }
 
 /** How long after reading an account's listing again for a sealed claim it is not read again for one. */

@@ -5,10 +5,14 @@
  * and opens no request; the recipient's client still shows it as a request, and can reject or
  * block it. The relay cannot drop a blocked stranger's sealed sends; the client drops them. Turned
  * off, sealed sends without the account's key are refused, and the sender goes back to unsealed.
+ * A flood of forged claims naming strangers costs the account a bounded number of listing reads.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sealSender } from '@sotto/protocol';
+import { createLibsignalEngine } from '@sotto/protocol/libsignal';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SottoClient } from '../../src/index.js';
-import { eventually, newClient, recordStoredEnvelopes, startRelay, type TestRelay } from '../helpers/harness.js';
+import { CLAIM_LOOKUP_BURST } from '../../src/messaging/sealed.js';
+import { eventually, injectSealed, newClient, recordStoredEnvelopes, startRelay, type TestRelay } from '../helpers/harness.js';
 
 let relay: TestRelay;
 const clients: SottoClient[] = [];
@@ -108,5 +112,25 @@ describe('sealed sends from anyone', () => {
     expect(toAnn.filter((r) => r.type === 'sealed' || r.senderAccountId !== 'sa.ben')).toEqual([]);
     expect(relay.relay.ctx.relationships.state('sa.ann', 'sa.ben')).toBe('pending');
     expect(ben.context.directory.sealedFromAnyone('sa.ann')).toBe(false);
+  }, 60_000);
+
+  it('a flood of sealed claims naming accounts we know nothing of costs at most a burst of listing reads, then none (on a stopped clock)', async () => {
+    const stopped = Date.now();
+    const vee = await newClient(relay.url, 'sa.vee', { sealedSender: true, now: () => stopped });
+    clients.push(vee);
+    await vee.setSealedFromAnyone(true);
+    const reads = vi.spyOn(vee.context.relay, 'listDevices');
+    // sealed by someone with their own identity key, each claiming another account (most of
+    // them do not exist): every one a listing the client would have to read to refuse it
+    const engine = createLibsignalEngine();
+    const mallory = await engine.generateIdentity();
+    const count = CLAIM_LOOKUP_BURST + 40;
+    const forged = await Promise.all(Array.from({ length: count }, (_, i) => sealSender(engine,
+      { identityKeyPair: mallory.identityKeyPair, identityKey: mallory.identityKey, recipientIdentityKey: vee.context.account.identityKey },
+      { from: { accountId: `sa.ghost${i}`, deviceId: 1 }, type: 'prekey', ciphertext: new Uint8Array(120).fill(9) })));
+    await injectSealed(relay.relay, 'sa.vee', forged);
+    await eventually(async () => relay.relay.ctx.envelopes.queued('sa.vee', 1) === 0, 20_000, 'the forgeries are taken');
+    expect(reads.mock.calls.length).toBe(CLAIM_LOOKUP_BURST);
+    expect(await vee.conversations({ requests: true })).toEqual([]);
   }, 60_000);
 });

@@ -356,8 +356,9 @@ export class Outbox {
   /**
    * Delivers a sender-key offer. A failure keeps it for a later attempt (after a backoff, and
    * after the relay's Retry-After) without holding back the entries behind it: an offer orders
-   * nothing. Dropped after {@link OFFER_ATTEMPTS} attempts, or at once on a permanent error.
-   * False when the pass should stop (the client is closing).
+   * nothing. Dropped at once on a permanent error, and after {@link OFFER_ATTEMPTS} attempts the
+   * relay refused for now (429, 5xx); never for the network alone (offline, it waits as every
+   * entry does). False when the pass should stop (the client is closing).
    */
   private async offer(entry: OutboxEntry): Promise<boolean> {
     const { storage, now } = this.deps;
@@ -368,7 +369,8 @@ export class Outbox {
     } catch (err) {
       if (SottoError.is(err, 'CLOSED')) return false;
       const attempts = entry.attempts + 1;
-      if (!isTransient(err) || attempts >= OFFER_ATTEMPTS) {
+      const network = SottoError.is(err, 'NETWORK') || SottoError.is(err, 'TIMEOUT');
+      if (!isTransient(err) || (attempts >= OFFER_ATTEMPTS && !network)) {
         await storage.commit(new StorageBatch().deleteOutbox(entry.id));
         return true;
       }

@@ -72,6 +72,22 @@ describe('sender-key offers in the outbox', () => {
     expect(await storage.listOutbox()).toEqual([]);
   });
 
+  it('the network alone never drops it: offline, the offer waits (with backoff) however often it fails', async () => {
+    let attempts = 0;
+    const clock = { now: 1_000 };
+    const { storage, outbox } = await setUp(async () => {
+      attempts++;
+      throw new SottoError('NETWORK', 'offline');
+    }, clock);
+    for (let i = 0; i < 12; i++) {
+      await outbox.kick();
+      clock.now += 120_000;
+    }
+    await outbox.stop();
+    expect(attempts).toBe(12);
+    expect((await storage.listOutbox()).map((e) => [e.id, e.attempts, e.lastError])).toEqual([['offer', 12, 'NETWORK']]);
+  });
+
   it('a permanent failure drops the offer at once', async () => {
     let attempts = 0;
     const clock = { now: 1_000 };

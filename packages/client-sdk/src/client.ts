@@ -142,6 +142,8 @@ export class SottoClient {
   private readonly calls: CallSwitchboard;
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
   private keysTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The last prekey maintenance run, settled or not (runs go one after another). */
+  private keysRun: Promise<void> = Promise.resolve();
   private closed = false;
   /** Links this device approved whose catch-up is not sent yet (devices/catch-up.ts). */
   private readonly catchUps = new Set<LinkCatchUp>();
@@ -372,7 +374,14 @@ export class SottoClient {
   /** Replenishes one-time prekeys below the threshold and rotates the signed prekey when due. */
   async maintainKeys(): Promise<void> {
     this.assertOpen();
-    this.ctx.account = await maintainPreKeys({ ...this.ctx, account: this.ctx.account, now: this.ctx.now() });
+    // one run at a time: two runs from the same counters would publish different keys under the
+    // same ids, and the relay could keep one run's public halves while the store keeps the other's
+    const run = this.keysRun.then(async () => {
+      if (this.closed) return;
+      this.ctx.account = await maintainPreKeys({ ...this.ctx, account: this.ctx.account, now: this.ctx.now() });
+    });
+    this.keysRun = run.catch(() => undefined);
+    return run;
   }
 
   private maintainKeysSoon(): void {

@@ -616,14 +616,14 @@ export class SottoClient {
     const conversation = await this.requireConversation(target.conversationId);
     const previous = target.reactions[this.accountId]?.emoji;
     if (emoji === null && previous === undefined) return;
-    const now = this.ctx.now();
     const content = controlContent(this.ctx, 'reaction', {
       targetId: messageId,
       targetAuthor: target.senderAccountId,
       emoji: emoji ?? previous!,
       remove: emoji === null,
     });
-    const batch = new StorageBatch().patchMessage(messageId, { reactions: { [this.accountId]: emoji === null ? null : { emoji, at: now } } });
+    // stamped with the time the content carries: every device orders this change by it
+    const batch = new StorageBatch().patchMessage(messageId, { reactions: { [this.accountId]: { emoji, at: content.sentAt } } });
     await sendControlForConversation(this.ctx, conversation, content, batch);
     this.events.emit('reaction', { messageId, conversationId: conversation.id, accountId: this.accountId, emoji });
   }

@@ -296,4 +296,7 @@ function emitChange(ctx: ClientContext, before: MessageRecord, after: MessageRec
     const was = before.reactions[accountId];
     if (was?.at !== r.at || was.emoji !== r.emoji) ctx.events.emit('reaction', { messageId, conversationId, accountId, emoji: r.emoji });
   }
+  for (const accountId of Object.keys(before.reactions)) {
+    if (after.reactions[accountId] === undefined) ctx.events.emit('reaction', { messageId, conversationId, accountId, emoji: null });
+  }
 }

@@ -10,10 +10,10 @@ import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
 import { blobDraft, downloadPointer, encryptAndUpload } from '../features/media.js';
 import { GROUP_KINDS, groupIdOf } from '../groups/group-store.js';
-import { patchMessage } from '../storage/apply.js';
+import { laterReaction, patchMessage } from '../storage/apply.js';
 import { StorageBatch, type MessagePatch } from '../storage/batch.js';
 import type { Storage } from '../storage/storage.js';
-import type { ConversationRecord, MessageRecord, Reaction, SettingValue } from '../storage/types.js';
+import type { ConversationRecord, MessageRecord, ReactionChange, SettingValue } from '../storage/types.js';
 import { OWN_PROFILE_SETTING, PEER_PROFILE_PREFIX, peerProfileSetting } from '../features/profiles.js';
 
 /**
@@ -170,7 +170,7 @@ export interface SnapshotImport {
 /**
  * The changes of `incoming` (the same message as another device holds it) that are later than
  * what `held` shows, as a patch: an unsend (final), a later edit (by `editedAt`), and reactions
- * set later (by their time). A reaction removed is not seen: records keep no trace of one.
+ * set or removed later (by their time, the order every device applies them in).
  */
 function laterChanges(held: MessageRecord, incoming: MessageRecord): MessagePatch | undefined {
   if (held.deletedAt !== undefined) return undefined;
@@ -181,10 +181,13 @@ function laterChanges(held: MessageRecord, incoming: MessageRecord): MessagePatc
     patch.text = incoming.text ?? null;
     patch.editedAt = incoming.editedAt;
   }
-  const reactions: Record<string, Reaction> = {};
-  for (const [accountId, r] of Object.entries(incoming.reactions)) {
-    const mine = held.reactions[accountId];
-    if (mine === undefined || r.at > mine.at) reactions[accountId] = r;
+  const reactions: Record<string, ReactionChange> = {};
+  const changes: [string, ReactionChange][] = [
+    ...Object.entries(incoming.reactions),
+    ...Object.entries(incoming.reactionsRemovedAt ?? {}).map(([accountId, at]): [string, ReactionChange] => [accountId, { emoji: null, at }]),
+  ];
+  for (const [accountId, change] of changes) {
+    if (laterReaction(change, held.reactions[accountId], held.reactionsRemovedAt?.[accountId])) reactions[accountId] = change;
   }
   if (Object.keys(reactions).length > 0) patch.reactions = reactions;
   return Object.keys(patch).length > 0 ? patch : undefined;

@@ -2,6 +2,7 @@ import { contentFallback, encodeContent, type Content, type DeviceAddress } from
 import { receiveCall } from '../calls/call-switchboard.js';
 import type { ClientContext } from '../context.js';
 import type { StorageBatch } from '../storage/batch.js';
+import { laterReaction } from '../storage/apply.js';
 import { directConversationId, groupConversationId, type ConversationRecord, type MessageRecord } from '../storage/types.js';
 import { applyOwnDeviceContent } from '../devices/sync.js';
 import { applyGroupControl, mayPostInGroup } from '../groups/group-receive.js';
@@ -109,8 +110,11 @@ export async function applyContent(
       const target = await ctx.storage.getMessage(content.body.targetId);
       if (!target) await park(content.body.targetId);
       if (!target || target.conversationId !== conversationId || target.deletedAt !== undefined) return effects;
-      batch.patchMessage(target.id, { reactions: { [from.accountId]: content.body.remove ? null : { emoji: content.body.emoji, at: content.sentAt } } });
       const emoji = content.body.remove ? null : content.body.emoji;
+      const change = { emoji, at: content.sentAt };
+      // last writer wins by the sender's time: a change older than what is held is not shown
+      if (!laterReaction(change, target.reactions[from.accountId], target.reactionsRemovedAt?.[from.accountId])) return effects;
+      batch.patchMessage(target.id, { reactions: { [from.accountId]: change } });
       effects.emit.push((x) => x.events.emit('reaction', { messageId: target.id, conversationId, accountId: from.accountId, emoji }));
       return effects;
     }

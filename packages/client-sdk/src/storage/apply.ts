@@ -15,6 +15,8 @@ import type {
   DeliveryState,
   MessageRecord,
   OutboxEntry,
+  Reaction,
+  ReactionChange,
   SettingValue,
 } from './types.js';
 
@@ -293,6 +295,19 @@ export function patchConversation(current: ConversationRecord, patch: Conversati
   return next as unknown as ConversationRecord;
 }
 
+/**
+ * Whether `change` is later than what is held for its account: the reaction `held` or the
+ * removal at `removedAt`. Ordered by time, then by emoji (a removal sorts below any emoji), so
+ * that every device picks the same winner whatever order the changes came in.
+ */
+export function laterReaction(change: ReactionChange, held: Reaction | undefined, removedAt: number | undefined): boolean {
+  const heldAt = held?.at ?? -Infinity;
+  const latest = Math.max(heldAt, removedAt ?? -Infinity);
+  if (change.at !== latest) return change.at > latest;
+  const heldEmoji = held !== undefined && heldAt === latest ? held.emoji : '';
+  return (change.emoji ?? '') > heldEmoji;
+}
+
 const RANK: Record<DeliveryState, number> = { pending: 0, failed: 0, sent: 1, delivered: 2, read: 3 };
 
 /** The message after `patch` (see {@link MessagePatch} for the merge rules). */
@@ -324,6 +339,7 @@ export function patchMessage(current: MessageRecord, patch: MessagePatch): Messa
     next.body = new Uint8Array(0);
     delete next.text;
     next.reactions = {};
+    delete next.reactionsRemovedAt;
     return next as unknown as MessageRecord;
   }
   if (patch.body !== undefined) next.body = canonical(patch.body);
@@ -331,11 +347,24 @@ export function patchMessage(current: MessageRecord, patch: MessagePatch): Messa
   else if (patch.text !== undefined) next.text = patch.text;
   if (patch.reactions !== undefined) {
     const reactions = { ...current.reactions };
-    for (const [account, reaction] of Object.entries(patch.reactions)) {
-      if (reaction === null) delete reactions[account];
-      else reactions[account] = { emoji: reaction.emoji, at: reaction.at };
+    const removed = { ...current.reactionsRemovedAt };
+    for (const [account, change] of Object.entries(patch.reactions)) {
+      if (change === null) {
+        delete reactions[account];
+        continue;
+      }
+      if (!laterReaction(change, reactions[account], removed[account])) continue;
+      if (change.emoji === null) {
+        delete reactions[account];
+        removed[account] = change.at;
+      } else {
+        reactions[account] = { emoji: change.emoji, at: change.at };
+        delete removed[account];
+      }
     }
     next.reactions = reactions;
+    if (Object.keys(removed).length > 0) next.reactionsRemovedAt = removed;
+    else delete next.reactionsRemovedAt;
   }
   return next as unknown as MessageRecord;
 }

@@ -6,7 +6,7 @@ import type {
   DeliveryStatus,
   MessageRecord,
   OutboxEntry,
-  Reaction,
+  ReactionChange,
   SettingValue,
 } from './types.js';
 
@@ -24,8 +24,11 @@ export type ConversationPatch = Patch<ConversationRecord, 'id' | 'kind' | 'creat
  * An update to a stored message.
  * - `status` merges per recipient; `delivered` and `read` never regress to an earlier state;
  *   `null` removes a recipient (a group member the send left out).
- * - `reactions` merges per account: a value sets (or changes) that account's one reaction,
- *   `null` removes it.
+ * - `reactions` merges per account, last writer wins: a change (set or removal, with the time
+ *   its sender made it) applies only if it is later than the account's reaction or removal
+ *   already held (at the same time, the greater emoji wins, a removal loses), so devices that
+ *   get one person's changes in different orders end up the same; `null` removes whatever is
+ *   held, unconditionally.
  * - `deletedAt` tombstones the message (unsend): body emptied, text and reactions removed; later
  *   patches cannot bring content back.
  */
@@ -40,7 +43,7 @@ export interface MessagePatch {
   receivedAt?: number;
   vanish?: boolean | null;
   status?: Record<string, DeliveryStatus | null>;
-  reactions?: Record<string, Reaction | null>;
+  reactions?: Record<string, ReactionChange | null>;
 }
 
 /** What to do when a patch targets a record that does not exist. */

@@ -122,6 +122,8 @@ function isMapOf(v: unknown, ok: (item: Record<string, unknown>) => boolean): bo
 }
 
 const isStatusMap = (v: unknown): boolean => isMapOf(v, (s) => STATES.includes(s.state as DeliveryState) && isTime(s.at));
+const isTimeMap = (v: unknown): boolean =>
+  v !== null && typeof v === 'object' && !Array.isArray(v) && Object.values(v as Record<string, unknown>).every(isTime);
 const isReactionMap = (v: unknown): boolean => isMapOf(v, (r) => isString(r.emoji) && isTime(r.at));
 
 export function validateMessage(r: MessageRecord): void {
@@ -149,6 +151,7 @@ const MESSAGE_OPTIONAL: OptionalChecks = [
   ['vanish', isBool],
   ['seenAt', isTime],
   ['status', isStatusMap],
+  ['reactionsRemovedAt', isTimeMap],
 ];
 
 const OUTBOX_TIMES = ['attempts', 'nextAttemptAt', 'createdAt'] as const;

@@ -70,6 +70,12 @@ export interface Reaction {
   at: number;
 }
 
+/** A change of one person's reaction: set (`emoji`) or removed (`null`), at the sender's time. */
+export interface ReactionChange {
+  emoji: string | null;
+  at: number;
+}
+
 /** One message of a thread, decrypted. */
 export interface MessageRecord {
   /** The client-generated message id (unique across conversations). */
@@ -98,6 +104,11 @@ export interface MessageRecord {
   status?: Record<string, DeliveryStatus>;
   /** One reaction per person, keyed by account id. */
   reactions: Record<string, Reaction>;
+  /**
+   * When each person last removed their reaction (sender's clock), kept so that a reaction
+   * set earlier but arriving later does not come back (reactions are last-writer-wins by time).
+   */
+  reactionsRemovedAt?: Record<string, number>;
 }
 
 /** A durable pending send. */

@@ -40,15 +40,17 @@ const op: fc.Arbitrary<Op> = fc.oneof(
     id: fc.constantFrom(...MSGS),
     who: fc.constantFrom('x', 'y'),
     emoji: fc.option(fc.constantFrom('👍', '❤️'), { nil: null }),
+    reactedAt: fc.integer({ min: 0, max: 3 }),
+    timedRemoval: fc.boolean(),
     state: fc.constantFrom('pending', 'sent', 'delivered', 'read', 'failed'),
     t: fc.option(text, { nil: undefined }),
     tomb: fc.boolean(),
     skip: fc.constantFrom(true, true, true, false),
-  }).map(({ id, who, emoji, state, t, tomb, skip }) => (b: StorageBatch) =>
+  }).map(({ id, who, emoji, reactedAt, timedRemoval, state, t, tomb, skip }) => (b: StorageBatch) =>
     b.patchMessage(
       id,
       {
-        reactions: { [who]: emoji === null ? null : { emoji, at: 1 } },
+        reactions: { [who]: emoji === null && !timedRemoval ? null : { emoji, at: reactedAt } },
         status: { [who]: { state: state as 'sent', at: 2 } },
         ...(t === undefined ? {} : { text: t }),
         ...(tomb ? { deletedAt: 3 } : {}),

@@ -40,8 +40,10 @@ import type { Sodium } from './sodium.js';
 export { ML_KEM_1024_KEY_TYPE };
 export const ML_KEM_1024_PUBLIC_KEY_BYTES = 1568;
 export const ML_KEM_1024_CIPHERTEXT_BYTES = 1568;
-/** Earlier session states a record keeps. */
-export const MAX_PREVIOUS_STATES = 5;
+/** Earlier session states a record keeps (as libsignal: ARCHIVED_STATES_MAX_LENGTH). A peer's first
+ * messages keep naming the prekeys of their session until we reply on it, so its state must
+ * outlive the sessions we start meanwhile (resets after failures): with 5, six resets lost it. */
+export const MAX_PREVIOUS_STATES = 40;
 /** Earlier remote ratchet keys a state remembers, to tell a replay from a forgery. */
 const MAX_OLD_REMOTE_KEYS = 8;
 
@@ -471,7 +473,8 @@ const SKIPPED_ENTRY = KEY + 4 + KEY;
 const RECORD_LIMITS = Object.freeze({
   maxBytes: (MAX_PREVIOUS_STATES + 1) * (MAX_SKIPPED_MESSAGE_KEYS * SKIPPED_ENTRY + 4096),
   maxDepth: 4,
-  maxItems: 512,
+  // a state is a map of at most 17 fields and a pending map of 5 (44 items, with their keys)
+  maxItems: 8 + (MAX_PREVIOUS_STATES + 1) * 64,
   maxStringBytes: MAX_SKIPPED_MESSAGE_KEYS * SKIPPED_ENTRY,
 });
 

@@ -24,6 +24,24 @@ for (const engine of ENGINES) {
       await expectCode(engine.decrypt(bob.stores, carol.address, c.type, c.body), 'INVALID_PREKEY');
     });
 
+    it('a repeat of a first message still decrypts after the responder started 20 sessions of its own since', async () => {
+      // Alice's first messages cross Bob's new sessions to her (resets after failures, say):
+      // hers keep naming the one-time prekey Bob used for the first, so only the archived state
+      // of that session can take them (libsignal keeps 40 earlier states; so does the web engine)
+      const alice = await newParty(engine, 'alice');
+      const bob = await newParty(engine, 'bob');
+      await engine.processPreKeyBundle(alice.stores, await publishBundle(engine, bob));
+      const first = await engine.encrypt(alice.stores, bob.address, text('first'));
+      expect(untext(await engine.decrypt(bob.stores, alice.address, first.type, first.body))).toBe('first');
+      for (let i = 0; i < 20; i++) {
+        await engine.processPreKeyBundle(bob.stores, await publishBundle(engine, alice));
+        await engine.encrypt(bob.stores, alice.address, text(`bob's session ${i}`));
+      }
+      const second = await engine.encrypt(alice.stores, bob.address, text('second, on the first session'));
+      expect(second.type).toBe('prekey');
+      expect(untext(await engine.decrypt(bob.stores, alice.address, second.type, second.body))).toBe('second, on the first session');
+    });
+
     it('the last-resort Kyber key is reused by several initiators', async () => {
       const bob = await newParty(engine, 'bob');
       const bundle = await publishBundle(engine, bob, { oneTime: false, lastResort: true });

@@ -26,7 +26,7 @@ import { applyDeliveryReceipt } from './delivery-receipts.js';
 import { commitEnvelopeGroup } from './receive-group.js';
 import { queueDeliveredReceipt, unseal, wantsDeliveredReceipt } from './sealed.js';
 import { changesSentAt, controlsSentAt, sentAtTimestamp } from './sent-index.js';
-import { markSessionReset } from './session-reset.js';
+import { markSessionReset, sentBeforeSession } from './session-reset.js';
 
 /** Envelopes whose sender's identity changed wait here (encoded) until the user acknowledges. */
 export const QUARANTINE_KIND = 'quarantine';
@@ -371,8 +371,9 @@ export class Receiver {
     }
     // a sender-key message that failed says nothing against our pairwise session with them (and
     // the group may be unknown here: we left, or were removed); a pairwise one starts a new
-    // session at our next send, keeping this one for what they send on it meanwhile
-    if (content.body.reason !== 'NO_SENDER_KEY') await markSessionReset(ctx.storage, batch, from, ctx.now());
+    // session at our next send, keeping this one for what they send on it meanwhile; unless the
+    // message went before the last session we started with them (messaging/session-reset.ts)
+    if (content.body.reason !== 'NO_SENDER_KEY' && !sentBeforeSession(ctx.storage, from, at)) await markSessionReset(ctx.storage, batch, from, ctx.now());
     if (group) {
       // they cannot read our group messages: our sender key goes to them again with the next one
       // (the message itself comes again pairwise, below)

@@ -27,7 +27,7 @@ import { PROTOCOL_KINDS, readProtocolStores } from '../storage/protocol-stores.j
 import type { Storage } from '../storage/storage.js';
 import type { DeviceDirectory, RemoteDevice } from './device-directory.js';
 import { padPlaintext } from './padding.js';
-import { clearSessionReset, mustResetSession, sessionResets } from './session-reset.js';
+import { clearSessionReset, mustResetSession, noteSessionsUsed, sessionResets } from './session-reset.js';
 
 /**
  * The relay's answer to a send, and for a group send the member account each guid went to
@@ -122,10 +122,13 @@ export class Sender {
       if (devices.length === 0) {
         return { serverTimestamp: this.deps.now(), guids: [] };
       }
-      const messages = (await this.deps.lock.run(() => this.encryptForDevices(accountId, devices, [plaintext])))[0]!;
+      const { perContent, fresh } = await this.deps.lock.run(() => this.encryptForDevices(accountId, devices, [plaintext]));
+      const messages = perContent[0]!;
       try {
         const sealed = await this.postSealed(accountId, devices, messages, options.ephemeral === true);
-        return sealed ? { ...sealed, sealed: true } : await this.post(accountId, messages, options.ephemeral === true);
+        const sent = sealed ? { ...sealed, sealed: true as const } : await this.post(accountId, messages, options.ephemeral === true);
+        noteSessionsUsed(this.deps.storage, accountId, devices, fresh, sent.serverTimestamp);
+        return sent;
       } catch (err) {
         if (attempt + 1 >= MAX_ATTEMPTS || !SottoError.is(err, 'RELAY_ERROR')) throw err;
         if (err.relayCode === 'MISMATCHED_DEVICES') {
@@ -166,7 +169,7 @@ export class Sender {
     const accessKey = this.deps.sealed && accountId !== me.accountId ? await this.deps.sealed.accessKey(accountId) : undefined;
     const devices = (await directory.devices(accountId)).filter((d) => !(d.accountId === me.accountId && d.deviceId === me.deviceId));
     if (devices.length === 0) return { accepted: contents.map(() => ({ serverTimestamp: this.deps.now(), guids: [] })) };
-    const perContent = await this.deps.lock.run(() => this.encryptForDevices(accountId, devices, contents.map(padPlaintext)));
+    const { perContent, fresh } = await this.deps.lock.run(() => this.encryptForDevices(accountId, devices, contents.map(padPlaintext)));
     let answer: BatchSendResponse;
     try {
       if (accessKey) {
@@ -182,6 +185,7 @@ export class Sender {
       return { accepted: [], refused };
     }
     if (answer.guids.length !== contents.length) return { accepted: [], refused: new SottoError('RELAY_ERROR', 'the relay answered a batch with the wrong number of entries') };
+    noteSessionsUsed(this.deps.storage, accountId, devices, fresh, answer.serverTimestamp);
     return { accepted: answer.guids.map((guids): SentResponse => ({ serverTimestamp: answer.serverTimestamp, guids, ...(accessKey ? { sealed: true as const } : {}) })) };
   }
 
@@ -302,8 +306,11 @@ export class Sender {
     });
   }
 
-  /** Encrypts each plaintext for every device, in order, on one staged view; one commit. */
-  private async encryptForDevices(accountId: string, devices: RemoteDevice[], plaintexts: readonly Uint8Array[]): Promise<DeviceCiphertext[][]> {
+  /**
+   * Encrypts each plaintext for every device, in order, on one staged view; one commit. `fresh`:
+   * the ids of the devices whose session this started.
+   */
+  private async encryptForDevices(accountId: string, devices: RemoteDevice[], plaintexts: readonly Uint8Array[]): Promise<{ perContent: DeviceCiphertext[][]; fresh: Set<number> }> {
     const { storage, engine, relay, now } = this.deps;
     const staged = stageStores(readProtocolStores(storage));
     const missing: RemoteDevice[] = [];
@@ -366,7 +373,7 @@ export class Sender {
     const batch = new StorageBatch().storeChanges(staged.changes());
     for (const d of missing) if (mustResetSession(resets, d)) clearSessionReset(storage, batch, d);
     await storage.commit(batch);
-    return out;
+    return { perContent: out, fresh: new Set(missing.map((d) => d.deviceId)) };
   }
 
   private async dropSessions(accountId: string, deviceIds: number[]): Promise<void> {

@@ -67,7 +67,7 @@ describe('resend requests', () => {
     // bob asks alice to resend something (as after a failure), then writes on, on the session he has
     const request: Content = {
       v: 1, type: 'resendRequest', id: newMessageId(), sentAt: Date.now(),
-      body: { envelopeTimestamp: 1, senderDeviceId: bob.deviceId, reason: 'INVALID_MESSAGE' },
+      body: { envelopeTimestamp: Date.now(), senderDeviceId: bob.deviceId, reason: 'INVALID_MESSAGE' },
     };
     const failures: unknown[] = [];
     alice.events.on('decryptionFailed', (f) => failures.push(f));
@@ -87,5 +87,42 @@ describe('resend requests', () => {
     expect(rows.filter((r) => r.senderAccountId === 'alice' && r.accountId === 'bob').map((r) => r.type)).toEqual(['prekey']);
     expect(rows.filter((r) => r.senderAccountId === 'bob' && r.accountId === 'alice').map((r) => r.type)).toEqual(['plaintext', 'whisper']);
   }, 60_000);
-});
 
+  it('start one new session for many failures of messages sent before it', async () => {
+    let bundleFetches = 0;
+    const counting: typeof fetch = (input, init) => {
+      if (/\/v1\/keys\/dave\b/.test(String(input))) bundleFetches += 1;
+      return fetch(input, init);
+    };
+    const carol = await newClient(relay.url, 'carol', { fetch: counting, requestPolicy: () => true });
+    const daveStorage = new MemoryStorage();
+    let dave = await newClient(relay.url, 'dave', { storage: daveStorage, requestPolicy: () => true });
+    try {
+      const chat = await carol.openConversation('dave');
+      await carol.sendText(chat, 'hello');
+      await eventually(async () => (await dave.messages('d:carol')).messages.length === 1, 10_000, 'dave gets the first');
+      expect(bundleFetches).toBe(1);
+
+      // dave goes away and loses his session with carol; she writes on the old one meanwhile
+      await dave.close();
+      await daveStorage.commit(new StorageBatch().protocolRecord('session', `carol.${carol.deviceId}`, null));
+      const texts = Array.from({ length: 6 }, (_, i) => `while away ${i}`);
+      for (const text of texts) await carol.sendText(chat, text);
+
+      // every one of them fails for dave and is asked for again; each comes back, once
+      dave = await SottoClient.open(clientOptions(relay.url, daveStorage, { requestPolicy: () => true }));
+      await dave.connect();
+      await eventually(async () => {
+        const shown = (await dave.messages('d:carol')).messages.map((m) => m.text);
+        return texts.every((t) => shown.filter((s) => s === t).length === 1);
+      }, 20_000, 'every message back on dave');
+      await carol.sendText(chat, 'after');
+      await eventually(async () => (await dave.messages('d:carol')).messages.some((m) => m.text === 'after'), 10_000, 'dave reads on');
+      // the first request started a new session; the others named messages sent before it
+      expect(bundleFetches).toBe(2);
+    } finally {
+      await carol.close();
+      await dave.close();
+    }
+  }, 60_000);
+});

@@ -641,9 +641,13 @@ export class SottoClient {
     if (!original || original.type !== 'text') throw new SottoError('NOT_ALLOWED', 'message has no text to edit');
     const conversation = await this.requireConversation(target.conversationId);
     const body = encodeContent({ ...original, body: { ...original.body, text } });
-    const batch = new StorageBatch().patchMessage(messageId, { body, text, editedAt: now });
-    await sendControlForConversation(this.ctx, conversation, controlContent(this.ctx, 'edit', { targetId: messageId, text }), batch);
-    this.events.emit('messageUpdated', messageView({ ...target, body, text, editedAt: now }));
+    const stamped = controlContent(this.ctx, 'edit', { targetId: messageId, text });
+    // stamped with the time the content carries: every device orders edits by it; after the edit
+    // shown here, even if another device of ours stamped that one with a clock ahead of ours
+    const content = { ...stamped, sentAt: Math.max(stamped.sentAt, (target.editedAt ?? -1) + 1) };
+    const batch = new StorageBatch().patchMessage(messageId, { body, text, editedAt: content.sentAt });
+    await sendControlForConversation(this.ctx, conversation, content, batch);
+    this.events.emit('messageUpdated', messageView({ ...target, body, text, editedAt: content.sentAt }));
   }
 
   /**

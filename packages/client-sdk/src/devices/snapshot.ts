@@ -10,7 +10,7 @@ import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
 import { blobDraft, downloadPointer, encryptAndUpload } from '../features/media.js';
 import { GROUP_KINDS, groupIdOf } from '../groups/group-store.js';
-import { laterReaction, patchMessage } from '../storage/apply.js';
+import { laterEdit, laterReaction, patchMessage } from '../storage/apply.js';
 import { StorageBatch, type MessagePatch } from '../storage/batch.js';
 import type { Storage } from '../storage/storage.js';
 import type { ConversationRecord, MessageRecord, ReactionChange, SettingValue } from '../storage/types.js';
@@ -169,14 +169,14 @@ export interface SnapshotImport {
 
 /**
  * The changes of `incoming` (the same message as another device holds it) that are later than
- * what `held` shows, as a patch: an unsend (final), a later edit (by `editedAt`), and reactions
+ * what `held` shows, as a patch: an unsend (final), a later edit (by `editedAt`, as received edits), and reactions
  * set or removed later (by their time, the order every device applies them in).
  */
 function laterChanges(held: MessageRecord, incoming: MessageRecord): MessagePatch | undefined {
   if (held.deletedAt !== undefined) return undefined;
   if (incoming.deletedAt !== undefined) return { deletedAt: incoming.deletedAt };
   const patch: MessagePatch = {};
-  if (incoming.editedAt !== undefined && incoming.editedAt > (held.editedAt ?? -1)) {
+  if (incoming.editedAt !== undefined && laterEdit(incoming.editedAt, incoming.text ?? '', held)) {
     patch.body = incoming.body;
     patch.text = incoming.text ?? null;
     patch.editedAt = incoming.editedAt;

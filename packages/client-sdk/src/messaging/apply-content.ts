@@ -2,7 +2,7 @@ import { contentFallback, encodeContent, type Content, type DeviceAddress } from
 import { receiveCall } from '../calls/call-switchboard.js';
 import type { ClientContext } from '../context.js';
 import type { StorageBatch } from '../storage/batch.js';
-import { laterReaction } from '../storage/apply.js';
+import { laterEdit, laterReaction } from '../storage/apply.js';
 import { directConversationId, groupConversationId, type ConversationRecord, type MessageRecord } from '../storage/types.js';
 import { applyOwnDeviceContent } from '../devices/sync.js';
 import { applyGroupControl, mayPostInGroup } from '../groups/group-receive.js';
@@ -123,6 +123,8 @@ export async function applyContent(
       if (!target) await park(content.body.targetId);
       if (!target || target.conversationId !== conversationId || target.senderAccountId !== from.accountId) return effects;
       if (target.deletedAt !== undefined || target.type !== 'text' || content.sentAt - target.sentAt > EDIT_WINDOW_MS) return effects;
+      // the latest edit by its sender's time wins; an older one that comes late changes nothing
+      if (!laterEdit(content.sentAt, content.body.text, target)) return effects;
       const edited = editedBody(target, content.body.text, content.body.mentions);
       if (!edited) return effects;
       batch.patchMessage(target.id, { body: edited.body, text: content.body.text, editedAt: content.sentAt });

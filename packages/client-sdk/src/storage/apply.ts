@@ -308,6 +308,16 @@ export function laterReaction(change: ReactionChange, held: Reaction | undefined
   return (change.emoji ?? '') > heldEmoji;
 }
 
+/**
+ * Whether an edit stamped `at` with `text` comes after what `held` shows: later by time, a tie
+ * going to the greater text, so that every device ends with the same text whatever order one
+ * author's edits (from two of their devices, or asked for again) came in.
+ */
+export function laterEdit(at: number, text: string, held: Pick<MessageRecord, 'editedAt' | 'text'>): boolean {
+  if (held.editedAt === undefined || at !== held.editedAt) return at > (held.editedAt ?? -Infinity);
+  return text > (held.text ?? '');
+}
+
 const RANK: Record<DeliveryState, number> = { pending: 0, failed: 0, sent: 1, delivered: 2, read: 3 };
 
 /** The message after `patch` (see {@link MessagePatch} for the merge rules). */

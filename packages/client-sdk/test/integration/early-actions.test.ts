@@ -78,4 +78,24 @@ describe('an action that comes before its message', () => {
     expect((await ben.message(first.id))?.text).toBe('typo here');
     expect(await earlyWaiting(ben)).toEqual([]);
   }, 30_000);
+
+  it('two edits from two devices of the sender, the later one first: every device ends with the later', async () => {
+    const sent = await phone.sendText('d:early.ben', 'draft');
+    await eventually(async () => (await laptop.message(sent.id)) !== undefined && (await ben.message(sent.id)) !== undefined, 10_000, 'all have it');
+    // ben gets nothing more from the phone for now
+    benTransport.holdIf = (e) => e.from?.accountId === 'early.ann' && e.from.deviceId === phone.deviceId;
+    await phone.edit(sent.id, 'first edit');
+    await eventually(async () => (await laptop.message(sent.id))?.text === 'first edit', 10_000, 'the laptop has the first edit');
+    await new Promise((r) => setTimeout(r, 5)); // the second edit is stamped later
+    await laptop.edit(sent.id, 'second edit');
+    await eventually(async () => (await ben.message(sent.id))?.text === 'second edit', 10_000, 'ben has the second edit');
+    await eventually(async () => (await phone.message(sent.id))?.text === 'second edit', 10_000, 'the phone has the second edit');
+
+    // the first edit reaches ben only now, then a message the phone sends after it (in order
+    // from one device): the edit is older than what he shows, and changes nothing
+    benTransport.release();
+    const after = await phone.sendText('d:early.ben', 'after the edits');
+    await eventually(async () => (await ben.message(after.id)) !== undefined, 10_000, 'ben has what the phone sent after');
+    for (const device of [ben, phone, laptop]) expect((await device.message(sent.id))?.text).toBe('second edit');
+  }, 30_000);
 });

@@ -21,7 +21,7 @@ import type { MessageView, SottoEvents } from './events.js';
 import { newMessageId } from './ids.js';
 import { DeviceDirectory } from './messaging/device-directory.js';
 import { Outbox } from './messaging/outbox.js';
-import { controlContent } from './messaging/compose.js';
+import { controlContent, stampedAfter } from './messaging/compose.js';
 import { addMembers, changeGroup, conversationContextOf, createGroup, enqueueForConversation, leaveGroup, removeMember, sendControlForConversation, sendGroupTyping, setAdmin, updateGroup, type CreateGroupOptions, type GroupSettingsUpdate } from './features/groups.js';
 import { sendGroupPayload } from './groups/group-messenger.js';
 import { deliverKeyOffer } from './groups/key-offers.js';
@@ -641,10 +641,8 @@ export class SottoClient {
     if (!original || original.type !== 'text') throw new SottoError('NOT_ALLOWED', 'message has no text to edit');
     const conversation = await this.requireConversation(target.conversationId);
     const body = encodeContent({ ...original, body: { ...original.body, text } });
-    const stamped = controlContent(this.ctx, 'edit', { targetId: messageId, text });
-    // stamped with the time the content carries: every device orders edits by it; after the edit
-    // shown here, even if another device of ours stamped that one with a clock ahead of ours
-    const content = { ...stamped, sentAt: Math.max(stamped.sentAt, (target.editedAt ?? -1) + 1) };
+    // every device orders edits by the time the content carries, after the edit shown here
+    const content = stampedAfter(controlContent(this.ctx, 'edit', { targetId: messageId, text }), target.editedAt);
     const batch = new StorageBatch().patchMessage(messageId, { body, text, editedAt: content.sentAt });
     await sendControlForConversation(this.ctx, conversation, content, batch);
     this.events.emit('messageUpdated', messageView({ ...target, body, text, editedAt: content.sentAt }));

@@ -2,7 +2,7 @@ import { enqueueSync } from '../devices/sync.js';
 import { groupIdOf } from '../groups/group-store.js';
 import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
-import { controlContent, sendControl, sendEphemeral } from '../messaging/compose.js';
+import { controlContent, sendControl, sendEphemeral, stampedAfter } from '../messaging/compose.js';
 import { StorageBatch } from '../storage/batch.js';
 import type { ConversationRecord, NotificationSettings } from '../storage/types.js';
 
@@ -27,9 +27,10 @@ async function emitUpdated(ctx: ClientContext, id: string): Promise<void> {
  */
 export async function setVanishMode(ctx: ClientContext, conversationId: string, enabled: boolean): Promise<void> {
   const conversation = await requireConversation(ctx, conversationId);
-  const batch = new StorageBatch().patchConversation(conversationId, { vanishMode: enabled, updatedAt: ctx.now() });
+  const content = stampedAfter(controlContent(ctx, 'vanishMode', { enabled }), conversation.vanishModeAt);
+  const batch = new StorageBatch().patchConversation(conversationId, { vanishMode: enabled, vanishModeAt: content.sentAt, updatedAt: ctx.now() });
   if (!enabled) await deleteSeenVanishMessages(ctx, conversationId, batch);
-  await sendControl(ctx, conversation, controlContent(ctx, 'vanishMode', { enabled }), batch);
+  await sendControl(ctx, conversation, content, batch);
   await emitUpdated(ctx, conversationId);
 }
 
@@ -39,8 +40,13 @@ export async function setDisappearingTimer(ctx: ClientContext, conversationId: s
     throw new SottoError('INVALID_ARGUMENT', 'expireTimerMs must be a non-negative integer', { field: 'expireTimerMs' });
   }
   const conversation = await requireConversation(ctx, conversationId);
-  const batch = new StorageBatch().patchConversation(conversationId, { expireTimerMs: expireTimerMs > 0 ? expireTimerMs : null, updatedAt: ctx.now() });
-  await sendControl(ctx, conversation, controlContent(ctx, 'disappearingTimer', { expireTimerMs }), batch);
+  const content = stampedAfter(controlContent(ctx, 'disappearingTimer', { expireTimerMs }), conversation.expireTimerAt);
+  const batch = new StorageBatch().patchConversation(conversationId, {
+    expireTimerMs: expireTimerMs > 0 ? expireTimerMs : null,
+    expireTimerAt: content.sentAt,
+    updatedAt: ctx.now(),
+  });
+  await sendControl(ctx, conversation, content, batch);
   await emitUpdated(ctx, conversationId);
 }
 

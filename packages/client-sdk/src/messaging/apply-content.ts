@@ -2,7 +2,7 @@ import { contentFallback, encodeContent, type Content, type DeviceAddress } from
 import { receiveCall } from '../calls/call-switchboard.js';
 import type { ClientContext } from '../context.js';
 import type { StorageBatch } from '../storage/batch.js';
-import { laterEdit, laterReaction } from '../storage/apply.js';
+import { laterEdit, laterReaction, laterSetting } from '../storage/apply.js';
 import { directConversationId, groupConversationId, type ConversationRecord, type MessageRecord } from '../storage/types.js';
 import { applyOwnDeviceContent } from '../devices/sync.js';
 import { applyGroupControl, mayPostInGroup } from '../groups/group-receive.js';
@@ -172,16 +172,19 @@ export async function applyContent(
     }
     case 'vanishMode': {
       if (group) return effects; // group settings travel as signed group changes
-      batch.patchConversation(conversationId, { vanishMode: content.body.enabled, updatedAt: receivedAt });
-      const updated: ConversationRecord = { ...conversation, vanishMode: content.body.enabled, updatedAt: receivedAt };
+      // the latest change by its sender's time wins, from either side
+      if (!laterSetting(content.sentAt, Number(content.body.enabled), conversation.vanishModeAt, Number(conversation.vanishMode))) return effects;
+      batch.patchConversation(conversationId, { vanishMode: content.body.enabled, vanishModeAt: content.sentAt, updatedAt: receivedAt });
+      const updated: ConversationRecord = { ...conversation, vanishMode: content.body.enabled, vanishModeAt: content.sentAt, updatedAt: receivedAt };
       effects.emit.push((x) => x.events.emit('conversationUpdated', updated));
       return effects;
     }
     case 'disappearingTimer': {
       if (group) return effects;
       const ms = content.body.expireTimerMs;
-      batch.patchConversation(conversationId, { expireTimerMs: ms > 0 ? ms : null, updatedAt: receivedAt });
-      const updated: ConversationRecord = { ...conversation, updatedAt: receivedAt };
+      if (!laterSetting(content.sentAt, ms, conversation.expireTimerAt, conversation.expireTimerMs ?? 0)) return effects;
+      batch.patchConversation(conversationId, { expireTimerMs: ms > 0 ? ms : null, expireTimerAt: content.sentAt, updatedAt: receivedAt });
+      const updated: ConversationRecord = { ...conversation, expireTimerAt: content.sentAt, updatedAt: receivedAt };
       if (ms > 0) updated.expireTimerMs = ms;
       else delete updated.expireTimerMs;
       effects.emit.push((x) => x.events.emit('conversationUpdated', updated));

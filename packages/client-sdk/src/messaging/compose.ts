@@ -9,6 +9,16 @@ export function controlContent<T extends Content['type']>(ctx: ClientContext, ty
   return { v: 1, type, id: newMessageId(), sentAt: ctx.now(), conversation: { kind: 'direct' }, body } as Content;
 }
 
+/**
+ * `content` stamped after `heldAt` (the time of the change shown here): edits and chat settings
+ * are ordered on every device by the time their content carries (storage/apply.ts `laterEdit`,
+ * `laterSetting`), so a change made here must not be older than the one its maker saw, whatever
+ * the clocks of the devices that made that one.
+ */
+export function stampedAfter(content: Content, heldAt: number | undefined): Content {
+  return heldAt === undefined || content.sentAt > heldAt ? content : { ...content, sentAt: heldAt + 1 };
+}
+
 /** Stamps of the last outbox entry queued per client: the outbox delivers in due, then creation order. */
 const lastEnqueued = new WeakMap<ClientContext, { createdAt: number; nextAttemptAt: number }>();
 

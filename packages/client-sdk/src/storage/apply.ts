@@ -318,6 +318,17 @@ export function laterEdit(at: number, text: string, held: Pick<MessageRecord, 'e
   return text > (held.text ?? '');
 }
 
+/**
+ * Whether a change of a direct chat's setting (vanish mode, the disappearing timer) to `value`,
+ * stamped `at` by its sender, comes after the one shown (`heldAt`, `heldValue`): later by time,
+ * a tie going to the greater value. Both sides change these, so two changes can cross; each side
+ * then ends with the same one whatever order they came in.
+ */
+export function laterSetting(at: number, value: number, heldAt: number | undefined, heldValue: number): boolean {
+  if (heldAt === undefined || at !== heldAt) return at > (heldAt ?? -Infinity);
+  return value > heldValue;
+}
+
 const RANK: Record<DeliveryState, number> = { pending: 0, failed: 0, sent: 1, delivered: 2, read: 3 };
 
 /** The message after `patch` (see {@link MessagePatch} for the merge rules). */

@@ -103,6 +103,8 @@ const CONVERSATION_OPTIONAL: OptionalChecks = [
   ['lastMessageId', isString],
   ['requestState', (v) => REQUEST_STATES.includes(v)],
   ['expireTimerMs', isTime],
+  ['vanishModeAt', isTime],
+  ['expireTimerAt', isTime],
   ['identityChanged', isBool],
   ['messagePermissions', (v) => v === 'all' || v === 'admins_only'],
   ['groupState', isBytes],

@@ -46,6 +46,13 @@ export interface ConversationRecord {
   vanishMode: boolean;
   /** Disappearing-message timer; absent when off. */
   expireTimerMs?: number;
+  /**
+   * The sender's time of the vanish mode change shown (either side's, in a direct chat): a change
+   * applies only if later (storage/apply.ts `laterSetting`). Absent until the first change.
+   */
+  vanishModeAt?: number;
+  /** The same for the disappearing-message timer. */
+  expireTimerAt?: number;
   blocked: boolean;
   restricted: boolean;
   /** Set when the peer's identity key changed and the user has not acknowledged it. */

@@ -22,6 +22,7 @@ import type { StorageBatch } from '../storage/batch.js';
 import { directConversationId, groupConversationId, type ConversationRecord, type MessageRecord, type OutboxEntry } from '../storage/types.js';
 import { newDirectConversation } from '../threads/conversations.js';
 import { receiveProfileKey } from '../features/profiles.js';
+import { blockedChanges, matchRelayRelationship, restrictedChanges } from '../features/relationships.js';
 import { MESSAGE_TYPES, messageRecordOf, messageViewOf, previewOf } from '../threads/views.js';
 import { forgetGuid, recordSentGuids, takeParkedReceipt } from '../messaging/sent-index.js';
 
@@ -157,18 +158,15 @@ export async function applyOwnDeviceContent(
       if (body.payload.typingIndicators !== undefined) batch.setSetting('typingIndicators', body.payload.typingIndicators);
       return effects;
     case 'block': {
+      // then shown as the relay holds it: two devices' changes may have crossed (features/relationships.ts)
       const { accountId, blocked } = body.payload;
-      return patchDirect(ctx, batch, accountId, receivedAt, effects, (c) => ({
-        blocked,
-        ...(blocked ? { requestState: 'blocked' as const } : c.requestState === 'blocked' ? { requestState: 'accepted' as const } : {}),
-      }));
+      effects.after.push(async () => void matchRelayRelationship(ctx, accountId).catch(() => undefined));
+      return patchDirect(ctx, batch, accountId, receivedAt, effects, (c) => blockedChanges(c, blocked));
     }
     case 'restrict': {
       const { accountId, restricted } = body.payload;
-      return patchDirect(ctx, batch, accountId, receivedAt, effects, (c) => ({
-        restricted,
-        ...(restricted ? { isRequest: true } : c.requestState === 'accepted' ? { isRequest: false } : {}),
-      }));
+      effects.after.push(async () => void matchRelayRelationship(ctx, accountId).catch(() => undefined));
+      return patchDirect(ctx, batch, accountId, receivedAt, effects, (c) => restrictedChanges(c, restricted));
     }
     case 'request': {
       const { accountId, decision } = body.payload;
@@ -180,6 +178,7 @@ export async function applyOwnDeviceContent(
         }
         return effects;
       }
+      if (decision === 'block') effects.after.push(async () => void matchRelayRelationship(ctx, accountId).catch(() => undefined));
       return patchDirect(ctx, batch, accountId, receivedAt, effects, () =>
         decision === 'accept' ? { isRequest: false, requestState: 'accepted' as const } : { isRequest: false, requestState: 'blocked' as const, blocked: true });
     }

@@ -11,6 +11,7 @@ import { toBase64Url as toB64 } from '../relay/base64url.js';
 import type { ConversationPatch } from '../storage/batch.js';
 import { directConversationId, type ConversationRecord } from '../storage/types.js';
 import { newDirectConversation } from '../threads/conversations.js';
+import { blockedChanges, relationshipChange, restrictedChanges } from './relationships.js';
 
 export type RequestDecision = 'accept' | 'reject' | 'block';
 export type ReportReason = 'spam' | 'harassment' | 'inappropriate' | 'other';
@@ -29,6 +30,12 @@ export async function decideRequest(ctx: ClientContext, conversationId: string, 
   if (group?.kind === 'group') return decideGroupRequest(ctx, group, decision);
   const conversation = await requireDirect(ctx, conversationId);
   const peer = conversation.peerAccountId!;
+  // one at a time with this client's block and restrict changes (features/relationships.ts)
+  await relationshipChange(ctx, () => decideDirectRequest(ctx, conversationId, conversation, peer, decision));
+  if (decision === 'block') await rotateProfileKey(ctx);
+}
+
+async function decideDirectRequest(ctx: ClientContext, conversationId: string, conversation: ConversationRecord, peer: string, decision: RequestDecision): Promise<void> {
   await ctx.relay.decideRequest(peer, decision).catch((err: unknown) => {
     // a first message that came sealed opened no request at the relay: nothing there to reject
     if (!(decision === 'reject' && SottoError.is(err, 'RELAY_ERROR') && err.relayCode === 'NOT_FOUND')) throw err;
@@ -50,7 +57,6 @@ export async function decideRequest(ctx: ClientContext, conversationId: string, 
     void ctx.outbox.kick();
   } else {
     await patch(ctx, conversation, { isRequest: false, requestState: 'blocked', blocked: true, updatedAt: now }, sync);
-    await rotateProfileKey(ctx);
   }
 }
 
@@ -88,13 +94,11 @@ async function decideGroupRequest(ctx: ClientContext, conversation: Conversation
  * they never see "delivered") and locally (anything that still arrives is discarded).
  */
 export async function setBlocked(ctx: ClientContext, accountId: string, blocked: boolean): Promise<void> {
-  await ctx.relay.setBlocked(accountId, blocked);
-  const conversation = await ensureConversation(ctx, accountId);
-  await patch(ctx, conversation, {
-    blocked,
-    ...(blocked ? { requestState: 'blocked' as const } : conversation.requestState === 'blocked' ? { requestState: 'accepted' as const } : {}),
-    updatedAt: ctx.now(),
-  }, { kind: 'block', payload: { accountId, blocked } });
+  await relationshipChange(ctx, async () => {
+    await ctx.relay.setBlocked(accountId, blocked);
+    const conversation = await ensureConversation(ctx, accountId);
+    await patch(ctx, conversation, { ...blockedChanges(conversation, blocked), updatedAt: ctx.now() }, { kind: 'block', payload: { accountId, blocked } });
+  });
   if (blocked) await rotateProfileKey(ctx); // what we change from now on stays hidden from them
 }
 
@@ -103,13 +107,11 @@ export async function setBlocked(ctx: ClientContext, accountId: string, blocked:
  * receipts and no typing from us. The relay keeps the state for our own devices only.
  */
 export async function setRestricted(ctx: ClientContext, accountId: string, restricted: boolean): Promise<void> {
-  await ctx.relay.setRestricted(accountId, restricted);
-  const conversation = await ensureConversation(ctx, accountId);
-  await patch(ctx, conversation, {
-    restricted,
-    ...(restricted ? { isRequest: true } : conversation.requestState === 'accepted' ? { isRequest: false } : {}),
-    updatedAt: ctx.now(),
-  }, { kind: 'restrict', payload: { accountId, restricted } });
+  await relationshipChange(ctx, async () => {
+    await ctx.relay.setRestricted(accountId, restricted);
+    const conversation = await ensureConversation(ctx, accountId);
+    await patch(ctx, conversation, { ...restrictedChanges(conversation, restricted), updatedAt: ctx.now() }, { kind: 'restrict', payload: { accountId, restricted } });
+  });
 }
 
 /**

@@ -13,6 +13,7 @@ import { resumeCatchUps, type LinkCatchUp } from './devices/catch-up.js';
 import { announceLinked, approveLink, createPendingLink, removeOwnDevice, waitForProvision, type ApprovedLink } from './devices/linking.js';
 import { downloadSnapshot, importSnapshot } from './devices/snapshot.js';
 import { enqueueSync, transcriptFor, unseenIncoming } from './devices/sync.js';
+import { accountSettingStamp, setAccountSetting, type AccountSetting } from './features/account-settings.js';
 import { groupIdOf } from './groups/group-store.js';
 import type { ClientContext, RequestPolicy } from './context.js';
 import { Emitter } from './emitter.js';
@@ -819,9 +820,12 @@ export class SottoClient {
   }
 
   /** Stores an account-wide privacy setting here and on our other devices. */
-  private async commitSetting(key: 'readReceipts' | 'typingIndicators', enabled: boolean): Promise<void> {
-    const batch = new StorageBatch().setSetting(key, enabled);
-    const synced = enqueueSync(this.ctx, batch, { kind: 'settings', payload: { [key]: enabled } });
+  private async commitSetting(key: AccountSetting, enabled: boolean): Promise<void> {
+    // our other devices order changes of it by this time (features/account-settings.ts)
+    const at = await accountSettingStamp(this.ctx.storage, key, this.ctx.now());
+    const batch = new StorageBatch();
+    setAccountSetting(batch, key, enabled, at);
+    const synced = enqueueSync(this.ctx, batch, { kind: 'settings', payload: { [key]: enabled } }, at);
     await this.ctx.storage.commit(batch);
     if (synced) void this.ctx.outbox.kick();
   }

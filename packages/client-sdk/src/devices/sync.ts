@@ -22,6 +22,8 @@ import type { StorageBatch } from '../storage/batch.js';
 import { directConversationId, groupConversationId, type ConversationRecord, type MessageRecord, type OutboxEntry } from '../storage/types.js';
 import { newDirectConversation } from '../threads/conversations.js';
 import { receiveProfileKey } from '../features/profiles.js';
+import { ACCOUNT_SETTINGS, laterAccountSetting, setAccountSetting } from '../features/account-settings.js';
+import { laterNotifications } from '../storage/apply.js';
 import { blockedChanges, matchRelayRelationship, restrictedChanges } from '../features/relationships.js';
 import { MESSAGE_TYPES, messageRecordOf, messageViewOf, previewOf } from '../threads/views.js';
 import { forgetGuid, recordSentGuids, takeParkedReceipt } from '../messaging/sent-index.js';
@@ -61,9 +63,9 @@ export function hasOtherDevices(ctx: ClientContext): boolean {
  * @example
  * enqueueSync(ctx, batch, { kind: 'block', payload: { accountId: 'mallory', blocked: true } });
  */
-export function enqueueSync(ctx: ClientContext, batch: StorageBatch, body: SyncBody): boolean {
+export function enqueueSync(ctx: ClientContext, batch: StorageBatch, body: SyncBody, at: number = ctx.now()): boolean {
   if (!hasOtherDevices(ctx)) return false;
-  const content = { v: 1, type: 'sync', id: newMessageId(), sentAt: ctx.now(), body } as Content;
+  const content = { v: 1, type: 'sync', id: newMessageId(), sentAt: at, body } as Content;
   enqueueContent(ctx, batch, ownPseudoConversation(ctx), content);
   return true;
 }
@@ -154,8 +156,11 @@ export async function applyOwnDeviceContent(
       }
       return effects;
     case 'settings':
-      if (body.payload.readReceipts !== undefined) batch.setSetting('readReceipts', body.payload.readReceipts);
-      if (body.payload.typingIndicators !== undefined) batch.setSetting('typingIndicators', body.payload.typingIndicators);
+      // the latest change by its device's time wins (features/account-settings.ts)
+      for (const key of ACCOUNT_SETTINGS) {
+        const value = body.payload[key];
+        if (value !== undefined && (await laterAccountSetting(ctx.storage, key, content.sentAt, value))) setAccountSetting(batch, key, value, content.sentAt);
+      }
       return effects;
     case 'block': {
       // then shown as the relay holds it: two devices' changes may have crossed (features/relationships.ts)
@@ -187,8 +192,13 @@ export async function applyOwnDeviceContent(
       const conversation = await ctx.storage.getConversation(id);
       if (!conversation) return effects;
       const patch: Partial<ConversationRecord> = { updatedAt: receivedAt };
-      if (body.payload.muted !== undefined) patch.muted = body.payload.muted;
-      if (body.payload.notifications !== undefined) patch.notifications = body.payload.notifications;
+      const { muted, notifications } = body.payload;
+      // notification settings: the latest change by its device's time wins
+      if ((muted !== undefined || notifications !== undefined) && laterNotifications(content.sentAt, muted ?? conversation.muted, notifications ?? conversation.notifications, conversation)) {
+        if (muted !== undefined) patch.muted = muted;
+        if (notifications !== undefined) patch.notifications = notifications;
+        patch.notificationsAt = content.sentAt;
+      }
       // a group our other device accepted from the requests inbox: accepted here too, and this
       // device's sender key goes to the members as the accepting one's did
       const accepted = body.payload.accepted === true && conversation.kind === 'group' && conversation.isRequest;

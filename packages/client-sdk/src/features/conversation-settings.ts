@@ -50,7 +50,7 @@ export async function setDisappearingTimer(ctx: ClientContext, conversationId: s
   await emitUpdated(ctx, conversationId);
 }
 
-/** Per-conversation notification settings; `muted` silences everything. Local only. */
+/** Per-conversation notification settings; `muted` silences everything. Kept on our devices (synced), never sent to others. */
 export async function setNotifications(
   ctx: ClientContext,
   conversationId: string,
@@ -59,13 +59,16 @@ export async function setNotifications(
   const conversation = await requireConversation(ctx, conversationId);
   const { muted, ...rest } = settings;
   const notifications = { ...conversation.notifications, ...rest };
+  // our other devices order these changes by this time: after the change shown here
+  const at = Math.max(ctx.now(), (conversation.notificationsAt ?? -1) + 1);
   const batch = new StorageBatch().patchConversation(conversationId, {
     notifications,
     ...(muted !== undefined ? { muted } : {}),
+    notificationsAt: at,
     updatedAt: ctx.now(),
   });
   const ref = conversation.kind === 'group' ? { kind: 'group' as const, groupId: groupIdOf(conversation.id) } : { kind: 'direct' as const, accountId: conversation.peerAccountId! };
-  const synced = enqueueSync(ctx, batch, { kind: 'conversation', payload: { conversation: ref, notifications, ...(muted !== undefined ? { muted } : {}) } });
+  const synced = enqueueSync(ctx, batch, { kind: 'conversation', payload: { conversation: ref, notifications, ...(muted !== undefined ? { muted } : {}) } }, at);
   await ctx.storage.commit(batch);
   if (synced) void ctx.outbox.kick();
   await emitUpdated(ctx, conversationId);

@@ -14,6 +14,7 @@ import type {
   ConversationRecord,
   DeliveryState,
   MessageRecord,
+  NotificationSettings,
   OutboxEntry,
   Reaction,
   ReactionChange,
@@ -327,6 +328,17 @@ export function laterEdit(at: number, text: string, held: Pick<MessageRecord, 'e
 export function laterSetting(at: number, value: number, heldAt: number | undefined, heldValue: number): boolean {
   if (heldAt === undefined || at !== heldAt) return at > (heldAt ?? -Infinity);
   return value > heldValue;
+}
+
+/**
+ * Whether a synced notification change (stamped `at` by the device that made it) comes after the
+ * one `held` shows: later by time; at the same time, the greater of the two (as text), so our
+ * devices agree whatever order two changes came in.
+ */
+export function laterNotifications(at: number, muted: boolean, notifications: NotificationSettings, held: ConversationRecord): boolean {
+  if (held.notificationsAt === undefined || at !== held.notificationsAt) return at > (held.notificationsAt ?? -Infinity);
+  const key = (m: boolean, n: NotificationSettings) => JSON.stringify([m, n.messages, n.reactions, n.calls]);
+  return key(muted, notifications) > key(held.muted, held.notifications);
 }
 
 const RANK: Record<DeliveryState, number> = { pending: 0, failed: 0, sent: 1, delivered: 2, read: 3 };

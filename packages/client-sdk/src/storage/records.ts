@@ -105,6 +105,7 @@ const CONVERSATION_OPTIONAL: OptionalChecks = [
   ['expireTimerMs', isTime],
   ['vanishModeAt', isTime],
   ['expireTimerAt', isTime],
+  ['notificationsAt', isTime],
   ['identityChanged', isBool],
   ['messagePermissions', (v) => v === 'all' || v === 'admins_only'],
   ['groupState', isBytes],

@@ -53,6 +53,8 @@ export interface ConversationRecord {
   vanishModeAt?: number;
   /** The same for the disappearing-message timer. */
   expireTimerAt?: number;
+  /** The time (of the device that made it) of the notification change shown (`muted`, `notifications`), synced between our devices. */
+  notificationsAt?: number;
   blocked: boolean;
   restricted: boolean;
   /** Set when the peer's identity key changed and the user has not acknowledged it. */

@@ -1,7 +1,8 @@
 /**
- * Two devices of one account change a block or a restrict at once, and their syncs cross (each
- * device's transport holds the other's envelopes until both changed): both end showing what the
- * relay holds, the change that reached it last (features/relationships.ts).
+ * Two devices of one account change the same thing at once, and their syncs cross (each device's
+ * transport holds the other's envelopes until both changed). A block or a restrict: both end
+ * showing what the relay holds, the change that reached it last (features/relationships.ts). A
+ * chat's notifications, read receipts, typing indicators: both end with the change made later.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStorage, SottoClient } from '../../src/index.js';
@@ -42,6 +43,8 @@ async function crossing(change: () => Promise<void>): Promise<void> {
   laptopTransport.release();
 }
 
+const setting = async (device: SottoClient, key: string) => (await device.context.storage.getSetting(key)) !== false;
+
 const shown = async (device: SottoClient) => {
   const c = await device.conversation('d:rel.ben');
   return { blocked: c?.blocked, restricted: c?.restricted };
@@ -79,5 +82,47 @@ describe('a block or restrict changed on two devices at once', () => {
     });
     expect((await phone.context.relay.listRestricted()).accounts).toEqual([]);
     await eventually(async () => (await shown(phone)).restricted === false && (await shown(laptop)).restricted === false, 10_000, 'neither restricts');
+  }, 30_000);
+
+  it("a chat's notification settings: the change made later holds on both", async () => {
+    await crossing(async () => {
+      await laptop.setNotifications('d:rel.ben', { muted: true });
+      await new Promise((r) => setTimeout(r, 5));
+      await phone.setNotifications('d:rel.ben', { muted: false, reactions: false });
+    });
+    // the phone's change (the later) on both, stamped alike
+    await eventually(async () => {
+      for (const device of [phone, laptop]) {
+        const c = await device.conversation('d:rel.ben');
+        if (c?.muted !== false || c.notifications.reactions !== false) return false;
+      }
+      return true;
+    }, 10_000, "the phone's change on both");
+    expect((await laptop.conversation('d:rel.ben'))?.notificationsAt).toBe((await phone.conversation('d:rel.ben'))?.notificationsAt);
+  }, 30_000);
+
+  it('read receipts and typing indicators: the change made later holds on both', async () => {
+    await crossing(async () => {
+      await phone.setReadReceipts(false);
+      await laptop.setTypingIndicators(false);
+      await new Promise((r) => setTimeout(r, 5));
+      await laptop.setReadReceipts(true);
+      await phone.setTypingIndicators(true);
+    });
+    await eventually(async () => {
+      for (const device of [phone, laptop]) {
+        if (!(await setting(device, 'readReceipts')) || !(await setting(device, 'typingIndicators'))) return false;
+      }
+      return true;
+    }, 10_000, 'both with the later values');
+    // and they stay so once every sync is in: a sync each way after the crossing, then a look
+    const marker = await phone.sendText('d:rel.ben', 'after the settings');
+    await eventually(async () => (await laptop.message(marker.id)) !== undefined, 10_000, 'the laptop is past the crossing');
+    const back = await laptop.sendText('d:rel.ben', 'and back');
+    await eventually(async () => (await phone.message(back.id)) !== undefined, 10_000, 'the phone is past the crossing');
+    for (const device of [phone, laptop]) {
+      expect(await setting(device, 'readReceipts')).toBe(true);
+      expect(await setting(device, 'typingIndicators')).toBe(true);
+    }
   }, 30_000);
 });

@@ -109,7 +109,8 @@ async function setUpGroup(newDevice: (name: string) => Promise<ScheduleDevice>, 
     return true;
   }, 15_000, 'every device has the group');
   expect(b.injected().duplicates).toBeGreaterThan(0);
-  expect(a2.injected().acksDropped).toBeGreaterThan(0);
+  // an ack goes once the commit that showed the group is durable: it may follow the check above
+  await eventually(async () => a2.injected().acksDropped > 0, 15_000, 'an ack of the linked device lost');
   for (const d of devices) d.shown.length = 0; // the contacts' greetings
   return { devices, group };
 }

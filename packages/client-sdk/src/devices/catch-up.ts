@@ -6,6 +6,7 @@ import type { MessageRecord } from '../storage/types.js';
 import { messageView } from '../threads/views.js';
 import { buildCatchUpSnapshot, downloadSnapshot, importSnapshot, uploadSnapshot } from './snapshot.js';
 import { enqueueSync } from './sync.js';
+import { matchRelayRelationship } from '../features/relationships.js';
 
 /**
  * The catch-up after a link (docs/sdk.md, "Several devices"). Senders encrypt to the devices an
@@ -48,10 +49,12 @@ interface SavedWatch {
   deviceId: number;
   deadline: number;
   ids: string[];
+  /** Conversations updated since the cut (their settings may have changed). */
+  conversations: string[];
 }
 
 function encodeWatch(w: SavedWatch): Uint8Array {
-  return encodeCbor({ v: 1, deviceId: w.deviceId, deadline: w.deadline, ids: w.ids });
+  return encodeCbor({ v: 1, deviceId: w.deviceId, deadline: w.deadline, ids: w.ids, conversations: w.conversations });
 }
 
 function decodeWatch(bytes: Uint8Array): SavedWatch {
@@ -61,6 +64,7 @@ function decodeWatch(bytes: Uint8Array): SavedWatch {
     deviceId: r.uint('deviceId', { min: LINKED_DEVICE_IDS.first, max: LINKED_DEVICE_IDS.last }),
     deadline: r.uint('deadline'),
     ids: r.array('ids', MAX_CATCH_UP_MESSAGES, items.string(256)),
+    conversations: r.optArray('conversations', MAX_CATCH_UP_MESSAGES, items.string(256)) ?? [],
   };
 }
 
@@ -82,6 +86,7 @@ export type CatchUpOutcome =
 /** The approving device's memory of one link, from the cut until the catch-up is sent. */
 export class LinkCatchUp {
   private readonly ids: Set<string>;
+  private readonly conversations: Set<string>;
   private readonly unsubscribe: () => void;
   private stopped = false;
   private wakeOnStop: (() => void) | undefined;
@@ -91,12 +96,24 @@ export class LinkCatchUp {
   private saveTimer: ReturnType<typeof setTimeout> | undefined;
   private saving: Promise<void> = Promise.resolve();
 
-  /** Starts noting messages: call before reading the link snapshot (`noted`: ids of a resumed watch). */
-  constructor(private readonly ctx: ClientContext, noted: Iterable<string> = []) {
+  /**
+   * Starts noting messages and conversations: call before reading the link snapshot (`noted`,
+   * `notedConversations`: those of a resumed watch).
+   */
+  constructor(private readonly ctx: ClientContext, noted: Iterable<string> = [], notedConversations: Iterable<string> = []) {
     this.ids = new Set(noted);
+    this.conversations = new Set(notedConversations);
     const note = (id: string) => {
       if (this.ids.size >= MAX_CATCH_UP_MESSAGES || this.ids.has(id)) return;
       this.ids.add(id);
+      this.saveSoon();
+    };
+    // a conversation updated since the cut: its current record goes too, and the new device takes
+    // its later settings (vanish mode, timer, notifications by their times; blocks and restricts
+    // as the relay holds them)
+    const noteConversation = (id: string) => {
+      if (this.conversations.size >= MAX_CATCH_UP_MESSAGES || this.conversations.has(id)) return;
+      this.conversations.add(id);
       this.saveSoon();
     };
     const offs = [
@@ -108,6 +125,7 @@ export class LinkCatchUp {
       ctx.events.on('messageDeleted', (d) => {
         if (d.forEveryone) note(d.messageId);
       }),
+      ctx.events.on('conversationUpdated', (c) => noteConversation(c.id)),
       ctx.events.on('devicesChanged', () => this.wakeOnDevices?.()),
     ];
     this.unsubscribe = () => {
@@ -154,8 +172,8 @@ export class LinkCatchUp {
     await this.sleep(timing.settleMs ?? 2_000, false);
     if (this.stopped) return { skipped: 'stopped' };
     this.unsubscribe();
-    const snapshot = await buildCatchUpSnapshot(ctx.storage, ctx.now(), this.ids);
-    if (snapshot.messages.length === 0) return { skipped: 'nothing-new' };
+    const snapshot = await buildCatchUpSnapshot(ctx.storage, ctx.now(), this.ids, this.conversations);
+    if (snapshot.messages.length === 0 && snapshot.conversations.length === 0) return { skipped: 'nothing-new' };
     const pointer = await uploadSnapshot(ctx, snapshot);
     if (this.stopped) return { skipped: 'stopped' };
     const batch = new StorageBatch();
@@ -199,7 +217,7 @@ export class LinkCatchUp {
   private save(): Promise<void> {
     const watch = this.watch;
     if (watch === undefined) return this.saving;
-    const bytes = encodeWatch({ ...watch, ids: [...this.ids] });
+    const bytes = encodeWatch({ ...watch, ids: [...this.ids], conversations: [...this.conversations] });
     this.saving = this.saving.then(() =>
       this.ctx.storage.commit(new StorageBatch().protocolRecord(CATCH_UP_KIND, String(watch.deviceId), bytes)).catch(() => undefined));
     return this.saving;
@@ -254,7 +272,7 @@ export async function resumeCatchUps(ctx: ClientContext, running: Set<LinkCatchU
       await ctx.storage.commit(new StorageBatch().protocolRecord(CATCH_UP_KIND, String(deviceId), null));
       continue;
     }
-    const catchUp = new LinkCatchUp(ctx, saved.ids);
+    const catchUp = new LinkCatchUp(ctx, saved.ids, saved.conversations);
     running.add(catchUp);
     void catchUp.run(deviceId, { timeoutMs: left }).finally(() => running.delete(catchUp));
     resumed++;
@@ -279,6 +297,8 @@ export async function applyHistorySync(ctx: ClientContext, pointer: AttachmentPo
   for (const c of result.touched) ctx.events.emit('conversationUpdated', c);
   for (const m of result.added) ctx.events.emit('message', messageView(m));
   for (const { before, after } of result.changed) emitChange(ctx, before, after);
+  // a block or restrict that differs: shown as the relay holds it (features/relationships.ts)
+  for (const accountId of result.relationships) void matchRelayRelationship(ctx, accountId).catch(() => undefined);
   // actions that came before these messages (messaging/early-actions.ts)
   for (const m of result.added) await applyEarlyActions(ctx, m.id).catch(() => undefined);
   return result.added.length;

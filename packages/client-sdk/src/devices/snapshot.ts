@@ -10,8 +10,9 @@ import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
 import { blobDraft, downloadPointer, encryptAndUpload } from '../features/media.js';
 import { GROUP_KINDS, groupIdOf } from '../groups/group-store.js';
-import { laterEdit, laterReaction, patchMessage } from '../storage/apply.js';
-import { StorageBatch, type MessagePatch } from '../storage/batch.js';
+import { laterEdit, laterNotifications, laterReaction, laterSetting, patchMessage } from '../storage/apply.js';
+import { ACCOUNT_SETTINGS, laterAccountSetting, setAccountSetting } from '../features/account-settings.js';
+import { StorageBatch, type ConversationPatch, type MessagePatch } from '../storage/batch.js';
 import type { Storage } from '../storage/storage.js';
 import type { ConversationRecord, MessageRecord, ReactionChange, SettingValue } from '../storage/types.js';
 import { OWN_PROFILE_SETTING, PEER_PROFILE_PREFIX, peerProfileSetting } from '../features/profiles.js';
@@ -39,7 +40,7 @@ export interface AccountSnapshot {
 
 export { SNAPSHOT_CONTENT_TYPE };
 /** Settings that belong to the account (not to one device) and travel in a snapshot. */
-const SYNCED_SETTINGS = ['readReceipts', 'typingIndicators'] as const;
+const SYNCED_SETTINGS = ['readReceipts', 'typingIndicators', 'readReceiptsAt', 'typingIndicatorsAt'] as const;
 
 /** Default for history transfer: the newest messages per conversation. */
 export const DEFAULT_HISTORY_PER_CONVERSATION = 5_000;
@@ -47,11 +48,7 @@ const SNAPSHOT_LIMITS = { maxBytes: 256 * 1024 * 1024, maxDepth: 8, maxItems: 50
 
 /** Reads the snapshot from local storage; `historyPerConversation: 0` leaves messages out. */
 export async function buildSnapshot(storage: Storage, now: number, historyPerConversation: number): Promise<AccountSnapshot> {
-  const settings: Record<string, SettingValue> = {};
-  for (const key of SYNCED_SETTINGS) {
-    const value = await storage.getSetting(key);
-    if (value !== undefined) settings[key] = value;
-  }
+  const settings = await syncedSettings(storage);
   const conversations: ConversationRecord[] = [];
   for (let offset = 0; ; offset += 500) {
     const page = await storage.listConversations({ limit: 500, offset });
@@ -131,8 +128,12 @@ export function readSnapshot(bytes: Uint8Array): AccountSnapshot {
  * Reads the catch-up snapshot after a link (devices/catch-up.ts): the messages `messageIds` still
  * stored here, their conversations and those groups' signed logs. No settings, no other history.
  */
-export async function buildCatchUpSnapshot(storage: Storage, now: number, messageIds: Iterable<string>): Promise<AccountSnapshot> {
+export async function buildCatchUpSnapshot(storage: Storage, now: number, messageIds: Iterable<string>, conversationIds: Iterable<string> = []): Promise<AccountSnapshot> {
   const conversations = new Map<string, ConversationRecord>();
+  for (const id of conversationIds) {
+    const conversation = await storage.getConversation(id);
+    if (conversation) conversations.set(id, conversation);
+  }
   const messages: MessageRecord[] = [];
   for (const id of messageIds) {
     const message = await storage.getMessage(id);
@@ -152,7 +153,16 @@ export async function buildCatchUpSnapshot(storage: Storage, now: number, messag
     const value = await storage.getProtocolRecord(GROUP_KINDS.log, key);
     if (value) groupLogs.push({ key, value });
   }
-  return { v: 1, createdAt: now, settings: {}, conversations: [...conversations.values()], groupLogs, messages };
+  return { v: 1, createdAt: now, settings: await syncedSettings(storage), conversations: [...conversations.values()], groupLogs, messages };
+}
+
+async function syncedSettings(storage: Storage): Promise<Record<string, SettingValue>> {
+  const settings: Record<string, SettingValue> = {};
+  for (const key of SYNCED_SETTINGS) {
+    const value = await storage.getSetting(key);
+    if (value !== undefined) settings[key] = value;
+  }
+  return settings;
 }
 
 /** What an import added: counts, and the records (a catch-up raises events for them). */
@@ -165,6 +175,8 @@ export interface SnapshotImport {
   touched: ConversationRecord[];
   /** Messages held here that took the snapshot's later changes (`takeLaterChanges`), before and after. */
   changed: { before: MessageRecord; after: MessageRecord }[];
+  /** Accounts whose block or restrict here differs from the snapshot's (`takeLaterChanges`): to ask the relay. */
+  relationships: string[];
 }
 
 /**
@@ -207,6 +219,16 @@ export async function importSnapshot(storage: Storage, batch: StorageBatch, snap
     const synced = (SYNCED_SETTINGS as readonly string[]).includes(key) || key === OWN_PROFILE_SETTING || key.startsWith(PEER_PROFILE_PREFIX);
     if (synced && (await storage.getSetting(key)) === undefined) batch.setSetting(key, value);
   }
+  if (options.takeLaterChanges) {
+    // a catch-up: account settings changed later than what is held here (features/account-settings.ts)
+    for (const key of ACCOUNT_SETTINGS) {
+      const value = snapshot.settings[key];
+      const at = snapshot.settings[`${key}At`];
+      if (typeof value === 'boolean' && typeof at === 'number' && (await storage.getSetting(key)) !== undefined && (await laterAccountSetting(storage, key, at, value))) {
+        setAccountSetting(batch, key, value, at);
+      }
+    }
+  }
   let conversations = 0;
   const known = new Map<string, { local: ConversationRecord | undefined; incoming: ConversationRecord }>();
   for (const c of snapshot.conversations) {
@@ -244,12 +266,22 @@ export async function importSnapshot(storage: Storage, batch: StorageBatch, snap
     if (entry.local && !m.outgoing && m.seenAt === undefined && m.deletedAt === undefined) unread.set(m.conversationId, (unread.get(m.conversationId) ?? 0) + 1);
   }
   const touched: ConversationRecord[] = [];
+  const relationships: string[] = [];
   for (const { local, incoming } of known.values()) {
     if (!local) {
       touched.push(incoming);
       continue;
     }
     let updated = local;
+    if (options.takeLaterChanges) {
+      const settings = laterSettings(local, incoming);
+      if (settings) {
+        batch.patchConversation(local.id, settings);
+        updated = { ...updated, ...(settings as Partial<ConversationRecord>) };
+        if (settings.expireTimerMs === null) delete updated.expireTimerMs;
+      }
+      if (local.kind === 'direct' && local.peerAccountId && (local.blocked !== incoming.blocked || local.restricted !== incoming.restricted)) relationships.push(local.peerAccountId);
+    }
     if ((incoming.lastMessageAt ?? -1) > (local.lastMessageAt ?? -1) && incoming.lastMessageId !== undefined && seen.has(incoming.lastMessageId)) {
       const patch = compact({ lastMessageAt: incoming.lastMessageAt, lastMessageId: incoming.lastMessageId, lastMessagePreview: incoming.lastMessagePreview });
       batch.patchConversation(local.id, patch);
@@ -262,7 +294,30 @@ export async function importSnapshot(storage: Storage, batch: StorageBatch, snap
     }
     if (updated !== local) touched.push(updated);
   }
-  return { conversations, messages: added.length, added, touched, changed };
+  return { conversations, messages: added.length, added, touched, changed, relationships };
+}
+
+/**
+ * The settings of `incoming` (the same conversation as another device of ours holds it) changed
+ * later than `held`'s, as a patch: vanish mode and the timer of a direct chat, and the
+ * notification settings, each by the time of its change (storage/apply.ts).
+ */
+function laterSettings(held: ConversationRecord, incoming: ConversationRecord): ConversationPatch | undefined {
+  const patch: ConversationPatch = {};
+  if (incoming.vanishModeAt !== undefined && laterSetting(incoming.vanishModeAt, Number(incoming.vanishMode), held.vanishModeAt, Number(held.vanishMode))) {
+    patch.vanishMode = incoming.vanishMode;
+    patch.vanishModeAt = incoming.vanishModeAt;
+  }
+  if (incoming.expireTimerAt !== undefined && laterSetting(incoming.expireTimerAt, incoming.expireTimerMs ?? 0, held.expireTimerAt, held.expireTimerMs ?? 0)) {
+    patch.expireTimerMs = incoming.expireTimerMs ?? null;
+    patch.expireTimerAt = incoming.expireTimerAt;
+  }
+  if (incoming.notificationsAt !== undefined && laterNotifications(incoming.notificationsAt, incoming.muted, incoming.notifications, held)) {
+    patch.muted = incoming.muted;
+    patch.notifications = incoming.notifications;
+    patch.notificationsAt = incoming.notificationsAt;
+  }
+  return Object.keys(patch).length > 0 ? patch : undefined;
 }
 
 function invalidSnapshot(message: string, cause?: unknown): SottoError {

@@ -12,7 +12,7 @@ import { credentialsOf, linkAccount, loadAccount, maintainPreKeys, registerAccou
 import { resumeCatchUps, type LinkCatchUp } from './devices/catch-up.js';
 import { announceLinked, approveLink, createPendingLink, removeOwnDevice, waitForProvision, type ApprovedLink } from './devices/linking.js';
 import { downloadSnapshot, importSnapshot } from './devices/snapshot.js';
-import { enqueueSync, transcriptFor, unseenIncoming } from './devices/sync.js';
+import { conversationRefOf, enqueueSync, transcriptFor, unseenIncoming } from './devices/sync.js';
 import { accountSettingStamp, setAccountSetting, type AccountSetting } from './features/account-settings.js';
 import { groupIdOf } from './groups/group-store.js';
 import type { ClientContext, RequestPolicy } from './context.js';
@@ -651,13 +651,17 @@ export class SottoClient {
 
   /**
    * Unsend: `everyone` tombstones the message on every device of both sides (only for our own
-   * messages); `me` deletes it from this device only.
+   * messages); `me` deletes it for this account: here, and on our other devices (a `deleted` sync).
    */
   async unsend(messageId: string, scope: 'everyone' | 'me' = 'everyone'): Promise<void> {
     this.assertOpen();
     const target = await this.requireMessage(messageId);
     if (scope === 'me') {
-      await this.ctx.storage.commit(new StorageBatch().deleteMessage(messageId));
+      const batch = new StorageBatch().deleteMessage(messageId);
+      const conversation = conversationRefOf(target.conversationId);
+      const synced = conversation !== undefined && enqueueSync(this.ctx, batch, { kind: 'deleted', payload: { conversation, messageIds: [messageId] } });
+      await this.ctx.storage.commit(batch);
+      if (synced) void this.ctx.outbox.kick();
       this.events.emit('messageDeleted', { messageId, conversationId: target.conversationId, forEveryone: false });
       return;
     }

@@ -89,7 +89,7 @@ function ownPseudoConversation(ctx: ClientContext): ConversationRecord {
 export function transcriptFor(ctx: ClientContext, entry: OutboxEntry, at: number, guids: readonly string[] = []): OutboxEntry | undefined {
   const self = ctx.account.accountId;
   if (entry.recipients[0] === self || !TRANSCRIBED_TYPES.has(entry.kind) || !hasOtherDevices(ctx)) return undefined;
-  const destination = destinationOf(entry.conversationId);
+  const destination = conversationRefOf(entry.conversationId);
   if (!destination) return undefined;
   // a direct send's guids (one per device of the recipient), so that our other devices apply the
   // relay's delivery receipts too, which name them and come to all of our devices
@@ -113,7 +113,8 @@ export function transcriptFor(ctx: ClientContext, entry: OutboxEntry, at: number
   };
 }
 
-function destinationOf(conversationId: string): ConversationRef | undefined {
+/** The reference a sync names a conversation by (undefined for an id of neither kind). */
+export function conversationRefOf(conversationId: string): ConversationRef | undefined {
   if (conversationId.startsWith('d:')) return { kind: 'direct', accountId: conversationId.slice(2) };
   if (conversationId.startsWith('g:')) return { kind: 'group', groupId: fromHex(conversationId.slice(2)) };
   return undefined;
@@ -207,6 +208,17 @@ export async function applyOwnDeviceContent(
       const updated = { ...conversation, ...patch };
       if (accepted && queueKeyOffer(ctx, batch, updated, updated.participants)) effects.after.push(() => ctx.outbox.kick());
       effects.emit.push((x) => x.events.emit('conversationUpdated', updated));
+      return effects;
+    }
+    case 'deleted': {
+      // deleted for this account only ("delete for me") on another device: here too, where held
+      const conversationId = conversationIdOf(body.payload.conversation);
+      for (const messageId of body.payload.messageIds) {
+        const message = await ctx.storage.getMessage(messageId);
+        if (!message || message.conversationId !== conversationId) continue;
+        batch.deleteMessage(messageId);
+        effects.emit.push((x) => x.events.emit('messageDeleted', { messageId, conversationId, forEveryone: false }));
+      }
       return effects;
     }
     case 'devices':

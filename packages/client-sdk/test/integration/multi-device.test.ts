@@ -127,6 +127,22 @@ describe('linking a device', () => {
     expect((await find(a2, 'd:bob', 'unread on both'))?.seenAt).toBeDefined();
   }, 60_000);
 
+  it('a delete for me goes from every device of the account, and only from them', async () => {
+    const theirs = await bob.sendText('d:alice', 'alice deletes this for herself');
+    const kept = await bob.sendText('d:alice', 'and keeps this');
+    await eventually(async () => (await a1.message(kept.id)) !== undefined && (await a2.message(kept.id)) !== undefined, 10_000, 'both devices have them');
+    const onLaptop = a2.events.waitFor('messageDeleted', (d) => d.messageId === theirs.id, 10_000);
+    await a1.unsend(theirs.id, 'me');
+    const [deleted] = await onLaptop;
+    expect(deleted).toEqual({ messageId: theirs.id, conversationId: 'd:bob', forEveryone: false });
+    for (const device of [a1, a2]) {
+      expect(await device.message(theirs.id)).toBeUndefined();
+      expect(await device.message(kept.id)).toBeDefined();
+    }
+    // bob still has it: it was deleted for alice only
+    expect((await bob.message(theirs.id))?.text).toBe('alice deletes this for herself');
+  }, 30_000);
+
   it('keeps settings, blocks, restricts, mutes and request decisions in sync', async () => {
     await a2.setReadReceipts(false);
     await eventually(async () => (await a1.context.storage.getSetting('readReceipts')) === false, 10_000, 'setting on phone');

@@ -230,6 +230,10 @@ export const bodies: { [T in ContentType]: fc.Arbitrary<ContentBodies[T]> } = {
       }),
     }),
     fc.record({
+      kind: fc.constant('deleted' as const),
+      payload: fc.record({ conversation: conversationRef, messageIds: fc.array(messageId, { minLength: 1, maxLength: 20 }) }),
+    }),
+    fc.record({
       kind: fc.constant('request' as const),
       payload: fc.record({ accountId, decision: fc.constantFrom('accept' as const, 'reject' as const, 'block' as const) }),
     }),

@@ -206,6 +206,17 @@ describe('limits', () => {
     expectCode(() => decodeContent(edit(wire, (w) => ((payload(w)['snapshot'] as Wire)['v'] = 2))), 'UNKNOWN_VERSION');
   });
 
+  it('a deleted sync names one conversation and 1 to 100 message ids', () => {
+    const deleted = (messageIds: unknown[]): Content => ({
+      ...text, type: 'sync', body: { kind: 'deleted', payload: { conversation: { kind: 'direct', accountId: 'bob' }, messageIds } },
+    } as Content);
+    const ok = deleted(['m'.repeat(22), 'n'.repeat(22)]);
+    expect(decodeContent(encodeContent(ok))).toStrictEqual(ok);
+    for (const ids of [[], Array.from({ length: 101 }, () => 'm'.repeat(22)), ['short'], ['m'.repeat(22), 5], ['bad id with spaces!!']]) {
+      expect(['INVALID_FIELD', 'TOO_LARGE']).toContain(protocolError(() => decodeContent(encodeContent(deleted(ids)))).code);
+    }
+  });
+
   it('non-byte input is MALFORMED, not a TypeError', () => {
     for (const codec of Object.values(codecs)) {
       expect(protocolError(() => codec.decode('a1' as unknown as Uint8Array)).code).toBe('MALFORMED');

@@ -9,14 +9,17 @@ import {
   type ConversationRef,
   MAX_CONTENT_BYTES,
   conversationRefToWire,
+  itemMessageId,
   readConversationRef,
   readMessageId,
 } from './common.js';
 
-export type SyncKind = 'sentTranscript' | 'read' | 'settings' | 'block' | 'request' | 'conversation' | 'restrict' | 'devices' | 'history';
-export const SYNC_KINDS: readonly SyncKind[] = ['sentTranscript', 'read', 'settings', 'block', 'request', 'conversation', 'restrict', 'devices', 'history'];
+export type SyncKind = 'sentTranscript' | 'read' | 'settings' | 'block' | 'request' | 'conversation' | 'restrict' | 'devices' | 'history' | 'deleted';
+export const SYNC_KINDS: readonly SyncKind[] = ['sentTranscript', 'read', 'settings', 'block', 'request', 'conversation', 'restrict', 'devices', 'history', 'deleted'];
 /** Most read markers in one `read` sync. */
 export const MAX_SYNC_READ_ENTRIES = 100;
+/** Most message ids in one `deleted` sync. */
+export const MAX_SYNC_DELETED = 100;
 
 /** Most guids a sent transcript names (those of a direct send: one per recipient device). */
 export const MAX_TRANSCRIPT_GUIDS = 64;
@@ -76,6 +79,11 @@ export interface RequestSync {
   accountId: string;
   decision: 'accept' | 'reject' | 'block';
 }
+/** Messages deleted for this account only ("delete for me") on another device. */
+export interface DeletedSync {
+  conversation: ConversationRef;
+  messageIds: string[];
+}
 /** Per-conversation settings changed on another device. */
 export interface ConversationSync {
   conversation: ConversationRef;
@@ -105,6 +113,7 @@ export interface ConversationSync {
  *   conversation:   { conversation: ConversationRef, muted?: bool,
  *                     notifications?: { messages: bool, reactions: bool, calls: bool }, archived?: bool,
  *                     accepted?: bool }
+ *   deleted:        { conversation: ConversationRef, messageIds: [messageId] (1..100) }
  * ConversationRef = { kind: 'direct', accountId } | { kind: 'group', groupId: bytes(32) }
  * ```
  */
@@ -117,7 +126,8 @@ export type SyncBody =
   | { kind: 'conversation'; payload: ConversationSync }
   | { kind: 'restrict'; payload: RestrictSync }
   | { kind: 'devices'; payload: DevicesSync }
-  | { kind: 'history'; payload: HistorySync };
+  | { kind: 'history'; payload: HistorySync }
+  | { kind: 'deleted'; payload: DeletedSync };
 
 function payloadToWire(b: SyncBody): Record<string, unknown> {
   switch (b.kind) {
@@ -144,6 +154,8 @@ function payloadToWire(b: SyncBody): Record<string, unknown> {
       return compact({ linked: b.payload.linked, removed: b.payload.removed });
     case 'history':
       return { deviceId: b.payload.deviceId, snapshot: attachmentPointerToWire(b.payload.snapshot) };
+    case 'deleted':
+      return { conversation: conversationRefToWire(b.payload.conversation), messageIds: b.payload.messageIds };
     case 'conversation': {
       const n = b.payload.notifications;
       return compact({
@@ -202,6 +214,12 @@ function readPayload(kind: SyncKind, p: FieldReader): SyncBody {
         throw new ProtocolError('INVALID_FIELD', 'a history snapshot has the snapshot content type', { field: 'Content.body.payload.snapshot.contentType' });
       }
       return { kind, payload: { deviceId, snapshot } };
+    }
+    case 'deleted': {
+      const conversation = p.nested('conversation', readConversationRef);
+      const messageIds = p.array('messageIds', MAX_SYNC_DELETED, itemMessageId);
+      if (messageIds.length === 0) throw new ProtocolError('INVALID_FIELD', 'sync deleted messageIds is empty', { field: 'Content.body.payload.messageIds' });
+      return { kind, payload: { conversation, messageIds } };
     }
     case 'conversation':
       return {

@@ -67,6 +67,7 @@ export function MessageRow({ client, m, isGroup, version, replied, onReply, run 
           <button onClick={() => setForwarding(true)}>Forward</button>
           {m.outgoing && m.text !== undefined && Date.now() - m.sentAt < EDIT_WINDOW_MS && <button onClick={() => setEditing(m.text ?? '')}>Edit</button>}
           {m.outgoing && <button onClick={() => run(() => client.unsend(m.id, 'everyone'))}>Unsend</button>}
+          <button title="Delete this message on your devices only" onClick={() => run(() => client.unsend(m.id, 'me'))}>Delete for me</button>
         </span>
       )}
       {editing !== undefined && (

@@ -153,6 +153,13 @@ describe('the web app in Chromium', () => {
     await thread(bob).getByText('Message unsent').waitFor();
     expect(await thread(bob).getByText('hi bob 👋').count()).toBe(0);
 
+    // bob deletes alice's 🎉 for himself: gone from his page, still on hers
+    const party = thread(bob).getByTestId('message').filter({ has: bob.getByTestId('text').filter({ hasText: /^🎉$/ }) });
+    await party.hover();
+    await party.getByRole('button', { name: 'Delete for me' }).click();
+    await expect.poll(() => thread(bob).getByTestId('text').filter({ hasText: /^🎉$/ }).count(), { timeout: 15_000 }).toBe(0);
+    expect(await thread(alice).getByTestId('text').filter({ hasText: /^🎉$/ }).count()).toBe(1);
+
     // a group: alice creates it, both write, bob sees the settings
     await alice.getByRole('button', { name: 'New group' }).click();
     await alice.fill('input[name=group-name]', 'Trip');

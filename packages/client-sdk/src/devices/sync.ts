@@ -311,9 +311,14 @@ async function markReadUpTo(ctx: ClientContext, batch: StorageBatch, conversatio
   const conversation = await ctx.storage.getConversation(conversationId);
   if (!conversation) return;
   const limit = target && target.conversationId === conversationId ? target.sentAt : at;
-  for (const m of await unseenIncoming(ctx, conversationId)) if (m.sentAt <= limit) batch.patchMessage(m.id, { seenAt: at });
-  batch.resetUnread(conversationId);
-  effects.emit.push((x) => x.events.emit('conversationUpdated', { ...conversation, unreadCount: 0 }));
+  let unread = 0;
+  for (const m of await unseenIncoming(ctx, conversationId)) {
+    if (m.sentAt <= limit) batch.patchMessage(m.id, { seenAt: at });
+    else unread++;
+  }
+  // what came here after the point read there (the other device had not got it yet) stays unread
+  batch.patchConversation(conversationId, { unreadCount: unread });
+  effects.emit.push((x) => x.events.emit('conversationUpdated', { ...conversation, unreadCount: unread }));
 }
 
 /**

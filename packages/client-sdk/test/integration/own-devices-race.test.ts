@@ -3,6 +3,7 @@
  * transport holds the other's envelopes until both changed). A block or a restrict: both end
  * showing what the relay holds, the change that reached it last (features/relationships.ts). A
  * chat's notifications, read receipts, typing indicators: both end with the change made later.
+ * And a read on one device leaves unread on the other what the first had not got yet.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStorage, SottoClient } from '../../src/index.js';
@@ -124,5 +125,21 @@ describe('a block or restrict changed on two devices at once', () => {
       expect(await setting(device, 'readReceipts')).toBe(true);
       expect(await setting(device, 'typingIndicators')).toBe(true);
     }
+  }, 30_000);
+
+  it('a read on one device leaves unread on the other what that one had not got yet', async () => {
+    const first = await ben.sendText('d:rel.ann', 'read me');
+    await eventually(async () => (await phone.message(first.id)) !== undefined && (await laptop.message(first.id)) !== undefined, 10_000, 'both have it');
+    // the next one reaches the laptop, not yet the phone
+    phoneTransport.holdIf = (e) => e.from?.accountId === 'rel.ben';
+    const second = await ben.sendText('d:rel.ann', 'not yet on the phone');
+    await eventually(async () => (await laptop.message(second.id)) !== undefined, 10_000, 'the laptop has it');
+    await phone.markSeen('d:rel.ben');
+    await eventually(async () => (await laptop.message(first.id))?.seenAt !== undefined, 10_000, 'the read reaches the laptop');
+    expect((await laptop.message(second.id))?.seenAt).toBeUndefined();
+    expect((await laptop.conversation('d:rel.ben'))?.unreadCount).toBe(1);
+    phoneTransport.release();
+    await eventually(async () => (await phone.message(second.id)) !== undefined, 10_000, 'the phone gets it');
+    expect((await phone.conversation('d:rel.ben'))?.unreadCount).toBe(1);
   }, 30_000);
 });

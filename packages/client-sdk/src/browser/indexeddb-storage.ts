@@ -415,7 +415,8 @@ export class IndexedDbStorage implements Storage {
             if (str(op.record?.conversationId)) conversationIds.add(op.record.conversationId);
             if (str(op.record?.id)) messageIds.add(op.record.id);
             break;
-          case 'patchMessage': if (str(op.id)) messageIds.add(op.id); break;
+          // a message unsent or deleted may take one off its conversation's unread count
+          case 'patchMessage': case 'deleteMessage': if (str(op.id)) messageIds.add(op.id); break;
           case 'requireUnprocessed': if (str(op.guid)) guids.add(op.guid); break;
           default: break;
         }
@@ -424,10 +425,12 @@ export class IndexedDbStorage implements Storage {
       const messages = new Map<string, MessageRecord | null>();
       const processed = new Map<string, number | null>();
       await Promise.all([
-        ...[...conversationIds].map(async (id) => conversations.set(id, this.#maybe((await tx.objectStore('conversations').get(id)) as Row | undefined, rows.conversationOf))),
         ...[...messageIds].map(async (id) => messages.set(id, this.#maybe((await tx.objectStore('messages').get(id)) as MessageRow | undefined, rows.messageOf))),
         ...[...guids].map(async (guid) => processed.set(guid, ((await tx.objectStore('processed').get(guid)) as { at: number } | undefined)?.at ?? null)),
       ]);
+      // and the conversations of the messages read (in the same transaction)
+      for (const m of messages.values()) if (m) conversationIds.add(m.conversationId);
+      await Promise.all([...conversationIds].map(async (id) => conversations.set(id, this.#maybe((await tx.objectStore('conversations').get(id)) as Row | undefined, rows.conversationOf))));
       const draft = new Draft(this.#rows, conversations, messages, processed);
       applyBatch(batch, draft);
       for (const write of draft.writes) await write(tx);

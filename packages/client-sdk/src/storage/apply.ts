@@ -224,11 +224,16 @@ function applyOp(op: StorageOp, t: BatchTarget): void {
       const next = patchMessage(current, op.patch);
       validateMessage(next);
       t.putMessage(next);
+      if (countsAsUnread(current) && next.deletedAt !== undefined) lessUnread(t, current.conversationId);
       return;
     }
-    case 'deleteMessage':
-      t.deleteMessage(checkId(op.id, 'message'));
+    case 'deleteMessage': {
+      const id = checkId(op.id, 'message');
+      const current = t.getMessage(id);
+      t.deleteMessage(id);
+      if (current && countsAsUnread(current)) lessUnread(t, current.conversationId);
       return;
+    }
     case 'putOutbox': {
       const entry = canonical(op.entry);
       validateOutbox(entry);
@@ -278,6 +283,19 @@ function applyOp(op: StorageOp, t: BatchTarget): void {
 function missing(ifMissing: 'fail' | 'skip', what: string): void {
   if (ifMissing === 'skip') return;
   throw new SottoError('NOT_FOUND', `${what} not found`, { field: what });
+}
+
+/**
+ * An incoming message not yet seen, and not unsent: the kind a conversation's unread count counts
+ * (one more as each is stored). One unsent or deleted before it was seen leaves the count.
+ */
+function countsAsUnread(m: MessageRecord): boolean {
+  return !m.outgoing && m.seenAt === undefined && m.deletedAt === undefined;
+}
+
+function lessUnread(t: BatchTarget, conversationId: string): void {
+  const conversation = t.getConversation(conversationId);
+  if (conversation && conversation.unreadCount > 0) t.putConversation({ ...conversation, unreadCount: conversation.unreadCount - 1 });
 }
 
 const FIXED_CONVERSATION_FIELDS = new Set(['id', 'kind', 'createdAt']);

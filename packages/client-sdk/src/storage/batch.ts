@@ -30,7 +30,8 @@ export type ConversationPatch = Patch<ConversationRecord, 'id' | 'kind' | 'creat
  *   get one person's changes in different orders end up the same; `null` removes whatever is
  *   held, unconditionally.
  * - `deletedAt` tombstones the message (unsend): body emptied, text and reactions removed; later
- *   patches cannot bring content back.
+ *   patches cannot bring content back. An incoming message not yet seen leaves its
+ *   conversation's unread count (as when it is deleted).
  */
 export interface MessagePatch {
   body?: Uint8Array;
@@ -146,7 +147,7 @@ export class StorageBatch {
     return this.#push({ op: 'patchMessage', id, patch, ifMissing: options.ifMissing ?? 'fail' });
   }
 
-  /** Remove a message entirely (delete for me, vanish, expiry). Missing ids are ignored. */
+  /** Remove a message entirely (delete for me, vanish, expiry); an incoming one not yet seen leaves the unread count. Missing ids are ignored. */
   deleteMessage(id: string): this {
     return this.#push({ op: 'deleteMessage', id });
   }

@@ -296,6 +296,27 @@ export function runStorageConformance(name: string, open: () => Promise<OpenedSt
       expect(await storage.listMessages('d:bob')).toEqual([]);
     });
 
+    it('takes an incoming message unsent or deleted before it was seen off the unread count, and no other', async () => {
+      await commit((b) =>
+        b.putConversation(direct('bob'))
+          .putMessage(message('u1', 'd:bob', 10)).putMessage(message('u2', 'd:bob', 11)).putMessage(message('u3', 'd:bob', 12))
+          .putMessage(message('seen', 'd:bob', 13, { seenAt: 14 })).putMessage(message('mine', 'd:bob', 15, { outgoing: true }))
+          .incrementUnread('d:bob', 3),
+      );
+      const unread = async () => (await storage.getConversation('d:bob'))?.unreadCount;
+      // the seen one, our own, an unknown id: no change
+      await commit((b) => b.deleteMessage('seen').patchMessage('mine', { deletedAt: 16 }).deleteMessage('never-existed'));
+      expect(await unread()).toBe(3);
+      await commit((b) => b.patchMessage('u1', { deletedAt: 17 }));
+      expect(await unread()).toBe(2);
+      // a tombstone deleted later counts once; an unseen one deleted counts
+      await commit((b) => b.deleteMessage('u1').deleteMessage('u2'));
+      expect(await unread()).toBe(1);
+      // never below zero
+      await commit((b) => b.resetUnread('d:bob').deleteMessage('u3'));
+      expect(await unread()).toBe(0);
+    });
+
     it('keeps a durable outbox ordered by due time', async () => {
       await commit((b) =>
         b

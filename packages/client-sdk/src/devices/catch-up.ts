@@ -51,10 +51,12 @@ interface SavedWatch {
   ids: string[];
   /** Conversations updated since the cut (their settings may have changed). */
   conversations: string[];
+  /** Messages deleted for this account (not unsent) since the cut. */
+  deleted: string[];
 }
 
 function encodeWatch(w: SavedWatch): Uint8Array {
-  return encodeCbor({ v: 1, deviceId: w.deviceId, deadline: w.deadline, ids: w.ids, conversations: w.conversations });
+  return encodeCbor({ v: 1, deviceId: w.deviceId, deadline: w.deadline, ids: w.ids, conversations: w.conversations, deleted: w.deleted });
 }
 
 function decodeWatch(bytes: Uint8Array): SavedWatch {
@@ -65,6 +67,7 @@ function decodeWatch(bytes: Uint8Array): SavedWatch {
     deadline: r.uint('deadline'),
     ids: r.array('ids', MAX_CATCH_UP_MESSAGES, items.string(256)),
     conversations: r.optArray('conversations', MAX_CATCH_UP_MESSAGES, items.string(256)) ?? [],
+    deleted: r.optArray('deleted', MAX_CATCH_UP_MESSAGES, items.string(256)) ?? [],
   };
 }
 
@@ -87,6 +90,7 @@ export type CatchUpOutcome =
 export class LinkCatchUp {
   private readonly ids: Set<string>;
   private readonly conversations: Set<string>;
+  private readonly deleted: Set<string>;
   private readonly unsubscribe: () => void;
   private stopped = false;
   private wakeOnStop: (() => void) | undefined;
@@ -97,12 +101,13 @@ export class LinkCatchUp {
   private saving: Promise<void> = Promise.resolve();
 
   /**
-   * Starts noting messages and conversations: call before reading the link snapshot (`noted`,
-   * `notedConversations`: those of a resumed watch).
+   * Starts noting messages and conversations: call before reading the link snapshot (`noted`:
+   * what a resumed watch had noted).
    */
-  constructor(private readonly ctx: ClientContext, noted: Iterable<string> = [], notedConversations: Iterable<string> = []) {
-    this.ids = new Set(noted);
-    this.conversations = new Set(notedConversations);
+  constructor(private readonly ctx: ClientContext, noted: Partial<Pick<SavedWatch, 'ids' | 'conversations' | 'deleted'>> = {}) {
+    this.ids = new Set(noted.ids);
+    this.conversations = new Set(noted.conversations);
+    this.deleted = new Set(noted.deleted);
     const note = (id: string) => {
       if (this.ids.size >= MAX_CATCH_UP_MESSAGES || this.ids.has(id)) return;
       this.ids.add(id);
@@ -124,6 +129,11 @@ export class LinkCatchUp {
       ctx.events.on('reaction', (r) => note(r.messageId)),
       ctx.events.on('messageDeleted', (d) => {
         if (d.forEveryone) note(d.messageId);
+        else if (this.deleted.size < MAX_CATCH_UP_MESSAGES && !this.deleted.has(d.messageId)) {
+          // deleted for us: the new device may hold it from the link snapshot
+          this.deleted.add(d.messageId);
+          this.saveSoon();
+        }
       }),
       ctx.events.on('conversationUpdated', (c) => noteConversation(c.id)),
       ctx.events.on('devicesChanged', () => this.wakeOnDevices?.()),
@@ -172,8 +182,8 @@ export class LinkCatchUp {
     await this.sleep(timing.settleMs ?? 2_000, false);
     if (this.stopped) return { skipped: 'stopped' };
     this.unsubscribe();
-    const snapshot = await buildCatchUpSnapshot(ctx.storage, ctx.now(), this.ids, this.conversations);
-    if (snapshot.messages.length === 0 && snapshot.conversations.length === 0) return { skipped: 'nothing-new' };
+    const snapshot = await buildCatchUpSnapshot(ctx.storage, ctx.now(), this.ids, this.conversations, this.deleted);
+    if (snapshot.messages.length === 0 && snapshot.conversations.length === 0 && snapshot.deleted === undefined) return { skipped: 'nothing-new' };
     const pointer = await uploadSnapshot(ctx, snapshot);
     if (this.stopped) return { skipped: 'stopped' };
     const batch = new StorageBatch();
@@ -217,7 +227,7 @@ export class LinkCatchUp {
   private save(): Promise<void> {
     const watch = this.watch;
     if (watch === undefined) return this.saving;
-    const bytes = encodeWatch({ ...watch, ids: [...this.ids], conversations: [...this.conversations] });
+    const bytes = encodeWatch({ ...watch, ids: [...this.ids], conversations: [...this.conversations], deleted: [...this.deleted] });
     this.saving = this.saving.then(() =>
       this.ctx.storage.commit(new StorageBatch().protocolRecord(CATCH_UP_KIND, String(watch.deviceId), bytes)).catch(() => undefined));
     return this.saving;
@@ -272,7 +282,7 @@ export async function resumeCatchUps(ctx: ClientContext, running: Set<LinkCatchU
       await ctx.storage.commit(new StorageBatch().protocolRecord(CATCH_UP_KIND, String(deviceId), null));
       continue;
     }
-    const catchUp = new LinkCatchUp(ctx, saved.ids, saved.conversations);
+    const catchUp = new LinkCatchUp(ctx, saved);
     running.add(catchUp);
     void catchUp.run(deviceId, { timeoutMs: left }).finally(() => running.delete(catchUp));
     resumed++;
@@ -291,12 +301,13 @@ export async function applyHistorySync(ctx: ClientContext, pointer: AttachmentPo
   const result = await ctx.lock.run(async () => {
     const batch = new StorageBatch();
     const imported = await importSnapshot(ctx.storage, batch, snapshot, { takeLaterChanges: true });
-    if (imported.added.length > 0 || imported.touched.length > 0 || imported.changed.length > 0) await ctx.storage.commit(batch);
+    if (imported.added.length > 0 || imported.touched.length > 0 || imported.changed.length > 0 || imported.deleted.length > 0) await ctx.storage.commit(batch);
     return imported;
   });
   for (const c of result.touched) ctx.events.emit('conversationUpdated', c);
   for (const m of result.added) ctx.events.emit('message', messageView(m));
   for (const { before, after } of result.changed) emitChange(ctx, before, after);
+  for (const m of result.deleted) ctx.events.emit('messageDeleted', { messageId: m.id, conversationId: m.conversationId, forEveryone: false });
   // a block or restrict that differs: shown as the relay holds it (features/relationships.ts)
   for (const accountId of result.relationships) void matchRelayRelationship(ctx, accountId).catch(() => undefined);
   // actions that came before these messages (messaging/early-actions.ts)

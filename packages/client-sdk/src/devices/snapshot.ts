@@ -26,8 +26,10 @@ import { OWN_PROFILE_SETTING, PEER_PROFILE_PREFIX, peerProfileSetting } from '..
  *
  * ```text
  * Snapshot = { v: 1, createdAt: ms, settings: { [key]: value }, conversations: [ConversationRecord],
- *              groupLogs: [{ key: text, value: bytes }], messages: [MessageRecord] }
+ *              groupLogs: [{ key: text, value: bytes }], messages: [MessageRecord],
+ *              deleted?: [messageId] }
  * ```
+ * `deleted` (a catch-up only): messages deleted for this account (not unsent) after the cut.
  */
 export interface AccountSnapshot {
   v: 1;
@@ -36,6 +38,7 @@ export interface AccountSnapshot {
   conversations: ConversationRecord[];
   groupLogs: { key: string; value: Uint8Array }[];
   messages: MessageRecord[];
+  deleted?: string[];
 }
 
 export { SNAPSHOT_CONTENT_TYPE };
@@ -121,14 +124,24 @@ export function readSnapshot(bytes: Uint8Array): AccountSnapshot {
       typeof m.sentAt === 'number' && typeof m.senderAccountId === 'string' && typeof m.outgoing === 'boolean';
     if (!ok) throw invalidSnapshot('a message record is malformed');
   }
-  return { v: 1, createdAt: typeof s.createdAt === 'number' ? s.createdAt : 0, settings, conversations: s.conversations, groupLogs: s.groupLogs, messages: s.messages };
+  if (s.deleted !== undefined && (!Array.isArray(s.deleted) || s.deleted.some((id) => typeof id !== 'string'))) throw invalidSnapshot('the deleted list is malformed');
+  return {
+    v: 1, createdAt: typeof s.createdAt === 'number' ? s.createdAt : 0, settings, conversations: s.conversations, groupLogs: s.groupLogs, messages: s.messages,
+    ...(s.deleted !== undefined && s.deleted.length > 0 ? { deleted: s.deleted } : {}),
+  };
 }
 
 /**
  * Reads the catch-up snapshot after a link (devices/catch-up.ts): the messages `messageIds` still
  * stored here, their conversations and those groups' signed logs. No settings, no other history.
  */
-export async function buildCatchUpSnapshot(storage: Storage, now: number, messageIds: Iterable<string>, conversationIds: Iterable<string> = []): Promise<AccountSnapshot> {
+export async function buildCatchUpSnapshot(
+  storage: Storage,
+  now: number,
+  messageIds: Iterable<string>,
+  conversationIds: Iterable<string> = [],
+  deletedIds: Iterable<string> = [],
+): Promise<AccountSnapshot> {
   const conversations = new Map<string, ConversationRecord>();
   for (const id of conversationIds) {
     const conversation = await storage.getConversation(id);
@@ -153,7 +166,13 @@ export async function buildCatchUpSnapshot(storage: Storage, now: number, messag
     const value = await storage.getProtocolRecord(GROUP_KINDS.log, key);
     if (value) groupLogs.push({ key, value });
   }
-  return { v: 1, createdAt: now, settings: await syncedSettings(storage), conversations: [...conversations.values()], groupLogs, messages };
+  // deleted for us since the cut (and not stored again since)
+  const deleted: string[] = [];
+  for (const id of deletedIds) if (!(await storage.getMessage(id))) deleted.push(id);
+  return {
+    v: 1, createdAt: now, settings: await syncedSettings(storage), conversations: [...conversations.values()], groupLogs, messages,
+    ...(deleted.length > 0 ? { deleted } : {}),
+  };
 }
 
 async function syncedSettings(storage: Storage): Promise<Record<string, SettingValue>> {
@@ -177,6 +196,8 @@ export interface SnapshotImport {
   changed: { before: MessageRecord; after: MessageRecord }[];
   /** Accounts whose block or restrict here differs from the snapshot's (`takeLaterChanges`): to ask the relay. */
   relationships: string[];
+  /** Messages held here that the snapshot's `deleted` names, now deleted (`takeLaterChanges`). */
+  deleted: MessageRecord[];
 }
 
 /**
@@ -294,7 +315,16 @@ export async function importSnapshot(storage: Storage, batch: StorageBatch, snap
     }
     if (updated !== local) touched.push(updated);
   }
-  return { conversations, messages: added.length, added, touched, changed, relationships };
+  const deleted: MessageRecord[] = [];
+  if (options.takeLaterChanges) {
+    for (const id of snapshot.deleted ?? []) {
+      const held = await storage.getMessage(id);
+      if (!held || seen.has(id)) continue;
+      batch.deleteMessage(id);
+      deleted.push(held);
+    }
+  }
+  return { conversations, messages: added.length, added, touched, changed, relationships, deleted };
 }
 
 /**

@@ -185,7 +185,7 @@ describe('catch-up after a link', () => {
     expect(await textsIn(tablet, chat)).toEqual(await textsIn(gina, chat));
   }, 90_000);
 
-  it("settings changed during the link (a chat's timer, vanish mode and notifications, a block, read receipts) reach the new device", async () => {
+  it("settings changed during the link (a chat's timer, vanish mode and notifications, a block, read receipts) and a delete for me reach the new device", async () => {
     const hana = await newClient(relay.url, 'hana');
     const ivan = await newClient(relay.url, 'ivan');
     const jude = await newClient(relay.url, 'jude');
@@ -193,11 +193,13 @@ describe('catch-up after a link', () => {
     await hana.sendText(await hana.openConversation('ivan'), 'hana writes ivan');
     await hana.sendText(await hana.openConversation('jude'), 'hana writes jude');
     await eventually(async () => (await ivan.conversation('d:hana')) !== undefined && (await jude.conversation('d:hana')) !== undefined, 10_000, 'both have hana');
+    const unwanted = await ivan.sendText('d:hana', 'hana will delete this for herself');
+    await eventually(() => hana.message(unwanted.id), 10_000, 'hana has it');
 
     const held = heldRegistration();
     const link = await SottoClient.link(clientOptions(relay.url, new MemoryStorage(), { fetch: held.fetch }));
     const completing = link.complete({ timeoutMs: 30_000 });
-    const approved = await hana.approveLink(link.code, { transferHistory: false });
+    const approved = await hana.approveLink(link.code, { transferHistory: true });
     await held.atRegistration;
     // the link snapshot holds the chats as they were; now their settings change, before the new device is listed
     await hana.setDisappearingTimer('d:ivan', 3_600_000);
@@ -205,11 +207,13 @@ describe('catch-up after a link', () => {
     await ivan.setVanishMode('d:hana', true);
     await hana.block('jude');
     await hana.setReadReceipts(false);
+    await hana.unsend(unwanted.id, 'me');
     await eventually(async () => (await hana.conversation('d:ivan'))?.vanishMode === true, 10_000, "hana has ivan's vanish mode");
     held.release();
     const tablet = (await completing).client;
     clients.push(tablet);
     expect((await tablet.conversation('d:ivan'))?.expireTimerMs).toBeUndefined();
+    expect(await tablet.message(unwanted.id)).toBeDefined();
     await tablet.connect();
 
     expect(await approved.catchUp).toMatchObject({ sent: expect.any(Number) });
@@ -218,6 +222,8 @@ describe('catch-up after a link', () => {
       return c?.expireTimerMs === 3_600_000 && c.muted && c.vanishMode;
     }, 15_000, "the new device has the ivan chat's settings");
     await eventually(async () => (await tablet.conversation('d:jude'))?.blocked === true, 15_000, 'the new device shows the block');
+    await eventually(async () => (await tablet.message(unwanted.id)) === undefined, 15_000, 'the new device deleted it too');
+    expect(await ivan.message(unwanted.id)).toBeDefined();
     expect(await tablet.context.storage.getSetting('readReceipts')).toBe(false);
   }, 90_000);
 

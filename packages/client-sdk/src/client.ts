@@ -12,7 +12,7 @@ import { credentialsOf, linkAccount, loadAccount, maintainPreKeys, registerAccou
 import { resumeCatchUps, type LinkCatchUp } from './devices/catch-up.js';
 import { announceLinked, approveLink, createPendingLink, removeOwnDevice, waitForProvision, type ApprovedLink } from './devices/linking.js';
 import { downloadSnapshot, importSnapshot } from './devices/snapshot.js';
-import { conversationRefOf, enqueueSync, transcriptFor, unseenIncoming } from './devices/sync.js';
+import { conversationRefOf, enqueueSync, transcriptFor } from './devices/sync.js';
 import { accountSettingStamp, setAccountSetting, type AccountSetting } from './features/account-settings.js';
 import { groupIdOf } from './groups/group-store.js';
 import type { ClientContext, RequestPolicy } from './context.js';
@@ -52,7 +52,7 @@ import { StorageBatch } from './storage/batch.js';
 import { DurabilityWatch } from './storage/durability-watch.js';
 import type { Storage } from './storage/storage.js';
 import { directConversationId, type ConversationRecord, type MessageRecord, type NotificationSettings } from './storage/types.js';
-import { newDirectConversation } from './threads/conversations.js';
+import { newDirectConversation, unseenIncoming } from './threads/conversations.js';
 import { messageRecordOf, messageView, messageViewOf, previewOf } from './threads/views.js';
 
 /** Everything a client needs; platform pieces are injected. */
@@ -698,7 +698,7 @@ export class SottoClient {
     this.assertOpen();
     const conversation = await this.requireConversation(conversationId);
     const now = this.ctx.now();
-    const unseen = await unseenIncoming(this.ctx, conversationId);
+    const unseen = await unseenIncoming(this.ctx.storage, conversationId);
     const batch = new StorageBatch().resetUnread(conversationId);
     for (const m of unseen) batch.patchMessage(m.id, { seenAt: now });
     const receipts = (await this.readReceiptsEnabled()) && !conversation.isRequest && !conversation.restricted;

@@ -16,6 +16,7 @@ import { StorageBatch, type ConversationPatch, type MessagePatch } from '../stor
 import type { Storage } from '../storage/storage.js';
 import type { ConversationRecord, MessageRecord, ReactionChange, SettingValue } from '../storage/types.js';
 import { OWN_PROFILE_SETTING, PEER_PROFILE_PREFIX, peerProfileSetting } from '../features/profiles.js';
+import { unseenIncoming } from '../threads/conversations.js';
 
 /**
  * The account snapshot an approving device hands a newly linked one (docs/sdk.md, "Several
@@ -27,9 +28,11 @@ import { OWN_PROFILE_SETTING, PEER_PROFILE_PREFIX, peerProfileSetting } from '..
  * ```text
  * Snapshot = { v: 1, createdAt: ms, settings: { [key]: value }, conversations: [ConversationRecord],
  *              groupLogs: [{ key: text, value: bytes }], messages: [MessageRecord],
- *              deleted?: [messageId] }
+ *              deleted?: [messageId], readUpTo?: [{ conversationId, messageId, at: ms }] }
  * ```
  * `deleted` (a catch-up only): messages deleted for this account (not unsent) after the cut.
+ * `readUpTo` (a catch-up only): per conversation updated after the cut, the newest incoming
+ * message seen; the new device marks its unseen ones up to it seen.
  */
 export interface AccountSnapshot {
   v: 1;
@@ -39,6 +42,7 @@ export interface AccountSnapshot {
   groupLogs: { key: string; value: Uint8Array }[];
   messages: MessageRecord[];
   deleted?: string[];
+  readUpTo?: { conversationId: string; messageId: string; at: number }[];
 }
 
 export { SNAPSHOT_CONTENT_TYPE };
@@ -125,9 +129,13 @@ export function readSnapshot(bytes: Uint8Array): AccountSnapshot {
     if (!ok) throw invalidSnapshot('a message record is malformed');
   }
   if (s.deleted !== undefined && (!Array.isArray(s.deleted) || s.deleted.some((id) => typeof id !== 'string'))) throw invalidSnapshot('the deleted list is malformed');
+  if (s.readUpTo !== undefined && (!Array.isArray(s.readUpTo) || s.readUpTo.some((r) => !r || typeof r.conversationId !== 'string' || typeof r.messageId !== 'string' || typeof r.at !== 'number'))) {
+    throw invalidSnapshot('the read positions are malformed');
+  }
   return {
     v: 1, createdAt: typeof s.createdAt === 'number' ? s.createdAt : 0, settings, conversations: s.conversations, groupLogs: s.groupLogs, messages: s.messages,
     ...(s.deleted !== undefined && s.deleted.length > 0 ? { deleted: s.deleted } : {}),
+    ...(s.readUpTo !== undefined && s.readUpTo.length > 0 ? { readUpTo: s.readUpTo } : {}),
   };
 }
 
@@ -169,10 +177,32 @@ export async function buildCatchUpSnapshot(
   // deleted for us since the cut (and not stored again since)
   const deleted: string[] = [];
   for (const id of deletedIds) if (!(await storage.getMessage(id))) deleted.push(id);
+  // how far each conversation was read here (a read since the cut names messages the new device may hold unseen)
+  const readUpTo: { conversationId: string; messageId: string; at: number }[] = [];
+  for (const id of conversationIds) {
+    if (!conversations.has(id)) continue;
+    const newest = await newestSeenIncoming(storage, id);
+    if (newest?.seenAt !== undefined) readUpTo.push({ conversationId: id, messageId: newest.id, at: newest.seenAt });
+  }
   return {
     v: 1, createdAt: now, settings: await syncedSettings(storage), conversations: [...conversations.values()], groupLogs, messages,
     ...(deleted.length > 0 ? { deleted } : {}),
+    ...(readUpTo.length > 0 ? { readUpTo } : {}),
   };
+}
+
+/** The newest incoming message of a conversation that was seen (among its newest 500). */
+async function newestSeenIncoming(storage: Storage, conversationId: string): Promise<MessageRecord | undefined> {
+  let before: { sentAt: number; id: string } | undefined;
+  for (let pages = 0; pages < 5; pages++) {
+    const page = await storage.listMessages(conversationId, { limit: 100, ...(before ? { before } : {}) });
+    const seen = page.find((m) => !m.outgoing && m.seenAt !== undefined);
+    if (seen) return seen;
+    const last = page[page.length - 1];
+    if (page.length < 100 || !last) return undefined;
+    before = { sentAt: last.sentAt, id: last.id };
+  }
+  return undefined;
 }
 
 async function syncedSettings(storage: Storage): Promise<Record<string, SettingValue>> {
@@ -322,6 +352,22 @@ export async function importSnapshot(storage: Storage, batch: StorageBatch, snap
       if (!held || seen.has(id)) continue;
       batch.deleteMessage(id);
       deleted.push(held);
+    }
+    // read there up to a message: the unseen ones held here up to it are seen (the count goes with them)
+    for (const { conversationId, messageId, at } of snapshot.readUpTo ?? []) {
+      const entry = known.get(conversationId);
+      const target = snapshot.messages.find((m) => m.id === messageId) ?? (await storage.getMessage(messageId));
+      if (!entry?.local || !target || target.conversationId !== conversationId) continue;
+      const marked = (await unseenIncoming(storage, conversationId)).filter((m) => m.sentAt <= target.sentAt && !deleted.some((d) => d.id === m.id));
+      for (const m of marked) batch.patchMessage(m.id, { seenAt: at });
+      if (marked.length > 0) {
+        batch.incrementUnread(conversationId, -marked.length);
+        const at = touched.findIndex((c) => c.id === conversationId);
+        const base = at >= 0 ? touched[at]! : entry.local;
+        const updated = { ...base, unreadCount: Math.max(0, base.unreadCount - marked.length) };
+        if (at >= 0) touched[at] = updated;
+        else touched.push(updated);
+      }
     }
   }
   return { conversations, messages: added.length, added, touched, changed, relationships, deleted };

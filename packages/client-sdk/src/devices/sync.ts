@@ -20,7 +20,7 @@ import { applyEarlyActionsAfter } from '../messaging/early-actions.js';
 import { enqueueContent } from '../messaging/compose.js';
 import type { StorageBatch } from '../storage/batch.js';
 import { directConversationId, groupConversationId, type ConversationRecord, type MessageRecord, type OutboxEntry } from '../storage/types.js';
-import { newDirectConversation } from '../threads/conversations.js';
+import { newDirectConversation, unseenIncoming } from '../threads/conversations.js';
 import { receiveProfileKey } from '../features/profiles.js';
 import { ACCOUNT_SETTINGS, laterAccountSetting, setAccountSetting } from '../features/account-settings.js';
 import { laterNotifications } from '../storage/apply.js';
@@ -312,7 +312,7 @@ async function markReadUpTo(ctx: ClientContext, batch: StorageBatch, conversatio
   if (!conversation) return;
   const limit = target && target.conversationId === conversationId ? target.sentAt : at;
   let unread = 0;
-  for (const m of await unseenIncoming(ctx, conversationId)) {
+  for (const m of await unseenIncoming(ctx.storage, conversationId)) {
     if (m.sentAt <= limit) batch.patchMessage(m.id, { seenAt: at });
     else unread++;
   }
@@ -321,22 +321,6 @@ async function markReadUpTo(ctx: ClientContext, batch: StorageBatch, conversatio
   effects.emit.push((x) => x.events.emit('conversationUpdated', { ...conversation, unreadCount: unread }));
 }
 
-/**
- * Incoming messages of a conversation not yet seen, newest first (pages until the first seen
- * one). Shared with `markSeen`.
- */
-export async function unseenIncoming(ctx: ClientContext, conversationId: string): Promise<MessageRecord[]> {
-  const unseen: MessageRecord[] = [];
-  let before: { sentAt: number; id: string } | undefined;
-  for (;;) {
-    const page = await ctx.storage.listMessages(conversationId, { limit: 100, ...(before ? { before } : {}) });
-    for (const m of page) if (!m.outgoing && m.seenAt === undefined && m.deletedAt === undefined) unseen.push(m);
-    const last = page[page.length - 1];
-    if (page.length < 100 || !last || page.some((m) => !m.outgoing && m.seenAt !== undefined)) break;
-    before = { sentAt: last.sentAt, id: last.id };
-  }
-  return unseen;
-}
 
 async function patchDirect(
   ctx: ClientContext,

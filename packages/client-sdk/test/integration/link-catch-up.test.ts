@@ -185,7 +185,7 @@ describe('catch-up after a link', () => {
     expect(await textsIn(tablet, chat)).toEqual(await textsIn(gina, chat));
   }, 90_000);
 
-  it("settings changed during the link (a chat's timer, vanish mode and notifications, a block, read receipts) and a delete for me reach the new device", async () => {
+  it("settings changed during the link (a chat's timer, vanish mode and notifications, a block, read receipts), a delete for me and a read reach the new device", async () => {
     const hana = await newClient(relay.url, 'hana');
     const ivan = await newClient(relay.url, 'ivan');
     const jude = await newClient(relay.url, 'jude');
@@ -194,7 +194,8 @@ describe('catch-up after a link', () => {
     await hana.sendText(await hana.openConversation('jude'), 'hana writes jude');
     await eventually(async () => (await ivan.conversation('d:hana')) !== undefined && (await jude.conversation('d:hana')) !== undefined, 10_000, 'both have hana');
     const unwanted = await ivan.sendText('d:hana', 'hana will delete this for herself');
-    await eventually(() => hana.message(unwanted.id), 10_000, 'hana has it');
+    const unread = await jude.sendText('d:hana', 'hana reads this while she links');
+    await eventually(async () => (await hana.message(unwanted.id)) !== undefined && (await hana.message(unread.id)) !== undefined, 10_000, 'hana has them');
 
     const held = heldRegistration();
     const link = await SottoClient.link(clientOptions(relay.url, new MemoryStorage(), { fetch: held.fetch }));
@@ -208,12 +209,15 @@ describe('catch-up after a link', () => {
     await hana.block('jude');
     await hana.setReadReceipts(false);
     await hana.unsend(unwanted.id, 'me');
+    await hana.markSeen('d:jude');
     await eventually(async () => (await hana.conversation('d:ivan'))?.vanishMode === true, 10_000, "hana has ivan's vanish mode");
     held.release();
     const tablet = (await completing).client;
     clients.push(tablet);
     expect((await tablet.conversation('d:ivan'))?.expireTimerMs).toBeUndefined();
     expect(await tablet.message(unwanted.id)).toBeDefined();
+    expect((await tablet.message(unread.id))?.seenAt).toBeUndefined();
+    expect((await tablet.conversation('d:jude'))?.unreadCount).toBe(1);
     await tablet.connect();
 
     expect(await approved.catchUp).toMatchObject({ sent: expect.any(Number) });
@@ -224,6 +228,9 @@ describe('catch-up after a link', () => {
     await eventually(async () => (await tablet.conversation('d:jude'))?.blocked === true, 15_000, 'the new device shows the block');
     await eventually(async () => (await tablet.message(unwanted.id)) === undefined, 15_000, 'the new device deleted it too');
     expect(await ivan.message(unwanted.id)).toBeDefined();
+    await eventually(async () => (await tablet.message(unread.id))?.seenAt !== undefined, 15_000, 'the new device has the read');
+    expect((await tablet.conversation('d:jude'))?.unreadCount).toBe(0);
+    expect((await tablet.conversation('d:ivan'))?.unreadCount).toBe(0);
     expect(await tablet.context.storage.getSetting('readReceipts')).toBe(false);
   }, 90_000);
 

@@ -286,8 +286,16 @@ export class CallSwitchboard {
       startedAt,
     });
     const age = receivedAt - startedAt;
+    // both called each other at once (glare): the call with the greater id goes on, on both sides
+    const crossing = this.ringingTo(conversation.id);
+    if (crossing && !conversation.restricted && !conversation.isRequest && age < this.ringTimeoutMs) {
+      // ours goes on: they drop theirs as ours reaches them, so no busy for it
+      if (crossing.state.callId > body.callId) return effects;
+      // theirs goes on: ours ends (its hang-up stops it ringing on their other devices), and theirs rings here
+      effects.after.push(() => this.local(crossing, { kind: 'hangup', at: this.ctx.now(), by: 'self' }, 'hangup').then(() => undefined));
+    }
     const refusal: CallDetail | undefined =
-      conversation.restricted || conversation.isRequest ? 'not-allowed' : age >= this.ringTimeoutMs ? 'stale' : this.busy() ? 'busy' : undefined;
+      conversation.restricted || conversation.isRequest ? 'not-allowed' : age >= this.ringTimeoutMs ? 'stale' : this.busy(crossing) ? 'busy' : undefined;
     if (refusal) {
       state = { ...transition(state, { kind: refusal === 'busy' ? 'busy' : 'timeout', at: receivedAt })!, detail: refusal };
       batch.putCallLog(callLogOf(state));
@@ -388,14 +396,22 @@ export class CallSwitchboard {
     if (this.stray.size > MAX_STRAY_CALLS) this.stray.delete(this.stray.keys().next().value!);
   }
 
-  /** True while any call, 1:1 or group, rings or is ongoing on this device. */
-  private busy(): boolean {
-    return this.directBusy() || this.groups.busy();
+  /** True while any call (but `except`), 1:1 or group, rings or is ongoing on this device. */
+  private busy(except?: LiveCall): boolean {
+    return this.directBusy(except) || this.groups.busy();
   }
 
-  private directBusy(): boolean {
-    for (const live of this.calls.values()) if (isLive(live.state)) return true;
+  private directBusy(except?: LiveCall): boolean {
+    for (const live of this.calls.values()) if (live !== except && isLive(live.state)) return true;
     return false;
+  }
+
+  /** The call this device placed in `conversationId` that still rings unanswered, if any. */
+  private ringingTo(conversationId: string): LiveCall | undefined {
+    for (const live of this.calls.values()) {
+      if (live.conversation.id === conversationId && live.state.direction === 'outgoing' && live.state.status === 'ringing') return live;
+    }
+    return undefined;
   }
 
   private callContent(live: LiveCall, action: CallBody['action'], extra: Partial<CallBody> = {}): Content {

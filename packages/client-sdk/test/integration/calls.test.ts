@@ -251,4 +251,36 @@ describe('voice and video calls over a real relay and real WebRTC', () => {
     const log = (await hank2.callLogs({ conversationId: 'd:gina' })).find((l) => l.callId === callId);
     expect(log?.status).toBe('ended');
   }, 60_000);
+
+  it('two people who call each other at once get one call: the one with the greater id rings, the other is cancelled', async () => {
+    const ivy = await newClient(relay.url, 'ivy', webrtc(8_000));
+    const jack = await newClient(relay.url, 'jack', webrtc(8_000));
+    extra.push(ivy, jack);
+    const ivyToJack = await befriend(ivy, jack);
+    const jackToIvy = await befriend(jack, ivy);
+    const ivyRings = ringsOf(ivy);
+    const jackRings = ringsOf(jack);
+    const rings = () => [...ivyRings, ...jackRings];
+    const busyStates: CallStateEvent[] = [];
+    for (const c of [ivy, jack]) c.events.on('callState', (e) => { if (e.detail === 'busy') busyStates.push(e); });
+
+    const [fromIvy, fromJack] = await Promise.all([ivy.startCall(ivyToJack, 'voice'), jack.startCall(jackToIvy, 'voice')]);
+    sessions.push(fromIvy, fromJack);
+    const [winner, loser] = fromIvy.callId > fromJack.callId ? [fromIvy, fromJack] : [fromJack, fromIvy];
+    const [caller, callee] = winner === fromIvy ? [ivy, jack] : [jack, ivy];
+    // the winning call rings at its callee, who answers it; the losing one ends on both sides
+    const ring = await eventually(async () => rings().find((r) => r.callId === winner.callId), 10_000, 'the winning call rings');
+    const answered = await callee.acceptCall(ring.callId);
+    sessions.push(answered);
+    await Promise.all([connected(winner), connected(answered)]);
+    expect(loser.state).toBe('missed');
+    expect(rings().map((r) => r.callId)).toEqual([winner.callId]);
+    expect(busyStates).toEqual([]);
+    for (const [client, conversationId] of [[caller, winner === fromIvy ? ivyToJack : jackToIvy], [callee, callee === ivy ? ivyToJack : jackToIvy]] as const) {
+      const logs = await client.callLogs({ conversationId });
+      expect(logs.find((l) => l.callId === winner.callId)?.status).toBe('ongoing');
+      expect(['missed', undefined]).toContain(logs.find((l) => l.callId === loser.callId)?.status);
+    }
+    await winner.end();
+  }, 60_000);
 });

@@ -102,11 +102,21 @@ export class GroupCallBoard {
   }
 
   /** True while a group call rings here or this device is in one. */
-  busy(): boolean {
+  busy(except?: LiveGroupCall): boolean {
     for (const live of this.calls.values()) {
+      if (live === except) continue;
       if (isIn(live.state) || (live.state.status === 'ringing' && !live.state.over)) return true;
     }
     return false;
+  }
+
+  /** A call in `conversationId` that rings here with nobody answered yet (ours waiting for a first member, or theirs ringing). */
+  private unansweredIn(conversationId: string): LiveGroupCall | undefined {
+    for (const live of this.calls.values()) {
+      const { state } = live;
+      if (state.conversationId === conversationId && state.status === 'ringing' && !state.over && state.roster.length <= 1) return live;
+    }
+    return undefined;
   }
 
   session(callId: string): GroupCallSession | undefined {
@@ -269,10 +279,30 @@ export class GroupCallBoard {
     for (const d of this.strayJoins.get(body.callId) ?? []) state = groupTransition(state, { kind: 'joined', device: d, at: Math.min(d.joinedAt, receivedAt) }, this.max) ?? state;
     this.strayJoins.delete(body.callId);
     const age = receivedAt - content.sentAt;
+    // two members started a call in this group at once (glare): the one with the greater id goes
+    // on everywhere. Its initiator ignores the other; the other's initiator leaves its own (which
+    // ends it for everyone) and this one rings there; every other member rings for the winner.
+    const crossing = conversation.isRequest || direct?.restricted || age >= this.deps.ringTimeoutMs ? undefined : this.unansweredIn(conversation.id);
+    if (crossing && crossing.state.direction === 'outgoing' && crossing.state.callId > body.callId) return effects;
+    const yielding = crossing && crossing.state.callId < body.callId ? crossing : undefined;
     const refusal = conversation.isRequest || direct?.restricted ? 'not-allowed' as const
       : age >= this.deps.ringTimeoutMs ? 'stale' as const
-      : this.busy() || this.deps.directBusy() ? 'busy' as const
+      : this.busy(yielding) || this.deps.directBusy() ? 'busy' as const
       : undefined;
+    if (yielding && !refusal) {
+      if (yielding.state.direction === 'outgoing') {
+        effects.after.push(() => this.leave(yielding.state.callId));
+      } else {
+        // it stops ringing here (missed, still joinable while it goes on)
+        const prev = yielding.state;
+        const next = groupTransition(prev, { kind: 'refuse', at: receivedAt, detail: 'busy' }, this.max);
+        if (next) {
+          yielding.state = next;
+          batch.putCallLog(groupCallLogOf(next));
+          effects.emit.push(() => this.settled(yielding, prev));
+        }
+      }
+    }
     const live: LiveGroupCall = { state, links: new Map(), pendingIce: new Map(), losses: new Map() };
     if (refusal) {
       live.state = groupTransition(state, { kind: 'refuse', at: receivedAt, detail: refusal }, this.max)!;

@@ -228,6 +228,40 @@ describe('group calls: a full mesh over a real relay and real WebRTC', () => {
     expect(log.status).toBe('ended');
   }, 60_000);
 
+  it('two members who start a call at once get one: the greater id rings everywhere, the other ends', async () => {
+    const [gwen, hugo, iris] = await Promise.all(['gwen', 'hugo', 'iris'].map((u) => newClient(relay.url, u, webrtc))) as [SottoClient, SottoClient, SottoClient];
+    extra.push(gwen, hugo, iris);
+    const trio = await gwen.createGroup({ name: 'At once', members: ['hugo', 'iris'] });
+    for (const c of [hugo, iris]) await eventually(async () => ((await c.conversation(trio))?.participants.length ?? 0) === 2, 15_000, `${c.accountId} has the group`);
+    const rings = new Map<string, IncomingCallEvent[]>([['gwen', ringsOf(gwen)], ['hugo', ringsOf(hugo)], ['iris', ringsOf(iris)]]);
+    const busy: CallStateEvent[] = [];
+    for (const c of [gwen, hugo]) c.events.on('callState', (e) => void (e.detail === 'busy' && busy.push(e)));
+
+    const [fromGwen, fromHugo] = (await Promise.all([gwen.startCall(trio, 'voice'), hugo.startCall(trio, 'voice')])).map(asGroup) as [GroupCallSession, GroupCallSession];
+    sessions.push(fromGwen, fromHugo);
+    const [winner, loser] = fromGwen.callId > fromHugo.callId ? [fromGwen, fromHugo] : [fromHugo, fromGwen];
+    const [winnerClient, loserClient] = winner === fromGwen ? [gwen, hugo] : [hugo, gwen];
+    // the losing initiator leaves its call, and the winner rings there and at iris
+    await eventually(() => rings.get(loserClient.accountId)!.some((r) => r.callId === winner.callId), 15_000, 'the winner rings at the other initiator');
+    await eventually(() => rings.get('iris')!.some((r) => r.callId === winner.callId), 15_000, 'the winner rings at iris');
+    await eventually(() => loser.state !== 'ringing', 15_000, 'the losing call ends');
+    expect(rings.get(winnerClient.accountId)!.map((r) => r.callId)).not.toContain(loser.callId);
+    expect(busy).toEqual([]);
+    // iris and the other initiator join the winner: one call of three
+    const irisIn = asGroup(await iris.acceptCall(winner.callId));
+    const otherIn = asGroup(await loserClient.acceptCall(winner.callId));
+    sessions.push(irisIn, otherIn);
+    await connectedTo(winner, iris);
+    await connectedTo(winner, loserClient);
+    await connectedTo(irisIn, loserClient);
+    await exchange(irisIn, iris, otherIn, loserClient);
+    for (const c of [gwen, hugo, iris]) {
+      const loserLog = (await c.callLogs({ conversationId: trio })).find((l) => l.callId === loser.callId);
+      expect(loserLog?.status === 'ongoing').toBe(false);
+    }
+    for (const c of [winnerClient, loserClient, iris]) await c.endCall(winner.callId);
+  }, 60_000);
+
   it('a connection lost while both stay in the call is opened again by the offering side', async () => {
     const call = asGroup(await alice.startCall(group, 'voice'));
     sessions.push(call);

@@ -424,13 +424,17 @@ export class IndexedDbStorage implements Storage {
       const conversations = new Map<string, ConversationRecord | null>();
       const messages = new Map<string, MessageRecord | null>();
       const processed = new Map<string, number | null>();
+      const readConversations = (ids: Iterable<string>) =>
+        [...ids].map(async (id) => conversations.set(id, this.#maybe((await tx.objectStore('conversations').get(id)) as Row | undefined, rows.conversationOf)));
       await Promise.all([
+        ...readConversations(conversationIds),
         ...[...messageIds].map(async (id) => messages.set(id, this.#maybe((await tx.objectStore('messages').get(id)) as MessageRow | undefined, rows.messageOf))),
         ...[...guids].map(async (guid) => processed.set(guid, ((await tx.objectStore('processed').get(guid)) as { at: number } | undefined)?.at ?? null)),
       ]);
-      // and the conversations of the messages read (in the same transaction)
-      for (const m of messages.values()) if (m) conversationIds.add(m.conversationId);
-      await Promise.all([...conversationIds].map(async (id) => conversations.set(id, this.#maybe((await tx.objectStore('conversations').get(id)) as Row | undefined, rows.conversationOf))));
+      // then the conversations of messages read that the batch does not name itself (same transaction)
+      const more = new Set<string>();
+      for (const m of messages.values()) if (m && !conversations.has(m.conversationId)) more.add(m.conversationId);
+      if (more.size > 0) await Promise.all(readConversations(more));
       const draft = new Draft(this.#rows, conversations, messages, processed);
       applyBatch(batch, draft);
       for (const write of draft.writes) await write(tx);

@@ -15,7 +15,7 @@ import { GroupCallBoard } from './group-call-board.js';
 import type { GroupCallDevice } from './group-call-machine.js';
 import type { GroupCallSession } from './group-call-session.js';
 import { encodeCandidate, MAX_PENDING_CANDIDATES } from './ice-candidates.js';
-import { feedCandidate, firstDescription } from './peer-signals.js';
+import { feedCandidate, firstDescription, renegotiationOf, renegotiationSignal, safeSignal } from './peer-signals.js';
 
 /** The `callState` event's payload. */
 export interface CallStateEvent {
@@ -48,6 +48,8 @@ interface LiveCall {
   /** Local candidates waiting for the next (coalesced) ephemeral send. */
   outgoing: string[];
   flushScheduled?: boolean;
+  /** The first offer and answer went: later ones (and requests for them) renegotiate the connection. */
+  negotiated?: boolean;
 }
 
 const MAX_STRAY_CALLS = 16;
@@ -153,6 +155,7 @@ export class CallSwitchboard {
     this.calls.set(state.callId, live);
     try {
       const sdp = await firstDescription(session.peer, 'offer');
+      live.negotiated = true;
       await this.ctx.lock.run(async () => {
         if (live.state.status !== 'ringing') throw new SottoError('NOT_ALLOWED', 'the call ended before it was placed');
         const offer = this.callContent(live, 'offer', { sdp });
@@ -190,6 +193,7 @@ export class CallSwitchboard {
     let sdp: string;
     try {
       sdp = await firstDescription(session.peer, 'answer');
+      live.negotiated = true;
     } catch (err) {
       await this.local(live, { kind: 'failed', at: this.ctx.now() }, 'hangup', { reason: 'connection-failed' });
       throw new SottoError('INTERNAL', 'could not create the call answer', { cause: err });
@@ -234,6 +238,15 @@ export class CallSwitchboard {
     if (body.action === 'start' || body.action === 'join' || body.action === 'leave' || body.target !== undefined) return effects;
     const live = this.calls.get(body.callId);
     if (live?.session && (body.action === 'answer' || body.action === 'accept') && live.session.peerDeviceId === 0) live.session.peerDeviceId = from.deviceId;
+    // a renegotiation of the connection of an ongoing call, from the device in it
+    if (live?.session && live.negotiated && live.state.status === 'ongoing' && from.deviceId === live.session.peerDeviceId) {
+      const signal = renegotiationSignal(body);
+      if (signal) {
+        const { session } = live;
+        effects.emit.push(() => safeSignal(session.peer, signal));
+        return effects;
+      }
+    }
     if (body.action === 'offer') return this.receiveOffer(batch, from, conversation, content, receivedAt, effects);
     if (body.action === 'ice') {
       const candidates = body.candidates ?? [];
@@ -438,7 +451,13 @@ export class CallSwitchboard {
     live.session = session;
     if (live.peerDeviceId !== undefined) session.peerDeviceId = live.peerDeviceId;
     peer.on('signal', (data: SimplePeer.SignalData) => {
-      if ('candidate' in data && data.type === 'candidate' && data.candidate) this.queueCandidate(live, encodeCandidate(data.candidate));
+      if ('candidate' in data && data.type === 'candidate' && data.candidate) {
+        this.queueCandidate(live, encodeCandidate(data.candidate));
+        return;
+      }
+      // after the first offer and answer: a renegotiation (a track added), online-only like ICE
+      const signal = live.negotiated ? renegotiationOf(data) : undefined;
+      if (signal && isLive(live.state)) void sendEphemeral(this.ctx, live.conversation, this.callContent(live, signal.action, signal.extra)).catch(() => undefined);
     });
     peer.on('connect', () => {
       if (live.state.status === 'ongoing' && live.timer !== undefined) {

@@ -25,7 +25,7 @@ import {
 } from './group-call-machine.js';
 import { GroupCallSession, type GroupCallLink } from './group-call-session.js';
 import { encodeCandidate, MAX_PENDING_CANDIDATES } from './ice-candidates.js';
-import { feedCandidate } from './peer-signals.js';
+import { feedCandidate, renegotiationOf, renegotiationSignal, safeSignal } from './peer-signals.js';
 
 /** The `callParticipants` event's payload: the devices in a group call right now. */
 export interface CallParticipantsEvent {
@@ -246,6 +246,13 @@ export class GroupCallBoard {
           effects.emit.push(() => this.emitState(live, 'peer-ringing'));
         }
         return effects;
+      case 'renegotiate': {
+        // the other side of a connection of ours asks for a new offer (it added a track)
+        const link = live.links.get(deviceKey(device));
+        const signal = renegotiationSignal(body);
+        if (isIn(live.state) && this.isSelf(body.target) && link?.initiator && signal) effects.emit.push(() => safeSignal(link.peer, signal));
+        return effects;
+      }
       case 'offer':
       case 'answer':
       case 'ice': {
@@ -456,11 +463,13 @@ export class GroupCallBoard {
     const current = (): boolean => live.links.get(key) === link;
     peer.on('signal', (data: SimplePeer.SignalData) => {
       if (!current()) return;
-      if (data.type === 'candidate' && 'candidate' in data && data.candidate) this.queueCandidate(live, link, encodeCandidate(data.candidate));
-      else if ((data.type === 'offer' || data.type === 'answer') && typeof data.sdp === 'string') {
-        // renegotiation requests (`renegotiate`, `transceiverRequest`) from a non-initiator are not carried
-        void this.sendToDevice(live, device, data.type, { sdp: data.sdp }).catch(() => undefined);
+      if (data.type === 'candidate' && 'candidate' in data && data.candidate) {
+        this.queueCandidate(live, link, encodeCandidate(data.candidate));
+        return;
       }
+      // offers and answers (the first, and renegotiations), and a non-offering side's request for one
+      const signal = renegotiationOf(data);
+      if (signal) void this.sendToDevice(live, device, signal.action, signal.extra).catch(() => undefined);
     });
     peer.on('connect', () => {
       if (!current()) return;
@@ -532,7 +541,7 @@ export class GroupCallBoard {
   }
 
   /** A durable pairwise `offer` / `answer` to one device (through its account's sessions). */
-  private async sendToDevice(live: LiveGroupCall, device: DeviceAddress, action: 'offer' | 'answer', extra: Partial<CallBody>): Promise<void> {
+  private async sendToDevice(live: LiveGroupCall, device: DeviceAddress, action: 'offer' | 'answer' | 'renegotiate', extra: Partial<CallBody>): Promise<void> {
     if (!isIn(live.state)) return;
     const conversation = await this.ctx.storage.getConversation(live.state.conversationId);
     if (!conversation) return;
@@ -618,13 +627,6 @@ function sameRoster(a: readonly GroupCallDevice[], b: readonly GroupCallDevice[]
   return a.length === b.length && a.every((d, i) => deviceKey(d) === deviceKey(b[i]!));
 }
 
-function safeSignal(peer: SimplePeer.Instance, data: SimplePeer.SignalData): void {
-  try {
-    peer.signal(data);
-  } catch {
-    // a destroyed peer: the link's connect timeout or close handler cleans up
-  }
-}
 
 /** The session's ICE username fragment (`a=ice-ufrag:`): it changes with every new peer connection. */
 function iceUfrag(sdp: string): string | undefined {

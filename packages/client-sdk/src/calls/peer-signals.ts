@@ -1,3 +1,4 @@
+import type { CallBody } from '@sotto/protocol';
 import type SimplePeer from 'simple-peer';
 import { decodeCandidate } from './ice-candidates.js';
 
@@ -35,4 +36,33 @@ export function firstDescription(peer: SimplePeer.Instance, type: 'offer' | 'ans
     peer.on('error', onError);
     peer.on('close', onClose);
   });
+}
+
+/** Hands `data` to `peer`; a destroyed peer ignores it (its connect timeout or close handler cleans up). */
+export function safeSignal(peer: SimplePeer.Instance, data: SimplePeer.SignalData): void {
+  try {
+    peer.signal(data);
+  } catch {
+    // a destroyed peer: nothing to do
+  }
+}
+
+/**
+ * The `call` action that carries a signal simple-peer emits on a connection already made: a new
+ * offer or answer (a track added), or the non-offering side asking for one (`renegotiate`, and
+ * `transceiverRequest` to add a transceiver first). Undefined for candidates and anything else.
+ */
+export function renegotiationOf(data: SimplePeer.SignalData): { action: 'offer' | 'answer' | 'renegotiate'; extra: Partial<CallBody> } | undefined {
+  if ((data.type === 'offer' || data.type === 'answer') && typeof data.sdp === 'string') return { action: data.type, extra: { sdp: data.sdp } };
+  if (data.type === 'renegotiate') return { action: 'renegotiate', extra: {} };
+  const kind = data.type === 'transceiverRequest' ? data.transceiverRequest?.kind : undefined;
+  if (kind === 'audio' || kind === 'video') return { action: 'renegotiate', extra: { transceiver: kind } };
+  return undefined;
+}
+
+/** The signal a received renegotiation `call` content stands for (see {@link renegotiationOf}). */
+export function renegotiationSignal(body: CallBody): SimplePeer.SignalData | undefined {
+  if ((body.action === 'offer' || body.action === 'answer') && body.sdp !== undefined) return { type: body.action, sdp: body.sdp };
+  if (body.action !== 'renegotiate') return undefined;
+  return body.transceiver ? { type: 'transceiverRequest', transceiverRequest: { kind: body.transceiver } } : { type: 'renegotiate', renegotiate: true };
 }

@@ -283,4 +283,41 @@ describe('voice and video calls over a real relay and real WebRTC', () => {
     }
     await winner.end();
   }, 60_000);
+
+  it('a call renegotiates its connection: a transceiver added on either side reaches the other, and data still flows', async () => {
+    const kim = await newClient(relay.url, 'kim', webrtc(8_000));
+    const leo = await newClient(relay.url, 'leo', webrtc(8_000));
+    extra.push(kim, leo);
+    const kimToLeo = await befriend(kim, leo);
+    await befriend(leo, kim);
+    const ring = leo.events.waitFor('incomingCall', (e) => e.from === 'kim', 10_000);
+    const call = await kim.startCall(kimToLeo, 'voice');
+    sessions.push(call);
+    const answered = await leo.acceptCall((await ring)[0].callId);
+    sessions.push(answered);
+    if (call.kind !== 'direct' || answered.kind !== 'direct') throw new Error('expected 1:1 sessions');
+    await Promise.all([connected(call), connected(answered)]);
+    const kinds = (peer: unknown) => (peer as { _pc: RTCPeerConnection })._pc.getTransceivers().map((t) => t.receiver.track.kind);
+    const negotiated = (peer: { once(event: 'negotiated', f: () => void): unknown }) => new Promise<void>((resolve) => peer.once('negotiated', resolve));
+
+    // the answering side asks for a video transceiver: the offering side adds it and offers again
+    let both = Promise.all([negotiated(call.peer), negotiated(answered.peer)]);
+    answered.peer.addTransceiver('video', { direction: 'recvonly' });
+    await both;
+    expect(kinds(call.peer)).toContain('video');
+    expect(kinds(answered.peer)).toContain('video');
+
+    // the offering side adds an audio one itself
+    const audioBefore = kinds(answered.peer).filter((k) => k === 'audio').length;
+    both = Promise.all([negotiated(call.peer), negotiated(answered.peer)]);
+    call.peer.addTransceiver('audio', { direction: 'sendrecv' });
+    await both;
+    expect(kinds(answered.peer).filter((k) => k === 'audio').length).toBe(audioBefore + 1);
+
+    const got = answered.events.waitFor('data', () => true, 10_000);
+    call.send('after renegotiating');
+    expect(new TextDecoder().decode((await got)[0])).toBe('after renegotiating');
+    expect(call.state).toBe('ongoing');
+    await call.end();
+  }, 60_000);
 });

@@ -228,7 +228,7 @@ describe('group calls: a full mesh over a real relay and real WebRTC', () => {
     expect(log.status).toBe('ended');
   }, 60_000);
 
-  it('two members who start a call at once get one: the greater id rings everywhere, the other ends', async () => {
+  it('two members who start a call at once get one: the greater id rings everywhere, the other ends; a pair renegotiates', async () => {
     const [gwen, hugo, iris] = await Promise.all(['gwen', 'hugo', 'iris'].map((u) => newClient(relay.url, u, webrtc))) as [SottoClient, SottoClient, SottoClient];
     extra.push(gwen, hugo, iris);
     const trio = await gwen.createGroup({ name: 'At once', members: ['hugo', 'iris'] });
@@ -255,6 +255,16 @@ describe('group calls: a full mesh over a real relay and real WebRTC', () => {
     await connectedTo(winner, loserClient);
     await connectedTo(irisIn, loserClient);
     await exchange(irisIn, iris, otherIn, loserClient);
+    // a pair's connection renegotiates: the winner (the side that did not offer to iris, who joined
+    // later) asks for a video transceiver, and iris offers again
+    const linkOf = (session: GroupCallSession, peer: SottoClient) => session.peers.find((l) => l.accountId === peer.accountId)!.peer;
+    const kinds = (peer: unknown) => (peer as { _pc: RTCPeerConnection })._pc.getTransceivers().map((t) => t.receiver.track.kind);
+    const negotiated = (peer: { once(event: 'negotiated', f: () => void): unknown }) => new Promise<void>((resolve) => peer.once('negotiated', resolve));
+    const both = Promise.all([negotiated(linkOf(winner, iris)), negotiated(linkOf(irisIn, winnerClient))]);
+    linkOf(winner, iris).addTransceiver('video', { direction: 'recvonly' });
+    await both;
+    expect(kinds(linkOf(irisIn, winnerClient))).toContain('video');
+    await exchange(winner, winnerClient, irisIn, iris);
     for (const c of [gwen, hugo, iris]) {
       const loserLog = (await c.callLogs({ conversationId: trio })).find((l) => l.callId === loser.callId);
       expect(loserLog?.status === 'ongoing').toBe(false);

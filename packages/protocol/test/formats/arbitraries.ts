@@ -182,23 +182,25 @@ export const bodies: { [T in ContentType]: fc.Arbitrary<ContentBodies[T]> } = {
     .record(
       {
         callId: ascii(1, 64),
-        action: fc.constantFrom('offer', 'answer', 'ice', 'ringing', 'accept', 'decline', 'busy', 'hangup', 'start', 'join', 'leave') as fc.Arbitrary<ContentBodies['call']['action']>,
+        action: fc.constantFrom('offer', 'answer', 'ice', 'ringing', 'accept', 'decline', 'busy', 'hangup', 'start', 'join', 'leave', 'renegotiate') as fc.Arbitrary<ContentBodies['call']['action']>,
         media: fc.constantFrom('voice' as const, 'video' as const),
         sdp: text(4096),
         candidates: fc.array(ascii(0, 200), { maxLength: 32 }),
         reason: ascii(0, 64),
         target: address,
+        transceiver: fc.constantFrom('audio' as const, 'video' as const),
       },
       { requiredKeys: ['callId', 'action', 'media'] },
     )
     .map((b) => {
       // only the combinations the codec accepts (see call.ts)
       const out = { ...b };
-      if (['start', 'join', 'leave'].includes(out.action)) {
+      if (['start', 'join', 'leave', 'renegotiate'].includes(out.action)) {
         delete out.sdp;
         delete out.candidates;
       }
-      if (!['offer', 'answer', 'ice', 'ringing'].includes(out.action)) delete out.target;
+      if (out.action !== 'renegotiate') delete out.transceiver;
+      if (!['offer', 'answer', 'ice', 'ringing', 'renegotiate'].includes(out.action)) delete out.target;
       if (out.target && (out.action === 'offer' || out.action === 'answer') && out.sdp === undefined) out.sdp = 'v=0';
       if (out.target && out.action === 'ice' && !out.candidates?.length) out.candidates = ['candidate:1'];
       return out;

@@ -44,10 +44,24 @@ describe('call content: group-call fields', () => {
       { callId: 'g1', action: 'offer', media: 'voice', sdp: 'v=0', target: { accountId: 'Carol!', deviceId: 1 } },
       { callId: 'g1', action: 'offer', media: 'voice', sdp: 'v=0', target: 'carol' },
       { callId: 'g1', action: 'knock', media: 'voice' },
+      { callId: 'g1', action: 'renegotiate', media: 'voice', sdp: 'v=0' },
+      { callId: 'g1', action: 'offer', media: 'voice', sdp: 'v=0', transceiver: 'video' },
+      { callId: 'g1', action: 'renegotiate', media: 'voice', transceiver: 'screen' },
     ];
     for (const body of bad) {
       expectCode(() => decodeContent(rawCall(body)), 'INVALID_FIELD');
       expectCode(() => encodeContent(call(body as unknown as CallBody)), 'INVALID_FIELD');
+    }
+  });
+
+  it('a renegotiate request round-trips, to the one device or the call, with or without a transceiver kind', () => {
+    for (const body of [
+      { callId: 'c1', action: 'renegotiate', media: 'voice' },
+      { callId: 'c1', action: 'renegotiate', media: 'voice', transceiver: 'video' },
+      { callId: 'g1', action: 'renegotiate', media: 'video', target: { accountId: 'carol', deviceId: 3 }, transceiver: 'audio' },
+    ] as CallBody[]) {
+      const decoded = decodeContent(encodeContent(call(body)));
+      expect(decoded.type === 'call' && decoded.body).toEqual(body);
     }
   });
 });

@@ -7,10 +7,12 @@ import { type ContentTypeCodec, itemString } from './common.js';
  * What a `call` content asks for. 1:1 calls use `offer` … `hangup`. Group calls (content header
  * `conversation: { kind: 'group' }`) add `start` (the call is announced: members' devices ring),
  * `join` and `leave` (a device enters or leaves the call), and use `offer` / `answer` / `ice`
- * with a `target` device for the pairwise WebRTC connections of the mesh.
+ * with a `target` device for the pairwise WebRTC connections of the mesh. On a connection already
+ * made, `offer` / `answer` renegotiate it (a track added), and `renegotiate` asks the offering side
+ * for such a round (with `transceiver`: to add a transceiver of that kind first).
  */
-export type CallAction = 'offer' | 'answer' | 'ice' | 'ringing' | 'accept' | 'decline' | 'busy' | 'hangup' | 'start' | 'join' | 'leave';
-export const CALL_ACTIONS: readonly CallAction[] = ['offer', 'answer', 'ice', 'ringing', 'accept', 'decline', 'busy', 'hangup', 'start', 'join', 'leave'];
+export type CallAction = 'offer' | 'answer' | 'ice' | 'ringing' | 'accept' | 'decline' | 'busy' | 'hangup' | 'start' | 'join' | 'leave' | 'renegotiate';
+export const CALL_ACTIONS: readonly CallAction[] = ['offer', 'answer', 'ice', 'ringing', 'accept', 'decline', 'busy', 'hangup', 'start', 'join', 'leave', 'renegotiate'];
 export const MAX_CALL_ID_LENGTH = 64;
 /** Longest SDP; the whole Content must still fit 64 KiB. */
 export const MAX_SDP_LENGTH = 60 * 1024;
@@ -24,7 +26,7 @@ export const MAX_CALL_REASON_LENGTH = 64;
 export const MAX_GROUP_CALL_PARTICIPANTS = 8;
 
 /** Actions that may name a `target` device (the pairwise signals of a group call, and `ringing`). */
-const TARGETED: ReadonlySet<CallAction> = new Set(['offer', 'answer', 'ice', 'ringing']);
+const TARGETED: ReadonlySet<CallAction> = new Set(['offer', 'answer', 'ice', 'ringing', 'renegotiate']);
 /** Group membership actions: they carry no SDP, no candidates and no target. */
 const MEMBERSHIP: ReadonlySet<CallAction> = new Set(['start', 'join', 'leave']);
 
@@ -34,12 +36,13 @@ const MEMBERSHIP: ReadonlySet<CallAction> = new Set(['start', 'join', 'leave']);
  * ```text
  * body = { v: 1, callId: text (1..64), action: CallAction, media: 'voice'|'video',
  *          sdp?: text (<= 61440), candidates?: [text (<= 1024)] (<= 32), reason?: text (<= 64),
- *          target?: { accountId: text, deviceId: uint (1..2^31-1) } }
+ *          target?: { accountId: text, deviceId: uint (1..2^31-1) }, transceiver?: 'audio'|'video' }
  * ```
  *
- * Rules checked on decode: `target` only with offer/answer/ice/ringing; an `offer` or `answer`
- * with a `target` carries `sdp`, an `ice` with a `target` carries `candidates`; `start`, `join`
- * and `leave` carry none of `sdp`, `candidates`, `target`. Fields added after the first release
+ * Rules checked on decode: `target` only with offer/answer/ice/ringing/renegotiate; an `offer` or
+ * `answer` with a `target` carries `sdp`, an `ice` with a `target` carries `candidates`; `start`,
+ * `join`, `leave` and `renegotiate` carry no `sdp` or `candidates`, and the first three no
+ * `target`; `transceiver` only with `renegotiate`. Fields added after the first release
  * (`target`, actions start/join/leave) are optional, so 1:1 signalling is byte-identical.
  */
 export interface CallBody {
@@ -51,11 +54,14 @@ export interface CallBody {
   reason?: string;
   /** Group calls: the one device a pairwise signal is for (other devices ignore it). */
   target?: DeviceAddress;
+  /** `renegotiate`: add a transceiver of this kind before the new offer. */
+  transceiver?: 'audio' | 'video';
 }
 
 function checkCallBody(b: CallBody, fail: (field: string, what: string) => never): CallBody {
   if (b.target !== undefined && !TARGETED.has(b.action)) fail('target', `is not allowed with action ${b.action}`);
-  if (MEMBERSHIP.has(b.action) && (b.sdp !== undefined || b.candidates !== undefined)) fail('action', `${b.action} carries no sdp or candidates`);
+  if ((MEMBERSHIP.has(b.action) || b.action === 'renegotiate') && (b.sdp !== undefined || b.candidates !== undefined)) fail('action', `${b.action} carries no sdp or candidates`);
+  if (b.transceiver !== undefined && b.action !== 'renegotiate') fail('transceiver', `is not allowed with action ${b.action}`);
   if (b.target !== undefined && (b.action === 'offer' || b.action === 'answer') && b.sdp === undefined) fail('sdp', 'is required for a targeted offer or answer');
   if (b.target !== undefined && b.action === 'ice' && (b.candidates === undefined || b.candidates.length === 0)) fail('candidates', 'are required for a targeted ice');
   return b;
@@ -74,6 +80,7 @@ function readCallBody(r: FieldReader): CallBody {
     candidates: r.optArray('candidates', MAX_ICE_CANDIDATES, itemString(0, MAX_ICE_CANDIDATE_LENGTH)),
     reason: r.optString('reason', { maxLength: MAX_CALL_REASON_LENGTH }),
     target: r.optNested('target', readDeviceAddress),
+    transceiver: r.optLiteral('transceiver', ['audio', 'video'] as const),
   });
   return checkCallBody(body, invalid);
 }
@@ -90,6 +97,7 @@ export const callContent: ContentTypeCodec<CallBody> = {
       candidates: b.candidates,
       reason: b.reason,
       target: b.target && deviceAddressToWire(b.target),
+      transceiver: b.transceiver,
     });
   },
   decode: readCallBody,

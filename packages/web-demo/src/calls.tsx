@@ -13,6 +13,8 @@ interface ActiveCall {
   local: MediaStream;
   remotes: Map<string, MediaStream>;
   state: string;
+  /** A voice call whose camera was turned on since. */
+  camera?: boolean;
 }
 
 export interface Calls {
@@ -22,6 +24,8 @@ export interface Calls {
   accept(): Promise<void>;
   decline(): Promise<void>;
   end(): Promise<void>;
+  /** Turns the camera on in a voice call: the video track is added to every connection (renegotiated). */
+  cameraOn(): Promise<void>;
 }
 
 function localMedia(media: 'voice' | 'video'): Promise<MediaStream> {
@@ -100,6 +104,20 @@ export function useCalls(client: SottoClient, onError: (message: string) => void
       hangUp();
       if (call) await client.endCall(call.session.callId).catch(fail);
     },
+    async cameraOn() {
+      const call = activeRef.current;
+      if (!call || call.media === 'video' || call.camera) return;
+      try {
+        const [track] = (await navigator.mediaDevices.getUserMedia({ video: true })).getVideoTracks();
+        if (!track) return;
+        call.local.addTrack(track);
+        const peers = call.session.kind === 'direct' ? [call.session.peer] : call.session.peers.map((l) => l.peer);
+        for (const peer of peers) peer.addTrack(track, call.local);
+        setActive((now) => (now && now.session === call.session ? { ...now, camera: true } : now));
+      } catch (err) {
+        fail(err);
+      }
+    },
   };
 }
 
@@ -130,11 +148,12 @@ export function CallPanel({ calls }: { calls: Calls }) {
     <div class="call" data-testid="active-call">
       <p data-testid="call-state">{active.state}</p>
       <div class="videos">
-        {active.media === 'video' && <Video stream={active.local} muted testId="local-video" />}
+        {(active.media === 'video' || active.camera) && <Video stream={active.local} muted testId="local-video" />}
         {[...active.remotes].map(([key, stream]) => (
           <Video key={key} stream={stream} muted={false} testId="remote-video" />
         ))}
       </div>
+      {active.media === 'voice' && !active.camera && <button onClick={() => void calls.cameraOn()}>Turn camera on</button>}
       <button onClick={() => void calls.end()}>End call</button>
     </div>
   );

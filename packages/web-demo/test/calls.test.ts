@@ -41,6 +41,33 @@ describe('calls in the web app', () => {
     }
   });
 
+  it('erin voice-calls frank, and each turns the camera on during the call: the other sees the frames', async () => {
+    const erin = await person('erin');
+    const frank = await person('frank');
+    await firstContact(erin, 'erin', frank, 'frank', 'voice first');
+
+    await erin.getByTitle('Voice call').click();
+    await frank.getByTestId('incoming-call').filter({ hasText: 'erin is calling (voice)' }).waitFor();
+    await frank.getByTestId('incoming-call').getByRole('button', { name: 'Accept' }).click();
+    for (const page of [erin, frank]) await expect.poll(() => page.getByTestId('call-state').textContent(), { timeout: 20_000 }).toBe('connected');
+    const remote = frank.getByTestId('remote-video');
+    await remote.waitFor({ state: 'attached' });
+    expect(await remote.evaluate((v: HTMLVideoElement) => v.videoWidth)).toBe(0);
+
+    // the video track goes on the connection made (a renegotiation signalled end to end)
+    await erin.getByRole('button', { name: 'Turn camera on' }).click();
+    await erin.getByTestId('local-video').waitFor();
+    await expect.poll(() => remote.evaluate((v: HTMLVideoElement) => v.videoWidth), { timeout: 20_000 }).toBeGreaterThan(0);
+    expect(await frank.getByTestId('call-state').textContent()).toBe('connected');
+    // and frank, the answering side (his browser asks hers for a new offer)
+    const erinsRemote = erin.getByTestId('remote-video');
+    expect(await erinsRemote.evaluate((v: HTMLVideoElement) => v.videoWidth)).toBe(0);
+    await frank.getByRole('button', { name: 'Turn camera on' }).click();
+    await expect.poll(() => erinsRemote.evaluate((v: HTMLVideoElement) => v.videoWidth), { timeout: 20_000 }).toBeGreaterThan(0);
+    await erin.getByRole('button', { name: 'End call' }).click();
+    await frank.getByTestId('active-call').waitFor({ state: 'detached', timeout: 15_000 });
+  });
+
   it('carol records a voice message; dave plays it', async () => {
     const carol = await person('carol');
     const dave = await person('dave');

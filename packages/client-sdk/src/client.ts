@@ -29,7 +29,7 @@ import { deliverKeyOffer } from './groups/key-offers.js';
 import { Receiver } from './messaging/receiver.js';
 import { closeConversation, setDisappearingTimer, setNotifications, setVanishMode, sweepExpired, TypingIndicator } from './features/conversation-settings.js';
 import { acknowledgeIdentityChange } from './features/identity.js';
-import { decideRequest, listRequests, report, setBlocked, setRestricted, type ReportReason } from './features/privacy.js';
+import { decideRequest, listRequests, report, reportMessage, setBlocked, setRestricted, type ReportReason } from './features/privacy.js';
 import { asInvalidArgument, downloadAvatar, downloadMessageAttachment, renewGroupAvatars, uploadAvatar, uploadMedia, type DownloadOptions, type MediaInput } from './features/media.js';
 import { Sender } from './messaging/sender.js';
 import { CallSwitchboard } from './calls/call-switchboard.js';
@@ -779,6 +779,16 @@ export class SottoClient {
   async report(conversationId: string, reason: ReportReason, messageIds: string[] = []): Promise<number> {
     this.assertOpen();
     return report(this.ctx, conversationId, reason, messageIds);
+  }
+
+  /**
+   * Reports the sender of a message we received (direct chat or group) to the relay's operator,
+   * with that one message, decrypted here, as the evidence. Resolves with the report's id.
+   * NOT_ALLOWED for our own or an unsent message.
+   */
+  async reportMessage(messageId: string, reason: ReportReason): Promise<number> {
+    this.assertOpen();
+    return reportMessage(this.ctx, messageId, reason);
   }
 
   // ── conversation settings (features/conversation-settings.ts) ───────────────

@@ -7,7 +7,7 @@ import { Checkbox } from './controls.js';
 import { GroupSettings } from './group-settings.js';
 import { MessageRow } from './message-row.js';
 import { Avatar, useProfile } from './profiles.js';
-import { describeError, TIMERS, titleOf } from './shared.js';
+import { describeError, REPORT_REASONS, TIMERS, titleOf } from './shared.js';
 
 export function ChatRoom({ client, conversationId, version, calls, onClosed, onError }: { client: SottoClient; conversationId: string; version: number; calls: Calls; onClosed: () => void; onError: (e: string) => void }) {
   const [conversation, setConversation] = useState<ConversationRecord | undefined>();
@@ -173,7 +173,6 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onE
 
 /** How many of the other person's latest messages a report offers as evidence. */
 const EVIDENCE_MESSAGES = 5;
-const REPORT_REASONS: [ReportReason, string][] = [['spam', 'Spam'], ['harassment', 'Harassment'], ['inappropriate', 'Inappropriate content'], ['other', 'Something else']];
 
 /**
  * A report goes to the relay's operator, who cannot read the chat: the user picks the reason and

@@ -1,8 +1,8 @@
 /** One message of a thread, with its media, cards, reactions, ticks and actions. */
-import type { MessageView, SottoClient } from '@sotto/client-sdk';
+import type { MessageView, ReportReason, SottoClient } from '@sotto/client-sdk';
 import { useState } from 'preact/hooks';
 import { SenderName } from './profiles.js';
-import { EDIT_WINDOW_MS, REACTIONS, seenByOf, statusDetailOf, statusOf } from './shared.js';
+import { EDIT_WINDOW_MS, REACTIONS, REPORT_REASONS, seenByOf, statusDetailOf, statusOf } from './shared.js';
 
 export function MessageRow({ client, m, isGroup, version, replied, onReply, run }: { client: SottoClient; m: MessageView; isGroup: boolean; version: number; replied: MessageView | undefined; onReply: () => void; run: (a: () => Promise<unknown>) => void }) {
   const [image, setImage] = useState<string | undefined>();
@@ -10,6 +10,9 @@ export function MessageRow({ client, m, isGroup, version, replied, onReply, run 
   const [editing, setEditing] = useState<string | undefined>();
   const [forwarding, setForwarding] = useState(false);
   const [forwardTo, setForwardTo] = useState('');
+  const [reporting, setReporting] = useState(false);
+  const [reported, setReported] = useState(false);
+  const [reason, setReason] = useState<ReportReason>('spam');
   const counts = new Map<string, number>();
   for (const r of Object.values(m.reactions)) counts.set(r.emoji, (counts.get(r.emoji) ?? 0) + 1);
   const media = m.content?.type === 'media' ? m.content : undefined;
@@ -65,6 +68,8 @@ export function MessageRow({ client, m, isGroup, version, replied, onReply, run 
           ))}
           <button onClick={onReply}>Reply</button>
           <button onClick={() => setForwarding(true)}>Forward</button>
+          {m.text !== undefined && <button onClick={() => run(() => navigator.clipboard.writeText(m.text ?? ''))}>Copy</button>}
+          {!m.outgoing && <button onClick={() => setReporting((r) => !r)}>Report message</button>}
           {m.outgoing && m.text !== undefined && Date.now() - m.sentAt < EDIT_WINDOW_MS && <button onClick={() => setEditing(m.text ?? '')}>Edit</button>}
           {m.outgoing && <button onClick={() => run(() => client.unsend(m.id, 'everyone'))}>Unsend</button>}
           <button title="Delete this message on your devices only" onClick={() => run(() => client.unsend(m.id, 'me'))}>Delete for me</button>
@@ -76,6 +81,16 @@ export function MessageRow({ client, m, isGroup, version, replied, onReply, run 
           <button type="submit">Save</button>
         </form>
       )}
+      {reporting && (
+        <form class="inline" data-testid="report-message" onSubmit={(e) => { e.preventDefault(); setReporting(false); run(async () => { await client.reportMessage(m.id, reason); setReported(true); }); }}>
+          <select name="report-reason" value={reason} onChange={(e) => setReason((e.target as HTMLSelectElement).value as ReportReason)}>
+            {REPORT_REASONS.map(([value, label]) => <option key={value} value={value}>{label}</option>)}
+          </select>
+          <span>This message goes to the relay's operator, who can read it (and nothing else).</span>
+          <button type="submit">Send report</button>
+        </form>
+      )}
+      {reported && <span class="notice" role="status">Reported</span>}
       {forwarding && (
         <form class="inline" onSubmit={(e) => { e.preventDefault(); const to = forwardTo.trim().toLowerCase(); setForwarding(false); if (to) run(async () => client.forward(m.id, await client.openConversation(to))); }}>
           <input name="forward-to" placeholder="Forward to (username)" value={forwardTo} onInput={(e) => setForwardTo((e.target as HTMLInputElement).value)} />

@@ -1,5 +1,5 @@
 /** What several pages share: error text, titles, ticks, the refresh hook, emoji and stickers. */
-import type { ConversationRecord, MessageView, SottoClient } from '@sotto/client-sdk';
+import type { ConversationRecord, MessageView, ReportReason, SottoClient } from '@sotto/client-sdk';
 import { useEffect, useState } from 'preact/hooks';
 
 export const EMOJI = ['❤️', '👍', '😂', '😮', '😢', '🔥', '👏', '🙏', '🎉', '😍', '🤔', '👋'];
@@ -20,6 +20,8 @@ export async function stickerPng(emoji: string): Promise<Uint8Array> {
   return new Uint8Array(await blob.arrayBuffer());
 }
 export const TIMERS: [string, number][] = [['Messages stay', 0], ['Disappear after 1 minute', 60_000], ['after 1 hour', 3_600_000], ['after 1 day', 86_400_000]];
+/** The reasons a report names, with their labels. */
+export const REPORT_REASONS: [ReportReason, string][] = [['spam', 'Spam'], ['harassment', 'Harassment'], ['inappropriate', 'Inappropriate content'], ['other', 'Something else']];
 /** The SDK accepts edits for 15 minutes after sending. */
 export const EDIT_WINDOW_MS = 15 * 60_000;
 

@@ -24,7 +24,7 @@ describe('the web app in Chromium', () => {
 
   it('two people chat: request, accept, messages, ticks, reactions, typing, reply, unsend, a group', async () => {
     const alice = await person('alice');
-    const bob = await person('bob');
+    const bob = await app.person('bob', (context) => context.grantPermissions(['clipboard-read', 'clipboard-write']));
 
     // alice starts a conversation with bob
     await alice.getByRole('button', { name: 'New message' }).click();
@@ -153,9 +153,11 @@ describe('the web app in Chromium', () => {
     await thread(bob).getByText('Message unsent').waitFor();
     expect(await thread(bob).getByText('hi bob 👋').count()).toBe(0);
 
-    // bob deletes alice's 🎉 for himself: gone from his page, still on hers
+    // bob copies alice's 🎉, then deletes it for himself: gone from his page, still on hers
     const party = thread(bob).getByTestId('message').filter({ has: bob.getByTestId('text').filter({ hasText: /^🎉$/ }) });
     await party.hover();
+    await party.getByRole('button', { name: 'Copy' }).click();
+    await expect.poll(() => bob.evaluate(() => navigator.clipboard.readText())).toBe('🎉');
     await party.getByRole('button', { name: 'Delete for me' }).click();
     await expect.poll(() => thread(bob).getByTestId('text').filter({ hasText: /^🎉$/ }).count(), { timeout: 15_000 }).toBe(0);
     expect(await thread(alice).getByTestId('text').filter({ hasText: /^🎉$/ }).count()).toBe(1);

@@ -165,7 +165,7 @@ describe('privacy controls in the web app', () => {
     await pia.getByRole('button', { name: 'Unrestrict' }).click();
     await pia.getByTestId('notifications').waitFor(); // back in the inbox: the chat's header controls return
     await expect.poll(() => statusOf(quinn, 'answer me').textContent(), { timeout: 15_000 }).toBe('Seen');
-    await pia.getByRole('button', { name: 'Report' }).click();
+    await pia.getByRole('button', { name: 'Report', exact: true }).click();
     const form = pia.getByTestId('report-form');
     await form.getByText('Include their last 3 messages').waitFor();
     await form.locator('select[name=report-reason]').selectOption('harassment');
@@ -180,12 +180,29 @@ describe('privacy controls in the web app', () => {
     expect(evidence.messages.map((m) => [m.from, m.text])).toEqual([['quinn', 'hello pia'], ['quinn', 'why so quiet?'], ['quinn', 'answer me']]);
 
     // a report without evidence reveals no message at all
-    await pia.getByRole('button', { name: 'Report' }).click();
+    await pia.getByRole('button', { name: 'Report', exact: true }).click();
     await form.locator('input[name=report-evidence]').uncheck();
     await form.getByRole('button', { name: 'Send report' }).click();
     await expect.poll(async () => {
       const all = (await (await fetch(`${app.relay.url}/admin/v1/reports`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as { reports: { reporter: string; evidence: string | null }[] };
       return all.reports.filter((r) => r.reporter === 'pia').map((r) => r.evidence === null);
     }).toEqual([false, true]);
+
+    // one message reported from its own menu: only it goes, and quinn is named
+    const why = thread(pia).getByTestId('message').filter({ hasText: 'why so quiet?' });
+    await why.hover();
+    await why.getByRole('button', { name: 'Report message' }).click();
+    const single = why.getByTestId('report-message');
+    await single.locator('select[name=report-reason]').selectOption('inappropriate');
+    await single.getByRole('button', { name: 'Send report' }).click();
+    await why.getByRole('status').filter({ hasText: 'Reported' }).waitFor();
+    type Report = { reporter: string; reported: string; reason: string; evidence: string | null };
+    const singleReport = async () => ((await (await fetch(`${app.relay.url}/admin/v1/reports`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as { reports: Report[] })
+      .reports.find((r) => r.reporter === 'pia' && r.reason === 'inappropriate');
+    await expect.poll(singleReport).toBeDefined();
+    const third = (await singleReport())!;
+    expect(third.reported).toBe('quinn');
+    const only = decodeCbor(Buffer.from(third.evidence!, 'base64url')) as { messages: { from: string; text: string }[] };
+    expect(only.messages.map((m) => [m.from, m.text])).toEqual([['quinn', 'why so quiet?']]);
   });
 });

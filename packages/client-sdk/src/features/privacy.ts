@@ -9,7 +9,7 @@ import { SottoError } from '../errors.js';
 import { StorageBatch } from '../storage/batch.js';
 import { toBase64Url as toB64 } from '../relay/base64url.js';
 import type { ConversationPatch } from '../storage/batch.js';
-import { directConversationId, type ConversationRecord } from '../storage/types.js';
+import { directConversationId, type ConversationRecord, type MessageRecord } from '../storage/types.js';
 import { newDirectConversation } from '../threads/conversations.js';
 import { blockedChanges, relationshipChange, restrictedChanges } from './relationships.js';
 
@@ -120,13 +120,30 @@ export async function setRestricted(ctx: ClientContext, accountId: string, restr
  */
 export async function report(ctx: ClientContext, conversationId: string, reason: ReportReason, messageIds: string[] = []): Promise<number> {
   const conversation = await requireDirect(ctx, conversationId);
-  const evidence = [];
+  const evidence: MessageRecord[] = [];
   for (const id of messageIds) {
     const m = await ctx.storage.getMessage(id);
     if (!m || m.conversationId !== conversationId) throw new SottoError('NOT_FOUND', 'evidence message not in this conversation', { field: 'messageIds' });
-    evidence.push({ id: m.id, from: m.senderAccountId, sentAt: m.sentAt, type: m.type, text: m.text ?? '' });
+    evidence.push(m);
   }
-  const body = { accountId: conversation.peerAccountId!, reason, ...(evidence.length ? { evidence: toB64(encodeCbor({ v: 1, messages: evidence })) } : {}) };
+  return sendReport(ctx, conversation.peerAccountId!, reason, evidence);
+}
+
+/**
+ * Reports the sender of one message we received, in a direct chat or a group, with that message
+ * (decrypted here) as the evidence.
+ */
+export async function reportMessage(ctx: ClientContext, messageId: string, reason: ReportReason): Promise<number> {
+  const m = await ctx.storage.getMessage(messageId);
+  if (!m) throw new SottoError('NOT_FOUND', 'no such message', { field: 'messageId' });
+  if (m.outgoing || m.senderAccountId === ctx.account.accountId) throw new SottoError('NOT_ALLOWED', 'only messages from others can be reported', { field: 'messageId' });
+  if (m.deletedAt !== undefined) throw new SottoError('NOT_ALLOWED', 'the message was unsent', { field: 'messageId' });
+  return sendReport(ctx, m.senderAccountId, reason, [m]);
+}
+
+async function sendReport(ctx: ClientContext, accountId: string, reason: ReportReason, messages: MessageRecord[]): Promise<number> {
+  const evidence = messages.map((m) => ({ id: m.id, from: m.senderAccountId, sentAt: m.sentAt, type: m.type, text: m.text ?? '' }));
+  const body = { accountId, reason, ...(evidence.length ? { evidence: toB64(encodeCbor({ v: 1, messages: evidence })) } : {}) };
   const res = await ctx.relay.report(body);
   return res.id;
 }

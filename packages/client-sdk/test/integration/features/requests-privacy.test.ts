@@ -168,4 +168,22 @@ describe('message requests and privacy', () => {
     expect(JSON.stringify(evidence)).not.toContain(spam2.text!);
     await expect(bob.report('d:dave', 'spam', [spam1.msg.id, 'not-in-this-chat'])).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
+
+  it('report one message: its sender, in a group too, with only that message as evidence', async () => {
+    const [alice, carol] = [others['alice']!, others['carol']!];
+    const group = await alice.createGroup({ name: 'Reports', members: ['bob', 'carol'] });
+    await eventually(async () => (await bob.conversation(group)) !== undefined && (await carol.conversation(group)) !== undefined, 10_000, 'members have the group');
+    await bob.acceptRequest(group).catch(() => undefined);
+    const got = bob.events.waitFor('message', (m) => m.text === 'carol says something awful');
+    await carol.sendText(group, 'carol says something awful');
+    const [awful] = await got;
+    const id = await bob.reportMessage(awful.id, 'harassment');
+    const row = relay.relay.ctx.reports.list().find((r) => r.id === id)!;
+    expect(row).toMatchObject({ reporterId: 'bob', reportedId: 'carol', reason: 'harassment' });
+    expect(decodeCbor(new Uint8Array(row.evidence!))).toMatchObject({ v: 1, messages: [{ id: awful.id, from: 'carol', text: 'carol says something awful' }] });
+    // not our own, nor one that does not exist
+    const mine = await bob.sendText(group, 'mine');
+    await expect(bob.reportMessage(mine.id, 'spam')).rejects.toMatchObject({ code: 'NOT_ALLOWED' });
+    await expect(bob.reportMessage('x'.repeat(22), 'spam')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
 });

@@ -129,7 +129,7 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onE
         />
       )}
       {reported && <p class="notice" role="status" onClick={() => setReported(false)}>Reported to the relay's operator.</p>}
-      {conversation.vanishMode && <p class="vanish">Vanish mode: seen messages disappear when you leave the chat.</p>}
+      {conversation.vanishMode && <p class="vanish">Vanish mode: seen messages disappear when you leave the chat; it turns off once you have both left.</p>}
       {conversation.isRequest && (
         <div class="request" data-testid="request-actions">
           {conversation.restricted && peer ? (

@@ -28,7 +28,7 @@ async function emitUpdated(ctx: ClientContext, id: string): Promise<void> {
 export async function setVanishMode(ctx: ClientContext, conversationId: string, enabled: boolean): Promise<void> {
   const conversation = await requireConversation(ctx, conversationId);
   const content = stampedAfter(controlContent(ctx, 'vanishMode', { enabled }), conversation.vanishModeAt);
-  const batch = new StorageBatch().patchConversation(conversationId, { vanishMode: enabled, vanishModeAt: content.sentAt, updatedAt: ctx.now() });
+  const batch = new StorageBatch().patchConversation(conversationId, { vanishMode: enabled, vanishModeAt: content.sentAt, vanishSelfLeft: null, vanishPeerLeft: null, updatedAt: ctx.now() });
   if (!enabled) await deleteSeenVanishMessages(ctx, conversationId, batch);
   await sendControl(ctx, conversation, content, batch);
   await emitUpdated(ctx, conversationId);
@@ -82,6 +82,17 @@ export async function closeConversation(ctx: ClientContext, conversationId: stri
   const batch = new StorageBatch();
   const n = await deleteSeenVanishMessages(ctx, conversationId, batch);
   if (n > 0) await ctx.storage.commit(batch);
+  // vanish mode goes off once both have left the chat: the second to leave turns it off, the
+  // first tells the other (once) that it left
+  const conversation = await ctx.storage.getConversation(conversationId);
+  if (conversation?.kind === 'direct' && conversation.vanishMode && !conversation.isRequest && !conversation.blocked) {
+    if (conversation.vanishPeerLeft) await setVanishMode(ctx, conversationId, false);
+    else if (!conversation.vanishSelfLeft) {
+      const left = new StorageBatch().patchConversation(conversationId, { vanishSelfLeft: true });
+      await sendControl(ctx, conversation, controlContent(ctx, 'vanishMode', { enabled: true, left: true }), left);
+      await emitUpdated(ctx, conversationId);
+    }
+  }
   return n;
 }
 

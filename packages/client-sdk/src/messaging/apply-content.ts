@@ -3,6 +3,7 @@ import { receiveCall } from '../calls/call-switchboard.js';
 import type { ClientContext } from '../context.js';
 import type { StorageBatch } from '../storage/batch.js';
 import { laterEdit, laterReaction, laterSetting } from '../storage/apply.js';
+import { setVanishMode } from '../features/conversation-settings.js';
 import { directConversationId, groupConversationId, type ConversationRecord, type MessageRecord } from '../storage/types.js';
 import { applyOwnDeviceContent } from '../devices/sync.js';
 import { applyGroupControl, mayPostInGroup } from '../groups/group-receive.js';
@@ -172,10 +173,13 @@ export async function applyContent(
     }
     case 'vanishMode': {
       if (group) return effects; // group settings travel as signed group changes
+      if (content.body.left) return leftVanishChat(ctx, batch, conversation, content.sentAt, transcript !== undefined, effects);
       // the latest change by its sender's time wins, from either side
       if (!laterSetting(content.sentAt, Number(content.body.enabled), conversation.vanishModeAt, Number(conversation.vanishMode))) return effects;
-      batch.patchConversation(conversationId, { vanishMode: content.body.enabled, vanishModeAt: content.sentAt, updatedAt: receivedAt });
+      batch.patchConversation(conversationId, { vanishMode: content.body.enabled, vanishModeAt: content.sentAt, vanishSelfLeft: null, vanishPeerLeft: null, updatedAt: receivedAt });
       const updated: ConversationRecord = { ...conversation, vanishMode: content.body.enabled, vanishModeAt: content.sentAt, updatedAt: receivedAt };
+      delete updated.vanishSelfLeft;
+      delete updated.vanishPeerLeft;
       effects.emit.push((x) => x.events.emit('conversationUpdated', updated));
       return effects;
     }
@@ -193,6 +197,21 @@ export async function applyContent(
     default:
       return effects;
   }
+}
+
+/**
+ * Someone left a chat in vanish mode (the other person, or we on another device, in a
+ * transcript): noted; once both have left since it was turned on, it goes off for both (the seed:
+ * "disabled when both users leave chat"). A notice from before the last change is stale.
+ */
+function leftVanishChat(ctx: ClientContext, batch: StorageBatch, conversation: ConversationRecord, sentAt: number, ours: boolean, effects: Effects): Effects {
+  if (!conversation.vanishMode || sentAt < (conversation.vanishModeAt ?? -Infinity)) return effects;
+  const patch = ours ? { vanishSelfLeft: true } : { vanishPeerLeft: true };
+  batch.patchConversation(conversation.id, patch);
+  const updated: ConversationRecord = { ...conversation, ...patch };
+  effects.emit.push((x) => x.events.emit('conversationUpdated', updated));
+  if (updated.vanishSelfLeft && updated.vanishPeerLeft) effects.after.push(() => setVanishMode(ctx, conversation.id, false).catch(() => undefined));
+  return effects;
 }
 
 function editedBody(target: MessageRecord, text: string, mentions: unknown): { body: Uint8Array } | undefined {

@@ -106,6 +106,8 @@ const CONVERSATION_OPTIONAL: OptionalChecks = [
   ['vanishModeAt', isTime],
   ['expireTimerAt', isTime],
   ['notificationsAt', isTime],
+  ['vanishSelfLeft', isBool],
+  ['vanishPeerLeft', isBool],
   ['identityChanged', isBool],
   ['messagePermissions', (v) => v === 'all' || v === 'admins_only'],
   ['groupState', isBytes],

@@ -53,6 +53,10 @@ export interface ConversationRecord {
   vanishModeAt?: number;
   /** The same for the disappearing-message timer. */
   expireTimerAt?: number;
+  /** Vanish mode is on and we left the chat since (on one of our devices); it goes off once both have. */
+  vanishSelfLeft?: boolean;
+  /** Vanish mode is on and the other person left the chat since. */
+  vanishPeerLeft?: boolean;
   /** The time (of the device that made it) of the notification change shown (`muted`, `notifications`), synced between our devices. */
   notificationsAt?: number;
   blocked: boolean;

@@ -171,7 +171,7 @@ export const bodies: { [T in ContentType]: fc.Arbitrary<ContentBodies[T]> } = {
     at: timestamp,
   }),
   typing: fc.record({ action: fc.constantFrom('started' as const, 'stopped' as const) }),
-  vanishMode: fc.record({ enabled: fc.boolean() }),
+  vanishMode: fc.oneof(fc.record({ enabled: fc.boolean() }), fc.constant({ enabled: true, left: true as const })),
   disappearingTimer: fc.record({ expireTimerMs: fc.integer({ min: 0, max: 365 * 86_400_000 }) }),
   groupUpdate: fc.record(
     { groupId, change: bytes(1, 2048), senderKeyDistribution: bytes(1, 1024) },

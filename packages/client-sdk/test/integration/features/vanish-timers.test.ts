@@ -77,6 +77,25 @@ describe('vanish mode and disappearing timers', () => {
     expect(sent.vanish).toBeUndefined();
   });
 
+  it('vanish mode turns off once both have left the chat: the first to leave tells the other, the second turns it off', async () => {
+    await alice.setVanishMode('d:bob', true);
+    await eventually(async () => (await bob.conversation('d:alice'))?.vanishMode === true, 10_000, 'on at bob');
+    await alice.closeConversation('d:bob');
+    await eventually(async () => (await bob.conversation('d:alice'))?.vanishPeerLeft === true, 10_000, 'bob knows alice left');
+    expect((await alice.conversation('d:bob'))?.vanishSelfLeft).toBe(true);
+    for (const [c, id] of [[alice, 'd:bob'], [bob, 'd:alice']] as const) expect((await c.conversation(id))?.vanishMode).toBe(true);
+
+    const offAtAlice = alice.events.waitFor('conversationUpdated', (c) => c.id === 'd:bob' && !c.vanishMode);
+    await bob.closeConversation('d:alice');
+    await offAtAlice;
+    for (const [c, id] of [[alice, 'd:bob'], [bob, 'd:alice']] as const) {
+      const conversation = await c.conversation(id);
+      expect(conversation?.vanishMode).toBe(false);
+      expect(conversation?.vanishSelfLeft).toBeUndefined();
+      expect(conversation?.vanishPeerLeft).toBeUndefined();
+    }
+  });
+
   it('a disappearing timer set by one side applies to both, and messages expire on both', async () => {
     const { sent: older } = await send(alice, bob, 'no timer on me');
     const updated = bob.events.waitFor('conversationUpdated', (c) => c.id === 'd:alice' && c.expireTimerMs === 60_000);

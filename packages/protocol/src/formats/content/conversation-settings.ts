@@ -1,3 +1,4 @@
+import { ProtocolError } from '../../errors.js';
 import { type ContentTypeCodec, MAX_EXPIRE_TIMER_MS } from './common.js';
 
 /**
@@ -13,14 +14,16 @@ export interface TypingBody {
 
 /**
  * `vanishMode` v1 — turn vanish mode on or off for the conversation (messages disappear once
- * seen and the chat is closed).
+ * seen and the chat is closed). With `left` (and `enabled` true): the sender left the chat while
+ * vanish mode was on; it goes off once both have left.
  *
  * ```text
- * body = { v: 1, enabled: bool }
+ * body = { v: 1, enabled: bool, left?: true }
  * ```
  */
 export interface VanishModeBody {
   enabled: boolean;
+  left?: true;
 }
 
 /**
@@ -41,11 +44,24 @@ export const typingContent: ContentTypeCodec<TypingBody> = {
   fallback: () => '',
 };
 
+function checkVanishMode(b: VanishModeBody): VanishModeBody {
+  if (b.left !== undefined && (b.left !== true || !b.enabled)) {
+    throw new ProtocolError('INVALID_FIELD', 'vanishMode.left is true, and only with enabled', { field: 'vanishMode.left' });
+  }
+  return b;
+}
+
 export const vanishModeContent: ContentTypeCodec<VanishModeBody> = {
   version: 1,
-  encode: (b) => ({ enabled: b.enabled }),
-  decode: (r) => ({ enabled: r.bool('enabled') }),
-  fallback: (b) => (b.enabled ? 'Turned on vanish mode' : 'Turned off vanish mode'),
+  encode: (b) => {
+    checkVanishMode(b);
+    return b.left ? { enabled: b.enabled, left: true } : { enabled: b.enabled };
+  },
+  decode: (r) => {
+    const left = r.optBool('left');
+    return checkVanishMode(left === undefined ? { enabled: r.bool('enabled') } : { enabled: r.bool('enabled'), left: left as true });
+  },
+  fallback: (b) => (b.left ? '' : b.enabled ? 'Turned on vanish mode' : 'Turned off vanish mode'),
 };
 
 /** Human text for a timer, in the largest whole unit. */

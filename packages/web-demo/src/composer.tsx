@@ -2,6 +2,7 @@
 import type { MessageView, SottoClient } from '@sotto/client-sdk';
 import { useRef, useState } from 'preact/hooks';
 import { EMOJI, STICKERS, STICKER_PX, stickerPng } from './shared.js';
+import { preparePhoto, prepareVideo } from './media-prep.js';
 
 export function Composer({ client, conversationId, replyTo, onSent, run }: { client: SottoClient; conversationId: string; replyTo: MessageView | undefined; onSent: () => void; run: (a: () => Promise<unknown>) => void }) {
   const [text, setText] = useState('');
@@ -80,10 +81,12 @@ export function Composer({ client, conversationId, replyTo, onSent, run }: { cli
     const f = file.current?.files?.[0];
     if (!f) return;
     run(async () => {
-      const data = new Uint8Array(await f.arrayBuffer());
-      // the kind follows the file: a GIF, a video, or a photo
+      // the kind follows the file: a GIF (sent as it is, frames and all), a video or a photo
+      // (a photo scaled down when large; both with an inline thumbnail: media-prep.ts)
       const kind = f.type === 'image/gif' ? 'gif' : f.type.startsWith('video/') ? 'video' : 'image';
-      await sendMedia({ kind, data, contentType: f.type || 'application/octet-stream', fileName: f.name });
+      setProgress('Preparing…');
+      const prepared = kind === 'image' ? await preparePhoto(f) : kind === 'video' ? await prepareVideo(f) : { data: new Uint8Array(await f.arrayBuffer()), contentType: f.type };
+      await sendMedia({ kind, ...prepared, contentType: prepared.contentType || 'application/octet-stream', fileName: f.name });
     });
     if (file.current) file.current.value = '';
   };

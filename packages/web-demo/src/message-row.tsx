@@ -1,6 +1,6 @@
 /** One message of a thread, with its media, cards, reactions, ticks and actions. */
 import type { MessageView, ReportReason, SottoClient } from '@sotto/client-sdk';
-import { useState } from 'preact/hooks';
+import { useEffect, useMemo, useState } from 'preact/hooks';
 import { SenderName } from './profiles.js';
 import { EDIT_WINDOW_MS, REACTIONS, REPORT_REASONS, seenByOf, statusDetailOf, statusOf } from './shared.js';
 
@@ -30,6 +30,10 @@ export function MessageRow({ client, m, isGroup, version, replied, onReply, run 
       }
     });
   const seconds = Math.max(1, Math.round((pointer?.durationMs ?? 0) / 1000));
+  /** The inline thumbnail the sender made (it came inside the message): shown until the full file is. */
+  const preview = useMemo(() => (pointer?.thumbnail ? URL.createObjectURL(new Blob([pointer.thumbnail as Uint8Array<ArrayBuffer>], { type: 'image/jpeg' })) : undefined), [pointer?.thumbnail]);
+  useEffect(() => () => { if (preview) URL.revokeObjectURL(preview); }, [preview]);
+  const thumb = preview && <img class="thumbnail" src={preview} alt="preview" data-testid="thumbnail" />;
   return (
     <li class={m.outgoing ? 'out' : 'in'} data-testid="message">
       {isGroup && !m.outgoing && <SenderName client={client} username={m.senderAccountId} version={version} />}
@@ -43,9 +47,9 @@ export function MessageRow({ client, m, isGroup, version, replied, onReply, run 
       ) : media?.body.kind === 'voice' ? (
         image ? <audio src={image} controls data-testid="voice" /> : <button onClick={showMedia}>🎤 Voice message ({seconds} s)</button>
       ) : media?.body.kind === 'video' ? (
-        image ? <video src={image} controls data-testid="video" /> : <button onClick={showMedia}>🎬 Play video</button>
+        image ? <video src={image} controls data-testid="video" /> : <span class="media-preview">{thumb}<button onClick={showMedia}>🎬 Play video</button></span>
       ) : media ? (
-        image ? <img src={image} alt={media.body.kind === 'image' ? 'photo' : media.body.kind} /> : <button onClick={showMedia}>{media.body.kind === 'gif' ? '🎞️ Show GIF' : media.body.kind === 'sticker' ? '🏷️ Show sticker' : '📷 Show photo'}</button>
+        image ? <img src={image} alt={media.body.kind === 'image' ? 'photo' : media.body.kind} /> : <span class="media-preview">{thumb}<button onClick={showMedia}>{media.body.kind === 'gif' ? '🎞️ Show GIF' : media.body.kind === 'sticker' ? '🏷️ Show sticker' : '📷 Show photo'}</button></span>
       ) : (
         <span class="text" data-testid="text">{m.text}</span>
       )}

@@ -78,6 +78,31 @@ describe('the web app in Chromium', () => {
     const shown = await img.evaluate(async (el: HTMLImageElement) => new Uint8Array(await (await fetch(el.src)).arrayBuffer()).length);
     expect(shown).toBe(png.length);
 
+    // a large photo is scaled down in alice's browser before it is encrypted, and brings a
+    // thumbnail inside the message: bob sees the preview before he downloads anything
+    const large = await alice.evaluate(async () => {
+      const canvas = document.createElement('canvas');
+      canvas.width = 2600;
+      canvas.height = 1300;
+      const g = canvas.getContext('2d')!;
+      const gradient = g.createLinearGradient(0, 0, 2600, 1300);
+      gradient.addColorStop(0, '#d62976');
+      gradient.addColorStop(1, '#4f5bd5');
+      g.fillStyle = gradient;
+      g.fillRect(0, 0, 2600, 1300);
+      const blob = await new Promise<Blob>((resolve) => canvas.toBlob((b) => resolve(b!), 'image/png'));
+      return Array.from(new Uint8Array(await blob.arrayBuffer()));
+    });
+    await alice.setInputFiles('form.composer input[type=file]', { name: 'large.png', mimeType: 'image/png', buffer: Buffer.from(large) });
+    const largeRow = thread(bob).getByTestId('message').last(); // the newest message, once the photo's arrived
+    await largeRow.getByTestId('thumbnail').waitFor();
+    expect(await largeRow.getByTestId('thumbnail').evaluate((el: HTMLImageElement) => el.naturalWidth)).toBeLessThanOrEqual(64);
+    await largeRow.getByRole('button', { name: '📷 Show photo' }).click();
+    const full = largeRow.locator('img[alt=photo]');
+    await full.waitFor();
+    await expect.poll(() => full.evaluate((el: HTMLImageElement) => [el.naturalWidth, el.naturalHeight])).toEqual([2048, 1024]);
+    expect(await largeRow.getByTestId('thumbnail').count()).toBe(0);
+
     // a video file goes as a video, and plays from the decrypted bytes
     const clip = Buffer.from('1a45dfa3a3428286810142f7810142f2810442f381084282847765626d42878102428581021853806701000000000000', 'hex');
     await alice.setInputFiles('form.composer input[type=file]', { name: 'clip.webm', mimeType: 'video/webm', buffer: clip });

@@ -842,6 +842,7 @@ export class SottoClient {
     const synced = enqueueSync(this.ctx, batch, { kind: 'settings', payload: { [key]: enabled } }, at);
     await this.ctx.storage.commit(batch);
     if (synced) void this.ctx.outbox.kick();
+    this.events.emit('settingsChanged', { [key]: enabled });
   }
 
   /** Deletes messages whose disappearing timer ran out (also runs on a timer while connected). */

@@ -47,6 +47,8 @@ export interface SottoEvents {
    * relay code `ACCOUNT_SUSPENDED`. `connect()` again once it is reinstated.
    */
   accountSuspended: [];
+  /** Read receipts or typing indicators were turned on or off, here or on another device of ours. */
+  settingsChanged: [{ readReceipts?: boolean; typingIndicators?: boolean }];
   /** A profile changed (a contact's, or ours from another device): opened after its key or a change arrived. */
   profileUpdated: [{ accountId: string; profile: ProfileView }];
   /** A group change was refused (bad signature, not an admin, …); the group is unchanged. */

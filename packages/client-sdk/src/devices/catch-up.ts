@@ -53,10 +53,12 @@ interface SavedWatch {
   conversations: string[];
   /** Messages deleted for this account (not unsent) since the cut. */
   deleted: string[];
+  /** An account setting changed since the cut. */
+  settings: boolean;
 }
 
 function encodeWatch(w: SavedWatch): Uint8Array {
-  return encodeCbor({ v: 1, deviceId: w.deviceId, deadline: w.deadline, ids: w.ids, conversations: w.conversations, deleted: w.deleted });
+  return encodeCbor({ v: 1, deviceId: w.deviceId, deadline: w.deadline, ids: w.ids, conversations: w.conversations, deleted: w.deleted, settings: w.settings });
 }
 
 function decodeWatch(bytes: Uint8Array): SavedWatch {
@@ -68,6 +70,7 @@ function decodeWatch(bytes: Uint8Array): SavedWatch {
     ids: r.array('ids', MAX_CATCH_UP_MESSAGES, items.string(256)),
     conversations: r.optArray('conversations', MAX_CATCH_UP_MESSAGES, items.string(256)) ?? [],
     deleted: r.optArray('deleted', MAX_CATCH_UP_MESSAGES, items.string(256)) ?? [],
+    settings: r.optBool('settings') ?? false,
   };
 }
 
@@ -91,6 +94,7 @@ export class LinkCatchUp {
   private readonly ids: Set<string>;
   private readonly conversations: Set<string>;
   private readonly deleted: Set<string>;
+  private settings: boolean;
   private readonly unsubscribe: () => void;
   private stopped = false;
   private wakeOnStop: (() => void) | undefined;
@@ -104,10 +108,11 @@ export class LinkCatchUp {
    * Starts noting messages and conversations: call before reading the link snapshot (`noted`:
    * what a resumed watch had noted).
    */
-  constructor(private readonly ctx: ClientContext, noted: Partial<Pick<SavedWatch, 'ids' | 'conversations' | 'deleted'>> = {}) {
+  constructor(private readonly ctx: ClientContext, noted: Partial<Pick<SavedWatch, 'ids' | 'conversations' | 'deleted' | 'settings'>> = {}) {
     this.ids = new Set(noted.ids);
     this.conversations = new Set(noted.conversations);
     this.deleted = new Set(noted.deleted);
+    this.settings = noted.settings ?? false;
     const note = (id: string) => {
       if (this.ids.size >= MAX_CATCH_UP_MESSAGES || this.ids.has(id)) return;
       this.ids.add(id);
@@ -136,6 +141,12 @@ export class LinkCatchUp {
         }
       }),
       ctx.events.on('conversationUpdated', (c) => noteConversation(c.id)),
+      // the catch-up always carries the account settings; a change is reason enough to send one
+      ctx.events.on('settingsChanged', () => {
+        if (this.settings) return;
+        this.settings = true;
+        this.saveSoon();
+      }),
       ctx.events.on('devicesChanged', () => this.wakeOnDevices?.()),
     ];
     this.unsubscribe = () => {
@@ -183,7 +194,7 @@ export class LinkCatchUp {
     if (this.stopped) return { skipped: 'stopped' };
     this.unsubscribe();
     const snapshot = await buildCatchUpSnapshot(ctx.storage, ctx.now(), this.ids, this.conversations, this.deleted);
-    if (snapshot.messages.length === 0 && snapshot.conversations.length === 0 && snapshot.deleted === undefined) return { skipped: 'nothing-new' };
+    if (snapshot.messages.length === 0 && snapshot.conversations.length === 0 && snapshot.deleted === undefined && !this.settings) return { skipped: 'nothing-new' };
     const pointer = await uploadSnapshot(ctx, snapshot);
     if (this.stopped) return { skipped: 'stopped' };
     const batch = new StorageBatch();
@@ -227,7 +238,7 @@ export class LinkCatchUp {
   private save(): Promise<void> {
     const watch = this.watch;
     if (watch === undefined) return this.saving;
-    const bytes = encodeWatch({ ...watch, ids: [...this.ids], conversations: [...this.conversations], deleted: [...this.deleted] });
+    const bytes = encodeWatch({ ...watch, ids: [...this.ids], conversations: [...this.conversations], deleted: [...this.deleted], settings: this.settings });
     this.saving = this.saving.then(() =>
       this.ctx.storage.commit(new StorageBatch().protocolRecord(CATCH_UP_KIND, String(watch.deviceId), bytes)).catch(() => undefined));
     return this.saving;
@@ -301,13 +312,14 @@ export async function applyHistorySync(ctx: ClientContext, pointer: AttachmentPo
   const result = await ctx.lock.run(async () => {
     const batch = new StorageBatch();
     const imported = await importSnapshot(ctx.storage, batch, snapshot, { takeLaterChanges: true });
-    if (imported.added.length > 0 || imported.touched.length > 0 || imported.changed.length > 0 || imported.deleted.length > 0) await ctx.storage.commit(batch);
+    if (imported.added.length > 0 || imported.touched.length > 0 || imported.changed.length > 0 || imported.deleted.length > 0 || Object.keys(imported.settings).length > 0) await ctx.storage.commit(batch);
     return imported;
   });
   for (const c of result.touched) ctx.events.emit('conversationUpdated', c);
   for (const m of result.added) ctx.events.emit('message', messageView(m));
   for (const { before, after } of result.changed) emitChange(ctx, before, after);
   for (const m of result.deleted) ctx.events.emit('messageDeleted', { messageId: m.id, conversationId: m.conversationId, forEveryone: false });
+  if (Object.keys(result.settings).length > 0) ctx.events.emit('settingsChanged', result.settings);
   // a block or restrict that differs: shown as the relay holds it (features/relationships.ts)
   for (const accountId of result.relationships) void matchRelayRelationship(ctx, accountId).catch(() => undefined);
   // actions that came before these messages (messaging/early-actions.ts)

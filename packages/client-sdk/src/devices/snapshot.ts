@@ -228,6 +228,8 @@ export interface SnapshotImport {
   relationships: string[];
   /** Messages held here that the snapshot's `deleted` names, now deleted (`takeLaterChanges`). */
   deleted: MessageRecord[];
+  /** Account settings the snapshot changed here (`takeLaterChanges`). */
+  settings: { readReceipts?: boolean; typingIndicators?: boolean };
 }
 
 /**
@@ -270,13 +272,17 @@ export async function importSnapshot(storage: Storage, batch: StorageBatch, snap
     const synced = (SYNCED_SETTINGS as readonly string[]).includes(key) || key === OWN_PROFILE_SETTING || key.startsWith(PEER_PROFILE_PREFIX);
     if (synced && (await storage.getSetting(key)) === undefined) batch.setSetting(key, value);
   }
+  const settings: SnapshotImport['settings'] = {};
   if (options.takeLaterChanges) {
     // a catch-up: account settings changed later than what is held here (features/account-settings.ts)
     for (const key of ACCOUNT_SETTINGS) {
       const value = snapshot.settings[key];
       const at = snapshot.settings[`${key}At`];
-      if (typeof value === 'boolean' && typeof at === 'number' && (await storage.getSetting(key)) !== undefined && (await laterAccountSetting(storage, key, at, value))) {
+      if (typeof value !== 'boolean') continue;
+      if ((await storage.getSetting(key)) === undefined) settings[key] = value; // new here: set just above
+      else if (typeof at === 'number' && (await laterAccountSetting(storage, key, at, value))) {
         setAccountSetting(batch, key, value, at);
+        settings[key] = value;
       }
     }
   }
@@ -370,7 +376,7 @@ export async function importSnapshot(storage: Storage, batch: StorageBatch, snap
       }
     }
   }
-  return { conversations, messages: added.length, added, touched, changed, relationships, deleted };
+  return { conversations, messages: added.length, added, touched, changed, relationships, deleted, settings };
 }
 
 /**

@@ -160,7 +160,9 @@ export async function applyOwnDeviceContent(
       // the latest change by its device's time wins (features/account-settings.ts)
       for (const key of ACCOUNT_SETTINGS) {
         const value = body.payload[key];
-        if (value !== undefined && (await laterAccountSetting(ctx.storage, key, content.sentAt, value))) setAccountSetting(batch, key, value, content.sentAt);
+        if (value === undefined || !(await laterAccountSetting(ctx.storage, key, content.sentAt, value))) continue;
+        setAccountSetting(batch, key, value, content.sentAt);
+        effects.emit.push((x) => x.events.emit('settingsChanged', { [key]: value }));
       }
       return effects;
     case 'block': {

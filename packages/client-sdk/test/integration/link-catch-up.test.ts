@@ -234,6 +234,26 @@ describe('catch-up after a link', () => {
     expect(await tablet.context.storage.getSetting('readReceipts')).toBe(false);
   }, 90_000);
 
+  it('an account setting changed alone during the link reaches the new device too', async () => {
+    const kira = await newClient(relay.url, 'kira');
+    clients.push(kira);
+    const held = heldRegistration();
+    const link = await SottoClient.link(clientOptions(relay.url, new MemoryStorage(), { fetch: held.fetch }));
+    const completing = link.complete({ timeoutMs: 30_000 });
+    const approved = await kira.approveLink(link.code, { transferHistory: false });
+    await held.atRegistration;
+    await kira.setTypingIndicators(false);
+    held.release();
+    const tablet = (await completing).client;
+    clients.push(tablet);
+    expect(await tablet.context.storage.getSetting('typingIndicators')).toBeUndefined();
+    const changed = tablet.events.waitFor('settingsChanged', (s) => s.typingIndicators === false, 15_000);
+    await tablet.connect();
+    expect(await approved.catchUp).toEqual({ sent: 0 });
+    await changed;
+    expect(await tablet.context.storage.getSetting('typingIndicators')).toBe(false);
+  }, 60_000);
+
   it('a client closed before the new device appears ends its catch-up and nothing breaks', async () => {
     const other = await newClient(relay.url, 'erin');
     clients.push(other);

@@ -144,8 +144,11 @@ describe('linking a device', () => {
   }, 30_000);
 
   it('keeps settings, blocks, restricts, mutes and request decisions in sync', async () => {
+    const onPhone = a1.events.waitFor('settingsChanged', (s) => s.readReceipts === false, 10_000);
+    const here = a2.events.waitFor('settingsChanged', (s) => s.readReceipts === false, 10_000);
     await a2.setReadReceipts(false);
-    await eventually(async () => (await a1.context.storage.getSetting('readReceipts')) === false, 10_000, 'setting on phone');
+    await Promise.all([onPhone, here]);
+    expect(await a1.context.storage.getSetting('readReceipts')).toBe(false);
 
     const dave = await newClient(relay.url, 'dave');
     clients.push(dave);

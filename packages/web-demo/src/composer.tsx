@@ -2,7 +2,7 @@
 import type { MessageView, SottoClient } from '@sotto/client-sdk';
 import { useRef, useState } from 'preact/hooks';
 import { EMOJI, STICKERS, STICKER_PX, stickerPng } from './shared.js';
-import { preparePhoto, prepareVideo } from './media-prep.js';
+import { preparePhoto, prepareVideo, waveformOf } from './media-prep.js';
 
 export function Composer({ client, conversationId, replyTo, onSent, run }: { client: SottoClient; conversationId: string; replyTo: MessageView | undefined; onSent: () => void; run: (a: () => Promise<unknown>) => void }) {
   const [text, setText] = useState('');
@@ -51,7 +51,8 @@ export function Composer({ client, conversationId, replyTo, onSent, run }: { cli
         run(async () => {
           const blob = new Blob(chunks, { type: rec.mimeType || 'audio/webm' });
           const data = new Uint8Array(await blob.arrayBuffer());
-          await sendMedia({ kind: 'voice', data, contentType: blob.type, durationMs: Math.max(1, Math.round(performance.now() - started)) });
+          const waveform = await waveformOf(data);
+          await sendMedia({ kind: 'voice', data, contentType: blob.type, durationMs: Math.max(1, Math.round(performance.now() - started)), ...(waveform ? { waveform } : {}) });
         });
       };
       rec.start();

@@ -89,6 +89,36 @@ async function encode(source: CanvasImageSource, width: number, height: number, 
   return new Uint8Array(await blob.arrayBuffer());
 }
 
+/** Bars in a voice note's waveform (the SDK takes up to 256). */
+export const WAVEFORM_BARS = 48;
+
+/**
+ * A voice note's waveform: the loudness (RMS, 0..255 on a square-root scale) of {@link
+ * WAVEFORM_BARS} equal slices of the recording. Undefined when the browser cannot decode it.
+ */
+export async function waveformOf(audio: Uint8Array): Promise<Uint8Array | undefined> {
+  const context = new OfflineAudioContext(1, 1, 8000);
+  let decoded: AudioBuffer;
+  try {
+    decoded = await context.decodeAudioData(audio.slice().buffer);
+  } catch {
+    return undefined;
+  }
+  const samples = decoded.getChannelData(0);
+  if (samples.length === 0) return undefined;
+  const levels = new Uint8Array(WAVEFORM_BARS);
+  const slice = samples.length / WAVEFORM_BARS;
+  for (let bar = 0; bar < WAVEFORM_BARS; bar++) {
+    const from = Math.floor(bar * slice);
+    const to = Math.max(from + 1, Math.floor((bar + 1) * slice));
+    let sum = 0;
+    for (let i = from; i < to && i < samples.length; i++) sum += samples[i]! * samples[i]!;
+    const rms = Math.sqrt(sum / (to - from));
+    levels[bar] = Math.min(255, Math.round(Math.sqrt(rms) * 255));
+  }
+  return levels;
+}
+
 function within<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, new Promise<T>((_, reject) => setTimeout(() => reject(new Error('timed out')), ms))]);
 }

@@ -45,7 +45,10 @@ export function MessageRow({ client, m, isGroup, version, replied, onReply, run 
       ) : m.content?.type === 'sharedPost' ? (
         <span class="card" data-testid="post-card">📝 Post by @{m.content.body.author}{m.content.body.caption ? `: ${m.content.body.caption}` : ''}{m.content.body.url ? <> · <a href={m.content.body.url} target="_blank" rel="noopener noreferrer">open</a></> : null}</span>
       ) : media?.body.kind === 'voice' ? (
-        image ? <audio src={image} controls data-testid="voice" /> : <button onClick={showMedia}>🎤 Voice message ({seconds} s)</button>
+        <span class="voice-note">
+          {pointer?.waveform && <Waveform levels={pointer.waveform} />}
+          {image ? <audio src={image} controls data-testid="voice" /> : <button onClick={showMedia}>🎤 Voice message ({seconds} s)</button>}
+        </span>
       ) : media?.body.kind === 'video' ? (
         image ? <video src={image} controls data-testid="video" /> : <span class="media-preview">{thumb}<button onClick={showMedia}>🎬 Play video</button></span>
       ) : media ? (
@@ -102,5 +105,18 @@ export function MessageRow({ client, m, isGroup, version, replied, onReply, run 
         </form>
       )}
     </li>
+  );
+}
+
+/** A voice note's waveform, as the sender's browser measured it (it came inside the message). */
+function Waveform({ levels }: { levels: Uint8Array }) {
+  const bar = 3;
+  return (
+    <svg class="waveform" data-testid="waveform" width={levels.length * bar} height={24} viewBox={`0 0 ${levels.length * bar} 24`} aria-hidden="true">
+      {[...levels].map((level, i) => {
+        const h = Math.max(2, Math.round((level / 255) * 24));
+        return <rect key={i} x={i * bar} y={(24 - h) / 2} width={bar - 1} height={h} rx={1} />;
+      })}
+    </svg>
   );
 }

@@ -68,7 +68,7 @@ describe('calls in the web app', () => {
     await frank.getByTestId('active-call').waitFor({ state: 'detached', timeout: 15_000 });
   });
 
-  it('carol records a voice message; dave plays it', async () => {
+  it('carol records a voice message; dave sees its waveform and plays it', async () => {
     const carol = await person('carol');
     const dave = await person('dave');
     await openChat(carol, 'dave');
@@ -77,6 +77,12 @@ describe('calls in the web app', () => {
     await new Promise((resolve) => setTimeout(resolve, 1200)); // about a second of the fake microphone
     await carol.getByTitle('Stop and send').click();
     await acceptRequest(dave, 'carol');
+    // its waveform came inside the message, measured in carol's browser: shown before any download
+    const waveform = dave.getByTestId('waveform');
+    await waveform.waitFor();
+    const bars = await waveform.locator('rect').evaluateAll((rects) => rects.map((r) => Number(r.getAttribute('height'))));
+    expect(bars).toHaveLength(48);
+    expect(Math.max(...bars)).toBeGreaterThan(2); // the fake microphone's tone, not silence
     const note = dave.getByRole('button', { name: /🎤 Voice message \(\d+ s\)/ });
     await note.click();
     const audio = dave.getByTestId('voice');

@@ -81,13 +81,20 @@ export function Composer({ client, conversationId, replyTo, onSent, run }: { cli
   const sendPhoto = () => {
     const f = file.current?.files?.[0];
     if (!f) return;
+    // what is typed goes with the photo or video as its caption
+    const caption = text.trim();
+    if (caption) {
+      setText('');
+      typingSent.current = false;
+      void client.setTyping(conversationId, false).catch(() => undefined);
+    }
     run(async () => {
       // the kind follows the file: a GIF (sent as it is, frames and all), a video or a photo
       // (a photo scaled down when large; both with an inline thumbnail: media-prep.ts)
       const kind = f.type === 'image/gif' ? 'gif' : f.type.startsWith('video/') ? 'video' : 'image';
       setProgress('Preparing…');
       const prepared = kind === 'image' ? await preparePhoto(f) : kind === 'video' ? await prepareVideo(f) : { data: new Uint8Array(await f.arrayBuffer()), contentType: f.type };
-      await sendMedia({ kind, ...prepared, contentType: prepared.contentType || 'application/octet-stream', fileName: f.name });
+      await sendMedia({ kind, ...prepared, contentType: prepared.contentType || 'application/octet-stream', fileName: f.name, ...(caption ? { caption } : {}) });
     });
     if (file.current) file.current.value = '';
   };

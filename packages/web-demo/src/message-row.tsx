@@ -56,6 +56,7 @@ export function MessageRow({ client, m, isGroup, version, replied, onReply, run 
       ) : (
         <span class="text" data-testid="text">{m.text}</span>
       )}
+      {media && m.deletedAt === undefined && m.text && <span class="caption" data-testid="caption">{m.text}</span>}
       {downloading !== undefined && <span class="download-progress" role="status" data-testid="download-progress">{downloading}</span>}
       {counts.size > 0 && (
         <span class="reactions" data-testid="reactions">

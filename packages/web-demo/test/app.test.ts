@@ -93,9 +93,13 @@ describe('the web app in Chromium', () => {
       const blob = await new Promise<Blob>((resolve) => canvas.toBlob((b) => resolve(b!), 'image/png'));
       return Array.from(new Uint8Array(await blob.arrayBuffer()));
     });
+    // what alice typed goes with it as its caption
+    await alice.fill('input[name=message]', 'the view from here');
     await alice.setInputFiles('form.composer input[type=file]', { name: 'large.png', mimeType: 'image/png', buffer: Buffer.from(large) });
     const largeRow = thread(bob).getByTestId('message').last(); // the newest message, once the photo's arrived
     await largeRow.getByTestId('thumbnail').waitFor();
+    expect(await largeRow.getByTestId('caption').textContent()).toBe('the view from here');
+    expect(await alice.inputValue('input[name=message]')).toBe('');
     expect(await largeRow.getByTestId('thumbnail').evaluate((el: HTMLImageElement) => el.naturalWidth)).toBeLessThanOrEqual(64);
     await largeRow.getByRole('button', { name: '📷 Show photo' }).click();
     const full = largeRow.locator('img[alt=photo]');

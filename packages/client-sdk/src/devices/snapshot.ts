@@ -359,24 +359,37 @@ export async function importSnapshot(storage: Storage, batch: StorageBatch, snap
       batch.deleteMessage(id);
       deleted.push(held);
     }
-    // read there up to a message: the unseen ones held here up to it are seen (the count goes with them)
-    for (const { conversationId, messageId, at } of snapshot.readUpTo ?? []) {
-      const entry = known.get(conversationId);
-      const target = snapshot.messages.find((m) => m.id === messageId) ?? (await storage.getMessage(messageId));
-      if (!entry?.local || !target || target.conversationId !== conversationId) continue;
-      const marked = (await unseenIncoming(storage, conversationId)).filter((m) => m.sentAt <= target.sentAt && !deleted.some((d) => d.id === m.id));
-      for (const m of marked) batch.patchMessage(m.id, { seenAt: at });
-      if (marked.length > 0) {
-        batch.incrementUnread(conversationId, -marked.length);
-        const at = touched.findIndex((c) => c.id === conversationId);
-        const base = at >= 0 ? touched[at]! : entry.local;
-        const updated = { ...base, unreadCount: Math.max(0, base.unreadCount - marked.length) };
-        if (at >= 0) touched[at] = updated;
-        else touched.push(updated);
-      }
-    }
+    await takeReadPositions(storage, batch, snapshot, known, new Set(deleted.map((m) => m.id)), touched);
   }
   return { conversations, messages: added.length, added, touched, changed, relationships, deleted, settings };
+}
+
+/**
+ * A catch-up's read positions (`readUpTo`): the unseen messages held here up to each are marked
+ * seen, and the unread count goes down with them (`touched` takes the conversations as they now read).
+ */
+async function takeReadPositions(
+  storage: Storage,
+  batch: StorageBatch,
+  snapshot: AccountSnapshot,
+  known: ReadonlyMap<string, { local: ConversationRecord | undefined }>,
+  deleted: ReadonlySet<string>,
+  touched: ConversationRecord[],
+): Promise<void> {
+  for (const { conversationId, messageId, at } of snapshot.readUpTo ?? []) {
+    const local = known.get(conversationId)?.local;
+    const target = snapshot.messages.find((m) => m.id === messageId) ?? (await storage.getMessage(messageId));
+    if (!local || !target || target.conversationId !== conversationId) continue;
+    const marked = (await unseenIncoming(storage, conversationId)).filter((m) => m.sentAt <= target.sentAt && !deleted.has(m.id));
+    if (marked.length === 0) continue;
+    for (const m of marked) batch.patchMessage(m.id, { seenAt: at });
+    batch.incrementUnread(conversationId, -marked.length);
+    const index = touched.findIndex((c) => c.id === conversationId);
+    const base = index >= 0 ? touched[index]! : local;
+    const updated = { ...base, unreadCount: Math.max(0, base.unreadCount - marked.length) };
+    if (index >= 0) touched[index] = updated;
+    else touched.push(updated);
+  }
 }
 
 /**

@@ -168,12 +168,12 @@ export async function applyOwnDeviceContent(
     case 'block': {
       // then shown as the relay holds it: two devices' changes may have crossed (features/relationships.ts)
       const { accountId, blocked } = body.payload;
-      effects.after.push(async () => void matchRelayRelationship(ctx, accountId).catch(() => undefined));
+      askRelayAfter(ctx, accountId, effects);
       return patchDirect(ctx, batch, accountId, receivedAt, effects, (c) => blockedChanges(c, blocked));
     }
     case 'restrict': {
       const { accountId, restricted } = body.payload;
-      effects.after.push(async () => void matchRelayRelationship(ctx, accountId).catch(() => undefined));
+      askRelayAfter(ctx, accountId, effects);
       return patchDirect(ctx, batch, accountId, receivedAt, effects, (c) => restrictedChanges(c, restricted));
     }
     case 'request': {
@@ -186,7 +186,7 @@ export async function applyOwnDeviceContent(
         }
         return effects;
       }
-      if (decision === 'block') effects.after.push(async () => void matchRelayRelationship(ctx, accountId).catch(() => undefined));
+      if (decision === 'block') askRelayAfter(ctx, accountId, effects);
       return patchDirect(ctx, batch, accountId, receivedAt, effects, () =>
         decision === 'accept' ? { isRequest: false, requestState: 'accepted' as const } : { isRequest: false, requestState: 'blocked' as const, blocked: true });
     }
@@ -323,6 +323,11 @@ async function markReadUpTo(ctx: ClientContext, batch: StorageBatch, conversatio
   effects.emit.push((x) => x.events.emit('conversationUpdated', { ...conversation, unreadCount: unread }));
 }
 
+
+/** After this commit, and without holding up the receive path: show the block and restrict the relay holds for `accountId`. */
+function askRelayAfter(ctx: ClientContext, accountId: string, effects: Effects): void {
+  effects.after.push(async () => void matchRelayRelationship(ctx, accountId).catch(() => undefined));
+}
 
 async function patchDirect(
   ctx: ClientContext,

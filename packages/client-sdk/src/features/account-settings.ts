@@ -4,6 +4,7 @@
  * device that made it (`<key>At`), and a synced change applies only if later, so two devices that
  * change one setting at once end with the same value whatever order the syncs came in.
  */
+import { timeAfter } from '../messaging/compose.js';
 import type { StorageBatch } from '../storage/batch.js';
 import type { Storage } from '../storage/storage.js';
 
@@ -15,7 +16,7 @@ const stampKey = (key: AccountSetting) => `${key}At`;
 /** The time to stamp a change of `key` made here with: now, and after the change shown here. */
 export async function accountSettingStamp(storage: Storage, key: AccountSetting, now: number): Promise<number> {
   const held = await storage.getSetting(stampKey(key));
-  return typeof held === 'number' ? Math.max(now, held + 1) : now;
+  return timeAfter(now, typeof held === 'number' ? held : undefined);
 }
 
 /** Whether a change of `key` to `value` stamped `at` comes after the one held (a tie: `true` wins). */

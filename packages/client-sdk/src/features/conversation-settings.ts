@@ -2,7 +2,7 @@ import { enqueueSync } from '../devices/sync.js';
 import { groupIdOf } from '../groups/group-store.js';
 import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
-import { controlContent, sendControl, sendEphemeral, stampedAfter } from '../messaging/compose.js';
+import { controlContent, sendControl, sendEphemeral, stampedAfter, timeAfter } from '../messaging/compose.js';
 import { StorageBatch } from '../storage/batch.js';
 import type { ConversationRecord, NotificationSettings } from '../storage/types.js';
 
@@ -60,7 +60,7 @@ export async function setNotifications(
   const { muted, ...rest } = settings;
   const notifications = { ...conversation.notifications, ...rest };
   // our other devices order these changes by this time: after the change shown here
-  const at = Math.max(ctx.now(), (conversation.notificationsAt ?? -1) + 1);
+  const at = timeAfter(ctx.now(), conversation.notificationsAt);
   const batch = new StorageBatch().patchConversation(conversationId, {
     notifications,
     ...(muted !== undefined ? { muted } : {}),

@@ -16,7 +16,13 @@ export function controlContent<T extends Content['type']>(ctx: ClientContext, ty
  * the clocks of the devices that made that one.
  */
 export function stampedAfter(content: Content, heldAt: number | undefined): Content {
-  return heldAt === undefined || content.sentAt > heldAt ? content : { ...content, sentAt: heldAt + 1 };
+  const sentAt = timeAfter(content.sentAt, heldAt);
+  return sentAt === content.sentAt ? content : { ...content, sentAt };
+}
+
+/** `now`, or just after `heldAt` when that is not earlier (see {@link stampedAfter}). */
+export function timeAfter(now: number, heldAt: number | undefined): number {
+  return heldAt === undefined ? now : Math.max(now, heldAt + 1);
 }
 
 /** Stamps of the last outbox entry queued per client: the outbox delivers in due, then creation order. */

@@ -727,6 +727,15 @@ export class SottoClient {
     return (await this.ctx.storage.getSetting('readReceipts')) !== false;
   }
 
+  /** Whether read receipts and typing indicators are on for this account (both are, until turned off). */
+  async privacySettings(): Promise<{ readReceipts: boolean; typingIndicators: boolean }> {
+    this.assertOpen();
+    return {
+      readReceipts: await this.readReceiptsEnabled(),
+      typingIndicators: (await this.ctx.storage.getSetting('typingIndicators')) !== false,
+    };
+  }
+
   // ── requests and privacy (features/privacy.ts) ──────────────────────────────
 
   /** The requests inbox: first contacts not yet accepted (and restricted accounts). */

@@ -55,6 +55,7 @@ function Devices({ client, onError, onErased }: { client: SottoClient; onError: 
         if (confirm(warning)) void deleteAccount(client).then(onErased, (err) => onError(describeError(err)));
       }}>Delete account</button>
       <SealedFromAnyone client={client} onError={onError} />
+      <PrivacySettings client={client} onError={onError} />
       {lockedWithPassphrase() && <ChangePassphrase onError={onError} />}
     </div>
   );
@@ -82,6 +83,29 @@ function SealedFromAnyone({ client, onError }: { client: SottoClient; onError: (
       <input type="checkbox" name="sealed-from-anyone" checked={on === true} disabled={on === undefined} onChange={(e) => void toggle((e.target as HTMLInputElement).checked)} />
       Strangers may write to me sealed
     </label>
+  );
+}
+
+/** Read receipts and typing indicators for this account (changed on another device too, they follow). */
+function PrivacySettings({ client, onError }: { client: SottoClient; onError: (e: string) => void }) {
+  const [settings, setSettings] = useState<{ readReceipts: boolean; typingIndicators: boolean } | undefined>();
+  useEffect(() => {
+    const load = () => void client.privacySettings().then(setSettings, (err) => onError(describeError(err)));
+    load();
+    return client.events.on('settingsChanged', load);
+  }, [client]);
+  const change = (run: () => Promise<void>) => void run().catch((err) => onError(describeError(err)));
+  return (
+    <span class="privacy-settings">
+      <label title="Off: people do not see when you have read their messages, and you do not see when they have read yours.">
+        <input type="checkbox" name="read-receipts" checked={settings?.readReceipts === true} disabled={!settings} onChange={(e) => change(() => client.setReadReceipts((e.target as HTMLInputElement).checked))} />
+        Read receipts
+      </label>
+      <label>
+        <input type="checkbox" name="typing-indicators" checked={settings?.typingIndicators === true} disabled={!settings} onChange={(e) => change(() => client.setTypingIndicators((e.target as HTMLInputElement).checked))} />
+        Typing indicators
+      </label>
+    </span>
   );
 }
 

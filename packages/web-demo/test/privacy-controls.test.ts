@@ -109,6 +109,34 @@ describe('privacy controls in the web app', () => {
     expect(app.relay.ctx.relationships.state('rhea', 'sami')).toBeUndefined();
   });
 
+  it('read receipts turned off in the Devices panel: the other side sees delivered, never "Seen"; on again, "Seen"', async () => {
+    const tia = await app.person('tia');
+    const uma = await app.person('uma');
+    await firstContact(tia, 'tia', uma, 'uma', 'hi uma');
+    await expect.poll(() => statusOf(tia, 'hi uma').textContent(), { timeout: 15_000 }).toBe('Seen');
+
+    await uma.getByRole('button', { name: 'Devices' }).click();
+    const receipts = uma.getByRole('checkbox', { name: 'Read receipts' });
+    await expect.poll(() => receipts.isEnabled(), { timeout: 15_000 }).toBe(true);
+    expect(await receipts.isChecked()).toBe(true);
+    await receipts.uncheck();
+    await expect.poll(() => receipts.isChecked()).toBe(false);
+    await uma.getByRole('button', { name: 'Chats' }).click(); // the list was on requests (the accept)
+    await openConversation(uma, 'tia');
+    await send(tia, 'did you read this?');
+    await thread(uma).getByText('did you read this?').waitFor();
+    await expect.poll(() => statusOf(tia, 'did you read this?').textContent(), { timeout: 15_000 }).toBe('✓✓');
+    await tia.waitForTimeout(1_000); // a read receipt would have come by now
+    expect(await statusOf(tia, 'did you read this?').textContent()).toBe('✓✓');
+
+    // on again (the panel is still open): what uma reads from now on shows as seen
+    await receipts.check();
+    await expect.poll(() => receipts.isChecked()).toBe(true);
+    await send(tia, 'and this one?');
+    await thread(uma).getByText('and this one?').waitFor();
+    await expect.poll(() => statusOf(tia, 'and this one?').textContent(), { timeout: 15_000 }).toBe('Seen');
+  });
+
   it('a blocked person reaches nothing and sees no delivery; unblocked, messages flow again', async () => {
     const mona = await app.person('mona');
     const nico = await app.person('nico');

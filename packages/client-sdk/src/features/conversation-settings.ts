@@ -89,7 +89,8 @@ export async function closeConversation(ctx: ClientContext, conversationId: stri
     if (conversation.vanishPeerLeft) await setVanishMode(ctx, conversationId, false);
     else if (!conversation.vanishSelfLeft) {
       const left = new StorageBatch().patchConversation(conversationId, { vanishSelfLeft: true });
-      await sendControl(ctx, conversation, controlContent(ctx, 'vanishMode', { enabled: true, left: true }), left);
+      // stamped after the change shown, as every vanish change: the other side drops older notices as stale
+      await sendControl(ctx, conversation, stampedAfter(controlContent(ctx, 'vanishMode', { enabled: true, left: true }), conversation.vanishModeAt), left);
       await emitUpdated(ctx, conversationId);
     }
   }

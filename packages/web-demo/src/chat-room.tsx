@@ -9,7 +9,11 @@ import { MessageRow } from './message-row.js';
 import { Avatar, useProfile } from './profiles.js';
 import { describeError, REPORT_REASONS, TIMERS, titleOf } from './shared.js';
 
-export function ChatRoom({ client, conversationId, version, calls, onClosed, onError }: { client: SottoClient; conversationId: string; version: number; calls: Calls; onClosed: () => void; onError: (e: string) => void }) {
+/**
+ * `onBack` returns to the messages list: on a narrow screen (a phone) the list and the chat take
+ * the whole width in turn, and the chat's settings fold behind a "Details" button.
+ */
+export function ChatRoom({ client, conversationId, version, calls, onClosed, onBack, onError }: { client: SottoClient; conversationId: string; version: number; calls: Calls; onClosed: () => void; onBack: () => void; onError: (e: string) => void }) {
   const [conversation, setConversation] = useState<ConversationRecord | undefined>();
   const [messages, setMessages] = useState<MessageView[]>([]);
   const [limit, setLimit] = useState(50);
@@ -23,6 +27,7 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onE
   const [matches, setMatches] = useState<MessageView[] | undefined>();
   const [reporting, setReporting] = useState(false);
   const [reported, setReported] = useState(false);
+  const [showDetails, setShowDetails] = useState(false);
   useEffect(() => {
     if (!inChat.trim()) return setMatches(undefined);
     let live = true;
@@ -71,6 +76,7 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onE
   return (
     <section class="chat">
       <header>
+        <button class="back" aria-label="Back to chats" title="Back to chats" onClick={onBack}>←</button>
         {!isGroup && peer && <Avatar client={client} username={peer} profile={profile} size="medium" />}
         <div class={`who${!isGroup && profile?.name ? ' named' : ''}`}>
           {!isGroup && profile?.name && <strong class="display-name" data-testid="chat-display-name">{profile.name}</strong>}
@@ -83,32 +89,35 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onE
             <button title="Video call" onClick={() => void calls.start(conversationId, 'video')}>🎥</button>
           </span>
         )}
-        <input class="chat-search" name="search-chat" placeholder="Search in chat" value={inChat} onInput={(e) => setInChat((e.target as HTMLInputElement).value)} />
-        <button onClick={() => setShowCalls((s) => !s)}>Calls</button>
-        {isGroup && <button onClick={() => setShowSettings((s) => !s)}>Group settings</button>}
-        {!conversation.isRequest && (
-          <span class="actions" data-testid="notifications">
-            <button onClick={() => run(() => client.setNotifications(conversationId, { muted: !conversation.muted }))}>{conversation.muted ? 'Unmute' : 'Mute'}</button>
-            {(['messages', 'reactions', 'calls'] as const).map((kind) => (
-              <label key={kind} title={`Notify me of ${kind}`}>
-                <Checkbox name={`notify-${kind}`} checked={conversation.notifications[kind]} onChange={(on) => run(() => client.setNotifications(conversationId, { [kind]: on }))} />
-                {kind}
-              </label>
-            ))}
-          </span>
-        )}
-        {!isGroup && !conversation.isRequest && peer && (
-          <span class="actions">
-            <button data-testid="vanish" onClick={() => run(() => client.setVanishMode(conversationId, !conversation.vanishMode))}>{conversation.vanishMode ? 'Vanish mode: on' : 'Vanish mode: off'}</button>
-            <select title="Disappearing messages" value={String(conversation.expireTimerMs ?? 0)} onChange={(e) => run(() => client.setDisappearingTimer(conversationId, Number((e.target as HTMLSelectElement).value)))}>
-              {TIMERS.map(([label, ms]) => <option key={ms} value={String(ms)}>{label}</option>)}
-            </select>
-            <button onClick={() => run(async () => setSafety((await client.safetyNumber(peer)).displayable))}>Safety number</button>
-            <button onClick={() => run(() => (conversation.restricted ? client.unrestrict(peer) : client.restrict(peer)))}>{conversation.restricted ? 'Unrestrict' : 'Restrict'}</button>
-            <button onClick={() => run(() => (conversation.blocked ? client.unblock(peer) : client.block(peer)))}>{conversation.blocked ? 'Unblock' : 'Block'}</button>
-            <button onClick={() => setReporting((r) => !r)}>Report</button>
-          </span>
-        )}
+        <button class="details-toggle" aria-expanded={showDetails} onClick={() => setShowDetails((d) => !d)}>Details</button>
+        <div class={`chat-tools${showDetails ? ' open' : ''}`} data-testid="chat-tools">
+          <input class="chat-search" name="search-chat" placeholder="Search in chat" value={inChat} onInput={(e) => setInChat((e.target as HTMLInputElement).value)} />
+          <button onClick={() => setShowCalls((s) => !s)}>Calls</button>
+          {isGroup && <button onClick={() => setShowSettings((s) => !s)}>Group settings</button>}
+          {!conversation.isRequest && (
+            <span class="actions" data-testid="notifications">
+              <button onClick={() => run(() => client.setNotifications(conversationId, { muted: !conversation.muted }))}>{conversation.muted ? 'Unmute' : 'Mute'}</button>
+              {(['messages', 'reactions', 'calls'] as const).map((kind) => (
+                <label key={kind} title={`Notify me of ${kind}`}>
+                  <Checkbox name={`notify-${kind}`} checked={conversation.notifications[kind]} onChange={(on) => run(() => client.setNotifications(conversationId, { [kind]: on }))} />
+                  {kind}
+                </label>
+              ))}
+            </span>
+          )}
+          {!isGroup && !conversation.isRequest && peer && (
+            <span class="actions">
+              <button data-testid="vanish" onClick={() => run(() => client.setVanishMode(conversationId, !conversation.vanishMode))}>{conversation.vanishMode ? 'Vanish mode: on' : 'Vanish mode: off'}</button>
+              <select title="Disappearing messages" value={String(conversation.expireTimerMs ?? 0)} onChange={(e) => run(() => client.setDisappearingTimer(conversationId, Number((e.target as HTMLSelectElement).value)))}>
+                {TIMERS.map(([label, ms]) => <option key={ms} value={String(ms)}>{label}</option>)}
+              </select>
+              <button onClick={() => run(async () => setSafety((await client.safetyNumber(peer)).displayable))}>Safety number</button>
+              <button onClick={() => run(() => (conversation.restricted ? client.unrestrict(peer) : client.restrict(peer)))}>{conversation.restricted ? 'Unrestrict' : 'Restrict'}</button>
+              <button onClick={() => run(() => (conversation.blocked ? client.unblock(peer) : client.block(peer)))}>{conversation.blocked ? 'Unblock' : 'Block'}</button>
+              <button onClick={() => setReporting((r) => !r)}>Report</button>
+            </span>
+          )}
+        </div>
       </header>
       {safety && (
         <p class="safety" data-testid="safety-number" onClick={() => setSafety('')}>

@@ -177,7 +177,7 @@ export function Messenger({ client, onSignOut, onErased }: { client: SottoClient
   useEffect(() => startNotifications(client, () => openRef.current), [client]);
 
   return (
-    <div class="messenger">
+    <div class={`messenger${open ? ' chat-open' : ''}`}>
       <aside>
         <header>
           <Avatar client={client} username={client.accountId} profile={me} />
@@ -215,7 +215,7 @@ export function Messenger({ client, onSignOut, onErased }: { client: SottoClient
       </aside>
       <main>
         <CallPanel calls={calls} />
-        {open ? <ChatRoom key={open} client={client} conversationId={open} version={version} calls={calls} onClosed={() => setOpen(undefined)} onError={setError} /> : <p class="empty">Pick a conversation or start a new one.</p>}
+        {open ? <ChatRoom key={open} client={client} conversationId={open} version={version} calls={calls} onClosed={() => setOpen(undefined)} onBack={() => setOpen(undefined)} onError={setError} /> : <p class="empty">Pick a conversation or start a new one.</p>}
       </main>
     </div>
   );

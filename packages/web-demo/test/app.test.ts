@@ -359,6 +359,45 @@ describe('the web app in Chromium', () => {
     await gina.context().close();
   });
 
+  it('on a phone-sized screen the list and the chat take the whole screen in turn, the chat\'s tools behind "Details"', async () => {
+    const hana = await person('hana');
+    const ivan = await person('ivan');
+    await hana.setViewportSize({ width: 390, height: 844 });
+    const list = hana.locator('aside');
+    const tools = hana.getByTestId('chat-tools');
+    await openChat(hana, 'ivan');
+    // the open chat replaces the list, across the screen
+    await thread(hana).waitFor();
+    expect(await list.isVisible()).toBe(false);
+    expect((await thread(hana).boundingBox())?.width).toBeGreaterThan(350);
+    await send(hana, 'from a phone');
+    await acceptRequest(ivan, 'hana');
+    await thread(ivan).getByText('from a phone').waitFor();
+    // the chat's settings are folded away until asked for, then usable
+    expect(await tools.isVisible()).toBe(false);
+    expect(await hana.getByRole('button', { name: 'Block' }).count()).toBe(0);
+    await hana.getByRole('button', { name: 'Details' }).click();
+    await tools.waitFor();
+    await hana.getByTestId('vanish').click();
+    await hana.getByTestId('vanish').filter({ hasText: 'Vanish mode: on' }).waitFor();
+    await hana.getByTestId('vanish').click();
+    await hana.getByTestId('vanish').filter({ hasText: 'Vanish mode: off' }).waitFor();
+    // back to the list, and into the chat again
+    await hana.getByRole('button', { name: 'Back to chats' }).click();
+    await list.waitFor();
+    expect(await thread(hana).count()).toBe(0);
+    expect((await list.boundingBox())?.width).toBeGreaterThan(350);
+    await hana.getByTestId('conversation-d:ivan').click();
+    await thread(hana).getByText('from a phone').waitFor();
+    expect(await list.isVisible()).toBe(false);
+    // the same app on a wide screen shows both, with no back arrow or "Details"
+    await hana.setViewportSize({ width: 1280, height: 800 });
+    await list.waitFor();
+    expect(await hana.getByRole('button', { name: 'Back to chats' }).isVisible()).toBe(false);
+    expect(await hana.getByRole('button', { name: 'Details' }).isVisible()).toBe(false);
+    expect(await tools.isVisible()).toBe(true);
+  });
+
   it('the relay holds none of it in plaintext: no message text, group name or photo in any file it keeps', async () => {
     const files = await filesUnder(app.dataDir);
     expect(files.length).toBeGreaterThan(2); // the database, its WAL and at least the photo's blob

@@ -170,6 +170,8 @@ export function Messenger({ client, onSignOut, onErased }: { client: SottoClient
     };
   }, [client, version, tab, query]);
 
+  useOpenChatHistory(open, setOpen);
+
   const run = (action: () => Promise<unknown>) => action().catch((err) => setError(describeError(err)));
   const calls = useCalls(client, setError);
   const openRef = useRef<string | undefined>();
@@ -220,6 +222,30 @@ export function Messenger({ client, onSignOut, onErased }: { client: SottoClient
     </div>
   );
 }
+
+/**
+ * The open chat is an entry of the browser's history, so the browser's back (a phone's back
+ * gesture) returns to the messages list instead of leaving the app. Switching from one chat to
+ * another replaces the entry; closing a chat in the app goes back over it. The entry holds only
+ * the conversation's id, never its content.
+ */
+function useOpenChatHistory(open: string | undefined, setOpen: (id: string | undefined) => void): void {
+  useEffect(() => {
+    const onPop = (e: PopStateEvent) => setOpen(chatOf(e.state));
+    addEventListener('popstate', onPop);
+    return () => removeEventListener('popstate', onPop);
+  }, []);
+  useEffect(() => {
+    const shown = chatOf(history.state);
+    if (open === shown) return;
+    if (open === undefined) history.back();
+    else if (shown === undefined) history.pushState({ sottoChat: open }, '');
+    else history.replaceState({ sottoChat: open }, '');
+  }, [open]);
+}
+
+const chatOf = (state: unknown): string | undefined =>
+  typeof state === 'object' && state !== null && typeof (state as { sottoChat?: unknown }).sottoChat === 'string' ? (state as { sottoChat: string }).sottoChat : undefined;
 
 /** A row of the messages list: for a direct chat, the peer's display name and photo when we can see them. */
 function ConversationItem({ client, conversation: c, active, version, onOpen }: { client: SottoClient; conversation: ConversationRecord; active: boolean; version: number; onOpen: () => void }) {

@@ -390,6 +390,13 @@ describe('the web app in Chromium', () => {
     await hana.getByTestId('conversation-d:ivan').click();
     await thread(hana).getByText('from a phone').waitFor();
     expect(await list.isVisible()).toBe(false);
+    // the browser's back (a phone's back gesture) returns to the list, not out of the app
+    await hana.goBack();
+    await list.waitFor();
+    expect(await thread(hana).count()).toBe(0);
+    expect(await hana.getByTestId('me').isVisible()).toBe(true);
+    await hana.getByTestId('conversation-d:ivan').click();
+    await thread(hana).getByText('from a phone').waitFor();
     // the same app on a wide screen shows both, with no back arrow or "Details"
     await hana.setViewportSize({ width: 1280, height: 800 });
     await list.waitFor();

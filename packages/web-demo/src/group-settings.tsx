@@ -18,7 +18,7 @@ export function GroupSettings({ client, conversation, version, run, onLeft }: { 
     );
   }, [client, conversation.id, conversation.avatar]);
   return (
-    <div class="settings" data-testid="group-settings">
+    <div class="settings group-settings" data-testid="group-settings">
       <form onSubmit={(e) => { e.preventDefault(); run(() => client.updateGroup(conversation.id, { name: name.trim() })); }}>
         <input name="group-title" value={name} disabled={!admin} onInput={(e) => setName((e.target as HTMLInputElement).value)} />
         {admin && <button type="submit">Rename</button>}
@@ -31,7 +31,7 @@ export function GroupSettings({ client, conversation, version, run, onLeft }: { 
       )}
       {avatar && <img class="avatar" src={avatar} alt="group avatar" data-testid="group-avatar" />}
       {admin && (
-        <label class="file">
+        <label class="file button">
           Set group photo
           <input type="file" accept="image/*" name="group-avatar" onChange={(e) => {
             const f = (e.target as HTMLInputElement).files?.[0];
@@ -43,7 +43,8 @@ export function GroupSettings({ client, conversation, version, run, onLeft }: { 
           }} />
         </label>
       )}
-      <ul>
+      <ul aria-label="Members">
+        <li class="heading">Members ({others.length + 1}, you included{admin ? ', you an admin' : ''})</li>
         {others.map((p) => (
           <li key={p} data-testid="member">
             <PersonName client={client} username={p} version={version} testId="member-name" />

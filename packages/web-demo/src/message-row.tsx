@@ -1,6 +1,6 @@
 /** One message of a thread, with its media, cards, reactions, ticks and actions. */
 import type { MessageView, ReportReason, SottoClient } from '@sotto/client-sdk';
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { SenderName } from './profiles.js';
 import { EDIT_WINDOW_MS, REACTIONS, REPORT_REASONS, seenByOf, statusDetailOf, statusOf } from './shared.js';
 
@@ -34,8 +34,9 @@ export function MessageRow({ client, m, isGroup, version, replied, onReply, run 
   const preview = useMemo(() => (pointer?.thumbnail ? URL.createObjectURL(new Blob([pointer.thumbnail as Uint8Array<ArrayBuffer>], { type: 'image/jpeg' })) : undefined), [pointer?.thumbnail]);
   useEffect(() => () => { if (preview) URL.revokeObjectURL(preview); }, [preview]);
   const thumb = preview && <img class="thumbnail" src={preview} alt="preview" data-testid="thumbnail" />;
+  const menu = useActionMenu();
   return (
-    <li class={m.outgoing ? 'out' : 'in'} data-testid="message">
+    <li class={`${m.outgoing ? 'out' : 'in'}${menu.open ? ' menu-open' : ''}`} data-testid="message" ref={menu.ref} {...menu.handlers}>
       {isGroup && !m.outgoing && <SenderName client={client} username={m.senderAccountId} version={version} />}
       {replied && <blockquote class="reply">{replied.text ?? '…'}</blockquote>}
       {m.deletedAt !== undefined ? (
@@ -70,7 +71,7 @@ export function MessageRow({ client, m, isGroup, version, replied, onReply, run 
         {isGroup && m.outgoing && seenBy.length > 0 && <span class="seen-by" data-testid="seen-by">Seen by {seenBy.join(', ')}</span>}
       </span>
       {m.deletedAt === undefined && (
-        <span class="tools">
+        <span class="tools" data-testid="message-actions" onClick={(e) => { if ((e.target as HTMLElement).closest('button')) menu.close(); }}>
           {REACTIONS.map((e) => (
             <button key={e} title={`React ${e}`} onClick={() => run(() => client.react(m.id, m.reactions[client.accountId]?.emoji === e ? null : e))}>{e}</button>
           ))}
@@ -107,6 +108,69 @@ export function MessageRow({ client, m, isGroup, version, replied, onReply, run 
       )}
     </li>
   );
+}
+
+/** How long a finger rests on a message before its actions open (as a long press does on phones). */
+const LONG_PRESS_MS = 500;
+/** How far a finger may move during a long press (farther, it is scrolling). */
+const LONG_PRESS_SLOP_PX = 10;
+
+/**
+ * A message's actions (react, reply, copy, forward, unsend, report) show on hover, and open by a
+ * right-click or a long press, where there is no hover (phones). A tap or click elsewhere, an
+ * action taken, or Escape closes them.
+ */
+function useActionMenu() {
+  const [open, setOpen] = useState(false);
+  const ref = useRef<HTMLLIElement>(null);
+  const timer = useRef<ReturnType<typeof setTimeout> | undefined>();
+  const start = useRef<[number, number]>([0, 0]);
+  const cancel = () => {
+    if (timer.current !== undefined) clearTimeout(timer.current);
+    timer.current = undefined;
+  };
+  useEffect(() => cancel, []);
+  useEffect(() => {
+    if (!open) return;
+    const outside = (e: Event) => {
+      if (!ref.current?.contains(e.target as Node)) setOpen(false);
+    };
+    const escape = (e: KeyboardEvent) => {
+      if (e.key === 'Escape') setOpen(false);
+    };
+    document.addEventListener('pointerdown', outside);
+    document.addEventListener('keydown', escape);
+    return () => {
+      document.removeEventListener('pointerdown', outside);
+      document.removeEventListener('keydown', escape);
+    };
+  }, [open]);
+  return {
+    open,
+    ref,
+    close: () => setOpen(false),
+    handlers: {
+      onContextMenu: (e: MouseEvent) => {
+        // a link, a field or media keeps the browser's own menu
+        if ((e.target as HTMLElement).closest('a, input, audio, video')) return;
+        e.preventDefault();
+        setOpen(true);
+      },
+      onPointerDown: (e: PointerEvent) => {
+        if (e.pointerType !== 'touch') return;
+        cancel();
+        start.current = [e.clientX, e.clientY];
+        timer.current = setTimeout(() => setOpen(true), LONG_PRESS_MS);
+      },
+      onPointerUp: cancel,
+      // a finger that scrolls the thread is not a long press; one that trembles still is
+      onPointerMove: (e: PointerEvent) => {
+        const [x, y] = start.current;
+        if (Math.hypot(e.clientX - x, e.clientY - y) > LONG_PRESS_SLOP_PX) cancel();
+      },
+      onPointerCancel: cancel,
+    },
+  };
 }
 
 /** A voice note's waveform, as the sender's browser measured it (it came inside the message). */

@@ -39,7 +39,7 @@ function Devices({ client, onError, onErased }: { client: SottoClient; onError: 
           </li>
         ))}
       </ul>
-      <form onSubmit={approve}>
+      <form class="link-device" onSubmit={approve}>
         <input name="link-code" placeholder="Code shown on the new device" value={code} onInput={(e) => setCode((e.target as HTMLInputElement).value)} />
         <button type="submit">Link device</button>
       </form>
@@ -202,6 +202,11 @@ export function Messenger({ client, onSignOut, onErased }: { client: SottoClient
         <ul class="conversations">
           {list.map((c) => <ConversationItem key={c.id} client={client} conversation={c} active={c.id === open} version={version} onOpen={() => setOpen(c.id)} />)}
         </ul>
+        {list.length === 0 && found.length === 0 && (
+          <p class="none" data-testid="no-conversations">
+            {query.trim() ? 'No chats match.' : tab === 'requests' ? 'No message requests.' : 'No chats yet: start one with "New message".'}
+          </p>
+        )}
         {found.length > 0 && (
           <ul class="conversations found" data-testid="search-results">
             <li class="heading">Messages</li>

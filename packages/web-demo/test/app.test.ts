@@ -365,6 +365,7 @@ describe('the web app in Chromium', () => {
     await hana.setViewportSize({ width: 390, height: 844 });
     const list = hana.locator('aside');
     const tools = hana.getByTestId('chat-tools');
+    await hana.getByTestId('no-conversations').filter({ hasText: 'No chats yet' }).waitFor();
     await openChat(hana, 'ivan');
     // the open chat replaces the list, across the screen
     await thread(hana).waitFor();
@@ -373,6 +374,7 @@ describe('the web app in Chromium', () => {
     await send(hana, 'from a phone');
     await acceptRequest(ivan, 'hana');
     await thread(ivan).getByText('from a phone').waitFor();
+    await ivan.getByTestId('no-conversations').filter({ hasText: 'No message requests' }).waitFor();
     // the chat's settings are folded away until asked for, then usable
     expect(await tools.isVisible()).toBe(false);
     expect(await hana.getByRole('button', { name: 'Block' }).count()).toBe(0);
@@ -390,6 +392,33 @@ describe('the web app in Chromium', () => {
     await hana.getByTestId('conversation-d:ivan').click();
     await thread(hana).getByText('from a phone').waitFor();
     expect(await list.isVisible()).toBe(false);
+    // no hover on a phone: a long press opens a message's actions, an action taken closes them
+    await send(ivan, 'press and hold');
+    const held = thread(hana).getByTestId('message').filter({ hasText: 'press and hold' });
+    await held.waitFor();
+    const actions = held.getByTestId('message-actions');
+    await hana.mouse.move(0, 0);
+    expect(await actions.isVisible()).toBe(false);
+    const box = await held.boundingBox();
+    await held.dispatchEvent('pointerdown', { pointerType: 'touch', isPrimary: true, clientX: box!.x + 5, clientY: box!.y + 5 });
+    await actions.waitFor();
+    await held.dispatchEvent('pointerup', { pointerType: 'touch', isPrimary: true });
+    await actions.getByTitle('React ❤️').click();
+    await hana.mouse.move(0, 0);
+    await actions.waitFor({ state: 'hidden' });
+    await thread(ivan).getByTestId('message').filter({ hasText: 'press and hold' }).getByTestId('reactions').filter({ hasText: '❤️' }).waitFor();
+    // a short touch is a tap, not a long press
+    await held.dispatchEvent('pointerdown', { pointerType: 'touch', isPrimary: true, clientX: box!.x + 5, clientY: box!.y + 5 });
+    await held.dispatchEvent('pointerup', { pointerType: 'touch', isPrimary: true });
+    await hana.waitForTimeout(800);
+    expect(await actions.isVisible()).toBe(false);
+    // on a computer, a right-click opens them too (the pointer then leaves); Escape closes them
+    const mine = thread(ivan).getByTestId('message').filter({ hasText: 'press and hold' });
+    await mine.click({ button: 'right' });
+    await ivan.mouse.move(0, 0);
+    await mine.getByTestId('message-actions').waitFor();
+    await ivan.keyboard.press('Escape');
+    await mine.getByTestId('message-actions').waitFor({ state: 'hidden' });
     // the browser's back (a phone's back gesture) returns to the list, not out of the app
     await hana.goBack();
     await list.waitFor();

@@ -22,7 +22,7 @@
  * const { stream, start, end, size: total } = await blobs.read(id, range);
  */
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readdir, rm, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 
@@ -38,7 +38,9 @@ export type BlobStoreErrorCode =
   /** The requested byte range lies outside the blob. Carries `size`. */
   | 'RANGE_NOT_SATISFIABLE'
   /** The upload source failed or yielded something other than bytes. `cause` holds the original. */
-  | 'SOURCE_FAILED';
+  | 'SOURCE_FAILED'
+  /** Writing to the disk failed (`cause` holds the system's error: `ENOSPC` for a full disk). */
+  | 'WRITE_FAILED';
 
 export class BlobStoreError extends Error {
   override readonly name = 'BlobStoreError';
@@ -161,11 +163,7 @@ export class BlobStore {
         for await (const chunk of source as AsyncIterable<unknown>) {
           if (!(chunk instanceof Uint8Array)) throw new BlobStoreError('SOURCE_FAILED', 'upload source yielded a non-byte chunk');
           if (written + chunk.byteLength > options.maxBytes) throw new BlobStoreError('TOO_LARGE', `part exceeds ${options.maxBytes} bytes`);
-          let off = 0;
-          while (off < chunk.byteLength) {
-            const { bytesWritten } = await file.write(chunk, off, chunk.byteLength - off, offset + written + off);
-            off += bytesWritten;
-          }
+          await writeAll(file, chunk, offset + written);
           written += chunk.byteLength;
         }
       } catch (err) {
@@ -175,7 +173,7 @@ export class BlobStore {
         }
         interrupted = err;
       }
-      await file.sync();
+      await syncOrFail(file);
       return interrupted === undefined ? { written } : { written, interrupted };
     } finally {
       await file.close().catch(() => undefined);
@@ -244,17 +242,13 @@ export class BlobStore {
           size += chunk.byteLength;
           // Breaking out of for-await cancels a ReadableStream / returns the iterator.
           if (size > maxBytes) throw new BlobStoreError('TOO_LARGE', `blob exceeds ${maxBytes} bytes`);
-          let off = 0;
-          while (off < chunk.byteLength) {
-            const { bytesWritten } = await file.write(chunk, off, chunk.byteLength - off);
-            off += bytesWritten;
-          }
+          await writeAll(file, chunk, size - chunk.byteLength);
         }
       } catch (err) {
         if (err instanceof BlobStoreError) throw err;
         throw new BlobStoreError('SOURCE_FAILED', 'upload source failed', { cause: err });
       }
-      await file.sync();
+      await syncOrFail(file);
       await file.close();
       await this.publishFile(tmpPath, finalPath);
       return { size };
@@ -376,4 +370,23 @@ export async function syncDir(dir: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** Writes all of `chunk` at `position`; a failure of the disk is a `WRITE_FAILED` (not the source's). */
+async function writeAll(file: FileHandle, chunk: Uint8Array, position: number): Promise<void> {
+  let off = 0;
+  try {
+    while (off < chunk.byteLength) {
+      const { bytesWritten } = await file.write(chunk, off, chunk.byteLength - off, position + off);
+      off += bytesWritten;
+    }
+  } catch (err) {
+    throw new BlobStoreError('WRITE_FAILED', 'writing to the disk failed', { cause: err });
+  }
+}
+
+async function syncOrFail(file: FileHandle): Promise<void> {
+  await file.sync().catch((err: unknown) => {
+    throw new BlobStoreError('WRITE_FAILED', 'syncing to the disk failed', { cause: err });
+  });
 }

@@ -27,6 +27,7 @@ import { openDatabase } from './db/database.js';
 import { ReportRepo } from './db/report-repo.js';
 import { runRetention, DATABASE_FILE, BLOB_DIR } from './retention.js';
 import { BlobStore } from './blob-store.js';
+import { isStorageFull } from './errors.js';
 import { BackupError, backupDataDir } from './backup.js';
 
 export const USAGE = `Usage: sotto-relay <command> [options]
@@ -95,7 +96,7 @@ export async function runCli(argv: readonly string[], env: Readonly<Record<strin
         return 2;
     }
   } catch (err) {
-    log.error('command failed', { command, err });
+    log.error('command failed', { command, err, ...(isStorageFull(err) ? { hint: 'the disk of the data directory is full: free space and start again (nothing stored was lost)' } : {}) });
     return 1;
   }
 }

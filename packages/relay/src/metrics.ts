@@ -95,6 +95,7 @@ export class RelayMetrics {
     metric('sotto_envelopes_expired_total', 'counter', 'Unacknowledged envelopes deleted by retention.', one(envelopes.expiredTotal));
     metric('sotto_envelopes_young', 'gauge', 'Recent queued envelopes indexed in memory (the rest are in the queue table).', one(envelopes.youngCount));
     metric('sotto_envelopes_young_bytes', 'gauge', 'Ciphertext bytes of the recent queued envelopes in memory.', one(envelopes.youngByteCount));
+    metric('sotto_storage_full', 'gauge', '1 while the disk is full (writes refused with STORAGE_FULL since a write failed for lack of space), else 0.', one(ctx.storage.full ? 1 : 0));
     metric('sotto_commits_total', 'counter', 'Group commits (SQLite transactions with an fsync).', one(queue.batches));
     metric('sotto_commit_operations_total', 'counter', 'Write operations committed.', one(queue.operations));
     metric('sotto_commit_seconds_total', 'counter', 'Time spent in committed transactions, commit and fsync included.', one(queue.transactionMs / 1000));

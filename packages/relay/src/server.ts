@@ -51,6 +51,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions = {
   const database = openDatabase(join(config.dataDir, DATABASE_FILE));
   const store = await BlobStore.open(join(config.dataDir, BLOB_DIR));
   const ctx = createContext(config, database, now);
+  ctx.storage.logger = options.logger;
   if (config.metricsToken !== undefined) ctx.metrics = new RelayMetrics();
   // young envelopes a stopped relay left in batch rows move to the queue table first
   const recovered = ctx.envelopes.recover();

@@ -40,6 +40,11 @@ export type RelayErrorCode =
   | 'UPLOAD_BUSY'
   /** The account already has the maximum number of unfinished resumable uploads. 409. */
   | 'TOO_MANY_UPLOADS'
+  /**
+   * The relay's disk is full: nothing of the request was stored (a resumable upload keeps the
+   * bytes it acknowledged). Retry after `retryAfterMs`; the operator must free space. 507.
+   */
+  | 'STORAGE_FULL'
   /** Unexpected server failure. Never carries details. 500. */
   | 'INTERNAL';
 
@@ -64,6 +69,7 @@ export const RELAY_ERROR_STATUS: Readonly<Record<RelayErrorCode, number>> = Obje
   RANGE_NOT_SATISFIABLE: 416,
   RATE_LIMITED: 429,
   INTERNAL: 500,
+  STORAGE_FULL: 507,
 });
 
 /** The JSON body of every failed relay response. Extra fields depend on the code. */
@@ -74,7 +80,7 @@ export interface RelayErrorBody {
   mismatched?: MismatchedDevices[];
   /** STALE_DEVICES: devices whose registration id differed (per account). */
   stale?: StaleDevices[];
-  /** RATE_LIMITED: how long to wait. */
+  /** RATE_LIMITED, STORAGE_FULL: how long to wait. */
   retryAfterMs?: number;
   /** VERSION_CONFLICT: the version the relay holds. */
   current?: number;

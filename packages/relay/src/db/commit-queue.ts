@@ -19,6 +19,8 @@ export interface CommitObserver {
   committed(): void;
   /** The whole batch was rolled back. */
   rolledBack(): void;
+  /** An operation failed with `err`, or the whole batch did (once per failure, after the rollback). */
+  failed?(err: unknown): void;
 }
 
 interface Outcome {
@@ -197,6 +199,7 @@ export class CommitQueue {
             for (const o of this.observers) o.rolledBack();
             this.followUps = [];
             if (batch.length === 1) {
+              this.noteFailure(err.error);
               settleSafely(batch[0]!.settle, false, err.error);
               continue;
             }
@@ -209,6 +212,7 @@ export class CommitQueue {
       } catch (err) {
         for (const o of this.observers) o.rolledBack();
         this.followUps = [];
+        this.noteFailure(err);
         for (const p of batch) settleSafely(p.settle, false, err);
         continue;
       } finally {
@@ -220,6 +224,7 @@ export class CommitQueue {
       for (const o of this.observers) o.committed();
       for (let i = 0; i < outcomes.length; i++) {
         const o = outcomes[i]!;
+        if (!o.ok) this.noteFailure(o.value);
         settleSafely(batch[i]!.settle, o.ok, o.value);
       }
       const followUps = this.followUps;
@@ -235,6 +240,10 @@ export class CommitQueue {
         return;
       }
     }
+  }
+
+  private noteFailure(err: unknown): void {
+    for (const o of this.observers) o.failed?.(err);
   }
 
   /** Whether {@link close} was called (operations submitted now are refused). */

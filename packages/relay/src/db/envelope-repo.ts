@@ -548,13 +548,28 @@ export class EnvelopeRepo implements CommitObserver {
     this.spillScheduled = true;
     setImmediate(() => {
       this.spillScheduled = false;
-      this.spill();
+      this.spillOnTimer();
     });
+  }
+
+  /**
+   * Told of a spill on a timer that failed; returns whether the relay goes on (a full disk: the
+   * transaction rolled back, the envelopes stay in their batch rows and in memory, and a later
+   * spill moves them). Any other failure is thrown, as before.
+   */
+  spillFailed: (err: unknown) => boolean = () => false;
+
+  private spillOnTimer(): void {
+    try {
+      this.spill();
+    } catch (err) {
+      if (!this.spillFailed(err)) throw err;
+    }
   }
 
   /** Spill on a timer (every half of the policy's age) until {@link stopSpilling}. */
   startSpilling(): void {
-    this.spillTimer ??= setInterval(() => this.spill(), Math.max(50, this.policy.maxAgeMs / 2));
+    this.spillTimer ??= setInterval(() => this.spillOnTimer(), Math.max(50, this.policy.maxAgeMs / 2));
     this.spillTimer.unref();
   }
 

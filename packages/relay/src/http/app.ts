@@ -107,8 +107,9 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
   const profileLimit = Math.min(MAX_PROFILE_BODY, sendLimit);
 
   app.onError((err, c) => {
+    ctx.storage.failed(err);
     const { status, body } = toErrorBody(err);
-    if (body.code === 'RATE_LIMITED' && body.retryAfterMs !== undefined) c.header('Retry-After', String(Math.ceil(body.retryAfterMs / 1000)));
+    if (body.retryAfterMs !== undefined) c.header('Retry-After', String(Math.ceil(body.retryAfterMs / 1000)));
     // The rest of an oversized body is never read: tell the client not to reuse the connection.
     if (body.code === 'PAYLOAD_TOO_LARGE') c.header('Connection', 'close');
     c.header('x-sotto-error', body.code);
@@ -116,7 +117,10 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
   });
   app.notFound((c) => c.json({ code: 'NOT_FOUND', message: 'no such route' }, 404));
 
-  app.get('/healthz', (c) => c.json({ ok: true }));
+  // 503 while the disk is full (writes refused), so that a monitor tells the operator
+  app.get('/healthz', (c) => (ctx.storage.full
+    ? c.json({ ok: false, code: 'STORAGE_FULL', message: 'the disk of the data directory is full: writes are refused until space is freed' }, 503)
+    : c.json({ ok: true })));
   const { metricsToken } = ctx.config;
   if (metrics !== undefined && metricsToken !== undefined) {
     app.get('/metrics', requireBearer(metricsToken, 'metrics'), (c) =>

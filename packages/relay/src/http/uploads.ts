@@ -94,6 +94,8 @@ export function uploadRoutes(app: Hono<RelayEnv>, ctx: RelayContext, auth: Middl
         }
         received += written;
         if (written > 0) await ctx.queue.run(() => ctx.uploads.setReceived(upload.id, received));
+        // the disk failed, not the client: the bytes acknowledged so far stay (STORAGE_FULL when it is full)
+        if (BlobStoreError.is(interrupted, 'WRITE_FAILED')) throw interrupted;
         if (interrupted !== undefined) throw new RelayError('BAD_REQUEST', 'upload interrupted', {}, interrupted);
       }
       if (received < upload.size) return c.json(status({ ...upload, received }));

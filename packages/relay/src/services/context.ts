@@ -12,6 +12,7 @@ import { ProfileRepo } from '../db/profile-repo.js';
 import { RelationshipRepo } from '../db/relationship-repo.js';
 import { ReportRepo } from '../db/report-repo.js';
 import { RelayError } from '../errors.js';
+import { StorageHealth } from '../storage-health.js';
 import { CheckedRecipientLists } from './checked-recipients.js';
 import { RateLimiter } from '../rate-limit.js';
 import type { RelayMetrics } from '../metrics.js';
@@ -41,6 +42,8 @@ export interface RelayContext {
    */
   limiters: { ip: RateLimiter; account: RateLimiter; prekeyFetch: RateLimiter; sealedIp: RateLimiter; sealedRecipient: RateLimiter };
   now: () => number;
+  /** Whether the disk is full, as the writes find out (`GET /healthz`, STORAGE_FULL). */
+  storage: StorageHealth;
   /** Counters of `GET /metrics`, when it is served (`--metrics-token`). */
   metrics?: RelayMetrics;
 }
@@ -63,6 +66,16 @@ export function createContext(config: RelayConfig, database: OpenDatabase, now: 
   queue.observe(relationships.commitObserver);
   const checkedLists = new CheckedRecipientLists();
   queue.observe(checkedLists);
+  const storage = new StorageHealth(now);
+  queue.observe({
+    opStarted: () => undefined,
+    opRolledBack: () => undefined,
+    rolledBack: () => undefined,
+    committed: () => storage.written(),
+    failed: (err) => storage.failed(err),
+  });
+  // spills run on timers: a full disk leaves the envelopes in their batch rows until a later spill
+  envelopes.spillFailed = (err) => storage.failed(err);
   return {
     config,
     database,
@@ -82,6 +95,7 @@ export function createContext(config: RelayConfig, database: OpenDatabase, now: 
       sealedIp: limiter(config.limits.sealedRateLimits.ip), sealedRecipient: limiter(config.limits.sealedRateLimits.recipient),
     },
     now,
+    storage,
   };
 }
 

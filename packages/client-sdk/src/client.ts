@@ -17,7 +17,7 @@ import { accountSettingStamp, setAccountSetting, type AccountSetting } from './f
 import { groupIdOf } from './groups/group-store.js';
 import type { ClientContext, RequestPolicy } from './context.js';
 import { Emitter } from './emitter.js';
-import { SottoError } from './errors.js';
+import { isStorageFull, SottoError } from './errors.js';
 import type { MessageView, SottoEvents } from './events.js';
 import { newMessageId } from './ids.js';
 import { DeviceDirectory } from './messaging/device-directory.js';
@@ -169,7 +169,10 @@ export class SottoClient {
     const connection = new RelayConnection({
       http: relay,
       webSocket: options.webSocket ?? globalWebSocketFactory,
-      onEnvelope: (envelope) => receiver!.handle(envelope),
+      onEnvelope: (envelope) => receiver!.handle(envelope).catch((err: unknown) => {
+        this.ctx.events.emit('receiveFailed', { guid: envelope.guid, code: SottoError.is(err) ? err.code : 'INTERNAL', storageFull: isStorageFull(err) });
+        throw err;
+      }),
       beforeAck: () => watch.settle(),
       ...(options.random ? { random: options.random } : {}),
     });

@@ -89,3 +89,22 @@ export class SottoError extends Error {
     return value instanceof SottoError ? value : new SottoError(code, message, { cause: value });
   }
 }
+
+/** What a full disk or storage quota is called by browsers (`QuotaExceededError`), SQLite and the system. */
+const FULL_NAMES = new Set(['QuotaExceededError', 'SQLITE_FULL', 'ENOSPC', 'EDQUOT']);
+
+/**
+ * Whether `err`, or an error it was caused by, says this device's storage is full: IndexedDB's
+ * quota, SQLite's `SQLITE_FULL`, the system's `ENOSPC`.
+ * @example
+ * client.events.on('receiveFailed', (e) => { if (e.storageFull) warn('free some space'); });
+ */
+export function isStorageFull(err: unknown): boolean {
+  let e = err;
+  for (let depth = 0; typeof e === 'object' && e !== null && depth < 8; depth++) {
+    const { name, code } = e as { name?: unknown; code?: unknown };
+    if ((typeof name === 'string' && FULL_NAMES.has(name)) || (typeof code === 'string' && FULL_NAMES.has(code))) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}

@@ -1,3 +1,4 @@
+import type { SottoErrorCode } from './errors.js';
 import type { ProfileView } from './features/profiles.js';
 import type { Content } from '@sotto/protocol';
 import type { CallStateEvent, IncomingCallEvent } from './calls/call-switchboard.js';
@@ -59,6 +60,12 @@ export interface SottoEvents {
   identityChanged: [{ accountId: string; conversationId: string }];
   /** A message could not be decrypted; a resend request went back to its sender. */
   decryptionFailed: [{ from: string; deviceId: number; guid: string; reason: DecryptionFailureReason }];
+  /**
+   * An incoming envelope could not be stored or handled here (`storageFull`: this device's
+   * storage or quota is full). Nothing is lost: it stays at the relay, unacknowledged, and is
+   * tried again after a pause (and after every reconnect) until it goes.
+   */
+  receiveFailed: [{ guid: string; code: SottoErrorCode; storageFull: boolean }];
   /** An outgoing message failed permanently (e.g. the recipient does not exist). */
   sendFailed: [{ messageId: string; conversationId: string; reason: string }];
   connection: [ConnectionState];

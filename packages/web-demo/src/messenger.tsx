@@ -7,7 +7,7 @@ import { startNotifications } from './notify.js';
 import { ProfileEditor } from './profile-editor.js';
 import { Avatar, releaseAvatars, useProfile } from './profiles.js';
 import { changePassphrase, deleteAccount, eraseThisBrowser, lockedWithPassphrase } from './session.js';
-import { describeError, titleOf, useClientVersion } from './shared.js';
+import { describeError, NO_ROOM, titleOf, useClientVersion } from './shared.js';
 
 /** This account's devices: link a new one by its code, remove others. */
 function Devices({ client, onError, onErased }: { client: SottoClient; onError: (e: string) => void; onErased: () => void }) {
@@ -152,6 +152,10 @@ export function Messenger({ client, onSignOut, onErased }: { client: SottoClient
   // the relay's operator can suspend an account: say so rather than look offline
   useEffect(() => client.events.on('accountSuspended', () => setError('This account was suspended by the operator of this relay.')), [client]);
   useEffect(() => client.events.on('deviceRemoved', () => setError('This device was removed from the account on another device.')), [client]);
+  // nothing is lost (new messages wait at the relay, and come in once there is room), but say why they do not show
+  useEffect(() => client.events.on('receiveFailed', (e) => {
+    if (e.storageFull) setError(NO_ROOM);
+  }), [client]);
 
   useEffect(() => {
     let live = true;

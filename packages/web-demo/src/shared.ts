@@ -1,5 +1,5 @@
 /** What several pages share: error text, titles, ticks, the refresh hook, emoji and stickers. */
-import type { ConversationRecord, MessageView, ReportReason, SottoClient } from '@sotto/client-sdk';
+import { isStorageFull, type ConversationRecord, type MessageView, type ReportReason, type SottoClient } from '@sotto/client-sdk';
 import { useEffect, useState } from 'preact/hooks';
 
 export const EMOJI = ['❤️', '👍', '😂', '😮', '😢', '🔥', '👏', '🙏', '🎉', '😍', '🤔', '👋'];
@@ -37,7 +37,11 @@ export function useClientVersion(client: SottoClient): number {
   return version;
 }
 
+/** What the app says when this browser's storage is full, whatever was refused. */
+export const NO_ROOM = 'This browser has no room left for new messages: they wait on the relay until some space is free (delete chats or media, or let this site store more).';
+
 export function describeError(err: unknown): string {
+  if (isStorageFull(err)) return NO_ROOM;
   const e = err as { code?: string; message?: string };
   return e.code ? `${e.code}: ${e.message ?? ''}` : String(err);
 }

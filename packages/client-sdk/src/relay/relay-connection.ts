@@ -35,8 +35,9 @@ export interface RelayConnectionOptions {
    * the previous group finished is passed at once (one call each, without waiting in between, so
    * the handler may process them together, e.g. in one commit, but must keep the call order);
    * the next group starts after every handler of this one settled, and the group's envelopes
-   * are acked in one frame. A rejection leaves that envelope unacked: the relay redelivers it
-   * after the next reconnect.
+   * are acked in one frame. A rejection leaves that envelope unacked: it is handed over again
+   * after a pause (with backoff, see {@link HANDLER_RETRY}), while the socket it came on stays
+   * open, and the relay redelivers it after the next reconnect anyway.
    */
   readonly onEnvelope: (envelope: Envelope) => Promise<void>;
   /** Awaited before each ack frame (the client makes its relaxed commits durable there). */
@@ -47,6 +48,13 @@ export interface RelayConnectionOptions {
 
 /** Most envelopes handed over in one group (and acked in one frame). */
 const MAX_GROUP = 64;
+/**
+ * Envelopes whose handler failed (this device's storage full or failing, say) are handed over
+ * again after these pauses, growing, on the same socket: without it they would wait for the
+ * next reconnect, which an idle healthy connection may not see for hours. After `attempts`
+ * failed rounds in a row they wait for the reconnect.
+ */
+export const HANDLER_RETRY = Object.freeze({ baseMs: 1_000, maxMs: 60_000, attempts: 30 });
 const CLOSE_REPLACED = 4001;
 const CLOSE_DEVICE_REMOVED = 4003;
 const CLOSE_ACCOUNT_SUSPENDED = 4010;
@@ -78,6 +86,9 @@ export class RelayConnection {
   private readonly inbox: { ws: WebSocketLike | undefined; raw: Uint8Array }[] = [];
   private handOverQueued = false;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The pending retry of envelopes whose handler failed, and how many rounds failed in a row. */
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private retryRound = 0;
 
   constructor(private readonly options: RelayConnectionOptions) {}
 
@@ -103,6 +114,7 @@ export class RelayConnection {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     await this.handling.catch(() => undefined);
     this.ws?.close(1000, 'client stopped');
     this.ws = undefined;
@@ -177,6 +189,7 @@ export class RelayConnection {
     this.ws = ws;
     ws.onopen = () => {
       this.attempt = 0;
+      this.retryRound = 0; // the relay redelivers whatever is unacked: retries start afresh
       this.setState('connected');
     };
     ws.onmessage = (event) => this.onFrame(event.data);
@@ -253,24 +266,54 @@ export class RelayConnection {
     this.handling = this.handling.then(() => this.handOver());
   }
 
+  /**
+   * Hands `failed` over again after a pause, ahead of whatever arrived meanwhile and still waits
+   * (so they keep their order among those), if `ws` is still the socket then; failures that
+   * come while a retry waits join it.
+   */
+  private retryLater(ws: WebSocketLike, failed: readonly { raw: Uint8Array }[]): void {
+    const waiting = this.retryWaiting;
+    if (waiting !== undefined && waiting.ws === ws) {
+      waiting.raws.push(...failed.map((f) => f.raw));
+      return;
+    }
+    if (this.retryRound >= HANDLER_RETRY.attempts) return;
+    const delay = backoffDelay(this.retryRound++, { baseMs: HANDLER_RETRY.baseMs, maxMs: HANDLER_RETRY.maxMs, random: this.options.random ?? Math.random });
+    const retry = { ws, raws: failed.map((f) => f.raw) };
+    this.retryWaiting = retry;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.retryWaiting = undefined;
+      if (this.stopped || this.ws !== retry.ws) return; // a new socket: the relay redelivers them
+      this.inbox.unshift(...retry.raws.map((raw) => ({ ws: retry.ws, raw })));
+      this.queueHandOver();
+    }, delay);
+  }
+
+  private retryWaiting: { ws: WebSocketLike; raws: Uint8Array[] } | undefined;
+
   /** Hands every queued envelope (up to {@link MAX_GROUP}) to `onEnvelope`, then acks the handled ones. */
   private async handOver(): Promise<void> {
     this.handOverQueued = false;
     const group = this.inbox.splice(0, MAX_GROUP);
     if (this.inbox.length > 0) this.queueHandOver();
-    const decoded: { ws: WebSocketLike | undefined; envelope: Envelope }[] = [];
+    const decoded: { ws: WebSocketLike | undefined; raw: Uint8Array; envelope: Envelope }[] = [];
     for (const { ws, raw } of group) {
       try {
-        decoded.push({ ws, envelope: decodeEnvelope(raw) });
+        decoded.push({ ws, raw, envelope: decodeEnvelope(raw) });
       } catch {
         // undecodable: never acked, never shown; the relay keeps it until TTL
       }
     }
-    // a rejected handler leaves its envelope unacked: redelivered after reconnect
+    // a rejected handler leaves its envelope unacked: handed over again later (retryLater), and
+    // redelivered after a reconnect
     const results = await Promise.allSettled(decoded.map((d) => this.options.onEnvelope(d.envelope)));
     await this.options.beforeAck?.().catch(() => undefined);
     const ws = this.ws;
     if (!ws) return;
+    const failed = decoded.filter((d, i) => d.ws === ws && results[i]!.status === 'rejected');
+    if (failed.length > 0) this.retryLater(ws, failed);
+    else if (decoded.length > 0 && this.retryTimer === undefined) this.retryRound = 0;
     const guids = decoded.filter((d, i) => d.ws === ws && results[i]!.status === 'fulfilled').map((d) => d.envelope.guid);
     if (guids.length === 0) return;
     try {

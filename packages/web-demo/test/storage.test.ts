@@ -16,13 +16,15 @@ describe('a browser with no room left', () => {
 
   it('tells the user, and shows the message once there is room', async () => {
     const jay = await app.person('jay');
-    const kim = await app.person('kim', (context) => context.addInitScript(() => {
-      const put = IDBObjectStore.prototype.put;
-      IDBObjectStore.prototype.put = function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['put']>) {
-        if ((globalThis as { quotaUsedUp?: boolean }).quotaUsedUp) throw new DOMException('the quota has been exceeded', 'QuotaExceededError');
-        return put.apply(this, args);
-      };
-    }));
+    const kim = await app.person('kim', async (context) => {
+      await context.addInitScript(() => {
+        const put = IDBObjectStore.prototype.put;
+        IDBObjectStore.prototype.put = function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['put']>) {
+          if ((globalThis as { quotaUsedUp?: boolean }).quotaUsedUp) throw new DOMException('the quota has been exceeded', 'QuotaExceededError');
+          return put.apply(this, args);
+        };
+      });
+    });
     await firstContact(jay, 'jay', kim, 'kim', 'hello kim');
     // the acceptance is stored (the composer replaces the request's buttons) before the quota runs out
     await kim.locator('form.composer').waitFor();

@@ -13,6 +13,7 @@ describe('DELETE /v1/accounts/:accountId', () => {
   let alice2: TestDevice;
   let bob: TestDevice;
   let carol: TestDevice;
+  let unusedTicket = '';
   beforeAll(async () => {
     t = await startTestRelay();
     alice1 = await register(t, 'alice');
@@ -38,6 +39,9 @@ describe('DELETE /v1/accounts/:accountId', () => {
     expect((await api(t, 'POST', '/v1/reports', carol, { accountId: 'alice', reason: 'spam' })).status).toBe(201);
     expect((await api(t, 'PUT', '/v1/profile', alice2, { version: 1, ciphertext: b64(new Uint8Array([9, 9, 9])) })).status).toBe(200);
     const second = await TestSocket.open(t, alice2);
+    // a WebSocket ticket taken and not yet used: it goes with the account
+    const ticket = (await api(t, 'POST', '/v1/ws-ticket', alice1)).body.ticket as string;
+    unusedTicket = ticket;
 
     expect((await api(t, 'DELETE', '/v1/accounts/alice', alice1)).status).toBe(204);
     expect(await second.closed()).toBe(4003);
@@ -58,7 +62,7 @@ describe('DELETE /v1/accounts/:accountId', () => {
     expect(multi.body.mismatched).toEqual([{ accountId: 'alice', missing: [], extra: [1, 2] }]);
 
     t.relay.ctx.envelopes.spill(true); // young envelopes into the table, to read them all there
-    for (const table of ['accounts', 'devices', 'device_credentials', 'signed_prekeys', 'kyber_prekeys', 'one_time_prekeys', 'relationships', 'ws_tickets', 'link_tokens', 'profiles']) {
+    for (const table of ['accounts', 'devices', 'device_credentials', 'signed_prekeys', 'kyber_prekeys', 'one_time_prekeys', 'relationships', 'link_tokens', 'profiles']) {
       expect(rowsMentioning(t, table, 'alice'), table).toBe(0);
     }
     // queued for alice: gone; sent by alice to bob: still his to receive; carol's report: kept
@@ -70,6 +74,9 @@ describe('DELETE /v1/accounts/:accountId', () => {
 
   it('frees the name: a new alice starts with no state, so her first message to bob is a request again', async () => {
     const newAlice = await register(t, 'alice');
+    // the old alice's ticket does not let anyone in as the new alice's device 1
+    expect(newAlice.deviceId).toBe(alice1.deviceId);
+    await expect(TestSocket.openWithTicket(t, unusedTicket)).rejects.toMatchObject({ status: 401 });
     expect((await api(t, 'POST', '/v1/messages/bob', newAlice, sendBody([bob], 'hello again'))).status).toBe(200);
     const requests = await api(t, 'GET', '/v1/requests', bob);
     expect((requests.body.requests as { accountId: string }[]).map((r) => r.accountId)).toContain('alice');

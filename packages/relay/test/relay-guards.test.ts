@@ -4,7 +4,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, b64, register, sendBody, startTestRelay, TestSocket, unb64, type TestRelay } from './helpers/relay-harness.js';
+import { api, b64, linkDevice, register, sendBody, startTestRelay, TestSocket, unb64, type TestRelay } from './helpers/relay-harness.js';
 
 let t: TestRelay;
 beforeAll(async () => { t = await startTestRelay({ maxJsonBodyBytes: 64 * 1024, maxWsPayload: 64 * 1024, maxAttachmentBytes: 1024 * 1024 }); });
@@ -34,6 +34,15 @@ describe('credentials and tickets', () => {
     t.clock.now += 31_000;
     await expect(TestSocket.openWithTicket(t, late)).rejects.toMatchObject({ status: 401 });
     await expect(TestSocket.openWithTicket(t, 'nope')).rejects.toMatchObject({ status: 401 });
+  });
+
+  it('a ticket of a device removed before it was used lets no one in', async () => {
+    const una = await register(t, 'una');
+    const tablet = await linkDevice(t, una);
+    const ticket = (await api(t, 'POST', '/v1/ws-ticket', tablet)).body.ticket as string;
+    expect((await api(t, 'DELETE', `/v1/accounts/una/devices/${tablet.deviceId}`, una)).status).toBe(204);
+    await expect(TestSocket.openWithTicket(t, ticket)).rejects.toMatchObject({ status: 401 });
+    expect(t.relay.ctx.tickets.size).toBe(0);
   });
 });
 
@@ -223,7 +232,7 @@ describe('trust model', () => {
       const sqlite = own.relay.ctx.database.sqlite;
       sqlite.pragma('wal_checkpoint(TRUNCATE)');
       const tables = (sqlite.prepare("select name from sqlite_master where type='table' and name not like 'sqlite_%' and name not like '__drizzle%'").all() as { name: string }[]).map((r) => r.name);
-      expect(tables.sort()).toEqual(['accounts', 'blobs', 'device_credentials', 'devices', 'envelope_batch_acks', 'envelope_batches', 'envelopes', 'fanouts', 'kyber_prekeys', 'link_tokens', 'one_time_prekeys', 'profiles', 'relationships', 'reports', 'signed_prekeys', 'uploads', 'ws_tickets']);
+      expect(tables.sort()).toEqual(['accounts', 'blobs', 'device_credentials', 'devices', 'envelope_batch_acks', 'envelope_batches', 'envelopes', 'fanouts', 'kyber_prekeys', 'link_tokens', 'one_time_prekeys', 'profiles', 'relationships', 'reports', 'signed_prekeys', 'uploads']);
       const columns = Object.fromEntries(tables.map((name) => [name, (sqlite.prepare(`pragma table_info(${name})`).all() as { name: string }[]).map((c) => c.name)]));
       expect(columns['envelopes']).toEqual(['seq', 'guid', 'account_id', 'device_id', 'sender_account_id', 'sender_device_id', 'type', 'ciphertext', 'server_timestamp']);
       // an account: its name, when it was made, the next device id, suspension, the hash of its

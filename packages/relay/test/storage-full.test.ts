@@ -13,7 +13,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UPLOAD_OFFSET_HEADER } from '@sotto/protocol';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { api, backlog, register, startTestRelay, TestSocket, until, type TestDevice, type TestRelay } from './helpers/relay-harness.js';
+import { api, backlog, envelopesOf, register, startTestRelay, TestSocket, until, type TestDevice, type TestRelay } from './helpers/relay-harness.js';
 
 const storageFull = { code: 'STORAGE_FULL', message: 'the relay is out of disk space: nothing was stored, try again later', retryAfterMs: 30_000 };
 
@@ -73,8 +73,17 @@ describe('a full disk', () => {
     } finally {
       ws.close();
     }
-    // reads go on: bob's backlog holds exactly what was accepted
+    // reads go on: bob's backlog holds exactly what was accepted, and bob connects (tickets need
+    // no write) and is pushed all of it
     expect(await texts()).toEqual(accepted);
+    const bobWs = await TestSocket.open(t, bob);
+    try {
+      await bobWs.until((frames) => frames.some((f) => f.t === 'empty'));
+      const pushed = envelopesOf(bobWs.frames).map((e) => Buffer.from(e.ciphertext).toString().replace(/\.+$/, ''));
+      expect(pushed).toEqual(accepted);
+    } finally {
+      bobWs.close();
+    }
 
     // space again: the next send is taken, and the relay is healthy
     setDatabaseFull(false);

@@ -3,7 +3,7 @@ import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { CommitObserver } from './commit-queue.js';
 import { CommittedCache } from './committed-cache.js';
 import type { RelayDb } from './database.js';
-import { accounts, deviceCredentials, devices, linkTokens, wsTickets } from './schema.js';
+import { accounts, deviceCredentials, devices, linkTokens } from './schema.js';
 
 export interface AccountRow {
   id: string;
@@ -29,8 +29,7 @@ export interface NewDevice {
 }
 
 /**
- * Accounts (with their access key hashes), devices, device credential hashes, link tokens and
- * WebSocket tickets.
+ * Accounts (with their access key hashes), devices, device credential hashes and link tokens.
  * All methods are synchronous (better-sqlite3); writes are meant to run inside a
  * {@link CommitQueue} operation.
  *
@@ -114,15 +113,15 @@ export class AccountRepo {
     }).run();
   }
 
-  /** Deletes the device; its credential, prekeys, queue and tickets go with it (FK cascade). */
+  /** Deletes the device; its credential, prekeys and queue go with it (FK cascade). */
   removeDevice(accountId: string, deviceId: number): boolean {
     this.deviceListChanged(accountId);
     return this.db.delete(devices).where(and(eq(devices.accountId, accountId), eq(devices.deviceId, deviceId))).run().changes === 1;
   }
 
   /**
-   * Deletes the account row; its devices, credentials, prekeys, tickets and link tokens go with
-   * it (FK cascade). The username is free again.
+   * Deletes the account row; its devices, credentials, prekeys and link tokens go with it (FK
+   * cascade). The username is free again.
    */
   deleteAccount(accountId: string): boolean {
     this.deviceListChanged(accountId);
@@ -216,22 +215,8 @@ export class AccountRepo {
     return { accountId: row.accountId, deviceId: row.deviceId };
   }
 
-  createTicket(ticketHash: Uint8Array, accountId: string, deviceId: number, expiresAt: number): void {
-    this.db.insert(wsTickets).values({ ticketHash: Buffer.from(ticketHash), accountId, deviceId, expiresAt }).run();
-  }
-
-  /** Deletes and returns a ticket if it exists and has not expired (single use). */
-  consumeTicket(ticketHash: Uint8Array, now: number): { accountId: string; deviceId: number } | undefined {
-    const row = this.db.delete(wsTickets).where(eq(wsTickets.ticketHash, Buffer.from(ticketHash)))
-      .returning({ accountId: wsTickets.accountId, deviceId: wsTickets.deviceId, expiresAt: wsTickets.expiresAt }).get();
-    if (row === undefined || row.expiresAt <= now) return undefined;
-    return { accountId: row.accountId, deviceId: row.deviceId };
-  }
-
-  /** Drops expired tickets and link tokens. */
+  /** Drops expired link tokens. */
   purgeExpiredTokens(now: number): number {
-    const a = this.db.delete(wsTickets).where(sql`${wsTickets.expiresAt} <= ${now}`).run().changes;
-    const b = this.db.delete(linkTokens).where(sql`${linkTokens.expiresAt} <= ${now}`).run().changes;
-    return a + b;
+    return this.db.delete(linkTokens).where(sql`${linkTokens.expiresAt} <= ${now}`).run().changes;
   }
 }

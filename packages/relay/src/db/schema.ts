@@ -3,8 +3,8 @@ import { blob, foreignKey, index, integer, primaryKey, sqliteTable, text, unique
 /**
  * The relay's whole SQLite schema. It holds only what ARCHITECTURE §2 lets the relay learn:
  * usernames, device lists and public keys, opaque ciphertext queued per device, request/block
- * state, attachment metadata, sealed profiles and abuse reports. Credentials, tickets, link
- * tokens and access keys are stored as SHA-256 hashes only. Timestamps are milliseconds since the epoch.
+ * state, attachment metadata, sealed profiles and abuse reports. Credentials, link tokens and
+ * access keys are stored as SHA-256 hashes only (WebSocket tickets live in memory: tickets.ts). Timestamps are milliseconds since the epoch.
  */
 
 const bytes = (name: string) => blob(name, { mode: 'buffer' });
@@ -177,13 +177,6 @@ export const linkTokens = sqliteTable('link_tokens', {
   deviceId: integer('device_id').notNull(),
   expiresAt: integer('expires_at').notNull(),
 });
-
-export const wsTickets = sqliteTable('ws_tickets', {
-  ticketHash: bytes('ticket_hash').primaryKey(),
-  accountId: text('account_id').notNull(),
-  deviceId: integer('device_id').notNull(),
-  expiresAt: integer('expires_at').notNull(),
-}, (t) => [deviceRef(t)]);
 
 export const blobs = sqliteTable('blobs', {
   id: text('id').primaryKey(),

@@ -305,7 +305,7 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
     takeToken(ctx.limiters.account, `ticket:${me.accountId}`);
     const ticket = randomToken();
     const expiresAt = ctx.now() + ctx.config.limits.ticketTtlSeconds * 1000;
-    await ctx.queue.run(() => ctx.accounts.createTicket(hashSecret(ticket), me.accountId, me.deviceId, expiresAt));
+    ctx.tickets.issue(hashSecret(ticket), me, expiresAt, ctx.now());
     return c.json({ ticket, expiresAt }, 201);
   });
 

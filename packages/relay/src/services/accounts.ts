@@ -189,6 +189,7 @@ export async function removeDevice(ctx: RelayContext, auth: DeviceAddress, devic
   await ctx.queue.run(() => {
     if (!ctx.accounts.removeDevice(auth.accountId, deviceId)) throw new RelayError('NOT_FOUND', 'no such device');
     ctx.envelopes.dropQueue(auth.accountId, deviceId);
+    ctx.tickets.drop(auth.accountId, deviceId);
   });
 }
 
@@ -208,6 +209,7 @@ export async function deleteAccount(ctx: RelayContext, auth: DeviceAddress): Pro
     dropProfile(ctx, auth.accountId, ctx.now());
     ctx.uploads.takeOf(auth.accountId);
     if (!ctx.accounts.deleteAccount(auth.accountId)) throw new RelayError('NOT_FOUND', 'no such account');
+    ctx.tickets.drop(auth.accountId);
     return ids;
   });
 }

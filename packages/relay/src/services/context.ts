@@ -13,6 +13,7 @@ import { RelationshipRepo } from '../db/relationship-repo.js';
 import { ReportRepo } from '../db/report-repo.js';
 import { RelayError } from '../errors.js';
 import { StorageHealth } from '../storage-health.js';
+import { TicketStore } from '../tickets.js';
 import { CheckedRecipientLists } from './checked-recipients.js';
 import { RateLimiter } from '../rate-limit.js';
 import type { RelayMetrics } from '../metrics.js';
@@ -44,6 +45,8 @@ export interface RelayContext {
   now: () => number;
   /** Whether the disk is full, as the writes find out (`GET /healthz`, STORAGE_FULL). */
   storage: StorageHealth;
+  /** WebSocket tickets (in memory: connecting writes nothing). */
+  tickets: TicketStore;
   /** Counters of `GET /metrics`, when it is served (`--metrics-token`). */
   metrics?: RelayMetrics;
 }
@@ -96,6 +99,7 @@ export function createContext(config: RelayConfig, database: OpenDatabase, now: 
     },
     now,
     storage,
+    tickets: new TicketStore(),
   };
 }
 

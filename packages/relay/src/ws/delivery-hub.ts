@@ -121,12 +121,13 @@ export class DeliveryHub implements DeliveryNotifier {
     if (url.pathname !== '/v1/ws') return refuse(socket, 404, 'NOT_FOUND', 'no such route');
     const ticket = url.searchParams.get('ticket');
     if (ticket === null || ticket.length > 64) return refuse(socket, 401, 'UNAUTHORIZED', 'missing or invalid ticket');
-    this.ctx.queue.run(() => this.ctx.accounts.consumeTicket(hashSecret(ticket), this.ctx.now())).then((grant) => {
-      if (grant === undefined) return refuse(socket, 401, 'UNAUTHORIZED', 'unknown, used or expired ticket');
-      // a ticket taken just before the account was suspended
-      if (this.ctx.accounts.byId(grant.accountId) === undefined) return refuse(socket, 403, 'ACCOUNT_SUSPENDED', 'this account was suspended');
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(grant, ws));
-    }, () => refuse(socket, 500, 'INTERNAL', 'internal error'));
+    const grant = this.ctx.tickets.consume(hashSecret(ticket), this.ctx.now());
+    if (grant === undefined) return refuse(socket, 401, 'UNAUTHORIZED', 'unknown, used or expired ticket');
+    // a ticket taken just before the account was suspended
+    if (this.ctx.accounts.byId(grant.accountId) === undefined) return refuse(socket, 403, 'ACCOUNT_SUSPENDED', 'this account was suspended');
+    // or just before its device was removed (its tickets go with it; this covers a removal not yet committed)
+    if (this.ctx.accounts.device(grant.accountId, grant.deviceId) === undefined) return refuse(socket, 401, 'UNAUTHORIZED', 'unknown, used or expired ticket');
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(grant, ws));
   }
 
   private attach(address: DeviceAddress, ws: WebSocket): void {

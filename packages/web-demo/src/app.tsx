@@ -6,13 +6,19 @@
  * `profile-editor`; `profiles` shows people's names and photos).
  */
 import type { SottoClient } from '@sotto/client-sdk';
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { Messenger } from './messenger.js';
-import { signOut } from './session.js';
+import { onTakenOver, signOut } from './session.js';
 import { SignIn } from './sign-in.js';
 
 export function App() {
   const [client, setClient] = useState<SottoClient | undefined>();
-  if (client === undefined) return <SignIn onReady={setClient} />;
+  /** Another tab of this browser took the account over: this one offers to take it back. */
+  const [elsewhere, setElsewhere] = useState(false);
+  useEffect(() => onTakenOver(() => {
+    setClient(undefined);
+    setElsewhere(true);
+  }), []);
+  if (client === undefined) return <SignIn elsewhere={elsewhere} onReady={(c) => { setElsewhere(false); setClient(c); }} />;
   return <Messenger client={client} onSignOut={async () => { await signOut(client); setClient(undefined); }} onErased={() => setClient(undefined)} />;
 }

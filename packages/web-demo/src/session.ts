@@ -11,6 +11,7 @@ import { IndexedDbStorage, openIndexedDbStorage } from '@sotto/client-sdk/browse
 import { createWebEngine } from '@sotto/protocol/web';
 // simple-peer's self-contained browser build (its package entry needs Node's streams)
 import SimplePeer from 'simple-peer/simplepeer.min.js';
+import { lockAccount, unlockAccount } from './tab-lock.js';
 
 const LAST_USER = 'sotto.lastUser';
 /** `sotto.db.<username>` → the IndexedDB database of a linked device (registered ones use `sotto-<username>`). */
@@ -21,6 +22,39 @@ const RELAY_URL = import.meta.env.VITE_SOTTO_RELAY_URL || location.origin;
 
 /** The database and storage of the account signed in on this page. */
 let current: { database: string; storage: IndexedDbStorage } | undefined;
+/** The client of that account, once open. */
+let openClient: SottoClient | undefined;
+/** Told when another tab took the account over (this page's client and store are closed by then). */
+let takenOver: (() => void) | undefined;
+
+/** Sets what runs when another tab of this browser takes the signed-in account over. */
+export function onTakenOver(listener: () => void): () => void {
+  takenOver = listener;
+  return () => {
+    if (takenOver === listener) takenOver = undefined;
+  };
+}
+
+/** Closes this page's client and store: another tab takes the account over. */
+async function yieldToAnotherTab(): Promise<void> {
+  const client = openClient;
+  openClient = undefined;
+  await client?.close().catch(() => undefined);
+  const here = current;
+  current = undefined;
+  await here?.storage.close().catch(() => undefined);
+  takenOver?.();
+}
+
+/**
+ * Takes the account's database for this page (one tab at a time: tab-lock.ts). Throws CONFLICT
+ * (field `tab`) when another tab has it open and `takeOver` is false.
+ */
+async function lockFor(name: string, database: string, takeOver: boolean): Promise<void> {
+  if (!(await lockAccount(database, { takeOver, close: yieldToAnotherTab }))) {
+    throw new SottoError('CONFLICT', `${name} is open in another tab of this browser`, { field: 'tab' });
+  }
+}
 
 async function clientOptions(database: string, passphrase: string): Promise<SottoClientOptions> {
   // The account's keys live only in this browser's storage: ask the browser not to evict it under
@@ -71,9 +105,11 @@ export async function deleteAccount(client: SottoClient): Promise<void> {
 async function forgetHere(accountId: string): Promise<void> {
   const here = current;
   current = undefined;
-  if (here === undefined) return;
+  openClient = undefined;
+  if (here === undefined) return unlockAccount();
   await here.storage.close();
   await deleteDatabase(here.database);
+  unlockAccount();
   localStorage.removeItem(DB_OF + accountId);
   if (localStorage.getItem(LAST_USER) === accountId) localStorage.removeItem(LAST_USER);
 }
@@ -84,9 +120,11 @@ async function forgetHere(accountId: string): Promise<void> {
  */
 export async function signOut(client: SottoClient): Promise<void> {
   await client.close();
+  openClient = undefined;
   const here = current;
   current = undefined;
   await here?.storage.close();
+  unlockAccount();
 }
 
 /** Whether this browser's copy of the signed-in account is locked with a passphrase. */
@@ -106,13 +144,26 @@ export function lastUsername(): string {
 
 /**
  * Opens (or registers) `username` on this browser and connects it to the relay. `passphrase`
- * ('' for none) unlocks an encrypted copy, or encrypts a new one.
+ * ('' for none) unlocks an encrypted copy, or encrypts a new one. CONFLICT (field `tab`) when
+ * another tab of this browser has the account open, unless `takeOver` (that tab then closes it).
  * @example
  * const client = await signIn('alice', 'correct horse battery staple');
  */
-export async function signIn(username: string, passphrase = ''): Promise<SottoClient> {
+export async function signIn(username: string, passphrase = '', takeOver = false): Promise<SottoClient> {
   const name = username.trim().toLowerCase();
   const database = localStorage.getItem(DB_OF + name) ?? `sotto-${name}`;
+  await lockFor(name, database, takeOver);
+  try {
+    const client = await openHere(name, database, passphrase);
+    openClient = client;
+    return client;
+  } catch (err) {
+    unlockAccount();
+    throw err;
+  }
+}
+
+async function openHere(name: string, database: string, passphrase: string): Promise<SottoClient> {
   const kind = await IndexedDbStorage.inspect(database);
   if (kind === 'encrypted' && passphrase === '') {
     throw new SottoError('INVALID_ARGUMENT', `this browser's copy of ${name} is locked: enter its passphrase`, { field: 'passphrase' });
@@ -151,13 +202,21 @@ export async function signIn(username: string, passphrase = ''): Promise<SottoCl
  */
 export async function startLink(passphrase = ''): Promise<{ code: string; finish(): Promise<SottoClient>; cancel(): void }> {
   const database = `sotto-linked-${crypto.randomUUID()}`;
-  const session = await SottoClient.link(await clientOptions(database, passphrase));
+  await lockFor('this device', database, false);
+  const session = await SottoClient.link(await clientOptions(database, passphrase)).catch((err: unknown) => {
+    unlockAccount();
+    throw err;
+  });
   return {
     code: session.code,
-    cancel: () => session.cancel(),
+    cancel: () => {
+      session.cancel();
+      unlockAccount();
+    },
     async finish() {
       const { client } = await session.complete();
       await client.connect();
+      openClient = client;
       localStorage.setItem(DB_OF + client.accountId, database);
       localStorage.setItem(LAST_USER, client.accountId);
       return client;

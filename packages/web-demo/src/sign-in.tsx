@@ -1,25 +1,34 @@
 /** The sign-in page: open or create an account on this browser, or link it to one elsewhere. */
-import type { SottoClient } from '@sotto/client-sdk';
+import { SottoError, type SottoClient } from '@sotto/client-sdk';
 import { useState } from 'preact/hooks';
 import { lastUsername, signIn, startLink } from './session.js';
 import { describeError } from './shared.js';
 
-export function SignIn({ onReady }: { onReady: (c: SottoClient) => void }) {
+/**
+ * `elsewhere`: another tab of this browser took the account over from this one (or has it
+ * open): the page says so and offers to use it here, which closes it there.
+ */
+export function SignIn({ onReady, elsewhere = false }: { onReady: (c: SottoClient) => void; elsewhere?: boolean }) {
   const [username, setUsername] = useState(lastUsername());
   const [passphrase, setPassphrase] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState('');
-  const submit = async (e: Event) => {
-    e.preventDefault();
+  const [openElsewhere, setOpenElsewhere] = useState(elsewhere);
+  const open = async (takeOver: boolean) => {
     setBusy(true);
     setError('');
     try {
-      onReady(await signIn(username, passphrase));
+      onReady(await signIn(username, passphrase, takeOver));
     } catch (err) {
-      setError(describeError(err));
+      if (SottoError.is(err, 'CONFLICT') && err.field === 'tab') setOpenElsewhere(true);
+      else setError(describeError(err));
     } finally {
       setBusy(false);
     }
+  };
+  const submit = (e: Event) => {
+    e.preventDefault();
+    void open(false);
   };
   return (
     <form class="signin" onSubmit={submit}>
@@ -30,6 +39,12 @@ export function SignIn({ onReady }: { onReady: (c: SottoClient) => void }) {
       <p class="hint">A passphrase set when this browser first keeps an account encrypts its copy (keys and messages); it is asked for at every sign-in and cannot be recovered.</p>
       <button type="submit" disabled={busy}>{busy ? 'Opening…' : 'Sign in or create account'}</button>
       {error && <p class="error" role="alert">{error}</p>}
+      {openElsewhere && (
+        <div class="elsewhere" role="alert" data-testid="open-elsewhere">
+          <p>This account is open in another tab of this browser. It can be open in one tab at a time.</p>
+          <button type="button" disabled={busy} onClick={() => void open(true)}>Use it here</button>
+        </div>
+      )}
       <LinkThisDevice onReady={onReady} passphrase={passphrase} />
     </form>
   );

@@ -229,6 +229,8 @@ describe('the web app in Chromium', () => {
 
   it('an account reopens from IndexedDB after a reload, with its history', async () => {
     const [aliceContext] = app.browser.contexts();
+    // her tab is closed first (two tabs never run one account at once: tabs.test.ts)
+    for (const open of aliceContext!.pages()) await open.close();
     const page = await aliceContext!.newPage();
     await page.goto(`${app.relay.url}/`);
     expect(await page.inputValue('input[name=username]')).toBe('alice');

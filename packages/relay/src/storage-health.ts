@@ -11,8 +11,8 @@ const LOG_EVERY_MS = 60_000;
  * minute. Reads, deliveries from what is stored and acks of what needs no new space go on.
  *
  * @example
- * queue.observe(health.observer); // commits clear it, failures for lack of space set it
- * app.onError((err) => { health.failed(err); ... });
+ * queue.observe({ ...noOps, committed: () => health.written(), failed: (err) => health.failed(err) });
+ * if (health.full) return c.json({ ok: false, code: 'STORAGE_FULL' }, 503);
  */
 export class StorageHealth {
   /** When a write first failed for lack of space, since the last write that succeeded. */

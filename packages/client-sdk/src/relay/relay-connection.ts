@@ -86,8 +86,9 @@ export class RelayConnection {
   private readonly inbox: { ws: WebSocketLike | undefined; raw: Uint8Array }[] = [];
   private handOverQueued = false;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  /** The pending retry of envelopes whose handler failed, and how many rounds failed in a row. */
+  /** The pending retry of envelopes whose handler failed (their socket and bytes), and how many rounds failed in a row. */
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private retryWaiting: { ws: WebSocketLike; raws: Uint8Array[] } | undefined;
   private retryRound = 0;
 
   constructor(private readonly options: RelayConnectionOptions) {}
@@ -289,8 +290,6 @@ export class RelayConnection {
       this.queueHandOver();
     }, delay);
   }
-
-  private retryWaiting: { ws: WebSocketLike; raws: Uint8Array[] } | undefined;
 
   /** Hands every queued envelope (up to {@link MAX_GROUP}) to `onEnvelope`, then acks the handled ones. */
   private async handOver(): Promise<void> {

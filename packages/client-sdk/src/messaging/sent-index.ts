@@ -51,12 +51,13 @@ export const MAX_SENT_AT_ONE_TIME = 256;
 
 /**
  * Control contents a resend request sends again as they went: what changes what the recipient
- * shows (receipts, reactions, edits, unsends, settings of the chat, profile keys), and syncs
- * between our own devices. Not messages (found by their records), group changes (by their hash,
- * from the log), sender keys (handed out again with the next group message), requests, or what
- * is online-only.
+ * shows (receipts, reactions, edits, unsends, settings of the chat, profile keys), syncs
+ * between our own devices, and such a content sent again already (`resend`: a peer that loses
+ * its session again can fail on the copy too, and asks for it by the copy's time). Not messages
+ * (found by their records), group changes (by their hash, from the log), sender keys (handed out
+ * again with the next group message), requests, or what is online-only.
  */
-export const RESENT_CONTROL_KINDS: ReadonlySet<string> = new Set(['receipt', 'reaction', 'edit', 'unsend', 'vanishMode', 'disappearingTimer', 'profileKey', 'sync']);
+export const RESENT_CONTROL_KINDS: ReadonlySet<string> = new Set(['receipt', 'reaction', 'edit', 'unsend', 'vanishMode', 'disappearingTimer', 'profileKey', 'sync', 'resend']);
 /** Largest control payload kept for a resend. */
 export const MAX_RESENT_CONTROL_BYTES = 64 * 1024;
 /**

@@ -104,4 +104,17 @@ describe('where-sent records', () => {
     await storage.commit(forget);
     expect(await controlsSentAt(storage, 'bob', 9_000)).toEqual([]);
   });
+
+  it('a control sent again (a resend) is recorded at its own time, so a peer that fails on the copy too gets it once more', async () => {
+    // seen in the randomized group schedules: a device that lost its sessions twice failed on the
+    // resent syncs as well, and its requests for them found nothing, so those syncs were lost
+    const storage = new MemoryStorage();
+    const batch = new StorageBatch();
+    const times = new SentTimes();
+    times.control(12_000, 'own', { conversationId: 'd:own', kind: 'resend', payload: new Uint8Array([7]) });
+    times.control(12_000, 'own', { conversationId: 'd:own', kind: 'typing', payload: new Uint8Array([8]) });
+    await times.writeTo(storage, batch);
+    await storage.commit(batch);
+    expect((await controlsSentAt(storage, 'own', 12_000)).map((c) => [c.kind, [...c.payload]])).toEqual([['resend', [7]]]);
+  });
 });

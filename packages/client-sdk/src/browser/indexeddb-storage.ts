@@ -260,6 +260,7 @@ export class IndexedDbStorage implements Storage {
     if (factory === undefined) throw new SottoError('UNSUPPORTED', 'IndexedDB is not available here');
     const { passphrase } = options;
     if (passphrase !== undefined) passphraseBytes(passphrase);
+    const unlock = await lockStore(name);
     let db: IDBPDatabase;
     try {
       const request = factory.open(name, DB_VERSION);
@@ -269,6 +270,7 @@ export class IndexedDbStorage implements Storage {
       };
       db = await (wrap(request) as Promise<IDBPDatabase>);
     } catch (cause) {
+      unlock();
       throw new SottoError('STORAGE_FAILED', 'could not open the IndexedDB database', { cause });
     }
     let cipher: StoreCipher | undefined;
@@ -283,10 +285,13 @@ export class IndexedDbStorage implements Storage {
         cipher = created.cipher;
         await writeFirstHeader(db, created.header);
       }
-      return new IndexedDbStorage(db, cipher, options.insecureFastKdf === true);
+      const storage = new IndexedDbStorage(db, cipher, options.insecureFastKdf === true);
+      storage.#unlock = unlock;
+      return storage;
     } catch (err) {
       cipher?.dispose();
       db.close();
+      unlock();
       throw SottoError.from(err, 'STORAGE_FAILED', 'could not open the IndexedDB store');
     }
   }
@@ -583,7 +588,35 @@ export class IndexedDbStorage implements Storage {
     await Promise.allSettled([...this.#inflight]);
     this.db.close();
     this.#rows.dispose();
+    this.#unlock();
   }
+
+  /** Lets the store's lock go (see {@link lockStore}). */
+  #unlock: () => void = () => undefined;
+}
+
+/**
+ * Takes the Web Lock `sotto-store:<name>` for as long as the store is open: two clients on one
+ * store (two tabs of a browser share its IndexedDB) would each work from their own view of the
+ * sessions, so a second open, in this page or another of the origin, fails with CONFLICT
+ * (`field: 'storage'`) until the first closes (or its page goes). Where there are no Web Locks
+ * (Node's fake-indexeddb, old browsers) nothing is locked.
+ */
+function lockStore(name: string): Promise<() => void> {
+  const locks = (globalThis as { navigator?: { locks?: LockManager } }).navigator?.locks;
+  if (locks === undefined) return Promise.resolve(() => undefined);
+  return new Promise((resolve, reject) => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    locks.request(`sotto-store:${name}`, { ifAvailable: true }, async (lock) => {
+      if (lock === null) {
+        reject(new SottoError('CONFLICT', 'the IndexedDB store is open in another client (another tab, or this page): close it there first', { field: 'storage' }));
+        return;
+      }
+      resolve(release);
+      await held;
+    }).catch(reject);
+  });
 }
 
 type Row = Record<string, unknown>;

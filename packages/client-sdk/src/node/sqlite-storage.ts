@@ -65,6 +65,31 @@ export interface SqliteStorageOptions {
 }
 
 /**
+ * Takes the lock of the store at `path`: a small SQLite file `<path>-lock` kept in exclusive
+ * locking mode for as long as the store is open. Two clients on one store would each work from
+ * their own view of the sessions (the same ratchet state twice), so a second open of the store,
+ * in this process or another, fails with CONFLICT (`field: 'storage'`) until the first closes.
+ * The operating system lets go of the lock when the process ends, crashed or not, so no stale
+ * lock is ever left behind.
+ */
+function lockStore(path: string): Database.Database {
+  const lock = new Database(`${path}-lock`);
+  try {
+    lock.pragma('busy_timeout = 0');
+    lock.pragma('locking_mode = EXCLUSIVE');
+    // a write takes the exclusive lock, which exclusive locking mode keeps after the commit
+    lock.exec('BEGIN EXCLUSIVE; CREATE TABLE IF NOT EXISTS held (at INTEGER); DELETE FROM held; INSERT INTO held VALUES (unixepoch()); COMMIT');
+    return lock;
+  } catch (err) {
+    lock.close();
+    if ((err as { code?: string }).code === 'SQLITE_BUSY') {
+      throw new SottoError('CONFLICT', 'the SQLite store is open in another client (this process or another): close it there first', { field: 'storage', cause: err });
+    }
+    throw err;
+  }
+}
+
+/**
  * Open (creating if needed) a SQLite store at `path` (`':memory:'` for a throwaway one), encrypted
  * at rest when `options.passphrase` is given (see {@link SqliteStorageOptions}).
  * @example
@@ -137,6 +162,8 @@ export class SqliteStorage implements Storage {
   readonly #setGeneration: Database.Statement;
   /** The commit journal; undefined for an in-memory database (nothing to keep across a crash). */
   readonly #journal: CommitJournal | undefined;
+  /** The lock that keeps a second client off this store while it is open (see {@link lockStore}). */
+  #lock: Database.Database | undefined;
   /** The generation of the last COMMIT that emptied the journal (see {@link CommitJournal}). */
   #generation: number;
   /** The relaxed batches applied in the open transaction (encoded), to apply again after a rollback. */
@@ -241,7 +268,9 @@ export class SqliteStorage implements Storage {
     let db: Database.Database | undefined;
     let cipher: StoreCipher | undefined;
     let journal: CommitJournal | undefined;
+    let lock: Database.Database | undefined;
     try {
+      lock = path === ':memory:' || path === '' ? undefined : lockStore(path);
       db = new Database(path);
       db.pragma('busy_timeout = 5000');
       // Nothing is written until the passphrase (if any) has been checked against the header.
@@ -274,12 +303,14 @@ export class SqliteStorage implements Storage {
       const opened = path === ':memory:' || path === '' ? undefined : CommitJournal.open(`${path}-pending`, generation, cipher);
       journal = opened?.journal;
       const storage = new SqliteStorage(conn, cipher, options, journal, generation);
+      storage.#lock = lock;
       if (opened && opened.pending.length > 0) storage.#applyJournal(opened.pending);
       return storage;
     } catch (err) {
       journal?.close();
       cipher?.dispose();
       db?.close();
+      lock?.close();
       throw SottoError.from(err, 'STORAGE_FAILED', 'could not open the SQLite store');
     }
   }
@@ -709,6 +740,7 @@ export class SqliteStorage implements Storage {
     if (settled) this.#journal?.remove();
     else this.#journal?.close();
     this.#db.close();
+    this.#lock?.close();
     this.#codec.dispose();
   }
 

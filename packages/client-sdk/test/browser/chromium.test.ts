@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createWebEngine } from '@sotto/protocol/web';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SottoClient } from '../../src/index.js';
 import { eventually, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
@@ -64,6 +64,21 @@ describe('the SDK in Chromium', () => {
       await client.connect();
       Object.assign(globalThis, { client, received });
     }, relay.url);
+    // one client per store: a second open of it, in this page or another tab, is refused while it is open
+    const refusal = (page: Page) => page.evaluate(async () => {
+      try {
+        await (globalThis as any).sotto.openIndexedDbStorage('webby');
+        return 'opened';
+      } catch (err) {
+        return (err as { code?: string }).code;
+      }
+    });
+    expect(await refusal(first)).toBe('CONFLICT');
+    const tab = await context.newPage();
+    await tab.goto(`${relay.url}/`);
+    await tab.waitForFunction(() => 'sotto' in globalThis);
+    expect(await refusal(tab)).toBe('CONFLICT');
+    await tab.close();
 
     const chat = await node.openConversation('webby');
     await node.sendText(chat, 'hello browser 👋');

@@ -1,7 +1,10 @@
 import { decodeCbor, encodeCbor } from '@sotto/protocol';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SottoError } from '../../src/errors.js';
@@ -19,6 +22,52 @@ const freshPath = () => join(dir, `store-${n++}.db`);
 runStorageConformance('sqlite', async () => {
   const path = freshPath();
   return { storage: await openSqliteStorage(path), reopen: () => openSqliteStorage(path) };
+});
+
+/** Runs hold-store-child.ts on `path` and resolves with its first line and the child. */
+function holdInChild(path: string): Promise<{ event: string; code?: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, ['--conditions=sotto-source', '--import', 'tsx', fileURLToPath(new URL('./hold-store-child.ts', import.meta.url)), path], { cwd: fileURLToPath(new URL('../..', import.meta.url)), stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the child said nothing')), 20_000);
+    createInterface({ input: child.stdout! }).once('line', (text) => {
+      clearTimeout(timer);
+      resolve({ ...(JSON.parse(text) as { event: string; code?: string }), child });
+    });
+  });
+}
+
+describe('one client per SQLite store', () => {
+  it('refuses a second open in this process until the first closes', async () => {
+    const path = freshPath();
+    const first = await openSqliteStorage(path);
+    await expect(openSqliteStorage(path)).rejects.toMatchObject({ code: 'CONFLICT', field: 'storage' });
+    // the refused open changed nothing: the first still works, and a later open after its close too
+    await first.commit(new StorageBatch().putConversation(direct('kept')));
+    await first.close();
+    const second = await openSqliteStorage(path);
+    expect((await second.getConversation('d:kept'))?.id).toBe('d:kept');
+    await second.close();
+  });
+
+  it('refuses an open from another process while that one holds it, and not after it died', async () => {
+    const path = freshPath();
+    await (await openSqliteStorage(path)).close();
+    const holder = await holdInChild(path);
+    try {
+      expect(holder.event).toBe('open');
+      await expect(openSqliteStorage(path)).rejects.toMatchObject({ code: 'CONFLICT' });
+      // and the other way round: a store open here refuses the child
+      const exited = new Promise((r) => holder.child.once('exit', r));
+      holder.child.kill('SIGKILL'); // a crash: nothing closed, the lock goes with the process
+      await exited;
+      const here = await openSqliteStorage(path);
+      const refused = await holdInChild(path);
+      expect(refused).toMatchObject({ event: 'refused', code: 'CONFLICT' });
+      await here.close();
+    } finally {
+      holder.child.kill('SIGKILL');
+    }
+  }, 60_000);
 });
 
 describe('SQLite storage specifics', () => {

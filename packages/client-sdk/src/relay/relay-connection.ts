@@ -87,8 +87,7 @@ export class RelayConnection {
   private handOverQueued = false;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   /** The pending retry of envelopes whose handler failed (their socket and bytes), and how many rounds failed in a row. */
-  private retryTimer: ReturnType<typeof setTimeout> | undefined;
-  private retryWaiting: { ws: WebSocketLike; raws: Uint8Array[] } | undefined;
+  private retry: { ws: WebSocketLike; raws: Uint8Array[]; timer: ReturnType<typeof setTimeout> } | undefined;
   private retryRound = 0;
 
   constructor(private readonly options: RelayConnectionOptions) {}
@@ -115,7 +114,7 @@ export class RelayConnection {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.retry) clearTimeout(this.retry.timer);
     await this.handling.catch(() => undefined);
     this.ws?.close(1000, 'client stopped');
     this.ws = undefined;
@@ -273,22 +272,24 @@ export class RelayConnection {
    * come while a retry waits join it.
    */
   private retryLater(ws: WebSocketLike, failed: readonly { raw: Uint8Array }[]): void {
-    const waiting = this.retryWaiting;
+    const waiting = this.retry;
     if (waiting !== undefined && waiting.ws === ws) {
       waiting.raws.push(...failed.map((f) => f.raw));
       return;
     }
     if (this.retryRound >= HANDLER_RETRY.attempts) return;
     const delay = backoffDelay(this.retryRound++, { baseMs: HANDLER_RETRY.baseMs, maxMs: HANDLER_RETRY.maxMs, random: this.options.random ?? Math.random });
-    const retry = { ws, raws: failed.map((f) => f.raw) };
-    this.retryWaiting = retry;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      this.retryWaiting = undefined;
-      if (this.stopped || this.ws !== retry.ws) return; // a new socket: the relay redelivers them
-      this.inbox.unshift(...retry.raws.map((raw) => ({ ws: retry.ws, raw })));
-      this.queueHandOver();
-    }, delay);
+    const raws = failed.map((f) => f.raw);
+    this.retry = {
+      ws,
+      raws,
+      timer: setTimeout(() => {
+        this.retry = undefined;
+        if (this.stopped || this.ws !== ws) return; // a new socket: the relay redelivers them
+        this.inbox.unshift(...raws.map((raw) => ({ ws, raw })));
+        this.queueHandOver();
+      }, delay),
+    };
   }
 
   /** Hands every queued envelope (up to {@link MAX_GROUP}) to `onEnvelope`, then acks the handled ones. */
@@ -312,7 +313,7 @@ export class RelayConnection {
     if (!ws) return;
     const failed = decoded.filter((d, i) => d.ws === ws && results[i]!.status === 'rejected');
     if (failed.length > 0) this.retryLater(ws, failed);
-    else if (decoded.length > 0 && this.retryTimer === undefined) this.retryRound = 0;
+    else if (decoded.length > 0 && this.retry === undefined) this.retryRound = 0;
     const guids = decoded.filter((d, i) => d.ws === ws && results[i]!.status === 'fulfilled').map((d) => d.envelope.guid);
     if (guids.length === 0) return;
     try {

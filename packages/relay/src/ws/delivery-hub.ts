@@ -125,8 +125,6 @@ export class DeliveryHub implements DeliveryNotifier {
     if (grant === undefined) return refuse(socket, 401, 'UNAUTHORIZED', 'unknown, used or expired ticket');
     // a ticket taken just before the account was suspended
     if (this.ctx.accounts.byId(grant.accountId) === undefined) return refuse(socket, 403, 'ACCOUNT_SUSPENDED', 'this account was suspended');
-    // or of a device removed since (its tickets are dropped with it; checked here as well)
-    if (this.ctx.accounts.device(grant.accountId, grant.deviceId) === undefined) return refuse(socket, 401, 'UNAUTHORIZED', 'unknown, used or expired ticket');
     this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(grant, ws));
   }
 

@@ -71,7 +71,10 @@ export function MessageRow({ client, m, isGroup, version, replied, onReply, run 
         {isGroup && m.outgoing && seenBy.length > 0 && <span class="seen-by" data-testid="seen-by">Seen by {seenBy.join(', ')}</span>}
       </span>
       {m.deletedAt === undefined && (
-        <span class="tools" data-testid="message-actions" onClick={(e) => { if ((e.target as HTMLElement).closest('button')) menu.close(); }}>
+        <button class="more" ref={menu.button} aria-label="Message actions" aria-haspopup="true" aria-expanded={menu.open} onClick={menu.toggle}>⋯</button>
+      )}
+      {m.deletedAt === undefined && (
+        <span class="tools" data-testid="message-actions" ref={menu.tools} onClick={(e) => { if ((e.target as HTMLElement).closest('button')) menu.close(); }}>
           {REACTIONS.map((e) => (
             <button key={e} title={`React ${e}`} onClick={() => run(() => client.react(m.id, m.reactions[client.accountId]?.emoji === e ? null : e))}>{e}</button>
           ))}
@@ -117,12 +120,18 @@ const LONG_PRESS_SLOP_PX = 10;
 
 /**
  * A message's actions (react, reply, copy, forward, unsend, report) show on hover, and open by a
- * right-click or a long press, where there is no hover (phones). A tap or click elsewhere, an
- * action taken, or Escape closes them.
+ * right-click or a long press, where there is no hover (phones), or from the keyboard by the
+ * message's "Message actions" button (shown when Tab reaches it), which moves the focus to the
+ * first action. A tap or click elsewhere, an action taken, or Escape closes them; Escape returns
+ * the focus to that button when it was inside.
  */
 function useActionMenu() {
   const [open, setOpen] = useState(false);
   const ref = useRef<HTMLLIElement>(null);
+  const button = useRef<HTMLButtonElement>(null);
+  const tools = useRef<HTMLSpanElement>(null);
+  /** Set when the keyboard opened the menu: the first action takes the focus once it shows. */
+  const focusFirst = useRef(false);
   const timer = useRef<ReturnType<typeof setTimeout> | undefined>();
   const start = useRef<[number, number]>([0, 0]);
   const cancel = () => {
@@ -131,12 +140,18 @@ function useActionMenu() {
   };
   useEffect(() => cancel, []);
   useEffect(() => {
+    if (open && focusFirst.current) tools.current?.querySelector('button')?.focus();
+    focusFirst.current = false;
+  }, [open]);
+  useEffect(() => {
     if (!open) return;
     const outside = (e: Event) => {
       if (!ref.current?.contains(e.target as Node)) setOpen(false);
     };
     const escape = (e: KeyboardEvent) => {
-      if (e.key === 'Escape') setOpen(false);
+      if (e.key !== 'Escape') return;
+      if (ref.current?.contains(document.activeElement)) button.current?.focus();
+      setOpen(false);
     };
     document.addEventListener('pointerdown', outside);
     document.addEventListener('keydown', escape);
@@ -148,7 +163,13 @@ function useActionMenu() {
   return {
     open,
     ref,
+    button,
+    tools,
     close: () => setOpen(false),
+    toggle: () => {
+      focusFirst.current = !open;
+      setOpen(!open);
+    },
     handlers: {
       onContextMenu: (e: MouseEvent) => {
         // a link, a field or media keeps the browser's own menu

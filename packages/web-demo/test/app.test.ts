@@ -434,6 +434,34 @@ describe('the web app in Chromium', () => {
     expect(await hana.getByRole('button', { name: 'Back to chats' }).isVisible()).toBe(false);
     expect(await hana.getByRole('button', { name: 'Details' }).isVisible()).toBe(false);
     expect(await tools.isVisible()).toBe(true);
+    // from the keyboard: Tab reaches a message's "Message actions" button (out of sight until then),
+    // Enter opens its actions with the focus on the first, Escape closes them and gives the focus back
+    const held2 = thread(hana).getByTestId('message').filter({ hasText: 'press and hold' });
+    const more = held2.getByRole('button', { name: 'Message actions' });
+    await hana.mouse.move(0, 0);
+    expect((await more.boundingBox())!.width).toBeLessThanOrEqual(1);
+    await hana.locator('input[name="message"]').focus();
+    const focusedLabel = () => hana.evaluate(() => document.activeElement?.getAttribute('aria-label') ?? document.activeElement?.getAttribute('title') ?? document.activeElement?.textContent ?? '');
+    for (let i = 0; i < 12 && !(await more.evaluate((b) => b === document.activeElement)); i++) await hana.keyboard.press('Shift+Tab');
+    expect(await more.evaluate((b) => b === document.activeElement)).toBe(true);
+    expect((await more.boundingBox())!.width).toBeGreaterThan(5);
+    expect(await actions.isVisible()).toBe(false);
+    await hana.keyboard.press('Enter');
+    await actions.waitFor();
+    expect(await more.getAttribute('aria-expanded')).toBe('true');
+    expect(await focusedLabel()).toBe('React ❤️');
+    await hana.keyboard.press('Escape');
+    await actions.waitFor({ state: 'hidden' });
+    expect(await more.evaluate((b) => b === document.activeElement)).toBe(true);
+    // and an action taken from the keyboard: Tab to Reply, Enter
+    await hana.keyboard.press('Enter');
+    await actions.waitFor();
+    for (let i = 0; i < 10 && (await focusedLabel()) !== 'Reply'; i++) await hana.keyboard.press('Tab');
+    expect(await focusedLabel()).toBe('Reply');
+    await hana.keyboard.press('Enter');
+    await actions.waitFor({ state: 'hidden' });
+    await send(hana, 'answered by keyboard');
+    await thread(ivan).getByTestId('message').filter({ hasText: 'answered by keyboard' }).locator('blockquote.reply').filter({ hasText: 'press and hold' }).waitFor();
   });
 
   it('the relay holds none of it in plaintext: no message text, group name or photo in any file it keeps', async () => {

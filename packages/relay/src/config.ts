@@ -33,6 +33,12 @@ export interface RelayLimits {
   maxJsonBodyBytes: number;
   /** `ws` maxPayload: larger frames close the socket with 1009. */
   maxWsPayload: number;
+  /**
+   * Largest size of the SQLite database file (0: no cap). A write that would grow it further
+   * is refused with 507 STORAGE_FULL, as on a full disk; deletions (acks, retention) free room
+   * inside it. Blobs are not counted.
+   */
+  maxDatabaseBytes: number;
   /** Unacknowledged envelopes and blobs older than this are deleted by GC. */
   retentionDays: number;
   /** How often the running relay runs GC. */
@@ -179,6 +185,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = Object.freeze([
   opt('max-json-body-bytes', bytes(1 * KiB, 1 * GiB), 4 * MiB, 'largest API request body'),
   opt('max-ws-payload', bytes(1 * KiB, 1 * GiB), 2 * MiB, 'largest WebSocket frame (close 1009 above)'),
   opt('max-sealed-multi-bytes', bytes(1 * KiB, 4 * GiB), 64 * MiB, 'most bytes one sealed multi-recipient send may store: devices x (body bytes + 150)'),
+  opt('max-database-bytes', bytes(0, 64 * 1024 * GiB), 0, 'largest size of the SQLite database (0: no cap); writes beyond it are refused with 507 STORAGE_FULL, as on a full disk'),
   opt('retention-days', num(1 / 24, 3650), 30, 'expiry of unacknowledged envelopes and blobs'),
   opt('gc-interval-seconds', int(1, 7 * DAY_S), 3600, 'how often retention runs while started'),
   opt('ws-buffer-low-bytes', bytes(0, 1 * GiB), 256 * KiB, 'resume pushing below this buffered amount'),
@@ -302,6 +309,7 @@ export function loadConfig(
       maxAttachmentBytes: n('max-attachment-bytes'),
       maxJsonBodyBytes: n('max-json-body-bytes'),
       maxWsPayload: n('max-ws-payload'),
+      maxDatabaseBytes: n('max-database-bytes'),
       retentionDays: n('retention-days'),
       gcIntervalSeconds: n('gc-interval-seconds'),
       wsSendBufferLowBytes: low,

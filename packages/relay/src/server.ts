@@ -48,12 +48,13 @@ export interface Relay {
 export async function createRelay(config: RelayConfig, options: RelayOptions = {}): Promise<Relay> {
   mkdirSync(config.dataDir, { recursive: true });
   const now = options.now ?? Date.now;
-  const database = openDatabase(join(config.dataDir, DATABASE_FILE));
+  const database = openDatabase(join(config.dataDir, DATABASE_FILE), { maxBytes: config.limits.maxDatabaseBytes });
   const store = await BlobStore.open(join(config.dataDir, BLOB_DIR));
   const ctx = createContext(config, database, now);
   ctx.storage.logger = options.logger;
   if (config.metricsToken !== undefined) ctx.metrics = new RelayMetrics();
-  // young envelopes a stopped relay left in batch rows move to the queue table first
+  // young envelopes a stopped relay left in batch rows are taken up as they are (no write: a
+  // full disk does not stop the start), and spilled into the queue table later
   const recovered = ctx.envelopes.recover();
   if (recovered > 0) options.logger?.info('recovered queued envelopes', { envelopes: recovered });
   ctx.envelopes.startSpilling();

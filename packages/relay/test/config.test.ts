@@ -53,6 +53,15 @@ describe('loadConfig', () => {
     }
   });
 
+  it('caps the database when asked: --max-database-bytes / SOTTO_MAX_DATABASE_BYTES, no cap (0) by default', () => {
+    expect(loadConfig([], {}).limits.maxDatabaseBytes).toBe(0);
+    expect(loadConfig(['--max-database-bytes', '20GiB'], {}).limits.maxDatabaseBytes).toBe(20 * 1024 * 1024 * 1024);
+    expect(loadConfig([], { SOTTO_MAX_DATABASE_BYTES: '512MiB' }).limits.maxDatabaseBytes).toBe(512 * 1024 * 1024);
+    for (const bad of ['-1', 'half', '1.5TB']) {
+      expect(errorOf(() => loadConfig(['--max-database-bytes', bad], {})).option).toBe('--max-database-bytes');
+    }
+  });
+
   it('accepts port 0 for tests', () => {
     expect(loadConfig(['--port', '0'], {}).port).toBe(0);
   });

@@ -19,11 +19,13 @@ export const MIGRATIONS_DIR = fileURLToPath(new URL('../../drizzle', import.meta
 
 /**
  * Open (creating if needed) the relay's SQLite database and apply pending migrations.
- * WAL with synchronous=FULL: a committed transaction survives power loss.
+ * WAL with synchronous=FULL: a committed transaction survives power loss. `maxBytes` caps the
+ * database file (SQLite's `max_page_count`, set after the migrations): a write that would grow
+ * it further fails as on a full disk. A cap below the file's size holds it at that size.
  * @example
  * const { db, close } = openDatabase(join(dataDir, 'relay.sqlite'));
  */
-export function openDatabase(file: string): OpenDatabase {
+export function openDatabase(file: string, options: { maxBytes?: number } = {}): OpenDatabase {
   const sqlite = new Database(file);
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = FULL');
@@ -31,5 +33,9 @@ export function openDatabase(file: string): OpenDatabase {
   sqlite.pragma('busy_timeout = 5000');
   const db = drizzle(sqlite, { schema });
   migrate(db, { migrationsFolder: MIGRATIONS_DIR });
+  if (options.maxBytes !== undefined && options.maxBytes > 0) {
+    const pageSize = sqlite.pragma('page_size', { simple: true }) as number;
+    sqlite.pragma(`max_page_count = ${Math.max(1, Math.floor(options.maxBytes / pageSize))}`);
+  }
   return { db, sqlite, close: () => sqlite.close() };
 }

@@ -173,13 +173,48 @@ describe('envelope batches', () => {
     crash();
     open();
     expect(repo.recover()).toBe(3);
-    expect([count('envelope_batches'), count('envelope_batch_acks')]).toEqual([0, 0]);
+    // taken up in memory as they are, and spilled into the table right after
+    expect([repo.youngCount, count('envelope_batches'), count('envelopes')]).toEqual([3, 2, 0]);
+    expect(guids()).toEqual([rows[0]!.guid, later[0]!.guid]);
+    expect(guids(2)).toEqual([rows[2]!.guid]);
+    await new Promise((r) => setImmediate(r));
+    expect([repo.youngCount, count('envelope_batches'), count('envelope_batch_acks'), count('envelopes')]).toEqual([0, 0, 0, 3]);
     expect(guids()).toEqual([rows[0]!.guid, later[0]!.guid]);
     expect(guids(2)).toEqual([rows[2]!.guid]);
     // new envelopes continue after the recovered seqs
     const next = await insert([env()]);
     expect(next[0]!.seq).toBeGreaterThan(later[0]!.seq);
     expect(guids().at(-1)).toBe(next[0]!.guid);
+  });
+
+  it('recovers on a database that cannot grow (a full disk): nothing written until there is room, acks applied meanwhile', async () => {
+    const rows = await insert(Array.from({ length: 40 }, () => ({ ...env(), ciphertext: new Uint8Array(2048).fill(n & 255) })));
+    await ack([rows[0]!.guid]);
+    crash();
+    open();
+    const sqlite = database.sqlite;
+    sqlite.exec('VACUUM'); // no free pages left inside the file either
+    sqlite.pragma(`max_page_count = ${sqlite.pragma('page_count', { simple: true }) as number}`);
+    expect(repo.recover()).toBe(39);
+    expect(guids()).toEqual(rows.slice(1).map((r) => r.guid));
+    // the spill finds no room: everything stays queued where it was, and is tried again
+    repo.spillFailed = () => true;
+    await new Promise((r) => setImmediate(r));
+    expect([repo.youngCount, count('envelope_batches'), count('envelopes')]).toEqual([39, 1, 0]);
+    expect(guids()).toEqual(rows.slice(1).map((r) => r.guid));
+    // an ack rewrites the batch's bitmap in place (the page it is on has room)
+    expect(await ack([rows[1]!.guid, rows[2]!.guid])).toEqual([rows[1]!.guid, rows[2]!.guid]);
+    expect(guids()).toEqual(rows.slice(3).map((r) => r.guid));
+    // room again: the next spill moves what is left
+    sqlite.pragma('max_page_count = 1073741823');
+    clock += 1000;
+    repo.spill();
+    expect([repo.youngCount, count('envelope_batches'), count('envelopes')]).toEqual([0, 0, 37]);
+    expect(guids()).toEqual(rows.slice(3).map((r) => r.guid));
+    crash();
+    open();
+    expect(repo.recover()).toBe(0);
+    expect(guids()).toEqual(rows.slice(3).map((r) => r.guid));
   });
 
   it('continues seqs after batches left in the database even before recovery', async () => {

@@ -513,7 +513,10 @@ export class EnvelopeRepo implements CommitObserver {
         this.deleteRemovedStmt.run(b.id);
       }
     }).immediate();
-    for (const b of chosen) for (const e of b.entries) if (e !== undefined) this.forget(e);
+    for (const b of chosen) {
+      for (const e of b.entries) if (e !== undefined) this.forget(e);
+      this.batches.delete(b.id);
+    }
     return { moved, more };
   }
 
@@ -579,28 +582,43 @@ export class EnvelopeRepo implements CommitObserver {
   }
 
   /**
-   * Moves every stored batch into the `envelopes` table, leaving out what its bitmap marks
-   * removed. Run once at start, before anything is served (batches in the database are then
-   * those a stopped relay left); returns the envelopes moved.
+   * Takes up the batches a stopped relay left in the database as young envelopes, leaving out
+   * what their bitmaps mark removed: indexed in memory as if just committed, and due to be
+   * spilled (the spill timer moves them into the `envelopes` table). Writes nothing, so a relay
+   * restarted on a full disk still starts and delivers them; acks of them are written as for
+   * any young batch. Run once at start, before anything is served and before any commit;
+   * returns the envelopes taken up.
    */
   recover(): number {
+    if (this.batches.size > 0 || this.journal.length > 0) throw new Error('envelope recovery after the relay started');
     const stored = this.sqlite.prepare(`SELECT b.id AS id, b.rows AS rows, a.acked AS acked FROM envelope_batches b
       LEFT JOIN envelope_batch_acks a ON a.batch_id = b.id ORDER BY b.id`).all() as { id: number; rows: Buffer; acked: Buffer | null }[];
-    let moved = 0;
-    this.sqlite.transaction(() => {
-      for (const b of stored) {
-        const rows = decodeEnvelopeBatch(b.rows);
-        for (let i = 0; i < rows.length; i++) {
-          if (b.acked !== null && (b.acked[i >> 3]! & (1 << (i & 7))) !== 0) continue;
-          const r = rows[i]!;
-          this.writeRow(r);
-          moved++;
-        }
-      }
-      this.sqlite.prepare('DELETE FROM envelope_batches').run();
-      this.sqlite.prepare('DELETE FROM envelope_batch_acks').run();
-    }).immediate();
-    return moved;
+    const due = this.clock() - this.policy.maxAgeMs;
+    let queued = 0;
+    for (const b of stored) queued += this.adopt(b.id, decodeEnvelopeBatch(b.rows), b.acked, due);
+    if (stored.length > 0) this.scheduleSpill();
+    return queued;
+  }
+
+  /** Indexes a stored batch's envelopes that `acked` does not mark removed; returns how many. */
+  private adopt(id: number, rows: EnvelopeRow[], acked: Uint8Array | null, bornAt: number): number {
+    const removed = new Uint8Array((rows.length + 7) >> 3);
+    if (acked !== null) removed.set(acked.subarray(0, removed.length));
+    const batch: Batch = { id, entries: new Array(rows.length), live: 0, removed, bornAt };
+    for (let i = 0; i < rows.length; i++) {
+      if ((removed[i >> 3]! & (1 << (i & 7))) !== 0) continue;
+      const row = rows[i]!;
+      const entry: Entry = { row, batch, queue: this.queueOf(row.accountId, row.deviceId, true)!, index: i, gone: false, removing: false };
+      batch.entries[i] = entry;
+      batch.live++;
+      this.young.set(row.guid, entry);
+      this.youngBytes += row.ciphertext.byteLength;
+      entry.queue.entries.push(entry);
+    }
+    // a batch with nothing left (never left by this relay: it deletes such a row in the same
+    // commit) is kept so that the next spill deletes its row
+    this.batches.set(id, batch);
+    return batch.live;
   }
 }
 

@@ -295,13 +295,18 @@ function fanoutRows(f: FanoutRow): NewEnvelope[] {
 
 /**
  * Expands every fan-out a stopped relay left accepted but not expanded, in acceptance order,
- * and commits before returning. Run once at start, before anything is served.
+ * and commits before returning. Run once at start, before anything is served. One that cannot
+ * be expanded now (a full disk) is tried again later, as after a send.
  * @example
  * const expanded = expandPendingFanouts(ctx); // 0 after a clean stop
  */
 export function expandPendingFanouts(ctx: RelayContext): number {
   const pending = ctx.fanouts.all();
-  for (const f of pending) ctx.queue.submit(() => expandFanout(ctx, f), ignore);
+  for (const f of pending) {
+    ctx.queue.submit(() => expandFanout(ctx, f), (ok) => {
+      if (!ok) retryExpansion(ctx, f);
+    });
+  }
   ctx.queue.flush(true);
   return pending.length;
 }

@@ -25,9 +25,9 @@ export interface TestRelay {
   close(): Promise<void>;
 }
 
-export async function startTestRelay(limits: Partial<RelayLimits> = {}, extra: Partial<Pick<RelayConfig, 'webRoot' | 'corsOrigins' | 'metricsToken' | 'adminToken' | 'trustedProxies'>> = {}): Promise<TestRelay> {
-  const dir = await mkdtemp(join(tmpdir(), 'sotto-relay-test-'));
-  const clock = { now: Date.now() };
+export async function startTestRelay(limits: Partial<RelayLimits> = {}, extra: Partial<Pick<RelayConfig, 'webRoot' | 'corsOrigins' | 'metricsToken' | 'adminToken' | 'trustedProxies'>> = {}, on?: { dir: string; clock: { now: number } }): Promise<TestRelay> {
+  const dir = on?.dir ?? (await mkdtemp(join(tmpdir(), 'sotto-relay-test-')));
+  const clock = on?.clock ?? { now: Date.now() };
   const base = defaultConfig({ port: 0, host: '127.0.0.1', dataDir: dir, logLevel: 'silent' });
   const config: RelayConfig = { ...base, ...extra, limits: { ...base.limits, ...limits } };
   const relay = await createRelay(config, { now: () => clock.now });
@@ -38,6 +38,12 @@ export async function startTestRelay(limits: Partial<RelayLimits> = {}, extra: P
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Stops `t`'s relay (as it stops: spilling what it can) and starts a new one on its data directory and clock. */
+export async function restartTestRelay(t: TestRelay, limits: Partial<RelayLimits> = {}): Promise<TestRelay> {
+  await t.relay.close();
+  return startTestRelay(limits, {}, t);
 }
 
 const curveKey = () => new Uint8Array([0x05, ...randomBytes(32)]);

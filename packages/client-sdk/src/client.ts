@@ -310,6 +310,17 @@ export class SottoClient {
   }
 
   /**
+   * While the relay connection is down and waiting to try again, tries now rather than at the end
+   * of its backoff (up to 15 s): call it when the network comes back (a browser's `online`
+   * event) or when the user asks. Returns whether a connection attempt started (false while
+   * connected, already connecting, or closed). Messages waiting in the outbox go once connected.
+   */
+  reconnectNow(): boolean {
+    this.assertOpen();
+    return this.ctx.connection.reconnectNow();
+  }
+
+  /**
    * Connects to the relay (reconnecting with backoff until `close`), tops up prekeys, and starts
    * delivering the outbox. Resolves once connected; the stored backlog follows (`synced` event).
    */

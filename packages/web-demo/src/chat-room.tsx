@@ -85,8 +85,8 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onB
         </div>
         {!conversation.isRequest && !calls.active && (
           <span class="actions">
-            <button title="Voice call" onClick={() => void calls.start(conversationId, 'voice')}>📞</button>
-            <button title="Video call" onClick={() => void calls.start(conversationId, 'video')}>🎥</button>
+            <button title="Voice call" aria-label="Voice call" onClick={() => void calls.start(conversationId, 'voice')}>📞</button>
+            <button title="Video call" aria-label="Video call" onClick={() => void calls.start(conversationId, 'video')}>🎥</button>
           </span>
         )}
         <button class="details-toggle" aria-expanded={showDetails} onClick={() => setShowDetails((d) => !d)}>Details</button>
@@ -164,13 +164,13 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onB
           {matches.length === 0 ? <li>No messages found.</li> : matches.map((m) => <li key={m.id}>{new Date(m.sentAt).toLocaleString()} · {m.text}</li>)}
         </ul>
       )}
-      <ol class="thread" data-testid="thread">
+      <ol class="thread" data-testid="thread" role="log" aria-label="Messages">
         {hasOlder && <li class="older"><button onClick={() => setLimit((l) => l + 50)}>Older messages</button></li>}
         {messages.map((m) => (
           <MessageRow key={m.id} client={client} m={m} isGroup={isGroup} version={version} replied={m.replyToId ? messages.find((x) => x.id === m.replyToId) : undefined} onReply={() => setReplyTo(m)} run={run} />
         ))}
       </ol>
-      {typing.length > 0 && <p class="typing" data-testid="typing">{typing.join(', ')} typing…</p>}
+      {typing.length > 0 && <p class="typing" data-testid="typing" role="status">{typing.join(', ')} typing…</p>}
       {!conversation.isRequest && (adminsOnly && !conversation.admins?.includes(client.accountId) ? (
         <p class="readonly" data-testid="admins-only">Only admins can send messages in this group.</p>
       ) : (

@@ -129,18 +129,18 @@ export function Composer({ client, conversationId, replyTo, onSent, run }: { cli
       {stickers && (
         <div class="picker" data-testid="sticker-picker">
           {STICKERS.map((e) => (
-            <button key={e} type="button" title={`Sticker ${e}`} onClick={() => { setStickers(false); run(async () => client.sendMedia(conversationId, { kind: 'sticker', data: await stickerPng(e), contentType: 'image/png', width: STICKER_PX, height: STICKER_PX })); }}>{e}</button>
+            <button key={e} type="button" title={`Sticker ${e}`} aria-label={`Sticker ${e}`} onClick={() => { setStickers(false); run(async () => client.sendMedia(conversationId, { kind: 'sticker', data: await stickerPng(e), contentType: 'image/png', width: STICKER_PX, height: STICKER_PX })); }}>{e}</button>
           ))}
         </div>
       )}
-      <button type="button" title="Stickers" onClick={() => setStickers((v) => !v)}>🏷️</button>
-      <button type="button" title="Share" onClick={() => setSharing((v) => !v)}>🔗</button>
-      <button type="button" title="Emoji" onClick={() => setPicker((p) => !p)}>😊</button>
-      <input name="message" placeholder="Message…" value={text} onInput={(e) => onInput((e.target as HTMLInputElement).value)} autocomplete="off" />
-      <button type="button" title={recording ? 'Stop and send' : 'Voice message'} class={recording ? 'recording' : ''} onClick={toggleVoice}>{recording ? '⏹' : '🎤'}</button>
+      <button type="button" title="Stickers" aria-label="Stickers" onClick={() => setStickers((v) => !v)}>🏷️</button>
+      <button type="button" title="Share" aria-label="Share a profile or post" onClick={() => setSharing((v) => !v)}>🔗</button>
+      <button type="button" title="Emoji" aria-label="Emoji" onClick={() => setPicker((p) => !p)}>😊</button>
+      <input name="message" aria-label="Message" placeholder="Message…" value={text} onInput={(e) => onInput((e.target as HTMLInputElement).value)} autocomplete="off" />
+      <button type="button" title={recording ? 'Stop and send' : 'Voice message'} aria-label={recording ? 'Stop and send' : 'Voice message'} class={recording ? 'recording' : ''} onClick={toggleVoice}>{recording ? '⏹' : '🎤'}</button>
       <label class="file" title="Photo, GIF or video">
         📷
-        <input ref={file} type="file" accept="image/*,video/*" onChange={sendPhoto} />
+        <input ref={file} type="file" aria-label="Photo, GIF or video" accept="image/*,video/*" onChange={sendPhoto} />
       </label>
       <button type="submit">Send</button>
     </form>

@@ -1,6 +1,6 @@
 /** One message of a thread, with its media, cards, reactions, ticks and actions. */
 import type { MessageView, ReportReason, SottoClient } from '@sotto/client-sdk';
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { SenderName } from './profiles.js';
 import { EDIT_WINDOW_MS, REACTIONS, REPORT_REASONS, seenByOf, statusDetailOf, statusOf } from './shared.js';
 
@@ -71,12 +71,12 @@ export function MessageRow({ client, m, isGroup, version, replied, onReply, run 
         {isGroup && m.outgoing && seenBy.length > 0 && <span class="seen-by" data-testid="seen-by">Seen by {seenBy.join(', ')}</span>}
       </span>
       {m.deletedAt === undefined && (
-        <button class="more" ref={menu.button} aria-label="Message actions" aria-haspopup="true" aria-expanded={menu.open} onClick={menu.toggle}>⋯</button>
+        <button class="more" ref={menu.button} aria-label="Message actions" aria-expanded={menu.open} onClick={menu.toggle}>⋯</button>
       )}
       {m.deletedAt === undefined && (
-        <span class="tools" data-testid="message-actions" ref={menu.tools} onClick={(e) => { if ((e.target as HTMLElement).closest('button')) menu.close(); }}>
+        <span class="tools" role="group" aria-label="Actions" data-testid="message-actions" ref={menu.tools} onClick={(e) => { if ((e.target as HTMLElement).closest('button')) menu.close(); }}>
           {REACTIONS.map((e) => (
-            <button key={e} title={`React ${e}`} onClick={() => run(() => client.react(m.id, m.reactions[client.accountId]?.emoji === e ? null : e))}>{e}</button>
+            <button key={e} title={`React ${e}`} aria-label={`React ${e}`} aria-pressed={m.reactions[client.accountId]?.emoji === e} onClick={() => run(() => client.react(m.id, m.reactions[client.accountId]?.emoji === e ? null : e))}>{e}</button>
           ))}
           <button onClick={onReply}>Reply</button>
           <button onClick={() => setForwarding(true)}>Forward</button>
@@ -139,7 +139,8 @@ function useActionMenu() {
     timer.current = undefined;
   };
   useEffect(() => cancel, []);
-  useEffect(() => {
+  // before the paint, so that the keys pressed next already go to the first action
+  useLayoutEffect(() => {
     if (open && focusFirst.current) tools.current?.querySelector('button')?.focus();
     focusFirst.current = false;
   }, [open]);

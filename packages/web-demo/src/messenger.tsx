@@ -175,6 +175,7 @@ export function Messenger({ client, onSignOut, onErased }: { client: SottoClient
   }, [client, version, tab, query]);
 
   useOpenChatHistory(open, setOpen);
+  const offline = useOffline(client);
 
   const run = (action: () => Promise<unknown>) => action().catch((err) => setError(describeError(err)));
   const calls = useCalls(client, setError);
@@ -184,6 +185,12 @@ export function Messenger({ client, onSignOut, onErased }: { client: SottoClient
 
   return (
     <div class={`messenger${open ? ' chat-open' : ''}`}>
+      {offline && (
+        <p class="offline" role="status" data-testid="offline">
+          Not connected: trying again. Messages you send wait on this device and go once it is back.{' '}
+          <button class="link" onClick={() => client.reconnectNow()}>Try now</button>
+        </p>
+      )}
       <aside>
         <header>
           <Avatar client={client} username={client.accountId} profile={me} />
@@ -230,6 +237,33 @@ export function Messenger({ client, onSignOut, onErased }: { client: SottoClient
       </main>
     </div>
   );
+}
+
+/** How long the connection may be down before the app says so (a reconnect often takes less). */
+const OFFLINE_NOTICE_MS = 2000;
+
+/**
+ * Whether the client has been without its relay connection for {@link OFFLINE_NOTICE_MS}. When
+ * the browser says the network is back, the client tries at once instead of at the end of its
+ * backoff.
+ */
+function useOffline(client: SottoClient): boolean {
+  const [offline, setOffline] = useState(false);
+  useEffect(() => {
+    const online = () => client.reconnectNow();
+    window.addEventListener('online', online);
+    return () => window.removeEventListener('online', online);
+  }, [client]);
+  const connected = client.connectionState === 'connected';
+  useEffect(() => {
+    if (connected) {
+      setOffline(false);
+      return;
+    }
+    const timer = setTimeout(() => setOffline(true), OFFLINE_NOTICE_MS);
+    return () => clearTimeout(timer);
+  }, [client, connected]);
+  return offline && !connected;
 }
 
 /**

@@ -225,7 +225,7 @@ describe('the web app in Chromium', () => {
     expect(await bob.locator('input[name=message]').count()).toBe(0);
     await alice.uncheck('input[name=admins-only]');
     await bob.locator('input[name=message]').waitFor({ timeout: 15_000 });
-  });
+  }, 120_000); // the longest walk of the app: over a minute on a loaded two-core machine
 
   it('an account reopens from IndexedDB after a reload, with its history', async () => {
     const [aliceContext] = app.browser.contexts();
@@ -442,6 +442,7 @@ describe('the web app in Chromium', () => {
     expect((await more.boundingBox())!.width).toBeLessThanOrEqual(1);
     await hana.locator('input[name="message"]').focus();
     const focusedLabel = () => hana.evaluate(() => document.activeElement?.getAttribute('aria-label') ?? document.activeElement?.getAttribute('title') ?? document.activeElement?.textContent ?? '');
+    const focusMovesTo = (label: string) => expect.poll(focusedLabel, { timeout: 5000 }).toBe(label);
     for (let i = 0; i < 12 && !(await more.evaluate((b) => b === document.activeElement)); i++) await hana.keyboard.press('Shift+Tab');
     expect(await more.evaluate((b) => b === document.activeElement)).toBe(true);
     expect((await more.boundingBox())!.width).toBeGreaterThan(5);
@@ -449,10 +450,10 @@ describe('the web app in Chromium', () => {
     await hana.keyboard.press('Enter');
     await actions.waitFor();
     expect(await more.getAttribute('aria-expanded')).toBe('true');
-    expect(await focusedLabel()).toBe('React ❤️');
+    await focusMovesTo('React ❤️');
     await hana.keyboard.press('Escape');
     await actions.waitFor({ state: 'hidden' });
-    expect(await more.evaluate((b) => b === document.activeElement)).toBe(true);
+    await focusMovesTo('Message actions');
     // and an action taken from the keyboard: Tab to Reply, Enter
     await hana.keyboard.press('Enter');
     await actions.waitFor();
@@ -462,6 +463,15 @@ describe('the web app in Chromium', () => {
     await actions.waitFor({ state: 'hidden' });
     await send(hana, 'answered by keyboard');
     await thread(ivan).getByTestId('message').filter({ hasText: 'answered by keyboard' }).locator('blockquote.reply').filter({ hasText: 'press and hold' }).waitFor();
+    // what a screen reader is told: the thread is a log, the icon buttons and the field have names, a reaction given is pressed
+    await hana.getByRole('log', { name: 'Messages' }).getByText('answered by keyboard').waitFor();
+    for (const name of ['Voice call', 'Video call', 'Stickers', 'Emoji', 'Voice message', 'Share a profile or post']) {
+      expect(await hana.getByRole('button', { name, exact: true }).count(), name).toBe(1);
+    }
+    expect(await hana.getByRole('textbox', { name: 'Message', exact: true }).count()).toBe(1);
+    const original = thread(hana).getByTestId('message').filter({ has: hana.getByTestId('text').getByText('press and hold', { exact: true }) });
+    expect(await original.getByRole('button', { name: 'React ❤️', includeHidden: true }).getAttribute('aria-pressed')).toBe('true');
+    expect(await original.getByRole('button', { name: 'React 👍', includeHidden: true }).getAttribute('aria-pressed')).toBe('false');
   });
 
   it('the relay holds none of it in plaintext: no message text, group name or photo in any file it keeps', async () => {

@@ -114,6 +114,7 @@ export class RelayConnection {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
     if (this.retry) clearTimeout(this.retry.timer);
     await this.handling.catch(() => undefined);
     this.ws?.close(1000, 'client stopped');
@@ -219,7 +220,23 @@ export class RelayConnection {
     if (this.stopped) return;
     this.setState('connecting');
     const delay = backoffDelay(this.attempt++, { baseMs: 200, maxMs: 15_000, random: this.options.random ?? Math.random });
-    this.reconnectTimer = setTimeout(() => void this.connect(), delay);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      void this.connect();
+    }, delay);
+  }
+
+  /**
+   * Connects at once instead of at the end of the reconnect backoff (the network came back, the
+   * user asked). Does nothing unless the connection is waiting to try again: not while it is
+   * connected, connecting, or stopped. Whether it started a connection.
+   */
+  reconnectNow(): boolean {
+    if (this.stopped || this.reconnectTimer === undefined) return false;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    void this.connect();
+    return true;
   }
 
   private failPending(err: unknown): void {

@@ -27,7 +27,7 @@ import { addMembers, changeGroup, conversationContextOf, createGroup, enqueueFor
 import { sendGroupPayload } from './groups/group-messenger.js';
 import { deliverKeyOffer } from './groups/key-offers.js';
 import { Receiver } from './messaging/receiver.js';
-import { closeConversation, setDisappearingTimer, setNotifications, setVanishMode, sweepExpired, TypingIndicator } from './features/conversation-settings.js';
+import { closeConversation, setDisappearingTimer, setDraft, setNotifications, setVanishMode, sweepExpired, TypingIndicator } from './features/conversation-settings.js';
 import { acknowledgeIdentityChange } from './features/identity.js';
 import { decideRequest, listRequests, report, reportMessage, setBlocked, setRestricted, type ReportReason } from './features/privacy.js';
 import { asInvalidArgument, downloadAvatar, downloadMessageAttachment, renewGroupAvatars, uploadAvatar, uploadMedia, type DownloadOptions, type MediaInput } from './features/media.js';
@@ -840,6 +840,19 @@ export class SottoClient {
   async setNotifications(conversationId: string, settings: Partial<NotificationSettings> & { muted?: boolean }): Promise<void> {
     this.assertOpen();
     return setNotifications(this.ctx, conversationId, settings);
+  }
+
+  /**
+   * Keeps what the user typed in a conversation and has not sent, as `conversation.draft`, on
+   * this device only (never sent to the relay or to our other devices; sealed with the store's
+   * records when the store is encrypted). Text that is empty or only white space removes it, as
+   * the app should once the text is sent. The conversation keeps its place in the list. Emits
+   * `conversationUpdated`. `INVALID_ARGUMENT` over 16,384 characters; `NOT_FOUND` for an unknown
+   * conversation.
+   */
+  async setDraft(conversationId: string, text: string): Promise<void> {
+    this.assertOpen();
+    return setDraft(this.ctx, conversationId, text);
   }
 
   /** Typing indicator (throttled, online-only). Resolves true if something was sent. */

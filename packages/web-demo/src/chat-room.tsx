@@ -174,7 +174,7 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onB
       {!conversation.isRequest && (adminsOnly && !conversation.admins?.includes(client.accountId) ? (
         <p class="readonly" data-testid="admins-only">Only admins can send messages in this group.</p>
       ) : (
-        <Composer client={client} conversationId={conversationId} replyTo={replyTo} onSent={() => setReplyTo(undefined)} run={run} />
+        <Composer client={client} conversationId={conversationId} draft={conversation.draft} replyTo={replyTo} onSent={() => setReplyTo(undefined)} run={run} />
       ))}
     </section>
   );

@@ -1,11 +1,20 @@
 /** The composer: text, emoji, stickers, shared cards, photos and videos, voice messages, typing. */
 import type { MessageView, SottoClient } from '@sotto/client-sdk';
-import { useRef, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { EMOJI, STICKERS, STICKER_PX, stickerPng } from './shared.js';
 import { preparePhoto, prepareVideo, waveformOf } from './media-prep.js';
 
-export function Composer({ client, conversationId, replyTo, onSent, run }: { client: SottoClient; conversationId: string; replyTo: MessageView | undefined; onSent: () => void; run: (a: () => Promise<unknown>) => void }) {
-  const [text, setText] = useState('');
+/** How long typing pauses before what is typed is kept as the chat's draft. */
+const DRAFT_SAVE_MS = 400;
+
+export function Composer({ client, conversationId, draft, replyTo, onSent, run }: { client: SottoClient; conversationId: string; draft: string | undefined; replyTo: MessageView | undefined; onSent: () => void; run: (a: () => Promise<unknown>) => void }) {
+  // the chat's draft (on this device only) fills the field when the chat opens
+  const [text, setTextNow] = useState(draft ?? '');
+  const drafts = useDraftKeeper(client, conversationId, draft ?? '');
+  const setText = (value: string) => {
+    setTextNow(value);
+    drafts.typed(value);
+  };
   const [picker, setPicker] = useState(false);
   const typingSent = useRef(false);
   const file = useRef<HTMLInputElement>(null);
@@ -145,4 +154,31 @@ export function Composer({ client, conversationId, replyTo, onSent, run }: { cli
       <button type="submit">Send</button>
     </form>
   );
+}
+
+/**
+ * Keeps what is typed as the chat's draft (`client.setDraft`): after a pause in typing, at once
+ * when the field is emptied (a send), and when the chat closes. A closed client's refusal is
+ * nothing to report (the app signed out).
+ */
+function useDraftKeeper(client: SottoClient, conversationId: string, initial: string) {
+  const saved = useRef(initial);
+  const latest = useRef(initial);
+  const timer = useRef<ReturnType<typeof setTimeout> | undefined>();
+  const save = () => {
+    if (timer.current !== undefined) clearTimeout(timer.current);
+    timer.current = undefined;
+    if (latest.current === saved.current) return;
+    saved.current = latest.current;
+    void client.setDraft(conversationId, latest.current).catch(() => undefined);
+  };
+  useEffect(() => save, [client, conversationId]);
+  return {
+    typed(value: string) {
+      latest.current = value;
+      if (timer.current !== undefined) clearTimeout(timer.current);
+      if (value === '') save();
+      else timer.current = setTimeout(save, DRAFT_SAVE_MS);
+    },
+  };
 }

@@ -307,7 +307,11 @@ function ConversationItem({ client, conversation: c, active, version, onOpen }: 
         )}
       </span>
       {c.unreadCount > 0 && <span class="badge" data-testid="unread">{c.unreadCount}</span>}
-      <span class="preview">{c.lastMessagePreview ?? ''}</span>
+      {c.draft !== undefined && !active ? (
+        <span class="preview draft" data-testid="draft">Draft: {c.draft}</span>
+      ) : (
+        <span class="preview">{c.lastMessagePreview ?? ''}</span>
+      )}
     </li>
   );
 }

@@ -1,6 +1,6 @@
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { acceptRequest, ADMIN_TOKEN, filesUnder, openChat, send, signIn, startApp, type AppHarness } from './harness.js';
+import { acceptRequest, ADMIN_TOKEN, filesUnder, firstContact, openChat, send, signIn, startApp, type AppHarness } from './harness.js';
 
 /** A 1×1 PNG, the photo of the test. */
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
@@ -474,10 +474,41 @@ describe('the web app in Chromium', () => {
     expect(await original.getByRole('button', { name: 'React 👍', includeHidden: true }).getAttribute('aria-pressed')).toBe('false');
   });
 
+  it('a draft stays with its chat: across a switch of chats and a reload, marked in the list, gone once sent', async () => {
+    const olga = await person('olga');
+    const pete = await person('pete');
+    const quinn = await person('quinn');
+    await firstContact(olga, 'olga', pete, 'pete', 'hi pete');
+    await firstContact(olga, 'olga', quinn, 'quinn', 'hi quinn');
+    await olga.getByTestId('conversation-d:pete').click();
+    await thread(olga).getByText('hi pete').waitFor();
+    await olga.fill('input[name=message]', 'unsent to pete');
+    await olga.getByTestId('conversation-d:quinn').click();
+    await thread(olga).getByText('hi quinn').waitFor();
+    expect(await olga.inputValue('input[name=message]')).toBe('');
+    await olga.getByTestId('conversation-d:pete').getByTestId('draft').filter({ hasText: 'Draft: unsent to pete' }).waitFor();
+    // kept in the browser's store: there after a reload
+    await olga.reload();
+    await olga.click('button[type=submit]');
+    await olga.getByTestId('me').filter({ hasText: 'olga' }).waitFor();
+    await olga.getByTestId('conversation-d:pete').getByTestId('draft').filter({ hasText: 'Draft: unsent to pete' }).waitFor();
+    await olga.getByTestId('conversation-d:pete').click();
+    await thread(olga).getByText('hi pete').waitFor();
+    expect(await olga.inputValue('input[name=message]')).toBe('unsent to pete');
+    // sent, it is no draft any more; and it went nowhere before
+    expect(await thread(pete).getByText('unsent to pete').count()).toBe(0);
+    await olga.click('form.composer button[type=submit]');
+    await thread(pete).getByText('unsent to pete').waitFor();
+    await olga.getByTestId('conversation-d:quinn').click();
+    await thread(olga).getByText('hi quinn').waitFor();
+    await expect.poll(() => olga.getByTestId('conversation-d:pete').locator('.preview').textContent()).toBe('unsent to pete');
+    expect(await olga.getByTestId('draft').count()).toBe(0);
+  });
+
   it('the relay holds none of it in plaintext: no message text, group name or photo in any file it keeps', async () => {
     const files = await filesUnder(app.dataDir);
     expect(files.length).toBeGreaterThan(2); // the database, its WAL and at least the photo's blob
-    const markers = ['hi bob 👋', 'hello alice', 'see you tomorrow', 'group hello', 'hi group', 'Trip 2026', '🎉', 'carol.c', 'example.org/p/42'];
+    const markers = ['hi bob 👋', 'unsent to pete', 'hello alice', 'see you tomorrow', 'group hello', 'hi group', 'Trip 2026', '🎉', 'carol.c', 'example.org/p/42'];
     for (const marker of markers) {
       const bytes = Buffer.from(marker, 'utf8');
       const hex = bytes.toString('hex');

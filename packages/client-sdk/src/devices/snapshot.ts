@@ -53,13 +53,20 @@ const SYNCED_SETTINGS = ['readReceipts', 'typingIndicators', 'readReceiptsAt', '
 export const DEFAULT_HISTORY_PER_CONVERSATION = 5_000;
 const SNAPSHOT_LIMITS = { maxBytes: 256 * 1024 * 1024, maxDepth: 8, maxItems: 50_000_000, maxStringBytes: 1024 * 1024 };
 
+/** A conversation as it goes to another device: without this device's draft. */
+function withoutDraft(c: ConversationRecord): ConversationRecord {
+  if (c.draft === undefined) return c;
+  const { draft: _draft, ...rest } = c;
+  return rest;
+}
+
 /** Reads the snapshot from local storage; `historyPerConversation: 0` leaves messages out. */
 export async function buildSnapshot(storage: Storage, now: number, historyPerConversation: number): Promise<AccountSnapshot> {
   const settings = await syncedSettings(storage);
   const conversations: ConversationRecord[] = [];
   for (let offset = 0; ; offset += 500) {
     const page = await storage.listConversations({ limit: 500, offset });
-    conversations.push(...page);
+    conversations.push(...page.map(withoutDraft));
     if (page.length < 500) break;
   }
   // profiles: ours (with the account's profile key) and the people's we talk with
@@ -153,7 +160,7 @@ export async function buildCatchUpSnapshot(
   const conversations = new Map<string, ConversationRecord>();
   for (const id of conversationIds) {
     const conversation = await storage.getConversation(id);
-    if (conversation) conversations.set(id, conversation);
+    if (conversation) conversations.set(id, withoutDraft(conversation));
   }
   const messages: MessageRecord[] = [];
   for (const id of messageIds) {
@@ -163,7 +170,7 @@ export async function buildCatchUpSnapshot(
     if (!conversation) {
       conversation = await storage.getConversation(message.conversationId);
       if (!conversation) continue;
-      conversations.set(conversation.id, conversation);
+      conversations.set(conversation.id, withoutDraft(conversation));
     }
     messages.push(message);
   }

@@ -1,3 +1,4 @@
+import { MAX_TEXT_LENGTH } from '@sotto/protocol';
 import { enqueueSync } from '../devices/sync.js';
 import { groupIdOf } from '../groups/group-store.js';
 import type { ClientContext } from '../context.js';
@@ -5,6 +6,24 @@ import { SottoError } from '../errors.js';
 import { controlContent, sendControl, sendEphemeral, stampedAfter, timeAfter } from '../messaging/compose.js';
 import { StorageBatch } from '../storage/batch.js';
 import type { ConversationRecord, NotificationSettings } from '../storage/types.js';
+
+/** Longest draft kept ({@link setDraft}): the longest text message. */
+export const MAX_DRAFT_LENGTH = MAX_TEXT_LENGTH;
+
+/**
+ * Keeps (or, for text that is empty or only white space, removes) the conversation's draft: on
+ * this device only, in its store (sealed with the other records when the store is encrypted).
+ * The conversation keeps its place in the list. Emits `conversationUpdated`.
+ */
+export async function setDraft(ctx: ClientContext, conversationId: string, text: string): Promise<void> {
+  if (typeof text !== 'string') throw new SottoError('INVALID_ARGUMENT', 'draft text must be a string', { field: 'text' });
+  if (text.length > MAX_DRAFT_LENGTH) throw new SottoError('INVALID_ARGUMENT', `a draft holds at most ${MAX_DRAFT_LENGTH} characters`, { field: 'text' });
+  const conversation = await requireConversation(ctx, conversationId);
+  const draft = text.trim() === '' ? undefined : text;
+  if (draft === conversation.draft) return;
+  await ctx.storage.commit(new StorageBatch().patchConversation(conversationId, { draft: draft ?? null }));
+  await emitUpdated(ctx, conversationId);
+}
 
 /** A "started typing" is sent at most this often while the user keeps typing. */
 export const TYPING_THROTTLE_MS = 3_000;

@@ -111,6 +111,7 @@ const CONVERSATION_OPTIONAL: OptionalChecks = [
   ['identityChanged', isBool],
   ['messagePermissions', (v) => v === 'all' || v === 'admins_only'],
   ['groupState', isBytes],
+  ['draft', isText],
 ];
 
 const STATES: readonly DeliveryState[] = ['pending', 'sent', 'delivered', 'read', 'failed'];

@@ -68,6 +68,11 @@ export interface ConversationRecord {
   groupState?: Uint8Array;
   /** The admin who added us to a group (shown, and blocked, for a group request). */
   invitedBy?: string;
+  /**
+   * What the user typed here and has not sent ({@link SottoClient.setDraft}): kept on this device
+   * only, never sent to the relay or to our other devices (nor in a link's snapshot).
+   */
+  draft?: string;
 }
 
 /** Delivery state of an outgoing message for one recipient. */

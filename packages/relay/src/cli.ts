@@ -7,6 +7,10 @@
  * sotto-relay reports [options]     print stored abuse reports, one JSON object per line
  * sotto-relay gc      [options]     apply retention now (expired envelopes and blobs)
  * sotto-relay backup <dir> [options]  copy the data directory, also while the relay runs
+ * sotto-relay invites create [--count N] [--ttl-days D] [--note TEXT] [options]
+ *                                    make invite codes (--registration invite), one per line
+ * sotto-relay invites list [options] print invites (never their codes), newest first, JSON lines
+ * sotto-relay invites revoke <id> [options]  revoke an unused invite
  * sotto-relay --help
  * ```
  *
@@ -24,7 +28,9 @@ import { ConfigError, formatConfigHelp, loadConfig, type RelayConfig } from './c
 import { createLogger, type Logger } from './logger.js';
 import { startRelay } from './server.js';
 import { openDatabase } from './db/database.js';
+import { InviteRepo } from './db/invite-repo.js';
 import { ReportRepo } from './db/report-repo.js';
+import { insertInvites, inviteListing, inviteOptions, type InviteOptions } from './services/invites.js';
 import { runRetention, DATABASE_FILE, BLOB_DIR } from './retention.js';
 import { BlobStore } from './blob-store.js';
 import { isStorageFull } from './errors.js';
@@ -39,6 +45,13 @@ Commands:
   backup <dir>
             copy the database (a consistent snapshot) and its attachments into <dir>,
             also while the relay runs; <dir> must not hold a database yet
+  invites create [--count N] [--ttl-days D] [--note TEXT]
+            make N (1) invite codes valid D (7) days, printed one per line (shown only
+            now); with --registration invite a new account needs one
+  invites list
+            print the invites (never their codes), newest first, JSON lines
+  invites revoke <id>
+            revoke an unused invite
   help      show this text
 
 Options (flag, environment variable, meaning [default]):
@@ -66,7 +79,18 @@ export async function runCli(argv: readonly string[], env: Readonly<Record<strin
   const [command, ...args] = argv;
   // `backup` takes its target directory first
   const target = command === 'backup' && args[0] !== undefined && !args[0].startsWith('--') ? args[0] : undefined;
-  const rest = target === undefined ? args : args.slice(1);
+  let rest = target === undefined ? args : args.slice(1);
+  // `invites` takes an action (and `revoke` an id), and flags of its own before the relay's
+  let invite: InviteCommand | undefined;
+  if (command === 'invites' && !rest.includes('--help')) {
+    try {
+      ({ invite, rest } = readInviteCommand(rest));
+    } catch (err) {
+      io.stderr(`sotto-relay: ${(err as Error).message}
+`);
+      return 2;
+    }
+  }
   if (command === undefined || command === 'help' || command === '--help' || command === '-h' || rest.includes('--help')) {
     io.stdout(`${USAGE}${formatConfigHelp()}\n`);
     return command === undefined ? 2 : 0;
@@ -91,6 +115,8 @@ export async function runCli(argv: readonly string[], env: Readonly<Record<strin
         return await gc(config, log);
       case 'backup':
         return await backup(config, target, log, io);
+      case 'invites':
+        return invites(config, invite!, io);
       default:
         io.stderr(`sotto-relay: unknown command ${JSON.stringify(command)} (see --help)\n`);
         return 2;
@@ -159,6 +185,78 @@ function reports(config: RelayConfig, io: CliIo): number {
     database.close();
   }
   return 0;
+}
+
+type InviteCommand = { action: 'create'; options: InviteOptions } | { action: 'list' } | { action: 'revoke'; id: number };
+
+/** Splits `invites <action> …` into the action with its own flags, and the relay's options. */
+function readInviteCommand(args: readonly string[]): { invite: InviteCommand; rest: string[] } {
+  const [action, ...more] = args;
+  const rest: string[] = [];
+  const own: { count?: number; ttlDays?: number; note?: string } = {};
+  let id: number | undefined;
+  for (let i = 0; i < more.length; i++) {
+    const arg = more[i]!;
+    const eq = arg.indexOf('=');
+    const name = eq === -1 ? arg : arg.slice(0, eq);
+    if (action === 'create' && (name === '--count' || name === '--ttl-days' || name === '--note')) {
+      const value = eq === -1 ? more[++i] : arg.slice(eq + 1);
+      if (value === undefined) throw new Error(`${name} needs a value`);
+      if (name === '--note') own.note = value;
+      else {
+        const n = Number(value);
+        if (value.trim() === '' || !Number.isFinite(n)) throw new Error(`${name}: expected a number, got ${JSON.stringify(value)}`);
+        if (name === '--count') own.count = n;
+        else own.ttlDays = n;
+      }
+    } else if (action === 'revoke' && id === undefined && !arg.startsWith('--')) {
+      id = Number(arg);
+      if (!Number.isSafeInteger(id) || id < 1) throw new Error(`invites revoke: expected an invite id, got ${JSON.stringify(arg)}`);
+    } else rest.push(arg);
+  }
+  if (action === 'create') {
+    try {
+      return { invite: { action, options: inviteOptions(own) }, rest };
+    } catch (err) {
+      throw new Error(`invites create: ${(err as Error).message}`);
+    }
+  }
+  if (action === 'list') return { invite: { action }, rest };
+  if (action === 'revoke' && id !== undefined) return { invite: { action, id }, rest };
+  throw new Error('invites needs an action: create, list or revoke <id> (see --help)');
+}
+
+function invites(config: RelayConfig, command: InviteCommand, io: CliIo): number {
+  let file: string;
+  try {
+    file = requireDatabase(config);
+  } catch (err) {
+    io.stderr(`sotto-relay: ${(err as Error).message}
+`);
+    return 2;
+  }
+  const database = openDatabase(file);
+  try {
+    const repo = new InviteRepo(database.db);
+    switch (command.action) {
+      case 'create': {
+        const made = database.sqlite.transaction(() => insertInvites(repo, Date.now(), command.options))();
+        for (const invite of made) io.stdout(`${invite.code}\n`);
+        return 0;
+      }
+      case 'list':
+        for (const r of inviteListing(repo, 0, 1_000_000, Date.now())) {
+          io.stdout(`${JSON.stringify({ ...r, createdAt: new Date(r.createdAt).toISOString(), expiresAt: new Date(r.expiresAt).toISOString(), usedAt: r.usedAt === null ? null : new Date(r.usedAt).toISOString() })}\n`);
+        }
+        return 0;
+      case 'revoke':
+        if (repo.revoke(command.id)) return 0;
+        io.stderr(`sotto-relay: no unused invite with id ${command.id}\n`);
+        return 1;
+    }
+  } finally {
+    database.close();
+  }
 }
 
 async function gc(config: RelayConfig, log: Logger): Promise<number> {

@@ -13,10 +13,11 @@
  */
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
-import { MAX_ENVELOPE_BYTES } from '@sotto/protocol';
+import { MAX_ENVELOPE_BYTES, type RegistrationMode } from '@sotto/protocol';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
+export const REGISTRATION_MODES: readonly RegistrationMode[] = ['open', 'invite', 'closed'];
 
 /** Token-bucket settings for one limiter (see `RateLimiter`). */
 export interface BucketConfig {
@@ -105,6 +106,12 @@ export interface RelayConfig {
    * the header is ignored.
    */
   trustedProxies?: string[];
+  /**
+   * Who may register a new account: anyone (`open`, the default), holders of an invite code the
+   * operator made (`invite`), or no one (`closed`). Linking a further device to an account is
+   * never affected.
+   */
+  registration: RegistrationMode;
   /** Bearer token of `GET /metrics` (Prometheus text); no metrics endpoint without one. */
   metricsToken?: string;
   /** Bearer token of the operator's API (`/admin/v1/…`); no such API without one. */
@@ -175,6 +182,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = Object.freeze([
   opt('host', { type: 'string' }, '127.0.0.1', 'interface to bind; 0.0.0.0 for all'),
   opt('data-dir', { type: 'path' }, './data', 'data directory (SQLite database, blobs)', ['data']),
   opt('log-level', { type: 'enum', values: LOG_LEVELS }, 'info', 'debug | info | warn | error | silent'),
+  opt('registration', { type: 'enum', values: REGISTRATION_MODES }, 'open', 'who may register new accounts: open | invite (an invite code from the operator) | closed'),
   opt('web-root', { type: 'path' }, undefined, 'directory of a built web app to serve at /'),
   opt('cors-origins', { type: 'string' }, undefined, 'comma-separated origins of a web app hosted elsewhere that may call the API'),
   opt('trusted-proxies', { type: 'string' }, undefined, 'comma-separated addresses or subnets (e.g. 127.0.0.1,10.0.0.0/8) of reverse proxies whose X-Forwarded-For names the client'),
@@ -304,6 +312,7 @@ export function loadConfig(
     host: s('host') ?? '127.0.0.1',
     dataDir: resolve(cwd, s('data-dir') ?? './data'),
     logLevel: s('log-level') as LogLevel,
+    registration: s('registration') as RegistrationMode,
     limits: {
       maxEnvelopeBytes: n('max-envelope-bytes'),
       maxAttachmentBytes: n('max-attachment-bytes'),

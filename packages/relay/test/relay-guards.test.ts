@@ -232,7 +232,7 @@ describe('trust model', () => {
       const sqlite = own.relay.ctx.database.sqlite;
       sqlite.pragma('wal_checkpoint(TRUNCATE)');
       const tables = (sqlite.prepare("select name from sqlite_master where type='table' and name not like 'sqlite_%' and name not like '__drizzle%'").all() as { name: string }[]).map((r) => r.name);
-      expect(tables.sort()).toEqual(['accounts', 'blobs', 'device_credentials', 'devices', 'envelope_batch_acks', 'envelope_batches', 'envelopes', 'fanouts', 'kyber_prekeys', 'link_tokens', 'one_time_prekeys', 'profiles', 'relationships', 'reports', 'signed_prekeys', 'uploads']);
+      expect(tables.sort()).toEqual(['accounts', 'blobs', 'device_credentials', 'devices', 'envelope_batch_acks', 'envelope_batches', 'envelopes', 'fanouts', 'invites', 'kyber_prekeys', 'link_tokens', 'one_time_prekeys', 'profiles', 'relationships', 'reports', 'signed_prekeys', 'uploads']);
       const columns = Object.fromEntries(tables.map((name) => [name, (sqlite.prepare(`pragma table_info(${name})`).all() as { name: string }[]).map((c) => c.name)]));
       expect(columns['envelopes']).toEqual(['seq', 'guid', 'account_id', 'device_id', 'sender_account_id', 'sender_device_id', 'type', 'ciphertext', 'server_timestamp']);
       // an account: its name, when it was made, the next device id, suspension, the hash of its
@@ -240,6 +240,8 @@ describe('trust model', () => {
       expect(columns['accounts']).toEqual(['id', 'username', 'created_at', 'next_device_id', 'suspended_at', 'access_key_hash', 'sealed_from_anyone']);
       // a large group send's one row between its acceptance and its expansion: ids and ciphertext only
       expect(columns['fanouts']).toEqual(['id', 'guid_prefix', 'sender_account_id', 'sender_device_id', 'type', 'ciphertext', 'server_timestamp', 'recipients', 'skipped']);
+      // an operator's invite code: its hash, the operator's note, its dates and who used it
+      expect(columns['invites']).toEqual(['id', 'code_hash', 'note', 'created_at', 'expires_at', 'used_at', 'used_by']);
       // a young envelope lives in its commit's batch row: the same fields as an `envelopes` row
       expect(columns['envelope_batches']).toEqual(['id', 'rows']);
       expect(columns['envelope_batch_acks']).toEqual(['batch_id', 'acked']);

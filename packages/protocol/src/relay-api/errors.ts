@@ -16,6 +16,12 @@ export type RelayErrorCode =
   | 'ACCOUNT_SUSPENDED'
   /** No such route, user, device, or attachment. 404. */
   | 'NOT_FOUND'
+  /** The relay takes no new accounts (`--registration closed`); further devices still link. 403. */
+  | 'REGISTRATION_CLOSED'
+  /** The relay takes new accounts only with an invite code from its operator, and none was given. 403. */
+  | 'INVITE_REQUIRED'
+  /** The invite code is unknown, already used, revoked or expired. 403. */
+  | 'INVITE_INVALID'
   /** The username (case-insensitive) or account id is already registered. 409. */
   | 'USERNAME_TAKEN'
   /** A send's device list does not match the recipient's devices; body lists `missing`/`extra`. 409. */
@@ -55,6 +61,9 @@ export const RELAY_ERROR_STATUS: Readonly<Record<RelayErrorCode, number>> = Obje
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   ACCOUNT_SUSPENDED: 403,
+  REGISTRATION_CLOSED: 403,
+  INVITE_REQUIRED: 403,
+  INVITE_INVALID: 403,
   NOT_FOUND: 404,
   USERNAME_TAKEN: 409,
   MISMATCHED_DEVICES: 409,

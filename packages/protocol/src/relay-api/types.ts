@@ -36,6 +36,16 @@ export interface RegisterAccountRequest extends DeviceKeyUpload {
   username: string;
   /** Client-generated 32-byte device secret; the relay keeps only its SHA-256. */
   secret: B64;
+  /** The operator's single-use invite code, on a relay whose registration mode is `invite` (ignored otherwise). */
+  inviteCode?: string;
+}
+
+/** Who may register a new account at a relay (`--registration`). */
+export type RegistrationMode = 'open' | 'invite' | 'closed';
+
+/** `GET /v1/registration` response: whether a new account needs an invite code. */
+export interface RegistrationInfo {
+  mode: RegistrationMode;
 }
 
 /** `POST /v1/accounts` / `POST /v1/devices` response. */

@@ -213,6 +213,22 @@ export const profiles = sqliteTable('profiles', {
   updatedAt: integer('updated_at').notNull(),
 });
 
+/**
+ * The operator's invite codes (`--registration invite`), by the SHA-256 of the code (the code
+ * itself is shown once, when it is made). Single use: `usedAt` and `usedBy` once an account
+ * registered with it; a revoked code's row is deleted.
+ */
+export const invites = sqliteTable('invites', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  codeHash: bytes('code_hash').notNull().unique(),
+  note: text('note'),
+  createdAt: integer('created_at').notNull(),
+  expiresAt: integer('expires_at').notNull(),
+  usedAt: integer('used_at'),
+  /** The account that registered with it (kept as it was if that account is deleted). */
+  usedBy: text('used_by'),
+});
+
 export const reports = sqliteTable('reports', {
   id: integer('id').primaryKey({ autoIncrement: true }),
   reporterId: text('reporter_id').notNull(),

@@ -5,6 +5,7 @@ import { cors } from 'hono/cors';
 import { randomToken, decodeB64, encodeB64, hashSecret, isAccountId } from '../credentials.js';
 import { METRICS_CONTENT_TYPE } from '../metrics.js';
 import { RelayError, toErrorBody } from '../errors.js';
+import { registrationInfo } from '../services/invites.js';
 import { createLinkToken, deleteAccount, engineParam, fetchBundles, linkDevice, listUserDevices, preKeyCounts, readJson, registerAccount, removeDevice, setSignedKeys, uploadOneTimeKeys } from '../services/accounts.js';
 import { takeToken, type RelayContext } from '../services/context.js';
 import { ackEnvelopes, backlogPage, sendBatch, sendToAccount, sendToMany, type DeliveryNotifier } from '../services/messaging.js';
@@ -142,6 +143,7 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
   app.use('/v1/*', limitIp(ctx, clientIp));
 
   // Accounts and devices
+  app.get('/v1/registration', (c) => c.json(registrationInfo(ctx)));
   app.post('/v1/accounts', async (c) => c.json(await registerAccount(ctx, await readJsonBody(c, smallLimit), clientIp(c)), 201));
   app.post('/v1/devices', async (c) => c.json(await linkDevice(ctx, await readJsonBody(c, smallLimit), clientIp(c)), 201));
   app.post('/v1/devices/link-tokens', auth, async (c) => c.json(await createLinkToken(ctx, c.get('device')), 201));

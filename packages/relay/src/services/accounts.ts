@@ -4,6 +4,7 @@ import type { StoredPreKey } from '../db/key-repo.js';
 import { RelayError } from '../errors.js';
 import { encodeBundle, kemEngine, readDeviceRecord, readPreKey, type PreKeyKind } from '../wire.js';
 import { takeToken, type RelayContext } from './context.js';
+import { checkRegistrationAllowed, useInvite } from './invites.js';
 import { dropProfile } from './profiles.js';
 
 export const USERNAME_PATTERN = /^[a-z0-9._]{3,32}$/;
@@ -118,17 +119,21 @@ function storeDevice(ctx: RelayContext, d: DeviceUpload, now: number): void {
  */
 export async function registerAccount(ctx: RelayContext, body: unknown, ip: string): Promise<RegisterResponse> {
   takeToken(ctx.limiters.ip, `register:${ip}`, 10);
-  const { username, device } = readJson(body, 'RegisterAccountRequest', (r) => ({
+  const { username, device, inviteCode } = readJson(body, 'RegisterAccountRequest', (r) => ({
     username: r.string('username', { maxLength: 32 }).toLowerCase(),
     device: withEngine(readDeviceUpload(r)),
+    inviteCode: r.optString('inviteCode', { maxLength: 64 }),
   }));
   if (!USERNAME_PATTERN.test(username)) throw new RelayError('BAD_REQUEST', 'username must match [a-z0-9._]{3,32}');
   if (RESERVED_USERNAMES.has(username)) throw new RelayError('USERNAME_TAKEN', 'username is reserved');
   if (device.accountId !== username) throw new RelayError('INVALID_FORMAT', 'device record accountId must equal the username');
   if (device.deviceId !== 1) throw new RelayError('INVALID_FORMAT', 'the first device must have deviceId 1');
+  checkRegistrationAllowed(ctx, inviteCode);
   return ctx.queue.run(() => {
     const now = ctx.now();
     if (!ctx.accounts.createAccount(device.accountId, username, now)) throw new RelayError('USERNAME_TAKEN', 'username or account id already registered');
+    // after the name is taken: a name already registered does not use up the code
+    useInvite(ctx, inviteCode, device.accountId, now);
     storeDevice(ctx, device, now);
     return { accountId: device.accountId, deviceId: 1 };
   });

@@ -10,6 +10,7 @@ import { FanoutRepo } from '../db/fanout-repo.js';
 import { KeyRepo } from '../db/key-repo.js';
 import { ProfileRepo } from '../db/profile-repo.js';
 import { RelationshipRepo } from '../db/relationship-repo.js';
+import { InviteRepo } from '../db/invite-repo.js';
 import { ReportRepo } from '../db/report-repo.js';
 import { RelayError } from '../errors.js';
 import { StorageHealth } from '../storage-health.js';
@@ -32,6 +33,8 @@ export interface RelayContext {
   /** Recipient lists of large multi-recipient sends that passed every check (see its doc). */
   checkedLists: CheckedRecipientLists;
   reports: ReportRepo;
+  /** The operator's invite codes (`--registration invite`). */
+  invites: InviteRepo;
   blobs: BlobRepo;
   /** Resumable attachment uploads in progress. */
   uploads: UploadRepo;
@@ -90,6 +93,7 @@ export function createContext(config: RelayConfig, database: OpenDatabase, now: 
     relationships,
     checkedLists,
     reports: new ReportRepo(db),
+    invites: new InviteRepo(db),
     blobs: new BlobRepo(db),
     uploads: new UploadRepo(db),
     profiles: new ProfileRepo(db),

@@ -25,7 +25,7 @@ export interface TestRelay {
   close(): Promise<void>;
 }
 
-export async function startTestRelay(limits: Partial<RelayLimits> = {}, extra: Partial<Pick<RelayConfig, 'webRoot' | 'corsOrigins' | 'metricsToken' | 'adminToken' | 'trustedProxies'>> = {}, on?: { dir: string; clock: { now: number } }): Promise<TestRelay> {
+export async function startTestRelay(limits: Partial<RelayLimits> = {}, extra: Partial<Pick<RelayConfig, 'webRoot' | 'corsOrigins' | 'metricsToken' | 'adminToken' | 'trustedProxies' | 'registration'>> = {}, on?: { dir: string; clock: { now: number } }): Promise<TestRelay> {
   const dir = on?.dir ?? (await mkdtemp(join(tmpdir(), 'sotto-relay-test-')));
   const clock = on?.clock ?? { now: Date.now() };
   const base = defaultConfig({ port: 0, host: '127.0.0.1', dataDir: dir, logLevel: 'silent' });

@@ -154,6 +154,8 @@ export async function registerAccount(params: {
   username: string;
   engines: EngineName[];
   now: number;
+  /** The relay operator's invite code, for a relay that registers by invite. */
+  inviteCode?: string;
 }): Promise<AccountState> {
   const { storage, engine, relay, now } = params;
   if (await loadAccount(storage)) throw new SottoError('CONFLICT', 'this storage already holds an account');
@@ -166,7 +168,7 @@ export async function registerAccount(params: {
     storage, engine, now, engines: params.engines, accountId: username, deviceId: 1,
     identityKeyPair: identity.identityKeyPair, identityKey: identity.identityKey, registrationId: identity.registrationId,
   });
-  const registered = await relay.register({ username, ...device.upload });
+  const registered = await relay.register({ username, ...device.upload, ...(params.inviteCode !== undefined ? { inviteCode: params.inviteCode } : {}) });
   const account = initialAccountState(registered.accountId, registered.deviceId, identity.registrationId, identity.identityKey, device.secret, now);
   await storage.commit(saveAccount(new StorageBatch().storeChanges(device.staged.changes()), account));
   return account;

@@ -6,6 +6,7 @@ import {
   type GroupAction,
   type Mention,
   type ProtocolEngine,
+  type RegistrationMode,
   type SafetyNumber,
 } from '@sotto/protocol';
 import { credentialsOf, linkAccount, loadAccount, maintainPreKeys, registerAccount, type AccountState } from './account.js';
@@ -232,14 +233,30 @@ export class SottoClient {
 
   /**
    * Creates a new account with this device as its first device: identity, signed device record,
-   * prekeys, relay credentials, all kept in `options.storage`.
+   * prekeys, relay credentials, all kept in `options.storage`. On a relay that registers by
+   * invite ({@link relayRegistration} `'invite'`), pass the operator's `inviteCode`; the relay's
+   * refusals come as `RELAY_ERROR` with `relayCode` `INVITE_REQUIRED`, `INVITE_INVALID`,
+   * `REGISTRATION_CLOSED` or `USERNAME_TAKEN`, and the storage can register again.
    */
-  static async register(options: SottoClientOptions, username: string): Promise<SottoClient> {
+  static async register(options: SottoClientOptions, username: string, registration: { inviteCode?: string } = {}): Promise<SottoClient> {
     const now = options.now ?? Date.now;
     const relay = new RelayHttp({ baseUrl: options.relayUrl, ...(options.fetch ? { fetch: options.fetch } : {}) });
     const engines = enginesOf(options.engine);
-    const account = await registerAccount({ storage: options.storage, engine: options.engine, relay, username, engines, now: now() });
+    const account = await registerAccount({
+      storage: options.storage, engine: options.engine, relay, username, engines, now: now(),
+      ...(registration.inviteCode !== undefined ? { inviteCode: registration.inviteCode } : {}),
+    });
     return new SottoClient(options, account);
+  }
+
+  /**
+   * Who may register at the relay: `'open'` (anyone), `'invite'` (with an invite code from its
+   * operator) or `'closed'` (no one; existing accounts still link devices). Needs no account: an
+   * app asks before it shows a sign-up form.
+   */
+  static async relayRegistration(options: Pick<SottoClientOptions, 'relayUrl' | 'fetch'>): Promise<RegistrationMode> {
+    const relay = new RelayHttp({ baseUrl: options.relayUrl, ...(options.fetch ? { fetch: options.fetch } : {}) });
+    return (await relay.registration()).mode;
   }
 
   /** Opens the account already kept in `options.storage`. */

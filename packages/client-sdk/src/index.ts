@@ -7,6 +7,7 @@ export type { RequestPolicy } from './context.js';
 export { Emitter } from './emitter.js';
 export { RelayHttp, type DeviceCredentials, type RelayHttpOptions, type ProgressListener } from './relay/relay-http.js';
 export type { ConnectionState } from './relay/relay-connection.js';
+export type { RegistrationMode } from '@sotto/protocol';
 export { globalWebSocketFactory, type WebSocketFactory, type WebSocketLike } from './relay/transport.js';
 export { CallSession, type CallPeer, type CallSessionEvents } from './calls/call-session.js';
 export { GroupCallSession, type GroupCallLink } from './calls/group-call-session.js';

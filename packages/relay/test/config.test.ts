@@ -62,6 +62,13 @@ describe('loadConfig', () => {
     }
   });
 
+  it('sets who may register: --registration / SOTTO_REGISTRATION, open by default', () => {
+    expect(loadConfig([], {}).registration).toBe('open');
+    expect(loadConfig(['--registration', 'invite'], { SOTTO_REGISTRATION: 'closed' }).registration).toBe('invite');
+    expect(loadConfig([], { SOTTO_REGISTRATION: 'closed' }).registration).toBe('closed');
+    expect(errorOf(() => loadConfig(['--registration', 'friends'], {})).option).toBe('--registration');
+  });
+
   it('accepts port 0 for tests', () => {
     expect(loadConfig(['--port', '0'], {}).port).toBe(0);
   });

@@ -6,7 +6,7 @@
  * created encrypts it at rest (Argon2id, then XChaCha20-Poly1305 per record); it is then asked
  * for at every sign-in and never stored.
  */
-import { SottoClient, SottoError, type SottoClientOptions } from '@sotto/client-sdk';
+import { SottoClient, SottoError, type RegistrationMode, type SottoClientOptions } from '@sotto/client-sdk';
 import { IndexedDbStorage, openIndexedDbStorage } from '@sotto/client-sdk/browser';
 import { createWebEngine } from '@sotto/protocol/web';
 // simple-peer's self-contained browser build (its package entry needs Node's streams)
@@ -144,17 +144,18 @@ export function lastUsername(): string {
 
 /**
  * Opens (or registers) `username` on this browser and connects it to the relay. `passphrase`
- * ('' for none) unlocks an encrypted copy, or encrypts a new one. CONFLICT (field `tab`) when
+ * ('' for none) unlocks an encrypted copy, or encrypts a new one. `inviteCode` goes with a new
+ * account's registration (a relay that registers by invite asks for one). CONFLICT (field `tab`) when
  * another tab of this browser has the account open, unless `takeOver` (that tab then closes it).
  * @example
  * const client = await signIn('alice', 'correct horse battery staple');
  */
-export async function signIn(username: string, passphrase = '', takeOver = false): Promise<SottoClient> {
+export async function signIn(username: string, passphrase = '', takeOver = false, inviteCode = ''): Promise<SottoClient> {
   const name = username.trim().toLowerCase();
   const database = localStorage.getItem(DB_OF + name) ?? `sotto-${name}`;
   await lockFor(name, database, takeOver);
   try {
-    const client = await openHere(name, database, passphrase);
+    const client = await openHere(name, database, passphrase, inviteCode.trim());
     openClient = client;
     return client;
   } catch (err) {
@@ -163,7 +164,7 @@ export async function signIn(username: string, passphrase = '', takeOver = false
   }
 }
 
-async function openHere(name: string, database: string, passphrase: string): Promise<SottoClient> {
+async function openHere(name: string, database: string, passphrase: string, inviteCode: string): Promise<SottoClient> {
   const kind = await IndexedDbStorage.inspect(database);
   if (kind === 'encrypted' && passphrase === '') {
     throw new SottoError('INVALID_ARGUMENT', `this browser's copy of ${name} is locked: enter its passphrase`, { field: 'passphrase' });
@@ -178,7 +179,7 @@ async function openHere(name: string, database: string, passphrase: string): Pro
       client = await SottoClient.open(options);
     } catch (err) {
       if (!SottoError.is(err, 'NOT_REGISTERED')) throw err;
-      client = await SottoClient.register(options, name);
+      client = await SottoClient.register(options, name, inviteCode ? { inviteCode } : {});
     }
   } catch (err) {
     // a new database that holds no account (the name was taken, the relay unreachable) is not
@@ -222,4 +223,13 @@ export async function startLink(passphrase = ''): Promise<{ code: string; finish
       return client;
     },
   };
+}
+
+/** Who may register at this app's relay (`open` when it cannot be asked: the sign-in says why then). */
+export async function registrationMode(): Promise<RegistrationMode> {
+  try {
+    return await SottoClient.relayRegistration({ relayUrl: RELAY_URL });
+  } catch {
+    return 'open';
+  }
 }

@@ -40,8 +40,17 @@ export function useClientVersion(client: SottoClient): number {
 /** What the app says when this browser's storage is full, whatever was refused. */
 export const NO_ROOM = 'This browser has no room left for new messages: they wait on the relay until some space is free (delete chats or media, or let this site store more).';
 
+/** What the relay's registration refusals say to the person signing up. */
+const REGISTRATION_REFUSED: Record<string, string> = {
+  INVITE_REQUIRED: 'This relay takes new accounts only with an invite code from its operator: enter yours.',
+  INVITE_INVALID: 'That invite code is unknown, already used or expired: ask the operator of this relay for another.',
+  REGISTRATION_CLOSED: 'This relay takes no new accounts. You can still link this browser to an account on another device.',
+};
+
 export function describeError(err: unknown): string {
   if (isStorageFull(err)) return NO_ROOM;
+  const refused = REGISTRATION_REFUSED[(err as { relayCode?: string }).relayCode ?? ''];
+  if (refused !== undefined) return refused;
   const e = err as { code?: string; message?: string };
   return e.code ? `${e.code}: ${e.message ?? ''}` : String(err);
 }

@@ -1,7 +1,7 @@
 /** The sign-in page: open or create an account on this browser, or link it to one elsewhere. */
-import { SottoError, type SottoClient } from '@sotto/client-sdk';
-import { useState } from 'preact/hooks';
-import { lastUsername, signIn, startLink } from './session.js';
+import { SottoError, type RegistrationMode, type SottoClient } from '@sotto/client-sdk';
+import { useEffect, useState } from 'preact/hooks';
+import { lastUsername, registrationMode, signIn, startLink } from './session.js';
 import { describeError } from './shared.js';
 
 /**
@@ -14,11 +14,16 @@ export function SignIn({ onReady, elsewhere = false }: { onReady: (c: SottoClien
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState('');
   const [openElsewhere, setOpenElsewhere] = useState(elsewhere);
+  const [mode, setMode] = useState<RegistrationMode>('open');
+  const [inviteCode, setInviteCode] = useState('');
+  useEffect(() => {
+    void registrationMode().then(setMode);
+  }, []);
   const open = async (takeOver: boolean) => {
     setBusy(true);
     setError('');
     try {
-      onReady(await signIn(username, passphrase, takeOver));
+      onReady(await signIn(username, passphrase, takeOver, inviteCode));
     } catch (err) {
       if (SottoError.is(err, 'CONFLICT') && err.field === 'tab') setOpenElsewhere(true);
       else setError(describeError(err));
@@ -37,6 +42,13 @@ export function SignIn({ onReady, elsewhere = false }: { onReady: (c: SottoClien
       <input name="username" placeholder="username" autocomplete="username" value={username} onInput={(e) => setUsername((e.target as HTMLInputElement).value)} pattern="[a-z0-9._]{3,32}" required />
       <input name="passphrase" type="password" placeholder="passphrase (optional)" autocomplete="current-password" value={passphrase} onInput={(e) => setPassphrase((e.target as HTMLInputElement).value)} />
       <p class="hint">A passphrase set when this browser first keeps an account encrypts its copy (keys and messages); it is asked for at every sign-in and cannot be recovered.</p>
+      {mode === 'invite' && (
+        <>
+          <input name="invite-code" aria-label="Invite code" placeholder="invite code (for a new account)" autocomplete="off" value={inviteCode} onInput={(e) => setInviteCode((e.target as HTMLInputElement).value)} />
+          <p class="hint" data-testid="registration-hint">This relay takes new accounts only with an invite code from its operator.</p>
+        </>
+      )}
+      {mode === 'closed' && <p class="hint" data-testid="registration-hint">This relay takes no new accounts: sign in with an account this browser holds, or link it to one on another device.</p>}
       <button type="submit" disabled={busy}>{busy ? 'Opening…' : 'Sign in or create account'}</button>
       {error && <p class="error" role="alert">{error}</p>}
       {openElsewhere && (

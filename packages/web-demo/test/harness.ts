@@ -2,7 +2,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createRelay, defaultConfig, type Relay } from '@sotto/relay';
+import { createRelay, defaultConfig, type Relay, type RelayConfig } from '@sotto/relay';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { build } from 'vite';
 
@@ -27,11 +27,11 @@ export interface AppHarness {
  * const app = await startApp();
  * const alice = await app.person('alice');
  */
-export async function startApp(options: { fakeMedia?: boolean } = {}): Promise<AppHarness> {
+export async function startApp(options: { fakeMedia?: boolean; registration?: RelayConfig['registration'] } = {}): Promise<AppHarness> {
   const dir = await mkdtemp(join(tmpdir(), 'sotto-web-demo-'));
   await build({ root: fileURLToPath(new URL('..', import.meta.url)), logLevel: 'silent', build: { outDir: join(dir, 'www'), emptyOutDir: true } });
   const config = defaultConfig({ port: 0, host: '127.0.0.1', dataDir: join(dir, 'data'), logLevel: 'silent' });
-  const relay = await createRelay({ ...config, webRoot: join(dir, 'www'), adminToken: ADMIN_TOKEN });
+  const relay = await createRelay({ ...config, webRoot: join(dir, 'www'), adminToken: ADMIN_TOKEN, registration: options.registration ?? 'open' });
   const browser = await launchChromium(options.fakeMedia ?? false);
   const contexts: BrowserContext[] = [];
   return {

@@ -13,6 +13,7 @@ import type {
   PreKeyBundlesResponse,
   PreKeyCountResponse,
   RegisterAccountRequest,
+  RegistrationInfo,
   RegisterResponse,
   ResumableUploadStatus,
   ProfileResponse,
@@ -105,6 +106,10 @@ export class RelayHttp {
 
   register(body: RegisterAccountRequest): Promise<RegisterResponse> {
     return this.json('POST', '/v1/accounts', body, false);
+  }
+  /** Who may register at this relay (no credentials needed). */
+  registration(): Promise<RegistrationInfo> {
+    return this.json('GET', '/v1/registration', undefined, false);
   }
   createLinkToken(): Promise<LinkTokenResponse> {
     return this.json('POST', '/v1/devices/link-tokens', {});

@@ -86,8 +86,7 @@ export async function runCli(argv: readonly string[], env: Readonly<Record<strin
     try {
       ({ invite, rest } = readInviteCommand(rest));
     } catch (err) {
-      io.stderr(`sotto-relay: ${(err as Error).message}
-`);
+      io.stderr(`sotto-relay: ${(err as Error).message}\n`);
       return 2;
     }
   }
@@ -231,8 +230,7 @@ function invites(config: RelayConfig, command: InviteCommand, io: CliIo): number
   try {
     file = requireDatabase(config);
   } catch (err) {
-    io.stderr(`sotto-relay: ${(err as Error).message}
-`);
+    io.stderr(`sotto-relay: ${(err as Error).message}\n`);
     return 2;
   }
   const database = openDatabase(file);

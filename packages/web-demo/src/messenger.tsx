@@ -6,7 +6,7 @@ import { ChatRoom } from './chat-room.js';
 import { startNotifications } from './notify.js';
 import { ProfileEditor } from './profile-editor.js';
 import { Avatar, releaseAvatars, useProfile } from './profiles.js';
-import { changePassphrase, deleteAccount, eraseThisBrowser, lockedWithPassphrase } from './session.js';
+import { changePassphrase, deleteAccount, eraseThisBrowser, lockedWithPassphrase, storageKept } from './session.js';
 import { describeError, NO_ROOM, titleOf, useClientVersion } from './shared.js';
 
 /** This account's devices: link a new one by its code, remove others. */
@@ -14,9 +14,13 @@ function Devices({ client, onError, onErased }: { client: SottoClient; onError: 
   const [devices, setDevices] = useState<{ deviceId: number; current: boolean }[]>([]);
   const [code, setCode] = useState('');
   const [version, setVersion] = useState(0);
+  const [kept, setKept] = useState<boolean | undefined>();
   useEffect(() => {
     void client.devices().then(setDevices, (err) => onError(describeError(err)));
   }, [client, version]);
+  useEffect(() => {
+    void storageKept().then(setKept);
+  }, []);
   // a linked device registers after the approval: refresh when the account's devices change
   useEffect(() => client.events.on('devicesChanged', () => setVersion((v) => v + 1)), [client]);
   const approve = async (e: Event) => {
@@ -54,6 +58,13 @@ function Devices({ client, onError, onErased }: { client: SottoClient; onError: 
         const warning = 'Delete this account for good, on every device? Your contacts will no longer reach it, and anyone may take its name.';
         if (confirm(warning)) void deleteAccount(client).then(onErased, (err) => onError(describeError(err)));
       }}>Delete account</button>
+      {kept !== undefined && (
+        <p class="hint" data-testid="storage-kept">
+          {kept
+            ? 'This browser keeps this account\'s keys and messages even when its disk runs low.'
+            : 'This browser may clear this account\'s keys and messages when its disk runs low (bookmarking the app or allowing its notifications usually lets it keep them). Link another device to keep a copy.'}
+        </p>
+      )}
       <SealedFromAnyone client={client} onError={onError} />
       <PrivacySettings client={client} onError={onError} />
       {lockedWithPassphrase() && <ChangePassphrase onError={onError} />}
@@ -144,6 +155,7 @@ export function Messenger({ client, onSignOut, onErased }: { client: SottoClient
   const [list, setList] = useState<ConversationRecord[]>([]);
   const [found, setFound] = useState<MessageView[]>([]);
   const [requestCount, setRequestCount] = useState(0);
+  const [unreadChats, setUnreadChats] = useState(0);
   const [error, setError] = useState('');
   const [showDevices, setShowDevices] = useState(false);
   const [showProfile, setShowProfile] = useState(false);
@@ -163,10 +175,12 @@ export function Messenger({ client, onSignOut, onErased }: { client: SottoClient
       const rows = query.trim() ? await client.searchConversations(query) : await client.conversations({ requests: tab === 'requests' });
       const messages = query.trim() ? await client.search(query, { limit: 20 }) : [];
       const requests = await client.requests();
+      const chats = tab === 'chats' && !query.trim() ? rows : await client.conversations({ requests: false });
       if (live) {
         setList(rows);
         setFound(messages);
         setRequestCount(requests.length);
+        setUnreadChats(chats.filter((c) => c.unreadCount > 0 && !c.muted).length);
       }
     })().catch((err) => setError(describeError(err)));
     return () => {
@@ -175,6 +189,13 @@ export function Messenger({ client, onSignOut, onErased }: { client: SottoClient
   }, [client, version, tab, query]);
 
   useOpenChatHistory(open, setOpen);
+  // the tab's title counts the chats with unread messages (muted ones aside), as a badge does
+  useEffect(() => {
+    document.title = unreadChats > 0 ? `(${unreadChats}) Sotto` : 'Sotto';
+  }, [unreadChats]);
+  useEffect(() => () => {
+    document.title = 'Sotto';
+  }, []);
   const offline = useOffline(client);
 
   const run = (action: () => Promise<unknown>) => action().catch((err) => setError(describeError(err)));

@@ -189,6 +189,7 @@ async function openHere(name: string, database: string, passphrase: string, invi
   }
   await client.connect();
   localStorage.setItem(LAST_USER, name);
+  keepStorage();
   return client;
 }
 
@@ -231,5 +232,24 @@ export async function registrationMode(): Promise<RegistrationMode> {
     return await SottoClient.relayRegistration({ relayUrl: RELAY_URL });
   } catch {
     return 'open';
+  }
+}
+
+/**
+ * Asks the browser to keep this site's storage under storage pressure: without it, the browser
+ * may clear IndexedDB (the account's keys and messages) when the disk runs low. Browsers grant
+ * it by their own rules (a bookmark, notifications, an installed app); the Devices panel says
+ * which it is.
+ */
+function keepStorage(): void {
+  void navigator.storage?.persist?.().catch(() => false);
+}
+
+/** Whether the browser keeps this site's storage under pressure (`undefined`: it cannot say). */
+export async function storageKept(): Promise<boolean | undefined> {
+  try {
+    return await navigator.storage?.persisted?.();
+  } catch {
+    return undefined;
   }
 }

@@ -37,6 +37,12 @@ describe('notifications in the web app', () => {
     await send(bob, 'seen live');
     await alice.getByTestId('thread').getByText('seen live').waitFor();
     await expect.poll(() => shown(alice), { timeout: 15_000 }).toEqual([{ title: 'carol', body: 'are you there?' }]);
+    // the tab's title counts the chats with unread messages, until they are read
+    await expect.poll(() => alice.title()).toBe('(1) Sotto');
+    await alice.getByTestId('conversation-d:carol').click();
+    await alice.getByTestId('thread').getByText('are you there?').waitFor();
+    await expect.poll(() => alice.title()).toBe('Sotto');
+    await alice.getByTestId('conversation-d:bob').click();
 
     // alice turns off message notifications for carol's chat: nothing more from there
     await alice.getByTestId('conversation-d:carol').click();

@@ -40,4 +40,24 @@ describe('a browser with no room left', () => {
     await thread.getByText('while you had no room').waitFor({ timeout: 20_000 });
     await jay.getByTestId('thread').getByTestId('message').filter({ hasText: 'while you had no room' }).getByTestId('status').filter({ hasText: 'Seen' }).waitFor();
   });
+
+  it('asks the browser to keep its storage, and says whether it does', async () => {
+    const lea = await app.person('lea', async (context) => {
+      await context.addInitScript(() => {
+        const g = globalThis as unknown as { persistAsked: number };
+        g.persistAsked = 0;
+        const persist = navigator.storage.persist.bind(navigator.storage);
+        navigator.storage.persist = () => {
+          g.persistAsked++;
+          return persist();
+        };
+      });
+    });
+    expect(await lea.evaluate(() => (globalThis as unknown as { persistAsked: number }).persistAsked)).toBeGreaterThan(0);
+    await lea.getByRole('button', { name: 'Devices' }).click();
+    const line = lea.getByTestId('storage-kept');
+    await line.waitFor();
+    const kept = await lea.evaluate(() => navigator.storage.persisted());
+    expect(await line.textContent()).toContain(kept ? 'keeps this account' : 'may clear this account');
+  });
 });

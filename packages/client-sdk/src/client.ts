@@ -723,7 +723,8 @@ export class SottoClient {
 
   /**
    * Marks a conversation read up to now: clears the unread count and sends read receipts (unless
-   * read receipts are off, or the conversation is a request or restricted).
+   * read receipts are off, or the conversation is a request or restricted). Emits
+   * `conversationUpdated` when there was something unread.
    */
   async markSeen(conversationId: string): Promise<void> {
     this.assertOpen();
@@ -746,6 +747,11 @@ export class SottoClient {
     }
     await this.ctx.storage.commit(batch, { durability: 'relaxed' });
     void this.ctx.outbox.kick();
+    // lists showing unread counts learn it is 0 now
+    if (conversation.unreadCount > 0 || unseen.length > 0) {
+      const updated = await this.ctx.storage.getConversation(conversationId);
+      if (updated) this.events.emit('conversationUpdated', updated);
+    }
   }
 
   /** Turns read receipts on or off for this account (both directions, as in every major messenger). */

@@ -54,11 +54,16 @@ export async function startApp(options: { fakeMedia?: boolean; registration?: Re
   };
 }
 
-/** Opens a chat from `from` to `to` (by the "New message" form), leaving it open. */
+/**
+ * Opens a chat from `from` to `to` (by the "New message" form), leaving it open. Resolves once it
+ * is the chat on screen: the app opens it asynchronously, and until then a chat open before
+ * (and its composer) is still there.
+ */
 export async function openChat(from: Page, to: string): Promise<void> {
   await from.getByRole('button', { name: 'New message' }).click();
   await from.fill('input[name=to]', to);
   await from.getByRole('button', { name: 'Open chat' }).click();
+  await from.getByTestId('chat-title').filter({ hasText: to }).waitFor();
 }
 
 /** Sends `text` from the open chat of `page`. */

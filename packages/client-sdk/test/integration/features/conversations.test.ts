@@ -79,9 +79,16 @@ describe('conversations and history', () => {
     expect((await bob.conversations({ requests: false })).map((c) => c.id)).toEqual(['d:alice']);
     expect((await bob.conversations({ requests: true })).map((c) => c.id)).toEqual(['d:carol']);
 
+    const updates: [string, number][] = [];
+    const off = bob.events.on('conversationUpdated', (c) => updates.push([c.id, c.unreadCount]));
     await bob.markSeen('d:alice');
     expect((await bob.conversation('d:alice'))?.unreadCount).toBe(0);
     expect((await bob.conversation('d:carol'))?.unreadCount).toBe(1);
+    // a list showing the count learns it is 0; marking it seen again tells nothing new
+    expect(updates).toEqual([['d:alice', 0]]);
+    await bob.markSeen('d:alice');
+    expect(updates).toEqual([['d:alice', 0]]);
+    off();
   });
 
   it('searches conversations by name', async () => {

@@ -28,7 +28,7 @@ import { addMembers, changeGroup, conversationContextOf, createGroup, enqueueFor
 import { sendGroupPayload } from './groups/group-messenger.js';
 import { deliverKeyOffer } from './groups/key-offers.js';
 import { Receiver } from './messaging/receiver.js';
-import { closeConversation, setDisappearingTimer, setDraft, setNotifications, setVanishMode, sweepExpired, TypingIndicator } from './features/conversation-settings.js';
+import { closeConversation, setDisappearingTimer, setDraft, setNotifications, setVanishMode, sweepExpired, TypingExpiry, TypingIndicator } from './features/conversation-settings.js';
 import { acknowledgeIdentityChange } from './features/identity.js';
 import { decideRequest, listRequests, report, reportMessage, setBlocked, setRestricted, type ReportReason } from './features/privacy.js';
 import { asInvalidArgument, downloadAvatar, downloadMessageAttachment, renewGroupAvatars, uploadAvatar, uploadMedia, type DownloadOptions, type MediaInput } from './features/media.js';
@@ -76,6 +76,11 @@ export interface SottoClientOptions {
    * Receiving sealed messages works either way.
    */
   sealedSender?: boolean;
+  /**
+   * How long a peer's typing indicator lasts without a refresh before a `typing` event with
+   * `typing: false` ends it (ms, default 15 s): a "stopped typing" may never come.
+   */
+  typingTimeoutMs?: number;
   /** Injected clock (ms). */
   now?: () => number;
   /** Injected randomness for backoff jitter. */
@@ -141,6 +146,7 @@ export class SottoClient {
   private readonly ctx: ClientContext;
   private readonly receiver: Receiver;
   private readonly typing: TypingIndicator;
+  private readonly typingExpiry: TypingExpiry;
   private readonly calls: CallSwitchboard;
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
   private keysTimer: ReturnType<typeof setTimeout> | undefined;
@@ -221,6 +227,7 @@ export class SottoClient {
     sender.groupSend = (id, payload, o) => sendGroupPayload(this.ctx, id, payload, o);
     this.receiver = receiver;
     this.typing = new TypingIndicator(this.ctx);
+    this.typingExpiry = new TypingExpiry(events, options.typingTimeoutMs);
     this.calls = new CallSwitchboard(this.ctx, options.calls);
     connection.events.on('state', (s) => {
       events.emit('connection', s);
@@ -432,6 +439,7 @@ export class SottoClient {
     await Promise.all([...this.catchUps].map((catchUp) => catchUp.suspend()));
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.keysTimer) clearTimeout(this.keysTimer);
+    this.typingExpiry.stop();
     await this.ctx.connection.stop();
     this.calls.close();
     await this.ctx.outbox.stop();

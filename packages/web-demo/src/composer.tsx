@@ -4,6 +4,9 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { EMOJI, STICKERS, STICKER_PX, stickerPng } from './shared.js';
 import { preparePhoto, prepareVideo, waveformOf } from './media-prep.js';
 
+/** While typing goes on, "typing" is sent again this often (the SDK sends at most one each 3 s). */
+const TYPING_REFRESH_MS = 5_000;
+
 /** How long typing pauses before what is typed is kept as the chat's draft. */
 const DRAFT_SAVE_MS = 400;
 
@@ -69,11 +72,15 @@ export function Composer({ client, conversationId, draft, replyTo, onSent, run }
       setRecording(true);
     });
 
+  /** When our last "typing" went: it is refreshed while the typing goes on (the other side lets an unrefreshed one lapse). */
+  const typingAt = useRef(0);
   const onInput = (value: string) => {
     setText(value);
     const now = value.length > 0;
-    if (now !== typingSent.current) {
+    const refresh = now && Date.now() - typingAt.current >= TYPING_REFRESH_MS;
+    if (now !== typingSent.current || refresh) {
       typingSent.current = now;
+      if (now) typingAt.current = Date.now();
       void client.setTyping(conversationId, now).catch(() => undefined);
     }
   };

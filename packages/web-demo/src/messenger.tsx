@@ -156,6 +156,19 @@ export function Messenger({ client, onSignOut, onErased }: { client: SottoClient
   const [found, setFound] = useState<MessageView[]>([]);
   const [requestCount, setRequestCount] = useState(0);
   const [unreadChats, setUnreadChats] = useState(0);
+  /** Chats where someone is typing now (shown in the list instead of the last message). */
+  const [typingIn, setTypingIn] = useState<ReadonlySet<string>>(new Set());
+  useEffect(() => {
+    const who = new Map<string, Set<string>>();
+    return client.events.on('typing', (t) => {
+      const people = who.get(t.conversationId) ?? new Set<string>();
+      if (t.typing) people.add(t.accountId);
+      else people.delete(t.accountId);
+      if (people.size > 0) who.set(t.conversationId, people);
+      else who.delete(t.conversationId);
+      setTypingIn(new Set(who.keys()));
+    });
+  }, [client]);
   const [error, setError] = useState('');
   const [showDevices, setShowDevices] = useState(false);
   const [showProfile, setShowProfile] = useState(false);
@@ -232,7 +245,7 @@ export function Messenger({ client, onSignOut, onErased }: { client: SottoClient
         </nav>
         <NewConversation onOpen={(username) => run(async () => setOpen(await client.openConversation(username)))} onGroup={(name, members) => run(async () => setOpen(await client.createGroup({ name, members })))} />
         <ul class="conversations">
-          {list.map((c) => <ConversationItem key={c.id} client={client} conversation={c} active={c.id === open} version={version} onOpen={() => setOpen(c.id)} />)}
+          {list.map((c) => <ConversationItem key={c.id} client={client} conversation={c} active={c.id === open} typing={typingIn.has(c.id)} version={version} onOpen={() => setOpen(c.id)} />)}
         </ul>
         {list.length === 0 && found.length === 0 && (
           <p class="none" data-testid="no-conversations">
@@ -312,7 +325,7 @@ const chatOf = (state: unknown): string | undefined =>
   typeof state === 'object' && state !== null && typeof (state as { sottoChat?: unknown }).sottoChat === 'string' ? (state as { sottoChat: string }).sottoChat : undefined;
 
 /** A row of the messages list: for a direct chat, the peer's display name and photo when we can see them. */
-function ConversationItem({ client, conversation: c, active, version, onOpen }: { client: SottoClient; conversation: ConversationRecord; active: boolean; version: number; onOpen: () => void }) {
+function ConversationItem({ client, conversation: c, active, typing, version, onOpen }: { client: SottoClient; conversation: ConversationRecord; active: boolean; typing: boolean; version: number; onOpen: () => void }) {
   const peer = c.kind === 'direct' ? (c.peerUsername ?? c.peerAccountId) : undefined;
   const profile = useProfile(client, peer, version);
   return (
@@ -328,7 +341,9 @@ function ConversationItem({ client, conversation: c, active, version, onOpen }: 
         )}
       </span>
       {c.unreadCount > 0 && <span class="badge" data-testid="unread">{c.unreadCount}</span>}
-      {c.draft !== undefined && !active ? (
+      {typing ? (
+        <span class="preview typing" data-testid="list-typing">typing…</span>
+      ) : c.draft !== undefined && !active ? (
         <span class="preview draft" data-testid="draft">Draft: {c.draft}</span>
       ) : (
         <span class="preview">{c.lastMessagePreview ?? ''}</span>

@@ -39,8 +39,15 @@ describe('notifications in the web app', () => {
     await expect.poll(() => shown(alice), { timeout: 15_000 }).toEqual([{ title: 'carol', body: 'are you there?' }]);
     // the tab's title counts the chats with unread messages, until they are read
     await expect.poll(() => alice.title()).toBe('(1) Sotto');
+    // someone typing in a chat not on screen shows in the list, until the message comes
+    await carol.fill('input[name=message]', 'still th');
+    await alice.getByTestId('conversation-d:carol').getByTestId('list-typing').waitFor();
+    await send(carol, 'still there?');
+    await alice.getByTestId('conversation-d:carol').locator('.preview').filter({ hasText: 'still there?' }).waitFor();
+    expect(await alice.getByTestId('list-typing').count()).toBe(0);
+    await expect.poll(() => shown(alice), { timeout: 15_000 }).toEqual([{ title: 'carol', body: 'are you there?' }, { title: 'carol', body: 'still there?' }]);
     await alice.getByTestId('conversation-d:carol').click();
-    await alice.getByTestId('thread').getByText('are you there?').waitFor();
+    await alice.getByTestId('thread').getByText('still there?').waitFor();
     await expect.poll(() => alice.title()).toBe('Sotto');
     await alice.getByTestId('conversation-d:bob').click();
 
@@ -54,6 +61,6 @@ describe('notifications in the web app', () => {
     await alice.getByTestId('conversation-d:carol').click();
     await alice.getByTestId('thread').getByText('hello?').waitFor();
     await alice.waitForTimeout(500); // a notification decision is asynchronous: give a late one time to show
-    expect(await shown(alice)).toHaveLength(1);
+    expect(await shown(alice)).toHaveLength(2);
   });
 });

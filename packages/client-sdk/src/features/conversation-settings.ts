@@ -6,6 +6,8 @@ import { SottoError } from '../errors.js';
 import { controlContent, sendControl, sendEphemeral, stampedAfter, timeAfter } from '../messaging/compose.js';
 import { StorageBatch } from '../storage/batch.js';
 import type { ConversationRecord, NotificationSettings } from '../storage/types.js';
+import type { Emitter } from '../emitter.js';
+import type { SottoEvents } from '../events.js';
 
 /** Longest draft kept ({@link setDraft}): the longest text message. */
 export const MAX_DRAFT_LENGTH = MAX_TEXT_LENGTH;
@@ -165,6 +167,42 @@ export async function sweepExpired(ctx: ClientContext): Promise<{ id: string; co
  * Typing indicators: end to end, online-only (never stored at the relay), throttled to one
  * "started" per {@link TYPING_THROTTLE_MS}; never sent to requests or restricted accounts.
  */
+/** How long a peer's "typing" shows without a refresh (their client refreshes it every few seconds while they type). */
+export const TYPING_SHOWN_MS = 15_000;
+
+/**
+ * Ends a peer's "typing" that is not refreshed in time: a "stopped" is online-only and may never
+ * come (their tab closed, their connection dropped), and an indicator must not stay on for good.
+ * Emits `typing` with `typing: false` for it, as if the "stopped" had come.
+ */
+export class TypingExpiry {
+  private readonly timers = new Map<string, ReturnType<typeof setTimeout>>();
+  private readonly off: () => void;
+
+  constructor(private readonly events: Emitter<SottoEvents>, private readonly shownMs = TYPING_SHOWN_MS) {
+    this.off = events.on('typing', (t) => this.seen(t));
+  }
+
+  private seen(t: SottoEvents['typing'][0]): void {
+    const key = `${t.conversationId}\n${t.accountId}`;
+    clearTimeout(this.timers.get(key));
+    this.timers.delete(key);
+    if (!t.typing) return;
+    const timer = setTimeout(() => {
+      this.timers.delete(key);
+      this.events.emit('typing', { conversationId: t.conversationId, accountId: t.accountId, typing: false });
+    }, this.shownMs);
+    (timer as { unref?: () => void }).unref?.();
+    this.timers.set(key, timer);
+  }
+
+  stop(): void {
+    this.off();
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+  }
+}
+
 export class TypingIndicator {
   private readonly lastStarted = new Map<string, number>();
 

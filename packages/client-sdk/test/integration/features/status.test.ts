@@ -103,6 +103,25 @@ describe('status and typing', () => {
     expect(events.map((e) => e.typing)).toEqual([true, false]);
   });
 
+  it('a "typing" that is not refreshed ends by itself: a "stopped" may never come', async () => {
+    const erin = await newClient(relay.url, 'erin', { requestPolicy: () => true, typingTimeoutMs: 400 });
+    try {
+      await barrier(bob, erin, 'hello erin');
+      const seen: boolean[] = [];
+      erin.events.on('typing', (t) => seen.push(t.typing));
+      const ended = erin.events.waitFor('typing', (t) => !t.typing);
+      expect(await bob.setTyping('d:erin', true)).toBe(true);
+      expect((await ended)[0]).toEqual({ conversationId: 'd:bob', accountId: 'bob', typing: false });
+      expect(seen).toEqual([true, false]);
+      // bob's own "stopped", later, ends nothing more
+      expect(await bob.setTyping('d:erin', false)).toBe(true);
+      await barrier(bob, erin, 'a barrier after the stop');
+      expect(seen).toEqual([true, false, false]);
+    } finally {
+      await erin.close();
+    }
+  });
+
   it('typing is never sent to a request conversation, nor when typing indicators are off', async () => {
     const got = bob.events.waitFor('request');
     await carol.sendText(await carol.openConversation('bob'), 'hi bob, carol here');

@@ -12,7 +12,11 @@ import { forgetGuid, recordSent, SentTimes, takeParkedReceipt } from './sent-ind
 
 /** How long an entry waits when its recipient's identity changed, until acknowledged. */
 const HOLD_MS = 365 * 24 * 60 * 60 * 1000;
-/** An entry that fails this many times with a permanent error is marked failed. */
+/**
+ * An entry that the relay refused this many times for now (busy, rate limited, device lists that
+ * keep changing) is marked failed; one that fails for good is at once, and one that could not
+ * reach the relay ({@link waitsForRelay}) never is.
+ */
 const MAX_ATTEMPTS = 50;
 /** At most this many consecutive entries for one recipient are encrypted and sent together (one relay `sendBatch`). */
 const MAX_RUN = MAX_BATCH_SENDS;
@@ -369,8 +373,7 @@ export class Outbox {
     } catch (err) {
       if (SottoError.is(err, 'CLOSED')) return false;
       const attempts = entry.attempts + 1;
-      const network = SottoError.is(err, 'NETWORK') || SottoError.is(err, 'TIMEOUT');
-      if (!isTransient(err) || (attempts >= OFFER_ATTEMPTS && !network)) {
+      if (!isTransient(err) || (attempts >= OFFER_ATTEMPTS && !waitsForRelay(err))) {
         await storage.commit(new StorageBatch().deleteOutbox(entry.id));
         return true;
       }
@@ -402,7 +405,9 @@ export class Outbox {
       return true;
     }
     const attempts = entry.attempts + 1;
-    if (transient && attempts < MAX_ATTEMPTS) {
+    // offline (or the relay's disk full) a message waits however long it takes, as it would in
+    // any messenger: only a relay that answers and keeps refusing it for now makes it fail
+    if (transient && (attempts < MAX_ATTEMPTS || waitsForRelay(err))) {
       const nextAttemptAt = now() + this.retryDelay(err, attempts);
       this.waitUntil = Math.max(this.waitUntil, nextAttemptAt);
       const batch = new StorageBatch().putOutbox({
@@ -440,6 +445,14 @@ export class Outbox {
     }
     return true;
   }
+}
+
+/**
+ * Whether `err` says the relay could not be reached or cannot store anything now (the network,
+ * a timeout, its disk full): an entry that failed so is never given up, however many times.
+ */
+function waitsForRelay(err: unknown): boolean {
+  return SottoError.is(err, 'NETWORK') || SottoError.is(err, 'TIMEOUT') || (SottoError.is(err, 'RELAY_ERROR') && err.relayCode === 'STORAGE_FULL');
 }
 
 /** Whether a send that failed with `err` may succeed later: the network, a timeout, the relay busy or refusing a changed device list. */

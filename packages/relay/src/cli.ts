@@ -27,7 +27,7 @@ import { pathToFileURL } from 'node:url';
 import { ConfigError, formatConfigHelp, loadConfig, type RelayConfig } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 import { startRelay } from './server.js';
-import { openDatabase } from './db/database.js';
+import { openDatabase, type OpenDatabase } from './db/database.js';
 import { InviteRepo } from './db/invite-repo.js';
 import { ReportRepo } from './db/report-repo.js';
 import { insertInvites, inviteListing, inviteOptions, type InviteOptions } from './services/invites.js';
@@ -158,15 +158,20 @@ function requireDatabase(config: RelayConfig): string {
   return file;
 }
 
-function reports(config: RelayConfig, io: CliIo): number {
-  let file: string;
+/** Opens the data directory's database for a command, or says there is none (undefined: exit 2). */
+function openExisting(config: RelayConfig, io: CliIo): OpenDatabase | undefined {
   try {
-    file = requireDatabase(config);
+    return openDatabase(requireDatabase(config));
   } catch (err) {
-    io.stderr(`sotto-relay: ${(err as Error).message}\n`);
-    return 2;
+    if (!ConfigError.is(err)) throw err;
+    io.stderr(`sotto-relay: ${err.message}\n`);
+    return undefined;
   }
-  const database = openDatabase(file);
+}
+
+function reports(config: RelayConfig, io: CliIo): number {
+  const database = openExisting(config, io);
+  if (database === undefined) return 2;
   try {
     for (const r of new ReportRepo(database.db).list()) {
       io.stdout(
@@ -226,14 +231,8 @@ function readInviteCommand(args: readonly string[]): { invite: InviteCommand; re
 }
 
 function invites(config: RelayConfig, command: InviteCommand, io: CliIo): number {
-  let file: string;
-  try {
-    file = requireDatabase(config);
-  } catch (err) {
-    io.stderr(`sotto-relay: ${(err as Error).message}\n`);
-    return 2;
-  }
-  const database = openDatabase(file);
+  const database = openExisting(config, io);
+  if (database === undefined) return 2;
   try {
     const repo = new InviteRepo(database.db);
     switch (command.action) {

@@ -147,6 +147,8 @@ export class SottoClient {
   private readonly receiver: Receiver;
   private readonly typing: TypingIndicator;
   private readonly typingExpiry: TypingExpiry;
+  /** Stops listening for the browser's `online` event (nothing outside browsers). */
+  private readonly offOnline: () => void;
   private readonly calls: CallSwitchboard;
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
   private keysTimer: ReturnType<typeof setTimeout> | undefined;
@@ -228,6 +230,7 @@ export class SottoClient {
     this.receiver = receiver;
     this.typing = new TypingIndicator(this.ctx);
     this.typingExpiry = new TypingExpiry(events, options.typingTimeoutMs);
+    this.offOnline = onNetworkBack(() => connection.reconnectNow());
     this.calls = new CallSwitchboard(this.ctx, options.calls);
     connection.events.on('state', (s) => {
       events.emit('connection', s);
@@ -440,6 +443,7 @@ export class SottoClient {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.keysTimer) clearTimeout(this.keysTimer);
     this.typingExpiry.stop();
+    this.offOnline();
     await this.ctx.connection.stop();
     this.calls.close();
     await this.ctx.outbox.stop();
@@ -1232,4 +1236,17 @@ export class SottoClient {
  */
 function enginesOf(engine: { readonly name: EngineName; readonly engines?: readonly EngineName[] }): EngineName[] {
   return [...(engine.engines ?? [engine.name])];
+}
+
+/**
+ * Calls `back` when a browser says the network is back (its `online` event), so that a client
+ * waiting out its reconnect backoff (up to 15 s) connects at once. Outside browsers (no global
+ * `addEventListener`, or no `navigator.onLine`) it does nothing. Returns the way to stop.
+ */
+function onNetworkBack(back: () => void): () => void {
+  const g = globalThis as { addEventListener?: (type: string, listener: () => void) => void; removeEventListener?: (type: string, listener: () => void) => void; navigator?: { onLine?: boolean } };
+  if (typeof g.addEventListener !== 'function' || typeof g.navigator?.onLine !== 'boolean') return () => undefined;
+  const listener = () => back();
+  g.addEventListener('online', listener);
+  return () => g.removeEventListener?.('online', listener);
 }

@@ -277,17 +277,11 @@ export function Messenger({ client, onSignOut, onErased }: { client: SottoClient
 const OFFLINE_NOTICE_MS = 2000;
 
 /**
- * Whether the client has been without its relay connection for {@link OFFLINE_NOTICE_MS}. When
- * the browser says the network is back, the client tries at once instead of at the end of its
- * backoff.
+ * Whether the client has been without its relay connection for {@link OFFLINE_NOTICE_MS}. (When
+ * the browser says the network is back, the SDK tries at once, not at the end of its backoff.)
  */
 function useOffline(client: SottoClient): boolean {
   const [offline, setOffline] = useState(false);
-  useEffect(() => {
-    const online = () => client.reconnectNow();
-    window.addEventListener('online', online);
-    return () => window.removeEventListener('online', online);
-  }, [client]);
   const connected = client.connectionState === 'connected';
   useEffect(() => {
     if (connected) {

@@ -163,10 +163,6 @@ export async function sweepExpired(ctx: ClientContext): Promise<{ id: string; co
   return removed;
 }
 
-/**
- * Typing indicators: end to end, online-only (never stored at the relay), throttled to one
- * "started" per {@link TYPING_THROTTLE_MS}; never sent to requests or restricted accounts.
- */
 /** How long a peer's "typing" shows without a refresh (their client refreshes it every few seconds while they type). */
 export const TYPING_SHOWN_MS = 15_000;
 
@@ -203,6 +199,10 @@ export class TypingExpiry {
   }
 }
 
+/**
+ * Typing indicators: end to end, online-only (never stored at the relay), throttled to one
+ * "started" per {@link TYPING_THROTTLE_MS}; never sent to requests or restricted accounts.
+ */
 export class TypingIndicator {
   private readonly lastStarted = new Map<string, number>();
 

@@ -49,7 +49,7 @@ export function SignIn({ onReady, elsewhere = false }: { onReady: (c: SottoClien
         </>
       )}
       {mode === 'closed' && <p class="hint" data-testid="registration-hint">This relay takes no new accounts: sign in with an account this browser holds, or link it to one on another device.</p>}
-      <button type="submit" disabled={busy}>{busy ? 'Opening…' : 'Sign in or create account'}</button>
+      <button type="submit" disabled={busy}>{busy ? 'Opening…' : mode === 'closed' ? 'Sign in' : 'Sign in or create account'}</button>
       {error && <p class="error" role="alert">{error}</p>}
       {openElsewhere && (
         <div class="elsewhere" role="alert" data-testid="open-elsewhere">

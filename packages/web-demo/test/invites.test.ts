@@ -44,3 +44,27 @@ describe('a relay that registers by invite', () => {
     }
   });
 });
+
+describe('a relay that takes no new accounts', () => {
+  let app: AppHarness;
+  beforeAll(async () => {
+    app = await startApp({ registration: 'closed' });
+  });
+  afterAll(async () => app?.close());
+
+  it('says so at sign-in, asks for no invite code, and refuses a new account with a reason', async () => {
+    const context = await app.browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${app.relay.url}/`);
+      await page.getByTestId('registration-hint').filter({ hasText: 'takes no new accounts' }).waitFor();
+      expect(await page.getByRole('textbox', { name: 'Invite code' }).count()).toBe(0);
+      await page.fill('input[name=username]', 'sven');
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await page.getByRole('alert').filter({ hasText: 'This relay takes no new accounts' }).waitFor();
+      expect(await page.getByTestId('me').count()).toBe(0);
+    } finally {
+      await context.close();
+    }
+  });
+});

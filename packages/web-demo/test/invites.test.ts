@@ -4,7 +4,8 @@ import { ADMIN_TOKEN, startApp, type AppHarness } from './harness.js';
 /**
  * Signing up at a relay that takes new accounts only by invite (`--registration invite`): the
  * sign-in page asks for the code, says why a registration without one or with a bad one is
- * refused, and lets the person in with a code the operator made.
+ * refused, and lets the person in with a code the operator made. At a relay that takes none
+ * (`closed`), it says so.
  */
 describe('a relay that registers by invite', () => {
   let app: AppHarness;

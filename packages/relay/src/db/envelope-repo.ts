@@ -312,21 +312,31 @@ export class EnvelopeRepo implements CommitObserver {
     this.written = [];
   }
 
-  /** Indexes a committed batch row's envelopes. */
-  private index(id: number, rows: EnvelopeRow[], now: number): void {
-    const batch: Batch = { id, entries: new Array(rows.length), live: rows.length, removed: new Uint8Array((rows.length + 7) >> 3), bornAt: now };
+  /**
+   * Indexes a batch row's envelopes: a committed one's (all of them), or one a stopped relay left
+   * ({@link recover}), leaving out what its `acked` bitmap marks removed. A batch with nothing
+   * left (never left by this relay: it deletes such a row in the same commit) is kept all the
+   * same, so that the next spill deletes its row. Returns how many were indexed.
+   */
+  private index(id: number, rows: EnvelopeRow[], bornAt: number, acked: Uint8Array | null = null): number {
+    const removed = new Uint8Array((rows.length + 7) >> 3);
+    if (acked !== null) removed.set(acked.subarray(0, removed.length));
+    const batch: Batch = { id, entries: new Array(rows.length), live: 0, removed, bornAt };
     let q: DeviceQueue | undefined;
     for (let i = 0; i < rows.length; i++) {
+      if (acked !== null && (removed[i >> 3]! & (1 << (i & 7))) !== 0) continue;
       const row = rows[i]!;
       // consecutive rows often share a device (a sendBatch, a group's expansion)
       if (q === undefined || q.deviceId !== row.deviceId || q.accountId !== row.accountId) q = this.queueOf(row.accountId, row.deviceId, true)!;
       const entry: Entry = { row, batch, queue: q, index: i, gone: false, removing: false };
       batch.entries[i] = entry;
+      batch.live++;
       this.young.set(row.guid, entry);
       this.youngBytes += row.ciphertext.byteLength;
       q.entries.push(entry);
     }
     this.batches.set(id, batch);
+    return batch.live;
   }
 
   private queueOf(accountId: string, deviceId: number, create: boolean): DeviceQueue | undefined {
@@ -595,30 +605,9 @@ export class EnvelopeRepo implements CommitObserver {
       LEFT JOIN envelope_batch_acks a ON a.batch_id = b.id ORDER BY b.id`).all() as { id: number; rows: Buffer; acked: Buffer | null }[];
     const due = this.clock() - this.policy.maxAgeMs;
     let queued = 0;
-    for (const b of stored) queued += this.adopt(b.id, decodeEnvelopeBatch(b.rows), b.acked, due);
+    for (const b of stored) queued += this.index(b.id, decodeEnvelopeBatch(b.rows), due, b.acked);
     if (stored.length > 0) this.scheduleSpill();
     return queued;
-  }
-
-  /** Indexes a stored batch's envelopes that `acked` does not mark removed; returns how many. */
-  private adopt(id: number, rows: EnvelopeRow[], acked: Uint8Array | null, bornAt: number): number {
-    const removed = new Uint8Array((rows.length + 7) >> 3);
-    if (acked !== null) removed.set(acked.subarray(0, removed.length));
-    const batch: Batch = { id, entries: new Array(rows.length), live: 0, removed, bornAt };
-    for (let i = 0; i < rows.length; i++) {
-      if ((removed[i >> 3]! & (1 << (i & 7))) !== 0) continue;
-      const row = rows[i]!;
-      const entry: Entry = { row, batch, queue: this.queueOf(row.accountId, row.deviceId, true)!, index: i, gone: false, removing: false };
-      batch.entries[i] = entry;
-      batch.live++;
-      this.young.set(row.guid, entry);
-      this.youngBytes += row.ciphertext.byteLength;
-      entry.queue.entries.push(entry);
-    }
-    // a batch with nothing left (never left by this relay: it deletes such a row in the same
-    // commit) is kept so that the next spill deletes its row
-    this.batches.set(id, batch);
-    return batch.live;
   }
 }
 

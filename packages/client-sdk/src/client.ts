@@ -28,7 +28,7 @@ import { addMembers, changeGroup, conversationContextOf, createGroup, enqueueFor
 import { sendGroupPayload } from './groups/group-messenger.js';
 import { deliverKeyOffer } from './groups/key-offers.js';
 import { Receiver } from './messaging/receiver.js';
-import { closeConversation, setDisappearingTimer, setDraft, setNotifications, setVanishMode, sweepExpired, TypingExpiry, TypingIndicator } from './features/conversation-settings.js';
+import { closeConversation, emitUpdated, setDisappearingTimer, setDraft, setNotifications, setVanishMode, sweepExpired, TypingExpiry, TypingIndicator } from './features/conversation-settings.js';
 import { acknowledgeIdentityChange } from './features/identity.js';
 import { decideRequest, listRequests, report, reportMessage, setBlocked, setRestricted, type ReportReason } from './features/privacy.js';
 import { asInvalidArgument, downloadAvatar, downloadMessageAttachment, renewGroupAvatars, uploadAvatar, uploadMedia, type DownloadOptions, type MediaInput } from './features/media.js';
@@ -760,10 +760,7 @@ export class SottoClient {
     await this.ctx.storage.commit(batch, { durability: 'relaxed' });
     void this.ctx.outbox.kick();
     // lists showing unread counts learn it is 0 now
-    if (conversation.unreadCount > 0 || unseen.length > 0) {
-      const updated = await this.ctx.storage.getConversation(conversationId);
-      if (updated) this.events.emit('conversationUpdated', updated);
-    }
+    if (conversation.unreadCount > 0 || unseen.length > 0) await emitUpdated(this.ctx, conversationId);
   }
 
   /** Turns read receipts on or off for this account (both directions, as in every major messenger). */

@@ -36,7 +36,8 @@ async function requireConversation(ctx: ClientContext, id: string): Promise<Conv
   return c;
 }
 
-async function emitUpdated(ctx: ClientContext, id: string): Promise<void> {
+/** Emits `conversationUpdated` with the conversation as stored now (nothing if it is gone). */
+export async function emitUpdated(ctx: ClientContext, id: string): Promise<void> {
   const updated = await ctx.storage.getConversation(id);
   if (updated) ctx.events.emit('conversationUpdated', updated);
 }

@@ -77,9 +77,10 @@ export function adminRoutes(app: Hono<RelayEnv>, ctx: RelayContext, hub: Deliver
 
   // Invite codes (`--registration invite`): made here or with `sotto-relay invites create`
   app.post('/admin/v1/invites', async (c) => {
+    // the field types here; their bounds in createInvites, as for the CLI
     const body = readJson(await readJsonBody(c, ADMIN_BODY_MAX), 'CreateInvitesRequest', (r) => ({
-      count: r.optUint('count', { min: 1, max: INVITE_LIMITS.maxCount }),
-      ttlDays: r.has('ttlDays') ? r.number('ttlDays', { min: 0, max: INVITE_LIMITS.maxTtlDays }) : undefined,
+      count: r.has('count') ? r.number('count') : undefined,
+      ttlDays: r.has('ttlDays') ? r.number('ttlDays') : undefined,
       note: r.optString('note', { maxLength: INVITE_LIMITS.maxNoteLength }),
     }));
     return c.json({ invites: await createInvites(ctx, body) }, 201);

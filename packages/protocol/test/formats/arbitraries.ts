@@ -248,6 +248,7 @@ export const bodies: { [T in ContentType]: fc.Arbitrary<ContentBodies[T]> } = {
           notifications: fc.record({ messages: fc.boolean(), reactions: fc.boolean(), calls: fc.boolean() }),
           archived: fc.boolean(),
           accepted: fc.boolean(),
+          deletedThrough: fc.record({ sentAt: timestamp, messageId }, { requiredKeys: ['sentAt'] }),
         },
         { requiredKeys: ['conversation'] },
       ),

@@ -217,6 +217,19 @@ describe('limits', () => {
     }
   });
 
+  it('a chat deletion names a point of the thread: a time, and a message id or none', () => {
+    const wire = wireOf('content sync conversation deleted');
+    const cut = (w: Wire) => ((w['body'] as Wire)['payload'] as Wire)['deletedThrough'] as Wire;
+    const value = valueOf<Content & { type: 'sync' }>('content sync conversation deleted');
+    expect(decodeContent(edit(wire, () => undefined))).toStrictEqual(value);
+    const withoutId = decodeContent(edit(wire, (w) => delete cut(w)['messageId'])) as Content & { type: 'sync'; body: { kind: 'conversation' } };
+    expect(withoutId.body.payload.deletedThrough).toStrictEqual({ sentAt: (value.body.payload as { deletedThrough: { sentAt: number } }).deletedThrough.sentAt });
+    expectCode(() => decodeContent(edit(wire, (w) => delete cut(w)['sentAt'])), 'INVALID_FIELD');
+    for (const sentAt of [-1, 1.5, '1']) expectCode(() => decodeContent(edit(wire, (w) => (cut(w)['sentAt'] = sentAt))), 'INVALID_FIELD');
+    for (const id of ['short', 5, 'bad id with spaces!!']) expectCode(() => decodeContent(edit(wire, (w) => (cut(w)['messageId'] = id))), 'INVALID_FIELD');
+    expectCode(() => decodeContent(edit(wire, (w) => (((w['body'] as Wire)['payload'] as Wire)['deletedThrough'] = 5))), 'INVALID_FIELD');
+  });
+
   it('non-byte input is MALFORMED, not a TypeError', () => {
     for (const codec of Object.values(codecs)) {
       expect(protocolError(() => codec.decode('a1' as unknown as Uint8Array)).code).toBe('MALFORMED');

@@ -92,6 +92,19 @@ export interface ConversationSync {
   archived?: boolean;
   /** The conversation (a group that waited in the requests inbox) was accepted. */
   accepted?: boolean;
+  /**
+   * The chat was deleted for this account ("delete chat"): every message up to this point of the
+   * thread is deleted (those sent at `sentAt` only up to `messageId` in id order, when it is
+   * given), and the chat leaves the list until a message comes.
+   */
+  deletedThrough?: ChatCut;
+}
+
+/** A point of a thread: messages are ordered by `sentAt`, then by id. */
+export interface ChatCut {
+  sentAt: number;
+  /** The last message at the cut; absent: every message sent at `sentAt` is before the cut. */
+  messageId?: string;
 }
 
 /**
@@ -112,7 +125,7 @@ export interface ConversationSync {
  *                     (contentType 'application/vnd.sotto.snapshot+cbor') }
  *   conversation:   { conversation: ConversationRef, muted?: bool,
  *                     notifications?: { messages: bool, reactions: bool, calls: bool }, archived?: bool,
- *                     accepted?: bool }
+ *                     accepted?: bool, deletedThrough?: { sentAt: ms, messageId? } }
  *   deleted:        { conversation: ConversationRef, messageIds: [messageId] (1..100) }
  * ConversationRef = { kind: 'direct', accountId } | { kind: 'group', groupId: bytes(32) }
  * ```
@@ -164,6 +177,7 @@ function payloadToWire(b: SyncBody): Record<string, unknown> {
         notifications: n === undefined ? undefined : { messages: n.messages, reactions: n.reactions, calls: n.calls },
         archived: b.payload.archived,
         accepted: b.payload.accepted,
+        deletedThrough: b.payload.deletedThrough === undefined ? undefined : compact({ sentAt: b.payload.deletedThrough.sentAt, messageId: b.payload.deletedThrough.messageId }),
       });
     }
   }
@@ -234,6 +248,7 @@ function readPayload(kind: SyncKind, p: FieldReader): SyncBody {
           })),
           archived: p.optBool('archived'),
           accepted: p.optBool('accepted'),
+          deletedThrough: p.optNested('deletedThrough', (c) => compact({ sentAt: readTimestamp(c, 'sentAt'), messageId: optMessageId(c, 'messageId') })),
         }),
       };
   }
@@ -248,6 +263,10 @@ export const syncContent: ContentTypeCodec<SyncBody> = {
   },
   fallback: () => '',
 };
+
+function optMessageId(r: FieldReader, key: string): string | undefined {
+  return r.has(key) ? readMessageId(r, key) : undefined;
+}
 
 function optGuids(p: FieldReader): { guids?: string[] } {
   const guids = p.optArray('guids', MAX_TRANSCRIPT_GUIDS, readGuid);

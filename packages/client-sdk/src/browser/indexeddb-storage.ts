@@ -38,7 +38,7 @@ import { wrap, type IDBPDatabase, type IDBPTransaction } from 'idb';
 import { SottoError } from '../errors.js';
 import { applyBatch, type BatchTarget } from '../storage/apply.js';
 import type { StorageBatch } from '../storage/batch.js';
-import { activityAt, canonical, compareCodePoints, conversationSearchText } from '../storage/records.js';
+import { activityAt, canonical, compareCodePoints, conversationSearchText, listedBy } from '../storage/records.js';
 import { matchesWords, searchWords } from '../storage/search-text.js';
 import { passphraseBytes } from '../storage/store-cipher.js';
 import { idbCipherSetup, StoreCipher } from './idb-crypto.js';
@@ -471,7 +471,7 @@ export class IndexedDbStorage implements Storage {
 
   async listConversations(options: ListConversationsOptions = {}): Promise<ConversationRecord[]> {
     return this.#read(async (db) => {
-      const all = (await this.#allConversations(db)).filter((c) => options.requests === undefined || c.isRequest === options.requests);
+      const all = (await this.#allConversations(db)).filter((c) => listedBy(c, options));
       const offset = options.offset ?? 0;
       return all.sort(byActivity).slice(offset, offset + (options.limit ?? Infinity)).map(canonical);
     });

@@ -169,6 +169,13 @@ export const MIGRATIONS: readonly string[] = [
     INSERT INTO messages_fts_pending (seq) SELECT new.seq WHERE new.text IS NOT NULL;
   END;
   `,
+  // 4: deleted chats (ConversationRecord.hidden) leave the list. The flag is a copy of the
+  // record's, for the list's filter; it is not part of a sealed record's associated data (rows
+  // sealed before it existed must still open), so in an encrypted store someone who can write
+  // the file could show or hide a chat in the list, and no more: the record itself is sealed.
+  `
+  ALTER TABLE conversations ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 /** The schema version this build writes. */

@@ -601,9 +601,9 @@ export class SqliteStorage implements Storage {
     return this.#readRows(() =>
       this.#all<ConversationRecord>(
         'conversations',
-        options.requests === undefined
+        options.requests === undefined && options.hidden === undefined
           ? this.#q.listConversations.all(limit, offset)
-          : this.#q.listConversationsByRequest.all(options.requests ? 1 : 0, limit, offset),
+          : this.#q.listConversationsWhere.all({ request: flag(options.requests), hidden: flag(options.hidden), limit, offset }),
       ),
     );
   }
@@ -845,4 +845,9 @@ function readHeader(db: Database.Database): Uint8Array | undefined {
 
 function passphraseArgument(message: string): SottoError {
   return new SottoError('INVALID_ARGUMENT', message, { field: 'passphrase' });
+}
+
+/** A list filter as a column value: 1 or 0, or null for no filter. */
+function flag(value: boolean | undefined): number | null {
+  return value === undefined ? null : value ? 1 : 0;
 }

@@ -311,6 +311,8 @@ export function patchConversation(current: ConversationRecord, patch: Conversati
     if (value === null) delete next[key];
     else next[key] = canonical(value);
   }
+  // a deleted chat comes back to the list with the next message, whatever path stored it
+  if (typeof patch.lastMessageId === 'string' && patch.hidden === undefined) delete next['hidden'];
   return next as unknown as ConversationRecord;
 }
 

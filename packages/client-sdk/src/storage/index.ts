@@ -11,6 +11,7 @@ export type {
   Reaction,
   RequestState,
   SettingValue,
+  ThreadPoint,
 } from './types.js';
 export { directConversationId, groupConversationId } from './types.js';
 export {

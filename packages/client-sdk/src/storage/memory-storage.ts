@@ -1,7 +1,7 @@
 import { SottoError } from '../errors.js';
 import { applyBatch, type BatchTarget } from './apply.js';
 import type { StorageBatch } from './batch.js';
-import { activityAt, canonical, compareCodePoints, conversationSearchText } from './records.js';
+import { activityAt, canonical, compareCodePoints, conversationSearchText, listedBy } from './records.js';
 import { matchesWords, searchWords } from './search-text.js';
 import {
   DEFAULT_PAGE_SIZE,
@@ -73,9 +73,7 @@ export class MemoryStorage implements Storage {
   }
 
   async listConversations(options: ListConversationsOptions = {}): Promise<ConversationRecord[]> {
-    const all = [...this.#open().conversations.values()].filter(
-      (c) => options.requests === undefined || c.isRequest === options.requests,
-    );
+    const all = [...this.#open().conversations.values()].filter((c) => listedBy(c, options));
     const offset = options.offset ?? 0;
     return all.sort(byActivity).slice(offset, offset + (options.limit ?? Infinity)).map(canonical);
   }

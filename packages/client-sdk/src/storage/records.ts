@@ -1,5 +1,6 @@
 import { SottoError } from '../errors.js';
 import type { CallLogRecord, ConversationRecord, DeliveryState, MessageRecord, OutboxEntry } from './types.js';
+import type { ListConversationsOptions } from './storage.js';
 
 /**
  * Record validation and canonical copies, shared by every backend so they accept and return
@@ -112,7 +113,15 @@ const CONVERSATION_OPTIONAL: OptionalChecks = [
   ['messagePermissions', (v) => v === 'all' || v === 'admins_only'],
   ['groupState', isBytes],
   ['draft', isText],
+  ['hidden', isBool],
+  ['deletedThrough', isThreadPoint],
 ];
+
+function isThreadPoint(v: unknown): boolean {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  const { sentAt, id, ...rest } = v as Record<string, unknown>;
+  return isTime(sentAt) && (id === undefined || isString(id)) && Object.keys(rest).length === 0;
+}
 
 const STATES: readonly DeliveryState[] = ['pending', 'sent', 'delivered', 'read', 'failed'];
 
@@ -206,6 +215,11 @@ export function compareCodePoints(a: string, b: string): number {
     if (x > 0xffff) i++;
   }
   return a.length - b.length < 0 ? -1 : 1;
+}
+
+/** Whether `c` is among what {@link ListConversationsOptions} ask for. */
+export function listedBy(c: ConversationRecord, options: Pick<ListConversationsOptions, 'requests' | 'hidden'>): boolean {
+  return (options.requests === undefined || c.isRequest === options.requests) && (options.hidden === undefined || (c.hidden === true) === options.hidden);
 }
 
 /** The time a conversation last had activity, for ordering the list. */

@@ -10,6 +10,8 @@ export interface MessageCursor {
 export interface ListConversationsOptions {
   /** `true`: only requests; `false`: exclude requests; omitted: all. */
   requests?: boolean;
+  /** `true`: only chats deleted and not back yet ({@link ConversationRecord.hidden}); `false`: the others; omitted: all. */
+  hidden?: boolean;
   limit?: number;
   offset?: number;
 }

@@ -73,6 +73,27 @@ export interface ConversationRecord {
    * only, never sent to the relay or to our other devices (nor in a link's snapshot).
    */
   draft?: string;
+  /**
+   * The chat was deleted for this account ({@link SottoClient.deleteChat}) and no message came
+   * since: it is not listed (`conversations()`), though it is kept, with its settings and the
+   * relationship with the other person, and comes back with the next message.
+   */
+  hidden?: boolean;
+  /**
+   * The latest point up to which the chat was deleted (on any of this account's devices): what is
+   * at or before it is gone from every device of the account, and does not come back with a
+   * snapshot.
+   */
+  deletedThrough?: ThreadPoint;
+}
+
+/**
+ * A point of a thread, whose messages are ordered by `sentAt`, then by id: a message is at or
+ * before it when sent earlier, or at `sentAt` with an id up to `id` (any id, when `id` is absent).
+ */
+export interface ThreadPoint {
+  sentAt: number;
+  id?: string;
 }
 
 /** Delivery state of an outgoing message for one recipient. */

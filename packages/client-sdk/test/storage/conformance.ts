@@ -204,6 +204,35 @@ export function runStorageConformance(name: string, open: () => Promise<OpenedSt
       expect((await storage.getConversation('d:recent'))?.unreadCount).toBe(0);
     });
 
+    it('leaves deleted chats out of the list on request, finds them by search, and lists them again with a new message', async () => {
+      await commit((b) =>
+        b
+          .putConversation(direct('shown', { createdAt: 10, lastMessageAt: 50, lastMessageId: 'm1' }))
+          .putConversation(direct('gone', { createdAt: 20, title: 'Gone Girl', hidden: true, deletedThrough: { sentAt: 40, id: 'm0' } }))
+          .putConversation(direct('gone-req', { createdAt: 30, isRequest: true, requestState: 'pending', hidden: true, deletedThrough: { sentAt: 40 } })),
+      );
+      expect(ids(await storage.listConversations())).toEqual(['d:shown', 'd:gone-req', 'd:gone']);
+      expect(ids(await storage.listConversations({ hidden: false }))).toEqual(['d:shown']);
+      expect(ids(await storage.listConversations({ hidden: true }))).toEqual(['d:gone-req', 'd:gone']);
+      expect(ids(await storage.listConversations({ hidden: true, requests: false }))).toEqual(['d:gone']);
+      expect(ids(await storage.listConversations({ hidden: true, limit: 1, offset: 1 }))).toEqual(['d:gone']);
+      expect(ids(await storage.searchConversations('gone girl'))).toEqual(['d:gone']);
+      expect((await storage.getConversation('d:gone'))?.deletedThrough).toEqual({ sentAt: 40, id: 'm0' });
+
+      // a patch that is not a new message leaves it out; one naming a last message brings it back
+      await commit((b) => b.patchConversation('d:gone', { muted: true, unreadCount: 0 }));
+      expect(ids(await storage.listConversations({ hidden: false }))).toEqual(['d:shown']);
+      await commit((b) => b.patchConversation('d:gone', { lastMessageAt: 60, lastMessageId: 'm2' }));
+      expect(ids(await storage.listConversations({ hidden: false }))).toEqual(['d:gone', 'd:shown']);
+      const back = await storage.getConversation('d:gone');
+      expect(back?.hidden).toBeUndefined();
+      expect(back?.deletedThrough).toEqual({ sentAt: 40, id: 'm0' });
+      // a bad cut point is refused, and nothing changes
+      await expect(commit((b) => b.patchConversation('d:shown', { deletedThrough: { sentAt: -1 } }))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      await expect(commit((b) => b.patchConversation('d:shown', { hidden: 'yes' as unknown as boolean }))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      expect(ids(await storage.listConversations({ hidden: false }))).toEqual(['d:gone', 'd:shown']);
+    });
+
     it('searches conversations by title, username and peer, case-insensitively', async () => {
       await commit((b) =>
         b

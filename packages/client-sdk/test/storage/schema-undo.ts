@@ -2,12 +2,13 @@ import type Database from 'better-sqlite3';
 import { MIGRATIONS } from '../../src/node/index.js';
 
 /**
- * Takes a closed store back from schema 3 to schema 2, for the migration tests. `mergeState`
+ * Takes a closed store back from schema 4 (or 3) to schema 2, for the migration tests. `mergeState`
  * puts a group conversation's state (as stored in `conversation_states`) back into its
  * conversation record, as schema 2 kept it. Close indexed every pending text, so the full-text
  * index is already what schema 2's triggers keep.
  */
 export function undoSchema3(raw: Database.Database, mergeState: (id: string, state: Uint8Array) => void): void {
+  if (raw.pragma('user_version', { simple: true }) === 4) raw.exec('ALTER TABLE conversations DROP COLUMN hidden; PRAGMA user_version = 3;');
   if (raw.prepare('SELECT count(*) FROM messages_fts_pending').pluck().get() !== 0) throw new Error('texts still pending: close the store first');
   for (const { id, state } of raw.prepare('SELECT id, state FROM conversation_states').all() as { id: string; state: Uint8Array }[]) {
     mergeState(id, new Uint8Array(state));

@@ -28,7 +28,7 @@ import { addMembers, changeGroup, conversationContextOf, createGroup, enqueueFor
 import { sendGroupPayload } from './groups/group-messenger.js';
 import { deliverKeyOffer } from './groups/key-offers.js';
 import { Receiver } from './messaging/receiver.js';
-import { closeConversation, emitUpdated, setDisappearingTimer, setDraft, setNotifications, setVanishMode, sweepExpired, TypingExpiry, TypingIndicator } from './features/conversation-settings.js';
+import { closeConversation, deleteChat, emitUpdated, setDisappearingTimer, setDraft, setNotifications, setVanishMode, sweepExpired, TypingExpiry, TypingIndicator } from './features/conversation-settings.js';
 import { acknowledgeIdentityChange } from './features/identity.js';
 import { decideRequest, listRequests, report, reportMessage, setBlocked, setRestricted, type ReportReason } from './features/privacy.js';
 import { asInvalidArgument, downloadAvatar, downloadMessageAttachment, renewGroupAvatars, uploadAvatar, uploadMedia, type DownloadOptions, type MediaInput } from './features/media.js';
@@ -451,10 +451,14 @@ export class SottoClient {
 
   // ── conversations ───────────────────────────────────────────────────────────
 
-  /** Conversations by last activity; `requests: true` lists the requests inbox, `false` hides it. */
-  async conversations(options: { requests?: boolean; limit?: number; offset?: number } = {}): Promise<ConversationRecord[]> {
+  /**
+   * Conversations by last activity; `requests: true` lists the requests inbox, `false` hides it.
+   * Chats deleted with {@link deleteChat} that no message brought back are left out, unless
+   * `hidden` asks for them (`true`: only those; search finds them either way).
+   */
+  async conversations(options: { requests?: boolean; hidden?: boolean; limit?: number; offset?: number } = {}): Promise<ConversationRecord[]> {
     this.assertOpen();
-    return this.ctx.storage.listConversations(options);
+    return this.ctx.storage.listConversations({ ...options, hidden: options.hidden ?? false });
   }
 
   async conversation(id: string): Promise<ConversationRecord | undefined> {
@@ -885,6 +889,18 @@ export class SottoClient {
   async setDraft(conversationId: string, text: string): Promise<void> {
     this.assertOpen();
     return setDraft(this.ctx, conversationId, text);
+  }
+
+  /**
+   * Deletes the chat for this account: its messages go from every device of the account, and it
+   * leaves the list until a message comes (the other person's messages are not touched, and the
+   * chat keeps its settings and its request and block state). Emits `chatDeleted`, then
+   * `conversationUpdated`. A chat in the requests inbox is rejected instead (`NOT_ALLOWED`).
+   * Returns how many messages went.
+   */
+  async deleteChat(conversationId: string): Promise<number> {
+    this.assertOpen();
+    return deleteChat(this.ctx, conversationId);
   }
 
   /** Typing indicator (throttled, online-only). Resolves true if something was sent. */

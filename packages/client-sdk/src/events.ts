@@ -4,7 +4,7 @@ import type { Content } from '@sotto/protocol';
 import type { CallStateEvent, IncomingCallEvent } from './calls/call-switchboard.js';
 import type { CallParticipantsEvent } from './calls/group-call-board.js';
 import type { ConnectionState } from './relay/relay-connection.js';
-import type { ConversationRecord, DeliveryStatus, MessageRecord } from './storage/types.js';
+import type { ConversationRecord, DeliveryStatus, MessageRecord, ThreadPoint } from './storage/types.js';
 
 /**
  * A message as the app shows it: the stored record's local state (status, reactions, seen,
@@ -39,6 +39,12 @@ export interface SottoEvents {
   conversationUpdated: [ConversationRecord];
   /** A conversation went away on this device (a request rejected on another device of ours). */
   conversationDeleted: [{ conversationId: string }];
+  /**
+   * The chat was deleted for this account, here or on another of its devices: its messages up to
+   * `through` are gone (no `messageDeleted` for each); `conversationUpdated` follows with the
+   * record (`hidden` when nothing is left).
+   */
+  chatDeleted: [{ conversationId: string; through: ThreadPoint; deleted: number }];
   /** Our account's device list changed: a device was linked or removed (possibly elsewhere). */
   devicesChanged: [{ linked?: number; removed?: number }];
   /** This device was removed from its account (from another device): it can no longer connect. */

@@ -315,6 +315,7 @@ export async function applyHistorySync(ctx: ClientContext, pointer: AttachmentPo
     if (imported.added.length > 0 || imported.touched.length > 0 || imported.changed.length > 0 || imported.deleted.length > 0 || Object.keys(imported.settings).length > 0) await ctx.storage.commit(batch);
     return imported;
   });
+  for (const d of result.deletedChats) ctx.events.emit('chatDeleted', d);
   for (const c of result.touched) ctx.events.emit('conversationUpdated', c);
   for (const m of result.added) ctx.events.emit('message', messageView(m));
   for (const { before, after } of result.changed) emitChange(ctx, before, after);

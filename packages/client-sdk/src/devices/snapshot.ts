@@ -1,5 +1,6 @@
 import {
   compact,
+  contentFallback,
   decodeCbor,
   encodeCbor,
   SNAPSHOT_CONTENT_TYPE,
@@ -14,9 +15,11 @@ import { laterEdit, laterNotifications, laterReaction, laterSetting, patchMessag
 import { ACCOUNT_SETTINGS, laterAccountSetting, setAccountSetting } from '../features/account-settings.js';
 import { StorageBatch, type ConversationPatch, type MessagePatch } from '../storage/batch.js';
 import type { Storage } from '../storage/storage.js';
-import type { ConversationRecord, MessageRecord, ReactionChange, SettingValue } from '../storage/types.js';
+import type { ConversationRecord, MessageRecord, ReactionChange, SettingValue, ThreadPoint } from '../storage/types.js';
 import { OWN_PROFILE_SETTING, PEER_PROFILE_PREFIX, peerProfileSetting } from '../features/profiles.js';
 import { unseenIncoming } from '../threads/conversations.js';
+import { atOrBefore, cutThread, laterPoint, pointAfter } from '../threads/chat-deletion.js';
+import { messageView, previewOf } from '../threads/views.js';
 
 /**
  * The account snapshot an approving device hands a newly linked one (docs/sdk.md, "Several
@@ -237,6 +240,8 @@ export interface SnapshotImport {
   deleted: MessageRecord[];
   /** Account settings the snapshot changed here (`takeLaterChanges`). */
   settings: { readReceipts?: boolean; typingIndicators?: boolean };
+  /** Chats held here that the snapshot shows deleted at a later point, now cut there too. */
+  deletedChats: { conversationId: string; through: ThreadPoint; deleted: number }[];
 }
 
 /**
@@ -306,6 +311,12 @@ export async function importSnapshot(storage: Storage, batch: StorageBatch, snap
   for (const g of snapshot.groupLogs) {
     if (!(await storage.getProtocolRecord(GROUP_KINDS.log, g.key))) batch.protocolRecord(GROUP_KINDS.log, g.key, g.value);
   }
+  // chats deleted on the device the snapshot came from: nothing at or before the cut is taken,
+  // and what this device holds up to it goes too (threads/chat-deletion.ts)
+  const cuts = new Map<string, ThreadPoint>();
+  for (const { local, incoming } of known.values()) {
+    if (incoming.deletedThrough !== undefined) cuts.set(incoming.id, laterPoint(incoming.deletedThrough, local?.deletedThrough));
+  }
   const added: MessageRecord[] = [];
   const seen = new Set<string>();
   const unread = new Map<string, number>();
@@ -314,6 +325,8 @@ export async function importSnapshot(storage: Storage, batch: StorageBatch, snap
   for (const m of snapshot.messages) {
     const entry = known.get(m.conversationId);
     if (!entry || seen.has(m.id)) continue;
+    const cut = cuts.get(m.conversationId);
+    if (cut !== undefined && atOrBefore(m, cut)) continue;
     const held = await storage.getMessage(m.id);
     if (held) {
       const patch = options.takeLaterChanges && !merged.has(m.id) ? laterChanges(held, m) : undefined;
@@ -331,12 +344,27 @@ export async function importSnapshot(storage: Storage, batch: StorageBatch, snap
   }
   const touched: ConversationRecord[] = [];
   const relationships: string[] = [];
+  const deletedChats: SnapshotImport['deletedChats'] = [];
   for (const { local, incoming } of known.values()) {
     if (!local) {
       touched.push(incoming);
       continue;
     }
     let updated = local;
+    if (incoming.deletedThrough !== undefined && pointAfter(incoming.deletedThrough, local.deletedThrough)) {
+      const cut = await cutThread(storage, batch, local, incoming.deletedThrough);
+      updated = cut.conversation;
+      deletedChats.push({ conversationId: local.id, through: incoming.deletedThrough, deleted: cut.deleted });
+      // what this import adds after the cut brings the chat back to the list
+      const newest = added.filter((m) => m.conversationId === local.id).reduce<MessageRecord | undefined>((a, m) => (a === undefined || atOrBefore(a, { sentAt: m.sentAt, id: m.id }) ? m : a), undefined);
+      if (updated.hidden && newest !== undefined) {
+        const content = messageView(newest).content;
+        const summary = compact({ lastMessageAt: newest.sentAt, lastMessageId: newest.id, lastMessagePreview: content ? previewOf(content, contentFallback) : undefined });
+        batch.patchConversation(local.id, summary);
+        updated = { ...updated, ...summary };
+        delete updated.hidden;
+      }
+    }
     if (options.takeLaterChanges) {
       const settings = laterSettings(local, incoming);
       if (settings) {
@@ -368,7 +396,7 @@ export async function importSnapshot(storage: Storage, batch: StorageBatch, snap
     }
     await takeReadPositions(storage, batch, snapshot, known, new Set(deleted.map((m) => m.id)), touched);
   }
-  return { conversations, messages: added.length, added, touched, changed, relationships, deleted, settings };
+  return { conversations, messages: added.length, added, touched, changed, relationships, deleted, deletedChats, settings };
 }
 
 /**

@@ -21,6 +21,7 @@ import { enqueueContent } from '../messaging/compose.js';
 import type { StorageBatch } from '../storage/batch.js';
 import { directConversationId, groupConversationId, type ConversationRecord, type MessageRecord, type OutboxEntry } from '../storage/types.js';
 import { newDirectConversation, unseenIncoming } from '../threads/conversations.js';
+import { cutThread } from '../threads/chat-deletion.js';
 import { receiveProfileKey } from '../features/profiles.js';
 import { ACCOUNT_SETTINGS, laterAccountSetting, setAccountSetting } from '../features/account-settings.js';
 import { laterNotifications } from '../storage/apply.js';
@@ -206,8 +207,17 @@ export async function applyOwnDeviceContent(
       // device's sender key goes to the members as the accepting one's did
       const accepted = body.payload.accepted === true && conversation.kind === 'group' && conversation.isRequest;
       if (accepted) Object.assign(patch, { isRequest: false, requestState: 'accepted' as const });
+      // the chat deleted on another device: here too, up to the same point (threads/chat-deletion.ts)
+      let current = conversation;
+      const cut = body.payload.deletedThrough;
+      if (cut !== undefined) {
+        const through = { sentAt: cut.sentAt, ...(cut.messageId !== undefined ? { id: cut.messageId } : {}) };
+        const done = await cutThread(ctx.storage, batch, conversation, through);
+        current = done.conversation;
+        effects.emit.push((x) => x.events.emit('chatDeleted', { conversationId: id, through, deleted: done.deleted }));
+      }
       batch.patchConversation(id, patch);
-      const updated = { ...conversation, ...patch };
+      const updated = { ...current, ...patch };
       if (accepted && queueKeyOffer(ctx, batch, updated, updated.participants)) effects.after.push(() => ctx.outbox.kick());
       effects.emit.push((x) => x.events.emit('conversationUpdated', updated));
       return effects;

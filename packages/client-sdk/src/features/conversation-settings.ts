@@ -1,11 +1,12 @@
 import { MAX_TEXT_LENGTH } from '@sotto/protocol';
-import { enqueueSync } from '../devices/sync.js';
+import { conversationRefOf, enqueueSync } from '../devices/sync.js';
 import { groupIdOf } from '../groups/group-store.js';
 import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
 import { controlContent, sendControl, sendEphemeral, stampedAfter, timeAfter } from '../messaging/compose.js';
 import { StorageBatch } from '../storage/batch.js';
-import type { ConversationRecord, NotificationSettings } from '../storage/types.js';
+import type { ConversationRecord, NotificationSettings, ThreadPoint } from '../storage/types.js';
+import { cutThread, laterPoint } from '../threads/chat-deletion.js';
 import type { Emitter } from '../emitter.js';
 import type { SottoEvents } from '../events.js';
 
@@ -25,6 +26,37 @@ export async function setDraft(ctx: ClientContext, conversationId: string, text:
   if (draft === conversation.draft) return;
   await ctx.storage.commit(new StorageBatch().patchConversation(conversationId, { draft: draft ?? null }));
   await emitUpdated(ctx, conversationId);
+}
+
+/**
+ * Deletes the chat for this account ("delete chat"; threads/chat-deletion.ts): every message
+ * held now goes, here and on the account's other devices, and the chat leaves the list until a
+ * message comes. Nothing is sent to the other person, and the relay learns nothing but that our
+ * devices exchanged a sync. A chat in the requests inbox is not deleted this way (`NOT_ALLOWED`):
+ * rejecting it is what deletes a request. Returns how many messages went.
+ */
+export async function deleteChat(ctx: ClientContext, conversationId: string): Promise<number> {
+  const conversation = await requireConversation(ctx, conversationId);
+  if (conversation.isRequest) {
+    throw new SottoError('NOT_ALLOWED', 'a chat in the requests inbox is deleted by rejecting the request', { field: 'conversationId' });
+  }
+  // under the client lock: no message is stored between the thread's read and the commit
+  const { through, cut, synced } = await ctx.lock.run(async () => {
+    const current = (await ctx.storage.getConversation(conversationId)) ?? conversation;
+    const [newest] = await ctx.storage.listMessages(conversationId, { limit: 1 });
+    // the newest message held; with none, everything sent up to now (for our other devices)
+    const through: ThreadPoint = laterPoint(newest ? { sentAt: newest.sentAt, id: newest.id } : { sentAt: ctx.now() }, current.deletedThrough);
+    const batch = new StorageBatch();
+    const cut = await cutThread(ctx.storage, batch, current, through);
+    const ref = conversationRefOf(conversationId)!;
+    const synced = enqueueSync(ctx, batch, { kind: 'conversation', payload: { conversation: ref, deletedThrough: { sentAt: through.sentAt, ...(through.id !== undefined ? { messageId: through.id } : {}) } } });
+    await ctx.storage.commit(batch);
+    return { through, cut, synced };
+  });
+  if (synced) void ctx.outbox.kick();
+  ctx.events.emit('chatDeleted', { conversationId, through, deleted: cut.deleted });
+  await emitUpdated(ctx, conversationId);
+  return cut.deleted;
 }
 
 /** A "started typing" is sent at most this often while the user keeps typing. */

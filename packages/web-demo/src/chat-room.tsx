@@ -28,6 +28,7 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onB
   const [reporting, setReporting] = useState(false);
   const [reported, setReported] = useState(false);
   const [showDetails, setShowDetails] = useState(false);
+  const [confirmDelete, setConfirmDelete] = useState(false);
   useEffect(() => {
     if (!inChat.trim()) return setMatches(undefined);
     let live = true;
@@ -117,8 +118,16 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onB
               <button onClick={() => setReporting((r) => !r)}>Report</button>
             </span>
           )}
+          {!conversation.isRequest && <button onClick={() => setConfirmDelete(true)}>Delete chat</button>}
         </div>
       </header>
+      {confirmDelete && (
+        <div class="request" role="alertdialog" aria-label="Delete chat" data-testid="confirm-delete-chat">
+          <p>Delete this chat for you? Its messages go from all your devices; {isGroup ? 'the other members keep theirs' : `${peer} keeps theirs`}. It comes back if a new message arrives.</p>
+          <button onClick={() => run(async () => { await client.deleteChat(conversationId); setConfirmDelete(false); onClosed(); })}>Delete</button>
+          <button onClick={() => setConfirmDelete(false)}>Cancel</button>
+        </div>
+      )}
       {safety && (
         <p class="safety" data-testid="safety-number" onClick={() => setSafety('')}>
           Compare with {peer}: <code>{safety.match(/.{5}/g)?.join(' ')}</code>

@@ -30,7 +30,7 @@ export function useClientVersion(client: SottoClient): number {
   const [version, setVersion] = useState(0);
   useEffect(() => {
     const bump = () => setVersion((v) => v + 1);
-    const events = ['message', 'messageUpdated', 'messageStatus', 'reaction', 'messageDeleted', 'conversationUpdated', 'conversationDeleted', 'request', 'identityChanged', 'sendFailed', 'devicesChanged', 'synced', 'connection', 'profileUpdated'] as const;
+    const events = ['message', 'messageUpdated', 'messageStatus', 'reaction', 'messageDeleted', 'conversationUpdated', 'conversationDeleted', 'chatDeleted', 'request', 'identityChanged', 'sendFailed', 'devicesChanged', 'synced', 'connection', 'profileUpdated'] as const;
     const offs = events.map((e) => client.events.on(e, bump as never));
     return () => offs.forEach((off) => off());
   }, [client]);

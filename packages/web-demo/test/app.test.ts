@@ -505,6 +505,32 @@ describe('the web app in Chromium', () => {
     expect(await olga.getByTestId('draft').count()).toBe(0);
   });
 
+  it('a chat deleted for one person leaves their list and comes back with the next message; the other keeps theirs', async () => {
+    const rosa = await person('rosa');
+    const sam = await person('sam');
+    await firstContact(rosa, 'rosa', sam, 'sam', 'the old news');
+    await send(sam, 'an older answer');
+    await thread(rosa).getByText('an older answer').waitFor();
+    await rosa.getByRole('button', { name: 'Delete chat' }).click();
+    // asked first; "Cancel" keeps it
+    await rosa.getByTestId('confirm-delete-chat').getByRole('button', { name: 'Cancel' }).click();
+    expect(await rosa.getByTestId('confirm-delete-chat').count()).toBe(0);
+    await rosa.getByRole('button', { name: 'Delete chat' }).click();
+    await rosa.getByTestId('confirm-delete-chat').getByRole('button', { name: 'Delete' }).click();
+    await rosa.getByTestId('conversation-d:sam').waitFor({ state: 'detached' });
+    await rosa.getByText('Pick a conversation or start a new one.').waitFor();
+    // sam's copy is his
+    expect(await thread(sam).getByText('the old news').count()).toBe(1);
+    await send(sam, 'news of today');
+    await rosa.getByTestId('conversation-d:sam').click();
+    await thread(rosa).getByText('news of today').waitFor();
+    expect(await thread(rosa).getByText('the old news').count()).toBe(0);
+    expect(await thread(rosa).getByText('an older answer').count()).toBe(0);
+    // an accepted chat still: rosa writes back from the composer
+    await send(rosa, 'glad to hear');
+    await thread(sam).getByText('glad to hear').waitFor();
+  });
+
   it('the relay holds none of it in plaintext: no message text, group name or photo in any file it keeps', async () => {
     const files = await filesUnder(app.dataDir);
     expect(files.length).toBeGreaterThan(2); // the database, its WAL and at least the photo's blob

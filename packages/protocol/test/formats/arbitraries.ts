@@ -249,6 +249,8 @@ export const bodies: { [T in ContentType]: fc.Arbitrary<ContentBodies[T]> } = {
           archived: fc.boolean(),
           accepted: fc.boolean(),
           deletedThrough: fc.record({ sentAt: timestamp, messageId }, { requiredKeys: ['sentAt'] }),
+          pinned: fc.boolean(),
+          markedUnread: fc.boolean(),
         },
         { requiredKeys: ['conversation'] },
       ),

@@ -230,6 +230,17 @@ describe('limits', () => {
     expectCode(() => decodeContent(edit(wire, (w) => (((w['body'] as Wire)['payload'] as Wire)['deletedThrough'] = 5))), 'INVALID_FIELD');
   });
 
+  it('a pin or unread mark is a boolean', () => {
+    const wire = wireOf('content sync conversation pinned');
+    const payload = (w: Wire) => (w['body'] as Wire)['payload'] as Wire;
+    expect(decodeContent(edit(wire, () => undefined))).toStrictEqual(valueOf('content sync conversation pinned'));
+    for (const key of ['pinned', 'markedUnread']) {
+      for (const wrong of [1, 'true', {}]) expectCode(() => decodeContent(edit(wire, (w) => (payload(w)[key] = wrong))), 'INVALID_FIELD');
+      const without = decodeContent(edit(wire, (w) => delete payload(w)[key])) as Content & { type: 'sync'; body: { kind: 'conversation' } };
+      expect(key in without.body.payload).toBe(false);
+    }
+  });
+
   it('non-byte input is MALFORMED, not a TypeError', () => {
     for (const codec of Object.values(codecs)) {
       expect(protocolError(() => codec.decode('a1' as unknown as Uint8Array)).code).toBe('MALFORMED');

@@ -98,6 +98,10 @@ export interface ConversationSync {
    * given), and the chat leaves the list until a message comes.
    */
   deletedThrough?: ChatCut;
+  /** The chat was pinned to the top of the list, or unpinned (ordered by the sync's `sentAt`). */
+  pinned?: boolean;
+  /** The chat was marked unread (`true`), or that mark cleared without reading (`false`). */
+  markedUnread?: boolean;
 }
 
 /** A point of a thread: messages are ordered by `sentAt`, then by id. */
@@ -125,7 +129,8 @@ export interface ChatCut {
  *                     (contentType 'application/vnd.sotto.snapshot+cbor') }
  *   conversation:   { conversation: ConversationRef, muted?: bool,
  *                     notifications?: { messages: bool, reactions: bool, calls: bool }, archived?: bool,
- *                     accepted?: bool, deletedThrough?: { sentAt: ms, messageId? } }
+ *                     accepted?: bool, deletedThrough?: { sentAt: ms, messageId? },
+ *                     pinned?: bool, markedUnread?: bool }
  *   deleted:        { conversation: ConversationRef, messageIds: [messageId] (1..100) }
  * ConversationRef = { kind: 'direct', accountId } | { kind: 'group', groupId: bytes(32) }
  * ```
@@ -178,6 +183,8 @@ function payloadToWire(b: SyncBody): Record<string, unknown> {
         archived: b.payload.archived,
         accepted: b.payload.accepted,
         deletedThrough: b.payload.deletedThrough === undefined ? undefined : compact({ sentAt: b.payload.deletedThrough.sentAt, messageId: b.payload.deletedThrough.messageId }),
+        pinned: b.payload.pinned,
+        markedUnread: b.payload.markedUnread,
       });
     }
   }
@@ -249,6 +256,8 @@ function readPayload(kind: SyncKind, p: FieldReader): SyncBody {
           archived: p.optBool('archived'),
           accepted: p.optBool('accepted'),
           deletedThrough: p.optNested('deletedThrough', (c) => compact({ sentAt: readTimestamp(c, 'sentAt'), messageId: optMessageId(c, 'messageId') })),
+          pinned: p.optBool('pinned'),
+          markedUnread: p.optBool('markedUnread'),
         }),
       };
   }

@@ -28,7 +28,7 @@ import { addMembers, changeGroup, conversationContextOf, createGroup, enqueueFor
 import { sendGroupPayload } from './groups/group-messenger.js';
 import { deliverKeyOffer } from './groups/key-offers.js';
 import { Receiver } from './messaging/receiver.js';
-import { closeConversation, deleteChat, emitUpdated, setDisappearingTimer, setDraft, setNotifications, setVanishMode, sweepExpired, TypingExpiry, TypingIndicator } from './features/conversation-settings.js';
+import { closeConversation, deleteChat, emitUpdated, markUnread, pinChat, setDisappearingTimer, setDraft, setNotifications, setVanishMode, sweepExpired, TypingExpiry, TypingIndicator } from './features/conversation-settings.js';
 import { acknowledgeIdentityChange } from './features/identity.js';
 import { decideRequest, listRequests, report, reportMessage, setBlocked, setRestricted, type ReportReason } from './features/privacy.js';
 import { asInvalidArgument, downloadAvatar, downloadMessageAttachment, renewGroupAvatars, uploadAvatar, uploadMedia, type DownloadOptions, type MediaInput } from './features/media.js';
@@ -454,9 +454,11 @@ export class SottoClient {
   /**
    * Conversations by last activity; `requests: true` lists the requests inbox, `false` hides it.
    * Chats deleted with {@link deleteChat} that no message brought back are left out, unless
-   * `hidden` asks for them (`true`: only those; search finds them either way).
+   * `hidden` asks for them (`true`: only those; search finds them either way). `pinned: true`
+   * lists the pinned chats ({@link pinChat}), `false` the others (a list shows the first above
+   * the second).
    */
-  async conversations(options: { requests?: boolean; hidden?: boolean; limit?: number; offset?: number } = {}): Promise<ConversationRecord[]> {
+  async conversations(options: { requests?: boolean; hidden?: boolean; pinned?: boolean; limit?: number; offset?: number } = {}): Promise<ConversationRecord[]> {
     this.assertOpen();
     return this.ctx.storage.listConversations({ ...options, hidden: options.hidden ?? false });
   }
@@ -749,6 +751,11 @@ export class SottoClient {
     const unseen = await unseenIncoming(this.ctx.storage, conversationId);
     const batch = new StorageBatch().resetUnread(conversationId);
     for (const m of unseen) batch.patchMessage(m.id, { seenAt: now });
+    // read now: a mark "unread" goes, on our other devices too (with the read sync, or alone)
+    if (conversation.markedUnread) {
+      batch.patchConversation(conversationId, { markedUnread: null });
+      if (unseen.length === 0) enqueueSync(this.ctx, batch, { kind: 'conversation', payload: { conversation: conversationRefOf(conversationId)!, markedUnread: false } });
+    }
     const receipts = (await this.readReceiptsEnabled()) && !conversation.isRequest && !conversation.restricted;
     if (unseen.length > 0 && receipts) {
       for (let i = 0; i < unseen.length; i += 500) {
@@ -764,7 +771,7 @@ export class SottoClient {
     await this.ctx.storage.commit(batch, { durability: 'relaxed' });
     void this.ctx.outbox.kick();
     // lists showing unread counts learn it is 0 now
-    if (conversation.unreadCount > 0 || unseen.length > 0) await emitUpdated(this.ctx, conversationId);
+    if (conversation.unreadCount > 0 || unseen.length > 0 || conversation.markedUnread) await emitUpdated(this.ctx, conversationId);
   }
 
   /** Turns read receipts on or off for this account (both directions, as in every major messenger). */
@@ -901,6 +908,25 @@ export class SottoClient {
   async deleteChat(conversationId: string): Promise<number> {
     this.assertOpen();
     return deleteChat(this.ctx, conversationId);
+  }
+
+  /**
+   * Pins the chat to the top of the list (`conversations({ pinned: true })`), or unpins it
+   * (`pinned: false`), on every device of the account. At most 3 chats are pinned
+   * (`NOT_ALLOWED`), never a request or a deleted chat. Emits `conversationUpdated`.
+   */
+  async pinChat(conversationId: string, pinned = true): Promise<void> {
+    this.assertOpen();
+    return pinChat(this.ctx, conversationId, pinned);
+  }
+
+  /**
+   * Marks a read chat unread (`conversation.markedUnread`) on every device of the account, until
+   * `markSeen`. The other person is told nothing. Emits `conversationUpdated`.
+   */
+  async markUnread(conversationId: string): Promise<void> {
+    this.assertOpen();
+    return markUnread(this.ctx, conversationId);
   }
 
   /** Typing indicator (throttled, online-only). Resolves true if something was sent. */

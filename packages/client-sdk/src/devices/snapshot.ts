@@ -371,6 +371,7 @@ export async function importSnapshot(storage: Storage, batch: StorageBatch, snap
         batch.patchConversation(local.id, settings);
         updated = { ...updated, ...(settings as Partial<ConversationRecord>) };
         if (settings.expireTimerMs === null) delete updated.expireTimerMs;
+        if (settings.pinned === null) delete updated.pinned;
       }
       if (local.kind === 'direct' && local.peerAccountId && (local.blocked !== incoming.blocked || local.restricted !== incoming.restricted)) relationships.push(local.peerAccountId);
     }
@@ -429,8 +430,8 @@ async function takeReadPositions(
 
 /**
  * The settings of `incoming` (the same conversation as another device of ours holds it) changed
- * later than `held`'s, as a patch: vanish mode and the timer of a direct chat, and the
- * notification settings, each by the time of its change (storage/apply.ts).
+ * later than `held`'s, as a patch: vanish mode and the timer of a direct chat, the notification
+ * settings and the pin, each by the time of its change (storage/apply.ts).
  */
 function laterSettings(held: ConversationRecord, incoming: ConversationRecord): ConversationPatch | undefined {
   const patch: ConversationPatch = {};
@@ -446,6 +447,10 @@ function laterSettings(held: ConversationRecord, incoming: ConversationRecord): 
     patch.muted = incoming.muted;
     patch.notifications = incoming.notifications;
     patch.notificationsAt = incoming.notificationsAt;
+  }
+  if (incoming.pinAt !== undefined && laterSetting(incoming.pinAt, Number(incoming.pinned === true), held.pinAt, Number(held.pinned === true))) {
+    patch.pinned = incoming.pinned ?? null;
+    patch.pinAt = incoming.pinAt;
   }
   return Object.keys(patch).length > 0 ? patch : undefined;
 }

@@ -18,13 +18,13 @@ import { newMessageId } from '../ids.js';
 import { applyContent, type Effects } from '../messaging/apply-content.js';
 import { applyEarlyActionsAfter } from '../messaging/early-actions.js';
 import { enqueueContent } from '../messaging/compose.js';
-import type { StorageBatch } from '../storage/batch.js';
+import type { ConversationPatch, StorageBatch } from '../storage/batch.js';
 import { directConversationId, groupConversationId, type ConversationRecord, type MessageRecord, type OutboxEntry } from '../storage/types.js';
 import { newDirectConversation, unseenIncoming } from '../threads/conversations.js';
 import { cutThread } from '../threads/chat-deletion.js';
 import { receiveProfileKey } from '../features/profiles.js';
 import { ACCOUNT_SETTINGS, laterAccountSetting, setAccountSetting } from '../features/account-settings.js';
-import { laterNotifications } from '../storage/apply.js';
+import { laterNotifications, laterSetting, patchConversation as patchedConversation } from '../storage/apply.js';
 import { blockedChanges, matchRelayRelationship, restrictedChanges } from '../features/relationships.js';
 import { MESSAGE_TYPES, messageRecordOf, messageViewOf, previewOf } from '../threads/views.js';
 import { forgetGuid, recordSentGuids, takeParkedReceipt } from '../messaging/sent-index.js';
@@ -195,7 +195,7 @@ export async function applyOwnDeviceContent(
       const id = conversationIdOf(body.payload.conversation);
       const conversation = await ctx.storage.getConversation(id);
       if (!conversation) return effects;
-      const patch: Partial<ConversationRecord> = { updatedAt: receivedAt };
+      const patch: ConversationPatch = { updatedAt: receivedAt };
       const { muted, notifications } = body.payload;
       // notification settings: the latest change by its device's time wins
       if ((muted !== undefined || notifications !== undefined) && laterNotifications(content.sentAt, muted ?? conversation.muted, notifications ?? conversation.notifications, conversation)) {
@@ -207,6 +207,12 @@ export async function applyOwnDeviceContent(
       // device's sender key goes to the members as the accepting one's did
       const accepted = body.payload.accepted === true && conversation.kind === 'group' && conversation.isRequest;
       if (accepted) Object.assign(patch, { isRequest: false, requestState: 'accepted' as const });
+      // pinned or unpinned there: the later change holds
+      const { pinned, markedUnread } = body.payload;
+      if (pinned !== undefined && laterSetting(content.sentAt, Number(pinned), conversation.pinAt, Number(conversation.pinned === true))) {
+        Object.assign(patch, { pinned: pinned || null, pinAt: content.sentAt });
+      }
+      if (markedUnread !== undefined) patch.markedUnread = markedUnread || null;
       // the chat deleted on another device: here too, up to the same point (threads/chat-deletion.ts)
       let current = conversation;
       const cut = body.payload.deletedThrough;
@@ -217,7 +223,7 @@ export async function applyOwnDeviceContent(
         effects.emit.push((x) => x.events.emit('chatDeleted', { conversationId: id, through, deleted: done.deleted }));
       }
       batch.patchConversation(id, patch);
-      const updated = { ...current, ...patch };
+      const updated = patchedConversation(current, patch);
       if (accepted && queueKeyOffer(ctx, batch, updated, updated.participants)) effects.after.push(() => ctx.outbox.kick());
       effects.emit.push((x) => x.events.emit('conversationUpdated', updated));
       return effects;
@@ -328,9 +334,12 @@ async function markReadUpTo(ctx: ClientContext, batch: StorageBatch, conversatio
     if (m.sentAt <= limit) batch.patchMessage(m.id, { seenAt: at });
     else unread++;
   }
-  // what came here after the point read there (the other device had not got it yet) stays unread
-  batch.patchConversation(conversationId, { unreadCount: unread });
-  effects.emit.push((x) => x.events.emit('conversationUpdated', { ...conversation, unreadCount: unread }));
+  // what came here after the point read there (the other device had not got it yet) stays unread;
+  // read there, the chat is no longer marked unread
+  batch.patchConversation(conversationId, { unreadCount: unread, markedUnread: null });
+  const updated = { ...conversation, unreadCount: unread };
+  delete updated.markedUnread;
+  effects.emit.push((x) => x.events.emit('conversationUpdated', updated));
 }
 
 

@@ -59,6 +59,51 @@ export async function deleteChat(ctx: ClientContext, conversationId: string): Pr
   return cut.deleted;
 }
 
+/** Most chats pinned at once (as in the major messengers: the top of the list stays short). */
+export const MAX_PINNED_CHATS = 3;
+
+/**
+ * Pins the chat to the top of the list (`conversations({ pinned: true })`), or unpins it, on
+ * every device of the account (a `conversation` sync; two devices' changes that cross end with
+ * the later). At most {@link MAX_PINNED_CHATS} (`NOT_ALLOWED`); not a chat in the requests inbox
+ * or a deleted one (`NOT_ALLOWED`). Emits `conversationUpdated`.
+ */
+export async function pinChat(ctx: ClientContext, conversationId: string, pinned: boolean): Promise<void> {
+  if (typeof pinned !== 'boolean') throw new SottoError('INVALID_ARGUMENT', 'pinned must be a boolean', { field: 'pinned' });
+  const conversation = await requireConversation(ctx, conversationId);
+  if ((conversation.pinned === true) === pinned) return;
+  if (pinned) {
+    if (conversation.isRequest || conversation.hidden) {
+      throw new SottoError('NOT_ALLOWED', conversation.isRequest ? 'a chat in the requests inbox cannot be pinned' : 'a deleted chat cannot be pinned', { field: 'conversationId' });
+    }
+    if ((await ctx.storage.listConversations({ pinned: true, hidden: false })).length >= MAX_PINNED_CHATS) {
+      throw new SottoError('NOT_ALLOWED', `at most ${MAX_PINNED_CHATS} chats can be pinned`, { field: 'pinned' });
+    }
+  }
+  const at = timeAfter(ctx.now(), conversation.pinAt);
+  const batch = new StorageBatch().patchConversation(conversationId, { pinned: pinned || null, pinAt: at });
+  const synced = enqueueSync(ctx, batch, { kind: 'conversation', payload: { conversation: conversationRefOf(conversationId)!, pinned } }, at);
+  await ctx.storage.commit(batch);
+  if (synced) void ctx.outbox.kick();
+  await emitUpdated(ctx, conversationId);
+}
+
+/**
+ * Marks a read chat unread (`conversation.markedUnread`), on every device of the account, until
+ * it is read (`markSeen`, here or there). Nothing is sent to the other person: their messages
+ * stay seen. Does nothing for a chat with unread messages. Emits `conversationUpdated`.
+ */
+export async function markUnread(ctx: ClientContext, conversationId: string): Promise<void> {
+  const conversation = await requireConversation(ctx, conversationId);
+  if (conversation.hidden) throw new SottoError('NOT_ALLOWED', 'a deleted chat cannot be marked unread', { field: 'conversationId' });
+  if (conversation.markedUnread || conversation.unreadCount > 0) return;
+  const batch = new StorageBatch().patchConversation(conversationId, { markedUnread: true });
+  const synced = enqueueSync(ctx, batch, { kind: 'conversation', payload: { conversation: conversationRefOf(conversationId)!, markedUnread: true } });
+  await ctx.storage.commit(batch);
+  if (synced) void ctx.outbox.kick();
+  await emitUpdated(ctx, conversationId);
+}
+
 /** A "started typing" is sent at most this often while the user keeps typing. */
 export const TYPING_THROTTLE_MS = 3_000;
 

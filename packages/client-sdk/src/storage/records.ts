@@ -115,6 +115,9 @@ const CONVERSATION_OPTIONAL: OptionalChecks = [
   ['draft', isText],
   ['hidden', isBool],
   ['deletedThrough', isThreadPoint],
+  ['pinned', isBool],
+  ['pinAt', isTime],
+  ['markedUnread', isBool],
 ];
 
 function isThreadPoint(v: unknown): boolean {
@@ -218,8 +221,12 @@ export function compareCodePoints(a: string, b: string): number {
 }
 
 /** Whether `c` is among what {@link ListConversationsOptions} ask for. */
-export function listedBy(c: ConversationRecord, options: Pick<ListConversationsOptions, 'requests' | 'hidden'>): boolean {
-  return (options.requests === undefined || c.isRequest === options.requests) && (options.hidden === undefined || (c.hidden === true) === options.hidden);
+export function listedBy(c: ConversationRecord, options: Pick<ListConversationsOptions, 'requests' | 'hidden' | 'pinned'>): boolean {
+  return (
+    (options.requests === undefined || c.isRequest === options.requests) &&
+    (options.hidden === undefined || (c.hidden === true) === options.hidden) &&
+    (options.pinned === undefined || (c.pinned === true) === options.pinned)
+  );
 }
 
 /** The time a conversation last had activity, for ordering the list. */

@@ -12,6 +12,8 @@ export interface ListConversationsOptions {
   requests?: boolean;
   /** `true`: only chats deleted and not back yet ({@link ConversationRecord.hidden}); `false`: the others; omitted: all. */
   hidden?: boolean;
+  /** `true`: only pinned chats; `false`: the others; omitted: all. */
+  pinned?: boolean;
   limit?: number;
   offset?: number;
 }

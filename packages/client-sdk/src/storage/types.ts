@@ -85,6 +85,12 @@ export interface ConversationRecord {
    * snapshot.
    */
   deletedThrough?: ThreadPoint;
+  /** Pinned to the top of the list ({@link SottoClient.pinChat}), on every device of the account. */
+  pinned?: boolean;
+  /** The time (of the device that made it) of the pin change shown: a later change wins. */
+  pinAt?: number;
+  /** Marked unread by the user ({@link SottoClient.markUnread}); cleared when the chat is read. */
+  markedUnread?: boolean;
 }
 
 /**

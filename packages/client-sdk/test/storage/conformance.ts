@@ -204,7 +204,7 @@ export function runStorageConformance(name: string, open: () => Promise<OpenedSt
       expect((await storage.getConversation('d:recent'))?.unreadCount).toBe(0);
     });
 
-    it('leaves deleted chats out of the list on request, finds them by search, and lists them again with a new message', async () => {
+    it('leaves deleted chats out of the list on request, finds them by search, lists them again with a new message, and lists pinned chats apart', async () => {
       await commit((b) =>
         b
           .putConversation(direct('shown', { createdAt: 10, lastMessageAt: 50, lastMessageId: 'm1' }))
@@ -231,6 +231,15 @@ export function runStorageConformance(name: string, open: () => Promise<OpenedSt
       await expect(commit((b) => b.patchConversation('d:shown', { deletedThrough: { sentAt: -1 } }))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
       await expect(commit((b) => b.patchConversation('d:shown', { hidden: 'yes' as unknown as boolean }))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
       expect(ids(await storage.listConversations({ hidden: false }))).toEqual(['d:gone', 'd:shown']);
+
+      // pinned chats can be listed apart, with the other filters
+      await commit((b) => b.patchConversation('d:shown', { pinned: true, pinAt: 70 }).patchConversation('d:gone-req', { pinned: true, pinAt: 71 }));
+      expect(ids(await storage.listConversations({ pinned: true }))).toEqual(['d:shown', 'd:gone-req']);
+      expect(ids(await storage.listConversations({ pinned: true, hidden: false }))).toEqual(['d:shown']);
+      expect(ids(await storage.listConversations({ pinned: false, hidden: false }))).toEqual(['d:gone']);
+      await commit((b) => b.patchConversation('d:shown', { pinned: null }));
+      expect(ids(await storage.listConversations({ pinned: true }))).toEqual(['d:gone-req']);
+      expect((await storage.getConversation('d:shown'))?.pinAt).toBe(70);
     });
 
     it('searches conversations by title, username and peer, case-insensitively', async () => {

@@ -1,0 +1,116 @@
+/**
+ * Keeping the chat list: pinned chats and chats marked unread, the same on every device of the
+ * account (a linked device, and one linked later with the account's history), told to nobody else.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryStorage, SottoClient } from '../../src/index.js';
+import { becomeContacts, clientOptions, eventually, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
+
+let relay: TestRelay;
+const clients: SottoClient[] = [];
+
+beforeAll(async () => {
+  relay = await startRelay();
+}, 60_000);
+
+afterAll(async () => {
+  for (const c of clients) await c.close().catch(() => undefined);
+  await relay.close();
+});
+
+async function linkedDevice(of: SottoClient, transferHistory: boolean): Promise<SottoClient> {
+  const link = await SottoClient.link(clientOptions(relay.url, new MemoryStorage()));
+  const completing = link.complete({ timeoutMs: 20_000 });
+  await of.approveLink(link.code, { transferHistory });
+  const device = (await completing).client;
+  clients.push(device);
+  await device.connect();
+  return device;
+}
+
+const pinned = async (c: SottoClient) => (await c.conversations({ pinned: true })).map((x) => x.id).sort();
+
+describe('the chat list', () => {
+  it('pins up to three chats, on every device of the account', async () => {
+    const ann = await newClient(relay.url, 'ann');
+    const friends = await Promise.all(['bob', 'cat', 'dan', 'eve'].map((name) => newClient(relay.url, name)));
+    clients.push(ann, ...friends);
+    const ann2 = await linkedDevice(ann, false);
+    for (const f of friends) await becomeContacts(f, ann);
+
+    await ann.pinChat('d:bob');
+    await ann.pinChat('d:cat');
+    expect(await pinned(ann)).toEqual(['d:bob', 'd:cat']);
+    expect((await ann.conversations({ pinned: false })).map((c) => c.id).sort()).toEqual(['d:dan', 'd:eve']);
+    await eventually(async () => (await pinned(ann2)).join() === 'd:bob,d:cat', 10_000, 'ann2 pins them too');
+
+    // the fourth is refused, and so are bad requests; nothing changes
+    await ann2.pinChat('d:dan');
+    await eventually(async () => (await pinned(ann)).length === 3, 10_000, 'ann sees the third pin');
+    await expect(ann.pinChat('d:eve')).rejects.toMatchObject({ code: 'NOT_ALLOWED', field: 'pinned' });
+    await expect(ann.pinChat('d:nobody')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(ann.pinChat('d:eve', 'yes' as unknown as boolean)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'pinned' });
+    expect(await pinned(ann)).toEqual(['d:bob', 'd:cat', 'd:dan']);
+
+    // unpinned on one device, on both; then there is room again
+    await ann2.pinChat('d:bob', false);
+    await eventually(async () => (await pinned(ann)).join() === 'd:cat,d:dan', 10_000, 'ann unpins it too');
+    await ann.pinChat('d:eve');
+    // a deleted chat is no longer pinned, and cannot be pinned until it comes back
+    await ann.deleteChat('d:cat');
+    expect(await pinned(ann)).toEqual(['d:dan', 'd:eve']);
+    await expect(ann.pinChat('d:cat')).rejects.toMatchObject({ code: 'NOT_ALLOWED' });
+    await eventually(async () => (await pinned(ann2)).join() === 'd:dan,d:eve', 10_000, 'ann2 unpins the deleted chat');
+
+    // a device linked now, with the history, has the same pins
+    const ann3 = await linkedDevice(ann, true);
+    await eventually(async () => (await pinned(ann3)).join() === 'd:dan,d:eve', 10_000, 'the history carries the pins');
+    // a request cannot be pinned
+    const stranger = await newClient(relay.url, 'fay');
+    clients.push(stranger);
+    await stranger.sendText(await stranger.openConversation('ann'), 'hello?');
+    await eventually(async () => (await ann.requests()).length === 1, 10_000, 'the request arrives');
+    await ann.pinChat('d:dan', false);
+    await expect(ann.pinChat('d:fay')).rejects.toMatchObject({ code: 'NOT_ALLOWED', field: 'conversationId' });
+  });
+
+  it('marks a read chat unread on every device until it is read, and tells the other person nothing', async () => {
+    const gus = await newClient(relay.url, 'gus');
+    const hal = await newClient(relay.url, 'hal');
+    clients.push(gus, hal);
+    const gus2 = await linkedDevice(gus, false);
+    await becomeContacts(hal, gus);
+    await gus.markSeen('d:hal');
+    const m = await hal.sendText('d:gus', 'the tickets');
+    await eventually(async () => (await gus.message(m.id)) !== undefined, 10_000, 'gus gets it');
+    expect((await gus.conversation('d:hal'))?.unreadCount).toBe(1);
+    // unread already: marking does nothing
+    await gus.markUnread('d:hal');
+    expect((await gus.conversation('d:hal'))?.markedUnread).toBeUndefined();
+    await gus.markSeen('d:hal');
+    await eventually(async () => (await hal.message(m.id))?.status?.gus?.state === 'read', 10_000, 'hal sees it read');
+
+    const updates: boolean[] = [];
+    gus2.events.on('conversationUpdated', (c) => c.id === 'd:hal' && updates.push(c.markedUnread === true));
+    await gus.markUnread('d:hal');
+    expect(await gus.conversation('d:hal')).toMatchObject({ markedUnread: true, unreadCount: 0 });
+    await eventually(async () => (await gus2.conversation('d:hal'))?.markedUnread === true, 10_000, 'gus2 marks it too');
+    expect(updates).toContain(true);
+    // hal's message stays read for hal
+    expect((await hal.message(m.id))?.status?.gus?.state).toBe('read');
+
+    // read on the other device: the mark goes on both
+    await gus2.markSeen('d:hal');
+    expect((await gus2.conversation('d:hal'))?.markedUnread).toBeUndefined();
+    await eventually(async () => (await gus.conversation('d:hal'))?.markedUnread === undefined, 10_000, 'gus clears the mark');
+
+    // marked again, then a new message and a read of it clear it the same way (with the read sync)
+    await gus.markUnread('d:hal');
+    await eventually(async () => (await gus2.conversation('d:hal'))?.markedUnread === true, 10_000, 'gus2 marks it again');
+    await hal.sendText('d:gus', 'and the hotel');
+    await eventually(async () => (await gus2.conversation('d:hal'))?.unreadCount === 1, 10_000, 'gus2 gets the new message');
+    await gus2.markSeen('d:hal');
+    await eventually(async () => (await gus.conversation('d:hal'))?.markedUnread === undefined && (await gus.conversation('d:hal'))?.unreadCount === 0, 10_000, 'read there, gus is read too');
+    await expect(gus.markUnread('d:nobody')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+});

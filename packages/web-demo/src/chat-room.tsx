@@ -48,7 +48,7 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onB
       setConversation(c);
       setMessages([...page.messages].reverse());
       setHasOlder(page.next !== undefined);
-      if (c && !c.isRequest && c.unreadCount > 0) await client.markSeen(conversationId);
+      if (c && !c.isRequest && (c.unreadCount > 0 || c.markedUnread)) await client.markSeen(conversationId);
     })().catch((err) => onError(describeError(err)));
     return () => {
       live = false;
@@ -118,7 +118,14 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onB
               <button onClick={() => setReporting((r) => !r)}>Report</button>
             </span>
           )}
-          {!conversation.isRequest && <button onClick={() => setConfirmDelete(true)}>Delete chat</button>}
+          {!conversation.isRequest && (
+            <span class="actions">
+              <button onClick={() => run(() => client.pinChat(conversationId, !conversation.pinned))}>{conversation.pinned ? 'Unpin' : 'Pin'}</button>
+              {/* leaves the chat first: an open chat is a read one */}
+              <button onClick={() => { onClosed(); void run(() => client.markUnread(conversationId)); }}>Mark as unread</button>
+              <button onClick={() => setConfirmDelete(true)}>Delete chat</button>
+            </span>
+          )}
         </div>
       </header>
       {confirmDelete && (

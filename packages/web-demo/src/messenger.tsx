@@ -190,10 +190,11 @@ export function Messenger({ client, onSignOut, onErased }: { client: SottoClient
       const requests = await client.requests();
       const chats = tab === 'chats' && !query.trim() ? rows : await client.conversations({ requests: false });
       if (live) {
-        setList(rows);
+        // pinned chats first (a stable sort keeps each part in its order of activity)
+        setList(query.trim() ? rows : [...rows].sort((a, b) => Number(b.pinned === true) - Number(a.pinned === true)));
         setFound(messages);
         setRequestCount(requests.length);
-        setUnreadChats(chats.filter((c) => c.unreadCount > 0 && !c.muted).length);
+        setUnreadChats(chats.filter((c) => (c.unreadCount > 0 || c.markedUnread) && !c.muted).length);
       }
     })().catch((err) => setError(describeError(err)));
     return () => {
@@ -333,8 +334,13 @@ function ConversationItem({ client, conversation: c, active, typing, version, on
         ) : (
           titleOf(c)
         )}
+        {c.pinned && <span class="pin" role="img" aria-label="Pinned" title="Pinned" data-testid="pinned"> 📌</span>}
       </span>
-      {c.unreadCount > 0 && <span class="badge" data-testid="unread">{c.unreadCount}</span>}
+      {c.unreadCount > 0 ? (
+        <span class="badge" data-testid="unread">{c.unreadCount}</span>
+      ) : (
+        c.markedUnread && <span class="badge dot" aria-label="Marked unread" data-testid="marked-unread">•</span>
+      )}
       {typing ? (
         <span class="preview typing" data-testid="list-typing">typing…</span>
       ) : c.draft !== undefined && !active ? (

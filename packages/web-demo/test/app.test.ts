@@ -531,6 +531,36 @@ describe('the web app in Chromium', () => {
     await thread(sam).getByText('glad to hear').waitFor();
   });
 
+  it('a pinned chat stays on top; a chat marked unread shows so until it is opened', async () => {
+    const tess = await person('tess');
+    const uma = await person('uma');
+    const vic = await person('vic');
+    await firstContact(uma, 'uma', tess, 'tess', 'from uma');
+    await firstContact(vic, 'vic', tess, 'tess', 'from vic');
+    const order = () => tess.locator('ul.conversations:not(.found) > li').evaluateAll((items) => items.map((li) => li.getAttribute('data-testid')));
+    await tess.getByRole('button', { name: 'Chats', exact: true }).click();
+    await expect.poll(order).toEqual(['conversation-d:vic', 'conversation-d:uma']);
+    // uma's chat pinned: on top, though vic wrote last
+    await tess.getByTestId('conversation-d:uma').click();
+    await thread(tess).getByText('from uma').waitFor();
+    await tess.getByRole('button', { name: 'Pin', exact: true }).click();
+    await tess.getByTestId('conversation-d:uma').getByTestId('pinned').waitFor();
+    await expect.poll(order).toEqual(['conversation-d:uma', 'conversation-d:vic']);
+    await send(vic, 'vic again');
+    await tess.getByTestId('conversation-d:vic').getByTestId('unread').waitFor();
+    expect(await order()).toEqual(['conversation-d:uma', 'conversation-d:vic']);
+    // marked unread: the chat closes, a dot in the list and the tab's count, until opened again
+    await tess.getByRole('button', { name: 'Mark as unread' }).click();
+    await tess.getByTestId('conversation-d:uma').getByTestId('marked-unread').waitFor();
+    await expect.poll(() => tess.title()).toBe('(2) Sotto');
+    await tess.getByTestId('conversation-d:uma').click();
+    await thread(tess).getByText('from uma').waitFor();
+    await tess.getByTestId('conversation-d:uma').getByTestId('marked-unread').waitFor({ state: 'detached' });
+    await tess.getByRole('button', { name: 'Unpin' }).click();
+    await tess.getByTestId('conversation-d:uma').getByTestId('pinned').waitFor({ state: 'detached' });
+    await expect.poll(order).toEqual(['conversation-d:vic', 'conversation-d:uma']);
+  });
+
   it('the relay holds none of it in plaintext: no message text, group name or photo in any file it keeps', async () => {
     const files = await filesUnder(app.dataDir);
     expect(files.length).toBeGreaterThan(2); // the database, its WAL and at least the photo's blob

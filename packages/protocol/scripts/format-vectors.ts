@@ -115,6 +115,7 @@ const contents: Content[] = [
   { ...header, type: 'sync', body: { kind: 'conversation', payload: { conversation: { kind: 'direct', accountId: 'bob' }, muted: true, notifications: { messages: true, reactions: false, calls: true } } } },
   { ...header, type: 'sync', body: { kind: 'conversation', payload: { conversation: { kind: 'direct', accountId: 'bob' }, deletedThrough: { sentAt: sentAt - 60_000, messageId: 'BBECAwQFBgcICQoLDA0ODw' } } } },
   { ...header, type: 'sync', body: { kind: 'conversation', payload: { conversation: { kind: 'group', groupId }, pinned: true, markedUnread: true } } },
+  { ...header, type: 'sync', body: { kind: 'conversation', payload: { conversation: { kind: 'direct', accountId: 'bob' }, muted: true, mutedUntil: sentAt + 3_600_000 } } },
   { ...header, type: 'resendRequest', body: { messageIds: ['BBECAwQFBgcICQoLDA0ODw'], envelopeTimestamp: sentAt, senderDeviceId: 2, reason: 'INVALID_MESSAGE' } },
   { ...header, type: 'profileKey', body: { key: seq(32, 0x77) } },
   { ...header, type: 'groupLogRequest', conversation: { kind: 'group', groupId }, body: { groupId, missing: seq(32, 0x30), have: [seq(32, 0x60), seq(32, 0x90)], deviceId: 2 } },
@@ -202,6 +203,7 @@ for (const c of contents) {
     c.type === 'sync' && c.body.kind === 'sentTranscript' && c.body.payload.guids ? 'content sync sentTranscript with guids'
     : c.type === 'sync' && c.body.kind === 'conversation' && c.body.payload.deletedThrough ? 'content sync conversation deleted'
     : c.type === 'sync' && c.body.kind === 'conversation' && c.body.payload.pinned !== undefined ? 'content sync conversation pinned'
+    : c.type === 'sync' && c.body.kind === 'conversation' && c.body.payload.mutedUntil !== undefined ? 'content sync conversation muted until'
     : c.type === 'sync' ? `content sync ${c.body.kind}`
     : c.type === 'call' && c.conversation?.kind === 'group' ? `content call group ${c.body.action}`
     : c.type === 'senderKeyDistribution' && c.body.profileKey ? 'content senderKeyDistribution with profile key'

@@ -245,6 +245,7 @@ export const bodies: { [T in ContentType]: fc.Arbitrary<ContentBodies[T]> } = {
         {
           conversation: conversationRef,
           muted: fc.boolean(),
+          mutedUntil: timestamp,
           notifications: fc.record({ messages: fc.boolean(), reactions: fc.boolean(), calls: fc.boolean() }),
           archived: fc.boolean(),
           accepted: fc.boolean(),
@@ -253,7 +254,7 @@ export const bodies: { [T in ContentType]: fc.Arbitrary<ContentBodies[T]> } = {
           markedUnread: fc.boolean(),
         },
         { requiredKeys: ['conversation'] },
-      ),
+      ).map(({ mutedUntil, ...rest }) => (rest.muted === true && mutedUntil !== undefined ? { ...rest, mutedUntil } : rest)),
     }),
   ),
   resendRequest: fc.record(

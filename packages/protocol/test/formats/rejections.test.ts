@@ -241,6 +241,15 @@ describe('limits', () => {
     }
   });
 
+  it('a mute with an end comes with muted: true and a time', () => {
+    const wire = wireOf('content sync conversation muted until');
+    const payload = (w: Wire) => (w['body'] as Wire)['payload'] as Wire;
+    expect(decodeContent(edit(wire, () => undefined))).toStrictEqual(valueOf('content sync conversation muted until'));
+    expectCode(() => decodeContent(edit(wire, (w) => (payload(w)['muted'] = false))), 'INVALID_FIELD');
+    expectCode(() => decodeContent(edit(wire, (w) => delete payload(w)['muted'])), 'INVALID_FIELD');
+    for (const wrong of [-1, 1.5, '1', true]) expectCode(() => decodeContent(edit(wire, (w) => (payload(w)['mutedUntil'] = wrong))), 'INVALID_FIELD');
+  });
+
   it('non-byte input is MALFORMED, not a TypeError', () => {
     for (const codec of Object.values(codecs)) {
       expect(protocolError(() => codec.decode('a1' as unknown as Uint8Array)).code).toBe('MALFORMED');

@@ -88,6 +88,8 @@ export interface DeletedSync {
 export interface ConversationSync {
   conversation: ConversationRef;
   muted?: boolean;
+  /** With `muted: true`: the mute ends at this time (ms); without it, the mute lasts until changed. */
+  mutedUntil?: number;
   notifications?: { messages: boolean; reactions: boolean; calls: boolean };
   archived?: boolean;
   /** The conversation (a group that waited in the requests inbox) was accepted. */
@@ -127,7 +129,7 @@ export interface ChatCut {
  *   devices:        { linked?: deviceId, removed?: deviceId }                    (1..127)
  *   history:        { deviceId (1..127), snapshot: AttachmentPointer
  *                     (contentType 'application/vnd.sotto.snapshot+cbor') }
- *   conversation:   { conversation: ConversationRef, muted?: bool,
+ *   conversation:   { conversation: ConversationRef, muted?: bool, mutedUntil?: ms (with muted: true),
  *                     notifications?: { messages: bool, reactions: bool, calls: bool }, archived?: bool,
  *                     accepted?: bool, deletedThrough?: { sentAt: ms, messageId? },
  *                     pinned?: bool, markedUnread?: bool }
@@ -179,6 +181,7 @@ function payloadToWire(b: SyncBody): Record<string, unknown> {
       return compact({
         conversation: conversationRefToWire(b.payload.conversation),
         muted: b.payload.muted,
+        mutedUntil: b.payload.mutedUntil,
         notifications: n === undefined ? undefined : { messages: n.messages, reactions: n.reactions, calls: n.calls },
         archived: b.payload.archived,
         accepted: b.payload.accepted,
@@ -242,12 +245,18 @@ function readPayload(kind: SyncKind, p: FieldReader): SyncBody {
       if (messageIds.length === 0) throw new ProtocolError('INVALID_FIELD', 'sync deleted messageIds is empty', { field: 'Content.body.payload.messageIds' });
       return { kind, payload: { conversation, messageIds } };
     }
-    case 'conversation':
+    case 'conversation': {
+      const muted = p.optBool('muted');
+      const mutedUntil = p.has('mutedUntil') ? readTimestamp(p, 'mutedUntil') : undefined;
+      if (mutedUntil !== undefined && muted !== true) {
+        throw new ProtocolError('INVALID_FIELD', 'sync conversation mutedUntil comes with muted: true', { field: 'Content.body.payload.mutedUntil' });
+      }
       return {
         kind,
         payload: compact({
           conversation: p.nested('conversation', readConversationRef),
-          muted: p.optBool('muted'),
+          muted,
+          mutedUntil,
           notifications: p.optNested('notifications', (n) => ({
             messages: n.bool('messages'),
             reactions: n.bool('reactions'),
@@ -260,6 +269,7 @@ function readPayload(kind: SyncKind, p: FieldReader): SyncBody {
           markedUnread: p.optBool('markedUnread'),
         }),
       };
+    }
   }
 }
 

@@ -28,7 +28,7 @@ import { addMembers, changeGroup, conversationContextOf, createGroup, enqueueFor
 import { sendGroupPayload } from './groups/group-messenger.js';
 import { deliverKeyOffer } from './groups/key-offers.js';
 import { Receiver } from './messaging/receiver.js';
-import { closeConversation, deleteChat, emitUpdated, markUnread, pinChat, setDisappearingTimer, setDraft, setNotifications, setVanishMode, sweepExpired, TypingExpiry, TypingIndicator } from './features/conversation-settings.js';
+import { closeConversation, deleteChat, emitUpdated, endTimedMutes, markUnread, pinChat, setDisappearingTimer, setDraft, setNotifications, setVanishMode, sweepExpired, TypingExpiry, TypingIndicator } from './features/conversation-settings.js';
 import { acknowledgeIdentityChange } from './features/identity.js';
 import { decideRequest, listRequests, report, reportMessage, setBlocked, setRestricted, type ReportReason } from './features/privacy.js';
 import { asInvalidArgument, downloadAvatar, downloadMessageAttachment, renewGroupAvatars, uploadAvatar, uploadMedia, type DownloadOptions, type MediaInput } from './features/media.js';
@@ -879,8 +879,12 @@ export class SottoClient {
     return setDisappearingTimer(this.ctx, conversationId, expireTimerMs);
   }
 
-  /** Per-conversation notifications: messages, reactions, calls, and mute. */
-  async setNotifications(conversationId: string, settings: Partial<NotificationSettings> & { muted?: boolean }): Promise<void> {
+  /**
+   * Per-conversation notifications: messages, reactions, calls, and mute, on every device of the
+   * account. `mutedUntil` (with `muted: true`, a time to come) ends the mute by itself then (within
+   * seconds, `conversationUpdated`); `muted: true` alone mutes until changed.
+   */
+  async setNotifications(conversationId: string, settings: Partial<NotificationSettings> & { muted?: boolean; mutedUntil?: number }): Promise<void> {
     this.assertOpen();
     return setNotifications(this.ctx, conversationId, settings);
   }
@@ -960,6 +964,8 @@ export class SottoClient {
     this.assertOpen();
     const removed = await sweepExpired(this.ctx);
     for (const r of removed) this.events.emit('messageDeleted', { messageId: r.id, conversationId: r.conversationId, forEveryone: false });
+    // timed mutes end with the same sweep
+    for (const c of await endTimedMutes(this.ctx)) this.events.emit('conversationUpdated', c);
     return removed.length;
   }
 

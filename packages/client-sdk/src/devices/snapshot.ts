@@ -445,6 +445,7 @@ function laterSettings(held: ConversationRecord, incoming: ConversationRecord): 
   }
   if (incoming.notificationsAt !== undefined && laterNotifications(incoming.notificationsAt, incoming.muted, incoming.notifications, held)) {
     patch.muted = incoming.muted;
+    patch.mutedUntil = incoming.mutedUntil ?? null;
     patch.notifications = incoming.notifications;
     patch.notificationsAt = incoming.notificationsAt;
   }

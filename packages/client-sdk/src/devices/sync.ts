@@ -199,7 +199,10 @@ export async function applyOwnDeviceContent(
       const { muted, notifications } = body.payload;
       // notification settings: the latest change by its device's time wins
       if ((muted !== undefined || notifications !== undefined) && laterNotifications(content.sentAt, muted ?? conversation.muted, notifications ?? conversation.notifications, conversation)) {
-        if (muted !== undefined) patch.muted = muted;
+        if (muted !== undefined) {
+          patch.muted = muted;
+          patch.mutedUntil = (muted && body.payload.mutedUntil) || null;
+        }
         if (notifications !== undefined) patch.notifications = notifications;
         patch.notificationsAt = content.sentAt;
       }

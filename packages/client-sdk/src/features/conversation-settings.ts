@@ -153,21 +153,25 @@ export async function setDisappearingTimer(ctx: ClientContext, conversationId: s
 export async function setNotifications(
   ctx: ClientContext,
   conversationId: string,
-  settings: Partial<NotificationSettings> & { muted?: boolean },
+  settings: Partial<NotificationSettings> & { muted?: boolean; mutedUntil?: number },
 ): Promise<void> {
+  const { muted, mutedUntil, ...rest } = settings;
+  if (mutedUntil !== undefined && (muted !== true || !Number.isSafeInteger(mutedUntil) || mutedUntil <= ctx.now())) {
+    throw new SottoError('INVALID_ARGUMENT', 'mutedUntil is a time to come (ms), with muted: true', { field: 'mutedUntil' });
+  }
   const conversation = await requireConversation(ctx, conversationId);
-  const { muted, ...rest } = settings;
   const notifications = { ...conversation.notifications, ...rest };
   // our other devices order these changes by this time: after the change shown here
   const at = timeAfter(ctx.now(), conversation.notificationsAt);
   const batch = new StorageBatch().patchConversation(conversationId, {
     notifications,
-    ...(muted !== undefined ? { muted } : {}),
+    // a mute lasts until its end, if it has one, else until changed
+    ...(muted !== undefined ? { muted, mutedUntil: mutedUntil ?? null } : {}),
     notificationsAt: at,
     updatedAt: ctx.now(),
   });
   const ref = conversation.kind === 'group' ? { kind: 'group' as const, groupId: groupIdOf(conversation.id) } : { kind: 'direct' as const, accountId: conversation.peerAccountId! };
-  const synced = enqueueSync(ctx, batch, { kind: 'conversation', payload: { conversation: ref, notifications, ...(muted !== undefined ? { muted } : {}) } }, at);
+  const synced = enqueueSync(ctx, batch, { kind: 'conversation', payload: { conversation: ref, notifications, ...(muted !== undefined ? { muted } : {}), ...(mutedUntil !== undefined ? { mutedUntil } : {}) } }, at);
   await ctx.storage.commit(batch);
   if (synced) void ctx.outbox.kick();
   await emitUpdated(ctx, conversationId);
@@ -239,6 +243,26 @@ export async function sweepExpired(ctx: ClientContext): Promise<{ id: string; co
   }
   if (removed.length > 0) await ctx.storage.commit(batch);
   return removed;
+}
+
+/**
+ * Ends the mutes whose time is up (`mutedUntil`): each device of the account ends the same mute
+ * at the same time by itself, so nothing is synced, and the change's time (`notificationsAt`)
+ * stays that of the mute. Runs with the client's 5 s sweep. Returns the conversations unmuted.
+ */
+export async function endTimedMutes(ctx: ClientContext): Promise<ConversationRecord[]> {
+  const now = ctx.now();
+  const ended = (await ctx.storage.listConversations()).filter((c) => c.muted && c.mutedUntil !== undefined && c.mutedUntil <= now);
+  if (ended.length === 0) return [];
+  const batch = new StorageBatch();
+  for (const c of ended) batch.patchConversation(c.id, { muted: false, mutedUntil: null }, { ifMissing: 'skip' });
+  await ctx.storage.commit(batch);
+  const updated: ConversationRecord[] = [];
+  for (const c of ended) {
+    const stored = await ctx.storage.getConversation(c.id);
+    if (stored) updated.push(stored);
+  }
+  return updated;
 }
 
 /** How long a peer's "typing" shows without a refresh (their client refreshes it every few seconds while they type). */

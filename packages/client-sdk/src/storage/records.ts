@@ -116,6 +116,7 @@ const CONVERSATION_OPTIONAL: OptionalChecks = [
   ['hidden', isBool],
   ['deletedThrough', isThreadPoint],
   ['pinned', isBool],
+  ['mutedUntil', isTime],
   ['pinAt', isTime],
   ['markedUnread', isBool],
 ];

@@ -42,6 +42,8 @@ export interface ConversationRecord {
   isRequest: boolean;
   requestState?: RequestState;
   muted: boolean;
+  /** While `muted`: when the mute ends (the client then unmutes by itself); absent: until changed. */
+  mutedUntil?: number;
   notifications: NotificationSettings;
   vanishMode: boolean;
   /** Disappearing-message timer; absent when off. */

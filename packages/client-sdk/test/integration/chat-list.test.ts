@@ -113,4 +113,55 @@ describe('the chat list', () => {
     await eventually(async () => (await gus.conversation('d:hal'))?.markedUnread === undefined && (await gus.conversation('d:hal'))?.unreadCount === 0, 10_000, 'read there, gus is read too');
     await expect(gus.markUnread('d:nobody')).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
+
+  it('a mute with an end ends by itself on every device of the account; one without lasts', async () => {
+    // both of ivy's devices run on a clock the test moves
+    let offset = 0;
+    const now = () => Date.now() + offset;
+    const ivy = await newClient(relay.url, 'ivy', { now });
+    const jon = await newClient(relay.url, 'jon');
+    clients.push(ivy, jon);
+    const link = await SottoClient.link(clientOptions(relay.url, new MemoryStorage(), { now }));
+    const completing = link.complete({ timeoutMs: 20_000 });
+    await ivy.approveLink(link.code, { transferHistory: false });
+    const ivy2 = (await completing).client;
+    clients.push(ivy2);
+    await ivy2.connect();
+    await becomeContacts(jon, ivy);
+
+    const hour = 3_600_000;
+    const until = now() + hour;
+    await ivy.setNotifications('d:jon', { muted: true, mutedUntil: until });
+    expect(await ivy.conversation('d:jon')).toMatchObject({ muted: true, mutedUntil: until });
+    await eventually(async () => (await ivy2.conversation('d:jon'))?.mutedUntil === until, 10_000, 'ivy2 mutes it until the same time');
+    // bad ends change nothing
+    for (const bad of [now() - 1, 1.5, Number.NaN]) {
+      await expect(ivy.setNotifications('d:jon', { muted: true, mutedUntil: bad })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'mutedUntil' });
+    }
+    await expect(ivy.setNotifications('d:jon', { muted: false, mutedUntil: until + 1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'mutedUntil' });
+    expect((await ivy.conversation('d:jon'))?.mutedUntil).toBe(until);
+
+    // still muted before the end; unmuted after it, on both devices, each by itself
+    await ivy.expireMessages();
+    expect((await ivy.conversation('d:jon'))?.muted).toBe(true);
+    offset = hour + 1;
+    const unmuted = ivy2.events.waitFor('conversationUpdated', (c) => c.id === 'd:jon' && !c.muted);
+    await ivy.expireMessages();
+    await ivy2.expireMessages();
+    await unmuted;
+    for (const device of [ivy, ivy2]) {
+      const c = await device.conversation('d:jon');
+      expect(c?.muted).toBe(false);
+      expect(c?.mutedUntil).toBeUndefined();
+    }
+    // muted with no end: it stays through any time, and a later timed mute replaces it everywhere
+    await ivy2.setNotifications('d:jon', { muted: true });
+    await eventually(async () => (await ivy.conversation('d:jon'))?.muted === true, 10_000, 'ivy mutes it too');
+    offset += 100 * hour;
+    await ivy.expireMessages();
+    expect(await ivy.conversation('d:jon')).toMatchObject({ muted: true });
+    expect((await ivy.conversation('d:jon'))?.mutedUntil).toBeUndefined();
+    await ivy.setNotifications('d:jon', { muted: true, mutedUntil: now() + hour });
+    await eventually(async () => (await ivy2.conversation('d:jon'))?.mutedUntil !== undefined, 10_000, 'ivy2 takes the end');
+  });
 });

@@ -7,7 +7,7 @@ import { Checkbox } from './controls.js';
 import { GroupSettings } from './group-settings.js';
 import { MessageRow } from './message-row.js';
 import { Avatar, useProfile } from './profiles.js';
-import { describeError, REPORT_REASONS, TIMERS, titleOf } from './shared.js';
+import { describeError, MUTE_FOR, REPORT_REASONS, TIMERS, titleOf } from './shared.js';
 
 /**
  * `onBack` returns to the messages list: on a narrow screen (a phone) the list and the chat take
@@ -98,6 +98,15 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onB
           {!conversation.isRequest && (
             <span class="actions" data-testid="notifications">
               <button onClick={() => run(() => client.setNotifications(conversationId, { muted: !conversation.muted }))}>{conversation.muted ? 'Unmute' : 'Mute'}</button>
+              {conversation.muted && conversation.mutedUntil !== undefined && (
+                <small data-testid="muted-until">until {new Date(conversation.mutedUntil).toLocaleTimeString([], { weekday: 'short', hour: '2-digit', minute: '2-digit' })}</small>
+              )}
+              {!conversation.muted && (
+                <select title="Mute for" value="" onChange={(e) => run(() => client.setNotifications(conversationId, { muted: true, mutedUntil: Date.now() + Number((e.target as HTMLSelectElement).value) }))}>
+                  <option value="" disabled>Mute for…</option>
+                  {MUTE_FOR.map(([label, ms]) => <option key={ms} value={String(ms)}>{label}</option>)}
+                </select>
+              )}
               {(['messages', 'reactions', 'calls'] as const).map((kind) => (
                 <label key={kind} title={`Notify me of ${kind}`}>
                   <Checkbox name={`notify-${kind}`} checked={conversation.notifications[kind]} onChange={(on) => run(() => client.setNotifications(conversationId, { [kind]: on }))} />

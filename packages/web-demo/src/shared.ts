@@ -20,6 +20,8 @@ export async function stickerPng(emoji: string): Promise<Uint8Array> {
   return new Uint8Array(await blob.arrayBuffer());
 }
 export const TIMERS: [string, number][] = [['Messages stay', 0], ['Disappear after 1 minute', 60_000], ['after 1 hour', 3_600_000], ['after 1 day', 86_400_000]];
+/** How long "Mute for…" mutes a chat (as Instagram offers). */
+export const MUTE_FOR: [string, number][] = [['15 minutes', 15 * 60_000], ['1 hour', 3_600_000], ['8 hours', 8 * 3_600_000], ['24 hours', 86_400_000]];
 /** The reasons a report names, with their labels. */
 export const REPORT_REASONS: [ReportReason, string][] = [['spam', 'Spam'], ['harassment', 'Harassment'], ['inappropriate', 'Inappropriate content'], ['other', 'Something else']];
 /** The SDK accepts edits for 15 minutes after sending. */

@@ -48,6 +48,23 @@ describe('privacy controls in the web app', () => {
     await expect.poll(() => shownNotifications(hana), { timeout: 15_000 }).toEqual([{ title: 'ivan', body: 'loud again' }]);
   });
 
+  it('a chat muted for 15 minutes says until when, and is loud again after them', async () => {
+    const maud = await app.person('maud', (context: BrowserContext) => context.clock.install());
+    const ned = await app.person('ned');
+    await firstContact(ned, 'ned', maud, 'maud', 'hello maud');
+    await maud.getByTestId('notifications').locator('select[title="Mute for"]').selectOption({ label: '15 minutes' });
+    await maud.getByTestId('notifications').getByRole('button', { name: 'Unmute' }).waitFor();
+    await maud.getByTestId('notifications').getByTestId('muted-until').waitFor();
+    // 10 minutes on: still muted
+    await maud.clock.fastForward(10 * 60_000);
+    await maud.waitForTimeout(300);
+    expect(await maud.getByTestId('notifications').getByRole('button', { name: 'Unmute' }).count()).toBe(1);
+    // past the 15: the client ends it by itself
+    await maud.clock.fastForward(6 * 60_000);
+    await maud.getByTestId('notifications').getByRole('button', { name: 'Mute', exact: true }).waitFor({ timeout: 15_000 });
+    expect(await maud.getByTestId('notifications').getByTestId('muted-until').count()).toBe(0);
+  });
+
   it('a disappearing timer set on one side applies on both, and the messages go when it runs out', async () => {
     // both pages run on a clock the test can move forward (it flows as usual until then)
     const installClock = (context: BrowserContext) => context.clock.install();

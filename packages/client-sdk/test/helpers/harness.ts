@@ -47,6 +47,19 @@ export async function newClient(relayUrl: string, username: string, extra: Parti
   return client;
 }
 
+/**
+ * Links a new in-memory device to `approver`'s account and connects it (`transferHistory`: with
+ * the account's history); resolves once both sides are done.
+ */
+export async function linkNewDevice(relayUrl: string, approver: SottoClient, options: { transferHistory: boolean; extra?: Partial<SottoClientOptions> }): Promise<SottoClient> {
+  const link = await SottoClient.link(clientOptions(relayUrl, new MemoryStorage(), options.extra));
+  const completing = link.complete({ timeoutMs: 20_000 });
+  await approver.approveLink(link.code, { transferHistory: options.transferHistory });
+  const device = (await completing).client;
+  await device.connect();
+  return device;
+}
+
 /** A SQLite storage in a fresh temp dir (file path returned for reopening). */
 export async function tempSqlite(): Promise<{ path: string; dir: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'sotto-sdk-db-'));

@@ -3,8 +3,8 @@
  * account (a linked device, and one linked later with the account's history), told to nobody else.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryStorage, SottoClient } from '../../src/index.js';
-import { becomeContacts, clientOptions, eventually, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
+import type { SottoClient } from '../../src/index.js';
+import { becomeContacts, eventually, linkNewDevice, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
 
 let relay: TestRelay;
 const clients: SottoClient[] = [];
@@ -19,12 +19,8 @@ afterAll(async () => {
 });
 
 async function linkedDevice(of: SottoClient, transferHistory: boolean): Promise<SottoClient> {
-  const link = await SottoClient.link(clientOptions(relay.url, new MemoryStorage()));
-  const completing = link.complete({ timeoutMs: 20_000 });
-  await of.approveLink(link.code, { transferHistory });
-  const device = (await completing).client;
+  const device = await linkNewDevice(relay.url, of, { transferHistory });
   clients.push(device);
-  await device.connect();
   return device;
 }
 
@@ -121,12 +117,8 @@ describe('the chat list', () => {
     const ivy = await newClient(relay.url, 'ivy', { now });
     const jon = await newClient(relay.url, 'jon');
     clients.push(ivy, jon);
-    const link = await SottoClient.link(clientOptions(relay.url, new MemoryStorage(), { now }));
-    const completing = link.complete({ timeoutMs: 20_000 });
-    await ivy.approveLink(link.code, { transferHistory: false });
-    const ivy2 = (await completing).client;
+    const ivy2 = await linkNewDevice(relay.url, ivy, { transferHistory: false, extra: { now } });
     clients.push(ivy2);
-    await ivy2.connect();
     await becomeContacts(jon, ivy);
 
     const hour = 3_600_000;

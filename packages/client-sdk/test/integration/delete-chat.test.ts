@@ -5,8 +5,8 @@
  * next message. Requests are rejected, not deleted; bad input changes nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryStorage, SottoClient } from '../../src/index.js';
-import { becomeContacts, clientOptions, eventually, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
+import type { SottoClient } from '../../src/index.js';
+import { becomeContacts, eventually, linkNewDevice, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
 
 let relay: TestRelay;
 const clients: SottoClient[] = [];
@@ -21,12 +21,8 @@ afterAll(async () => {
 });
 
 async function linkedDevice(of: SottoClient, transferHistory: boolean): Promise<SottoClient> {
-  const link = await SottoClient.link(clientOptions(relay.url, new MemoryStorage()));
-  const completing = link.complete({ timeoutMs: 20_000 });
-  await of.approveLink(link.code, { transferHistory });
-  const device = (await completing).client;
+  const device = await linkNewDevice(relay.url, of, { transferHistory });
   clients.push(device);
-  await device.connect();
   return device;
 }
 

@@ -28,7 +28,7 @@ import { addMembers, changeGroup, conversationContextOf, createGroup, enqueueFor
 import { sendGroupPayload } from './groups/group-messenger.js';
 import { deliverKeyOffer } from './groups/key-offers.js';
 import { Receiver } from './messaging/receiver.js';
-import { closeConversation, deleteChat, emitUpdated, endTimedMutes, markUnread, pinChat, setDisappearingTimer, setDraft, setNotifications, setVanishMode, sweepExpired, TypingExpiry, TypingIndicator } from './features/conversation-settings.js';
+import { archiveChat, closeConversation, deleteChat, emitUpdated, endTimedMutes, markUnread, pinChat, setDisappearingTimer, setDraft, setNotifications, setVanishMode, sweepExpired, TypingExpiry, TypingIndicator } from './features/conversation-settings.js';
 import { acknowledgeIdentityChange } from './features/identity.js';
 import { decideRequest, listRequests, report, reportMessage, setBlocked, setRestricted, type ReportReason } from './features/privacy.js';
 import { asInvalidArgument, downloadAvatar, downloadMessageAttachment, renewGroupAvatars, uploadAvatar, uploadMedia, type DownloadOptions, type MediaInput } from './features/media.js';
@@ -456,11 +456,12 @@ export class SottoClient {
    * Chats deleted with {@link deleteChat} that no message brought back are left out, unless
    * `hidden` asks for them (`true`: only those; search finds them either way). `pinned: true`
    * lists the pinned chats ({@link pinChat}), `false` the others (a list shows the first above
-   * the second).
+   * the second). Archived chats ({@link archiveChat}) are left out unless `archived: true` asks
+   * for them (only those).
    */
-  async conversations(options: { requests?: boolean; hidden?: boolean; pinned?: boolean; limit?: number; offset?: number } = {}): Promise<ConversationRecord[]> {
+  async conversations(options: { requests?: boolean; hidden?: boolean; pinned?: boolean; archived?: boolean; limit?: number; offset?: number } = {}): Promise<ConversationRecord[]> {
     this.assertOpen();
-    return this.ctx.storage.listConversations({ ...options, hidden: options.hidden ?? false });
+    return this.ctx.storage.listConversations({ ...options, hidden: options.hidden ?? false, archived: options.archived ?? false });
   }
 
   async conversation(id: string): Promise<ConversationRecord | undefined> {
@@ -922,6 +923,17 @@ export class SottoClient {
   async pinChat(conversationId: string, pinned = true): Promise<void> {
     this.assertOpen();
     return pinChat(this.ctx, conversationId, pinned);
+  }
+
+  /**
+   * Archives the chat, or unarchives it (`archived: false`), on every device of the account:
+   * out of `conversations()` and in `conversations({ archived: true })`, where it stays when
+   * messages come. Archiving unpins. Not a request or a deleted chat (`NOT_ALLOWED`). Emits
+   * `conversationUpdated`.
+   */
+  async archiveChat(conversationId: string, archived = true): Promise<void> {
+    this.assertOpen();
+    return archiveChat(this.ctx, conversationId, archived);
   }
 
   /**

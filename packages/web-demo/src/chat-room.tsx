@@ -129,7 +129,8 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onB
           )}
           {!conversation.isRequest && (
             <span class="actions">
-              <button onClick={() => run(() => client.pinChat(conversationId, !conversation.pinned))}>{conversation.pinned ? 'Unpin' : 'Pin'}</button>
+              {!conversation.archived && <button onClick={() => run(() => client.pinChat(conversationId, !conversation.pinned))}>{conversation.pinned ? 'Unpin' : 'Pin'}</button>}
+              <button onClick={() => run(() => client.archiveChat(conversationId, !conversation.archived))}>{conversation.archived ? 'Unarchive' : 'Archive'}</button>
               {/* leaves the chat first: an open chat is a read one */}
               <button onClick={() => { onClosed(); void run(() => client.markUnread(conversationId)); }}>Mark as unread</button>
               <button onClick={() => setConfirmDelete(true)}>Delete chat</button>

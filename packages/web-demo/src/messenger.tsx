@@ -150,12 +150,13 @@ function ChangePassphrase({ onError }: { onError: (e: string) => void }) {
 export function Messenger({ client, onSignOut, onErased }: { client: SottoClient; onSignOut: () => void; onErased: () => void }) {
   const version = useClientVersion(client);
   const [open, setOpen] = useState<string | undefined>();
-  const [tab, setTab] = useState<'chats' | 'requests'>('chats');
+  const [tab, setTab] = useState<'chats' | 'requests' | 'archived'>('chats');
   const [query, setQuery] = useState('');
   const [list, setList] = useState<ConversationRecord[]>([]);
   const [found, setFound] = useState<MessageView[]>([]);
   const [requestCount, setRequestCount] = useState(0);
   const [unreadChats, setUnreadChats] = useState(0);
+  const [archivedCount, setArchivedCount] = useState(0);
   /** Chats where someone is typing now (shown in the list instead of the last message). */
   const [typingIn, setTypingIn] = useState<ReadonlySet<string>>(new Set());
   useEffect(() => {
@@ -185,7 +186,12 @@ export function Messenger({ client, onSignOut, onErased }: { client: SottoClient
   useEffect(() => {
     let live = true;
     (async () => {
-      const rows = query.trim() ? await client.searchConversations(query) : await client.conversations({ requests: tab === 'requests' });
+      const rows = query.trim()
+        ? await client.searchConversations(query)
+        : tab === 'archived'
+          ? await client.conversations({ archived: true, requests: false })
+          : await client.conversations({ requests: tab === 'requests' });
+      const archived = tab === 'archived' && !query.trim() ? rows : await client.conversations({ archived: true, requests: false });
       const messages = query.trim() ? await client.search(query, { limit: 20 }) : [];
       const requests = await client.requests();
       const chats = tab === 'chats' && !query.trim() ? rows : await client.conversations({ requests: false });
@@ -194,6 +200,7 @@ export function Messenger({ client, onSignOut, onErased }: { client: SottoClient
         setList(query.trim() ? rows : [...rows].sort((a, b) => Number(b.pinned === true) - Number(a.pinned === true)));
         setFound(messages);
         setRequestCount(requests.length);
+        setArchivedCount(archived.length);
         setUnreadChats(chats.filter((c) => (c.unreadCount > 0 || c.markedUnread) && !c.muted).length);
       }
     })().catch((err) => setError(describeError(err)));
@@ -250,8 +257,14 @@ export function Messenger({ client, onSignOut, onErased }: { client: SottoClient
         </ul>
         {list.length === 0 && found.length === 0 && (
           <p class="none" data-testid="no-conversations">
-            {query.trim() ? 'No chats match.' : tab === 'requests' ? 'No message requests.' : 'No chats yet: start one with "New message".'}
+            {query.trim() ? 'No chats match.' : tab === 'requests' ? 'No message requests.' : tab === 'archived' ? 'No archived chats.' : 'No chats yet: start one with "New message".'}
           </p>
+        )}
+        {!query.trim() && tab === 'chats' && archivedCount > 0 && (
+          <button class="link archived" data-testid="archived-chats" onClick={() => setTab('archived')}>Archived chats ({archivedCount})</button>
+        )}
+        {!query.trim() && tab === 'archived' && (
+          <button class="link archived" onClick={() => setTab('chats')}>Back to chats</button>
         )}
         {found.length > 0 && (
           <ul class="conversations found" data-testid="search-results">

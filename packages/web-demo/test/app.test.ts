@@ -531,7 +531,7 @@ describe('the web app in Chromium', () => {
     await thread(sam).getByText('glad to hear').waitFor();
   });
 
-  it('a pinned chat stays on top; a chat marked unread shows so until it is opened', async () => {
+  it('a pinned chat stays on top; a chat marked unread shows so until it is opened; an archived one waits apart', async () => {
     const tess = await person('tess');
     const uma = await person('uma');
     const vic = await person('vic');
@@ -559,6 +559,19 @@ describe('the web app in Chromium', () => {
     await tess.getByRole('button', { name: 'Unpin' }).click();
     await tess.getByTestId('conversation-d:uma').getByTestId('pinned').waitFor({ state: 'detached' });
     await expect.poll(order).toEqual(['conversation-d:vic', 'conversation-d:uma']);
+    // archived: out of the list, behind "Archived chats", and there still when a message comes
+    await tess.getByRole('button', { name: 'Archive', exact: true }).click();
+    await expect.poll(order).toEqual(['conversation-d:vic']);
+    await tess.getByTestId('archived-chats').filter({ hasText: 'Archived chats (1)' }).waitFor();
+    await send(uma, 'archived or not');
+    await tess.getByTestId('archived-chats').click();
+    await expect.poll(order).toEqual(['conversation-d:uma']);
+    await tess.getByTestId('conversation-d:uma').getByText('archived or not').waitFor();
+    await tess.getByTestId('conversation-d:uma').click();
+    await tess.getByRole('button', { name: 'Unarchive' }).click();
+    await tess.getByRole('button', { name: 'Back to chats' }).click();
+    await expect.poll(order).toEqual(['conversation-d:uma', 'conversation-d:vic']);
+    expect(await tess.getByTestId('archived-chats').count()).toBe(0);
   });
 
   it('the relay holds none of it in plaintext: no message text, group name or photo in any file it keeps', async () => {

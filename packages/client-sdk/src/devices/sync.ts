@@ -216,6 +216,10 @@ export async function applyOwnDeviceContent(
         Object.assign(patch, { pinned: pinned || null, pinAt: content.sentAt });
       }
       if (markedUnread !== undefined) patch.markedUnread = markedUnread || null;
+      const { archived } = body.payload;
+      if (archived !== undefined && laterSetting(content.sentAt, Number(archived), conversation.archiveAt, Number(conversation.archived === true))) {
+        Object.assign(patch, { archived: archived || null, archiveAt: content.sentAt });
+      }
       // the chat deleted on another device: here too, up to the same point (threads/chat-deletion.ts)
       let current = conversation;
       const cut = body.payload.deletedThrough;

@@ -73,8 +73,9 @@ export async function pinChat(ctx: ClientContext, conversationId: string, pinned
   const conversation = await requireConversation(ctx, conversationId);
   if ((conversation.pinned === true) === pinned) return;
   if (pinned) {
-    if (conversation.isRequest || conversation.hidden) {
-      throw new SottoError('NOT_ALLOWED', conversation.isRequest ? 'a chat in the requests inbox cannot be pinned' : 'a deleted chat cannot be pinned', { field: 'conversationId' });
+    if (conversation.isRequest || conversation.hidden || conversation.archived) {
+      const why = conversation.isRequest ? 'a chat in the requests inbox' : conversation.hidden ? 'a deleted chat' : 'an archived chat';
+      throw new SottoError('NOT_ALLOWED', `${why} cannot be pinned`, { field: 'conversationId' });
     }
     if ((await ctx.storage.listConversations({ pinned: true, hidden: false })).length >= MAX_PINNED_CHATS) {
       throw new SottoError('NOT_ALLOWED', `at most ${MAX_PINNED_CHATS} chats can be pinned`, { field: 'pinned' });
@@ -83,6 +84,29 @@ export async function pinChat(ctx: ClientContext, conversationId: string, pinned
   const at = timeAfter(ctx.now(), conversation.pinAt);
   const batch = new StorageBatch().patchConversation(conversationId, { pinned: pinned || null, pinAt: at });
   const synced = enqueueSync(ctx, batch, { kind: 'conversation', payload: { conversation: conversationRefOf(conversationId)!, pinned } }, at);
+  await ctx.storage.commit(batch);
+  if (synced) void ctx.outbox.kick();
+  await emitUpdated(ctx, conversationId);
+}
+
+/**
+ * Archives the chat (out of `conversations()`, listed by `conversations({ archived: true })`, and
+ * staying there when messages come), or unarchives it, on every device of the account (crossing
+ * changes end with the later). Archiving unpins. Not a chat in the requests inbox or a deleted
+ * one (`NOT_ALLOWED`). Emits `conversationUpdated`.
+ */
+export async function archiveChat(ctx: ClientContext, conversationId: string, archived: boolean): Promise<void> {
+  if (typeof archived !== 'boolean') throw new SottoError('INVALID_ARGUMENT', 'archived must be a boolean', { field: 'archived' });
+  const conversation = await requireConversation(ctx, conversationId);
+  if ((conversation.archived === true) === archived) return;
+  if (archived && (conversation.isRequest || conversation.hidden)) {
+    throw new SottoError('NOT_ALLOWED', conversation.isRequest ? 'a chat in the requests inbox cannot be archived' : 'a deleted chat cannot be archived', { field: 'conversationId' });
+  }
+  const at = timeAfter(ctx.now(), Math.max(conversation.archiveAt ?? 0, conversation.pinAt ?? 0));
+  const unpin = archived && conversation.pinned === true;
+  const batch = new StorageBatch().patchConversation(conversationId, { archived: archived || null, archiveAt: at, ...(unpin ? { pinned: null, pinAt: at } : {}) });
+  const ref = conversationRefOf(conversationId)!;
+  const synced = enqueueSync(ctx, batch, { kind: 'conversation', payload: { conversation: ref, archived, ...(unpin ? { pinned: false } : {}) } }, at);
   await ctx.storage.commit(batch);
   if (synced) void ctx.outbox.kick();
   await emitUpdated(ctx, conversationId);

@@ -169,14 +169,15 @@ export const MIGRATIONS: readonly string[] = [
     INSERT INTO messages_fts_pending (seq) SELECT new.seq WHERE new.text IS NOT NULL;
   END;
   `,
-  // 4: deleted chats (ConversationRecord.hidden) leave the list, pinned ones can be listed
-  // apart. The flags are copies of the record's, for the list's filters; they are not part of a
+  // 4: deleted chats (ConversationRecord.hidden) leave the list, pinned and archived ones can be
+  // listed apart. The flags are copies of the record's, for the list's filters; they are not part of a
   // sealed record's associated data (rows sealed before they existed must still open), so in an
   // encrypted store someone who can write the file could show, hide or move a chat in the list,
   // and no more: the record itself is sealed.
   `
   ALTER TABLE conversations ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE conversations ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE conversations ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
   `,
 ];
 

@@ -37,9 +37,9 @@ const SQL = {
   getConversation: `SELECT ${CONVERSATION_COLUMNS} FROM conversations WHERE id = ?`,
   putConversationState: 'INSERT OR REPLACE INTO conversation_states (id, state) VALUES (?, ?)',
   deleteConversationState: 'DELETE FROM conversation_states WHERE id = ?',
-  putConversation: `INSERT INTO conversations (id, activity_at, is_request, hidden, pinned, search_text, record) VALUES (?, ?, ?, ?, ?, ?, ?)
+  putConversation: `INSERT INTO conversations (id, activity_at, is_request, hidden, pinned, archived, search_text, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (id) DO UPDATE SET activity_at = excluded.activity_at, is_request = excluded.is_request,
-      hidden = excluded.hidden, pinned = excluded.pinned, search_text = excluded.search_text, record = excluded.record`,
+      hidden = excluded.hidden, pinned = excluded.pinned, archived = excluded.archived, search_text = excluded.search_text, record = excluded.record`,
   deleteConversation: 'DELETE FROM conversations WHERE id = ?',
   deleteMessagesOf: 'DELETE FROM messages WHERE conversation_id = ?',
   deleteOutboxOf: 'DELETE FROM outbox WHERE conversation_id = ?',
@@ -47,6 +47,7 @@ const SQL = {
   // a filter left null takes every row (the list walks the activity index either way)
   listConversationsWhere: `SELECT ${CONVERSATION_COLUMNS} FROM conversations
     WHERE (@request IS NULL OR is_request = @request) AND (@hidden IS NULL OR hidden = @hidden) AND (@pinned IS NULL OR pinned = @pinned)
+      AND (@archived IS NULL OR archived = @archived)
     ORDER BY activity_at DESC, id LIMIT @limit OFFSET @offset`,
   searchConversations: `SELECT ${CONVERSATION_COLUMNS} FROM conversations WHERE instr(search_text, ?) > 0 ORDER BY activity_at DESC, id LIMIT ?`,
   getMessage: 'SELECT id, conversation_id, sent_at, record FROM messages WHERE id = ?',
@@ -112,7 +113,7 @@ export function target(q: Statements, codec: RowCodec): BatchTarget {
       const row = { id: r.id, activity_at: activityAt(r), is_request: r.isRequest ? 1 : 0 };
       const searchText = codec.encrypted ? '' : conversationSearchText(r);
       const { groupState, ...rest } = r;
-      q.putConversation.run(row.id, row.activity_at, row.is_request, r.hidden ? 1 : 0, r.pinned ? 1 : 0, searchText, codec.record('conversations', row, rest));
+      q.putConversation.run(row.id, row.activity_at, row.is_request, r.hidden ? 1 : 0, r.pinned ? 1 : 0, r.archived ? 1 : 0, searchText, codec.record('conversations', row, rest));
       // the state row is written only when the state changed (a patch keeps the very bytes)
       const before = stored?.groupState;
       if (groupState === undefined) {

@@ -601,9 +601,9 @@ export class SqliteStorage implements Storage {
     return this.#readRows(() =>
       this.#all<ConversationRecord>(
         'conversations',
-        options.requests === undefined && options.hidden === undefined && options.pinned === undefined
+        options.requests === undefined && options.hidden === undefined && options.pinned === undefined && options.archived === undefined
           ? this.#q.listConversations.all(limit, offset)
-          : this.#q.listConversationsWhere.all({ request: flag(options.requests), hidden: flag(options.hidden), pinned: flag(options.pinned), limit, offset }),
+          : this.#q.listConversationsWhere.all({ request: flag(options.requests), hidden: flag(options.hidden), pinned: flag(options.pinned), archived: flag(options.archived), limit, offset }),
       ),
     );
   }

@@ -116,6 +116,8 @@ const CONVERSATION_OPTIONAL: OptionalChecks = [
   ['hidden', isBool],
   ['deletedThrough', isThreadPoint],
   ['pinned', isBool],
+  ['archived', isBool],
+  ['archiveAt', isTime],
   ['mutedUntil', isTime],
   ['pinAt', isTime],
   ['markedUnread', isBool],
@@ -222,11 +224,12 @@ export function compareCodePoints(a: string, b: string): number {
 }
 
 /** Whether `c` is among what {@link ListConversationsOptions} ask for. */
-export function listedBy(c: ConversationRecord, options: Pick<ListConversationsOptions, 'requests' | 'hidden' | 'pinned'>): boolean {
+export function listedBy(c: ConversationRecord, options: Pick<ListConversationsOptions, 'requests' | 'hidden' | 'pinned' | 'archived'>): boolean {
   return (
     (options.requests === undefined || c.isRequest === options.requests) &&
     (options.hidden === undefined || (c.hidden === true) === options.hidden) &&
-    (options.pinned === undefined || (c.pinned === true) === options.pinned)
+    (options.pinned === undefined || (c.pinned === true) === options.pinned) &&
+    (options.archived === undefined || (c.archived === true) === options.archived)
   );
 }
 

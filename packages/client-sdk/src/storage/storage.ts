@@ -14,6 +14,8 @@ export interface ListConversationsOptions {
   hidden?: boolean;
   /** `true`: only pinned chats; `false`: the others; omitted: all. */
   pinned?: boolean;
+  /** `true`: only archived chats; `false`: the others; omitted: all. */
+  archived?: boolean;
   limit?: number;
   offset?: number;
 }

@@ -91,6 +91,10 @@ export interface ConversationRecord {
   pinned?: boolean;
   /** The time (of the device that made it) of the pin change shown: a later change wins. */
   pinAt?: number;
+  /** Archived ({@link SottoClient.archiveChat}): out of the main list, also when messages come. */
+  archived?: boolean;
+  /** The time (of the device that made it) of the archive change shown: a later change wins. */
+  archiveAt?: number;
   /** Marked unread by the user ({@link SottoClient.markUnread}); cleared when the chat is read. */
   markedUnread?: boolean;
 }

@@ -75,10 +75,10 @@ export async function cutThread(storage: Storage, batch: StorageBatch, conversat
   const deletedThrough = laterPoint(through, conversation.deletedThrough);
   const next: ConversationRecord = { ...conversation, deletedThrough, unreadCount: unread };
   if (newestKept === undefined) {
-    // out of the list: not pinned or marked unread any more either
+    // out of the list: not pinned, archived or marked unread any more either
     next.hidden = true;
-    for (const key of ['lastMessageAt', 'lastMessageId', 'lastMessagePreview', 'pinned', 'markedUnread'] as const) delete next[key];
-    batch.patchConversation(conversation.id, { deletedThrough, unreadCount: 0, hidden: true, lastMessageAt: null, lastMessageId: null, lastMessagePreview: null, pinned: null, markedUnread: null });
+    for (const key of ['lastMessageAt', 'lastMessageId', 'lastMessagePreview', 'pinned', 'archived', 'markedUnread'] as const) delete next[key];
+    batch.patchConversation(conversation.id, { deletedThrough, unreadCount: 0, hidden: true, lastMessageAt: null, lastMessageId: null, lastMessagePreview: null, pinned: null, archived: null, markedUnread: null });
   } else {
     // the summary names the newest message kept
     const content = messageView(newestKept).content;

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SottoClient } from '../../src/index.js';
-import { becomeContacts, eventually, linkNewDevice, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
+import { allFiles, becomeContacts, eventually, linkNewDevice, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
 
 let relay: TestRelay;
 const clients: SottoClient[] = [];
@@ -110,6 +110,42 @@ describe('the chat list', () => {
     await expect(gus.markUnread('d:nobody')).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 
+  it('archives a chat on every device of the account; it stays archived when messages come, until unarchived', async () => {
+    const kim = await newClient(relay.url, 'kim');
+    const lou = await newClient(relay.url, 'lou');
+    const max = await newClient(relay.url, 'max');
+    clients.push(kim, lou, max);
+    const kim2 = await linkedDevice(kim, false);
+    await becomeContacts(lou, kim);
+    await becomeContacts(max, kim);
+    await kim.pinChat('d:lou');
+    const listed = async (c: SottoClient, archived?: boolean) => (await c.conversations(archived === undefined ? {} : { archived })).map((x) => x.id).sort();
+
+    await kim.archiveChat('d:lou');
+    expect(await listed(kim)).toEqual(['d:max']);
+    expect(await listed(kim, true)).toEqual(['d:lou']);
+    // archiving unpinned it; an archived chat is not pinned again
+    expect((await kim.conversation('d:lou'))?.pinned).toBeUndefined();
+    await expect(kim.pinChat('d:lou')).rejects.toMatchObject({ code: 'NOT_ALLOWED' });
+    await eventually(async () => (await listed(kim2, true)).join() === 'd:lou' && (await kim2.conversation('d:lou'))?.pinned === undefined, 10_000, 'kim2 archives it too');
+
+    // a new message: counted, but the chat stays archived
+    await lou.sendText('d:kim', 'still there?');
+    for (const device of [kim, kim2]) {
+      await eventually(async () => (await device.conversation('d:lou'))?.unreadCount === 1, 10_000, 'the message arrives');
+      expect(await listed(device)).toEqual(['d:max']);
+    }
+    // unarchived on the other device: back on both
+    await kim2.archiveChat('d:lou', false);
+    await eventually(async () => (await listed(kim)).join() === 'd:lou,d:max', 10_000, 'kim unarchives it too');
+    await expect(kim.archiveChat('d:lou', 1 as unknown as boolean)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'archived' });
+    await expect(kim.archiveChat('d:nobody')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    // a device linked now with the history has what is archived as archived
+    await kim.archiveChat('d:max');
+    const kim3 = await linkedDevice(kim, true);
+    await eventually(async () => (await listed(kim3, true)).join() === 'd:max', 10_000, 'the history carries the archive');
+  });
+
   it('a mute with an end ends by itself on every device of the account; one without lasts', async () => {
     // both of ivy's devices run on a clock the test moves
     let offset = 0;
@@ -155,5 +191,15 @@ describe('the chat list', () => {
     expect((await ivy.conversation('d:jon'))?.mutedUntil).toBeUndefined();
     await ivy.setNotifications('d:jon', { muted: true, mutedUntil: now() + hour });
     await eventually(async () => (await ivy2.conversation('d:jon'))?.mutedUntil !== undefined, 10_000, 'ivy2 takes the end');
+  });
+
+  it('the relay holds none of it: no field of these syncs in any file it keeps', async () => {
+    // each test above sent its syncs through this relay; their fields are CBOR map keys in the clear
+    // inside the encrypted content, so finding none in the relay's files shows they went sealed
+    const files = await allFiles(relay.dir);
+    expect(files.size).toBeGreaterThan(0);
+    for (const key of ['pinned', 'pinAt', 'archived', 'markedUnread', 'mutedUntil', 'deletedThrough']) {
+      for (const [name, bytes] of files) expect(bytes.includes(Buffer.from(key)), `${key} in ${name}`).toBe(false);
+    }
   });
 });

@@ -204,7 +204,7 @@ export function runStorageConformance(name: string, open: () => Promise<OpenedSt
       expect((await storage.getConversation('d:recent'))?.unreadCount).toBe(0);
     });
 
-    it('leaves deleted chats out of the list on request, finds them by search, lists them again with a new message, and lists pinned chats apart', async () => {
+    it('leaves deleted chats out of the list on request, finds them by search, lists them again with a new message, and lists pinned and archived chats apart', async () => {
       await commit((b) =>
         b
           .putConversation(direct('shown', { createdAt: 10, lastMessageAt: 50, lastMessageId: 'm1' }))
@@ -240,6 +240,12 @@ export function runStorageConformance(name: string, open: () => Promise<OpenedSt
       await commit((b) => b.patchConversation('d:shown', { pinned: null }));
       expect(ids(await storage.listConversations({ pinned: true }))).toEqual(['d:gone-req']);
       expect((await storage.getConversation('d:shown'))?.pinAt).toBe(70);
+
+      // and archived ones
+      await commit((b) => b.patchConversation('d:gone', { archived: true, archiveAt: 80 }));
+      expect(ids(await storage.listConversations({ archived: true }))).toEqual(['d:gone']);
+      expect(ids(await storage.listConversations({ archived: false, hidden: false }))).toEqual(['d:shown']);
+      expect(ids(await storage.listConversations({ archived: true, pinned: true }))).toEqual([]);
     });
 
     it('searches conversations by title, username and peer, case-insensitively', async () => {

@@ -8,7 +8,7 @@ import { MIGRATIONS } from '../../src/node/index.js';
  * index is already what schema 2's triggers keep.
  */
 export function undoSchema3(raw: Database.Database, mergeState: (id: string, state: Uint8Array) => void): void {
-  if (raw.pragma('user_version', { simple: true }) === 4) raw.exec('ALTER TABLE conversations DROP COLUMN hidden; ALTER TABLE conversations DROP COLUMN pinned; PRAGMA user_version = 3;');
+  if (raw.pragma('user_version', { simple: true }) === 4) raw.exec('ALTER TABLE conversations DROP COLUMN hidden; ALTER TABLE conversations DROP COLUMN pinned; ALTER TABLE conversations DROP COLUMN archived; PRAGMA user_version = 3;');
   if (raw.prepare('SELECT count(*) FROM messages_fts_pending').pluck().get() !== 0) throw new Error('texts still pending: close the store first');
   for (const { id, state } of raw.prepare('SELECT id, state FROM conversation_states').all() as { id: string; state: Uint8Array }[]) {
     mergeState(id, new Uint8Array(state));

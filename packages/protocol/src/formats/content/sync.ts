@@ -91,6 +91,7 @@ export interface ConversationSync {
   /** With `muted: true`: the mute ends at this time (ms); without it, the mute lasts until changed. */
   mutedUntil?: number;
   notifications?: { messages: boolean; reactions: boolean; calls: boolean };
+  /** The chat was archived (out of the main list, new messages or not), or unarchived; the later sync by its `sentAt` holds. */
   archived?: boolean;
   /** The conversation (a group that waited in the requests inbox) was accepted. */
   accepted?: boolean;

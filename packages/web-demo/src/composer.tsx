@@ -135,7 +135,9 @@ export function Composer({ client, conversationId, draft, replyTo, onSent, run }
           <button type="button" onClick={() => { const who = shareWho.trim().toLowerCase(); setSharing(false); setShareWho(''); if (who) run(() => client.sendSharedProfile(conversationId, { accountId: who })); }}>Share profile</button>
           <input name="share-post" placeholder="Share a post: https://…" value={shareUrl} onInput={(e) => setShareUrl((e.target as HTMLInputElement).value)} />
           <button type="button" onClick={() => {
-            const url = shareUrl.trim();
+            const typed = shareUrl.trim();
+            // a card links to a web page: "example.org/p/1" means https
+            const url = typed && !/^[a-z][a-z0-9+.-]*:/i.test(typed) ? `https://${typed}` : typed;
             setSharing(false);
             setShareUrl('');
             if (url) run(() => client.sendSharedPost(conversationId, { postId: url, author: client.accountId, url }));

@@ -44,7 +44,7 @@ export function MessageRow({ client, m, isGroup, version, replied, onReply, run 
       ) : m.content?.type === 'sharedProfile' ? (
         <span class="card" data-testid="profile-card">👤 <strong>@{m.content.body.accountId}</strong>{m.content.body.displayName ? ` · ${m.content.body.displayName}` : ''}{m.content.body.bio ? <em> {m.content.body.bio}</em> : null}</span>
       ) : m.content?.type === 'sharedPost' ? (
-        <span class="card" data-testid="post-card">📝 Post by @{m.content.body.author}{m.content.body.caption ? `: ${m.content.body.caption}` : ''}{m.content.body.url ? <> · <a href={m.content.body.url} target="_blank" rel="noopener noreferrer">open</a></> : null}</span>
+        <span class="card" data-testid="post-card">📝 Post by @{m.content.body.author}{m.content.body.caption ? `: ${m.content.body.caption}` : ''}{m.content.body.url && /^https?:\/\//i.test(m.content.body.url) ? <> · <a href={m.content.body.url} target="_blank" rel="noopener noreferrer">open</a></> : null}</span>
       ) : media?.body.kind === 'voice' ? (
         <span class="voice-note">
           {pointer?.waveform && <Waveform levels={pointer.waveform} />}

@@ -150,6 +150,12 @@ describe('media over a real relay', () => {
 
     const bad = await caught(alice.sendSharedPost(aliceToBob, { postId: '', author: 'carol' }));
     expect(SottoError.is(bad, 'INVALID_ARGUMENT')).toBe(true);
+    // a card links only to an http(s) page: a script link would run in the reader's app
+    const before = (await alice.messages(aliceToBob)).messages.length;
+    for (const url of ['javascript:alert(document.cookie)', 'data:text/html,x']) {
+      expect(SottoError.is(await caught(alice.sendSharedPost(aliceToBob, { postId: 'p-43', author: 'carol', url })), 'INVALID_ARGUMENT')).toBe(true);
+    }
+    expect((await alice.messages(aliceToBob)).messages.length).toBe(before);
   });
 
   it('refuses a tampered or extended blob with ATTACHMENT_INVALID', async () => {

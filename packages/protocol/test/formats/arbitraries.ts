@@ -149,7 +149,7 @@ export const bodies: { [T in ContentType]: fc.Arbitrary<ContentBodies[T]> } = {
   ),
   sharedPost: fc.record(
     {
-      url: ascii(0, 200),
+      url: fc.tuple(fc.constantFrom('http://', 'https://', 'HTTPS://'), fc.stringMatching(/^[!-~]{1,190}$/)).map(([scheme, rest]) => scheme + rest),
       postId: ascii(1, 128),
       author: accountId,
       caption: text(500),

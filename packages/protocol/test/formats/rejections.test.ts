@@ -250,6 +250,19 @@ describe('limits', () => {
     for (const wrong of [-1, 1.5, '1', true]) expectCode(() => decodeContent(edit(wire, (w) => (payload(w)['mutedUntil'] = wrong))), 'INVALID_FIELD');
   });
 
+  it('a shared post links only to an http(s) URL: any other scheme, or white space, is INVALID_FIELD', () => {
+    const wire = wireOf('content sharedPost');
+    const body = (w: Wire) => w['body'] as Wire;
+    expect(decodeContent(edit(wire, () => undefined))).toStrictEqual(valueOf('content sharedPost'));
+    for (const url of ['http://example.org/p/1', 'HTTPS://EXAMPLE.ORG/P?q=1#x']) {
+      expect((decodeContent(edit(wire, (w) => (body(w)['url'] = url))) as Content & { type: 'sharedPost' }).body.url).toBe(url);
+    }
+    for (const url of ['javascript:alert(1)', 'JavaScript://%0aalert(1)', 'data:text/html,<script>x</script>', ' https://example.org', 'https://exa mple.org', 'https://example.org/\n', 'vbscript:x', '//example.org', 'https:', '']) {
+      expectCode(() => decodeContent(edit(wire, (w) => (body(w)['url'] = url))), 'INVALID_FIELD');
+      expectCode(() => encodeContent({ ...valueOf<Content & { type: 'sharedPost' }>('content sharedPost'), body: { postId: 'p', author: 'bob', url } } as Content), 'INVALID_FIELD');
+    }
+  });
+
   it('non-byte input is MALFORMED, not a TypeError', () => {
     for (const codec of Object.values(codecs)) {
       expect(protocolError(() => codec.decode('a1' as unknown as Uint8Array)).code).toBe('MALFORMED');

@@ -10,6 +10,11 @@ import { readAccountId } from '../common.js';
 import { type ContentTypeCodec, type ReplyRef, readReplyRef, replyRefToWire } from './common.js';
 
 export const MAX_URL_LENGTH = 2048;
+/**
+ * A card's link: an http or https URL, nothing else (a `javascript:` or `data:` link shown as a
+ * link in an app would run what the sender chose), with no white space or control characters.
+ */
+export const CARD_URL_PATTERN = /^https?:\/\/[^\s\x00-\x1f\x7f]+$/i;
 export const MAX_POST_ID_LENGTH = 128;
 export const MAX_DISPLAY_NAME_LENGTH = 64;
 export const MAX_BIO_LENGTH = 512;
@@ -21,7 +26,7 @@ export type CardThumbnail = { pointer: AttachmentPointer } | { inline: Uint8Arra
  * `sharedPost` v1 — a post shared into a chat, shown as a card.
  *
  * ```text
- * body = { v: 1, url?: text (<= 2048), postId: text (1..128), author: accountId,
+ * body = { v: 1, url?: http(s) URL (<= 2048), postId: text (1..128), author: accountId,
  *          caption?: text (<= 4096), thumbnail?: { pointer: AttachmentPointer } | { inline: bytes },
  *          replyTo?: ReplyRef }
  * ```
@@ -67,7 +72,7 @@ export const sharedPostContent: ContentTypeCodec<SharedPostBody> = {
     }),
   decode: (r) =>
     compact({
-      url: r.optString('url', { maxLength: MAX_URL_LENGTH }),
+      url: r.optString('url', { maxLength: MAX_URL_LENGTH, pattern: CARD_URL_PATTERN }),
       postId: r.string('postId', { minLength: 1, maxLength: MAX_POST_ID_LENGTH }),
       author: readAccountId(r, 'author'),
       caption: r.optString('caption', { maxLength: MAX_CAPTION_LENGTH }),

@@ -2,7 +2,7 @@
 import type { MessageView, ReportReason, SottoClient } from '@sotto/client-sdk';
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { SenderName } from './profiles.js';
-import { EDIT_WINDOW_MS, REACTIONS, REPORT_REASONS, seenByOf, statusDetailOf, statusOf } from './shared.js';
+import { EDIT_WINDOW_MS, REACTIONS, REPORT_REASONS, safeMediaType, seenByOf, statusDetailOf, statusOf } from './shared.js';
 
 export function MessageRow({ client, m, isGroup, version, replied, onReply, run }: { client: SottoClient; m: MessageView; isGroup: boolean; version: number; replied: MessageView | undefined; onReply: () => void; run: (a: () => Promise<unknown>) => void }) {
   const [image, setImage] = useState<string | undefined>();
@@ -24,7 +24,7 @@ export function MessageRow({ client, m, isGroup, version, replied, onReply, run 
       setDownloading('Downloading…');
       try {
         const bytes = await client.downloadAttachment(m.id, { onProgress: (done, total) => setDownloading(total ? `Downloading ${Math.floor((done * 100) / total)}%` : 'Downloading…') });
-        setImage(URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: pointer?.contentType ?? 'application/octet-stream' })));
+        setImage(URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: safeMediaType(pointer?.contentType) })));
       } finally {
         setDownloading(undefined);
       }

@@ -6,6 +6,7 @@
  */
 import type { ProfileView, SottoClient } from '@sotto/client-sdk';
 import { useEffect, useRef, useState } from 'preact/hooks';
+import { safeMediaType } from './shared.js';
 
 /**
  * The profile of `username` as this device knows it, reloaded whenever `version` changes (the
@@ -50,7 +51,7 @@ function avatarUrl(client: SottoClient, username: string, profile: ProfileView):
   const entry = {
     version: profile.version,
     url: (async () => client.profileAvatar(username))().then(
-      (bytes) => (bytes ? URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: profile.avatarContentType ?? 'application/octet-stream' })) : undefined),
+      (bytes) => (bytes ? URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: safeMediaType(profile.avatarContentType) })) : undefined),
       () => {
         // not kept: the next view of this version tries again
         if (byAccount.get(profile.accountId) === entry) byAccount.delete(profile.accountId);

@@ -20,6 +20,17 @@ export async function stickerPng(emoji: string): Promise<Uint8Array> {
   return new Uint8Array(await blob.arrayBuffer());
 }
 export const TIMERS: [string, number][] = [['Messages stay', 0], ['Disappear after 1 minute', 60_000], ['after 1 hour', 3_600_000], ['after 1 day', 86_400_000]];
+/**
+ * The type a blob URL of received media is given: the sender's, when it is a raster image, a
+ * video or audio; anything else (text/html, image/svg+xml...) becomes opaque bytes. A blob URL has
+ * this app's origin, so a document type opened in a tab ("Open image in new tab") would run the
+ * sender's script with the account's keys at hand.
+ */
+export function safeMediaType(contentType: string | undefined): string {
+  const type = (contentType ?? '').trim().toLowerCase();
+  return /^(image\/(jpeg|png|gif|webp|avif|bmp)|video\/[a-z0-9.+-]+|audio\/[a-z0-9.+-]+)(;.*)?$/.test(type) && !type.includes('xml') ? type : 'application/octet-stream';
+}
+
 /** How long "Mute for…" mutes a chat (as Instagram offers). */
 export const MUTE_FOR: [string, number][] = [['15 minutes', 15 * 60_000], ['1 hour', 3_600_000], ['8 hours', 8 * 3_600_000], ['24 hours', 86_400_000]];
 /** The reasons a report names, with their labels. */

@@ -51,6 +51,25 @@ describe('--web-root: the relay serves the built web app', () => {
     expect(js.type).toMatch(/javascript/);
   });
 
+  it('sends the app with a policy that lets only its own scripts run, on the page and its routes alike', async () => {
+    for (const path of ['/', '/chat/d:bob', '/assets/app.js']) {
+      const res = await fetch(new URL(path, t.url));
+      expect(res.status).toBe(200);
+      const csp = res.headers.get('content-security-policy') ?? '';
+      expect(csp).toContain("script-src 'self' 'wasm-unsafe-eval'");
+      expect(csp).not.toMatch(/unsafe-inline|'unsafe-eval'/);
+      expect(csp).toContain("object-src 'none'");
+      expect(csp).toContain("frame-ancestors 'none'");
+      expect(res.headers.get('referrer-policy')).toBe('no-referrer');
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      await res.arrayBuffer();
+    }
+    // the API is not a page: no page policy on its answers
+    const api = await fetch(new URL('/healthz', t.url));
+    expect(api.headers.get('content-security-policy')).toBeNull();
+    await api.arrayBuffer();
+  });
+
   it("answers the app's own routes with index.html, but never an API path", async () => {
     expect(await rawGet(t.url, '/chat/d:bob')).toMatchObject({ status: 200, body: '<!doctype html><title>Sotto</title>' });
     const api = await rawGet(t.url, '/v1/no-such-route');

@@ -1,4 +1,4 @@
-import type { Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acceptRequest, ADMIN_TOKEN, filesUnder, firstContact, openChat, send, signIn, startApp, type AppHarness } from './harness.js';
 
@@ -572,6 +572,45 @@ describe('the web app in Chromium', () => {
     await tess.getByRole('button', { name: 'Back to chats' }).click();
     await expect.poll(order).toEqual(['conversation-d:uma', 'conversation-d:vic']);
     expect(await tess.getByTestId('archived-chats').count()).toBe(0);
+  });
+
+  it('the page runs only the app\'s own scripts: an injected script does not run, and the app breaks no rule of its policy', async () => {
+    const watch = async (context: BrowserContext) => {
+      await context.addInitScript(() => {
+        const seen: string[] = [];
+        (window as unknown as { violations: string[] }).violations = seen;
+        document.addEventListener('securitypolicyviolation', (e) => seen.push(`${e.effectiveDirective} ${e.blockedURI}`));
+      });
+    };
+    const wren = await app.person('wren', watch);
+    const xavi = await app.person('xavi', watch);
+    await firstContact(wren, 'wren', xavi, 'xavi', 'under the policy');
+    await send(xavi, 'a photo next');
+    await thread(wren).getByText('a photo next').waitFor();
+    await xavi.setInputFiles('form.composer input[type=file]', { name: 'dot.png', mimeType: 'image/png', buffer: PNG });
+    await wren.getByRole('button', { name: '📷 Show photo' }).click();
+    await thread(wren).locator('img[alt=photo]').waitFor();
+    const violations = (page: Page) => page.evaluate(() => (window as unknown as { violations: string[] }).violations);
+    // cbor-x tries `Function('')` once as it loads, to learn whether it may compile decoders, and
+    // does without when refused: that refusal is the policy working, the only one expected
+    const unexpected = async (page: Page) => (await violations(page)).filter((v) => v !== 'script-src eval');
+    expect(await unexpected(wren)).toEqual([]);
+    expect(await unexpected(xavi)).toEqual([]);
+    // what an attacker's markup would try: an inline script and a javascript: link
+    const ran = await wren.evaluate(async () => {
+      const flag = window as unknown as { injected?: boolean };
+      const script = document.createElement('script');
+      script.textContent = 'window.injected = true';
+      document.body.append(script);
+      const link = document.createElement('a');
+      link.href = 'javascript:window.injected = true';
+      document.body.append(link);
+      link.click();
+      await new Promise((r) => setTimeout(r, 200));
+      return flag.injected === true;
+    });
+    expect(ran).toBe(false);
+    await expect.poll(() => violations(wren)).toEqual(expect.arrayContaining([expect.stringMatching(/^script-src-elem inline/)]));
   });
 
   it('the relay holds none of it in plaintext: no message text, group name or photo in any file it keeps', async () => {

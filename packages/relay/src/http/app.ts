@@ -350,6 +350,31 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
 }
 
 /**
+ * What the served web app may do, as the browser enforces it: the app holds an account's keys,
+ * so a script that is not the app's own must not run. Scripts only from this origin (no inline
+ * script, no `javascript:` URL, no eval; WebAssembly for libsodium), no plugins, no `<base>`, not
+ * framed by another site, no referrer to the pages a shared post links to. Media and images may
+ * be the app's own blob URLs; the app may reach a relay on another origin (`connect-src`).
+ */
+export const WEB_APP_HEADERS: Readonly<Record<string, string>> = {
+  'Content-Security-Policy': [
+    "default-src 'self'",
+    "script-src 'self' 'wasm-unsafe-eval'",
+    "style-src 'self'",
+    "img-src 'self' blob: data:",
+    "media-src 'self' blob:",
+    "connect-src 'self' blob: http: https: ws: wss:",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "frame-ancestors 'none'",
+    "form-action 'self'",
+  ].join('; '),
+  'Referrer-Policy': 'no-referrer',
+  'X-Frame-Options': 'DENY',
+  'Cross-Origin-Opener-Policy': 'same-origin',
+};
+
+/**
  * Serves the built web app in `root` for every GET the API does not answer: files as they are
  * (`/` is `index.html`), and `index.html` for a path that names no file and has no extension
  * (the app's own routes). API paths (`/v1/…`) never fall back to the app: unknown ones keep the
@@ -359,7 +384,9 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
 function serveWebApp(app: Hono<RelayEnv>, root: string): void {
   const nosniff = async (c: Context, next: Next): Promise<void> => {
     await next();
-    if (c.res.ok) c.header('X-Content-Type-Options', 'nosniff');
+    if (!c.res.ok) return;
+    c.header('X-Content-Type-Options', 'nosniff');
+    for (const [name, value] of Object.entries(WEB_APP_HEADERS)) c.header(name, value);
   };
   app.get('*', nosniff, serveStatic({ root }));
   const page = serveStatic({ root, path: 'index.html' });

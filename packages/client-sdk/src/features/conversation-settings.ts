@@ -1,10 +1,10 @@
-import { MAX_TEXT_LENGTH } from '@sotto/protocol';
+import { MAX_TEXT_LENGTH, type ConversationSync } from '@sotto/protocol';
 import { conversationRefOf, enqueueSync } from '../devices/sync.js';
 import { groupIdOf } from '../groups/group-store.js';
 import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
 import { controlContent, sendControl, sendEphemeral, stampedAfter, timeAfter } from '../messaging/compose.js';
-import { StorageBatch } from '../storage/batch.js';
+import { StorageBatch, type ConversationPatch } from '../storage/batch.js';
 import type { ConversationRecord, NotificationSettings, ThreadPoint } from '../storage/types.js';
 import { cutThread, laterPoint } from '../threads/chat-deletion.js';
 import type { Emitter } from '../emitter.js';
@@ -82,11 +82,7 @@ export async function pinChat(ctx: ClientContext, conversationId: string, pinned
     }
   }
   const at = timeAfter(ctx.now(), conversation.pinAt);
-  const batch = new StorageBatch().patchConversation(conversationId, { pinned: pinned || null, pinAt: at });
-  const synced = enqueueSync(ctx, batch, { kind: 'conversation', payload: { conversation: conversationRefOf(conversationId)!, pinned } }, at);
-  await ctx.storage.commit(batch);
-  if (synced) void ctx.outbox.kick();
-  await emitUpdated(ctx, conversationId);
+  await changeOnEveryDevice(ctx, conversationId, { pinned: pinned || null, pinAt: at }, { pinned }, at);
 }
 
 /**
@@ -104,12 +100,7 @@ export async function archiveChat(ctx: ClientContext, conversationId: string, ar
   }
   const at = timeAfter(ctx.now(), Math.max(conversation.archiveAt ?? 0, conversation.pinAt ?? 0));
   const unpin = archived && conversation.pinned === true;
-  const batch = new StorageBatch().patchConversation(conversationId, { archived: archived || null, archiveAt: at, ...(unpin ? { pinned: null, pinAt: at } : {}) });
-  const ref = conversationRefOf(conversationId)!;
-  const synced = enqueueSync(ctx, batch, { kind: 'conversation', payload: { conversation: ref, archived, ...(unpin ? { pinned: false } : {}) } }, at);
-  await ctx.storage.commit(batch);
-  if (synced) void ctx.outbox.kick();
-  await emitUpdated(ctx, conversationId);
+  await changeOnEveryDevice(ctx, conversationId, { archived: archived || null, archiveAt: at, ...(unpin ? { pinned: null, pinAt: at } : {}) }, { archived, ...(unpin ? { pinned: false } : {}) }, at);
 }
 
 /**
@@ -121,8 +112,23 @@ export async function markUnread(ctx: ClientContext, conversationId: string): Pr
   const conversation = await requireConversation(ctx, conversationId);
   if (conversation.hidden) throw new SottoError('NOT_ALLOWED', 'a deleted chat cannot be marked unread', { field: 'conversationId' });
   if (conversation.markedUnread || conversation.unreadCount > 0) return;
-  const batch = new StorageBatch().patchConversation(conversationId, { markedUnread: true });
-  const synced = enqueueSync(ctx, batch, { kind: 'conversation', payload: { conversation: conversationRefOf(conversationId)!, markedUnread: true } });
+  await changeOnEveryDevice(ctx, conversationId, { markedUnread: true }, { markedUnread: true });
+}
+
+/**
+ * Commits `patch` to the conversation here, with the same change in a `conversation` sync to the
+ * account's other devices (stamped `at`, by which they order crossing changes), then emits
+ * `conversationUpdated`.
+ */
+async function changeOnEveryDevice(
+  ctx: ClientContext,
+  conversationId: string,
+  patch: ConversationPatch,
+  change: Omit<ConversationSync, 'conversation'>,
+  at: number = ctx.now(),
+): Promise<void> {
+  const batch = new StorageBatch().patchConversation(conversationId, patch);
+  const synced = enqueueSync(ctx, batch, { kind: 'conversation', payload: { conversation: conversationRefOf(conversationId)!, ...change } }, at);
   await ctx.storage.commit(batch);
   if (synced) void ctx.outbox.kick();
   await emitUpdated(ctx, conversationId);

@@ -252,19 +252,21 @@ async function deleteSeenVanishMessages(ctx: ClientContext, conversationId: stri
  * Deletes messages whose disappearing timer ran out. Runs on a timer in the client; returns the
  * ids removed so the caller can emit events.
  */
-export async function sweepExpired(ctx: ClientContext): Promise<{ id: string; conversationId: string }[]> {
+export async function sweepExpired(ctx: ClientContext): Promise<{ removed: { id: string; conversationId: string }[]; next: number | undefined }> {
   const now = ctx.now();
   const removed: { id: string; conversationId: string }[] = [];
+  let next: number | undefined;
   const batch = new StorageBatch();
   for (const conversation of await ctx.storage.listConversations()) {
     let before: { sentAt: number; id: string } | undefined;
     for (;;) {
       const page = await ctx.storage.listMessages(conversation.id, { limit: 200, ...(before ? { before } : {}) });
       for (const m of page) {
-        if (m.expiresAt !== undefined && m.expiresAt <= now) {
+        if (m.expiresAt === undefined) continue;
+        if (m.expiresAt <= now) {
           batch.deleteMessage(m.id);
           removed.push({ id: m.id, conversationId: m.conversationId });
-        }
+        } else next = Math.min(next ?? Infinity, m.expiresAt);
       }
       const last = page[page.length - 1];
       if (page.length < 200 || !last) break;
@@ -272,8 +274,47 @@ export async function sweepExpired(ctx: ClientContext): Promise<{ id: string; co
     }
   }
   if (removed.length > 0) await ctx.storage.commit(batch);
-  return removed;
+  return { removed, next };
 }
+
+/**
+ * When the store next holds a message to delete for its disappearing timer, so that the client's
+ * 5 s sweep reads the whole store only then, not every time: a store of 100,000 messages took
+ * about half a second to read through (docs/performance.md). The earliest expiry comes from the
+ * last full sweep and from every message stored since (`note`, fed by the `message` event: a
+ * message's expiry is set when it is stored). A full sweep also runs at the start and every
+ * {@link FULL_SWEEP_EVERY_MS}, in case a message came by a way that raised no event.
+ */
+export class ExpiryWatch {
+  /** The earliest expiry the last full sweep left (undefined: none; before any sweep: unknown). */
+  #scanned: number | undefined;
+  /** The earliest expiry of the messages stored since the last sweep began. */
+  #noted: number | undefined;
+  /** When the last full sweep began (undefined: never). */
+  #sweptAt: number | undefined;
+
+  note(expiresAt: number | undefined): void {
+    if (expiresAt !== undefined) this.#noted = Math.min(this.#noted ?? Infinity, expiresAt);
+  }
+
+  /** Whether a full sweep is due at `now`. */
+  due(now: number): boolean {
+    if (this.#sweptAt === undefined || now - this.#sweptAt >= FULL_SWEEP_EVERY_MS) return true;
+    return Math.min(this.#scanned ?? Infinity, this.#noted ?? Infinity) <= now;
+  }
+
+  /** A full sweep ({@link sweepExpired}); what is stored meanwhile is noted for the next. */
+  async sweep(ctx: ClientContext): Promise<{ id: string; conversationId: string }[]> {
+    this.#noted = undefined;
+    this.#sweptAt = ctx.now();
+    const { removed, next } = await sweepExpired(ctx);
+    this.#scanned = next;
+    return removed;
+  }
+}
+
+/** A full expiry sweep runs at least this often, whatever the watch knows. */
+export const FULL_SWEEP_EVERY_MS = 10 * 60_000;
 
 /**
  * Ends the mutes whose time is up (`mutedUntil`): each device of the account ends the same mute

@@ -28,7 +28,7 @@ import { addMembers, changeGroup, conversationContextOf, createGroup, enqueueFor
 import { sendGroupPayload } from './groups/group-messenger.js';
 import { deliverKeyOffer } from './groups/key-offers.js';
 import { Receiver } from './messaging/receiver.js';
-import { archiveChat, closeConversation, deleteChat, emitUpdated, endTimedMutes, ExpiryWatch, markUnread, pinChat, setDisappearingTimer, setDraft, setNotifications, setVanishMode, TypingExpiry, TypingIndicator } from './features/conversation-settings.js';
+import { archiveChat, closeConversation, deleteChat, emitUpdated, expiryWatch, markUnread, muteWatch, pinChat, setDisappearingTimer, setDraft, setNotifications, setVanishMode, TypingExpiry, TypingIndicator } from './features/conversation-settings.js';
 import { acknowledgeIdentityChange } from './features/identity.js';
 import { decideRequest, listRequests, report, reportMessage, setBlocked, setRestricted, type ReportReason } from './features/privacy.js';
 import { asInvalidArgument, downloadAvatar, downloadMessageAttachment, renewGroupAvatars, uploadAvatar, uploadMedia, type DownloadOptions, type MediaInput } from './features/media.js';
@@ -151,8 +151,9 @@ export class SottoClient {
   private readonly offOnline: () => void;
   private readonly calls: CallSwitchboard;
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
-  /** When a message is next due to disappear (features/conversation-settings.ts). */
-  private readonly expiry = new ExpiryWatch();
+  /** When a message is next due to disappear, and a mute to end (features/conversation-settings.ts). */
+  private readonly expiry = expiryWatch();
+  private readonly mutes = muteWatch();
   private keysTimer: ReturnType<typeof setTimeout> | undefined;
   /** The last prekey maintenance run, settled or not (runs go one after another). */
   private keysRun: Promise<void> = Promise.resolve();
@@ -234,6 +235,7 @@ export class SottoClient {
     this.typingExpiry = new TypingExpiry(events, options.typingTimeoutMs);
     // a message stored with a disappearing timer tells the sweep when it is next due
     events.on('message', (m) => this.expiry.note(m.expiresAt));
+    events.on('conversationUpdated', (c) => this.mutes.note(c.muted ? c.mutedUntil : undefined));
     this.offOnline = onNetworkBack(() => connection.reconnectNow());
     this.calls = new CallSwitchboard(this.ctx, options.calls);
     connection.events.on('state', (s) => {
@@ -376,7 +378,7 @@ export class SottoClient {
       this.sweepTimer = setInterval(() => {
         // the whole store is read only when a message is due to go (or now and then)
         if (this.expiry.due(this.ctx.now())) void this.expireMessages().catch(() => undefined);
-        else void this.endTimedMutes().catch(() => undefined);
+        else if (this.mutes.due(this.ctx.now())) void this.endTimedMutes().catch(() => undefined);
         // hourly: signed-prekey rotation is due weekly even for a client that never reconnects
         if (++ticks % 720 === 0) {
           void this.maintainKeys().catch(() => undefined);
@@ -980,7 +982,7 @@ export class SottoClient {
   /** Deletes messages whose disappearing timer ran out (also runs on a timer while connected). */
   async expireMessages(): Promise<number> {
     this.assertOpen();
-    const removed = await this.expiry.sweep(this.ctx);
+    const removed = await this.expiry.run(this.ctx);
     for (const r of removed) this.events.emit('messageDeleted', { messageId: r.id, conversationId: r.conversationId, forEveryone: false });
     await this.endTimedMutes();
     return removed.length;
@@ -988,7 +990,7 @@ export class SottoClient {
 
   /** Ends the mutes whose time is up (with every sweep tick). */
   private async endTimedMutes(): Promise<void> {
-    for (const c of await endTimedMutes(this.ctx)) this.events.emit('conversationUpdated', c);
+    for (const c of await this.mutes.run(this.ctx)) this.events.emit('conversationUpdated', c);
   }
 
   // ── groups (features/groups.ts) ─────────────────────────────────────────────

@@ -278,53 +278,68 @@ export async function sweepExpired(ctx: ClientContext): Promise<{ removed: { id:
 }
 
 /**
- * When the store next holds a message to delete for its disappearing timer, so that the client's
- * 5 s sweep reads the whole store only then, not every time: a store of 100,000 messages took
- * about half a second to read through (docs/performance.md). The earliest expiry comes from the
- * last full sweep and from every message stored since (`note`, fed by the `message` event: a
- * message's expiry is set when it is stored). A full sweep also runs at the start and every
- * {@link FULL_SWEEP_EVERY_MS}, in case a message came by a way that raised no event.
+ * When periodic work over the whole store is next due, so that the client's 5 s tick reads the
+ * store only then: the disappearing-message sweep read a store of 100,000 messages in about half
+ * a second (docs/performance.md). The earliest time comes from the last full run and from what
+ * was stored since (`note`, fed by events: a message's expiry is set when it is stored, a mute's
+ * end when it is set). A full run also happens at the start and every {@link FULL_SWEEP_EVERY_MS},
+ * in case something came by a way that raised no event.
  */
-export class ExpiryWatch {
-  /** The earliest expiry the last full sweep left (undefined: none; before any sweep: unknown). */
+export class DueWatch<R> {
+  /** The earliest time the last full run left (undefined: none). */
   #scanned: number | undefined;
-  /** The earliest expiry of the messages stored since the last sweep began. */
+  /** The earliest time noted since the last run began. */
   #noted: number | undefined;
-  /** When the last full sweep began (undefined: never). */
-  #sweptAt: number | undefined;
+  /** When the last run began (undefined: never). */
+  #ranAt: number | undefined;
 
-  note(expiresAt: number | undefined): void {
-    if (expiresAt !== undefined) this.#noted = Math.min(this.#noted ?? Infinity, expiresAt);
+  constructor(private readonly work: (ctx: ClientContext) => Promise<{ done: R; next: number | undefined }>) {}
+
+  note(at: number | undefined): void {
+    if (at !== undefined) this.#noted = Math.min(this.#noted ?? Infinity, at);
   }
 
-  /** Whether a full sweep is due at `now`. */
+  /** Whether a full run is due at `now`. */
   due(now: number): boolean {
-    if (this.#sweptAt === undefined || now - this.#sweptAt >= FULL_SWEEP_EVERY_MS) return true;
+    if (this.#ranAt === undefined || now - this.#ranAt >= FULL_SWEEP_EVERY_MS) return true;
     return Math.min(this.#scanned ?? Infinity, this.#noted ?? Infinity) <= now;
   }
 
-  /** A full sweep ({@link sweepExpired}); what is stored meanwhile is noted for the next. */
-  async sweep(ctx: ClientContext): Promise<{ id: string; conversationId: string }[]> {
+  /** A full run; what is noted meanwhile counts for the next. */
+  async run(ctx: ClientContext): Promise<R> {
     this.#noted = undefined;
-    this.#sweptAt = ctx.now();
-    const { removed, next } = await sweepExpired(ctx);
+    this.#ranAt = ctx.now();
+    const { done, next } = await this.work(ctx);
     this.#scanned = next;
-    return removed;
+    return done;
   }
 }
 
-/** A full expiry sweep runs at least this often, whatever the watch knows. */
+/** Messages whose disappearing timer ran out, deleted when due ({@link sweepExpired}). */
+export const expiryWatch = () => new DueWatch(async (ctx) => {
+  const { removed, next } = await sweepExpired(ctx);
+  return { done: removed, next };
+});
+
+/** Mutes whose time is up, ended when due ({@link endTimedMutes}). */
+export const muteWatch = () => new DueWatch(endTimedMutes);
+
+/** Work a {@link DueWatch} keeps runs in full at least this often, whatever the watch knows. */
 export const FULL_SWEEP_EVERY_MS = 10 * 60_000;
 
 /**
  * Ends the mutes whose time is up (`mutedUntil`): each device of the account ends the same mute
  * at the same time by itself, so nothing is synced, and the change's time (`notificationsAt`)
- * stays that of the mute. Runs with the client's 5 s sweep. Returns the conversations unmuted.
+ * stays that of the mute. Runs with the client's 5 s tick when one is due ({@link muteWatch}).
+ * Returns the conversations unmuted and the next end still to come.
  */
-export async function endTimedMutes(ctx: ClientContext): Promise<ConversationRecord[]> {
+export async function endTimedMutes(ctx: ClientContext): Promise<{ done: ConversationRecord[]; next: number | undefined }> {
   const now = ctx.now();
-  const ended = (await ctx.storage.listConversations()).filter((c) => c.muted && c.mutedUntil !== undefined && c.mutedUntil <= now);
-  if (ended.length === 0) return [];
+  const timed = (await ctx.storage.listConversations()).filter((c) => c.muted && c.mutedUntil !== undefined);
+  const ended = timed.filter((c) => c.mutedUntil! <= now);
+  const later = timed.filter((c) => c.mutedUntil! > now).map((c) => c.mutedUntil!);
+  const next = later.length > 0 ? Math.min(...later) : undefined;
+  if (ended.length === 0) return { done: [], next };
   const batch = new StorageBatch();
   for (const c of ended) batch.patchConversation(c.id, { muted: false, mutedUntil: null }, { ifMissing: 'skip' });
   await ctx.storage.commit(batch);
@@ -333,7 +348,7 @@ export async function endTimedMutes(ctx: ClientContext): Promise<ConversationRec
     const stored = await ctx.storage.getConversation(c.id);
     if (stored) updated.push(stored);
   }
-  return updated;
+  return { done: updated, next };
 }
 
 /** How long a peer's "typing" shows without a refresh (their client refreshes it every few seconds while they type). */

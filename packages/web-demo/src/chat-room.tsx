@@ -1,5 +1,6 @@
 /** One conversation: header actions, requests, settings, the thread and the composer. */
 import type { CallLogRecord, ConversationRecord, MessageView, ReportReason, SottoClient } from '@sotto/client-sdk';
+import { Fragment } from 'preact';
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import type { Calls } from './calls.js';
 import { Composer } from './composer.js';
@@ -29,6 +30,8 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onB
   const [reported, setReported] = useState(false);
   const [showDetails, setShowDetails] = useState(false);
   const [confirmDelete, setConfirmDelete] = useState(false);
+  /** The first message that was new when the chat opened: a "New messages" line goes above it while the chat stays open. */
+  const [firstNew, setFirstNew] = useState<string | undefined>();
   useEffect(() => {
     if (!inChat.trim()) return setMatches(undefined);
     let live = true;
@@ -46,8 +49,11 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onB
       const page = await client.messages(conversationId, { limit });
       if (!live) return;
       setConversation(c);
-      setMessages([...page.messages].reverse());
+      const shown = [...page.messages].reverse();
+      setMessages(shown);
       setHasOlder(page.next !== undefined);
+      // before they are marked seen: the oldest of the unseen messages from others, once per visit
+      if (c && c.unreadCount > 0) setFirstNew((known) => known ?? shown.find((m) => !m.outgoing && m.seenAt === undefined && m.deletedAt === undefined)?.id);
       if (c && !c.isRequest && (c.unreadCount > 0 || c.markedUnread)) await client.markSeen(conversationId);
     })().catch((err) => onError(describeError(err)));
     return () => {
@@ -193,7 +199,10 @@ export function ChatRoom({ client, conversationId, version, calls, onClosed, onB
       <ol class="thread" data-testid="thread" role="log" aria-label="Messages">
         {hasOlder && <li class="older"><button onClick={() => setLimit((l) => l + 50)}>Older messages</button></li>}
         {messages.map((m) => (
-          <MessageRow key={m.id} client={client} m={m} isGroup={isGroup} version={version} replied={m.replyToId ? messages.find((x) => x.id === m.replyToId) : undefined} onReply={() => setReplyTo(m)} run={run} />
+          <Fragment key={m.id}>
+            {m.id === firstNew && <li class="divider" role="separator" data-testid="new-messages">New messages</li>}
+            <MessageRow client={client} m={m} isGroup={isGroup} version={version} replied={m.replyToId ? messages.find((x) => x.id === m.replyToId) : undefined} onReply={() => setReplyTo(m)} run={run} />
+          </Fragment>
         ))}
       </ol>
       {typing.length > 0 && <p class="typing" data-testid="typing" role="status">{typing.join(', ')} typing…</p>}

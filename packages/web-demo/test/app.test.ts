@@ -547,12 +547,22 @@ describe('the web app in Chromium', () => {
     await tess.getByTestId('conversation-d:uma').getByTestId('pinned').waitFor();
     await expect.poll(order).toEqual(['conversation-d:uma', 'conversation-d:vic']);
     await send(vic, 'vic again');
-    await tess.getByTestId('conversation-d:vic').getByTestId('unread').waitFor();
+    await send(vic, 'and again');
+    await tess.getByTestId('conversation-d:vic').getByTestId('unread').filter({ hasText: '2' }).waitFor();
     expect(await order()).toEqual(['conversation-d:uma', 'conversation-d:vic']);
+    // opened, a "New messages" line sits above the first of the two, while the chat stays open
+    await tess.getByTestId('conversation-d:vic').click();
+    await thread(tess).getByText('and again').waitFor();
+    const rows = () => thread(tess).locator(':scope > li').evaluateAll((items) => items.map((li) => (li.getAttribute('data-testid') === 'new-messages' ? '---' : li.querySelector('[data-testid=text]')?.textContent ?? '')));
+    expect(await rows()).toEqual(['from vic', '---', 'vic again', 'and again']);
+    await send(tess, 'read them');
+    await thread(tess).getByText('read them').waitFor();
+    expect(await rows()).toEqual(['from vic', '---', 'vic again', 'and again', 'read them']);
+    await tess.getByTestId('conversation-d:uma').click();
     // marked unread: the chat closes, a dot in the list and the tab's count, until opened again
     await tess.getByRole('button', { name: 'Mark as unread' }).click();
     await tess.getByTestId('conversation-d:uma').getByTestId('marked-unread').waitFor();
-    await expect.poll(() => tess.title()).toBe('(2) Sotto');
+    await expect.poll(() => tess.title()).toBe('(1) Sotto');
     await tess.getByTestId('conversation-d:uma').click();
     await thread(tess).getByText('from uma').waitFor();
     await tess.getByTestId('conversation-d:uma').getByTestId('marked-unread').waitFor({ state: 'detached' });

@@ -104,8 +104,15 @@ export function MessageRow({ client, m, isGroup, version, replied, onReply, run 
       )}
       {reported && <span class="notice" role="status">Reported</span>}
       {forwarding && (
-        <form class="inline" onSubmit={(e) => { e.preventDefault(); const to = forwardTo.trim().toLowerCase(); setForwarding(false); if (to) run(async () => client.forward(m.id, await client.openConversation(to))); }}>
-          <input name="forward-to" placeholder="Forward to (username)" value={forwardTo} onInput={(e) => setForwardTo((e.target as HTMLInputElement).value)} />
+        <form class="inline" onSubmit={(e) => {
+          e.preventDefault();
+          // one or several people, each in their own chat
+          const names = [...new Set(forwardTo.split(/[\s,]+/).map((s) => s.trim().toLowerCase()).filter(Boolean))];
+          setForwarding(false);
+          setForwardTo('');
+          for (const name of names) run(async () => client.forward(m.id, await client.openConversation(name)));
+        }}>
+          <input name="forward-to" placeholder="Forward to (usernames)" value={forwardTo} onInput={(e) => setForwardTo((e.target as HTMLInputElement).value)} />
           <button type="submit">Forward</button>
         </form>
       )}

@@ -529,6 +529,17 @@ describe('the web app in Chromium', () => {
     // an accepted chat still: rosa writes back from the composer
     await send(rosa, 'glad to hear');
     await thread(sam).getByText('glad to hear').waitFor();
+    // and forwards sam's news to two people at once, each in their own chat
+    const tao = await person('tao');
+    const news = thread(rosa).getByTestId('message').filter({ hasText: 'news of today' });
+    await news.hover();
+    await news.getByRole('button', { name: 'Forward' }).click();
+    await rosa.fill('input[name=forward-to]', 'tao, sam');
+    await rosa.locator('form.inline').getByRole('button', { name: 'Forward' }).click();
+    await expect.poll(() => thread(sam).getByTestId('text').filter({ hasText: 'news of today' }).count(), { timeout: 15_000 }).toBe(2);
+    await tao.getByTestId('requests-tab').click();
+    await tao.getByTestId('conversation-d:rosa').click();
+    await thread(tao).getByText('news of today').waitFor();
   });
 
   it('a pinned chat stays on top; a chat marked unread shows so until it is opened; an archived one waits apart', async () => {

@@ -23,7 +23,7 @@ import type { MessageView, SottoEvents } from './events.js';
 import { newMessageId } from './ids.js';
 import { DeviceDirectory } from './messaging/device-directory.js';
 import { Outbox } from './messaging/outbox.js';
-import { controlContent, stampedAfter } from './messaging/compose.js';
+import { controlContent, stampedAfter, timeAfter } from './messaging/compose.js';
 import { addMembers, changeGroup, conversationContextOf, createGroup, enqueueForConversation, leaveGroup, removeMember, sendControlForConversation, sendGroupTyping, setAdmin, updateGroup, type CreateGroupOptions, type GroupSettingsUpdate } from './features/groups.js';
 import { sendGroupPayload } from './groups/group-messenger.js';
 import { deliverKeyOffer } from './groups/key-offers.js';
@@ -760,10 +760,11 @@ export class SottoClient {
     const unseen = await unseenIncoming(this.ctx.storage, conversationId);
     const batch = new StorageBatch().resetUnread(conversationId);
     for (const m of unseen) batch.patchMessage(m.id, { seenAt: now });
-    // read now: a mark "unread" goes, on our other devices too (with the read sync, or alone)
+    // read now: a mark "unread" goes, on our other devices too (ordered with marks made there)
     if (conversation.markedUnread) {
-      batch.patchConversation(conversationId, { markedUnread: null });
-      if (unseen.length === 0) enqueueSync(this.ctx, batch, { kind: 'conversation', payload: { conversation: conversationRefOf(conversationId)!, markedUnread: false } });
+      const at = timeAfter(now, conversation.unreadMarkAt);
+      batch.patchConversation(conversationId, { markedUnread: null, unreadMarkAt: at });
+      enqueueSync(this.ctx, batch, { kind: 'conversation', payload: { conversation: conversationRefOf(conversationId)!, markedUnread: false } }, at);
     }
     const receipts = (await this.readReceiptsEnabled()) && !conversation.isRequest && !conversation.restricted;
     if (unseen.length > 0 && receipts) {

@@ -373,6 +373,7 @@ export async function importSnapshot(storage: Storage, batch: StorageBatch, snap
         if (settings.expireTimerMs === null) delete updated.expireTimerMs;
         if (settings.pinned === null) delete updated.pinned;
         if (settings.archived === null) delete updated.archived;
+        if (settings.markedUnread === null) delete updated.markedUnread;
       }
       if (local.kind === 'direct' && local.peerAccountId && (local.blocked !== incoming.blocked || local.restricted !== incoming.restricted)) relationships.push(local.peerAccountId);
     }
@@ -432,7 +433,7 @@ async function takeReadPositions(
 /**
  * The settings of `incoming` (the same conversation as another device of ours holds it) changed
  * later than `held`'s, as a patch: vanish mode and the timer of a direct chat, the notification
- * settings, the pin and the archive, each by the time of its change (storage/apply.ts).
+ * settings, the pin, the archive and the unread mark, each by the time of its change (storage/apply.ts).
  */
 function laterSettings(held: ConversationRecord, incoming: ConversationRecord): ConversationPatch | undefined {
   const patch: ConversationPatch = {};
@@ -453,6 +454,10 @@ function laterSettings(held: ConversationRecord, incoming: ConversationRecord): 
   if (incoming.pinAt !== undefined && laterSetting(incoming.pinAt, Number(incoming.pinned === true), held.pinAt, Number(held.pinned === true))) {
     patch.pinned = incoming.pinned ?? null;
     patch.pinAt = incoming.pinAt;
+  }
+  if (incoming.unreadMarkAt !== undefined && laterSetting(incoming.unreadMarkAt, Number(incoming.markedUnread === true), held.unreadMarkAt, Number(held.markedUnread === true))) {
+    patch.markedUnread = incoming.markedUnread ?? null;
+    patch.unreadMarkAt = incoming.unreadMarkAt;
   }
   if (incoming.archiveAt !== undefined && laterSetting(incoming.archiveAt, Number(incoming.archived === true), held.archiveAt, Number(held.archived === true))) {
     patch.archived = incoming.archived ?? null;

@@ -215,7 +215,9 @@ export async function applyOwnDeviceContent(
       if (pinned !== undefined && laterSetting(content.sentAt, Number(pinned), conversation.pinAt, Number(conversation.pinned === true))) {
         Object.assign(patch, { pinned: pinned || null, pinAt: content.sentAt });
       }
-      if (markedUnread !== undefined) patch.markedUnread = markedUnread || null;
+      if (markedUnread !== undefined && laterSetting(content.sentAt, Number(markedUnread), conversation.unreadMarkAt, Number(conversation.markedUnread === true))) {
+        Object.assign(patch, { markedUnread: markedUnread || null, unreadMarkAt: content.sentAt });
+      }
       const { archived } = body.payload;
       if (archived !== undefined && laterSetting(content.sentAt, Number(archived), conversation.archiveAt, Number(conversation.archived === true))) {
         Object.assign(patch, { archived: archived || null, archiveAt: content.sentAt });
@@ -341,12 +343,10 @@ async function markReadUpTo(ctx: ClientContext, batch: StorageBatch, conversatio
     if (m.sentAt <= limit) batch.patchMessage(m.id, { seenAt: at });
     else unread++;
   }
-  // what came here after the point read there (the other device had not got it yet) stays unread;
-  // read there, the chat is no longer marked unread
-  batch.patchConversation(conversationId, { unreadCount: unread, markedUnread: null });
-  const updated = { ...conversation, unreadCount: unread };
-  delete updated.markedUnread;
-  effects.emit.push((x) => x.events.emit('conversationUpdated', updated));
+  // what came here after the point read there (the other device had not got it yet) stays unread
+  // (a mark "unread" comes and goes by its own syncs, ordered with marks made here)
+  batch.patchConversation(conversationId, { unreadCount: unread });
+  effects.emit.push((x) => x.events.emit('conversationUpdated', { ...conversation, unreadCount: unread }));
 }
 
 

@@ -112,7 +112,8 @@ export async function markUnread(ctx: ClientContext, conversationId: string): Pr
   const conversation = await requireConversation(ctx, conversationId);
   if (conversation.hidden) throw new SottoError('NOT_ALLOWED', 'a deleted chat cannot be marked unread', { field: 'conversationId' });
   if (conversation.markedUnread || conversation.unreadCount > 0) return;
-  await changeOnEveryDevice(ctx, conversationId, { markedUnread: true }, { markedUnread: true });
+  const at = timeAfter(ctx.now(), conversation.unreadMarkAt);
+  await changeOnEveryDevice(ctx, conversationId, { markedUnread: true, unreadMarkAt: at }, { markedUnread: true }, at);
 }
 
 /**

@@ -121,6 +121,7 @@ const CONVERSATION_OPTIONAL: OptionalChecks = [
   ['mutedUntil', isTime],
   ['pinAt', isTime],
   ['markedUnread', isBool],
+  ['unreadMarkAt', isTime],
 ];
 
 function isThreadPoint(v: unknown): boolean {

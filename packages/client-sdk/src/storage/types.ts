@@ -97,6 +97,8 @@ export interface ConversationRecord {
   archiveAt?: number;
   /** Marked unread by the user ({@link SottoClient.markUnread}); cleared when the chat is read. */
   markedUnread?: boolean;
+  /** The time (of the device that made it) of the mark change shown (marked, or cleared by a read): a later change wins. */
+  unreadMarkAt?: number;
 }
 
 /**

@@ -26,6 +26,102 @@ async function linkedDevice(of: SottoClient, transferHistory: boolean): Promise<
 
 const pinned = async (c: SottoClient) => (await c.conversations({ pinned: true })).map((x) => x.id).sort();
 
+const texts = async (c: SottoClient, id: string) => (await c.messages(id)).messages.map((m) => m.text);
+const listed = async (c: SottoClient) => (await c.conversations()).map((c) => c.id);
+
+describe('delete chat', () => {
+  it('goes from every device of the account, not from the other person, and comes back with the next message', async () => {
+    const rae = await newClient(relay.url, 'rae');
+    const sid = await newClient(relay.url, 'sid');
+    clients.push(rae, sid);
+    const rae2 = await linkedDevice(rae, false);
+    await becomeContacts(rae, sid);
+    await rae.sendText('d:sid', 'the plan for saturday');
+    await sid.sendText('d:rae', 'unread by rae');
+    await eventually(async () => (await texts(rae, 'd:sid')).length === 4 && (await texts(rae2, 'd:sid')).length === 4, 10_000, 'both of rae’s devices hold the chat');
+    await rae.setNotifications('d:sid', { muted: true });
+
+    const deletedEvents: { conversationId: string; deleted: number }[] = [];
+    rae2.events.on('chatDeleted', (e) => deletedEvents.push(e));
+    expect(await rae.deleteChat('d:sid')).toBe(4);
+
+    // here: no messages, out of the list, kept with its settings and its accepted state
+    expect(await texts(rae, 'd:sid')).toEqual([]);
+    expect(await listed(rae)).not.toContain('d:sid');
+    const kept = await rae.conversation('d:sid');
+    expect(kept).toMatchObject({ hidden: true, muted: true, isRequest: false, requestState: 'accepted', unreadCount: 0 });
+    expect(kept?.lastMessagePreview).toBeUndefined();
+    expect((await rae.conversations({ hidden: true })).map((c) => c.id)).toEqual(['d:sid']);
+    expect((await rae.searchConversations('sid')).map((c) => c.id)).toContain('d:sid');
+    // on the other device of the account too, at the same point
+    await eventually(async () => (await texts(rae2, 'd:sid')).length === 0 && (await rae2.conversation('d:sid'))?.hidden === true, 10_000, 'rae2 deletes it too');
+    expect((await rae2.conversation('d:sid'))?.deletedThrough).toEqual(kept?.deletedThrough);
+    expect(deletedEvents).toEqual([{ conversationId: 'd:sid', through: kept?.deletedThrough, deleted: 4 }]);
+    expect(await listed(rae2)).not.toContain('d:sid');
+    // sid's copy is his
+    expect(await texts(sid, 'd:rae')).toHaveLength(4);
+
+    // a device linked now, with the account's history, has the chat as deleted
+    const rae3 = await linkedDevice(rae, true);
+    await eventually(async () => (await rae3.conversation('d:sid'))?.hidden === true, 10_000, 'the history brings the deleted chat');
+    expect(await texts(rae3, 'd:sid')).toEqual([]);
+
+    // sid writes again: back in the list on every device, as an accepted chat, with only that
+    await sid.sendText('d:rae', 'still on for saturday?');
+    for (const device of [rae, rae2, rae3]) {
+      await eventually(async () => (await listed(device)).includes('d:sid'), 10_000, 'the chat comes back');
+      expect(await texts(device, 'd:sid')).toEqual(['still on for saturday?']);
+      expect(await device.conversation('d:sid')).toMatchObject({ isRequest: false, lastMessagePreview: 'still on for saturday?', unreadCount: 1 });
+      expect((await device.conversation('d:sid'))?.hidden).toBeUndefined();
+    }
+    expect(await rae.requests()).toEqual([]);
+    // and rae's answer goes out as usual
+    await rae.sendText('d:sid', 'yes');
+    await eventually(async () => (await texts(sid, 'd:rae')).includes('yes'), 10_000, 'sid gets the answer');
+  });
+
+  it('deletes a group chat until the group writes again, and keeps the membership', async () => {
+    const tia = await newClient(relay.url, 'tia');
+    const udo = await newClient(relay.url, 'udo');
+    clients.push(tia, udo);
+    await becomeContacts(tia, udo);
+    const group = await tia.createGroup({ name: 'Climbing', members: ['udo'] });
+    await tia.sendText(group, 'rope check');
+    await eventually(async () => (await texts(udo, group)).includes('rope check'), 10_000, 'udo gets the group message');
+    await udo.deleteChat(group);
+    expect(await texts(udo, group)).toEqual([]);
+    expect(await listed(udo)).not.toContain(group);
+    expect((await udo.conversation(group))?.participants).toContain('tia');
+
+    await tia.sendText(group, 'harness check');
+    await eventually(async () => (await listed(udo)).includes(group), 10_000, 'the group comes back');
+    expect(await texts(udo, group)).toEqual(['harness check']);
+    await udo.sendText(group, 'ok');
+    await eventually(async () => (await texts(tia, group)).includes('ok'), 10_000, 'udo still writes to the group');
+  });
+
+  it('refuses a request and an unknown chat, and changes nothing', async () => {
+    const val = await newClient(relay.url, 'val');
+    const wes = await newClient(relay.url, 'wes');
+    clients.push(val, wes);
+    await wes.sendText(await wes.openConversation('val'), 'hello stranger');
+    await eventually(async () => (await val.requests()).length === 1, 10_000, 'val gets the request');
+    await expect(val.deleteChat('d:wes')).rejects.toMatchObject({ code: 'NOT_ALLOWED', field: 'conversationId' });
+    await expect(val.deleteChat('d:nobody')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(await texts(val, 'd:wes')).toEqual(['hello stranger']);
+    expect((await val.requests()).map((c) => c.id)).toEqual(['d:wes']);
+    // an empty chat can be deleted: it only leaves the list
+    const empty = await val.openConversation('wes');
+    expect(empty).toBe('d:wes');
+    await val.acceptRequest('d:wes');
+    await val.deleteChat('d:wes');
+    expect(await val.deleteChat('d:wes')).toBe(0);
+    expect(await listed(val)).not.toContain('d:wes');
+    await val.close();
+    await expect(val.deleteChat('d:wes')).rejects.toMatchObject({ code: 'CLOSED' });
+  });
+});
+
 describe('the chat list', () => {
   it('pins up to three chats, on every device of the account', async () => {
     const ann = await newClient(relay.url, 'ann');

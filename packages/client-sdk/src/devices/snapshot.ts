@@ -11,7 +11,7 @@ import type { ClientContext } from '../context.js';
 import { SottoError } from '../errors.js';
 import { blobDraft, downloadPointer, encryptAndUpload } from '../features/media.js';
 import { GROUP_KINDS, groupIdOf } from '../groups/group-store.js';
-import { laterEdit, laterNotifications, laterReaction, laterSetting, patchMessage } from '../storage/apply.js';
+import { laterEdit, laterListFlags, laterNotifications, laterReaction, laterSetting, patchConversation, patchMessage } from '../storage/apply.js';
 import { ACCOUNT_SETTINGS, laterAccountSetting, setAccountSetting } from '../features/account-settings.js';
 import { StorageBatch, type ConversationPatch, type MessagePatch } from '../storage/batch.js';
 import type { Storage } from '../storage/storage.js';
@@ -369,11 +369,7 @@ export async function importSnapshot(storage: Storage, batch: StorageBatch, snap
       const settings = laterSettings(local, incoming);
       if (settings) {
         batch.patchConversation(local.id, settings);
-        updated = { ...updated, ...(settings as Partial<ConversationRecord>) };
-        if (settings.expireTimerMs === null) delete updated.expireTimerMs;
-        if (settings.pinned === null) delete updated.pinned;
-        if (settings.archived === null) delete updated.archived;
-        if (settings.markedUnread === null) delete updated.markedUnread;
+        updated = patchConversation(updated, settings);
       }
       if (local.kind === 'direct' && local.peerAccountId && (local.blocked !== incoming.blocked || local.restricted !== incoming.restricted)) relationships.push(local.peerAccountId);
     }
@@ -451,18 +447,9 @@ function laterSettings(held: ConversationRecord, incoming: ConversationRecord): 
     patch.notifications = incoming.notifications;
     patch.notificationsAt = incoming.notificationsAt;
   }
-  if (incoming.pinAt !== undefined && laterSetting(incoming.pinAt, Number(incoming.pinned === true), held.pinAt, Number(held.pinned === true))) {
-    patch.pinned = incoming.pinned ?? null;
-    patch.pinAt = incoming.pinAt;
-  }
-  if (incoming.unreadMarkAt !== undefined && laterSetting(incoming.unreadMarkAt, Number(incoming.markedUnread === true), held.unreadMarkAt, Number(held.markedUnread === true))) {
-    patch.markedUnread = incoming.markedUnread ?? null;
-    patch.unreadMarkAt = incoming.unreadMarkAt;
-  }
-  if (incoming.archiveAt !== undefined && laterSetting(incoming.archiveAt, Number(incoming.archived === true), held.archiveAt, Number(held.archived === true))) {
-    patch.archived = incoming.archived ?? null;
-    patch.archiveAt = incoming.archiveAt;
-  }
+  const flags = { pinned: incoming.pinned === true, archived: incoming.archived === true, markedUnread: incoming.markedUnread === true };
+  const times = { pinned: incoming.pinAt, archived: incoming.archiveAt, markedUnread: incoming.unreadMarkAt };
+  laterListFlags(patch, held, flags, (flag) => times[flag]);
   return Object.keys(patch).length > 0 ? patch : undefined;
 }
 

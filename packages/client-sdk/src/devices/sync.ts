@@ -24,7 +24,7 @@ import { newDirectConversation, unseenIncoming } from '../threads/conversations.
 import { cutThread } from '../threads/chat-deletion.js';
 import { receiveProfileKey } from '../features/profiles.js';
 import { ACCOUNT_SETTINGS, laterAccountSetting, setAccountSetting } from '../features/account-settings.js';
-import { laterNotifications, laterSetting, patchConversation as patchedConversation } from '../storage/apply.js';
+import { laterListFlags, laterNotifications, patchConversation as patchedConversation } from '../storage/apply.js';
 import { blockedChanges, matchRelayRelationship, restrictedChanges } from '../features/relationships.js';
 import { MESSAGE_TYPES, messageRecordOf, messageViewOf, previewOf } from '../threads/views.js';
 import { forgetGuid, recordSentGuids, takeParkedReceipt } from '../messaging/sent-index.js';
@@ -210,18 +210,8 @@ export async function applyOwnDeviceContent(
       // device's sender key goes to the members as the accepting one's did
       const accepted = body.payload.accepted === true && conversation.kind === 'group' && conversation.isRequest;
       if (accepted) Object.assign(patch, { isRequest: false, requestState: 'accepted' as const });
-      // pinned or unpinned there: the later change holds
-      const { pinned, markedUnread } = body.payload;
-      if (pinned !== undefined && laterSetting(content.sentAt, Number(pinned), conversation.pinAt, Number(conversation.pinned === true))) {
-        Object.assign(patch, { pinned: pinned || null, pinAt: content.sentAt });
-      }
-      if (markedUnread !== undefined && laterSetting(content.sentAt, Number(markedUnread), conversation.unreadMarkAt, Number(conversation.markedUnread === true))) {
-        Object.assign(patch, { markedUnread: markedUnread || null, unreadMarkAt: content.sentAt });
-      }
-      const { archived } = body.payload;
-      if (archived !== undefined && laterSetting(content.sentAt, Number(archived), conversation.archiveAt, Number(conversation.archived === true))) {
-        Object.assign(patch, { archived: archived || null, archiveAt: content.sentAt });
-      }
+      // pinned, archived or marked unread there (or undone): the later change holds
+      laterListFlags(patch, conversation, body.payload, () => content.sentAt);
       // the chat deleted on another device: here too, up to the same point (threads/chat-deletion.ts)
       let current = conversation;
       const cut = body.payload.deletedThrough;

@@ -350,6 +350,32 @@ export function laterSetting(at: number, value: number, heldAt: number | undefin
   return value > heldValue;
 }
 
+/** The chat-list flags an account's devices sync, each with the time of its last change. */
+const LIST_FLAGS = [
+  ['pinned', 'pinAt'],
+  ['archived', 'archiveAt'],
+  ['markedUnread', 'unreadMarkAt'],
+] as const;
+
+/**
+ * The chat-list flags (pin, archive, unread mark) set to `values` at `at` that come after what
+ * `held` shows ({@link laterSetting}), added to `patch` (a cleared flag is removed).
+ */
+export function laterListFlags(
+  patch: ConversationPatch,
+  held: ConversationRecord,
+  values: Partial<Record<(typeof LIST_FLAGS)[number][0], boolean>>,
+  at: (flag: (typeof LIST_FLAGS)[number][0]) => number | undefined,
+): void {
+  for (const [flag, atKey] of LIST_FLAGS) {
+    const value = values[flag];
+    const when = at(flag);
+    if (value === undefined || when === undefined || !laterSetting(when, Number(value), held[atKey], Number(held[flag] === true))) continue;
+    patch[flag] = value || null;
+    patch[atKey] = when;
+  }
+}
+
 /**
  * Whether a synced notification change (stamped `at` by the device that made it) comes after the
  * one `held` shows: later by time; at the same time, the greater of the two (as text), so our

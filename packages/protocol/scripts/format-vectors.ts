@@ -20,6 +20,7 @@ import {
   encodeKyberPreKeyPublic,
   encodeLinkCodeBytes,
   encodeProvisionMessage,
+  encodeBackupRecord,
   encodeProfile,
   encodeSealedSenderMessage,
   encodeSealedSenderPayload,
@@ -186,6 +187,8 @@ const provision = {
   snapshot: pointer,
 };
 add('provision message', 'ProvisionMessage', provision, encodeProvisionMessage(provision));
+const backup = { v: 1 as const, accountId: 'alice', identityKey, identityKeyPair: seq(69, 0x0a), createdAt: 1_767_225_605_000, snapshot: pointer };
+add('backup record', 'BackupRecord', backup, encodeBackupRecord(backup));
 const profile = { v: 1 as const, name: 'Alice Ø', bio: 'climbs 🧗', avatar: pointer };
 add('profile', 'Profile', profile, encodeProfile(profile));
 const sealedSender = { v: 1 as const, eph: seq(32, 0x20), c1: seq(49, 0x40), c2: seq(80, 0x80) };

@@ -21,3 +21,4 @@ export * from './provisioning.js';
 export * from './profile.js';
 export * from './sealed-sender.js';
 export * from './sealed-group.js';
+export * from './backup.js';

@@ -306,6 +306,18 @@ export const provisionMessage = fc.record(
   { requiredKeys: ['v', 'accountId', 'deviceId', 'linkToken', 'identityKey', 'identityKeyPair', 'createdAt'] },
 );
 
+export const backupRecord = fc.record(
+  {
+    v: fc.constant(1 as const),
+    accountId,
+    identityKey: curveKey,
+    identityKeyPair: bytes(33, 256),
+    createdAt: timestamp,
+    snapshot: attachmentPointer,
+  },
+  { requiredKeys: ['v', 'accountId', 'identityKey', 'identityKeyPair', 'createdAt'] },
+);
+
 /** Profiles (names and bios counted in characters, as the format limits them). */
 export const profile = fc.record(
   {

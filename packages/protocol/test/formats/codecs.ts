@@ -21,6 +21,7 @@ export const codecs: Record<string, Codec> = {
   Content: { encode: p.encodeContent, decode: p.decodeContent },
   LinkCode: { encode: p.encodeLinkCodeBytes, decode: p.decodeLinkCodeBytes },
   ProvisionMessage: { encode: p.encodeProvisionMessage, decode: p.decodeProvisionMessage },
+  BackupRecord: { encode: p.encodeBackupRecord, decode: p.decodeBackupRecord },
   Profile: { encode: p.encodeProfile, decode: p.decodeProfile },
   SealedSenderMessage: { encode: p.encodeSealedSenderMessage, decode: p.decodeSealedSenderMessage },
   SealedSenderPayload: { encode: p.encodeSealedSenderPayload, decode: p.decodeSealedSenderPayload },

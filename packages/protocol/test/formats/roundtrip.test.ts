@@ -17,6 +17,7 @@ const formats: [string, fc.Arbitrary<unknown>][] = [
   ['AttachmentPointer', arb.attachmentPointer],
   ['LinkCode', arb.linkCode],
   ['ProvisionMessage', arb.provisionMessage],
+  ['BackupRecord', arb.backupRecord],
   ['Profile', arb.profile],
   ['SealedSenderMessage', arb.sealedSenderMessage],
   ['SealedSenderPayload', arb.sealedSenderPayload],

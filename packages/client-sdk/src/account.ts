@@ -8,6 +8,9 @@ import {
   type EngineName,
   type DualEngine,
   type ProvisionMessage,
+  type BackupRecord,
+  type RecoveryStartResponse,
+  type RegisterResponse,
   type ProtocolEngine,
   type ProtocolStores,
   WEB_PREKEY_ID_BASE,
@@ -174,10 +177,46 @@ export async function registerAccount(params: {
   return account;
 }
 
+/** The account a device joins (linking or recovering): its identity and the id the relay reserved. */
+interface JoinedIdentity {
+  accountId: string;
+  deviceId: number;
+  identityKey: Uint8Array;
+  identityKeyPair: Uint8Array;
+}
+
+/**
+ * Registers this device as a further device of an existing account whose identity key pair it
+ * was handed: the pair becomes ours, with a fresh registration id, fresh prekeys and our own relay
+ * credentials. `register` sends the device's upload (with a link or a recovery token).
+ */
+async function joinAccount<R extends RegisterResponse>(
+  params: { storage: Storage; engine: ProtocolEngine; engines: EngineName[]; now: number; identity: JoinedIdentity },
+  register: (upload: PreparedDevice['upload']) => Promise<R>,
+): Promise<{ account: AccountState; registered: R }> {
+  const { storage, engine, identity, now } = params;
+  if (await loadAccount(storage)) throw new SottoError('CONFLICT', 'this storage already holds an account');
+  const r = randomBytes(2);
+  const registrationId = 1 + (((r[0]! << 8) | r[1]!) % 16380);
+  await storage.commit(new StorageBatch().protocolChanges([localIdentityChange({ identityKeyPair: identity.identityKeyPair, registrationId })]));
+  let device: PreparedDevice;
+  try {
+    device = await prepareDevice({
+      storage, engine, now, engines: params.engines, accountId: identity.accountId, deviceId: identity.deviceId,
+      identityKeyPair: identity.identityKeyPair, identityKey: identity.identityKey, registrationId,
+    });
+  } catch (cause) {
+    throw new SottoError('INVALID_ARGUMENT', 'the account was handed over with an unusable identity key pair', { cause, field: 'identityKeyPair' });
+  }
+  const registered = await register(device.upload);
+  const account = initialAccountState(registered.accountId, registered.deviceId, registrationId, identity.identityKey, device.secret, now);
+  await storage.commit(saveAccount(new StorageBatch().storeChanges(device.staged.changes()), account));
+  return { account, registered };
+}
+
 /**
  * Registers this device as a further device of an existing account, from a provision message an
- * existing device sealed to us (devices/linking.ts): the account's identity key pair becomes
- * ours, with a fresh registration id, fresh prekeys and our own relay credentials.
+ * existing device sealed to us (devices/linking.ts).
  */
 export async function linkAccount(params: {
   storage: Storage;
@@ -187,24 +226,28 @@ export async function linkAccount(params: {
   engines: EngineName[];
   now: number;
 }): Promise<AccountState> {
-  const { storage, engine, relay, provision, now } = params;
-  if (await loadAccount(storage)) throw new SottoError('CONFLICT', 'this storage already holds an account');
-  const r = randomBytes(2);
-  const registrationId = 1 + (((r[0]! << 8) | r[1]!) % 16380);
-  await storage.commit(new StorageBatch().protocolChanges([localIdentityChange({ identityKeyPair: provision.identityKeyPair, registrationId })]));
-  let device: PreparedDevice;
-  try {
-    device = await prepareDevice({
-      storage, engine, now, engines: params.engines, accountId: provision.accountId, deviceId: provision.deviceId,
-      identityKeyPair: provision.identityKeyPair, identityKey: provision.identityKey, registrationId,
-    });
-  } catch (cause) {
-    throw new SottoError('INVALID_ARGUMENT', 'the provision message carries an unusable identity key pair', { cause, field: 'identityKeyPair' });
-  }
-  const linked = await relay.linkDevice({ linkToken: provision.linkToken, ...device.upload });
-  const account = initialAccountState(linked.accountId, linked.deviceId, registrationId, provision.identityKey, device.secret, now);
-  await storage.commit(saveAccount(new StorageBatch().storeChanges(device.staged.changes()), account));
+  const { provision, relay } = params;
+  const { account } = await joinAccount({ ...params, identity: provision }, (upload) => relay.linkDevice({ linkToken: provision.linkToken, ...upload }));
   return account;
+}
+
+/**
+ * Registers this device as the only device of an account recovered from its backup
+ * (features/backup.ts): the relay removes every other device in the same commit.
+ */
+export async function recoverAccount(params: {
+  storage: Storage;
+  engine: ProtocolEngine;
+  relay: RelayHttp;
+  start: RecoveryStartResponse;
+  record: BackupRecord;
+  engines: EngineName[];
+  now: number;
+}): Promise<{ account: AccountState; removedDevices: number[] }> {
+  const { start, record, relay } = params;
+  const identity = { accountId: start.accountId, deviceId: start.deviceId, identityKey: record.identityKey, identityKeyPair: record.identityKeyPair };
+  const { account, registered } = await joinAccount({ ...params, identity }, (upload) => relay.recoverDevice({ recoveryToken: start.recoveryToken, ...upload }));
+  return { account, removedDevices: registered.removedDevices };
 }
 
 /** The prekey counters of one engine's set: the next ids to use and the signed prekey's age. */

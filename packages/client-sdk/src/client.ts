@@ -1,6 +1,7 @@
 import {
   contentFallback,
   encodeContent,
+  type AttachmentPointer,
   type Content,
   type EngineName,
   type GroupAction,
@@ -9,7 +10,8 @@ import {
   type RegistrationMode,
   type SafetyNumber,
 } from '@sotto/protocol';
-import { credentialsOf, linkAccount, loadAccount, maintainPreKeys, registerAccount, type AccountState } from './account.js';
+import { credentialsOf, linkAccount, loadAccount, maintainPreKeys, recoverAccount, registerAccount, type AccountState } from './account.js';
+import { BACKUP_INTERVAL_MS, backupDue, backupNow, backupStatus, disableBackup, enableBackup, keepRecoveredBackup, keysOfCode, openRecord, type BackupInfo, type BackupStatus } from './features/backup.js';
 import { resumeCatchUps, type LinkCatchUp } from './devices/catch-up.js';
 import { announceLinked, approveLink, createPendingLink, removeOwnDevice, waitForProvision, type ApprovedLink } from './devices/linking.js';
 import { downloadSnapshot, importSnapshot } from './devices/snapshot.js';
@@ -43,6 +45,7 @@ import type { CallLogRecord } from './storage/types.js';
 import { Mutex } from './mutex.js';
 import { RelayConnection, type ConnectionState } from './relay/relay-connection.js';
 import { RelayHttp } from './relay/relay-http.js';
+import { fromBase64Url, toBase64Url } from './relay/base64url.js';
 import { globalWebSocketFactory, type WebSocketFactory } from './relay/transport.js';
 import { forgetParkedBefore, forgetSentBefore, PARKED_RECEIPT_TTL_MS } from './messaging/sent-index.js';
 import { applyEarlyActions, EARLY_ACTION_TTL_MS, forgetEarlyActionsBefore } from './messaging/early-actions.js';
@@ -117,6 +120,20 @@ export interface LinkSession {
   cancel(): void;
 }
 
+/** What `SottoClient.recover` did. */
+export interface RecoveryResult {
+  /** The recovered account on this device (not yet connected). */
+  client: SottoClient;
+  /** What the backup held and this device now holds. */
+  imported: { conversations: number; messages: number };
+  /** When the backup was made (the backing-up device's clock): what came later is not in it. */
+  backupAt: number;
+  /** The account's devices the relay removed (lost, or still signed in somewhere). */
+  removedDevices: number[];
+  /** Set when the device was recovered but the backup's snapshot could not be imported. */
+  snapshotError?: SottoError;
+}
+
 /** A page of history: newest first; pass `next` as `before` for older messages. */
 export interface MessagePage {
   messages: MessageView[];
@@ -161,6 +178,8 @@ export class SottoClient {
   /** Links this device approved whose catch-up is not sent yet (devices/catch-up.ts). */
   private readonly catchUps = new Set<LinkCatchUp>();
   private catchUpsResumed = false;
+  /** A backup refresh is running (features/backup.ts). */
+  private backingUp = false;
   /** sentAt of the last message this client sent (history orders by sentAt, then id). */
   private lastSentAt = 0;
 
@@ -310,23 +329,64 @@ export class SottoClient {
         const engines = enginesOf(options.engine);
         const account = await linkAccount({ storage: options.storage, engine: options.engine, relay, provision, engines, now: now() });
         const client = new SottoClient(options, account);
-        let imported = { conversations: 0, messages: 0 };
-        let snapshotError: SottoError | undefined;
-        if (provision.snapshot) {
-          try {
-            const snapshot = await downloadSnapshot(client.ctx, provision.snapshot);
-            const batch = new StorageBatch();
-            const { conversations, messages } = await importSnapshot(options.storage, batch, snapshot);
-            imported = { conversations, messages };
-            await options.storage.commit(batch);
-          } catch (err) {
-            snapshotError = SottoError.is(err) ? err : new SottoError('INTERNAL', 'the account snapshot could not be imported', { cause: err });
-          }
-        }
+        const { imported, snapshotError } = await client.importHandedSnapshot(provision.snapshot);
         await announceLinked(client.ctx).catch(() => undefined);
         return { client, imported, ...(snapshotError ? { snapshotError } : {}) };
       },
     };
+  }
+
+  /**
+   * Recovers an account whose devices are all lost, from its backup and the recovery code a
+   * device of it set up (`enableBackup`): this (new, empty) storage becomes the account's only
+   * device, under the same identity (contacts see no identity change), with the backup's
+   * conversations, groups, settings and history. The relay removes every other device of the
+   * account; messages that reached the account after the backup was made and waited for them are
+   * gone with them. This device keeps the code and refreshes the backup from then on.
+   * Errors: `INVALID_ARGUMENT` (field `recoveryCode`) for a malformed or mistyped code;
+   * `RELAY_ERROR` with `relayCode` `UNAUTHORIZED` when the relay holds no backup for this
+   * username under this code, `RATE_LIMITED` after too many attempts; `CONFLICT` when the
+   * storage already holds an account. Nothing is stored until the relay registered the device.
+   * @example
+   * const { client, imported } = await SottoClient.recover(options, 'alice', typedCode);
+   * await client.connect();
+   */
+  static async recover(options: SottoClientOptions, username: string, recoveryCode: string): Promise<RecoveryResult> {
+    if (await loadAccount(options.storage)) throw new SottoError('CONFLICT', 'this storage already holds an account');
+    const name = typeof username === 'string' ? username.trim().toLowerCase() : '';
+    if (name.length === 0) throw new SottoError('INVALID_ARGUMENT', 'a username is needed', { field: 'username' });
+    const keys = keysOfCode(recoveryCode);
+    const now = options.now ?? Date.now;
+    const relay = new RelayHttp({ baseUrl: options.relayUrl, ...(options.fetch ? { fetch: options.fetch } : {}) });
+    const start = await relay.recoveryStart({ username: name, secret: toBase64Url(keys.secret) });
+    const record = await openRecord(fromBase64Url(start.sealed), keys, start.accountId);
+    const { account, removedDevices } = await recoverAccount({
+      storage: options.storage, engine: options.engine, relay, start, record, engines: enginesOf(options.engine), now: now(),
+    });
+    const client = new SottoClient(options, account);
+    const { imported, snapshotError } = await client.importHandedSnapshot(record.snapshot);
+    // this device keeps the code (over the relay's record as it stands now)
+    const status = await client.ctx.relay.recoveryStatus().catch(() => undefined);
+    if (status?.enabled && status.updatedAt !== undefined) {
+      await options.storage.commit(keepRecoveredBackup(new StorageBatch(), keys, status.updatedAt, { at: record.createdAt, ...imported }));
+    }
+    await client.ctx.directory.devices(account.accountId, { refresh: true }).catch(() => undefined);
+    return { client, imported, backupAt: record.createdAt, removedDevices, ...(snapshotError ? { snapshotError } : {}) };
+  }
+
+  /** Imports the snapshot a linking device or a backup handed this one. */
+  private async importHandedSnapshot(pointer: AttachmentPointer | undefined): Promise<{ imported: { conversations: number; messages: number }; snapshotError?: SottoError }> {
+    if (!pointer) return { imported: { conversations: 0, messages: 0 } };
+    try {
+      const snapshot = await downloadSnapshot(this.ctx, pointer);
+      const batch = new StorageBatch();
+      const { conversations, messages } = await importSnapshot(this.ctx.storage, batch, snapshot);
+      await this.ctx.storage.commit(batch);
+      return { imported: { conversations, messages } };
+    } catch (err) {
+      const snapshotError = SottoError.is(err) ? err : new SottoError('INTERNAL', 'the account snapshot could not be imported', { cause: err });
+      return { imported: { conversations: 0, messages: 0 }, snapshotError };
+    }
   }
 
   /** This device's account id (the lower-cased username). */
@@ -370,6 +430,7 @@ export class SottoClient {
     await ensureProfileKey(this.ctx).catch(() => undefined); // contacts send to us sealed with it
     void this.renewGroupAvatars().catch(() => undefined);
     await this.ctx.directory.devices(this.accountId, { refresh: true }).catch(() => undefined);
+    void this.refreshBackupIfDue().catch(() => undefined);
     if (!this.sweepTimer) {
       await this.forgetOld().catch(() => undefined);
       // actions whose message was stored by a commit that did not apply them (a crash between)
@@ -384,6 +445,7 @@ export class SottoClient {
           void this.maintainKeys().catch(() => undefined);
           void this.renewGroupAvatars().catch(() => undefined);
           void this.forgetParked().catch(() => undefined);
+          void this.refreshBackupIfDue().catch(() => undefined);
         }
         if (ticks % FORGET_EVERY_TICKS === 0) void this.forgetOld().catch(() => undefined);
       }, 5_000);
@@ -1221,6 +1283,57 @@ export class SottoClient {
     this.assertOpen();
     const list = await this.ctx.directory.devices(this.accountId, { refresh: true });
     return list.map((d) => ({ deviceId: d.deviceId, current: d.deviceId === this.deviceId }));
+  }
+
+  // ── recovery code ───────────────────────────────────────────────────────────
+
+  /**
+   * Sets up a recovery code for the account and makes its first backup: an encrypted snapshot
+   * (settings, conversations, groups and up to `historyPerConversation` newest messages of each,
+   * default 5,000; media blobs only as long as the relay keeps them) and the account's identity,
+   * sealed with a key only the code gives. Show the code to the user once and tell them to keep
+   * it safe: with it and the username, anyone can take over the account (`SottoClient.recover`).
+   * A code set up before, here or on another device, stops working. This device then refreshes
+   * the backup daily while connected (`backupNow` for at once).
+   * @example
+   * const { recoveryCode } = await client.enableBackup();
+   * show(recoveryCode); // 'k3vq-…', 8 groups of 4
+   */
+  async enableBackup(options: { historyPerConversation?: number } = {}): Promise<{ recoveryCode: string; backup: BackupInfo }> {
+    this.assertOpen();
+    return enableBackup(this.ctx, options);
+  }
+
+  /**
+   * Refreshes the backup now. `NOT_ALLOWED` when this device keeps no code, or when the code was
+   * replaced or turned off on another device meanwhile (then `backupStopped` too).
+   */
+  async backupNow(): Promise<BackupInfo> {
+    this.assertOpen();
+    return backupNow(this.ctx);
+  }
+
+  /** Whether the account has a recovery code (asks the relay), and this device's last backup. */
+  async backupStatus(): Promise<BackupStatus> {
+    this.assertOpen();
+    return backupStatus(this.ctx);
+  }
+
+  /** Turns the account's recovery code off: the relay deletes the backup, and the code stops working. */
+  async disableBackup(): Promise<void> {
+    this.assertOpen();
+    return disableBackup(this.ctx);
+  }
+
+  /** Refreshes the backup when this device keeps one older than a day. */
+  private async refreshBackupIfDue(): Promise<void> {
+    if (this.backingUp || !(await backupDue(this.ctx.storage, this.ctx.now(), BACKUP_INTERVAL_MS))) return;
+    this.backingUp = true;
+    try {
+      await backupNow(this.ctx);
+    } finally {
+      this.backingUp = false;
+    }
   }
 
   /** Removes another device of this account; it gets nothing further and can no longer connect. */

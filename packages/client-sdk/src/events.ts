@@ -57,6 +57,11 @@ export interface SottoEvents {
   /** Read receipts or typing indicators were turned on or off, here or on another device of ours. */
   settingsChanged: [{ readReceipts?: boolean; typingIndicators?: boolean }];
   /** A profile changed (a contact's, or ours from another device): opened after its key or a change arrived. */
+  /**
+   * This device stopped keeping the account's backup: its recovery code was replaced by one set
+   * up on another device (`replaced`) or turned off there (`disabled`).
+   */
+  backupStopped: [{ reason: 'replaced' | 'disabled' }];
   profileUpdated: [{ accountId: string; profile: ProfileView }];
   /** A group change was refused (bad signature, not an admin, …); the group is unchanged. */
   groupChangeRejected: [{ conversationId: string; from: string; reason: string }];

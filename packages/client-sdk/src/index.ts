@@ -1,6 +1,6 @@
 export * from './errors.js';
 export * from './storage/index.js';
-export { FORGET_AFTER_MS, SottoClient, type SottoClientOptions, type MessagePage, type SendOptions, type LinkSession } from './client.js';
+export { FORGET_AFTER_MS, SottoClient, type SottoClientOptions, type MessagePage, type SendOptions, type LinkSession, type RecoveryResult } from './client.js';
 export type { ApprovedLink } from './devices/linking.js';
 export type { SottoEvents, MessageView, DecryptionFailureReason } from './events.js';
 export type { RequestPolicy } from './context.js';
@@ -20,4 +20,5 @@ export { attachmentsOf, type DownloadOptions, type MediaInput, type MediaSendPha
 export type { CreateGroupOptions, GroupSettingsUpdate } from './features/groups.js';
 export type { ReportReason, RequestDecision } from './features/privacy.js';
 export type { ProfileUpdate, ProfileView } from './features/profiles.js';
+export type { BackupInfo, BackupStatus } from './features/backup.js';
 export { GroupChangeRejectedError } from './groups/rejection.js';

@@ -75,7 +75,10 @@ export interface RelayLimits {
     ip: BucketConfig;
     /** Per authenticated account, all requests and sends. */
     account: BucketConfig;
-    /** Per authenticated account, prekey bundle fetches (prekey draining); profile fetches get a second bucket of the same size. */
+    /**
+     * Per authenticated account, prekey bundle fetches (prekey draining); profile fetches get a
+     * second bucket of the same size, and recovery starts one per username (10 tokens a start).
+     */
     prekeyFetch: BucketConfig;
     /** Most buckets kept per limiter (memory bound). */
     maxKeys: number;
@@ -207,8 +210,8 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = Object.freeze([
   opt('rate-ip-refill', num(0.001, 1e9), 100, 'per-IP sustained requests per second'),
   opt('rate-account-capacity', num(1, 1e9), 600, 'per-account burst (requests and sends)'),
   opt('rate-account-refill', num(0.001, 1e9), 100, 'per-account sustained requests per second'),
-  opt('rate-prekey-capacity', num(1, 1e9), 60, 'per-account burst of prekey bundle fetches (and, in a bucket of their own, of profile fetches)'),
-  opt('rate-prekey-refill', num(0.001, 1e9), 1, 'per-account prekey bundle fetches (and profile fetches) per second'),
+  opt('rate-prekey-capacity', num(1, 1e9), 60, 'per-account burst of prekey bundle fetches (and, in buckets of their own, of profile fetches and of recovery starts, 10 tokens each)'),
+  opt('rate-prekey-refill', num(0.001, 1e9), 1, 'per-account prekey bundle fetches (and profile fetches, and tokens of recovery starts) per second'),
   opt('rate-sealed-ip-capacity', num(1, 1e9), 600, 'per-IP burst of sealed sends (which name no sender to charge)'),
   opt('rate-sealed-ip-refill', num(0.001, 1e9), 100, 'per-IP sustained sealed sends per second'),
   opt('rate-sealed-recipient-capacity', num(1, 1e9), 600, 'per-recipient-account burst of sealed sends'),

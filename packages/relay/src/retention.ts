@@ -3,6 +3,7 @@ import { AccountRepo } from './db/account-repo.js';
 import { BlobRepo } from './db/blob-repo.js';
 import type { OpenDatabase } from './db/database.js';
 import { EnvelopeRepo } from './db/envelope-repo.js';
+import { RecoveryRepo } from './db/recovery-repo.js';
 import { UploadRepo } from './db/upload-repo.js';
 
 /** File name of the SQLite database inside the data directory. */
@@ -15,6 +16,7 @@ const DAY_MS = 86_400_000;
 export interface RetentionResult {
   envelopes: number;
   blobs: number;
+  /** Expired link tokens and recovery tokens deleted. */
   tokens: number;
   /** Unfinished resumable uploads removed: expired, or left without their row (account deleted). */
   uploads: number;
@@ -24,8 +26,8 @@ export interface RetentionResult {
  * Applies retention at `now` (injected clock): deletes envelopes older than `retentionDays`
  * that were never acknowledged (pass the running relay's `envelopes` repository, if any),
  * attachment blobs past their expiry (metadata first, then the file), unfinished resumable
- * uploads past theirs (and upload files no upload row names), and expired WebSocket tickets and
- * link tokens.
+ * uploads past theirs (and upload files no upload row names), and expired link tokens and
+ * recovery tokens (WebSocket tickets live in memory and expire there).
  *
  * @example
  * const result = await runRetention({ database, blobs, retentionDays: 30, now: Date.now() });
@@ -46,7 +48,7 @@ export async function runRetention(args: { database: OpenDatabase; blobs: BlobSt
   let tokens = 0;
   database.sqlite.transaction(() => {
     envelopes = envelopeRepo.expire(cutoff);
-    tokens = new AccountRepo(database.db).purgeExpiredTokens(now);
+    tokens = new AccountRepo(database.db).purgeExpiredTokens(now) + new RecoveryRepo(database.db).purgeExpiredTokens(now);
     expiredBlobs = blobRepo.takeExpired(now, 100_000);
     expiredUploads = uploadRepo.takeExpired(now, 100_000);
   }).immediate();

@@ -38,6 +38,8 @@ describe('DELETE /v1/accounts/:accountId', () => {
     expect((await api(t, 'POST', '/v1/requests/carol/block', alice1)).status).toBe(204);
     expect((await api(t, 'POST', '/v1/reports', carol, { accountId: 'alice', reason: 'spam' })).status).toBe(201);
     expect((await api(t, 'PUT', '/v1/profile', alice2, { version: 1, ciphertext: b64(new Uint8Array([9, 9, 9])) })).status).toBe(200);
+    expect((await api(t, 'PUT', '/v1/recovery', alice2, { secret: b64(new Uint8Array(32).fill(7)), sealed: b64(new Uint8Array([8, 8])) })).status).toBe(200);
+    expect((await api(t, 'POST', '/v1/recovery/start', undefined, { username: 'alice', secret: b64(new Uint8Array(32).fill(7)) })).status).toBe(200);
     const second = await TestSocket.open(t, alice2);
     // a WebSocket ticket taken and not yet used: it goes with the account
     const ticket = (await api(t, 'POST', '/v1/ws-ticket', alice1)).body.ticket as string;
@@ -62,7 +64,7 @@ describe('DELETE /v1/accounts/:accountId', () => {
     expect(multi.body.mismatched).toEqual([{ accountId: 'alice', missing: [], extra: [1, 2] }]);
 
     t.relay.ctx.envelopes.spill(true); // young envelopes into the table, to read them all there
-    for (const table of ['accounts', 'devices', 'device_credentials', 'signed_prekeys', 'kyber_prekeys', 'one_time_prekeys', 'relationships', 'link_tokens', 'profiles']) {
+    for (const table of ['accounts', 'devices', 'device_credentials', 'signed_prekeys', 'kyber_prekeys', 'one_time_prekeys', 'relationships', 'link_tokens', 'profiles', 'account_recovery', 'recovery_tokens']) {
       expect(rowsMentioning(t, table, 'alice'), table).toBe(0);
     }
     // queued for alice: gone; sent by alice to bob: still his to receive; carol's report: kept

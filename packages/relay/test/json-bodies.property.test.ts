@@ -2,7 +2,7 @@
  * Every route that reads a JSON body (and the WebSocket, given arbitrary frames), given arbitrary JSON (and JSON shaped like its request with
  * arbitrary values), answers with a typed client error (or, for a body that is a valid no-op such
  * as an empty ack, a success) and changes nothing: never a 500, never a stack trace, never a
- * stored envelope, account, device, key, profile or report. A relay's first line against
+ * stored envelope, account, device, key, profile, recovery or report. A relay's first line against
  * hostile clients.
  */
 import { randomBytes } from 'node:crypto';
@@ -38,6 +38,8 @@ describe('arbitrary JSON bodies', () => {
       devices: count('devices'),
       reports: count('reports'),
       profiles: count('profiles'),
+      recovery: count('account_recovery'),
+      recoveryTokens: count('recovery_tokens'),
       oneTime: count('one_time_prekeys'),
     };
   };
@@ -55,6 +57,9 @@ describe('arbitrary JSON bodies', () => {
     { method: 'POST', path: '/v1/devices', auth: 'none', fields: ['linkToken', 'device', 'signedDeviceRecord', 'secret'] },
     { method: 'PUT', path: '/v1/profile', auth: 'device', fields: ['version', 'ciphertext', 'avatar'] },
     { method: 'PUT', path: '/v1/access-key', auth: 'device', fields: ['accessKey'] },
+    { method: 'PUT', path: '/v1/recovery', auth: 'device', fields: ['secret', 'sealed', 'blobId'] },
+    { method: 'POST', path: '/v1/recovery/start', auth: 'none', fields: ['username', 'secret'] },
+    { method: 'POST', path: '/v1/recovery/devices', auth: 'none', fields: ['recoveryToken', 'signedDeviceRecord', 'secret'] },
     { method: 'PUT', path: '/v1/keys/signed', auth: 'device', fields: ['signedPreKey', 'kyberPreKey', 'engine'] },
     { method: 'POST', path: '/v1/keys/one-time', auth: 'device', fields: ['preKeys', 'kyberPreKeys', 'engine'] },
     { method: 'POST', path: '/v1/messages/prop_bob', auth: 'device', fields: ['messages', 'type', 'ephemeral'] },

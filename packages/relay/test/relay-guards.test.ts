@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { decodeEnvelope } from '@sotto/protocol';
 import { decodeEnvelopeBatch } from '../src/db/envelope-repo.js';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -229,10 +230,19 @@ describe('trust model', () => {
       const ciphertext = new Uint8Array(64).map(() => Math.floor(Math.random() * 256));
       await api(own, 'POST', '/v1/messages/jill', ivan, { type: 'whisper', messages: [{ deviceId: 1, registrationId: jill.registrationId, ciphertext: b64(ciphertext) }] });
       void marker;
+      // a recovery (a sealed record naming a snapshot blob) and a recovery token taken with it
+      const recoverySecret = new Uint8Array(randomBytes(32));
+      const recoverySealed = new Uint8Array(randomBytes(500));
+      const snapshot = await fetch(`${own.url}/v1/attachments`, { method: 'POST', headers: { authorization: ivan.auth }, body: new Uint8Array(randomBytes(2000)) });
+      const snapshotId = ((await snapshot.json()) as { id: string }).id;
+      expect((await api(own, 'PUT', '/v1/recovery', ivan, { secret: b64(recoverySecret), sealed: b64(recoverySealed), blobId: snapshotId })).status).toBe(200);
+      const started = await api(own, 'POST', '/v1/recovery/start', undefined, { username: 'ivan', secret: b64(recoverySecret) });
+      expect(started.status).toBe(200);
+      const recoveryToken = started.body.recoveryToken as string;
       const sqlite = own.relay.ctx.database.sqlite;
       sqlite.pragma('wal_checkpoint(TRUNCATE)');
       const tables = (sqlite.prepare("select name from sqlite_master where type='table' and name not like 'sqlite_%' and name not like '__drizzle%'").all() as { name: string }[]).map((r) => r.name);
-      expect(tables.sort()).toEqual(['accounts', 'blobs', 'device_credentials', 'devices', 'envelope_batch_acks', 'envelope_batches', 'envelopes', 'fanouts', 'invites', 'kyber_prekeys', 'link_tokens', 'one_time_prekeys', 'profiles', 'relationships', 'reports', 'signed_prekeys', 'uploads']);
+      expect(tables.sort()).toEqual(['account_recovery', 'accounts', 'blobs', 'device_credentials', 'devices', 'envelope_batch_acks', 'envelope_batches', 'envelopes', 'fanouts', 'invites', 'kyber_prekeys', 'link_tokens', 'one_time_prekeys', 'profiles', 'recovery_tokens', 'relationships', 'reports', 'signed_prekeys', 'uploads']);
       const columns = Object.fromEntries(tables.map((name) => [name, (sqlite.prepare(`pragma table_info(${name})`).all() as { name: string }[]).map((c) => c.name)]));
       expect(columns['envelopes']).toEqual(['seq', 'guid', 'account_id', 'device_id', 'sender_account_id', 'sender_device_id', 'type', 'ciphertext', 'server_timestamp']);
       // an account: its name, when it was made, the next device id, suspension, the hash of its
@@ -247,6 +257,16 @@ describe('trust model', () => {
       expect(columns['envelope_batch_acks']).toEqual(['batch_id', 'acked']);
       // a profile as its owner sealed it: the account, a version, the ciphertext and the avatar's blob id
       expect(columns['profiles']).toEqual(['account_id', 'version', 'ciphertext', 'avatar_blob', 'updated_at']);
+      // an account's recovery: the hash of its recovery secret, the record as the client sealed it, the snapshot's blob id, a time
+      expect(columns['account_recovery']).toEqual(['account_id', 'secret_hash', 'sealed', 'blob_id', 'updated_at']);
+      const recovery = sqlite.prepare('select * from account_recovery').all() as { account_id: string; secret_hash: Buffer; sealed: Buffer; blob_id: string | null; updated_at: number }[];
+      expect(recovery).toEqual([{ account_id: 'ivan', secret_hash: createHash('sha256').update(recoverySecret).digest(), sealed: Buffer.from(recoverySealed), blob_id: snapshotId, updated_at: expect.any(Number) }]);
+      // a recovery token: its hash, the device id it grants, the recovery secret's hash it was made under, its expiry
+      expect(columns['recovery_tokens']).toEqual(['token_hash', 'account_id', 'device_id', 'secret_hash', 'expires_at']);
+      expect(sqlite.prepare('select * from recovery_tokens').all()).toEqual([{
+        token_hash: createHash('sha256').update(recoveryToken).digest(), account_id: 'ivan', device_id: started.body.deviceId,
+        secret_hash: createHash('sha256').update(recoverySecret).digest(), expires_at: started.body.expiresAt,
+      }]);
       // an unfinished resumable upload: its uploader, declared size and bytes so far (the bytes are ciphertext in a file)
       expect(columns['uploads']).toEqual(['id', 'uploader_id', 'size', 'received', 'created_at', 'expires_at']);
       const batch = sqlite.prepare('select * from envelope_batches').get() as { id: number; rows: Buffer };
@@ -275,6 +295,9 @@ describe('trust model', () => {
         const bytes = readFileSync(join(own.dir, f));
         expect(bytes.includes(Buffer.from(ivan.secret))).toBe(false);
         expect(bytes.includes(Buffer.from(b64(ivan.secret)))).toBe(false);
+        expect(bytes.includes(Buffer.from(recoverySecret)), f).toBe(false);
+        expect(bytes.includes(Buffer.from(b64(recoverySecret))), f).toBe(false);
+        expect(bytes.includes(Buffer.from(recoveryToken)), f).toBe(false);
       }
     } finally {
       await own.close();

@@ -19,6 +19,13 @@ import type {
   ProfileResponse,
   ReportRequest,
   SetProfileRequest,
+  SetRecoveryRequest,
+  SetRecoveryResponse,
+  RecoveryStatusResponse,
+  RecoveryStartRequest,
+  RecoveryStartResponse,
+  RecoverDeviceRequest,
+  RecoverDeviceResponse,
   SetAccessKeyRequest,
   SealedSendRequest,
   SealedBatchSendRequest,
@@ -179,6 +186,28 @@ export class RelayHttp {
   }
   report(body: ReportRequest): Promise<ReportResponse> {
     return this.json('POST', '/v1/reports', body);
+  }
+  /**
+   * Stores this account's sealed backup record, the recovery secret (the relay keeps a hash) and
+   * the snapshot blob it names (kept while named). With `ifUpdatedAt`, only over that write
+   * (409 `VERSION_CONFLICT` with `current` otherwise).
+   */
+  setRecovery(body: SetRecoveryRequest): Promise<SetRecoveryResponse> {
+    return this.json('PUT', '/v1/recovery', body);
+  }
+  recoveryStatus(): Promise<RecoveryStatusResponse> {
+    return this.json('GET', '/v1/recovery');
+  }
+  deleteRecovery(): Promise<void> {
+    return this.json('DELETE', '/v1/recovery');
+  }
+  /** No credentials (the device has none yet): the sealed record and a token for a new device id. */
+  recoveryStart(body: RecoveryStartRequest): Promise<RecoveryStartResponse> {
+    return this.json('POST', '/v1/recovery/start', body, false);
+  }
+  /** Registers the recovering device; the relay removes every other device of the account. */
+  recoverDevice(body: RecoverDeviceRequest): Promise<RecoverDeviceResponse> {
+    return this.json('POST', '/v1/recovery/devices', body, false);
   }
   /** Stores this account's sealed profile (409 `VERSION_CONFLICT` unless `version` is above the stored one). */
   setProfile(body: SetProfileRequest): Promise<{ version: number }> {

@@ -91,8 +91,8 @@ export interface RelayErrorBody {
   stale?: StaleDevices[];
   /** RATE_LIMITED, STORAGE_FULL: how long to wait. */
   retryAfterMs?: number;
-  /** VERSION_CONFLICT: the version the relay holds. */
-  current?: number;
+  /** VERSION_CONFLICT: the version the relay holds (a recovery's: its write time, null when there is none). */
+  current?: number | null;
   /** UPLOAD_OFFSET_MISMATCH: the bytes of the upload the relay holds, where the next part must start. */
   offset?: number;
   /** UNAUTHORIZED of a sealed multi-recipient send: the accounts whose access key was refused. */

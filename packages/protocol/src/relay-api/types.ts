@@ -316,6 +316,83 @@ export interface ProfileResponse {
   ciphertext: B64;
 }
 
+/** Most bytes of a sealed recovery record (`PUT /v1/recovery`). */
+export const MAX_RECOVERY_SEALED_BYTES = 8192;
+/** Bytes of a recovery secret: derived by the client from the recovery code (the relay keeps its SHA-256). */
+export const RECOVERY_SECRET_LENGTH = 32;
+
+/**
+ * `PUT /v1/recovery` (auth): stores or replaces this account's recovery. `secret` is what a new
+ * device presents at `POST /v1/recovery/start` (the relay keeps only its SHA-256); `sealed` is
+ * the backup record sealed with the backup key, which never reaches the relay. `blobId` names an
+ * attachment blob this account uploaded (the encrypted snapshot): the relay keeps it for as long
+ * as the recovery names it, and lets the one it replaces expire.
+ */
+export interface SetRecoveryRequest {
+  /** Exactly {@link RECOVERY_SECRET_LENGTH} bytes. */
+  secret: B64;
+  /** 1 to {@link MAX_RECOVERY_SEALED_BYTES} bytes. */
+  sealed: B64;
+  blobId?: string;
+  /**
+   * Replace only the write made at this time (a device refreshing its own backup): 409
+   * `VERSION_CONFLICT` with `current` (the stored time, or null when there is none) otherwise.
+   */
+  ifUpdatedAt?: number;
+}
+
+/** `PUT /v1/recovery` response. */
+export interface SetRecoveryResponse {
+  updatedAt: number;
+}
+
+/** `GET /v1/recovery` (auth) response: whether this account has a recovery, and when it was last set. */
+export interface RecoveryStatusResponse {
+  enabled: boolean;
+  /** Present when `enabled`. */
+  updatedAt?: number;
+}
+
+/**
+ * `POST /v1/recovery/start` (no auth): a device that knows only the username and the recovery
+ * code asks for the sealed record. An unknown username, an account without recovery and a wrong
+ * secret are the same 401.
+ */
+export interface RecoveryStartRequest {
+  username: string;
+  secret: B64;
+}
+
+/** `POST /v1/recovery/start` response. */
+export interface RecoveryStartResponse {
+  accountId: AccountId;
+  /** The device id the recovering device must put in its device record (above every earlier one). */
+  deviceId: number;
+  /** Single use, valid for `expiresAt - now` (10 minutes), only at `POST /v1/recovery/devices`. */
+  recoveryToken: string;
+  expiresAt: number;
+  /** The sealed record exactly as `PUT /v1/recovery` stored it. */
+  sealed: B64;
+}
+
+/**
+ * `POST /v1/recovery/devices` (no auth): registers the recovering device, with the upload of
+ * `POST /v1/devices` and the recovery token instead of a link token. Every other device of the
+ * account is removed in the same commit.
+ */
+export interface RecoverDeviceRequest extends DeviceKeyUpload {
+  recoveryToken: string;
+  secret: B64;
+}
+
+/** `POST /v1/recovery/devices` response. */
+export interface RecoverDeviceResponse {
+  accountId: AccountId;
+  deviceId: number;
+  /** The devices removed (their connections closed with 4003), in id order. */
+  removedDevices: number[];
+}
+
 /** `POST /v1/attachments` response, and that of the part that finishes a resumable upload. */
 export interface AttachmentUploadResponse {
   id: string;

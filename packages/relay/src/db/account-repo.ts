@@ -215,6 +215,11 @@ export class AccountRepo {
     return { accountId: row.accountId, deviceId: row.deviceId };
   }
 
+  /** Drops every pending link token of the account; returns how many there were. */
+  dropLinkTokens(accountId: string): number {
+    return this.db.delete(linkTokens).where(eq(linkTokens.accountId, accountId)).run().changes;
+  }
+
   /** Drops expired link tokens. */
   purgeExpiredTokens(now: number): number {
     return this.db.delete(linkTokens).where(sql`${linkTokens.expiresAt} <= ${now}`).run().changes;

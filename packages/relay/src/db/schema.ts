@@ -3,8 +3,9 @@ import { blob, foreignKey, index, integer, primaryKey, sqliteTable, text, unique
 /**
  * The relay's whole SQLite schema. It holds only what ARCHITECTURE §2 lets the relay learn:
  * usernames, device lists and public keys, opaque ciphertext queued per device, request/block
- * state, attachment metadata, sealed profiles and abuse reports. Credentials, link tokens and
- * access keys are stored as SHA-256 hashes only (WebSocket tickets live in memory: tickets.ts). Timestamps are milliseconds since the epoch.
+ * state, attachment metadata, sealed profiles, sealed recovery records and abuse reports.
+ * Credentials, link tokens, recovery secrets and tokens and access keys are stored as SHA-256
+ * hashes only (WebSocket tickets live in memory: tickets.ts). Timestamps are milliseconds since the epoch.
  */
 
 const bytes = (name: string) => blob(name, { mode: 'buffer' });
@@ -211,6 +212,38 @@ export const profiles = sqliteTable('profiles', {
   ciphertext: bytes('ciphertext').notNull(),
   avatarBlob: text('avatar_blob'),
   updatedAt: integer('updated_at').notNull(),
+});
+
+/**
+ * Each account's recovery from an encrypted backup (services/recovery.ts): the SHA-256 of the
+ * recovery secret a new device presents (derived from the recovery code the user wrote down),
+ * the backup record as the client sealed it with a backup key the relay never sees, and the
+ * attachment blob holding the encrypted snapshot, kept while it is named (as a profile's
+ * avatar). Deleted with the account.
+ */
+export const accountRecovery = sqliteTable('account_recovery', {
+  accountId: text('account_id').primaryKey().references(() => accounts.id, { onDelete: 'cascade' }),
+  secretHash: bytes('secret_hash').notNull(),
+  sealed: bytes('sealed').notNull(),
+  blobId: text('blob_id'),
+  updatedAt: integer('updated_at').notNull(),
+});
+
+/**
+ * Recovery tokens (`POST /v1/recovery/start`), by SHA-256: each lets one reserved device id of
+ * the account register at `POST /v1/recovery/devices`. A table of their own rather than a
+ * `purpose` column on `link_tokens`: a link token is looked up only in `link_tokens` and a
+ * recovery token only here, so neither can ever be taken for the other (no query has to
+ * remember to filter), and a recovery token carries what a link token has no use for:
+ * `secret_hash`, the recovery secret hash the account's recovery held when the token was made
+ * (the token is refused if the recovery was replaced or deleted since).
+ */
+export const recoveryTokens = sqliteTable('recovery_tokens', {
+  tokenHash: bytes('token_hash').primaryKey(),
+  accountId: text('account_id').notNull().references(() => accounts.id, { onDelete: 'cascade' }),
+  deviceId: integer('device_id').notNull(),
+  secretHash: bytes('secret_hash').notNull(),
+  expiresAt: integer('expires_at').notNull(),
 });
 
 /**

@@ -10,6 +10,7 @@ import { createLinkToken, deleteAccount, engineParam, fetchBundles, linkDevice, 
 import { takeToken, type RelayContext } from '../services/context.js';
 import { ackEnvelopes, backlogPage, sendBatch, sendToAccount, sendToMany, type DeliveryNotifier } from '../services/messaging.js';
 import { deleteProfile, fetchProfile, MAX_PROFILE_BODY, readSetProfile, setProfile } from '../services/profiles.js';
+import { deleteRecovery, MAX_RECOVERY_BODY, readSetRecovery, recoverDevice, recoveryStatus, setRecovery, startRecovery } from '../services/recovery.js';
 import { MAX_PROVISIONING_WAIT_MS, ProvisioningMailboxes } from '../services/provisioning.js';
 import { applyRelationship, listBlocked, listRequests, listRestricted, type RelationshipAction } from '../services/requests.js';
 import { authorizeSealed, clearAccessKey, limitSealedBatch, limitSealedByIp, limitSealedByRecipient, readSealedBatchSend, readSealedMultiSend, readSealedSendBody, readSetAccessKey, sendSealed, sendSealedBatch, sendSealedEphemeral, sendSealedMulti, setAccessKey } from '../services/sealed-send.js';
@@ -106,6 +107,7 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
   const sendLimit = ctx.config.limits.maxJsonBodyBytes;
   const smallLimit = Math.min(MAX_SMALL_BODY, sendLimit);
   const profileLimit = Math.min(MAX_PROFILE_BODY, sendLimit);
+  const recoveryLimit = Math.min(MAX_RECOVERY_BODY, sendLimit);
 
   app.onError((err, c) => {
     ctx.storage.failed(err);
@@ -174,6 +176,25 @@ export function createHttpApp(ctx: RelayContext, hub: DeliveryNotifier, attachme
     return c.body(null, 204);
   });
   app.get('/v1/profiles/:accountId', auth, (c) => c.json(fetchProfile(ctx, c.get('device'), accountParam(c.req.param('accountId')))));
+
+  // Account recovery from an encrypted backup (services/recovery.ts): the relay keeps the sealed
+  // record and a hash of the recovery secret; starting and finishing a recovery need no
+  // credentials (the recovering device has none yet)
+  app.put('/v1/recovery', auth, async (c) => {
+    const write = readJson(await readJsonBody(c, recoveryLimit), 'SetRecoveryRequest', readSetRecovery);
+    return c.json(await setRecovery(ctx, c.get('device'), write));
+  });
+  app.get('/v1/recovery', auth, (c) => c.json(recoveryStatus(ctx, c.get('device'))));
+  app.delete('/v1/recovery', auth, async (c) => {
+    await deleteRecovery(ctx, c.get('device'));
+    return c.body(null, 204);
+  });
+  app.post('/v1/recovery/start', async (c) => c.json(await startRecovery(ctx, await readJsonBody(c, smallLimit), clientIp(c))));
+  app.post('/v1/recovery/devices', async (c) => {
+    const out = await recoverDevice(ctx, await readJsonBody(c, smallLimit), clientIp(c));
+    for (const deviceId of out.removedDevices) hub.disconnect({ accountId: out.accountId, deviceId });
+    return c.json(out, 201);
+  });
 
   // Access keys: what a sealed send to this account must present (only its hash is stored)
   app.put('/v1/access-key', auth, async (c) => {

@@ -6,6 +6,7 @@ import { encodeBundle, kemEngine, readDeviceRecord, readPreKey, type PreKeyKind 
 import { takeToken, type RelayContext } from './context.js';
 import { checkRegistrationAllowed, useInvite } from './invites.js';
 import { dropProfile } from './profiles.js';
+import { dropRecovery } from './recovery.js';
 
 export const USERNAME_PATTERN = /^[a-z0-9._]{3,32}$/;
 /**
@@ -58,7 +59,8 @@ export function engineParam(value: string | undefined): EngineName {
   return value as EngineName;
 }
 
-interface DeviceUpload {
+/** A device's upload (registration, link, recovery) as read from its request. */
+export interface DeviceUpload {
   record: Uint8Array;
   accountId: string;
   deviceId: number;
@@ -77,7 +79,11 @@ function readKeyList(r: FieldReader, key: string, kind: PreKeyKind): StoredPreKe
   return list.map((s, i) => readPreKey(kind, decodeB64(s, `${key}[${i}]`, MAX_PREKEY_BYTES)));
 }
 
-function readDeviceUpload(r: FieldReader): DeviceUpload {
+/**
+ * Reads the device fields every device registration carries (`secret`, `signedDeviceRecord`,
+ * the signed, last-resort and one-time prekeys): 400 for anything malformed.
+ */
+export function readDeviceUpload(r: FieldReader): DeviceUpload {
   const secret = decodeB64(r.string('secret', { maxLength: 64 }), 'secret', SECRET_BYTES);
   if (secret.length !== SECRET_BYTES) throw new RelayError('BAD_REQUEST', `secret must be ${SECRET_BYTES} bytes`);
   const record = decodeB64(r.string('signedDeviceRecord', { maxLength: 32 * 1024 }), 'signedDeviceRecord', MAX_RECORD_BYTES);
@@ -97,13 +103,14 @@ function readDeviceUpload(r: FieldReader): DeviceUpload {
 }
 
 /** A device upload with its engine: the one its last-resort KEM key serves, and every other KEM key with it. */
-function withEngine(d: DeviceUpload): DeviceUpload {
+export function withEngine(d: DeviceUpload): DeviceUpload {
   const engine = kemEngine(d.lastResortKyber.record);
   requireKemEngine(engine, d.kyber);
   return { ...d, engine };
 }
 
-function storeDevice(ctx: RelayContext, d: DeviceUpload, now: number): void {
+/** Inside a commit: stores the device with its credential hash and prekeys. */
+export function storeDevice(ctx: RelayContext, d: DeviceUpload, now: number): void {
   ctx.accounts.addDevice({ accountId: d.accountId, deviceId: d.deviceId, registrationId: d.registrationId, signedRecord: d.record, secretHash: d.secretHash, createdAt: now });
   ctx.keys.setSignedPreKey(d.accountId, d.deviceId, d.engine, d.signedPreKey);
   ctx.keys.setLastResortKyber(d.accountId, d.deviceId, d.engine, d.lastResortKyber);
@@ -202,7 +209,8 @@ export async function removeDevice(ctx: RelayContext, auth: DeviceAddress, devic
  * `DELETE /v1/accounts/:accountId` by one of the account's own devices: in one commit, every
  * device's queue, the devices with their credentials and keys, and every request, block and
  * restrict state held by or about the account, its profile (whose avatar blob expires at
- * once) and its unfinished resumable uploads (their files go with the next retention run). Kept: envelopes it sent that wait in other devices' queues (they were sent), its other
+ * once), its recovery (whose snapshot blob expires at once; its recovery tokens go by cascade)
+ * and its unfinished resumable uploads (their files go with the next retention run). Kept: envelopes it sent that wait in other devices' queues (they were sent), its other
  * attachment blobs until they expire, abuse reports. Returns the device ids that were deleted
  * (their connections are closed by the caller).
  */
@@ -212,6 +220,7 @@ export async function deleteAccount(ctx: RelayContext, auth: DeviceAddress): Pro
     for (const deviceId of ids) ctx.envelopes.dropQueue(auth.accountId, deviceId);
     ctx.relationships.forgetAccount(auth.accountId);
     dropProfile(ctx, auth.accountId, ctx.now());
+    dropRecovery(ctx, auth.accountId, ctx.now());
     ctx.uploads.takeOf(auth.accountId);
     if (!ctx.accounts.deleteAccount(auth.accountId)) throw new RelayError('NOT_FOUND', 'no such account');
     ctx.tickets.drop(auth.accountId);

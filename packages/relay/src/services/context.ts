@@ -9,6 +9,7 @@ import { EnvelopeRepo } from '../db/envelope-repo.js';
 import { FanoutRepo } from '../db/fanout-repo.js';
 import { KeyRepo } from '../db/key-repo.js';
 import { ProfileRepo } from '../db/profile-repo.js';
+import { RecoveryRepo } from '../db/recovery-repo.js';
 import { RelationshipRepo } from '../db/relationship-repo.js';
 import { InviteRepo } from '../db/invite-repo.js';
 import { ReportRepo } from '../db/report-repo.js';
@@ -40,8 +41,11 @@ export interface RelayContext {
   uploads: UploadRepo;
   /** Sealed profiles, one per account. */
   profiles: ProfileRepo;
+  /** Account recovery rows and recovery tokens. */
+  recovery: RecoveryRepo;
   /**
-   * `prekeyFetch` also meters profile fetches, in buckets of their own (`profile:<account>`);
+   * `prekeyFetch` also meters profile fetches, in buckets of their own (`profile:<account>`), and
+   * recovery starts, in one per username (`recover:<username>`);
    * `sealedIp` and `sealedRecipient` meter sealed sends by client IP and by recipient account.
    */
   limiters: { ip: RateLimiter; account: RateLimiter; prekeyFetch: RateLimiter; sealedIp: RateLimiter; sealedRecipient: RateLimiter };
@@ -97,6 +101,7 @@ export function createContext(config: RelayConfig, database: OpenDatabase, now: 
     blobs: new BlobRepo(db),
     uploads: new UploadRepo(db),
     profiles: new ProfileRepo(db),
+    recovery: new RecoveryRepo(db),
     limiters: {
       ip: limiter(rl.ip), account: limiter(rl.account), prekeyFetch: limiter(rl.prekeyFetch),
       sealedIp: limiter(config.limits.sealedRateLimits.ip), sealedRecipient: limiter(config.limits.sealedRateLimits.recipient),

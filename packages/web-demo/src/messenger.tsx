@@ -1,5 +1,5 @@
 /** The messages list (with search, requests, new chats and devices) beside the open chat. */
-import type { ConversationRecord, MessageView, SottoClient } from '@sotto/client-sdk';
+import type { BackupStatus, ConversationRecord, MessageView, SottoClient } from '@sotto/client-sdk';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { CallPanel, useCalls } from './calls.js';
 import { ChatRoom } from './chat-room.js';
@@ -65,9 +65,73 @@ function Devices({ client, onError, onErased }: { client: SottoClient; onError: 
             : 'This browser may clear this account\'s keys and messages when its disk runs low (bookmarking the app or allowing its notifications usually lets it keep them). Link another device to keep a copy.'}
         </p>
       )}
+      <RecoveryCode client={client} onError={onError} />
       <SealedFromAnyone client={client} onError={onError} />
       <PrivacySettings client={client} onError={onError} />
       {lockedWithPassphrase() && <ChangePassphrase onError={onError} />}
+    </div>
+  );
+}
+
+/**
+ * The account's recovery code: with it and the username, a new browser recovers the account when
+ * every device is lost. Set up here (shown once), the backup refreshed here daily or at once,
+ * replaced or turned off (from any device).
+ */
+function RecoveryCode({ client, onError }: { client: SottoClient; onError: (e: string) => void }) {
+  const [status, setStatus] = useState<BackupStatus | undefined>();
+  const [code, setCode] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [version, setVersion] = useState(0);
+  useEffect(() => {
+    void client.backupStatus().then(setStatus, (err) => onError(describeError(err)));
+  }, [client, version]);
+  // another device replaced the code or turned it off: this one no longer keeps it
+  useEffect(() => client.events.on('backupStopped', () => setVersion((v) => v + 1)), [client]);
+  const run = async (action: () => Promise<unknown>) => {
+    setBusy(true);
+    try {
+      await action();
+    } catch (err) {
+      onError(describeError(err));
+    } finally {
+      setBusy(false);
+      setVersion((v) => v + 1);
+    }
+  };
+  const setUp = () => {
+    if (status?.enabled && !confirm('Replace the recovery code? The one set up before stops working, on every device.')) return;
+    void run(async () => setCode((await client.enableBackup()).recoveryCode));
+  };
+  const turnOff = () => {
+    if (confirm('Turn the recovery code off? It stops working: if you then lose every device, the account is lost.')) void run(() => client.disableBackup());
+  };
+  const keptHere = status?.enabled === true && status.keptHere;
+  const last = status?.last;
+  const line = status === undefined
+    ? ''
+    : keptHere && last
+      ? `Backed up ${new Date(last.at).toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' })}, ${last.messages} message${last.messages === 1 ? '' : 's'}`
+      : status.enabled
+        ? keptHere ? 'A recovery code is set up on this device' : 'A recovery code is set up on another device'
+        : 'No recovery code: if you lose every device, the account is lost.';
+  return (
+    <div class="recovery" data-testid="recovery">
+      <strong>Recovery code</strong>
+      <p class="hint" data-testid="backup-status">{line}</p>
+      {code ? (
+        <>
+          <code data-testid="recovery-code">{code}</code>
+          <p class="hint">Write it down and keep it safe: with it and your username, anyone can take over this account. It is shown only now.</p>
+          <button onClick={() => setCode('')}>Done</button>
+        </>
+      ) : (
+        <>
+          <button disabled={busy || status === undefined} onClick={setUp}>{status?.enabled ? 'Replace the recovery code' : 'Set up a recovery code'}</button>
+          {keptHere && <button disabled={busy} onClick={() => void run(() => client.backupNow())}>Back up now</button>}
+          {status?.enabled && <button disabled={busy} onClick={turnOff}>Turn off</button>}
+        </>
+      )}
     </div>
   );
 }

@@ -14,7 +14,7 @@ import SimplePeer from 'simple-peer/simplepeer.min.js';
 import { lockAccount, unlockAccount } from './tab-lock.js';
 
 const LAST_USER = 'sotto.lastUser';
-/** `sotto.db.<username>` → the IndexedDB database of a linked device (registered ones use `sotto-<username>`). */
+/** `sotto.db.<username>` → the IndexedDB database of a linked or recovered device (registered ones use `sotto-<username>`). */
 const DB_OF = 'sotto.db.';
 
 /** The relay: the one set at build time (an app hosted apart from it), else the app's own origin. */
@@ -224,6 +224,45 @@ export async function startLink(passphrase = ''): Promise<{ code: string; finish
       return client;
     },
   };
+}
+
+/**
+ * Recovers `username` on this browser with the recovery code one of its devices set up, for
+ * when every device of the account is lost: the relay removes the account's other devices (they
+ * are signed out), and this browser becomes its only device, under the same identity, with the
+ * backup's conversations and history, in a new database (`passphrase` locks it, as at sign-in).
+ * Throws `INVALID_ARGUMENT` (field `recoveryCode`) for a mistyped code, `RELAY_ERROR` `UNAUTHORIZED`
+ * when the relay holds no backup for this name under this code; nothing is kept then.
+ * @example
+ * const client = await recoverAccount('alice', 'k3vq-abcd-…');
+ */
+export async function recoverAccount(username: string, recoveryCode: string, passphrase = ''): Promise<SottoClient> {
+  const name = username.trim().toLowerCase();
+  const database = `sotto-recovered-${crypto.randomUUID()}`;
+  await lockFor(name, database, false);
+  let client: SottoClient;
+  try {
+    ({ client } = await SottoClient.recover(await clientOptions(database, passphrase), name, recoveryCode));
+  } catch (err) {
+    await discardNew(database);
+    unlockAccount();
+    throw err;
+  }
+  // The relay made this browser the account's device: its database is the account's from now on,
+  // even if connecting fails below (signing in again opens it). A copy this browser already held
+  // for the name (`sotto-<name>` or a linked one) is replaced here: its device was removed from
+  // the account by the recovery, so it could no longer send or receive. It stays on disk unread.
+  localStorage.setItem(DB_OF + client.accountId, database);
+  localStorage.setItem(LAST_USER, client.accountId);
+  try {
+    await client.connect();
+  } catch (err) {
+    await signOut(client).catch(() => unlockAccount());
+    throw err;
+  }
+  openClient = client;
+  keepStorage();
+  return client;
 }
 
 /** Who may register at this app's relay (`open` when it cannot be asked: the sign-in says why then). */

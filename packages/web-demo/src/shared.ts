@@ -68,6 +68,18 @@ export function describeError(err: unknown): string {
   return e.code ? `${e.code}: ${e.message ?? ''}` : String(err);
 }
 
+/**
+ * What a failed recovery says: a mistyped code, and the relay's refusal (the same for an unknown
+ * name and a wrong code), in plain words; anything else as `describeError`.
+ */
+export function describeRecoveryError(err: unknown): string {
+  const e = err as { code?: string; relayCode?: string; field?: string };
+  if (e.code === 'INVALID_ARGUMENT' && e.field === 'recoveryCode') return 'This is not a valid recovery code (a typo?): check it against the one you wrote down, 32 letters a-z and digits 2-7.';
+  if (e.code === 'RELAY_ERROR' && e.relayCode === 'UNAUTHORIZED') return 'No backup for this username with this recovery code (it may have been replaced or turned off on another device).';
+  if (e.code === 'RELAY_ERROR' && e.relayCode === 'RATE_LIMITED') return 'Too many recovery attempts: wait a while, then try again.';
+  return describeError(err);
+}
+
 export function titleOf(c: ConversationRecord): string {
   return c.title ?? c.peerUsername ?? c.peerAccountId ?? c.id;
 }

@@ -6,6 +6,8 @@ export default defineConfig({
   test: {
     name: 'web-demo',
     include: ['test/**/*.test.ts'],
+    // one browser at a time: two Chromiums on two cores slow each other more than they gain
+    maxWorkers: 1,
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },

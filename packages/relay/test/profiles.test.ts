@@ -1,13 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { MAX_PROFILE_CIPHERTEXT_BYTES } from '@sotto/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../src/config.js';
-import { createLogger } from '../src/logger.js';
-import { createRelay } from '../src/server.js';
-import { api, b64, blobKept, download, register, startTestRelay, unb64, upload, type TestDevice, type TestRelay } from './helpers/relay-harness.js';
+import { api, b64, blobKept, download, register, startTestRelay, unb64, upload, type TestDevice, type TestRelay, startLoggedRelay } from './helpers/relay-harness.js';
 
 const YEAR_MS = 365 * 86_400_000;
 const ADMIN = 'operator-token-0123456789';
@@ -278,12 +273,8 @@ describe('profile fetch rate limit', () => {
 
 describe('profile logs', () => {
   it('never contain the ciphertext', async () => {
-    const lines: string[] = [];
-    const dir = await mkdtemp(join(tmpdir(), 'sotto-relay-profile-log-'));
-    const relay = await createRelay(defaultConfig({ port: 0, host: '127.0.0.1', dataDir: dir, logLevel: 'debug' }), {
-      logger: createLogger({ level: 'debug', sink: (l) => lines.push(l) }),
-    });
-    const t: TestRelay = { relay, url: relay.url, dir, clock: { now: Date.now() }, close: async () => undefined };
+    const t = await startLoggedRelay();
+    const { lines } = t;
     try {
       const nina = await register(t, 'nina');
       const omar = await register(t, 'omar');
@@ -300,8 +291,7 @@ describe('profile logs', () => {
       expect(all).not.toContain(Buffer.from(ciphertext).toString('base64').slice(0, 24));
       expect(all).not.toContain(Buffer.from(ciphertext).toString('hex').slice(0, 24));
     } finally {
-      await relay.close();
-      await rm(dir, { recursive: true, force: true });
+      await t.close();
     }
   });
 });

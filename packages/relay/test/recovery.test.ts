@@ -1,14 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { MAX_RECOVERY_SEALED_BYTES } from '@sotto/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../src/config.js';
-import { createLogger } from '../src/logger.js';
-import { createRelay } from '../src/server.js';
 import {
-  api, b64, blobKept, deviceUpload, linkDevice, register, sendBody, startTestRelay, storedRows, TestSocket, unb64, upload,
+  api, b64, blobKept, deviceUpload, linkDevice, register, sendBody, startTestRelay, storedRows, TestSocket, unb64, upload, startLoggedRelay,
   type Reply, type TestDevice, type TestRelay,
 } from './helpers/relay-harness.js';
 
@@ -573,12 +568,8 @@ describe('recovery and the account\'s life', () => {
 
 describe('recovery logs', () => {
   it('never contain the secret, a token or the sealed record', async () => {
-    const lines: string[] = [];
-    const dir = await mkdtemp(join(tmpdir(), 'sotto-relay-recovery-log-'));
-    const relay = await createRelay(defaultConfig({ port: 0, host: '127.0.0.1', dataDir: dir, logLevel: 'debug' }), {
-      logger: createLogger({ level: 'debug', sink: (l) => lines.push(l) }),
-    });
-    const t: TestRelay = { relay, url: relay.url, dir, clock: { now: Date.now() }, close: async () => undefined };
+    const t = await startLoggedRelay();
+    const { lines } = t;
     try {
       const wes = await register(t, 'wes');
       const secret = bytes(32);
@@ -600,8 +591,7 @@ describe('recovery logs', () => {
       }
       expect(all).not.toContain(token.slice(0, 24));
     } finally {
-      await relay.close();
-      await rm(dir, { recursive: true, force: true });
+      await t.close();
     }
   });
 });

@@ -1,29 +1,15 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultConfig } from '../src/config.js';
-import { createLogger } from '../src/logger.js';
-import { createRelay, type Relay } from '../src/server.js';
-import { api, register, type TestRelay } from './helpers/relay-harness.js';
+import { api, register, type TestRelay, startLoggedRelay } from './helpers/relay-harness.js';
 
 describe('request logs', () => {
-  const lines: string[] = [];
-  let relay: Relay;
-  let dir: string;
-  let t: TestRelay;
+  let lines: string[] = [];
+  let t: TestRelay & { lines: string[] };
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sotto-relay-log-'));
-    relay = await createRelay(defaultConfig({ port: 0, host: '127.0.0.1', dataDir: dir, logLevel: 'debug' }), {
-      logger: createLogger({ level: 'debug', sink: (l) => lines.push(l) }),
-    });
-    t = { relay, url: relay.url, dir, clock: { now: Date.now() }, close: async () => undefined };
+    t = await startLoggedRelay();
+    lines = t.lines;
   });
-  afterAll(async () => {
-    await relay?.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(async () => t?.close());
 
   it('logs one line per request with the route pattern, status and error code, and nothing identifying', async () => {
     const alice = await register(t, 'alice_logged');

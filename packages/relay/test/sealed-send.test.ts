@@ -14,9 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backupDataDir } from '../src/backup.js';
 import { defaultConfig } from '../src/config.js';
 import { decodeEnvelopeBatch } from '../src/db/envelope-repo.js';
-import { createLogger } from '../src/logger.js';
 import { createRelay } from '../src/server.js';
-import { api, b64, backlog, envelopesOf, expectNoReceipts, linkDevice, register, sendBody, startTestRelay, storedRows, TestSocket, until, type Reply, type TestDevice, type TestRelay } from './helpers/relay-harness.js';
+import { api, b64, backlog, envelopesOf, expectNoReceipts, linkDevice, register, sendBody, startTestRelay, storedRows, TestSocket, until, type Reply, type TestDevice, type TestRelay, startLoggedRelay } from './helpers/relay-harness.js';
 
 const ADMIN = 'operator-token-0123456789';
 const UNAUTHORIZED = { code: 'UNAUTHORIZED', message: 'missing or wrong access key' };
@@ -496,12 +495,8 @@ describe('sealed send durability', () => {
 
 describe('sealed send logs', () => {
   it('log the route pattern and status, never the recipient, the key, the ciphertext or credentials sent along', async () => {
-    const lines: string[] = [];
-    const dir = await mkdtemp(join(tmpdir(), 'sotto-sealed-log-'));
-    const relay = await createRelay(defaultConfig({ port: 0, host: '127.0.0.1', dataDir: dir, logLevel: 'debug' }), {
-      logger: createLogger({ level: 'debug', sink: (l) => lines.push(l) }),
-    });
-    const t: TestRelay = { relay, url: relay.url, dir, clock: { now: Date.now() }, close: async () => undefined };
+    const t = await startLoggedRelay();
+    const { lines } = t;
     try {
       const sender = await register(t, 'sender_logged');
       const rcpt = await register(t, 'rcpt_logged');
@@ -520,8 +515,7 @@ describe('sealed send logs', () => {
       const all = lines.join('\n');
       for (const secret of ['sender_logged', 'rcpt_logged', b64(key), b64(ct), sender.auth.split(':')[1]!]) expect(all).not.toContain(secret);
     } finally {
-      await relay.close();
-      await rm(dir, { recursive: true, force: true });
+      await t.close();
     }
   });
 });

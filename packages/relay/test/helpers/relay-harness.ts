@@ -11,6 +11,7 @@ import { expect } from 'vitest';
 import WebSocket from 'ws';
 import { defaultConfig, type RelayConfig, type RelayLimits } from '../../src/config.js';
 import { decodeEnvelopeBatch, type EnvelopeRow } from '../../src/db/envelope-repo.js';
+import { createLogger } from '../../src/logger.js';
 import { createRelay, type Relay } from '../../src/server.js';
 
 export const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
@@ -33,6 +34,25 @@ export async function startTestRelay(limits: Partial<RelayLimits> = {}, extra: P
   const relay = await createRelay(config, { now: () => clock.now });
   return {
     relay, url: relay.url, dir, clock,
+    async close() {
+      await relay.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A relay that logs at debug level into `lines` (one JSON line each), for tests of what its logs
+ * hold; `close()` stops it and removes its data directory.
+ */
+export async function startLoggedRelay(): Promise<TestRelay & { lines: string[] }> {
+  const lines: string[] = [];
+  const dir = await mkdtemp(join(tmpdir(), 'sotto-relay-log-'));
+  const relay = await createRelay(defaultConfig({ port: 0, host: '127.0.0.1', dataDir: dir, logLevel: 'debug' }), {
+    logger: createLogger({ level: 'debug', sink: (l) => lines.push(l) }),
+  });
+  return {
+    relay, url: relay.url, dir, clock: { now: Date.now() }, lines,
     async close() {
       await relay.close();
       await rm(dir, { recursive: true, force: true });

@@ -130,7 +130,12 @@ export interface RecoveryResult {
   backupAt: number;
   /** The account's devices the relay removed (lost, or still signed in somewhere). */
   removedDevices: number[];
-  /** Set when the device was recovered but the backup's snapshot could not be imported. */
+  /**
+   * Set when the device was recovered but the backup's snapshot could not be imported (the
+   * device works; its conversations fill in as messages arrive). This device then does not keep
+   * the code, so the backup stays as it was: recovering again with the code, on a new storage,
+   * tries the import again.
+   */
   snapshotError?: SottoError;
 }
 
@@ -365,8 +370,10 @@ export class SottoClient {
     });
     const client = new SottoClient(options, account);
     const { imported, snapshotError } = await client.importHandedSnapshot(record.snapshot);
-    // this device keeps the code (over the relay's record as it stands now)
-    const status = await client.ctx.relay.recoveryStatus().catch(() => undefined);
+    // this device keeps the code (over the relay's record as it stands now) — unless the history
+    // did not come in: its refresh would replace the backup with one that lacks it, while a
+    // recovery again (on a new storage, with the same code) can still bring it
+    const status = snapshotError ? undefined : await client.ctx.relay.recoveryStatus().catch(() => undefined);
     if (status?.enabled && status.updatedAt !== undefined) {
       await options.storage.commit(keepRecoveredBackup(new StorageBatch(), keys, status.updatedAt, { at: record.createdAt, ...imported }));
     }

@@ -3,6 +3,8 @@
  * over a real relay: the same identity (contacts see no change), the history, the groups; the
  * old devices cut off; one code per account; the relay holding nothing readable.
  */
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { recoveryKeys } from '@sotto/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStorage, SottoClient } from '../../src/index.js';
@@ -158,6 +160,35 @@ describe('recovery from a backup', () => {
     clients.push(client);
     expect(imported.messages).toBe(3);
     expect(await texts(client, 'd:finn')).toContain('after the backup');
+  }, 60_000);
+
+  it('a backup whose snapshot does not import is left as it was: the device works, keeps no code, and a second recovery brings the history', async () => {
+    const gail = await newClient(relay.url, 'gail');
+    const hugo = await newClient(relay.url, 'hugo');
+    clients.push(gail, hugo);
+    await becomeContacts(gail, hugo);
+    const { recoveryCode } = await gail.enableBackup();
+    const blobId = relay.relay.ctx.recovery.get('gail')!.blobId!;
+    const path = join(relay.dir, 'blobs', blobId);
+    const original = await readFile(path);
+    const altered = Buffer.from(original);
+    altered[altered.length - 1] ^= 1;
+    await writeFile(path, altered);
+
+    const first = await SottoClient.recover(clientOptions(relay.url, new MemoryStorage()), 'gail', recoveryCode);
+    clients.push(first.client);
+    expect(first.snapshotError).toBeDefined();
+    expect(first.imported).toStrictEqual({ conversations: 0, messages: 0 });
+    expect(await first.client.backupStatus()).toStrictEqual({ enabled: true, keptHere: false });
+    await expect(first.client.backupNow()).rejects.toMatchObject({ code: 'NOT_ALLOWED' });
+
+    await writeFile(path, original);
+    const second = await SottoClient.recover(clientOptions(relay.url, new MemoryStorage()), 'gail', recoveryCode);
+    clients.push(second.client);
+    expect(second.snapshotError).toBeUndefined();
+    expect(second.removedDevices).toStrictEqual([first.client.deviceId]);
+    expect(await texts(second.client, 'd:hugo')).toStrictEqual(['hi hugo', 'hi gail']);
+    expect(await second.client.backupStatus()).toMatchObject({ enabled: true, keptHere: true });
   }, 60_000);
 
   it('leaves the relay nothing readable: no message text, no backup key, not even the secret it checks', async () => {

@@ -17,7 +17,7 @@ import type { RelayHttp } from '../relay/relay-http.js';
 import { StorageBatch } from '../storage/batch.js';
 import { readProtocolStores } from '../storage/protocol-stores.js';
 import { LinkCatchUp, type CatchUpOutcome } from './catch-up.js';
-import { buildSnapshot, DEFAULT_HISTORY_PER_CONVERSATION, uploadSnapshot } from './snapshot.js';
+import { DEFAULT_HISTORY_PER_CONVERSATION, uploadFittingSnapshot } from './snapshot.js';
 import { enqueueSync } from './sync.js';
 
 /**
@@ -127,8 +127,8 @@ export async function approveLink(
   let token;
   let snapshot;
   try {
-    snapshot = await buildSnapshot(ctx.storage, ctx.now(), history);
-    const pointer = await uploadSnapshot(ctx, snapshot);
+    let pointer;
+    ({ snapshot, pointer } = await uploadFittingSnapshot(ctx, ctx.now(), history));
     token = await ctx.relay.createLinkToken();
     const identity = await readProtocolStores(ctx.storage).identity.getLocalIdentity();
     const provision: ProvisionMessage = {

@@ -107,6 +107,23 @@ export async function uploadSnapshot(ctx: ClientContext, snapshot: AccountSnapsh
   return encryptAndUpload(ctx, bytes, blobDraft(bytes.length, SNAPSHOT_CONTENT_TYPE));
 }
 
+/**
+ * Builds and uploads the account's snapshot with up to `historyPerConversation` newest messages
+ * of each conversation; when the relay refuses it as larger than its attachment limit
+ * (`PAYLOAD_TOO_LARGE`), again with a quarter of the history each time, down to none. Resolves
+ * with the snapshot, its pointer and the history that fitted.
+ */
+export async function uploadFittingSnapshot(ctx: ClientContext, now: number, historyPerConversation: number): Promise<{ snapshot: AccountSnapshot; pointer: AttachmentPointer; historyPerConversation: number }> {
+  for (let history = historyPerConversation; ; history = Math.floor(history / 4)) {
+    const snapshot = await buildSnapshot(ctx.storage, now, history);
+    try {
+      return { snapshot, pointer: await uploadSnapshot(ctx, snapshot), historyPerConversation: history };
+    } catch (err) {
+      if (history === 0 || !SottoError.is(err, 'RELAY_ERROR') || err.relayCode !== 'PAYLOAD_TOO_LARGE') throw err;
+    }
+  }
+}
+
 /** Downloads, checks and decrypts a snapshot blob, then validates its shape. */
 export async function downloadSnapshot(ctx: ClientContext, pointer: AttachmentPointer): Promise<AccountSnapshot> {
   if (pointer.contentType !== SNAPSHOT_CONTENT_TYPE) throw invalidSnapshot('the pointer is not a snapshot');

@@ -8,7 +8,7 @@ import {
   type RecoveryKeys,
 } from '@sotto/protocol';
 import type { ClientContext } from '../context.js';
-import { buildSnapshot, DEFAULT_HISTORY_PER_CONVERSATION, uploadSnapshot } from '../devices/snapshot.js';
+import { DEFAULT_HISTORY_PER_CONVERSATION, uploadFittingSnapshot } from '../devices/snapshot.js';
 import { SottoError } from '../errors.js';
 import { toBase64Url } from '../relay/base64url.js';
 import { StorageBatch } from '../storage/batch.js';
@@ -97,8 +97,7 @@ function checkHistory(n: number | undefined): number {
  */
 async function writeBackup(ctx: ClientContext, keys: RecoveryKeys, history: number, ifUpdatedAt?: number): Promise<{ updatedAt: number; info: BackupInfo }> {
   const at = ctx.now();
-  const snapshot = await buildSnapshot(ctx.storage, at, history);
-  const pointer = await uploadSnapshot(ctx, snapshot);
+  const { snapshot, pointer } = await uploadFittingSnapshot(ctx, at, history);
   const identity = await readProtocolStores(ctx.storage).identity.getLocalIdentity();
   const record: BackupRecord = {
     v: 1,

@@ -191,6 +191,33 @@ describe('recovery from a backup', () => {
     expect(await second.client.backupStatus()).toMatchObject({ enabled: true, keptHere: true });
   }, 60_000);
 
+  it('a backup (and a link\'s history) larger than the relay takes keeps the newest messages that fit', async () => {
+    const small = await startRelay({ maxAttachmentBytes: 64 * 1024 });
+    const local: SottoClient[] = [];
+    try {
+      const ivy = await newClient(small.url, 'ivy');
+      const jude = await newClient(small.url, 'jude');
+      local.push(ivy, jude);
+      await becomeContacts(ivy, jude);
+      for (let i = 0; i < 12; i++) await ivy.sendText('d:jude', `${i} `.padEnd(4000, 'x'));
+      // 100 per conversation (every message: too large), then 25 (the same), then 6 (fits)
+      const { backup, recoveryCode } = await ivy.enableBackup({ historyPerConversation: 100 });
+      expect(backup.messages).toBe(6);
+      expect((await ivy.backupNow()).messages).toBe(6);
+      const laptop = await linkNewDevice(small.url, ivy, { transferHistory: true });
+      local.push(laptop);
+      // a link's default 5,000, then 1,250, 312, 78, 19 (every message: too large), then 4
+      expect((await laptop.messages('d:jude')).messages).toHaveLength(4);
+      const { client } = await SottoClient.recover(clientOptions(small.url, new MemoryStorage()), 'ivy', recoveryCode);
+      local.push(client);
+      const newest = (await client.messages('d:jude')).messages.map((m) => (m.content?.type === 'text' ? m.content.body.text.split(' ')[0] : ''));
+      expect(newest).toStrictEqual(['11', '10', '9', '8', '7', '6']);
+    } finally {
+      for (const c of local) await c.close().catch(() => undefined);
+      await small.close();
+    }
+  }, 60_000);
+
   it('leaves the relay nothing readable: no message text, no backup key, not even the secret it checks', async () => {
     const keys = recoveryKeys(code);
     const files = await allFiles(relay.dir);

@@ -172,7 +172,7 @@ describe('recovery from a backup', () => {
     const path = join(relay.dir, 'blobs', blobId);
     const original = await readFile(path);
     const altered = Buffer.from(original);
-    altered[altered.length - 1] ^= 1;
+    altered[altered.length - 1] = altered[altered.length - 1]! ^ 1;
     await writeFile(path, altered);
 
     const first = await SottoClient.recover(clientOptions(relay.url, new MemoryStorage()), 'gail', recoveryCode);

@@ -10,6 +10,7 @@ import {
 import type { ClientContext } from '../context.js';
 import { DEFAULT_HISTORY_PER_CONVERSATION, uploadFittingSnapshot } from '../devices/snapshot.js';
 import { SottoError } from '../errors.js';
+import { Mutex } from '../mutex.js';
 import { toBase64Url } from '../relay/base64url.js';
 import { StorageBatch } from '../storage/batch.js';
 import { readProtocolStores } from '../storage/protocol-stores.js';
@@ -84,6 +85,17 @@ function storedValue(s: StoredBackup): SettingValue {
   };
 }
 
+/**
+ * One backup operation at a time per client: a refresh that overlapped setting up a new code
+ * would be refused by the relay (its write is no longer the latest) and then forget the new code.
+ */
+const backupLocks = new WeakMap<ClientContext, Mutex>();
+function serially<T>(ctx: ClientContext, fn: () => Promise<T>): Promise<T> {
+  let lock = backupLocks.get(ctx);
+  if (lock === undefined) backupLocks.set(ctx, (lock = new Mutex()));
+  return lock.run(fn);
+}
+
 function checkHistory(n: number | undefined): number {
   const h = n ?? DEFAULT_HISTORY_PER_CONVERSATION;
   if (!Number.isSafeInteger(h) || h < 0) throw new SottoError('INVALID_ARGUMENT', 'historyPerConversation is a count (0 or more)', { field: 'historyPerConversation' });
@@ -124,6 +136,10 @@ async function writeBackup(ctx: ClientContext, keys: RecoveryKeys, history: numb
  */
 export async function enableBackup(ctx: ClientContext, options: { historyPerConversation?: number } = {}): Promise<{ recoveryCode: string; backup: BackupInfo }> {
   const historyPerConversation = checkHistory(options.historyPerConversation);
+  return serially(ctx, () => setUpCode(ctx, historyPerConversation));
+}
+
+async function setUpCode(ctx: ClientContext, historyPerConversation: number): Promise<{ recoveryCode: string; backup: BackupInfo }> {
   const recoveryCode = createRecoveryCode();
   const keys = recoveryKeys(recoveryCode);
   const { updatedAt, info } = await writeBackup(ctx, keys, historyPerConversation);
@@ -137,7 +153,11 @@ export async function enableBackup(ctx: ClientContext, options: { historyPerConv
  * when the code was replaced or turned off on another device meanwhile, this device forgets it,
  * emits `backupStopped` and throws `NOT_ALLOWED`.
  */
-export async function backupNow(ctx: ClientContext): Promise<BackupInfo> {
+export function backupNow(ctx: ClientContext): Promise<BackupInfo> {
+  return serially(ctx, () => refresh(ctx));
+}
+
+async function refresh(ctx: ClientContext): Promise<BackupInfo> {
   const stored = await loadStored(ctx.storage);
   if (stored === undefined) throw new SottoError('NOT_ALLOWED', 'this device keeps no recovery code: set one up first', { field: 'recoveryCode' });
   let written;
@@ -163,9 +183,11 @@ async function stopKeeping(ctx: ClientContext, reason: 'replaced' | 'disabled'):
 }
 
 /** Turns the recovery code off for the account: the relay deletes the backup, the code stops working. */
-export async function disableBackup(ctx: ClientContext): Promise<void> {
-  await ctx.relay.deleteRecovery();
-  await ctx.storage.commit(new StorageBatch().setSetting(BACKUP_SETTING, null));
+export function disableBackup(ctx: ClientContext): Promise<void> {
+  return serially(ctx, async () => {
+    await ctx.relay.deleteRecovery();
+    await ctx.storage.commit(new StorageBatch().setSetting(BACKUP_SETTING, null));
+  });
 }
 
 /** The account's recovery state (asks the relay) and this device's last backup. */

@@ -138,6 +138,22 @@ describe('recovery from a backup', () => {
     await expect(dave.enableBackup({ historyPerConversation: -1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'historyPerConversation' });
   }, 60_000);
 
+  it('a refresh and a new code asked for at once do not undo each other: the new code is kept and works', async () => {
+    const kira = await newClient(relay.url, 'kira');
+    clients.push(kira);
+    const { recoveryCode: old } = await kira.enableBackup();
+    let stopped = false;
+    kira.events.on('backupStopped', () => (stopped = true));
+    const [refreshed, replaced] = await Promise.all([kira.backupNow(), kira.enableBackup(), kira.backupNow()]);
+    expect(refreshed.messages).toBe(0);
+    expect(stopped).toBe(false);
+    expect(await kira.backupStatus()).toMatchObject({ enabled: true, keptHere: true });
+    await expect(SottoClient.recover(clientOptions(relay.url, new MemoryStorage()), 'kira', old)).rejects.toMatchObject({ relayCode: 'UNAUTHORIZED' });
+    const { client } = await SottoClient.recover(clientOptions(relay.url, new MemoryStorage()), 'kira', replaced.recoveryCode);
+    clients.push(client);
+    expect(client.accountId).toBe('kira');
+  }, 30_000);
+
   it('is refreshed by itself once a day while connected, so a recovery has the later messages', async () => {
     let clock = Date.now();
     const now = () => clock;

@@ -50,7 +50,7 @@ function Devices({ client, onError, onErased }: { client: SottoClient; onError: 
       <button class="danger" onClick={() => {
         const alone = devices.length <= 1;
         const warning = alone
-          ? 'This is the only device of this account: erasing it loses the account and its messages for good. Erase?'
+          ? 'This is the only device of this account: erasing it loses the account and its messages for good, unless you keep its recovery code. Erase?'
           : 'Erase this account from this browser? Remove this device on your other device afterwards.';
         if (confirm(warning)) void eraseThisBrowser(client).then(onErased, (err) => onError(describeError(err)));
       }}>Erase from this browser</button>
@@ -72,6 +72,9 @@ function Devices({ client, onError, onErased }: { client: SottoClient; onError: 
     </div>
   );
 }
+
+/** A time as the Devices panel shows it. */
+const when = (at: number): string => new Date(at).toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
 
 /**
  * The account's recovery code: with it and the username, a new browser recovers the account when
@@ -111,9 +114,11 @@ function RecoveryCode({ client, onError }: { client: SottoClient; onError: (e: s
   const line = status === undefined
     ? ''
     : keptHere && last
-      ? `Backed up ${new Date(last.at).toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' })}, ${last.messages} message${last.messages === 1 ? '' : 's'}`
+      ? `Backed up ${when(last.at)}, ${last.messages} message${last.messages === 1 ? '' : 's'}`
       : status.enabled
-        ? keptHere ? 'A recovery code is set up on this device' : 'A recovery code is set up on another device'
+        ? keptHere
+          ? 'A recovery code is set up on this device'
+          : `A recovery code is set up on another device${status.updatedAt === undefined ? '' : `, last backed up ${when(status.updatedAt)}`}`
         : 'No recovery code: if you lose every device, the account is lost.';
   return (
     <div class="recovery" data-testid="recovery">

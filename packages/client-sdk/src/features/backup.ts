@@ -54,6 +54,11 @@ export interface BackupStatus {
   readonly enabled: boolean;
   /** This device holds the code's keys and refreshes the backup. */
   readonly keptHere: boolean;
+  /**
+   * When the relay's backup was last written (the relay's clock), from whichever device: a backup
+   * kept on another device that stopped refreshing shows here as old.
+   */
+  readonly updatedAt?: number;
   /** This device's last backup. */
   readonly last?: BackupInfo;
 }
@@ -194,7 +199,12 @@ export function disableBackup(ctx: ClientContext): Promise<void> {
 export async function backupStatus(ctx: ClientContext): Promise<BackupStatus> {
   const stored = await loadStored(ctx.storage);
   const remote = await ctx.relay.recoveryStatus();
-  return { enabled: remote.enabled, keptHere: stored !== undefined, ...(stored?.last ? { last: stored.last } : {}) };
+  return {
+    enabled: remote.enabled,
+    keptHere: stored !== undefined,
+    ...(remote.enabled && remote.updatedAt !== undefined ? { updatedAt: remote.updatedAt } : {}),
+    ...(stored?.last ? { last: stored.last } : {}),
+  };
 }
 
 /** Whether this device keeps a backup that is older than `intervalMs` (for the client's timer). */

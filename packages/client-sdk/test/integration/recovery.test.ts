@@ -125,7 +125,8 @@ describe('recovery from a backup', () => {
     const stopped = dave.events.waitFor('backupStopped');
     await expect(dave.backupNow()).rejects.toMatchObject({ code: 'NOT_ALLOWED', field: 'recoveryCode' });
     expect((await stopped)[0]).toStrictEqual({ reason: 'replaced' });
-    expect(await dave.backupStatus()).toStrictEqual({ enabled: true, keptHere: false });
+    // the laptop's backup, as the relay dates it
+    expect(await dave.backupStatus()).toStrictEqual({ enabled: true, keptHere: false, updatedAt: relay.relay.ctx.recovery.get('dave')!.updatedAt });
     await expect(dave.backupNow()).rejects.toMatchObject({ code: 'NOT_ALLOWED' });
     await expect(SottoClient.recover(clientOptions(relay.url, new MemoryStorage()), 'dave', first.recoveryCode)).rejects.toMatchObject({ relayCode: 'UNAUTHORIZED' });
 
@@ -195,7 +196,7 @@ describe('recovery from a backup', () => {
     clients.push(first.client);
     expect(first.snapshotError).toBeDefined();
     expect(first.imported).toStrictEqual({ conversations: 0, messages: 0 });
-    expect(await first.client.backupStatus()).toStrictEqual({ enabled: true, keptHere: false });
+    expect(await first.client.backupStatus()).toStrictEqual({ enabled: true, keptHere: false, updatedAt: relay.relay.ctx.recovery.get('gail')!.updatedAt });
     await expect(first.client.backupNow()).rejects.toMatchObject({ code: 'NOT_ALLOWED' });
 
     await writeFile(path, original);

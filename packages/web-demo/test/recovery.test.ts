@@ -82,6 +82,13 @@ describe('recovering an account with a recovery code in the web app', () => {
       await expect.poll(async () => (await page.getByTestId('devices').locator('li').allTextContents()).length, { timeout: 15_000 }).toBe(1);
       await page.getByTestId('recovery').getByTestId('backup-status').filter({ hasText: 'Backed up' }).waitFor();
       await page.getByTestId('recovery').getByRole('button', { name: 'Back up now' }).waitFor();
+
+      // turned off (after a confirmation): the panel says there is none, and the code no longer works
+      page.once('dialog', (d) => void d.accept());
+      await page.getByTestId('recovery').getByRole('button', { name: 'Turn off' }).click();
+      await page.getByTestId('recovery').getByTestId('backup-status').filter({ hasText: 'No recovery code' }).waitFor();
+      await page.getByTestId('recovery').getByRole('button', { name: 'Set up a recovery code' }).waitFor();
+      expect(app.relay.ctx.recovery.get('rhea')).toBeUndefined();
     } finally {
       await context.close();
     }

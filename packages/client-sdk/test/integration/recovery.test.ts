@@ -3,12 +3,12 @@
  * over a real relay: the same identity (contacts see no change), the history, the groups; the
  * old devices cut off; one code per account; the relay holding nothing readable.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { recoveryKeys } from '@sotto/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStorage, SottoClient } from '../../src/index.js';
-import { allFiles, becomeContacts, clientOptions, eventually, linkNewDevice, newClient, startRelay, type TestRelay } from '../helpers/harness.js';
+import { allFiles, becomeContacts, clientOptions, eventually, linkNewDevice, newClient, openSqliteStorage, startRelay, tempSqlite, type TestRelay } from '../helpers/harness.js';
 
 let relay: TestRelay;
 const clients: SottoClient[] = [];
@@ -232,6 +232,37 @@ describe('recovery from a backup', () => {
     } finally {
       for (const c of local) await c.close().catch(() => undefined);
       await small.close();
+    }
+  }, 60_000);
+
+  it('into an encrypted store: the code\'s keys and the history are only sealed on disk, and a restart keeps the code', async () => {
+    const lena = await newClient(relay.url, 'lena');
+    const milo = await newClient(relay.url, 'milo');
+    clients.push(lena, milo);
+    await becomeContacts(lena, milo);
+    await lena.sendText('d:milo', 'the 17th gecko');
+    const { recoveryCode } = await lena.enableBackup();
+    const keys = recoveryKeys(recoveryCode);
+    const db = await tempSqlite();
+    try {
+      const storage = await openSqliteStorage(db.path, { passphrase: 'correct horse' });
+      const { client, imported } = await SottoClient.recover(clientOptions(relay.url, storage), 'lena', recoveryCode);
+      expect(imported.messages).toBe(3);
+      expect(await client.backupStatus()).toMatchObject({ keptHere: true });
+      await client.close();
+      await storage.close();
+      for (const [name, bytes] of await allFiles(db.dir)) {
+        expect(bytes.includes(Buffer.from(keys.key)), `the backup key in ${name}`).toBe(false);
+        expect(bytes.includes(Buffer.from(keys.secret)), `the recovery secret in ${name}`).toBe(false);
+        expect(bytes.includes(Buffer.from('17th gecko')), `a message in ${name}`).toBe(false);
+      }
+      const reopened = await SottoClient.open(clientOptions(relay.url, await openSqliteStorage(db.path, { passphrase: 'correct horse' })));
+      clients.push(reopened);
+      await reopened.connect();
+      expect(await reopened.backupStatus()).toMatchObject({ enabled: true, keptHere: true });
+      expect((await reopened.backupNow()).messages).toBe(3);
+    } finally {
+      await rm(db.dir, { recursive: true, force: true });
     }
   }, 60_000);
 

@@ -5,7 +5,9 @@
  */
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { recoveryKeys } from '@sotto/protocol';
+import { createDualEngine, recoveryKeys } from '@sotto/protocol';
+import { createLibsignalEngine } from '@sotto/protocol/libsignal';
+import { createWebEngine } from '@sotto/protocol/web';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStorage, SottoClient } from '../../src/index.js';
 import { allFiles, becomeContacts, clientOptions, eventually, linkNewDevice, newClient, openSqliteStorage, startRelay, tempSqlite, type TestRelay } from '../helpers/harness.js';
@@ -264,6 +266,25 @@ describe('recovery from a backup', () => {
     } finally {
       await rm(db.dir, { recursive: true, force: true });
     }
+  }, 60_000);
+
+  it('crosses engines: a backup a Node device made opens in a browser\'s web engine, which then talks with the contact', async () => {
+    const dual = createDualEngine(createLibsignalEngine(), await createWebEngine());
+    const nora = await newClient(relay.url, 'nora', { engine: dual });
+    const otto = await newClient(relay.url, 'otto', { engine: dual });
+    clients.push(nora, otto);
+    await becomeContacts(nora, otto);
+    const safety = await otto.safetyNumber('nora');
+    const { recoveryCode } = await nora.enableBackup();
+    const { client, imported } = await SottoClient.recover(clientOptions(relay.url, new MemoryStorage(), { engine: await createWebEngine() }), 'nora', recoveryCode);
+    clients.push(client);
+    expect(imported.messages).toBe(2);
+    await client.connect();
+    const sent = await client.sendText('d:otto', 'from the browser now');
+    await eventually(async () => (await otto.message(sent.id)) ?? false, 15_000, 'otto reads the web-engine device');
+    const back = await otto.sendText('d:nora', 'noted');
+    await eventually(async () => (await client.message(back.id)) ?? false, 15_000, 'the web-engine device reads otto');
+    expect(await otto.safetyNumber('nora')).toStrictEqual(safety);
   }, 60_000);
 
   it('leaves the relay nothing readable: no message text, no backup key, not even the secret it checks', async () => {

@@ -11,7 +11,7 @@ import {
   type SafetyNumber,
 } from '@sotto/protocol';
 import { credentialsOf, linkAccount, loadAccount, maintainPreKeys, recoverAccount, registerAccount, type AccountState } from './account.js';
-import { BACKUP_INTERVAL_MS, backupDue, backupNow, backupStatus, disableBackup, enableBackup, keepRecoveredBackup, keysOfCode, openRecord, type BackupInfo, type BackupStatus } from './features/backup.js';
+import { BACKUP_INTERVAL_MS, backupNow, backupStatus, disableBackup, enableBackup, keepRecoveredBackup, keysOfCode, openRecord, refreshIfDue, type BackupInfo, type BackupStatus } from './features/backup.js';
 import { resumeCatchUps, type LinkCatchUp } from './devices/catch-up.js';
 import { announceLinked, approveLink, createPendingLink, removeOwnDevice, waitForProvision, type ApprovedLink } from './devices/linking.js';
 import { downloadSnapshot, importSnapshot } from './devices/snapshot.js';
@@ -183,8 +183,6 @@ export class SottoClient {
   /** Links this device approved whose catch-up is not sent yet (devices/catch-up.ts). */
   private readonly catchUps = new Set<LinkCatchUp>();
   private catchUpsResumed = false;
-  /** A backup refresh is running (features/backup.ts). */
-  private backingUp = false;
   /** sentAt of the last message this client sent (history orders by sentAt, then id). */
   private lastSentAt = 0;
 
@@ -437,7 +435,7 @@ export class SottoClient {
     await ensureProfileKey(this.ctx).catch(() => undefined); // contacts send to us sealed with it
     void this.renewGroupAvatars().catch(() => undefined);
     await this.ctx.directory.devices(this.accountId, { refresh: true }).catch(() => undefined);
-    void this.refreshBackupIfDue().catch(() => undefined);
+    void refreshIfDue(this.ctx, BACKUP_INTERVAL_MS).catch(() => undefined);
     if (!this.sweepTimer) {
       await this.forgetOld().catch(() => undefined);
       // actions whose message was stored by a commit that did not apply them (a crash between)
@@ -452,7 +450,7 @@ export class SottoClient {
           void this.maintainKeys().catch(() => undefined);
           void this.renewGroupAvatars().catch(() => undefined);
           void this.forgetParked().catch(() => undefined);
-          void this.refreshBackupIfDue().catch(() => undefined);
+          void refreshIfDue(this.ctx, BACKUP_INTERVAL_MS).catch(() => undefined);
         }
         if (ticks % FORGET_EVERY_TICKS === 0) void this.forgetOld().catch(() => undefined);
       }, 5_000);
@@ -1330,17 +1328,6 @@ export class SottoClient {
   async disableBackup(): Promise<void> {
     this.assertOpen();
     return disableBackup(this.ctx);
-  }
-
-  /** Refreshes the backup when this device keeps one older than a day. */
-  private async refreshBackupIfDue(): Promise<void> {
-    if (this.backingUp || !(await backupDue(this.ctx.storage, this.ctx.now(), BACKUP_INTERVAL_MS))) return;
-    this.backingUp = true;
-    try {
-      await backupNow(this.ctx);
-    } finally {
-      this.backingUp = false;
-    }
   }
 
   /** Removes another device of this account; it gets nothing further and can no longer connect. */

@@ -207,10 +207,15 @@ export async function backupStatus(ctx: ClientContext): Promise<BackupStatus> {
   };
 }
 
-/** Whether this device keeps a backup that is older than `intervalMs` (for the client's timer). */
-export async function backupDue(storage: Storage, now: number, intervalMs: number): Promise<boolean> {
-  const stored = await loadStored(storage);
-  return stored !== undefined && now - (stored.last?.at ?? 0) >= intervalMs;
+/**
+ * Refreshes the backup when this device keeps one older than `intervalMs` (the client's timer);
+ * asked again while one runs, it looks once that one is done (and finds it fresh).
+ */
+export function refreshIfDue(ctx: ClientContext, intervalMs: number): Promise<void> {
+  return serially(ctx, async () => {
+    const stored = await loadStored(ctx.storage);
+    if (stored !== undefined && ctx.now() - (stored.last?.at ?? 0) >= intervalMs) await refresh(ctx);
+  });
 }
 
 /** Keeps the code's keys on a device that recovered with it (it refreshes the backup from then on). */

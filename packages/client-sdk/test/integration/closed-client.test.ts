@@ -9,7 +9,7 @@ import { newClient, startRelay, type TestRelay } from '../helpers/harness.js';
 /** Synchronous methods: they throw `CLOSED` at once. */
 const SYNC = new Set(['callSession', 'callParticipants', 'reconnectNow']);
 /** The constructor, `close()` (idempotent) and the class's TypeScript-private helpers. */
-const NOT_API = new Set(['constructor', 'close', 'maintainKeysSoon', 'forgetParked', 'outgoingRecord', 'readReceiptsEnabled', 'commitSetting', 'assertDirect', 'assertOpen', 'requireConversation', 'requireMessage', 'endTimedMutes', 'importHandedSnapshot', 'refreshBackupIfDue']);
+const NOT_API = new Set(['constructor', 'close', 'maintainKeysSoon', 'forgetParked', 'outgoingRecord', 'readReceiptsEnabled', 'commitSetting', 'assertDirect', 'assertOpen', 'requireConversation', 'requireMessage', 'endTimedMutes', 'importHandedSnapshot']);
 
 let relay: TestRelay;
 

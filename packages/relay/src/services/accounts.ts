@@ -199,10 +199,19 @@ export function listUserDevices(ctx: RelayContext, username: string): UserDevice
 /** `DELETE /v1/devices/:deviceId`: own account only; the device's queue and keys go with it. */
 export async function removeDevice(ctx: RelayContext, auth: DeviceAddress, deviceId: number): Promise<void> {
   await ctx.queue.run(() => {
-    if (!ctx.accounts.removeDevice(auth.accountId, deviceId)) throw new RelayError('NOT_FOUND', 'no such device');
-    ctx.envelopes.dropQueue(auth.accountId, deviceId);
-    ctx.tickets.drop(auth.accountId, deviceId);
+    if (!dropDevice(ctx, auth.accountId, deviceId)) throw new RelayError('NOT_FOUND', 'no such device');
   });
+}
+
+/**
+ * Inside a commit: removes one device of an account with its credential, keys, queue and
+ * WebSocket tickets (a removal, or a recovery replacing every device). False when there was none.
+ */
+export function dropDevice(ctx: RelayContext, accountId: string, deviceId: number): boolean {
+  if (!ctx.accounts.removeDevice(accountId, deviceId)) return false;
+  ctx.envelopes.dropQueue(accountId, deviceId);
+  ctx.tickets.drop(accountId, deviceId);
+  return true;
 }
 
 /**

@@ -49,6 +49,22 @@ export function readSetProfile(r: FieldReader): ProfileWrite {
   return { version, ciphertext, avatar };
 }
 
+/**
+ * Inside a commit: `next` becomes the blob a record of `accountId` names (a profile's avatar, a
+ * recovery's snapshot): it must be an unexpired blob this account uploaded (404 otherwise) and is
+ * kept from then on ({@link PINNED_EXPIRY}); `previous`, the blob the record named before, if
+ * another, expires at `now`. `next` null: the record names none.
+ */
+export function keepNamedBlob(ctx: RelayContext, accountId: string, next: string | null, previous: string | null | undefined, now: number): void {
+  if (next !== null) {
+    const blob = isValidBlobId(next) ? ctx.blobs.get(next) : undefined;
+    // blobs record the uploading account (not the device)
+    if (blob === undefined || blob.uploaderId !== accountId || blob.expiresAt <= now) throw new RelayError('NOT_FOUND', 'no such attachment');
+    ctx.blobs.setExpiry(next, PINNED_EXPIRY);
+  }
+  if (previous != null && previous !== next) ctx.blobs.setExpiry(previous, now);
+}
+
 /** Inside a commit: deletes the account's profile and lets its avatar blob expire at `now`. */
 export function dropProfile(ctx: RelayContext, accountId: string, now: number): void {
   const gone = ctx.profiles.delete(accountId);
@@ -73,13 +89,7 @@ export async function setProfile(ctx: RelayContext, auth: DeviceAddress, write: 
     if (stored !== undefined && write.version <= stored.version) {
       throw new RelayError('VERSION_CONFLICT', 'profile version must be above the stored one', { current: stored.version });
     }
-    if (write.avatar !== null) {
-      const blob = isValidBlobId(write.avatar) ? ctx.blobs.get(write.avatar) : undefined;
-      // blobs record the uploading account (not the device)
-      if (blob === undefined || blob.uploaderId !== auth.accountId || blob.expiresAt <= now) throw new RelayError('NOT_FOUND', 'no such attachment');
-      ctx.blobs.setExpiry(write.avatar, PINNED_EXPIRY);
-    }
-    if (stored?.avatarBlob != null && stored.avatarBlob !== write.avatar) ctx.blobs.setExpiry(stored.avatarBlob, now);
+    keepNamedBlob(ctx, auth.accountId, write.avatar, stored?.avatarBlob, now);
     ctx.profiles.put({ accountId: auth.accountId, version: write.version, ciphertext: write.ciphertext, avatarBlob: write.avatar, updatedAt: now });
     return { version: write.version };
   });

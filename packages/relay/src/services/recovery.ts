@@ -12,12 +12,11 @@ import {
   MAX_RECOVERY_SEALED_BYTES, RECOVERY_SECRET_LENGTH, type FieldReader, type RecoverDeviceResponse, type RecoveryStartResponse,
   type RecoveryStatusResponse, type SetRecoveryResponse,
 } from '@sotto/protocol';
-import { isValidBlobId } from '../blob-store.js';
 import { decodeB64, encodeB64, hashSecret, randomToken, secretMatches, type DeviceAddress } from '../credentials.js';
 import { RelayError } from '../errors.js';
-import { MAX_DEVICE_ID, readDeviceUpload, readJson, storeDevice, USERNAME_PATTERN, withEngine } from './accounts.js';
+import { dropDevice, MAX_DEVICE_ID, readDeviceUpload, readJson, storeDevice, USERNAME_PATTERN, withEngine } from './accounts.js';
 import { takeToken, type RelayContext } from './context.js';
-import { PINNED_EXPIRY } from './profiles.js';
+import { keepNamedBlob } from './profiles.js';
 
 /**
  * Largest `PUT /v1/recovery` body: the base64url of a {@link MAX_RECOVERY_SEALED_BYTES} record
@@ -80,7 +79,7 @@ export function dropRecovery(ctx: RelayContext, accountId: string, now: number):
 /**
  * `PUT /v1/recovery`: stores or replaces the caller's account's recovery, in one commit.
  * `blobId` (absent or null: none) must be an unexpired blob this account uploaded (404
- * otherwise, and nothing changes); it is kept from then on ({@link PINNED_EXPIRY}, as a
+ * otherwise, and nothing changes); it is kept from then on (`keepNamedBlob`, as a
  * profile's avatar), and the blob the recovery named before, if another, expires now. Recovery
  * tokens made under another secret stop working (their hash no longer matches). With
  * `ifUpdatedAt` (a device refreshing its own backup), only over the write made at that time:
@@ -100,13 +99,7 @@ export async function setRecovery(ctx: RelayContext, auth: DeviceAddress, write:
     const now = ctx.now();
     // strictly increasing, so that a time names one write
     const updatedAt = Math.max(now, (stored?.updatedAt ?? 0) + 1);
-    if (write.blobId !== null) {
-      const blob = isValidBlobId(write.blobId) ? ctx.blobs.get(write.blobId) : undefined;
-      // blobs record the uploading account (not the device)
-      if (blob === undefined || blob.uploaderId !== auth.accountId || blob.expiresAt <= now) throw new RelayError('NOT_FOUND', 'no such attachment');
-      ctx.blobs.setExpiry(write.blobId, PINNED_EXPIRY);
-    }
-    if (stored?.blobId != null && stored.blobId !== write.blobId) ctx.blobs.setExpiry(stored.blobId, now);
+    keepNamedBlob(ctx, auth.accountId, write.blobId, stored?.blobId, now);
     ctx.recovery.put({ accountId: auth.accountId, secretHash: write.secretHash, sealed: write.sealed, blobId: write.blobId, updatedAt });
     return { updatedAt };
   });
@@ -210,15 +203,10 @@ export async function recoverDevice(ctx: RelayContext, body: unknown, ip: string
     }
     if (ctx.accounts.byId(grant.accountId) === undefined) throw new RelayError('ACCOUNT_SUSPENDED', 'this account was suspended by the relay\'s operator');
     const removedDevices = ctx.accounts.devices(grant.accountId).map((d) => d.deviceId);
-    for (const deviceId of removedDevices) {
-      ctx.accounts.removeDevice(grant.accountId, deviceId);
-      ctx.envelopes.dropQueue(grant.accountId, deviceId);
-    }
+    for (const deviceId of removedDevices) dropDevice(ctx, grant.accountId, deviceId);
     ctx.accounts.dropLinkTokens(grant.accountId);
     ctx.recovery.dropTokens(grant.accountId);
     storeDevice(ctx, device, now);
-    // the new device has none yet: every ticket of the account is an old device's
-    ctx.tickets.drop(grant.accountId);
     return { accountId: grant.accountId, deviceId: grant.deviceId, removedDevices };
   });
 }
